@@ -1,0 +1,68 @@
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { parseConfig } from '../common/config.js';
+import { FILE_SERVER_CONFIG, type RunningFileServer, startFileServer } from '../file-server/file-server.js';
+import { MAIN_CONFIG, startMain } from '../main-server/main-server.js';
+import { closeOnSignal, fail } from './output.js';
+
+/**
+ * A whole cluster on 127.0.0.1 in one process: main plus N file servers, each with its
+ * own data folder and log under one root. One process means Ctrl-C or SIGTERM stops
+ * everything and no server is ever left behind.
+ */
+export function registerDevCommand(program: Command): void {
+  program
+    .command('dev')
+    .description('run a local cluster: main and N file servers on 127.0.0.1, one data folder')
+    .option('--servers <n>', 'number of file servers', '3')
+    .option('--data <dir>', 'data folder for the whole cluster', '.sedfs-dev')
+    .option('--replicas <n>', 'copies of every chunk (default: 3, capped by --servers)')
+    .addHelpText('after', '\nExamples:\n  sedfs dev\n  sedfs dev --servers 5 --data /tmp/cluster')
+    .action(async (opts: { servers: string; data: string; replicas?: string }) => {
+      try {
+        const n = Number(opts.servers);
+        if (!Number.isInteger(n) || n < 1 || n > 64)
+          throw new Error('--servers must be a whole number from 1 to 64');
+        const root = resolve(opts.data);
+        const replicas = opts.replicas ?? String(Math.min(3, n));
+        const main = await startMain(
+          parseConfig(
+            MAIN_CONFIG,
+            { host: '127.0.0.1', port: 0, data: join(root, 'main'), replicas },
+            process.env,
+          ),
+        );
+        const servers: RunningFileServer[] = [];
+        for (let i = 1; i <= n; i++) {
+          const config = parseConfig(
+            FILE_SERVER_CONFIG,
+            {
+              main: main.url,
+              joinToken: main.joinToken,
+              host: '127.0.0.1',
+              port: 0,
+              data: join(root, `fs${i}`),
+            },
+            {},
+          );
+          servers.push(await startFileServer({ ...config, main: main.url, joinToken: main.joinToken }));
+        }
+        await Promise.all(servers.map((s) => s.joined));
+        process.stdout.write(
+          [
+            `SEDFS dev cluster is up: main at ${main.url} with ${n} file servers (data in ${root}).`,
+            `In another terminal:  export SEDFS_MAIN=${main.url}`,
+            '                      sedfs servers',
+            'Press Ctrl-C to stop.',
+            '',
+          ].join('\n'),
+        );
+        closeOnSignal(async () => {
+          await Promise.all(servers.map((s) => s.close()));
+          await main.close();
+        });
+      } catch (err) {
+        fail(err);
+      }
+    });
+}

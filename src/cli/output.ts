@@ -1,0 +1,50 @@
+import { SedfsError } from '../protocol/errors.js';
+
+/** Turns any failure into the one clear line on stderr that the CLI contract promises. */
+export function describeError(err: unknown): string {
+  if (err instanceof SedfsError) return `${err.message} (${err.code})`;
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+export function fail(err: unknown): never {
+  process.stderr.write(`sedfs: ${describeError(err)}\n`);
+  process.exit(1);
+}
+
+export function formatBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
+  let v = n;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return u === 0 ? `${v} B` : `${v.toFixed(1)} ${units[u]}`;
+}
+
+/** Fixed-width columns for human-readable listings. */
+export function table(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n');
+}
+
+/** Stops a server cleanly on Ctrl-C or SIGTERM; a second signal exits at once. */
+export function closeOnSignal(close: () => Promise<void>): void {
+  let closing = false;
+  const onSignal = () => {
+    if (closing) process.exit(130);
+    closing = true;
+    close().then(
+      () => process.exit(0),
+      (err) => fail(err),
+    );
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+}

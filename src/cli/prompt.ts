@@ -1,0 +1,28 @@
+import { createInterface } from 'node:readline/promises';
+import { SedfsError } from '../protocol/errors.js';
+
+/**
+ * Asks on the terminal when there is one, as the original client did; a script with no
+ * terminal gets a clear error naming the flag or variable to set instead.
+ */
+export async function askIfInteractive(question: string, howToSet: string): Promise<string> {
+  if (!process.stdin.isTTY) throw new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet}`);
+  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  try {
+    const answer = (await rl.question(question)).trim();
+    if (!answer) throw new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet}`);
+    return answer;
+  } finally {
+    rl.close();
+  }
+}
+
+/** The main server URL from --main, SEDFS_MAIN, or the terminal. */
+export async function resolveMainUrl(flag: string | undefined): Promise<string> {
+  const value = flag ?? process.env.SEDFS_MAIN;
+  if (value) return value.replace(/\/+$/, '');
+  return askIfInteractive(
+    'Main server address (for example http://192.168.1.10:41234): ',
+    '--main URL or SEDFS_MAIN',
+  );
+}

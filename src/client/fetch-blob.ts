@@ -1,0 +1,95 @@
+import type { Writable } from 'node:stream';
+import { request } from 'undici';
+import { errorFromResponse, unreachable } from '../common/http-client.js';
+import { sha256Hex } from '../crypto/hash.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { ManifestChunk } from '../protocol/main-api.js';
+import { TICKET_HEADER } from '../protocol/ticket.js';
+import type { ClusterClient } from './cluster-client.js';
+
+export interface FetchOptions {
+  /** chunks fetched at once */
+  concurrency?: number;
+  onProgress?: (bytesDone: number) => void;
+}
+
+/**
+ * Fetches a blob's chunks in parallel and writes them in order. Each chunk is checked
+ * against its id; a replica that is unreachable or returns wrong bytes is skipped for
+ * the next one, and a bad one is reported to main. Wrong bytes are never written.
+ */
+export async function fetchBlob(
+  client: ClusterClient,
+  blobId: string,
+  out: Writable,
+  opts: FetchOptions = {},
+): Promise<{ size: number; chunks: number }> {
+  const manifest = await client.manifest(blobId);
+  const concurrency = opts.concurrency ?? 4;
+  const pending = new Map<number, Promise<Buffer>>();
+  let next = 0;
+  let bytesDone = 0;
+  const start = () => {
+    while (next < manifest.chunks.length && pending.size < concurrency) {
+      const c = manifest.chunks[next] as ManifestChunk;
+      const p = fetchChunk(client, c);
+      p.catch(() => undefined); // awaited in order below; this only silences the early rejection
+      pending.set(next++, p);
+    }
+  };
+  for (let i = 0; i < manifest.chunks.length; i++) {
+    start();
+    const bytes = await (pending.get(i) as Promise<Buffer>);
+    pending.delete(i);
+    if (!out.write(bytes))
+      await new Promise<void>((resolve, reject) => {
+        out.once('drain', resolve);
+        out.once('error', reject);
+      });
+    bytesDone += bytes.length;
+    opts.onProgress?.(bytesDone);
+  }
+  return { size: manifest.size, chunks: manifest.chunks.length };
+}
+
+async function fetchChunk(client: ClusterClient, chunk: ManifestChunk): Promise<Buffer> {
+  const errors: string[] = [];
+  for (const replica of chunk.replicas) {
+    const url = `${replica.url}/v1/chunks/${chunk.id}`;
+    try {
+      const bytes = await getChunk(client, url, chunk.ticket, chunk.size);
+      if (bytes.length === chunk.size && sha256Hex(bytes) === chunk.id) return bytes;
+      errors.push(`${replica.id.slice(0, 8)}: wrong bytes`);
+      await client.reportBadReplica(chunk.id, replica.id).catch(() => undefined);
+    } catch (err) {
+      errors.push(`${replica.id.slice(0, 8)}: ${(err as Error).message}`);
+    }
+  }
+  const why = chunk.replicas.length === 0 ? 'no live server holds it' : errors.join('; ');
+  throw new SedfsError('SEDFS_ERR_ALL_REPLICAS_FAILED', `chunk ${chunk.index} could not be read (${why})`, {
+    chunk: chunk.id,
+  });
+}
+
+async function getChunk(client: ClusterClient, url: string, ticket: string, size: number): Promise<Buffer> {
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(url, { dispatcher: client.agent, headers: { [TICKET_HEADER]: ticket } });
+  } catch (err) {
+    throw unreachable(url, err);
+  }
+  if (res.statusCode >= 400) throw await errorFromResponse(res, url);
+  // Read into one buffer of the expected size; a longer body is wrong bytes, not a bigger buffer.
+  const buf = Buffer.allocUnsafe(size);
+  let fill = 0;
+  for await (const piece of res.body) {
+    const p = piece as Buffer;
+    if (fill + p.length > size) {
+      res.body.destroy();
+      return Buffer.alloc(0);
+    }
+    p.copy(buf, fill);
+    fill += p.length;
+  }
+  return fill === size ? buf : buf.subarray(0, fill);
+}

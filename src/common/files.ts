@@ -1,0 +1,51 @@
+import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { randomHexId } from '../crypto/hash.js';
+
+/** Writes a file so that readers see either the old content or all of the new, never a part. */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+  await mkdir(dirname(path), { recursive: true });
+  const tmp = join(dirname(path), `.${randomHexId(6)}.tmp`);
+  const fh = await open(tmp, 'w', mode);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    // open()'s mode is masked by the umask; secrets must end up 0600 whatever it is.
+    await chmod(tmp, mode);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+  await syncDir(dirname(path));
+}
+
+/** Makes a rename durable. Windows cannot open directories, and does not need this. */
+export async function syncDir(dir: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** Reads a small secret or id file, or makes it (mode 0600) the first time. */
+export async function readOrCreate(
+  path: string,
+  make: () => string,
+): Promise<{ value: string; created: boolean }> {
+  try {
+    return { value: (await readFile(path, 'utf8')).trim(), created: false };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+  }
+  const value = make();
+  await writeFileAtomic(path, `${value}\n`, 0o600);
+  return { value, created: true };
+}

@@ -1,0 +1,83 @@
+import { Agent, type Dispatcher, request } from 'undici';
+import { isErrorCode, SedfsError } from '../protocol/errors.js';
+
+/** One connection pool per process; keep-alive matters for many small chunk requests. */
+export function createAgent(): Agent {
+  return new Agent({
+    keepAliveTimeout: 10_000,
+    connections: 64,
+    headersTimeout: 60_000,
+    bodyTimeout: 60_000,
+  });
+}
+
+export interface JsonRequest {
+  method?: Dispatcher.HttpMethod;
+  body?: unknown;
+  headers?: Record<string, string>;
+  signal?: AbortSignal;
+}
+
+/** Turns a network failure into the error callers branch on. */
+export function unreachable(url: string, err: unknown): SedfsError {
+  const code = (err as { code?: string }).code ?? (err as Error).message;
+  return new SedfsError(
+    'SEDFS_ERR_UNREACHABLE',
+    `cannot reach ${new URL(url).origin} (${code})`,
+    { url },
+    {
+      cause: err,
+    },
+  );
+}
+
+/** Reads an error body from a response we are not going to use, as a SedfsError. */
+export async function errorFromResponse(
+  res: Dispatcher.ResponseData<unknown>,
+  url: string,
+): Promise<SedfsError> {
+  let body: unknown;
+  try {
+    body = await res.body.json();
+  } catch {
+    body = undefined;
+  }
+  const err = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)
+    ?.error;
+  if (err && isErrorCode(err.code)) {
+    return new SedfsError(err.code, typeof err.message === 'string' ? err.message : undefined, {
+      ...(err.details as Record<string, unknown> | undefined),
+      status: res.statusCode,
+      url,
+    });
+  }
+  return new SedfsError(
+    'SEDFS_ERR_INTERNAL',
+    `unexpected HTTP ${res.statusCode} from ${new URL(url).origin}`,
+    {
+      status: res.statusCode,
+      url,
+    },
+  );
+}
+
+/** A JSON request to a SEDFS server; errors come back as SedfsError with the server's code. */
+export async function requestJson<T>(agent: Dispatcher, url: string, opts: JsonRequest = {}): Promise<T> {
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, {
+      dispatcher: agent,
+      method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
+      headers: {
+        ...(opts.body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...opts.headers,
+      },
+      body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
+      signal: opts.signal,
+    });
+  } catch (err) {
+    throw unreachable(url, err);
+  }
+  if (res.statusCode >= 400) throw await errorFromResponse(res, url);
+  return (await res.body.json()) as T;
+}

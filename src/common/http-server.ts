@@ -1,0 +1,82 @@
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  LogController,
+} from 'fastify';
+import { type ErrorCode, SedfsError } from '../protocol/errors.js';
+import type { Logger } from './logger.js';
+
+/** Default cap for JSON bodies; routes that need more say so in their own options. */
+export const JSON_BODY_LIMIT = 1024 * 1024;
+
+/** Fastify's own errors that are the caller's fault, mapped onto our codes. */
+const FASTIFY_CODES: Record<string, ErrorCode> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: 'SEDFS_ERR_BODY_TOO_LARGE',
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: 'SEDFS_ERR_UNSUPPORTED_MEDIA',
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: 'SEDFS_ERR_BAD_REQUEST',
+  FST_ERR_CTP_EMPTY_JSON_BODY: 'SEDFS_ERR_BAD_REQUEST',
+  FST_ERR_CTP_INVALID_JSON_BODY: 'SEDFS_ERR_BAD_REQUEST',
+};
+
+function toSedfsError(err: FastifyError | SedfsError | Error): SedfsError {
+  if (err instanceof SedfsError) return err;
+  const fe = err as FastifyError;
+  if (fe.validation) return new SedfsError('SEDFS_ERR_BAD_REQUEST', `invalid request: ${fe.message}`);
+  const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
+  if (mapped) return new SedfsError(mapped, fe.message);
+  // JSON.parse failures surface as SyntaxError with a 400 status.
+  if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new SedfsError('SEDFS_ERR_BAD_REQUEST', fe.message);
+  }
+  return new SedfsError('SEDFS_ERR_INTERNAL', undefined, undefined, { cause: err });
+}
+
+/**
+ * One Fastify instance with the conventions every SEDFS server shares: strict schema
+ * validation (no type coercion, unknown properties refused), one error handler that
+ * turns every failure into `{error: {code, message}}` with a log line, and raw
+ * streaming for `application/octet-stream` bodies (chunk transfers never buffer).
+ */
+export function createHttpApp(log: Logger): FastifyInstance {
+  const app = Fastify({
+    loggerInstance: log as FastifyBaseLogger,
+    // Our error handler and onResponse hook log requests; Fastify's own lines would double them.
+    logController: new LogController({ disableRequestLogging: true }),
+    bodyLimit: JSON_BODY_LIMIT,
+    forceCloseConnections: true,
+    return503OnClosing: true,
+    ajv: {
+      customOptions: { coerceTypes: false, removeAdditional: false, useDefaults: true, allErrors: false },
+    },
+  });
+
+  // The route reads request.raw itself, with its own size limit and hashing.
+  app.addContentTypeParser('application/octet-stream', (_req, _payload, done) => done(null, undefined));
+
+  app.setErrorHandler((err: FastifyError | SedfsError, req, reply) => {
+    const e = toSedfsError(err);
+    if (e.status >= 500)
+      req.log.error({ err, code: e.code, method: req.method, url: req.url }, 'request failed');
+    else
+      req.log.warn({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
+    // A body we did not read must not be parsed as the next request on this connection.
+    if (!req.raw.complete) reply.header('connection', 'close');
+    return reply.code(e.status).send(e.toJSON());
+  });
+
+  app.setNotFoundHandler((req, reply) => {
+    const e = new SedfsError('SEDFS_ERR_UNKNOWN_ROUTE', `no route ${req.method} ${req.url.split('?')[0]}`);
+    req.log.warn({ code: e.code, method: req.method, url: req.url }, 'request refused');
+    return reply.code(e.status).send(e.toJSON());
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    req.log.debug(
+      { method: req.method, url: req.url, status: reply.statusCode, ms: reply.elapsedTime },
+      'request',
+    );
+  });
+
+  return app;
+}

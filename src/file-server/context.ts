@@ -1,0 +1,27 @@
+import type { Agent } from 'undici';
+import type { Logger } from '../common/logger.js';
+import type { TicketCheck } from '../crypto/tickets.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { TicketPayload } from '../protocol/ticket.js';
+import type { ChunkStore } from './chunk-store.js';
+
+/** What main handed this server when it joined; until then it refuses chunk traffic. */
+export interface ClusterKeys {
+  receiptKey: string;
+  verifyTicket: (token: string | undefined, check: TicketCheck) => TicketPayload;
+}
+
+export interface FileServerContext {
+  serverId: string;
+  store: ChunkStore;
+  log: Logger;
+  agent: Agent;
+  now: () => number;
+  keys: () => ClusterKeys | undefined;
+}
+
+export function requireKeys(ctx: FileServerContext): ClusterKeys {
+  const keys = ctx.keys();
+  if (!keys) throw new SedfsError('SEDFS_ERR_NOT_READY');
+  return keys;
+}

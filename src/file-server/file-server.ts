@@ -1,0 +1,104 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { ConfigOf } from '../common/config.js';
+import { readOrCreate } from '../common/files.js';
+import { createAgent } from '../common/http-client.js';
+import { createHttpApp } from '../common/http-server.js';
+import { createServerLogger, type Logger } from '../common/logger.js';
+import { randomHexId } from '../crypto/hash.js';
+import { ChunkStore } from './chunk-store.js';
+import type { FileServerContext } from './context.js';
+import { MainLink } from './main-link.js';
+import { getChunkRoute } from './routes/get-chunk.js';
+import { healthRoute } from './routes/health.js';
+import { putChunkRoute } from './routes/put-chunk.js';
+
+export const FILE_SERVER_CONFIG = {
+  main: { kind: 'url', env: 'SEDFS_MAIN', help: 'main server URL' },
+  joinToken: { kind: 'string', env: 'SEDFS_JOIN_TOKEN', help: 'cluster join token printed by main' },
+  host: { kind: 'string', default: '0.0.0.0', help: 'address to bind; 0.0.0.0 is all interfaces' },
+  port: { kind: 'int', default: 50000, min: 0, max: 65535, help: 'port to bind; 0 picks a free one' },
+  advertise: { kind: 'url', help: 'URL other machines use to reach this server (default: as main sees it)' },
+  data: { kind: 'string', default: 'sedfs-fileserver', help: 'data folder: chunks, id, log' },
+  maxChunkMib: { kind: 'int', default: 16, min: 1, max: 256, help: 'largest chunk accepted, MiB' },
+  logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
+} as const;
+export type FileServerConfig = ConfigOf<typeof FILE_SERVER_CONFIG> & { main: string; joinToken: string };
+
+export interface RunningFileServer {
+  id: string;
+  url: string;
+  log: Logger;
+  /** Resolves when the server has joined the cluster. */
+  joined: Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function startFileServer(
+  config: FileServerConfig,
+  deps: { console?: boolean; now?: () => number } = {},
+): Promise<RunningFileServer> {
+  await mkdir(config.data, { recursive: true });
+  const { log, flush } = createServerLogger({
+    file: join(config.data, 'fileserver.log'),
+    name: 'fileserver',
+    level: config.logLevel,
+    console: deps.console ?? true,
+  });
+  // A persistent id makes a restarted server the same server to main.
+  const { value: serverId } = await readOrCreate(join(config.data, 'server-id'), () => randomHexId(16));
+  const store = new ChunkStore(config.data, config.maxChunkMib * 1024 * 1024);
+  await store.init();
+  const agent = createAgent();
+
+  let link: MainLink | undefined;
+  const ctx: FileServerContext = {
+    serverId,
+    store,
+    log,
+    agent,
+    now: deps.now ?? Date.now,
+    keys: () => link?.currentKeys(),
+  };
+  const app = createHttpApp(log);
+  for (const route of [putChunkRoute, getChunkRoute, healthRoute]) route(app, ctx);
+  await app.listen({ host: config.host, port: config.port });
+  const port = (app.server.address() as { port: number }).port;
+  const specific = config.host !== '0.0.0.0' && config.host !== '::';
+  const ownUrl = config.advertise ?? (specific ? `http://${config.host}:${port}` : undefined);
+
+  link = new MainLink(
+    {
+      mainUrl: config.main,
+      joinToken: config.joinToken,
+      serverId,
+      port,
+      ...(ownUrl ? { advertiseUrl: ownUrl } : {}),
+    },
+    store,
+    agent,
+    log.child({ component: 'main-link' }),
+  );
+
+  const url = ownUrl ?? `http://127.0.0.1:${port}`;
+  await writeFile(join(config.data, 'fileserver.addr'), `${url}\n`);
+  log.info({ server: serverId, port, main: config.main }, 'file server listening');
+  const stopJoining = new AbortController();
+  const joined = link.start(stopJoining.signal);
+  joined.catch((err: Error) => log.error({ reason: err.message }, 'could not join the cluster'));
+
+  return {
+    id: serverId,
+    url,
+    log,
+    joined,
+    async close() {
+      stopJoining.abort();
+      link?.stop();
+      await app.close();
+      await agent.close();
+      log.info('file server stopped');
+      flush();
+    },
+  };
+}

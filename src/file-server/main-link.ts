@@ -1,0 +1,154 @@
+import { Readable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Agent, request } from 'undici';
+import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
+import type { Logger } from '../common/logger.js';
+import { ticketVerifier } from '../crypto/tickets.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { InventoryResponse, RegisterRequest, RegisterResponse } from '../protocol/main-api.js';
+import type { ChunkStore } from './chunk-store.js';
+import type { ClusterKeys } from './context.js';
+
+export interface MainLinkOptions {
+  mainUrl: string;
+  joinToken: string;
+  serverId: string;
+  port: number;
+  /** URL others should use to reach this server; main derives it from the connection when unset. */
+  advertiseUrl?: string;
+}
+
+/**
+ * This server's side of the cluster: register (with retries until main answers), send
+ * the full inventory, then heartbeat. If main forgets the server (a main restored from
+ * an older state) the next heartbeat gets 404 and the server registers again.
+ */
+export class MainLink {
+  private keys: ClusterKeys | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
+  private mainReachable = true;
+  private heartbeatMs = 5000;
+
+  constructor(
+    private readonly opts: MainLinkOptions,
+    private readonly store: ChunkStore,
+    private readonly agent: Agent,
+    private readonly log: Logger,
+  ) {}
+
+  currentKeys = (): ClusterKeys | undefined => this.keys;
+
+  /** Resolves once registered; a wrong join token rejects at once, other failures retry. */
+  async start(signal?: AbortSignal): Promise<void> {
+    let delay = 250;
+    for (;;) {
+      try {
+        await this.register();
+        break;
+      } catch (err) {
+        if (err instanceof SedfsError && err.code === 'SEDFS_ERR_JOIN_TOKEN') throw err;
+        if (this.stopped || signal?.aborted) return;
+        this.noteUnreachable(err);
+        await sleep(delay, undefined, { signal }).catch(() => undefined);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+    this.scheduleHeartbeat();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+  }
+
+  private async register(): Promise<void> {
+    const body: RegisterRequest = {
+      id: this.opts.serverId,
+      port: this.opts.port,
+      ...(this.opts.advertiseUrl ? { url: this.opts.advertiseUrl } : {}),
+      stats: await this.store.stats(),
+    };
+    const res = await requestJson<RegisterResponse>(this.agent, `${this.opts.mainUrl}/v1/servers/register`, {
+      body,
+      headers: this.auth(),
+    });
+    this.keys = { receiptKey: res.receiptKey, verifyTicket: ticketVerifier(res.ticketPublicKey) };
+    this.heartbeatMs = res.heartbeatIntervalMs;
+    this.noteReachable();
+    this.log.info({ server: res.id, url: res.url, main: this.opts.mainUrl }, 'joined the cluster');
+    await this.sendInventory();
+  }
+
+  private async sendInventory(): Promise<void> {
+    const url = `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/inventory`;
+    const store = this.store;
+    async function* lines(): AsyncGenerator<Buffer> {
+      let batch: string[] = [];
+      for await (const id of store.inventory()) {
+        batch.push(id);
+        if (batch.length === 4096) {
+          yield Buffer.from(`${batch.join('\n')}\n`);
+          batch = [];
+        }
+      }
+      if (batch.length > 0) yield Buffer.from(`${batch.join('\n')}\n`);
+    }
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(url, {
+        dispatcher: this.agent,
+        method: 'PUT',
+        headers: { ...this.auth(), 'content-type': 'application/octet-stream' },
+        body: Readable.from(lines()),
+      });
+    } catch (err) {
+      throw unreachable(url, err);
+    }
+    if (res.statusCode >= 400) throw await errorFromResponse(res, url);
+    const diff = (await res.body.json()) as InventoryResponse;
+    this.log.info(diff, 'inventory reported');
+  }
+
+  private scheduleHeartbeat(): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(() => void this.beat(), this.heartbeatMs);
+  }
+
+  private async beat(): Promise<void> {
+    try {
+      await requestJson(this.agent, `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/heartbeat`, {
+        body: await this.store.stats(),
+        headers: this.auth(),
+      });
+      this.noteReachable();
+    } catch (err) {
+      if (err instanceof SedfsError && err.code === 'SEDFS_ERR_UNKNOWN_SERVER') {
+        this.log.warn('main does not know this server: registering again');
+        await this.register().catch((e) => this.noteUnreachable(e));
+      } else {
+        this.noteUnreachable(err);
+      }
+    }
+    this.scheduleHeartbeat();
+  }
+
+  private auth(): Record<string, string> {
+    return { authorization: `Bearer ${this.opts.joinToken}` };
+  }
+
+  private noteUnreachable(err: unknown): void {
+    if (!this.mainReachable) return;
+    this.mainReachable = false;
+    this.log.warn(
+      { main: this.opts.mainUrl, reason: (err as Error).message },
+      'main is unreachable; retrying',
+    );
+  }
+
+  private noteReachable(): void {
+    if (this.mainReachable) return;
+    this.mainReachable = true;
+    this.log.info({ main: this.opts.mainUrl }, 'main is reachable again');
+  }
+}

@@ -1,0 +1,149 @@
+import { once } from 'node:events';
+import { PassThrough } from 'node:stream';
+import type { FastifyInstance } from 'fastify';
+import { request } from 'undici';
+import { errorFromResponse, unreachable } from '../../common/http-client.js';
+import { receiptFor } from '../../crypto/receipts.js';
+import { assertChunkId } from '../../protocol/chunk-id.js';
+import { SedfsError } from '../../protocol/errors.js';
+import type { PutChunkResponse, ReplicaFailure } from '../../protocol/file-server-api.js';
+import { TICKET_HEADER } from '../../protocol/ticket.js';
+import type { ChunkWrite } from '../chunk-store.js';
+import { type FileServerContext, requireKeys } from '../context.js';
+
+/**
+ * Chain replication. The ticket lists the chunk's servers in order; this server writes
+ * the chunk and, at the same time, streams it to the next server in the list, which
+ * does the same. The answer comes back up the chain once every replica is durable, with
+ * a receipt from each, or names exactly which replicas failed.
+ */
+export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): void {
+  app.put<{ Params: { id: string } }>('/v1/chunks/:id', async (req, reply): Promise<PutChunkResponse> => {
+    const id = assertChunkId(req.params.id);
+    const keys = requireKeys(ctx);
+    const ticket = keys.verifyTicket(req.headers[TICKET_HEADER] as string | undefined, {
+      op: 'write',
+      chunk: id,
+      server: ctx.serverId,
+      now: ctx.now(),
+    });
+    const size = Number(req.headers['content-length']);
+    if (req.headers['content-length'] === undefined || !Number.isSafeInteger(size) || size < 0) {
+      throw new SedfsError('SEDFS_ERR_BODY_REQUIRED');
+    }
+    if (size > ctx.store.maxChunkBytes) {
+      throw new SedfsError(
+        'SEDFS_ERR_BODY_TOO_LARGE',
+        `a chunk may be at most ${ctx.store.maxChunkBytes} bytes`,
+      );
+    }
+
+    const me = ticket.servers.indexOf(ctx.serverId);
+    const rest = ticket.servers
+      .slice(me + 1)
+      .map((server, i) => ({ server, url: ticket.urls?.[me + 1 + i] }));
+    const next = rest[0];
+    const downstream = next?.url
+      ? forward(ctx, next.url, id, size, req.headers[TICKET_HEADER] as string)
+      : undefined;
+
+    let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size);
+    try {
+      for await (const piece of req.raw) {
+        await write.append(piece as Buffer);
+        if (downstream) await downstream.push(piece as Buffer);
+      }
+      if (!req.raw.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
+      const committing = write.commit();
+      write = undefined;
+      downstream?.end();
+      await committing;
+    } catch (err) {
+      downstream?.abort();
+      await write?.abort();
+      throw err;
+    }
+
+    const own = { server: ctx.serverId, receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size) };
+    req.log.debug({ chunk: id, size, chainRest: rest.length }, 'chunk stored');
+    if (!downstream) {
+      const failed = rest.map((r) => notAttempted(r.server, 'no address for this server in the ticket'));
+      return { receipts: [own], failed };
+    }
+    const down = await downstream.result();
+    if ('receipts' in down) return { receipts: [own, ...down.receipts], failed: down.failed };
+    req.log.warn(
+      { chunk: id, next: next?.server, code: down.error.code },
+      'chain replication to next server failed',
+    );
+    reply.header('x-sedfs-chain-broken', next?.server ?? '');
+    return {
+      receipts: [own],
+      failed: rest.map((r, i) =>
+        i === 0
+          ? { server: r.server, code: down.error.code, message: down.error.message, attempted: true }
+          : notAttempted(r.server, 'the chain broke before this server'),
+      ),
+    };
+  });
+}
+
+function notAttempted(server: string, message: string): ReplicaFailure {
+  return { server, code: 'SEDFS_ERR_REPLICATION_FAILED', message, attempted: false };
+}
+
+interface Downstream {
+  push(piece: Buffer): Promise<void>;
+  end(): void;
+  abort(): void;
+  result(): Promise<PutChunkResponse | { error: SedfsError }>;
+}
+
+/**
+ * Streams the chunk on to the next server. A failure downstream never fails the local
+ * write: it stops forwarding and is reported in the answer instead.
+ */
+function forward(ctx: FileServerContext, url: string, id: string, size: number, ticket: string): Downstream {
+  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
+  let failed: SedfsError | undefined;
+  const target = `${url}/v1/chunks/${id}`;
+  const response = request(target, {
+    dispatcher: ctx.agent,
+    method: 'PUT',
+    headers: {
+      'content-type': 'application/octet-stream',
+      'content-length': String(size),
+      [TICKET_HEADER]: ticket,
+    },
+    body,
+  }).then(
+    async (res) => {
+      if (res.statusCode >= 400) throw await errorFromResponse(res, target);
+      return (await res.body.json()) as PutChunkResponse;
+    },
+    (err) => {
+      throw err instanceof SedfsError ? err : unreachable(target, err);
+    },
+  );
+  const settled = response.then(
+    (ok) => ok,
+    (err: SedfsError) => {
+      failed = err;
+      body.destroy();
+      return { error: err };
+    },
+  );
+  return {
+    async push(piece) {
+      if (failed || body.destroyed) return;
+      if (!body.write(piece)) await Promise.race([once(body, 'drain'), settled]);
+    },
+    end() {
+      if (!body.destroyed) body.end();
+    },
+    abort() {
+      body.destroy(new Error('upstream write aborted'));
+    },
+    result: () => settled,
+  };
+}

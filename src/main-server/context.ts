@@ -1,0 +1,24 @@
+import type { Logger } from '../common/logger.js';
+import { secretsEqual } from '../crypto/hash.js';
+import type { TicketSigner } from '../crypto/tickets.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { BlobService } from './blob-service.js';
+import type { Registry } from './registry.js';
+import type { MainStore } from './store/store.js';
+
+/** What main's routes are handed: domain services, never a request object going the other way. */
+export interface MainContext {
+  store: MainStore;
+  registry: Registry;
+  blobs: BlobService;
+  signer: TicketSigner;
+  log: Logger;
+  joinToken: string;
+  heartbeatIntervalMs: number;
+}
+
+/** File servers prove cluster membership with the join token as a bearer credential. */
+export function requireJoinToken(ctx: MainContext, authorization: string | undefined): void {
+  const token = authorization?.startsWith('Bearer ') ? authorization.slice(7) : '';
+  if (!token || !secretsEqual(token, ctx.joinToken)) throw new SedfsError('SEDFS_ERR_JOIN_TOKEN');
+}

@@ -1,0 +1,175 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { networkInterfaces } from 'node:os';
+import { join } from 'node:path';
+import type { ConfigOf } from '../common/config.js';
+import { readOrCreate, writeFileAtomic } from '../common/files.js';
+import { createHttpApp } from '../common/http-server.js';
+import { createServerLogger, type Logger } from '../common/logger.js';
+import { randomSecret } from '../crypto/hash.js';
+import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
+import { DEFAULT_TICKET_TTL_MS } from '../protocol/ticket.js';
+import { BlobService } from './blob-service.js';
+import type { MainContext } from './context.js';
+import { Registry } from './registry.js';
+import { beginUploadRoute } from './routes/begin-upload.js';
+import { commitUploadRoute } from './routes/commit-upload.js';
+import { getBlobRoute } from './routes/get-blob.js';
+import { listServersRoute } from './routes/list-servers.js';
+import { placeChunksRoute } from './routes/place-chunks.js';
+import { registerServerRoute } from './routes/register-server.js';
+import { reportBadReplicaRoute } from './routes/report-bad-replica.js';
+import { serverHeartbeatRoute } from './routes/server-heartbeat.js';
+import { serverInventoryRoute } from './routes/server-inventory.js';
+import { SqliteStore } from './store/sqlite-store.js';
+
+export const MAIN_CONFIG = {
+  host: { kind: 'string', default: '0.0.0.0', help: 'address to bind; 0.0.0.0 is all interfaces' },
+  port: { kind: 'int', default: 0, min: 0, max: 65535, help: 'port to bind; 0 picks a free one' },
+  data: { kind: 'string', default: 'sedfs-main', help: 'data folder: state, keys, log' },
+  replicas: {
+    kind: 'int',
+    default: 3,
+    min: 1,
+    max: 16,
+    env: 'SEDFS_REPLICAS',
+    help: 'copies of every chunk',
+  },
+  heartbeatTimeout: {
+    kind: 'number',
+    default: 15,
+    min: 0.2,
+    env: 'SEDFS_HEARTBEAT_TIMEOUT',
+    help: 'seconds of silence before a file server is down',
+  },
+  joinToken: {
+    kind: 'string',
+    env: 'SEDFS_JOIN_TOKEN',
+    help: 'cluster join token (default: made at first start)',
+  },
+  ticketTtl: {
+    kind: 'number',
+    default: DEFAULT_TICKET_TTL_MS / 1000,
+    min: 1,
+    help: 'seconds a chunk ticket lives',
+  },
+  logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
+} as const;
+export type MainConfig = ConfigOf<typeof MAIN_CONFIG>;
+
+export interface RunningMain {
+  /** The URL written to `<data>/main.addr`. */
+  url: string;
+  /** Every URL main can be reached at. */
+  urls: string[];
+  joinToken: string;
+  joinTokenCreated: boolean;
+  log: Logger;
+  close(): Promise<void>;
+}
+
+export interface MainDeps {
+  now?: () => number;
+  random?: () => number;
+  console?: boolean;
+}
+
+/** Starts the main server: keys and token on first start, state store, routes, registry sweep. */
+export async function startMain(config: MainConfig, deps: MainDeps = {}): Promise<RunningMain> {
+  const now = deps.now ?? Date.now;
+  await mkdir(config.data, { recursive: true });
+  const { log, flush } = createServerLogger({
+    file: join(config.data, 'main.log'),
+    name: 'main',
+    level: config.logLevel,
+    console: deps.console ?? true,
+  });
+  const key = await readOrCreate(join(config.data, 'ticket-key.pem'), generateTicketKeyPem);
+  const tokenPath = join(config.data, 'join-token');
+  let token: { value: string; created: boolean };
+  if (config.joinToken) {
+    await writeFileAtomic(tokenPath, `${config.joinToken}\n`, 0o600);
+    token = { value: config.joinToken, created: false };
+  } else {
+    token = await readOrCreate(tokenPath, () => randomSecret(32));
+  }
+  const store = new SqliteStore(join(config.data, 'main.db'));
+  const signer = ticketSigner(key.value);
+  const heartbeatTimeoutMs = config.heartbeatTimeout * 1000;
+  const registry = new Registry(store, log.child({ component: 'registry' }), now, heartbeatTimeoutMs);
+  const blobs = new BlobService(
+    store,
+    registry,
+    signer,
+    log.child({ component: 'blobs' }),
+    now,
+    deps.random ?? Math.random,
+    { replicas: config.replicas, ticketTtlMs: config.ticketTtl * 1000, uploadTtlMs: 24 * 3600_000 },
+  );
+  const ctx: MainContext = {
+    store,
+    registry,
+    blobs,
+    signer,
+    log,
+    joinToken: token.value,
+    // Three beats fit in one timeout, so one lost beat never marks a server down.
+    heartbeatIntervalMs: Math.max(100, Math.floor(heartbeatTimeoutMs / 3)),
+  };
+
+  const app = createHttpApp(log);
+  for (const route of [
+    registerServerRoute,
+    serverInventoryRoute,
+    serverHeartbeatRoute,
+    listServersRoute,
+    beginUploadRoute,
+    placeChunksRoute,
+    commitUploadRoute,
+    getBlobRoute,
+    reportBadReplicaRoute,
+  ]) {
+    route(app, ctx);
+  }
+  app.get('/v1/health', async () => ({ ok: true }));
+
+  await app.listen({ host: config.host, port: config.port });
+  const port = (app.server.address() as { port: number }).port;
+  const urls = reachableUrls(config.host, port);
+  const url = urls[0] as string;
+  await writeFile(join(config.data, 'main.addr'), `${url}\n`);
+  log.info(
+    { urls, replicas: config.replicas, heartbeatTimeoutS: config.heartbeatTimeout },
+    'main server listening',
+  );
+
+  const sweep = setInterval(() => registry.sweep(), Math.min(1000, heartbeatTimeoutMs / 4));
+  sweep.unref();
+
+  return {
+    url,
+    urls,
+    joinToken: token.value,
+    joinTokenCreated: token.created,
+    log,
+    async close() {
+      clearInterval(sweep);
+      await app.close();
+      store.close();
+      log.info('main server stopped');
+      flush();
+    },
+  };
+}
+
+/** The URLs a bound address answers on; a wildcard bind lists loopback first, then each interface. */
+export function reachableUrls(host: string, port: number): string[] {
+  const fmt = (h: string) => `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+  if (host !== '0.0.0.0' && host !== '::') return [fmt(host)];
+  const out = [fmt('127.0.0.1')];
+  for (const addrs of Object.values(networkInterfaces())) {
+    for (const a of addrs ?? []) {
+      if (a.family === 'IPv4' && !a.internal) out.push(fmt(a.address));
+    }
+  }
+  return out;
+}

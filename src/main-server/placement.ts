@@ -1,0 +1,28 @@
+import type { ServerRef } from '../protocol/main-api.js';
+
+export interface Candidate extends ServerRef {
+  freeBytes: number;
+}
+
+/**
+ * Picks up to `replicas` distinct servers for one chunk. Servers are drawn without
+ * replacement with probability proportional to free space, so emptier servers fill
+ * first while no single server takes every chunk; the chain head varies too.
+ */
+export function chooseReplicas(candidates: Candidate[], replicas: number, random: () => number): ServerRef[] {
+  const pool = [...candidates];
+  const chosen: ServerRef[] = [];
+  while (chosen.length < replicas && pool.length > 0) {
+    // +1 byte keeps a full server possible when nothing else is left.
+    const total = pool.reduce((n, c) => n + c.freeBytes + 1, 0);
+    let pick = random() * total;
+    let i = 0;
+    for (; i < pool.length - 1; i++) {
+      pick -= (pool[i] as Candidate).freeBytes + 1;
+      if (pick < 0) break;
+    }
+    const [c] = pool.splice(i, 1) as [Candidate];
+    chosen.push({ id: c.id, url: c.url });
+  }
+  return chosen;
+}

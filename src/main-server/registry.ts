@@ -1,0 +1,90 @@
+import type { Logger } from '../common/logger.js';
+import { randomSecret } from '../crypto/hash.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { RegisterRequest, ServerState, ServerStatsBody, ServerView } from '../protocol/main-api.js';
+import type { MainStore, ServerRecord } from './store/store.js';
+
+/**
+ * Which file servers exist and which are alive. A server is up while its last
+ * heartbeat is younger than the configured silence; state is derived, never stored,
+ * so a restarted main needs no clean-up. A sweep logs each transition once.
+ */
+export class Registry {
+  private readonly lastState = new Map<string, ServerState>();
+
+  constructor(
+    private readonly store: MainStore,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    private readonly heartbeatTimeoutMs: number,
+  ) {}
+
+  register(req: RegisterRequest, remoteAddress: string): ServerRecord {
+    const url = req.url ?? `http://${formatHost(remoteAddress)}:${req.port}`;
+    const existing = this.store.getServer(req.id);
+    const now = this.now();
+    const rec = this.store.registerServer(
+      { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },
+      existing?.receiptKey ?? randomSecret(32),
+    );
+    this.log.info(
+      { server: rec.id, url, chunks: req.stats.chunkCount, returning: existing !== undefined },
+      existing ? 'file server re-registered' : 'file server registered',
+    );
+    this.noteState(rec.id, 'up');
+    return rec;
+  }
+
+  heartbeat(id: string, stats: ServerStatsBody): void {
+    if (!this.store.heartbeat(id, stats, this.now())) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
+    this.noteState(id, 'up');
+  }
+
+  stateOf(rec: ServerRecord): ServerState {
+    return this.now() - rec.lastHeartbeat <= this.heartbeatTimeoutMs ? 'up' : 'down';
+  }
+
+  view(): ServerView[] {
+    return this.store.listServers().map((s) => ({
+      id: s.id,
+      url: s.url,
+      state: this.stateOf(s),
+      totalBytes: s.totalBytes,
+      freeBytes: s.freeBytes,
+      usedBytes: s.usedBytes,
+      chunkCount: s.chunkCount,
+      lastHeartbeat: s.lastHeartbeat,
+      missing: s.missingCount,
+      extra: s.extraCount,
+    }));
+  }
+
+  live(): ServerRecord[] {
+    return this.store.listServers().filter((s) => this.stateOf(s) === 'up');
+  }
+
+  /** Logs servers that went quiet or came back since the last sweep. */
+  sweep(): void {
+    for (const s of this.store.listServers()) this.noteState(s.id, this.stateOf(s), s.lastHeartbeat);
+  }
+
+  private noteState(id: string, state: ServerState, lastHeartbeat?: number): void {
+    const before = this.lastState.get(id);
+    this.lastState.set(id, state);
+    if (before === undefined || before === state) return;
+    if (state === 'down') {
+      this.log.warn(
+        { server: id, silentMs: this.now() - (lastHeartbeat ?? 0) },
+        'file server is down (no heartbeat)',
+      );
+    } else {
+      this.log.info({ server: id }, 'file server is up again');
+    }
+  }
+}
+
+/** IPv6 literals need brackets in URLs; IPv4-mapped addresses read better unmapped. */
+function formatHost(address: string): string {
+  const v4 = address.startsWith('::ffff:') ? address.slice(7) : address;
+  return v4.includes(':') ? `[${v4}]` : v4;
+}

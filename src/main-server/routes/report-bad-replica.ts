@@ -1,0 +1,15 @@
+import type { FastifyInstance } from 'fastify';
+import { BadReplicaRequest, ChunkParams } from '../../protocol/main-api.js';
+import type { MainContext } from '../context.js';
+
+/** A reader tells main that a server returned bytes that did not match the chunk. */
+export function reportBadReplicaRoute(app: FastifyInstance, ctx: MainContext): void {
+  app.post<{ Params: { id: string }; Body: BadReplicaRequest }>(
+    '/v1/chunks/:id/bad-replica',
+    { schema: { params: ChunkParams, body: BadReplicaRequest }, bodyLimit: 1024 },
+    async (req) => {
+      ctx.blobs.reportBadReplica(req.params.id, req.body.server);
+      return { ok: true };
+    },
+  );
+}

@@ -1,0 +1,219 @@
+import Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.js';
+import type {
+  BlobRecord,
+  InventoryDiff,
+  MainStore,
+  ServerRecord,
+  ServerStats,
+  UploadRecord,
+} from './store.js';
+
+interface ServerRow {
+  id: string;
+  url: string;
+  receipt_key: string;
+  total_bytes: number;
+  free_bytes: number;
+  used_bytes: number;
+  chunk_count: number;
+  registered_at: number;
+  last_heartbeat: number;
+  missing_count: number;
+  extra_count: number;
+}
+
+function toServer(r: ServerRow): ServerRecord {
+  return {
+    id: r.id,
+    url: r.url,
+    receiptKey: r.receipt_key,
+    totalBytes: r.total_bytes,
+    freeBytes: r.free_bytes,
+    usedBytes: r.used_bytes,
+    chunkCount: r.chunk_count,
+    registeredAt: r.registered_at,
+    lastHeartbeat: r.last_heartbeat,
+    missingCount: r.missing_count,
+    extraCount: r.extra_count,
+  };
+}
+
+/** Applies the migrations that have not run yet, each in its own transaction. */
+export function migrate(db: Database.Database): number {
+  const current = db.pragma('user_version', { simple: true }) as number;
+  for (let v = current; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v] as string);
+      db.pragma(`user_version = ${v + 1}`);
+    })();
+  }
+  return MIGRATIONS.length;
+}
+
+/** The SQLite store: WAL journal, and every commit synced to disk before it returns. */
+export class SqliteStore implements MainStore {
+  private readonly db: Database.Database;
+
+  constructor(path: string) {
+    this.db = new Database(path);
+    this.db.pragma('journal_mode = WAL');
+    // FULL: a commit that returned survives power loss, not only a process crash.
+    this.db.pragma('synchronous = FULL');
+    this.db.pragma('foreign_keys = ON');
+    this.db.pragma('busy_timeout = 5000');
+    migrate(this.db);
+  }
+
+  registerServer(
+    rec: Omit<ServerRecord, 'receiptKey' | 'missingCount' | 'extraCount'>,
+    newReceiptKey: string,
+  ) {
+    this.db
+      .prepare(
+        `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat)
+         VALUES (@id, @url, @receiptKey, @totalBytes, @freeBytes, @usedBytes, @chunkCount, @registeredAt, @lastHeartbeat)
+         ON CONFLICT (id) DO UPDATE SET url = excluded.url, total_bytes = excluded.total_bytes,
+           free_bytes = excluded.free_bytes, used_bytes = excluded.used_bytes, chunk_count = excluded.chunk_count,
+           registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat`,
+      )
+      .run({ ...rec, receiptKey: newReceiptKey });
+    return this.getServer(rec.id) as ServerRecord;
+  }
+
+  heartbeat(id: string, stats: ServerStats, now: number): boolean {
+    const r = this.db
+      .prepare(
+        `UPDATE servers SET total_bytes = ?, free_bytes = ?, used_bytes = ?, chunk_count = ?, last_heartbeat = ? WHERE id = ?`,
+      )
+      .run(stats.totalBytes, stats.freeBytes, stats.usedBytes, stats.chunkCount, now, id);
+    return r.changes === 1;
+  }
+
+  getServer(id: string): ServerRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM servers WHERE id = ?').get(id) as ServerRow | undefined;
+    return row && toServer(row);
+  }
+
+  listServers(): ServerRecord[] {
+    return (this.db.prepare('SELECT * FROM servers ORDER BY registered_at, id').all() as ServerRow[]).map(
+      toServer,
+    );
+  }
+
+  beginInventory(serverId: string): void {
+    // A temp table keeps a million ids out of the JS heap; set difference is SQL's job.
+    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS inventory_scan (
+      server_id TEXT NOT NULL, chunk_id TEXT NOT NULL, PRIMARY KEY (server_id, chunk_id)) WITHOUT ROWID`);
+    this.db.prepare('DELETE FROM inventory_scan WHERE server_id = ?').run(serverId);
+  }
+
+  addInventory(serverId: string, chunkIds: string[]): void {
+    const insert = this.db.prepare(
+      'INSERT OR IGNORE INTO inventory_scan (server_id, chunk_id) VALUES (?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const id of chunkIds) insert.run(serverId, id);
+    })();
+  }
+
+  finishInventory(serverId: string, sample: number): InventoryDiff {
+    const missingSql = `FROM replicas r WHERE r.server_id = @s AND r.state = 'ok' AND NOT EXISTS
+      (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = r.chunk_id)`;
+    const extraSql = `FROM inventory_scan i WHERE i.server_id = @s AND NOT EXISTS
+      (SELECT 1 FROM replicas r WHERE r.server_id = @s AND r.chunk_id = i.chunk_id)`;
+    const count = (sql: string) =>
+      (this.db.prepare(`SELECT count(*) AS n ${sql}`).get({ s: serverId }) as { n: number }).n;
+    const ids = (sql: string, col: string) =>
+      this.db.prepare(`SELECT ${col} ${sql} LIMIT @n`).pluck().all({ s: serverId, n: sample }) as string[];
+    const diff: InventoryDiff = {
+      missingCount: count(missingSql),
+      extraCount: count(extraSql),
+      missing: ids(missingSql, 'r.chunk_id'),
+      extra: ids(extraSql, 'i.chunk_id'),
+    };
+    this.db
+      .prepare('UPDATE servers SET missing_count = ?, extra_count = ? WHERE id = ?')
+      .run(diff.missingCount, diff.extraCount, serverId);
+    this.db.prepare('DELETE FROM inventory_scan WHERE server_id = ?').run(serverId);
+    return diff;
+  }
+
+  createUpload(rec: UploadRecord): void {
+    this.db
+      .prepare('INSERT INTO uploads (id, replicas, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(rec.id, rec.replicas, rec.createdAt, rec.expiresAt);
+  }
+
+  getUpload(id: string, now: number): UploadRecord | undefined {
+    const row = this.db.prepare('SELECT * FROM uploads WHERE id = ? AND expires_at > ?').get(id, now) as
+      | { id: string; replicas: number; created_at: number; expires_at: number }
+      | undefined;
+    return (
+      row && { id: row.id, replicas: row.replicas, createdAt: row.created_at, expiresAt: row.expires_at }
+    );
+  }
+
+  commitBlob(blob: Parameters<MainStore['commitBlob']>[0]): void {
+    const upsertChunk = this.db.prepare(
+      `INSERT INTO chunks (id, size, wanted, refs, created_at) VALUES (?, ?, ?, 1, ?)
+       ON CONFLICT (id) DO UPDATE SET refs = refs + 1, wanted = max(wanted, excluded.wanted)`,
+    );
+    const addReplica = this.db.prepare(
+      `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)
+       ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok'`,
+    );
+    const addBlobChunk = this.db.prepare(
+      'INSERT INTO blob_chunks (blob_id, idx, chunk_id, size) VALUES (?, ?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      const size = blob.chunks.reduce((n, c) => n + c.size, 0);
+      this.db
+        .prepare('INSERT INTO blobs (id, size, created_at) VALUES (?, ?, ?)')
+        .run(blob.id, size, blob.createdAt);
+      blob.chunks.forEach((c, i) => {
+        upsertChunk.run(c.id, c.size, blob.wanted, blob.createdAt);
+        for (const s of c.servers) addReplica.run(c.id, s, blob.createdAt);
+        addBlobChunk.run(blob.id, i, c.id, c.size);
+      });
+      this.db.prepare('DELETE FROM uploads WHERE id = ?').run(blob.uploadId);
+    })();
+  }
+
+  getBlob(id: string): BlobRecord | undefined {
+    const row = this.db.prepare('SELECT id, size, created_at FROM blobs WHERE id = ?').get(id) as
+      | { id: string; size: number; created_at: number }
+      | undefined;
+    if (!row) return undefined;
+    const chunks = this.db
+      .prepare('SELECT idx AS "index", chunk_id AS id, size FROM blob_chunks WHERE blob_id = ? ORDER BY idx')
+      .all(id) as BlobRecord['chunks'];
+    return { id: row.id, size: row.size, createdAt: row.created_at, chunks };
+  }
+
+  replicasOf(chunkIds: string[]): Map<string, string[]> {
+    const out = new Map<string, string[]>();
+    const q = this.db.prepare(`SELECT server_id FROM replicas WHERE chunk_id = ? AND state = 'ok'`).pluck();
+    for (const id of chunkIds) if (!out.has(id)) out.set(id, q.all(id) as string[]);
+    return out;
+  }
+
+  countUnderReplicated(): number {
+    return (
+      this.db
+        .prepare(
+          `SELECT count(*) AS n FROM chunks c
+           WHERE (SELECT count(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = 'ok') < c.wanted`,
+        )
+        .get() as { n: number }
+    ).n;
+  }
+
+  countChunks(): number {
+    return (this.db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}

@@ -1,0 +1,101 @@
+/**
+ * Everything main keeps, behind one interface so that a PostgreSQL backend can stand
+ * in for SQLite. Methods are synchronous because better-sqlite3 is; a networked
+ * backend will wrap them in promises when it arrives. Times are milliseconds.
+ */
+export interface ServerRecord {
+  id: string;
+  url: string;
+  /** HMAC key the server signs storage receipts with (given to it at registration). */
+  receiptKey: string;
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+  chunkCount: number;
+  registeredAt: number;
+  lastHeartbeat: number;
+  /** From the last inventory comparison: chunks main expects there that it lacks, and the reverse. */
+  missingCount: number;
+  extraCount: number;
+}
+
+export interface ServerStats {
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+  chunkCount: number;
+}
+
+export interface UploadRecord {
+  id: string;
+  replicas: number;
+  createdAt: number;
+  expiresAt: number;
+}
+
+export interface CommittedChunk {
+  id: string;
+  size: number;
+  /** servers that proved (by receipt) they hold it */
+  servers: string[];
+}
+
+export interface BlobChunk {
+  index: number;
+  id: string;
+  size: number;
+}
+
+export interface BlobRecord {
+  id: string;
+  size: number;
+  createdAt: number;
+  chunks: BlobChunk[];
+}
+
+export interface InventoryDiff {
+  missing: string[];
+  extra: string[];
+  missingCount: number;
+  extraCount: number;
+}
+
+export interface MainStore {
+  /** Creates the server or updates its address and stats; keeps its receipt key. */
+  registerServer(
+    rec: Omit<ServerRecord, 'receiptKey' | 'missingCount' | 'extraCount'>,
+    newReceiptKey: string,
+  ): ServerRecord;
+  /** Records a heartbeat; false if the server is unknown (it must register again). */
+  heartbeat(id: string, stats: ServerStats, now: number): boolean;
+  getServer(id: string): ServerRecord | undefined;
+  listServers(): ServerRecord[];
+
+  /**
+   * Inventory comparison in three steps, so a server's list of a million chunk ids
+   * streams through in batches instead of sitting in memory: begin, add batches,
+   * then finish, which stores the counts on the server row and returns a sample.
+   */
+  beginInventory(serverId: string): void;
+  addInventory(serverId: string, chunkIds: string[]): void;
+  finishInventory(serverId: string, sample: number): InventoryDiff;
+
+  createUpload(rec: UploadRecord): void;
+  getUpload(id: string, now: number): UploadRecord | undefined;
+  /** In one transaction: the chunks and their replicas, the blob, and the upload closed. */
+  commitBlob(blob: {
+    id: string;
+    uploadId: string;
+    wanted: number;
+    createdAt: number;
+    chunks: CommittedChunk[];
+  }): void;
+  getBlob(id: string): BlobRecord | undefined;
+  /** Server ids holding a good copy of each chunk. */
+  replicasOf(chunkIds: string[]): Map<string, string[]>;
+  /** Chunks with fewer good replicas than were wanted when they were written. */
+  countUnderReplicated(): number;
+  countChunks(): number;
+
+  close(): void;
+}

@@ -1,0 +1,102 @@
+/**
+ * The one list of error codes. Callers branch on `code`, never on message text.
+ * Each code carries its HTTP status and whether retrying the same request may succeed.
+ */
+export const ERRORS = {
+  SEDFS_ERR_BAD_REQUEST: { status: 400, retryable: false, message: 'the request is malformed' },
+  SEDFS_ERR_BAD_CHUNK_ID: {
+    status: 400,
+    retryable: false,
+    message: 'a chunk id must be 64 lowercase hex characters',
+  },
+  SEDFS_ERR_BODY_REQUIRED: { status: 411, retryable: false, message: 'a content-length header is required' },
+  SEDFS_ERR_BODY_TOO_LARGE: { status: 413, retryable: false, message: 'the request body is too large' },
+  SEDFS_ERR_UNSUPPORTED_MEDIA: { status: 415, retryable: false, message: 'unsupported content type' },
+  SEDFS_ERR_HASH_MISMATCH: {
+    status: 422,
+    retryable: false,
+    message: 'the body does not hash to the chunk id',
+  },
+  SEDFS_ERR_BODY_INCOMPLETE: {
+    status: 400,
+    retryable: true,
+    message: 'the body ended before content-length bytes',
+  },
+  SEDFS_ERR_TICKET_MISSING: { status: 401, retryable: false, message: 'a ticket is required' },
+  SEDFS_ERR_TICKET_INVALID: {
+    status: 401,
+    retryable: false,
+    message: 'the ticket is malformed or its signature is wrong',
+  },
+  SEDFS_ERR_TICKET_EXPIRED: { status: 401, retryable: false, message: 'the ticket has expired' },
+  SEDFS_ERR_TICKET_MISMATCH: {
+    status: 403,
+    retryable: false,
+    message: 'the ticket does not cover this chunk, operation or server',
+  },
+  SEDFS_ERR_JOIN_TOKEN: { status: 401, retryable: false, message: 'a valid cluster join token is required' },
+  SEDFS_ERR_NOT_FOUND: { status: 404, retryable: false, message: 'not found' },
+  SEDFS_ERR_UNKNOWN_ROUTE: { status: 404, retryable: false, message: 'no such route' },
+  SEDFS_ERR_UNKNOWN_SERVER: { status: 404, retryable: false, message: 'this file server is not registered' },
+  SEDFS_ERR_CHUNK_NOT_FOUND: { status: 404, retryable: false, message: 'no such chunk on this server' },
+  SEDFS_ERR_UPLOAD_NOT_FOUND: { status: 404, retryable: false, message: 'no such upload, or it has expired' },
+  SEDFS_ERR_RECEIPT_INVALID: {
+    status: 409,
+    retryable: false,
+    message: 'a storage receipt is missing or does not match its chunk and server',
+  },
+  SEDFS_ERR_NOT_READY: {
+    status: 503,
+    retryable: true,
+    message: 'this file server has not joined the cluster yet',
+  },
+  SEDFS_ERR_NO_SERVERS: { status: 503, retryable: true, message: 'no file server is up' },
+  SEDFS_ERR_REPLICATION_FAILED: {
+    status: 502,
+    retryable: true,
+    message: 'some replicas could not be written',
+  },
+  SEDFS_ERR_ALL_REPLICAS_FAILED: {
+    status: 502,
+    retryable: true,
+    message: 'no replica of a chunk could be read',
+  },
+  SEDFS_ERR_UNREACHABLE: { status: 503, retryable: true, message: 'a server could not be reached' },
+  SEDFS_ERR_CORRUPT_CHUNK: { status: 502, retryable: true, message: 'a chunk did not match its id' },
+  SEDFS_ERR_CONFIG: { status: 400, retryable: false, message: 'invalid configuration' },
+  SEDFS_ERR_INTERNAL: { status: 500, retryable: true, message: 'internal error' },
+} as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+export function isErrorCode(value: unknown): value is ErrorCode {
+  return typeof value === 'string' && Object.hasOwn(ERRORS, value);
+}
+
+/** The error type every layer throws; the HTTP error handler turns it into a response. */
+export class SedfsError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  readonly retryable: boolean;
+  readonly details: Record<string, unknown> | undefined;
+
+  constructor(code: ErrorCode, message?: string, details?: Record<string, unknown>, options?: ErrorOptions) {
+    super(message ?? ERRORS[code].message, options);
+    this.name = 'SedfsError';
+    this.code = code;
+    this.status = ERRORS[code].status;
+    this.retryable = ERRORS[code].retryable;
+    this.details = details;
+  }
+
+  toJSON(): ErrorBody {
+    return {
+      error: { code: this.code, message: this.message, ...(this.details ? { details: this.details } : {}) },
+    };
+  }
+}
+
+/** Shape of every error response body on the wire. */
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string; details?: Record<string, unknown> };
+}

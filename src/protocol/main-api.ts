@@ -1,0 +1,154 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { CHUNK_ID_PATTERN } from './chunk-id.js';
+
+/** Wire schemas of main's HTTP API. Routes validate with them; clients type with them. */
+
+export const HexId = Type.String({ pattern: '^[0-9a-f]{32}$' });
+export const ChunkId = Type.String({ pattern: CHUNK_ID_PATTERN });
+const Bytes = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+const strict = { additionalProperties: false } as const;
+
+export const IdParams = Type.Object({ id: HexId }, strict);
+export const ChunkParams = Type.Object({ id: ChunkId }, strict);
+
+export const ServerStatsBody = Type.Object(
+  { totalBytes: Bytes, freeBytes: Bytes, usedBytes: Bytes, chunkCount: Bytes },
+  strict,
+);
+export type ServerStatsBody = Static<typeof ServerStatsBody>;
+
+export const RegisterRequest = Type.Object(
+  {
+    id: HexId,
+    /** Port the file server listens on; main pairs it with the address the request came from. */
+    port: Type.Integer({ minimum: 1, maximum: 65535 }),
+    /** Set when the server knows the URL others must use (`--advertise`). */
+    url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://[^\\s,]+$' })),
+    stats: ServerStatsBody,
+  },
+  strict,
+);
+export type RegisterRequest = Static<typeof RegisterRequest>;
+
+export interface RegisterResponse {
+  id: string;
+  url: string;
+  receiptKey: string;
+  ticketPublicKey: string;
+  heartbeatIntervalMs: number;
+}
+
+export interface InventoryResponse {
+  reported: number;
+  missing: number;
+  extra: number;
+}
+
+export type ServerState = 'up' | 'down';
+
+export interface ServerView {
+  id: string;
+  url: string;
+  state: ServerState;
+  totalBytes: number;
+  freeBytes: number;
+  usedBytes: number;
+  chunkCount: number;
+  lastHeartbeat: number;
+  missing: number;
+  extra: number;
+}
+
+export interface ServersResponse {
+  servers: ServerView[];
+}
+
+export const BeginUploadRequest = Type.Object(
+  { replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })) },
+  strict,
+);
+export type BeginUploadRequest = Static<typeof BeginUploadRequest>;
+
+export interface BeginUploadResponse {
+  uploadId: string;
+  replicas: number;
+  expiresAt: number;
+}
+
+/** Most chunks one placement request may ask for: small files are placed in batches. */
+export const MAX_PLACEMENT_BATCH = 1024;
+export const PlacementRequest = Type.Object(
+  {
+    chunks: Type.Array(Type.Object({ id: ChunkId, size: Bytes }, strict), {
+      minItems: 1,
+      maxItems: MAX_PLACEMENT_BATCH,
+    }),
+  },
+  strict,
+);
+export type PlacementRequest = Static<typeof PlacementRequest>;
+
+export interface ServerRef {
+  id: string;
+  url: string;
+}
+
+export interface Placement {
+  chunk: string;
+  /** The chain: the client sends to the first, which forwards to the rest in order. */
+  servers: ServerRef[];
+  ticket: string;
+}
+
+export interface PlacementResponse {
+  placements: Placement[];
+  /** Set when fewer live servers than the wanted replicas exist. */
+  warning?: string;
+}
+
+export const Receipt = Type.Object(
+  { server: HexId, receipt: Type.String({ pattern: '^[0-9a-f]{64}$' }) },
+  strict,
+);
+export type Receipt = Static<typeof Receipt>;
+
+export const CommitRequest = Type.Object(
+  {
+    chunks: Type.Array(
+      Type.Object(
+        { id: ChunkId, size: Bytes, receipts: Type.Array(Receipt, { minItems: 1, maxItems: 16 }) },
+        strict,
+      ),
+      { maxItems: 1_000_000 },
+    ),
+  },
+  strict,
+);
+export type CommitRequest = Static<typeof CommitRequest>;
+/** A commit lists every chunk with its receipts: about 400 bytes a chunk. */
+export const COMMIT_BODY_LIMIT = 64 * 1024 * 1024;
+
+export interface CommitResponse {
+  blobId: string;
+  size: number;
+  chunks: number;
+  /** chunks stored on fewer servers than wanted */
+  underReplicated: number;
+}
+
+export interface ManifestChunk {
+  index: number;
+  id: string;
+  size: number;
+  replicas: ServerRef[];
+  ticket: string;
+}
+
+export interface BlobManifest {
+  id: string;
+  size: number;
+  chunks: ManifestChunk[];
+}
+
+export const BadReplicaRequest = Type.Object({ server: HexId }, strict);
+export type BadReplicaRequest = Static<typeof BadReplicaRequest>;

@@ -1,0 +1,30 @@
+/**
+ * Tickets: short-lived permissions that main signs (Ed25519) and file servers check
+ * without calling main. Wire form: `base64url(JSON payload) "." base64url(signature)`.
+ * The payload names the operation, the chunks and the servers it is good for, and
+ * when it expires; a server accepts it only if all three cover the request.
+ */
+export type TicketOp = 'read' | 'write' | 'delete';
+
+export interface TicketPayload {
+  /** format version */
+  v: 1;
+  op: TicketOp;
+  /** chunk ids the ticket covers */
+  chunks: string[];
+  /** server ids the ticket is valid on; for a write, the replication chain in order */
+  servers: string[];
+  /**
+   * Write tickets only: where each of `servers` listens. A server forwards a chunk only
+   * to the servers after itself here, so a client cannot point it anywhere else.
+   */
+  urls?: string[];
+  /** expiry, milliseconds since the epoch */
+  exp: number;
+}
+
+/** How long tickets live unless main is configured otherwise. */
+export const DEFAULT_TICKET_TTL_MS = 5 * 60_000;
+
+/** Header that carries a ticket on chunk requests. */
+export const TICKET_HEADER = 'x-sedfs-ticket';
