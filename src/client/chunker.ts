@@ -4,7 +4,7 @@
  * reused: fresh memory is slow to touch, and this keeps memory flat however big the file.
  */
 export async function* chunked(
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   size: number,
   pool: { take(): Buffer; release(buf: Buffer): void },
 ): AsyncGenerator<Buffer> {

@@ -26,7 +26,7 @@ export interface StoreOptions {
  */
 export async function storeBlob(
   client: ClusterClient,
-  source: AsyncIterable<Uint8Array>,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   opts: StoreOptions = {},
 ): Promise<CommitResponse> {
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;

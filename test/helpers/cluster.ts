@@ -1,0 +1,216 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { ClusterClient } from '../../src/client/cluster-client.js';
+import type { ServerView } from '../../src/protocol/main-api.js';
+
+/** The built CLI entry point (tests run from dist/test, the CLI from dist/src). */
+export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/index.js');
+
+export interface SedfsProcess {
+  proc: ChildProcess;
+  /** everything it printed so far, stdout and stderr */
+  output: () => string;
+  exited: Promise<number | null>;
+}
+
+/** Starts `sedfs ARGS` as a real process. */
+export function spawnSedfs(args: string[], env: Record<string, string> = {}): SedfsProcess {
+  const proc = spawn(process.execPath, ['--enable-source-maps', CLI, ...args], {
+    env: { ...process.env, SEDFS_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  proc.stderr?.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
+  return { proc, output: () => out, exited };
+}
+
+/** Runs `sedfs ARGS` to completion. */
+export async function runSedfs(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const proc = spawn(process.execPath, [CLI, ...args], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  proc.stdout.on('data', (d: Buffer) => {
+    stdout += d.toString();
+  });
+  proc.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+  });
+  const code = await new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
+  return { code, stdout, stderr };
+}
+
+/** Polls until `check` returns a value (not undefined/false), or fails after `ms`. */
+export async function waitFor<T>(
+  what: string,
+  check: () => T | undefined | false | Promise<T | undefined | false>,
+  ms = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + ms;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v !== undefined && v !== false) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await sleep(50);
+  }
+  throw new Error(`timed out waiting for ${what}${lastErr ? `: ${(lastErr as Error).message}` : ''}`);
+}
+
+export interface FileServerHandle {
+  index: number;
+  data: string;
+  id: string;
+  process: SedfsProcess;
+}
+
+export interface ClusterOptions {
+  servers?: number;
+  replicas?: number;
+  heartbeatTimeout?: number;
+  /** extra flags for every file server */
+  fileServerArgs?: string[];
+}
+
+/**
+ * A cluster of real `sedfs` processes on 127.0.0.1 in a temporary folder: one main and
+ * N file servers, with helpers to kill, restart and inspect them.
+ */
+export class TestCluster {
+  readonly root: string;
+  mainUrl = '';
+  mainPort = 0;
+  joinToken = '';
+  main!: SedfsProcess;
+  readonly fileServers: FileServerHandle[] = [];
+  private readonly opts: Required<ClusterOptions>;
+  private clientInstance: ClusterClient | undefined;
+
+  private constructor(opts: ClusterOptions) {
+    this.root = mkdtempSync(join(tmpdir(), 'sedfs-test-'));
+    this.opts = { servers: 3, replicas: 3, heartbeatTimeout: 2, fileServerArgs: [], ...opts };
+  }
+
+  static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
+    const c = new TestCluster(opts);
+    await c.startMain();
+    for (let i = 0; i < c.opts.servers; i++) await c.addFileServer();
+    await c.waitUp(c.opts.servers);
+    return c;
+  }
+
+  get mainData(): string {
+    return join(this.root, 'main');
+  }
+
+  async startMain(): Promise<void> {
+    const addr = join(this.mainData, 'main.addr');
+    rmSync(addr, { force: true });
+    this.main = spawnSedfs([
+      'main',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(this.mainPort),
+      '--data',
+      this.mainData,
+      '--replicas',
+      String(this.opts.replicas),
+      '--heartbeat-timeout',
+      String(this.opts.heartbeatTimeout),
+    ]);
+    this.mainUrl = await waitFor('main.addr', () => existsSync(addr) && readFileSync(addr, 'utf8').trim());
+    this.mainPort = Number(new URL(this.mainUrl).port);
+    this.joinToken = readFileSync(join(this.mainData, 'join-token'), 'utf8').trim();
+  }
+
+  async stopMain(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+    this.main.proc.kill(signal);
+    await this.main.exited;
+  }
+
+  async addFileServer(): Promise<FileServerHandle> {
+    const index = this.fileServers.length;
+    const handle: FileServerHandle = {
+      index,
+      data: join(this.root, `fs${index}`),
+      id: '',
+      process: undefined as never,
+    };
+    this.fileServers.push(handle);
+    await this.startFileServer(index);
+    return handle;
+  }
+
+  async startFileServer(index: number): Promise<void> {
+    const fs = this.fileServers[index] as FileServerHandle;
+    rmSync(join(fs.data, 'fileserver.addr'), { force: true });
+    fs.process = spawnSedfs(
+      ['fileserver', '--host', '127.0.0.1', '--port', '0', '--data', fs.data, ...this.opts.fileServerArgs],
+      { SEDFS_MAIN: this.mainUrl, SEDFS_JOIN_TOKEN: this.joinToken },
+    );
+    await waitFor(`file server ${index} to listen`, () => existsSync(join(fs.data, 'fileserver.addr')));
+    fs.id = readFileSync(join(fs.data, 'server-id'), 'utf8').trim();
+  }
+
+  async killFileServer(index: number, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const fs = this.fileServers[index] as FileServerHandle;
+    fs.process.proc.kill(signal);
+    await fs.process.exited;
+  }
+
+  client(): ClusterClient {
+    this.clientInstance ??= new ClusterClient(this.mainUrl);
+    return this.clientInstance;
+  }
+
+  async servers(): Promise<ServerView[]> {
+    return (await this.client().servers()).servers;
+  }
+
+  /** Waits until exactly `n` file servers are up. */
+  async waitUp(n: number, ms = 15_000): Promise<ServerView[]> {
+    return waitFor(
+      `${n} file servers up`,
+      async () => {
+        const s = await this.servers();
+        return s.filter((x) => x.state === 'up').length === n && s;
+      },
+      ms,
+    );
+  }
+
+  /** Path of a chunk file on a file server's disk, per the documented layout. */
+  chunkPath(index: number, chunkId: string): string {
+    const fs = this.fileServers[index] as FileServerHandle;
+    return join(fs.data, 'chunks', chunkId.slice(0, 2), chunkId.slice(2, 4), chunkId);
+  }
+
+  async stop(): Promise<void> {
+    await this.clientInstance?.close();
+    const procs = [this.main, ...this.fileServers.map((f) => f.process)].filter(
+      (p) => p && p.proc.exitCode === null && p.proc.signalCode === null,
+    );
+    for (const p of procs) p.proc.kill('SIGKILL');
+    await Promise.all(procs.map((p) => p.exited));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+}
