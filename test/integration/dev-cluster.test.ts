@@ -1,0 +1,34 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { request } from 'undici';
+import { runSedfs, spawnSedfs, waitFor } from '../helpers/cluster.js';
+
+test('sedfs dev starts main and N file servers, and SIGTERM stops them all cleanly', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-dev-'));
+  const dev = spawnSedfs(['dev', '--servers', '2', '--data', root]);
+  try {
+    await waitFor('the dev cluster', () => dev.output().includes('dev cluster is up'), 20_000);
+    const url = readFileSync(join(root, 'main', 'main.addr'), 'utf8').trim();
+    const res = await runSedfs(['servers', '--json', '--main', url]);
+    assert.equal(res.code, 0, res.stderr);
+    const servers = JSON.parse(res.stdout).servers as { state: string; url: string }[];
+    assert.equal(servers.length, 2);
+    assert.ok(servers.every((s) => s.state === 'up'));
+    for (const dir of ['main/main.log', 'fs1/fileserver.log', 'fs2/fileserver.log']) {
+      assert.ok(existsSync(join(root, dir)), `${dir} exists`);
+    }
+
+    dev.proc.kill('SIGTERM');
+    assert.equal(await dev.exited, 0);
+    // Nothing answers any more: main and the file servers were in the process that exited.
+    for (const u of [url, ...servers.map((s) => s.url)]) {
+      await assert.rejects(request(`${u}/v1/health`));
+    }
+  } finally {
+    dev.proc.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
