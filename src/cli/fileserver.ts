@@ -25,7 +25,7 @@ Examples:
       flags.main = await resolveMainUrl((flags.main as string | undefined) ?? process.env.SEDFS_MAIN);
       flags.joinToken ??=
         process.env.SEDFS_JOIN_TOKEN ||
-        (await askIfInteractive('Cluster join token: ', '--join-token or SEDFS_JOIN_TOKEN'));
+        (await askIfInteractive('Cluster join token: ', '--join-token or SEDFS_JOIN_TOKEN', true));
       const config = parseConfig(FILE_SERVER_CONFIG, flags, process.env);
       const fs = await startFileServer({
         ...config,

@@ -1,15 +1,27 @@
 import { createInterface } from 'node:readline/promises';
+import { Writable } from 'node:stream';
 import { SedfsError } from '../protocol/errors.js';
 
 /**
  * Asks on the terminal when there is one, as the original client did; a script with no
  * terminal gets a clear error naming the flag or variable to set instead.
  */
-export async function askIfInteractive(question: string, howToSet: string): Promise<string> {
+export async function askIfInteractive(question: string, howToSet: string, secret = false): Promise<string> {
   if (!process.stdin.isTTY) throw new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet}`);
-  const rl = createInterface({ input: process.stdin, output: process.stderr });
+  // For secrets, the question is shown but what is typed is not echoed.
+  let muted = false;
+  const output = new Writable({
+    write(chunk, _enc, cb) {
+      if (!muted) process.stderr.write(chunk);
+      cb();
+    },
+  });
+  const rl = createInterface({ input: process.stdin, output, terminal: true });
   try {
-    const answer = (await rl.question(question)).trim();
+    const asked = rl.question(question);
+    muted = secret;
+    const answer = (await asked).trim();
+    if (secret) process.stderr.write('\n');
     if (!answer) throw new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet}`);
     return answer;
   } finally {
