@@ -63,6 +63,8 @@ export const ERRORS = {
   },
   SEDFS_ERR_UNREACHABLE: { status: 503, retryable: true, message: 'a server could not be reached' },
   SEDFS_ERR_CORRUPT_CHUNK: { status: 502, retryable: true, message: 'a chunk did not match its id' },
+  SEDFS_ERR_DECRYPT: { status: 422, retryable: false, message: 'data could not be decrypted' },
+  SEDFS_ERR_BAD_PASSPHRASE: { status: 401, retryable: false, message: 'wrong passphrase' },
   SEDFS_ERR_CONFIG: { status: 400, retryable: false, message: 'invalid configuration' },
   SEDFS_ERR_INTERNAL: { status: 500, retryable: true, message: 'internal error' },
 } as const satisfies Record<string, { status: number; retryable: boolean; message: string }>;
