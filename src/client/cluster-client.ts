@@ -9,11 +9,14 @@ import type {
   PlacementResponse,
   ServersResponse,
 } from '../protocol/main-api.js';
+import type { NodeEntry } from '../protocol/namespace-api.js';
 
 /** Typed calls to main's API; one connection pool shared with the chunk transfers. */
 export class ClusterClient {
   readonly agent: Agent;
   private readonly ownAgent: boolean;
+  /** Session token sent as a bearer credential once logged in. */
+  token: string | undefined;
 
   constructor(
     readonly mainUrl: string,
@@ -24,28 +27,41 @@ export class ClusterClient {
     this.agent = agent ?? createAgent();
   }
 
+  /** A call to main: JSON in and out, with the session token when there is one. */
+  call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+    return requestJson<T>(this.agent, `${this.mainUrl}${path}`, {
+      method,
+      ...(body === undefined ? {} : { body }),
+      ...(this.token ? { headers: { authorization: `Bearer ${this.token}` } } : {}),
+    });
+  }
+
   servers(): Promise<ServersResponse> {
-    return requestJson(this.agent, `${this.mainUrl}/v1/servers`);
+    return this.call('GET', '/v1/servers');
   }
 
   beginUpload(replicas?: number): Promise<BeginUploadResponse> {
-    return requestJson(this.agent, `${this.mainUrl}/v1/uploads`, { body: replicas ? { replicas } : {} });
+    return this.call('POST', '/v1/uploads', replicas ? { replicas } : {});
   }
 
   place(uploadId: string, chunks: PlacementRequest['chunks']): Promise<PlacementResponse> {
-    return requestJson(this.agent, `${this.mainUrl}/v1/uploads/${uploadId}/placements`, { body: { chunks } });
+    return this.call('POST', `/v1/uploads/${uploadId}/placements`, { chunks });
   }
 
-  commit(uploadId: string, chunks: CommitRequest['chunks']): Promise<CommitResponse> {
-    return requestJson(this.agent, `${this.mainUrl}/v1/uploads/${uploadId}/commit`, { body: { chunks } });
+  commit(
+    uploadId: string,
+    chunks: CommitRequest['chunks'],
+    version?: CommitRequest['version'],
+  ): Promise<CommitResponse & { node?: NodeEntry }> {
+    return this.call('POST', `/v1/uploads/${uploadId}/commit`, version ? { chunks, version } : { chunks });
   }
 
   manifest(blobId: string): Promise<BlobManifest> {
-    return requestJson(this.agent, `${this.mainUrl}/v1/blobs/${blobId}`);
+    return this.call('GET', `/v1/blobs/${blobId}`);
   }
 
   reportBadReplica(chunkId: string, server: string): Promise<unknown> {
-    return requestJson(this.agent, `${this.mainUrl}/v1/chunks/${chunkId}/bad-replica`, { body: { server } });
+    return this.call('POST', `/v1/chunks/${chunkId}/bad-replica`, { server });
   }
 
   async close(): Promise<void> {

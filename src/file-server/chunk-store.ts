@@ -83,6 +83,16 @@ export class ChunkStore {
     return { size, stream: createReadStream('', { fd: fh, highWaterMark: 1024 * 1024 }) };
   }
 
+  /** Removes a chunk; 404 if this server does not hold it. */
+  async remove(id: string): Promise<void> {
+    const path = this.pathOf(id);
+    const st = await stat(path).catch(() => undefined);
+    if (!st) throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
+    await rm(path, { force: true });
+    this.usedBytes -= st.size;
+    this.chunkCount -= 1;
+  }
+
   /** Every stored chunk id, streamed from disk. */
   async *inventory(): AsyncGenerator<string> {
     for await (const { id } of this.walk()) yield id;

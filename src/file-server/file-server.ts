@@ -9,6 +9,7 @@ import { randomHexId } from '../crypto/hash.js';
 import { ChunkStore } from './chunk-store.js';
 import type { FileServerContext } from './context.js';
 import { MainLink } from './main-link.js';
+import { deleteChunkRoute } from './routes/delete-chunk.js';
 import { getChunkRoute } from './routes/get-chunk.js';
 import { healthRoute } from './routes/health.js';
 import { putChunkRoute } from './routes/put-chunk.js';
@@ -61,7 +62,7 @@ export async function startFileServer(
     keys: () => link?.currentKeys(),
   };
   const app = createHttpApp(log);
-  for (const route of [putChunkRoute, getChunkRoute, healthRoute]) route(app, ctx);
+  for (const route of [putChunkRoute, getChunkRoute, deleteChunkRoute, healthRoute]) route(app, ctx);
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as { port: number }).port;
   const specific = config.host !== '0.0.0.0' && config.host !== '::';

@@ -16,6 +16,13 @@ import { chooseReplicas } from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
 
+export interface PreparedBlob {
+  response: CommitResponse;
+  /** Writes the blob, its chunks and replicas; run it inside the caller's transaction. */
+  store: () => void;
+  logCommitted: () => void;
+}
+
 export interface BlobServiceOptions {
   replicas: number;
   ticketTtlMs: number;
@@ -38,10 +45,11 @@ export class BlobService {
     private readonly opts: BlobServiceOptions,
   ) {}
 
-  begin(replicas?: number): BeginUploadResponse {
+  begin(replicas?: number, userId?: string): BeginUploadResponse {
     const now = this.now();
     const upload = {
       id: randomHexId(),
+      ...(userId ? { userId } : {}),
       replicas: replicas ?? this.opts.replicas,
       createdAt: now,
       expiresAt: now + this.opts.uploadTtlMs,
@@ -50,9 +58,15 @@ export class BlobService {
     return { uploadId: upload.id, replicas: upload.replicas, expiresAt: upload.expiresAt };
   }
 
-  place(uploadId: string, req: PlacementRequest): PlacementResponse {
+  /** An upload is visible only to the user who began it. */
+  private upload(uploadId: string, userId: string | undefined) {
     const upload = this.store.getUpload(uploadId, this.now());
-    if (!upload) throw new SedfsError('SEDFS_ERR_UPLOAD_NOT_FOUND');
+    if (!upload || upload.userId !== userId) throw new SedfsError('SEDFS_ERR_UPLOAD_NOT_FOUND');
+    return upload;
+  }
+
+  place(uploadId: string, req: PlacementRequest, userId?: string): PlacementResponse {
+    const upload = this.upload(uploadId, userId);
     const live = this.registry.live().map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
     if (live.length === 0) throw new SedfsError('SEDFS_ERR_NO_SERVERS');
     const exp = this.now() + this.opts.ticketTtlMs;
@@ -76,9 +90,12 @@ export class BlobService {
     return { placements, warning };
   }
 
-  commit(uploadId: string, req: CommitRequest): CommitResponse {
-    const upload = this.store.getUpload(uploadId, this.now());
-    if (!upload) throw new SedfsError('SEDFS_ERR_UPLOAD_NOT_FOUND');
+  /**
+   * Checks every chunk's receipts and returns the blob ready to store; `store` may run
+   * inside a larger transaction (a file version commits with its blob).
+   */
+  prepare(uploadId: string, req: CommitRequest, userId?: string): PreparedBlob {
+    const upload = this.upload(uploadId, userId);
     const keys = new Map<string, string>();
     const chunks: CommittedChunk[] = req.chunks.map((c) => {
       const servers = new Set<string>();
@@ -96,17 +113,44 @@ export class BlobService {
       return { id: c.id, size: c.size, servers: [...servers] };
     });
     const blobId = randomHexId();
-    this.store.commitBlob({ id: blobId, uploadId, wanted: upload.replicas, createdAt: this.now(), chunks });
-    const underReplicated = chunks.filter((c) => c.servers.length < upload.replicas).length;
     const size = chunks.reduce((n, c) => n + c.size, 0);
-    if (underReplicated > 0) {
-      this.log.warn(
-        { blob: blobId, underReplicated, wanted: upload.replicas },
-        'committed under-replicated chunks',
-      );
-    }
-    this.log.info({ blob: blobId, upload: uploadId, chunks: chunks.length, size }, 'blob committed');
-    return { blobId, size, chunks: chunks.length, underReplicated };
+    const underReplicated = chunks.filter((c) => c.servers.length < upload.replicas).length;
+    const record = {
+      id: blobId,
+      ...(userId ? { userId } : {}),
+      uploadId,
+      wanted: upload.replicas,
+      createdAt: this.now(),
+      chunks,
+    };
+    return {
+      response: { blobId, size, chunks: chunks.length, underReplicated },
+      store: () => this.store.commitBlob(record),
+      logCommitted: () => {
+        if (underReplicated > 0) {
+          this.log.warn(
+            { blob: blobId, underReplicated, wanted: upload.replicas },
+            'committed under-replicated chunks',
+          );
+        }
+        this.log.info({ blob: blobId, upload: uploadId, chunks: chunks.length, size }, 'blob committed');
+      },
+    };
+  }
+
+  /** Commits a bare blob (no namespace entry). */
+  commit(uploadId: string, req: CommitRequest, userId?: string): CommitResponse {
+    const prepared = this.prepare(uploadId, req, userId);
+    prepared.store();
+    prepared.logCommitted();
+    return prepared.response;
+  }
+
+  /** A bare blob's manifest, for the user who stored it. */
+  manifestFor(blobId: string, userId: string | undefined): BlobManifest {
+    const blob = this.store.getBlob(blobId);
+    if (!blob || blob.userId !== userId) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
+    return this.manifest(blobId);
   }
 
   manifest(blobId: string): BlobManifest {

@@ -3,23 +3,20 @@ import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigOf } from '../common/config.js';
 import { readOrCreate, writeFileAtomic } from '../common/files.js';
+import { createAgent } from '../common/http-client.js';
 import { createHttpApp } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
 import { randomSecret } from '../crypto/hash.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { DEFAULT_TICKET_TTL_MS } from '../protocol/ticket.js';
+import { AccountService } from './accounts.js';
 import { BlobService } from './blob-service.js';
+import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
+import { NamespaceService } from './namespace.js';
 import { Registry } from './registry.js';
-import { beginUploadRoute } from './routes/begin-upload.js';
-import { commitUploadRoute } from './routes/commit-upload.js';
-import { getBlobRoute } from './routes/get-blob.js';
-import { listServersRoute } from './routes/list-servers.js';
-import { placeChunksRoute } from './routes/place-chunks.js';
-import { registerServerRoute } from './routes/register-server.js';
-import { reportBadReplicaRoute } from './routes/report-bad-replica.js';
-import { serverHeartbeatRoute } from './routes/server-heartbeat.js';
-import { serverInventoryRoute } from './routes/server-inventory.js';
+import { MAIN_ROUTES } from './routes/index.js';
+import { SqliteNamespaceStore } from './store/sqlite-namespace-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 
 export const MAIN_CONFIG = {
@@ -52,6 +49,13 @@ export const MAIN_CONFIG = {
     min: 1,
     help: 'seconds a chunk ticket lives',
   },
+  openSignup: {
+    kind: 'bool',
+    default: false,
+    env: 'SEDFS_OPEN_SIGNUP',
+    help: 'let anyone sign up without an invite',
+  },
+  sessionTtl: { kind: 'number', default: 12 * 3600, min: 1, help: 'seconds a login session lasts' },
   logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
 } as const;
 export type MainConfig = ConfigOf<typeof MAIN_CONFIG>;
@@ -105,10 +109,27 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     deps.random ?? Math.random,
     { replicas: config.replicas, ticketTtlMs: config.ticketTtl * 1000, uploadTtlMs: 24 * 3600_000 },
   );
+  const agent = createAgent();
+  const deleter = new ChunkDeleter(store, registry, signer, agent, log.child({ component: 'deleter' }), now);
+  const namespaceStore = new SqliteNamespaceStore(store.db);
+  const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), now, {
+    openSignup: config.openSignup,
+    sessionTtlMs: config.sessionTtl * 1000,
+    inviteTtlMs: 7 * 24 * 3600_000,
+  });
+  const namespace = new NamespaceService(
+    namespaceStore,
+    blobs,
+    log.child({ component: 'namespace' }),
+    now,
+    () => deleter.kick(),
+  );
   const ctx: MainContext = {
     store,
     registry,
     blobs,
+    accounts,
+    namespace,
     signer,
     log,
     joinToken: token.value,
@@ -117,19 +138,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   };
 
   const app = createHttpApp(log);
-  for (const route of [
-    registerServerRoute,
-    serverInventoryRoute,
-    serverHeartbeatRoute,
-    listServersRoute,
-    beginUploadRoute,
-    placeChunksRoute,
-    commitUploadRoute,
-    getBlobRoute,
-    reportBadReplicaRoute,
-  ]) {
-    route(app, ctx);
-  }
+  for (const route of MAIN_ROUTES) route(app, ctx);
   app.get('/v1/health', async () => ({ ok: true }));
 
   await app.listen({ host: config.host, port: config.port });
@@ -144,6 +153,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
 
   const sweep = setInterval(() => registry.sweep(), Math.min(1000, heartbeatTimeoutMs / 4));
   sweep.unref();
+  deleter.start(5000);
 
   return {
     url,
@@ -154,6 +164,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     async close() {
       clearInterval(sweep);
       await app.close();
+      await deleter.stop();
+      await agent.close();
       store.close();
       log.info('main server stopped');
       flush();

@@ -45,6 +45,38 @@ export const ERRORS = {
     retryable: false,
     message: 'a storage receipt is missing or does not match its chunk and server',
   },
+  SEDFS_ERR_EXISTS: {
+    status: 409,
+    retryable: false,
+    message: 'something with that name already exists there',
+  },
+  SEDFS_ERR_VERSION_CONFLICT: {
+    status: 409,
+    retryable: true,
+    message: 'the file changed while this upload ran; nothing was overwritten',
+  },
+  SEDFS_ERR_NOT_A_FOLDER: { status: 409, retryable: false, message: 'not a folder' },
+  SEDFS_ERR_IS_A_FOLDER: { status: 409, retryable: false, message: 'is a folder' },
+  SEDFS_ERR_NOT_EMPTY: { status: 409, retryable: false, message: 'the folder is not empty (use -r)' },
+  SEDFS_ERR_MOVE_INTO_ITSELF: { status: 409, retryable: false, message: 'a folder cannot move into itself' },
+  SEDFS_ERR_SESSION_REQUIRED: { status: 401, retryable: false, message: 'log in first (sedfs login USER)' },
+  SEDFS_ERR_SESSION_EXPIRED: {
+    status: 401,
+    retryable: false,
+    message: 'your session has expired or ended: log in again (sedfs login USER)',
+  },
+  SEDFS_ERR_LOGIN_FAILED: {
+    status: 401,
+    retryable: false,
+    message: 'login failed: unknown user or wrong key',
+  },
+  SEDFS_ERR_USER_EXISTS: { status: 409, retryable: false, message: 'that user name is taken' },
+  SEDFS_ERR_INVITE_REQUIRED: {
+    status: 403,
+    retryable: false,
+    message: 'signup needs a valid invite code from an admin (sedfs invite)',
+  },
+  SEDFS_ERR_ADMIN_ONLY: { status: 403, retryable: false, message: 'only an admin may do that' },
   SEDFS_ERR_NOT_READY: {
     status: 503,
     retryable: true,

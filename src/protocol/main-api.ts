@@ -1,12 +1,12 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { CHUNK_ID_PATTERN } from './chunk-id.js';
+import { VersionCommit } from './namespace-api.js';
+import { ChunkId, HexId, strict } from './schemas.js';
 
 /** Wire schemas of main's HTTP API. Routes validate with them; clients type with them. */
 
-export const HexId = Type.String({ pattern: '^[0-9a-f]{32}$' });
-export const ChunkId = Type.String({ pattern: CHUNK_ID_PATTERN });
+export { ChunkId, HexId } from './schemas.js';
+
 const Bytes = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-const strict = { additionalProperties: false } as const;
 
 export const IdParams = Type.Object({ id: HexId }, strict);
 export const ChunkParams = Type.Object({ id: ChunkId }, strict);
@@ -121,6 +121,8 @@ export const CommitRequest = Type.Object(
       ),
       { maxItems: 1_000_000 },
     ),
+    /** Present when the blob becomes a file version; absent for a bare blob. */
+    version: Type.Optional(VersionCommit),
   },
   strict,
 );

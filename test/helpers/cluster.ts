@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { login, signup } from '../../src/client/account.js';
 import { ClusterClient } from '../../src/client/cluster-client.js';
 import type { ServerView } from '../../src/protocol/main-api.js';
 
@@ -177,13 +178,19 @@ export class TestCluster {
     await fs.process.exited;
   }
 
-  client(): ClusterClient {
-    this.clientInstance ??= new ClusterClient(this.mainUrl);
+  /** A client logged in as a test user (the first user, so the admin), made on first use. */
+  async client(): Promise<ClusterClient> {
+    if (!this.clientInstance) {
+      const c = new ClusterClient(this.mainUrl);
+      const { identity } = await signup(c, 'tester');
+      await login(c, 'tester', identity);
+      this.clientInstance = c;
+    }
     return this.clientInstance;
   }
 
   async servers(): Promise<ServerView[]> {
-    return (await this.client().servers()).servers;
+    return (await (await this.client()).servers()).servers;
   }
 
   /** Waits until exactly `n` file servers are up. */

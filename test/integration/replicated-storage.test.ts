@@ -36,7 +36,7 @@ describe('a 100 MiB stream stored with R=3', () => {
 
   before(async () => {
     cluster = await TestCluster.start({ servers: 3, replicas: 3 });
-    const res = await storeBlob(cluster.client(), seededPieces(SEED, SIZE), { replicas: 3 });
+    const res = await storeBlob(await cluster.client(), seededPieces(SEED, SIZE), { replicas: 3 });
     blobId = res.blobId;
     assert.equal(res.size, SIZE);
     assert.equal(res.chunks, 25);
@@ -45,7 +45,7 @@ describe('a 100 MiB stream stored with R=3', () => {
   after(() => cluster?.stop());
 
   test('every chunk is on all 3 distinct servers, on their disks, with the right bytes', async () => {
-    const manifest = await cluster.client().manifest(blobId);
+    const manifest = await (await cluster.client()).manifest(blobId);
     assert.equal(manifest.chunks.length, 25);
     for (const c of manifest.chunks) {
       assert.equal(new Set(c.replicas.map((r) => r.id)).size, 3);
@@ -59,7 +59,7 @@ describe('a 100 MiB stream stored with R=3', () => {
 
   test('reads back byte-identical', async () => {
     const out = hashingSink();
-    await fetchBlob(cluster.client(), blobId, out.sink);
+    await fetchBlob(await cluster.client(), blobId, out.sink);
     assert.equal(out.bytes(), SIZE);
     assert.equal(out.digest(), expectedDigest(SEED, SIZE));
   });
@@ -67,7 +67,7 @@ describe('a 100 MiB stream stored with R=3', () => {
   test('still reads back byte-identical with one holder killed', async () => {
     await cluster.killFileServer(1);
     const out = hashingSink();
-    await fetchBlob(cluster.client(), blobId, out.sink);
+    await fetchBlob(await cluster.client(), blobId, out.sink);
     assert.equal(out.bytes(), SIZE);
     assert.equal(out.digest(), expectedDigest(SEED, SIZE));
   });

@@ -17,7 +17,7 @@ describe('writing with fewer live servers than the wanted replicas', () => {
 
   test('still writes, warns, and records the chunks as under-replicated', async () => {
     const warnings: string[] = [];
-    const res = await storeBlob(cluster.client(), seededPieces(7, 3 * 256 * 1024), {
+    const res = await storeBlob(await cluster.client(), seededPieces(7, 3 * 256 * 1024), {
       chunkBytes: 256 * 1024,
       onWarning: (w) => warnings.push(w),
     });
@@ -25,7 +25,7 @@ describe('writing with fewer live servers than the wanted replicas', () => {
     assert.equal(res.underReplicated, 3);
     assert.equal(warnings.length, 1);
     assert.match(warnings[0] as string, /only 2 of 3/);
-    const manifest = await cluster.client().manifest(res.blobId);
+    const manifest = await (await cluster.client()).manifest(res.blobId);
     for (const c of manifest.chunks) assert.equal(c.replicas.length, 2);
     await waitFor('the warning in main.log', () => {
       const log = readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
@@ -37,7 +37,7 @@ describe('writing with fewer live servers than the wanted replicas', () => {
 
     const parts: Buffer[] = [];
     await fetchBlob(
-      cluster.client(),
+      await cluster.client(),
       res.blobId,
       new Writable({
         write(c: Buffer, _e, cb) {
@@ -53,7 +53,7 @@ describe('writing with fewer live servers than the wanted replicas', () => {
     await cluster.killFileServer(0);
     await cluster.killFileServer(1);
     await cluster.waitUp(0);
-    await assert.rejects(storeBlob(cluster.client(), seededPieces(8, 1000)), {
+    await assert.rejects(storeBlob(await cluster.client(), seededPieces(8, 1000)), {
       code: 'SEDFS_ERR_NO_SERVERS',
     });
   });

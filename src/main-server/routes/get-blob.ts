@@ -1,12 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { type BlobManifest, IdParams } from '../../protocol/main-api.js';
-import type { MainContext } from '../context.js';
+import { type MainContext, requireUser } from '../context.js';
 
-/** A blob's manifest: its chunks in order, the live servers holding each, and read tickets. */
+/** A bare blob's manifest (its chunks, live holders and read tickets), for the user who stored it. */
 export function getBlobRoute(app: FastifyInstance, ctx: MainContext): void {
   app.get<{ Params: { id: string } }>(
     '/v1/blobs/:id',
     { schema: { params: IdParams } },
-    async (req): Promise<BlobManifest> => ctx.blobs.manifest(req.params.id),
+    async (req): Promise<BlobManifest> => ctx.blobs.manifestFor(req.params.id, requireUser(ctx, req).id),
   );
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { BadReplicaRequest, ChunkParams } from '../../protocol/main-api.js';
-import type { MainContext } from '../context.js';
+import { type MainContext, requireUser } from '../context.js';
 
 /** A reader tells main that a server returned bytes that did not match the chunk. */
 export function reportBadReplicaRoute(app: FastifyInstance, ctx: MainContext): void {
@@ -8,6 +8,7 @@ export function reportBadReplicaRoute(app: FastifyInstance, ctx: MainContext): v
     '/v1/chunks/:id/bad-replica',
     { schema: { params: ChunkParams, body: BadReplicaRequest }, bodyLimit: 1024 },
     async (req) => {
+      requireUser(ctx, req);
       ctx.blobs.reportBadReplica(req.params.id, req.body.server);
       return { ok: true };
     },

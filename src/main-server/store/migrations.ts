@@ -56,4 +56,70 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (blob_id, idx)
   ) STRICT, WITHOUT ROWID;
   `,
+  `
+  CREATE TABLE users (
+    id TEXT PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE,
+    sign_key TEXT NOT NULL,
+    box_key TEXT NOT NULL,
+    admin INTEGER NOT NULL,
+    root_id TEXT NOT NULL,
+    root_sealed TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+
+  CREATE TABLE invites (
+    code_hash TEXT PRIMARY KEY,
+    created_by TEXT NOT NULL REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL,
+    used_by TEXT REFERENCES users(id)
+  ) STRICT;
+
+  CREATE TABLE sessions (
+    token_hash TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users(id),
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+
+  -- A user's home folder is a node with no parent and no name.
+  CREATE TABLE nodes (
+    id TEXT PRIMARY KEY,
+    owner_id TEXT NOT NULL REFERENCES users(id),
+    parent_id TEXT REFERENCES nodes(id),
+    kind TEXT NOT NULL CHECK (kind IN ('dir', 'file')),
+    name_mac TEXT,
+    name_enc TEXT,
+    wrapped_key TEXT,
+    version_id TEXT,
+    size INTEGER NOT NULL DEFAULT 0,
+    created_at INTEGER NOT NULL,
+    modified_at INTEGER NOT NULL,
+    UNIQUE (parent_id, name_mac)
+  ) STRICT;
+  CREATE INDEX nodes_by_parent ON nodes(parent_id);
+
+  CREATE TABLE versions (
+    id TEXT PRIMARY KEY,
+    node_id TEXT NOT NULL REFERENCES nodes(id),
+    blob_id TEXT NOT NULL REFERENCES blobs(id),
+    size INTEGER NOT NULL,
+    chunk_bytes INTEGER NOT NULL,
+    content_key TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+  ) STRICT;
+  CREATE INDEX versions_by_node ON versions(node_id);
+
+  -- Chunk replicas that no blob needs any more, waiting for their server to delete them.
+  CREATE TABLE chunk_deletions (
+    chunk_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    queued_at INTEGER NOT NULL,
+    PRIMARY KEY (chunk_id, server_id)
+  ) STRICT, WITHOUT ROWID;
+
+  ALTER TABLE uploads ADD COLUMN user_id TEXT;
+  ALTER TABLE blobs ADD COLUMN user_id TEXT;
+  `,
 ];

@@ -53,7 +53,8 @@ export function migrate(db: Database.Database): number {
 
 /** The SQLite store: WAL journal, and every commit synced to disk before it returns. */
 export class SqliteStore implements MainStore {
-  private readonly db: Database.Database;
+  /** Shared with the namespace store, so one transaction can span both. */
+  readonly db: Database.Database;
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -141,16 +142,22 @@ export class SqliteStore implements MainStore {
 
   createUpload(rec: UploadRecord): void {
     this.db
-      .prepare('INSERT INTO uploads (id, replicas, created_at, expires_at) VALUES (?, ?, ?, ?)')
-      .run(rec.id, rec.replicas, rec.createdAt, rec.expiresAt);
+      .prepare('INSERT INTO uploads (id, user_id, replicas, created_at, expires_at) VALUES (?, ?, ?, ?, ?)')
+      .run(rec.id, rec.userId ?? null, rec.replicas, rec.createdAt, rec.expiresAt);
   }
 
   getUpload(id: string, now: number): UploadRecord | undefined {
     const row = this.db.prepare('SELECT * FROM uploads WHERE id = ? AND expires_at > ?').get(id, now) as
-      | { id: string; replicas: number; created_at: number; expires_at: number }
+      | { id: string; user_id: string | null; replicas: number; created_at: number; expires_at: number }
       | undefined;
     return (
-      row && { id: row.id, replicas: row.replicas, createdAt: row.created_at, expiresAt: row.expires_at }
+      row && {
+        id: row.id,
+        ...(row.user_id ? { userId: row.user_id } : {}),
+        replicas: row.replicas,
+        createdAt: row.created_at,
+        expiresAt: row.expires_at,
+      }
     );
   }
 
@@ -163,17 +170,22 @@ export class SqliteStore implements MainStore {
       `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)
        ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok'`,
     );
+    // A chunk freed earlier and stored again must not be deleted by the queued order.
+    const unqueue = this.db.prepare('DELETE FROM chunk_deletions WHERE chunk_id = ? AND server_id = ?');
     const addBlobChunk = this.db.prepare(
       'INSERT INTO blob_chunks (blob_id, idx, chunk_id, size) VALUES (?, ?, ?, ?)',
     );
     this.db.transaction(() => {
       const size = blob.chunks.reduce((n, c) => n + c.size, 0);
       this.db
-        .prepare('INSERT INTO blobs (id, size, created_at) VALUES (?, ?, ?)')
-        .run(blob.id, size, blob.createdAt);
+        .prepare('INSERT INTO blobs (id, user_id, size, created_at) VALUES (?, ?, ?, ?)')
+        .run(blob.id, blob.userId ?? null, size, blob.createdAt);
       blob.chunks.forEach((c, i) => {
         upsertChunk.run(c.id, c.size, blob.wanted, blob.createdAt);
-        for (const s of c.servers) addReplica.run(c.id, s, blob.createdAt);
+        for (const s of c.servers) {
+          addReplica.run(c.id, s, blob.createdAt);
+          unqueue.run(c.id, s);
+        }
         addBlobChunk.run(blob.id, i, c.id, c.size);
       });
       this.db.prepare('DELETE FROM uploads WHERE id = ?').run(blob.uploadId);
@@ -181,14 +193,20 @@ export class SqliteStore implements MainStore {
   }
 
   getBlob(id: string): BlobRecord | undefined {
-    const row = this.db.prepare('SELECT id, size, created_at FROM blobs WHERE id = ?').get(id) as
-      | { id: string; size: number; created_at: number }
+    const row = this.db.prepare('SELECT id, user_id, size, created_at FROM blobs WHERE id = ?').get(id) as
+      | { id: string; user_id: string | null; size: number; created_at: number }
       | undefined;
     if (!row) return undefined;
     const chunks = this.db
       .prepare('SELECT idx AS "index", chunk_id AS id, size FROM blob_chunks WHERE blob_id = ? ORDER BY idx')
       .all(id) as BlobRecord['chunks'];
-    return { id: row.id, size: row.size, createdAt: row.created_at, chunks };
+    return {
+      id: row.id,
+      ...(row.user_id ? { userId: row.user_id } : {}),
+      size: row.size,
+      createdAt: row.created_at,
+      chunks,
+    };
   }
 
   replicasOf(chunkIds: string[]): Map<string, string[]> {
@@ -211,6 +229,20 @@ export class SqliteStore implements MainStore {
 
   countChunks(): number {
     return (this.db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
+  }
+
+  pendingDeletions(limit: number): { chunkId: string; serverId: string }[] {
+    return this.db
+      .prepare(
+        'SELECT chunk_id AS chunkId, server_id AS serverId FROM chunk_deletions ORDER BY queued_at LIMIT ?',
+      )
+      .all(limit) as { chunkId: string; serverId: string }[];
+  }
+
+  deletionDone(chunkId: string, serverId: string): void {
+    this.db
+      .prepare('DELETE FROM chunk_deletions WHERE chunk_id = ? AND server_id = ?')
+      .run(chunkId, serverId);
   }
 
   close(): void {

@@ -28,6 +28,8 @@ export interface ServerStats {
 
 export interface UploadRecord {
   id: string;
+  /** the user who began it; only they may place, commit or read what it stores */
+  userId?: string;
   replicas: number;
   createdAt: number;
   expiresAt: number;
@@ -48,6 +50,7 @@ export interface BlobChunk {
 
 export interface BlobRecord {
   id: string;
+  userId?: string;
   size: number;
   createdAt: number;
   chunks: BlobChunk[];
@@ -84,6 +87,7 @@ export interface MainStore {
   getUpload(id: string, now: number): UploadRecord | undefined;
   /** In one transaction: the chunks and their replicas, the blob, and the upload closed. */
   commitBlob(blob: {
+    userId?: string;
     id: string;
     uploadId: string;
     wanted: number;
@@ -96,6 +100,10 @@ export interface MainStore {
   /** Chunks with fewer good replicas than were wanted when they were written. */
   countUnderReplicated(): number;
   countChunks(): number;
+
+  /** Replicas of freed chunks waiting to be deleted on their servers, oldest first. */
+  pendingDeletions(limit: number): { chunkId: string; serverId: string }[];
+  deletionDone(chunkId: string, serverId: string): void;
 
   close(): void;
 }

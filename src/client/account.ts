@@ -1,0 +1,58 @@
+import { randomHexId } from '../crypto/hash.js';
+import { generateIdentity, type SecretIdentity, sealTo, signMessage } from '../crypto/identity.js';
+import { newNodeKey } from '../crypto/node-keys.js';
+import {
+  type ChallengeResponse,
+  type LoginResponse,
+  loginMessage,
+  type MeResponse,
+  type SignupRequest,
+  signupMessage,
+  type UserInfo,
+} from '../protocol/account-api.js';
+import type { ClusterClient } from './cluster-client.js';
+
+/** Context label under which a home folder's key is sealed to its owner. */
+export const rootSealContext = (rootId: string) => `root:${rootId}`;
+
+/**
+ * Makes a user's keys and home folder on the client and registers the public half.
+ * The home folder's node key is sealed to the user's own X25519 key: only they can open it.
+ */
+export async function signup(
+  client: ClusterClient,
+  name: string,
+  invite?: string,
+  identity: SecretIdentity = generateIdentity(),
+): Promise<{ user: UserInfo; identity: SecretIdentity }> {
+  const rootId = randomHexId();
+  const rootKey = newNodeKey();
+  const req: SignupRequest = {
+    name,
+    signKey: identity.signKey,
+    boxKey: identity.boxKey,
+    signature: signMessage(identity, Buffer.from(signupMessage(name, identity.signKey, identity.boxKey))),
+    rootId,
+    rootSealed: sealTo(identity.boxKey, rootKey, rootSealContext(rootId)).toString('base64url'),
+    ...(invite ? { invite } : {}),
+  };
+  const user = await client.call<UserInfo>('POST', '/v1/users', req);
+  return { user, identity };
+}
+
+/** Signs main's challenge with the user's key; on success the client carries the session token. */
+export async function login(
+  client: ClusterClient,
+  name: string,
+  identity: SecretIdentity,
+): Promise<LoginResponse> {
+  const { challenge } = await client.call<ChallengeResponse>('POST', '/v1/sessions/challenge', { name });
+  const signature = signMessage(identity, Buffer.from(loginMessage(name, challenge)));
+  const res = await client.call<LoginResponse>('POST', '/v1/sessions', { name, challenge, signature });
+  client.token = res.token;
+  return res;
+}
+
+export function me(client: ClusterClient): Promise<MeResponse> {
+  return client.call('GET', '/v1/me');
+}

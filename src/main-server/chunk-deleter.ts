@@ -1,0 +1,96 @@
+import { type Agent, request } from 'undici';
+import type { Logger } from '../common/logger.js';
+import type { TicketSigner } from '../crypto/tickets.js';
+import { TICKET_HEADER } from '../protocol/ticket.js';
+import type { Registry } from './registry.js';
+import type { MainStore } from './store/store.js';
+
+const BATCH = 256;
+const CONCURRENCY = 8;
+
+/**
+ * Sends the delete orders for replicas of freed chunks (a file removed, a version
+ * replaced). The queue lives in the store, so orders survive a restart; an order for
+ * a server that is down waits until it is up. A 404 counts as done.
+ */
+export class ChunkDeleter {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly store: MainStore,
+    private readonly registry: Registry,
+    private readonly signer: TicketSigner,
+    private readonly agent: Agent,
+    private readonly log: Logger,
+    private readonly now: () => number,
+  ) {}
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => this.kick(), intervalMs);
+    this.timer.unref();
+  }
+
+  /** Runs a pass soon; passes never overlap. */
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err: Error) => this.log.error({ reason: err.message }, 'chunk deletion pass failed'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const live = new Map(this.registry.live().map((s) => [s.id, s.url]));
+    const todo = this.store.pendingDeletions(BATCH).filter((d) => live.has(d.serverId));
+    let deleted = 0;
+    const work = async (d: { chunkId: string; serverId: string }) => {
+      const ticket = this.signer.sign({
+        op: 'delete',
+        chunks: [d.chunkId],
+        servers: [d.serverId],
+        exp: this.now() + 60_000,
+      });
+      try {
+        const res = await request(`${live.get(d.serverId)}/v1/chunks/${d.chunkId}`, {
+          dispatcher: this.agent,
+          method: 'DELETE',
+          headers: { [TICKET_HEADER]: ticket },
+        });
+        await res.body.dump();
+        if (res.statusCode === 200 || res.statusCode === 404) {
+          this.store.deletionDone(d.chunkId, d.serverId);
+          deleted++;
+        } else {
+          this.log.warn(
+            { chunk: d.chunkId, server: d.serverId, status: res.statusCode },
+            'chunk delete refused',
+          );
+        }
+      } catch (err) {
+        this.log.warn(
+          { chunk: d.chunkId, server: d.serverId, reason: (err as Error).message },
+          'chunk delete failed',
+        );
+      }
+    };
+    for (let i = 0; i < todo.length; i += CONCURRENCY)
+      await Promise.all(todo.slice(i, i + CONCURRENCY).map(work));
+    if (deleted > 0) this.log.info({ deleted }, 'freed chunk replicas deleted');
+    if (todo.length === BATCH) this.again = true;
+  }
+}

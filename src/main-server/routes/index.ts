@@ -1,0 +1,52 @@
+import { beginUploadRoute } from './begin-upload.js';
+import { commitUploadRoute } from './commit-upload.js';
+import { createInviteRoute } from './create-invite.js';
+import { deleteNodeRoute } from './delete-node.js';
+import { getBlobRoute } from './get-blob.js';
+import { getContentRoute } from './get-content.js';
+import { getNodeRoute } from './get-node.js';
+import { listChildrenRoute } from './list-children.js';
+import { listServersRoute } from './list-servers.js';
+import { loginRoute } from './login.js';
+import { loginChallengeRoute } from './login-challenge.js';
+import { logoutRoute } from './logout.js';
+import { lookupChildRoute } from './lookup-child.js';
+import { makeFolderRoute } from './make-folder.js';
+import { meRoute } from './me.js';
+import { moveNodeRoute } from './move-node.js';
+import { placeChunksRoute } from './place-chunks.js';
+import { registerServerRoute } from './register-server.js';
+import { reportBadReplicaRoute } from './report-bad-replica.js';
+import { serverHeartbeatRoute } from './server-heartbeat.js';
+import { serverInventoryRoute } from './server-inventory.js';
+import { signupRoute } from './signup.js';
+
+/** Every route main serves, one file each. */
+export const MAIN_ROUTES = [
+  // file servers (join token)
+  registerServerRoute,
+  serverInventoryRoute,
+  serverHeartbeatRoute,
+  // accounts
+  signupRoute,
+  loginChallengeRoute,
+  loginRoute,
+  logoutRoute,
+  meRoute,
+  createInviteRoute,
+  // cluster and storage (session)
+  listServersRoute,
+  beginUploadRoute,
+  placeChunksRoute,
+  commitUploadRoute,
+  getBlobRoute,
+  reportBadReplicaRoute,
+  // namespace (session)
+  getNodeRoute,
+  listChildrenRoute,
+  lookupChildRoute,
+  makeFolderRoute,
+  moveNodeRoute,
+  deleteNodeRoute,
+  getContentRoute,
+];

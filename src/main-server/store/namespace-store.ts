@@ -1,0 +1,96 @@
+/**
+ * Users, sessions and the encrypted namespace, as main keeps them. Main sees ids,
+ * tree shape, sizes and times; names and keys only as ciphertext and MACs.
+ */
+export interface UserRecord {
+  id: string;
+  name: string;
+  signKey: string;
+  boxKey: string;
+  admin: boolean;
+  /** the user's home folder */
+  rootId: string;
+  /** the home folder's node key, sealed to the user's own X25519 key */
+  rootSealed: string;
+  createdAt: number;
+}
+
+export type NodeKind = 'dir' | 'file';
+
+export interface NodeRecord {
+  id: string;
+  ownerId: string;
+  /** null for a home folder */
+  parentId: string | null;
+  kind: NodeKind;
+  /** keyed MAC of the name under the parent's key; null for a home folder */
+  nameMac: string | null;
+  /** the name, encrypted under the parent's key */
+  nameEnc: string | null;
+  /** this node's key wrapped under the parent's; null for a home folder (sealed on the user) */
+  wrappedKey: string | null;
+  /** current version of a file; null for folders and for a file being created */
+  versionId: string | null;
+  size: number;
+  createdAt: number;
+  modifiedAt: number;
+}
+
+export interface VersionRecord {
+  id: string;
+  nodeId: string;
+  blobId: string;
+  /** plaintext size */
+  size: number;
+  chunkBytes: number;
+  /** content key wrapped under the file's node key */
+  contentKey: string;
+  createdAt: number;
+}
+
+/** A new file, or a new version of an existing one, to commit with its blob. */
+export type VersionTarget = { kind: 'existing'; nodeId: string } | { kind: 'new'; node: NodeRecord };
+
+export interface NamespaceStore {
+  countUsers(): number;
+  /**
+   * The user and their home folder, in one transaction; with `inviteHash`, the invite
+   * is used in the same transaction, or SEDFS_ERR_INVITE_REQUIRED and nothing is kept.
+   */
+  createUser(user: UserRecord, home: NodeRecord, inviteHash?: string): void;
+  userByName(name: string): UserRecord | undefined;
+  userById(id: string): UserRecord | undefined;
+
+  createInvite(codeHash: string, createdBy: string, now: number, expiresAt: number): void;
+  /** Marks the invite used; false if unknown, used or expired. */
+  useInvite(codeHash: string, userId: string, now: number): boolean;
+
+  createSession(tokenHash: string, userId: string, now: number, expiresAt: number): void;
+  sessionUser(tokenHash: string, now: number): UserRecord | undefined;
+  deleteSession(tokenHash: string): void;
+
+  getNode(id: string): NodeRecord | undefined;
+  children(parentId: string): NodeRecord[];
+  childByMac(parentId: string, nameMac: string): NodeRecord | undefined;
+  /** Throws SEDFS_ERR_EXISTS if the parent already has a child with that name MAC. */
+  createNode(node: NodeRecord): void;
+  getVersion(id: string): VersionRecord | undefined;
+  /**
+   * Makes a version current and frees the one it replaces, in one transaction with
+   * the blob commit `commitBlob` performs (passed in so both stores share it).
+   */
+  commitVersion(target: VersionTarget, version: VersionRecord, commitBlob: () => void): void;
+  /** Re-parents and/or renames a node; throws SEDFS_ERR_EXISTS on a name clash. */
+  moveNode(
+    id: string,
+    parentId: string,
+    nameMac: string,
+    nameEnc: string,
+    wrappedKey: string,
+    now: number,
+  ): void;
+  /** Deletes a node (and its subtree); its versions' chunks are queued for deletion. */
+  deleteNode(id: string, now: number): void;
+  /** True if `ancestorId` is `id` or one of its ancestors. */
+  isAncestor(ancestorId: string, id: string): boolean;
+}

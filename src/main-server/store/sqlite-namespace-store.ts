@@ -1,0 +1,347 @@
+import type Database from 'better-sqlite3';
+import { SedfsError } from '../../protocol/errors.js';
+import type {
+  NamespaceStore,
+  NodeRecord,
+  UserRecord,
+  VersionRecord,
+  VersionTarget,
+} from './namespace-store.js';
+
+interface UserRow {
+  id: string;
+  name: string;
+  sign_key: string;
+  box_key: string;
+  admin: number;
+  root_id: string;
+  root_sealed: string;
+  created_at: number;
+}
+
+interface NodeRow {
+  id: string;
+  owner_id: string;
+  parent_id: string | null;
+  kind: 'dir' | 'file';
+  name_mac: string | null;
+  name_enc: string | null;
+  wrapped_key: string | null;
+  version_id: string | null;
+  size: number;
+  created_at: number;
+  modified_at: number;
+}
+
+const toUser = (r: UserRow): UserRecord => ({
+  id: r.id,
+  name: r.name,
+  signKey: r.sign_key,
+  boxKey: r.box_key,
+  admin: r.admin === 1,
+  rootId: r.root_id,
+  rootSealed: r.root_sealed,
+  createdAt: r.created_at,
+});
+
+const toNode = (r: NodeRow): NodeRecord => ({
+  id: r.id,
+  ownerId: r.owner_id,
+  parentId: r.parent_id,
+  kind: r.kind,
+  nameMac: r.name_mac,
+  nameEnc: r.name_enc,
+  wrappedKey: r.wrapped_key,
+  versionId: r.version_id,
+  size: r.size,
+  createdAt: r.created_at,
+  modifiedAt: r.modified_at,
+});
+
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+}
+
+/**
+ * Drops one reference from each of a blob's chunks and removes the blob. Chunks no
+ * blob needs any more leave the chunk map, and each of their replicas is queued for
+ * deletion on its file server. Call inside a transaction.
+ */
+export function releaseBlob(db: Database.Database, blobId: string, now: number): void {
+  const chunkIds = db
+    .prepare('SELECT chunk_id FROM blob_chunks WHERE blob_id = ?')
+    .pluck()
+    .all(blobId) as string[];
+  db.prepare('DELETE FROM blob_chunks WHERE blob_id = ?').run(blobId);
+  db.prepare('DELETE FROM blobs WHERE id = ?').run(blobId);
+  const dec = db.prepare('UPDATE chunks SET refs = refs - 1 WHERE id = ? RETURNING refs');
+  const queue = db.prepare(
+    `INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at)
+     SELECT chunk_id, server_id, ? FROM replicas WHERE chunk_id = ?`,
+  );
+  const dropReplicas = db.prepare('DELETE FROM replicas WHERE chunk_id = ?');
+  const dropChunk = db.prepare('DELETE FROM chunks WHERE id = ?');
+  for (const id of chunkIds) {
+    const row = dec.get(id) as { refs: number } | undefined;
+    if (row && row.refs <= 0) {
+      queue.run(now, id);
+      dropReplicas.run(id);
+      dropChunk.run(id);
+    }
+  }
+}
+
+export class SqliteNamespaceStore implements NamespaceStore {
+  constructor(private readonly db: Database.Database) {}
+
+  countUsers(): number {
+    return this.db.prepare('SELECT count(*) FROM users').pluck().get() as number;
+  }
+
+  createUser(user: UserRecord, home: NodeRecord, inviteHash?: string): void {
+    this.db.transaction(() => {
+      try {
+        this.db
+          .prepare(
+            `INSERT INTO users (id, name, sign_key, box_key, admin, root_id, root_sealed, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(
+            user.id,
+            user.name,
+            user.signKey,
+            user.boxKey,
+            user.admin ? 1 : 0,
+            user.rootId,
+            user.rootSealed,
+            user.createdAt,
+          );
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new SedfsError('SEDFS_ERR_USER_EXISTS');
+        throw err;
+      }
+      this.insertNode(home);
+      if (inviteHash !== undefined && !this.useInvite(inviteHash, user.id, user.createdAt)) {
+        throw new SedfsError('SEDFS_ERR_INVITE_REQUIRED', 'the invite code is unknown, used or expired');
+      }
+    })();
+  }
+
+  userByName(name: string): UserRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM users WHERE name = ?').get(name) as UserRow | undefined;
+    return r && toUser(r);
+  }
+
+  userById(id: string): UserRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM users WHERE id = ?').get(id) as UserRow | undefined;
+    return r && toUser(r);
+  }
+
+  createInvite(codeHash: string, createdBy: string, now: number, expiresAt: number): void {
+    this.db
+      .prepare('INSERT INTO invites (code_hash, created_by, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(codeHash, createdBy, now, expiresAt);
+  }
+
+  useInvite(codeHash: string, userId: string, now: number): boolean {
+    return (
+      this.db
+        .prepare('UPDATE invites SET used_by = ? WHERE code_hash = ? AND used_by IS NULL AND expires_at > ?')
+        .run(userId, codeHash, now).changes === 1
+    );
+  }
+
+  createSession(tokenHash: string, userId: string, now: number, expiresAt: number): void {
+    this.db
+      .prepare('INSERT INTO sessions (token_hash, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)')
+      .run(tokenHash, userId, now, expiresAt);
+  }
+
+  sessionUser(tokenHash: string, now: number): UserRecord | undefined {
+    const r = this.db
+      .prepare(
+        'SELECT u.* FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? AND s.expires_at > ?',
+      )
+      .get(tokenHash, now) as UserRow | undefined;
+    return r && toUser(r);
+  }
+
+  deleteSession(tokenHash: string): void {
+    this.db.prepare('DELETE FROM sessions WHERE token_hash = ?').run(tokenHash);
+  }
+
+  getNode(id: string): NodeRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM nodes WHERE id = ?').get(id) as NodeRow | undefined;
+    return r && toNode(r);
+  }
+
+  children(parentId: string): NodeRecord[] {
+    return (this.db.prepare('SELECT * FROM nodes WHERE parent_id = ?').all(parentId) as NodeRow[]).map(
+      toNode,
+    );
+  }
+
+  childByMac(parentId: string, nameMac: string): NodeRecord | undefined {
+    const r = this.db
+      .prepare('SELECT * FROM nodes WHERE parent_id = ? AND name_mac = ?')
+      .get(parentId, nameMac) as NodeRow | undefined;
+    return r && toNode(r);
+  }
+
+  createNode(node: NodeRecord): void {
+    this.db.transaction(() => {
+      this.insertNode(node);
+      if (node.parentId) this.touch(node.parentId, node.createdAt);
+    })();
+  }
+
+  getVersion(id: string): VersionRecord | undefined {
+    const r = this.db.prepare('SELECT * FROM versions WHERE id = ?').get(id) as
+      | {
+          id: string;
+          node_id: string;
+          blob_id: string;
+          size: number;
+          chunk_bytes: number;
+          content_key: string;
+          created_at: number;
+        }
+      | undefined;
+    return (
+      r && {
+        id: r.id,
+        nodeId: r.node_id,
+        blobId: r.blob_id,
+        size: r.size,
+        chunkBytes: r.chunk_bytes,
+        contentKey: r.content_key,
+        createdAt: r.created_at,
+      }
+    );
+  }
+
+  commitVersion(target: VersionTarget, v: VersionRecord, commitBlob: () => void): void {
+    this.db.transaction(() => {
+      commitBlob();
+      let previous: string | null = null;
+      if (target.kind === 'new') {
+        this.insertNode(target.node);
+        if (target.node.parentId) this.touch(target.node.parentId, v.createdAt);
+      } else {
+        const node = this.getNode(target.nodeId);
+        if (!node) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
+        if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
+        previous = node.versionId;
+      }
+      this.db
+        .prepare(
+          `INSERT INTO versions (id, node_id, blob_id, size, chunk_bytes, content_key, created_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(v.id, v.nodeId, v.blobId, v.size, v.chunkBytes, v.contentKey, v.createdAt);
+      this.db
+        .prepare('UPDATE nodes SET version_id = ?, size = ?, modified_at = ? WHERE id = ?')
+        .run(v.id, v.size, v.createdAt, v.nodeId);
+      if (previous) this.dropVersion(previous, v.createdAt);
+    })();
+  }
+
+  moveNode(
+    id: string,
+    parentId: string,
+    nameMac: string,
+    nameEnc: string,
+    wrappedKey: string,
+    now: number,
+  ): void {
+    this.db.transaction(() => {
+      const before = this.getNode(id);
+      try {
+        this.db
+          .prepare(
+            'UPDATE nodes SET parent_id = ?, name_mac = ?, name_enc = ?, wrapped_key = ?, modified_at = ? WHERE id = ?',
+          )
+          .run(parentId, nameMac, nameEnc, wrappedKey, now, id);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw new SedfsError('SEDFS_ERR_EXISTS');
+        throw err;
+      }
+      if (before?.parentId) this.touch(before.parentId, now);
+      this.touch(parentId, now);
+    })();
+  }
+
+  deleteNode(id: string, now: number): void {
+    this.db.transaction(() => {
+      const node = this.getNode(id);
+      if (!node) return;
+      // Depth-first: children before their parent, so foreign keys hold at every step.
+      const subtree = this.db
+        .prepare(
+          `WITH RECURSIVE t(id, depth) AS (SELECT ?, 0 UNION ALL
+             SELECT n.id, t.depth + 1 FROM nodes n JOIN t ON n.parent_id = t.id)
+           SELECT id FROM t ORDER BY depth DESC`,
+        )
+        .pluck()
+        .all(id) as string[];
+      const versionsOf = this.db.prepare('SELECT id FROM versions WHERE node_id = ?').pluck();
+      const delNode = this.db.prepare('DELETE FROM nodes WHERE id = ?');
+      for (const nid of subtree) {
+        this.db.prepare('UPDATE nodes SET version_id = NULL WHERE id = ?').run(nid);
+        for (const vid of versionsOf.all(nid) as string[]) this.dropVersion(vid, now);
+        delNode.run(nid);
+      }
+      if (node.parentId) this.touch(node.parentId, now);
+    })();
+  }
+
+  isAncestor(ancestorId: string, id: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `WITH RECURSIVE up(id) AS (SELECT ? UNION ALL SELECT n.parent_id FROM nodes n JOIN up ON n.id = up.id
+             WHERE n.parent_id IS NOT NULL)
+           SELECT 1 FROM up WHERE id = ? LIMIT 1`,
+        )
+        .get(id, ancestorId) !== undefined
+    );
+  }
+
+  private dropVersion(versionId: string, now: number): void {
+    const blobId = this.db.prepare('SELECT blob_id FROM versions WHERE id = ?').pluck().get(versionId) as
+      | string
+      | undefined;
+    this.db.prepare('DELETE FROM versions WHERE id = ?').run(versionId);
+    if (blobId) releaseBlob(this.db, blobId, now);
+  }
+
+  private insertNode(n: NodeRecord): void {
+    try {
+      this.db
+        .prepare(
+          `INSERT INTO nodes (id, owner_id, parent_id, kind, name_mac, name_enc, wrapped_key, version_id, size, created_at, modified_at)
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+        )
+        .run(
+          n.id,
+          n.ownerId,
+          n.parentId,
+          n.kind,
+          n.nameMac,
+          n.nameEnc,
+          n.wrappedKey,
+          n.versionId,
+          n.size,
+          n.createdAt,
+          n.modifiedAt,
+        );
+    } catch (err) {
+      if (isUniqueViolation(err)) throw new SedfsError('SEDFS_ERR_EXISTS');
+      throw err;
+    }
+  }
+
+  private touch(nodeId: string, now: number): void {
+    this.db.prepare('UPDATE nodes SET modified_at = max(modified_at, ?) WHERE id = ?').run(now, nodeId);
+  }
+}

@@ -1,0 +1,70 @@
+import { type Static, Type } from '@sinclair/typebox';
+import type { BlobManifest } from './main-api.js';
+import { HexId, strict } from './schemas.js';
+
+const Mac = Type.String({ pattern: '^[0-9a-f]{64}$' });
+/** Encrypted names: a 255-byte name is about 380 characters once sealed and encoded. */
+const NameEnc = Type.String({ pattern: '^[A-Za-z0-9_-]{1,1024}$' });
+const Wrapped = Type.String({ pattern: '^[A-Za-z0-9_-]{1,256}$' });
+
+/** A node as clients see it: everything secret in it is ciphertext or a MAC. */
+export interface NodeEntry {
+  id: string;
+  kind: 'dir' | 'file';
+  parentId: string | null;
+  nameMac: string | null;
+  nameEnc: string | null;
+  wrappedKey: string | null;
+  versionId: string | null;
+  size: number;
+  modifiedAt: number;
+}
+
+export interface ChildrenResponse {
+  entries: NodeEntry[];
+}
+
+export const NodeParams = Type.Object({ id: HexId }, strict);
+export const ChildParams = Type.Object({ id: HexId, mac: Mac }, strict);
+
+export const MkdirRequest = Type.Object(
+  { id: HexId, nameMac: Mac, nameEnc: NameEnc, wrappedKey: Wrapped },
+  strict,
+);
+export type MkdirRequest = Static<typeof MkdirRequest>;
+
+export const MoveRequest = Type.Object(
+  { parentId: HexId, nameMac: Mac, nameEnc: NameEnc, wrappedKey: Wrapped },
+  strict,
+);
+export type MoveRequest = Static<typeof MoveRequest>;
+
+export const DeleteQuery = Type.Object(
+  { recursive: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])) },
+  strict,
+);
+
+/** The namespace half of a commit: which file the blob becomes a version of. */
+export const VersionCommit = Type.Object(
+  {
+    versionId: HexId,
+    size: Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER }),
+    chunkBytes: Type.Integer({ minimum: 1, maximum: 256 * 1024 * 1024 }),
+    contentKey: Wrapped,
+    target: Type.Union([
+      Type.Object({ nodeId: HexId }, strict),
+      Type.Object(
+        { parentId: HexId, nodeId: HexId, nameMac: Mac, nameEnc: NameEnc, wrappedKey: Wrapped },
+        strict,
+      ),
+    ]),
+  },
+  strict,
+);
+export type VersionCommit = Static<typeof VersionCommit>;
+
+export interface ContentResponse {
+  node: NodeEntry;
+  version: { id: string; size: number; chunkBytes: number; contentKey: string };
+  manifest: BlobManifest;
+}
