@@ -1,13 +1,24 @@
+export interface Chunk {
+  index: number;
+  bytes: Buffer;
+  /** true for the final chunk; an empty stream yields one empty last chunk */
+  last: boolean;
+}
+
 /**
- * Cuts a byte stream into chunks of exactly `size` bytes (the last may be shorter).
- * Each yielded buffer is the caller's until it calls `release`, after which it is
- * reused: fresh memory is slow to touch, and this keeps memory flat however big the file.
+ * Cuts a byte stream into chunks of exactly `size` bytes (the last may be shorter),
+ * knowing which one is last: one chunk is held back until the next byte arrives, so
+ * a stream of unknown length can still mark its end. Each yielded buffer is the
+ * caller's until it calls `release`, after which it is reused: fresh memory is slow
+ * to touch, and this keeps memory flat however big the file.
  */
 export async function* chunked(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   size: number,
   pool: { take(): Buffer; release(buf: Buffer): void },
-): AsyncGenerator<Buffer> {
+): AsyncGenerator<Chunk> {
+  let index = 0;
+  let held: Buffer | undefined;
   let buf = pool.take();
   let fill = 0;
   for await (const piece of source) {
@@ -18,17 +29,23 @@ export async function* chunked(
       fill += n;
       off += n;
       if (fill === size) {
-        yield buf;
+        if (held) yield { index: index++, bytes: held, last: false };
+        held = buf;
         buf = pool.take();
         fill = 0;
       }
     }
   }
-  if (fill > 0) yield buf.subarray(0, fill);
-  else pool.release(buf);
+  if (fill > 0 || !held) {
+    if (held) yield { index: index++, bytes: held, last: false };
+    yield { index, bytes: buf.subarray(0, fill), last: true };
+  } else {
+    pool.release(buf);
+    yield { index, bytes: held, last: true };
+  }
 }
 
-/** A bounded set of equal-sized buffers; `take` waits for nothing, so callers bound their own concurrency. */
+/** Equal-sized reusable buffers; callers bound their own concurrency, so the pool stays small. */
 export class ChunkPool {
   private readonly free: Buffer[] = [];
   constructor(readonly size: number) {}

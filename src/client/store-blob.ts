@@ -15,20 +15,31 @@ export interface StoreOptions {
   chunkBytes?: number;
   /** chunks in flight at once */
   concurrency?: number;
+  /** Turns a plaintext chunk into what is stored (encryption); stored as is without it. */
+  seal?: (plain: Buffer, index: number, last: boolean) => Buffer;
+  /** Plaintext bytes stored so far. */
   onProgress?: (bytesDone: number) => void;
   /** Told when main places chunks on fewer servers than wanted. */
   onWarning?: (message: string) => void;
 }
 
+export interface StoredChunks {
+  uploadId: string;
+  chunks: CommitRequest['chunks'];
+  /** plaintext bytes read from the source */
+  size: number;
+}
+
 /**
- * Stores a byte stream as replicated chunks and commits it as one blob. Memory is
- * bounded by `concurrency` chunk buffers, whatever the stream's length.
+ * Stores a byte stream as replicated chunks, without committing: the caller commits
+ * them as a bare blob or as a file version. Memory is bounded by `concurrency` chunk
+ * buffers, whatever the stream's length.
  */
-export async function storeBlob(
+export async function storeChunks(
   client: ClusterClient,
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   opts: StoreOptions = {},
-): Promise<CommitResponse> {
+): Promise<StoredChunks> {
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   const concurrency = opts.concurrency ?? 4;
   const pool = new ChunkPool(chunkBytes);
@@ -39,27 +50,32 @@ export async function storeBlob(
   let bytesDone = 0;
   let warned = false;
 
-  let index = 0;
   for await (const chunk of chunked(source, chunkBytes, pool)) {
-    if (failure) break;
-    const i = index++;
+    if (failure) {
+      pool.release(chunk.bytes);
+      break;
+    }
     const task = (async () => {
       try {
-        const id = sha256Hex(chunk);
-        const size = chunk.length;
+        const stored = opts.seal ? opts.seal(chunk.bytes, chunk.index, chunk.last) : chunk.bytes;
+        const plainSize = chunk.bytes.length;
+        // Encryption made a copy: the plaintext buffer can go back to the pool now.
+        if (stored !== chunk.bytes) pool.release(chunk.bytes);
+        const id = sha256Hex(stored);
+        const size = stored.length;
         const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);
         if (warning && !warned) {
           warned = true;
           opts.onWarning?.(warning);
         }
-        const receipts = await sendChunk(client, placements[0] as Placement, chunk);
-        done[i] = { id, size, receipts };
-        bytesDone += size;
+        const receipts = await sendChunk(client, placements[0] as Placement, stored);
+        done[chunk.index] = { id, size, receipts };
+        bytesDone += plainSize;
         opts.onProgress?.(bytesDone);
       } catch (err) {
         failure ??= err;
       } finally {
-        pool.release(chunk);
+        if (!opts.seal) pool.release(chunk.bytes);
       }
     })();
     inFlight.add(task);
@@ -68,7 +84,17 @@ export async function storeBlob(
   }
   await Promise.all(inFlight);
   if (failure) throw failure;
-  return client.commit(upload.uploadId, done);
+  return { uploadId: upload.uploadId, chunks: done, size: bytesDone };
+}
+
+/** Stores a byte stream and commits it as one bare blob (no namespace entry). */
+export async function storeBlob(
+  client: ClusterClient,
+  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  opts: StoreOptions = {},
+): Promise<CommitResponse> {
+  const stored = await storeChunks(client, source, opts);
+  return client.commit(stored.uploadId, stored.chunks);
 }
 
 /**

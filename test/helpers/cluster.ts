@@ -89,6 +89,8 @@ export interface ClusterOptions {
   heartbeatTimeout?: number;
   /** extra flags for every file server */
   fileServerArgs?: string[];
+  /** start main with --open-signup (default true) */
+  openSignup?: boolean;
 }
 
 /**
@@ -107,7 +109,7 @@ export class TestCluster {
 
   private constructor(opts: ClusterOptions) {
     this.root = mkdtempSync(join(tmpdir(), 'sedfs-test-'));
-    this.opts = { servers: 3, replicas: 3, heartbeatTimeout: 2, fileServerArgs: [], ...opts };
+    this.opts = { servers: 3, replicas: 3, heartbeatTimeout: 2, fileServerArgs: [], openSignup: true, ...opts };
   }
 
   static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
@@ -137,6 +139,7 @@ export class TestCluster {
       String(this.opts.replicas),
       '--heartbeat-timeout',
       String(this.opts.heartbeatTimeout),
+      ...(this.opts.openSignup ? ['--open-signup'] : []),
     ]);
     this.mainUrl = await waitFor('main.addr', () => existsSync(addr) && readFileSync(addr, 'utf8').trim());
     this.mainPort = Number(new URL(this.mainUrl).port);

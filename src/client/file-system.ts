@@ -1,0 +1,329 @@
+import type { Writable } from 'node:stream';
+import { ChunkSealer, openChunk } from '../crypto/content.js';
+import { randomHexId } from '../crypto/hash.js';
+import { openSealed, type SecretIdentity } from '../crypto/identity.js';
+import {
+  decryptName,
+  encryptName,
+  nameMac,
+  newNodeKey,
+  unwrapContentKey,
+  unwrapNodeKey,
+  wrapContentKey,
+  wrapNodeKey,
+} from '../crypto/node-keys.js';
+import type { MeResponse } from '../protocol/account-api.js';
+import { SedfsError } from '../protocol/errors.js';
+import type {
+  ChildrenResponse,
+  ContentResponse,
+  NodeEntry,
+  VersionCommit,
+} from '../protocol/namespace-api.js';
+import { me as fetchMe, rootSealContext } from './account.js';
+import type { ClusterClient } from './cluster-client.js';
+import { fetchManifest } from './fetch-blob.js';
+import { joinPath, splitPath } from './paths.js';
+import { DEFAULT_CHUNK_BYTES, storeChunks } from './store-blob.js';
+
+/** A node with its key opened on the client and its name decrypted. */
+export interface OpenNode {
+  entry: NodeEntry;
+  key: Buffer;
+  name: string;
+  /** path from the home folder */
+  path: string;
+}
+
+export interface ListedEntry {
+  name: string;
+  kind: 'dir' | 'file';
+  size: number;
+  modifiedAt: number;
+  id: string;
+}
+
+export interface TransferOptions {
+  onProgress?: (bytesDone: number) => void;
+  onWarning?: (message: string) => void;
+  chunkBytes?: number;
+  replicas?: number;
+}
+
+/**
+ * The encrypted file system as a user sees it. Every name and key is opened here, on
+ * the client; main only ever receives ciphertext, MACs and ids.
+ */
+export class FileSystem {
+  private constructor(
+    readonly client: ClusterClient,
+    readonly identity: SecretIdentity,
+    readonly user: MeResponse,
+    private readonly rootKey: Buffer,
+  ) {}
+
+  /** Opens the signed-in user's home folder: its key is sealed to their X25519 key. */
+  static async open(client: ClusterClient, identity: SecretIdentity): Promise<FileSystem> {
+    const user = await fetchMe(client);
+    if (user.boxKey !== identity.boxKey) {
+      throw new SedfsError(
+        'SEDFS_ERR_DECRYPT',
+        'the keys in this profile are not the ones main has for this user',
+      );
+    }
+    const rootKey = openSealed(
+      identity,
+      Buffer.from(user.rootSealed, 'base64url'),
+      rootSealContext(user.rootId),
+    );
+    return new FileSystem(client, identity, user, rootKey);
+  }
+
+  private async rootNode(): Promise<OpenNode> {
+    const entry = await this.client.call<NodeEntry>('GET', `/v1/nodes/${this.user.rootId}`);
+    return { entry, key: this.rootKey, name: '', path: '/' };
+  }
+
+  private async child(parent: OpenNode, name: string): Promise<OpenNode | undefined> {
+    if (parent.entry.kind !== 'dir') {
+      throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file, not a folder`);
+    }
+    const mac = nameMac(parent.key, name);
+    let entry: NodeEntry;
+    try {
+      entry = await this.client.call<NodeEntry>('GET', `/v1/nodes/${parent.entry.id}/children/${mac}`);
+    } catch (err) {
+      if (err instanceof SedfsError && err.code === 'SEDFS_ERR_NOT_FOUND') return undefined;
+      throw err;
+    }
+    return this.openChild(parent, entry, name);
+  }
+
+  private openChild(parent: OpenNode, entry: NodeEntry, name?: string): OpenNode {
+    const key = unwrapNodeKey(parent.key, entry.id, entry.wrappedKey as string);
+    const plainName = name ?? decryptName(parent.key, parent.entry.id, entry.nameEnc as string);
+    return { entry, key, name: plainName, path: joinPath([...splitPath(parent.path), plainName]) };
+  }
+
+  /** Resolves a path; `undefined` if the last name does not exist, an error if a folder on the way does not. */
+  async find(path: string, cwd = '/'): Promise<OpenNode | undefined> {
+    let node = await this.rootNode();
+    const names = splitPath(path, cwd);
+    for (let i = 0; i < names.length; i++) {
+      const next = await this.child(node, names[i] as string);
+      if (!next) {
+        if (i === names.length - 1) return undefined;
+        throw new SedfsError('SEDFS_ERR_NOT_FOUND', `no such folder: ${joinPath(names.slice(0, i + 1))}`);
+      }
+      node = next;
+    }
+    return node;
+  }
+
+  async resolve(path: string, cwd = '/'): Promise<OpenNode> {
+    const node = await this.find(path, cwd);
+    if (!node)
+      throw new SedfsError(
+        'SEDFS_ERR_NOT_FOUND',
+        `no such file or folder: ${joinPath(splitPath(path, cwd))}`,
+      );
+    return node;
+  }
+
+  async list(path: string, cwd = '/'): Promise<ListedEntry[]> {
+    const dir = await this.resolve(path, cwd);
+    if (dir.entry.kind !== 'dir') return [this.listed(dir)];
+    return (await this.childrenOf(dir))
+      .map((c) => this.listed(c))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async childrenOf(dir: OpenNode): Promise<OpenNode[]> {
+    const { entries } = await this.client.call<ChildrenResponse>('GET', `/v1/nodes/${dir.entry.id}/children`);
+    return entries.map((e) => this.openChild(dir, e));
+  }
+
+  private listed(n: OpenNode): ListedEntry {
+    return {
+      name: n.name,
+      kind: n.entry.kind,
+      size: n.entry.size,
+      modifiedAt: n.entry.modifiedAt,
+      id: n.entry.id,
+    };
+  }
+
+  async mkdir(path: string, opts: { parents?: boolean } = {}, cwd = '/'): Promise<OpenNode> {
+    const names = splitPath(path, cwd);
+    if (names.length === 0) throw new SedfsError('SEDFS_ERR_EXISTS', '/ already exists');
+    let node = await this.rootNode();
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i] as string;
+      const last = i === names.length - 1;
+      const existing = await this.child(node, name);
+      if (existing) {
+        if (last && !opts.parents)
+          throw new SedfsError('SEDFS_ERR_EXISTS', `${existing.path} already exists`);
+        if (existing.entry.kind !== 'dir')
+          throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${existing.path} is a file`);
+        node = existing;
+        continue;
+      }
+      if (!last && !opts.parents) {
+        throw new SedfsError(
+          'SEDFS_ERR_NOT_FOUND',
+          `no such folder: ${joinPath(names.slice(0, i + 1))} (use -p)`,
+        );
+      }
+      node = await this.createFolder(node, name);
+    }
+    return node;
+  }
+
+  private async createFolder(parent: OpenNode, name: string): Promise<OpenNode> {
+    const id = randomHexId();
+    const key = newNodeKey();
+    const entry = await this.client.call<NodeEntry>('POST', `/v1/nodes/${parent.entry.id}/children`, {
+      id,
+      nameMac: nameMac(parent.key, name),
+      nameEnc: encryptName(parent.key, parent.entry.id, name),
+      wrappedKey: wrapNodeKey(parent.key, id, key),
+    });
+    return { entry, key, name, path: joinPath([...splitPath(parent.path), name]) };
+  }
+
+  /**
+   * Stores a stream as the new version of a file, creating the file if needed. The
+   * version becomes visible in one commit; until then readers see the previous one.
+   */
+  async put(
+    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+    path: string,
+    opts: TransferOptions = {},
+    cwd = '/',
+  ): Promise<OpenNode> {
+    const names = splitPath(path, cwd);
+    const name = names.pop();
+    if (name === undefined) throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', '/ is a folder');
+    const parent = await this.resolve(joinPath(names));
+    if (parent.entry.kind !== 'dir')
+      throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
+    const existing = await this.child(parent, name);
+    if (existing?.entry.kind === 'dir')
+      throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${existing.path} is a folder`);
+
+    // A fresh content key and version id for every attempt: no (key, nonce) pair repeats.
+    const versionId = randomHexId();
+    const sealer = new ChunkSealer(versionId);
+    const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
+    const stored = await storeChunks(this.client, source, {
+      chunkBytes,
+      seal: (plain, index, last) => sealer.seal(index, last, plain),
+      ...(opts.replicas ? { replicas: opts.replicas } : {}),
+      ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+      ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
+    });
+    const commitAs = async (target: OpenNode | undefined) => {
+      const fileId = target?.entry.id ?? randomHexId();
+      const fileKey = target?.key ?? newNodeKey();
+      const version: VersionCommit = {
+        versionId,
+        size: stored.size,
+        chunkBytes,
+        contentKey: wrapContentKey(fileKey, versionId, sealer.key),
+        target: target
+          ? { nodeId: fileId }
+          : {
+              parentId: parent.entry.id,
+              nodeId: fileId,
+              nameMac: nameMac(parent.key, name),
+              nameEnc: encryptName(parent.key, parent.entry.id, name),
+              wrappedKey: wrapNodeKey(parent.key, fileId, fileKey),
+            },
+      };
+      const res = await this.client.commit(stored.uploadId, stored.chunks, version);
+      return { entry: res.node as NodeEntry, key: fileKey, name, path: joinPath([...names, name]) };
+    };
+    try {
+      return await commitAs(existing);
+    } catch (err) {
+      // Someone created the same name meanwhile: land as a new version of their file.
+      if (existing || !(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_EXISTS') throw err;
+      const raced = await this.child(parent, name);
+      if (!raced || raced.entry.kind !== 'file') throw err;
+      return commitAs(raced);
+    }
+  }
+
+  /** Writes a file's current version to `out`, checking every chunk's authentication tag. */
+  async get(path: string, out: Writable, opts: TransferOptions = {}, cwd = '/'): Promise<{ size: number }> {
+    const file = await this.resolve(path, cwd);
+    if (file.entry.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${file.path} is a folder`);
+    const content = await this.client.call<ContentResponse>('GET', `/v1/nodes/${file.entry.id}/content`);
+    const v = content.version;
+    const contentKey = unwrapContentKey(file.key, v.id, v.contentKey);
+    const expectedChunks = Math.max(1, Math.ceil(v.size / v.chunkBytes));
+    if (content.manifest.chunks.length !== expectedChunks) {
+      throw new SedfsError(
+        'SEDFS_ERR_CORRUPT_CHUNK',
+        `${file.path}: the manifest lists ${content.manifest.chunks.length} chunks, the file needs ${expectedChunks}`,
+      );
+    }
+    let written = 0;
+    await fetchManifest(this.client, content.manifest, out, {
+      open: (stored, chunk, last) => openChunk(contentKey, v.id, chunk.index, last, stored),
+      onProgress: (n) => {
+        written = n;
+        opts.onProgress?.(n);
+      },
+    });
+    if (written !== v.size) {
+      throw new SedfsError(
+        'SEDFS_ERR_CORRUPT_CHUNK',
+        `${file.path}: got ${written} bytes, expected ${v.size}`,
+      );
+    }
+    return { size: written };
+  }
+
+  async rm(path: string, opts: { recursive?: boolean } = {}, cwd = '/'): Promise<void> {
+    const node = await this.resolve(path, cwd);
+    if (node.entry.parentId === null)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the home folder cannot be removed');
+    await this.client.call('DELETE', `/v1/nodes/${node.entry.id}${opts.recursive ? '?recursive=true' : ''}`);
+  }
+
+  /**
+   * Renames or moves, atomically. Into an existing folder it keeps its name; the key is
+   * re-wrapped and the name re-encrypted under the new parent, on the client.
+   */
+  async mv(src: string, dst: string, cwd = '/'): Promise<OpenNode> {
+    const node = await this.resolve(src, cwd);
+    if (node.entry.parentId === null)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the home folder cannot be moved');
+    const dstNames = splitPath(dst, cwd);
+    const target = await this.find(dst, cwd);
+    let parent: OpenNode;
+    let name: string;
+    if (target?.entry.kind === 'dir') {
+      parent = target;
+      name = node.name;
+      if (await this.child(parent, name))
+        throw new SedfsError('SEDFS_ERR_EXISTS', `${parent.path}/${name} already exists`);
+    } else if (target) {
+      throw new SedfsError('SEDFS_ERR_EXISTS', `${target.path} already exists`);
+    } else {
+      name = dstNames.pop() as string;
+      parent = await this.resolve(joinPath(dstNames));
+      if (parent.entry.kind !== 'dir')
+        throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
+    }
+    await this.client.call('POST', `/v1/nodes/${node.entry.id}/move`, {
+      parentId: parent.entry.id,
+      nameMac: nameMac(parent.key, name),
+      nameEnc: encryptName(parent.key, parent.entry.id, name),
+      wrappedKey: wrapNodeKey(parent.key, node.entry.id, node.key),
+    });
+    return { ...node, name, path: joinPath([...splitPath(parent.path), name]) };
+  }
+}

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { login, signup } from '../../src/client/account.js';
+import { ClusterClient } from '../../src/client/cluster-client.js';
+import { FileSystem } from '../../src/client/file-system.js';
+import { TestCluster } from '../helpers/cluster.js';
+import { seededBytes } from '../helpers/seeded.js';
+
+function collector() {
+  const parts: Buffer[] = [];
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      parts.push(Buffer.from(c));
+      cb();
+    },
+  });
+  return { sink, bytes: () => Buffer.concat(parts) };
+}
+
+async function roundTrip(fs: FileSystem, path: string, data: Buffer, chunkBytes: number): Promise<Buffer> {
+  await fs.put([data], path, { chunkBytes });
+  const out = collector();
+  await fs.get(path, out.sink);
+  return out.bytes();
+}
+
+describe('the encrypted namespace', () => {
+  let cluster: TestCluster;
+  let fs: FileSystem;
+  const CHUNK = 64 * 1024;
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 3, replicas: 2 });
+    const client = new ClusterClient(cluster.mainUrl);
+    const { identity } = await signup(client, 'alice');
+    await login(client, 'alice', identity);
+    fs = await FileSystem.open(client, identity);
+  });
+  after(() => cluster?.stop());
+
+  for (const [label, size] of [
+    ['an empty file', 0],
+    ['1 byte', 1],
+    ['exactly one chunk', CHUNK],
+    ['one chunk plus one byte', CHUNK + 1],
+    ['several chunks', 5 * CHUNK + 123],
+  ] as const) {
+    test(`round trip of ${label}`, async () => {
+      const data = seededBytes(size + 1, size);
+      assert.deepEqual(await roundTrip(fs, `/rt-${size}`, data, CHUNK), data);
+    });
+  }
+
+  test('names with spaces, unicode and 255 bytes round trip and list back', async () => {
+    const names = ['with spaces.txt', 'ünïcødé 文件 🎉', 'x'.repeat(255)];
+    await fs.mkdir('/names');
+    for (const n of names) await fs.put([Buffer.from(n)], `/names/${n}`);
+    const listed = await fs.list('/names');
+    assert.deepEqual(listed.map((e) => e.name).sort(), [...names].sort());
+    const out = collector();
+    await fs.get(`/names/${names[1]}`, out.sink);
+    assert.equal(out.bytes().toString(), names[1]);
+  });
+
+  test('mkdir -p, mv into a folder, rename, rm -r', async () => {
+    await fs.mkdir('/a/b/c', { parents: true });
+    await fs.put([Buffer.from('hello')], '/a/b/c/f.txt');
+    await fs.mv('/a/b/c/f.txt', '/a');
+    assert.deepEqual((await fs.list('/a')).map((e) => e.name).sort(), ['b', 'f.txt']);
+    await fs.mv('/a/f.txt', '/a/g.txt');
+    const out = collector();
+    await fs.get('/a/g.txt', out.sink);
+    assert.equal(out.bytes().toString(), 'hello');
+    await assert.rejects(fs.rm('/a'), { code: 'SEDFS_ERR_NOT_EMPTY' });
+    await fs.rm('/a', { recursive: true });
+    await assert.rejects(fs.resolve('/a'), { code: 'SEDFS_ERR_NOT_FOUND' });
+  });
+
+  test('a new version replaces the old one', async () => {
+    await fs.put([Buffer.from('one')], '/v.txt');
+    await fs.put([Buffer.from('two, longer')], '/v.txt');
+    const out = collector();
+    await fs.get('/v.txt', out.sink);
+    assert.equal(out.bytes().toString(), 'two, longer');
+    assert.equal((await fs.list('/')).filter((e) => e.name === 'v.txt').length, 1);
+  });
+
+  test('a path through a file, and a missing path, are clear errors', async () => {
+    await fs.put([Buffer.from('x')], '/file');
+    await assert.rejects(fs.resolve('/file/inside'), { code: 'SEDFS_ERR_NOT_A_FOLDER' });
+    await assert.rejects(fs.resolve('/missing/x'), { code: 'SEDFS_ERR_NOT_FOUND' });
+  });
+});
