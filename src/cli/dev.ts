@@ -28,7 +28,7 @@ export function registerDevCommand(program: Command): void {
         const main = await startMain(
           parseConfig(
             MAIN_CONFIG,
-            { host: '127.0.0.1', port: 0, data: join(root, 'main'), replicas },
+            { host: '127.0.0.1', port: 0, data: join(root, 'main'), replicas, openSignup: true },
             process.env,
           ),
         );
@@ -52,7 +52,7 @@ export function registerDevCommand(program: Command): void {
           [
             `SEDFS dev cluster is up: main at ${main.url} with ${n} file servers (data in ${root}).`,
             `In another terminal:  export SEDFS_MAIN=${main.url}`,
-            '                      sedfs servers',
+            '                      sedfs signup YOURNAME   (signup is open on a dev cluster)',
             'Press Ctrl-C to stop.',
             '',
           ].join('\n'),

@@ -38,3 +38,16 @@ export async function resolveMainUrl(flag: string | undefined): Promise<string> 
     '--main URL or SEDFS_MAIN',
   );
 }
+
+/** The passphrase from SEDFS_PASSPHRASE or a hidden prompt; `confirm` asks twice (signup). */
+export async function askPassphrase(confirm = false): Promise<string> {
+  const fromEnv = process.env.SEDFS_PASSPHRASE;
+  if (fromEnv) return fromEnv;
+  const how = 'SEDFS_PASSPHRASE (no terminal to ask on)';
+  const first = await askIfInteractive('Passphrase: ', how, true);
+  if (confirm) {
+    const again = await askIfInteractive('Passphrase again: ', how, true);
+    if (again !== first) throw new SedfsError('SEDFS_ERR_CONFIG', 'the two passphrases differ');
+  }
+  return first;
+}

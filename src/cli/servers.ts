@@ -1,24 +1,19 @@
 import type { Command } from 'commander';
-import { ClusterClient } from '../client/cluster-client.js';
-import { fail, formatBytes, table } from './output.js';
-import { resolveMainUrl } from './prompt.js';
+import { globals, type VerbEnv } from './env.js';
+import { formatBytes, table } from './output.js';
 
-export function registerServersCommand(program: Command): void {
+export function registerServersCommand(program: Command, env: VerbEnv): void {
   program
     .command('servers')
-    .description('list the file servers main knows, with state and space')
-    .option('--main <url>', 'main server URL [env SEDFS_MAIN]')
+    .description('list the file servers main knows, with state and space (needs a session)')
     .option('--json', 'print JSON')
-    .addHelpText(
-      'after',
-      '\nExamples:\n  sedfs servers --main http://127.0.0.1:7000\n  sedfs servers --json | jq .servers',
-    )
-    .action(async (opts: { main?: string; json?: boolean }) => {
-      const client = new ClusterClient(await resolveMainUrl(opts.main).catch(fail));
-      try {
+    .addHelpText('after', '\nExamples:\n  sedfs servers\n  sedfs servers --json | jq .servers')
+    .action((_opts: unknown, cmd: Command) =>
+      env.run(async () => {
+        const { client } = await env.session(cmd);
         const { servers } = await client.servers();
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify({ servers }, null, 2)}\n`);
+        if (globals(cmd).json) {
+          env.out(JSON.stringify({ servers }, null, 2));
           return;
         }
         const now = Date.now();
@@ -32,13 +27,9 @@ export function registerServersCommand(program: Command): void {
           `${((now - s.lastHeartbeat) / 1000).toFixed(1)}s ago`,
         ]);
         const up = servers.filter((s) => s.state === 'up').length;
-        process.stdout.write(
-          `${table(['ID', 'ADDRESS', 'STATE', 'USED', 'FREE', 'CHUNKS', 'LAST HEARTBEAT'], rows)}\n${up} of ${servers.length} up\n`,
+        env.out(
+          `${table(['ID', 'ADDRESS', 'STATE', 'USED', 'FREE', 'CHUNKS', 'LAST HEARTBEAT'], rows)}\n${up} of ${servers.length} up`,
         );
-      } catch (err) {
-        fail(err);
-      } finally {
-        await client.close();
-      }
-    });
+      }),
+    );
 }

@@ -1,0 +1,103 @@
+import type { Command } from 'commander';
+import { ClusterClient } from '../client/cluster-client.js';
+import { FileSystem } from '../client/file-system.js';
+import { defaultProfileDir, Profile, type Session } from '../client/profile.js';
+import { SedfsError } from '../protocol/errors.js';
+import { describeError } from './output.js';
+import { askIfInteractive } from './prompt.js';
+
+export interface GlobalOptions {
+  profile?: string;
+  main?: string;
+  json?: boolean;
+}
+
+/**
+ * What a verb needs from where it runs: the one-shot CLI (cwd `/`, errors exit the
+ * process) or the shell (a working folder, errors print and the prompt returns).
+ */
+export interface VerbEnv {
+  cwd: string;
+  setCwd(path: string): void;
+  profile(cmd: Command): Profile;
+  /** The main URL from --main, SEDFS_MAIN, the profile, or (interactive) a prompt. */
+  mainUrl(cmd: Command): Promise<string>;
+  /** A client signed in with the profile's session. */
+  session(cmd: Command): Promise<{ client: ClusterClient; session: Session }>;
+  fileSystem(cmd: Command): Promise<FileSystem>;
+  out(text: string): void;
+  /** Runs a verb's body with this environment's error handling. */
+  run(body: () => Promise<void>): Promise<void>;
+  /** Releases connections once the verb is done. */
+  close(): Promise<void>;
+}
+
+export function globals(cmd: Command): GlobalOptions {
+  return cmd.optsWithGlobals() as GlobalOptions;
+}
+
+export class CliEnv implements VerbEnv {
+  cwd = '/';
+  private opened: { client: ClusterClient; session: Session } | undefined;
+  private fs: FileSystem | undefined;
+  private profileDir: string | undefined;
+
+  setCwd(path: string): void {
+    this.cwd = path;
+  }
+
+  profile(cmd: Command): Profile {
+    this.profileDir ??= globals(cmd).profile ?? defaultProfileDir();
+    return new Profile(this.profileDir);
+  }
+
+  async mainUrl(cmd: Command): Promise<string> {
+    const flag = globals(cmd).main ?? process.env.SEDFS_MAIN ?? (await this.profile(cmd).config()).main;
+    const url =
+      flag ??
+      (await askIfInteractive(
+        'Main server address (for example http://192.168.1.10:41234): ',
+        '--main URL or SEDFS_MAIN',
+      ));
+    return url.replace(/\/+$/, '');
+  }
+
+  async session(cmd: Command): Promise<{ client: ClusterClient; session: Session }> {
+    if (this.opened) return this.opened;
+    const session = await this.profile(cmd).session();
+    if (!session) throw new SedfsError('SEDFS_ERR_SESSION_REQUIRED', 'not logged in: run sedfs login USER');
+    if (session.expiresAt <= Date.now()) throw new SedfsError('SEDFS_ERR_SESSION_EXPIRED');
+    const client = new ClusterClient(globals(cmd).main ?? session.main);
+    client.token = session.token;
+    this.opened = { client, session };
+    return this.opened;
+  }
+
+  async fileSystem(cmd: Command): Promise<FileSystem> {
+    if (this.fs) return this.fs;
+    const { client, session } = await this.session(cmd);
+    this.fs = await FileSystem.open(client, session.identity);
+    return this.fs;
+  }
+
+  out(text: string): void {
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+  }
+
+  async run(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+      await this.close();
+    } catch (err) {
+      process.stderr.write(`sedfs: ${describeError(err)}\n`);
+      process.exitCode = 1;
+      await this.close().catch(() => undefined);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.opened?.client.close();
+    this.opened = undefined;
+    this.fs = undefined;
+  }
+}

@@ -1,0 +1,36 @@
+import { stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Command } from 'commander';
+import { SedfsError } from '../protocol/errors.js';
+import type { VerbEnv } from './env.js';
+import { getFile, getTree } from './transfer.js';
+
+export function registerGetCommand(program: Command, env: VerbEnv): void {
+  program
+    .command('get <remote> [local]')
+    .description('download and decrypt a file (or a folder with -r); every chunk is authenticated')
+    .option('-r, --recursive', 'download a folder and everything in it')
+    .addHelpText(
+      'after',
+      '\nExamples:\n  sedfs get /report.pdf               # to ./report.pdf\n  sedfs get /report.pdf ~/Downloads/\n  sedfs get -r /backup/photos ./photos',
+    )
+    .action((remote: string, local: string | undefined, opts: { recursive?: boolean }, cmd: Command) =>
+      env.run(async () => {
+        const fs = await env.fileSystem(cmd);
+        const node = await fs.resolve(remote, env.cwd);
+        const name = node.name || 'home';
+        let dst = local ?? name;
+        const st = await stat(dst).catch(() => undefined);
+        if (st?.isDirectory() && (node.entry.kind === 'file' || local === undefined || local.endsWith('/'))) {
+          dst = join(dst, name);
+        }
+        if (node.entry.kind === 'dir') {
+          if (!opts.recursive)
+            throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
+          await getTree(fs, node.path, dst, '/');
+        } else {
+          await getFile(fs, node.path, dst, '/');
+        }
+      }),
+    );
+}

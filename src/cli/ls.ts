@@ -1,0 +1,29 @@
+import type { Command } from 'commander';
+import { globals, type VerbEnv } from './env.js';
+import { formatBytes, table } from './output.js';
+
+export function registerLsCommand(program: Command, env: VerbEnv): void {
+  program
+    .command('ls [path]')
+    .description('list a folder: name, kind, size, modified')
+    .option('--json', 'print JSON')
+    .addHelpText('after', '\nExamples:\n  sedfs ls\n  sedfs ls /photos --json')
+    .action((path: string | undefined, _opts: unknown, cmd: Command) =>
+      env.run(async () => {
+        const fs = await env.fileSystem(cmd);
+        const entries = await fs.list(path ?? '.', env.cwd);
+        if (globals(cmd).json) {
+          env.out(JSON.stringify({ entries }));
+          return;
+        }
+        if (entries.length === 0) return;
+        const rows = entries.map((e) => [
+          e.kind === 'dir' ? `${e.name}/` : e.name,
+          e.kind === 'dir' ? 'folder' : 'file',
+          e.kind === 'dir' ? '-' : formatBytes(e.size),
+          new Date(e.modifiedAt).toISOString().replace('T', ' ').slice(0, 19),
+        ]);
+        env.out(table(['NAME', 'KIND', 'SIZE', 'MODIFIED'], rows));
+      }),
+    );
+}

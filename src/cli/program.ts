@@ -1,0 +1,78 @@
+import { Command } from 'commander';
+import { registerCatCommand } from './cat.js';
+import { registerDevCommand } from './dev.js';
+import { registerEditCommand } from './edit.js';
+import type { VerbEnv } from './env.js';
+import { registerFileServerCommand } from './fileserver.js';
+import { registerGetCommand } from './get.js';
+import { registerInviteCommand } from './invite.js';
+import { registerLoginCommand } from './login.js';
+import { registerLogoutCommand } from './logout.js';
+import { registerLsCommand } from './ls.js';
+import { registerMainCommand } from './main.js';
+import { registerMkdirCommand } from './mkdir.js';
+import { registerMvCommand } from './mv.js';
+import { registerPutCommand } from './put.js';
+import { registerRmCommand } from './rm.js';
+import { registerServersCommand } from './servers.js';
+import { registerSignupCommand } from './signup.js';
+import { registerTreeCommand } from './tree.js';
+import { registerWhoamiCommand } from './whoami.js';
+import { registerWriteCommand } from './write.js';
+
+export const VERSION = '0.1.0';
+
+/** The verbs that work on files and the session: the CLI and the shell both offer them. */
+export function registerClientVerbs(program: Command, env: VerbEnv): void {
+  for (const register of [
+    registerSignupCommand,
+    registerLoginCommand,
+    registerLogoutCommand,
+    registerWhoamiCommand,
+    registerInviteCommand,
+    registerServersCommand,
+    registerLsCommand,
+    registerTreeCommand,
+    registerMkdirCommand,
+    registerPutCommand,
+    registerGetCommand,
+    registerCatCommand,
+    registerWriteCommand,
+    registerRmCommand,
+    registerMvCommand,
+    registerEditCommand,
+  ]) {
+    register(program, env);
+  }
+}
+
+export function buildProgram(
+  env: VerbEnv,
+  opts: { servers: boolean; shell?: (program: Command) => void },
+): Command {
+  const program = new Command()
+    .name('sedfs')
+    .description('SEDFS: a simple encrypted distributed file system')
+    .version(VERSION)
+    .option('--profile <dir>', 'client profile folder: keys, session [env SEDFS_HOME]')
+    .option('--main <url>', 'main server URL [env SEDFS_MAIN]')
+    .showHelpAfterError()
+    .addHelpText(
+      'after',
+      `
+Start a local cluster:  sedfs dev
+Run a cluster by hand:  sedfs main --port 7000
+                        sedfs fileserver --main http://HOST:7000 --join-token TOKEN
+Use it:                 sedfs signup alice --main http://HOST:7000
+                        sedfs put report.pdf && sedfs ls && sedfs get /report.pdf
+                        sedfs shell`,
+    );
+  if (opts.servers) {
+    registerMainCommand(program);
+    registerFileServerCommand(program);
+    registerDevCommand(program);
+  }
+  registerClientVerbs(program, env);
+  opts.shell?.(program);
+  return program;
+}

@@ -1,0 +1,159 @@
+import { createInterface } from 'node:readline';
+import { type Command, CommanderError } from 'commander';
+import { joinPath, splitPath } from '../client/paths.js';
+import { SedfsError } from '../protocol/errors.js';
+import { CliEnv } from './env.js';
+import { describeError } from './output.js';
+import { buildProgram } from './program.js';
+
+/** Splits a line into words, honouring '…' and "…" quotes and backslash escapes. */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  let cur = '';
+  let inWord = false;
+  let quote: string | undefined;
+  for (let i = 0; i < line.length; i++) {
+    const c = line[i] as string;
+    if (quote) {
+      if (c === quote) quote = undefined;
+      else if (c === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else cur += c;
+    } else if (c === '"' || c === "'") {
+      quote = c;
+      inWord = true;
+    } else if (c === '\\' && i + 1 < line.length) {
+      cur += line[++i];
+      inWord = true;
+    } else if (/\s/.test(c)) {
+      if (inWord) words.push(cur);
+      cur = '';
+      inWord = false;
+    } else {
+      cur += c;
+      inWord = true;
+    }
+  }
+  if (quote) throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'unclosed quote');
+  if (inWord) words.push(cur);
+  return words;
+}
+
+/** The shell keeps one session and a working folder; an error prints and the prompt returns. */
+class ShellEnv extends CliEnv {
+  override async run(body: () => Promise<void>): Promise<void> {
+    try {
+      await body();
+    } catch (err) {
+      process.stderr.write(`sedfs: ${describeError(err)}\n`);
+    }
+  }
+  override async close(): Promise<void> {
+    // Connections stay open between commands; the shell closes them when it exits.
+  }
+  async shutdown(): Promise<void> {
+    await super.close();
+  }
+}
+
+export function registerShellCommand(program: Command): void {
+  program
+    .command('shell')
+    .description('an interactive prompt with every file verb plus cd and pwd, history and completion')
+    .addHelpText(
+      'after',
+      '\nExample:\n  sedfs shell\n  sedfs:/> mkdir notes\n  sedfs:/> cd notes\n  sedfs:/notes> put ~/todo.txt',
+    )
+    .action(async (_opts: unknown, cmd: Command) => {
+      const env = new ShellEnv();
+      // As the original client did: ask for the main server when none is configured.
+      const main = await env.mainUrl(cmd).catch((err) => {
+        process.stderr.write(`sedfs: ${describeError(err)}\n`);
+        process.exit(1);
+      });
+      const profile = env.profile(cmd);
+      const config = await profile.config();
+      if (!config.main) await profile.saveConfig({ ...config, main });
+      const session = await profile.session();
+      process.stdout.write(
+        session
+          ? `SEDFS shell: ${session.user} at ${session.main}. Type help, or exit.\n`
+          : `SEDFS shell at ${main}. Not logged in: type login USER (or signup USER). Type help, or exit.\n`,
+      );
+      const globalArgs = [
+        '--main',
+        main,
+        ...(cmd.optsWithGlobals().profile ? ['--profile', cmd.optsWithGlobals().profile] : []),
+      ];
+
+      const completer = (line: string, done: (err: null, result: [string[], string]) => void) => {
+        const word = line.split(/\s+/).pop() ?? '';
+        const slash = word.lastIndexOf('/');
+        const dir = slash >= 0 ? word.slice(0, slash + 1) || '/' : '.';
+        const prefix = slash >= 0 ? word.slice(slash + 1) : word;
+        const shown = slash >= 0 ? word.slice(0, slash + 1) : '';
+        env
+          .fileSystem(cmd)
+          .then((fs) => fs.list(dir, env.cwd))
+          .then((entries) => {
+            const hits = entries
+              .filter((e) => e.name.startsWith(prefix))
+              .map((e) => `${shown}${e.name}${e.kind === 'dir' ? '/' : ''}`);
+            done(null, [hits, word]);
+          })
+          .catch(() => done(null, [[], word]));
+      };
+
+      const rl = createInterface({
+        input: process.stdin,
+        output: process.stdout,
+        completer,
+        historySize: 1000,
+      });
+      const prompt = () => {
+        rl.setPrompt(`sedfs:${env.cwd}> `);
+        rl.prompt();
+      };
+      rl.on('close', () => {
+        void env.shutdown().then(() => process.exit(0));
+      });
+      prompt();
+      for await (const line of rl) {
+        let words: string[];
+        try {
+          words = splitWords(line);
+        } catch (err) {
+          process.stderr.write(`sedfs: ${describeError(err)}\n`);
+          prompt();
+          continue;
+        }
+        const [verb, ...args] = words;
+        if (verb === undefined) {
+          prompt();
+          continue;
+        }
+        if (verb === 'exit' || verb === 'quit') break;
+        if (verb === 'pwd') process.stdout.write(`${env.cwd}\n`);
+        else if (verb === 'cd') {
+          await env.run(async () => {
+            const fs = await env.fileSystem(cmd);
+            const node = await fs.resolve(args[0] ?? '/', env.cwd);
+            if (node.entry.kind !== 'dir')
+              throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${node.path} is a file`);
+            env.setCwd(joinPath(splitPath(node.path)));
+          });
+        } else {
+          const shellProgram = buildProgram(env, { servers: false }).exitOverride();
+          if (verb === 'help') shellProgram.addHelpText('after', '\nIn the shell also: cd [PATH], pwd, exit');
+          try {
+            await shellProgram.parseAsync([...globalArgs, ...words], { from: 'user' });
+          } catch (err) {
+            if (!(err instanceof CommanderError)) process.stderr.write(`sedfs: ${describeError(err)}\n`);
+          }
+          // A new login or logout changes who the shell acts as.
+          if (verb === 'login' || verb === 'logout' || verb === 'signup') await env.shutdown();
+        }
+        prompt();
+      }
+      rl.close();
+    });
+}

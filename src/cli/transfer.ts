@@ -1,0 +1,124 @@
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { Writable } from 'node:stream';
+import { finished } from 'node:stream/promises';
+import type { FileSystem } from '../client/file-system.js';
+import { joinPath, splitPath } from '../client/paths.js';
+import { randomHexId } from '../crypto/hash.js';
+import { SedfsError } from '../protocol/errors.js';
+import { progressBar } from './progress.js';
+
+/** Where `put LOCAL [REMOTE]` lands: REMOTE itself, or inside it when it is a folder. */
+export async function remoteTarget(
+  fs: FileSystem,
+  local: string,
+  remote: string | undefined,
+  cwd: string,
+): Promise<string> {
+  const base = basename(local);
+  if (remote === undefined) return joinPath([...splitPath(cwd), base]);
+  const existing = await fs.find(remote, cwd);
+  const path = joinPath(splitPath(remote, cwd));
+  return existing?.entry.kind === 'dir' ? joinPath([...splitPath(path), base]) : path;
+}
+
+/** Uploads one local file as the new version of `remote`, with a progress bar on a terminal. */
+export async function putFile(
+  fs: FileSystem,
+  local: string,
+  remote: string,
+  onWarning?: (w: string) => void,
+): Promise<void> {
+  const { size } = await stat(local);
+  const bar = progressBar(`put ${basename(local)}`, size);
+  await fs.put(createReadStream(local, { highWaterMark: 1024 * 1024 }), remote, {
+    onProgress: bar.update,
+    ...(onWarning ? { onWarning } : {}),
+  });
+  bar.done();
+}
+
+/** Uploads a local folder tree under `remote` (made if missing). */
+export async function putTree(
+  fs: FileSystem,
+  local: string,
+  remote: string,
+  onWarning?: (w: string) => void,
+): Promise<number> {
+  await fs.mkdir(remote, { parents: true });
+  let files = 0;
+  for (const entry of await readdir(local, { withFileTypes: true })) {
+    const src = join(local, entry.name);
+    const dst = joinPath([...splitPath(remote), entry.name]);
+    if (entry.isDirectory()) files += await putTree(fs, src, dst, onWarning);
+    else if (entry.isFile()) {
+      await putFile(fs, src, dst, onWarning);
+      files++;
+    }
+  }
+  return files;
+}
+
+/**
+ * Downloads a file to `local` through a temporary file in the same folder, renamed into
+ * place only when every chunk has been checked: a failed get never leaves a partial file.
+ */
+export async function getFile(fs: FileSystem, remote: string, local: string, cwd: string): Promise<void> {
+  const node = await fs.resolve(remote, cwd);
+  if (node.entry.kind !== 'file')
+    throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
+  await mkdir(dirname(local), { recursive: true });
+  const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
+  const out = createWriteStream(tmp, { mode: 0o600 });
+  const bar = progressBar(`get ${node.name}`, node.entry.size);
+  try {
+    await fs.get(node.path, out, { onProgress: bar.update });
+    out.end();
+    await finished(out);
+    await rename(tmp, local);
+    bar.done();
+  } catch (err) {
+    out.destroy();
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+export async function getTree(fs: FileSystem, remote: string, local: string, cwd: string): Promise<number> {
+  const dir = await fs.resolve(remote, cwd);
+  await mkdir(local, { recursive: true });
+  let files = 0;
+  for (const child of await fs.childrenOf(dir)) {
+    const dst = join(local, child.name);
+    if (child.entry.kind === 'dir') files += await getTree(fs, child.path, dst, '/');
+    else {
+      await getFile(fs, child.path, dst, '/');
+      files++;
+    }
+  }
+  return files;
+}
+
+/** Reads a whole (small) file into memory: for `write --append` and `edit`. */
+export async function readSmall(
+  fs: FileSystem,
+  remote: string,
+  cwd: string,
+  limit = 64 * 1024 * 1024,
+): Promise<Buffer> {
+  const node = await fs.resolve(remote, cwd);
+  if (node.entry.size > limit)
+    throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is too large for this`);
+  const parts: Buffer[] = [];
+  await fs.get(
+    node.path,
+    new Writable({
+      write(c: Buffer, _e, cb) {
+        parts.push(Buffer.from(c));
+        cb();
+      },
+    }),
+  );
+  return Buffer.concat(parts);
+}

@@ -1,0 +1,116 @@
+import { readFile, rm } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { writeFileAtomic } from '../common/files.js';
+import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
+import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
+import { SedfsError } from '../protocol/errors.js';
+
+/**
+ * The client's folder: `config.json` (main server URL), `keys/<user>.json` (the user's
+ * keys, locked under their passphrase) and `session.json` while logged in.
+ *
+ * While logged in, `session.json` (mode 0600) holds the session token and the user's
+ * unlocked keys, so each command does not ask for the passphrase again; `logout`
+ * deletes it. Like an unencrypted SSH key, it is protected by file permissions only.
+ */
+export function defaultProfileDir(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string {
+  if (env.SEDFS_HOME) return env.SEDFS_HOME;
+  if (platform === 'win32' && env.APPDATA) return join(env.APPDATA, 'sedfs');
+  return join(homedir(), '.sedfs');
+}
+
+export interface ProfileConfig {
+  main?: string;
+}
+
+export interface KeyFile {
+  version: 1;
+  user: string;
+  signKey: string;
+  boxKey: string;
+  fingerprint: string;
+  locked: PassphraseBox;
+}
+
+export interface Session {
+  main: string;
+  user: string;
+  userId: string;
+  token: string;
+  expiresAt: number;
+  identity: SecretIdentity;
+}
+
+async function readJson<T>(path: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as T;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new SedfsError('SEDFS_ERR_CONFIG', `cannot read ${path}: ${(err as Error).message}`);
+  }
+}
+
+export class Profile {
+  constructor(readonly dir: string) {}
+
+  private keyPath(user: string): string {
+    return join(this.dir, 'keys', `${user}.json`);
+  }
+
+  async config(): Promise<ProfileConfig> {
+    return (await readJson<ProfileConfig>(join(this.dir, 'config.json'))) ?? {};
+  }
+
+  async saveConfig(config: ProfileConfig): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, 0o600);
+  }
+
+  async saveKeys(user: string, identity: SecretIdentity, passphrase: string): Promise<KeyFile> {
+    const secret = Buffer.from(
+      JSON.stringify({ signSecret: identity.signSecret, boxSecret: identity.boxSecret }),
+    );
+    const file: KeyFile = {
+      version: 1,
+      user,
+      signKey: identity.signKey,
+      boxKey: identity.boxKey,
+      fingerprint: fingerprint(identity),
+      locked: lockWithPassphrase(passphrase, secret),
+    };
+    await writeFileAtomic(this.keyPath(user), `${JSON.stringify(file, null, 2)}\n`, 0o600);
+    return file;
+  }
+
+  async hasKeys(user: string): Promise<boolean> {
+    return (await readJson<KeyFile>(this.keyPath(user))) !== undefined;
+  }
+
+  /** The user's keys, unlocked; a wrong passphrase is SEDFS_ERR_BAD_PASSPHRASE and nothing else. */
+  async unlockKeys(user: string, passphrase: string): Promise<SecretIdentity> {
+    const file = await readJson<KeyFile>(this.keyPath(user));
+    if (!file) {
+      throw new SedfsError(
+        'SEDFS_ERR_CONFIG',
+        `no keys for ${user} in ${this.dir} (sign up first, or pass --profile)`,
+      );
+    }
+    const secret = JSON.parse(unlockWithPassphrase(passphrase, file.locked).toString('utf8')) as {
+      signSecret: string;
+      boxSecret: string;
+    };
+    return { signKey: file.signKey, boxKey: file.boxKey, ...secret };
+  }
+
+  async session(): Promise<Session | undefined> {
+    return readJson<Session>(join(this.dir, 'session.json'));
+  }
+
+  async saveSession(session: Session): Promise<void> {
+    await writeFileAtomic(join(this.dir, 'session.json'), `${JSON.stringify(session)}\n`, 0o600);
+  }
+
+  async clearSession(): Promise<void> {
+    await rm(join(this.dir, 'session.json'), { force: true });
+  }
+}
