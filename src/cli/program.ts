@@ -48,7 +48,7 @@ export function registerClientVerbs(program: Command, env: VerbEnv): void {
 
 export function buildProgram(
   env: VerbEnv,
-  opts: { servers: boolean; shell?: (program: Command) => void },
+  opts: { servers: boolean; shell?: (program: Command) => void; throwOnExit?: boolean },
 ): Command {
   const program = new Command()
     .name('sedfs')
@@ -67,6 +67,8 @@ Use it:                 sedfs signup alice --main http://HOST:7000
                         sedfs put report.pdf && sedfs ls && sedfs get /report.pdf
                         sedfs shell`,
     );
+  // Set before the verbs are added, so they inherit it: the shell must survive a usage error.
+  if (opts.throwOnExit) program.exitOverride();
   if (opts.servers) {
     registerMainCommand(program);
     registerFileServerCommand(program);

@@ -38,6 +38,11 @@ export function splitWords(line: string): string[] {
   return words;
 }
 
+/** Escapes what splitWords would otherwise split or strip, for completed names. */
+export function escapeWord(word: string): string {
+  return word.replace(/[\s'"\\]/g, (c) => `\\${c}`);
+}
+
 /** The shell keeps one session and a working folder; an error prints and the prompt returns. */
 class ShellEnv extends CliEnv {
   override async run(body: () => Promise<void>): Promise<void> {
@@ -97,7 +102,7 @@ export function registerShellCommand(program: Command): void {
           .then((entries) => {
             const hits = entries
               .filter((e) => e.name.startsWith(prefix))
-              .map((e) => `${shown}${e.name}${e.kind === 'dir' ? '/' : ''}`);
+              .map((e) => `${shown}${escapeWord(e.name)}${e.kind === 'dir' ? '/' : ''}`);
             done(null, [hits, word]);
           })
           .catch(() => done(null, [[], word]));
@@ -142,7 +147,7 @@ export function registerShellCommand(program: Command): void {
             env.setCwd(joinPath(splitPath(node.path)));
           });
         } else {
-          const shellProgram = buildProgram(env, { servers: false }).exitOverride();
+          const shellProgram = buildProgram(env, { servers: false, throwOnExit: true });
           if (verb === 'help') shellProgram.addHelpText('after', '\nIn the shell also: cd [PATH], pwd, exit');
           try {
             await shellProgram.parseAsync([...globalArgs, ...words], { from: 'user' });
