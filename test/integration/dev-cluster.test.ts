@@ -6,13 +6,16 @@ import { test } from 'node:test';
 import { request } from 'undici';
 import { runSedfs, spawnSedfs, waitFor } from '../helpers/cluster.js';
 
-test('sedfs dev starts main and N file servers, and SIGTERM stops them all cleanly', async () => {
+test('sedfs dev starts main and N file servers with open signup, and SIGTERM stops them all cleanly', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-dev-'));
   const dev = spawnSedfs(['dev', '--servers', '2', '--data', root]);
   try {
     await waitFor('the dev cluster', () => dev.output().includes('dev cluster is up'), 20_000);
     const url = readFileSync(join(root, 'main', 'main.addr'), 'utf8').trim();
-    const res = await runSedfs(['servers', '--json', '--main', url]);
+    const env = { SEDFS_HOME: join(root, 'profile'), SEDFS_PASSPHRASE: 'dev-test-passphrase', SEDFS_MAIN: url };
+    const signup = await runSedfs(['signup', 'tester'], env);
+    assert.equal(signup.code, 0, signup.stderr);
+    const res = await runSedfs(['servers', '--json'], env);
     assert.equal(res.code, 0, res.stderr);
     const servers = JSON.parse(res.stdout).servers as { state: string; url: string }[];
     assert.equal(servers.length, 2);
