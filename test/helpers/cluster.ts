@@ -109,7 +109,14 @@ export class TestCluster {
 
   private constructor(opts: ClusterOptions) {
     this.root = mkdtempSync(join(tmpdir(), 'sedfs-test-'));
-    this.opts = { servers: 3, replicas: 3, heartbeatTimeout: 2, fileServerArgs: [], openSignup: true, ...opts };
+    this.opts = {
+      servers: 3,
+      replicas: 3,
+      heartbeatTimeout: 2,
+      fileServerArgs: [],
+      openSignup: true,
+      ...opts,
+    };
   }
 
   static async start(opts: ClusterOptions = {}): Promise<TestCluster> {

@@ -12,7 +12,11 @@ test('sedfs dev starts main and N file servers with open signup, and SIGTERM sto
   try {
     await waitFor('the dev cluster', () => dev.output().includes('dev cluster is up'), 20_000);
     const url = readFileSync(join(root, 'main', 'main.addr'), 'utf8').trim();
-    const env = { SEDFS_HOME: join(root, 'profile'), SEDFS_PASSPHRASE: 'dev-test-passphrase', SEDFS_MAIN: url };
+    const env = {
+      SEDFS_HOME: join(root, 'profile'),
+      SEDFS_PASSPHRASE: 'dev-test-passphrase',
+      SEDFS_MAIN: url,
+    };
     const signup = await runSedfs(['signup', 'tester'], env);
     assert.equal(signup.code, 0, signup.stderr);
     const res = await runSedfs(['servers', '--json'], env);
