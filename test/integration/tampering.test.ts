@@ -1,0 +1,123 @@
+import assert from 'node:assert/strict';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { login, signup } from '../../src/client/account.js';
+import { ClusterClient } from '../../src/client/cluster-client.js';
+import { FileSystem } from '../../src/client/file-system.js';
+import type { ContentResponse } from '../../src/protocol/namespace-api.js';
+import { TestCluster } from '../helpers/cluster.js';
+import { seededBytes } from '../helpers/seeded.js';
+
+const CHUNK = 64 * 1024;
+
+function collector() {
+  const parts: Buffer[] = [];
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      parts.push(Buffer.from(c));
+      cb();
+    },
+  });
+  return { sink, bytes: () => Buffer.concat(parts) };
+}
+
+describe('tampering with stored data is caught', () => {
+  let cluster: TestCluster;
+  let fs: FileSystem;
+  let client: ClusterClient;
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 3, replicas: 3 });
+    client = new ClusterClient(cluster.mainUrl);
+    const { identity } = await signup(client, 'tamper');
+    await login(client, 'tamper', identity);
+    fs = await FileSystem.open(client, identity);
+  });
+  after(async () => {
+    await client?.close();
+    await cluster?.stop();
+  });
+
+  async function storeFile(path: string, seed: number): Promise<{ data: Buffer; content: ContentResponse }> {
+    const data = seededBytes(seed, 4 * CHUNK + 100);
+    await fs.put([data], path, { chunkBytes: CHUNK });
+    const node = await fs.resolve(path);
+    const content = await client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
+    return { data, content };
+  }
+
+  /** Paths of one chunk's file on every server. */
+  const replicasOf = (chunkId: string) =>
+    [0, 1, 2].map((i) => cluster.chunkPath(i, chunkId)).filter(existsSync);
+
+  function flipByte(path: string, at: number): void {
+    const bytes = readFileSync(path);
+    bytes[at] = (bytes[at] as number) ^ 0x01;
+    writeFileSync(path, bytes);
+  }
+
+  test('one flipped byte in one replica: the read comes from a good replica, byte-identical', async () => {
+    const { data, content } = await storeFile('/flip-one', 1);
+    const victim = content.manifest.chunks[1]?.id as string;
+    const paths = replicasOf(victim);
+    assert.equal(paths.length, 3);
+    // Flip on the replica the manifest lists first, so the reader meets it first.
+    const first = content.manifest.chunks[1]?.replicas[0]?.id as string;
+    const index = cluster.fileServers.findIndex((f) => f.id === first);
+    flipByte(cluster.chunkPath(index, victim), 10);
+    const out = collector();
+    await fs.get('/flip-one', out.sink);
+    assert.deepEqual(out.bytes(), data);
+    const log = readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
+    assert.match(log, /replica reported corrupt by a reader/);
+  });
+
+  test('a flipped byte in every replica: the read fails with a clear error and returns no wrong bytes', async () => {
+    const { content } = await storeFile('/flip-all', 2);
+    const victim = content.manifest.chunks[2]?.id as string;
+    for (const p of replicasOf(victim)) flipByte(p, 5);
+    const out = collector();
+    await assert.rejects(fs.get('/flip-all', out.sink), { code: 'SEDFS_ERR_ALL_REPLICAS_FAILED' });
+    // Only the two chunks before the bad one were written, and they are right.
+    assert.equal(out.bytes().length, 2 * CHUNK);
+  });
+
+  test('two chunks of a file swapped on every server: the read fails, nothing wrong is returned', async () => {
+    const { content } = await storeFile('/swapped', 3);
+    const a = content.manifest.chunks[0]?.id as string;
+    const b = content.manifest.chunks[1]?.id as string;
+    for (let i = 0; i < 3; i++) {
+      const pa = cluster.chunkPath(i, a);
+      const pb = cluster.chunkPath(i, b);
+      renameSync(pa, `${pa}.tmp`);
+      renameSync(pb, pa);
+      renameSync(`${pa}.tmp`, pb);
+    }
+    const out = collector();
+    await assert.rejects(fs.get('/swapped', out.sink), { code: 'SEDFS_ERR_ALL_REPLICAS_FAILED' });
+    assert.equal(out.bytes().length, 0);
+  });
+
+  test('a manifest cut short on main is detected, with or without the size changed to match', async () => {
+    const { content } = await storeFile('/cut', 4);
+    const db = new Database(join(cluster.mainData, 'main.db'));
+    try {
+      const blobId = db
+        .prepare('SELECT blob_id FROM versions WHERE id = ?')
+        .pluck()
+        .get(content.version.id) as string;
+      db.prepare('DELETE FROM blob_chunks WHERE blob_id = ? AND idx = 4').run(blobId);
+      await assert.rejects(fs.get('/cut', collector().sink), { code: 'SEDFS_ERR_CORRUPT_CHUNK' });
+      // A cleverer cut also shrinks the size: the chunk now last was not sealed as last.
+      db.prepare('UPDATE versions SET size = ? WHERE id = ?').run(4 * CHUNK, content.version.id);
+      const out = collector();
+      await assert.rejects(fs.get('/cut', out.sink), { code: 'SEDFS_ERR_ALL_REPLICAS_FAILED' });
+      assert.equal(out.bytes().length, 3 * CHUNK);
+    } finally {
+      db.close();
+    }
+  });
+});
