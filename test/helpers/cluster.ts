@@ -91,6 +91,8 @@ export interface ClusterOptions {
   fileServerArgs?: string[];
   /** start main with --open-signup (default true) */
   openSignup?: boolean;
+  /** extra flags for main */
+  mainArgs?: string[];
 }
 
 /**
@@ -115,6 +117,7 @@ export class TestCluster {
       heartbeatTimeout: 2,
       fileServerArgs: [],
       openSignup: true,
+      mainArgs: [],
       ...opts,
     };
   }
@@ -147,6 +150,7 @@ export class TestCluster {
       '--heartbeat-timeout',
       String(this.opts.heartbeatTimeout),
       ...(this.opts.openSignup ? ['--open-signup'] : []),
+      ...this.opts.mainArgs,
     ]);
     this.mainUrl = await waitFor('main.addr', () => existsSync(addr) && readFileSync(addr, 'utf8').trim());
     this.mainPort = Number(new URL(this.mainUrl).port);

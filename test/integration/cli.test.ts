@@ -1,0 +1,120 @@
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { runSedfs, TestCluster } from '../helpers/cluster.js';
+import { seededBytes } from '../helpers/seeded.js';
+
+describe('the sedfs CLI against a real cluster', () => {
+  let cluster: TestCluster;
+  let work: string;
+  let env: Record<string, string>;
+  const sedfs = (...args: string[]) => runSedfs(args, env);
+
+  /** A failure is one clear line on stderr and a non-zero exit. */
+  function assertOneLineError(res: { code: number | null; stderr: string }, pattern: RegExp): void {
+    assert.notEqual(res.code, 0);
+    const lines = res.stderr.trimEnd().split('\n');
+    assert.equal(lines.length, 1, res.stderr);
+    assert.match(lines[0] as string, pattern);
+  }
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 2, replicas: 2 });
+    work = mkdtempSync(join(tmpdir(), 'sedfs-cli-'));
+    env = {
+      SEDFS_HOME: join(work, 'profile'),
+      SEDFS_MAIN: cluster.mainUrl,
+      SEDFS_PASSPHRASE: 'correct horse',
+    };
+    const res = await sedfs('signup', 'carol');
+    assert.equal(res.code, 0, res.stderr);
+  });
+  after(() => cluster?.stop());
+
+  test('put then get round-trips a file byte-identical, and ls --json lists it', async () => {
+    const data = seededBytes(11, 300_000);
+    writeFileSync(join(work, 'in.bin'), data);
+    assert.equal((await sedfs('mkdir', '-p', '/docs/x')).code, 0);
+    assert.equal((await sedfs('put', join(work, 'in.bin'), '/docs/')).code, 0);
+    const got = await sedfs('get', '/docs/in.bin', join(work, 'out.bin'));
+    assert.equal(got.code, 0, got.stderr);
+    assert.deepEqual(readFileSync(join(work, 'out.bin')), data);
+    const ls = await sedfs('ls', '/docs', '--json');
+    const names = (JSON.parse(ls.stdout).entries as { name: string; size: number }[]).map((e) => [
+      e.name,
+      e.size,
+    ]);
+    assert.deepEqual(names, [
+      ['in.bin', 300_000],
+      ['x', 0],
+    ]);
+  });
+
+  test('write and write --append make a message file that cat prints', async () => {
+    assert.equal((await sedfs('write', '/note.txt', 'hello')).code, 0);
+    assert.equal((await sedfs('write', '/note.txt', 'world', '--append')).code, 0);
+    assert.equal((await sedfs('cat', '/note.txt')).stdout, 'hello\nworld\n');
+  });
+
+  test('an unknown path, a path through a file, and rm of a non-empty folder are one clear line each', async () => {
+    assertOneLineError(await sedfs('cat', '/nope.txt'), /no such file or folder: \/nope.txt/);
+    assertOneLineError(await sedfs('ls', '/note.txt/inside'), /is a file, not a folder/);
+    assertOneLineError(await sedfs('rm', '/docs'), /not empty \(use -r\)/);
+    assert.equal((await sedfs('rm', '-r', '/docs')).code, 0);
+  });
+
+  test('a failed get leaves no local file behind', async () => {
+    const target = join(work, 'never.bin');
+    assertOneLineError(await sedfs('get', '/missing.bin', target), /no such file/);
+    assert.equal(existsSync(target), false);
+  });
+
+  test('a wrong passphrase is one clear error and changes nothing', async () => {
+    const before = readFileSync(join(work, 'profile', 'session.json'));
+    const res = await runSedfs(['login', 'carol'], { ...env, SEDFS_PASSPHRASE: 'wrong' });
+    assertOneLineError(res, /wrong passphrase \(SEDFS_ERR_BAD_PASSPHRASE\)/);
+    assert.deepEqual(readFileSync(join(work, 'profile', 'session.json')), before);
+  });
+
+  test('without a session, every verb is refused with a clear line', async () => {
+    const other = { ...env, SEDFS_HOME: join(work, 'empty-profile') };
+    assertOneLineError(await runSedfs(['ls'], other), /not logged in/);
+    assertOneLineError(await runSedfs(['servers'], other), /not logged in/);
+  });
+
+  test('a session main has expired is refused with a clear line', async () => {
+    assert.equal((await sedfs('login', 'carol')).code, 0);
+    // Expire every session on main's side, as the clock would.
+    const db = new Database(join(cluster.mainData, 'main.db'));
+    db.prepare('UPDATE sessions SET expires_at = 1').run();
+    db.close();
+    assertOneLineError(await sedfs('ls'), /session has expired or ended: log in again/);
+    assert.equal((await sedfs('login', 'carol')).code, 0);
+    assert.equal((await sedfs('ls')).code, 0);
+  });
+
+  test('every verb has help with an example', async () => {
+    for (const verb of [
+      'signup',
+      'login',
+      'ls',
+      'tree',
+      'mkdir',
+      'put',
+      'get',
+      'cat',
+      'write',
+      'rm',
+      'mv',
+      'edit',
+      'shell',
+    ]) {
+      const res = await sedfs(verb, '--help');
+      assert.equal(res.code, 0, verb);
+      assert.match(res.stdout, /Example/, verb);
+    }
+  });
+});
