@@ -81,6 +81,10 @@ export class BlobService {
       });
       return { chunk: c.id, servers, ticket };
     });
+    this.store.recordPlacements(
+      uploadId,
+      placements.map((p) => ({ chunkId: p.chunk, serverIds: p.servers.map((s) => s.id) })),
+    );
     if (live.length >= upload.replicas) return { placements };
     const warning = `only ${live.length} of ${upload.replicas} wanted file servers are up: chunks will be under-replicated`;
     this.log.warn(

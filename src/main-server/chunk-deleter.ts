@@ -10,7 +10,7 @@ const CONCURRENCY = 8;
 
 /**
  * Sends the delete orders for replicas of freed chunks (a file removed, a version
- * replaced). The queue lives in the store, so orders survive a restart; an order for
+ * replaced, an upload that expired without committing). The queue lives in the store, so orders survive a restart; an order for
  * a server that is down waits until it is up. A 404 counts as done.
  */
 export class ChunkDeleter {
@@ -55,6 +55,9 @@ export class ChunkDeleter {
   }
 
   private async pass(): Promise<void> {
+    const expired = this.store.expireUploads(this.now());
+    if (expired > 0)
+      this.log.info({ uploads: expired }, 'expired uploads ended; their orphan chunks queued for deletion');
     const live = new Map(this.registry.live().map((s) => [s.id, s.url]));
     const todo = this.store.pendingDeletions(BATCH).filter((d) => live.has(d.serverId));
     let deleted = 0;

@@ -55,6 +55,12 @@ export const MAIN_CONFIG = {
     env: 'SEDFS_OPEN_SIGNUP',
     help: 'let anyone sign up without an invite',
   },
+  uploadTtl: {
+    kind: 'number',
+    default: 24 * 3600,
+    min: 1,
+    help: 'seconds an upload may take to commit; its chunks are then collected as orphans',
+  },
   sessionTtl: { kind: 'number', default: 12 * 3600, min: 1, help: 'seconds a login session lasts' },
   logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
 } as const;
@@ -107,7 +113,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     log.child({ component: 'blobs' }),
     now,
     deps.random ?? Math.random,
-    { replicas: config.replicas, ticketTtlMs: config.ticketTtl * 1000, uploadTtlMs: 24 * 3600_000 },
+    { replicas: config.replicas, ticketTtlMs: config.ticketTtl * 1000, uploadTtlMs: config.uploadTtl * 1000 },
   );
   const agent = createAgent();
   const deleter = new ChunkDeleter(store, registry, signer, agent, log.child({ component: 'deleter' }), now);
@@ -153,7 +159,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
 
   const sweep = setInterval(() => registry.sweep(), Math.min(1000, heartbeatTimeoutMs / 4));
   sweep.unref();
-  deleter.start(5000);
+  // Often enough that orphans of a short upload TTL (tests, small setups) go soon after it ends.
+  deleter.start(Math.min(5000, Math.max(250, config.uploadTtl * 500)));
 
   return {
     url,

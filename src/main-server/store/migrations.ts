@@ -119,6 +119,14 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (chunk_id, server_id)
   ) STRICT, WITHOUT ROWID;
 
+  -- Where each upload's chunks were placed, so an upload that never commits can be cleaned up.
+  CREATE TABLE upload_chunks (
+    upload_id TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    PRIMARY KEY (upload_id, chunk_id, server_id)
+  ) STRICT, WITHOUT ROWID;
+
   ALTER TABLE uploads ADD COLUMN user_id TEXT;
   ALTER TABLE blobs ADD COLUMN user_id TEXT;
   `,

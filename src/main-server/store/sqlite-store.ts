@@ -189,6 +189,7 @@ export class SqliteStore implements MainStore {
         addBlobChunk.run(blob.id, i, c.id, c.size);
       });
       this.db.prepare('DELETE FROM uploads WHERE id = ?').run(blob.uploadId);
+      this.db.prepare('DELETE FROM upload_chunks WHERE upload_id = ?').run(blob.uploadId);
     })();
   }
 
@@ -229,6 +230,36 @@ export class SqliteStore implements MainStore {
 
   countChunks(): number {
     return (this.db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
+  }
+
+  recordPlacements(uploadId: string, placements: { chunkId: string; serverIds: string[] }[]): void {
+    const insert = this.db.prepare(
+      'INSERT OR IGNORE INTO upload_chunks (upload_id, chunk_id, server_id) VALUES (?, ?, ?)',
+    );
+    this.db.transaction(() => {
+      for (const p of placements) for (const s of p.serverIds) insert.run(uploadId, p.chunkId, s);
+    })();
+  }
+
+  expireUploads(now: number): number {
+    return this.db.transaction(() => {
+      const expired = this.db
+        .prepare('SELECT id FROM uploads WHERE expires_at <= ?')
+        .pluck()
+        .all(now) as string[];
+      const queue = this.db.prepare(
+        `INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at)
+         SELECT u.chunk_id, u.server_id, ? FROM upload_chunks u
+         WHERE u.upload_id = ? AND NOT EXISTS
+           (SELECT 1 FROM replicas r WHERE r.chunk_id = u.chunk_id AND r.server_id = u.server_id)`,
+      );
+      for (const id of expired) {
+        queue.run(now, id);
+        this.db.prepare('DELETE FROM upload_chunks WHERE upload_id = ?').run(id);
+        this.db.prepare('DELETE FROM uploads WHERE id = ?').run(id);
+      }
+      return expired.length;
+    })();
   }
 
   pendingDeletions(limit: number): { chunkId: string; serverId: string }[] {

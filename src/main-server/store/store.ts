@@ -101,6 +101,13 @@ export interface MainStore {
   countUnderReplicated(): number;
   countChunks(): number;
 
+  /** Remembers where an upload's chunks were placed (for clean-up if it never commits). */
+  recordPlacements(uploadId: string, placements: { chunkId: string; serverIds: string[] }[]): void;
+  /**
+   * Ends uploads that expired without committing: their placed chunks that no blob
+   * uses are queued for deletion. Returns how many uploads were ended.
+   */
+  expireUploads(now: number): number;
   /** Replicas of freed chunks waiting to be deleted on their servers, oldest first. */
   pendingDeletions(limit: number): { chunkId: string; serverId: string }[];
   deletionDone(chunkId: string, serverId: string): void;

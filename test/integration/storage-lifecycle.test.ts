@@ -1,0 +1,135 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, test } from 'node:test';
+import { login, signup } from '../../src/client/account.js';
+import { ClusterClient } from '../../src/client/cluster-client.js';
+import { FileSystem } from '../../src/client/file-system.js';
+import { Profile } from '../../src/client/profile.js';
+import type { SecretIdentity } from '../../src/crypto/identity.js';
+import type { ContentResponse } from '../../src/protocol/namespace-api.js';
+import { spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+import { allFiles } from '../helpers/files.js';
+import { seededBytes } from '../helpers/seeded.js';
+
+const CHUNK = 64 * 1024;
+
+function collector() {
+  const parts: Buffer[] = [];
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      parts.push(Buffer.from(c));
+      cb();
+    },
+  });
+  return { sink, bytes: () => Buffer.concat(parts) };
+}
+
+describe('storage lifecycle: freeing, versions, interrupted and concurrent puts', () => {
+  let cluster: TestCluster;
+  let client: ClusterClient;
+  let fs: FileSystem;
+  let identityFor: (c: ClusterClient) => Promise<FileSystem>;
+  let doraIdentity: SecretIdentity;
+
+  /** Chunk files on every file server's disk. */
+  const chunkFiles = () => cluster.fileServers.flatMap((f) => allFiles(join(f.data, 'chunks')));
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 3, replicas: 3, mainArgs: ['--upload-ttl', '2'] });
+    client = new ClusterClient(cluster.mainUrl);
+    const { identity } = await signup(client, 'dora');
+    doraIdentity = identity;
+    await login(client, 'dora', identity);
+    fs = await FileSystem.open(client, identity);
+    identityFor = async (c) => {
+      await login(c, 'dora', identity);
+      return FileSystem.open(c, identity);
+    };
+  });
+  after(async () => {
+    await client?.close();
+    await cluster?.stop();
+  });
+
+  async function chunkIdsOf(path: string): Promise<string[]> {
+    const node = await fs.resolve(path);
+    const c = await client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
+    return c.manifest.chunks.map((x) => x.id);
+  }
+
+  test('rm deletes the file’s chunks from every file server', async () => {
+    await fs.put([seededBytes(1, 3 * CHUNK)], '/gone.bin', { chunkBytes: CHUNK });
+    const ids = await chunkIdsOf('/gone.bin');
+    assert.equal(ids.length, 3);
+    const onDisk = (id: string) => chunkFiles().some((p) => p.endsWith(id));
+    assert.ok(ids.every(onDisk));
+    await fs.rm('/gone.bin');
+    await waitFor('the chunks to be deleted', () => ids.every((id) => !onDisk(id)));
+  });
+
+  test('a new version frees the chunks of the one it replaced', async () => {
+    await fs.put([seededBytes(2, 2 * CHUNK)], '/v.bin', { chunkBytes: CHUNK });
+    const old = await chunkIdsOf('/v.bin');
+    await fs.put([seededBytes(3, 2 * CHUNK)], '/v.bin', { chunkBytes: CHUNK });
+    const fresh = await chunkIdsOf('/v.bin');
+    await waitFor('old chunks deleted', () => old.every((id) => !chunkFiles().some((p) => p.endsWith(id))));
+    assert.ok(fresh.every((id) => chunkFiles().some((p) => p.endsWith(id))));
+  });
+
+  test('a client killed in the middle of a put leaves the previous version intact, and its orphans are collected', async () => {
+    const v1 = seededBytes(4, 100_000);
+    await fs.put([v1], '/big.bin');
+    const before = chunkFiles().length;
+    const local = join(cluster.root, 'big-local.bin');
+    writeFileSync(local, seededBytes(5, 200 * 1024 * 1024));
+    // A CLI profile logged in as dora, so the interrupted put targets the very same file.
+    const profileDir = join(cluster.root, 'dora-profile');
+    const side = new ClusterClient(cluster.mainUrl);
+    const s = await login(side, 'dora', doraIdentity);
+    await side.close();
+    await new Profile(profileDir).saveSession({
+      main: cluster.mainUrl,
+      user: 'dora',
+      userId: s.user.id,
+      token: s.token,
+      expiresAt: s.expiresAt,
+      identity: doraIdentity,
+    });
+    const put = spawnSedfs(['put', local, '/big.bin'], { SEDFS_HOME: profileDir });
+    await waitFor(
+      'some chunks of the interrupted put on disk',
+      () => chunkFiles().length > before + 6,
+      30_000,
+    );
+    put.proc.kill('SIGKILL');
+    await put.exited;
+    const out = collector();
+    await fs.get('/big.bin', out.sink);
+    assert.deepEqual(out.bytes(), v1);
+    // The upload expires (--upload-ttl 2) and its chunks are deleted.
+    await waitFor('orphan chunks collected', () => chunkFiles().length === before, 20_000);
+  });
+
+  test('two clients putting the same path at once: it ends as exactly one of the two, never a mix', async () => {
+    const a = seededBytes(6, 5 * CHUNK + 7);
+    const b = seededBytes(7, 5 * CHUNK + 7);
+    const other = new ClusterClient(cluster.mainUrl);
+    try {
+      const fs2 = await identityFor(other);
+      const results = await Promise.allSettled([
+        fs.put([a], '/race.bin', { chunkBytes: CHUNK }),
+        fs2.put([b], '/race.bin', { chunkBytes: CHUNK }),
+      ]);
+      for (const r of results) if (r.status === 'rejected') assert.equal(r.reason.code, 'SEDFS_ERR_EXISTS');
+      assert.ok(results.some((r) => r.status === 'fulfilled'));
+      const out = collector();
+      await fs.get('/race.bin', out.sink);
+      assert.ok(out.bytes().equals(a) || out.bytes().equals(b));
+      assert.equal((await fs.list('/')).filter((e) => e.name === 'race.bin').length, 1);
+    } finally {
+      await other.close();
+    }
+  });
+});
