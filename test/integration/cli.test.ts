@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -32,7 +32,10 @@ describe('the sedfs CLI against a real cluster', () => {
     const res = await sedfs('signup', 'carol');
     assert.equal(res.code, 0, res.stderr);
   });
-  after(() => cluster?.stop());
+  after(async () => {
+    await cluster?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
 
   test('put then get round-trips a file byte-identical, and ls --json lists it', async () => {
     const data = seededBytes(11, 300_000);

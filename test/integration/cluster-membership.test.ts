@@ -1,0 +1,78 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import type { ServerView } from '../../src/protocol/main-api.js';
+import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+
+describe('file servers register, go down when silent, and come back as themselves', () => {
+  const HEARTBEAT_TIMEOUT_S = 2;
+  let cluster: TestCluster;
+  let profile: string;
+  let env: Record<string, string>;
+
+  /** `sedfs servers --json` through the real CLI. */
+  async function servers(): Promise<ServerView[]> {
+    const res = await runSedfs(['servers', '--json'], env);
+    assert.equal(res.code, 0, res.stderr);
+    return JSON.parse(res.stdout).servers;
+  }
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 3, heartbeatTimeout: HEARTBEAT_TIMEOUT_S });
+    profile = mkdtempSync(join(tmpdir(), 'sedfs-prof-'));
+    env = { SEDFS_HOME: profile, SEDFS_MAIN: cluster.mainUrl, SEDFS_PASSPHRASE: 'pw' };
+    assert.equal((await runSedfs(['signup', 'ops'], env)).code, 0);
+  });
+  after(async () => {
+    await cluster?.stop();
+    rmSync(profile, { recursive: true, force: true });
+  });
+
+  test('sedfs servers shows the three file servers up, with their ids and addresses', async () => {
+    const list = await servers();
+    assert.equal(list.length, 3);
+    assert.ok(list.every((s) => s.state === 'up'));
+    assert.deepEqual(list.map((s) => s.id).sort(), cluster.fileServers.map((f) => f.id).sort());
+    const human = await runSedfs(['servers'], env);
+    assert.match(human.stdout, /^ID\s+ADDRESS\s+STATE\s+USED\s+FREE\s+CHUNKS\s+LAST HEARTBEAT/m);
+    assert.match(human.stdout, /3 of 3 up/);
+  });
+
+  test('a server killed with SIGKILL is shown down once the configured silence has passed', async () => {
+    const victim = cluster.fileServers[1]?.id as string;
+    await cluster.killFileServer(1);
+    const killedAt = Date.now();
+    // Right after the kill it is still within its silence allowance (asked in-process: a CLI start is slower).
+    assert.equal((await cluster.servers()).find((s) => s.id === victim)?.state, 'up');
+    await waitFor(
+      'the killed server to be down',
+      async () => (await servers()).find((s) => s.id === victim)?.state === 'down',
+    );
+    const downAfter = (Date.now() - killedAt) / 1000;
+    // It may go down up to one heartbeat interval early (timeout/3), never much later.
+    assert.ok(downAfter <= HEARTBEAT_TIMEOUT_S + 1.5, `down after ${downAfter}s`);
+    assert.ok(downAfter >= HEARTBEAT_TIMEOUT_S * (2 / 3) - 0.5, `down after ${downAfter}s`);
+  });
+
+  test('restarted on the same data folder, it is up again with the same id', async () => {
+    const victim = cluster.fileServers[1]?.id as string;
+    await cluster.startFileServer(1);
+    assert.equal(cluster.fileServers[1]?.id, victim);
+    await waitFor(
+      'it to be up again',
+      async () => (await servers()).find((s) => s.id === victim)?.state === 'up',
+    );
+    const list = await servers();
+    assert.equal(list.length, 3);
+    assert.ok(list.every((s) => s.state === 'up'));
+    await waitFor('main to log the return', () =>
+      mainLog(cluster.mainData).includes('file server is up again'),
+    );
+  });
+});
+
+function mainLog(mainData: string): string {
+  return readFileSync(join(mainData, 'main.log'), 'utf8');
+}
