@@ -20,6 +20,10 @@ import { type FileServerContext, requireKeys } from '../context.js';
 export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): void {
   app.put<{ Params: { id: string } }>('/v1/chunks/:id', async (req, reply): Promise<PutChunkResponse> => {
     const id = assertChunkId(req.params.id);
+    // Any other type would have been parsed (and consumed) by a body parser already.
+    if (req.headers['content-type'] !== 'application/octet-stream') {
+      throw new SedfsError('SEDFS_ERR_UNSUPPORTED_MEDIA', 'a chunk is sent as application/octet-stream');
+    }
     const keys = requireKeys(ctx);
     const ticket = keys.verifyTicket(req.headers[TICKET_HEADER] as string | undefined, {
       op: 'write',

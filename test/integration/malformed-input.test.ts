@@ -1,0 +1,238 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
+
+interface Case {
+  title: string;
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
+  path: string;
+  headers?: Record<string, string>;
+  body?: string | Buffer;
+  status: number;
+  code: string;
+}
+
+describe('bad input gets a 4xx with a clear code, a log line, and no crash', () => {
+  let cluster: TestCluster;
+  let fsUrl: string;
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 1, replicas: 1, fileServerArgs: ['--max-chunk-mib', '1'] });
+    fsUrl = readFileSync(join(cluster.fileServers[0]?.data as string, 'fileserver.addr'), 'utf8').trim();
+  });
+  after(() => cluster?.stop());
+
+  const json = { 'content-type': 'application/json' };
+  const bearer = (t: string) => ({ ...json, authorization: `Bearer ${t}` });
+  const stats = { totalBytes: 1, freeBytes: 1, usedBytes: 0, chunkCount: 0 };
+  const id = 'ab'.repeat(16);
+
+  function mainCases(token: string): Case[] {
+    return [
+      {
+        title: 'malformed JSON',
+        method: 'POST',
+        path: '/v1/servers/register',
+        headers: bearer(token),
+        body: '{"id": ',
+        status: 400,
+        code: 'SEDFS_ERR_BAD_REQUEST',
+      },
+      {
+        title: 'a wrong type',
+        method: 'POST',
+        path: '/v1/servers/register',
+        headers: bearer(token),
+        body: JSON.stringify({ id, port: '5000', stats }),
+        status: 400,
+        code: 'SEDFS_ERR_BAD_REQUEST',
+      },
+      {
+        title: 'an unknown property',
+        method: 'POST',
+        path: '/v1/servers/register',
+        headers: bearer(token),
+        body: JSON.stringify({ id, port: 5000, stats, admin: true }),
+        status: 400,
+        code: 'SEDFS_ERR_BAD_REQUEST',
+      },
+      {
+        title: 'an oversized body',
+        method: 'POST',
+        path: '/v1/servers/register',
+        headers: bearer(token),
+        body: JSON.stringify({ id, port: 5000, stats, url: `http://x/${'a'.repeat(20_000)}` }),
+        status: 413,
+        code: 'SEDFS_ERR_BODY_TOO_LARGE',
+      },
+      {
+        title: 'a wrong join token',
+        method: 'POST',
+        path: '/v1/servers/register',
+        headers: bearer('not-the-token'),
+        body: JSON.stringify({ id, port: 5000, stats }),
+        status: 401,
+        code: 'SEDFS_ERR_JOIN_TOKEN',
+      },
+      {
+        title: 'no join token',
+        method: 'POST',
+        path: `/v1/servers/${id}/heartbeat`,
+        headers: json,
+        body: JSON.stringify(stats),
+        status: 401,
+        code: 'SEDFS_ERR_JOIN_TOKEN',
+      },
+      {
+        title: 'an unknown route',
+        method: 'GET',
+        path: '/v1/nothing-here',
+        status: 404,
+        code: 'SEDFS_ERR_UNKNOWN_ROUTE',
+      },
+      {
+        title: 'a path trick in a node id',
+        method: 'GET',
+        path: '/v1/nodes/..%2F..%2Fetc%2Fpasswd',
+        status: 400,
+        code: 'SEDFS_ERR_BAD_REQUEST',
+      },
+      {
+        title: 'no session on a client route',
+        method: 'GET',
+        path: `/v1/nodes/${id}`,
+        status: 401,
+        code: 'SEDFS_ERR_SESSION_REQUIRED',
+      },
+      {
+        title: 'a made-up session token',
+        method: 'GET',
+        path: '/v1/me',
+        headers: { authorization: 'Bearer forged' },
+        status: 401,
+        code: 'SEDFS_ERR_SESSION_EXPIRED',
+      },
+      {
+        title: 'a wrong type at signup',
+        method: 'POST',
+        path: '/v1/users',
+        headers: json,
+        body: JSON.stringify({ name: 7 }),
+        status: 400,
+        code: 'SEDFS_ERR_BAD_REQUEST',
+      },
+    ];
+  }
+
+  const chunk = 'cd'.repeat(32);
+  const fileServerCases: Case[] = [
+    {
+      title: 'a ../ chunk id',
+      method: 'GET',
+      path: '/v1/chunks/..%2F..%2F..%2Fetc%2Fpasswd',
+      status: 400,
+      code: 'SEDFS_ERR_BAD_CHUNK_ID',
+    },
+    {
+      title: 'a dot-dot path that resolves outside the chunk routes',
+      method: 'PUT',
+      path: '/v1/chunks/%2e%2e/%2e%2e/etc',
+      headers: { 'content-type': 'application/octet-stream' },
+      body: 'x',
+      status: 404,
+      code: 'SEDFS_ERR_UNKNOWN_ROUTE',
+    },
+    {
+      title: 'a non-hex chunk id',
+      method: 'GET',
+      path: `/v1/chunks/${'Z'.repeat(64)}`,
+      status: 400,
+      code: 'SEDFS_ERR_BAD_CHUNK_ID',
+    },
+    {
+      title: 'an upper-case chunk id',
+      method: 'GET',
+      path: `/v1/chunks/${chunk.toUpperCase()}`,
+      status: 400,
+      code: 'SEDFS_ERR_BAD_CHUNK_ID',
+    },
+    {
+      title: 'a wrong content type',
+      method: 'PUT',
+      path: `/v1/chunks/${chunk}`,
+      headers: { 'content-type': 'text/plain' },
+      body: 'hello',
+      status: 415,
+      code: 'SEDFS_ERR_UNSUPPORTED_MEDIA',
+    },
+    {
+      title: 'an unknown route',
+      method: 'POST',
+      path: '/v1/format-disk',
+      status: 404,
+      code: 'SEDFS_ERR_UNKNOWN_ROUTE',
+    },
+  ];
+
+  async function check(base: string, c: Case, log: string): Promise<void> {
+    const res = await request(`${base}${c.path}`, {
+      method: c.method,
+      ...(c.headers ? { headers: c.headers } : {}),
+      ...(c.body !== undefined ? { body: c.body } : {}),
+    });
+    const body = (await res.body.json()) as { error: { code: string; message: string } };
+    assert.equal(res.statusCode, c.status, `${c.title}: ${JSON.stringify(body)}`);
+    assert.equal(body.error.code, c.code, c.title);
+    assert.ok(body.error.message.length > 0, c.title);
+    await waitFor(`a log line for ${c.title}`, () => readFileSync(log, 'utf8').includes(c.code));
+  }
+
+  async function alive(base: string): Promise<void> {
+    const res = await request(`${base}/v1/health`);
+    assert.equal(res.statusCode, 200);
+    await res.body.dump();
+  }
+
+  test('main answers each bad request with its code and logs it, and keeps serving', async () => {
+    const log = join(cluster.mainData, 'main.log');
+    for (const c of mainCases(cluster.joinToken)) await check(cluster.mainUrl, c, log);
+    await alive(cluster.mainUrl);
+    assert.equal(cluster.main.proc.exitCode, null);
+  });
+
+  test('a file server answers each bad request with its code and logs it, and keeps serving', async () => {
+    const log = join(cluster.fileServers[0]?.data as string, 'fileserver.log');
+    for (const c of fileServerCases) await check(fsUrl, c, log);
+    await alive(fsUrl);
+    assert.equal(cluster.fileServers[0]?.process.proc.exitCode, null);
+  });
+
+  test('a chunk larger than the server accepts is refused before it is read', async () => {
+    const client = await cluster.client();
+    const upload = await client.beginUpload(1);
+    const big = Buffer.alloc(1024 * 1024 + 1, 1);
+    const bigId = createHash('sha256').update(big).digest('hex');
+    const { placements } = await client.place(upload.uploadId, [{ id: bigId, size: big.length }]);
+    const res = await request(`${fsUrl}/v1/chunks/${bigId}`, {
+      method: 'PUT',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'x-sedfs-ticket': placements[0]?.ticket as string,
+      },
+      body: big,
+    });
+    const body = (await res.body.json()) as { error: { code: string } };
+    assert.equal(res.statusCode, 413);
+    assert.equal(body.error.code, 'SEDFS_ERR_BODY_TOO_LARGE');
+  });
+
+  test('the join token never appears in main’s log, even from requests that carried it', () => {
+    const log = readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
+    assert.ok(!log.includes(cluster.joinToken));
+    assert.ok(log.includes('request refused'));
+  });
+});
