@@ -250,7 +250,7 @@ export class FileSystem {
       // Someone created the same name meanwhile: land as a new version of their file.
       if (existing || !(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_EXISTS') throw err;
       const raced = await this.child(parent, name);
-      if (!raced || raced.entry.kind !== 'file') throw err;
+      if (raced?.entry.kind !== 'file') throw err;
       return commitAs(raced);
     }
   }
