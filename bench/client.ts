@@ -1,0 +1,100 @@
+/**
+ * The benchmark's client, run as its own process so its peak memory is its own.
+ * Prints one JSON line. Usage:
+ *   client.js put  MAIN TOKENFILE PATH MIB REPLICAS
+ *   client.js get  MAIN TOKENFILE PATH
+ *   client.js small MAIN TOKENFILE FOLDER COUNT BYTES
+ *   client.js ls   MAIN TOKENFILE FOLDER
+ *   client.js dirs MAIN TOKENFILE FOLDER COUNT
+ */
+import { createHash, randomFillSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Writable } from 'node:stream';
+import { ClusterClient } from '../src/client/cluster-client.js';
+import { FileSystem } from '../src/client/file-system.js';
+import type { Session } from '../src/client/profile.js';
+
+const [verb, main, sessionFile, path, a, b] = process.argv.slice(2);
+const session = JSON.parse(readFileSync(sessionFile as string, 'utf8')) as Session;
+const client = new ClusterClient(main as string);
+client.token = session.token;
+const fs = await FileSystem.open(client, session.identity);
+const maxRssMiB = () => process.resourceUsage().maxRSS / 1024;
+
+/** Random-looking bytes without paying for randomness per byte: one random block, stamped per piece. */
+function* generated(bytes: number, hash: ReturnType<typeof createHash>): Generator<Buffer> {
+  const block = randomFillSync(Buffer.allocUnsafe(4 * 1024 * 1024));
+  for (let off = 0, i = 0; off < bytes; off += block.length, i++) {
+    block.writeUInt32BE(i, 0);
+    const piece = block.subarray(0, Math.min(block.length, bytes - off));
+    hash.update(piece);
+    yield piece;
+  }
+}
+
+async function run(): Promise<Record<string, unknown>> {
+  const t0 = process.hrtime.bigint();
+  const secs = () => Number(process.hrtime.bigint() - t0) / 1e9;
+  switch (verb) {
+    case 'put': {
+      const bytes = Number(a) * 1024 * 1024;
+      const h = createHash('sha256');
+      await fs.put(generated(bytes, h), path as string, { replicas: Number(b) });
+      return { seconds: secs(), bytes, sha256: h.digest('hex') };
+    }
+    case 'get': {
+      const h = createHash('sha256');
+      let bytes = 0;
+      await fs.get(
+        path as string,
+        new Writable({
+          highWaterMark: 8 * 1024 * 1024,
+          write(c: Buffer, _e, cb) {
+            h.update(c);
+            bytes += c.length;
+            cb();
+          },
+        }),
+      );
+      return { seconds: secs(), bytes, sha256: h.digest('hex') };
+    }
+    case 'small': {
+      const count = Number(a);
+      const size = Number(b);
+      await fs.mkdir(path as string, { parents: true });
+      const body = randomFillSync(Buffer.alloc(size));
+      let next = 0;
+      const worker = async () => {
+        while (next < count) {
+          const i = next++;
+          await fs.put([body], `${path}/f${String(i).padStart(5, '0')}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+      return { seconds: secs(), files: count };
+    }
+    case 'dirs': {
+      const count = Number(a);
+      await fs.mkdir(path as string, { parents: true });
+      let next = 0;
+      const worker = async () => {
+        while (next < count) {
+          const i = next++;
+          await fs.mkdir(`${path}/d${String(i).padStart(5, '0')}`);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+      return { seconds: secs(), entries: count };
+    }
+    case 'ls': {
+      const entries = await fs.list(path as string);
+      return { seconds: secs(), entries: entries.length };
+    }
+    default:
+      throw new Error(`unknown verb ${verb}`);
+  }
+}
+
+const result = await run();
+await client.close();
+process.stdout.write(`${JSON.stringify({ ...result, maxRssMiB: maxRssMiB() })}\n`);

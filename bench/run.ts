@@ -1,0 +1,224 @@
+/**
+ * `npm run bench`: SEDFS on this machine, next to the machine's own limits.
+ * Never part of `npm test`. Knobs: BENCH_RUNS (default 3), BENCH_MIB (default 1024),
+ * BENCH_SMALL (files, default 2000), BENCH_LS (entries, default 10000).
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
+import {
+  appendFileSync,
+  closeSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
+import { cpus, hostname, tmpdir, totalmem } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { login, signup } from '../src/client/account.js';
+import { ClusterClient } from '../src/client/cluster-client.js';
+import { Profile } from '../src/client/profile.js';
+import { TestCluster } from '../test/helpers/cluster.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const MIB = Number(process.env.BENCH_MIB ?? 1024);
+const SMALL = Number(process.env.BENCH_SMALL ?? 2000);
+const LS = Number(process.env.BENCH_LS ?? 10_000);
+const resultsFile = resolve(
+  here,
+  '../../bench/results',
+  `${new Date().toISOString().slice(0, 10)}-${hostname()}.jsonl`,
+);
+
+interface Row {
+  workload: string;
+  value: number;
+  unit: string;
+  run: number | 'median';
+  detail?: Record<string, unknown>;
+}
+const rows: Row[] = [];
+function emit(row: Row): void {
+  rows.push(row);
+  process.stderr.write(`  ${row.workload} run ${row.run}: ${row.value.toFixed(2)} ${row.unit}\n`);
+}
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] as number;
+
+function peakRssMiB(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
+  return kb / 1024;
+}
+
+/** The machine's limits, measured in this run. */
+function limits(): { sha256MiBs: number; aes256gcmMiBs: number; durableWriteMiBs: number } {
+  const buf = randomFillSync(Buffer.allocUnsafe(4 * 1024 * 1024));
+  const time = (fn: () => void, bytes: number) => {
+    const t = process.hrtime.bigint();
+    fn();
+    return bytes / (1024 * 1024) / (Number(process.hrtime.bigint() - t) / 1e9);
+  };
+  const total = 1024 * 1024 * 1024;
+  const sha = time(() => {
+    const h = createHash('sha256');
+    for (let o = 0; o < total; o += buf.length) h.update(buf);
+    h.digest();
+  }, total);
+  const aes = time(() => {
+    const c = createCipheriv('aes-256-gcm', Buffer.alloc(32, 1), Buffer.alloc(12));
+    for (let o = 0; o < total; o += buf.length) c.update(buf);
+    c.final();
+  }, total);
+  const file = join(tmpdir(), `sedfs-bench-disk-${process.pid}`);
+  const disk = time(() => {
+    const fd = openSync(file, 'w');
+    for (let o = 0; o < total; o += buf.length) writeSync(fd, buf);
+    fsyncSync(fd);
+    closeSync(fd);
+  }, total);
+  rmSync(file, { force: true });
+  return { sha256MiBs: sha, aes256gcmMiBs: aes, durableWriteMiBs: disk };
+}
+
+async function client(args: string[]): Promise<Record<string, number | string>> {
+  const started = process.hrtime.bigint();
+  const out = await new Promise<string>((res, rej) => {
+    const p = spawn(process.execPath, [join(here, 'client.js'), ...args], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let text = '';
+    p.stdout.on('data', (d: Buffer) => {
+      text += d.toString();
+    });
+    p.on('exit', (code) => (code === 0 ? res(text) : rej(new Error(`client ${args[0]} exited ${code}`))));
+  });
+  return { ...JSON.parse(out), wallSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
+}
+
+async function main(): Promise<void> {
+  const machine = {
+    date: new Date().toISOString(),
+    host: hostname(),
+    cpu: cpus()[0]?.model,
+    cores: cpus().length,
+    memGiB: Math.round(totalmem() / 2 ** 30),
+    node: process.version,
+    commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here }).toString().trim(),
+  };
+  process.stderr.write(`SEDFS bench: ${RUNS} runs, ${MIB} MiB, ${SMALL} small files, ls of ${LS}\n`);
+  const lim = limits();
+  process.stderr.write(`  limits: ${JSON.stringify(lim)}\n`);
+
+  const w: Record<string, number[]> = {};
+  const push = (k: string, v: number) => {
+    w[k] ??= [];
+    w[k].push(v);
+  };
+  const rss: Record<string, number> = {};
+  for (let run = 1; run <= RUNS; run++) {
+    // A fresh cluster per run: every run starts from an empty system, as the peers' do.
+    const cluster = await TestCluster.start({ servers: 3, replicas: 3 });
+    try {
+      const c = new ClusterClient(cluster.mainUrl);
+      const { identity } = await signup(c, 'bench');
+      const s = await login(c, 'bench', identity);
+      await c.close();
+      const profile = new Profile(join(cluster.root, 'profile'));
+      await profile.saveSession({
+        main: cluster.mainUrl,
+        user: 'bench',
+        userId: s.user.id,
+        token: s.token,
+        expiresAt: s.expiresAt,
+        identity,
+      });
+      const sessionFile = join(cluster.root, 'profile', 'session.json');
+      const base = [cluster.mainUrl, sessionFile];
+
+      for (const r of [3, 1]) {
+        const put = await client(['put', ...base, `/big-r${r}.bin`, String(MIB), String(r)]);
+        const putMiBs = MIB / Number(put.seconds);
+        emit({ workload: `W1 put R=${r}`, value: putMiBs, unit: 'MiB/s', run });
+        push(`W1 put R=${r}`, putMiBs);
+        push(`W5c client RSS put R=${r}`, Number(put.maxRssMiB));
+        if (r === 3) {
+          rss.main = Math.max(rss.main ?? 0, peakRssMiB(cluster.main.proc.pid as number));
+          cluster.fileServers.forEach((f, i) => {
+            rss[`fs${i}`] = Math.max(rss[`fs${i}`] ?? 0, peakRssMiB(f.process.proc.pid as number));
+          });
+        }
+        const get = await client(['get', ...base, `/big-r${r}.bin`]);
+        if (get.sha256 !== put.sha256 || Number(get.bytes) !== MIB * 1024 * 1024)
+          throw new Error('get returned other bytes');
+        const getMiBs = MIB / Number(get.seconds);
+        emit({ workload: `W2 get R=${r}`, value: getMiBs, unit: 'MiB/s', run });
+        push(`W2 get R=${r}`, getMiBs);
+        push(`W5c client RSS get R=${r}`, Number(get.maxRssMiB));
+      }
+      const small = await client(['small', ...base, '/small', String(SMALL), '4096']);
+      emit({ workload: 'W3 small files', value: SMALL / Number(small.seconds), unit: 'files/s', run });
+      push('W3 small files', SMALL / Number(small.seconds));
+      const ls = await client(['ls', ...base, '/small']);
+      emit({
+        workload: `W4 ls ${SMALL}`,
+        value: Number(ls.wallSeconds),
+        unit: 's',
+        run,
+        detail: { inClient: ls.seconds },
+      });
+      push(`W4 ls ${SMALL}`, Number(ls.wallSeconds));
+      if (LS > 0 && run === 1) {
+        await client(['dirs', ...base, '/wide', String(LS)]);
+        const wide = await client(['ls', ...base, '/wide']);
+        emit({
+          workload: `W4 ls ${LS}`,
+          value: Number(wide.wallSeconds),
+          unit: 's',
+          run,
+          detail: { inClient: wide.seconds },
+        });
+        push(`W4 ls ${LS}`, Number(wide.wallSeconds));
+      }
+    } finally {
+      await cluster.stop();
+    }
+  }
+
+  const lines: string[] = [];
+  const table: [string, string, string][] = [];
+  for (const [k, xs] of Object.entries(w)) {
+    const unit =
+      k.startsWith('W1') || k.startsWith('W2')
+        ? 'MiB/s'
+        : k.startsWith('W3')
+          ? 'files/s'
+          : k.startsWith('W4')
+            ? 's'
+            : 'MiB';
+    const m = median(xs);
+    rows.push({ workload: k, value: m, unit, run: 'median' });
+    table.push([k, m.toFixed(2), unit]);
+  }
+  for (const [k, v] of Object.entries(rss)) {
+    rows.push({ workload: `W5 peak RSS ${k}`, value: v, unit: 'MiB', run: 'median' });
+    table.push([`W5 peak RSS ${k} (R=3 put)`, v.toFixed(1), 'MiB']);
+  }
+  for (const [k, v] of Object.entries(lim)) table.push([`limit ${k}`, v.toFixed(0), 'MiB/s']);
+  const w1 = median(w['W1 put R=3'] ?? [0]);
+  table.push(['W1 R=3 ÷ durable write / 3', (w1 / (lim.durableWriteMiBs / 3)).toFixed(2), 'ratio']);
+  const width = Math.max(...table.map((r) => r[0].length));
+  lines.push(`${'workload'.padEnd(width)}  ${'median'.padStart(10)}  unit`);
+  for (const [k, v, u] of table) lines.push(`${k.padEnd(width)}  ${v.padStart(10)}  ${u}`);
+  process.stdout.write(`\n${lines.join('\n')}\n\n`);
+  mkdirSync(dirname(resultsFile), { recursive: true });
+  appendFileSync(resultsFile, `${JSON.stringify({ machine, limits: lim })}\n`);
+  for (const r of rows) appendFileSync(resultsFile, `${JSON.stringify({ ...r, date: machine.date })}\n`);
+  for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+  process.stderr.write(`results appended to ${resultsFile}\n`);
+}
+
+await main();
