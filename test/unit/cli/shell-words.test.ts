@@ -1,0 +1,27 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { editorCommand } from '../../../src/cli/edit.js';
+import { escapeWord, splitWords } from '../../../src/cli/shell.js';
+
+test('shell lines split on spaces, honouring quotes and backslashes', () => {
+  assert.deepEqual(splitWords('put  "my file.txt" /docs/'), ['put', 'my file.txt', '/docs/']);
+  assert.deepEqual(splitWords("write /n 'it''s'"), ['write', '/n', 'its']);
+  assert.deepEqual(splitWords('cat my\\ note.txt'), ['cat', 'my note.txt']);
+  assert.deepEqual(splitWords('write /a ""'), ['write', '/a', '']);
+  assert.throws(() => splitWords('cat "open'), { code: 'SEDFS_ERR_BAD_REQUEST' });
+});
+
+test('a completed name, escaped, splits back into the same word', () => {
+  for (const name of ['plain', 'with space', "it's", 'back\\slash', 'q"uote']) {
+    assert.deepEqual(splitWords(`cat ${escapeWord(name)}`), ['cat', name]);
+  }
+});
+
+test('the editor comes from VISUAL, then EDITOR, split into words; else a platform default', () => {
+  assert.deepEqual(editorCommand({ VISUAL: 'code --wait', EDITOR: 'nano' }, 'linux'), ['code', '--wait']);
+  assert.deepEqual(editorCommand({ EDITOR: 'nano' }, 'linux'), ['nano']);
+  assert.deepEqual(editorCommand({}, 'linux'), ['vi']);
+  assert.deepEqual(editorCommand({}, 'win32'), ['notepad']);
+  // No shell: metacharacters stay literal words.
+  assert.deepEqual(editorCommand({ EDITOR: 'vi; rm -rf ~' }, 'linux'), ['vi;', 'rm', '-rf', '~']);
+});

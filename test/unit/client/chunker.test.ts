@@ -1,0 +1,42 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { type Chunk, ChunkPool, chunked } from '../../../src/client/chunker.js';
+
+async function cut(
+  pieces: Buffer[],
+  size: number,
+): Promise<{ index: number; bytes: string; last: boolean }[]> {
+  const pool = new ChunkPool(size);
+  const out: { index: number; bytes: string; last: boolean }[] = [];
+  for await (const c of chunked(pieces, size, pool) as AsyncIterable<Chunk>) {
+    out.push({ index: c.index, bytes: c.bytes.toString(), last: c.last });
+    pool.release(c.bytes);
+  }
+  return out;
+}
+
+test('cuts any piece sizes into exact chunks and marks only the final one last', async () => {
+  assert.deepEqual(await cut([Buffer.from('abc'), Buffer.from('defg'), Buffer.from('h')], 3), [
+    { index: 0, bytes: 'abc', last: false },
+    { index: 1, bytes: 'def', last: false },
+    { index: 2, bytes: 'gh', last: true },
+  ]);
+});
+
+test('a stream that ends on a chunk boundary marks its last full chunk last', async () => {
+  assert.deepEqual(await cut([Buffer.from('abcdef')], 3), [
+    { index: 0, bytes: 'abc', last: false },
+    { index: 1, bytes: 'def', last: true },
+  ]);
+});
+
+test('an empty stream yields one empty last chunk', async () => {
+  assert.deepEqual(await cut([], 4), [{ index: 0, bytes: '', last: true }]);
+});
+
+test('released buffers are reused rather than allocated again', () => {
+  const pool = new ChunkPool(8);
+  const a = pool.take();
+  pool.release(a.subarray(0, 3));
+  assert.equal(pool.take().buffer, a.buffer);
+});
