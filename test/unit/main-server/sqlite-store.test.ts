@@ -1,0 +1,230 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, beforeEach, describe, test } from 'node:test';
+import { MIGRATIONS } from '../../../src/main-server/store/migrations.js';
+import type { NodeRecord } from '../../../src/main-server/store/namespace-store.js';
+import { SqliteNamespaceStore } from '../../../src/main-server/store/sqlite-namespace-store.js';
+import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sedfs-store-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
+const server = (id: string) => ({
+  id,
+  url: `http://${id.slice(0, 4)}`,
+  totalBytes: 100,
+  freeBytes: 50,
+  usedBytes: 10,
+  chunkCount: 0,
+  registeredAt: 1,
+  lastHeartbeat: 1,
+});
+
+describe('SqliteStore', () => {
+  let store: SqliteStore;
+  let n = 0;
+  beforeEach(() => {
+    store?.close();
+    store = new SqliteStore(join(dir, `s${n++}.db`));
+  });
+
+  test('migrations run once: reopening a database keeps its data and version', () => {
+    const path = join(dir, 'reopen.db');
+    const a = new SqliteStore(path);
+    a.registerServer(server(hex(1)), 'key');
+    a.close();
+    const b = new SqliteStore(path);
+    assert.equal(b.listServers().length, 1);
+    assert.equal(b.db.pragma('user_version', { simple: true }), MIGRATIONS.length);
+    b.close();
+  });
+
+  test('a server keeps its receipt key when it registers again', () => {
+    store.registerServer(server(hex(1)), 'first-key');
+    const again = store.registerServer({ ...server(hex(1)), url: 'http://moved' }, 'second-key');
+    assert.equal(again.receiptKey, 'first-key');
+    assert.equal(again.url, 'http://moved');
+    assert.equal(
+      store.heartbeat(hex(2), { totalBytes: 1, freeBytes: 1, usedBytes: 0, chunkCount: 0 }, 5),
+      false,
+    );
+  });
+
+  test('a blob commit is all or nothing', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const good = { id: hex(1, 64), size: 3, servers: [hex(1)] };
+    // The second chunk names a server that does not exist: the foreign key fails mid-way.
+    const bad = { id: hex(2, 64), size: 3, servers: [hex(7)] };
+    assert.throws(() =>
+      store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1, chunks: [good, bad] }),
+    );
+    assert.equal(store.getBlob(hex(5)), undefined);
+    assert.equal(store.countChunks(), 0);
+    assert.ok(store.getUpload(hex(9), 0));
+  });
+
+  test('the inventory comparison counts missing and extra chunks', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const chunks = [1, 2, 3].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] }));
+    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1, chunks });
+    store.beginInventory(hex(1));
+    store.addInventory(hex(1), [hex(1, 64), hex(4, 64)]);
+    store.addInventory(hex(1), [hex(5, 64)]);
+    const diff = store.finishInventory(hex(1), 10);
+    assert.deepEqual([diff.missingCount, diff.extraCount], [2, 2]);
+    assert.deepEqual(diff.missing.sort(), [hex(2, 64), hex(3, 64)]);
+    assert.deepEqual(diff.extra.sort(), [hex(4, 64), hex(5, 64)]);
+    assert.equal(store.getServer(hex(1))?.missingCount, 2);
+  });
+
+  test('chunks with fewer good replicas than wanted count as under-replicated', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
+    store.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 3,
+      createdAt: 1,
+      chunks: [{ id: hex(1, 64), size: 1, servers: [hex(1)] }],
+    });
+    assert.equal(store.countUnderReplicated(), 1);
+  });
+
+  test('an expired upload queues its placed, uncommitted chunks for deletion', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    store.recordPlacements(hex(9), [{ chunkId: hex(1, 64), serverIds: [hex(1)] }]);
+    assert.equal(store.expireUploads(5), 0);
+    assert.equal(store.expireUploads(11), 1);
+    assert.deepEqual(store.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(1) }]);
+    store.deletionDone(hex(1, 64), hex(1));
+    assert.deepEqual(store.pendingDeletions(10), []);
+  });
+});
+
+describe('SqliteNamespaceStore', () => {
+  const db = () => new SqliteStore(join(dir, `ns-${Math.random()}.db`));
+  const node = (id: number, parent: number | null, kind: 'dir' | 'file', mac: number | null): NodeRecord => ({
+    id: hex(id),
+    ownerId: hex(100),
+    parentId: parent === null ? null : hex(parent),
+    kind,
+    nameMac: mac === null ? null : hex(mac, 64),
+    nameEnc: mac === null ? null : 'enc',
+    wrappedKey: mac === null ? null : 'wrap',
+    versionId: null,
+    size: 0,
+    createdAt: 1,
+    modifiedAt: 1,
+  });
+  const user = {
+    id: hex(100),
+    name: 'u',
+    signKey: 'a'.repeat(43),
+    boxKey: 'b'.repeat(43),
+    admin: true,
+    rootId: hex(1),
+    rootSealed: 'sealed',
+    createdAt: 1,
+  };
+
+  test('names are unique within a folder (by MAC), and a taken user name is refused', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createNode(node(2, 1, 'dir', 7));
+    assert.throws(() => ns.createNode(node(3, 1, 'file', 7)), { code: 'SEDFS_ERR_EXISTS' });
+    assert.throws(
+      () => ns.createUser({ ...user, id: hex(101), rootId: hex(50) }, node(50, null, 'dir', null)),
+      {
+        code: 'SEDFS_ERR_USER_EXISTS',
+      },
+    );
+    s.close();
+  });
+
+  test('a signup with an unknown invite leaves no user behind', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    assert.throws(() => ns.createUser(user, node(1, null, 'dir', null), 'no-such-invite'), {
+      code: 'SEDFS_ERR_INVITE_REQUIRED',
+    });
+    assert.equal(ns.countUsers(), 0);
+    assert.equal(ns.getNode(hex(1)), undefined);
+    s.close();
+  });
+
+  test('deleting a folder removes its subtree and queues the chunks only it used', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    s.registerServer(server(hex(200)), 'k');
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createNode(node(2, 1, 'dir', 2));
+    s.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const blob = {
+      id: hex(30),
+      uploadId: hex(9),
+      wanted: 1,
+      createdAt: 2,
+      chunks: [{ id: hex(1, 64), size: 5, servers: [hex(200)] }],
+    };
+    ns.commitVersion(
+      { kind: 'new', node: node(3, 2, 'file', 3) },
+      {
+        id: hex(40),
+        nodeId: hex(3),
+        blobId: hex(30),
+        size: 5,
+        chunkBytes: 4,
+        contentKey: 'ck',
+        createdAt: 2,
+      },
+      () => s.commitBlob(blob),
+    );
+    assert.equal(ns.getNode(hex(3))?.versionId, hex(40));
+    assert.ok(ns.isAncestor(hex(1), hex(3)));
+    assert.ok(!ns.isAncestor(hex(3), hex(1)));
+    ns.deleteNode(hex(2), 3);
+    assert.equal(ns.getNode(hex(2)), undefined);
+    assert.equal(ns.getNode(hex(3)), undefined);
+    assert.equal(s.countChunks(), 0);
+    assert.deepEqual(s.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
+    s.close();
+  });
+
+  test('a version commit that fails leaves neither the node nor the blob', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createNode(node(2, 1, 'file', 9));
+    s.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const blob = { id: hex(30), uploadId: hex(9), wanted: 1, createdAt: 2, chunks: [] };
+    // Same name MAC as the existing file: the insert fails after the blob was written.
+    assert.throws(
+      () =>
+        ns.commitVersion(
+          { kind: 'new', node: node(3, 1, 'file', 9) },
+          {
+            id: hex(40),
+            nodeId: hex(3),
+            blobId: hex(30),
+            size: 0,
+            chunkBytes: 4,
+            contentKey: 'ck',
+            createdAt: 2,
+          },
+          () => s.commitBlob(blob),
+        ),
+      { code: 'SEDFS_ERR_EXISTS' },
+    );
+    assert.equal(s.getBlob(hex(30)), undefined);
+    assert.equal(ns.getNode(hex(3)), undefined);
+    assert.ok(s.getUpload(hex(9), 0), 'the upload can still be committed another way');
+    s.close();
+  });
+});
