@@ -1,0 +1,106 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import { ChunkStore } from '../../../src/file-server/chunk-store.js';
+
+const root = mkdtempSync(join(tmpdir(), 'sedfs-chunks-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+let n = 0;
+async function fresh(): Promise<ChunkStore> {
+  const s = new ChunkStore(join(root, `s${n++}`), 1024 * 1024);
+  await s.init();
+  return s;
+}
+
+test('a committed chunk is stored under its hash, in the documented layout, and counted', async () => {
+  const s = await fresh();
+  const bytes = Buffer.from('hello chunk');
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, bytes.length);
+  await w.append(bytes.subarray(0, 5));
+  await w.append(bytes.subarray(5));
+  await w.commit();
+  assert.ok(existsSync(join(s.root, 'chunks', id.slice(0, 2), id.slice(2, 4), id)));
+  assert.equal((await s.stats()).chunkCount, 1);
+  assert.equal((await s.stats()).usedBytes, bytes.length);
+  assert.deepEqual(readdirSync(s.tmpDir), []);
+});
+
+test('bytes that do not hash to the id are refused and leave nothing behind', async () => {
+  const s = await fresh();
+  const id = sha(Buffer.from('expected'));
+  const w = await s.beginWrite(id, 8);
+  await w.append(Buffer.from('imposter'));
+  await assert.rejects(w.commit(), { code: 'SEDFS_ERR_HASH_MISMATCH' });
+  assert.deepEqual(readdirSync(s.tmpDir), []);
+  assert.equal(await s.has(id), false);
+});
+
+test('more bytes than announced, or fewer, are refused', async () => {
+  const s = await fresh();
+  const bytes = Buffer.from('abc');
+  const w = await s.beginWrite(sha(bytes), 2);
+  await assert.rejects(w.append(bytes), { code: 'SEDFS_ERR_BODY_TOO_LARGE' });
+  await w.abort();
+  const short = await s.beginWrite(sha(bytes), 3);
+  await short.append(bytes.subarray(0, 2));
+  await assert.rejects(short.commit(), { code: 'SEDFS_ERR_BODY_INCOMPLETE' });
+  assert.deepEqual(readdirSync(s.tmpDir), []);
+});
+
+test('leftovers of an interrupted write are cleared at start, and stored chunks are counted', async () => {
+  const dir = join(root, 'restart');
+  const s = new ChunkStore(dir, 1024);
+  await s.init();
+  const bytes = Buffer.from('kept');
+  const w = await s.beginWrite(sha(bytes), 4);
+  await w.append(bytes);
+  await w.commit();
+  writeFileSync(join(s.tmpDir, 'half-written.part'), 'partial');
+  const again = new ChunkStore(dir, 1024);
+  await again.init();
+  assert.deepEqual(readdirSync(again.tmpDir), []);
+  assert.equal((await again.stats()).chunkCount, 1);
+});
+
+test('the inventory lists only well-formed chunks in their right place', async () => {
+  const s = await fresh();
+  const bytes = Buffer.from('real');
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, 4);
+  await w.append(bytes);
+  await w.commit();
+  const wrongPlace = sha(Buffer.from('elsewhere'));
+  mkdirSync(join(s.chunksDir, 'zz', 'zz'), { recursive: true });
+  writeFileSync(join(s.chunksDir, 'zz', 'zz', wrongPlace), 'x');
+  writeFileSync(join(s.chunksDir, id.slice(0, 2), id.slice(2, 4), 'notes.txt'), 'x');
+  const ids: string[] = [];
+  for await (const c of s.inventory()) ids.push(c);
+  assert.deepEqual(ids, [id]);
+});
+
+test('ids that are not 64 lowercase hex characters are refused before touching the disk', async () => {
+  const s = await fresh();
+  for (const bad of ['../../etc/passwd', 'A'.repeat(64), 'a'.repeat(63), `${'a'.repeat(63)}/`, '']) {
+    assert.throws(() => s.pathOf(bad), { code: 'SEDFS_ERR_BAD_CHUNK_ID' });
+    await assert.rejects(s.beginWrite(bad, 1), { code: 'SEDFS_ERR_BAD_CHUNK_ID' });
+  }
+});
+
+test('remove deletes a chunk and its count; a missing chunk is a clear 404', async () => {
+  const s = await fresh();
+  const bytes = Buffer.from('bye');
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, 3);
+  await w.append(bytes);
+  await w.commit();
+  await s.remove(id);
+  assert.equal(await s.has(id), false);
+  assert.equal((await s.stats()).chunkCount, 0);
+  await assert.rejects(s.remove(id), { code: 'SEDFS_ERR_CHUNK_NOT_FOUND' });
+  await assert.rejects(s.openRead(id), { code: 'SEDFS_ERR_CHUNK_NOT_FOUND' });
+});
