@@ -1,22 +1,11 @@
 import assert from 'node:assert/strict';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { login, signup } from '../../src/client/account.js';
 import { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
-
-function collector() {
-  const parts: Buffer[] = [];
-  const sink = new Writable({
-    write(c: Buffer, _e, cb) {
-      parts.push(Buffer.from(c));
-      cb();
-    },
-  });
-  return { sink, bytes: () => Buffer.concat(parts) };
-}
+import { collector } from '../helpers/sinks.js';
 
 async function roundTrip(fs: FileSystem, path: string, data: Buffer, chunkBytes: number): Promise<Buffer> {
   await fs.put([data], path, { chunkBytes });

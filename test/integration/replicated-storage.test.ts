@@ -1,26 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { fetchBlob } from '../../src/client/fetch-blob.js';
 import { storeBlob } from '../../src/client/store-blob.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededPieces } from '../helpers/seeded.js';
-
-/** A writable that keeps only a running SHA-256 and a byte count. */
-function hashingSink() {
-  const h = createHash('sha256');
-  let bytes = 0;
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      h.update(chunk);
-      bytes += chunk.length;
-      cb();
-    },
-  });
-  return { sink, digest: () => h.digest('hex'), bytes: () => bytes };
-}
+import { hashingSink } from '../helpers/sinks.js';
 
 function expectedDigest(seed: number, length: number): string {
   const h = createHash('sha256');

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { login, signup } from '../../src/client/account.js';
 import { ClusterClient } from '../../src/client/cluster-client.js';
@@ -12,19 +11,9 @@ import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { allFiles } from '../helpers/files.js';
 import { seededBytes } from '../helpers/seeded.js';
+import { collector } from '../helpers/sinks.js';
 
 const CHUNK = 64 * 1024;
-
-function collector() {
-  const parts: Buffer[] = [];
-  const sink = new Writable({
-    write(c: Buffer, _e, cb) {
-      parts.push(Buffer.from(c));
-      cb();
-    },
-  });
-  return { sink, bytes: () => Buffer.concat(parts) };
-}
 
 describe('storage lifecycle: freeing, versions, interrupted and concurrent puts', () => {
   let cluster: TestCluster;

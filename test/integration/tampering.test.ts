@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { login, signup } from '../../src/client/account.js';
@@ -10,19 +9,9 @@ import { FileSystem } from '../../src/client/file-system.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
+import { collector } from '../helpers/sinks.js';
 
 const CHUNK = 64 * 1024;
-
-function collector() {
-  const parts: Buffer[] = [];
-  const sink = new Writable({
-    write(c: Buffer, _e, cb) {
-      parts.push(Buffer.from(c));
-      cb();
-    },
-  });
-  return { sink, bytes: () => Buffer.concat(parts) };
-}
 
 describe('tampering with stored data is caught', () => {
   let cluster: TestCluster;
