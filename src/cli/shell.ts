@@ -114,13 +114,12 @@ export function registerShellCommand(program: Command): void {
         completer,
         historySize: 1000,
       });
+      // Ctrl-C leaves the shell, as Ctrl-D does.
+      rl.on('SIGINT', () => rl.close());
       const prompt = () => {
         rl.setPrompt(`sedfs:${env.cwd}> `);
         rl.prompt();
       };
-      rl.on('close', () => {
-        void env.shutdown().then(() => process.exit(0));
-      });
       prompt();
       for await (const line of rl) {
         let words: string[];
@@ -159,6 +158,9 @@ export function registerShellCommand(program: Command): void {
         }
         prompt();
       }
+      // The loop ends on exit, Ctrl-D or the end of piped input, after every line ran.
       rl.close();
+      await env.shutdown();
+      process.stdout.write('\n');
     });
 }

@@ -1,0 +1,126 @@
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { me } from '../../src/client/account.js';
+import type { InviteResponse } from '../../src/protocol/account-api.js';
+import { CLI, runSedfs, TestCluster } from '../helpers/cluster.js';
+
+describe('accounts, invites, edit, folders and the shell through the real CLI', () => {
+  let cluster: TestCluster;
+  let work: string;
+  const as = (user: string, extra: Record<string, string> = {}) => ({
+    SEDFS_HOME: join(work, user),
+    SEDFS_MAIN: cluster.mainUrl,
+    SEDFS_PASSPHRASE: `${user}-passphrase`,
+    ...extra,
+  });
+
+  before(async () => {
+    // Signup is closed here: after the first user, invites are needed.
+    cluster = await TestCluster.start({ servers: 2, replicas: 2, openSignup: false });
+    work = mkdtempSync(join(tmpdir(), 'sedfs-cli2-'));
+  });
+  after(async () => {
+    await cluster?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('the first user is the admin; later ones need a one-time invite from an admin', async () => {
+    // The cluster helper signed up its own user first, to watch the servers come up.
+    const admin = await cluster.client();
+    assert.equal((await me(admin)).admin, true);
+    const refused = await runSedfs(['signup', 'bob'], as('bob'));
+    assert.notEqual(refused.code, 0);
+    assert.match(refused.stderr, /invite code/);
+    const { code } = await admin.call<InviteResponse>('POST', '/v1/invites', {});
+    const bob = await runSedfs(['signup', 'bob', '--invite', code], as('bob'));
+    assert.equal(bob.code, 0, bob.stderr);
+    assert.doesNotMatch(bob.stdout, /admin/);
+    const again = await runSedfs(['signup', 'carl', '--invite', code], as('carl'));
+    assert.match(again.stderr, /unknown, used or expired/);
+    const notAdmin = await runSedfs(['invite'], as('bob'));
+    assert.match(notAdmin.stderr, /only an admin/);
+  });
+
+  test('whoami shows the user and the same fingerprint signup printed', async () => {
+    const who = await runSedfs(['whoami', '--json'], as('bob'));
+    const info = JSON.parse(who.stdout) as { user: string; fingerprint: string; admin: boolean };
+    assert.equal(info.user, 'bob');
+    assert.equal(info.admin, false);
+    assert.match(info.fingerprint, /^([0-9a-f]{4}:){7}[0-9a-f]{4}$/);
+  });
+
+  test('logout removes the session and the unlocked keys; login brings them back', async () => {
+    assert.equal((await runSedfs(['logout'], as('bob'))).code, 0);
+    assert.throws(() => readFileSync(join(work, 'bob', 'session.json')));
+    assert.match((await runSedfs(['ls'], as('bob'))).stderr, /not logged in/);
+    assert.equal((await runSedfs(['login', 'bob'], as('bob'))).code, 0);
+    assert.equal((await runSedfs(['ls'], as('bob'))).code, 0);
+  });
+
+  test('edit uploads what the editor changed, and nothing when it changed nothing', async () => {
+    assert.equal((await runSedfs(['write', '/e.txt', 'hello world'], as('bob'))).code, 0);
+    // The editor is run without a shell: these words are its argv.
+    const edited = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'sed -i s/world/there/' }));
+    assert.equal(edited.code, 0, edited.stderr);
+    assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
+    const untouched = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'true' }));
+    assert.match(untouched.stdout, /no changes/);
+    const failed = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'false' }));
+    assert.notEqual(failed.code, 0);
+    assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
+  });
+
+  test('put -r and get -r copy a folder tree both ways; tree draws it', async () => {
+    const src = join(work, 'src');
+    mkdirSync(join(src, 'sub', 'deeper'), { recursive: true });
+    writeFileSync(join(src, 'a.txt'), 'A');
+    writeFileSync(join(src, 'sub', 'b.txt'), 'B');
+    writeFileSync(join(src, 'sub', 'deeper', 'c.txt'), 'C');
+    assert.equal((await runSedfs(['put', '-r', src, '/copy'], as('bob'))).code, 0);
+    const tree = await runSedfs(['tree', '/copy'], as('bob'));
+    assert.equal(
+      tree.stdout,
+      'copy/\n├── a.txt\n└── sub/\n    ├── b.txt\n    └── deeper/\n        └── c.txt\n',
+    );
+    const dst = join(work, 'dst');
+    assert.equal((await runSedfs(['get', '-r', '/copy', dst], as('bob'))).code, 0);
+    assert.equal(readFileSync(join(dst, 'sub', 'deeper', 'c.txt'), 'utf8'), 'C');
+    assert.match((await runSedfs(['put', src, '/x'], as('bob'))).stderr, /is a folder \(use -r\)/);
+  });
+
+  test('the shell keeps a working folder and runs the same verbs', async () => {
+    const proc = spawn(process.execPath, [CLI, 'shell'], { env: { ...process.env, ...as('bob') } });
+    let out = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    let err = '';
+    proc.stderr.on('data', (d: Buffer) => {
+      err += d.toString();
+    });
+    proc.stdin.end(
+      [
+        'mkdir notes',
+        'cd notes',
+        'write "a b.txt" hi',
+        'pwd',
+        'ls --json',
+        'cat "a b.txt"',
+        'cat nope',
+        'cd /',
+        'exit',
+        '',
+      ].join('\n'),
+    );
+    const code = await new Promise((res) => proc.on('exit', res));
+    assert.equal(code, 0);
+    assert.match(out, /\/notes\n/);
+    assert.match(out, /"name":"a b.txt"/);
+    assert.match(out, /hi\n/);
+    assert.match(err, /no such file or folder: \/notes\/nope/);
+  });
+});
