@@ -12,6 +12,7 @@ import {
   type UserInfo,
 } from '../protocol/account-api.js';
 import { SedfsError } from '../protocol/errors.js';
+import type { AuditLog } from './audit.js';
 import type { NamespaceStore, UserRecord } from './store/namespace-store.js';
 
 export interface AccountOptions {
@@ -36,6 +37,7 @@ export class AccountService {
   constructor(
     private readonly store: NamespaceStore,
     private readonly log: Logger,
+    private readonly audit: AuditLog,
     private readonly now: () => number,
     private readonly opts: AccountOptions,
   ) {}
@@ -109,12 +111,14 @@ export class AccountService {
       verifySignature(user.signKey, Buffer.from(loginMessage(req.name, req.challenge)), req.signature);
     if (!valid || !user) {
       this.log.warn({ user: user?.id }, 'failed login');
+      this.audit.write({ event: 'login_failed', ...(user ? { user: user.id } : {}) });
       throw new SedfsError('SEDFS_ERR_LOGIN_FAILED');
     }
     const token = randomSecret(32);
     const expiresAt = now + this.opts.sessionTtlMs;
     this.store.createSession(sha256Hex(token), user.id, now, expiresAt);
     this.log.info({ user: user.id }, 'login');
+    this.audit.write({ event: 'login', user: user.id });
     return { token, expiresAt, user: { id: user.id, name: user.name, admin: user.admin } };
   }
 
@@ -123,7 +127,10 @@ export class AccountService {
     const token = authorization?.startsWith('Bearer ') ? authorization.slice(7) : '';
     if (!token) throw new SedfsError('SEDFS_ERR_SESSION_REQUIRED');
     const user = this.store.sessionUser(sha256Hex(token), this.now());
-    if (!user) throw new SedfsError('SEDFS_ERR_SESSION_EXPIRED');
+    if (!user) {
+      this.audit.write({ event: 'auth_failed' });
+      throw new SedfsError('SEDFS_ERR_SESSION_EXPIRED');
+    }
     return user;
   }
 

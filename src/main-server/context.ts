@@ -6,7 +6,7 @@ import type { AccountService } from './accounts.js';
 import type { BlobService } from './blob-service.js';
 import type { NamespaceService } from './namespace.js';
 import type { Registry } from './registry.js';
-import type { UserRecord } from './store/namespace-store.js';
+import type { NamespaceStore, UserRecord } from './store/namespace-store.js';
 import type { MainStore } from './store/store.js';
 
 /** What main's routes are handed: domain services, never a request object going the other way. */
@@ -16,6 +16,7 @@ export interface MainContext {
   blobs: BlobService;
   accounts: AccountService;
   namespace: NamespaceService;
+  namespaceStore: NamespaceStore;
   signer: TicketSigner;
   log: Logger;
   joinToken: string;

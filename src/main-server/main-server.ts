@@ -10,6 +10,7 @@ import { randomSecret } from '../crypto/hash.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { DEFAULT_TICKET_TTL_MS } from '../protocol/ticket.js';
 import { AccountService } from './accounts.js';
+import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
 import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
@@ -118,7 +119,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const agent = createAgent();
   const deleter = new ChunkDeleter(store, registry, signer, agent, log.child({ component: 'deleter' }), now);
   const namespaceStore = new SqliteNamespaceStore(store.db);
-  const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), now, {
+  const audit = new AuditLog(join(config.data, 'audit.log'), now);
+  const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), audit, now, {
     openSignup: config.openSignup,
     sessionTtlMs: config.sessionTtl * 1000,
     inviteTtlMs: 7 * 24 * 3600_000,
@@ -127,6 +129,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     namespaceStore,
     blobs,
     log.child({ component: 'namespace' }),
+    audit,
     now,
     () => deleter.kick(),
   );
@@ -136,6 +139,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     blobs,
     accounts,
     namespace,
+    namespaceStore,
     signer,
     log,
     joinToken: token.value,

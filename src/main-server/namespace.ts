@@ -1,12 +1,20 @@
 import type { Logger } from '../common/logger.js';
 import { SedfsError } from '../protocol/errors.js';
 import type {
+  Access,
   ContentResponse,
+  LockResponse,
   MkdirRequest,
   MoveRequest,
   NodeEntry,
+  PermsResponse,
+  ShareEntry,
+  ShareRequest,
+  SubtreeResponse,
+  UnshareRequest,
   VersionCommit,
 } from '../protocol/namespace-api.js';
+import type { AuditLog } from './audit.js';
 import type { BlobService, PreparedBlob } from './blob-service.js';
 import type { NamespaceStore, NodeRecord, UserRecord, VersionTarget } from './store/namespace-store.js';
 
@@ -24,51 +32,93 @@ export function toEntry(n: NodeRecord): NodeEntry {
   };
 }
 
+const RANK: Record<Access, number> = { read: 1, write: 2, owner: 3 };
+
 /**
- * The encrypted namespace: folders and files as nodes, each reachable only by its
- * owner (sharing extends this). An unknown node and someone else's node get the same
- * 404, so ids cannot be probed. Names arrive encrypted with a MAC for uniqueness.
+ * The encrypted namespace: folders and files as nodes. Every operation checks the
+ * caller's access on the node: the owner has all of it; a grant on the node or any
+ * folder above it gives read or write. A node the caller cannot reach at all gets the
+ * same 404 as one that does not exist, so ids cannot be probed; a node they can see
+ * but not change gets 403. Names arrive encrypted, with a MAC for uniqueness.
  */
 export class NamespaceService {
   constructor(
     private readonly store: NamespaceStore,
     private readonly blobs: BlobService,
     private readonly log: Logger,
+    private readonly audit: AuditLog,
     private readonly now: () => number,
     /** Called when chunks were freed, so their deletion starts soon. */
     private readonly onFreed: () => void,
   ) {}
 
-  node(user: UserRecord, id: string): NodeRecord {
+  /** What the user may do with the node: owner, write, read, or nothing. */
+  access(user: UserRecord, node: NodeRecord): Access | undefined {
+    if (node.ownerId === user.id) return 'owner';
+    const grants = this.store.grantsOnPath(node.id, user.id);
+    if (grants.length === 0) return undefined;
+    return grants.some((g) => g.perm === 'write') ? 'write' : 'read';
+  }
+
+  /** The node, if the user has at least `need` on it; otherwise 404 (no access) or 403. */
+  authorize(user: UserRecord, id: string, need: Access, op: string): NodeRecord {
     const node = this.store.getNode(id);
-    if (!node || node.ownerId !== user.id) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
+    const has = node ? this.access(user, node) : undefined;
+    if (!node || !has) {
+      this.audit.write({ event: 'denied', user: user.id, node: id, op });
+      throw new SedfsError('SEDFS_ERR_NOT_FOUND');
+    }
+    if (RANK[has] < RANK[need]) {
+      this.audit.write({ event: 'denied', user: user.id, node: id, op, perm: has });
+      throw new SedfsError(
+        'SEDFS_ERR_FORBIDDEN',
+        need === 'owner' ? 'only the owner may do that' : 'you have read-only access here',
+      );
+    }
     return node;
   }
 
-  private folder(user: UserRecord, id: string): NodeRecord {
-    const node = this.node(user, id);
+  node(user: UserRecord, id: string): NodeRecord {
+    return this.authorize(user, id, 'read', 'stat');
+  }
+
+  private folder(user: UserRecord, id: string, need: Access, op: string): NodeRecord {
+    const node = this.authorize(user, id, need, op);
     if (node.kind !== 'dir') throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER');
     return node;
   }
 
+  /** Refuses a change under a lock someone else holds: `locked by alice until …`. */
+  private unlocked(user: UserRecord, nodeId: string): void {
+    const lock = this.store.locksOnPath(nodeId, this.now()).find((l) => l.holderId !== user.id);
+    if (!lock) return;
+    const holder = this.store.userById(lock.holderId)?.name ?? 'another user';
+    throw new SedfsError(
+      'SEDFS_ERR_LOCKED',
+      `locked by ${holder} until ${new Date(lock.expiresAt).toISOString()}`,
+    );
+  }
+
   children(user: UserRecord, id: string): NodeEntry[] {
-    this.folder(user, id);
+    this.folder(user, id, 'read', 'ls');
     return this.store.children(id).map(toEntry);
   }
 
   lookup(user: UserRecord, parentId: string, nameMac: string): NodeEntry {
-    this.folder(user, parentId);
+    this.folder(user, parentId, 'read', 'lookup');
     const child = this.store.childByMac(parentId, nameMac);
     if (!child) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
     return toEntry(child);
   }
 
   mkdir(user: UserRecord, parentId: string, req: MkdirRequest): NodeEntry {
-    this.folder(user, parentId);
+    const parent = this.folder(user, parentId, 'write', 'mkdir');
+    this.unlocked(user, parentId);
     const now = this.now();
     const node: NodeRecord = {
       id: req.id,
-      ownerId: user.id,
+      // What a writer makes in a shared folder belongs to the folder's owner, with the rest of the tree.
+      ownerId: parent.ownerId,
       parentId,
       kind: 'dir',
       nameMac: req.nameMac,
@@ -87,8 +137,17 @@ export class NamespaceService {
     const node = this.node(user, id);
     if (node.parentId === null)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the home folder cannot be moved');
-    this.folder(user, req.parentId);
+    this.folder(user, node.parentId, 'write', 'mv');
+    const dest = this.folder(user, req.parentId, 'write', 'mv');
+    if (dest.ownerId !== node.ownerId) {
+      throw new SedfsError(
+        'SEDFS_ERR_FORBIDDEN',
+        "moving between different owners' files is not possible: copy instead",
+      );
+    }
     if (this.store.isAncestor(id, req.parentId)) throw new SedfsError('SEDFS_ERR_MOVE_INTO_ITSELF');
+    this.unlocked(user, id);
+    this.unlocked(user, req.parentId);
     this.store.moveNode(id, req.parentId, req.nameMac, req.nameEnc, req.wrappedKey, this.now());
   }
 
@@ -96,6 +155,9 @@ export class NamespaceService {
     const node = this.node(user, id);
     if (node.parentId === null)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the home folder cannot be removed');
+    // Removing takes a name out of its folder: that needs write on the folder.
+    this.folder(user, node.parentId, 'write', 'rm');
+    this.unlocked(user, id);
     if (node.kind === 'dir' && !recursive && this.store.children(id).length > 0) {
       throw new SedfsError('SEDFS_ERR_NOT_EMPTY');
     }
@@ -104,7 +166,7 @@ export class NamespaceService {
   }
 
   content(user: UserRecord, id: string): ContentResponse {
-    const node = this.node(user, id);
+    const node = this.authorize(user, id, 'read', 'get');
     if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
     const version = node.versionId ? this.store.getVersion(node.versionId) : undefined;
     if (!version) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'the file has no committed content');
@@ -125,12 +187,13 @@ export class NamespaceService {
     const now = this.now();
     let target: VersionTarget;
     if ('parentId' in v.target) {
-      this.folder(user, v.target.parentId);
+      const parent = this.folder(user, v.target.parentId, 'write', 'put');
+      this.unlocked(user, parent.id);
       target = {
         kind: 'new',
         node: {
           id: v.target.nodeId,
-          ownerId: user.id,
+          ownerId: parent.ownerId,
           parentId: v.target.parentId,
           kind: 'file',
           nameMac: v.target.nameMac,
@@ -143,8 +206,9 @@ export class NamespaceService {
         },
       };
     } else {
-      const node = this.node(user, v.target.nodeId);
+      const node = this.authorize(user, v.target.nodeId, 'write', 'put');
       if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
+      this.unlocked(user, node.id);
       target = { kind: 'existing', nodeId: node.id };
     }
     const nodeId = target.kind === 'new' ? target.node.id : target.nodeId;
@@ -167,5 +231,122 @@ export class NamespaceService {
     this.log.info({ user: user.id, node: nodeId, version: v.versionId, size: v.size }, 'version committed');
     this.onFreed();
     return toEntry(this.store.getNode(nodeId) as NodeRecord);
+  }
+
+  /** Grants `perm` on a node the caller owns; the key and name come sealed to the grantee. */
+  share(user: UserRecord, id: string, req: ShareRequest): void {
+    const node = this.authorize(user, id, 'owner', 'share');
+    if (node.parentId === null)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'share a folder inside your home, not the home itself');
+    const grantee = this.store.userById(req.grantee);
+    if (!grantee || grantee.id === user.id)
+      throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'no such user to share with');
+    this.store.putGrant({
+      nodeId: id,
+      granteeId: grantee.id,
+      perm: req.perm,
+      sealedKey: req.sealedKey,
+      sealedName: req.sealedName,
+      grantedAt: this.now(),
+    });
+    this.audit.write({ event: 'share', user: user.id, node: id, target: grantee.id, perm: req.perm });
+  }
+
+  /** What others shared with the caller, for the /shared view. */
+  shares(user: UserRecord): ShareEntry[] {
+    return this.store.grantsTo(user.id).flatMap((g) => {
+      const node = this.store.getNode(g.nodeId);
+      const owner = node && this.store.userById(node.ownerId);
+      if (!node || !owner) return [];
+      return [
+        {
+          nodeId: g.nodeId,
+          owner: owner.name,
+          kind: node.kind,
+          perm: g.perm,
+          sealedKey: g.sealedKey,
+          sealedName: g.sealedName,
+        },
+      ];
+    });
+  }
+
+  perms(user: UserRecord, id: string): PermsResponse {
+    const node = this.authorize(user, id, 'read', 'perms');
+    const name = (uid: string) => this.store.userById(uid)?.name ?? uid;
+    return {
+      owner: name(node.ownerId),
+      you: this.access(user, node) as Access,
+      grants: this.store.grantsAbove(id).map((g) => ({
+        user: name(g.granteeId),
+        perm: g.perm,
+        from: g.nodeId,
+        inherited: g.depth > 0,
+      })),
+    };
+  }
+
+  /** Everything under a node the caller owns, with the keys an unshare must replace. */
+  subtree(user: UserRecord, id: string): SubtreeResponse {
+    this.authorize(user, id, 'owner', 'unshare');
+    const grants = this.store.grantsInSubtree(id).map((g) => ({
+      nodeId: g.nodeId,
+      granteeId: g.granteeId,
+      boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
+    }));
+    return {
+      nodes: this.store.subtree(id).map((n) => ({ ...toEntry(n), contentKey: n.contentKey })),
+      grants,
+    };
+  }
+
+  /**
+   * Revokes a grant and installs the new keys of the whole subtree at once, so what is
+   * written from now on is under keys the revoked user never had.
+   */
+  unshare(user: UserRecord, id: string, req: UnshareRequest): void {
+    this.authorize(user, id, 'owner', 'unshare');
+    this.store.rekey(
+      {
+        rootId: id,
+        revokeGranteeId: req.grantee,
+        nodes: req.nodes.map((n) => ({
+          id: n.id,
+          wrappedKey: n.wrappedKey,
+          ...(n.nameEnc ? { nameEnc: n.nameEnc } : {}),
+          ...(n.nameMac ? { nameMac: n.nameMac } : {}),
+          ...(n.contentKey ? { contentKey: n.contentKey } : {}),
+        })),
+        grants: req.grants,
+      },
+      this.now(),
+    );
+    this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
+    this.log.info({ user: user.id, node: id, nodes: req.nodes.length }, 'unshared and re-keyed');
+  }
+
+  /** Takes or renews an exclusive write lease on a node. */
+  lock(user: UserRecord, id: string, ttlSeconds: number): LockResponse {
+    this.authorize(user, id, 'write', 'lock');
+    this.unlocked(user, id);
+    const expiresAt = this.now() + ttlSeconds * 1000;
+    this.store.setLock({ nodeId: id, holderId: user.id, expiresAt });
+    this.audit.write({ event: 'lock', user: user.id, node: id });
+    return { holder: user.name, expiresAt };
+  }
+
+  /** The holder, or the owner of the node, may release a lock. */
+  unlock(user: UserRecord, id: string): void {
+    const node = this.authorize(user, id, 'write', 'unlock');
+    const held = this.store.locksOnPath(id, this.now()).find((l) => l.nodeId === id);
+    if (held && held.holderId !== user.id && node.ownerId !== user.id) {
+      const holder = this.store.userById(held.holderId)?.name ?? 'another user';
+      throw new SedfsError(
+        'SEDFS_ERR_LOCKED',
+        `locked by ${holder} until ${new Date(held.expiresAt).toISOString()}`,
+      );
+    }
+    this.store.deleteLock(id);
+    this.audit.write({ event: 'unlock', user: user.id, node: id });
   }
 }

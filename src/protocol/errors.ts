@@ -76,6 +76,13 @@ export const ERRORS = {
     retryable: false,
     message: 'signup needs a valid invite code from an admin (sedfs invite)',
   },
+  SEDFS_ERR_FORBIDDEN: { status: 403, retryable: false, message: 'you do not have that permission here' },
+  SEDFS_ERR_LOCKED: { status: 423, retryable: true, message: 'locked by another user' },
+  SEDFS_ERR_KEY_CHANGED: {
+    status: 409,
+    retryable: false,
+    message: "this user's key is not the one you pinned",
+  },
   SEDFS_ERR_ADMIN_ONLY: { status: 403, retryable: false, message: 'only an admin may do that' },
   SEDFS_ERR_NOT_READY: {
     status: 503,

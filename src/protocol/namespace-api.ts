@@ -68,3 +68,83 @@ export interface ContentResponse {
   version: { id: string; size: number; chunkBytes: number; contentKey: string };
   manifest: BlobManifest;
 }
+
+export type Access = 'owner' | 'write' | 'read';
+
+export const ShareRequest = Type.Object(
+  {
+    grantee: HexId,
+    perm: Type.Union([Type.Literal('read'), Type.Literal('write')]),
+    sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }),
+    sealedName: Type.String({ pattern: '^[A-Za-z0-9_-]{1,2048}$' }),
+  },
+  strict,
+);
+export type ShareRequest = Static<typeof ShareRequest>;
+
+/** A share as its recipient sees it under /shared/OWNER/NAME. */
+export interface ShareEntry {
+  nodeId: string;
+  owner: string;
+  kind: 'dir' | 'file';
+  perm: 'read' | 'write';
+  sealedKey: string;
+  sealedName: string;
+}
+
+export interface PermsResponse {
+  owner: string;
+  /** what the caller has here */
+  you: Access;
+  grants: { user: string; perm: 'read' | 'write'; from: string; inherited: boolean }[];
+}
+
+export interface SubtreeResponse {
+  nodes: (NodeEntry & { contentKey: string | null })[];
+  /** grants in the subtree, with each grantee's X25519 key for re-sealing */
+  grants: { nodeId: string; granteeId: string; boxKey: string }[];
+}
+
+export const UnshareRequest = Type.Object(
+  {
+    grantee: HexId,
+    nodes: Type.Array(
+      Type.Object(
+        {
+          id: HexId,
+          wrappedKey: Wrapped,
+          nameEnc: Type.Optional(NameEnc),
+          nameMac: Type.Optional(Mac),
+          contentKey: Type.Optional(Wrapped),
+        },
+        strict,
+      ),
+      { maxItems: 1_000_000 },
+    ),
+    grants: Type.Array(
+      Type.Object(
+        { nodeId: HexId, granteeId: HexId, sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }) },
+        strict,
+      ),
+      { maxItems: 100_000 },
+    ),
+  },
+  strict,
+);
+export type UnshareRequest = Static<typeof UnshareRequest>;
+
+export const LockRequest = Type.Object(
+  { ttlSeconds: Type.Integer({ minimum: 1, maximum: 24 * 3600 }) },
+  strict,
+);
+export interface LockResponse {
+  holder: string;
+  expiresAt: number;
+}
+
+export interface UserKeysResponse {
+  id: string;
+  name: string;
+  signKey: string;
+  boxKey: string;
+}

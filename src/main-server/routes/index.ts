@@ -5,8 +5,13 @@ import { deleteNodeRoute } from './delete-node.js';
 import { getBlobRoute } from './get-blob.js';
 import { getContentRoute } from './get-content.js';
 import { getNodeRoute } from './get-node.js';
+import { getPermsRoute } from './get-perms.js';
+import { getSubtreeRoute } from './get-subtree.js';
+import { getUserKeysRoute } from './get-user-keys.js';
 import { listChildrenRoute } from './list-children.js';
 import { listServersRoute } from './list-servers.js';
+import { listSharesRoute } from './list-shares.js';
+import { lockNodeRoute } from './lock-node.js';
 import { loginRoute } from './login.js';
 import { loginChallengeRoute } from './login-challenge.js';
 import { logoutRoute } from './logout.js';
@@ -19,7 +24,10 @@ import { registerServerRoute } from './register-server.js';
 import { reportBadReplicaRoute } from './report-bad-replica.js';
 import { serverHeartbeatRoute } from './server-heartbeat.js';
 import { serverInventoryRoute } from './server-inventory.js';
+import { shareNodeRoute } from './share-node.js';
 import { signupRoute } from './signup.js';
+import { unlockNodeRoute } from './unlock-node.js';
+import { unshareNodeRoute } from './unshare-node.js';
 
 /** Every route main serves, one file each. */
 export const MAIN_ROUTES = [
@@ -49,4 +57,13 @@ export const MAIN_ROUTES = [
   moveNodeRoute,
   deleteNodeRoute,
   getContentRoute,
+  // sharing and locks (session)
+  getUserKeysRoute,
+  shareNodeRoute,
+  listSharesRoute,
+  getPermsRoute,
+  getSubtreeRoute,
+  unshareNodeRoute,
+  lockNodeRoute,
+  unlockNodeRoute,
 ];

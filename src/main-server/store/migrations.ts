@@ -130,4 +130,23 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE uploads ADD COLUMN user_id TEXT;
   ALTER TABLE blobs ADD COLUMN user_id TEXT;
   `,
+  `
+  -- A node shared with a user: its key and name sealed to their X25519 key.
+  CREATE TABLE grants (
+    node_id TEXT NOT NULL REFERENCES nodes(id) ON DELETE CASCADE,
+    grantee_id TEXT NOT NULL REFERENCES users(id),
+    perm TEXT NOT NULL CHECK (perm IN ('read', 'write')),
+    sealed_key TEXT NOT NULL,
+    sealed_name TEXT NOT NULL,
+    granted_at INTEGER NOT NULL,
+    PRIMARY KEY (node_id, grantee_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE INDEX grants_by_grantee ON grants(grantee_id);
+
+  CREATE TABLE locks (
+    node_id TEXT PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+    holder_id TEXT NOT NULL REFERENCES users(id),
+    expires_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];

@@ -51,6 +51,37 @@ export interface VersionRecord {
 /** A new file, or a new version of an existing one, to commit with its blob. */
 export type VersionTarget = { kind: 'existing'; nodeId: string } | { kind: 'new'; node: NodeRecord };
 
+export type Perm = 'read' | 'write';
+
+/** A node shared with a user: its key and name sealed to the grantee's X25519 key. */
+export interface GrantRecord {
+  nodeId: string;
+  granteeId: string;
+  perm: Perm;
+  sealedKey: string;
+  sealedName: string;
+  grantedAt: number;
+}
+
+export interface LockRecord {
+  nodeId: string;
+  holderId: string;
+  expiresAt: number;
+}
+
+/** A node in a subtree being re-keyed, with its current version's wrapped content key. */
+export interface SubtreeNode extends NodeRecord {
+  contentKey: string | null;
+}
+
+/** The new keys for a subtree after an unshare: every node once, every remaining grant once. */
+export interface Rekey {
+  rootId: string;
+  revokeGranteeId: string;
+  nodes: { id: string; wrappedKey: string; nameEnc?: string; nameMac?: string; contentKey?: string }[];
+  grants: { nodeId: string; granteeId: string; sealedKey: string }[];
+}
+
 export interface NamespaceStore {
   countUsers(): number;
   /**
@@ -93,4 +124,24 @@ export interface NamespaceStore {
   deleteNode(id: string, now: number): void;
   /** True if `ancestorId` is `id` or one of its ancestors. */
   isAncestor(ancestorId: string, id: string): boolean;
+
+  /** Grants to `granteeId` on the node or any ancestor, nearest first. */
+  grantsOnPath(nodeId: string, granteeId: string): (GrantRecord & { depth: number })[];
+  /** Every grant on the node or any ancestor, nearest first (for `perms`). */
+  grantsAbove(nodeId: string): (GrantRecord & { depth: number })[];
+  grantsTo(granteeId: string): GrantRecord[];
+  putGrant(grant: GrantRecord): void;
+  /** Every node under (and including) `rootId`, with current content keys. */
+  subtree(rootId: string): SubtreeNode[];
+  grantsInSubtree(rootId: string): GrantRecord[];
+  /**
+   * Removes a grant and installs new keys for the whole subtree in one transaction.
+   * Throws SEDFS_ERR_VERSION_CONFLICT if the subtree or its grants changed meanwhile.
+   */
+  rekey(rekey: Rekey, now: number): void;
+
+  /** Unexpired locks on the node or any ancestor. */
+  locksOnPath(nodeId: string, now: number): LockRecord[];
+  setLock(lock: LockRecord): void;
+  deleteLock(nodeId: string): void;
 }

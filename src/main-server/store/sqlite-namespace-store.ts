@@ -1,8 +1,12 @@
 import type Database from 'better-sqlite3';
 import { SedfsError } from '../../protocol/errors.js';
 import type {
+  GrantRecord,
+  LockRecord,
   NamespaceStore,
   NodeRecord,
+  Rekey,
+  SubtreeNode,
   UserRecord,
   VersionRecord,
   VersionTarget,
@@ -32,6 +36,31 @@ interface NodeRow {
   created_at: number;
   modified_at: number;
 }
+
+interface GrantRow {
+  node_id: string;
+  grantee_id: string;
+  perm: 'read' | 'write';
+  sealed_key: string;
+  sealed_name: string;
+  granted_at: number;
+}
+
+const toGrant = (r: GrantRow): GrantRecord => ({
+  nodeId: r.node_id,
+  granteeId: r.grantee_id,
+  perm: r.perm,
+  sealedKey: r.sealed_key,
+  sealedName: r.sealed_name,
+  grantedAt: r.granted_at,
+});
+
+/** The node and its ancestors with their distance from it, as a CTE named `up`. */
+const UP = `WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL
+  SELECT n.parent_id, up.depth + 1 FROM nodes n JOIN up ON n.id = up.id WHERE n.parent_id IS NOT NULL)`;
+/** The node and everything under it, as a CTE named `down`. */
+const DOWN = `WITH RECURSIVE down(id) AS (SELECT ? UNION ALL
+  SELECT n.id FROM nodes n JOIN down ON n.parent_id = down.id)`;
 
 const toUser = (r: UserRow): UserRecord => ({
   id: r.id,
@@ -305,6 +334,128 @@ export class SqliteNamespaceStore implements NamespaceStore {
         )
         .get(id, ancestorId) !== undefined
     );
+  }
+
+  grantsOnPath(nodeId: string, granteeId: string): (GrantRecord & { depth: number })[] {
+    const rows = this.db
+      .prepare(
+        `${UP} SELECT g.*, up.depth FROM up JOIN grants g ON g.node_id = up.id WHERE g.grantee_id = ? ORDER BY up.depth`,
+      )
+      .all(nodeId, granteeId) as (GrantRow & { depth: number })[];
+    return rows.map((r) => ({ ...toGrant(r), depth: r.depth }));
+  }
+
+  grantsAbove(nodeId: string): (GrantRecord & { depth: number })[] {
+    const rows = this.db
+      .prepare(
+        `${UP} SELECT g.*, up.depth FROM up JOIN grants g ON g.node_id = up.id ORDER BY up.depth, g.grantee_id`,
+      )
+      .all(nodeId) as (GrantRow & { depth: number })[];
+    return rows.map((r) => ({ ...toGrant(r), depth: r.depth }));
+  }
+
+  grantsTo(granteeId: string): GrantRecord[] {
+    return (
+      this.db
+        .prepare('SELECT * FROM grants WHERE grantee_id = ? ORDER BY granted_at')
+        .all(granteeId) as GrantRow[]
+    ).map(toGrant);
+  }
+
+  putGrant(g: GrantRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO grants (node_id, grantee_id, perm, sealed_key, sealed_name, granted_at) VALUES (?, ?, ?, ?, ?, ?)
+         ON CONFLICT (node_id, grantee_id) DO UPDATE SET perm = excluded.perm, sealed_key = excluded.sealed_key,
+           sealed_name = excluded.sealed_name, granted_at = excluded.granted_at`,
+      )
+      .run(g.nodeId, g.granteeId, g.perm, g.sealedKey, g.sealedName, g.grantedAt);
+  }
+
+  subtree(rootId: string): SubtreeNode[] {
+    const rows = this.db
+      .prepare(
+        `${DOWN} SELECT n.*, v.content_key FROM down JOIN nodes n ON n.id = down.id LEFT JOIN versions v ON v.id = n.version_id`,
+      )
+      .all(rootId) as (NodeRow & { content_key: string | null })[];
+    return rows.map((r) => ({ ...toNode(r), contentKey: r.content_key }));
+  }
+
+  grantsInSubtree(rootId: string): GrantRecord[] {
+    return (
+      this.db
+        .prepare(`${DOWN} SELECT g.* FROM down JOIN grants g ON g.node_id = down.id`)
+        .all(rootId) as GrantRow[]
+    ).map(toGrant);
+  }
+
+  rekey(r: Rekey, now: number): void {
+    this.db.transaction(() => {
+      const conflict = (why: string) =>
+        new SedfsError(
+          'SEDFS_ERR_VERSION_CONFLICT',
+          `the shared folder changed meanwhile (${why}); try again`,
+        );
+      const current = new Map(this.subtree(r.rootId).map((n) => [n.id, n]));
+      if (current.size !== r.nodes.length) throw conflict('node count');
+      const revoked = this.db
+        .prepare('DELETE FROM grants WHERE node_id = ? AND grantee_id = ?')
+        .run(r.rootId, r.revokeGranteeId);
+      if (revoked.changes !== 1)
+        throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'that user has no grant on this node');
+      const remaining = this.grantsInSubtree(r.rootId);
+      const given = new Set(r.grants.map((g) => `${g.nodeId}/${g.granteeId}`));
+      if (
+        remaining.length !== r.grants.length ||
+        remaining.some((g) => !given.has(`${g.nodeId}/${g.granteeId}`))
+      ) {
+        throw conflict('grants');
+      }
+      const setKey = this.db.prepare('UPDATE nodes SET wrapped_key = ? WHERE id = ?');
+      const setName = this.db.prepare('UPDATE nodes SET name_enc = ?, name_mac = ? WHERE id = ?');
+      const setContent = this.db.prepare('UPDATE versions SET content_key = ? WHERE id = ?');
+      for (const n of r.nodes) {
+        const old = current.get(n.id);
+        if (!old) throw conflict('unknown node');
+        current.delete(n.id);
+        setKey.run(n.wrappedKey, n.id);
+        // The subtree's root keeps its name: its parent's key did not change.
+        if (n.id !== r.rootId) {
+          if (!n.nameEnc || !n.nameMac) throw conflict('missing name');
+          setName.run(n.nameEnc, n.nameMac, n.id);
+        }
+        if (old.versionId) {
+          if (!n.contentKey) throw conflict('missing content key');
+          setContent.run(n.contentKey, old.versionId);
+        }
+      }
+      const reseal = this.db.prepare(
+        'UPDATE grants SET sealed_key = ?, granted_at = ? WHERE node_id = ? AND grantee_id = ?',
+      );
+      for (const g of r.grants) reseal.run(g.sealedKey, now, g.nodeId, g.granteeId);
+    })();
+  }
+
+  locksOnPath(nodeId: string, now: number): LockRecord[] {
+    return this.db
+      .prepare(
+        `${UP} SELECT l.node_id AS nodeId, l.holder_id AS holderId, l.expires_at AS expiresAt
+         FROM up JOIN locks l ON l.node_id = up.id WHERE l.expires_at > ? ORDER BY up.depth`,
+      )
+      .all(nodeId, now) as LockRecord[];
+  }
+
+  setLock(lock: LockRecord): void {
+    this.db
+      .prepare(
+        `INSERT INTO locks (node_id, holder_id, expires_at) VALUES (?, ?, ?)
+         ON CONFLICT (node_id) DO UPDATE SET holder_id = excluded.holder_id, expires_at = excluded.expires_at`,
+      )
+      .run(lock.nodeId, lock.holderId, lock.expiresAt);
+  }
+
+  deleteLock(nodeId: string): void {
+    this.db.prepare('DELETE FROM locks WHERE node_id = ?').run(nodeId);
   }
 
   private dropVersion(versionId: string, now: number): void {
