@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { lock, unlock } from '../client/sharing.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
 import { readSmall } from './transfer.js';
@@ -21,9 +22,9 @@ export function registerEditCommand(program: Command, env: VerbEnv): void {
     .addHelpText(
       'after',
       `
-The file is decrypted to a private temporary folder, opened with $VISUAL, $EDITOR
-(%EDITOR% on Windows) or vi/notepad, uploaded as a new version if it changed, and
-the temporary copy is deleted.
+The file is locked, decrypted to a private temporary folder, opened with $VISUAL,
+$EDITOR (%EDITOR% on Windows) or vi/notepad, uploaded as a new version if it changed;
+then the temporary copy is deleted and the lock released.
 
 Examples:
   sedfs edit /notes.txt
@@ -35,6 +36,15 @@ Examples:
         const existing = await fs.find(remote, env.cwd);
         if (existing?.entry.kind === 'dir')
           throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${existing.path} is a folder`);
+        // Hold the file's lock while the editor is open, renewing the lease as it runs.
+        const LEASE_S = 120;
+        if (existing) await lock(fs, existing.path, LEASE_S);
+        const renew = existing
+          ? setInterval(
+              () => void lock(fs, existing.path, LEASE_S).catch(() => undefined),
+              (LEASE_S / 3) * 1000,
+            )
+          : undefined;
         const before = existing ? await readSmall(fs, remote, env.cwd) : Buffer.alloc(0);
         const dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
         try {
@@ -56,6 +66,8 @@ Examples:
           await fs.put([after], remote, {}, env.cwd);
           env.out(`saved ${after.length} bytes`);
         } finally {
+          clearInterval(renew);
+          if (existing) await unlock(fs, existing.path).catch(() => undefined);
           await rm(dir, { recursive: true, force: true });
         }
       }),

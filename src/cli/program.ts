@@ -6,17 +6,21 @@ import type { VerbEnv } from './env.js';
 import { registerFileServerCommand } from './fileserver.js';
 import { registerGetCommand } from './get.js';
 import { registerInviteCommand } from './invite.js';
+import { registerLockCommands } from './lock.js';
 import { registerLoginCommand } from './login.js';
 import { registerLogoutCommand } from './logout.js';
 import { registerLsCommand } from './ls.js';
 import { registerMainCommand } from './main.js';
 import { registerMkdirCommand } from './mkdir.js';
 import { registerMvCommand } from './mv.js';
+import { registerPermsCommand } from './perms.js';
 import { registerPutCommand } from './put.js';
 import { registerRmCommand } from './rm.js';
 import { registerServersCommand } from './servers.js';
+import { registerShareCommand } from './share.js';
 import { registerSignupCommand } from './signup.js';
 import { registerTreeCommand } from './tree.js';
+import { registerUnshareCommand } from './unshare.js';
 import { registerWhoamiCommand } from './whoami.js';
 import { registerWriteCommand } from './write.js';
 
@@ -41,6 +45,10 @@ export function registerClientVerbs(program: Command, env: VerbEnv): void {
     registerRmCommand,
     registerMvCommand,
     registerEditCommand,
+    registerShareCommand,
+    registerUnshareCommand,
+    registerPermsCommand,
+    registerLockCommands,
   ]) {
     register(program, env);
   }

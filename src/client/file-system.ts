@@ -18,6 +18,7 @@ import type {
   ChildrenResponse,
   ContentResponse,
   NodeEntry,
+  ShareEntry,
   VersionCommit,
 } from '../protocol/namespace-api.js';
 import { me as fetchMe, rootSealContext } from './account.js';
@@ -31,6 +32,8 @@ export interface OpenNode {
   entry: NodeEntry;
   key: Buffer;
   name: string;
+  /** the /shared view's folders, which exist only on the client */
+  virtual?: 'shared' | 'owner';
   /** path from the home folder */
   path: string;
 }
@@ -85,6 +88,8 @@ export class FileSystem {
   }
 
   private async child(parent: OpenNode, name: string): Promise<OpenNode | undefined> {
+    if (parent.path === '/' && name === SHARED) return virtualNode('shared', SHARED, `/${SHARED}`);
+    if (parent.virtual) return (await this.childrenOf(parent)).find((c) => c.name === name);
     if (parent.entry.kind !== 'dir') {
       throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file, not a folder`);
     }
@@ -139,8 +144,43 @@ export class FileSystem {
   }
 
   async childrenOf(dir: OpenNode): Promise<OpenNode[]> {
+    if (dir.virtual) return this.sharedChildren(dir);
     const { entries } = await this.client.call<ChildrenResponse>('GET', `/v1/nodes/${dir.entry.id}/children`);
-    return entries.map((e) => this.openChild(dir, e));
+    const children = entries.map((e) => this.openChild(dir, e));
+    if (dir.path === '/' && (await this.shares()).length > 0)
+      children.push(virtualNode('shared', SHARED, `/${SHARED}`));
+    return children;
+  }
+
+  /** What others shared with this user, their keys and names opened with the user's X25519 key. */
+  async shares(): Promise<(ShareEntry & { name: string; key: Buffer })[]> {
+    const { shares } = await this.client.call<{ shares: ShareEntry[] }>('GET', '/v1/shares');
+    return shares.map((s) => ({
+      ...s,
+      key: openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId)),
+      name: openSealed(
+        this.identity,
+        Buffer.from(s.sealedName, 'base64url'),
+        grantNameContext(s.nodeId),
+      ).toString('utf8'),
+    }));
+  }
+
+  /** `/shared` lists owners; `/shared/OWNER` lists what that owner shared. */
+  private async sharedChildren(dir: OpenNode): Promise<OpenNode[]> {
+    const shares = await this.shares();
+    if (dir.virtual === 'shared') {
+      return [...new Set(shares.map((s) => s.owner))].map((o) => virtualNode('owner', o, `/${SHARED}/${o}`));
+    }
+    const mine = shares.filter((s) => s.owner === dir.name);
+    return Promise.all(
+      mine.map(async (s) => ({
+        entry: await this.client.call<NodeEntry>('GET', `/v1/nodes/${s.nodeId}`),
+        key: s.key,
+        name: s.name,
+        path: `/${SHARED}/${s.owner}/${s.name}`,
+      })),
+    );
   }
 
   private listed(n: OpenNode): ListedEntry {
@@ -181,6 +221,7 @@ export class FileSystem {
   }
 
   private async createFolder(parent: OpenNode, name: string): Promise<OpenNode> {
+    assertCreatable(parent, name);
     const id = randomHexId();
     const key = newNodeKey();
     const entry = await this.client.call<NodeEntry>('POST', `/v1/nodes/${parent.entry.id}/children`, {
@@ -288,6 +329,8 @@ export class FileSystem {
 
   async rm(path: string, opts: { recursive?: boolean } = {}, cwd = '/'): Promise<void> {
     const node = await this.resolve(path, cwd);
+    if (node.virtual)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is the view of others' shares`);
     if (node.entry.parentId === null)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the home folder cannot be removed');
     await this.client.call('DELETE', `/v1/nodes/${node.entry.id}${opts.recursive ? '?recursive=true' : ''}`);
@@ -299,6 +342,8 @@ export class FileSystem {
    */
   async mv(src: string, dst: string, cwd = '/'): Promise<OpenNode> {
     const node = await this.resolve(src, cwd);
+    if (node.virtual)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is the view of others' shares`);
     if (node.entry.parentId === null)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the home folder cannot be moved');
     const dstNames = splitPath(dst, cwd);
@@ -325,5 +370,43 @@ export class FileSystem {
       wrappedKey: wrapNodeKey(parent.key, node.entry.id, node.key),
     });
     return { ...node, name, path: joinPath([...splitPath(parent.path), name]) };
+  }
+}
+
+/** Home's `/shared` shows what others shared; a user's own folder of that name cannot exist. */
+export const SHARED = 'shared';
+
+export const grantKeyContext = (nodeId: string) => `grant:${nodeId}`;
+export const grantNameContext = (nodeId: string) => `grant-name:${nodeId}`;
+
+function virtualNode(kind: 'shared' | 'owner', name: string, path: string): OpenNode {
+  return {
+    entry: {
+      id: '',
+      kind: 'dir',
+      parentId: null,
+      nameMac: null,
+      nameEnc: null,
+      wrappedKey: null,
+      versionId: null,
+      size: 0,
+      modifiedAt: 0,
+    },
+    key: Buffer.alloc(0),
+    name,
+    path,
+    virtual: kind,
+  };
+}
+
+function assertCreatable(parent: OpenNode, name: string): void {
+  if (parent.virtual) {
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      `${parent.path} is the view of others' shares: create inside a shared folder`,
+    );
+  }
+  if (parent.path === '/' && name === SHARED) {
+    throw new SedfsError('SEDFS_ERR_EXISTS', `/${SHARED} is reserved for what others share with you`);
   }
 }

@@ -51,6 +51,14 @@ async function readJson<T>(path: string): Promise<T | undefined> {
   }
 }
 
+/** A user's public keys as first seen, pinned so a later change is noticed. */
+export interface Pin {
+  fingerprint: string;
+  signKey: string;
+  boxKey: string;
+  pinnedAt: string;
+}
+
 export class Profile {
   constructor(readonly dir: string) {}
 
@@ -100,6 +108,16 @@ export class Profile {
       boxSecret: string;
     };
     return { signKey: file.signKey, boxKey: file.boxKey, ...secret };
+  }
+
+  async pins(): Promise<Record<string, Pin>> {
+    return (await readJson<Record<string, Pin>>(join(this.dir, 'pins.json'))) ?? {};
+  }
+
+  async savePin(user: string, pin: Pin): Promise<void> {
+    const pins = await this.pins();
+    pins[user] = pin;
+    await writeFileAtomic(join(this.dir, 'pins.json'), `${JSON.stringify(pins, null, 2)}\n`, 0o600);
   }
 
   async session(): Promise<Session | undefined> {

@@ -1,0 +1,190 @@
+import { fingerprint, sealTo } from '../crypto/identity.js';
+import {
+  decryptName,
+  encryptName,
+  nameMac,
+  newNodeKey,
+  unwrapContentKey,
+  unwrapNodeKey,
+  wrapContentKey,
+  wrapNodeKey,
+} from '../crypto/node-keys.js';
+import { SedfsError } from '../protocol/errors.js';
+import type {
+  LockResponse,
+  PermsResponse,
+  SubtreeResponse,
+  UnshareRequest,
+  UserKeysResponse,
+} from '../protocol/namespace-api.js';
+import { type FileSystem, grantKeyContext, grantNameContext, type OpenNode } from './file-system.js';
+import { joinPath, splitPath } from './paths.js';
+import type { Pin } from './profile.js';
+
+/** Where pinned public keys live; the CLI keeps them in the profile. */
+export interface PinStore {
+  pins(): Promise<Record<string, Pin>>;
+  savePin(user: string, pin: Pin): Promise<void>;
+}
+
+export interface KeyCheck {
+  fingerprint: string;
+  /** true the first time this user's key is seen (it is pinned now) */
+  newlyPinned: boolean;
+}
+
+/**
+ * A user's public keys, checked against the pinned ones: seen for the first time they
+ * are pinned; if they changed since, sharing stops with SEDFS_ERR_KEY_CHANGED unless
+ * the caller confirmed the new key (`acceptNewKey`).
+ */
+export async function checkedUserKeys(
+  fs: FileSystem,
+  pins: PinStore,
+  name: string,
+  acceptNewKey = false,
+): Promise<UserKeysResponse & KeyCheck> {
+  const keys = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(name)}`);
+  const fp = fingerprint(keys);
+  const pinned = (await pins.pins())[name];
+  if (pinned && pinned.fingerprint !== fp && !acceptNewKey) {
+    throw new SedfsError(
+      'SEDFS_ERR_KEY_CHANGED',
+      `WARNING: ${name}'s key changed from ${pinned.fingerprint} to ${fp}. If ${name} really made a new key, run again with --accept-new-key; otherwise someone may be impersonating them.`,
+    );
+  }
+  const pin = {
+    fingerprint: fp,
+    signKey: keys.signKey,
+    boxKey: keys.boxKey,
+    pinnedAt: new Date().toISOString(),
+  };
+  if (!pinned || pinned.fingerprint !== fp) await pins.savePin(name, pin);
+  return { ...keys, fingerprint: fp, newlyPinned: !pinned };
+}
+
+/** Your own node at `path` (sharing works on what you own). */
+async function ownNode(fs: FileSystem, path: string, cwd: string): Promise<OpenNode> {
+  const node = await fs.resolve(path, cwd);
+  if (node.virtual || node.entry.parentId === null) {
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      `${node.path} cannot be shared: share a file or folder inside your home`,
+    );
+  }
+  return node;
+}
+
+/** Seals the node's key and name to the user and records the permission on main. */
+export async function share(
+  fs: FileSystem,
+  pins: PinStore,
+  path: string,
+  user: string,
+  perm: 'read' | 'write',
+  opts: { acceptNewKey?: boolean; cwd?: string } = {},
+): Promise<KeyCheck> {
+  const node = await ownNode(fs, path, opts.cwd ?? '/');
+  const keys = await checkedUserKeys(fs, pins, user, opts.acceptNewKey);
+  await fs.client.call('POST', `/v1/nodes/${node.entry.id}/grants`, {
+    grantee: keys.id,
+    perm,
+    sealedKey: sealTo(keys.boxKey, node.key, grantKeyContext(node.entry.id)).toString('base64url'),
+    sealedName: sealTo(keys.boxKey, Buffer.from(node.name, 'utf8'), grantNameContext(node.entry.id)).toString(
+      'base64url',
+    ),
+  });
+  return keys;
+}
+
+/**
+ * Revokes a user's grant and rotates every key in the subtree (metadata only: new node
+ * keys, children re-wrapped, names re-encrypted, content keys re-wrapped, remaining
+ * grantees re-sealed), all committed by main in one transaction.
+ */
+export async function unshare(
+  fs: FileSystem,
+  path: string,
+  user: string,
+  cwd = '/',
+): Promise<{ nodes: number }> {
+  const node = await ownNode(fs, path, cwd);
+  const parent = await fs.resolve(joinPath(splitPath(node.path).slice(0, -1)));
+  const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
+  const tree = await fs.client.call<SubtreeResponse>('GET', `/v1/nodes/${node.entry.id}/subtree`);
+  const byId = new Map(tree.nodes.map((n) => [n.id, n]));
+  const oldKey = new Map<string, Buffer>([[node.entry.id, node.key]]);
+  const newKey = new Map<string, Buffer>();
+  const out: UnshareRequest['nodes'] = [];
+  // Parents before children: each node's old key opens with its parent's old key.
+  const order = [node.entry.id];
+  const kids = new Map<string, string[]>();
+  for (const n of tree.nodes)
+    if (n.parentId && n.id !== node.entry.id) kids.set(n.parentId, [...(kids.get(n.parentId) ?? []), n.id]);
+  for (let i = 0; i < order.length; i++) order.push(...(kids.get(order[i] as string) ?? []));
+  for (const id of order) {
+    const n = byId.get(id);
+    if (!n) continue;
+    const isRoot = id === node.entry.id;
+    const key = newNodeKey();
+    newKey.set(id, key);
+    const parentOld = isRoot ? parent.key : (oldKey.get(n.parentId as string) as Buffer);
+    const parentNew = isRoot ? parent.key : (newKey.get(n.parentId as string) as Buffer);
+    if (!isRoot) oldKey.set(id, unwrapNodeKey(parentOld, id, n.wrappedKey as string));
+    const entry: UnshareRequest['nodes'][number] = { id, wrappedKey: wrapNodeKey(parentNew, id, key) };
+    if (!isRoot) {
+      const name = decryptName(parentOld, n.parentId as string, n.nameEnc as string);
+      entry.nameEnc = encryptName(parentNew, n.parentId as string, name);
+      entry.nameMac = nameMac(parentNew, name);
+    }
+    if (n.versionId && n.contentKey) {
+      const ck = unwrapContentKey(oldKey.get(id) as Buffer, n.versionId, n.contentKey);
+      entry.contentKey = wrapContentKey(key, n.versionId, ck);
+    }
+    out.push(entry);
+  }
+  const grants = tree.grants
+    .filter((g) => !(g.nodeId === node.entry.id && g.granteeId === target.id))
+    .map((g) => ({
+      nodeId: g.nodeId,
+      granteeId: g.granteeId,
+      sealedKey: sealTo(g.boxKey, newKey.get(g.nodeId) as Buffer, grantKeyContext(g.nodeId)).toString(
+        'base64url',
+      ),
+    }));
+  await fs.client.call('POST', `/v1/nodes/${node.entry.id}/unshare`, {
+    grantee: target.id,
+    nodes: out,
+    grants,
+  });
+  return { nodes: out.length };
+}
+
+export async function perms(
+  fs: FileSystem,
+  path: string,
+  cwd = '/',
+): Promise<PermsResponse & { path: string }> {
+  const node = await fs.resolve(path, cwd);
+  if (node.virtual)
+    throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is the view of others' shares`);
+  return {
+    ...(await fs.client.call<PermsResponse>('GET', `/v1/nodes/${node.entry.id}/perms`)),
+    path: node.path,
+  };
+}
+
+export async function lock(
+  fs: FileSystem,
+  path: string,
+  ttlSeconds: number,
+  cwd = '/',
+): Promise<LockResponse> {
+  const node = await fs.resolve(path, cwd);
+  return fs.client.call<LockResponse>('POST', `/v1/nodes/${node.entry.id}/lock`, { ttlSeconds });
+}
+
+export async function unlock(fs: FileSystem, path: string, cwd = '/'): Promise<void> {
+  const node = await fs.resolve(path, cwd);
+  await fs.client.call('DELETE', `/v1/nodes/${node.entry.id}/lock`);
+}
