@@ -1,0 +1,388 @@
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { request } from 'undici';
+import { login, signup } from '../../src/client/account.js';
+import { ClusterClient } from '../../src/client/cluster-client.js';
+import { FileSystem } from '../../src/client/file-system.js';
+import type { Pin } from '../../src/client/profile.js';
+import { lock, type PinStore, perms, share, unshare } from '../../src/client/sharing.js';
+import { openChunk } from '../../src/crypto/content.js';
+import type { SecretIdentity } from '../../src/crypto/identity.js';
+import { unwrapContentKey, unwrapNodeKey } from '../../src/crypto/node-keys.js';
+import type { ContentResponse, NodeEntry, ShareEntry } from '../../src/protocol/namespace-api.js';
+import { TICKET_HEADER } from '../../src/protocol/ticket.js';
+import { TestCluster } from '../helpers/cluster.js';
+import { collector } from '../helpers/sinks.js';
+
+class MemoryPins implements PinStore {
+  readonly map: Record<string, Pin> = {};
+  async pins() {
+    return this.map;
+  }
+  async savePin(user: string, pin: Pin) {
+    this.map[user] = pin;
+  }
+}
+
+interface Actor {
+  name: string;
+  fs: FileSystem;
+  client: ClusterClient;
+  identity: SecretIdentity;
+  pins: MemoryPins;
+}
+
+async function text(fs: FileSystem, path: string): Promise<string> {
+  const out = collector();
+  await fs.get(path, out.sink);
+  return out.bytes().toString();
+}
+
+/** Resolves to 'ok', or to the error code the operation failed with. */
+async function outcome(op: () => Promise<unknown>): Promise<string> {
+  try {
+    await op();
+    return 'ok';
+  } catch (err) {
+    return (err as { code?: string }).code ?? String(err);
+  }
+}
+
+describe('sharing: grant, revoke, enforce, audit, lock', () => {
+  let cluster: TestCluster;
+  const actors: Record<string, Actor> = {};
+  let folderId: string;
+  let fileId: string;
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 2, replicas: 2 });
+    for (const name of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
+      const client = new ClusterClient(cluster.mainUrl);
+      const { identity } = await signup(client, name);
+      await login(client, name, identity);
+      actors[name] = {
+        name,
+        client,
+        identity,
+        fs: await FileSystem.open(client, identity),
+        pins: new MemoryPins(),
+      };
+    }
+    const a = actors.alice as Actor;
+    await a.fs.mkdir('/proj/sub', { parents: true });
+    await a.fs.put([Buffer.from('project notes')], '/proj/f.txt');
+    await a.fs.put([Buffer.from('solo file')], '/note.txt');
+    folderId = (await a.fs.resolve('/proj')).entry.id;
+    fileId = (await a.fs.resolve('/note.txt')).entry.id;
+    for (const [who, perm] of [
+      ['bob', 'read'],
+      ['carol', 'write'],
+      ['erin', 'read'],
+    ] as const) {
+      await share(a.fs, a.pins, '/proj', who, perm);
+      await share(a.fs, a.pins, '/note.txt', who, perm);
+    }
+  });
+  after(async () => {
+    for (const a of Object.values(actors)) await a.client.close();
+    await cluster?.stop();
+  });
+
+  test('grantees see shares under /shared/OWNER/NAME and read them', async () => {
+    const bob = actors.bob as Actor;
+    assert.deepEqual(
+      (await bob.fs.list('/shared/alice')).map((e) => e.name),
+      ['note.txt', 'proj'],
+    );
+    assert.equal(await text(bob.fs, '/shared/alice/proj/f.txt'), 'project notes');
+    assert.equal(await text(bob.fs, '/shared/alice/note.txt'), 'solo file');
+    assert.ok((await bob.fs.list('/')).some((e) => e.name === 'shared' && e.kind === 'dir'));
+  });
+
+  /**
+   * The matrix on the folder share (inherited: every target is inside /proj) and on the
+   * file share. Grantees act through paths; the stranger and the revoked user, who
+   * cannot resolve any path, act on the node ids directly: main must refuse them too.
+   */
+  test('the permission matrix: owner, reader, writer, stranger and revoked user on a folder and a file share', async () => {
+    const a = actors.alice as Actor;
+    // erin is revoked before the matrix runs.
+    await unshare(a.fs, '/proj', 'erin');
+    await unshare(a.fs, '/note.txt', 'erin');
+
+    const viaPath = async (
+      who: string,
+      base: string,
+      kind: 'folder' | 'file',
+    ): Promise<Record<string, string>> => {
+      const { fs, pins } = actors[who] as Actor;
+      const p = (rel: string) => (kind === 'folder' ? `${base}/${rel}` : base);
+      const r: Record<string, string> = {};
+      if (kind === 'folder') {
+        await (actors.alice as Actor).fs.put([Buffer.from('x')], `/proj/rm-${who}`);
+        await (actors.alice as Actor).fs.put([Buffer.from('x')], `/proj/mv-${who}`);
+      }
+      r.ls = await outcome(() => fs.list(base));
+      r.cat = await outcome(() => text(fs, p('f.txt')));
+      r.get = await outcome(() => fs.get(p('f.txt'), collector().sink));
+      r.put = await outcome(() =>
+        fs.put([Buffer.from(`put by ${who}`)], kind === 'folder' ? p(`new-${who}`) : base),
+      );
+      r.write = await outcome(() =>
+        fs.put([Buffer.from(`msg by ${who}\n`)], kind === 'folder' ? p(`msg-${who}`) : base),
+      );
+      if (kind === 'folder') {
+        r.mkdir = await outcome(() => fs.mkdir(p(`dir-${who}`)));
+        r.rm = await outcome(() => fs.rm(p(`rm-${who}`)));
+        r.mv = await outcome(() => fs.mv(p(`mv-${who}`), p(`moved-${who}`)));
+      } else {
+        r.rm = await outcome(() => fs.rm(base));
+        // Out of the share into their own home: the server must refuse to take it out of its folder.
+        r.mv = await outcome(() => fs.mv(base, `/moved-${who}`));
+      }
+      r.share = await outcome(() => share(fs, pins, base, 'frank', 'read'));
+      r.unshare = await outcome(() => unshare(fs, base, 'frank'));
+      r.perms = await outcome(() => perms(fs, base));
+      r.lock = await outcome(async () => {
+        await lock(fs, p('f.txt'), 60);
+        await fs.client.call('DELETE', `/v1/nodes/${(await fs.resolve(p('f.txt'))).entry.id}/lock`);
+      });
+      return r;
+    };
+
+    const viaIds = async (
+      who: string,
+      nodeId: string,
+      kind: 'folder' | 'file',
+    ): Promise<Record<string, string>> => {
+      const c = (actors[who] as Actor).client;
+      const id16 = () => createHash('sha256').update(`${who}${Math.random()}`).digest('hex').slice(0, 32);
+      const fakeMac = 'ab'.repeat(32);
+      const r: Record<string, string> = {};
+      r.ls = await outcome(() => c.call('GET', `/v1/nodes/${nodeId}/children`));
+      r.cat = await outcome(() => c.call('GET', `/v1/nodes/${nodeId}/content`));
+      r.get = r.cat;
+      const up = await c.beginUpload(1);
+      r.put = await outcome(() =>
+        c.commit(up.uploadId, [], {
+          versionId: id16(),
+          size: 0,
+          chunkBytes: 1,
+          contentKey: 'AAAA',
+          target:
+            kind === 'folder'
+              ? { parentId: nodeId, nodeId: id16(), nameMac: fakeMac, nameEnc: 'AAAA', wrappedKey: 'AAAA' }
+              : { nodeId },
+        }),
+      );
+      r.write = r.put;
+      r.mkdir = await outcome(() =>
+        c.call('POST', `/v1/nodes/${nodeId}/children`, {
+          id: id16(),
+          nameMac: fakeMac,
+          nameEnc: 'AAAA',
+          wrappedKey: 'AAAA',
+        }),
+      );
+      r.rm = await outcome(() => c.call('DELETE', `/v1/nodes/${nodeId}?recursive=true`));
+      r.mv = await outcome(() =>
+        c.call('POST', `/v1/nodes/${nodeId}/move`, {
+          parentId: nodeId,
+          nameMac: fakeMac,
+          nameEnc: 'AAAA',
+          wrappedKey: 'AAAA',
+        }),
+      );
+      r.share = await outcome(() =>
+        c.call('POST', `/v1/nodes/${nodeId}/grants`, {
+          grantee: id16(),
+          perm: 'read',
+          sealedKey: 'AAAA',
+          sealedName: 'AAAA',
+        }),
+      );
+      r.unshare = await outcome(() => c.call('GET', `/v1/nodes/${nodeId}/subtree`));
+      r.perms = await outcome(() => c.call('GET', `/v1/nodes/${nodeId}/perms`));
+      r.lock = await outcome(() => c.call('POST', `/v1/nodes/${nodeId}/lock`, { ttlSeconds: 5 }));
+      return r;
+    };
+
+    const F = 'SEDFS_ERR_FORBIDDEN';
+    const N = 'SEDFS_ERR_NOT_FOUND';
+    const all = (v: string, keys: string[]) => Object.fromEntries(keys.map((k) => [k, v]));
+    const folderOps = [
+      'ls',
+      'cat',
+      'get',
+      'put',
+      'write',
+      'mkdir',
+      'rm',
+      'mv',
+      'share',
+      'unshare',
+      'perms',
+      'lock',
+    ];
+    const fileOps = ['ls', 'cat', 'get', 'put', 'write', 'rm', 'mv', 'share', 'unshare', 'perms', 'lock'];
+
+    // Folder share.
+    const owner = await viaPath('alice', '/proj', 'folder');
+    assert.deepEqual(owner, { ...all('ok', folderOps), unshare: 'ok' });
+    assert.deepEqual(await viaPath('bob', '/shared/alice/proj', 'folder'), {
+      ...all(F, folderOps),
+      ls: 'ok',
+      cat: 'ok',
+      get: 'ok',
+      perms: 'ok',
+    });
+    assert.deepEqual(await viaPath('carol', '/shared/alice/proj', 'folder'), {
+      ...all('ok', folderOps),
+      share: F,
+      unshare: F,
+    });
+    assert.deepEqual(await viaIds('dave', folderId, 'folder'), all(N, folderOps));
+    assert.deepEqual(await viaIds('erin', folderId, 'folder'), all(N, folderOps));
+
+    // File share: removing or renaming a file needs write on its folder, which a file share does not give.
+    assert.deepEqual(await viaPath('bob', '/shared/alice/note.txt', 'file'), {
+      ...all(F, fileOps),
+      ls: 'ok',
+      cat: 'ok',
+      get: 'ok',
+      perms: 'ok',
+      rm: N,
+      mv: N,
+    });
+    assert.deepEqual(await viaPath('carol', '/shared/alice/note.txt', 'file'), {
+      ...all('ok', fileOps),
+      share: F,
+      unshare: F,
+      rm: N,
+      mv: N,
+    });
+    assert.deepEqual(await viaIds('dave', fileId, 'file'), { ...all(N, fileOps), mkdir: N });
+    assert.deepEqual(await viaIds('erin', fileId, 'file'), { ...all(N, fileOps), mkdir: N });
+  });
+
+  test('revocation: the revoked user is refused at once, and every key they ever held fails on what is written next', async () => {
+    const a = actors.alice as Actor;
+    const frank = actors.frank as Actor;
+    await a.fs.mkdir('/rev');
+    await a.fs.put([Buffer.from('before')], '/rev/doc.txt');
+    await share(a.fs, a.pins, '/rev', 'frank', 'read');
+    // Everything frank received while he had access: folder key, file key, content key.
+    const held: Buffer[] = [];
+    const granted = (await frank.fs.shares()).find((x) => x.name === 'rev');
+    assert.ok(granted);
+    held.push(granted.key);
+    const doc = await frank.fs.resolve('/shared/alice/rev/doc.txt');
+    held.push(doc.key);
+    const old = await frank.client.call<ContentResponse>('GET', `/v1/nodes/${doc.entry.id}/content`);
+    held.push(unwrapContentKey(doc.key, old.version.id, old.version.contentKey));
+    assert.equal(await text(frank.fs, '/shared/alice/rev/doc.txt'), 'before');
+
+    await unshare(a.fs, '/rev', 'frank');
+    assert.equal(
+      await outcome(() => frank.client.call('GET', `/v1/nodes/${doc.entry.id}/content`)),
+      'SEDFS_ERR_NOT_FOUND',
+    );
+    assert.deepEqual(await frank.fs.shares(), []);
+
+    await a.fs.put([Buffer.from('after: new secret')], '/rev/doc.txt');
+    const fresh = await a.client.call<ContentResponse>('GET', `/v1/nodes/${doc.entry.id}/content`);
+    const node = await a.client.call<NodeEntry>('GET', `/v1/nodes/${doc.entry.id}`);
+    const chunk = fresh.manifest.chunks[0];
+    assert.ok(chunk);
+    const res = await request(`${chunk.replicas[0]?.url}/v1/chunks/${chunk.id}`, {
+      headers: { [TICKET_HEADER]: chunk.ticket },
+    });
+    const stored = Buffer.from(await res.body.arrayBuffer());
+    for (const key of held) {
+      assert.throws(() => unwrapNodeKey(key, doc.entry.id, node.wrappedKey as string));
+      assert.throws(() => unwrapContentKey(key, fresh.version.id, fresh.version.contentKey));
+      assert.throws(() => openChunk(key, fresh.version.id, 0, true, stored));
+    }
+    assert.equal(await text(a.fs, '/rev/doc.txt'), 'after: new secret');
+  });
+
+  test('a reader cannot write through a file server with the read ticket it was given', async () => {
+    const bob = actors.bob as Actor;
+    const f = await bob.fs.resolve('/shared/alice/proj/f.txt');
+    const content = await bob.client.call<ContentResponse>('GET', `/v1/nodes/${f.entry.id}/content`);
+    const chunk = content.manifest.chunks[0];
+    assert.ok(chunk);
+    const body = Buffer.from('overwrite attempt');
+    const id = createHash('sha256').update(body).digest('hex');
+    for (const target of [id, chunk.id]) {
+      const res: Awaited<ReturnType<typeof request>> = await request(
+        `${chunk.replicas[0]?.url}/v1/chunks/${target}`,
+        {
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream', [TICKET_HEADER]: chunk.ticket },
+          body,
+        },
+      );
+      const err = (await res.body.json()) as { error: { code: string } };
+      assert.equal(res.statusCode, 403);
+      assert.equal(err.error.code, 'SEDFS_ERR_TICKET_MISMATCH');
+    }
+    assert.equal(await text(bob.fs, '/shared/alice/proj/f.txt'), 'project notes');
+  });
+
+  test('a changed public key for a pinned user stops share with a clear error until confirmed', async () => {
+    const a = actors.alice as Actor;
+    const pinned = a.pins.map.bob;
+    assert.ok(pinned, 'bob was pinned at the first share');
+    a.pins.map.bob = { ...pinned, fingerprint: '0000:0000:0000:0000:0000:0000:0000:0000' };
+    await assert.rejects(
+      share(a.fs, a.pins, '/note.txt', 'bob', 'read'),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_KEY_CHANGED');
+        assert.match(err.message, /bob's key changed/);
+        return true;
+      },
+    );
+    await share(a.fs, a.pins, '/note.txt', 'bob', 'read', { acceptNewKey: true });
+    assert.equal(a.pins.map.bob?.fingerprint, pinned.fingerprint);
+  });
+
+  test('a lock held by alice blocks a writer’s put, write, rm and mv with who and until when, and expires by itself', async () => {
+    const a = actors.alice as Actor;
+    const carol = actors.carol as Actor;
+    await a.fs.put([Buffer.from('locked content')], '/proj/locked.txt');
+    await a.fs.put([Buffer.from('y')], '/proj/locked-dir-file');
+    await lock(a.fs, '/proj/locked.txt', 2);
+    const base = '/shared/alice/proj';
+    for (const op of [
+      () => carol.fs.put([Buffer.from('nope')], `${base}/locked.txt`),
+      () => carol.fs.rm(`${base}/locked.txt`),
+      () => carol.fs.mv(`${base}/locked.txt`, `${base}/elsewhere.txt`),
+    ]) {
+      await assert.rejects(op(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_LOCKED');
+        assert.match(err.message, /^locked by alice until \d{4}-\d\d-\d\dT/);
+        return true;
+      });
+    }
+    await sleep(2200);
+    await carol.fs.put([Buffer.from('after expiry')], `${base}/locked.txt`);
+    assert.equal(await text(a.fs, '/proj/locked.txt'), 'after expiry');
+  });
+
+  test('the audit log records logins, shares, unshares, locks and denials, by id only', async () => {
+    const { readFileSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const lines = readFileSync(join(cluster.mainData, 'audit.log'), 'utf8')
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { event: string });
+    const events = new Set(lines.map((l) => l.event));
+    for (const e of ['login', 'share', 'unshare', 'lock', 'denied']) assert.ok(events.has(e), e);
+    const raw = readFileSync(join(cluster.mainData, 'audit.log'), 'utf8');
+    for (const secret of ['alice', 'proj', 'note.txt', 'project notes'])
+      assert.ok(!raw.includes(secret), secret);
+  });
+});
