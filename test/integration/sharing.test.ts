@@ -11,7 +11,7 @@ import { lock, type PinStore, perms, share, unshare } from '../../src/client/sha
 import { openChunk } from '../../src/crypto/content.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
 import { unwrapContentKey, unwrapNodeKey } from '../../src/crypto/node-keys.js';
-import type { ContentResponse, NodeEntry, ShareEntry } from '../../src/protocol/namespace-api.js';
+import type { ContentResponse, NodeEntry } from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { collector } from '../helpers/sinks.js';
