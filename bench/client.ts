@@ -6,13 +6,16 @@
  *   client.js small MAIN TOKENFILE FOLDER COUNT BYTES
  *   client.js ls   MAIN TOKENFILE FOLDER
  *   client.js dirs MAIN TOKENFILE FOLDER COUNT
+ *   client.js share MAIN TOKENFILE FOLDER USER
+ *   client.js unshare MAIN TOKENFILE FOLDER USER
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { ClusterClient } from '../src/client/cluster-client.js';
 import { FileSystem } from '../src/client/file-system.js';
-import type { Session } from '../src/client/profile.js';
+import type { Pin, Session } from '../src/client/profile.js';
+import { share, unshare } from '../src/client/sharing.js';
 
 const [verb, main, sessionFile, path, a, b] = process.argv.slice(2);
 const session = JSON.parse(readFileSync(sessionFile as string, 'utf8')) as Session;
@@ -85,6 +88,16 @@ async function run(): Promise<Record<string, unknown>> {
       };
       await Promise.all(Array.from({ length: 16 }, worker));
       return { seconds: secs(), entries: count };
+    }
+    case 'share': {
+      const pins: Record<string, Pin> = {};
+      const store = { pins: async () => pins, savePin: async (u: string, p: Pin) => void (pins[u] = p) };
+      await share(fs, store, path as string, a as string, 'read');
+      return { seconds: secs() };
+    }
+    case 'unshare': {
+      const res = await unshare(fs, path as string, a as string);
+      return { seconds: secs(), nodes: res.nodes };
     }
     case 'ls': {
       const entries = await fs.list(path as string);

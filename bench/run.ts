@@ -1,7 +1,8 @@
 /**
  * `npm run bench`: SEDFS on this machine, next to the machine's own limits.
  * Never part of `npm test`. Knobs: BENCH_RUNS (default 3), BENCH_MIB (default 1024),
- * BENCH_SMALL (files, default 2000), BENCH_LS (entries, default 10000).
+ * BENCH_SMALL (files, default 2000), BENCH_LS (entries, default 10000), BENCH_SHARE
+ * (files in the shared folder, default 10000; 0 skips).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
@@ -28,6 +29,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const MIB = Number(process.env.BENCH_MIB ?? 1024);
 const SMALL = Number(process.env.BENCH_SMALL ?? 2000);
 const LS = Number(process.env.BENCH_LS ?? 10_000);
+const SHARE = Number(process.env.BENCH_SHARE ?? 10_000);
 const resultsFile = resolve(
   here,
   '../../bench/results',
@@ -171,6 +173,25 @@ async function main(): Promise<void> {
         detail: { inClient: ls.seconds },
       });
       push(`W4 ls ${SMALL}`, Number(ls.wallSeconds));
+      if (SHARE > 0 && run === 1) {
+        // Sharing a folder of SHARE files with one user, then unsharing it (which re-keys all of it).
+        await client(['small', ...base, '/team', String(SHARE), '64']);
+        const c2 = new ClusterClient(cluster.mainUrl);
+        await signup(c2, 'peer');
+        await c2.close();
+        const sh = await client(['share', ...base, '/team', 'peer']);
+        emit({ workload: `share ${SHARE} files`, value: Number(sh.seconds), unit: 's', run });
+        push(`share ${SHARE} files`, Number(sh.seconds));
+        const un = await client(['unshare', ...base, '/team', 'peer']);
+        emit({
+          workload: `unshare ${SHARE} files`,
+          value: Number(un.seconds),
+          unit: 's',
+          run,
+          detail: { nodes: un.nodes },
+        });
+        push(`unshare ${SHARE} files`, Number(un.seconds));
+      }
       if (LS > 0 && run === 1) {
         await client(['dirs', ...base, '/wide', String(LS)]);
         const wide = await client(['ls', ...base, '/wide']);
@@ -196,7 +217,7 @@ async function main(): Promise<void> {
         ? 'MiB/s'
         : k.startsWith('W3')
           ? 'files/s'
-          : k.startsWith('W4')
+          : k.startsWith('W4') || k.includes('share')
             ? 's'
             : 'MiB';
     const m = median(xs);
