@@ -249,6 +249,7 @@ export class FileSystem {
     const parent = await this.resolve(joinPath(names));
     if (parent.entry.kind !== 'dir')
       throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
+    assertCreatable(parent, name);
     const existing = await this.child(parent, name);
     if (existing?.entry.kind === 'dir')
       throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${existing.path} is a folder`);
@@ -363,6 +364,7 @@ export class FileSystem {
       if (parent.entry.kind !== 'dir')
         throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
     }
+    assertCreatable(parent, name);
     await this.client.call('POST', `/v1/nodes/${node.entry.id}/move`, {
       parentId: parent.entry.id,
       nameMac: nameMac(parent.key, name),

@@ -160,6 +160,7 @@ export async function unshare(
   return { nodes: out.length };
 }
 
+/** Who has what on a path, with inherited grants named by the folder they come from. */
 export async function perms(
   fs: FileSystem,
   path: string,
@@ -168,8 +169,18 @@ export async function perms(
   const node = await fs.resolve(path, cwd);
   if (node.virtual)
     throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is the view of others' shares`);
+  const res = await fs.client.call<PermsResponse>('GET', `/v1/nodes/${node.entry.id}/perms`);
+  // Name the folders grants come from by the caller's own paths for them.
+  const names = splitPath(node.path);
+  const pathOf = new Map<string, string>();
+  for (let i = names.length; i > 0; i--) {
+    const p = joinPath(names.slice(0, i));
+    const n = await fs.find(p).catch(() => undefined);
+    if (n && !n.virtual) pathOf.set(n.entry.id, p);
+  }
   return {
-    ...(await fs.client.call<PermsResponse>('GET', `/v1/nodes/${node.entry.id}/perms`)),
+    ...res,
+    grants: res.grants.map((g) => ({ ...g, from: pathOf.get(g.from) ?? g.from })),
     path: node.path,
   };
 }

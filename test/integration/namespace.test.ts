@@ -81,3 +81,30 @@ describe('the encrypted namespace', () => {
     await assert.rejects(fs.resolve('/missing/x'), { code: 'SEDFS_ERR_NOT_FOUND' });
   });
 });
+
+describe('the /shared view is reserved', () => {
+  let cluster: TestCluster;
+  let fs: FileSystem;
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 1, replicas: 1 });
+    const client = new ClusterClient(cluster.mainUrl);
+    const { identity } = await signup(client, 'res');
+    await login(client, 'res', identity);
+    fs = await FileSystem.open(client, identity);
+  });
+  after(() => cluster?.stop());
+
+  test('nothing named /shared can be made, put or moved into the top of a home, and nothing inside the view', async () => {
+    await assert.rejects(fs.mkdir('/shared'), { code: 'SEDFS_ERR_EXISTS' });
+    await assert.rejects(fs.put([Buffer.from('x')], '/shared'), { code: 'SEDFS_ERR_EXISTS' });
+    await fs.put([Buffer.from('x')], '/f');
+    await assert.rejects(fs.mv('/f', '/shared'), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    await assert.rejects(fs.put([Buffer.from('x')], '/shared/someone'), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    // A folder called shared deeper down is an ordinary folder.
+    await fs.mkdir('/a/shared', { parents: true });
+    assert.deepEqual(
+      (await fs.list('/a')).map((e) => e.name),
+      ['shared'],
+    );
+  });
+});
