@@ -91,7 +91,12 @@ async function run(): Promise<Record<string, unknown>> {
     }
     case 'share': {
       const pins: Record<string, Pin> = {};
-      const store = { pins: async () => pins, savePin: async (u: string, p: Pin) => void (pins[u] = p) };
+      const store = {
+        pins: async () => pins,
+        savePin: async (u: string, p: Pin) => {
+          pins[u] = p;
+        },
+      };
       await share(fs, store, path as string, a as string, 'read');
       return { seconds: secs() };
     }

@@ -7,6 +7,7 @@ import { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededPieces } from '../helpers/seeded.js';
+import { newUser } from '../helpers/users.js';
 
 let cluster: TestCluster;
 let client: ClusterClient;
@@ -19,10 +20,9 @@ after(async () => {
 });
 
 test('a folder of 10,000 files lists every name correctly', async () => {
-  client = new ClusterClient(cluster.mainUrl);
-  const { identity } = await signup(client, 'many');
-  await login(client, 'many', identity);
-  const fs = await FileSystem.open(client, identity);
+  const user = await newUser(cluster.mainUrl, 'many');
+  client = user.client;
+  const fs = user.fs;
   await fs.mkdir('/big');
   const names = Array.from({ length: 10_000 }, (_, i) => `file-${String(i).padStart(5, '0')}.txt`);
   let next = 0;

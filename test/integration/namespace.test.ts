@@ -1,11 +1,10 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
-import { FileSystem } from '../../src/client/file-system.js';
+import type { FileSystem } from '../../src/client/file-system.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
+import { newUser } from '../helpers/users.js';
 
 async function roundTrip(fs: FileSystem, path: string, data: Buffer, chunkBytes: number): Promise<Buffer> {
   await fs.put([data], path, { chunkBytes });
@@ -21,10 +20,7 @@ describe('the encrypted namespace', () => {
 
   before(async () => {
     cluster = await TestCluster.start({ servers: 3, replicas: 2 });
-    const client = new ClusterClient(cluster.mainUrl);
-    const { identity } = await signup(client, 'alice');
-    await login(client, 'alice', identity);
-    fs = await FileSystem.open(client, identity);
+    fs = (await newUser(cluster.mainUrl, 'alice')).fs;
   });
   after(() => cluster?.stop());
 
@@ -87,10 +83,7 @@ describe('the /shared view is reserved', () => {
   let fs: FileSystem;
   before(async () => {
     cluster = await TestCluster.start({ servers: 1, replicas: 1 });
-    const client = new ClusterClient(cluster.mainUrl);
-    const { identity } = await signup(client, 'res');
-    await login(client, 'res', identity);
-    fs = await FileSystem.open(client, identity);
+    fs = (await newUser(cluster.mainUrl, 'res')).fs;
   });
   after(() => cluster?.stop());
 

@@ -1,11 +1,9 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
-import { FileSystem } from '../../src/client/file-system.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { filesContaining } from '../helpers/files.js';
 import { seededBytes } from '../helpers/seeded.js';
+import { newUser } from '../helpers/users.js';
 
 let cluster: TestCluster;
 before(async () => {
@@ -16,10 +14,7 @@ after(() => cluster?.stop());
 test('no name or content reaches any server disk or log, raw, hex or base64', async () => {
   // A marker made from seeded bytes, so the run is reproducible and the marker is unlikely anywhere else.
   const marker = `mk${seededBytes(2026, 12).toString('hex')}`;
-  const client = new ClusterClient(cluster.mainUrl);
-  const { identity } = await signup(client, 'leaktest');
-  await login(client, 'leaktest', identity);
-  const fs = await FileSystem.open(client, identity);
+  const { client, fs } = await newUser(cluster.mainUrl, 'leaktest');
 
   await fs.mkdir(`/${marker}-folder/${marker}-sub`, { parents: true });
   const content = Buffer.from(`${marker} `.repeat(50_000)); // ~1.4 MB, several chunks at 256 KiB

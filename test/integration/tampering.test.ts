@@ -3,13 +3,13 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
-import { FileSystem } from '../../src/client/file-system.js';
+import type { ClusterClient } from '../../src/client/cluster-client.js';
+import type { FileSystem } from '../../src/client/file-system.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
+import { newUser } from '../helpers/users.js';
 
 const CHUNK = 64 * 1024;
 
@@ -20,10 +20,7 @@ describe('tampering with stored data is caught', () => {
 
   before(async () => {
     cluster = await TestCluster.start({ servers: 3, replicas: 3 });
-    client = new ClusterClient(cluster.mainUrl);
-    const { identity } = await signup(client, 'tamper');
-    await login(client, 'tamper', identity);
-    fs = await FileSystem.open(client, identity);
+    ({ client, fs } = await newUser(cluster.mainUrl, 'tamper'));
   });
   after(async () => {
     await client?.close();
