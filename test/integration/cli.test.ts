@@ -100,24 +100,39 @@ describe('the sedfs CLI against a real cluster', () => {
   });
 
   test('every verb has help with an example', async () => {
-    for (const verb of [
+    const verbs = [
+      'main',
+      'fileserver',
+      'dev',
+      'servers',
       'signup',
       'login',
+      'logout',
+      'whoami',
+      'invite',
       'ls',
       'tree',
-      'mkdir',
-      'put',
-      'get',
-      'cat',
-      'write',
-      'rm',
-      'mv',
-      'edit',
-      'shell',
-    ]) {
-      const res = await sedfs(verb, '--help');
-      assert.equal(res.code, 0, verb);
-      assert.match(res.stdout, /Example/, verb);
-    }
+    ]
+      .concat([
+        'mkdir',
+        'put',
+        'get',
+        'cat',
+        'write',
+        'rm',
+        'mv',
+        'edit',
+        'share',
+        'unshare',
+        'perms',
+        'lock',
+        'unlock',
+      ])
+      .concat(['shell']);
+    const results = await Promise.all(verbs.map((verb) => sedfs(verb, '--help')));
+    results.forEach((res, i) => {
+      assert.equal(res.code, 0, verbs[i]);
+      assert.match(res.stdout, /Example/, verbs[i]);
+    });
   });
 });
