@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ServerView } from '../../src/protocol/main-api.js';
-import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+import { runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 
 describe('file servers register, go down when silent, and come back as themselves', () => {
   const HEARTBEAT_TIMEOUT_S = 2;
@@ -76,3 +76,47 @@ describe('file servers register, go down when silent, and come back as themselve
 function mainLog(mainData: string): string {
   return readFileSync(join(mainData, 'main.log'), 'utf8');
 }
+
+test('main keeps its ticket key and join token, and a file server its id, readable by their owner only', async () => {
+  const cluster = await TestCluster.start({ servers: 1, replicas: 1 });
+  try {
+    const mode = (p: string) => statSync(p).mode & 0o777;
+    assert.equal(mode(join(cluster.mainData, 'ticket-key.pem')), 0o600);
+    assert.equal(mode(join(cluster.mainData, 'join-token')), 0o600);
+    assert.equal(mode(join(cluster.fileServers[0]?.data as string, 'server-id')), 0o600);
+    assert.match(readFileSync(join(cluster.mainData, 'main.addr'), 'utf8'), /^http:\/\/127\.0\.0\.1:\d+\n$/);
+    // The token printed at first start is the one kept.
+    assert.ok(cluster.main.output().includes(cluster.joinToken));
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('a join token given by flag or SEDFS_JOIN_TOKEN is used instead of a made one', async () => {
+  const data = mkdtempSync(join(tmpdir(), 'sedfs-token-'));
+  const main = spawnSedfs([
+    'main',
+    '--host',
+    '127.0.0.1',
+    '--data',
+    join(data, 'flag'),
+    '--join-token',
+    'from-the-flag',
+  ]);
+  const viaEnv = spawnSedfs(['main', '--host', '127.0.0.1', '--data', join(data, 'env')], {
+    SEDFS_JOIN_TOKEN: 'from-env',
+  });
+  try {
+    await waitFor(
+      'both mains',
+      () => existsSync(join(data, 'flag', 'main.addr')) && existsSync(join(data, 'env', 'main.addr')),
+    );
+    assert.equal(readFileSync(join(data, 'flag', 'join-token'), 'utf8').trim(), 'from-the-flag');
+    assert.equal(readFileSync(join(data, 'env', 'join-token'), 'utf8').trim(), 'from-env');
+  } finally {
+    main.proc.kill('SIGKILL');
+    viaEnv.proc.kill('SIGKILL');
+    await Promise.all([main.exited, viaEnv.exited]);
+    rmSync(data, { recursive: true, force: true });
+  }
+});
