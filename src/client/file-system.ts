@@ -249,10 +249,11 @@ export class FileSystem {
     const parent = await this.resolve(joinPath(names));
     if (parent.entry.kind !== 'dir')
       throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
-    assertCreatable(parent, name);
     const existing = await this.child(parent, name);
     if (existing?.entry.kind === 'dir')
       throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${existing.path} is a folder`);
+    // A new version of a shared file is fine; a new name in the /shared view is not.
+    if (!existing) assertCreatable(parent, name);
 
     // A fresh content key and version id for every attempt: no (key, nonce) pair repeats.
     const versionId = randomHexId();

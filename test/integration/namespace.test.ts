@@ -89,7 +89,7 @@ describe('the /shared view is reserved', () => {
 
   test('nothing named /shared can be made, put or moved into the top of a home, and nothing inside the view', async () => {
     await assert.rejects(fs.mkdir('/shared'), { code: 'SEDFS_ERR_EXISTS' });
-    await assert.rejects(fs.put([Buffer.from('x')], '/shared'), { code: 'SEDFS_ERR_EXISTS' });
+    await assert.rejects(fs.put([Buffer.from('x')], '/shared'), { code: 'SEDFS_ERR_IS_A_FOLDER' });
     await fs.put([Buffer.from('x')], '/f');
     await assert.rejects(fs.mv('/f', '/shared'), { code: 'SEDFS_ERR_BAD_REQUEST' });
     await assert.rejects(fs.put([Buffer.from('x')], '/shared/someone'), { code: 'SEDFS_ERR_BAD_REQUEST' });
