@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerCatCommand } from './cat.js';
+import { registerCheckCommand } from './check.js';
 import { registerDevCommand } from './dev.js';
 import { registerEditCommand } from './edit.js';
 import type { VerbEnv } from './env.js';
@@ -49,6 +50,7 @@ export function registerClientVerbs(program: Command, env: VerbEnv): void {
     registerUnshareCommand,
     registerPermsCommand,
     registerLockCommands,
+    registerCheckCommand,
   ]) {
     register(program, env);
   }

@@ -13,6 +13,7 @@ import { deleteChunkRoute } from './routes/delete-chunk.js';
 import { getChunkRoute } from './routes/get-chunk.js';
 import { healthRoute } from './routes/health.js';
 import { putChunkRoute } from './routes/put-chunk.js';
+import { replicateChunkRoute } from './routes/replicate-chunk.js';
 
 export const FILE_SERVER_CONFIG = {
   main: { kind: 'url', env: 'SEDFS_MAIN', help: 'main server URL' },
@@ -62,7 +63,8 @@ export async function startFileServer(
     keys: () => link?.currentKeys(),
   };
   const app = createHttpApp(log);
-  for (const route of [putChunkRoute, getChunkRoute, deleteChunkRoute, healthRoute]) route(app, ctx);
+  for (const route of [putChunkRoute, getChunkRoute, deleteChunkRoute, replicateChunkRoute, healthRoute])
+    route(app, ctx);
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as { port: number }).port;
   const specific = config.host !== '0.0.0.0' && config.host !== '::';

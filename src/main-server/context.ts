@@ -6,6 +6,7 @@ import type { AccountService } from './accounts.js';
 import type { BlobService } from './blob-service.js';
 import type { NamespaceService } from './namespace.js';
 import type { Registry } from './registry.js';
+import type { Repairer } from './repairer.js';
 import type { NamespaceStore, UserRecord } from './store/namespace-store.js';
 import type { MainStore } from './store/store.js';
 
@@ -17,6 +18,7 @@ export interface MainContext {
   accounts: AccountService;
   namespace: NamespaceService;
   namespaceStore: NamespaceStore;
+  repairer: Repairer;
   signer: TicketSigner;
   log: Logger;
   joinToken: string;

@@ -16,6 +16,7 @@ import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
 import { NamespaceService } from './namespace.js';
 import { Registry } from './registry.js';
+import { Repairer } from './repairer.js';
 import { MAIN_ROUTES } from './routes/index.js';
 import { SqliteNamespaceStore } from './store/sqlite-namespace-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -39,6 +40,15 @@ export const MAIN_CONFIG = {
     env: 'SEDFS_HEARTBEAT_TIMEOUT',
     help: 'seconds of silence before a file server is down',
   },
+  lostAfter: {
+    kind: 'number',
+    default: 600,
+    min: 0,
+    env: 'SEDFS_LOST_AFTER',
+    help: 'seconds a server may stay down before its chunks are re-replicated elsewhere',
+  },
+  repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
+  repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
   joinToken: {
     kind: 'string',
     env: 'SEDFS_JOIN_TOKEN',
@@ -106,7 +116,13 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const store = new SqliteStore(join(config.data, 'main.db'));
   const signer = ticketSigner(key.value);
   const heartbeatTimeoutMs = config.heartbeatTimeout * 1000;
-  const registry = new Registry(store, log.child({ component: 'registry' }), now, heartbeatTimeoutMs);
+  const registry = new Registry(
+    store,
+    log.child({ component: 'registry' }),
+    now,
+    heartbeatTimeoutMs,
+    config.lostAfter * 1000,
+  );
   const blobs = new BlobService(
     store,
     registry,
@@ -118,6 +134,11 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   );
   const agent = createAgent();
   const deleter = new ChunkDeleter(store, registry, signer, agent, log.child({ component: 'deleter' }), now);
+  const repairer = new Repairer(store, registry, signer, agent, log.child({ component: 'repair' }), now, {
+    concurrency: config.repairConcurrency,
+    rateMiBs: config.repairRate,
+    batch: 512,
+  });
   const namespaceStore = new SqliteNamespaceStore(store.db);
   const audit = new AuditLog(join(config.data, 'audit.log'), now);
   const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), audit, now, {
@@ -140,6 +161,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     accounts,
     namespace,
     namespaceStore,
+    repairer,
     signer,
     log,
     joinToken: token.value,
@@ -165,6 +187,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   sweep.unref();
   // Often enough that orphans of a short upload TTL (tests, small setups) go soon after it ends.
   deleter.start(Math.min(5000, Math.max(250, config.uploadTtl * 500)));
+  repairer.start(Math.min(5000, heartbeatTimeoutMs));
 
   return {
     url,
@@ -176,6 +199,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       clearInterval(sweep);
       await app.close();
       await deleter.stop();
+      await repairer.stop();
       await agent.close();
       store.close();
       log.info('main server stopped');

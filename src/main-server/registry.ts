@@ -17,6 +17,8 @@ export class Registry {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly heartbeatTimeoutMs: number,
+    /** silence, beyond the heartbeat timeout, after which a down server's copies stop counting */
+    private readonly lostAfterMs = 600_000,
   ) {}
 
   register(req: RegisterRequest, remoteAddress: string): ServerRecord {
@@ -61,6 +63,12 @@ export class Registry {
 
   live(): ServerRecord[] {
     return this.store.listServers().filter((s) => this.stateOf(s) === 'up');
+  }
+
+  /** Servers whose copies still count: up, or down for less than the lost-after period. */
+  counted(): ServerRecord[] {
+    const limit = this.heartbeatTimeoutMs + this.lostAfterMs;
+    return this.store.listServers().filter((s) => this.now() - s.lastHeartbeat <= limit);
   }
 
   /** Logs servers that went quiet or came back since the last sweep. */

@@ -154,3 +154,11 @@ export interface BlobManifest {
 
 export const BadReplicaRequest = Type.Object({ server: HexId }, strict);
 export type BadReplicaRequest = Static<typeof BadReplicaRequest>;
+
+export interface CheckResponse {
+  servers: { id: string; url: string; state: ServerState; chunks: number; missing: number; extra: number }[];
+  chunks: number;
+  /** chunks with fewer good copies than wanted on servers that are not lost */
+  underReplicated: number;
+  repair: { chunks: number; bytes: number; failures: number };
+}

@@ -19,6 +19,11 @@ export interface TicketPayload {
    * to the servers after itself here, so a client cannot point it anywhere else.
    */
   urls?: string[];
+  /**
+   * Repair copies only: the URL of the server to copy the chunk from. A write ticket
+   * without it cannot order a copy, so a client cannot make a server fetch anything.
+   */
+  from?: string;
   /** expiry, milliseconds since the epoch */
   exp: number;
 }

@@ -1,4 +1,5 @@
 import { beginUploadRoute } from './begin-upload.js';
+import { checkRoute } from './check.js';
 import { commitUploadRoute } from './commit-upload.js';
 import { createInviteRoute } from './create-invite.js';
 import { deleteNodeRoute } from './delete-node.js';
@@ -66,4 +67,6 @@ export const MAIN_ROUTES = [
   unshareNodeRoute,
   lockNodeRoute,
   unlockNodeRoute,
+  // cluster health (admin)
+  checkRoute,
 ];

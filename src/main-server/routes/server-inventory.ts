@@ -49,6 +49,8 @@ export function serverInventoryRoute(app: FastifyInstance, ctx: MainContext): vo
       ctx.store.addInventory(serverId, batch);
       reported += batch.length;
       const diff = ctx.store.finishInventory(serverId, LOG_SAMPLE);
+      // What is missing now shows as under-replicated: start restoring it.
+      if (diff.missingCount > 0) ctx.repairer.kick();
       const line = { server: serverId, reported, missing: diff.missingCount, extra: diff.extraCount };
       if (diff.missingCount + diff.extraCount === 0) ctx.log.info(line, 'inventory matches');
       else

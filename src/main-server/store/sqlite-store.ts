@@ -118,7 +118,7 @@ export class SqliteStore implements MainStore {
     })();
   }
 
-  finishInventory(serverId: string, sample: number): InventoryDiff {
+  finishInventory(serverId: string, sample: number, now = Date.now()): InventoryDiff {
     const missingSql = `FROM replicas r WHERE r.server_id = @s AND r.state = 'ok' AND NOT EXISTS
       (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = r.chunk_id)`;
     const extraSql = `FROM inventory_scan i WHERE i.server_id = @s AND NOT EXISTS
@@ -133,10 +133,26 @@ export class SqliteStore implements MainStore {
       missing: ids(missingSql, 'r.chunk_id'),
       extra: ids(extraSql, 'i.chunk_id'),
     };
-    this.db
-      .prepare('UPDATE servers SET missing_count = ?, extra_count = ? WHERE id = ?')
-      .run(diff.missingCount, diff.extraCount, serverId);
-    this.db.prepare('DELETE FROM inventory_scan WHERE server_id = ?').run(serverId);
+    this.db.transaction(() => {
+      // What the server lacks is no replica any more: repair will restore the count.
+      this.db
+        .prepare(
+          `DELETE FROM replicas WHERE server_id = @s AND state = 'ok' AND NOT EXISTS
+           (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = replicas.chunk_id)`,
+        )
+        .run({ s: serverId });
+      // Chunks main knows that the server holds without main knowing it are adopted.
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
+           SELECT i.chunk_id, @s, 'ok', @now FROM inventory_scan i JOIN chunks c ON c.id = i.chunk_id WHERE i.server_id = @s`,
+        )
+        .run({ s: serverId, now });
+      this.db
+        .prepare('UPDATE servers SET missing_count = ?, extra_count = ? WHERE id = ?')
+        .run(diff.missingCount, diff.extraCount, serverId);
+      this.db.prepare('DELETE FROM inventory_scan WHERE server_id = ?').run(serverId);
+    })();
     return diff;
   }
 
@@ -260,6 +276,37 @@ export class SqliteStore implements MainStore {
       }
       return expired.length;
     })();
+  }
+
+  underReplicated(
+    countedServers: string[],
+    limit: number,
+  ): { id: string; size: number; wanted: number; holders: string[] }[] {
+    const rows = this.db
+      .prepare(
+        `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
+         good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n
+                  FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id)
+         SELECT c.id, c.size, c.wanted, coalesce(g.holders, '') AS holders
+         FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id
+         WHERE coalesce(g.n, 0) < c.wanted ORDER BY coalesce(g.n, 0), c.created_at LIMIT @limit`,
+      )
+      .all({ servers: JSON.stringify(countedServers), limit }) as {
+      id: string;
+      size: number;
+      wanted: number;
+      holders: string;
+    }[];
+    return rows.map((r) => ({ ...r, holders: r.holders ? r.holders.split(',') : [] }));
+  }
+
+  addReplica(chunkId: string, serverId: string, now: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)
+         ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok', added_at = excluded.added_at`,
+      )
+      .run(chunkId, serverId, now);
   }
 
   pendingDeletions(limit: number): { chunkId: string; serverId: string }[] {

@@ -81,7 +81,11 @@ export interface MainStore {
    */
   beginInventory(serverId: string): void;
   addInventory(serverId: string, chunkIds: string[]): void;
-  finishInventory(serverId: string, sample: number): InventoryDiff;
+  /**
+   * Also brings the chunk map in line: replicas the server lacks are dropped (repair
+   * restores them elsewhere or there), and known chunks it holds are adopted.
+   */
+  finishInventory(serverId: string, sample: number, now?: number): InventoryDiff;
 
   createUpload(rec: UploadRecord): void;
   getUpload(id: string, now: number): UploadRecord | undefined;
@@ -97,6 +101,15 @@ export interface MainStore {
   getBlob(id: string): BlobRecord | undefined;
   /** Server ids holding a good copy of each chunk. */
   replicasOf(chunkIds: string[]): Map<string, string[]>;
+  /**
+   * Chunks with fewer good replicas on `countedServers` than wanted, worst first, with
+   * the servers among those that hold a good copy.
+   */
+  underReplicated(
+    countedServers: string[],
+    limit: number,
+  ): { id: string; size: number; wanted: number; holders: string[] }[];
+  addReplica(chunkId: string, serverId: string, now: number): void;
   /** Chunks with fewer good replicas than were wanted when they were written. */
   countUnderReplicated(): number;
   countChunks(): number;

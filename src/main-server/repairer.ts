@@ -1,0 +1,155 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type Agent, request } from 'undici';
+import { errorFromResponse } from '../common/http-client.js';
+import type { Logger } from '../common/logger.js';
+import { receiptValid } from '../crypto/receipts.js';
+import type { TicketSigner } from '../crypto/tickets.js';
+import type { PutChunkResponse } from '../protocol/file-server-api.js';
+import { TICKET_HEADER } from '../protocol/ticket.js';
+import { chooseReplicas } from './placement.js';
+import type { Registry } from './registry.js';
+import type { MainStore } from './store/store.js';
+
+export interface RepairOptions {
+  /** copies in flight at once */
+  concurrency: number;
+  /** MiB/s across all copies; 0 = unlimited */
+  rateMiBs: number;
+  /** chunks looked at per pass */
+  batch: number;
+}
+
+/**
+ * Restores every chunk to its wanted number of good replicas by ordering server-to-
+ * server copies. The queue is the chunk map itself (chunks with too few good replicas
+ * on servers that are not lost), so it survives a restart with nothing extra to keep.
+ * Copies go to live servers that hold no copy, chosen by free space; the source is a
+ * live server with a good copy. Nothing is ever deleted here.
+ */
+export class Repairer {
+  private running: Promise<void> | undefined;
+  private again = false;
+  private timer: NodeJS.Timeout | undefined;
+  /** bytes copied and chunks repaired since start, for `sedfs check` */
+  readonly progress = { chunks: 0, bytes: 0, failures: 0 };
+
+  constructor(
+    private readonly store: MainStore,
+    private readonly registry: Registry,
+    private readonly signer: TicketSigner,
+    private readonly agent: Agent,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    private readonly opts: RepairOptions,
+  ) {}
+
+  start(intervalMs: number): void {
+    this.timer = setInterval(() => this.kick(), intervalMs);
+    this.timer.unref();
+  }
+
+  kick(): void {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = this.pass()
+      .catch((err: Error) => this.log.error({ reason: err.message }, 'repair pass failed'))
+      .finally(() => {
+        this.running = undefined;
+        if (this.again) {
+          this.again = false;
+          this.kick();
+        }
+      });
+  }
+
+  /** Runs passes until nothing repairable is left (or `maxPasses`); for `check --repair`. */
+  async drain(maxPasses = 100): Promise<void> {
+    for (let i = 0; i < maxPasses; i++) {
+      await this.running;
+      const before = this.progress.chunks;
+      this.running = this.pass();
+      await this.running;
+      this.running = undefined;
+      if (this.progress.chunks === before) return;
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async pass(): Promise<void> {
+    const live = this.registry.live();
+    const liveById = new Map(live.map((s) => [s.id, s]));
+    const todo = this.store.underReplicated(
+      this.registry.counted().map((s) => s.id),
+      this.opts.batch,
+    );
+    const work: (() => Promise<void>)[] = [];
+    for (const chunk of todo) {
+      const source = chunk.holders.map((h) => liveById.get(h)).find((s) => s !== undefined);
+      if (!source) continue;
+      const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
+      const candidates = live
+        .filter((s) => !chunk.holders.includes(s.id) && !others.includes(s.id))
+        .map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
+      const targets = chooseReplicas(candidates, chunk.wanted - chunk.holders.length, Math.random);
+      for (const target of targets) work.push(() => this.copy(chunk.id, chunk.size, source, target));
+    }
+    for (let i = 0; i < work.length; i += this.opts.concurrency) {
+      await Promise.all(work.slice(i, i + this.opts.concurrency).map((w) => w()));
+    }
+  }
+
+  private async copy(
+    chunkId: string,
+    size: number,
+    source: { id: string; url: string },
+    target: { id: string; url: string },
+  ): Promise<void> {
+    const exp = this.now() + 5 * 60_000;
+    const writeTicket = this.signer.sign({
+      op: 'write',
+      chunks: [chunkId],
+      servers: [target.id],
+      from: source.url,
+      exp,
+    });
+    const sourceTicket = this.signer.sign({ op: 'read', chunks: [chunkId], servers: [source.id], exp });
+    const url = `${target.url}/v1/chunks/${chunkId}/replicate`;
+    const started = Date.now();
+    try {
+      const res = await request(url, {
+        dispatcher: this.agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', [TICKET_HEADER]: writeTicket },
+        body: JSON.stringify({ sourceTicket }),
+      });
+      if (res.statusCode >= 400) throw await errorFromResponse(res, url);
+      const body = (await res.body.json()) as PutChunkResponse;
+      const key = this.store.getServer(target.id)?.receiptKey ?? '';
+      const receipt = body.receipts.find((r) => r.server === target.id);
+      if (!receipt || !receiptValid(key, target.id, chunkId, size, receipt.receipt)) {
+        throw new Error('the copy came back without a valid receipt');
+      }
+      this.store.addReplica(chunkId, target.id, this.now());
+      this.progress.chunks++;
+      this.progress.bytes += size;
+      this.log.info({ chunk: chunkId, from: source.id, to: target.id, size }, 'replica restored');
+    } catch (err) {
+      this.progress.failures++;
+      this.log.warn(
+        { chunk: chunkId, from: source.id, to: target.id, reason: (err as Error).message },
+        'repair copy failed',
+      );
+    }
+    if (this.opts.rateMiBs > 0) {
+      const minMs = (size / (this.opts.rateMiBs * 1024 * 1024)) * 1000 * this.opts.concurrency;
+      const spent = Date.now() - started;
+      if (spent < minMs) await sleep(minMs - spent);
+    }
+  }
+}
