@@ -93,6 +93,34 @@ export class ChunkStore {
     this.chunkCount -= 1;
   }
 
+  /**
+   * Re-hashes a stored chunk. A chunk that no longer matches its id is moved to
+   * `quarantine/` (kept for inspection, never served again) and false is returned.
+   * `onBytes` lets a caller pace the reading (the scrubber's rate limit).
+   */
+  async verify(id: string, onBytes?: (n: number) => Promise<void>): Promise<boolean> {
+    const path = this.pathOf(id);
+    const hasher = sha256Hasher();
+    let size = 0;
+    try {
+      for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
+        hasher.update(piece as Buffer);
+        size += (piece as Buffer).length;
+        await onBytes?.((piece as Buffer).length);
+      }
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
+      throw err;
+    }
+    if (hasher.digestHex() === id) return true;
+    const dir = join(this.root, 'quarantine');
+    await mkdir(dir, { recursive: true });
+    await rename(path, join(dir, `${id}.${Date.now()}`));
+    this.usedBytes -= size;
+    this.chunkCount -= 1;
+    return false;
+  }
+
   /** Every stored chunk id, streamed from disk. */
   async *inventory(): AsyncGenerator<string> {
     for await (const { id } of this.walk()) yield id;

@@ -14,6 +14,8 @@ import { getChunkRoute } from './routes/get-chunk.js';
 import { healthRoute } from './routes/health.js';
 import { putChunkRoute } from './routes/put-chunk.js';
 import { replicateChunkRoute } from './routes/replicate-chunk.js';
+import { verifyChunkRoute } from './routes/verify-chunk.js';
+import { Scrubber } from './scrubber.js';
 
 export const FILE_SERVER_CONFIG = {
   main: { kind: 'url', env: 'SEDFS_MAIN', help: 'main server URL' },
@@ -22,6 +24,13 @@ export const FILE_SERVER_CONFIG = {
   port: { kind: 'int', default: 50000, min: 0, max: 65535, help: 'port to bind; 0 picks a free one' },
   advertise: { kind: 'url', help: 'URL other machines use to reach this server (default: as main sees it)' },
   data: { kind: 'string', default: 'sedfs-fileserver', help: 'data folder: chunks, id, log' },
+  scrubInterval: {
+    kind: 'number',
+    default: 7 * 24 * 3600,
+    min: 0,
+    help: 'seconds per full re-hash pass over every stored chunk (0 = off)',
+  },
+  scrubRate: { kind: 'number', default: 32, min: 0, help: 'MiB/s the scrubber reads at most (0 = no limit)' },
   maxChunkMib: { kind: 'int', default: 16, min: 1, max: 256, help: 'largest chunk accepted, MiB' },
   logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
 } as const;
@@ -63,7 +72,14 @@ export async function startFileServer(
     keys: () => link?.currentKeys(),
   };
   const app = createHttpApp(log);
-  for (const route of [putChunkRoute, getChunkRoute, deleteChunkRoute, replicateChunkRoute, healthRoute])
+  for (const route of [
+    putChunkRoute,
+    getChunkRoute,
+    deleteChunkRoute,
+    replicateChunkRoute,
+    verifyChunkRoute,
+    healthRoute,
+  ])
     route(app, ctx);
   await app.listen({ host: config.host, port: config.port });
   const port = (app.server.address() as { port: number }).port;
@@ -89,6 +105,20 @@ export async function startFileServer(
   const stopJoining = new AbortController();
   const joined = link.start(stopJoining.signal);
   joined.catch((err: Error) => log.error({ reason: err.message }, 'could not join the cluster'));
+  const scrubber = new Scrubber(
+    store,
+    (ids) => (link as MainLink).reportCorrupt(ids),
+    log.child({ component: 'scrubber' }),
+    {
+      intervalSeconds: config.scrubInterval,
+      rateMiBs: config.scrubRate,
+    },
+  );
+  // Scrub once joined: a bad chunk is reported as soon as it is found.
+  joined.then(
+    () => scrubber.start(),
+    () => undefined,
+  );
 
   return {
     id: serverId,
@@ -98,6 +128,7 @@ export async function startFileServer(
     async close() {
       stopJoining.abort();
       link?.stop();
+      await scrubber.stop();
       await app.close();
       await agent.close();
       log.info('file server stopped');

@@ -110,6 +110,14 @@ export class MainLink {
     this.log.info(diff, 'inventory reported');
   }
 
+  /** Tells main which chunks failed a re-hash here (they are already quarantined). */
+  async reportCorrupt(chunkIds: string[]): Promise<void> {
+    await requestJson(this.agent, `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/corrupt`, {
+      body: { chunks: chunkIds },
+      headers: this.auth(),
+    });
+  }
+
   private scheduleHeartbeat(): void {
     if (this.stopped) return;
     this.timer = setTimeout(() => void this.beat(), this.heartbeatMs);

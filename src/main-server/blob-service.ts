@@ -183,11 +183,7 @@ export class BlobService {
     };
   }
 
-  /**
-   * A reader saw bytes that did not match. Only logged for now: a client's word alone
-   * must not take a replica out of service, so the self-healing work re-verifies on
-   * the server before acting.
-   */
+  /** A reader saw bytes that did not match; the repairer has the server re-check them. */
   reportBadReplica(chunkId: string, serverId: string): void {
     this.log.warn({ chunk: chunkId, server: serverId }, 'replica reported corrupt by a reader');
   }

@@ -81,6 +81,46 @@ export class Repairer {
     await this.running;
   }
 
+  /**
+   * Orders a server to re-hash one of its replicas (after a reader reported it). If it
+   * fails, the server quarantines it, main marks it corrupt and repair restores it.
+   */
+  async verifyReplica(chunkId: string, serverId: string): Promise<void> {
+    const server = this.registry.live().find((s) => s.id === serverId);
+    if (!server) return;
+    const ticket = this.signer.sign({
+      op: 'verify',
+      chunks: [chunkId],
+      servers: [serverId],
+      exp: this.now() + 60_000,
+    });
+    const url = `${server.url}/v1/chunks/${chunkId}/verify`;
+    try {
+      const res = await request(url, {
+        dispatcher: this.agent,
+        method: 'POST',
+        headers: { [TICKET_HEADER]: ticket },
+      });
+      if (res.statusCode >= 400) throw await errorFromResponse(res, url);
+      const { ok } = (await res.body.json()) as { ok: boolean };
+      if (ok) {
+        this.log.info({ chunk: chunkId, server: serverId }, 'reported replica re-checked: it is good');
+        return;
+      }
+      this.store.markReplicaCorrupt(chunkId, serverId);
+      this.log.warn(
+        { chunk: chunkId, server: serverId },
+        'reported replica is corrupt: quarantined, repairing',
+      );
+      this.kick();
+    } catch (err) {
+      this.log.warn(
+        { chunk: chunkId, server: serverId, reason: (err as Error).message },
+        'could not re-check a reported replica',
+      );
+    }
+  }
+
   private async pass(): Promise<void> {
     const live = this.registry.live();
     const liveById = new Map(live.map((s) => [s.id, s]));

@@ -4,7 +4,7 @@
  * The payload names the operation, the chunks and the servers it is good for, and
  * when it expires; a server accepts it only if all three cover the request.
  */
-export type TicketOp = 'read' | 'write' | 'delete';
+export type TicketOp = 'read' | 'write' | 'delete' | 'verify';
 
 export interface TicketPayload {
   /** format version */

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CheckResponse } from '../../src/protocol/main-api.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
@@ -11,6 +12,25 @@ import { newUser, type TestUser } from '../helpers/users.js';
 
 const CHUNK = 64 * 1024;
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+/** Stores `data` and returns its manifest. */
+async function storeAndList(user: TestUser, path: string, data: Buffer): Promise<ContentResponse> {
+  await user.fs.put([data], path, { chunkBytes: CHUNK });
+  const node = await user.fs.resolve(path);
+  return user.client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
+}
+
+/** Flips one bit of a stored chunk file, as a failing disk would. */
+function flip(path: string): void {
+  const b = readFileSync(path);
+  b[7] = (b[7] as number) ^ 0x10;
+  writeFileSync(path, b);
+}
+
+function quarantined(cluster: TestCluster, index: number): string[] {
+  const dir = join(cluster.fileServers[index]?.data as string, 'quarantine');
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
 
 describe('repair restores every chunk to R good copies', () => {
   let cluster: TestCluster;
@@ -67,5 +87,78 @@ describe('repair restores every chunk to R good copies', () => {
     const out = collector();
     await user.fs.get('/data.bin', out.sink);
     assert.deepEqual(out.bytes(), seededBytes(9, 8 * CHUNK));
+  });
+});
+
+describe('corrupt replicas are found, quarantined and repaired', () => {
+  let cluster: TestCluster;
+  let user: TestUser;
+  const data = seededBytes(21, 6 * CHUNK);
+
+  before(async () => {
+    cluster = await TestCluster.start({
+      servers: 3,
+      replicas: 3,
+      fileServerArgs: ['--scrub-interval', '1', '--scrub-rate', '0'],
+    });
+    user = await newUser(cluster.mainUrl, 'scrub');
+  });
+  after(async () => {
+    await user?.client.close();
+    await cluster?.stop();
+  });
+
+  test('the scrubber finds flipped bytes, quarantines them, and repair restores the chunk; reads stay correct', async () => {
+    const content = await storeAndList(user, '/scrubbed.bin', data);
+    const victim = content.manifest.chunks[2]?.id as string;
+    flip(cluster.chunkPath(0, victim));
+    const out = collector();
+    await user.fs.get('/scrubbed.bin', out.sink);
+    assert.deepEqual(out.bytes(), data);
+    await waitFor('the quarantine', () => quarantined(cluster, 0).some((n) => n.startsWith(victim)));
+    await waitFor(
+      'the repaired replica',
+      () =>
+        existsSync(cluster.chunkPath(0, victim)) &&
+        sha(readFileSync(cluster.chunkPath(0, victim))) === victim,
+    );
+    const again = collector();
+    await user.fs.get('/scrubbed.bin', again.sink);
+    assert.deepEqual(again.bytes(), data);
+  });
+});
+
+describe('a replica a reader reports', () => {
+  let cluster: TestCluster;
+  let user: TestUser;
+  const data = seededBytes(22, 6 * CHUNK);
+  before(async () => {
+    // Default scrubbing (a pass a week, done at start): only the reader's report can find the damage.
+    cluster = await TestCluster.start({ servers: 3, replicas: 3 });
+    user = await newUser(cluster.mainUrl, 'reader');
+  });
+  after(async () => {
+    await user?.client.close();
+    await cluster?.stop();
+  });
+
+  test('a replica a reader reports is re-checked by its server, quarantined and repaired', async () => {
+    const content = await storeAndList(user, '/reported.bin', data);
+    const chunk = content.manifest.chunks[4];
+    assert.ok(chunk);
+    const first = chunk.replicas[0]?.id as string;
+    const index = cluster.fileServers.findIndex((f) => f.id === first);
+
+    flip(cluster.chunkPath(index, chunk.id));
+    const out = collector();
+    await user.fs.get('/reported.bin', out.sink);
+    assert.deepEqual(out.bytes(), data);
+    await waitFor('the quarantine', () => quarantined(cluster, index).some((n) => n.startsWith(chunk.id)));
+    await waitFor(
+      'the repaired replica',
+      () =>
+        existsSync(cluster.chunkPath(index, chunk.id)) &&
+        sha(readFileSync(cluster.chunkPath(index, chunk.id))) === chunk.id,
+    );
   });
 });

@@ -23,6 +23,7 @@ import { moveNodeRoute } from './move-node.js';
 import { placeChunksRoute } from './place-chunks.js';
 import { registerServerRoute } from './register-server.js';
 import { reportBadReplicaRoute } from './report-bad-replica.js';
+import { serverCorruptRoute } from './server-corrupt.js';
 import { serverHeartbeatRoute } from './server-heartbeat.js';
 import { serverInventoryRoute } from './server-inventory.js';
 import { shareNodeRoute } from './share-node.js';
@@ -36,6 +37,7 @@ export const MAIN_ROUTES = [
   registerServerRoute,
   serverInventoryRoute,
   serverHeartbeatRoute,
+  serverCorruptRoute,
   // accounts
   signupRoute,
   loginChallengeRoute,

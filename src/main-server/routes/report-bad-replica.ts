@@ -10,6 +10,8 @@ export function reportBadReplicaRoute(app: FastifyInstance, ctx: MainContext): v
     async (req) => {
       requireUser(ctx, req);
       ctx.blobs.reportBadReplica(req.params.id, req.body.server);
+      // A client's word alone does not condemn a replica: the server re-hashes it first.
+      void ctx.repairer.verifyReplica(req.params.id, req.body.server);
       return { ok: true };
     },
   );

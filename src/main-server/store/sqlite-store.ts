@@ -309,6 +309,16 @@ export class SqliteStore implements MainStore {
       .run(chunkId, serverId, now);
   }
 
+  markReplicaCorrupt(chunkId: string, serverId: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `UPDATE replicas SET state = 'corrupt' WHERE chunk_id = ? AND server_id = ? AND state = 'ok'`,
+        )
+        .run(chunkId, serverId).changes === 1
+    );
+  }
+
   pendingDeletions(limit: number): { chunkId: string; serverId: string }[] {
     return this.db
       .prepare(

@@ -110,6 +110,8 @@ export interface MainStore {
     limit: number,
   ): { id: string; size: number; wanted: number; holders: string[] }[];
   addReplica(chunkId: string, serverId: string, now: number): void;
+  /** A replica failed a hash check (scrubber or a verify order): it no longer counts. */
+  markReplicaCorrupt(chunkId: string, serverId: string): boolean;
   /** Chunks with fewer good replicas than were wanted when they were written. */
   countUnderReplicated(): number;
   countChunks(): number;
