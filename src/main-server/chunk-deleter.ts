@@ -25,6 +25,8 @@ export class ChunkDeleter {
     private readonly agent: Agent,
     private readonly log: Logger,
     private readonly now: () => number,
+    /** how long an unknown chunk on a server waits before it is deleted */
+    private readonly extraGraceMs = 3600_000,
   ) {}
 
   start(intervalMs: number): void {
@@ -55,6 +57,9 @@ export class ChunkDeleter {
   }
 
   private async pass(): Promise<void> {
+    const extras = this.store.expireExtras(this.now() - this.extraGraceMs, this.now());
+    if (extras > 0)
+      this.log.info({ chunks: extras }, 'extra chunks past their grace period queued for deletion');
     const expired = this.store.expireUploads(this.now());
     if (expired > 0)
       this.log.info({ uploads: expired }, 'expired uploads ended; their orphan chunks queued for deletion');

@@ -47,6 +47,13 @@ export const MAIN_CONFIG = {
     env: 'SEDFS_LOST_AFTER',
     help: 'seconds a server may stay down before its chunks are re-replicated elsewhere',
   },
+  extraGrace: {
+    kind: 'number',
+    default: 3600,
+    min: 0,
+    env: 'SEDFS_EXTRA_GRACE',
+    help: 'seconds an unknown chunk on a file server waits before it is deleted',
+  },
   repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
   repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
   joinToken: {
@@ -133,7 +140,15 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     { replicas: config.replicas, ticketTtlMs: config.ticketTtl * 1000, uploadTtlMs: config.uploadTtl * 1000 },
   );
   const agent = createAgent();
-  const deleter = new ChunkDeleter(store, registry, signer, agent, log.child({ component: 'deleter' }), now);
+  const deleter = new ChunkDeleter(
+    store,
+    registry,
+    signer,
+    agent,
+    log.child({ component: 'deleter' }),
+    now,
+    config.extraGrace * 1000,
+  );
   const repairer = new Repairer(store, registry, signer, agent, log.child({ component: 'repair' }), now, {
     concurrency: config.repairConcurrency,
     rateMiBs: config.repairRate,
@@ -185,8 +200,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
 
   const sweep = setInterval(() => registry.sweep(), Math.min(1000, heartbeatTimeoutMs / 4));
   sweep.unref();
-  // Often enough that orphans of a short upload TTL (tests, small setups) go soon after it ends.
-  deleter.start(Math.min(5000, Math.max(250, config.uploadTtl * 500)));
+  // Sweep often enough that short grace periods (tests, small setups) are honoured promptly.
+  deleter.start(Math.max(250, Math.min(5000, config.uploadTtl * 500, (config.extraGrace || 10) * 500)));
   repairer.start(Math.min(5000, heartbeatTimeoutMs));
 
   return {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { CheckResponse } from '../../src/protocol/main-api.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
@@ -39,7 +39,11 @@ describe('repair restores every chunk to R good copies', () => {
 
   before(async () => {
     // Servers down for 1 s past the 2 s silence count as lost, so tests need not wait 10 minutes.
-    cluster = await TestCluster.start({ servers: 3, replicas: 3, mainArgs: ['--lost-after', '1'] });
+    cluster = await TestCluster.start({
+      servers: 3,
+      replicas: 3,
+      mainArgs: ['--lost-after', '1', '--extra-grace', '1'],
+    });
     user = await newUser(cluster.mainUrl, 'repairer');
     await user.fs.put([seededBytes(9, 8 * CHUNK)], '/data.bin', { chunkBytes: CHUNK });
     const node = await user.fs.resolve('/data.bin');
@@ -72,6 +76,24 @@ describe('repair restores every chunk to R good copies', () => {
     for (const id of gone) assert.equal(sha(readFileSync(cluster.chunkPath(1, id))), id);
     await waitFor('nothing under-replicated', async () => (await check()).underReplicated === 0);
     assert.ok((await check()).repair.chunks >= 3);
+  });
+
+  test('unknown chunk files dropped into a server are reported extra and removed after the grace period; referenced ones stay', async () => {
+    await cluster.killFileServer(0, 'SIGTERM');
+    const strays = [seededBytes(501, 1000), seededBytes(502, 2000)].map((b) => {
+      const id = sha(b);
+      mkdirSync(dirname(cluster.chunkPath(0, id)), { recursive: true });
+      writeFileSync(cluster.chunkPath(0, id), b);
+      return id;
+    });
+    await cluster.startFileServer(0);
+    const id0 = cluster.fileServers[0]?.id;
+    await waitFor(
+      'the extras reported',
+      async () => (await check()).servers.find((s) => s.id === id0)?.extra === 2,
+    );
+    await waitFor('the extras deleted', () => strays.every((id) => !existsSync(cluster.chunkPath(0, id))));
+    for (const id of chunkIds) assert.ok(existsSync(cluster.chunkPath(0, id)), 'referenced chunk kept');
   });
 
   test('one of three servers killed for good and a fourth started: every chunk is back to R=3 on live servers', async () => {

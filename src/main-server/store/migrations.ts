@@ -149,4 +149,13 @@ export const MIGRATIONS: string[] = [
     expires_at INTEGER NOT NULL
   ) STRICT;
   `,
+  `
+  -- Chunks a server holds that no blob uses, first seen when; deleted after a grace period.
+  CREATE TABLE extras (
+    server_id TEXT NOT NULL,
+    chunk_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (server_id, chunk_id)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];

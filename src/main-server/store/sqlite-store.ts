@@ -148,6 +148,20 @@ export class SqliteStore implements MainStore {
            SELECT i.chunk_id, @s, 'ok', @now FROM inventory_scan i JOIN chunks c ON c.id = i.chunk_id WHERE i.server_id = @s`,
         )
         .run({ s: serverId, now });
+      // Unknown chunks start their grace period; ones that went away stop being extra.
+      this.db
+        .prepare(
+          `INSERT OR IGNORE INTO extras (server_id, chunk_id, first_seen)
+           SELECT @s, i.chunk_id, @now FROM inventory_scan i WHERE i.server_id = @s
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = i.chunk_id)`,
+        )
+        .run({ s: serverId, now });
+      this.db
+        .prepare(
+          `DELETE FROM extras WHERE server_id = @s AND NOT EXISTS
+           (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = extras.chunk_id)`,
+        )
+        .run({ s: serverId });
       this.db
         .prepare('UPDATE servers SET missing_count = ?, extra_count = ? WHERE id = ?')
         .run(diff.missingCount, diff.extraCount, serverId);
@@ -317,6 +331,32 @@ export class SqliteStore implements MainStore {
         )
         .run(chunkId, serverId).changes === 1
     );
+  }
+
+  expireExtras(olderThan: number, now: number): number {
+    return this.db.transaction(() => {
+      // Never a chunk some blob uses or an upload in progress placed.
+      const due = this.db
+        .prepare(
+          `SELECT server_id, chunk_id FROM extras e WHERE first_seen <= ?
+             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = e.chunk_id)
+             AND NOT EXISTS (SELECT 1 FROM upload_chunks u WHERE u.chunk_id = e.chunk_id)`,
+        )
+        .all(olderThan) as { server_id: string; chunk_id: string }[];
+      const queue = this.db.prepare(
+        'INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, ?)',
+      );
+      const drop = this.db.prepare('DELETE FROM extras WHERE server_id = ? AND chunk_id = ?');
+      for (const d of due) {
+        queue.run(d.chunk_id, d.server_id, now);
+        drop.run(d.server_id, d.chunk_id);
+      }
+      // Extras that became referenced meanwhile are no longer extra.
+      this.db
+        .prepare('DELETE FROM extras WHERE EXISTS (SELECT 1 FROM chunks c WHERE c.id = extras.chunk_id)')
+        .run();
+      return due.length;
+    })();
   }
 
   pendingDeletions(limit: number): { chunkId: string; serverId: string }[] {

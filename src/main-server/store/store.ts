@@ -123,6 +123,11 @@ export interface MainStore {
    * uses are queued for deletion. Returns how many uploads were ended.
    */
   expireUploads(now: number): number;
+  /**
+   * Queues for deletion the unknown chunks servers have held since before `olderThan`,
+   * never one a blob or an open upload uses. Returns how many were queued.
+   */
+  expireExtras(olderThan: number, now: number): number;
   /** Replicas of freed chunks waiting to be deleted on their servers, oldest first. */
   pendingDeletions(limit: number): { chunkId: string; serverId: string }[];
   deletionDone(chunkId: string, serverId: string): void;
