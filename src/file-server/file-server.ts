@@ -1,7 +1,7 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { ConfigOf } from '../common/config.js';
-import { readOrCreate } from '../common/files.js';
+import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
@@ -100,7 +100,7 @@ export async function startFileServer(
   );
 
   const url = ownUrl ?? `http://127.0.0.1:${port}`;
-  await writeFile(join(config.data, 'fileserver.addr'), `${url}\n`);
+  await writeFileAtomic(join(config.data, 'fileserver.addr'), `${url}\n`);
   log.info({ server: serverId, port, main: config.main }, 'file server listening');
   const stopJoining = new AbortController();
   const joined = link.start(stopJoining.signal);

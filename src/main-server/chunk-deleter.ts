@@ -1,5 +1,6 @@
 import { type Agent, request } from 'undici';
 import type { Logger } from '../common/logger.js';
+import { SerialTask } from '../common/serial-task.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import type { Registry } from './registry.js';
@@ -14,9 +15,7 @@ const CONCURRENCY = 8;
  * a server that is down waits until it is up. A 404 counts as done.
  */
 export class ChunkDeleter {
-  private running: Promise<void> | undefined;
-  private again = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly task: SerialTask;
 
   constructor(
     private readonly store: MainStore,
@@ -27,33 +26,21 @@ export class ChunkDeleter {
     private readonly now: () => number,
     /** how long an unknown chunk on a server waits before it is deleted */
     private readonly extraGraceMs = 3600_000,
-  ) {}
+  ) {
+    this.task = new SerialTask(() => this.pass(), log, 'chunk deletion pass');
+  }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => this.kick(), intervalMs);
-    this.timer.unref();
+    this.task.start(intervalMs);
   }
 
   /** Runs a pass soon; passes never overlap. */
   kick(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.pass()
-      .catch((err: Error) => this.log.error({ reason: err.message }, 'chunk deletion pass failed'))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.task.kick();
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   private async pass(): Promise<void> {
@@ -99,6 +86,6 @@ export class ChunkDeleter {
     for (let i = 0; i < todo.length; i += CONCURRENCY)
       await Promise.all(todo.slice(i, i + CONCURRENCY).map(work));
     if (deleted > 0) this.log.info({ deleted }, 'freed chunk replicas deleted');
-    if (todo.length === BATCH) this.again = true;
+    if (todo.length === BATCH) this.task.kick();
   }
 }

@@ -1,4 +1,4 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import type { ConfigOf } from '../common/config.js';
@@ -192,7 +192,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const port = (app.server.address() as { port: number }).port;
   const urls = reachableUrls(config.host, port);
   const url = urls[0] as string;
-  await writeFile(join(config.data, 'main.addr'), `${url}\n`);
+  // Atomic, so whoever waits for the file never reads it half-written.
+  await writeFileAtomic(join(config.data, 'main.addr'), `${url}\n`);
   log.info(
     { urls, replicas: config.replicas, heartbeatTimeoutS: config.heartbeatTimeout },
     'main server listening',

@@ -2,6 +2,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type Agent, request } from 'undici';
 import { errorFromResponse } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
+import { SerialTask } from '../common/serial-task.js';
 import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import type { PutChunkResponse } from '../protocol/file-server-api.js';
@@ -27,9 +28,7 @@ export interface RepairOptions {
  * live server with a good copy. Nothing is ever deleted here.
  */
 export class Repairer {
-  private running: Promise<void> | undefined;
-  private again = false;
-  private timer: NodeJS.Timeout | undefined;
+  private readonly task: SerialTask;
   /** bytes copied and chunks repaired since start, for `sedfs check` */
   readonly progress = { chunks: 0, bytes: 0, failures: 0 };
 
@@ -41,44 +40,29 @@ export class Repairer {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly opts: RepairOptions,
-  ) {}
+  ) {
+    this.task = new SerialTask(() => this.pass(), log, 'repair pass');
+  }
 
   start(intervalMs: number): void {
-    this.timer = setInterval(() => this.kick(), intervalMs);
-    this.timer.unref();
+    this.task.start(intervalMs);
   }
 
   kick(): void {
-    if (this.running) {
-      this.again = true;
-      return;
-    }
-    this.running = this.pass()
-      .catch((err: Error) => this.log.error({ reason: err.message }, 'repair pass failed'))
-      .finally(() => {
-        this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
-      });
+    this.task.kick();
   }
 
-  /** Runs passes until nothing repairable is left (or `maxPasses`); for `check --repair`. */
+  /** Runs passes until one restores nothing more (or `maxPasses`); for `check --repair`. */
   async drain(maxPasses = 100): Promise<void> {
     for (let i = 0; i < maxPasses; i++) {
-      await this.running;
       const before = this.progress.chunks;
-      this.running = this.pass();
-      await this.running;
-      this.running = undefined;
+      await this.task.runNow();
       if (this.progress.chunks === before) return;
     }
   }
 
-  async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    await this.running;
+  stop(): Promise<void> {
+    return this.task.stop();
   }
 
   /**

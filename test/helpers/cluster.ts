@@ -152,7 +152,10 @@ export class TestCluster {
       ...(this.opts.openSignup ? ['--open-signup'] : []),
       ...this.opts.mainArgs,
     ]);
-    this.mainUrl = await waitFor('main.addr', () => existsSync(addr) && readFileSync(addr, 'utf8').trim());
+    this.mainUrl = await waitFor(
+      'main.addr',
+      () => (existsSync(addr) && readFileSync(addr, 'utf8').trim()) || undefined,
+    );
     this.mainPort = Number(new URL(this.mainUrl).port);
     this.joinToken = readFileSync(join(this.mainData, 'join-token'), 'utf8').trim();
   }
