@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import type { CheckResponse } from '../../src/protocol/main-api.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
@@ -25,6 +25,17 @@ function flip(path: string): void {
   const b = readFileSync(path);
   b[7] = (b[7] as number) ^ 0x10;
   writeFileSync(path, b);
+}
+
+/** The invariant every scenario must keep: each referenced chunk has a good copy on some disk. */
+function assertEveryChunkHasAGoodCopy(cluster: TestCluster, ids: string[]): void {
+  for (const id of ids) {
+    const good = cluster.fileServers.some((f) => {
+      const p = cluster.chunkPath(f.index, id);
+      return existsSync(p) && sha(readFileSync(p)) === id;
+    });
+    assert.ok(good, `chunk ${id} has no good copy left`);
+  }
 }
 
 function quarantined(cluster: TestCluster, index: number): string[] {
@@ -56,6 +67,7 @@ describe('repair restores every chunk to R good copies', () => {
     await cluster?.stop();
   });
 
+  afterEach(() => assertEveryChunkHasAGoodCopy(cluster, chunkIds));
   const check = async () => (await cluster.client()).call<CheckResponse>('GET', '/v1/check');
   const holders = (id: string) =>
     cluster.fileServers.filter((f) => existsSync(cluster.chunkPath(f.index, id)));
@@ -182,5 +194,40 @@ describe('a replica a reader reports', () => {
         existsSync(cluster.chunkPath(index, chunk.id)) &&
         sha(readFileSync(cluster.chunkPath(index, chunk.id))) === chunk.id,
     );
+  });
+});
+
+describe('main killed with SIGKILL during a repair', () => {
+  let cluster: TestCluster;
+  let user: TestUser;
+  const data = seededBytes(33, 40 * CHUNK);
+
+  before(async () => {
+    // Slow repair (0.5 MiB/s), so the kill lands in the middle of it.
+    cluster = await TestCluster.start({ servers: 3, replicas: 3, mainArgs: ['--repair-rate', '0.5'] });
+    user = await newUser(cluster.mainUrl, 'crash');
+  });
+  after(async () => {
+    await user?.client.close();
+    await cluster?.stop();
+  });
+
+  test('after main restarts, the repair resumes and completes, and no chunk ever lost its last good copy', async () => {
+    const content = await storeAndList(user, '/crash.bin', data);
+    const ids = content.manifest.chunks.map((c) => c.id);
+    await cluster.killFileServer(1, 'SIGTERM');
+    for (const id of ids) rmSync(cluster.chunkPath(1, id));
+    await cluster.startFileServer(1);
+    const restored = () => ids.filter((id) => existsSync(cluster.chunkPath(1, id))).length;
+    await waitFor('the repair to start', () => restored() > 0);
+    await cluster.stopMain('SIGKILL');
+    const atKill = restored();
+    assert.ok(atKill < ids.length, `the repair had already finished (${atKill})`);
+    // Every chunk still has good copies on the other two servers.
+    for (const id of ids)
+      assert.ok(existsSync(cluster.chunkPath(0, id)) && existsSync(cluster.chunkPath(2, id)));
+    await cluster.startMain();
+    await waitFor('the repair to complete', () => restored() === ids.length, 30_000);
+    for (const id of ids) assert.equal(sha(readFileSync(cluster.chunkPath(1, id))), id);
   });
 });
