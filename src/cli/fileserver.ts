@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
-import { parseConfig } from '../common/config.js';
 import { FILE_SERVER_CONFIG, startFileServer } from '../file-server/file-server.js';
-import { addConfigOptions, definedOptions } from './options.js';
+import { addConfigOptions, configFromCommand, readConfigFile } from './options.js';
 import { closeOnSignal, fail } from './output.js';
 import { askIfInteractive, resolveMainUrl } from './prompt.js';
 
@@ -21,12 +20,18 @@ Examples:
     );
   addConfigOptions(cmd, FILE_SERVER_CONFIG).action(async (opts: Record<string, unknown>) => {
     try {
-      const flags = definedOptions(opts);
-      flags.main = await resolveMainUrl((flags.main as string | undefined) ?? process.env.SEDFS_MAIN);
-      flags.joinToken ??=
-        process.env.SEDFS_JOIN_TOKEN ||
-        (await askIfInteractive('Cluster join token: ', '--join-token or SEDFS_JOIN_TOKEN', true));
-      const config = parseConfig(FILE_SERVER_CONFIG, flags, process.env);
+      const file = await readConfigFile(
+        (opts.config as string | undefined) ?? (process.env.SEDFS_CONFIG || undefined),
+      );
+      const main = await resolveMainUrl(
+        (opts.main as string | undefined) ?? (process.env.SEDFS_MAIN || (file.main as string | undefined)),
+      );
+      const joinToken =
+        (opts.joinToken as string | undefined) ??
+        (process.env.SEDFS_JOIN_TOKEN ||
+          (file['join-token'] as string | undefined) ||
+          (await askIfInteractive('Cluster join token: ', '--join-token or SEDFS_JOIN_TOKEN', true)));
+      const config = await configFromCommand(FILE_SERVER_CONFIG, opts, { main, joinToken });
       const fs = await startFileServer({
         ...config,
         main: config.main as string,

@@ -1,8 +1,7 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { parseConfig } from '../common/config.js';
 import { MAIN_CONFIG, startMain } from '../main-server/main-server.js';
-import { addConfigOptions, definedOptions } from './options.js';
+import { addConfigOptions, configFromCommand } from './options.js';
 import { closeOnSignal, fail } from './output.js';
 
 export function registerMainCommand(program: Command): void {
@@ -14,11 +13,14 @@ export function registerMainCommand(program: Command): void {
       `
 Examples:
   sedfs main --data /srv/sedfs-main --port 7000
-  SEDFS_JOIN_TOKEN=s3cret sedfs main --replicas 2 --heartbeat-timeout 10`,
+  SEDFS_JOIN_TOKEN=s3cret sedfs main --replicas 2 --heartbeat-timeout 10
+  sedfs main --config /etc/sedfs/main.json   # {"heartbeat-timeout": 10, "lost-after": 300}
+
+Settings come from flags first, then SEDFS_* environment variables, then the config file.`,
     );
   addConfigOptions(cmd, MAIN_CONFIG).action(async (opts: Record<string, unknown>) => {
     try {
-      const config = parseConfig(MAIN_CONFIG, definedOptions(opts), process.env);
+      const config = await configFromCommand(MAIN_CONFIG, opts);
       const main = await startMain(config);
       const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];
       lines.push(

@@ -66,22 +66,36 @@ function coerce(key: string, field: FieldSpec, raw: unknown): unknown {
   }
 }
 
+/** A setting's name on the command line and in config files: `heartbeatTimeout` → `heartbeat-timeout`. */
+export function flagName(key: string): string {
+  return key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+}
+
 /**
- * Merges sources, earlier winning (flags before environment), fills defaults and
- * validates. `env` is the process environment or any record standing in for it.
+ * Merges sources, earlier winning (flags, then environment, then the config file), fills
+ * defaults and validates. `env` is the process environment or any record standing in
+ * for it; `file` is a parsed config file, keyed by the flag names (`heartbeat-timeout`).
  */
 export function parseConfig<S extends ConfigSpec>(
   spec: S,
   flags: Record<string, unknown>,
   env: Record<string, string | undefined> = {},
+  file: Record<string, unknown> = {},
 ): ConfigOf<S> {
   for (const key of Object.keys(flags)) {
     if (!Object.hasOwn(spec, key)) fail(key, 'unknown setting');
   }
+  const byFlag = new Map(Object.keys(spec).map((k) => [flagName(k), k]));
+  const fromFile: Record<string, unknown> = {};
+  for (const [name, value] of Object.entries(file)) {
+    const key = byFlag.get(name);
+    if (key === undefined) fail(name, 'unknown setting in the config file');
+    fromFile[key] = value;
+  }
   const out: Record<string, unknown> = {};
   for (const [key, field] of Object.entries(spec)) {
     const fromEnv = field.env ? env[field.env] : undefined;
-    const raw = flags[key] ?? (fromEnv === '' ? undefined : fromEnv) ?? field.default;
+    const raw = flags[key] ?? (fromEnv === '' ? undefined : fromEnv) ?? fromFile[key] ?? field.default;
     if (raw !== undefined) out[key] = coerce(key, field, raw);
   }
   return Object.freeze(out) as ConfigOf<S>;

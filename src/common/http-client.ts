@@ -16,6 +16,8 @@ export interface JsonRequest {
   body?: unknown;
   headers?: Record<string, string>;
   signal?: AbortSignal;
+  /** How long to wait for the answer to start, ms; 0 = as long as it takes (long jobs). */
+  headersTimeoutMs?: number;
 }
 
 /** Turns a network failure into the error callers branch on. */
@@ -74,6 +76,7 @@ export async function requestJson<T>(agent: Dispatcher, url: string, opts: JsonR
       },
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       signal: opts.signal,
+      ...(opts.headersTimeoutMs === undefined ? {} : { headersTimeout: opts.headersTimeoutMs }),
     });
   } catch (err) {
     throw unreachable(url, err);

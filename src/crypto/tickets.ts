@@ -36,7 +36,8 @@ export function ticketSigner(privateKeyPem: string): TicketSigner {
 
 export interface TicketCheck {
   op: TicketOp;
-  chunk: string;
+  /** the chunk asked for; absent for whole-server operations, whose tickets must name none */
+  chunk?: string;
   server: string;
   now: number;
 }
@@ -75,7 +76,7 @@ export function ticketVerifier(
       throw new SedfsError('SEDFS_ERR_TICKET_EXPIRED');
     if (
       payload.op !== check.op ||
-      !payload.chunks.includes(check.chunk) ||
+      (check.chunk === undefined ? payload.chunks.length !== 0 : !payload.chunks.includes(check.chunk)) ||
       !payload.servers.includes(check.server)
     ) {
       throw new SedfsError('SEDFS_ERR_TICKET_MISMATCH');

@@ -1,10 +1,11 @@
 import { createReadStream, type ReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { syncDir } from '../common/files.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
+import { ChangeLog } from './change-log.js';
 
 /**
  * Chunks on local disk at `chunks/<2 hex>/<2 hex>/<64 hex id>`, named by the SHA-256
@@ -19,6 +20,8 @@ export class ChunkStore {
   private chunkCount = 0;
   private readonly knownDirs = new Set<string>();
   private readonly pool: BufferPool;
+  /** What was stored, removed or quarantined here since main was last told. */
+  readonly changes = new ChangeLog();
 
   constructor(
     readonly root: string,
@@ -91,6 +94,7 @@ export class ChunkStore {
     await rm(path, { force: true });
     this.usedBytes -= st.size;
     this.chunkCount -= 1;
+    this.changes.noteRemoved(id);
   }
 
   /**
@@ -118,6 +122,7 @@ export class ChunkStore {
     await rename(path, join(dir, `${id}.${Date.now()}`));
     this.usedBytes -= size;
     this.chunkCount -= 1;
+    this.changes.noteRemoved(id);
     return false;
   }
 
@@ -139,6 +144,7 @@ export class ChunkStore {
       this.usedBytes += size;
       this.chunkCount += 1;
     }
+    this.changes.noteAdded(basename(final));
   }
 
   private async *walk(): AsyncGenerator<{ id: string; size: number }> {

@@ -18,6 +18,8 @@ export interface FileServerContext {
   agent: Agent;
   now: () => number;
   keys: () => ClusterKeys | undefined;
+  /** Re-hashes every stored chunk now, at full speed; bad ones are quarantined. */
+  scrubAll: () => Promise<{ checked: number; bad: string[] }>;
 }
 
 export function requireKeys(ctx: FileServerContext): ClusterKeys {

@@ -12,8 +12,10 @@ import { MainLink } from './main-link.js';
 import { deleteChunkRoute } from './routes/delete-chunk.js';
 import { getChunkRoute } from './routes/get-chunk.js';
 import { healthRoute } from './routes/health.js';
+import { listInventoryRoute } from './routes/list-inventory.js';
 import { putChunkRoute } from './routes/put-chunk.js';
 import { replicateChunkRoute } from './routes/replicate-chunk.js';
+import { scrubAllRoute } from './routes/scrub-all.js';
 import { verifyChunkRoute } from './routes/verify-chunk.js';
 import { Scrubber } from './scrubber.js';
 
@@ -63,6 +65,15 @@ export async function startFileServer(
   const agent = createAgent();
 
   let link: MainLink | undefined;
+  const scrubber = new Scrubber(
+    store,
+    (ids) => (link ? link.reportCorrupt(ids) : Promise.resolve()),
+    log.child({ component: 'scrubber' }),
+    {
+      intervalSeconds: config.scrubInterval,
+      rateMiBs: config.scrubRate,
+    },
+  );
   const ctx: FileServerContext = {
     serverId,
     store,
@@ -70,6 +81,7 @@ export async function startFileServer(
     agent,
     now: deps.now ?? Date.now,
     keys: () => link?.currentKeys(),
+    scrubAll: () => scrubber.pass(true),
   };
   const app = createHttpApp(log);
   for (const route of [
@@ -78,6 +90,8 @@ export async function startFileServer(
     deleteChunkRoute,
     replicateChunkRoute,
     verifyChunkRoute,
+    listInventoryRoute,
+    scrubAllRoute,
     healthRoute,
   ])
     route(app, ctx);
@@ -105,15 +119,6 @@ export async function startFileServer(
   const stopJoining = new AbortController();
   const joined = link.start(stopJoining.signal);
   joined.catch((err: Error) => log.error({ reason: err.message }, 'could not join the cluster'));
-  const scrubber = new Scrubber(
-    store,
-    (ids) => (link as MainLink).reportCorrupt(ids),
-    log.child({ component: 'scrubber' }),
-    {
-      intervalSeconds: config.scrubInterval,
-      rateMiBs: config.scrubRate,
-    },
-  );
   // Scrub once joined: a bad chunk is reported as soon as it is found.
   joined.then(
     () => scrubber.start(),

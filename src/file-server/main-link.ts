@@ -5,9 +5,16 @@ import { errorFromResponse, requestJson, unreachable } from '../common/http-clie
 import type { Logger } from '../common/logger.js';
 import { ticketVerifier } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
-import type { InventoryResponse, RegisterRequest, RegisterResponse } from '../protocol/main-api.js';
+import {
+  HEARTBEAT_MAX_CHANGES,
+  type HeartbeatRequest,
+  type InventoryResponse,
+  type RegisterRequest,
+  type RegisterResponse,
+} from '../protocol/main-api.js';
 import type { ChunkStore } from './chunk-store.js';
 import type { ClusterKeys } from './context.js';
+import { inventoryLines } from './routes/list-inventory.js';
 
 export interface MainLinkOptions {
   mainUrl: string;
@@ -20,8 +27,9 @@ export interface MainLinkOptions {
 
 /**
  * This server's side of the cluster: register (with retries until main answers), send
- * the full inventory, then heartbeat. If main forgets the server (a main restored from
- * an older state) the next heartbeat gets 404 and the server registers again.
+ * the full inventory, then heartbeat, each beat carrying the chunks gained and lost
+ * since the last. If main forgets the server (a main restored from an older state) the
+ * next heartbeat gets 404 and the server registers again.
  */
 export class MainLink {
   private keys: ClusterKeys | undefined;
@@ -81,26 +89,16 @@ export class MainLink {
   }
 
   private async sendInventory(): Promise<void> {
+    // The listing says everything the change log would; changes from here on are new.
+    this.store.changes.clear();
     const url = `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/inventory`;
-    const store = this.store;
-    async function* lines(): AsyncGenerator<Buffer> {
-      let batch: string[] = [];
-      for await (const id of store.inventory()) {
-        batch.push(id);
-        if (batch.length === 4096) {
-          yield Buffer.from(`${batch.join('\n')}\n`);
-          batch = [];
-        }
-      }
-      if (batch.length > 0) yield Buffer.from(`${batch.join('\n')}\n`);
-    }
     let res: Awaited<ReturnType<typeof request>>;
     try {
       res = await request(url, {
         dispatcher: this.agent,
         method: 'PUT',
         headers: { ...this.auth(), 'content-type': 'application/octet-stream' },
-        body: Readable.from(lines()),
+        body: Readable.from(inventoryLines(this.store)),
       });
     } catch (err) {
       throw unreachable(url, err);
@@ -124,13 +122,25 @@ export class MainLink {
   }
 
   private async beat(): Promise<void> {
+    const changes = this.store.changes.take(HEARTBEAT_MAX_CHANGES);
     try {
+      const body: HeartbeatRequest = { ...(await this.store.stats()), ...changes };
       await requestJson(this.agent, `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/heartbeat`, {
-        body: await this.store.stats(),
+        body,
         headers: this.auth(),
+        // A beat stuck on a dead link is worth nothing; the next one tries afresh.
+        signal: AbortSignal.timeout(Math.max(1000, 2 * this.heartbeatMs)),
       });
       this.noteReachable();
+      if (this.store.changes.overflowed) {
+        this.log.warn('too many changes piled up while main was away: sending a full inventory');
+        await this.sendInventory().catch((e) => {
+          this.store.changes.overflowed = true;
+          this.noteUnreachable(e);
+        });
+      }
     } catch (err) {
+      this.store.changes.giveBack(changes);
       if (err instanceof SedfsError && err.code === 'SEDFS_ERR_UNKNOWN_SERVER') {
         this.log.warn('main does not know this server: registering again');
         await this.register().catch((e) => this.noteUnreachable(e));

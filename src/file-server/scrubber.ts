@@ -49,9 +49,12 @@ export class Scrubber {
     }
   }
 
-  /** One full pass over the store; returns how many chunks were checked and which were bad. */
-  async pass(): Promise<{ checked: number; bad: string[] }> {
-    const bytesPerMs = (this.opts.rateMiBs * 1024 * 1024) / 1000;
+  /**
+   * One full pass over the store; returns how many chunks were checked and which were
+   * bad. `unpaced` ignores the rate limit (an operator's `check --verify` waits on it).
+   */
+  async pass(unpaced = false): Promise<{ checked: number; bad: string[] }> {
+    const bytesPerMs = unpaced ? 0 : (this.opts.rateMiBs * 1024 * 1024) / 1000;
     const pace = async (n: number) => {
       if (bytesPerMs > 0)
         await sleep(n / bytesPerMs, undefined, { signal: this.stopping.signal }).catch(() => undefined);

@@ -11,8 +11,10 @@ const CONCURRENCY = 8;
 
 /**
  * Sends the delete orders for replicas of freed chunks (a file removed, a version
- * replaced, an upload that expired without committing). The queue lives in the store, so orders survive a restart; an order for
- * a server that is down waits until it is up. A 404 counts as done.
+ * replaced, an upload that expired without committing), for unknown chunks and copies
+ * beyond R once their grace period is over. The queue lives in the store, so orders
+ * survive a restart; an order for a server that is down waits until it is up. A 404
+ * counts as done.
  */
 export class ChunkDeleter {
   private readonly task: SerialTask;
@@ -47,6 +49,13 @@ export class ChunkDeleter {
     const extras = this.store.expireExtras(this.now() - this.extraGraceMs, this.now());
     if (extras > 0)
       this.log.info({ chunks: extras }, 'extra chunks past their grace period queued for deletion');
+    const liveIds = this.registry.live().map((s) => s.id);
+    const surplus = this.store.expireSurplus(this.now() - this.extraGraceMs, liveIds, this.now());
+    if (surplus > 0)
+      this.log.info(
+        { copies: surplus },
+        'copies beyond the wanted count past their grace period queued for deletion',
+      );
     const expired = this.store.expireUploads(this.now());
     if (expired > 0)
       this.log.info({ uploads: expired }, 'expired uploads ended; their orphan chunks queued for deletion');

@@ -5,6 +5,7 @@ import { SedfsError } from '../protocol/errors.js';
 import type { AccountService } from './accounts.js';
 import type { BlobService } from './blob-service.js';
 import type { NamespaceService } from './namespace.js';
+import type { Reconciler } from './reconciler.js';
 import type { Registry } from './registry.js';
 import type { Repairer } from './repairer.js';
 import type { NamespaceStore, UserRecord } from './store/namespace-store.js';
@@ -19,6 +20,7 @@ export interface MainContext {
   namespace: NamespaceService;
   namespaceStore: NamespaceStore;
   repairer: Repairer;
+  reconciler: Reconciler;
   signer: TicketSigner;
   log: Logger;
   joinToken: string;

@@ -15,6 +15,7 @@ import { BlobService } from './blob-service.js';
 import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
 import { NamespaceService } from './namespace.js';
+import { Reconciler } from './reconciler.js';
 import { Registry } from './registry.js';
 import { Repairer } from './repairer.js';
 import { MAIN_ROUTES } from './routes/index.js';
@@ -53,6 +54,13 @@ export const MAIN_CONFIG = {
     min: 0,
     env: 'SEDFS_EXTRA_GRACE',
     help: 'seconds an unknown chunk on a file server waits before it is deleted',
+  },
+  inventoryInterval: {
+    kind: 'number',
+    default: 6 * 3600,
+    min: 0,
+    env: 'SEDFS_INVENTORY_INTERVAL',
+    help: 'seconds between full inventories asked of each file server (0 = only at registration)',
   },
   repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
   repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
@@ -154,6 +162,16 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     rateMiBs: config.repairRate,
     batch: 512,
   });
+  const reconciler = new Reconciler(
+    store,
+    registry,
+    repairer,
+    signer,
+    agent,
+    log.child({ component: 'reconcile' }),
+    now,
+    config.inventoryInterval * 1000,
+  );
   const namespaceStore = new SqliteNamespaceStore(store.db);
   const audit = new AuditLog(join(config.data, 'audit.log'), now);
   const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), audit, now, {
@@ -177,6 +195,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     namespace,
     namespaceStore,
     repairer,
+    reconciler,
     signer,
     log,
     joinToken: token.value,
@@ -204,6 +223,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   // Sweep often enough that short grace periods (tests, small setups) are honoured promptly.
   deleter.start(Math.max(250, Math.min(5000, config.uploadTtl * 500, (config.extraGrace || 10) * 500)));
   repairer.start(Math.min(5000, heartbeatTimeoutMs));
+  reconciler.start(Math.max(250, Math.min(60_000, config.inventoryInterval * 250)));
 
   return {
     url,
@@ -216,6 +236,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       await app.close();
       await deleter.stop();
       await repairer.stop();
+      await reconciler.stop();
       await agent.close();
       store.close();
       log.info('main server stopped');

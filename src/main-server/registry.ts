@@ -25,6 +25,7 @@ export class Registry {
     const url = req.url ?? `http://${formatHost(remoteAddress)}:${req.port}`;
     const existing = this.store.getServer(req.id);
     const now = this.now();
+    const returning = existing !== undefined && this.wasLost(existing, now);
     const rec = this.store.registerServer(
       { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },
       existing?.receiptKey ?? randomSecret(32),
@@ -33,13 +34,30 @@ export class Registry {
       { server: rec.id, url, chunks: req.stats.chunkCount, returning: existing !== undefined },
       existing ? 'file server re-registered' : 'file server registered',
     );
+    if (returning) this.noteReturned(rec.id, now);
     this.noteState(rec.id, 'up');
     return rec;
   }
 
-  heartbeat(id: string, stats: ServerStatsBody): void {
-    if (!this.store.heartbeat(id, stats, this.now())) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
+  /** Records a beat; true when the server is back after being lost (a partition healed). */
+  heartbeat(id: string, stats: ServerStatsBody): boolean {
+    const before = this.store.getServer(id);
+    const now = this.now();
+    if (!before || !this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
     this.noteState(id, 'up');
+    const returned = this.wasLost(before, now);
+    if (returned) this.noteReturned(id, now);
+    return returned;
+  }
+
+  private wasLost(rec: ServerRecord, now: number): boolean {
+    return now - rec.lastHeartbeat > this.heartbeatTimeoutMs + this.lostAfterMs;
+  }
+
+  private noteReturned(id: string, now: number): void {
+    // Its chunks were re-replicated meanwhile: what is now surplus is trimmed from it first.
+    this.store.markReturned(id, now);
+    this.log.warn({ server: id }, 'a lost file server came back: its surplus copies will be removed');
   }
 
   stateOf(rec: ServerRecord): ServerState {

@@ -29,7 +29,7 @@ export interface RepairOptions {
  */
 export class Repairer {
   private readonly task: SerialTask;
-  /** bytes copied and chunks repaired since start, for `sedfs check` */
+  /** replicas restored and bytes copied since start, for `sedfs check` */
   readonly progress = { chunks: 0, bytes: 0, failures: 0 };
 
   constructor(
@@ -126,6 +126,10 @@ export class Repairer {
     for (let i = 0; i < work.length; i += this.opts.concurrency) {
       await Promise.all(work.slice(i, i + this.opts.concurrency).map((w) => w()));
     }
+    // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
+    // are noted here and removed by the deleter after the grace period.
+    const surplus = this.store.findSurplus(live, this.now());
+    if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
   }
 
   private async copy(

@@ -17,6 +17,20 @@ export const ServerStatsBody = Type.Object(
 );
 export type ServerStatsBody = Static<typeof ServerStatsBody>;
 
+/** Most chunk ids of each kind one heartbeat carries. */
+export const HEARTBEAT_MAX_CHANGES = 10_000;
+
+/** Stats, plus the chunks the server gained and lost since its last heartbeat. */
+export const HeartbeatRequest = Type.Object(
+  {
+    ...ServerStatsBody.properties,
+    added: Type.Optional(Type.Array(ChunkId, { maxItems: HEARTBEAT_MAX_CHANGES })),
+    removed: Type.Optional(Type.Array(ChunkId, { maxItems: HEARTBEAT_MAX_CHANGES })),
+  },
+  strict,
+);
+export type HeartbeatRequest = Static<typeof HeartbeatRequest>;
+
 export const RegisterRequest = Type.Object(
   {
     id: HexId,
@@ -155,10 +169,41 @@ export interface BlobManifest {
 export const BadReplicaRequest = Type.Object({ server: HexId }, strict);
 export type BadReplicaRequest = Static<typeof BadReplicaRequest>;
 
-export interface CheckResponse {
-  servers: { id: string; url: string; state: ServerState; chunks: number; missing: number; extra: number }[];
-  chunks: number;
-  /** chunks with fewer good copies than wanted on servers that are not lost */
-  underReplicated: number;
-  repair: { chunks: number; bytes: number; failures: number };
+/** One server's answer to `check --verify`: replicas re-hashed and found corrupt. */
+export interface ScrubResult {
+  server: string;
+  checked: number;
+  corrupt: number;
+  /** set when the server could not be asked */
+  error?: string;
 }
+
+export interface CheckResponse {
+  servers: {
+    id: string;
+    url: string;
+    state: ServerState;
+    chunks: number;
+    /** from the last full inventory: expected there but absent, and present but unexpected */
+    missing: number;
+    extra: number;
+    /** replicas there that failed a hash check */
+    corrupt: number;
+    /** when its last full inventory was compared (ms since the epoch; 0 = never) */
+    inventoryAt: number;
+  }[];
+  chunks: number;
+  /** chunks with fewer good copies than wanted on servers that are not lost: the repair queue */
+  underReplicated: number;
+  /** copies beyond a chunk's wanted count, waiting out the grace period before removal */
+  surplus: number;
+  repair: { chunks: number; bytes: number; failures: number };
+  /** with `--verify`: what each server's re-hash found */
+  verify?: ScrubResult[];
+}
+
+export const CheckRepairRequest = Type.Object(
+  { verify: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+export type CheckRepairRequest = Static<typeof CheckRepairRequest>;

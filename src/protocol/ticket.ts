@@ -4,7 +4,13 @@
  * The payload names the operation, the chunks and the servers it is good for, and
  * when it expires; a server accepts it only if all three cover the request.
  */
-export type TicketOp = 'read' | 'write' | 'delete' | 'verify';
+export type TicketOp = 'read' | 'write' | 'delete' | 'verify' | ServerTicketOp;
+
+/**
+ * Operations on a whole server rather than on chunks (main asks for a server's full
+ * inventory, or for a re-hash of everything it holds); their tickets name no chunks.
+ */
+export type ServerTicketOp = 'inventory' | 'scrub';
 
 export interface TicketPayload {
   /** format version */

@@ -1,10 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import { SedfsError } from '../../protocol/errors.js';
-import type { CheckResponse } from '../../protocol/main-api.js';
+import { CheckRepairRequest, type CheckResponse, type ScrubResult } from '../../protocol/main-api.js';
 import { type MainContext, requireUser } from '../context.js';
 
-function report(ctx: MainContext): CheckResponse {
+function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
   const counted = ctx.registry.counted().map((s) => s.id);
+  const corrupt = ctx.store.countCorrupt();
+  const records = new Map(ctx.store.listServers().map((s) => [s.id, s]));
   return {
     servers: ctx.registry.view().map((s) => ({
       id: s.id,
@@ -13,10 +15,14 @@ function report(ctx: MainContext): CheckResponse {
       chunks: s.chunkCount,
       missing: s.missing,
       extra: s.extra,
+      corrupt: corrupt.get(s.id) ?? 0,
+      inventoryAt: records.get(s.id)?.inventoryAt ?? 0,
     })),
     chunks: ctx.store.countChunks(),
     underReplicated: ctx.store.underReplicated(counted, Number.MAX_SAFE_INTEGER).length,
+    surplus: ctx.store.countSurplus(),
     repair: { ...ctx.repairer.progress },
+    ...(verify ? { verify } : {}),
   };
 }
 
@@ -24,16 +30,24 @@ function requireAdmin(ctx: MainContext, req: { headers: { authorization?: string
   if (!requireUser(ctx, req).admin) throw new SedfsError('SEDFS_ERR_ADMIN_ONLY');
 }
 
-/** The cluster's health (admin): servers, missing and extra chunks, under-replication, repair. */
+/** The cluster's health (admin): servers, missing, extra and corrupt chunks, repair. */
 export function checkRoute(app: FastifyInstance, ctx: MainContext): void {
   app.get('/v1/check', async (req): Promise<CheckResponse> => {
     requireAdmin(ctx, req);
     return report(ctx);
   });
-  // Runs repair passes until nothing more can be restored, then reports.
-  app.post('/v1/check/repair', { bodyLimit: 1024 }, async (req): Promise<CheckResponse> => {
-    requireAdmin(ctx, req);
-    await ctx.repairer.drain();
-    return report(ctx);
-  });
+  // Optionally re-hashes everything, then compares every live server's full inventory,
+  // then repairs until nothing more can be restored, and reports.
+  app.post<{ Body: CheckRepairRequest }>(
+    '/v1/check/repair',
+    { schema: { body: CheckRepairRequest }, bodyLimit: 1024 },
+    async (req): Promise<CheckResponse> => {
+      requireAdmin(ctx, req);
+      ctx.log.info({ verify: req.body.verify === true }, 'check and repair asked for');
+      const verify = req.body.verify ? await ctx.reconciler.verifyAll() : undefined;
+      await ctx.reconciler.pullAll();
+      await ctx.repairer.drain();
+      return report(ctx, verify);
+    },
+  );
 }

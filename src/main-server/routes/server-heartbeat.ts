@@ -1,14 +1,34 @@
 import type { FastifyInstance } from 'fastify';
-import { IdParams, ServerStatsBody } from '../../protocol/main-api.js';
+import { HeartbeatRequest, IdParams } from '../../protocol/main-api.js';
 import { type MainContext, requireJoinToken } from '../context.js';
 
+/**
+ * A file server is alive; with its stats come the chunks it gained and lost since the
+ * last beat, so main's map follows the disk between full inventories.
+ */
 export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): void {
-  app.post<{ Params: { id: string }; Body: ServerStatsBody }>(
+  app.post<{ Params: { id: string }; Body: HeartbeatRequest }>(
     '/v1/servers/:id/heartbeat',
-    { schema: { params: IdParams, body: ServerStatsBody }, bodyLimit: 4096 },
+    { schema: { params: IdParams, body: HeartbeatRequest }, bodyLimit: 2 * 1024 * 1024 },
     async (req) => {
       requireJoinToken(ctx, req.headers.authorization);
-      ctx.registry.heartbeat(req.params.id, req.body);
+      const { added = [], removed = [], ...stats } = req.body;
+      const server = req.params.id;
+      if (ctx.registry.heartbeat(server, stats)) {
+        // Back from a long silence: compare everything, its beats could not say what it missed.
+        const rec = ctx.store.getServer(server);
+        if (rec) void ctx.reconciler.pullOrLog(rec);
+      }
+      if (added.length + removed.length === 0) return { ok: true };
+      const { adopted, dropped } = ctx.store.applyChanges(server, added, removed, Date.now());
+      if (dropped > 0) {
+        ctx.log.warn(
+          { server, dropped, sample: removed.slice(0, 20) },
+          'a file server no longer holds some replicas: repairing',
+        );
+        ctx.repairer.kick();
+      }
+      if (adopted > 0) ctx.log.info({ server, adopted }, 'replicas main did not know of were adopted');
       return { ok: true };
     },
   );

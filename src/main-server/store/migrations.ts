@@ -158,4 +158,17 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (server_id, chunk_id)
   ) STRICT, WITHOUT ROWID;
   `,
+  `
+  -- When each server last sent a full inventory, and when it last came back after being lost.
+  ALTER TABLE servers ADD COLUMN inventory_at INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE servers ADD COLUMN returned_at INTEGER NOT NULL DEFAULT 0;
+
+  -- Good replicas beyond a chunk's wanted count, first seen when; trimmed after a grace period.
+  CREATE TABLE surplus (
+    chunk_id TEXT NOT NULL,
+    server_id TEXT NOT NULL,
+    first_seen INTEGER NOT NULL,
+    PRIMARY KEY (chunk_id, server_id)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];

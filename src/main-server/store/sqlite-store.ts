@@ -21,6 +21,8 @@ interface ServerRow {
   last_heartbeat: number;
   missing_count: number;
   extra_count: number;
+  inventory_at: number;
+  returned_at: number;
 }
 
 function toServer(r: ServerRow): ServerRecord {
@@ -36,6 +38,8 @@ function toServer(r: ServerRow): ServerRecord {
     lastHeartbeat: r.last_heartbeat,
     missingCount: r.missing_count,
     extraCount: r.extra_count,
+    inventoryAt: r.inventory_at,
+    returnedAt: r.returned_at,
   };
 }
 
@@ -55,6 +59,8 @@ export function migrate(db: Database.Database): number {
 export class SqliteStore implements MainStore {
   /** Shared with the namespace store, so one transaction can span both. */
   readonly db: Database.Database;
+  /** When each inventory in progress began. */
+  private readonly inventoryStarts = new Map<string, number>();
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -66,10 +72,7 @@ export class SqliteStore implements MainStore {
     migrate(this.db);
   }
 
-  registerServer(
-    rec: Omit<ServerRecord, 'receiptKey' | 'missingCount' | 'extraCount'>,
-    newReceiptKey: string,
-  ) {
+  registerServer(rec: Parameters<MainStore['registerServer']>[0], newReceiptKey: string) {
     this.db
       .prepare(
         `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat)
@@ -80,6 +83,10 @@ export class SqliteStore implements MainStore {
       )
       .run({ ...rec, receiptKey: newReceiptKey });
     return this.getServer(rec.id) as ServerRecord;
+  }
+
+  markReturned(id: string, now: number): void {
+    this.db.prepare('UPDATE servers SET returned_at = ? WHERE id = ?').run(now, id);
   }
 
   heartbeat(id: string, stats: ServerStats, now: number): boolean {
@@ -102,7 +109,8 @@ export class SqliteStore implements MainStore {
     );
   }
 
-  beginInventory(serverId: string): void {
+  beginInventory(serverId: string, now: number): void {
+    this.inventoryStarts.set(serverId, now);
     // A temp table keeps a million ids out of the JS heap; set difference is SQL's job.
     this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS inventory_scan (
       server_id TEXT NOT NULL, chunk_id TEXT NOT NULL, PRIMARY KEY (server_id, chunk_id)) WITHOUT ROWID`);
@@ -118,15 +126,20 @@ export class SqliteStore implements MainStore {
     })();
   }
 
-  finishInventory(serverId: string, sample: number, now = Date.now()): InventoryDiff {
-    const missingSql = `FROM replicas r WHERE r.server_id = @s AND r.state = 'ok' AND NOT EXISTS
+  finishInventory(serverId: string, sample: number, now: number): InventoryDiff {
+    const began = this.inventoryStarts.get(serverId) ?? now;
+    this.inventoryStarts.delete(serverId);
+    const missingSql = `FROM replicas r WHERE r.server_id = @s AND r.state = 'ok' AND r.added_at < @began AND NOT EXISTS
       (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = r.chunk_id)`;
     const extraSql = `FROM inventory_scan i WHERE i.server_id = @s AND NOT EXISTS
       (SELECT 1 FROM replicas r WHERE r.server_id = @s AND r.chunk_id = i.chunk_id)`;
     const count = (sql: string) =>
-      (this.db.prepare(`SELECT count(*) AS n ${sql}`).get({ s: serverId }) as { n: number }).n;
+      (this.db.prepare(`SELECT count(*) AS n ${sql}`).get({ s: serverId, began }) as { n: number }).n;
     const ids = (sql: string, col: string) =>
-      this.db.prepare(`SELECT ${col} ${sql} LIMIT @n`).pluck().all({ s: serverId, n: sample }) as string[];
+      this.db
+        .prepare(`SELECT ${col} ${sql} LIMIT @n`)
+        .pluck()
+        .all({ s: serverId, n: sample, began }) as string[];
     const diff: InventoryDiff = {
       missingCount: count(missingSql),
       extraCount: count(extraSql),
@@ -137,10 +150,10 @@ export class SqliteStore implements MainStore {
       // What the server lacks is no replica any more: repair will restore the count.
       this.db
         .prepare(
-          `DELETE FROM replicas WHERE server_id = @s AND state = 'ok' AND NOT EXISTS
+          `DELETE FROM replicas WHERE server_id = @s AND state = 'ok' AND added_at < @began AND NOT EXISTS
            (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = replicas.chunk_id)`,
         )
-        .run({ s: serverId });
+        .run({ s: serverId, began });
       // Chunks main knows that the server holds without main knowing it are adopted.
       this.db
         .prepare(
@@ -163,11 +176,35 @@ export class SqliteStore implements MainStore {
         )
         .run({ s: serverId });
       this.db
-        .prepare('UPDATE servers SET missing_count = ?, extra_count = ? WHERE id = ?')
-        .run(diff.missingCount, diff.extraCount, serverId);
+        .prepare('UPDATE servers SET missing_count = ?, extra_count = ?, inventory_at = ? WHERE id = ?')
+        .run(diff.missingCount, diff.extraCount, now, serverId);
       this.db.prepare('DELETE FROM inventory_scan WHERE server_id = ?').run(serverId);
     })();
     return diff;
+  }
+
+  applyChanges(
+    serverId: string,
+    added: string[],
+    removed: string[],
+    now: number,
+  ): { adopted: number; dropped: number } {
+    const adopt = this.db.prepare(
+      `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
+       SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?`,
+    );
+    const drop = this.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?');
+    const unextra = this.db.prepare('DELETE FROM extras WHERE server_id = ? AND chunk_id = ?');
+    return this.db.transaction(() => {
+      let adopted = 0;
+      let dropped = 0;
+      for (const id of added) adopted += adopt.run(serverId, now, id).changes;
+      for (const id of removed) {
+        dropped += drop.run(id, serverId).changes;
+        unextra.run(serverId, id);
+      }
+      return { adopted, dropped };
+    })();
   }
 
   createUpload(rec: UploadRecord): void {
@@ -321,6 +358,78 @@ export class SqliteStore implements MainStore {
          ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok', added_at = excluded.added_at`,
       )
       .run(chunkId, serverId, now);
+  }
+
+  findSurplus(liveServers: { id: string; freeBytes: number; returnedAt: number }[], now: number): number {
+    const rank = new Map(
+      [...liveServers]
+        // Copies on a server back from being lost go first, then those on the fullest servers.
+        .sort((a, b) => b.returnedAt - a.returnedAt || a.freeBytes - b.freeBytes)
+        .map((s, i) => [s.id, i]),
+    );
+    const rows = this.db
+      .prepare(
+        `WITH live(id) AS (SELECT value FROM json_each(?))
+         SELECT r.chunk_id AS id, c.wanted, group_concat(r.server_id) AS holders
+         FROM replicas r JOIN live l ON l.id = r.server_id JOIN chunks c ON c.id = r.chunk_id
+         WHERE r.state = 'ok' GROUP BY r.chunk_id HAVING count(*) > c.wanted`,
+      )
+      .all(JSON.stringify([...rank.keys()])) as { id: string; wanted: number; holders: string }[];
+    const insert = this.db.prepare(
+      'INSERT OR IGNORE INTO surplus (chunk_id, server_id, first_seen) VALUES (?, ?, ?)',
+    );
+    return this.db.transaction(() => {
+      let found = 0;
+      for (const row of rows) {
+        const holders = row.holders.split(',').sort((a, b) => (rank.get(a) ?? 0) - (rank.get(b) ?? 0));
+        for (const server of holders.slice(0, holders.length - row.wanted))
+          found += insert.run(row.id, server, now).changes;
+      }
+      return found;
+    })();
+  }
+
+  expireSurplus(olderThan: number, liveServers: string[], now: number): number {
+    const due = this.db
+      .prepare('SELECT chunk_id, server_id FROM surplus WHERE first_seen <= ?')
+      .all(olderThan) as { chunk_id: string; server_id: string }[];
+    const goodLive = this.db.prepare(
+      `SELECT count(*) - (SELECT wanted FROM chunks WHERE id = @c) FROM replicas r
+       WHERE r.chunk_id = @c AND r.state = 'ok' AND r.server_id IN (SELECT value FROM json_each(@live))`,
+    );
+    const holds = this.db.prepare(
+      "SELECT 1 FROM replicas WHERE chunk_id = ? AND server_id = ? AND state = 'ok'",
+    );
+    const dropReplica = this.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?');
+    const queue = this.db.prepare(
+      'INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, ?)',
+    );
+    const forget = this.db.prepare('DELETE FROM surplus WHERE chunk_id = ? AND server_id = ?');
+    const live = JSON.stringify(liveServers);
+    return this.db.transaction(() => {
+      let queued = 0;
+      for (const d of due) {
+        forget.run(d.chunk_id, d.server_id);
+        // Checked again now: a server may have died since, making this copy needed.
+        const spare = goodLive.pluck().get({ c: d.chunk_id, live }) as number | null;
+        if (spare === null || spare <= 0 || !holds.get(d.chunk_id, d.server_id)) continue;
+        dropReplica.run(d.chunk_id, d.server_id);
+        queue.run(d.chunk_id, d.server_id, now);
+        queued++;
+      }
+      return queued;
+    })();
+  }
+
+  countCorrupt(): Map<string, number> {
+    const rows = this.db
+      .prepare("SELECT server_id, count(*) AS n FROM replicas WHERE state = 'corrupt' GROUP BY server_id")
+      .all() as { server_id: string; n: number }[];
+    return new Map(rows.map((r) => [r.server_id, r.n]));
+  }
+
+  countSurplus(): number {
+    return this.db.prepare('SELECT count(*) FROM surplus').pluck().get() as number;
   }
 
   markReplicaCorrupt(chunkId: string, serverId: string): boolean {

@@ -17,7 +17,14 @@ export interface ServerRecord {
   /** From the last inventory comparison: chunks main expects there that it lacks, and the reverse. */
   missingCount: number;
   extraCount: number;
+  /** When it last sent a full inventory (0: never). */
+  inventoryAt: number;
+  /** When it last came back after being lost (0: never); its surplus copies are trimmed first. */
+  returnedAt: number;
 }
+
+/** Fields main fills itself, not given at registration. */
+type DerivedServerFields = 'receiptKey' | 'missingCount' | 'extraCount' | 'inventoryAt' | 'returnedAt';
 
 export interface ServerStats {
   totalBytes: number;
@@ -65,10 +72,9 @@ export interface InventoryDiff {
 
 export interface MainStore {
   /** Creates the server or updates its address and stats; keeps its receipt key. */
-  registerServer(
-    rec: Omit<ServerRecord, 'receiptKey' | 'missingCount' | 'extraCount'>,
-    newReceiptKey: string,
-  ): ServerRecord;
+  registerServer(rec: Omit<ServerRecord, DerivedServerFields>, newReceiptKey: string): ServerRecord;
+  /** Notes that a server came back after being lost. */
+  markReturned(id: string, now: number): void;
   /** Records a heartbeat; false if the server is unknown (it must register again). */
   heartbeat(id: string, stats: ServerStats, now: number): boolean;
   getServer(id: string): ServerRecord | undefined;
@@ -79,13 +85,25 @@ export interface MainStore {
    * streams through in batches instead of sitting in memory: begin, add batches,
    * then finish, which stores the counts on the server row and returns a sample.
    */
-  beginInventory(serverId: string): void;
+  beginInventory(serverId: string, now: number): void;
   addInventory(serverId: string, chunkIds: string[]): void;
   /**
    * Also brings the chunk map in line: replicas the server lacks are dropped (repair
-   * restores them elsewhere or there), and known chunks it holds are adopted.
+   * restores them elsewhere or there), and known chunks it holds are adopted. Replicas
+   * added after the inventory began are not judged by it: the listing may predate them.
    */
-  finishInventory(serverId: string, sample: number, now?: number): InventoryDiff;
+  finishInventory(serverId: string, sample: number, now: number): InventoryDiff;
+  /**
+   * A server's own changes since its last heartbeat: chunks it gained (adopted when
+   * main knows them) and chunks it lost or quarantined (no longer replicas there).
+   * Returns how many replicas were adopted and dropped.
+   */
+  applyChanges(
+    serverId: string,
+    added: string[],
+    removed: string[],
+    now: number,
+  ): { adopted: number; dropped: number };
 
   createUpload(rec: UploadRecord): void;
   getUpload(id: string, now: number): UploadRecord | undefined;
@@ -112,6 +130,20 @@ export interface MainStore {
   addReplica(chunkId: string, serverId: string, now: number): void;
   /** A replica failed a hash check (scrubber or a verify order): it no longer counts. */
   markReplicaCorrupt(chunkId: string, serverId: string): boolean;
+  /**
+   * Records good replicas on `liveServers` beyond each chunk's wanted count, choosing
+   * copies on servers that came back from being lost first, then the fullest servers.
+   * Returns how many new surplus copies were found.
+   */
+  findSurplus(liveServers: { id: string; freeBytes: number; returnedAt: number }[], now: number): number;
+  /**
+   * Queues for deletion the surplus copies first seen before `olderThan` whose chunk still
+   * has more good replicas than wanted on `liveServers`; forgets the rest. Returns how many were queued.
+   */
+  expireSurplus(olderThan: number, liveServers: string[], now: number): number;
+  /** Replicas that failed a hash check, per server. */
+  countCorrupt(): Map<string, number>;
+  countSurplus(): number;
   /** Chunks with fewer good replicas than were wanted when they were written. */
   countUnderReplicated(): number;
   countChunks(): number;

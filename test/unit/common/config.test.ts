@@ -40,3 +40,14 @@ test('unknown keys, bad numbers, out-of-range values and non-URLs are refused wi
 test('a URL loses its trailing slashes', () => {
   assert.equal(parseConfig(SPEC, { main: 'http://h:1///' }).main, 'http://h:1');
 });
+
+test('a config file uses the flag names, fills in after flags and environment, and its values are checked', () => {
+  const spec = { ...SPEC, lostAfter: { kind: 'number', default: 600, env: 'T_LOST' } } as const;
+  const file = { 'lost-after': 30, port: 9000 };
+  assert.equal(parseConfig(spec, {}, {}, file).lostAfter, 30);
+  assert.equal(parseConfig(spec, {}, { T_LOST: '40' }, file).lostAfter, 40);
+  assert.equal(parseConfig(spec, { lostAfter: '50' }, { T_LOST: '40' }, file).lostAfter, 50);
+  assert.equal(parseConfig(spec, {}, {}, file).port, 9000);
+  assert.throws(() => parseConfig(spec, {}, {}, { lostAfter: 1 }), { code: 'SEDFS_ERR_CONFIG' });
+  assert.throws(() => parseConfig(spec, {}, {}, { 'lost-after': 'soon' }), { code: 'SEDFS_ERR_CONFIG' });
+});

@@ -44,6 +44,22 @@ describe('tickets', () => {
     });
   });
 
+  test('a whole-server ticket names no chunks, and chunk and whole-server tickets never stand in for each other', () => {
+    const inventory = signer.sign({ op: 'inventory', chunks: [], servers: [SERVER], exp: EXP });
+    assert.equal(verify(inventory, { op: 'inventory', server: SERVER, now }).op, 'inventory');
+    assert.throws(() => verify(inventory, { op: 'scrub', server: SERVER, now }), {
+      code: 'SEDFS_ERR_TICKET_MISMATCH',
+    });
+    const withChunk = signer.sign({ op: 'inventory', chunks: [CHUNK], servers: [SERVER], exp: EXP });
+    assert.throws(() => verify(withChunk, { op: 'inventory', server: SERVER, now }), {
+      code: 'SEDFS_ERR_TICKET_MISMATCH',
+    });
+    const noChunks = signer.sign({ op: 'read', chunks: [], servers: [SERVER], exp: EXP });
+    assert.throws(() => verify(noChunks, { op: 'read', chunk: CHUNK, server: SERVER, now }), {
+      code: 'SEDFS_ERR_TICKET_MISMATCH',
+    });
+  });
+
   test('a ticket from another key, an altered payload, garbage or nothing is refused', () => {
     const forged = ticketSigner(generateTicketKeyPem()).sign({
       op: 'read',

@@ -72,14 +72,70 @@ describe('SqliteStore', () => {
     store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
     const chunks = [1, 2, 3].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] }));
     store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1, chunks });
-    store.beginInventory(hex(1));
+    store.beginInventory(hex(1), 1000);
     store.addInventory(hex(1), [hex(1, 64), hex(4, 64)]);
     store.addInventory(hex(1), [hex(5, 64)]);
-    const diff = store.finishInventory(hex(1), 10);
+    const diff = store.finishInventory(hex(1), 10, 2000);
     assert.deepEqual([diff.missingCount, diff.extraCount], [2, 2]);
     assert.deepEqual(diff.missing.sort(), [hex(2, 64), hex(3, 64)]);
     assert.deepEqual(diff.extra.sort(), [hex(4, 64), hex(5, 64)]);
     assert.equal(store.getServer(hex(1))?.missingCount, 2);
+  });
+
+  test('an inventory does not call missing a replica added after it began', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.beginInventory(hex(1), 1000);
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10_000 });
+    const chunks = [{ id: hex(1, 64), size: 1, servers: [hex(1)] }];
+    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1500, chunks });
+    const diff = store.finishInventory(hex(1), 10, 2000);
+    assert.equal(diff.missingCount, 0);
+    assert.deepEqual(store.replicasOf([hex(1, 64)]).get(hex(1, 64)), [hex(1)]);
+    assert.equal(store.getServer(hex(1))?.inventoryAt, 2000);
+  });
+
+  test('heartbeat changes adopt known chunks, ignore unknown ones and drop lost replicas', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.registerServer(server(hex(2)), 'k');
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const chunks = [1, 2].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] }));
+    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1, chunks });
+    const r = store.applyChanges(hex(2), [hex(1, 64), hex(7, 64)], [], 5);
+    assert.deepEqual(r, { adopted: 1, dropped: 0 });
+    assert.deepEqual(store.applyChanges(hex(1), [], [hex(2, 64), hex(8, 64)], 6), { adopted: 0, dropped: 1 });
+    const replicas = store.replicasOf([hex(1, 64), hex(2, 64), hex(7, 64)]);
+    assert.deepEqual(replicas.get(hex(1, 64))?.sort(), [hex(1), hex(2)]);
+    assert.deepEqual(replicas.get(hex(2, 64)) ?? [], []);
+    assert.deepEqual(replicas.get(hex(7, 64)) ?? [], []);
+  });
+
+  test('copies beyond the wanted count are taken from a returned server first, and deleted only while enough remain', () => {
+    for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
+    store.markReturned(hex(2), 50);
+    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    const chunks = [{ id: hex(1, 64), size: 1, servers: [hex(1), hex(2), hex(3)] }];
+    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 2, createdAt: 1, chunks });
+    const live = [1, 2, 3].map((i) => ({ id: hex(i), freeBytes: 50, returnedAt: i === 2 ? 50 : 0 }));
+    assert.equal(store.findSurplus(live, 100), 1);
+    assert.equal(store.findSurplus(live, 110), 0, 'a copy is noted once');
+    assert.equal(store.countSurplus(), 1);
+    // Not yet past the grace period: nothing happens.
+    assert.equal(store.expireSurplus(99, [hex(1), hex(2), hex(3)], 120), 0);
+    // Past it, but server 3 died meanwhile: the copy on 2 is needed after all and is kept.
+    assert.equal(store.expireSurplus(100, [hex(1), hex(2)], 130), 0);
+    assert.equal(store.countSurplus(), 0);
+    assert.deepEqual(store.pendingDeletions(10), []);
+    // Found again with all three live, and past its grace: the copy on 2 goes.
+    store.findSurplus(live, 200);
+    assert.equal(store.expireSurplus(200, [hex(1), hex(2), hex(3)], 210), 1);
+    assert.deepEqual(store.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(2) }]);
+    assert.deepEqual(
+      store
+        .replicasOf([hex(1, 64)])
+        .get(hex(1, 64))
+        ?.sort(),
+      [hex(1), hex(3)],
+    );
   });
 
   test('chunks with fewer good replicas than wanted count as under-replicated', () => {

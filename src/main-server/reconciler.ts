@@ -1,0 +1,167 @@
+import { type Agent, request } from 'undici';
+import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
+import type { Logger } from '../common/logger.js';
+import { SerialTask } from '../common/serial-task.js';
+import type { TicketSigner } from '../crypto/tickets.js';
+import { isChunkId } from '../protocol/chunk-id.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { InventoryResponse, ScrubResult } from '../protocol/main-api.js';
+import type { ServerTicketOp } from '../protocol/ticket.js';
+import { TICKET_HEADER } from '../protocol/ticket.js';
+import type { Registry } from './registry.js';
+import type { Repairer } from './repairer.js';
+import type { MainStore, ServerRecord } from './store/store.js';
+
+/** Ids handed to the store per transaction. */
+const BATCH = 10_000;
+/** Ids of missing and extra chunks named in the log, so one line stays readable. */
+const LOG_SAMPLE = 20;
+
+/**
+ * Compares what a file server holds with what main expects there (the original's
+ * "missing or additional files") and records the difference; repair and the deleter
+ * act on that record. A full inventory comes from the server when it registers, and
+ * main asks each live server for one again every `intervalMs` and on `check --repair`.
+ * Between those, heartbeats carry each server's own changes. Inventories stream
+ * through the store in batches, so a million ids never sit in memory.
+ */
+export class Reconciler {
+  private readonly task: SerialTask;
+  /** One inventory per server at a time; a second waits for the first. */
+  private readonly busy = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly store: MainStore,
+    private readonly registry: Registry,
+    private readonly repairer: Repairer,
+    private readonly signer: TicketSigner,
+    private readonly agent: Agent,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    /** how old a server's last full inventory may get before main asks for a new one */
+    private readonly intervalMs: number,
+  ) {
+    this.task = new SerialTask(() => this.pass(), log, 'reconciliation pass');
+  }
+
+  start(checkEveryMs: number): void {
+    if (this.intervalMs > 0) this.task.start(checkEveryMs);
+  }
+
+  stop(): Promise<void> {
+    return this.task.stop();
+  }
+
+  /** Reads a full inventory (chunk ids, one per line) and brings main's record in line. */
+  ingest(serverId: string, body: AsyncIterable<Buffer | string>): Promise<InventoryResponse> {
+    const previous = this.busy.get(serverId) ?? Promise.resolve();
+    const run = previous.catch(() => undefined).then(() => this.compare(serverId, body));
+    this.busy.set(serverId, run);
+    void run
+      .finally(() => {
+        if (this.busy.get(serverId) === run) this.busy.delete(serverId);
+      })
+      .catch(() => undefined);
+    return run;
+  }
+
+  /** Asks one server for its full inventory and compares it. */
+  async pull(server: ServerRecord): Promise<InventoryResponse> {
+    const url = `${server.url}/v1/inventory`;
+    let res: Awaited<ReturnType<typeof request>>;
+    try {
+      res = await request(url, {
+        dispatcher: this.agent,
+        headers: { [TICKET_HEADER]: this.ticket('inventory', server.id) },
+        bodyTimeout: 0,
+      });
+    } catch (err) {
+      throw unreachable(url, err);
+    }
+    if (res.statusCode >= 400) throw await errorFromResponse(res, url);
+    return this.ingest(server.id, res.body);
+  }
+
+  /** A full inventory from every live server, one after another; for `check --repair`. */
+  async pullAll(): Promise<void> {
+    for (const server of this.registry.live()) await this.pullOrLog(server);
+  }
+
+  /**
+   * Has every live server re-hash everything it holds (Tahoe's `check --verify`). Bad
+   * replicas are quarantined there and reported back through the scrubber's report.
+   */
+  async verifyAll(): Promise<ScrubResult[]> {
+    return Promise.all(
+      this.registry.live().map(async (server): Promise<ScrubResult> => {
+        try {
+          const r = await requestJson<{ checked: number; bad: string[] }>(
+            this.agent,
+            `${server.url}/v1/scrub`,
+            { body: {}, headers: { [TICKET_HEADER]: this.ticket('scrub', server.id) }, headersTimeoutMs: 0 },
+          );
+          for (const id of r.bad) this.store.markReplicaCorrupt(id, server.id);
+          this.log.info({ server: server.id, checked: r.checked, corrupt: r.bad.length }, 'server verified');
+          return { server: server.id, checked: r.checked, corrupt: r.bad.length };
+        } catch (err) {
+          this.log.warn({ server: server.id, reason: (err as Error).message }, 'could not verify a server');
+          return { server: server.id, checked: 0, corrupt: 0, error: (err as Error).message };
+        }
+      }),
+    );
+  }
+
+  private async pass(): Promise<void> {
+    const due = this.registry.live().filter((s) => this.now() - s.inventoryAt >= this.intervalMs);
+    for (const server of due) await this.pullOrLog(server);
+  }
+
+  async pullOrLog(server: ServerRecord): Promise<void> {
+    await this.pull(server).catch((err: Error) =>
+      this.log.warn({ server: server.id, reason: err.message }, 'could not get an inventory'),
+    );
+  }
+
+  private ticket(op: ServerTicketOp, serverId: string): string {
+    return this.signer.sign({ op, chunks: [], servers: [serverId], exp: this.now() + 60_000 });
+  }
+
+  private async compare(serverId: string, body: AsyncIterable<Buffer | string>): Promise<InventoryResponse> {
+    if (!this.store.getServer(serverId)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
+    this.store.beginInventory(serverId, this.now());
+    let batch: string[] = [];
+    let reported = 0;
+    let rest = '';
+    const take = (line: string) => {
+      if (line === '') return;
+      if (!isChunkId(line))
+        throw new SedfsError('SEDFS_ERR_BAD_CHUNK_ID', 'inventory holds a malformed chunk id');
+      batch.push(line);
+      if (batch.length === BATCH) flush();
+    };
+    const flush = () => {
+      this.store.addInventory(serverId, batch);
+      reported += batch.length;
+      batch = [];
+    };
+    for await (const piece of body) {
+      const lines = (rest + (typeof piece === 'string' ? piece : piece.toString('latin1'))).split('\n');
+      rest = lines.pop() as string;
+      if (rest.length > 64) throw new SedfsError('SEDFS_ERR_BAD_CHUNK_ID', 'inventory line too long');
+      for (const line of lines) take(line);
+    }
+    take(rest);
+    flush();
+    const diff = this.store.finishInventory(serverId, LOG_SAMPLE, this.now());
+    // What is missing now shows as under-replicated: start restoring it.
+    if (diff.missingCount > 0) this.repairer.kick();
+    const line = { server: serverId, reported, missing: diff.missingCount, extra: diff.extraCount };
+    if (diff.missingCount + diff.extraCount === 0) this.log.info(line, 'inventory matches');
+    else
+      this.log.warn(
+        { ...line, missingIds: diff.missing, extraIds: diff.extra },
+        'inventory differs from what main expects',
+      );
+    return { reported, missing: diff.missingCount, extra: diff.extraCount };
+  }
+}
