@@ -1,5 +1,5 @@
 import type { Agent } from 'undici';
-import { createAgent, requestJson } from '../common/http-client.js';
+import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
 import type {
   BeginUploadResponse,
   BlobManifest,
@@ -28,9 +28,15 @@ export class ClusterClient {
   }
 
   /** A call to main: JSON in and out, with the session token when there is one. */
-  call<T>(method: 'GET' | 'POST' | 'PUT' | 'DELETE', path: string, body?: unknown): Promise<T> {
+  call<T>(
+    method: 'GET' | 'POST' | 'PUT' | 'DELETE',
+    path: string,
+    body?: unknown,
+    opts: Pick<JsonRequest, 'headersTimeoutMs'> = {},
+  ): Promise<T> {
     return requestJson<T>(this.agent, `${this.mainUrl}${path}`, {
       method,
+      ...opts,
       ...(body === undefined ? {} : { body }),
       ...(this.token ? { headers: { authorization: `Bearer ${this.token}` } } : {}),
     });

@@ -100,7 +100,7 @@ export class Reconciler {
             `${server.url}/v1/scrub`,
             { body: {}, headers: { [TICKET_HEADER]: this.ticket('scrub', server.id) }, headersTimeoutMs: 0 },
           );
-          for (const id of r.bad) this.store.markReplicaCorrupt(id, server.id);
+          // The bad ones were already reported (and marked) one by one as the scrub found them.
           this.log.info({ server: server.id, checked: r.checked, corrupt: r.bad.length }, 'server verified');
           return { server: server.id, checked: r.checked, corrupt: r.bad.length };
         } catch (err) {

@@ -187,7 +187,7 @@ export interface CheckResponse {
     /** from the last full inventory: expected there but absent, and present but unexpected */
     missing: number;
     extra: number;
-    /** replicas there that failed a hash check */
+    /** replicas there that have failed a hash check so far */
     corrupt: number;
     /** when its last full inventory was compared (ms since the epoch; 0 = never) */
     inventoryAt: number;

@@ -5,7 +5,6 @@ import { type MainContext, requireUser } from '../context.js';
 
 function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
   const counted = ctx.registry.counted().map((s) => s.id);
-  const corrupt = ctx.store.countCorrupt();
   const records = new Map(ctx.store.listServers().map((s) => [s.id, s]));
   return {
     servers: ctx.registry.view().map((s) => ({
@@ -15,7 +14,7 @@ function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
       chunks: s.chunkCount,
       missing: s.missing,
       extra: s.extra,
-      corrupt: corrupt.get(s.id) ?? 0,
+      corrupt: records.get(s.id)?.corruptCount ?? 0,
       inventoryAt: records.get(s.id)?.inventoryAt ?? 0,
     })),
     chunks: ctx.store.countChunks(),

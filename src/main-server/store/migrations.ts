@@ -159,9 +159,11 @@ export const MIGRATIONS: string[] = [
   ) STRICT, WITHOUT ROWID;
   `,
   `
-  -- When each server last sent a full inventory, and when it last came back after being lost.
+  -- When each server last sent a full inventory, when it last came back after being
+  -- lost, and how many of its replicas have failed a hash check so far.
   ALTER TABLE servers ADD COLUMN inventory_at INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE servers ADD COLUMN returned_at INTEGER NOT NULL DEFAULT 0;
+  ALTER TABLE servers ADD COLUMN corrupt_count INTEGER NOT NULL DEFAULT 0;
 
   -- Good replicas beyond a chunk's wanted count, first seen when; trimmed after a grace period.
   CREATE TABLE surplus (

@@ -23,6 +23,7 @@ interface ServerRow {
   extra_count: number;
   inventory_at: number;
   returned_at: number;
+  corrupt_count: number;
 }
 
 function toServer(r: ServerRow): ServerRecord {
@@ -40,6 +41,7 @@ function toServer(r: ServerRow): ServerRecord {
     extraCount: r.extra_count,
     inventoryAt: r.inventory_at,
     returnedAt: r.returned_at,
+    corruptCount: r.corrupt_count,
   };
 }
 
@@ -421,25 +423,21 @@ export class SqliteStore implements MainStore {
     })();
   }
 
-  countCorrupt(): Map<string, number> {
-    const rows = this.db
-      .prepare("SELECT server_id, count(*) AS n FROM replicas WHERE state = 'corrupt' GROUP BY server_id")
-      .all() as { server_id: string; n: number }[];
-    return new Map(rows.map((r) => [r.server_id, r.n]));
-  }
-
   countSurplus(): number {
     return this.db.prepare('SELECT count(*) FROM surplus').pluck().get() as number;
   }
 
   markReplicaCorrupt(chunkId: string, serverId: string): boolean {
-    return (
-      this.db
-        .prepare(
-          `UPDATE replicas SET state = 'corrupt' WHERE chunk_id = ? AND server_id = ? AND state = 'ok'`,
-        )
-        .run(chunkId, serverId).changes === 1
-    );
+    return this.db.transaction(() => {
+      this.db.prepare('UPDATE servers SET corrupt_count = corrupt_count + 1 WHERE id = ?').run(serverId);
+      return (
+        this.db
+          .prepare(
+            `UPDATE replicas SET state = 'corrupt' WHERE chunk_id = ? AND server_id = ? AND state = 'ok'`,
+          )
+          .run(chunkId, serverId).changes === 1
+      );
+    })();
   }
 
   expireExtras(olderThan: number, now: number): number {

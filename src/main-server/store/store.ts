@@ -21,10 +21,18 @@ export interface ServerRecord {
   inventoryAt: number;
   /** When it last came back after being lost (0: never); its surplus copies are trimmed first. */
   returnedAt: number;
+  /** Replicas found corrupt there so far (scrubber, verify orders, `check --verify`). */
+  corruptCount: number;
 }
 
 /** Fields main fills itself, not given at registration. */
-type DerivedServerFields = 'receiptKey' | 'missingCount' | 'extraCount' | 'inventoryAt' | 'returnedAt';
+type DerivedServerFields =
+  | 'receiptKey'
+  | 'missingCount'
+  | 'extraCount'
+  | 'inventoryAt'
+  | 'returnedAt'
+  | 'corruptCount';
 
 export interface ServerStats {
   totalBytes: number;
@@ -128,7 +136,10 @@ export interface MainStore {
     limit: number,
   ): { id: string; size: number; wanted: number; holders: string[] }[];
   addReplica(chunkId: string, serverId: string, now: number): void;
-  /** A replica failed a hash check (scrubber or a verify order): it no longer counts. */
+  /**
+   * A replica failed a hash check (scrubber or a verify order): it no longer counts, and
+   * the server's tally of corrupt finds goes up. True if a good replica was marked.
+   */
   markReplicaCorrupt(chunkId: string, serverId: string): boolean;
   /**
    * Records good replicas on `liveServers` beyond each chunk's wanted count, choosing
@@ -141,8 +152,6 @@ export interface MainStore {
    * has more good replicas than wanted on `liveServers`; forgets the rest. Returns how many were queued.
    */
   expireSurplus(olderThan: number, liveServers: string[], now: number): number;
-  /** Replicas that failed a hash check, per server. */
-  countCorrupt(): Map<string, number>;
   countSurplus(): number;
   /** Chunks with fewer good replicas than were wanted when they were written. */
   countUnderReplicated(): number;
