@@ -18,9 +18,14 @@ export interface SedfsProcess {
   exited: Promise<number | null>;
 }
 
-/** Starts `sedfs ARGS` as a real process. */
-export function spawnSedfs(args: string[], env: Record<string, string> = {}): SedfsProcess {
-  const proc = spawn(process.execPath, ['--enable-source-maps', CLI, ...args], {
+/** Starts `sedfs ARGS` as a real process, under `prefix` if given (e.g. `ip netns exec NS`). */
+export function spawnSedfs(
+  args: string[],
+  env: Record<string, string> = {},
+  prefix: string[] = [],
+): SedfsProcess {
+  const command = [...prefix, process.execPath, '--enable-source-maps', CLI, ...args];
+  const proc = spawn(command[0] as string, command.slice(1), {
     env: { ...process.env, SEDFS_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -81,6 +86,13 @@ export interface FileServerHandle {
   data: string;
   id: string;
   process: SedfsProcess;
+  /** set when it runs in another network namespace, at this address there */
+  place?: FileServerPlace;
+}
+
+export interface FileServerPlace {
+  netns: string;
+  host: string;
 }
 
 export interface ClusterOptions {
@@ -93,6 +105,8 @@ export interface ClusterOptions {
   openSignup?: boolean;
   /** extra flags for main */
   mainArgs?: string[];
+  /** address main and the file servers bind (default 127.0.0.1) */
+  host?: string;
 }
 
 /**
@@ -118,6 +132,7 @@ export class TestCluster {
       fileServerArgs: [],
       openSignup: true,
       mainArgs: [],
+      host: '127.0.0.1',
       ...opts,
     };
   }
@@ -140,7 +155,7 @@ export class TestCluster {
     this.main = spawnSedfs([
       'main',
       '--host',
-      '127.0.0.1',
+      this.opts.host,
       '--port',
       String(this.mainPort),
       '--data',
@@ -165,13 +180,14 @@ export class TestCluster {
     await this.main.exited;
   }
 
-  async addFileServer(): Promise<FileServerHandle> {
+  async addFileServer(place?: FileServerPlace): Promise<FileServerHandle> {
     const index = this.fileServers.length;
     const handle: FileServerHandle = {
       index,
       data: join(this.root, `fs${index}`),
       id: '',
       process: undefined as never,
+      ...(place ? { place } : {}),
     };
     this.fileServers.push(handle);
     await this.startFileServer(index);
@@ -181,9 +197,11 @@ export class TestCluster {
   async startFileServer(index: number): Promise<void> {
     const fs = this.fileServers[index] as FileServerHandle;
     rmSync(join(fs.data, 'fileserver.addr'), { force: true });
+    const host = fs.place?.host ?? this.opts.host;
     fs.process = spawnSedfs(
-      ['fileserver', '--host', '127.0.0.1', '--port', '0', '--data', fs.data, ...this.opts.fileServerArgs],
+      ['fileserver', '--host', host, '--port', '0', '--data', fs.data, ...this.opts.fileServerArgs],
       { SEDFS_MAIN: this.mainUrl, SEDFS_JOIN_TOKEN: this.joinToken },
+      fs.place ? ['ip', 'netns', 'exec', fs.place.netns] : [],
     );
     await waitFor(`file server ${index} to listen`, () => existsSync(join(fs.data, 'fileserver.addr')));
     fs.id = readFileSync(join(fs.data, 'server-id'), 'utf8').trim();

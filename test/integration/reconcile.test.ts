@@ -2,10 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { after, afterEach, before, describe, test } from 'node:test';
 import type { CheckResponse } from '../../src/protocol/main-api.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+import { assertEveryChunkHasAGoodCopy } from '../helpers/invariants.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser, type TestUser } from '../helpers/users.js';
@@ -35,6 +36,7 @@ describe('reconciliation while file servers run', () => {
     await cluster?.stop();
     rmSync(configFile, { force: true });
   });
+  afterEach(() => assertEveryChunkHasAGoodCopy(cluster, chunkIds));
   const admin = async () => cluster.client();
 
   test('chunks deleted from a running server are found by the periodic full inventory and restored', async () => {

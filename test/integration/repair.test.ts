@@ -6,6 +6,7 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import type { CheckResponse } from '../../src/protocol/main-api.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { assertEveryChunkHasAGoodCopy } from '../helpers/invariants.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser, type TestUser } from '../helpers/users.js';
@@ -25,17 +26,6 @@ function flip(path: string): void {
   const b = readFileSync(path);
   b[7] = (b[7] as number) ^ 0x10;
   writeFileSync(path, b);
-}
-
-/** The invariant every scenario must keep: each referenced chunk has a good copy on some disk. */
-function assertEveryChunkHasAGoodCopy(cluster: TestCluster, ids: string[]): void {
-  for (const id of ids) {
-    const good = cluster.fileServers.some((f) => {
-      const p = cluster.chunkPath(f.index, id);
-      return existsSync(p) && sha(readFileSync(p)) === id;
-    });
-    assert.ok(good, `chunk ${id} has no good copy left`);
-  }
 }
 
 function quarantined(cluster: TestCluster, index: number): string[] {
