@@ -2,7 +2,8 @@
  * `npm run bench`: SEDFS on this machine, next to the machine's own limits.
  * Never part of `npm test`. Knobs: BENCH_RUNS (default 3), BENCH_MIB (default 1024),
  * BENCH_SMALL (files, default 2000), BENCH_LS (entries, default 10000), BENCH_SHARE
- * (files in the shared folder, default 10000; 0 skips).
+ * (files in the shared folder, default 10000; 0 skips), BENCH_RECONCILE (chunks in the
+ * W7 inventory, default 1000000; 0 skips).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
@@ -22,7 +23,9 @@ import { fileURLToPath } from 'node:url';
 import { login, signup } from '../src/client/account.js';
 import { ClusterClient } from '../src/client/cluster-client.js';
 import { Profile } from '../src/client/profile.js';
+import type { CheckResponse } from '../src/protocol/main-api.js';
 import { TestCluster } from '../test/helpers/cluster.js';
+import { benchReconcile } from './reconcile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -30,6 +33,7 @@ const MIB = Number(process.env.BENCH_MIB ?? 1024);
 const SMALL = Number(process.env.BENCH_SMALL ?? 2000);
 const LS = Number(process.env.BENCH_LS ?? 10_000);
 const SHARE = Number(process.env.BENCH_SHARE ?? 10_000);
+const RECONCILE = Number(process.env.BENCH_RECONCILE ?? 1_000_000);
 const resultsFile = resolve(
   here,
   '../../bench/results',
@@ -101,6 +105,33 @@ async function client(args: string[]): Promise<Record<string, number | string>> 
   return { ...JSON.parse(out), wallSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
 
+/**
+ * W6: one server loses its data (stopped, chunks wiped, started again); seconds until
+ * main has restored every chunk's third copy onto it. `token` is an admin's session.
+ */
+async function benchRepair(cluster: TestCluster, token: string): Promise<number> {
+  await cluster.killFileServer(0, 'SIGTERM');
+  rmSync(join(cluster.fileServers[0]?.data as string, 'chunks'), { recursive: true, force: true });
+  const admin = new ClusterClient(cluster.mainUrl);
+  admin.token = token;
+  const t0 = process.hrtime.bigint();
+  const startedAt = Date.now();
+  await cluster.startFileServer(0);
+  const id = cluster.fileServers[0]?.id;
+  try {
+    for (;;) {
+      const c = await admin.call<CheckResponse>('GET', '/v1/check');
+      // Done once the wiped server's inventory has been compared and nothing is left to restore.
+      const compared = (c.servers.find((s) => s.id === id)?.inventoryAt ?? 0) >= startedAt;
+      if (compared && c.underReplicated === 0) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    await admin.close();
+  }
+  return Number(process.hrtime.bigint() - t0) / 1e9;
+}
+
 async function main(): Promise<void> {
   const machine = {
     date: new Date().toISOString(),
@@ -160,6 +191,11 @@ async function main(): Promise<void> {
         emit({ workload: `W2 get R=${r}`, value: getMiBs, unit: 'MiB/s', run });
         push(`W2 get R=${r}`, getMiBs);
         push(`W5c client RSS get R=${r}`, Number(get.maxRssMiB));
+        if (r === 3) {
+          const repair = await benchRepair(cluster, s.token);
+          emit({ workload: 'W6 repair', value: MIB / repair, unit: 'MiB/s', run, detail: { seconds: repair } });
+          push('W6 repair', MIB / repair);
+        }
       }
       const small = await client(['small', ...base, '/small', String(SMALL), '4096']);
       emit({ workload: 'W3 small files', value: SMALL / Number(small.seconds), unit: 'files/s', run });
@@ -192,6 +228,12 @@ async function main(): Promise<void> {
         });
         push(`unshare ${SHARE} files`, Number(un.seconds));
       }
+      if (RECONCILE > 0 && run === 1) {
+        const r = await benchReconcile(RECONCILE);
+        emit({ workload: `W7 reconcile ${RECONCILE}`, value: r.seconds, unit: 's', run, detail: { ...r } });
+        push(`W7 reconcile ${RECONCILE}`, r.seconds);
+        push(`W7 main peak RSS`, r.mainPeakRssMiB);
+      }
       if (LS > 0 && run === 1) {
         await client(['dirs', ...base, '/wide', String(LS)]);
         const wide = await client(['ls', ...base, '/wide']);
@@ -213,11 +255,11 @@ async function main(): Promise<void> {
   const table: [string, string, string][] = [];
   for (const [k, xs] of Object.entries(w)) {
     const unit =
-      k.startsWith('W1') || k.startsWith('W2')
+      k.startsWith('W1') || k.startsWith('W2') || k.startsWith('W6')
         ? 'MiB/s'
         : k.startsWith('W3')
           ? 'files/s'
-          : k.startsWith('W4') || k.includes('share')
+          : k.startsWith('W4') || k.includes('share') || k.startsWith('W7 reconcile')
             ? 's'
             : 'MiB';
     const m = median(xs);
@@ -231,6 +273,8 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(lim)) table.push([`limit ${k}`, v.toFixed(0), 'MiB/s']);
   const w1 = median(w['W1 put R=3'] ?? [0]);
   table.push(['W1 R=3 ÷ durable write / 3', (w1 / (lim.durableWriteMiBs / 3)).toFixed(2), 'ratio']);
+  const w6 = median(w['W6 repair'] ?? [0]);
+  table.push(['W6 repair ÷ durable write', (w6 / lim.durableWriteMiBs).toFixed(2), 'ratio']);
   const width = Math.max(...table.map((r) => r[0].length));
   lines.push(`${'workload'.padEnd(width)}  ${'median'.padStart(10)}  unit`);
   for (const [k, v, u] of table) lines.push(`${k.padEnd(width)}  ${v.padStart(10)}  ${u}`);
