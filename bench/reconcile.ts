@@ -2,7 +2,7 @@
  * W7: main compares the inventory of a file server holding `n` chunks. Main's database
  * is seeded directly with `n` chunks recorded on one server (uploading a million
  * chunks would take the bench hours); the server's side is played by this process,
- * streaming the ids as a file server does, with `n / 1000` of them missing and as many
+ * streaming the ids in ascending order as a file server does, with `n / 1000` of them missing and as many
  * unknown ones added, so the comparison has work to do.
  */
 import { createHash } from 'node:crypto';
@@ -24,8 +24,12 @@ function seed(dbPath: string, n: number): void {
     `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat)
      VALUES (?, 'http://127.0.0.1:9', 'k', 1e12, 1e12, 0, ?, ?, ?)`,
   ).run(SERVER, n, now, now);
-  const chunk = db.prepare('INSERT INTO chunks (id, size, wanted, refs, created_at) VALUES (?, 4096, 1, 1, ?)');
-  const replica = db.prepare("INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)");
+  const chunk = db.prepare(
+    'INSERT INTO chunks (id, size, wanted, refs, created_at) VALUES (?, 4096, 1, 1, ?)',
+  );
+  const replica = db.prepare(
+    "INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)",
+  );
   const batch = 50_000;
   for (let start = 0; start < n; start += batch) {
     db.transaction(() => {
@@ -39,10 +43,12 @@ function seed(dbPath: string, n: number): void {
   db.close();
 }
 
+/** The ids a file server would list: ascending, as its sorted directory walk gives them. */
 async function* inventory(from: number, to: number): AsyncGenerator<Buffer> {
+  const ids = Array.from({ length: to - from }, (_, k) => chunkId(from + k)).sort();
   let lines: string[] = [];
-  for (let i = from; i < to; i++) {
-    lines.push(chunkId(i));
+  for (const id of ids) {
+    lines.push(id);
     if (lines.length === 4096) {
       yield Buffer.from(`${lines.join('\n')}\n`);
       lines = [];

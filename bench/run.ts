@@ -193,7 +193,13 @@ async function main(): Promise<void> {
         push(`W5c client RSS get R=${r}`, Number(get.maxRssMiB));
         if (r === 3) {
           const repair = await benchRepair(cluster, s.token);
-          emit({ workload: 'W6 repair', value: MIB / repair, unit: 'MiB/s', run, detail: { seconds: repair } });
+          emit({
+            workload: 'W6 repair',
+            value: MIB / repair,
+            unit: 'MiB/s',
+            run,
+            detail: { seconds: repair },
+          });
           push('W6 repair', MIB / repair);
         }
       }

@@ -132,10 +132,15 @@ export class Reconciler {
     let batch: string[] = [];
     let reported = 0;
     let rest = '';
+    let previous = '';
     const take = (line: string) => {
       if (line === '') return;
       if (!isChunkId(line))
         throw new SedfsError('SEDFS_ERR_BAD_CHUNK_ID', 'inventory holds a malformed chunk id');
+      // Ascending order lets main merge the list with its own instead of holding either.
+      if (line <= previous)
+        throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'inventory ids must be unique and in ascending order');
+      previous = line;
       batch.push(line);
       if (batch.length === BATCH) flush();
     };

@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, afterEach, before, describe, test } from 'node:test';
+import { request } from 'undici';
 import type { CheckResponse } from '../../src/protocol/main-api.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
@@ -71,6 +72,20 @@ describe('reconciliation while file servers run', () => {
     const out = collector();
     await user.fs.get('/r.bin', out.sink);
     assert.deepEqual(out.bytes(), data);
+  });
+
+  test('an inventory whose ids are out of order is refused with a clear error, and main carries on', async () => {
+    const id = cluster.fileServers[0]?.id as string;
+    const res = await request(`${cluster.mainUrl}/v1/servers/${id}/inventory`, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${cluster.joinToken}`, 'content-type': 'application/octet-stream' },
+      body: `${'b'.repeat(64)}\n${'a'.repeat(64)}\n`,
+    });
+    assert.equal(res.statusCode, 400);
+    const body = (await res.body.json()) as { error: { code: string; message: string } };
+    assert.equal(body.error.code, 'SEDFS_ERR_BAD_REQUEST');
+    assert.match(body.error.message, /ascending order/);
+    assert.equal((await (await admin()).call<CheckResponse>('GET', '/v1/check')).servers.length, 3);
   });
 
   test('a config file with an unknown setting stops main with a clear error', async () => {

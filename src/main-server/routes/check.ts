@@ -18,7 +18,7 @@ function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
       inventoryAt: records.get(s.id)?.inventoryAt ?? 0,
     })),
     chunks: ctx.store.countChunks(),
-    underReplicated: ctx.store.underReplicated(counted, Number.MAX_SAFE_INTEGER).length,
+    underReplicated: ctx.store.countUnderReplicated(counted),
     surplus: ctx.store.countSurplus(),
     repair: { ...ctx.repairer.progress },
     ...(verify ? { verify } : {}),

@@ -45,6 +45,27 @@ function toServer(r: ServerRow): ServerRecord {
   };
 }
 
+/** Replicas read per query while an inventory is merged with what main records. */
+const INVENTORY_PAGE = 10_000;
+/** Most ids of each kind kept to name in the log. */
+const SAMPLE_CAP = 100;
+
+/** An inventory being merged: ids arrive in ascending order, so main walks its own list alongside. */
+interface InventoryScan {
+  began: number;
+  /** the last id merged so far */
+  after: string;
+  missing: number;
+  extra: number;
+  missingSample: string[];
+  extraSample: string[];
+}
+
+/** Good replicas per chunk on the servers in `@servers` (a JSON array): the base of repair's queue. */
+const UNDER_REPLICATED = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
+  good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n
+           FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id)`;
+
 /** Applies the migrations that have not run yet, each in its own transaction. */
 export function migrate(db: Database.Database): number {
   const current = db.pragma('user_version', { simple: true }) as number;
@@ -61,8 +82,9 @@ export function migrate(db: Database.Database): number {
 export class SqliteStore implements MainStore {
   /** Shared with the namespace store, so one transaction can span both. */
   readonly db: Database.Database;
-  /** When each inventory in progress began. */
-  private readonly inventoryStarts = new Map<string, number>();
+  /** Inventories being compared, by server. */
+  private readonly scans = new Map<string, InventoryScan>();
+  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string) {
     this.db = new Database(path);
@@ -112,77 +134,124 @@ export class SqliteStore implements MainStore {
   }
 
   beginInventory(serverId: string, now: number): void {
-    this.inventoryStarts.set(serverId, now);
-    // A temp table keeps a million ids out of the JS heap; set difference is SQL's job.
-    this.db.exec(`CREATE TEMP TABLE IF NOT EXISTS inventory_scan (
-      server_id TEXT NOT NULL, chunk_id TEXT NOT NULL, PRIMARY KEY (server_id, chunk_id)) WITHOUT ROWID`);
-    this.db.prepare('DELETE FROM inventory_scan WHERE server_id = ?').run(serverId);
+    this.scans.set(serverId, {
+      began: now,
+      after: '',
+      missing: 0,
+      extra: 0,
+      missingSample: [],
+      extraSample: [],
+    });
   }
 
-  addInventory(serverId: string, chunkIds: string[]): void {
-    const insert = this.db.prepare(
-      'INSERT OR IGNORE INTO inventory_scan (server_id, chunk_id) VALUES (?, ?)',
-    );
+  addInventory(serverId: string, sortedIds: string[]): void {
+    const scan = this.scanOf(serverId);
+    const last = sortedIds[sortedIds.length - 1];
+    if (last === undefined) return;
     this.db.transaction(() => {
-      for (const id of chunkIds) insert.run(serverId, id);
+      let i = 0;
+      for (const expected of this.expectedPages(serverId, scan.after, last)) {
+        for (const row of expected) {
+          while (i < sortedIds.length && (sortedIds[i] as string) < row.chunk_id)
+            this.noteExtra(serverId, scan, sortedIds[i++] as string);
+          if (sortedIds[i] === row.chunk_id) i++;
+          else this.noteMissing(serverId, scan, row);
+        }
+      }
+      while (i < sortedIds.length) this.noteExtra(serverId, scan, sortedIds[i++] as string);
     })();
+    scan.after = last;
   }
 
   finishInventory(serverId: string, sample: number, now: number): InventoryDiff {
-    const began = this.inventoryStarts.get(serverId) ?? now;
-    this.inventoryStarts.delete(serverId);
-    const missingSql = `FROM replicas r WHERE r.server_id = @s AND r.state = 'ok' AND r.added_at < @began AND NOT EXISTS
-      (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = r.chunk_id)`;
-    const extraSql = `FROM inventory_scan i WHERE i.server_id = @s AND NOT EXISTS
-      (SELECT 1 FROM replicas r WHERE r.server_id = @s AND r.chunk_id = i.chunk_id)`;
-    const count = (sql: string) =>
-      (this.db.prepare(`SELECT count(*) AS n ${sql}`).get({ s: serverId, began }) as { n: number }).n;
-    const ids = (sql: string, col: string) =>
-      this.db
-        .prepare(`SELECT ${col} ${sql} LIMIT @n`)
-        .pluck()
-        .all({ s: serverId, n: sample, began }) as string[];
-    const diff: InventoryDiff = {
-      missingCount: count(missingSql),
-      extraCount: count(extraSql),
-      missing: ids(missingSql, 'r.chunk_id'),
-      extra: ids(extraSql, 'i.chunk_id'),
-    };
+    const scan = this.scanOf(serverId);
+    this.scans.delete(serverId);
     this.db.transaction(() => {
-      // What the server lacks is no replica any more: repair will restore the count.
-      this.db
-        .prepare(
-          `DELETE FROM replicas WHERE server_id = @s AND state = 'ok' AND added_at < @began AND NOT EXISTS
-           (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = replicas.chunk_id)`,
-        )
-        .run({ s: serverId, began });
-      // Chunks main knows that the server holds without main knowing it are adopted.
-      this.db
-        .prepare(
-          `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
-           SELECT i.chunk_id, @s, 'ok', @now FROM inventory_scan i JOIN chunks c ON c.id = i.chunk_id WHERE i.server_id = @s`,
-        )
-        .run({ s: serverId, now });
-      // Unknown chunks start their grace period; ones that went away stop being extra.
-      this.db
-        .prepare(
-          `INSERT OR IGNORE INTO extras (server_id, chunk_id, first_seen)
-           SELECT @s, i.chunk_id, @now FROM inventory_scan i WHERE i.server_id = @s
-             AND NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = i.chunk_id)`,
-        )
-        .run({ s: serverId, now });
-      this.db
-        .prepare(
-          `DELETE FROM extras WHERE server_id = @s AND NOT EXISTS
-           (SELECT 1 FROM inventory_scan i WHERE i.server_id = @s AND i.chunk_id = extras.chunk_id)`,
-        )
-        .run({ s: serverId });
+      for (const expected of this.expectedPages(serverId, scan.after, undefined))
+        for (const row of expected) this.noteMissing(serverId, scan, row);
+      // Unknown chunks that this inventory no longer lists are not extra any more.
+      this.db.prepare('DELETE FROM extras WHERE server_id = ? AND last_seen < ?').run(serverId, scan.began);
       this.db
         .prepare('UPDATE servers SET missing_count = ?, extra_count = ?, inventory_at = ? WHERE id = ?')
-        .run(diff.missingCount, diff.extraCount, now, serverId);
-      this.db.prepare('DELETE FROM inventory_scan WHERE server_id = ?').run(serverId);
+        .run(scan.missing, scan.extra, now, serverId);
     })();
-    return diff;
+    return {
+      missingCount: scan.missing,
+      extraCount: scan.extra,
+      missing: scan.missingSample.slice(0, sample),
+      extra: scan.extraSample.slice(0, sample),
+    };
+  }
+
+  private scanOf(serverId: string): InventoryScan {
+    const scan = this.scans.get(serverId);
+    if (!scan) throw new Error(`no inventory in progress for ${serverId}`);
+    return scan;
+  }
+
+  /** The replicas main records on a server with ids in (after, upTo], in id order, a page at a time. */
+  private *expectedPages(
+    serverId: string,
+    after: string,
+    upTo: string | undefined,
+  ): Generator<{ chunk_id: string; state: string; added_at: number }[]> {
+    const page = this.cached(
+      `SELECT chunk_id, state, added_at FROM replicas WHERE server_id = @s AND chunk_id > @after
+         AND chunk_id <= @upTo ORDER BY chunk_id LIMIT ${INVENTORY_PAGE}`,
+    );
+    for (;;) {
+      // '~' sorts after every hex digit: the tail, with the index range still bounded.
+      const rows = page.all({ s: serverId, after, upTo: upTo ?? '~' }) as {
+        chunk_id: string;
+        state: string;
+        added_at: number;
+      }[];
+      if (rows.length === 0) return;
+      yield rows;
+      if (rows.length < INVENTORY_PAGE) return;
+      after = (rows[rows.length - 1] as { chunk_id: string }).chunk_id;
+    }
+  }
+
+  /**
+   * A replica main records that the server did not list: it is no replica any more and
+   * repair restores the count. One added after the inventory began is left alone (the
+   * listing may predate it), and so is one already known to be corrupt.
+   */
+  private noteMissing(
+    serverId: string,
+    scan: InventoryScan,
+    row: { chunk_id: string; state: string; added_at: number },
+  ): void {
+    if (row.state !== 'ok' || row.added_at >= scan.began) return;
+    this.cached('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?').run(row.chunk_id, serverId);
+    scan.missing++;
+    if (scan.missingSample.length < SAMPLE_CAP) scan.missingSample.push(row.chunk_id);
+  }
+
+  /** A listed chunk main did not expect there: adopted if main knows it, else extra until its grace ends. */
+  private noteExtra(serverId: string, scan: InventoryScan, chunkId: string): void {
+    scan.extra++;
+    if (scan.extraSample.length < SAMPLE_CAP) scan.extraSample.push(chunkId);
+    const adopted = this.cached(
+      `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
+       SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?`,
+    ).run(serverId, scan.began, chunkId).changes;
+    if (adopted === 0)
+      this.cached(
+        `INSERT INTO extras (server_id, chunk_id, first_seen, last_seen) VALUES (?, ?, ?, ?)
+         ON CONFLICT (server_id, chunk_id) DO UPDATE SET last_seen = excluded.last_seen`,
+      ).run(serverId, chunkId, scan.began, scan.began);
+  }
+
+  /** Statements run once per chunk are prepared once. */
+  private cached(sql: string): Database.Statement {
+    let stmt = this.statements.get(sql);
+    if (!stmt) {
+      stmt = this.db.prepare(sql);
+      this.statements.set(sql, stmt);
+    }
+    return stmt;
   }
 
   applyChanges(
@@ -286,15 +355,12 @@ export class SqliteStore implements MainStore {
     return out;
   }
 
-  countUnderReplicated(): number {
-    return (
-      this.db
-        .prepare(
-          `SELECT count(*) AS n FROM chunks c
-           WHERE (SELECT count(*) FROM replicas r WHERE r.chunk_id = c.id AND r.state = 'ok') < c.wanted`,
-        )
-        .get() as { n: number }
-    ).n;
+  countUnderReplicated(countedServers: string[]): number {
+    return this.db
+      .prepare(`${UNDER_REPLICATED} SELECT count(*) FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id
+         WHERE coalesce(g.n, 0) < c.wanted`)
+      .pluck()
+      .get({ servers: JSON.stringify(countedServers) }) as number;
   }
 
   countChunks(): number {
@@ -337,9 +403,7 @@ export class SqliteStore implements MainStore {
   ): { id: string; size: number; wanted: number; holders: string[] }[] {
     const rows = this.db
       .prepare(
-        `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
-         good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n
-                  FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id)
+        `${UNDER_REPLICATED}
          SELECT c.id, c.size, c.wanted, coalesce(g.holders, '') AS holders
          FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id
          WHERE coalesce(g.n, 0) < c.wanted ORDER BY coalesce(g.n, 0), c.created_at LIMIT @limit`,

@@ -92,9 +92,11 @@ export interface MainStore {
    * Inventory comparison in three steps, so a server's list of a million chunk ids
    * streams through in batches instead of sitting in memory: begin, add batches,
    * then finish, which stores the counts on the server row and returns a sample.
+   * The ids come in ascending order across all batches, so the comparison is a merge
+   * with main's own ordered list: no copy of either list is ever held.
    */
   beginInventory(serverId: string, now: number): void;
-  addInventory(serverId: string, chunkIds: string[]): void;
+  addInventory(serverId: string, sortedIds: string[]): void;
   /**
    * Also brings the chunk map in line: replicas the server lacks are dropped (repair
    * restores them elsewhere or there), and known chunks it holds are adopted. Replicas
@@ -153,8 +155,8 @@ export interface MainStore {
    */
   expireSurplus(olderThan: number, liveServers: string[], now: number): number;
   countSurplus(): number;
-  /** Chunks with fewer good replicas than were wanted when they were written. */
-  countUnderReplicated(): number;
+  /** How many chunks have fewer good replicas on `countedServers` than wanted (repair's queue). */
+  countUnderReplicated(countedServers: string[]): number;
   countChunks(): number;
 
   /** Remembers where an upload's chunks were placed (for clean-up if it never commits). */

@@ -82,6 +82,28 @@ describe('SqliteStore', () => {
     assert.equal(store.getServer(hex(1))?.missingCount, 2);
   });
 
+  test('an inventory is merged page by page: gaps spanning many pages are all found missing', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const ids = Array.from({ length: 25_000 }, (_, i) => hex(i + 1, 64));
+    store.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 1,
+      createdAt: 1,
+      chunks: ids.map((id) => ({ id, size: 1, servers: [hex(1)] })),
+    });
+    store.beginInventory(hex(1), 1000);
+    // Only the first and last 100 are listed, in two batches, plus one unknown id at the end.
+    store.addInventory(hex(1), ids.slice(0, 100));
+    store.addInventory(hex(1), [...ids.slice(-100), 'f'.repeat(64)]);
+    const diff = store.finishInventory(hex(1), 5, 2000);
+    assert.deepEqual([diff.missingCount, diff.extraCount], [24_800, 1]);
+    assert.deepEqual(diff.missing, ids.slice(100, 105));
+    assert.equal(store.replicasOf([ids[100] as string]).get(ids[100] as string)?.length ?? 0, 0);
+    assert.deepEqual(store.replicasOf([ids[24_999] as string]).get(ids[24_999] as string), [hex(1)]);
+  });
+
   test('an inventory does not call missing a replica added after it began', () => {
     store.registerServer(server(hex(1)), 'k');
     store.beginInventory(hex(1), 1000);
@@ -148,7 +170,9 @@ describe('SqliteStore', () => {
       createdAt: 1,
       chunks: [{ id: hex(1, 64), size: 1, servers: [hex(1)] }],
     });
-    assert.equal(store.countUnderReplicated(), 1);
+    assert.equal(store.countUnderReplicated([hex(1)]), 1);
+    assert.equal(store.countUnderReplicated([]), 1);
+    assert.equal(store.underReplicated([hex(1)], 10)[0]?.holders.length, 1);
   });
 
   test('an expired upload queues its placed, uncommitted chunks for deletion', () => {
