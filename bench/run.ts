@@ -107,27 +107,22 @@ async function client(args: string[]): Promise<Record<string, number | string>> 
 
 /**
  * W6: one server loses its data (stopped, chunks wiped, started again); seconds until
- * main has restored every chunk's third copy onto it. `token` is an admin's session.
+ * main has restored every chunk's third copy onto it.
  */
-async function benchRepair(cluster: TestCluster, token: string): Promise<number> {
+async function benchRepair(cluster: TestCluster): Promise<number> {
   await cluster.killFileServer(0, 'SIGTERM');
   rmSync(join(cluster.fileServers[0]?.data as string, 'chunks'), { recursive: true, force: true });
-  const admin = new ClusterClient(cluster.mainUrl);
-  admin.token = token;
+  const admin = await cluster.client();
   const t0 = process.hrtime.bigint();
   const startedAt = Date.now();
   await cluster.startFileServer(0);
   const id = cluster.fileServers[0]?.id;
-  try {
-    for (;;) {
-      const c = await admin.call<CheckResponse>('GET', '/v1/check');
-      // Done once the wiped server's inventory has been compared and nothing is left to restore.
-      const compared = (c.servers.find((s) => s.id === id)?.inventoryAt ?? 0) >= startedAt;
-      if (compared && c.underReplicated === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  } finally {
-    await admin.close();
+  for (;;) {
+    const c = await admin.call<CheckResponse>('GET', '/v1/check');
+    // Done once the wiped server's inventory has been compared and nothing is left to restore.
+    const compared = (c.servers.find((s) => s.id === id)?.inventoryAt ?? 0) >= startedAt;
+    if (compared && c.underReplicated === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
   }
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
@@ -192,7 +187,7 @@ async function main(): Promise<void> {
         push(`W2 get R=${r}`, getMiBs);
         push(`W5c client RSS get R=${r}`, Number(get.maxRssMiB));
         if (r === 3) {
-          const repair = await benchRepair(cluster, s.token);
+          const repair = await benchRepair(cluster);
           emit({
             workload: 'W6 repair',
             value: MIB / repair,

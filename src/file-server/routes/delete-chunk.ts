@@ -14,7 +14,7 @@ export function deleteChunkRoute(app: FastifyInstance, ctx: FileServerContext): 
       now: ctx.now(),
     });
     await ctx.store.remove(id);
-    req.log.debug({ chunk: id }, 'chunk deleted');
+    req.log.info({ chunk: id }, 'chunk deleted by order of main');
     return { deleted: true };
   });
 }
