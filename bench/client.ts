@@ -11,15 +11,18 @@
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { ClusterClient } from '../src/client/cluster-client.js';
 import { FileSystem } from '../src/client/file-system.js';
-import type { Pin, Session } from '../src/client/profile.js';
+import { type Pin, Profile, type Session } from '../src/client/profile.js';
 import { share, unshare } from '../src/client/sharing.js';
 
 const [verb, main, sessionFile, path, a, b] = process.argv.slice(2);
 const session = JSON.parse(readFileSync(sessionFile as string, 'utf8')) as Session;
-const client = new ClusterClient(main as string);
+// The bench keeps the cluster CA beside the session, as a real profile does.
+const trust = await new Profile(dirname(sessionFile as string)).trustFor(main as string);
+const client = new ClusterClient(main as string, trust ? { ca: trust.ca } : {});
 client.token = session.token;
 const fs = await FileSystem.open(client, session.identity);
 const maxRssMiB = () => process.resourceUsage().maxRSS / 1024;

@@ -21,8 +21,8 @@ import { cpus, hostname, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { login, signup } from '../src/client/account.js';
-import { ClusterClient } from '../src/client/cluster-client.js';
 import { Profile } from '../src/client/profile.js';
+import { fingerprintOf } from '../src/crypto/cluster-ca.js';
 import type { CheckResponse } from '../src/protocol/main-api.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { benchReconcile } from './reconcile.js';
@@ -105,6 +105,43 @@ async function client(args: string[]): Promise<Record<string, number | string>> 
   return { ...JSON.parse(out), wallSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
 }
 
+/** Signs the bench user up and leaves a profile (session and trusted CA) for bench/client.js. */
+async function benchSession(cluster: TestCluster): Promise<string[]> {
+  const c = cluster.newClient();
+  const { identity } = await signup(c, 'bench');
+  const s = await login(c, 'bench', identity);
+  await c.close();
+  const profile = new Profile(join(cluster.root, 'profile'));
+  await profile.saveSession({
+    main: cluster.mainUrl,
+    user: 'bench',
+    userId: s.user.id,
+    token: s.token,
+    expiresAt: s.expiresAt,
+    identity,
+  });
+  if (cluster.ca)
+    await profile.saveTrust(cluster.mainUrl, { fingerprint: fingerprintOf(cluster.ca), ca: cluster.ca });
+  return [cluster.mainUrl, join(cluster.root, 'profile', 'session.json')];
+}
+
+/**
+ * The same R=3 put and get with TLS off (--insecure-http), to show what TLS costs.
+ * Returns MiB/s for both.
+ */
+async function benchPlainHttp(): Promise<{ put: number; get: number }> {
+  const cluster = await TestCluster.start({ servers: 3, replicas: 3, insecureHttp: true });
+  try {
+    const base = await benchSession(cluster);
+    const put = await client(['put', ...base, '/plain.bin', String(MIB), '3']);
+    const get = await client(['get', ...base, '/plain.bin']);
+    if (get.sha256 !== put.sha256) throw new Error('get returned other bytes');
+    return { put: MIB / Number(put.seconds), get: MIB / Number(get.seconds) };
+  } finally {
+    await cluster.stop();
+  }
+}
+
 /**
  * W6: one server loses its data (stopped, chunks wiped, started again); seconds until
  * main has restored every chunk's third copy onto it.
@@ -151,21 +188,7 @@ async function main(): Promise<void> {
     // A fresh cluster per run: every run starts from an empty system, as the peers' do.
     const cluster = await TestCluster.start({ servers: 3, replicas: 3 });
     try {
-      const c = new ClusterClient(cluster.mainUrl);
-      const { identity } = await signup(c, 'bench');
-      const s = await login(c, 'bench', identity);
-      await c.close();
-      const profile = new Profile(join(cluster.root, 'profile'));
-      await profile.saveSession({
-        main: cluster.mainUrl,
-        user: 'bench',
-        userId: s.user.id,
-        token: s.token,
-        expiresAt: s.expiresAt,
-        identity,
-      });
-      const sessionFile = join(cluster.root, 'profile', 'session.json');
-      const base = [cluster.mainUrl, sessionFile];
+      const base = await benchSession(cluster);
 
       for (const r of [3, 1]) {
         const put = await client(['put', ...base, `/big-r${r}.bin`, String(MIB), String(r)]);
@@ -213,7 +236,7 @@ async function main(): Promise<void> {
       if (SHARE > 0 && run === 1) {
         // Sharing a folder of SHARE files with one user, then unsharing it (which re-keys all of it).
         await client(['small', ...base, '/team', String(SHARE), '64']);
-        const c2 = new ClusterClient(cluster.mainUrl);
+        const c2 = cluster.newClient();
         await signup(c2, 'peer');
         await c2.close();
         const sh = await client(['share', ...base, '/team', 'peer']);
@@ -250,6 +273,11 @@ async function main(): Promise<void> {
     } finally {
       await cluster.stop();
     }
+    const plain = await benchPlainHttp();
+    emit({ workload: 'W1 put R=3 plain HTTP', value: plain.put, unit: 'MiB/s', run });
+    emit({ workload: 'W2 get R=3 plain HTTP', value: plain.get, unit: 'MiB/s', run });
+    push('W1 put R=3 plain HTTP', plain.put);
+    push('W2 get R=3 plain HTTP', plain.get);
   }
 
   const lines: string[] = [];
@@ -274,6 +302,13 @@ async function main(): Promise<void> {
   for (const [k, v] of Object.entries(lim)) table.push([`limit ${k}`, v.toFixed(0), 'MiB/s']);
   const w1 = median(w['W1 put R=3'] ?? [0]);
   table.push(['W1 R=3 ÷ durable write / 3', (w1 / (lim.durableWriteMiBs / 3)).toFixed(2), 'ratio']);
+  // TLS's cost: the TLS figures over the same workload with TLS off (issue 6: under 15 %).
+  for (const k of ['W1 put R=3', 'W2 get R=3'])
+    table.push([
+      `${k} TLS ÷ plain HTTP`,
+      (median(w[k] ?? [0]) / median(w[`${k} plain HTTP`] ?? [1])).toFixed(2),
+      'ratio',
+    ]);
   const w6 = median(w['W6 repair'] ?? [0]);
   table.push(['W6 repair ÷ durable write', (w6 / lim.durableWriteMiBs).toFixed(2), 'ratio']);
   const width = Math.max(...table.map((r) => r[0].length));

@@ -17,8 +17,9 @@ export function registerDevCommand(program: Command): void {
     .option('--servers <n>', 'number of file servers', '3')
     .option('--data <dir>', 'data folder for the whole cluster', '.sedfs-dev')
     .option('--replicas <n>', 'copies of every chunk (default: 3, capped by --servers)')
+    .option('--insecure-http', 'DEBUGGING ONLY: plain HTTP instead of TLS')
     .addHelpText('after', '\nExamples:\n  sedfs dev\n  sedfs dev --servers 5 --data /tmp/cluster')
-    .action(async (opts: { servers: string; data: string; replicas?: string }) => {
+    .action(async (opts: { servers: string; data: string; replicas?: string; insecureHttp?: boolean }) => {
       try {
         const n = Number(opts.servers);
         if (!Number.isInteger(n) || n < 1 || n > 64)
@@ -28,7 +29,14 @@ export function registerDevCommand(program: Command): void {
         const main = await startMain(
           parseConfig(
             MAIN_CONFIG,
-            { host: '127.0.0.1', port: 0, data: join(root, 'main'), replicas, openSignup: true },
+            {
+              host: '127.0.0.1',
+              port: 0,
+              data: join(root, 'main'),
+              replicas,
+              openSignup: true,
+              insecureHttp: opts.insecureHttp === true,
+            },
             process.env,
           ),
         );
@@ -39,6 +47,8 @@ export function registerDevCommand(program: Command): void {
             {
               main: main.url,
               joinToken: main.joinToken,
+              ...(main.caFingerprint ? { caFingerprint: main.caFingerprint } : {}),
+              insecureHttp: opts.insecureHttp === true,
               host: '127.0.0.1',
               port: 0,
               data: join(root, `fs${i}`),
@@ -51,7 +61,8 @@ export function registerDevCommand(program: Command): void {
         process.stdout.write(
           [
             `SEDFS dev cluster is up: main at ${main.url} with ${n} file servers (data in ${root}).`,
-            `In another terminal:  export SEDFS_MAIN=${main.url}`,
+            ...(main.caFingerprint ? [`Cluster CA fingerprint: ${main.caFingerprint}`] : []),
+            `In another terminal:  export SEDFS_MAIN=${main.url}${main.caFingerprint ? ` SEDFS_CA_FINGERPRINT=${main.caFingerprint}` : ''}`,
             '                      sedfs signup YOURNAME   (signup is open on a dev cluster)',
             'Press Ctrl-C to stop.',
             '',

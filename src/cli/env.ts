@@ -2,6 +2,8 @@ import type { Command } from 'commander';
 import { ClusterClient } from '../client/cluster-client.js';
 import { FileSystem } from '../client/file-system.js';
 import { defaultProfileDir, Profile, type Session } from '../client/profile.js';
+import { establishTrust } from '../client/trust.js';
+import { normalizeFingerprint } from '../crypto/cluster-ca.js';
 import { SedfsError } from '../protocol/errors.js';
 import { describeError } from './output.js';
 import { askIfInteractive } from './prompt.js';
@@ -9,6 +11,7 @@ import { askIfInteractive } from './prompt.js';
 export interface GlobalOptions {
   profile?: string;
   main?: string;
+  caFingerprint?: string;
   json?: boolean;
 }
 
@@ -22,6 +25,11 @@ export interface VerbEnv {
   profile(cmd: Command): Profile;
   /** The main URL from --main, SEDFS_MAIN, the profile, or (interactive) a prompt. */
   mainUrl(cmd: Command): Promise<string>;
+  /**
+   * A client for `main` that trusts the cluster CA: the profile's, or main's checked
+   * against --ca-fingerprint (or trusted on first use, saying so). For signup and login.
+   */
+  connect(cmd: Command, main: string): Promise<ClusterClient>;
   /** A client signed in with the profile's session. */
   session(cmd: Command): Promise<{ client: ClusterClient; session: Session }>;
   fileSystem(cmd: Command): Promise<FileSystem>;
@@ -67,10 +75,38 @@ export class CliEnv implements VerbEnv {
     const session = await this.profile(cmd).session();
     if (!session) throw new SedfsError('SEDFS_ERR_SESSION_REQUIRED', 'not logged in: run sedfs login USER');
     if (session.expiresAt <= Date.now()) throw new SedfsError('SEDFS_ERR_SESSION_EXPIRED');
-    const client = new ClusterClient(globals(cmd).main ?? session.main);
+    const main = globals(cmd).main ?? session.main;
+    const trust = await this.profile(cmd).trustFor(main);
+    if (main.startsWith('https://') && !trust)
+      throw new SedfsError(
+        'SEDFS_ERR_CONFIG',
+        `no trusted CA for ${main} in this profile: run sedfs login USER`,
+      );
+    const client = new ClusterClient(main, trust ? { ca: trust.ca } : {});
     client.token = session.token;
     this.opened = { client, session };
     return this.opened;
+  }
+
+  async connect(cmd: Command, main: string): Promise<ClusterClient> {
+    if (!main.startsWith('https://')) {
+      process.stderr.write(
+        `sedfs: WARNING: ${main} is plain HTTP: your session token crosses the network readable\n`,
+      );
+      return new ClusterClient(main);
+    }
+    const given = globals(cmd).caFingerprint ?? (process.env.SEDFS_CA_FINGERPRINT || undefined);
+    const pinned = given === undefined ? undefined : normalizeFingerprint(given);
+    if (given !== undefined && !pinned)
+      throw new SedfsError('SEDFS_ERR_CONFIG', `--ca-fingerprint: not a SHA-256 fingerprint: ${given}`);
+    const profile = this.profile(cmd);
+    const trust = await establishTrust(main, pinned, await profile.trustFor(main));
+    if (trust.firstUse)
+      process.stderr.write(
+        `sedfs: trusting ${main} with cluster CA fingerprint ${trust.fingerprint} (first use; compare it with what main printed)\n`,
+      );
+    await profile.saveTrust(main, trust);
+    return new ClusterClient(main, { ca: trust.ca });
   }
 
   async fileSystem(cmd: Command): Promise<FileSystem> {

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { login } from '../client/account.js';
-import { ClusterClient } from '../client/cluster-client.js';
 import { fingerprint } from '../crypto/identity.js';
 import type { VerbEnv } from './env.js';
 import { askPassphrase } from './prompt.js';
@@ -11,7 +10,7 @@ export function registerLoginCommand(program: Command, env: VerbEnv): void {
     .description('unlock your keys and start a session with main')
     .addHelpText(
       'after',
-      '\nExamples:\n  sedfs login alice\n  SEDFS_PASSPHRASE=... sedfs login alice --main http://10.0.0.5:7000',
+      '\nExamples:\n  sedfs login alice\n  SEDFS_PASSPHRASE=... sedfs login alice --main https://10.0.0.5:7000 --ca-fingerprint <sha256>',
     )
     .action((user: string, _opts: unknown, cmd: Command) =>
       env.run(async () => {
@@ -19,7 +18,7 @@ export function registerLoginCommand(program: Command, env: VerbEnv): void {
         // The passphrase is checked locally first: a wrong one stops here, with nothing sent.
         const identity = await profile.unlockKeys(user, await askPassphrase());
         const main = await env.mainUrl(cmd);
-        const client = new ClusterClient(main);
+        const client = await env.connect(cmd, main);
         try {
           const s = await login(client, user, identity);
           await profile.saveSession({

@@ -23,12 +23,18 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
       const config = await configFromCommand(MAIN_CONFIG, opts);
       const main = await startMain(config);
       const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];
+      if (main.caFingerprint) lines.push(`Cluster CA fingerprint (clients check it): ${main.caFingerprint}`);
+      else lines.push('WARNING: plain HTTP (--insecure-http): for debugging only, never on a real network');
       lines.push(
         main.joinTokenCreated
           ? `Cluster join token (give it to file servers; also kept in ${join(config.data, 'join-token')}):\n  ${main.joinToken}`
           : `Cluster join token: in ${join(config.data, 'join-token')}`,
       );
-      lines.push(`Start a file server: sedfs fileserver --main ${main.url} --join-token <token>`);
+      lines.push(
+        main.joinString
+          ? `Start a file server: sedfs fileserver --join "$(cat ${join(config.data, 'join')})"`
+          : `Start a file server: sedfs fileserver --insecure-http --main ${main.url} --join-token <token>`,
+      );
       process.stdout.write(`${lines.join('\n')}\n`);
       closeOnSignal(main.close);
     } catch (err) {

@@ -1,4 +1,5 @@
 import { Command } from 'commander';
+import { registerAdminCommand } from './admin.js';
 import { registerCatCommand } from './cat.js';
 import { registerCheckCommand } from './check.js';
 import { registerDevCommand } from './dev.js';
@@ -51,6 +52,7 @@ export function registerClientVerbs(program: Command, env: VerbEnv): void {
     registerPermsCommand,
     registerLockCommands,
     registerCheckCommand,
+    registerAdminCommand,
   ]) {
     register(program, env);
   }
@@ -66,13 +68,17 @@ export function buildProgram(
     .version(VERSION)
     .option('--profile <dir>', 'client profile folder: keys, session [env SEDFS_HOME]')
     .option('--main <url>', 'main server URL [env SEDFS_MAIN]')
+    .option(
+      '--ca-fingerprint <sha256>',
+      'cluster CA fingerprint main printed; checked at signup and login [env SEDFS_CA_FINGERPRINT]',
+    )
     .showHelpAfterError()
     .addHelpText(
       'after',
       `
 Start a local cluster:  sedfs dev
 Run a cluster by hand:  sedfs main --port 7000
-                        sedfs fileserver --main http://HOST:7000 --join-token TOKEN
+                        sedfs fileserver --join "$(cat MAIN_DATA/join)"
 Use it:                 sedfs signup alice --main http://HOST:7000
                         sedfs put report.pdf && sedfs ls && sedfs get /report.pdf
                         sedfs shell`,

@@ -1,6 +1,5 @@
 import type { Command } from 'commander';
 import { login, signup } from '../client/account.js';
-import { ClusterClient } from '../client/cluster-client.js';
 import { fingerprint } from '../crypto/identity.js';
 import type { VerbEnv } from './env.js';
 import { askPassphrase } from './prompt.js';
@@ -20,7 +19,7 @@ Your keys are made here and stored in the profile folder, locked under your
 passphrase (asked twice, or taken from SEDFS_PASSPHRASE). Only public keys leave.
 
 Examples:
-  sedfs signup alice --main http://10.0.0.5:7000
+  sedfs signup alice --main https://10.0.0.5:7000 --ca-fingerprint <sha256>
   sedfs signup bob --invite 3kQ9... `,
     )
     .action((user: string, opts: { invite?: string }, cmd: Command) =>
@@ -28,7 +27,7 @@ Examples:
         const profile = env.profile(cmd);
         const main = await env.mainUrl(cmd);
         const passphrase = await askPassphrase(true);
-        const client = new ClusterClient(main);
+        const client = await env.connect(cmd, main);
         try {
           const { user: info, identity } = await signup(client, user, opts.invite);
           await profile.saveKeys(user, identity, passphrase);

@@ -1,5 +1,6 @@
 import type { Agent } from 'undici';
 import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
+import { TlsIdentity } from '../common/tls.js';
 import type {
   BeginUploadResponse,
   BlobManifest,
@@ -18,13 +19,14 @@ export class ClusterClient {
   /** Session token sent as a bearer credential once logged in. */
   token: string | undefined;
 
+  /** `ca`: the cluster CA (PEM) every https connection must chain to. */
   constructor(
     readonly mainUrl: string,
-    agent?: Agent,
+    opts: { agent?: Agent; ca?: string } = {},
   ) {
     this.mainUrl = mainUrl.replace(/\/+$/, '');
-    this.ownAgent = agent === undefined;
-    this.agent = agent ?? createAgent();
+    this.ownAgent = opts.agent === undefined;
+    this.agent = opts.agent ?? createAgent(opts.ca ? new TlsIdentity(opts.ca) : undefined);
   }
 
   /** A call to main: JSON in and out, with the session token when there is one. */

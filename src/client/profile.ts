@@ -5,10 +5,13 @@ import { writeFileAtomic } from '../common/files.js';
 import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
+import type { Trust } from './trust.js';
 
 /**
  * The client's folder: `config.json` (main server URL), `keys/<user>.json` (the user's
- * keys, locked under their passphrase) and `session.json` while logged in.
+ * keys, locked under their passphrase), `trust.json` (the cluster CA trusted for each
+ * main server, by fingerprint), `pins.json` (other users' keys as first seen) and
+ * `session.json` while logged in.
  *
  * While logged in, `session.json` (mode 0600) holds the session token and the user's
  * unlocked keys, so each command does not ask for the passphrase again; `logout`
@@ -118,6 +121,19 @@ export class Profile {
     const pins = await this.pins();
     pins[user] = pin;
     await writeFileAtomic(join(this.dir, 'pins.json'), `${JSON.stringify(pins, null, 2)}\n`, 0o600);
+  }
+
+  /** The cluster CA trusted for a main server (by its origin), if any. */
+  async trustFor(mainUrl: string): Promise<Trust | undefined> {
+    const all = (await readJson<Record<string, Trust>>(join(this.dir, 'trust.json'))) ?? {};
+    return all[new URL(mainUrl).origin];
+  }
+
+  async saveTrust(mainUrl: string, trust: Trust): Promise<void> {
+    const path = join(this.dir, 'trust.json');
+    const all = (await readJson<Record<string, Trust>>(path)) ?? {};
+    all[new URL(mainUrl).origin] = { fingerprint: trust.fingerprint, ca: trust.ca };
+    await writeFileAtomic(path, `${JSON.stringify(all, null, 2)}\n`, 0o600);
   }
 
   async session(): Promise<Session | undefined> {

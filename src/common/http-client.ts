@@ -1,15 +1,33 @@
 import { Agent, type Dispatcher, request } from 'undici';
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
+import { type TlsIdentity, tlsConnector } from './tls.js';
 
-/** One connection pool per process; keep-alive matters for many small chunk requests. */
-export function createAgent(): Agent {
+/**
+ * One connection pool per process; keep-alive matters for many small chunk requests.
+ * With `tls`, https connections trust only the cluster CA and show this process's
+ * certificate when it has one.
+ */
+export function createAgent(tls?: TlsIdentity): Agent {
   return new Agent({
     keepAliveTimeout: 10_000,
     connections: 64,
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
+    ...(tls ? { connect: tlsConnector(tls) } : {}),
   });
 }
+
+/** OpenSSL's codes for a certificate that does not chain to the trusted CA or does not fit. */
+const CERT_ERRORS = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
 
 export interface JsonRequest {
   method?: Dispatcher.HttpMethod;
@@ -23,6 +41,13 @@ export interface JsonRequest {
 /** Turns a network failure into the error callers branch on. */
 export function unreachable(url: string, err: unknown): SedfsError {
   const code = (err as { code?: string }).code ?? (err as Error).message;
+  if (CERT_ERRORS.has(code))
+    return new SedfsError(
+      'SEDFS_ERR_UNTRUSTED_SERVER',
+      `${new URL(url).origin} showed a certificate the cluster's CA did not issue for it (${code}); it is not the server you trust`,
+      { url },
+      { cause: err },
+    );
   return new SedfsError(
     'SEDFS_ERR_UNREACHABLE',
     `cannot reach ${new URL(url).origin} (${code})`,

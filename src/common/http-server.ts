@@ -1,3 +1,5 @@
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -6,6 +8,7 @@ import Fastify, {
 } from 'fastify';
 import { type ErrorCode, SedfsError } from '../protocol/errors.js';
 import type { Logger } from './logger.js';
+import type { TlsIdentity } from './tls.js';
 
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
@@ -37,9 +40,22 @@ function toSedfsError(err: FastifyError | SedfsError | Error): SedfsError {
  * validation (no type coercion, unknown properties refused), one error handler that
  * turns every failure into `{error: {code, message}}` with a log line, and raw
  * streaming for `application/octet-stream` bodies (chunk transfers never buffer).
+ *
+ * With `tls` it serves HTTPS only, asking every peer for a certificate without
+ * requiring one (users' clients have none; main and file servers show theirs, and the
+ * routes that need one check it). A renewed certificate takes effect for new connections.
  */
-export function createHttpApp(log: Logger): FastifyInstance {
+export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
   const app = Fastify({
+    serverFactory: (handler) => {
+      if (!tls) return createHttpServer(handler);
+      const server = createHttpsServer(
+        { ...tls.serverOptions(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+        handler,
+      );
+      tls.onRenew(() => server.setSecureContext(tls.serverOptions()));
+      return server as unknown as ReturnType<typeof createHttpServer>;
+    },
     loggerInstance: log as FastifyBaseLogger,
     // Our error handler and onResponse hook log requests; Fastify's own lines would double them.
     logController: new LogController({ disableRequestLogging: true }),
@@ -79,4 +95,9 @@ export function createHttpApp(log: Logger): FastifyInstance {
   });
 
   return app;
+}
+
+/** Fastify's "listening" line, with the scheme our server factory really serves. */
+export function listenText(tls: TlsIdentity | undefined): (address: string) => string {
+  return (address) => `listening at ${tls ? address.replace(/^http:/, 'https:') : address}`;
 }

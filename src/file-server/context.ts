@@ -1,5 +1,7 @@
+import type { IncomingMessage } from 'node:http';
 import type { Agent } from 'undici';
 import type { Logger } from '../common/logger.js';
+import { peerName } from '../common/tls.js';
 import type { TicketCheck } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { TicketPayload } from '../protocol/ticket.js';
@@ -20,6 +22,15 @@ export interface FileServerContext {
   keys: () => ClusterKeys | undefined;
   /** Re-hashes every stored chunk now, at full speed; bad ones are quarantined. */
   scrubAll: () => Promise<{ checked: number; bad: string[] }>;
+  /** whether connections are TLS, so main-only routes can demand main's certificate */
+  tls: boolean;
+  /** servers an admin removed (from main's heartbeat answers) */
+  revoked: Set<string>;
+}
+
+/** Routes only main may call: over TLS the caller must show main's certificate. */
+export function requireMain(ctx: FileServerContext, req: { raw: IncomingMessage }): void {
+  if (ctx.tls && peerName(req.raw) !== 'main') throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
 }
 
 export function requireKeys(ctx: FileServerContext): ClusterKeys {

@@ -3,11 +3,15 @@ import { join } from 'node:path';
 import type { ConfigOf } from '../common/config.js';
 import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
-import { createHttpApp } from '../common/http-server.js';
+import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
+import { peerName } from '../common/tls.js';
+import { normalizeFingerprint } from '../crypto/cluster-ca.js';
 import { randomHexId } from '../crypto/hash.js';
+import { SedfsError } from '../protocol/errors.js';
 import { ChunkStore } from './chunk-store.js';
 import type { FileServerContext } from './context.js';
+import { ServerEnrollment } from './enroll.js';
 import { MainLink } from './main-link.js';
 import { deleteChunkRoute } from './routes/delete-chunk.js';
 import { getChunkRoute } from './routes/get-chunk.js';
@@ -20,8 +24,24 @@ import { verifyChunkRoute } from './routes/verify-chunk.js';
 import { Scrubber } from './scrubber.js';
 
 export const FILE_SERVER_CONFIG = {
-  main: { kind: 'url', env: 'SEDFS_MAIN', help: 'main server URL' },
+  join: {
+    kind: 'string',
+    env: 'SEDFS_JOIN',
+    help: "main's join string, sedfs://TOKEN@HOST:PORT#FINGERPRINT (in main's <data>/join)",
+  },
+  main: { kind: 'url', env: 'SEDFS_MAIN', help: 'main server URL (when not given by --join)' },
   joinToken: { kind: 'string', env: 'SEDFS_JOIN_TOKEN', help: 'cluster join token printed by main' },
+  caFingerprint: {
+    kind: 'string',
+    env: 'SEDFS_CA_FINGERPRINT',
+    help: 'SHA-256 fingerprint of the cluster CA main printed (needed the first time)',
+  },
+  insecureHttp: {
+    kind: 'bool',
+    default: false,
+    env: 'SEDFS_INSECURE_HTTP',
+    help: 'DEBUGGING ONLY: plain HTTP, for a main started with --insecure-http',
+  },
   host: { kind: 'string', default: '0.0.0.0', help: 'address to bind; 0.0.0.0 is all interfaces' },
   port: { kind: 'int', default: 50000, min: 0, max: 65535, help: 'port to bind; 0 picks a free one' },
   advertise: { kind: 'url', help: 'URL other machines use to reach this server (default: as main sees it)' },
@@ -62,7 +82,31 @@ export async function startFileServer(
   const { value: serverId } = await readOrCreate(join(config.data, 'server-id'), () => randomHexId(16));
   const store = new ChunkStore(config.data, config.maxChunkMib * 1024 * 1024);
   await store.init();
-  const agent = createAgent();
+  if (config.insecureHttp)
+    log.warn(
+      'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',
+    );
+  else if (!config.main.startsWith('https://'))
+    throw new SedfsError(
+      'SEDFS_ERR_CONFIG',
+      `main must be an https URL (got ${config.main}); --insecure-http is for debugging only`,
+    );
+  const stopJoining = new AbortController();
+  const enrollment = config.insecureHttp
+    ? undefined
+    : new ServerEnrollment({
+        dataDir: config.data,
+        mainUrl: config.main,
+        joinToken: config.joinToken,
+        caFingerprint: config.caFingerprint ? normalizeFingerprint(config.caFingerprint) : undefined,
+        serverId,
+        advertiseUrl: config.advertise,
+        log: log.child({ component: 'tls' }),
+        signal: stopJoining.signal,
+      });
+  const tls = await enrollment?.identity();
+  const agent = createAgent(tls);
+  const revoked = new Set<string>();
 
   let link: MainLink | undefined;
   const scrubber = new Scrubber(
@@ -82,8 +126,15 @@ export async function startFileServer(
     now: deps.now ?? Date.now,
     keys: () => link?.currentKeys(),
     scrubAll: () => scrubber.pass(true),
+    tls: tls !== undefined,
+    revoked,
   };
-  const app = createHttpApp(log);
+  const app = createHttpApp(log, tls);
+  // A server an admin removed is refused here too, whatever it asks.
+  app.addHook('onRequest', async (req) => {
+    const peer = peerName(req.raw);
+    if (peer && revoked.has(peer)) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
+  });
   for (const route of [
     putChunkRoute,
     getChunkRoute,
@@ -95,10 +146,11 @@ export async function startFileServer(
     healthRoute,
   ])
     route(app, ctx);
-  await app.listen({ host: config.host, port: config.port });
+  await app.listen({ host: config.host, port: config.port, listenTextResolver: listenText(tls) });
   const port = (app.server.address() as { port: number }).port;
   const specific = config.host !== '0.0.0.0' && config.host !== '::';
-  const ownUrl = config.advertise ?? (specific ? `http://${config.host}:${port}` : undefined);
+  const scheme = tls ? 'https' : 'http';
+  const ownUrl = config.advertise ?? (specific ? `${scheme}://${config.host}:${port}` : undefined);
 
   link = new MainLink(
     {
@@ -111,13 +163,17 @@ export async function startFileServer(
     store,
     agent,
     log.child({ component: 'main-link' }),
+    (ids) => {
+      revoked.clear();
+      for (const id of ids) revoked.add(id);
+    },
   );
 
-  const url = ownUrl ?? `http://127.0.0.1:${port}`;
+  const url = ownUrl ?? `${scheme}://127.0.0.1:${port}`;
   await writeFileAtomic(join(config.data, 'fileserver.addr'), `${url}\n`);
   log.info({ server: serverId, port, main: config.main }, 'file server listening');
-  const stopJoining = new AbortController();
   const joined = link.start(stopJoining.signal);
+  if (tls) enrollment?.startRenewing(tls);
   joined.catch((err: Error) => log.error({ reason: err.message }, 'could not join the cluster'));
   // Scrub once joined: a bad chunk is reported as soon as it is found.
   joined.then(
@@ -132,6 +188,7 @@ export async function startFileServer(
     joined,
     async close() {
       stopJoining.abort();
+      enrollment?.stop();
       link?.stop();
       await scrubber.stop();
       await app.close();

@@ -8,6 +8,7 @@ import { SedfsError } from '../protocol/errors.js';
 import {
   HEARTBEAT_MAX_CHANGES,
   type HeartbeatRequest,
+  type HeartbeatResponse,
   type InventoryResponse,
   type RegisterRequest,
   type RegisterResponse,
@@ -43,6 +44,8 @@ export class MainLink {
     private readonly store: ChunkStore,
     private readonly agent: Agent,
     private readonly log: Logger,
+    /** told the ids of servers an admin removed, at every heartbeat */
+    private readonly onRemoved: (ids: string[]) => void = () => undefined,
   ) {}
 
   currentKeys = (): ClusterKeys | undefined => this.keys;
@@ -55,7 +58,11 @@ export class MainLink {
         await this.register();
         break;
       } catch (err) {
-        if (err instanceof SedfsError && err.code === 'SEDFS_ERR_JOIN_TOKEN') throw err;
+        if (
+          err instanceof SedfsError &&
+          (err.code === 'SEDFS_ERR_JOIN_TOKEN' || err.code === 'SEDFS_ERR_SERVER_REMOVED')
+        )
+          throw err;
         if (this.stopped || signal?.aborted) return;
         this.noteUnreachable(err);
         await sleep(delay, undefined, { signal }).catch(() => undefined);
@@ -125,13 +132,18 @@ export class MainLink {
     const changes = this.store.changes.take(HEARTBEAT_MAX_CHANGES);
     try {
       const body: HeartbeatRequest = { ...(await this.store.stats()), ...changes };
-      await requestJson(this.agent, `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/heartbeat`, {
-        body,
-        headers: this.auth(),
-        // A beat stuck on a dead link is worth nothing; the next one tries afresh.
-        signal: AbortSignal.timeout(Math.max(1000, 2 * this.heartbeatMs)),
-      });
+      const res = await requestJson<HeartbeatResponse>(
+        this.agent,
+        `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/heartbeat`,
+        {
+          body,
+          headers: this.auth(),
+          // A beat stuck on a dead link is worth nothing; the next one tries afresh.
+          signal: AbortSignal.timeout(Math.max(1000, 2 * this.heartbeatMs)),
+        },
+      );
       this.noteReachable();
+      this.onRemoved(res.removed ?? []);
       if (this.store.changes.overflowed) {
         this.log.warn('too many changes piled up while main was away: sending a full inventory');
         await this.sendInventory().catch((e) => {
@@ -141,7 +153,11 @@ export class MainLink {
       }
     } catch (err) {
       this.store.changes.giveBack(changes);
-      if (err instanceof SedfsError && err.code === 'SEDFS_ERR_UNKNOWN_SERVER') {
+      if (err instanceof SedfsError && err.code === 'SEDFS_ERR_SERVER_REMOVED') {
+        if (this.mainReachable)
+          this.log.error('an admin removed this server from the cluster: main refuses it');
+        this.mainReachable = false;
+      } else if (err instanceof SedfsError && err.code === 'SEDFS_ERR_UNKNOWN_SERVER') {
         this.log.warn('main does not know this server: registering again');
         await this.register().catch((e) => this.noteUnreachable(e));
       } else {

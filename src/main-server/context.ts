@@ -1,9 +1,12 @@
+import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../common/logger.js';
+import { peerName } from '../common/tls.js';
 import { secretsEqual } from '../crypto/hash.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { AccountService } from './accounts.js';
 import type { BlobService } from './blob-service.js';
+import type { MainTls } from './main-tls.js';
 import type { NamespaceService } from './namespace.js';
 import type { Reconciler } from './reconciler.js';
 import type { Registry } from './registry.js';
@@ -25,6 +28,22 @@ export interface MainContext {
   log: Logger;
   joinToken: string;
   heartbeatIntervalMs: number;
+  /** absent only with --insecure-http */
+  tls: MainTls | undefined;
+}
+
+/**
+ * A file server speaking for itself: the join token, and over TLS a certificate from
+ * the cluster CA naming this very server. A removed server is refused.
+ */
+export function requireServer(
+  ctx: MainContext,
+  req: { headers: { authorization?: string | undefined }; raw: IncomingMessage },
+  serverId: string,
+): void {
+  requireJoinToken(ctx, req.headers.authorization);
+  if (ctx.tls && peerName(req.raw) !== serverId) throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
+  if (ctx.store.getServer(serverId)?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
 }
 
 /** File servers prove cluster membership with the join token as a bearer credential. */

@@ -4,16 +4,18 @@ import { join } from 'node:path';
 import type { ConfigOf } from '../common/config.js';
 import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
-import { createHttpApp } from '../common/http-server.js';
+import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
 import { randomSecret } from '../crypto/hash.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
+import { formatJoinString } from '../protocol/join-string.js';
 import { DEFAULT_TICKET_TTL_MS } from '../protocol/ticket.js';
 import { AccountService } from './accounts.js';
 import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
 import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
+import { setUpMainTls } from './main-tls.js';
 import { NamespaceService } from './namespace.js';
 import { Reconciler } from './reconciler.js';
 import { Registry } from './registry.js';
@@ -88,6 +90,18 @@ export const MAIN_CONFIG = {
     help: 'seconds an upload may take to commit; its chunks are then collected as orphans',
   },
   sessionTtl: { kind: 'number', default: 12 * 3600, min: 1, help: 'seconds a login session lasts' },
+  insecureHttp: {
+    kind: 'bool',
+    default: false,
+    env: 'SEDFS_INSECURE_HTTP',
+    help: 'DEBUGGING ONLY: plain HTTP, so tokens and tickets cross the network readable',
+  },
+  certLifetime: {
+    kind: 'number',
+    default: 90 * 24 * 3600,
+    min: 5,
+    help: "seconds main's and file servers' certificates live; renewed with a third left",
+  },
   logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
 } as const;
 export type MainConfig = ConfigOf<typeof MAIN_CONFIG>;
@@ -95,6 +109,10 @@ export type MainConfig = ConfigOf<typeof MAIN_CONFIG>;
 export interface RunningMain {
   /** The URL written to `<data>/main.addr`. */
   url: string;
+  /** SHA-256 fingerprint of the cluster CA; undefined with --insecure-http */
+  caFingerprint: string | undefined;
+  /** `sedfs://TOKEN@HOST:PORT#FINGERPRINT`, also in `<data>/join`; undefined with --insecure-http */
+  joinString: string | undefined;
   /** Every URL main can be reached at. */
   urls: string[];
   joinToken: string;
@@ -128,6 +146,13 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   } else {
     token = await readOrCreate(tokenPath, () => randomSecret(32));
   }
+  if (config.insecureHttp)
+    log.warn(
+      'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',
+    );
+  const tls = config.insecureHttp
+    ? undefined
+    : await setUpMainTls(config.data, config.host, config.certLifetime * 1000);
   const store = new SqliteStore(join(config.data, 'main.db'));
   const signer = ticketSigner(key.value);
   const heartbeatTimeoutMs = config.heartbeatTimeout * 1000;
@@ -137,6 +162,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     now,
     heartbeatTimeoutMs,
     config.lostAfter * 1000,
+    tls ? 'https' : 'http',
   );
   const blobs = new BlobService(
     store,
@@ -147,7 +173,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     deps.random ?? Math.random,
     { replicas: config.replicas, ticketTtlMs: config.ticketTtl * 1000, uploadTtlMs: config.uploadTtl * 1000 },
   );
-  const agent = createAgent();
+  const agent = createAgent(tls?.identity);
   const deleter = new ChunkDeleter(
     store,
     registry,
@@ -201,22 +227,33 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     joinToken: token.value,
     // Three beats fit in one timeout, so one lost beat never marks a server down.
     heartbeatIntervalMs: Math.max(100, Math.floor(heartbeatTimeoutMs / 3)),
+    tls,
   };
 
-  const app = createHttpApp(log);
+  const app = createHttpApp(log, tls?.identity);
   for (const route of MAIN_ROUTES) route(app, ctx);
   app.get('/v1/health', async () => ({ ok: true }));
 
-  await app.listen({ host: config.host, port: config.port });
+  await app.listen({ host: config.host, port: config.port, listenTextResolver: listenText(tls?.identity) });
   const port = (app.server.address() as { port: number }).port;
-  const urls = reachableUrls(config.host, port);
+  const urls = reachableUrls(config.host, port, tls ? 'https' : 'http');
   const url = urls[0] as string;
+  const joinString = tls
+    ? formatJoinString({ mainUrl: url, joinToken: token.value, caFingerprint: tls.fingerprint })
+    : undefined;
+  if (joinString) await writeFileAtomic(join(config.data, 'join'), `${joinString}\n`, 0o600);
   // Atomic, so whoever waits for the file never reads it half-written.
   await writeFileAtomic(join(config.data, 'main.addr'), `${url}\n`);
   log.info(
-    { urls, replicas: config.replicas, heartbeatTimeoutS: config.heartbeatTimeout },
+    {
+      urls,
+      caFingerprint: tls?.fingerprint,
+      replicas: config.replicas,
+      heartbeatTimeoutS: config.heartbeatTimeout,
+    },
     'main server listening',
   );
+  tls?.startRenewing(log);
 
   const sweep = setInterval(() => registry.sweep(), Math.min(1000, heartbeatTimeoutMs / 4));
   sweep.unref();
@@ -228,11 +265,14 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   return {
     url,
     urls,
+    caFingerprint: tls?.fingerprint,
+    joinString,
     joinToken: token.value,
     joinTokenCreated: token.created,
     log,
     async close() {
       clearInterval(sweep);
+      tls?.stop();
       await app.close();
       await deleter.stop();
       await repairer.stop();
@@ -246,8 +286,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
 }
 
 /** The URLs a bound address answers on; a wildcard bind lists loopback first, then each interface. */
-export function reachableUrls(host: string, port: number): string[] {
-  const fmt = (h: string) => `http://${h.includes(':') ? `[${h}]` : h}:${port}`;
+export function reachableUrls(host: string, port: number, scheme: 'https' | 'http'): string[] {
+  const fmt = (h: string) => `${scheme}://${h.includes(':') ? `[${h}]` : h}:${port}`;
   if (host !== '0.0.0.0' && host !== '::') return [fmt(host)];
   const out = [fmt('127.0.0.1')];
   for (const addrs of Object.values(networkInterfaces())) {

@@ -19,10 +19,17 @@ export class Registry {
     private readonly heartbeatTimeoutMs: number,
     /** silence, beyond the heartbeat timeout, after which a down server's copies stop counting */
     private readonly lostAfterMs = 600_000,
+    /** how file servers are reached: https, or http with --insecure-http */
+    private readonly scheme: 'https' | 'http' = 'https',
   ) {}
 
+  /** The URL main publishes for a server: what it advertised, else the address it came from. */
+  urlFor(advertised: string | undefined, remoteAddress: string, port: number): string {
+    return advertised ?? `${this.scheme}://${formatHost(remoteAddress)}:${port}`;
+  }
+
   register(req: RegisterRequest, remoteAddress: string): ServerRecord {
-    const url = req.url ?? `http://${formatHost(remoteAddress)}:${req.port}`;
+    const url = this.urlFor(req.url, remoteAddress, req.port);
     const existing = this.store.getServer(req.id);
     const now = this.now();
     const returning = existing !== undefined && this.wasLost(existing, now);
@@ -61,7 +68,16 @@ export class Registry {
   }
 
   stateOf(rec: ServerRecord): ServerState {
+    if (rec.removedAt) return 'removed';
     return this.now() - rec.lastHeartbeat <= this.heartbeatTimeoutMs ? 'up' : 'down';
+  }
+
+  /** Ids of servers an admin removed: file servers refuse their certificates too. */
+  removed(): string[] {
+    return this.store
+      .listServers()
+      .filter((s) => s.removedAt)
+      .map((s) => s.id);
   }
 
   view(): ServerView[] {
@@ -86,7 +102,7 @@ export class Registry {
   /** Servers whose copies still count: up, or down for less than the lost-after period. */
   counted(): ServerRecord[] {
     const limit = this.heartbeatTimeoutMs + this.lostAfterMs;
-    return this.store.listServers().filter((s) => this.now() - s.lastHeartbeat <= limit);
+    return this.store.listServers().filter((s) => !s.removedAt && this.now() - s.lastHeartbeat <= limit);
   }
 
   /** Logs servers that went quiet or came back since the last sweep. */
@@ -103,7 +119,7 @@ export class Registry {
         { server: id, silentMs: this.now() - (lastHeartbeat ?? 0) },
         'file server is down (no heartbeat)',
       );
-    } else {
+    } else if (state === 'up') {
       this.log.info({ server: id }, 'file server is up again');
     }
   }

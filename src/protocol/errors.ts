@@ -101,6 +101,26 @@ export const ERRORS = {
     message: 'no replica of a chunk could be read',
   },
   SEDFS_ERR_UNREACHABLE: { status: 503, retryable: true, message: 'a server could not be reached' },
+  SEDFS_ERR_UNTRUSTED_SERVER: {
+    status: 502,
+    retryable: false,
+    message: "the server's certificate does not chain to the trusted cluster CA",
+  },
+  SEDFS_ERR_CA_MISMATCH: {
+    status: 400,
+    retryable: false,
+    message: "main's certificate authority is not the one whose fingerprint you gave",
+  },
+  SEDFS_ERR_CLIENT_CERT: {
+    status: 401,
+    retryable: false,
+    message: 'this needs a certificate from the cluster CA, for this server',
+  },
+  SEDFS_ERR_SERVER_REMOVED: {
+    status: 403,
+    retryable: false,
+    message: 'this file server was removed from the cluster',
+  },
   SEDFS_ERR_CORRUPT_CHUNK: { status: 502, retryable: true, message: 'a chunk did not match its id' },
   SEDFS_ERR_DECRYPT: { status: 422, retryable: false, message: 'data could not be decrypted' },
   SEDFS_ERR_BAD_PASSPHRASE: { status: 401, retryable: false, message: 'wrong passphrase' },

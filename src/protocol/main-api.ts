@@ -44,6 +44,35 @@ export const RegisterRequest = Type.Object(
 );
 export type RegisterRequest = Static<typeof RegisterRequest>;
 
+/** A file server asks for its certificate (join token as bearer); see `EnrollResponse`. */
+export const EnrollRequest = Type.Object(
+  {
+    id: HexId,
+    /** its TLS public key, SPKI PEM */
+    publicKey: Type.String({ minLength: 1, maxLength: 1024 }),
+    url: Type.Optional(Type.String({ maxLength: 2048, pattern: '^https?://[^\\s,]+$' })),
+  },
+  strict,
+);
+export type EnrollRequest = Static<typeof EnrollRequest>;
+
+export interface EnrollResponse {
+  /** its certificate, signed by the cluster CA, naming the host main will publish for it */
+  cert: string;
+  ca: string;
+}
+
+export interface CaResponse {
+  /** the cluster CA certificate, PEM; check its fingerprint before trusting it */
+  ca: string;
+}
+
+export interface HeartbeatResponse {
+  ok: true;
+  /** servers an admin removed: their certificates are refused */
+  removed: string[];
+}
+
 export interface RegisterResponse {
   id: string;
   url: string;
@@ -58,7 +87,7 @@ export interface InventoryResponse {
   extra: number;
 }
 
-export type ServerState = 'up' | 'down';
+export type ServerState = 'up' | 'down' | 'removed';
 
 export interface ServerView {
   id: string;

@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import type { Agent } from 'undici';
 import { login, signup } from '../../src/client/account.js';
 import { ClusterClient } from '../../src/client/cluster-client.js';
+import { createAgent } from '../../src/common/http-client.js';
+import { TlsIdentity } from '../../src/common/tls.js';
 import type { ServerView } from '../../src/protocol/main-api.js';
 
 /** The built CLI entry point (tests run from dist/test, the CLI from dist/src). */
@@ -107,6 +110,8 @@ export interface ClusterOptions {
   mainArgs?: string[];
   /** address main and the file servers bind (default 127.0.0.1) */
   host?: string;
+  /** plain HTTP everywhere (--insecure-http), to compare with TLS */
+  insecureHttp?: boolean;
 }
 
 /**
@@ -120,6 +125,9 @@ export class TestCluster {
   joinToken = '';
   main!: SedfsProcess;
   readonly fileServers: FileServerHandle[] = [];
+  /** the cluster CA (PEM); undefined with insecureHttp */
+  ca: string | undefined;
+  private agentInstance: Agent | undefined;
   private readonly opts: Required<ClusterOptions>;
   private clientInstance: ClusterClient | undefined;
 
@@ -133,6 +141,7 @@ export class TestCluster {
       openSignup: true,
       mainArgs: [],
       host: '127.0.0.1',
+      insecureHttp: false,
       ...opts,
     };
   }
@@ -165,6 +174,7 @@ export class TestCluster {
       '--heartbeat-timeout',
       String(this.opts.heartbeatTimeout),
       ...(this.opts.openSignup ? ['--open-signup'] : []),
+      ...(this.opts.insecureHttp ? ['--insecure-http'] : []),
       ...this.opts.mainArgs,
     ]);
     this.mainUrl = await waitFor(
@@ -173,6 +183,37 @@ export class TestCluster {
     );
     this.mainPort = Number(new URL(this.mainUrl).port);
     this.joinToken = readFileSync(join(this.mainData, 'join-token'), 'utf8').trim();
+    this.ca = this.opts.insecureHttp ? undefined : readFileSync(join(this.mainData, 'tls', 'ca.pem'), 'utf8');
+    this.agentInstance = undefined;
+  }
+
+  /** What a file server needs to join: main's join string, or for plain HTTP its URL and token. */
+  private joinEnv(): Record<string, string> {
+    if (this.opts.insecureHttp)
+      return { SEDFS_MAIN: this.mainUrl, SEDFS_JOIN_TOKEN: this.joinToken, SEDFS_INSECURE_HTTP: 'true' };
+    return { SEDFS_JOIN: readFileSync(join(this.mainData, 'join'), 'utf8').trim() };
+  }
+
+  /** A connection pool that shows file server `index`'s own certificate, as that server would. */
+  serverAgent(index: number): Agent {
+    const tlsDir = join((this.fileServers[index] as FileServerHandle).data, 'tls');
+    return createAgent(
+      new TlsIdentity(this.ca as string, {
+        certPem: readFileSync(join(tlsDir, 'cert.pem'), 'utf8'),
+        keyPem: readFileSync(join(tlsDir, 'key.pem'), 'utf8'),
+      }),
+    );
+  }
+
+  /** A client of main that trusts the cluster CA (not signed in). */
+  newClient(): ClusterClient {
+    return new ClusterClient(this.mainUrl, this.ca ? { ca: this.ca } : {});
+  }
+
+  /** A connection pool for raw requests to main and the file servers, trusting the cluster CA. */
+  get agent(): Agent {
+    this.agentInstance ??= createAgent(this.ca ? new TlsIdentity(this.ca) : undefined);
+    return this.agentInstance;
   }
 
   async stopMain(signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
@@ -200,7 +241,7 @@ export class TestCluster {
     const host = fs.place?.host ?? this.opts.host;
     fs.process = spawnSedfs(
       ['fileserver', '--host', host, '--port', '0', '--data', fs.data, ...this.opts.fileServerArgs],
-      { SEDFS_MAIN: this.mainUrl, SEDFS_JOIN_TOKEN: this.joinToken },
+      this.joinEnv(),
       fs.place ? ['ip', 'netns', 'exec', fs.place.netns] : [],
     );
     await waitFor(`file server ${index} to listen`, () => existsSync(join(fs.data, 'fileserver.addr')));
@@ -216,7 +257,7 @@ export class TestCluster {
   /** A client logged in as a test user (the first user, so the admin), made on first use. */
   async client(): Promise<ClusterClient> {
     if (!this.clientInstance) {
-      const c = new ClusterClient(this.mainUrl);
+      const c = this.newClient();
       const { identity } = await signup(c, 'tester');
       await login(c, 'tester', identity);
       this.clientInstance = c;
@@ -248,6 +289,7 @@ export class TestCluster {
 
   async stop(): Promise<void> {
     await this.clientInstance?.close();
+    await this.agentInstance?.close();
     const procs = [this.main, ...this.fileServers.map((f) => f.process)].filter(
       (p) => p && p.proc.exitCode === null && p.proc.signalCode === null,
     );

@@ -1,5 +1,5 @@
 import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
+import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
 
@@ -10,8 +10,8 @@ export interface TestUser {
 }
 
 /** Signs a new user up, logs them in, and opens their file system. Close `client` when done. */
-export async function newUser(mainUrl: string, name: string): Promise<TestUser> {
-  const client = new ClusterClient(mainUrl);
+export async function newUser(cluster: { newClient(): ClusterClient }, name: string): Promise<TestUser> {
+  const client = cluster.newClient();
   const { identity } = await signup(client, name);
   await login(client, name, identity);
   return { client, identity, fs: await FileSystem.open(client, identity) };

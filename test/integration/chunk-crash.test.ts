@@ -28,6 +28,7 @@ test('a file server killed with SIGKILL in the middle of a chunk write shows no 
   // Send the first megabyte, then stall as a slow client would.
   const body = new PassThrough();
   const pending = request(`${target.url}/v1/chunks/${id}`, {
+    dispatcher: cluster.agent,
     method: 'PUT',
     headers: {
       'content-type': 'application/octet-stream',

@@ -127,6 +127,8 @@ describe('the sedfs CLI against a real cluster', () => {
         'perms',
         'lock',
         'unlock',
+        'check',
+        'admin',
       ])
       .concat(['shell']);
     const results = await Promise.all(verbs.map((verb) => sedfs(verb, '--help')));

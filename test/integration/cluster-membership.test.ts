@@ -84,7 +84,14 @@ test('main keeps its ticket key and join token, and a file server its id, readab
     assert.equal(mode(join(cluster.mainData, 'ticket-key.pem')), 0o600);
     assert.equal(mode(join(cluster.mainData, 'join-token')), 0o600);
     assert.equal(mode(join(cluster.fileServers[0]?.data as string, 'server-id')), 0o600);
-    assert.match(readFileSync(join(cluster.mainData, 'main.addr'), 'utf8'), /^http:\/\/127\.0\.0\.1:\d+\n$/);
+    // TLS keys and the join string (which holds the token) too; certificates are public.
+    assert.equal(mode(join(cluster.mainData, 'tls', 'ca-key.pem')), 0o600);
+    assert.equal(mode(join(cluster.mainData, 'tls', 'main-key.pem')), 0o600);
+    assert.equal(mode(join(cluster.mainData, 'join')), 0o600);
+    assert.equal(mode(join(cluster.fileServers[0]?.data as string, 'tls', 'key.pem')), 0o600);
+    assert.match(readFileSync(join(cluster.mainData, 'main.addr'), 'utf8'), /^https:\/\/127\.0\.0\.1:\d+\n$/);
+    // The CA fingerprint is printed with the URL, for clients to check.
+    assert.match(cluster.main.output(), /Cluster CA fingerprint \(clients check it\): [0-9a-f]{64}/);
     // The token printed at first start is the one kept.
     assert.ok(cluster.main.output().includes(cluster.joinToken));
   } finally {

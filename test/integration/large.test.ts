@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
+import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededPieces } from '../helpers/seeded.js';
@@ -20,7 +20,7 @@ after(async () => {
 });
 
 test('a folder of 10,000 files lists every name correctly', async () => {
-  const user = await newUser(cluster.mainUrl, 'many');
+  const user = await newUser(cluster, 'many');
   client = user.client;
   const fs = user.fs;
   await fs.mkdir('/big');
@@ -44,7 +44,7 @@ test('a folder of 10,000 files lists every name correctly', async () => {
 
 test('a 1 GiB file round-trips byte-identical with memory bounded by the chunk window', async () => {
   const SIZE = 1024 * 1024 * 1024;
-  const c = new ClusterClient(cluster.mainUrl);
+  const c = cluster.newClient();
   try {
     const { identity } = await signup(c, 'huge');
     await login(c, 'huge', identity);

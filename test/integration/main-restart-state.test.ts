@@ -2,7 +2,6 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
 import { TestCluster } from '../helpers/cluster.js';
@@ -30,7 +29,7 @@ describe('main restarted keeps its registry, chunk map and namespace', () => {
 
   before(async () => {
     cluster = await TestCluster.start({ servers: 3, replicas: 3 });
-    const c = new ClusterClient(cluster.mainUrl);
+    const c = cluster.newClient();
     identity = (await signup(c, 'frank')).identity;
     await login(c, 'frank', identity);
     const fs = await FileSystem.open(c, identity);
@@ -48,7 +47,7 @@ describe('main restarted keeps its registry, chunk map and namespace', () => {
       // File servers were never told: their heartbeats simply reach the new process.
       const list = await cluster.waitUp(3);
       assert.deepEqual(list.map((s) => s.id).sort(), serverIds);
-      const c = new ClusterClient(cluster.mainUrl);
+      const c = cluster.newClient();
       try {
         await login(c, 'frank', identity);
         const fs = await FileSystem.open(c, identity);

@@ -180,6 +180,7 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
 
   async function check(base: string, c: Case, log: string): Promise<void> {
     const res = await request(`${base}${c.path}`, {
+      dispatcher: cluster.agent,
       method: c.method,
       ...(c.headers ? { headers: c.headers } : {}),
       ...(c.body !== undefined ? { body: c.body } : {}),
@@ -192,7 +193,7 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
   }
 
   async function alive(base: string): Promise<void> {
-    const res = await request(`${base}/v1/health`);
+    const res = await request(`${base}/v1/health`, { dispatcher: cluster.agent });
     assert.equal(res.statusCode, 200);
     await res.body.dump();
   }
@@ -218,6 +219,7 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
     const bigId = createHash('sha256').update(big).digest('hex');
     const { placements } = await client.place(upload.uploadId, [{ id: bigId, size: big.length }]);
     const res = await request(`${fsUrl}/v1/chunks/${bigId}`, {
+      dispatcher: cluster.agent,
       method: 'PUT',
       headers: {
         'content-type': 'application/octet-stream',

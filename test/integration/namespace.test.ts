@@ -20,7 +20,7 @@ describe('the encrypted namespace', () => {
 
   before(async () => {
     cluster = await TestCluster.start({ servers: 3, replicas: 2 });
-    fs = (await newUser(cluster.mainUrl, 'alice')).fs;
+    fs = (await newUser(cluster, 'alice')).fs;
   });
   after(() => cluster?.stop());
 
@@ -83,7 +83,7 @@ describe('the /shared view is reserved', () => {
   let fs: FileSystem;
   before(async () => {
     cluster = await TestCluster.start({ servers: 1, replicas: 1 });
-    fs = (await newUser(cluster.mainUrl, 'res')).fs;
+    fs = (await newUser(cluster, 'res')).fs;
   });
   after(() => cluster?.stop());
 

@@ -14,7 +14,7 @@ after(() => cluster?.stop());
 test('no name or content reaches any server disk or log, raw, hex or base64', async () => {
   // A marker made from seeded bytes, so the run is reproducible and the marker is unlikely anywhere else.
   const marker = `mk${seededBytes(2026, 12).toString('hex')}`;
-  const { client, fs } = await newUser(cluster.mainUrl, 'leaktest');
+  const { client, fs } = await newUser(cluster, 'leaktest');
 
   await fs.mkdir(`/${marker}-folder/${marker}-sub`, { parents: true });
   const content = Buffer.from(`${marker} `.repeat(50_000)); // ~1.4 MB, several chunks at 256 KiB

@@ -74,7 +74,7 @@ describe('a file server cut off by a network partition', { skip: unavailable }, 
     });
     await cluster.addFileServer({ netns: NS, host: NS_IP });
     await cluster.waitUp(3);
-    user = await newUser(cluster.mainUrl, 'parted');
+    user = await newUser(cluster, 'parted');
     // Three servers and R=3: every chunk has a copy behind the link that will go down.
     await user.fs.put([data], '/p.bin', { chunkBytes: CHUNK });
     const node = await user.fs.resolve('/p.bin');

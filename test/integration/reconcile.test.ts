@@ -26,7 +26,7 @@ describe('reconciliation while file servers run', () => {
     // Settings from a config file, named as the flags are: a full inventory every second.
     writeFileSync(configFile, JSON.stringify({ 'inventory-interval': 1, 'extra-grace': 1 }));
     cluster = await TestCluster.start({ servers: 3, replicas: 3, mainArgs: ['--config', configFile] });
-    user = await newUser(cluster.mainUrl, 'reconciler');
+    user = await newUser(cluster, 'reconciler');
     await user.fs.put([data], '/r.bin', { chunkBytes: CHUNK });
     const node = await user.fs.resolve('/r.bin');
     const content = await user.client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
@@ -76,15 +76,22 @@ describe('reconciliation while file servers run', () => {
 
   test('an inventory whose ids are out of order is refused with a clear error, and main carries on', async () => {
     const id = cluster.fileServers[0]?.id as string;
-    const res = await request(`${cluster.mainUrl}/v1/servers/${id}/inventory`, {
-      method: 'PUT',
-      headers: { authorization: `Bearer ${cluster.joinToken}`, 'content-type': 'application/octet-stream' },
-      body: `${'b'.repeat(64)}\n${'a'.repeat(64)}\n`,
-    });
-    assert.equal(res.statusCode, 400);
-    const body = (await res.body.json()) as { error: { code: string; message: string } };
-    assert.equal(body.error.code, 'SEDFS_ERR_BAD_REQUEST');
-    assert.match(body.error.message, /ascending order/);
+    // Sent as file server 0 itself: its certificate, and the join token.
+    const asServer = cluster.serverAgent(0);
+    try {
+      const res = await request(`${cluster.mainUrl}/v1/servers/${id}/inventory`, {
+        dispatcher: asServer,
+        method: 'PUT',
+        headers: { authorization: `Bearer ${cluster.joinToken}`, 'content-type': 'application/octet-stream' },
+        body: `${'b'.repeat(64)}\n${'a'.repeat(64)}\n`,
+      });
+      assert.equal(res.statusCode, 400);
+      const body = (await res.body.json()) as { error: { code: string; message: string } };
+      assert.equal(body.error.code, 'SEDFS_ERR_BAD_REQUEST');
+      assert.match(body.error.message, /ascending order/);
+    } finally {
+      await asServer.close();
+    }
     assert.equal((await (await admin()).call<CheckResponse>('GET', '/v1/check')).servers.length, 3);
   });
 

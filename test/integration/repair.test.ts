@@ -45,7 +45,7 @@ describe('repair restores every chunk to R good copies', () => {
       replicas: 3,
       mainArgs: ['--lost-after', '1', '--extra-grace', '1'],
     });
-    user = await newUser(cluster.mainUrl, 'repairer');
+    user = await newUser(cluster, 'repairer');
     await user.fs.put([seededBytes(9, 8 * CHUNK)], '/data.bin', { chunkBytes: CHUNK });
     const node = await user.fs.resolve('/data.bin');
     const content = await user.client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
@@ -125,7 +125,7 @@ describe('corrupt replicas are found, quarantined and repaired', () => {
       replicas: 3,
       fileServerArgs: ['--scrub-interval', '1', '--scrub-rate', '0'],
     });
-    user = await newUser(cluster.mainUrl, 'scrub');
+    user = await newUser(cluster, 'scrub');
   });
   after(async () => {
     await user?.client.close();
@@ -159,7 +159,7 @@ describe('a replica a reader reports', () => {
   before(async () => {
     // Default scrubbing (a pass a week, done at start): only the reader's report can find the damage.
     cluster = await TestCluster.start({ servers: 3, replicas: 3 });
-    user = await newUser(cluster.mainUrl, 'reader');
+    user = await newUser(cluster, 'reader');
   });
   after(async () => {
     await user?.client.close();
@@ -195,7 +195,7 @@ describe('main killed with SIGKILL during a repair', () => {
   before(async () => {
     // Slow repair (0.5 MiB/s), so the kill lands in the middle of it.
     cluster = await TestCluster.start({ servers: 3, replicas: 3, mainArgs: ['--repair-rate', '0.5'] });
-    user = await newUser(cluster.mainUrl, 'crash');
+    user = await newUser(cluster, 'crash');
   });
   after(async () => {
     await user?.client.close();

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
+import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import type { Pin } from '../../src/client/profile.js';
 import { lock, type PinStore, perms, share, unshare } from '../../src/client/sharing.js';
@@ -59,7 +59,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
   before(async () => {
     cluster = await TestCluster.start({ servers: 2, replicas: 2 });
     for (const name of ['alice', 'bob', 'carol', 'dave', 'erin', 'frank']) {
-      const client = new ClusterClient(cluster.mainUrl);
+      const client = cluster.newClient();
       const { identity } = await signup(client, name);
       await login(client, name, identity);
       actors[name] = {
@@ -297,6 +297,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const chunk = fresh.manifest.chunks[0];
     assert.ok(chunk);
     const res = await request(`${chunk.replicas[0]?.url}/v1/chunks/${chunk.id}`, {
+      dispatcher: cluster.agent,
       headers: { [TICKET_HEADER]: chunk.ticket },
     });
     const stored = Buffer.from(await res.body.arrayBuffer());
@@ -320,6 +321,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       const res: Awaited<ReturnType<typeof request>> = await request(
         `${chunk.replicas[0]?.url}/v1/chunks/${target}`,
         {
+          dispatcher: cluster.agent,
           method: 'PUT',
           headers: { 'content-type': 'application/octet-stream', [TICKET_HEADER]: chunk.ticket },
           body,

@@ -3,9 +3,10 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { login, signup } from '../../src/client/account.js';
-import { ClusterClient } from '../../src/client/cluster-client.js';
+import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import { Profile } from '../../src/client/profile.js';
+import { fingerprintOf } from '../../src/crypto/cluster-ca.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
@@ -27,7 +28,7 @@ describe('storage lifecycle: freeing, versions, interrupted and concurrent puts'
 
   before(async () => {
     cluster = await TestCluster.start({ servers: 3, replicas: 3, mainArgs: ['--upload-ttl', '2'] });
-    client = new ClusterClient(cluster.mainUrl);
+    client = cluster.newClient();
     const { identity } = await signup(client, 'dora');
     doraIdentity = identity;
     await login(client, 'dora', identity);
@@ -75,7 +76,7 @@ describe('storage lifecycle: freeing, versions, interrupted and concurrent puts'
     writeFileSync(local, seededBytes(5, 200 * 1024 * 1024));
     // A CLI profile logged in as dora, so the interrupted put targets the very same file.
     const profileDir = join(cluster.root, 'dora-profile');
-    const side = new ClusterClient(cluster.mainUrl);
+    const side = cluster.newClient();
     const s = await login(side, 'dora', doraIdentity);
     await side.close();
     await new Profile(profileDir).saveSession({
@@ -86,6 +87,8 @@ describe('storage lifecycle: freeing, versions, interrupted and concurrent puts'
       expiresAt: s.expiresAt,
       identity: doraIdentity,
     });
+    const ca = cluster.ca as string;
+    await new Profile(profileDir).saveTrust(cluster.mainUrl, { fingerprint: fingerprintOf(ca), ca });
     const put = spawnSedfs(['put', local, '/big.bin'], { SEDFS_HOME: profileDir });
     await waitFor(
       'some chunks of the interrupted put on disk',
@@ -104,7 +107,7 @@ describe('storage lifecycle: freeing, versions, interrupted and concurrent puts'
   test('two clients putting the same path at once: it ends as exactly one of the two, never a mix', async () => {
     const a = seededBytes(6, 5 * CHUNK + 7);
     const b = seededBytes(7, 5 * CHUNK + 7);
-    const other = new ClusterClient(cluster.mainUrl);
+    const other = cluster.newClient();
     try {
       const fs2 = await identityFor(other);
       const results = await Promise.allSettled([

@@ -20,7 +20,7 @@ describe('tampering with stored data is caught', () => {
 
   before(async () => {
     cluster = await TestCluster.start({ servers: 3, replicas: 3 });
-    ({ client, fs } = await newUser(cluster.mainUrl, 'tamper'));
+    ({ client, fs } = await newUser(cluster, 'tamper'));
   });
   after(async () => {
     await client?.close();

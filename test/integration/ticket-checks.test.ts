@@ -25,6 +25,7 @@ describe('file servers accept a chunk request only with a ticket for that chunk,
 
   async function put(url: string, id: string, body: Buffer, ticket?: string) {
     const res = await request(`${url}/v1/chunks/${id}`, {
+      dispatcher: cluster.agent,
       method: 'PUT',
       headers: {
         'content-type': 'application/octet-stream',
@@ -38,6 +39,7 @@ describe('file servers accept a chunk request only with a ticket for that chunk,
 
   async function get(url: string, id: string, ticket?: string) {
     const res = await request(`${url}/v1/chunks/${id}`, {
+      dispatcher: cluster.agent,
       headers: ticket ? { [TICKET_HEADER]: ticket } : {},
     });
     const text = await res.body.text();

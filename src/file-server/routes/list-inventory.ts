@@ -2,7 +2,7 @@ import { Readable } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
 import type { ChunkStore } from '../chunk-store.js';
-import { type FileServerContext, requireKeys } from '../context.js';
+import { type FileServerContext, requireKeys, requireMain } from '../context.js';
 
 /** Ids per write: big enough to keep syscalls few, small enough to stream. */
 const LINES_PER_PIECE = 4096;
@@ -10,6 +10,7 @@ const LINES_PER_PIECE = 4096;
 /** Every chunk id this server holds, one per line, streamed from disk (main's full reconciliation). */
 export function listInventoryRoute(app: FastifyInstance, ctx: FileServerContext): void {
   app.get('/v1/inventory', async (req, reply) => {
+    requireMain(ctx, req);
     requireKeys(ctx).verifyTicket(req.headers[TICKET_HEADER] as string | undefined, {
       op: 'inventory',
       server: ctx.serverId,

@@ -7,7 +7,7 @@ import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
 import type { PutChunkResponse } from '../../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
-import { type FileServerContext, requireKeys } from '../context.js';
+import { type FileServerContext, requireKeys, requireMain } from '../context.js';
 
 const Body = Type.Object({ sourceTicket: Type.String({ maxLength: 8192 }) }, { additionalProperties: false });
 
@@ -23,6 +23,7 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
     { schema: { body: Body }, bodyLimit: 16 * 1024 },
     async (req): Promise<PutChunkResponse> => {
       const id = assertChunkId(req.params.id);
+      requireMain(ctx, req);
       const keys = requireKeys(ctx);
       const ticket = keys.verifyTicket(req.headers[TICKET_HEADER] as string | undefined, {
         op: 'write',

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
-import { type FileServerContext, requireKeys } from '../context.js';
+import { type FileServerContext, requireKeys, requireMain } from '../context.js';
 
 /**
  * Main asks for a re-hash of everything held here, now and unthrottled (`check
@@ -8,6 +8,7 @@ import { type FileServerContext, requireKeys } from '../context.js';
  */
 export function scrubAllRoute(app: FastifyInstance, ctx: FileServerContext): void {
   app.post('/v1/scrub', { bodyLimit: 1024 }, async (req) => {
+    requireMain(ctx, req);
     requireKeys(ctx).verifyTicket(req.headers[TICKET_HEADER] as string | undefined, {
       op: 'scrub',
       server: ctx.serverId,

@@ -3,7 +3,9 @@ import { checkRoute } from './check.js';
 import { commitUploadRoute } from './commit-upload.js';
 import { createInviteRoute } from './create-invite.js';
 import { deleteNodeRoute } from './delete-node.js';
+import { enrollServerRoute } from './enroll-server.js';
 import { getBlobRoute } from './get-blob.js';
+import { getCaRoute } from './get-ca.js';
 import { getContentRoute } from './get-content.js';
 import { getNodeRoute } from './get-node.js';
 import { getPermsRoute } from './get-perms.js';
@@ -22,6 +24,7 @@ import { meRoute } from './me.js';
 import { moveNodeRoute } from './move-node.js';
 import { placeChunksRoute } from './place-chunks.js';
 import { registerServerRoute } from './register-server.js';
+import { removeServerRoute } from './remove-server.js';
 import { reportBadReplicaRoute } from './report-bad-replica.js';
 import { serverCorruptRoute } from './server-corrupt.js';
 import { serverHeartbeatRoute } from './server-heartbeat.js';
@@ -34,7 +37,10 @@ import { unshareNodeRoute } from './unshare-node.js';
 /** Every route main serves, one file each. */
 export const MAIN_ROUTES = [
   // file servers (join token)
+  getCaRoute,
+  enrollServerRoute,
   registerServerRoute,
+  removeServerRoute,
   serverInventoryRoute,
   serverHeartbeatRoute,
   serverCorruptRoute,

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { RegisterRequest, type RegisterResponse } from '../../protocol/main-api.js';
-import { type MainContext, requireJoinToken } from '../context.js';
+import { type MainContext, requireServer } from '../context.js';
 
 /** A file server joins (or rejoins) the cluster; its inventory follows on its own route. */
 export function registerServerRoute(app: FastifyInstance, ctx: MainContext): void {
@@ -8,7 +8,7 @@ export function registerServerRoute(app: FastifyInstance, ctx: MainContext): voi
     '/v1/servers/register',
     { schema: { body: RegisterRequest }, bodyLimit: 16 * 1024 },
     async (req): Promise<RegisterResponse> => {
-      requireJoinToken(ctx, req.headers.authorization);
+      requireServer(ctx, req, req.body.id);
       const rec = ctx.registry.register(req.body, req.socket.remoteAddress ?? '127.0.0.1');
       return {
         id: rec.id,

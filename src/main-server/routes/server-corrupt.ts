@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ChunkId, IdParams } from '../../protocol/main-api.js';
-import { type MainContext, requireJoinToken } from '../context.js';
+import { type MainContext, requireServer } from '../context.js';
 
 const Body = Type.Object(
   { chunks: Type.Array(ChunkId, { minItems: 1, maxItems: 10_000 }) },
@@ -14,7 +14,7 @@ export function serverCorruptRoute(app: FastifyInstance, ctx: MainContext): void
     '/v1/servers/:id/corrupt',
     { schema: { params: IdParams, body: Body }, bodyLimit: 1024 * 1024 },
     async (req) => {
-      requireJoinToken(ctx, req.headers.authorization);
+      requireServer(ctx, req, req.params.id);
       let marked = 0;
       for (const chunk of req.body.chunks) if (ctx.store.markReplicaCorrupt(chunk, req.params.id)) marked++;
       ctx.log.warn(

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { HeartbeatRequest, IdParams } from '../../protocol/main-api.js';
-import { type MainContext, requireJoinToken } from '../context.js';
+import { HeartbeatRequest, type HeartbeatResponse, IdParams } from '../../protocol/main-api.js';
+import { type MainContext, requireServer } from '../context.js';
 
 /**
  * A file server is alive; with its stats come the chunks it gained and lost since the
@@ -10,8 +10,8 @@ export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): vo
   app.post<{ Params: { id: string }; Body: HeartbeatRequest }>(
     '/v1/servers/:id/heartbeat',
     { schema: { params: IdParams, body: HeartbeatRequest }, bodyLimit: 2 * 1024 * 1024 },
-    async (req) => {
-      requireJoinToken(ctx, req.headers.authorization);
+    async (req): Promise<HeartbeatResponse> => {
+      requireServer(ctx, req, req.params.id);
       const { added = [], removed = [], ...stats } = req.body;
       const server = req.params.id;
       if (ctx.registry.heartbeat(server, stats)) {
@@ -19,7 +19,8 @@ export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): vo
         const rec = ctx.store.getServer(server);
         if (rec) void ctx.reconciler.pullOrLog(rec);
       }
-      if (added.length + removed.length === 0) return { ok: true };
+      const reply: HeartbeatResponse = { ok: true, removed: ctx.registry.removed() };
+      if (added.length + removed.length === 0) return reply;
       const { adopted, dropped } = ctx.store.applyChanges(server, added, removed, Date.now());
       if (dropped > 0) {
         ctx.log.warn(
@@ -29,7 +30,7 @@ export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): vo
         ctx.repairer.kick();
       }
       if (adopted > 0) ctx.log.info({ server, adopted }, 'replicas main did not know of were adopted');
-      return { ok: true };
+      return reply;
     },
   );
 }

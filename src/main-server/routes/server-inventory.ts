@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { IdParams, type InventoryResponse } from '../../protocol/main-api.js';
-import { type MainContext, requireJoinToken } from '../context.js';
+import { type MainContext, requireServer } from '../context.js';
 
 /** A file server's full inventory at registration: its chunk ids, one per line, streamed. */
 export function serverInventoryRoute(app: FastifyInstance, ctx: MainContext): void {
@@ -8,7 +8,7 @@ export function serverInventoryRoute(app: FastifyInstance, ctx: MainContext): vo
     '/v1/servers/:id/inventory',
     { schema: { params: IdParams } },
     async (req): Promise<InventoryResponse> => {
-      requireJoinToken(ctx, req.headers.authorization);
+      requireServer(ctx, req, req.params.id);
       return ctx.reconciler.ingest(req.params.id, req.raw);
     },
   );

@@ -164,6 +164,8 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE servers ADD COLUMN inventory_at INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE servers ADD COLUMN returned_at INTEGER NOT NULL DEFAULT 0;
   ALTER TABLE servers ADD COLUMN corrupt_count INTEGER NOT NULL DEFAULT 0;
+  -- When an admin removed the server from the cluster (0: never); it may not come back.
+  ALTER TABLE servers ADD COLUMN removed_at INTEGER NOT NULL DEFAULT 0;
   -- When an unknown chunk was last listed by its server; one no longer listed is forgotten.
   ALTER TABLE extras ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;
 

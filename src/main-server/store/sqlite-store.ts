@@ -24,6 +24,7 @@ interface ServerRow {
   inventory_at: number;
   returned_at: number;
   corrupt_count: number;
+  removed_at: number;
 }
 
 function toServer(r: ServerRow): ServerRecord {
@@ -42,6 +43,7 @@ function toServer(r: ServerRow): ServerRecord {
     inventoryAt: r.inventory_at,
     returnedAt: r.returned_at,
     corruptCount: r.corrupt_count,
+    removedAt: r.removed_at,
   };
 }
 
@@ -107,6 +109,13 @@ export class SqliteStore implements MainStore {
       )
       .run({ ...rec, receiptKey: newReceiptKey });
     return this.getServer(rec.id) as ServerRecord;
+  }
+
+  markRemoved(id: string, now: number): boolean {
+    const r = this.db
+      .prepare('UPDATE servers SET removed_at = ? WHERE id = ? AND removed_at = 0')
+      .run(now, id);
+    return r.changes === 1;
   }
 
   markReturned(id: string, now: number): void {

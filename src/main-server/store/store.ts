@@ -23,6 +23,8 @@ export interface ServerRecord {
   returnedAt: number;
   /** Replicas found corrupt there so far (scrubber, verify orders, `check --verify`). */
   corruptCount: number;
+  /** When an admin removed it (0: never); a removed server is never used or let back in. */
+  removedAt: number;
 }
 
 /** Fields main fills itself, not given at registration. */
@@ -32,7 +34,8 @@ type DerivedServerFields =
   | 'extraCount'
   | 'inventoryAt'
   | 'returnedAt'
-  | 'corruptCount';
+  | 'corruptCount'
+  | 'removedAt';
 
 export interface ServerStats {
   totalBytes: number;
@@ -81,6 +84,8 @@ export interface InventoryDiff {
 export interface MainStore {
   /** Creates the server or updates its address and stats; keeps its receipt key. */
   registerServer(rec: Omit<ServerRecord, DerivedServerFields>, newReceiptKey: string): ServerRecord;
+  /** Removes a server for good (an admin's order); its replicas stop counting. */
+  markRemoved(id: string, now: number): boolean;
   /** Notes that a server came back after being lost. */
   markReturned(id: string, now: number): void;
   /** Records a heartbeat; false if the server is unknown (it must register again). */

@@ -1,0 +1,70 @@
+import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import { buildConnector } from 'undici';
+
+/**
+ * What one process trusts and shows on TLS connections: the cluster CA, and for main
+ * and file servers their own certificate and key. Renewal replaces the certificate in
+ * place; connections made after that use the new one (listeners are told, so a server
+ * can swap its secure context).
+ */
+export class TlsIdentity {
+  private readonly listeners: (() => void)[] = [];
+
+  constructor(
+    readonly caPem: string,
+    private cert?: { certPem: string; keyPem: string },
+  ) {}
+
+  get certPem(): string | undefined {
+    return this.cert?.certPem;
+  }
+
+  get keyPem(): string | undefined {
+    return this.cert?.keyPem;
+  }
+
+  renew(certPem: string, keyPem: string): void {
+    this.cert = { certPem, keyPem };
+    for (const l of this.listeners) l();
+  }
+
+  onRenew(listener: () => void): void {
+    this.listeners.push(listener);
+  }
+
+  /** Options for `https.createServer` and `setSecureContext`. */
+  serverOptions(): { ca: string; cert: string; key: string } {
+    if (!this.cert) throw new Error('a TLS server needs a certificate');
+    return { ca: this.caPem, cert: this.cert.certPem, key: this.cert.keyPem };
+  }
+}
+
+/**
+ * An undici connector that trusts only the cluster CA and presents this process's
+ * certificate when it has one; rebuilt when the certificate is renewed.
+ */
+export function tlsConnector(tls: TlsIdentity): buildConnector.connector {
+  const build = () =>
+    buildConnector({
+      ca: tls.caPem,
+      ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
+      minVersion: 'TLSv1.2',
+    });
+  let connector = build();
+  tls.onRenew(() => {
+    connector = build();
+  });
+  return (options, callback) => connector(options, callback);
+}
+
+/**
+ * The common name of the certificate the peer presented, if it chains to the cluster
+ * CA; undefined for a plain connection, no certificate, or one from anyone else.
+ */
+export function peerName(req: IncomingMessage): string | undefined {
+  const socket = req.socket as Partial<TLSSocket>;
+  if (!socket.authorized || typeof socket.getPeerCertificate !== 'function') return undefined;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' ? cn : undefined;
+}

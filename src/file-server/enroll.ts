@@ -1,0 +1,179 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent } from 'undici';
+import { writeFileAtomic } from '../common/files.js';
+import { createAgent, requestJson } from '../common/http-client.js';
+import type { Logger } from '../common/logger.js';
+import { TlsIdentity } from '../common/tls.js';
+import { certificateFacts, fingerprintOf, generateTlsKey, issuedBy } from '../crypto/cluster-ca.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { CaResponse, EnrollRequest, EnrollResponse } from '../protocol/main-api.js';
+
+export interface EnrollOptions {
+  dataDir: string;
+  mainUrl: string;
+  joinToken: string;
+  /** the CA fingerprint the operator gave; required unless a CA was saved by an earlier join */
+  caFingerprint: string | undefined;
+  serverId: string;
+  advertiseUrl: string | undefined;
+  log: Logger;
+  signal?: AbortSignal;
+}
+
+/** Errors that retrying cannot fix. */
+const FINAL = new Set([
+  'SEDFS_ERR_JOIN_TOKEN',
+  'SEDFS_ERR_CA_MISMATCH',
+  'SEDFS_ERR_SERVER_REMOVED',
+  'SEDFS_ERR_CONFIG',
+]);
+
+/**
+ * A file server's TLS identity: its key (made once, `<data>/tls/key.pem`, 0600), the
+ * cluster CA (fetched from main and accepted only if its fingerprint is the one the
+ * operator gave), and a certificate main signs for it.
+ */
+export class ServerEnrollment {
+  readonly dir: string;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: EnrollOptions) {
+    this.dir = join(opts.dataDir, 'tls');
+  }
+
+  async identity(): Promise<TlsIdentity> {
+    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    const keyPath = join(this.dir, 'key.pem');
+    if (!existsSync(keyPath)) {
+      const key = generateTlsKey();
+      await writeFileAtomic(keyPath, key.keyPem, 0o600);
+      await writeFileAtomic(join(this.dir, 'public.pem'), key.publicKeyPem, 0o644);
+    }
+    const keyPem = await readFile(keyPath, 'utf8');
+    const ca = await this.trustedCa();
+    // A fresh certificate at each start names the address main publishes now; if main
+    // is away, a saved one still good for a while lets the server start anyway.
+    let certPem: string;
+    try {
+      certPem = await this.enroll(ca);
+    } catch (err) {
+      if (err instanceof SedfsError && FINAL.has(err.code)) throw err;
+      certPem = (await this.savedCertificate(ca)) ?? (await this.retrying(() => this.enroll(ca)));
+    }
+    return new TlsIdentity(ca, { certPem, keyPem });
+  }
+
+  /** Asks for a new certificate when a third of the current one's life is left. */
+  startRenewing(identity: TlsIdentity): void {
+    const facts = certificateFacts(identity.certPem as string);
+    const every = Math.max(1000, Math.min(3600_000, (facts.notAfter - facts.notBefore) / 10));
+    this.timer = setInterval(() => {
+      const now = certificateFacts(identity.certPem as string);
+      if (now.notAfter - Date.now() > (now.notAfter - now.notBefore) / 3) return;
+      this.enroll(identity.caPem).then(
+        (certPem) => {
+          identity.renew(certPem, identity.keyPem as string);
+          this.opts.log.info({ serial: certificateFacts(certPem).serial }, 'certificate renewed');
+        },
+        (err: Error) => this.opts.log.warn({ reason: err.message }, 'could not renew the certificate yet'),
+      );
+    }, every);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** The CA PEM: the saved one if it matches the given fingerprint (or none was given), else main's. */
+  private async trustedCa(): Promise<string> {
+    const path = join(this.dir, 'ca.pem');
+    const pinned = this.opts.caFingerprint;
+    if (existsSync(path)) {
+      const saved = await readFile(path, 'utf8');
+      if (!pinned || fingerprintOf(saved) === pinned) return saved;
+    }
+    if (!pinned)
+      throw new SedfsError(
+        'SEDFS_ERR_CONFIG',
+        'the cluster CA fingerprint is needed to join the first time: --join, --ca-fingerprint or SEDFS_CA_FINGERPRINT',
+      );
+    const ca = await this.retrying(() => this.fetchCa());
+    const got = fingerprintOf(ca);
+    if (got !== pinned)
+      throw new SedfsError(
+        'SEDFS_ERR_CA_MISMATCH',
+        `main at ${this.opts.mainUrl} has CA ${got}, not ${pinned}: refusing to join`,
+      );
+    await writeFileAtomic(path, ca, 0o644);
+    this.opts.log.info({ fingerprint: got }, 'cluster CA fetched and its fingerprint checked');
+    return ca;
+  }
+
+  /** Main's CA over a connection nothing vouches for yet: only the fingerprint check makes it trusted. */
+  private async fetchCa(): Promise<string> {
+    const agent = new Agent({ connect: { rejectUnauthorized: false } });
+    try {
+      return (await requestJson<CaResponse>(agent, `${this.opts.mainUrl}/v1/ca`)).ca;
+    } finally {
+      await agent.close();
+    }
+  }
+
+  private async savedCertificate(ca: string): Promise<string | undefined> {
+    const path = join(this.dir, 'cert.pem');
+    if (!existsSync(path)) return undefined;
+    const pem = await readFile(path, 'utf8');
+    const facts = certificateFacts(pem);
+    const usable =
+      issuedBy(pem, ca) &&
+      facts.commonName === this.opts.serverId &&
+      facts.notAfter - Date.now() > (facts.notAfter - facts.notBefore) / 3;
+    return usable ? pem : undefined;
+  }
+
+  private async enroll(ca: string): Promise<string> {
+    const agent = createAgent(new TlsIdentity(ca));
+    try {
+      const body: EnrollRequest = {
+        id: this.opts.serverId,
+        publicKey: await readFile(join(this.dir, 'public.pem'), 'utf8'),
+        ...(this.opts.advertiseUrl ? { url: this.opts.advertiseUrl } : {}),
+      };
+      const res = await requestJson<EnrollResponse>(agent, `${this.opts.mainUrl}/v1/servers/enroll`, {
+        body,
+        headers: { authorization: `Bearer ${this.opts.joinToken}` },
+      });
+      await writeFileAtomic(join(this.dir, 'cert.pem'), res.cert, 0o644);
+      this.opts.log.info({ serial: certificateFacts(res.cert).serial }, 'certificate issued by main');
+      return res.cert;
+    } finally {
+      await agent.close();
+    }
+  }
+
+  private async retrying<T>(fn: () => Promise<T>): Promise<T> {
+    let delay = 250;
+    let said = false;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof SedfsError && FINAL.has(err.code)) throw err;
+        if (this.opts.signal?.aborted) throw err;
+        if (!said) {
+          this.opts.log.warn(
+            { main: this.opts.mainUrl, reason: (err as Error).message },
+            'main is unreachable; retrying',
+          );
+          said = true;
+        }
+        await sleep(delay, undefined, { signal: this.opts.signal }).catch(() => undefined);
+        delay = Math.min(delay * 2, 5000);
+      }
+    }
+  }
+}
