@@ -8,6 +8,7 @@
  *   client.js dirs MAIN TOKENFILE FOLDER COUNT
  *   client.js share MAIN TOKENFILE FOLDER USER
  *   client.js unshare MAIN TOKENFILE FOLDER USER
+ *   client.js mixed MAIN TOKENFILE FOLDER SECONDS TAG
  */
 import { createHash, randomFillSync } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -68,15 +69,12 @@ async function run(): Promise<Record<string, unknown>> {
       const count = Number(a);
       const size = Number(b);
       await fs.mkdir(path as string, { parents: true });
-      const body = randomFillSync(Buffer.alloc(size));
-      let next = 0;
-      const worker = async () => {
-        while (next < count) {
-          const i = next++;
-          await fs.put([body], `${path}/f${String(i).padStart(5, '0')}`);
-        }
-      };
-      await Promise.all(Array.from({ length: 16 }, worker));
+      // A folder of small files, as `sedfs put -r` sends it: in batches (FileSystem.putMany).
+      const files = Array.from({ length: count }, (_, i) => ({
+        name: `f${String(i).padStart(5, '0')}`,
+        data: randomFillSync(Buffer.alloc(size)),
+      }));
+      await fs.putMany(path as string, files);
       return { seconds: secs(), files: count };
     }
     case 'dirs': {
@@ -110,6 +108,45 @@ async function run(): Promise<Record<string, unknown>> {
     case 'ls': {
       const entries = await fs.list(path as string);
       return { seconds: secs(), entries: entries.length };
+    }
+    case 'mixed': {
+      // One of W8's clients: for SECONDS, put a 64 KiB file, get one, or list the folder
+      // (4 : 4 : 2), one operation at a time; every latency and error is reported.
+      const until = Date.now() + Number(a) * 1000;
+      const body = randomFillSync(Buffer.alloc(64 * 1024));
+      const mine: string[] = [];
+      const latencies: number[] = [];
+      const errors: string[] = [];
+      await fs.mkdir(path as string, { parents: true }).catch(() => undefined);
+      for (let i = 0; Date.now() < until; i++) {
+        const roll = Math.random();
+        const t = process.hrtime.bigint();
+        try {
+          if (roll < 0.4 || mine.length === 0) {
+            const name = `${path}/${b}-${i}`;
+            await fs.put([body], name);
+            mine.push(name);
+          } else if (roll < 0.8) {
+            const got: Buffer[] = [];
+            await fs.get(
+              mine[Math.floor(Math.random() * mine.length)] as string,
+              new Writable({
+                write(c: Buffer, _e, cb) {
+                  got.push(c);
+                  cb();
+                },
+              }),
+            );
+            if (!Buffer.concat(got).equals(body)) throw new Error('read returned other bytes');
+          } else {
+            await fs.list(path as string);
+          }
+          latencies.push(Number(process.hrtime.bigint() - t) / 1e6);
+        } catch (err) {
+          errors.push((err as Error).message);
+        }
+      }
+      return { seconds: secs(), ops: latencies.length, latencies, errors };
     }
     default:
       throw new Error(`unknown verb ${verb}`);

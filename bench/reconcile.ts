@@ -10,7 +10,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import Database from 'better-sqlite3';
-import { request } from 'undici';
+import { type Agent, request } from 'undici';
+import { createAgent } from '../src/common/http-client.js';
+import { TlsIdentity } from '../src/common/tls.js';
+import { generateTlsKey, issueCertificate } from '../src/crypto/cluster-ca.js';
 import type { InventoryResponse } from '../src/protocol/main-api.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 
@@ -57,6 +60,22 @@ async function* inventory(from: number, to: number): AsyncGenerator<Buffer> {
   if (lines.length > 0) yield Buffer.from(`${lines.join('\n')}\n`);
 }
 
+/** The seeded server's TLS identity: a certificate for its id from the cluster CA, as enrolment gives. */
+async function asServer(mainData: string): Promise<Agent> {
+  const ca = {
+    certPem: readFileSync(join(mainData, 'tls', 'ca.pem'), 'utf8'),
+    keyPem: readFileSync(join(mainData, 'tls', 'ca-key.pem'), 'utf8'),
+  };
+  const key = generateTlsKey();
+  const certPem = await issueCertificate(ca, {
+    publicKeyPem: key.publicKeyPem,
+    commonName: SERVER,
+    hosts: ['127.0.0.1'],
+    lifetimeMs: 3600_000,
+  });
+  return createAgent(new TlsIdentity(ca.certPem, { certPem, keyPem: key.keyPem }));
+}
+
 function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
@@ -70,17 +89,20 @@ export async function benchReconcile(
     await cluster.stopMain();
     seed(join(cluster.mainData, 'main.db'), n);
     await cluster.startMain();
+    const agent = await asServer(cluster.mainData);
     const off = Math.max(1, Math.floor(n / 1000));
     const t0 = process.hrtime.bigint();
     const res = await request(`${cluster.mainUrl}/v1/servers/${SERVER}/inventory`, {
       method: 'PUT',
       headers: { authorization: `Bearer ${cluster.joinToken}`, 'content-type': 'application/octet-stream' },
+      dispatcher: agent,
       body: Readable.from(inventory(off, n + off)),
       headersTimeout: 0,
       bodyTimeout: 0,
     });
     const diff = (await res.body.json()) as InventoryResponse;
     const seconds = Number(process.hrtime.bigint() - t0) / 1e9;
+    await agent.close();
     if (res.statusCode !== 200 || diff.missing !== off || diff.extra !== off)
       throw new Error(`unexpected reconciliation result ${res.statusCode} ${JSON.stringify(diff)}`);
     return { seconds, mainPeakRssMiB: peakRssMiB(cluster.main.proc.pid as number), ...diff };

@@ -3,7 +3,8 @@
  * Never part of `npm test`. Knobs: BENCH_RUNS (default 3), BENCH_MIB (default 1024),
  * BENCH_SMALL (files, default 2000), BENCH_LS (entries, default 10000), BENCH_SHARE
  * (files in the shared folder, default 10000; 0 skips), BENCH_RECONCILE (chunks in the
- * W7 inventory, default 1000000; 0 skips).
+ * W7 inventory, default 1000000; 0 skips), BENCH_W8_SECONDS (default 60; 0 skips),
+ * BENCH_W8_CLIENTS (default 16).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
@@ -34,6 +35,8 @@ const SMALL = Number(process.env.BENCH_SMALL ?? 2000);
 const LS = Number(process.env.BENCH_LS ?? 10_000);
 const SHARE = Number(process.env.BENCH_SHARE ?? 10_000);
 const RECONCILE = Number(process.env.BENCH_RECONCILE ?? 1_000_000);
+const W8_SECONDS = Number(process.env.BENCH_W8_SECONDS ?? 60);
+const W8_CLIENTS = Number(process.env.BENCH_W8_CLIENTS ?? 16);
 const resultsFile = resolve(
   here,
   '../../bench/results',
@@ -164,6 +167,17 @@ async function benchRepair(cluster: TestCluster): Promise<number> {
   return Number(process.hrtime.bigint() - t0) / 1e9;
 }
 
+/** The unit of a workload's figure, from its name. */
+function unitOf(k: string): string {
+  if (/^W[126]\b/.test(k)) return 'MiB/s';
+  if (k.startsWith('W3')) return 'files/s';
+  if (k.endsWith('ops/s')) return 'ops/s';
+  if (k.endsWith(' ms')) return 'ms';
+  if (k.endsWith('errors')) return 'count';
+  if (k.startsWith('W4') || k.includes('share') || k.startsWith('W7 reconcile')) return 's';
+  return 'MiB';
+}
+
 async function main(): Promise<void> {
   const machine = {
     date: new Date().toISOString(),
@@ -252,6 +266,29 @@ async function main(): Promise<void> {
         });
         push(`unshare ${SHARE} files`, Number(un.seconds));
       }
+      if (W8_SECONDS > 0 && run === 1) {
+        // W8: W8_CLIENTS client processes at once, each a loop of put/get/ls on its own files.
+        const results = await Promise.all(
+          Array.from({ length: W8_CLIENTS }, (_, i) =>
+            client(['mixed', ...base, '/mixed', String(W8_SECONDS), `c${i}`]),
+          ),
+        );
+        const lat = results.flatMap((r) => r.latencies as unknown as number[]).sort((x, y) => x - y);
+        const errors = results.flatMap((r) => r.errors as unknown as string[]);
+        const pct = (q: number) => lat[Math.min(lat.length - 1, Math.floor(q * lat.length))] ?? 0;
+        const opsPerS = lat.length / W8_SECONDS;
+        emit({
+          workload: `W8 ${W8_CLIENTS} clients mixed`,
+          value: opsPerS,
+          unit: 'ops/s',
+          run,
+          detail: { p50ms: pct(0.5), p99ms: pct(0.99), errors: errors.length, firstError: errors[0] },
+        });
+        push(`W8 ${W8_CLIENTS} clients ops/s`, opsPerS);
+        push('W8 p50 latency ms', pct(0.5));
+        push('W8 p99 latency ms', pct(0.99));
+        push('W8 errors', errors.length);
+      }
       if (RECONCILE > 0 && run === 1) {
         const r = await benchReconcile(RECONCILE);
         emit({ workload: `W7 reconcile ${RECONCILE}`, value: r.seconds, unit: 's', run, detail: { ...r } });
@@ -283,14 +320,7 @@ async function main(): Promise<void> {
   const lines: string[] = [];
   const table: [string, string, string][] = [];
   for (const [k, xs] of Object.entries(w)) {
-    const unit =
-      k.startsWith('W1') || k.startsWith('W2') || k.startsWith('W6')
-        ? 'MiB/s'
-        : k.startsWith('W3')
-          ? 'files/s'
-          : k.startsWith('W4') || k.includes('share') || k.startsWith('W7 reconcile')
-            ? 's'
-            : 'MiB';
+    const unit = unitOf(k);
     const m = median(xs);
     rows.push({ workload: k, value: m, unit, run: 'median' });
     table.push([k, m.toFixed(2), unit]);

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -39,7 +39,16 @@ export async function putFile(
   bar.done();
 }
 
-/** Uploads a local folder tree under `remote` (made if missing). */
+/** Files up to this size go up in batches (`putMany`); larger ones stream one by one. */
+const SMALL_FILE_BYTES = 1024 * 1024;
+/** A batch is sent once it holds this many bytes, so memory stays bounded. */
+const BATCH_BYTES = 32 * 1024 * 1024;
+const BATCH_FILES = 500;
+
+/**
+ * Uploads a local folder tree under `remote` (made if missing). Small files go up in
+ * batches, a few round trips and one commit per batch; big ones stream with progress.
+ */
 export async function putTree(
   fs: FileSystem,
   local: string,
@@ -48,15 +57,30 @@ export async function putTree(
 ): Promise<number> {
   await fs.mkdir(remote, { parents: true });
   let files = 0;
+  let batch: { name: string; data: Buffer }[] = [];
+  let batchBytes = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    files += await fs.putMany(remote, batch, onWarning ? { onWarning } : {});
+    batch = [];
+    batchBytes = 0;
+  };
   for (const entry of await readdir(local, { withFileTypes: true })) {
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
     if (entry.isDirectory()) files += await putTree(fs, src, dst, onWarning);
-    else if (entry.isFile()) {
+    else if (!entry.isFile()) continue;
+    else if ((await stat(src)).size > SMALL_FILE_BYTES) {
       await putFile(fs, src, dst, onWarning);
       files++;
+    } else {
+      const data = await readFile(src);
+      batch.push({ name: entry.name, data });
+      batchBytes += data.length;
+      if (batch.length >= BATCH_FILES || batchBytes >= BATCH_BYTES) await flush();
     }
   }
+  await flush();
   return files;
 }
 

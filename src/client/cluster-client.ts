@@ -4,6 +4,7 @@ import { TlsIdentity } from '../common/tls.js';
 import type {
   BeginUploadResponse,
   BlobManifest,
+  CommitFilesRequest,
   CommitRequest,
   CommitResponse,
   PlacementRequest,
@@ -62,6 +63,11 @@ export class ClusterClient {
     version?: CommitRequest['version'],
   ): Promise<CommitResponse & { node?: NodeEntry }> {
     return this.call('POST', `/v1/uploads/${uploadId}/commit`, version ? { chunks, version } : { chunks });
+  }
+
+  /** Commits many single-upload files at once (see `FileSystem.putMany`). */
+  commitFiles(uploadId: string, files: CommitFilesRequest['files']): Promise<{ nodes: NodeEntry[] }> {
+    return this.call('POST', `/v1/uploads/${uploadId}/commit-files`, { files });
   }
 
   manifest(blobId: string): Promise<BlobManifest> {

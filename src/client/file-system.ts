@@ -1,6 +1,6 @@
 import type { Writable } from 'node:stream';
 import { ChunkSealer, openChunk } from '../crypto/content.js';
-import { randomHexId } from '../crypto/hash.js';
+import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { openSealed, type SecretIdentity } from '../crypto/identity.js';
 import {
   decryptName,
@@ -14,6 +14,8 @@ import {
 } from '../crypto/node-keys.js';
 import type { MeResponse } from '../protocol/account-api.js';
 import { SedfsError } from '../protocol/errors.js';
+import type { StoredReceipt } from '../protocol/file-server-api.js';
+import type { Placement } from '../protocol/main-api.js';
 import type {
   ChildrenResponse,
   ContentResponse,
@@ -25,7 +27,7 @@ import { me as fetchMe, rootSealContext } from './account.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchManifest } from './fetch-blob.js';
 import { joinPath, splitPath } from './paths.js';
-import { DEFAULT_CHUNK_BYTES, storeChunks } from './store-blob.js';
+import { DEFAULT_CHUNK_BYTES, sendChunk, storeChunks } from './store-blob.js';
 
 /** A node with its key opened on the client and its name decrypted. */
 export interface OpenNode {
@@ -237,6 +239,74 @@ export class FileSystem {
    * Stores a stream as the new version of a file, creating the file if needed. The
    * version becomes visible in one commit; until then readers see the previous one.
    */
+  /**
+   * Stores many small files (each at most one chunk) into one folder with one upload, one
+   * placement request, the chunks sent 16 at a time, and one commit for all: a folder of
+   * small files costs a few round trips, not several per file. Names that exist already,
+   * and empty or larger files, go through `put` one by one. Returns how many were stored.
+   */
+  async putMany(
+    folder: string,
+    files: { name: string; data: Buffer }[],
+    opts: Pick<TransferOptions, 'replicas' | 'onWarning'> = {},
+    cwd = '/',
+  ): Promise<number> {
+    const parent = await this.resolve(folder, cwd);
+    if (parent.entry.kind !== 'dir')
+      throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
+    const existing = new Set((await this.list(parent.path)).map((e) => e.name));
+    const batchable = files.filter(
+      (f) => !existing.has(f.name) && f.data.length > 0 && f.data.length <= DEFAULT_CHUNK_BYTES,
+    );
+    for (const f of files)
+      if (!batchable.includes(f))
+        await this.put([f.data], joinPath([...splitPath(parent.path), f.name]), opts);
+    for (let i = 0; i < batchable.length; i += PUT_MANY_BATCH) {
+      await this.putBatch(parent, batchable.slice(i, i + PUT_MANY_BATCH), opts);
+    }
+    return files.length;
+  }
+
+  private async putBatch(
+    parent: OpenNode,
+    files: { name: string; data: Buffer }[],
+    opts: Pick<TransferOptions, 'replicas' | 'onWarning'>,
+  ): Promise<void> {
+    for (const f of files) assertCreatable(parent, f.name);
+    const upload = await this.client.beginUpload(opts.replicas);
+    const sealed = files.map((f) => {
+      const sealer = new ChunkSealer(randomHexId());
+      const bytes = sealer.seal(0, true, f.data);
+      return { file: f, sealer, bytes, id: sha256Hex(bytes) };
+    });
+    const { placements, warning } = await this.client.place(
+      upload.uploadId,
+      sealed.map((s) => ({ id: s.id, size: s.bytes.length })),
+    );
+    if (warning) opts.onWarning?.(warning);
+    const receipts: StoredReceipt[][] = [];
+    let next = 0;
+    const worker = async () => {
+      while (next < sealed.length) {
+        const i = next++;
+        receipts[i] = await sendChunk(
+          this.client,
+          placements[i] as Placement,
+          (sealed[i] as (typeof sealed)[0]).bytes,
+        );
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(16, sealed.length) }, worker));
+    await this.client.commitFiles(
+      upload.uploadId,
+      sealed.map((s, i) => ({
+        chunks: [{ id: s.id, size: s.bytes.length, receipts: receipts[i] as StoredReceipt[] }],
+        version: versionFor(parent, s.file.name, undefined, s.sealer, s.file.data.length, DEFAULT_CHUNK_BYTES)
+          .version,
+      })),
+    );
+  }
+
   async put(
     source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     path: string,
@@ -267,23 +337,7 @@ export class FileSystem {
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
     const commitAs = async (target: OpenNode | undefined) => {
-      const fileId = target?.entry.id ?? randomHexId();
-      const fileKey = target?.key ?? newNodeKey();
-      const version: VersionCommit = {
-        versionId,
-        size: stored.size,
-        chunkBytes,
-        contentKey: wrapContentKey(fileKey, versionId, sealer.key),
-        target: target
-          ? { nodeId: fileId }
-          : {
-              parentId: parent.entry.id,
-              nodeId: fileId,
-              nameMac: nameMac(parent.key, name),
-              nameEnc: encryptName(parent.key, parent.entry.id, name),
-              wrappedKey: wrapNodeKey(parent.key, fileId, fileKey),
-            },
-      };
+      const { version, fileKey } = versionFor(parent, name, target, sealer, stored.size, chunkBytes);
       const res = await this.client.commit(stored.uploadId, stored.chunks, version);
       return { entry: res.node as NodeEntry, key: fileKey, name, path: joinPath([...names, name]) };
     };
@@ -412,4 +466,36 @@ function assertCreatable(parent: OpenNode, name: string): void {
   if (parent.path === '/' && name === SHARED) {
     throw new SedfsError('SEDFS_ERR_EXISTS', `/${SHARED} is reserved for what others share with you`);
   }
+}
+
+/** Files per batch in `putMany`: one placement request and one commit each. */
+const PUT_MANY_BATCH = 500;
+
+/** The commit that makes a sealed upload `name` in `parent` (new), or a new version of `target`. */
+function versionFor(
+  parent: OpenNode,
+  name: string,
+  target: OpenNode | undefined,
+  sealer: ChunkSealer,
+  size: number,
+  chunkBytes: number,
+): { version: VersionCommit; fileKey: Buffer } {
+  const fileId = target?.entry.id ?? randomHexId();
+  const fileKey = target?.key ?? newNodeKey();
+  const version: VersionCommit = {
+    versionId: sealer.versionId,
+    size,
+    chunkBytes,
+    contentKey: wrapContentKey(fileKey, sealer.versionId, sealer.key),
+    target: target
+      ? { nodeId: fileId }
+      : {
+          parentId: parent.entry.id,
+          nodeId: fileId,
+          nameMac: nameMac(parent.key, name),
+          nameEnc: encryptName(parent.key, parent.entry.id, name),
+          wrappedKey: wrapNodeKey(parent.key, fileId, fileKey),
+        },
+  };
+  return { version, fileKey };
 }

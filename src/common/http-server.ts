@@ -8,7 +8,7 @@ import Fastify, {
 } from 'fastify';
 import { type ErrorCode, SedfsError } from '../protocol/errors.js';
 import type { Logger } from './logger.js';
-import type { TlsIdentity } from './tls.js';
+import { TLS_CIPHERS, type TlsIdentity } from './tls.js';
 
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
@@ -50,7 +50,14 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
     serverFactory: (handler) => {
       if (!tls) return createHttpServer(handler);
       const server = createHttpsServer(
-        { ...tls.serverOptions(), requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2' },
+        {
+          ...tls.serverOptions(),
+          requestCert: true,
+          rejectUnauthorized: false,
+          minVersion: 'TLSv1.2',
+          ciphers: TLS_CIPHERS,
+          honorCipherOrder: true,
+        },
         handler,
       );
       tls.onRenew(() => server.setSecureContext(tls.serverOptions()));

@@ -233,6 +233,14 @@ export class NamespaceService {
     return toEntry(this.store.getNode(nodeId) as NodeRecord);
   }
 
+  /**
+   * Commits many uploads' blobs as files or versions in one transaction (`put -r` of
+   * small files): one commit, one fsync, for all of them; any failure keeps none.
+   */
+  commitVersions(user: UserRecord, items: { version: VersionCommit; blob: PreparedBlob }[]): NodeEntry[] {
+    return this.store.atomically(() => items.map((i) => this.commitVersion(user, i.version, i.blob)));
+  }
+
   /** Grants `perm` on a node the caller owns; the key and name come sealed to the grantee. */
   share(user: UserRecord, id: string, req: ShareRequest): void {
     const node = this.authorize(user, id, 'owner', 'share');

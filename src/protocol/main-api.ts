@@ -170,6 +170,24 @@ export const CommitRequest = Type.Object(
   strict,
 );
 export type CommitRequest = Static<typeof CommitRequest>;
+/** Most files one batch commit may make. */
+export const COMMIT_FILES_MAX = 1000;
+
+/**
+ * Many small files from one upload, committed in one transaction: each is a blob (its
+ * chunks) that becomes a file version. All land, or none does.
+ */
+export const CommitFilesRequest = Type.Object(
+  {
+    files: Type.Array(
+      Type.Object({ chunks: CommitRequest.properties.chunks, version: VersionCommit }, strict),
+      { minItems: 1, maxItems: COMMIT_FILES_MAX },
+    ),
+  },
+  strict,
+);
+export type CommitFilesRequest = Static<typeof CommitFilesRequest>;
+
 /** A commit lists every chunk with its receipts: about 400 bytes a chunk. */
 export const COMMIT_BODY_LIMIT = 64 * 1024 * 1024;
 

@@ -1,5 +1,6 @@
 import { beginUploadRoute } from './begin-upload.js';
 import { checkRoute } from './check.js';
+import { commitFilesRoute } from './commit-files.js';
 import { commitUploadRoute } from './commit-upload.js';
 import { createInviteRoute } from './create-invite.js';
 import { deleteNodeRoute } from './delete-node.js';
@@ -56,6 +57,7 @@ export const MAIN_ROUTES = [
   beginUploadRoute,
   placeChunksRoute,
   commitUploadRoute,
+  commitFilesRoute,
   getBlobRoute,
   reportBadReplicaRoute,
   // namespace (session)

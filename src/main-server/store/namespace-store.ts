@@ -84,6 +84,8 @@ export interface Rekey {
 
 export interface NamespaceStore {
   countUsers(): number;
+  /** Runs `fn` in one transaction (nested ones become savepoints): all of it lands, or none. */
+  atomically<T>(fn: () => T): T;
   /**
    * The user and their home folder, in one transaction; with `inviteHash`, the invite
    * is used in the same transaction, or SEDFS_ERR_INVITE_REQUIRED and nothing is kept.

@@ -123,6 +123,10 @@ export function releaseBlob(db: Database.Database, blobId: string, now: number):
 export class SqliteNamespaceStore implements NamespaceStore {
   constructor(private readonly db: Database.Database) {}
 
+  atomically<T>(fn: () => T): T {
+    return this.db.transaction(fn)();
+  }
+
   countUsers(): number {
     return this.db.prepare('SELECT count(*) FROM users').pluck().get() as number;
   }
