@@ -27,7 +27,9 @@ export function spawnSedfs(
   env: Record<string, string> = {},
   prefix: string[] = [],
 ): SedfsProcess {
-  const command = [...prefix, process.execPath, '--enable-source-maps', CLI, ...args];
+  // SEDFS_NODE_ARGS (e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof") profiles every process started.
+  const nodeArgs = process.env.SEDFS_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
+  const command = [...prefix, process.execPath, '--enable-source-maps', ...nodeArgs, CLI, ...args];
   const proc = spawn(command[0] as string, command.slice(1), {
     env: { ...process.env, SEDFS_LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
