@@ -13,7 +13,8 @@ SEDFS_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SD=$PB/sedfs
 SD_MAIN_PID=""; SD_FS_PIDS=()
 
-sedfs_cli() { env SEDFS_HOME="$SD/profile" SEDFS_PASSPHRASE=peerbench node "$SEDFS_ROOT/bin/sedfs.js" "$@"; }
+# The CLI as the bench user; `timeout` cannot run a shell function, so this is a command line.
+SEDFS_CLI=(env SEDFS_HOME="$PB/sedfs/profile" SEDFS_PASSPHRASE=peerbench node "$SEDFS_ROOT/bin/sedfs.js")
 
 # sedfs_start REPLICAS SERVERS
 sedfs_start() {
@@ -31,9 +32,9 @@ sedfs_start() {
       --data "$SD/fs$i" > "$SD/fs$i.out" 2>&1 9>&- &
     SD_FS_PIDS+=($!); remember_pid "$!" node
   done
-  timeout 60 sedfs_cli signup peerbench --main "$(cat "$SD/main/main.addr")" >> "$LOG" 2>&1 || return 1
+  timeout 60 "${SEDFS_CLI[@]}" signup peerbench --main "$(cat "$SD/main/main.addr")" >> "$LOG" 2>&1 || return 1
   for ((i = 0; i < T_UP * 10; i++)); do
-    n=$(sedfs_cli servers --json 2>/dev/null | grep -c '"state": "up"')
+    n=$("${SEDFS_CLI[@]}" servers --json 2>/dev/null | grep -c '"state": "up"')
     [ "$n" = "$servers" ] && break; sleep 0.2
   done
   [ "$n" = "$servers" ] || { log "sedfs: $n of $servers file servers up"; return 1; }
