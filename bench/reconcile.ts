@@ -13,7 +13,8 @@ import Database from 'better-sqlite3';
 import { type Agent, request } from 'undici';
 import { createAgent } from '../src/common/http-client.js';
 import { TlsIdentity } from '../src/common/tls.js';
-import { generateTlsKey, issueCertificate } from '../src/crypto/cluster-ca.js';
+import { generateTlsKey } from '../src/crypto/certificates.js';
+import { issueCertificate } from '../src/crypto/cluster-ca.js';
 import type { InventoryResponse } from '../src/protocol/main-api.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 

@@ -23,7 +23,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { login, signup } from '../src/client/account.js';
 import { Profile } from '../src/client/profile.js';
-import { fingerprintOf } from '../src/crypto/cluster-ca.js';
+import { fingerprintOf } from '../src/crypto/certificates.js';
 import type { CheckResponse } from '../src/protocol/main-api.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { benchReconcile } from './reconcile.js';

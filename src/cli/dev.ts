@@ -1,8 +1,9 @@
 import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import { parseConfig } from '../common/config.js';
-import { FILE_SERVER_CONFIG, type RunningFileServer, startFileServer } from '../file-server/file-server.js';
-import { MAIN_CONFIG, startMain } from '../main-server/main-server.js';
+import type { RunningFileServer } from '../file-server/file-server.js';
+import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
+import { MAIN_CONFIG } from '../main-server/main-config.js';
 import { closeOnSignal, fail } from './output.js';
 
 /**
@@ -26,6 +27,8 @@ export function registerDevCommand(program: Command): void {
           throw new Error('--servers must be a whole number from 1 to 64');
         const root = resolve(opts.data);
         const replicas = opts.replicas ?? String(Math.min(3, n));
+        const { startMain } = await import('../main-server/main-server.js');
+        const { startFileServer } = await import('../file-server/file-server.js');
         const main = await startMain(
           parseConfig(
             MAIN_CONFIG,

@@ -3,7 +3,7 @@ import { ClusterClient } from '../client/cluster-client.js';
 import { FileSystem } from '../client/file-system.js';
 import { defaultProfileDir, Profile, type Session } from '../client/profile.js';
 import { establishTrust } from '../client/trust.js';
-import { normalizeFingerprint } from '../crypto/cluster-ca.js';
+import { normalizeFingerprint } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
 import { describeError } from './output.js';
 import { askIfInteractive } from './prompt.js';

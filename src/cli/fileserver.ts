@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { FILE_SERVER_CONFIG, startFileServer } from '../file-server/file-server.js';
+import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
 import { parseJoinString } from '../protocol/join-string.js';
 import { addConfigOptions, configFromCommand, readConfigFile } from './options.js';
 import { closeOnSignal, fail } from './output.js';
@@ -61,6 +61,7 @@ Examples:
         joinToken,
         ...(caFingerprint ? { caFingerprint } : {}),
       });
+      const { startFileServer } = await import('../file-server/file-server.js');
       const fs = await startFileServer({
         ...config,
         main: config.main as string,

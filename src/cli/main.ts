@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { MAIN_CONFIG, startMain } from '../main-server/main-server.js';
+import { MAIN_CONFIG } from '../main-server/main-config.js';
 import { addConfigOptions, configFromCommand } from './options.js';
 import { closeOnSignal, fail } from './output.js';
 
@@ -21,6 +21,8 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
   addConfigOptions(cmd, MAIN_CONFIG).action(async (opts: Record<string, unknown>) => {
     try {
       const config = await configFromCommand(MAIN_CONFIG, opts);
+      // Loaded only here: client verbs never pay for the server's modules.
+      const { startMain } = await import('../main-server/main-server.js');
       const main = await startMain(config);
       const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];
       if (main.caFingerprint) lines.push(`Cluster CA fingerprint (clients check it): ${main.caFingerprint}`);

@@ -1,6 +1,6 @@
 import { Agent } from 'undici';
 import { requestJson } from '../common/http-client.js';
-import { fingerprintOf } from '../crypto/cluster-ca.js';
+import { fingerprintOf } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { CaResponse } from '../protocol/main-api.js';
 

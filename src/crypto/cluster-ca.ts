@@ -1,7 +1,8 @@
 // tsyringe, inside @peculiar/x509, needs the Reflect metadata API loaded first.
 import 'reflect-metadata';
-import { createPrivateKey, generateKeyPairSync, randomBytes, webcrypto, X509Certificate } from 'node:crypto';
+import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
+import { generateTlsKey } from './certificates.js';
 
 /**
  * The cluster's own certificate authority. Main makes it at first start (ECDSA P-256)
@@ -15,59 +16,9 @@ x509.cryptoProvider.set(webcrypto as unknown as Parameters<typeof x509.cryptoPro
 const EC = { name: 'ECDSA', namedCurve: 'P-256' } as const;
 const SIGNING = { name: 'ECDSA', hash: 'SHA-256' } as const;
 
-export interface KeyPairPem {
-  keyPem: string;
-  publicKeyPem: string;
-}
-
 export interface CaMaterial {
   keyPem: string;
   certPem: string;
-}
-
-/** A new P-256 key pair for a TLS endpoint (PKCS#8 and SPKI PEM). */
-export function generateTlsKey(): KeyPairPem {
-  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-  return {
-    keyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
-    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
-  };
-}
-
-/** SHA-256 of the certificate's DER encoding, 64 lowercase hex characters. */
-export function fingerprintOf(certPem: string): string {
-  return new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase();
-}
-
-/** Whether `text` looks like a fingerprint as `fingerprintOf` writes it (colons and case forgiven). */
-export function normalizeFingerprint(text: string): string | undefined {
-  const hex = text.replaceAll(':', '').trim().toLowerCase();
-  return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
-}
-
-export interface CertificateFacts {
-  commonName: string;
-  serial: string;
-  notBefore: number;
-  notAfter: number;
-}
-
-export function certificateFacts(certPem: string): CertificateFacts {
-  const c = new X509Certificate(certPem);
-  return {
-    commonName: /CN=([^\n,]+)/.exec(c.subject)?.[1] ?? '',
-    serial: c.serialNumber.toLowerCase(),
-    notBefore: Date.parse(c.validFrom),
-    notAfter: Date.parse(c.validTo),
-  };
-}
-
-/** True when `certPem` was signed by the CA in `caPem` and is valid at `now`. */
-export function issuedBy(certPem: string, caPem: string, now = Date.now()): boolean {
-  const cert = new X509Certificate(certPem);
-  const ca = new X509Certificate(caPem);
-  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
-  return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
 }
 
 function pemToDer(pem: string): ArrayBuffer {

@@ -7,7 +7,7 @@ import { writeFileAtomic } from '../common/files.js';
 import { createAgent, requestJson } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { TlsIdentity } from '../common/tls.js';
-import { certificateFacts, fingerprintOf, generateTlsKey, issuedBy } from '../crypto/cluster-ca.js';
+import { certificateFacts, fingerprintOf, generateTlsKey, issuedBy } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { CaResponse, EnrollRequest, EnrollResponse } from '../protocol/main-api.js';
 

@@ -15,6 +15,7 @@ import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
 import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
+import type { MainConfig } from './main-config.js';
 import { setUpMainTls } from './main-tls.js';
 import { NamespaceService } from './namespace.js';
 import { Reconciler } from './reconciler.js';
@@ -23,88 +24,6 @@ import { Repairer } from './repairer.js';
 import { MAIN_ROUTES } from './routes/index.js';
 import { SqliteNamespaceStore } from './store/sqlite-namespace-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
-
-export const MAIN_CONFIG = {
-  host: { kind: 'string', default: '0.0.0.0', help: 'address to bind; 0.0.0.0 is all interfaces' },
-  port: { kind: 'int', default: 0, min: 0, max: 65535, help: 'port to bind; 0 picks a free one' },
-  data: { kind: 'string', default: 'sedfs-main', help: 'data folder: state, keys, log' },
-  replicas: {
-    kind: 'int',
-    default: 3,
-    min: 1,
-    max: 16,
-    env: 'SEDFS_REPLICAS',
-    help: 'copies of every chunk',
-  },
-  heartbeatTimeout: {
-    kind: 'number',
-    default: 15,
-    min: 0.2,
-    env: 'SEDFS_HEARTBEAT_TIMEOUT',
-    help: 'seconds of silence before a file server is down',
-  },
-  lostAfter: {
-    kind: 'number',
-    default: 600,
-    min: 0,
-    env: 'SEDFS_LOST_AFTER',
-    help: 'seconds a server may stay down before its chunks are re-replicated elsewhere',
-  },
-  extraGrace: {
-    kind: 'number',
-    default: 3600,
-    min: 0,
-    env: 'SEDFS_EXTRA_GRACE',
-    help: 'seconds an unknown chunk on a file server waits before it is deleted',
-  },
-  inventoryInterval: {
-    kind: 'number',
-    default: 6 * 3600,
-    min: 0,
-    env: 'SEDFS_INVENTORY_INTERVAL',
-    help: 'seconds between full inventories asked of each file server (0 = only at registration)',
-  },
-  repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
-  repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
-  joinToken: {
-    kind: 'string',
-    env: 'SEDFS_JOIN_TOKEN',
-    help: 'cluster join token (default: made at first start)',
-  },
-  ticketTtl: {
-    kind: 'number',
-    default: DEFAULT_TICKET_TTL_MS / 1000,
-    min: 1,
-    help: 'seconds a chunk ticket lives',
-  },
-  openSignup: {
-    kind: 'bool',
-    default: false,
-    env: 'SEDFS_OPEN_SIGNUP',
-    help: 'let anyone sign up without an invite',
-  },
-  uploadTtl: {
-    kind: 'number',
-    default: 24 * 3600,
-    min: 1,
-    help: 'seconds an upload may take to commit; its chunks are then collected as orphans',
-  },
-  sessionTtl: { kind: 'number', default: 12 * 3600, min: 1, help: 'seconds a login session lasts' },
-  insecureHttp: {
-    kind: 'bool',
-    default: false,
-    env: 'SEDFS_INSECURE_HTTP',
-    help: 'DEBUGGING ONLY: plain HTTP, so tokens and tickets cross the network readable',
-  },
-  certLifetime: {
-    kind: 'number',
-    default: 90 * 24 * 3600,
-    min: 5,
-    help: "seconds main's and file servers' certificates live; renewed with a third left",
-  },
-  logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
-} as const;
-export type MainConfig = ConfigOf<typeof MAIN_CONFIG>;
 
 export interface RunningMain {
   /** The URL written to `<data>/main.addr`. */

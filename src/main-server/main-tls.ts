@@ -5,14 +5,8 @@ import { join } from 'node:path';
 import { writeFileAtomic } from '../common/files.js';
 import type { Logger } from '../common/logger.js';
 import { TlsIdentity } from '../common/tls.js';
-import {
-  type CaMaterial,
-  certificateFacts,
-  createCa,
-  fingerprintOf,
-  generateTlsKey,
-  issueCertificate,
-} from '../crypto/cluster-ca.js';
+import { certificateFacts, fingerprintOf, generateTlsKey } from '../crypto/certificates.js';
+import { type CaMaterial, createCa, issueCertificate } from '../crypto/cluster-ca.js';
 
 export interface MainTls {
   ca: CaMaterial;

@@ -6,7 +6,7 @@ import { login, signup } from '../../src/client/account.js';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import { Profile } from '../../src/client/profile.js';
-import { fingerprintOf } from '../../src/crypto/cluster-ca.js';
+import { fingerprintOf } from '../../src/crypto/certificates.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';

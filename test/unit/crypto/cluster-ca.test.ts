@@ -3,13 +3,12 @@ import { X509Certificate } from 'node:crypto';
 import { test } from 'node:test';
 import {
   certificateFacts,
-  createCa,
   fingerprintOf,
   generateTlsKey,
-  issueCertificate,
   issuedBy,
   normalizeFingerprint,
-} from '../../../src/crypto/cluster-ca.js';
+} from '../../../src/crypto/certificates.js';
+import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';
 import { parseJoinString } from '../../../src/protocol/join-string.js';
 
 test('a certificate the cluster CA issues chains to it, names the server and its hosts, and lives as long as asked', async () => {

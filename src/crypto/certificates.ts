@@ -1,0 +1,55 @@
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+
+/**
+ * Certificate facts and TLS keys with node:crypto alone, so clients never load the X.509
+ * encoder (cluster-ca.ts) that only main needs to issue certificates.
+ */
+export interface KeyPairPem {
+  keyPem: string;
+  publicKeyPem: string;
+}
+
+/** A new P-256 key pair for a TLS endpoint (PKCS#8 and SPKI PEM). */
+export function generateTlsKey(): KeyPairPem {
+  const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+  return {
+    keyPem: privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(),
+    publicKeyPem: publicKey.export({ format: 'pem', type: 'spki' }).toString(),
+  };
+}
+
+/** SHA-256 of the certificate's DER encoding, 64 lowercase hex characters. */
+export function fingerprintOf(certPem: string): string {
+  return new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase();
+}
+
+/** Whether `text` looks like a fingerprint as `fingerprintOf` writes it (colons and case forgiven). */
+export function normalizeFingerprint(text: string): string | undefined {
+  const hex = text.replaceAll(':', '').trim().toLowerCase();
+  return /^[0-9a-f]{64}$/.test(hex) ? hex : undefined;
+}
+
+export interface CertificateFacts {
+  commonName: string;
+  serial: string;
+  notBefore: number;
+  notAfter: number;
+}
+
+export function certificateFacts(certPem: string): CertificateFacts {
+  const c = new X509Certificate(certPem);
+  return {
+    commonName: /CN=([^\n,]+)/.exec(c.subject)?.[1] ?? '',
+    serial: c.serialNumber.toLowerCase(),
+    notBefore: Date.parse(c.validFrom),
+    notAfter: Date.parse(c.validTo),
+  };
+}
+
+/** True when `certPem` was signed by the CA in `caPem` and is valid at `now`. */
+export function issuedBy(certPem: string, caPem: string, now = Date.now()): boolean {
+  const cert = new X509Certificate(certPem);
+  const ca = new X509Certificate(caPem);
+  if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
+  return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
+}
