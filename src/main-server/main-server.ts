@@ -1,7 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import type { ConfigOf } from '../common/config.js';
 import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
@@ -9,7 +8,6 @@ import { createServerLogger, type Logger } from '../common/logger.js';
 import { randomSecret } from '../crypto/hash.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { formatJoinString } from '../protocol/join-string.js';
-import { DEFAULT_TICKET_TTL_MS } from '../protocol/ticket.js';
 import { AccountService } from './accounts.js';
 import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
