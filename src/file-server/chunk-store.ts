@@ -6,6 +6,7 @@ import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
 import { ChangeLog } from './change-log.js';
+import { DIRECT_ALIGN, DirectIo } from './direct-io.js';
 
 /**
  * Chunks on local disk at `chunks/<2 hex>/<2 hex>/<64 hex id>`, named by the SHA-256
@@ -19,7 +20,9 @@ export class ChunkStore {
   private usedBytes = 0;
   private chunkCount = 0;
   private readonly knownDirs = new Set<string>();
-  private readonly pool: BufferPool;
+  private pool: BufferPool;
+  /** Set when chunk files are written with O_DIRECT (see direct-io.ts). */
+  private direct: DirectIo | undefined;
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
 
@@ -37,6 +40,12 @@ export class ChunkStore {
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.chunksDir, { recursive: true });
+    this.direct = DirectIo.open(this.tmpDir);
+    if (this.direct) {
+      // Whole aligned blocks: every flush but a chunk's last must end on the alignment.
+      const size = Math.ceil(this.pool.size / DIRECT_ALIGN) * DIRECT_ALIGN;
+      this.pool = new BufferPool(size, 16, (n) => (this.direct as DirectIo).alignedBuffer(n));
+    }
     for await (const { size } of this.walk()) {
       this.usedBytes += size;
       this.chunkCount += 1;
@@ -71,8 +80,8 @@ export class ChunkStore {
   async beginWrite(id: string, size: number): Promise<ChunkWrite> {
     const final = this.pathOf(id);
     const tmp = join(this.tmpDir, `${id}.${randomHexId(6)}.part`);
-    const fh = await open(tmp, 'wx', 0o644);
-    return new ChunkWrite(this, id, size, tmp, final, fh, this.pool);
+    const fh = await open(tmp, this.direct ? this.direct.createFlags : 'wx', 0o644);
+    return new ChunkWrite(this, id, size, tmp, final, fh, this.pool, this.direct !== undefined);
   }
 
   /** Opens a stored chunk for streaming; 404 if this server does not hold it. */
@@ -181,9 +190,10 @@ class BufferPool {
   constructor(
     readonly size: number,
     private readonly keep: number,
+    private readonly make: (size: number) => Buffer = (n) => Buffer.allocUnsafe(n),
   ) {}
   take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+    return this.free.pop() ?? this.make(this.size);
   }
   give(buf: Buffer): void {
     if (this.free.length < this.keep) this.free.push(buf);
@@ -206,6 +216,8 @@ export class ChunkWrite {
     private readonly final: string,
     private readonly fh: import('node:fs/promises').FileHandle,
     private readonly pool: BufferPool,
+    /** the file is open with O_DIRECT: whole aligned blocks only, then truncate */
+    private readonly direct = false,
   ) {
     this.buf = pool.take();
   }
@@ -214,7 +226,6 @@ export class ChunkWrite {
     this.received += piece.length;
     if (this.received > this.size)
       throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'more bytes than content-length');
-    this.hasher.update(piece);
     let off = 0;
     while (off < piece.length) {
       const n = piece.copy(this.buf, this.fill, off);
@@ -228,8 +239,10 @@ export class ChunkWrite {
   async commit(): Promise<void> {
     try {
       if (this.received !== this.size) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
-      if (this.hasher.digestHex() !== this.id) throw new SedfsError('SEDFS_ERR_HASH_MISMATCH');
       await this.flush();
+      if (this.hasher.digestHex() !== this.id) throw new SedfsError('SEDFS_ERR_HASH_MISMATCH');
+      // A direct write's last block was padded to the alignment: cut the file back.
+      if (this.direct && this.size % DIRECT_ALIGN !== 0) await this.fh.truncate(this.size);
       await this.fh.sync();
       await this.close();
       const existed = await this.store.has(this.id);
@@ -245,14 +258,25 @@ export class ChunkWrite {
     await rm(this.tmp, { force: true });
   }
 
+  /**
+   * Hashes what the buffer holds (one big update, not one per network piece) and writes
+   * it. Only the last flush of a chunk can end off the alignment; it is padded.
+   */
   private async flush(): Promise<void> {
     if (this.fill === 0) return;
-    let off = 0;
-    while (off < this.fill) {
-      const { bytesWritten } = await this.fh.write(this.buf, off, this.fill - off, this.written);
-      off += bytesWritten;
-      this.written += bytesWritten;
+    this.hasher.update(this.buf.subarray(0, this.fill));
+    let len = this.fill;
+    if (this.direct && len % DIRECT_ALIGN !== 0) {
+      const padded = Math.ceil(len / DIRECT_ALIGN) * DIRECT_ALIGN;
+      this.buf.fill(0, len, padded);
+      len = padded;
     }
+    let off = 0;
+    while (off < len) {
+      const { bytesWritten } = await this.fh.write(this.buf, off, len - off, this.written + off);
+      off += bytesWritten;
+    }
+    this.written += this.fill;
     this.fill = 0;
   }
 
