@@ -1,4 +1,4 @@
-import { createReadStream, type ReadStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { syncDir } from '../common/files.js';
@@ -21,6 +21,7 @@ export class ChunkStore {
   private chunkCount = 0;
   private readonly knownDirs = new Set<string>();
   private pool: BufferPool;
+  private readPool = new BufferPool(READ_BUFFER_BYTES, 16);
   /** Set when chunk files are written with O_DIRECT (see direct-io.ts). */
   private direct: DirectIo | undefined;
   /** What was stored, removed or quarantined here since main was last told. */
@@ -45,6 +46,9 @@ export class ChunkStore {
       // Whole aligned blocks: every flush but a chunk's last must end on the alignment.
       const size = Math.ceil(this.pool.size / DIRECT_ALIGN) * DIRECT_ALIGN;
       this.pool = new BufferPool(size, 16, (n) => (this.direct as DirectIo).alignedBuffer(n));
+      this.readPool = new BufferPool(READ_BUFFER_BYTES, 16, (n) =>
+        (this.direct as DirectIo).alignedBuffer(n),
+      );
     }
     for await (const { size } of this.walk()) {
       this.usedBytes += size;
@@ -84,15 +88,44 @@ export class ChunkStore {
     return new ChunkWrite(this, id, size, tmp, final, fh, this.pool, this.direct !== undefined);
   }
 
-  /** Opens a stored chunk for streaming; 404 if this server does not hold it. */
-  async openRead(id: string): Promise<{ size: number; stream: ReadStream }> {
+  /**
+   * Sends a stored chunk to `write` in blocks read into two reused buffers (O_DIRECT
+   * where writes are: no page cache to fill), reading the next block while the last is
+   * being sent. `write` resolves once the bytes are handed off, so a buffer is never
+   * refilled while still in use. 404 if this server does not hold the chunk; `ready` is
+   * told the size before the first byte.
+   */
+  async send(
+    id: string,
+    ready: (size: number) => void,
+    write: (piece: Buffer) => Promise<void>,
+  ): Promise<void> {
     const path = this.pathOf(id);
-    const fh = await open(path, 'r').catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
-      throw err;
-    });
-    const { size } = await fh.stat();
-    return { size, stream: createReadStream('', { fd: fh, highWaterMark: 1024 * 1024 }) };
+    const fh = await open(path, this.direct ? this.direct.readFlags : 'r').catch(
+      (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
+        throw err;
+      },
+    );
+    const bufs = [this.readPool.take(), this.readPool.take()];
+    try {
+      const { size } = await fh.stat();
+      ready(size);
+      let sending: Promise<void> = Promise.resolve();
+      for (let pos = 0, k = 0; pos < size; k++) {
+        const buf = bufs[k % 2] as Buffer;
+        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        if (bytesRead === 0) throw new Error(`chunk ${id} ended early`);
+        // The other buffer's send must finish before the next read refills it.
+        await sending;
+        sending = write(buf.subarray(0, Math.min(bytesRead, size - pos)));
+        pos += bytesRead;
+      }
+      await sending;
+    } finally {
+      for (const b of bufs) this.readPool.give(b);
+      await fh.close();
+    }
   }
 
   /** Removes a chunk; 404 if this server does not hold it. */
@@ -184,6 +217,8 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
  * each async fs call costs far more than the copy, and fresh memory is slow to touch.
  */
 const WRITE_BUFFER_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+/** Reads go in blocks of this size (a multiple of the direct-I/O alignment). */
+const READ_BUFFER_BYTES = 2 * 1024 * 1024;
 
 class BufferPool {
   private readonly free: Buffer[] = [];

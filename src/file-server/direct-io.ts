@@ -35,6 +35,11 @@ export class DirectIo {
     }
   }
 
+  /** Flags for reading a chunk file this way. */
+  get readFlags(): number {
+    return constants.O_RDONLY | (O_DIRECT as number);
+  }
+
   /** Flags for a new chunk file written this way. */
   get createFlags(): number {
     return constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (O_DIRECT as number);

@@ -6,6 +6,8 @@ import { type FileServerContext, requireKeys } from '../context.js';
 /**
  * Streams a chunk exactly as stored. The reader checks it (against the chunk id, or
  * the authentication tag once contents are encrypted), so bytes are hashed once per read.
+ * The body is written straight to the socket from the store's reused buffers, each
+ * write awaited, so no buffer is refilled before the socket has taken it.
  */
 export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): void {
   app.get<{ Params: { id: string } }>('/v1/chunks/:id', async (req, reply) => {
@@ -16,10 +18,28 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       server: ctx.serverId,
       now: ctx.now(),
     });
-    const { size, stream } = await ctx.store.openRead(id);
-    return reply
-      .header('content-type', 'application/octet-stream')
-      .header('content-length', size)
-      .send(stream);
+    const res = reply.raw;
+    let started = false;
+    try {
+      await ctx.store.send(
+        id,
+        (size) => {
+          // From here on the answer is ours to write: no error body can follow a header.
+          reply.hijack();
+          started = true;
+          res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+        },
+        (piece) =>
+          new Promise((resolve, reject) => {
+            res.write(piece, (err) => (err ? reject(err) : resolve()));
+          }),
+      );
+      res.end();
+    } catch (err) {
+      if (!started) throw err;
+      // Mid-body: cut the connection so the reader sees a short body and tries another copy.
+      req.log.warn({ chunk: id, reason: (err as Error).message }, 'chunk read failed mid-body');
+      res.destroy();
+    }
   });
 }

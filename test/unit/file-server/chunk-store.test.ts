@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -102,5 +102,42 @@ test('remove deletes a chunk and its count; a missing chunk is a clear 404', asy
   assert.equal(await s.has(id), false);
   assert.equal((await s.stats()).chunkCount, 0);
   await assert.rejects(s.remove(id), { code: 'SEDFS_ERR_CHUNK_NOT_FOUND' });
-  await assert.rejects(s.openRead(id), { code: 'SEDFS_ERR_CHUNK_NOT_FOUND' });
+  await assert.rejects(
+    s.send(
+      id,
+      () => undefined,
+      async () => undefined,
+    ),
+    { code: 'SEDFS_ERR_CHUNK_NOT_FOUND' },
+  );
+});
+
+test('send hands a chunk over in blocks, each after the last was taken, bytes exactly as stored', async () => {
+  const s = new ChunkStore(mkdtempSync(join(tmpdir(), 'sedfs-cs-')), 16 * 1024 * 1024);
+  await s.init();
+  // Bigger than two read blocks and not a multiple of the alignment.
+  const bytes = randomBytes(5 * 1024 * 1024 + 17);
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, bytes.length);
+  for (let off = 0; off < bytes.length; off += 65536) await w.append(bytes.subarray(off, off + 65536));
+  await w.commit();
+  const pieces: Buffer[] = [];
+  let announced = -1;
+  let inFlight = 0;
+  await s.send(
+    id,
+    (size) => {
+      announced = size;
+    },
+    async (piece) => {
+      inFlight++;
+      assert.equal(inFlight, 1, 'one piece at a time');
+      pieces.push(Buffer.from(piece)); // the store reuses its buffers: keep a copy
+      await new Promise((r) => setTimeout(r, 1));
+      inFlight--;
+    },
+  );
+  assert.equal(announced, bytes.length);
+  assert.ok(pieces.length >= 3);
+  assert.deepEqual(Buffer.concat(pieces), bytes);
 });
