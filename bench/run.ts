@@ -4,7 +4,8 @@
  * BENCH_SMALL (files, default 2000), BENCH_LS (entries, default 10000), BENCH_SHARE
  * (files in the shared folder, default 10000; 0 skips), BENCH_RECONCILE (chunks in the
  * W7 inventory, default 1000000; 0 skips), BENCH_W8_SECONDS (default 60; 0 skips),
- * BENCH_W8_CLIENTS (default 16).
+ * BENCH_W8_CLIENTS (default 16), BENCH_PEERS (0 skips the peer comparison, which needs
+ * root), BENCH_PEERS_RUNS (default 3) and BENCH_PEERS_LIST (default all five peers).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
@@ -26,6 +27,7 @@ import { Profile } from '../src/client/profile.js';
 import { fingerprintOf } from '../src/crypto/certificates.js';
 import type { CheckResponse } from '../src/protocol/main-api.js';
 import { TestCluster } from '../test/helpers/cluster.js';
+import { runPeers } from './peers.js';
 import { benchReconcile } from './reconcile.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -349,6 +351,12 @@ async function main(): Promise<void> {
   appendFileSync(resultsFile, `${JSON.stringify({ machine, limits: lim })}\n`);
   for (const r of rows) appendFileSync(resultsFile, `${JSON.stringify({ ...r, date: machine.date })}\n`);
   for (const r of rows) process.stdout.write(`${JSON.stringify(r)}\n`);
+  if (process.env.BENCH_PEERS !== '0') {
+    const peers = await runPeers(resolve(here, '../..'));
+    process.stdout.write(`\n${peers.lines.join('\n')}\n`);
+    for (const m of peers.medians)
+      appendFileSync(resultsFile, `${JSON.stringify({ ...m, source: 'peers', date: machine.date })}\n`);
+  }
   process.stderr.write(`results appended to ${resultsFile}\n`);
 }
 
