@@ -24,7 +24,7 @@ export function addConfigOptions(cmd: Command, spec: ConfigSpec, only?: string[]
  * Reads the config file named by `--config` or SEDFS_CONFIG: a JSON object whose keys
  * are the flag names, e.g. `{ "heartbeat-timeout": 10, "lost-after": 300 }`.
  */
-export async function readConfigFile(path: string | undefined): Promise<Record<string, unknown>> {
+async function readConfigFile(path: string | undefined): Promise<Record<string, unknown>> {
   if (!path) return {};
   let text: string;
   try {

@@ -1,6 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { buildConnector } from 'undici';
+import { certificateFacts, renewalDue } from '../crypto/certificates.js';
+import type { Logger } from './logger.js';
 
 /**
  * AES-128-GCM first: with AES-NI it is the cheapest AEAD, and chunk traffic crosses TLS
@@ -82,4 +84,30 @@ export function peerName(req: IncomingMessage): string | undefined {
   if (!socket.authorized || typeof socket.getPeerCertificate !== 'function') return undefined;
   const cn = socket.getPeerCertificate().subject?.CN;
   return typeof cn === 'string' ? cn : undefined;
+}
+
+/**
+ * Checks the identity's certificate every tenth of its lifetime (1 s to 1 h) and, once
+ * renewal is due, replaces it with what `renew` gets; a failed attempt is logged and
+ * tried again at the next check. Returns the function that stops it.
+ */
+export function keepRenewed(
+  identity: TlsIdentity,
+  renew: () => Promise<{ certPem: string; keyPem: string }>,
+  log: Logger,
+): () => void {
+  const facts = certificateFacts(identity.certPem as string);
+  const every = Math.max(1000, Math.min(3600_000, (facts.notAfter - facts.notBefore) / 10));
+  const timer = setInterval(() => {
+    if (!renewalDue(identity.certPem as string)) return;
+    renew().then(
+      (c) => {
+        identity.renew(c.certPem, c.keyPem);
+        log.info({ serial: certificateFacts(c.certPem).serial }, 'certificate renewed');
+      },
+      (err: Error) => log.warn({ reason: err.message }, 'could not renew the certificate yet'),
+    );
+  }, every);
+  timer.unref();
+  return () => clearInterval(timer);
 }

@@ -53,3 +53,9 @@ export function issuedBy(certPem: string, caPem: string, now = Date.now()): bool
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
   return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
 }
+
+/** Less than a third of the certificate's life is left: time to replace it. */
+export function renewalDue(certPem: string, now = Date.now()): boolean {
+  const f = certificateFacts(certPem);
+  return f.notAfter - now <= (f.notAfter - f.notBefore) / 3;
+}

@@ -1,15 +1,22 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { writeFileAtomic } from '../common/files.js';
 import { createAgent, requestJson } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
-import { TlsIdentity } from '../common/tls.js';
-import { certificateFacts, fingerprintOf, generateTlsKey, issuedBy } from '../crypto/certificates.js';
+import { retryWithBackoff } from '../common/retry.js';
+import { keepRenewed, TlsIdentity } from '../common/tls.js';
+import {
+  certificateFacts,
+  fingerprintOf,
+  generateTlsKey,
+  issuedBy,
+  renewalDue,
+} from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { CaResponse, EnrollRequest, EnrollResponse } from '../protocol/main-api.js';
+import { FINAL_JOIN_ERRORS } from './main-link.js';
 
 export interface EnrollOptions {
   dataDir: string;
@@ -23,13 +30,7 @@ export interface EnrollOptions {
   signal?: AbortSignal;
 }
 
-/** Errors that retrying cannot fix. */
-const FINAL = new Set([
-  'SEDFS_ERR_JOIN_TOKEN',
-  'SEDFS_ERR_CA_MISMATCH',
-  'SEDFS_ERR_SERVER_REMOVED',
-  'SEDFS_ERR_CONFIG',
-]);
+const isFinal = (err: unknown) => err instanceof SedfsError && FINAL_JOIN_ERRORS.has(err.code);
 
 /**
  * A file server's TLS identity: its key (made once, `<data>/tls/key.pem`, 0600), the
@@ -38,7 +39,7 @@ const FINAL = new Set([
  */
 export class ServerEnrollment {
   readonly dir: string;
-  private timer: NodeJS.Timeout | undefined;
+  private stopRenewing: () => void = () => {};
 
   constructor(private readonly opts: EnrollOptions) {
     this.dir = join(opts.dataDir, 'tls');
@@ -60,32 +61,23 @@ export class ServerEnrollment {
     try {
       certPem = await this.enroll(ca);
     } catch (err) {
-      if (err instanceof SedfsError && FINAL.has(err.code)) throw err;
+      if (isFinal(err)) throw err;
       certPem = (await this.savedCertificate(ca)) ?? (await this.retrying(() => this.enroll(ca)));
     }
     return new TlsIdentity(ca, { certPem, keyPem });
   }
 
-  /** Asks for a new certificate when a third of the current one's life is left. */
+  /** Asks main for a new certificate (same key) when a third of the current one's life is left. */
   startRenewing(identity: TlsIdentity): void {
-    const facts = certificateFacts(identity.certPem as string);
-    const every = Math.max(1000, Math.min(3600_000, (facts.notAfter - facts.notBefore) / 10));
-    this.timer = setInterval(() => {
-      const now = certificateFacts(identity.certPem as string);
-      if (now.notAfter - Date.now() > (now.notAfter - now.notBefore) / 3) return;
-      this.enroll(identity.caPem).then(
-        (certPem) => {
-          identity.renew(certPem, identity.keyPem as string);
-          this.opts.log.info({ serial: certificateFacts(certPem).serial }, 'certificate renewed');
-        },
-        (err: Error) => this.opts.log.warn({ reason: err.message }, 'could not renew the certificate yet'),
-      );
-    }, every);
-    this.timer.unref();
+    this.stopRenewing = keepRenewed(
+      identity,
+      async () => ({ certPem: await this.enroll(identity.caPem), keyPem: identity.keyPem as string }),
+      this.opts.log,
+    );
   }
 
   stop(): void {
-    if (this.timer) clearInterval(this.timer);
+    this.stopRenewing();
   }
 
   /** The CA PEM: the saved one if it matches the given fingerprint (or none was given), else main's. */
@@ -127,11 +119,8 @@ export class ServerEnrollment {
     const path = join(this.dir, 'cert.pem');
     if (!existsSync(path)) return undefined;
     const pem = await readFile(path, 'utf8');
-    const facts = certificateFacts(pem);
     const usable =
-      issuedBy(pem, ca) &&
-      facts.commonName === this.opts.serverId &&
-      facts.notAfter - Date.now() > (facts.notAfter - facts.notBefore) / 3;
+      issuedBy(pem, ca) && certificateFacts(pem).commonName === this.opts.serverId && !renewalDue(pem);
     return usable ? pem : undefined;
   }
 
@@ -155,25 +144,19 @@ export class ServerEnrollment {
     }
   }
 
-  private async retrying<T>(fn: () => Promise<T>): Promise<T> {
-    let delay = 250;
+  private retrying<T>(fn: () => Promise<T>): Promise<T> {
     let said = false;
-    for (;;) {
-      try {
-        return await fn();
-      } catch (err) {
-        if (err instanceof SedfsError && FINAL.has(err.code)) throw err;
-        if (this.opts.signal?.aborted) throw err;
-        if (!said) {
-          this.opts.log.warn(
-            { main: this.opts.mainUrl, reason: (err as Error).message },
-            'main is unreachable; retrying',
-          );
-          said = true;
-        }
-        await sleep(delay, undefined, { signal: this.opts.signal }).catch(() => undefined);
-        delay = Math.min(delay * 2, 5000);
-      }
-    }
+    return retryWithBackoff(fn, {
+      isFinal: isFinal,
+      onRetry: (err) => {
+        if (said) return;
+        said = true;
+        this.opts.log.warn(
+          { main: this.opts.mainUrl, reason: (err as Error).message },
+          'main is unreachable; retrying',
+        );
+      },
+      signal: this.opts.signal,
+    });
   }
 }

@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { type Agent, request } from 'undici';
 import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
+import { retryWithBackoff } from '../common/retry.js';
 import { ticketVerifier } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import {
@@ -32,12 +32,21 @@ export interface MainLinkOptions {
  * since the last. If main forgets the server (a main restored from an older state) the
  * next heartbeat gets 404 and the server registers again.
  */
+/** Joining errors that retrying cannot fix. */
+export const FINAL_JOIN_ERRORS = new Set<string>([
+  'SEDFS_ERR_JOIN_TOKEN',
+  'SEDFS_ERR_CA_MISMATCH',
+  'SEDFS_ERR_SERVER_REMOVED',
+  'SEDFS_ERR_CONFIG',
+]);
+
 export class MainLink {
   private keys: ClusterKeys | undefined;
   private timer: NodeJS.Timeout | undefined;
   private stopped = false;
   private mainReachable = true;
   private heartbeatMs = 5000;
+  private onStop: () => void = () => undefined;
 
   constructor(
     private readonly opts: MainLinkOptions,
@@ -52,28 +61,25 @@ export class MainLink {
 
   /** Resolves once registered; a wrong join token rejects at once, other failures retry. */
   async start(signal?: AbortSignal): Promise<void> {
-    let delay = 250;
-    for (;;) {
-      try {
-        await this.register();
-        break;
-      } catch (err) {
-        if (
-          err instanceof SedfsError &&
-          (err.code === 'SEDFS_ERR_JOIN_TOKEN' || err.code === 'SEDFS_ERR_SERVER_REMOVED')
-        )
-          throw err;
-        if (this.stopped || signal?.aborted) return;
-        this.noteUnreachable(err);
-        await sleep(delay, undefined, { signal }).catch(() => undefined);
-        delay = Math.min(delay * 2, 5000);
-      }
+    const stop = new AbortController();
+    signal?.addEventListener('abort', () => stop.abort(), { once: true });
+    this.onStop = () => stop.abort();
+    try {
+      await retryWithBackoff(() => this.register(), {
+        isFinal: (err) => err instanceof SedfsError && FINAL_JOIN_ERRORS.has(err.code),
+        onRetry: (err) => this.noteUnreachable(err),
+        signal: stop.signal,
+      });
+    } catch (err) {
+      if (stop.signal.aborted) return;
+      throw err;
     }
     this.scheduleHeartbeat();
   }
 
   stop(): void {
     this.stopped = true;
+    this.onStop();
     if (this.timer) clearTimeout(this.timer);
   }
 

@@ -4,8 +4,8 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/files.js';
 import type { Logger } from '../common/logger.js';
-import { TlsIdentity } from '../common/tls.js';
-import { certificateFacts, fingerprintOf, generateTlsKey } from '../crypto/certificates.js';
+import { keepRenewed, TlsIdentity } from '../common/tls.js';
+import { fingerprintOf, generateTlsKey } from '../crypto/certificates.js';
 import { type CaMaterial, createCa, issueCertificate } from '../crypto/cluster-ca.js';
 
 export interface MainTls {
@@ -52,7 +52,7 @@ export async function setUpMainTls(dataDir: string, bindHost: string, lifetimeMs
   };
   const first = await own();
   const identity = new TlsIdentity(ca.certPem, first);
-  let timer: NodeJS.Timeout | undefined;
+  let stopRenewing: () => void = () => {};
   return {
     ca,
     fingerprint: fingerprintOf(ca.certPem),
@@ -60,24 +60,10 @@ export async function setUpMainTls(dataDir: string, bindHost: string, lifetimeMs
     issue: (commonName, publicKeyPem, certHosts) =>
       issueCertificate(ca, { publicKeyPem, commonName, hosts: certHosts, lifetimeMs }),
     startRenewing(log) {
-      timer = setInterval(
-        () => {
-          const facts = certificateFacts(identity.certPem as string);
-          if (facts.notAfter - Date.now() > (facts.notAfter - facts.notBefore) / 3) return;
-          own().then(
-            (c) => {
-              identity.renew(c.certPem, c.keyPem);
-              log.info({ serial: certificateFacts(c.certPem).serial }, "main's certificate renewed");
-            },
-            (err: Error) => log.error({ reason: err.message }, "could not renew main's certificate"),
-          );
-        },
-        Math.max(1000, Math.min(3600_000, lifetimeMs / 10)),
-      );
-      timer.unref();
+      stopRenewing = keepRenewed(identity, own, log);
     },
     stop() {
-      if (timer) clearInterval(timer);
+      stopRenewing();
     },
   };
 }

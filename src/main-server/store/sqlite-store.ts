@@ -63,6 +63,11 @@ interface InventoryScan {
   extraSample: string[];
 }
 
+/** A chunk main knows becomes a replica on a server (server, time, chunk); no-op otherwise. */
+const ADOPT_REPLICA = `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
+  SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?`;
+const DROP_REPLICA = 'DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?';
+
 /** Good replicas per chunk on the servers in `@servers` (a JSON array): the base of repair's queue. */
 const UNDER_REPLICATED = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
   good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n
@@ -233,7 +238,7 @@ export class SqliteStore implements MainStore {
     row: { chunk_id: string; state: string; added_at: number },
   ): void {
     if (row.state !== 'ok' || row.added_at >= scan.began) return;
-    this.cached('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?').run(row.chunk_id, serverId);
+    this.cached(DROP_REPLICA).run(row.chunk_id, serverId);
     scan.missing++;
     if (scan.missingSample.length < SAMPLE_CAP) scan.missingSample.push(row.chunk_id);
   }
@@ -242,10 +247,7 @@ export class SqliteStore implements MainStore {
   private noteExtra(serverId: string, scan: InventoryScan, chunkId: string): void {
     scan.extra++;
     if (scan.extraSample.length < SAMPLE_CAP) scan.extraSample.push(chunkId);
-    const adopted = this.cached(
-      `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
-       SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?`,
-    ).run(serverId, scan.began, chunkId).changes;
+    const adopted = this.cached(ADOPT_REPLICA).run(serverId, scan.began, chunkId).changes;
     if (adopted === 0)
       this.cached(
         `INSERT INTO extras (server_id, chunk_id, first_seen, last_seen) VALUES (?, ?, ?, ?)
@@ -269,12 +271,9 @@ export class SqliteStore implements MainStore {
     removed: string[],
     now: number,
   ): { adopted: number; dropped: number } {
-    const adopt = this.db.prepare(
-      `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
-       SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?`,
-    );
-    const drop = this.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?');
-    const unextra = this.db.prepare('DELETE FROM extras WHERE server_id = ? AND chunk_id = ?');
+    const adopt = this.cached(ADOPT_REPLICA);
+    const drop = this.cached(DROP_REPLICA);
+    const unextra = this.cached('DELETE FROM extras WHERE server_id = ? AND chunk_id = ?');
     return this.db.transaction(() => {
       let adopted = 0;
       let dropped = 0;
