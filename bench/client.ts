@@ -155,4 +155,7 @@ async function run(): Promise<Record<string, unknown>> {
 
 const result = await run();
 await client.close();
-process.stdout.write(`${JSON.stringify({ ...result, maxRssMiB: maxRssMiB() })}\n`);
+const cpu = process.cpuUsage();
+process.stdout.write(
+  `${JSON.stringify({ ...result, maxRssMiB: maxRssMiB(), cpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
+);

@@ -5,7 +5,8 @@
  * (files in the shared folder, default 10000; 0 skips), BENCH_RECONCILE (chunks in the
  * W7 inventory, default 1000000; 0 skips), BENCH_W8_SECONDS (default 60; 0 skips),
  * BENCH_W8_CLIENTS (default 16), BENCH_PEERS (0 skips the peer comparison, which needs
- * root), BENCH_PEERS_RUNS (default 3) and BENCH_PEERS_LIST (default all five peers).
+ * root), BENCH_PEERS_RUNS (default 3) and BENCH_PEERS_LIST (default all five peers);
+ * BENCH_TLS_ONLY=1 runs only the R=3 put/get with TLS and with plain HTTP (see tlsOnly).
  */
 import { execFileSync, spawn } from 'node:child_process';
 import { createCipheriv, createHash, randomFillSync } from 'node:crypto';
@@ -63,6 +64,13 @@ function peakRssMiB(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? 0);
   return kb / 1024;
+}
+
+/** User plus system CPU a process has used so far, from /proc (Linux). */
+function cpuSecondsOf(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  // utime and stime are fields 14 and 15 of stat; index 11 and 12 after the name.
+  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** The machine's limits, measured in this run. */
@@ -131,17 +139,40 @@ async function benchSession(cluster: TestCluster): Promise<string[]> {
 }
 
 /**
+ * A 1 GiB (MIB) put at R=3 and its get on `cluster`, in MiB/s; with `showCpu`, prints
+ * the CPU seconds each process spent on each (what bounds the figures on 2 cores).
+ */
+async function putGet(
+  cluster: TestCluster,
+  label: string,
+  showCpu = false,
+): Promise<{ put: number; get: number }> {
+  const base = await benchSession(cluster);
+  const servers = () => [cluster.main, ...cluster.fileServers.map((f) => f.process)];
+  const cpu = () => servers().map((p) => cpuSecondsOf(p.proc.pid as number));
+  const before = cpu();
+  const put = await client(['put', ...base, '/putget.bin', String(MIB), '3']);
+  const afterPut = cpu();
+  const get = await client(['get', ...base, '/putget.bin']);
+  const afterGet = cpu();
+  if (get.sha256 !== put.sha256) throw new Error('get returned other bytes');
+  if (showCpu) {
+    const spent = (a: number[], b: number[]) => b.map((x, i) => (x - (a[i] as number)).toFixed(1)).join(' ');
+    process.stderr.write(
+      `  ${label} CPU s (client | main fs0 fs1 fs2): put ${Number(put.cpuSeconds).toFixed(1)} | ${spent(before, afterPut)}; get ${Number(get.cpuSeconds).toFixed(1)} | ${spent(afterPut, afterGet)}\n`,
+    );
+  }
+  return { put: MIB / Number(put.seconds), get: MIB / Number(get.seconds) };
+}
+
+/**
  * The same R=3 put and get with TLS off (--insecure-http), to show what TLS costs.
  * Returns MiB/s for both.
  */
-async function benchPlainHttp(): Promise<{ put: number; get: number }> {
+async function benchPlainHttp(showCpu = false): Promise<{ put: number; get: number }> {
   const cluster = await TestCluster.start({ servers: 3, replicas: 3, insecureHttp: true });
   try {
-    const base = await benchSession(cluster);
-    const put = await client(['put', ...base, '/plain.bin', String(MIB), '3']);
-    const get = await client(['get', ...base, '/plain.bin']);
-    if (get.sha256 !== put.sha256) throw new Error('get returned other bytes');
-    return { put: MIB / Number(put.seconds), get: MIB / Number(get.seconds) };
+    return await putGet(cluster, 'plain', showCpu);
   } finally {
     await cluster.stop();
   }
@@ -178,6 +209,41 @@ function unitOf(k: string): string {
   if (k.endsWith('errors')) return 'count';
   if (k.startsWith('W4') || k.includes('share') || k.startsWith('W7 reconcile')) return 's';
   return 'MiB';
+}
+
+/**
+ * BENCH_TLS_ONLY=1: only the R=3 put and get, with TLS and with plain HTTP in turn, RUNS
+ * times; prints each run's figures and the median ratios (issue 6's target). For working
+ * on the transport without waiting for the whole suite.
+ */
+async function tlsOnly(): Promise<void> {
+  const w: Record<'put' | 'get' | 'plainPut' | 'plainGet', number[]> = {
+    put: [],
+    get: [],
+    plainPut: [],
+    plainGet: [],
+  };
+  for (let run = 1; run <= RUNS; run++) {
+    const cluster = await TestCluster.start({ servers: 3, replicas: 3 });
+    let tls: { put: number; get: number };
+    try {
+      tls = await putGet(cluster, 'TLS', true);
+    } finally {
+      await cluster.stop();
+    }
+    const plain = await benchPlainHttp(true);
+    w.put.push(tls.put);
+    w.get.push(tls.get);
+    w.plainPut.push(plain.put);
+    w.plainGet.push(plain.get);
+    process.stderr.write(
+      `  run ${run}: TLS put ${tls.put.toFixed(0)} get ${tls.get.toFixed(0)}, plain put ${plain.put.toFixed(0)} get ${plain.get.toFixed(0)} MiB/s\n`,
+    );
+  }
+  const m = (k: keyof typeof w) => median(w[k]);
+  process.stdout.write(
+    `TLS ÷ plain HTTP (medians of ${RUNS}): put ${(m('put') / m('plainPut')).toFixed(2)} (${m('put').toFixed(0)} / ${m('plainPut').toFixed(0)} MiB/s), get ${(m('get') / m('plainGet')).toFixed(2)} (${m('get').toFixed(0)} / ${m('plainGet').toFixed(0)} MiB/s)\n`,
+  );
 }
 
 async function main(): Promise<void> {
@@ -360,4 +426,5 @@ async function main(): Promise<void> {
   process.stderr.write(`results appended to ${resultsFile}\n`);
 }
 
-await main();
+if (process.env.BENCH_TLS_ONLY === '1') await tlsOnly();
+else await main();

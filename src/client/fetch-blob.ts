@@ -1,20 +1,23 @@
 import type { Writable } from 'node:stream';
 import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
+import { pump } from '../common/pump.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { BlobManifest, ManifestChunk } from '../protocol/main-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
+import { ChunkPool } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 
 export interface FetchOptions {
   /** chunks fetched at once */
   concurrency?: number;
   /**
-   * Checks and decrypts a stored chunk, throwing if it is not authentic. Without it,
-   * a chunk is checked against its id (SHA-256) and written as stored.
+   * Checks and decrypts a stored chunk into `into` (at least as long as the stored
+   * chunk), throwing if it is not authentic. Without it, a chunk is checked against its
+   * id (SHA-256) and written as stored.
    */
-  open?: (stored: Buffer, chunk: ManifestChunk, last: boolean) => Buffer;
+  open?: (stored: Buffer, chunk: ManifestChunk, last: boolean, into: Buffer) => Buffer;
   /** Bytes written so far. */
   onProgress?: (bytesDone: number) => void;
 }
@@ -33,6 +36,11 @@ export async function fetchBlob(
   return fetchManifest(client, await client.manifest(blobId), out, opts);
 }
 
+/**
+ * Chunks are received into, and opened into, buffers reused from two small pools: a
+ * buffer goes back once `out` has taken its bytes, so memory stays flat and warm
+ * whatever the file's size (fresh memory is slow to touch).
+ */
 export async function fetchManifest(
   client: ClusterClient,
   manifest: BlobManifest,
@@ -40,13 +48,15 @@ export async function fetchManifest(
   opts: FetchOptions = {},
 ): Promise<{ size: number; chunks: number }> {
   const concurrency = opts.concurrency ?? 4;
+  const biggest = manifest.chunks.reduce((m, c) => Math.max(m, c.size), 0);
+  const buffers: Buffers = { stored: new ChunkPool(biggest), plain: new ChunkPool(biggest) };
   const pending = new Map<number, Promise<Buffer>>();
   let next = 0;
   let bytesDone = 0;
   const start = () => {
     while (next < manifest.chunks.length && pending.size < concurrency) {
       const c = manifest.chunks[next] as ManifestChunk;
-      const p = fetchChunk(client, c, next === manifest.chunks.length - 1, opts.open);
+      const p = fetchChunk(client, c, next === manifest.chunks.length - 1, opts.open, buffers);
       p.catch(() => undefined); // awaited in order below; this only silences the early rejection
       pending.set(next++, p);
     }
@@ -55,7 +65,8 @@ export async function fetchManifest(
     start();
     const bytes = await (pending.get(i) as Promise<Buffer>);
     pending.delete(i);
-    if (!out.write(bytes))
+    const pool = opts.open ? buffers.plain : buffers.stored;
+    if (!out.write(bytes, () => pool.release(bytes)))
       await new Promise<void>((resolve, reject) => {
         out.once('drain', resolve);
         out.once('error', reject);
@@ -66,24 +77,37 @@ export async function fetchManifest(
   return { size: manifest.size, chunks: manifest.chunks.length };
 }
 
+interface Buffers {
+  stored: ChunkPool;
+  plain: ChunkPool;
+}
+
 async function fetchChunk(
   client: ClusterClient,
   chunk: ManifestChunk,
   last: boolean,
   open: FetchOptions['open'],
+  buffers: Buffers,
 ): Promise<Buffer> {
   const errors: string[] = [];
   for (const replica of chunk.replicas) {
     const url = `${replica.url}/v1/chunks/${chunk.id}`;
+    const into = buffers.stored.take();
+    let handedOn = false;
     try {
-      const bytes = await getChunk(client, url, chunk.ticket, chunk.size);
+      const bytes = await getChunk(client, url, chunk.ticket, chunk.size, into);
       if (bytes.length === chunk.size) {
-        if (!open && sha256Hex(bytes) === chunk.id) return bytes;
+        if (!open && sha256Hex(bytes) === chunk.id) {
+          handedOn = true;
+          return bytes;
+        }
         if (open) {
+          const plain = buffers.plain.take();
           try {
-            return open(bytes, chunk, last);
+            return open(bytes, chunk, last, plain);
           } catch {
-            // not authentic: fall through to the next replica
+            // not authentic: try the next replica
+            buffers.plain.release(plain);
           }
         }
       }
@@ -91,6 +115,9 @@ async function fetchChunk(
       await client.reportBadReplica(chunk.id, replica.id).catch(() => undefined);
     } catch (err) {
       errors.push(`${replica.id.slice(0, 8)}: ${(err as Error).message}`);
+    } finally {
+      // Opened (the plaintext is elsewhere) or failed: the stored bytes' buffer is free.
+      if (!handedOn) buffers.stored.release(into);
     }
   }
   const why = chunk.replicas.length === 0 ? 'no live server holds it' : errors.join('; ');
@@ -99,7 +126,17 @@ async function fetchChunk(
   });
 }
 
-async function getChunk(client: ClusterClient, url: string, ticket: string, size: number): Promise<Buffer> {
+/**
+ * Reads one chunk's body into `into`; a body longer than `size` is wrong bytes (an
+ * empty result), not a bigger buffer.
+ */
+async function getChunk(
+  client: ClusterClient,
+  url: string,
+  ticket: string,
+  size: number,
+  into: Buffer,
+): Promise<Buffer> {
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, { dispatcher: client.agent, headers: { [TICKET_HEADER]: ticket } });
@@ -107,17 +144,16 @@ async function getChunk(client: ClusterClient, url: string, ticket: string, size
     throw unreachable(url, err);
   }
   if (res.statusCode >= 400) throw await errorFromResponse(res, url);
-  // Read into one buffer of the expected size; a longer body is wrong bytes, not a bigger buffer.
-  const buf = Buffer.allocUnsafe(size);
   let fill = 0;
-  for await (const piece of res.body) {
-    const p = piece as Buffer;
-    if (fill + p.length > size) {
+  let tooLong = false;
+  await pump(res.body, (piece) => {
+    if (fill + piece.length > size) {
+      tooLong = true;
       res.body.destroy();
-      return Buffer.alloc(0);
+      return undefined;
     }
-    p.copy(buf, fill);
-    fill += p.length;
-  }
-  return fill === size ? buf : buf.subarray(0, fill);
+    fill += piece.copy(into, fill);
+    return undefined;
+  });
+  return tooLong ? Buffer.alloc(0) : into.subarray(0, fill);
 }

@@ -331,7 +331,7 @@ export class FileSystem {
     const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     const stored = await storeChunks(this.client, source, {
       chunkBytes,
-      seal: (plain, index, last) => sealer.seal(index, last, plain),
+      seal: (plain, index, last, into) => sealer.seal(index, last, plain, into),
       ...(opts.replicas ? { replicas: opts.replicas } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
@@ -368,7 +368,7 @@ export class FileSystem {
     }
     let written = 0;
     await fetchManifest(this.client, content.manifest, out, {
-      open: (stored, chunk, last) => openChunk(contentKey, v.id, chunk.index, last, stored),
+      open: (stored, chunk, last, into) => openChunk(contentKey, v.id, chunk.index, last, stored, into),
       onProgress: (n) => {
         written = n;
         opts.onProgress?.(n);

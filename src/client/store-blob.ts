@@ -9,14 +9,19 @@ import { ChunkPool, chunked } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
+/** What sealing adds to a chunk: the AES-GCM tag. */
+export const SEAL_OVERHEAD = 16;
 
 export interface StoreOptions {
   replicas?: number;
   chunkBytes?: number;
   /** chunks in flight at once */
   concurrency?: number;
-  /** Turns a plaintext chunk into what is stored (encryption); stored as is without it. */
-  seal?: (plain: Buffer, index: number, last: boolean) => Buffer;
+  /**
+   * Turns a plaintext chunk into what is stored (encryption), written into `into` (16
+   * bytes longer than a chunk); stored as is without it.
+   */
+  seal?: (plain: Buffer, index: number, last: boolean, into: Buffer) => Buffer;
   /** Plaintext bytes stored so far. */
   onProgress?: (bytesDone: number) => void;
   /** Told when main places chunks on fewer servers than wanted. */
@@ -43,6 +48,7 @@ export async function storeChunks(
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   const concurrency = opts.concurrency ?? 4;
   const pool = new ChunkPool(chunkBytes);
+  const sealedPool = new ChunkPool(chunkBytes + SEAL_OVERHEAD);
   const upload = await client.beginUpload(opts.replicas);
   const done: CommitRequest['chunks'] = [];
   const inFlight = new Set<Promise<void>>();
@@ -56,11 +62,15 @@ export async function storeChunks(
       break;
     }
     const task = (async () => {
+      let sealed: Buffer | undefined;
       try {
-        const stored = opts.seal ? opts.seal(chunk.bytes, chunk.index, chunk.last) : chunk.bytes;
+        const stored = opts.seal
+          ? opts.seal(chunk.bytes, chunk.index, chunk.last, sealedPool.take())
+          : chunk.bytes;
         const plainSize = chunk.bytes.length;
         // Encryption made a copy: the plaintext buffer can go back to the pool now.
-        if (stored !== chunk.bytes) pool.release(chunk.bytes);
+        if (opts.seal) pool.release(chunk.bytes);
+        sealed = opts.seal ? stored : undefined;
         const id = sha256Hex(stored);
         const size = stored.length;
         const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);
@@ -75,7 +85,9 @@ export async function storeChunks(
       } catch (err) {
         failure ??= err;
       } finally {
+        // Sent (the chain answered) or given up: the buffer is free again.
         if (!opts.seal) pool.release(chunk.bytes);
+        else if (sealed) sealedPool.release(sealed);
       }
     })();
     inFlight.add(task);

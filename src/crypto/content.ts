@@ -39,35 +39,63 @@ export class ChunkSealer {
     this.key = key;
   }
 
-  /** Returns `ciphertext ‖ tag` for one chunk. */
-  seal(index: number, last: boolean, plaintext: Uint8Array): Buffer {
+  /**
+   * Returns `ciphertext ‖ tag` for one chunk, written into `into` (at least 16 bytes
+   * longer than the plaintext) when given: callers reuse buffers, since fresh memory is
+   * slow to touch and a chunk is megabytes.
+   */
+  seal(index: number, last: boolean, plaintext: Uint8Array, into?: Buffer): Buffer {
     if (this.used.has(index)) throw new Error(`chunk index ${index} already sealed under this key`);
     this.used.add(index);
     const c = createCipheriv('aes-256-gcm', this.key, chunkNonce(index));
     c.setAAD(chunkAad(this.versionId, index, last));
-    const body = c.update(plaintext);
+    const out = into ?? Buffer.allocUnsafe(plaintext.length + TAG_BYTES);
+    if (out.length < plaintext.length + TAG_BYTES) throw new Error('seal: output buffer too small');
+    transform(c, plaintext, out);
     c.final();
-    return Buffer.concat([body, c.getAuthTag()]);
+    c.getAuthTag().copy(out, plaintext.length);
+    return out.subarray(0, plaintext.length + TAG_BYTES);
   }
 }
 
-/** Decrypts one stored chunk; wrong key, index, version, last flag or any flipped byte fails. */
+/**
+ * Runs a cipher over `input` into `out` a slice at a time. `update` always returns new
+ * memory; small slices keep that memory warm and recycled instead of a fresh
+ * chunk-sized buffer (and a second one to join it with the tag) per chunk.
+ */
+function transform(c: { update(b: Uint8Array): Buffer }, input: Uint8Array, out: Buffer): void {
+  for (let off = 0; off < input.length; off += SLICE_BYTES) {
+    const piece = c.update(input.subarray(off, Math.min(input.length, off + SLICE_BYTES)));
+    piece.copy(out, off);
+  }
+}
+const SLICE_BYTES = 1024 * 1024;
+
+/**
+ * Decrypts one stored chunk (into `into` when given, at least the plaintext's length);
+ * wrong key, index, version, last flag or any flipped byte fails.
+ */
 export function openChunk(
   key: Uint8Array,
   versionId: string,
   index: number,
   last: boolean,
   stored: Uint8Array,
+  into?: Buffer,
 ): Buffer {
   if (stored.length < TAG_BYTES)
     throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', `chunk ${index} is too short`);
   const buf = Buffer.from(stored.buffer, stored.byteOffset, stored.byteLength);
+  const size = buf.length - TAG_BYTES;
+  const out = into && into.length >= size ? into : Buffer.allocUnsafe(size);
   const d = createDecipheriv('aes-256-gcm', key, chunkNonce(index));
   d.setAAD(chunkAad(versionId, index, last));
-  d.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
+  d.setAuthTag(buf.subarray(size));
   try {
-    return Buffer.concat([d.update(buf.subarray(0, buf.length - TAG_BYTES)), d.final()]);
+    transform(d, buf.subarray(0, size), out);
+    d.final();
   } catch {
     throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', `chunk ${index} failed authentication`);
   }
+  return out.subarray(0, size);
 }

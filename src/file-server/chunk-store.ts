@@ -257,17 +257,23 @@ export class ChunkWrite {
     this.buf = pool.take();
   }
 
-  async append(piece: Buffer): Promise<void> {
+  /**
+   * Takes the next piece of the chunk. Returns a promise only when the piece filled the
+   * buffer and it is being written out; most pieces are a plain copy.
+   */
+  append(piece: Buffer): Promise<void> | undefined {
     this.received += piece.length;
     if (this.received > this.size)
       throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'more bytes than content-length');
-    let off = 0;
-    while (off < piece.length) {
-      const n = piece.copy(this.buf, this.fill, off);
-      this.fill += n;
-      off += n;
-      if (this.fill === this.buf.length) await this.flush();
-    }
+    return this.copyIn(piece);
+  }
+
+  private copyIn(piece: Buffer): Promise<void> | undefined {
+    const n = piece.copy(this.buf, this.fill);
+    this.fill += n;
+    if (this.fill < this.buf.length) return undefined;
+    const flushed = this.flush();
+    return n === piece.length ? flushed : flushed.then(() => this.copyIn(piece.subarray(n)));
   }
 
   /** Checks length and hash, makes the chunk durable and visible; refuses and cleans up otherwise. */

@@ -3,6 +3,7 @@ import { PassThrough } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../../common/http-client.js';
+import { pump } from '../../common/pump.js';
 import { receiptFor } from '../../crypto/receipts.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
@@ -53,10 +54,12 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
 
     let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size);
     try {
-      for await (const piece of req.raw) {
-        await write.append(piece as Buffer);
-        if (downstream) await downstream.push(piece as Buffer);
-      }
+      const w = write;
+      await pump(req.raw, (piece) => {
+        const stored = w.append(piece);
+        const sent = downstream?.push(piece);
+        return stored && sent ? Promise.all([stored, sent]).then(() => undefined) : (stored ?? sent);
+      });
       if (!req.raw.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
       const committing = write.commit();
       write = undefined;
@@ -97,7 +100,8 @@ function notAttempted(server: string, message: string): ReplicaFailure {
 }
 
 interface Downstream {
-  push(piece: Buffer): Promise<void>;
+  /** A promise only when the next server is not keeping up. */
+  push(piece: Buffer): Promise<void> | undefined;
   end(): void;
   abort(): void;
   result(): Promise<PutChunkResponse | { error: SedfsError }>;
@@ -138,9 +142,9 @@ function forward(ctx: FileServerContext, url: string, id: string, size: number, 
     },
   );
   return {
-    async push(piece) {
-      if (failed || body.destroyed) return;
-      if (!body.write(piece)) await Promise.race([once(body, 'drain'), settled]);
+    push(piece) {
+      if (failed || body.destroyed || body.write(piece)) return undefined;
+      return Promise.race([once(body, 'drain'), settled]).then(() => undefined);
     },
     end() {
       if (!body.destroyed) body.end();

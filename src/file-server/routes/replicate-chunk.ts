@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../../common/http-client.js';
+import { pump } from '../../common/pump.js';
 import { receiptFor } from '../../crypto/receipts.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
@@ -54,7 +55,7 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       }
       const write = await ctx.store.beginWrite(id, size);
       try {
-        for await (const piece of res.body) await write.append(piece as Buffer);
+        await pump(res.body, (piece) => write.append(piece));
         await write.commit();
       } catch (err) {
         await write.abort();

@@ -75,6 +75,26 @@ describe('chunk format (AES-256-GCM, nonce = index, AAD = version, index, last)'
     }
   });
 
+  test('sealing and opening into reused buffers give the same bytes as fresh ones, across slices', () => {
+    // Over two 1 MiB slices and a ragged end, into buffers bigger than needed and dirty.
+    const plain = Buffer.alloc(2 * 1024 * 1024 + 333);
+    for (let i = 0; i < plain.length; i++) plain[i] = (i * 31) & 0xff;
+    const fresh = new ChunkSealer(VERSION, CONTENT_KEY).seal(2, true, plain);
+    const into = Buffer.alloc(plain.length + 4096, 0xee);
+    const reused = new ChunkSealer(VERSION, CONTENT_KEY).seal(2, true, plain, into);
+    assert.equal(reused.length, plain.length + 16);
+    assert.ok(reused.equals(fresh));
+    assert.equal(reused.buffer, into.buffer, 'sealed in place, not copied elsewhere');
+    const opened = openChunk(CONTENT_KEY, VERSION, 2, true, reused, Buffer.alloc(plain.length + 7, 0xdd));
+    assert.ok(opened.equals(plain));
+    assert.throws(
+      () => new ChunkSealer(VERSION, CONTENT_KEY).seal(0, true, plain, Buffer.alloc(plain.length)),
+      {
+        message: /too small/,
+      },
+    );
+  });
+
   test('a sealer never uses a chunk index (nonce) twice, and every upload gets its own key', () => {
     const s = new ChunkSealer(VERSION);
     s.seal(0, false, Buffer.from('a'));

@@ -44,7 +44,7 @@ test('more bytes than announced, or fewer, are refused', async () => {
   const s = await fresh();
   const bytes = Buffer.from('abc');
   const w = await s.beginWrite(sha(bytes), 2);
-  await assert.rejects(w.append(bytes), { code: 'SEDFS_ERR_BODY_TOO_LARGE' });
+  assert.throws(() => w.append(bytes), { code: 'SEDFS_ERR_BODY_TOO_LARGE' });
   await w.abort();
   const short = await s.beginWrite(sha(bytes), 3);
   await short.append(bytes.subarray(0, 2));
