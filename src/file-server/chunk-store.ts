@@ -80,12 +80,27 @@ export class ChunkStore {
     };
   }
 
-  /** Starts writing a chunk of `size` bytes; feed it with `append`, then `commit` or `abort`. */
-  async beginWrite(id: string, size: number): Promise<ChunkWrite> {
+  /**
+   * Starts writing a chunk of `size` bytes; feed it with `append`, then `commit` or
+   * `abort`. With `verifiedUpstream` (the bytes come over mutual TLS from the server
+   * before this one in the chain, which checked the hash before sending the last byte)
+   * a large chunk is not hashed again here: one hash per chain, not one per replica.
+   */
+  async beginWrite(id: string, size: number, opts: { verifiedUpstream?: boolean } = {}): Promise<ChunkWrite> {
     const final = this.pathOf(id);
     const tmp = join(this.tmpDir, `${id}.${randomHexId(6)}.part`);
     const fh = await open(tmp, this.direct ? this.direct.createFlags : 'wx', 0o644);
-    return new ChunkWrite(this, id, size, tmp, final, fh, this.pool, this.direct !== undefined);
+    return new ChunkWrite(
+      this,
+      id,
+      size,
+      tmp,
+      final,
+      fh,
+      this.pool,
+      this.direct !== undefined,
+      opts.verifiedUpstream === true,
+    );
   }
 
   /**
@@ -235,12 +250,23 @@ class BufferPool {
   }
 }
 
+/**
+ * Chunks smaller than this are always hashed, even from a verified upstream: hashing
+ * them costs nothing, and it covers the empty chunk, which arrives before the upstream
+ * could have checked anything.
+ */
+export const ALWAYS_HASH_BELOW = 64 * 1024;
+
 export class ChunkWrite {
-  private readonly hasher: Hasher = sha256Hasher();
+  /** undefined when the bytes come from an upstream server that has checked them */
+  private readonly hasher: Hasher | undefined;
   private buf: Buffer;
   private fill = 0;
+  /** how much of the buffer the hasher has seen */
+  private hashed = 0;
   private written = 0;
   private received = 0;
+  private verified = false;
   private done = false;
 
   constructor(
@@ -253,8 +279,15 @@ export class ChunkWrite {
     private readonly pool: BufferPool,
     /** the file is open with O_DIRECT: whole aligned blocks only, then truncate */
     private readonly direct = false,
+    verifiedUpstream = false,
   ) {
     this.buf = pool.take();
+    this.hasher = verifiedUpstream && size >= ALWAYS_HASH_BELOW ? undefined : sha256Hasher();
+  }
+
+  /** Bytes taken so far. */
+  get receivedBytes(): number {
+    return this.received;
   }
 
   /**
@@ -276,12 +309,23 @@ export class ChunkWrite {
     return n === piece.length ? flushed : flushed.then(() => this.copyIn(piece.subarray(n)));
   }
 
-  /** Checks length and hash, makes the chunk durable and visible; refuses and cleans up otherwise. */
+  /**
+   * Checks that every byte arrived and hashes to the id, before anything is made
+   * durable: a chain head calls this before it lets the next server see its last byte.
+   */
+  verify(): void {
+    if (this.verified) return;
+    if (this.received !== this.size) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
+    this.hashBuffered();
+    if (this.hasher && this.hasher.digestHex() !== this.id) throw new SedfsError('SEDFS_ERR_HASH_MISMATCH');
+    this.verified = true;
+  }
+
+  /** Verifies (unless done already), makes the chunk durable and visible; refuses and cleans up otherwise. */
   async commit(): Promise<void> {
     try {
-      if (this.received !== this.size) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
+      this.verify();
       await this.flush();
-      if (this.hasher.digestHex() !== this.id) throw new SedfsError('SEDFS_ERR_HASH_MISMATCH');
       // A direct write's last block was padded to the alignment: cut the file back.
       if (this.direct && this.size % DIRECT_ALIGN !== 0) await this.fh.truncate(this.size);
       await this.fh.sync();
@@ -299,13 +343,19 @@ export class ChunkWrite {
     await rm(this.tmp, { force: true });
   }
 
+  /** One big hash update for what the buffer holds, not one per network piece. */
+  private hashBuffered(): void {
+    if (this.hasher && this.fill > this.hashed) this.hasher.update(this.buf.subarray(this.hashed, this.fill));
+    this.hashed = this.fill;
+  }
+
   /**
-   * Hashes what the buffer holds (one big update, not one per network piece) and writes
-   * it. Only the last flush of a chunk can end off the alignment; it is padded.
+   * Hashes what the buffer holds and writes it. Only the last flush of a chunk can end
+   * off the alignment; it is padded.
    */
   private async flush(): Promise<void> {
     if (this.fill === 0) return;
-    this.hasher.update(this.buf.subarray(0, this.fill));
+    this.hashBuffered();
     let len = this.fill;
     if (this.direct && len % DIRECT_ALIGN !== 0) {
       const padded = Math.ceil(len / DIRECT_ALIGN) * DIRECT_ALIGN;
@@ -319,6 +369,7 @@ export class ChunkWrite {
     }
     this.written += this.fill;
     this.fill = 0;
+    this.hashed = 0;
   }
 
   private async close(): Promise<void> {

@@ -295,7 +295,16 @@ export class TestCluster {
     const procs = [this.main, ...this.fileServers.map((f) => f.process)].filter(
       (p) => p && p.proc.exitCode === null && p.proc.signalCode === null,
     );
-    for (const p of procs) p.proc.kill('SIGKILL');
+    // A profiled process writes its profile only when it exits by itself: ask first.
+    const profiling = Boolean(process.env.SEDFS_NODE_ARGS);
+    for (const p of procs) p.proc.kill(profiling ? 'SIGTERM' : 'SIGKILL');
+    if (profiling) {
+      const timer = setTimeout(() => {
+        for (const p of procs) p.proc.kill('SIGKILL');
+      }, 10_000);
+      await Promise.all(procs.map((p) => p.exited));
+      clearTimeout(timer);
+    }
     await Promise.all(procs.map((p) => p.exited));
     rmSync(this.root, { recursive: true, force: true });
   }

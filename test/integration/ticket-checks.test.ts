@@ -8,7 +8,7 @@ import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { generateTicketKeyPem, ticketSigner } from '../../src/crypto/tickets.js';
 import type { Placement } from '../../src/protocol/main-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
-import { TestCluster } from '../helpers/cluster.js';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -133,5 +133,37 @@ describe('file servers accept a chunk request only with a ticket for that chunk,
     const i = indexOf(p.servers[0]?.id as string);
     assert.equal(existsSync(cluster.chunkPath(i, zId)), false);
     assert.deepEqual(readdirSync(join(cluster.fileServers[i]?.data as string, 'tmp')), []);
+  });
+
+  test('in a chain, wrong bytes are stopped at the head and at any server a client writes to directly; right ones reach every replica', async () => {
+    // Large enough that a server fed by a verified upstream would not hash it itself.
+    const z = seededBytes(4, 300_000);
+    const zId = sha(z);
+    const upload = await client.beginUpload(2);
+    const { placements } = await client.place(upload.uploadId, [{ id: zId, size: z.length }]);
+    const p = placements[0] as Placement;
+    assert.equal(p.servers.length, 2);
+    const wrong = Buffer.from(z);
+    wrong[z.length - 1] = (wrong[z.length - 1] as number) ^ 0xff;
+    const [head, tail] = p.servers.map((s) => indexOf(s.id));
+    const tmpOf = (i: number) => readdirSync(join(cluster.fileServers[i]?.data as string, 'tmp'));
+
+    const atHead = await put(p.servers[0]?.url as string, zId, wrong, p.ticket);
+    assert.equal(atHead.body.error?.code, 'SEDFS_ERR_HASH_MISMATCH');
+    // A client is not a verified upstream, whatever place in the chain it writes to.
+    const atTail = await put(p.servers[1]?.url as string, zId, wrong, p.ticket);
+    assert.equal(atTail.body.error?.code, 'SEDFS_ERR_HASH_MISMATCH');
+    await waitFor(
+      'both servers to clear their unfinished writes',
+      () => tmpOf(head as number).length + tmpOf(tail as number).length === 0,
+      5000,
+    );
+    for (const i of [head, tail]) assert.equal(existsSync(cluster.chunkPath(i as number, zId)), false);
+
+    const ok = await put(p.servers[0]?.url as string, zId, z, p.ticket);
+    assert.equal((ok.body as { receipts?: unknown[] }).receipts?.length, 2);
+    for (const i of [head, tail]) {
+      assert.ok(readFileSync(cluster.chunkPath(i as number, zId)).equals(z), `replica on server ${i}`);
+    }
   });
 });

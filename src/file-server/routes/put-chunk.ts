@@ -4,6 +4,7 @@ import type { FastifyInstance } from 'fastify';
 import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../../common/http-client.js';
 import { pump } from '../../common/pump.js';
+import { peerName } from '../../common/tls.js';
 import { receiptFor } from '../../crypto/receipts.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
@@ -52,16 +53,34 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       ? forward(ctx, next.url, id, size, req.headers[TICKET_HEADER] as string)
       : undefined;
 
-    let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size);
+    // Over mutual TLS, the server just before this one in the ticket's chain has
+    // checked the hash before letting the last byte go: no need to hash again here.
+    const upstream = peerName(req.raw);
+    const verifiedUpstream =
+      ctx.tls &&
+      me > 0 &&
+      upstream !== undefined &&
+      upstream === ticket.servers[me - 1] &&
+      !ctx.revoked.has(upstream);
+    let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });
     try {
       const w = write;
+      // The last piece goes on only once this server has checked the whole chunk, so a
+      // chunk that fails here never becomes complete (and committed) further down.
+      let last: Buffer | undefined;
       await pump(req.raw, (piece) => {
         const stored = w.append(piece);
+        if (downstream && w.receivedBytes === size) {
+          last = piece;
+          return stored;
+        }
         const sent = downstream?.push(piece);
         return stored && sent ? Promise.all([stored, sent]).then(() => undefined) : (stored ?? sent);
       });
       if (!req.raw.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
-      const committing = write.commit();
+      w.verify();
+      if (last) await downstream?.push(last);
+      const committing = w.commit();
       write = undefined;
       downstream?.end();
       await committing;

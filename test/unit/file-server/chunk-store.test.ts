@@ -40,6 +40,38 @@ test('bytes that do not hash to the id are refused and leave nothing behind', as
   assert.equal(await s.has(id), false);
 });
 
+test('verify() checks length and hash before any byte is made durable, and commit() then stores the chunk', async () => {
+  const s = await fresh();
+  const bytes = randomBytes(200_000);
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, bytes.length);
+  w.append(bytes.subarray(0, 1000));
+  assert.throws(() => w.verify(), { code: 'SEDFS_ERR_BODY_INCOMPLETE' });
+  w.append(bytes.subarray(1000));
+  w.verify();
+  assert.equal(await s.has(id), false, 'verified is not yet committed');
+  await w.commit();
+  assert.equal(await s.has(id), true);
+});
+
+test('from a verified upstream a large chunk is not hashed again, a small one always is', async () => {
+  const s = await fresh();
+  // Large: the upstream server checked the hash before sending the last byte, so this
+  // server takes the bytes as they come (a wrong id here proves no second hash ran).
+  const large = randomBytes(100_000);
+  const trusted = await s.beginWrite(sha(Buffer.from('another chunk')), large.length, {
+    verifiedUpstream: true,
+  });
+  trusted.append(large);
+  await trusted.commit();
+  const small = Buffer.from('small chunk');
+  const w = await s.beginWrite(sha(Buffer.from('not these bytes')), small.length, { verifiedUpstream: true });
+  w.append(small);
+  await assert.rejects(w.commit(), { code: 'SEDFS_ERR_HASH_MISMATCH' });
+  const empty = await s.beginWrite(sha(Buffer.from('x')), 0, { verifiedUpstream: true });
+  await assert.rejects(empty.commit(), { code: 'SEDFS_ERR_HASH_MISMATCH' });
+});
+
 test('more bytes than announced, or fewer, are refused', async () => {
   const s = await fresh();
   const bytes = Buffer.from('abc');
