@@ -66,6 +66,20 @@ function peakRssMiB(pid: number): number {
   return kb / 1024;
 }
 
+/** The commit measured, or 'unknown' outside a git checkout (a copied or unpacked tree). */
+function gitCommit(): string {
+  try {
+    return execFileSync('git', ['rev-parse', '--short', 'HEAD'], {
+      cwd: here,
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .toString()
+      .trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** User plus system CPU a process has used so far, from /proc (Linux). */
 function cpuSecondsOf(pid: number): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
@@ -254,7 +268,7 @@ async function main(): Promise<void> {
     cores: cpus().length,
     memGiB: Math.round(totalmem() / 2 ** 30),
     node: process.version,
-    commit: execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: here }).toString().trim(),
+    commit: gitCommit(),
   };
   process.stderr.write(`SEDFS bench: ${RUNS} runs, ${MIB} MiB, ${SMALL} small files, ls of ${LS}\n`);
   const lim = limits();
