@@ -1,15 +1,14 @@
 import { randomHexId } from '../crypto/hash.js';
 import { generateIdentity, type SecretIdentity, sealTo, signMessage } from '../crypto/identity.js';
 import { newNodeKey } from '../crypto/node-keys.js';
-import {
-  type ChallengeResponse,
-  type LoginResponse,
-  loginMessage,
-  type MeResponse,
-  type SignupRequest,
-  signupMessage,
-  type UserInfo,
+import type {
+  ChallengeResponse,
+  LoginResponse,
+  MeResponse,
+  SignupRequest,
+  UserInfo,
 } from '../protocol/account-api.js';
+import { loginMessage, signupMessage } from '../protocol/account-messages.js';
 import type { ClusterClient } from './cluster-client.js';
 
 /** Context label under which a home folder's key is sealed to its owner. */

@@ -1,16 +1,15 @@
 import type { Logger } from '../common/logger.js';
 import { randomHexId, randomSecret, sha256Hex } from '../crypto/hash.js';
 import { verifySignature } from '../crypto/identity.js';
-import {
-  type ChallengeResponse,
-  type InviteResponse,
-  type LoginRequest,
-  type LoginResponse,
-  loginMessage,
-  type SignupRequest,
-  signupMessage,
-  type UserInfo,
+import type {
+  ChallengeResponse,
+  InviteResponse,
+  LoginRequest,
+  LoginResponse,
+  SignupRequest,
+  UserInfo,
 } from '../protocol/account-api.js';
+import { loginMessage, signupMessage } from '../protocol/account-messages.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { AuditLog } from './audit.js';
 import type { NamespaceStore, UserRecord } from './store/namespace-store.js';

@@ -6,16 +6,6 @@ export const RawKey = Type.String({ pattern: '^[A-Za-z0-9_-]{43}$' });
 const Sig = Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' });
 const Sealed = Type.String({ pattern: '^[A-Za-z0-9_-]{1,4096}$' });
 
-/** What a signup signs, proving it holds the signing key it registers. */
-export function signupMessage(name: string, signKey: string, boxKey: string): string {
-  return `sedfs-signup-v1\n${name}\n${signKey}\n${boxKey}`;
-}
-
-/** What a login signs: the challenge main issued, bound to the user name. */
-export function loginMessage(name: string, challenge: string): string {
-  return `sedfs-login-v1\n${name}\n${challenge}`;
-}
-
 export const SignupRequest = Type.Object(
   {
     name: UserName,
