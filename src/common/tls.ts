@@ -82,9 +82,15 @@ export function tlsConnector(tls: TlsIdentity): buildConnector.connector {
 export function peerName(req: IncomingMessage): string | undefined {
   const socket = req.socket as Partial<TLSSocket>;
   if (!socket.authorized || typeof socket.getPeerCertificate !== 'function') return undefined;
+  // A connection's certificate is fixed by its handshake: parse it once, not per request
+  // (small-chunk writes made every request pay for it).
+  if (names.has(socket)) return names.get(socket);
   const cn = socket.getPeerCertificate().subject?.CN;
-  return typeof cn === 'string' ? cn : undefined;
+  const name = typeof cn === 'string' ? cn : undefined;
+  names.set(socket, name);
+  return name;
 }
+const names = new WeakMap<object, string | undefined>();
 
 /**
  * Checks the identity's certificate every tenth of its lifetime (1 s to 1 h) and, once
