@@ -1,10 +1,11 @@
-import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileSystem } from '../client/file-system.js';
 import { joinPath, splitPath } from '../client/paths.js';
+import { createFileWriter } from '../common/direct-file-writer.js';
+import { readInPieces } from '../common/files.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import { progressBar } from './progress.js';
@@ -32,7 +33,7 @@ export async function putFile(
 ): Promise<void> {
   const { size } = await stat(local);
   const bar = progressBar(`put ${basename(local)}`, size);
-  await fs.put(createReadStream(local, { highWaterMark: 1024 * 1024 }), remote, {
+  await fs.put(readInPieces(local), remote, {
     onProgress: bar.update,
     ...(onWarning ? { onWarning } : {}),
   });
@@ -94,7 +95,7 @@ export async function getFile(fs: FileSystem, remote: string, local: string, cwd
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
   await mkdir(dirname(local), { recursive: true });
   const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
-  const out = createWriteStream(tmp, { mode: 0o600 });
+  const out = createFileWriter(tmp, 0o600);
   const bar = progressBar(`get ${node.name}`, node.entry.size);
   try {
     await fs.get(node.path, out, { onProgress: bar.update });

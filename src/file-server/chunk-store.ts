@@ -1,12 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
 import { syncDir } from '../common/files.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
 import { ChangeLog } from './change-log.js';
-import { DIRECT_ALIGN, DirectIo } from './direct-io.js';
 
 /**
  * Chunks on local disk at `chunks/<2 hex>/<2 hex>/<64 hex id>`, named by the SHA-256

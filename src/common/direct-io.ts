@@ -15,7 +15,24 @@ export const DIRECT_ALIGN = 4096;
 const O_DIRECT: number | undefined = (constants as Record<string, number>).O_DIRECT;
 
 export class DirectIo {
-  private constructor(private readonly probeFd: number) {}
+  private constructor(
+    private readonly probeFd: number,
+    private readonly ownsProbe = true,
+  ) {}
+
+  /**
+   * O_DIRECT on a descriptor the caller opened with `createFlags` (not owned here): its
+   * first block is used to find aligned buffers, so call this before writing to it.
+   */
+  static onDescriptor(fd: number): DirectIo {
+    return new DirectIo(fd, false);
+  }
+
+  /** Flags to create a new file for direct writes; undefined where O_DIRECT does not exist. */
+  static get newFileFlags(): number | undefined {
+    if (O_DIRECT === undefined) return undefined;
+    return constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | O_DIRECT;
+  }
 
   /** O_DIRECT in `dir` if this system and filesystem allow it, else undefined. */
   static open(dir: string): DirectIo | undefined {
@@ -61,6 +78,6 @@ export class DirectIo {
   }
 
   close(): void {
-    closeSync(this.probeFd);
+    if (this.ownsProbe) closeSync(this.probeFd);
   }
 }

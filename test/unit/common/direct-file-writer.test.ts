@@ -1,0 +1,50 @@
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { finished } from 'node:stream/promises';
+import { after, test } from 'node:test';
+import { createFileWriter } from '../../../src/common/direct-file-writer.js';
+
+const roots = [mkdtempSync(join(tmpdir(), 'sedfs-writer-'))];
+// tmpfs refuses O_DIRECT: there the writer must fall back to buffered writes.
+if (existsSync('/dev/shm')) roots.push(mkdtempSync('/dev/shm/sedfs-writer-'));
+after(() => {
+  for (const r of roots) rmSync(r, { recursive: true, force: true });
+});
+
+async function writeInPieces(path: string, data: Buffer, sizes: number[]): Promise<void> {
+  const out = createFileWriter(path, 0o600);
+  let off = 0;
+  for (let i = 0; off < data.length; i++) {
+    const n = Math.min(sizes[i % sizes.length] as number, data.length - off);
+    if (!out.write(data.subarray(off, off + n))) await new Promise((r) => out.once('drain', r));
+    off += n;
+  }
+  out.end();
+  await finished(out);
+}
+
+const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+
+for (const root of roots) {
+  test(`a file written in odd-sized pieces has exactly those bytes and length (${root.startsWith('/dev/shm') ? 'tmpfs, buffered' : 'disk'})`, async () => {
+    // Over two 4 MiB stages and a ragged end, in pieces that straddle stage borders.
+    for (const size of [0, 1, 4095, 4096, 9 * 1024 * 1024 + 123]) {
+      const data = randomBytes(size);
+      const path = join(root, `f${size}`);
+      await writeInPieces(path, data, [1000, 3 * 1024 * 1024 + 7, 65536]);
+      assert.equal(statSync(path).size, size);
+      assert.equal(sha(readFileSync(path)), sha(data), `content of a ${size}-byte file`);
+      assert.equal(statSync(path).mode & 0o777, 0o600);
+    }
+  });
+}
+
+test('the writer never replaces an existing file', () => {
+  const path = join(roots[0] as string, 'exists');
+  writeFileSync(path, 'keep me');
+  assert.throws(() => createFileWriter(path, 0o600), { code: 'EEXIST' });
+  assert.equal(readFileSync(path, 'utf8'), 'keep me');
+});
