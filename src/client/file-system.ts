@@ -14,7 +14,7 @@ import {
 } from '../crypto/node-keys.js';
 import type { MeResponse } from '../protocol/account-api.js';
 import { SedfsError } from '../protocol/errors.js';
-import type { StoredReceipt } from '../protocol/file-server-api.js';
+import type { PutBatchResponse, PutChunkResponse, StoredReceipt } from '../protocol/file-server-api.js';
 import type { Placement } from '../protocol/main-api.js';
 import type {
   ChildrenResponse,
@@ -27,7 +27,7 @@ import { me as fetchMe, rootSealContext } from './account.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchManifest } from './fetch-blob.js';
 import { joinPath, splitPath } from './paths.js';
-import { DEFAULT_CHUNK_BYTES, sendChunk, storeChunks } from './store-blob.js';
+import { DEFAULT_CHUNK_BYTES, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
 /** A node with its key opened on the client and its name decrypted. */
 export interface OpenNode {
@@ -279,24 +279,40 @@ export class FileSystem {
       const bytes = sealer.seal(0, true, f.data);
       return { file: f, sealer, bytes, id: sha256Hex(bytes) };
     });
-    const { placements, warning } = await this.client.place(
+    const { placements, batches, warning } = await this.client.place(
       upload.uploadId,
       sealed.map((s) => ({ id: s.id, size: s.bytes.length })),
     );
     if (warning) opts.onWarning?.(warning);
+    // Chunks placed on the same chain go in one request each (main grouped them); a
+    // chain that broke, or a batch that failed, is finished chunk by chunk.
     const receipts: StoredReceipt[][] = [];
-    let next = 0;
-    const worker = async () => {
-      while (next < sealed.length) {
-        const i = next++;
-        receipts[i] = await sendChunk(
-          this.client,
-          placements[i] as Placement,
-          (sealed[i] as (typeof sealed)[0]).bytes,
-        );
-      }
+    const position = new Map(sealed.map((s, i) => [s.id, i]));
+    const single = new Set(sealed.map((_, i) => i));
+    const sendOne = async (i: number, answer?: PutChunkResponse) => {
+      receipts[i] = await sendChunk(
+        this.client,
+        placements[i] as Placement,
+        (sealed[i] as (typeof sealed)[0]).bytes,
+        answer,
+      );
     };
-    await Promise.all(Array.from({ length: Math.min(16, sealed.length) }, worker));
+    await inParallel(batches ?? [], 4, async (batch) => {
+      const items = batch.chunks.map((id) => position.get(id) as number);
+      for (const i of items) single.delete(i);
+      let answer: PutBatchResponse | undefined;
+      try {
+        answer = await sendBatch(
+          this.client,
+          batch,
+          items.map((i) => (sealed[i] as (typeof sealed)[0]).bytes),
+        );
+      } catch {
+        // the whole batch failed at its head: each chunk goes on its own below
+      }
+      await Promise.all(items.map((i, k) => sendOne(i, answer?.results[k])));
+    });
+    await inParallel([...single], 16, (i) => sendOne(i));
     await this.client.commitFiles(
       upload.uploadId,
       sealed.map((s, i) => ({
@@ -498,4 +514,13 @@ function versionFor(
         },
   };
   return { version, fileKey };
+}
+
+/** Runs `task` on every item, at most `limit` at once. */
+async function inParallel<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await task(items[next++] as T);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

@@ -2,8 +2,14 @@ import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
-import type { PutChunkResponse, ReplicaFailure, StoredReceipt } from '../protocol/file-server-api.js';
-import type { CommitRequest, CommitResponse, Placement } from '../protocol/main-api.js';
+import {
+  type PutBatchResponse,
+  type PutChunkResponse,
+  type ReplicaFailure,
+  SIZES_HEADER,
+  type StoredReceipt,
+} from '../protocol/file-server-api.js';
+import type { CommitRequest, CommitResponse, Placement, PlacementBatch } from '../protocol/main-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { ChunkPool, chunked } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
@@ -117,15 +123,19 @@ export async function sendChunk(
   client: ClusterClient,
   placement: Placement,
   bytes: Buffer,
+  /** the head's answer when the chunk already went down the chain in a batch */
+  sent?: PutChunkResponse,
 ): Promise<StoredReceipt[]> {
   const receipts: StoredReceipt[] = [];
   const failures: ReplicaFailure[] = [];
   let head = 0;
+  let answer = sent;
   while (head < placement.servers.length) {
     const server = placement.servers[head] as { id: string; url: string };
     const url = `${server.url}/v1/chunks/${placement.chunk}`;
     try {
-      const res = await putChunk(client, url, placement.ticket, bytes);
+      const res = answer ?? (await putChunk(client, url, placement.ticket, bytes));
+      answer = undefined;
       receipts.push(...res.receipts);
       const skipped = res.failed.filter((f) => !f.attempted);
       failures.push(...res.failed.filter((f) => f.attempted));
@@ -149,6 +159,37 @@ export async function sendChunk(
     );
   }
   return receipts;
+}
+
+/**
+ * Sends small chunks placed on the same chain in one request (`PUT /v1/chunks`), with
+ * the batch's ticket; the answer has one result per chunk, in the batch's order.
+ */
+export async function sendBatch(
+  client: ClusterClient,
+  batch: PlacementBatch,
+  bodies: Buffer[],
+): Promise<PutBatchResponse> {
+  const url = `${(batch.servers[0] as { url: string }).url}/v1/chunks`;
+  const body = Buffer.concat(bodies);
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(url, {
+      dispatcher: client.agent,
+      method: 'PUT',
+      headers: {
+        'content-type': 'application/octet-stream',
+        'content-length': String(body.length),
+        [TICKET_HEADER]: batch.ticket,
+        [SIZES_HEADER]: bodies.map((b) => b.length).join(','),
+      },
+      body,
+    });
+  } catch (err) {
+    throw unreachable(url, err);
+  }
+  if (res.statusCode >= 400) throw await errorFromResponse(res, url);
+  return (await res.body.json()) as PutBatchResponse;
 }
 
 async function putChunk(

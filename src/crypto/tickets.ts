@@ -38,6 +38,8 @@ export interface TicketCheck {
   op: TicketOp;
   /** the chunk asked for; absent for whole-server operations, whose tickets must name none */
   chunk?: string;
+  /** a batch: the ticket must name at least one chunk, and the request is for all it names */
+  batch?: boolean;
   server: string;
   now: number;
 }
@@ -76,7 +78,11 @@ export function ticketVerifier(
       throw new SedfsError('SEDFS_ERR_TICKET_EXPIRED');
     if (
       payload.op !== check.op ||
-      (check.chunk === undefined ? payload.chunks.length !== 0 : !payload.chunks.includes(check.chunk)) ||
+      (check.batch
+        ? payload.chunks.length === 0
+        : check.chunk === undefined
+          ? payload.chunks.length !== 0
+          : !payload.chunks.includes(check.chunk)) ||
       !payload.servers.includes(check.server)
     ) {
       throw new SedfsError('SEDFS_ERR_TICKET_MISMATCH');

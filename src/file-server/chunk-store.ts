@@ -258,6 +258,7 @@ export class ChunkWrite {
   /** undefined when the bytes come from an upstream server that has checked them */
   private readonly hasher: Hasher | undefined;
   private buf: Buffer;
+  private readonly pooled: boolean;
   private fill = 0;
   /** how much of the buffer the hasher has seen */
   private hashed = 0;
@@ -278,7 +279,10 @@ export class ChunkWrite {
     private readonly direct = false,
     verifiedUpstream = false,
   ) {
-    this.buf = pool.take();
+    // A small chunk gets a buffer of its own size: a batch holds dozens at once, and a
+    // pooled 4 MiB buffer each would be most of a server's memory.
+    this.pooled = size >= DIRECT_FROM_BYTES;
+    this.buf = this.pooled ? pool.take() : Buffer.allocUnsafe(Math.max(1, size));
     this.hasher = verifiedUpstream && size >= ALWAYS_HASH_BELOW ? undefined : sha256Hasher();
   }
 
@@ -373,7 +377,7 @@ export class ChunkWrite {
   private async close(): Promise<void> {
     if (this.done) return;
     this.done = true;
-    this.pool.give(this.buf);
+    if (this.pooled) this.pool.give(this.buf);
     await this.fh.close();
   }
 }

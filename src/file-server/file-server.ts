@@ -18,6 +18,7 @@ import { getChunkRoute } from './routes/get-chunk.js';
 import { healthRoute } from './routes/health.js';
 import { listInventoryRoute } from './routes/list-inventory.js';
 import { putChunkRoute } from './routes/put-chunk.js';
+import { putChunkBatchRoute } from './routes/put-chunk-batch.js';
 import { replicateChunkRoute } from './routes/replicate-chunk.js';
 import { scrubAllRoute } from './routes/scrub-all.js';
 import { verifyChunkRoute } from './routes/verify-chunk.js';
@@ -102,6 +103,7 @@ export async function startFileServer(
   });
   for (const route of [
     putChunkRoute,
+    putChunkBatchRoute,
     getChunkRoute,
     deleteChunkRoute,
     replicateChunkRoute,

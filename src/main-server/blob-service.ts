@@ -3,11 +3,14 @@ import { randomHexId } from '../crypto/hash.js';
 import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
+import { MAX_BATCH_CHUNKS, MAX_BATCHED_CHUNK_BYTES } from '../protocol/file-server-api.js';
 import type {
   BeginUploadResponse,
   BlobManifest,
   CommitRequest,
   CommitResponse,
+  Placement,
+  PlacementBatch,
   PlacementRequest,
   PlacementResponse,
   ServerRef,
@@ -85,13 +88,46 @@ export class BlobService {
       uploadId,
       placements.map((p) => ({ chunkId: p.chunk, serverIds: p.servers.map((s) => s.id) })),
     );
-    if (live.length >= upload.replicas) return { placements };
+    const batches = this.batchesOf(placements, req.chunks, exp);
+    const answer = batches.length > 0 ? { placements, batches } : { placements };
+    if (live.length >= upload.replicas) return answer;
     const warning = `only ${live.length} of ${upload.replicas} wanted file servers are up: chunks will be under-replicated`;
     this.log.warn(
       { upload: uploadId, live: live.length, wanted: upload.replicas },
       'placing with fewer replicas than wanted',
     );
-    return { placements, warning };
+    return { ...answer, warning };
+  }
+
+  /**
+   * Small chunks on the same chain, grouped under one ticket each (`PUT /v1/chunks`).
+   * Only chunks small enough to batch, and only groups of two or more, are worth it.
+   */
+  private batchesOf(placements: Placement[], chunks: { size: number }[], exp: number): PlacementBatch[] {
+    const byChain = new Map<string, Placement[]>();
+    placements.forEach((p, i) => {
+      if ((chunks[i]?.size ?? Number.POSITIVE_INFINITY) > MAX_BATCHED_CHUNK_BYTES) return;
+      const chain = p.servers.map((s) => s.id).join(',');
+      byChain.set(chain, [...(byChain.get(chain) ?? []), p]);
+    });
+    const batches: PlacementBatch[] = [];
+    for (const group of byChain.values()) {
+      for (let i = 0; i < group.length; i += MAX_BATCH_CHUNKS) {
+        const part = group.slice(i, i + MAX_BATCH_CHUNKS);
+        if (part.length < 2) continue;
+        const servers = (part[0] as Placement).servers;
+        const ids = part.map((p) => p.chunk);
+        const ticket = this.signer.sign({
+          op: 'write',
+          chunks: ids,
+          servers: servers.map((s) => s.id),
+          urls: servers.map((s) => s.url),
+          exp,
+        });
+        batches.push({ chunks: ids, servers, ticket });
+      }
+    }
+    return batches;
   }
 
   /**

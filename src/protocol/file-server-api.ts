@@ -18,3 +18,22 @@ export interface PutChunkResponse {
   receipts: StoredReceipt[];
   failed: ReplicaFailure[];
 }
+
+/**
+ * Small chunks travel in batches: `PUT /v1/chunks` with one write ticket naming every
+ * chunk in body order, their sizes in this header (comma-separated), and the chunks
+ * back to back as the body. One request and one ticket check per chain instead of one
+ * per chunk; every chunk is still hashed, stored and answered for on its own.
+ */
+export const SIZES_HEADER = 'x-sedfs-sizes';
+/** At most this many chunks per batch (the ticket that names them must stay small). */
+export const MAX_BATCH_CHUNKS = 48;
+/** At most this many bytes per batch. */
+export const MAX_BATCH_BYTES = 16 * 1024 * 1024;
+/** Chunks up to this size are batched; larger ones gain nothing from it. */
+export const MAX_BATCHED_CHUNK_BYTES = 256 * 1024;
+
+export interface PutBatchResponse {
+  /** one answer per chunk, in the ticket's order */
+  results: PutChunkResponse[];
+}

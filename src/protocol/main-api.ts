@@ -143,8 +143,20 @@ export interface Placement {
   ticket: string;
 }
 
+/** Chunks placed on the same chain, with one write ticket for them all (see `PUT /v1/chunks`). */
+export interface PlacementBatch {
+  chunks: string[];
+  servers: ServerRef[];
+  ticket: string;
+}
+
 export interface PlacementResponse {
   placements: Placement[];
+  /**
+   * When several small chunks were placed: the same placements grouped by chain, at
+   * most MAX_BATCH_CHUNKS each, so a client can send each group in one request.
+   */
+  batches?: PlacementBatch[];
   /** Set when fewer live servers than the wanted replicas exist. */
   warning?: string;
 }

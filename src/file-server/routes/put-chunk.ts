@@ -1,15 +1,12 @@
-import { once } from 'node:events';
-import { PassThrough } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
-import { request } from 'undici';
-import { errorFromResponse, unreachable } from '../../common/http-client.js';
 import { pump } from '../../common/pump.js';
 import { peerName } from '../../common/tls.js';
 import { receiptFor } from '../../crypto/receipts.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
-import type { PutChunkResponse, ReplicaFailure } from '../../protocol/file-server-api.js';
+import type { PutChunkResponse } from '../../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
+import { forward, notAttempted } from '../chain-forward.js';
 import type { ChunkWrite } from '../chunk-store.js';
 import { type FileServerContext, requireKeys } from '../context.js';
 
@@ -50,7 +47,10 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       .map((server, i) => ({ server, url: ticket.urls?.[me + 1 + i] }));
     const next = rest[0];
     const downstream = next?.url
-      ? forward(ctx, next.url, id, size, req.headers[TICKET_HEADER] as string)
+      ? forward<PutChunkResponse>(ctx, `${next.url}/v1/chunks/${id}`, {
+          'content-length': String(size),
+          [TICKET_HEADER]: req.headers[TICKET_HEADER] as string,
+        })
       : undefined;
 
     // Over mutual TLS, the server just before this one in the ticket's chain has
@@ -112,65 +112,4 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       ),
     };
   });
-}
-
-function notAttempted(server: string, message: string): ReplicaFailure {
-  return { server, code: 'SEDFS_ERR_REPLICATION_FAILED', message, attempted: false };
-}
-
-interface Downstream {
-  /** A promise only when the next server is not keeping up. */
-  push(piece: Buffer): Promise<void> | undefined;
-  end(): void;
-  abort(): void;
-  result(): Promise<PutChunkResponse | { error: SedfsError }>;
-}
-
-/**
- * Streams the chunk on to the next server. A failure downstream never fails the local
- * write: it stops forwarding and is reported in the answer instead.
- */
-function forward(ctx: FileServerContext, url: string, id: string, size: number, ticket: string): Downstream {
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  let failed: SedfsError | undefined;
-  const target = `${url}/v1/chunks/${id}`;
-  const response = request(target, {
-    dispatcher: ctx.agent,
-    method: 'PUT',
-    headers: {
-      'content-type': 'application/octet-stream',
-      'content-length': String(size),
-      [TICKET_HEADER]: ticket,
-    },
-    body,
-  }).then(
-    async (res) => {
-      if (res.statusCode >= 400) throw await errorFromResponse(res, target);
-      return (await res.body.json()) as PutChunkResponse;
-    },
-    (err) => {
-      throw err instanceof SedfsError ? err : unreachable(target, err);
-    },
-  );
-  const settled = response.then(
-    (ok) => ok,
-    (err: SedfsError) => {
-      failed = err;
-      body.destroy();
-      return { error: err };
-    },
-  );
-  return {
-    push(piece) {
-      if (failed || body.destroyed || body.write(piece)) return undefined;
-      return Promise.race([once(body, 'drain'), settled]).then(() => undefined);
-    },
-    end() {
-      if (!body.destroyed) body.end();
-    },
-    abort() {
-      body.destroy(new Error('upstream write aborted'));
-    },
-    result: () => settled,
-  };
 }

@@ -1,0 +1,155 @@
+import type { FastifyInstance } from 'fastify';
+import { pump } from '../../common/pump.js';
+import { peerName } from '../../common/tls.js';
+import { receiptFor } from '../../crypto/receipts.js';
+import { assertChunkId } from '../../protocol/chunk-id.js';
+import { SedfsError } from '../../protocol/errors.js';
+import {
+  MAX_BATCH_BYTES,
+  MAX_BATCH_CHUNKS,
+  type PutBatchResponse,
+  type PutChunkResponse,
+  SIZES_HEADER,
+} from '../../protocol/file-server-api.js';
+import { TICKET_HEADER } from '../../protocol/ticket.js';
+import { forward, notAttempted } from '../chain-forward.js';
+import type { ChunkWrite } from '../chunk-store.js';
+import { type FileServerContext, requireKeys } from '../context.js';
+
+/**
+ * Small chunks in one request (see SIZES_HEADER): the ticket names every chunk in body
+ * order, and the whole body goes down the chain as one request too. Each chunk is
+ * checked, written and made durable on its own, as `PUT /v1/chunks/:id` would; the
+ * commits of a batch run side by side, so their fsyncs overlap. A piece of the body goes
+ * on down the chain only after every chunk it completes has been checked here, so the
+ * next server (which, fed by a verified upstream, does not hash) never completes a chunk
+ * that failed here.
+ */
+export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext): void {
+  app.put('/v1/chunks', async (req): Promise<PutBatchResponse> => {
+    if (req.headers['content-type'] !== 'application/octet-stream') {
+      throw new SedfsError('SEDFS_ERR_UNSUPPORTED_MEDIA', 'chunks are sent as application/octet-stream');
+    }
+    const token = req.headers[TICKET_HEADER] as string | undefined;
+    const ticket = requireKeys(ctx).verifyTicket(token, {
+      op: 'write',
+      batch: true,
+      server: ctx.serverId,
+      now: ctx.now(),
+    });
+    const ids = ticket.chunks.map(assertChunkId);
+    if (ids.length > MAX_BATCH_CHUNKS)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `a batch holds at most ${MAX_BATCH_CHUNKS} chunks`);
+    const sizesHeader = String(req.headers[SIZES_HEADER] ?? '');
+    const sizes = parseSizes(sizesHeader, ids.length, ctx.store.maxChunkBytes);
+    const total = sizes.reduce((a, b) => a + b, 0);
+    if (total > MAX_BATCH_BYTES)
+      throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', `a batch may be at most ${MAX_BATCH_BYTES} bytes`);
+    if (Number(req.headers['content-length']) !== total)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `content-length must be the sum of ${SIZES_HEADER}`);
+
+    const me = ticket.servers.indexOf(ctx.serverId);
+    const rest = ticket.servers
+      .slice(me + 1)
+      .map((server, i) => ({ server, url: ticket.urls?.[me + 1 + i] }));
+    const next = rest[0];
+    const downstream = next?.url
+      ? forward<PutBatchResponse>(ctx, `${next.url}/v1/chunks`, {
+          'content-length': String(total),
+          [TICKET_HEADER]: token as string,
+          [SIZES_HEADER]: sizesHeader,
+        })
+      : undefined;
+    const upstream = peerName(req.raw);
+    const verifiedUpstream =
+      ctx.tls &&
+      me > 0 &&
+      upstream !== undefined &&
+      upstream === ticket.servers[me - 1] &&
+      !ctx.revoked.has(upstream);
+
+    const commits: Promise<void>[] = [];
+    let index = 0;
+    let write: ChunkWrite | undefined;
+    try {
+      await pump(req.raw, async (piece) => {
+        for (let off = 0; off < piece.length; ) {
+          if (index === ids.length)
+            throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'more bytes than the sizes');
+          write ??= await ctx.store.beginWrite(ids[index] as string, sizes[index] as number, {
+            verifiedUpstream,
+          });
+          const part = piece.subarray(off, off + (write.size - write.receivedBytes));
+          await write.append(part);
+          off += part.length;
+          if (write.receivedBytes === write.size) {
+            write.verify();
+            const committing = write.commit();
+            committing.catch(() => undefined); // awaited below; this only keeps it from going unhandled
+            commits.push(committing);
+            write = undefined;
+            index += 1;
+          }
+        }
+        // Every chunk this piece completed is checked by now: the next server may have it.
+        await downstream?.push(piece);
+      });
+      if (!req.raw.complete || index !== ids.length) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
+      downstream?.end();
+      await Promise.all(commits);
+    } catch (err) {
+      downstream?.abort();
+      await write?.abort();
+      await Promise.allSettled(commits);
+      throw err;
+    }
+
+    const keys = requireKeys(ctx);
+    const own = ids.map((id, i) => ({
+      server: ctx.serverId,
+      receipt: receiptFor(keys.receiptKey, ctx.serverId, id, sizes[i] as number),
+    }));
+    req.log.debug({ chunks: ids.length, bytes: total, chainRest: rest.length }, 'chunk batch stored');
+    if (!downstream) {
+      const failed = rest.map((r) => notAttempted(r.server, 'no address for this server in the ticket'));
+      return { results: own.map((o) => ({ receipts: [o], failed })) };
+    }
+    const down = await downstream.result();
+    if ('results' in down && down.results.length === ids.length) {
+      return {
+        results: own.map((o, i) => {
+          const theirs = down.results[i] as PutChunkResponse;
+          return { receipts: [o, ...theirs.receipts], failed: theirs.failed };
+        }),
+      };
+    }
+    const why =
+      'error' in down ? down.error : new SedfsError('SEDFS_ERR_REPLICATION_FAILED', 'a short answer');
+    req.log.warn(
+      { chunks: ids.length, next: next?.server, code: why.code },
+      'chain replication of a batch failed',
+    );
+    const failed = rest.map((r, i) =>
+      i === 0
+        ? { server: r.server, code: why.code, message: why.message, attempted: true }
+        : notAttempted(r.server, 'the chain broke before this server'),
+    );
+    return { results: own.map((o) => ({ receipts: [o], failed })) };
+  });
+}
+
+/** The sizes header: one positive size per chunk, none above the server's limit. */
+function parseSizes(header: string, count: number, maxChunkBytes: number): number[] {
+  const sizes = header.split(',').map(Number);
+  if (
+    sizes.length !== count ||
+    sizes.some((n) => !Number.isSafeInteger(n) || n < 1 || n > maxChunkBytes) ||
+    !/^[0-9,]+$/.test(header)
+  ) {
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      `${SIZES_HEADER} must give one size per chunk in the ticket`,
+    );
+  }
+  return sizes;
+}
