@@ -1,5 +1,6 @@
 import Database from 'better-sqlite3';
 import { MIGRATIONS } from './migrations.js';
+import { cacheStatements } from './statement-cache.js';
 import type {
   BlobRecord,
   InventoryDiff,
@@ -91,10 +92,10 @@ export class SqliteStore implements MainStore {
   readonly db: Database.Database;
   /** Inventories being compared, by server. */
   private readonly scans = new Map<string, InventoryScan>();
-  private readonly statements = new Map<string, Database.Statement>();
 
   constructor(path: string) {
     this.db = new Database(path);
+    cacheStatements(this.db);
     this.db.pragma('journal_mode = WAL');
     // FULL: a commit that returned survives power loss, not only a process crash.
     this.db.pragma('synchronous = FULL');
@@ -209,7 +210,7 @@ export class SqliteStore implements MainStore {
     after: string,
     upTo: string | undefined,
   ): Generator<{ chunk_id: string; state: string; added_at: number }[]> {
-    const page = this.cached(
+    const page = this.db.prepare(
       `SELECT chunk_id, state, added_at FROM replicas WHERE server_id = @s AND chunk_id > @after
          AND chunk_id <= @upTo ORDER BY chunk_id LIMIT ${INVENTORY_PAGE}`,
     );
@@ -238,7 +239,7 @@ export class SqliteStore implements MainStore {
     row: { chunk_id: string; state: string; added_at: number },
   ): void {
     if (row.state !== 'ok' || row.added_at >= scan.began) return;
-    this.cached(DROP_REPLICA).run(row.chunk_id, serverId);
+    this.db.prepare(DROP_REPLICA).run(row.chunk_id, serverId);
     scan.missing++;
     if (scan.missingSample.length < SAMPLE_CAP) scan.missingSample.push(row.chunk_id);
   }
@@ -247,22 +248,14 @@ export class SqliteStore implements MainStore {
   private noteExtra(serverId: string, scan: InventoryScan, chunkId: string): void {
     scan.extra++;
     if (scan.extraSample.length < SAMPLE_CAP) scan.extraSample.push(chunkId);
-    const adopted = this.cached(ADOPT_REPLICA).run(serverId, scan.began, chunkId).changes;
+    const adopted = this.db.prepare(ADOPT_REPLICA).run(serverId, scan.began, chunkId).changes;
     if (adopted === 0)
-      this.cached(
-        `INSERT INTO extras (server_id, chunk_id, first_seen, last_seen) VALUES (?, ?, ?, ?)
+      this.db
+        .prepare(
+          `INSERT INTO extras (server_id, chunk_id, first_seen, last_seen) VALUES (?, ?, ?, ?)
          ON CONFLICT (server_id, chunk_id) DO UPDATE SET last_seen = excluded.last_seen`,
-      ).run(serverId, chunkId, scan.began, scan.began);
-  }
-
-  /** Statements run once per chunk are prepared once. */
-  private cached(sql: string): Database.Statement {
-    let stmt = this.statements.get(sql);
-    if (!stmt) {
-      stmt = this.db.prepare(sql);
-      this.statements.set(sql, stmt);
-    }
-    return stmt;
+        )
+        .run(serverId, chunkId, scan.began, scan.began);
   }
 
   applyChanges(
@@ -271,9 +264,9 @@ export class SqliteStore implements MainStore {
     removed: string[],
     now: number,
   ): { adopted: number; dropped: number } {
-    const adopt = this.cached(ADOPT_REPLICA);
-    const drop = this.cached(DROP_REPLICA);
-    const unextra = this.cached('DELETE FROM extras WHERE server_id = ? AND chunk_id = ?');
+    const adopt = this.db.prepare(ADOPT_REPLICA);
+    const drop = this.db.prepare(DROP_REPLICA);
+    const unextra = this.db.prepare('DELETE FROM extras WHERE server_id = ? AND chunk_id = ?');
     return this.db.transaction(() => {
       let adopted = 0;
       let dropped = 0;
