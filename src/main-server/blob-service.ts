@@ -105,8 +105,12 @@ export class BlobService {
    */
   private batchesOf(placements: Placement[], chunks: { size: number }[], exp: number): PlacementBatch[] {
     const byChain = new Map<string, Placement[]>();
+    const seen = new Set<string>();
     placements.forEach((p, i) => {
       if ((chunks[i]?.size ?? Number.POSITIVE_INFINITY) > MAX_BATCHED_CHUNK_BYTES) return;
+      // A chunk asked for twice goes in no batch twice (file servers refuse that).
+      if (seen.has(p.chunk)) return;
+      seen.add(p.chunk);
       const chain = p.servers.map((s) => s.id).join(',');
       byChain.set(chain, [...(byChain.get(chain) ?? []), p]);
     });

@@ -97,6 +97,15 @@ describe('small chunks go down their chain in batches, each chunk still checked 
     assert.equal(holders(bad), 0);
   });
 
+  test('a chunk placed twice goes into no batch twice', async () => {
+    const chunk = seededBytes(77, 5000);
+    const upload = await client.beginUpload(3);
+    const twice = Array.from({ length: 40 }, () => ({ id: sha(chunk), size: chunk.length }));
+    const res = await client.place(upload.uploadId, twice);
+    const named = (res.batches ?? []).flatMap((b) => b.chunks);
+    assert.ok(named.length <= 1);
+  });
+
   test('sizes that do not fit the ticket, or a body longer than they say, are refused', async () => {
     const { res, byId } = await placeSmall(40, 4);
     const batch = (res.batches ?? [])[0] as PlacementBatch;

@@ -40,6 +40,9 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
     const ids = ticket.chunks.map(assertChunkId);
     if (ids.length > MAX_BATCH_CHUNKS)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `a batch holds at most ${MAX_BATCH_CHUNKS} chunks`);
+    // Two writes of one chunk in one batch would race to place the same file.
+    if (new Set(ids).size !== ids.length)
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'a batch names each chunk once');
     const sizesHeader = String(req.headers[SIZES_HEADER] ?? '');
     const sizes = parseSizes(sizesHeader, ids.length, ctx.store.maxChunkBytes);
     const total = sizes.reduce((a, b) => a + b, 0);
