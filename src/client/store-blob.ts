@@ -170,8 +170,28 @@ export async function sendBatch(
   batch: PlacementBatch,
   bodies: Buffer[],
 ): Promise<PutBatchResponse> {
-  const url = `${(batch.servers[0] as { url: string }).url}/v1/chunks`;
-  const body = Buffer.concat(bodies);
+  return putOctets(client, `${(batch.servers[0] as { url: string }).url}/v1/chunks`, Buffer.concat(bodies), {
+    [TICKET_HEADER]: batch.ticket,
+    [SIZES_HEADER]: bodies.map((b) => b.length).join(','),
+  });
+}
+
+function putChunk(
+  client: ClusterClient,
+  url: string,
+  ticket: string,
+  bytes: Buffer,
+): Promise<PutChunkResponse> {
+  return putOctets(client, url, bytes, { [TICKET_HEADER]: ticket });
+}
+
+/** A PUT of raw bytes to a file server; its JSON answer, or its error as a SedfsError. */
+async function putOctets<T>(
+  client: ClusterClient,
+  url: string,
+  body: Buffer,
+  headers: Record<string, string>,
+): Promise<T> {
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, {
@@ -180,8 +200,7 @@ export async function sendBatch(
       headers: {
         'content-type': 'application/octet-stream',
         'content-length': String(body.length),
-        [TICKET_HEADER]: batch.ticket,
-        [SIZES_HEADER]: bodies.map((b) => b.length).join(','),
+        ...headers,
       },
       body,
     });
@@ -189,30 +208,5 @@ export async function sendBatch(
     throw unreachable(url, err);
   }
   if (res.statusCode >= 400) throw await errorFromResponse(res, url);
-  return (await res.body.json()) as PutBatchResponse;
-}
-
-async function putChunk(
-  client: ClusterClient,
-  url: string,
-  ticket: string,
-  bytes: Buffer,
-): Promise<PutChunkResponse> {
-  let res: Awaited<ReturnType<typeof request>>;
-  try {
-    res = await request(url, {
-      dispatcher: client.agent,
-      method: 'PUT',
-      headers: {
-        'content-type': 'application/octet-stream',
-        'content-length': String(bytes.length),
-        [TICKET_HEADER]: ticket,
-      },
-      body: bytes,
-    });
-  } catch (err) {
-    throw unreachable(url, err);
-  }
-  if (res.statusCode >= 400) throw await errorFromResponse(res, url);
-  return (await res.body.json()) as PutChunkResponse;
+  return (await res.body.json()) as T;
 }

@@ -1,13 +1,54 @@
 import { once } from 'node:events';
+import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
 import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
+import { peerName } from '../common/tls.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { ReplicaFailure } from '../protocol/file-server-api.js';
+import type { TicketPayload } from '../protocol/ticket.js';
 import type { FileServerContext } from './context.js';
 
+/** Where this server sits in a write ticket's chain, and who it trusts upstream. */
+export interface ChainPlace {
+  /** the servers after this one, with their URLs from the ticket */
+  rest: { server: string; url: string | undefined }[];
+  /**
+   * Over mutual TLS, the request comes from the server just before this one in the
+   * ticket's chain, which checks every chunk before the bytes that complete it go on:
+   * this server need not hash again.
+   */
+  verifiedUpstream: boolean;
+}
+
+export function chainPlace(ctx: FileServerContext, ticket: TicketPayload, req: IncomingMessage): ChainPlace {
+  const me = ticket.servers.indexOf(ctx.serverId);
+  const rest = ticket.servers.slice(me + 1).map((server, i) => ({ server, url: ticket.urls?.[me + 1 + i] }));
+  const upstream = peerName(req);
+  const verifiedUpstream =
+    ctx.tls &&
+    me > 0 &&
+    upstream !== undefined &&
+    upstream === ticket.servers[me - 1] &&
+    !ctx.revoked.has(upstream);
+  return { rest, verifiedUpstream };
+}
+
+/** What this server answers for the replicas after it: none reached (no next address), or the next one failed. */
+export function restFailed(
+  rest: ChainPlace['rest'],
+  next?: { code: ReplicaFailure['code']; message: string },
+): ReplicaFailure[] {
+  if (!next) return rest.map((r) => notAttempted(r.server, 'no address for this server in the ticket'));
+  return rest.map((r, i) =>
+    i === 0
+      ? { server: r.server, code: next.code, message: next.message, attempted: true }
+      : notAttempted(r.server, 'the chain broke before this server'),
+  );
+}
+
 /** A replica the chain never reached. */
-export function notAttempted(server: string, message: string): ReplicaFailure {
+function notAttempted(server: string, message: string): ReplicaFailure {
   return { server, code: 'SEDFS_ERR_REPLICATION_FAILED', message, attempted: false };
 }
 

@@ -1,6 +1,5 @@
 import type { FastifyInstance } from 'fastify';
 import { pump } from '../../common/pump.js';
-import { peerName } from '../../common/tls.js';
 import { receiptFor } from '../../crypto/receipts.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
@@ -12,7 +11,7 @@ import {
   SIZES_HEADER,
 } from '../../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
-import { forward, notAttempted } from '../chain-forward.js';
+import { chainPlace, forward, restFailed } from '../chain-forward.js';
 import type { ChunkWrite } from '../chunk-store.js';
 import { type FileServerContext, requireKeys } from '../context.js';
 
@@ -51,10 +50,7 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
     if (Number(req.headers['content-length']) !== total)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `content-length must be the sum of ${SIZES_HEADER}`);
 
-    const me = ticket.servers.indexOf(ctx.serverId);
-    const rest = ticket.servers
-      .slice(me + 1)
-      .map((server, i) => ({ server, url: ticket.urls?.[me + 1 + i] }));
+    const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
     const next = rest[0];
     const downstream = next?.url
       ? forward<PutBatchResponse>(ctx, `${next.url}/v1/chunks`, {
@@ -63,13 +59,6 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
           [SIZES_HEADER]: sizesHeader,
         })
       : undefined;
-    const upstream = peerName(req.raw);
-    const verifiedUpstream =
-      ctx.tls &&
-      me > 0 &&
-      upstream !== undefined &&
-      upstream === ticket.servers[me - 1] &&
-      !ctx.revoked.has(upstream);
 
     const commits: Promise<void>[] = [];
     let index = 0;
@@ -113,10 +102,7 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
       receipt: receiptFor(keys.receiptKey, ctx.serverId, id, sizes[i] as number),
     }));
     req.log.debug({ chunks: ids.length, bytes: total, chainRest: rest.length }, 'chunk batch stored');
-    if (!downstream) {
-      const failed = rest.map((r) => notAttempted(r.server, 'no address for this server in the ticket'));
-      return { results: own.map((o) => ({ receipts: [o], failed })) };
-    }
+    if (!downstream) return { results: own.map((o) => ({ receipts: [o], failed: restFailed(rest) })) };
     const down = await downstream.result();
     if ('results' in down && down.results.length === ids.length) {
       return {
@@ -132,11 +118,7 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
       { chunks: ids.length, next: next?.server, code: why.code },
       'chain replication of a batch failed',
     );
-    const failed = rest.map((r, i) =>
-      i === 0
-        ? { server: r.server, code: why.code, message: why.message, attempted: true }
-        : notAttempted(r.server, 'the chain broke before this server'),
-    );
+    const failed = restFailed(rest, why);
     return { results: own.map((o) => ({ receipts: [o], failed })) };
   });
 }

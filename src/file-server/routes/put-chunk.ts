@@ -1,12 +1,11 @@
 import type { FastifyInstance } from 'fastify';
 import { pump } from '../../common/pump.js';
-import { peerName } from '../../common/tls.js';
 import { receiptFor } from '../../crypto/receipts.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
 import type { PutChunkResponse } from '../../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
-import { forward, notAttempted } from '../chain-forward.js';
+import { chainPlace, forward, restFailed } from '../chain-forward.js';
 import type { ChunkWrite } from '../chunk-store.js';
 import { type FileServerContext, requireKeys } from '../context.js';
 
@@ -41,10 +40,7 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       );
     }
 
-    const me = ticket.servers.indexOf(ctx.serverId);
-    const rest = ticket.servers
-      .slice(me + 1)
-      .map((server, i) => ({ server, url: ticket.urls?.[me + 1 + i] }));
+    const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
     const next = rest[0];
     const downstream = next?.url
       ? forward<PutChunkResponse>(ctx, `${next.url}/v1/chunks/${id}`, {
@@ -53,15 +49,6 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
         })
       : undefined;
 
-    // Over mutual TLS, the server just before this one in the ticket's chain has
-    // checked the hash before letting the last byte go: no need to hash again here.
-    const upstream = peerName(req.raw);
-    const verifiedUpstream =
-      ctx.tls &&
-      me > 0 &&
-      upstream !== undefined &&
-      upstream === ticket.servers[me - 1] &&
-      !ctx.revoked.has(upstream);
     let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });
     try {
       const w = write;
@@ -92,10 +79,7 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
 
     const own = { server: ctx.serverId, receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size) };
     req.log.debug({ chunk: id, size, chainRest: rest.length }, 'chunk stored');
-    if (!downstream) {
-      const failed = rest.map((r) => notAttempted(r.server, 'no address for this server in the ticket'));
-      return { receipts: [own], failed };
-    }
+    if (!downstream) return { receipts: [own], failed: restFailed(rest) };
     const down = await downstream.result();
     if ('receipts' in down) return { receipts: [own, ...down.receipts], failed: down.failed };
     req.log.warn(
@@ -103,13 +87,6 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       'chain replication to next server failed',
     );
     reply.header('x-sedfs-chain-broken', next?.server ?? '');
-    return {
-      receipts: [own],
-      failed: rest.map((r, i) =>
-        i === 0
-          ? { server: r.server, code: down.error.code, message: down.error.message, attempted: true }
-          : notAttempted(r.server, 'the chain broke before this server'),
-      ),
-    };
+    return { receipts: [own], failed: restFailed(rest, down.error) };
   });
 }
