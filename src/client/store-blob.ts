@@ -1,5 +1,6 @@
 import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
+import { TAG_BYTES } from '../crypto/aead.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import {
@@ -15,8 +16,6 @@ import { ChunkPool, chunked } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
-/** What sealing adds to a chunk: the AES-GCM tag. */
-export const SEAL_OVERHEAD = 16;
 
 export interface StoreOptions {
   replicas?: number;
@@ -54,7 +53,8 @@ export async function storeChunks(
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   const concurrency = opts.concurrency ?? 4;
   const pool = new ChunkPool(chunkBytes);
-  const sealedPool = new ChunkPool(chunkBytes + SEAL_OVERHEAD);
+  // Sealing adds the AES-GCM tag to each chunk.
+  const sealedPool = new ChunkPool(chunkBytes + TAG_BYTES);
   const upload = await client.beginUpload(opts.replicas);
   const done: CommitRequest['chunks'] = [];
   const inFlight = new Set<Promise<void>>();
@@ -68,15 +68,14 @@ export async function storeChunks(
       break;
     }
     const task = (async () => {
-      let sealed: Buffer | undefined;
+      const sealed = opts.seal ? sealedPool.take() : undefined;
       try {
         const stored = opts.seal
-          ? opts.seal(chunk.bytes, chunk.index, chunk.last, sealedPool.take())
+          ? opts.seal(chunk.bytes, chunk.index, chunk.last, sealed as Buffer)
           : chunk.bytes;
         const plainSize = chunk.bytes.length;
         // Encryption made a copy: the plaintext buffer can go back to the pool now.
         if (opts.seal) pool.release(chunk.bytes);
-        sealed = opts.seal ? stored : undefined;
         const id = sha256Hex(stored);
         const size = stored.length;
         const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);

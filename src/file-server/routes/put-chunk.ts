@@ -52,21 +52,21 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });
     try {
       const w = write;
-      // The last piece goes on only once this server has checked the whole chunk, so a
-      // chunk that fails here never becomes complete (and committed) further down.
-      let last: Buffer | undefined;
       await pump(req.raw, (piece) => {
         const stored = w.append(piece);
-        if (downstream && w.receivedBytes === size) {
-          last = piece;
-          return stored;
-        }
+        // The piece that completes the chunk goes on only once this server has checked
+        // the whole chunk, so a chunk that fails here never becomes complete further down
+        // (where a verified upstream is not hashed again). The same rule as for batches.
+        if (w.receivedBytes === size)
+          return (stored ?? Promise.resolve()).then(() => {
+            w.verify();
+            return downstream?.push(piece);
+          });
         const sent = downstream?.push(piece);
         return stored && sent ? Promise.all([stored, sent]).then(() => undefined) : (stored ?? sent);
       });
       if (!req.raw.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
       w.verify();
-      if (last) await downstream?.push(last);
       const committing = w.commit();
       write = undefined;
       downstream?.end();
