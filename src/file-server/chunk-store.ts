@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, statfs } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
 import { syncDir } from '../common/files.js';
@@ -7,12 +7,14 @@ import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
 import { ChangeLog } from './change-log.js';
+import { ALWAYS_HASH_BELOW, ChunkPacks, PackWrite } from './chunk-packs.js';
 
 /**
  * Chunks on local disk at `chunks/<2 hex>/<2 hex>/<64 hex id>`, named by the SHA-256
  * of their bytes. A write goes to `tmp/`, is hashed as it arrives, fsynced, renamed
  * into place and its directory fsynced: a chunk file that exists is whole and correct,
- * and whatever a crash leaves in `tmp/` is removed at the next start.
+ * and whatever a crash leaves in `tmp/` is removed at the next start. Small chunks sent
+ * in one batch are stored together instead, in one pack file (see chunk-packs.ts).
  */
 export class ChunkStore {
   readonly chunksDir: string;
@@ -26,6 +28,7 @@ export class ChunkStore {
   private direct: DirectIo | undefined;
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
+  private readonly packs: ChunkPacks;
 
   constructor(
     readonly root: string,
@@ -34,10 +37,14 @@ export class ChunkStore {
     this.chunksDir = join(root, 'chunks');
     this.tmpDir = join(root, 'tmp');
     this.pool = new BufferPool(Math.min(maxChunkBytes, WRITE_BUFFER_BYTES), 16);
+    this.packs = new ChunkPacks(join(root, 'packs'), this.tmpDir, (id) => existsSync(this.pathOf(id)));
   }
 
-  /** Clears unfinished writes and counts what is stored. */
-  async init(): Promise<void> {
+  /**
+   * Clears unfinished writes and counts what is stored. `onBadPack` hears of a pack that
+   * cannot be read; it is moved to `quarantine/` and its chunks are missing here.
+   */
+  async init(onBadPack: (name: string, why: string) => void = () => undefined): Promise<void> {
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.chunksDir, { recursive: true });
@@ -54,6 +61,14 @@ export class ChunkStore {
       this.usedBytes += size;
       this.chunkCount += 1;
     }
+    const quarantine = join(this.root, 'quarantine');
+    const packed = await this.packs.load(async (name, why) => {
+      onBadPack(name, why);
+      await mkdir(quarantine, { recursive: true });
+      await rename(join(this.packs.dir, name), join(quarantine, `${name}.${Date.now()}`));
+    });
+    this.usedBytes += packed.bytes;
+    this.chunkCount += packed.chunks;
   }
 
   pathOf(id: string): string {
@@ -62,6 +77,7 @@ export class ChunkStore {
   }
 
   async has(id: string): Promise<boolean> {
+    if (this.packs.has(assertChunkId(id))) return true;
     try {
       await stat(this.pathOf(id));
       return true;
@@ -96,19 +112,36 @@ export class ChunkStore {
   }
 
   /**
+   * Starts receiving a batch of small chunks (in body order), stored together as one
+   * pack once all have arrived and been checked.
+   */
+  beginPack(ids: string[], sizes: number[], opts: { verifiedUpstream?: boolean } = {}): PackWrite {
+    for (const id of ids) assertChunkId(id);
+    return new PackWrite(ids, sizes, opts.verifiedUpstream === true, async (chunks) => {
+      for (const { id, size } of await this.packs.write(chunks)) {
+        this.usedBytes += size;
+        this.chunkCount += 1;
+        this.changes.noteAdded(id);
+      }
+    });
+  }
+
+  /**
    * Sends a stored chunk to `write` in blocks read into two reused buffers (O_DIRECT
    * where writes are: no page cache to fill), reading the next block while the last is
    * being sent. `write` resolves once the bytes are handed off, so a buffer is never
    * refilled while still in use. 404 if this server does not hold the chunk; `ready` is
-   * told the size before the first byte.
+   * told the size before the first byte. A packed chunk is read through the page cache
+   * (its offset in the pack is not aligned), and only its own bytes.
    */
   async send(
     id: string,
     ready: (size: number) => void,
     write: (piece: Buffer) => Promise<void>,
   ): Promise<void> {
-    const path = this.pathOf(id);
-    const fh = await open(path, this.direct ? this.direct.readFlags : 'r').catch(
+    const packed = this.packs.locate(assertChunkId(id));
+    const path = packed?.path ?? this.pathOf(id);
+    const fh = await open(path, this.direct && !packed ? this.direct.readFlags : 'r').catch(
       (err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
         throw err;
@@ -116,12 +149,15 @@ export class ChunkStore {
     );
     const bufs = [this.readPool.take(), this.readPool.take()];
     try {
-      const { size } = await fh.stat();
+      const base = packed?.offset ?? 0;
+      const size = packed?.size ?? (await fh.stat()).size;
       ready(size);
       let sending: Promise<void> = Promise.resolve();
       for (let pos = 0, k = 0; pos < size; k++) {
         const buf = bufs[k % 2] as Buffer;
-        const { bytesRead } = await fh.read(buf, 0, buf.length, pos);
+        // A chunk file is read in whole buffers (O_DIRECT needs aligned lengths).
+        const length = packed ? Math.min(buf.length, size - pos) : buf.length;
+        const { bytesRead } = await fh.read(buf, 0, length, base + pos);
         if (bytesRead === 0) throw new Error(`chunk ${id} ended early`);
         // The other buffer's send must finish before the next read refills it.
         await sending;
@@ -135,13 +171,15 @@ export class ChunkStore {
     }
   }
 
-  /** Removes a chunk; 404 if this server does not hold it. */
+  /** Removes a chunk (from its pack, or its file); 404 if this server does not hold it. */
   async remove(id: string): Promise<void> {
     const path = this.pathOf(id);
+    const packedSize = await this.packs.remove(id);
     const st = await stat(path).catch(() => undefined);
-    if (!st) throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
-    await rm(path, { force: true });
-    this.usedBytes -= st.size;
+    if (st) await rm(path, { force: true });
+    const size = st?.size ?? packedSize;
+    if (size === undefined) throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
+    this.usedBytes -= size;
     this.chunkCount -= 1;
     this.changes.noteRemoved(id);
   }
@@ -152,15 +190,22 @@ export class ChunkStore {
    * `onBytes` lets a caller pace the reading (the scrubber's rate limit).
    */
   async verify(id: string, onBytes?: (n: number) => Promise<void>): Promise<boolean> {
-    const path = this.pathOf(id);
     const hasher = sha256Hasher();
+    const kept: Buffer[] = [];
     let size = 0;
+    const packed = this.packs.locate(assertChunkId(id));
     try {
-      for await (const piece of createReadStream(path, { highWaterMark: 1024 * 1024 })) {
-        hasher.update(piece as Buffer);
-        size += (piece as Buffer).length;
-        await onBytes?.((piece as Buffer).length);
-      }
+      await this.send(
+        id,
+        () => undefined,
+        async (piece) => {
+          hasher.update(piece);
+          // A packed chunk's bytes are copied out if bad; a chunk file is moved whole.
+          if (packed) kept.push(Buffer.from(piece));
+          size += piece.length;
+          await onBytes?.(piece.length);
+        },
+      );
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
       throw err;
@@ -168,16 +213,30 @@ export class ChunkStore {
     if (hasher.digestHex() === id) return true;
     const dir = join(this.root, 'quarantine');
     await mkdir(dir, { recursive: true });
-    await rename(path, join(dir, `${id}.${Date.now()}`));
+    const to = join(dir, `${id}.${Date.now()}`);
+    if (packed) {
+      await writeFile(to, Buffer.concat(kept));
+      await this.packs.remove(id);
+    } else await rename(this.pathOf(id), to);
     this.usedBytes -= size;
     this.chunkCount -= 1;
     this.changes.noteRemoved(id);
     return false;
   }
 
-  /** Every stored chunk id, streamed from disk. */
+  /**
+   * Every stored chunk id in ascending order (main merges it with its own sorted list):
+   * chunk files streamed from disk, merged with the packed ids.
+   */
   async *inventory(): AsyncGenerator<string> {
-    for await (const { id } of this.walk()) yield id;
+    const packed = this.packs.ids().sort();
+    let k = 0;
+    for await (const { id } of this.walk()) {
+      while (k < packed.length && (packed[k] as string) < id) yield packed[k++] as string;
+      if (packed[k] === id) k++;
+      yield id;
+    }
+    while (k < packed.length) yield packed[k++] as string;
   }
 
   /** @internal called by ChunkWrite once its file is in place */
@@ -189,6 +248,8 @@ export class ChunkStore {
     }
     await rename(tmp, final);
     await syncDir(dir);
+    // A chunk is live in one place only: a packed copy of it is dead now.
+    await this.packs.remove(basename(final));
     if (!existed) {
       this.usedBytes += size;
       this.chunkCount += 1;
@@ -246,13 +307,6 @@ class BufferPool {
     if (this.free.length < this.keep) this.free.push(buf);
   }
 }
-
-/**
- * Chunks smaller than this are always hashed, even from a verified upstream: hashing
- * them costs nothing, and it covers the empty chunk, which arrives before the upstream
- * could have checked anything.
- */
-export const ALWAYS_HASH_BELOW = 64 * 1024;
 
 export class ChunkWrite {
   /** undefined when the bytes come from an upstream server that has checked them */

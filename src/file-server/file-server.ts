@@ -47,7 +47,12 @@ export async function startFileServer(
   // A persistent id makes a restarted server the same server to main.
   const { value: serverId } = await readOrCreate(join(config.data, 'server-id'), () => randomHexId(16));
   const store = new ChunkStore(config.data, config.maxChunkMib * 1024 * 1024);
-  await store.init();
+  await store.init((pack, why) =>
+    log.error(
+      { pack, reason: why },
+      'unreadable chunk pack moved to quarantine/; its chunks are missing here',
+    ),
+  );
   if (config.insecureHttp)
     log.warn(
       'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',

@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -287,6 +287,31 @@ export class TestCluster {
   chunkPath(index: number, chunkId: string): string {
     const fs = this.fileServers[index] as FileServerHandle;
     return join(fs.data, 'chunks', chunkId.slice(0, 2), chunkId.slice(2, 4), chunkId);
+  }
+
+  /**
+   * A chunk's bytes as a file server's disk holds them, in a chunk file or a pack (read
+   * here from the documented pack format, not through the server's code), or undefined.
+   */
+  storedChunk(index: number, chunkId: string): Buffer | undefined {
+    const file = this.chunkPath(index, chunkId);
+    if (existsSync(file)) return readFileSync(file);
+    const packs = join((this.fileServers[index] as FileServerHandle).data, 'packs');
+    for (const name of existsSync(packs) ? readdirSync(packs) : []) {
+      if (!name.endsWith('.pack')) continue;
+      const dead = join(packs, name.replace(/\.pack$/, '.dead'));
+      if (existsSync(dead) && readFileSync(dead, 'latin1').split('\n').includes(chunkId)) continue;
+      const pack = readFileSync(join(packs, name));
+      const count = pack.readUInt32BE(8);
+      let offset = 12 + 36 * count;
+      for (let i = 0; i < count; i++) {
+        const size = pack.readUInt32BE(12 + 36 * i + 32);
+        if (pack.toString('hex', 12 + 36 * i, 12 + 36 * i + 32) === chunkId)
+          return pack.subarray(offset, offset + size);
+        offset += size;
+      }
+    }
+    return undefined;
   }
 
   async stop(): Promise<void> {

@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
@@ -15,7 +14,7 @@ import { newUser } from '../helpers/users.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 
-describe('small chunks go down their chain in batches, each chunk still checked and stored on its own', () => {
+describe('small chunks go down their chain in batches, each chunk checked, each server storing a batch as one pack', () => {
   let cluster: TestCluster;
   let client: ClusterClient;
 
@@ -38,7 +37,7 @@ describe('small chunks go down their chain in batches, each chunk still checked 
   }
 
   const holders = (id: string) =>
-    cluster.fileServers.filter((_, i) => existsSync(cluster.chunkPath(i, id))).length;
+    cluster.fileServers.filter((_, i) => cluster.storedChunk(i, id) !== undefined).length;
 
   test('main groups small chunks by chain, each group under one ticket and no bigger than a batch may be', async () => {
     const { res } = await placeSmall(120, 1);
@@ -69,7 +68,7 @@ describe('small chunks go down their chain in batches, each chunk still checked 
       assert.equal(answer.results[k]?.receipts.length, 3);
       assert.deepEqual(answer.results[k]?.failed, []);
       assert.equal(holders(id), 3);
-      assert.ok(readFileSync(cluster.chunkPath(0, id)).equals(byId.get(id) as Buffer));
+      for (let i = 0; i < 3; i++) assert.ok(cluster.storedChunk(i, id)?.equals(byId.get(id) as Buffer));
     });
     const committed = await client.commit(
       upload.uploadId,
@@ -160,6 +159,40 @@ describe('small chunks go down their chain in batches, each chunk still checked 
       }
     } finally {
       await user.client.close();
+    }
+  });
+
+  test('packed chunks survive a SIGKILL of their server and are read from it alone after its restart', async () => {
+    const user = await newUser(cluster, 'survivor');
+    try {
+      await user.fs.mkdir('/kept');
+      const files = Array.from({ length: 60 }, (_, i) => ({
+        name: `k${i}`,
+        data: seededBytes(60_000 + i, 900 + i),
+      }));
+      await user.fs.putMany('/kept', files);
+      await cluster.killFileServer(0);
+      await cluster.startFileServer(0);
+      await cluster.killFileServer(1);
+      await cluster.killFileServer(2);
+      for (const f of files) {
+        const parts: Buffer[] = [];
+        await user.fs.get(
+          `/kept/${f.name}`,
+          new Writable({
+            write(c: Buffer, _e, cb) {
+              parts.push(Buffer.from(c));
+              cb();
+            },
+          }),
+        );
+        assert.ok(Buffer.concat(parts).equals(f.data), f.name);
+      }
+    } finally {
+      await user.client.close();
+      await cluster.startFileServer(1);
+      await cluster.startFileServer(2);
+      await cluster.waitUp(3);
     }
   });
 });

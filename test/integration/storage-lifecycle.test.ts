@@ -49,6 +49,21 @@ describe('storage lifecycle: freeing, versions, interrupted and concurrent puts'
     return c.manifest.chunks.map((x) => x.id);
   }
 
+  test('rm -r of a folder of small files (stored in packs) frees every pack on every file server', async () => {
+    const packFiles = () =>
+      cluster.fileServers.flatMap((f) => allFiles(join(f.data, 'packs'))).filter((p) => p.endsWith('.pack'));
+    const before = new Set(packFiles());
+    await fs.mkdir('/small');
+    await fs.putMany(
+      '/small',
+      Array.from({ length: 80 }, (_, i) => ({ name: `s${i}`, data: seededBytes(700 + i, 2000 + i) })),
+    );
+    const made = packFiles().filter((p) => !before.has(p));
+    assert.ok(made.length >= 3, `packs on every server (${made.length})`);
+    await fs.rm('/small', { recursive: true });
+    await waitFor('the packs to be deleted', () => made.every((p) => !packFiles().includes(p)));
+  });
+
   test('rm deletes the file’s chunks from every file server', async () => {
     await fs.put([seededBytes(1, 3 * CHUNK)], '/gone.bin', { chunkBytes: CHUNK });
     const ids = await chunkIdsOf('/gone.bin');

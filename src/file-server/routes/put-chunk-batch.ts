@@ -12,17 +12,16 @@ import {
 } from '../../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
 import { chainPlace, forward, restFailed } from '../chain-forward.js';
-import type { ChunkWrite } from '../chunk-store.js';
 import { type FileServerContext, requireKeys } from '../context.js';
 
 /**
  * Small chunks in one request (see SIZES_HEADER): the ticket names every chunk in body
  * order, and the whole body goes down the chain as one request too. Each chunk is
- * checked, written and made durable on its own, as `PUT /v1/chunks/:id` would; the
- * commits of a batch run side by side, so their fsyncs overlap. A piece of the body goes
- * on down the chain only after every chunk it completes has been checked here, so the
- * next server (which, fed by a verified upstream, does not hash) never completes a chunk
- * that failed here.
+ * checked as its last byte arrives, and the batch is stored as one pack file with one
+ * fsync (chunk-packs.ts); a batch that fails stores nothing here. A piece of the body
+ * goes on down the chain only after every chunk it completes has been checked here, so
+ * the next server (which, fed by a verified upstream, does not hash) never completes a
+ * chunk that failed here.
  */
 export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext): void {
   app.put('/v1/chunks', async (req): Promise<PutBatchResponse> => {
@@ -60,39 +59,18 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
         })
       : undefined;
 
-    const commits: Promise<void>[] = [];
-    let index = 0;
-    let write: ChunkWrite | undefined;
+    const pack = ctx.store.beginPack(ids, sizes, { verifiedUpstream });
     try {
-      await pump(req.raw, async (piece) => {
-        for (let off = 0; off < piece.length; ) {
-          if (index === ids.length)
-            throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'more bytes than the sizes');
-          write ??= await ctx.store.beginWrite(ids[index] as string, sizes[index] as number, {
-            verifiedUpstream,
-          });
-          const part = piece.subarray(off, off + (write.size - write.receivedBytes));
-          await write.append(part);
-          off += part.length;
-          if (write.receivedBytes === write.size) {
-            write.verify();
-            const committing = write.commit();
-            committing.catch(() => undefined); // awaited below; this only keeps it from going unhandled
-            commits.push(committing);
-            write = undefined;
-            index += 1;
-          }
-        }
+      await pump(req.raw, (piece) => {
+        pack.append(piece);
         // Every chunk this piece completed is checked by now: the next server may have it.
-        await downstream?.push(piece);
+        return downstream?.push(piece);
       });
-      if (!req.raw.complete || index !== ids.length) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
+      if (!req.raw.complete || !pack.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
       downstream?.end();
-      await Promise.all(commits);
+      await pack.commit();
     } catch (err) {
       downstream?.abort();
-      await write?.abort();
-      await Promise.allSettled(commits);
       throw err;
     }
 
