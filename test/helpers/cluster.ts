@@ -11,8 +11,8 @@ import { createAgent } from '../../src/common/http-client.js';
 import { TlsIdentity } from '../../src/common/tls.js';
 import type { ServerView } from '../../src/protocol/main-api.js';
 
-/** The built CLI entry point (tests run from dist/test, the CLI from dist/src). */
-export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../src/cli/index.js');
+/** The `sedfs` command as users run it: bin/sedfs.js, which loads the bundled CLI (tests run from dist/test). */
+export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/sedfs.js');
 
 export interface SedfsProcess {
   proc: ChildProcess;
