@@ -7,7 +7,10 @@
 import { build } from 'esbuild';
 
 await build({
-  entryPoints: ['dist/src/cli/index.js'],
+  // The seal worker is started by file name (new URL('./seal-worker.js', import.meta.url)),
+  // so it is an entry of its own, next to the code that starts it.
+  entryPoints: ['dist/src/cli/index.js', 'dist/src/client/seal-worker.js'],
+  entryNames: '[name]',
   outdir: 'dist/bundle',
   bundle: true,
   splitting: true,

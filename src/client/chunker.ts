@@ -45,11 +45,20 @@ export async function* chunked(
   }
 }
 
-/** Equal-sized reusable buffers; callers bound their own concurrency, so the pool stays small. */
+/**
+ * Equal-sized reusable buffers; callers bound their own concurrency, so the pool stays
+ * small. `shared` buffers live in shared memory, for worker threads to work on in place
+ * (see sharedChunkPool).
+ */
 export class ChunkPool {
   private readonly free: Buffer[] = [];
-  constructor(readonly size: number) {}
-  take = (): Buffer => this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
+  constructor(
+    readonly size: number,
+    private readonly shared = false,
+  ) {}
+  take = (): Buffer =>
+    this.free.pop() ??
+    (this.shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafeSlow(this.size));
   release = (buf: Buffer): void => {
     // Subarrays of a pooled buffer share its memory: return the whole buffer.
     const whole =
@@ -58,4 +67,20 @@ export class ChunkPool {
         : buf;
     if (whole.length === this.size && this.free.length < 16) this.free.push(whole);
   };
+}
+
+const sharedPools = new Map<number, ChunkPool>();
+
+/**
+ * The process's pool of shared-memory buffers of `size`, kept across transfers: a
+ * shared buffer is freed only once every thread that saw it has let go of it, so
+ * making new ones per file (thousands of small puts) piles them up.
+ */
+export function sharedChunkPool(size: number): ChunkPool {
+  let pool = sharedPools.get(size);
+  if (!pool) {
+    pool = new ChunkPool(size, true);
+    sharedPools.set(size, pool);
+  }
+  return pool;
 }

@@ -27,6 +27,7 @@ import { me as fetchMe, rootSealContext } from './account.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchManifest } from './fetch-blob.js';
 import { joinPath, splitPath } from './paths.js';
+import { sealWorkers } from './seal-workers.js';
 import { DEFAULT_CHUNK_BYTES, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
 /** A node with its key opened on the client and its name decrypted. */
@@ -347,7 +348,7 @@ export class FileSystem {
     const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
     const stored = await storeChunks(this.client, source, {
       chunkBytes,
-      seal: (plain, index, last, into) => sealer.seal(index, last, plain, into),
+      seal: (plain, index, last, into) => sealWorkers().seal(sealer, index, last, plain, into),
       ...(opts.replicas ? { replicas: opts.replicas } : {}),
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),

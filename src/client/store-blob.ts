@@ -12,7 +12,7 @@ import {
 } from '../protocol/file-server-api.js';
 import type { CommitRequest, CommitResponse, Placement, PlacementBatch } from '../protocol/main-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
-import { ChunkPool, chunked } from './chunker.js';
+import { ChunkPool, chunked, sharedChunkPool } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
@@ -24,9 +24,15 @@ export interface StoreOptions {
   concurrency?: number;
   /**
    * Turns a plaintext chunk into what is stored (encryption), written into `into` (16
-   * bytes longer than a chunk); stored as is without it.
+   * bytes longer than a chunk; both in shared memory, see crypto-workers.ts), with its
+   * chunk id; stored as is without it.
    */
-  seal?: (plain: Buffer, index: number, last: boolean, into: Buffer) => Buffer;
+  seal?: (
+    plain: Buffer,
+    index: number,
+    last: boolean,
+    into: Buffer,
+  ) => Promise<{ bytes: Buffer; id: string }>;
   /** Plaintext bytes stored so far. */
   onProgress?: (bytesDone: number) => void;
   /** Told when main places chunks on fewer servers than wanted. */
@@ -52,9 +58,9 @@ export async function storeChunks(
 ): Promise<StoredChunks> {
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   const concurrency = opts.concurrency ?? 4;
-  const pool = new ChunkPool(chunkBytes);
-  // Sealing adds the AES-GCM tag to each chunk.
-  const sealedPool = new ChunkPool(chunkBytes + TAG_BYTES);
+  // Sealing runs on worker threads, on buffers in shared memory; it adds the AES-GCM tag.
+  const pool = opts.seal ? sharedChunkPool(chunkBytes) : new ChunkPool(chunkBytes);
+  const sealedPool = sharedChunkPool(chunkBytes + TAG_BYTES);
   const upload = await client.beginUpload(opts.replicas);
   const done: CommitRequest['chunks'] = [];
   const inFlight = new Set<Promise<void>>();
@@ -70,13 +76,12 @@ export async function storeChunks(
     const task = (async () => {
       const sealed = opts.seal ? sealedPool.take() : undefined;
       try {
-        const stored = opts.seal
-          ? opts.seal(chunk.bytes, chunk.index, chunk.last, sealed as Buffer)
-          : chunk.bytes;
+        const { bytes: stored, id } = opts.seal
+          ? await opts.seal(chunk.bytes, chunk.index, chunk.last, sealed as Buffer)
+          : { bytes: chunk.bytes, id: sha256Hex(chunk.bytes) };
         const plainSize = chunk.bytes.length;
         // Encryption made a copy: the plaintext buffer can go back to the pool now.
         if (opts.seal) pool.release(chunk.bytes);
-        const id = sha256Hex(stored);
         const size = stored.length;
         const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);
         if (warning && !warned) {

@@ -45,17 +45,40 @@ export class ChunkSealer {
    * slow to touch and a chunk is megabytes.
    */
   seal(index: number, last: boolean, plaintext: Uint8Array, into?: Buffer): Buffer {
+    this.claim(index);
+    return sealChunk(this.key, this.versionId, index, last, plaintext, into);
+  }
+
+  /**
+   * Reserves `index` for a seal done elsewhere (sealChunk in a worker thread) under this
+   * key; throws if it was used before.
+   */
+  claim(index: number): void {
     if (this.used.has(index)) throw new Error(`chunk index ${index} already sealed under this key`);
     this.used.add(index);
-    const c = createCipheriv('aes-256-gcm', this.key, chunkNonce(index));
-    c.setAAD(chunkAad(this.versionId, index, last));
-    const out = into ?? Buffer.allocUnsafe(plaintext.length + TAG_BYTES);
-    if (out.length < plaintext.length + TAG_BYTES) throw new Error('seal: output buffer too small');
-    transform(c, plaintext, out);
-    c.final();
-    c.getAuthTag().copy(out, plaintext.length);
-    return out.subarray(0, plaintext.length + TAG_BYTES);
   }
+}
+
+/**
+ * The seal itself, without the guard against reusing an index: callers go through
+ * ChunkSealer (seal, or claim and then this in a worker).
+ */
+export function sealChunk(
+  key: Uint8Array,
+  versionId: string,
+  index: number,
+  last: boolean,
+  plaintext: Uint8Array,
+  into?: Buffer,
+): Buffer {
+  const c = createCipheriv('aes-256-gcm', key, chunkNonce(index));
+  c.setAAD(chunkAad(versionId, index, last));
+  const out = into ?? Buffer.allocUnsafe(plaintext.length + TAG_BYTES);
+  if (out.length < plaintext.length + TAG_BYTES) throw new Error('seal: output buffer too small');
+  transform(c, plaintext, out);
+  c.final();
+  c.getAuthTag().copy(out, plaintext.length);
+  return out.subarray(0, plaintext.length + TAG_BYTES);
 }
 
 /**
