@@ -29,7 +29,8 @@ export async function* chunked(
       fill += n;
       off += n;
       if (fill === size) {
-        if (held) yield { index: index++, bytes: held, last: false };
+        // The pool's buffers may be longer than a chunk (room to seal in place).
+        if (held) yield { index: index++, bytes: held.subarray(0, size), last: false };
         held = buf;
         buf = pool.take();
         fill = 0;
@@ -37,11 +38,11 @@ export async function* chunked(
     }
   }
   if (fill > 0 || !held) {
-    if (held) yield { index: index++, bytes: held, last: false };
+    if (held) yield { index: index++, bytes: held.subarray(0, size), last: false };
     yield { index, bytes: buf.subarray(0, fill), last: true };
   } else {
     pool.release(buf);
-    yield { index, bytes: held, last: true };
+    yield { index, bytes: held.subarray(0, size), last: true };
   }
 }
 

@@ -7,9 +7,9 @@ import type { SealAnswer, SealJob } from './seal-worker.js';
 /**
  * Chunk sealing and hashing on worker threads. An upload's one thread otherwise seals,
  * hashes, sends over TLS and reads the source by itself, and sealing and hashing were
- * half of its time: with them here, a 1 GiB put went from ~240 to ~300 MiB/s at R=1 and
- * ~140 to ~165 at R=3 on two cores. (Opening chunks on a download here was measured
- * too, and lost: the download's thread is not the bottleneck the same way.) Chunks
+ * half of its time: with them on a worker, a 1 GiB put went from ~240 to ~285-300 MiB/s
+ * at R=1 and ~140 to ~150-165 at R=3 on two cores. (Opening chunks on a download here
+ * was measured too, and lost: the download's thread is not the bottleneck the same way.) Chunks
  * live in shared memory (ChunkPool with `shared`), so a job moves no bytes, only their
  * place; a buffer that is not shared, or a file of one chunk, is sealed on the calling
  * thread. Workers start on first use and hold the process open only while they have work.
@@ -19,9 +19,16 @@ export class SealWorkers {
   private readonly waiting = new Map<number, { worker: Worker; done: (a: SealAnswer) => void }>();
   private nextJob = 0;
 
-  constructor(private readonly count = Math.max(1, Math.min(2, availableParallelism()))) {}
+  /**
+   * One worker on two cores: the calling thread and it keep both busy, and a second
+   * measured no faster and cost ~40 MiB more.
+   */
+  constructor(private readonly count = Math.min(2, Math.max(1, availableParallelism() - 1))) {}
 
-  /** Seals chunk `index` into `into` and hashes it for its id; the result is `into`'s start. */
+  /**
+   * Seals chunk `index` into `into` (which may be `plain`'s own memory, with room for
+   * the tag: sealing works in place) and hashes it for its id; the result is `into`'s start.
+   */
   async seal(
     sealer: ChunkSealer,
     index: number,

@@ -23,9 +23,9 @@ export interface StoreOptions {
   /** chunks in flight at once */
   concurrency?: number;
   /**
-   * Turns a plaintext chunk into what is stored (encryption), written into `into` (16
-   * bytes longer than a chunk; both in shared memory, see crypto-workers.ts), with its
-   * chunk id; stored as is without it.
+   * Turns a plaintext chunk into what is stored (encryption) with its chunk id, written
+   * into `into`: the plaintext's own buffer, 16 bytes longer, in shared memory (see
+   * seal-workers.ts), so a chunk is sealed in place. Stored as is without it.
    */
   seal?: (
     plain: Buffer,
@@ -58,9 +58,9 @@ export async function storeChunks(
 ): Promise<StoredChunks> {
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
   const concurrency = opts.concurrency ?? 4;
-  // Sealing runs on worker threads, on buffers in shared memory; it adds the AES-GCM tag.
-  const pool = opts.seal ? sharedChunkPool(chunkBytes) : new ChunkPool(chunkBytes);
-  const sealedPool = sharedChunkPool(chunkBytes + TAG_BYTES);
+  // Sealing runs on a worker thread, in place, on buffers in shared memory with room
+  // for the AES-GCM tag: one buffer per chunk in flight, plaintext then stored bytes.
+  const pool = opts.seal ? sharedChunkPool(chunkBytes + TAG_BYTES) : new ChunkPool(chunkBytes);
   const upload = await client.beginUpload(opts.replicas);
   const done: CommitRequest['chunks'] = [];
   const inFlight = new Set<Promise<void>>();
@@ -74,14 +74,12 @@ export async function storeChunks(
       break;
     }
     const task = (async () => {
-      const sealed = opts.seal ? sealedPool.take() : undefined;
       try {
+        const whole = Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, pool.size);
         const { bytes: stored, id } = opts.seal
-          ? await opts.seal(chunk.bytes, chunk.index, chunk.last, sealed as Buffer)
+          ? await opts.seal(chunk.bytes, chunk.index, chunk.last, whole)
           : { bytes: chunk.bytes, id: sha256Hex(chunk.bytes) };
         const plainSize = chunk.bytes.length;
-        // Encryption made a copy: the plaintext buffer can go back to the pool now.
-        if (opts.seal) pool.release(chunk.bytes);
         const size = stored.length;
         const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);
         if (warning && !warned) {
@@ -96,8 +94,7 @@ export async function storeChunks(
         failure ??= err;
       } finally {
         // Sent (the chain answered) or given up: the buffer is free again.
-        if (!opts.seal) pool.release(chunk.bytes);
-        else if (sealed) sealedPool.release(sealed);
+        pool.release(chunk.bytes);
       }
     })();
     inFlight.add(task);

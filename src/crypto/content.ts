@@ -61,7 +61,8 @@ export class ChunkSealer {
 
 /**
  * The seal itself, without the guard against reusing an index: callers go through
- * ChunkSealer (seal, or claim and then this in a worker).
+ * ChunkSealer (seal, or claim and then this in a worker). `into` may be the plaintext's
+ * own memory (with 16 bytes to spare): each slice is encrypted before it is written back.
  */
 export function sealChunk(
   key: Uint8Array,

@@ -5,8 +5,10 @@ import { type Chunk, ChunkPool, chunked } from '../../../src/client/chunker.js';
 async function cut(
   pieces: Buffer[],
   size: number,
+  /** bytes each pooled buffer has beyond a chunk (room to seal in place) */
+  spare = 0,
 ): Promise<{ index: number; bytes: string; last: boolean }[]> {
-  const pool = new ChunkPool(size);
+  const pool = new ChunkPool(size + spare);
   const out: { index: number; bytes: string; last: boolean }[] = [];
   for await (const c of chunked(pieces, size, pool) as AsyncIterable<Chunk>) {
     out.push({ index: c.index, bytes: c.bytes.toString(), last: c.last });
@@ -39,4 +41,15 @@ test('released buffers are reused rather than allocated again', () => {
   const a = pool.take();
   pool.release(a.subarray(0, 3));
   assert.equal(pool.take().buffer, a.buffer);
+});
+
+test('buffers with room beyond a chunk still yield chunks of exactly the chunk size', async () => {
+  for (const pieces of [
+    [Buffer.from('abc'), Buffer.from('defg'), Buffer.from('h')],
+    [Buffer.from('abcdef')],
+    [Buffer.from('abcd')],
+    [Buffer.from('ab')],
+  ]) {
+    assert.deepEqual(await cut(pieces, 3, 16), await cut(pieces, 3), pieces.join('|'));
+  }
 });

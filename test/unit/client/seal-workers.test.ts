@@ -53,3 +53,17 @@ test('buffers that are not shared memory are sealed on the calling thread, with 
   assert.ok(got.bytes.equals(expected));
   assert.equal(got.id, sha(expected));
 });
+
+test('a chunk sealed in place, in its own buffer with room for the tag, is what sealing elsewhere gives', async () => {
+  const workers = new SealWorkers(1);
+  const key = randomBytes(32);
+  const pool = new ChunkPool(SIZE + 16, true);
+  const buf = pool.take();
+  const plain = buf.subarray(0, SIZE);
+  plain.set(randomBytes(SIZE));
+  const copy = Buffer.from(plain);
+  const sealed = await workers.seal(new ChunkSealer('12'.repeat(16), key), 1, false, plain, buf);
+  const expected = new ChunkSealer('12'.repeat(16), key).seal(1, false, copy);
+  assert.ok(sealed.bytes.equals(expected));
+  assert.equal(sealed.id, sha(expected));
+});
