@@ -38,13 +38,14 @@ export class ChunkPacks {
   ): Promise<{ chunks: number; bytes: number }> {
     await mkdir(this.dir, { recursive: true });
     const names = (await readdir(this.dir)).sort();
+    const present = new Set(names);
     let chunks = 0;
     let bytes = 0;
     for (const file of names) {
       const name = file.slice(0, -'.pack'.length);
       if (!file.endsWith('.pack')) {
         // A .dead file whose pack is gone: the pack was deleted, then the crash came.
-        if (file.endsWith('.dead') && !names.includes(file.replace(/\.dead$/, '.pack')))
+        if (file.endsWith('.dead') && !present.has(file.replace(/\.dead$/, '.pack')))
           await rm(join(this.dir, file), { force: true });
         continue;
       }
@@ -94,7 +95,12 @@ export class ChunkPacks {
    * already live here (in a file or a pack) is left out.
    */
   async write(chunks: { id: string; bytes: Buffer }[]): Promise<{ id: string; size: number }[]> {
-    const fresh = chunks.filter((c) => !this.live.has(c.id) && !this.isFile(c.id));
+    const named = new Set<string>();
+    const fresh = chunks.filter((c) => {
+      if (named.has(c.id) || this.live.has(c.id) || this.isFile(c.id)) return false;
+      named.add(c.id);
+      return true;
+    });
     if (fresh.length === 0) return [];
     const header = Buffer.alloc(HEADER_BYTES + ENTRY_BYTES * fresh.length);
     header.write(MAGIC, 0, 'latin1');

@@ -228,3 +228,27 @@ test('a pack left unfinished in tmp/ by a crash is cleared at start and never se
   assert.deepEqual(readdirSync(again.tmpDir), []);
   assert.equal((await again.stats()).chunkCount, 0);
 });
+
+test('a .dead list whose pack is gone (deleted just before a crash) is cleared at start', async () => {
+  const dir = join(root, `s${n++}`);
+  const s = await open(dir);
+  await storeBatch(s, chunks(2));
+  writeFileSync(join(dir, 'packs', '0123456789abcdef.dead'), `${'a'.repeat(64)}\n`);
+  await open(dir);
+  assert.deepEqual(
+    readdirSync(join(dir, 'packs')).filter((f) => f.endsWith('.dead')),
+    [],
+    'only the orphan existed, and it is gone',
+  );
+  assert.equal(packFiles(s).length, 1);
+});
+
+test('a batch that names a chunk twice stores and counts it once', async () => {
+  const s = await open(join(root, `s${n++}`));
+  const [a, b] = chunks(2) as [{ id: string; bytes: Buffer }, { id: string; bytes: Buffer }];
+  await storeBatch(s, [a, b, a]);
+  assert.equal((await s.stats()).chunkCount, 2);
+  assert.deepEqual(await all(s.inventory()), [a.id, b.id].sort());
+  await s.remove(a.id);
+  assert.equal(await s.has(a.id), false);
+});
