@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
@@ -10,6 +9,7 @@ import type { PlacementBatch } from '../../src/protocol/main-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
+import { collector } from '../helpers/sinks.js';
 import { newUser } from '../helpers/users.js';
 
 const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
@@ -145,17 +145,9 @@ describe('small chunks go down their chain in batches, each chunk checked, each 
       }));
       await user.fs.putMany('/many', files);
       for (const f of files) {
-        const parts: Buffer[] = [];
-        await user.fs.get(
-          `/many/${f.name}`,
-          new Writable({
-            write(c: Buffer, _e, cb) {
-              parts.push(Buffer.from(c));
-              cb();
-            },
-          }),
-        );
-        assert.ok(Buffer.concat(parts).equals(f.data), f.name);
+        const out = collector();
+        await user.fs.get(`/many/${f.name}`, out.sink);
+        assert.ok(out.bytes().equals(f.data), f.name);
       }
     } finally {
       await user.client.close();
@@ -176,17 +168,9 @@ describe('small chunks go down their chain in batches, each chunk checked, each 
       await cluster.killFileServer(1);
       await cluster.killFileServer(2);
       for (const f of files) {
-        const parts: Buffer[] = [];
-        await user.fs.get(
-          `/kept/${f.name}`,
-          new Writable({
-            write(c: Buffer, _e, cb) {
-              parts.push(Buffer.from(c));
-              cb();
-            },
-          }),
-        );
-        assert.ok(Buffer.concat(parts).equals(f.data), f.name);
+        const out = collector();
+        await user.fs.get(`/kept/${f.name}`, out.sink);
+        assert.ok(out.bytes().equals(f.data), f.name);
       }
     } finally {
       await user.client.close();
