@@ -283,8 +283,11 @@ async function readdirOrEmpty(dir: string): Promise<string[]> {
 /**
  * Incoming pieces are copied into one reusable buffer and written in large blocks:
  * each async fs call costs far more than the copy, and fresh memory is slow to touch.
+ * 1 MiB, not a whole 4 MiB chunk: a server holds one per chunk it is receiving, and in
+ * a 1 GiB put at R=3 the smaller buffers cut each server's peak RSS by ~10 MiB with no
+ * loss of speed (163–164 against 130–148 MiB/s in the same probe; the machine is noisy).
  */
-const WRITE_BUFFER_BYTES = 4 * 1024 * 1024 + 64 * 1024;
+const WRITE_BUFFER_BYTES = 1024 * 1024;
 /**
  * Chunks at least this big are written with O_DIRECT where available; smaller ones
  * (small files) are one buffered write each, which saves the padding and the truncate.
