@@ -29,20 +29,20 @@ export async function* chunked(
       fill += n;
       off += n;
       if (fill === size) {
+        if (held) yield { index: index++, bytes: held, last: false };
         // The pool's buffers may be longer than a chunk (room to seal in place).
-        if (held) yield { index: index++, bytes: held.subarray(0, size), last: false };
-        held = buf;
+        held = buf.subarray(0, size);
         buf = pool.take();
         fill = 0;
       }
     }
   }
   if (fill > 0 || !held) {
-    if (held) yield { index: index++, bytes: held.subarray(0, size), last: false };
+    if (held) yield { index: index++, bytes: held, last: false };
     yield { index, bytes: buf.subarray(0, fill), last: true };
   } else {
     pool.release(buf);
-    yield { index, bytes: held.subarray(0, size), last: true };
+    yield { index, bytes: held, last: true };
   }
 }
 

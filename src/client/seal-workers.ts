@@ -91,10 +91,8 @@ export class SealWorkers {
           this.waiting.delete(job);
           waiter.done({ job, error: `seal worker failed: ${err.message}` });
         }
-        this.workers.splice(
-          this.workers.findIndex((w) => w.worker === worker),
-          1,
-        );
+        const at = this.workers.findIndex((w) => w.worker === worker);
+        if (at >= 0) this.workers.splice(at, 1);
       });
       const entry = { worker, busy: 0 };
       this.workers.push(entry);

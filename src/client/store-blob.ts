@@ -75,9 +75,14 @@ export async function storeChunks(
     }
     const task = (async () => {
       try {
-        const whole = Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, pool.size);
+        // Sealed in place: into the chunk's whole pooled buffer, which has room for the tag.
         const { bytes: stored, id } = opts.seal
-          ? await opts.seal(chunk.bytes, chunk.index, chunk.last, whole)
+          ? await opts.seal(
+              chunk.bytes,
+              chunk.index,
+              chunk.last,
+              Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, pool.size),
+            )
           : { bytes: chunk.bytes, id: sha256Hex(chunk.bytes) };
         const plainSize = chunk.bytes.length;
         const size = stored.length;

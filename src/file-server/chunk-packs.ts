@@ -42,7 +42,6 @@ export class ChunkPacks {
     let chunks = 0;
     let bytes = 0;
     for (const file of names) {
-      const name = file.slice(0, -'.pack'.length);
       if (!file.endsWith('.pack')) {
         // A .dead file whose pack is gone: the pack was deleted, then the crash came.
         if (file.endsWith('.dead') && !present.has(file.replace(/\.dead$/, '.pack')))
@@ -56,22 +55,15 @@ export class ChunkPacks {
         await onBad(file, (err as Error).message);
         continue;
       }
+      const name = file.slice(0, -'.pack'.length);
       const dead = await this.readDead(name);
-      const pack: Pack = { name, live: 0 };
-      const duplicates: string[] = [];
-      for (const e of entries) {
-        if (dead.has(e.id)) continue;
-        if (this.live.has(e.id) || this.isFile(e.id)) {
-          duplicates.push(e.id);
-          continue;
-        }
-        this.live.set(e.id, { pack, offset: e.offset, size: e.size });
-        pack.live += 1;
+      for (const e of await this.adopt(
+        name,
+        entries.filter((e) => !dead.has(e.id)),
+      )) {
         chunks += 1;
         bytes += e.size;
       }
-      if (duplicates.length > 0) await this.markDead(name, duplicates);
-      if (pack.live === 0) await this.deletePack(name);
     }
     return { chunks, bytes };
   }
@@ -133,20 +125,33 @@ export class ChunkPacks {
     await fh.close();
     await rename(tmp, this.packPath(name));
     await syncDir(this.dir);
-
-    // Another write may have made some of these live meanwhile: those copies are dead here.
-    const pack: Pack = { name, live: 0 };
-    const added: { id: string; size: number }[] = [];
-    const duplicates: string[] = [];
+    // Another write may have made some of these live meanwhile: adopt leaves those dead.
     let offset = header.length;
-    for (const c of fresh) {
-      if (this.live.has(c.id) || this.isFile(c.id)) duplicates.push(c.id);
+    return this.adopt(
+      name,
+      fresh.map((c) => {
+        const entry = { id: c.id, offset, size: c.bytes.length };
+        offset += entry.size;
+        return entry;
+      }),
+    );
+  }
+
+  /**
+   * Makes a pack's entries live here, except those live elsewhere already, which are
+   * marked dead in it; a pack left with nothing live is deleted. Returns what became live.
+   */
+  private async adopt(name: string, entries: PackEntry[]): Promise<PackEntry[]> {
+    const pack: Pack = { name, live: 0 };
+    const added: PackEntry[] = [];
+    const duplicates: string[] = [];
+    for (const e of entries) {
+      if (this.live.has(e.id) || this.isFile(e.id)) duplicates.push(e.id);
       else {
-        this.live.set(c.id, { pack, offset, size: c.bytes.length });
+        this.live.set(e.id, { pack, offset: e.offset, size: e.size });
         pack.live += 1;
-        added.push({ id: c.id, size: c.bytes.length });
+        added.push(e);
       }
-      offset += c.bytes.length;
     }
     if (duplicates.length > 0) await this.markDead(name, duplicates);
     if (pack.live === 0) await this.deletePack(name);

@@ -19,6 +19,8 @@ import { ALWAYS_HASH_BELOW, ChunkPacks, PackWrite } from './chunk-packs.js';
 export class ChunkStore {
   readonly chunksDir: string;
   readonly tmpDir: string;
+  /** chunks that failed a re-hash, and packs that could not be read, kept for inspection */
+  private readonly quarantineDir: string;
   private usedBytes = 0;
   private chunkCount = 0;
   private readonly knownDirs = new Set<string>();
@@ -36,6 +38,7 @@ export class ChunkStore {
   ) {
     this.chunksDir = join(root, 'chunks');
     this.tmpDir = join(root, 'tmp');
+    this.quarantineDir = join(root, 'quarantine');
     this.pool = new BufferPool(Math.min(maxChunkBytes, WRITE_BUFFER_BYTES), 16);
     this.packs = new ChunkPacks(join(root, 'packs'), this.tmpDir, (id) => existsSync(this.pathOf(id)));
   }
@@ -61,11 +64,10 @@ export class ChunkStore {
       this.usedBytes += size;
       this.chunkCount += 1;
     }
-    const quarantine = join(this.root, 'quarantine');
     const packed = await this.packs.load(async (name, why) => {
       onBadPack(name, why);
-      await mkdir(quarantine, { recursive: true });
-      await rename(join(this.packs.dir, name), join(quarantine, `${name}.${Date.now()}`));
+      await mkdir(this.quarantineDir, { recursive: true });
+      await rename(join(this.packs.dir, name), join(this.quarantineDir, `${name}.${Date.now()}`));
     });
     this.usedBytes += packed.bytes;
     this.chunkCount += packed.chunks;
@@ -194,26 +196,21 @@ export class ChunkStore {
     const kept: Buffer[] = [];
     let size = 0;
     const packed = this.packs.locate(assertChunkId(id));
-    try {
-      await this.send(
-        id,
-        () => undefined,
-        async (piece) => {
-          hasher.update(piece);
-          // A packed chunk's bytes are copied out if bad; a chunk file is moved whole.
-          if (packed) kept.push(Buffer.from(piece));
-          size += piece.length;
-          await onBytes?.(piece.length);
-        },
-      );
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
-      throw err;
-    }
+    // send answers CHUNK_NOT_FOUND for a chunk this server does not hold.
+    await this.send(
+      id,
+      () => undefined,
+      async (piece) => {
+        hasher.update(piece);
+        // A packed chunk's bytes are copied out if bad; a chunk file is moved whole.
+        if (packed) kept.push(Buffer.from(piece));
+        size += piece.length;
+        await onBytes?.(piece.length);
+      },
+    );
     if (hasher.digestHex() === id) return true;
-    const dir = join(this.root, 'quarantine');
-    await mkdir(dir, { recursive: true });
-    const to = join(dir, `${id}.${Date.now()}`);
+    await mkdir(this.quarantineDir, { recursive: true });
+    const to = join(this.quarantineDir, `${id}.${Date.now()}`);
     if (packed) {
       await writeFile(to, Buffer.concat(kept));
       await this.packs.remove(id);

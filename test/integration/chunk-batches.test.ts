@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
+import type { FileSystem } from '../../src/client/file-system.js';
 import { sendBatch } from '../../src/client/store-blob.js';
 import { MAX_BATCH_CHUNKS, SIZES_HEADER } from '../../src/protocol/file-server-api.js';
 import type { PlacementBatch } from '../../src/protocol/main-api.js';
@@ -34,6 +35,19 @@ describe('small chunks go down their chain in batches, each chunk checked, each 
     );
     const byId = new Map(chunks.map((c) => [sha(c), c]));
     return { upload, res, byId };
+  }
+
+  /** `n` small files named `prefix0`, `prefix1`, …, with seeded bytes of `size(i)`. */
+  const smallFiles = (n: number, prefix: string, seed: number, size: (i: number) => number) =>
+    Array.from({ length: n }, (_, i) => ({ name: `${prefix}${i}`, data: seededBytes(seed + i, size(i)) }));
+
+  /** Reads every file back from `folder` and checks its bytes. */
+  async function readsBack(fs: FileSystem, folder: string, files: { name: string; data: Buffer }[]) {
+    for (const f of files) {
+      const out = collector();
+      await fs.get(`${folder}/${f.name}`, out.sink);
+      assert.ok(out.bytes().equals(f.data), f.name);
+    }
   }
 
   const holders = (id: string) =>
@@ -139,16 +153,9 @@ describe('small chunks go down their chain in batches, each chunk checked, each 
     const user = await newUser(cluster, 'batcher');
     try {
       await user.fs.mkdir('/many');
-      const files = Array.from({ length: 150 }, (_, i) => ({
-        name: `f${i}`,
-        data: seededBytes(50_000 + i, 100 + i * 7),
-      }));
+      const files = smallFiles(150, 'f', 50_000, (i) => 100 + i * 7);
       await user.fs.putMany('/many', files);
-      for (const f of files) {
-        const out = collector();
-        await user.fs.get(`/many/${f.name}`, out.sink);
-        assert.ok(out.bytes().equals(f.data), f.name);
-      }
+      await readsBack(user.fs, '/many', files);
     } finally {
       await user.client.close();
     }
@@ -158,20 +165,13 @@ describe('small chunks go down their chain in batches, each chunk checked, each 
     const user = await newUser(cluster, 'survivor');
     try {
       await user.fs.mkdir('/kept');
-      const files = Array.from({ length: 60 }, (_, i) => ({
-        name: `k${i}`,
-        data: seededBytes(60_000 + i, 900 + i),
-      }));
+      const files = smallFiles(60, 'k', 60_000, (i) => 900 + i);
       await user.fs.putMany('/kept', files);
       await cluster.killFileServer(0);
       await cluster.startFileServer(0);
       await cluster.killFileServer(1);
       await cluster.killFileServer(2);
-      for (const f of files) {
-        const out = collector();
-        await user.fs.get(`/kept/${f.name}`, out.sink);
-        assert.ok(out.bytes().equals(f.data), f.name);
-      }
+      await readsBack(user.fs, '/kept', files);
     } finally {
       await user.client.close();
       await cluster.startFileServer(1);

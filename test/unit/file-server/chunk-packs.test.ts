@@ -32,12 +32,17 @@ function chunks(count: number, size = 5000): { id: string; bytes: Buffer }[] {
   });
 }
 
-/** Sends a batch's bytes in awkward pieces, as the network would. */
-async function storeBatch(s: ChunkStore, batch: { id: string; bytes: Buffer }[]): Promise<void> {
-  const w = s.beginPack(
+/** Starts receiving `batch` as one pack. */
+function begin(s: ChunkStore, batch: { id: string; bytes: Buffer }[]) {
+  return s.beginPack(
     batch.map((c) => c.id),
     batch.map((c) => c.bytes.length),
   );
+}
+
+/** Sends a batch's bytes in awkward pieces, as the network would. */
+async function storeBatch(s: ChunkStore, batch: { id: string; bytes: Buffer }[]): Promise<void> {
+  const w = begin(s, batch);
   const body = Buffer.concat(batch.map((c) => c.bytes));
   for (let off = 0; off < body.length; off += 1500) w.append(body.subarray(off, off + 1500));
   await w.commit();
@@ -92,10 +97,7 @@ test('the inventory merges packed chunks and chunk files in ascending order, eac
 test('a chunk that does not hash to its id fails the batch at that chunk, and nothing of the batch is stored', async () => {
   const s = await open(join(root, `s${n++}`));
   const batch = chunks(3);
-  const w = s.beginPack(
-    batch.map((c) => c.id),
-    batch.map((c) => c.bytes.length),
-  );
+  const w = begin(s, batch);
   w.append(batch[0]?.bytes as Buffer);
   const wrong = Buffer.from(batch[1]?.bytes as Buffer);
   wrong[10] = (wrong[10] as number) ^ 1;
@@ -107,10 +109,7 @@ test('a chunk that does not hash to its id fails the batch at that chunk, and no
 test('a batch that stops short or runs long is refused', async () => {
   const s = await open(join(root, `s${n++}`));
   const batch = chunks(2);
-  const short = s.beginPack(
-    batch.map((c) => c.id),
-    batch.map((c) => c.bytes.length),
-  );
+  const short = begin(s, batch);
   short.append(batch[0]?.bytes as Buffer);
   await assert.rejects(short.commit(), { code: 'SEDFS_ERR_BODY_INCOMPLETE' });
   const long = s.beginPack([batch[0]?.id as string], [5000]);
