@@ -157,5 +157,5 @@ const result = await run();
 await client.close();
 const cpu = process.cpuUsage();
 process.stdout.write(
-  `${JSON.stringify({ ...result, maxRssMiB: maxRssMiB(), cpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
+  `${JSON.stringify({ ...result, maxRssMiB: maxRssMiB(), minflt: process.resourceUsage().minorPageFault, cpuSeconds: (cpu.user + cpu.system) / 1e6 })}\n`,
 );

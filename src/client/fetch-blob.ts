@@ -2,6 +2,7 @@ import type { Writable } from 'node:stream';
 import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
 import { pump } from '../common/pump.js';
+import { noteBulkBytes } from '../common/young-generation.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { BlobManifest, ManifestChunk } from '../protocol/main-api.js';
@@ -72,6 +73,7 @@ export async function fetchManifest(
         out.once('error', reject);
       });
     bytesDone += bytes.length;
+    noteBulkBytes(bytes.length);
     opts.onProgress?.(bytesDone);
   }
   return { size: manifest.size, chunks: manifest.chunks.length };
