@@ -12,6 +12,7 @@ import type {
   ServersResponse,
 } from '../protocol/main-api.js';
 import type { NodeEntry } from '../protocol/namespace-api.js';
+import { ChunkReader } from './chunk-reader.js';
 
 /** Typed calls to main's API; one connection pool shared with the chunk transfers. */
 export class ClusterClient {
@@ -19,6 +20,8 @@ export class ClusterClient {
   private readonly ownAgent: boolean;
   /** Session token sent as a bearer credential once logged in. */
   token: string | undefined;
+  /** Reads stored chunks (downloads), on connections of its own: see chunk-reader.ts. */
+  readonly chunks: ChunkReader;
 
   /** `ca`: the cluster CA (PEM) every https connection must chain to. */
   constructor(
@@ -27,7 +30,9 @@ export class ClusterClient {
   ) {
     this.mainUrl = mainUrl.replace(/\/+$/, '');
     this.ownAgent = opts.agent === undefined;
-    this.agent = opts.agent ?? createAgent(opts.ca ? new TlsIdentity(opts.ca) : undefined);
+    const tls = opts.ca ? new TlsIdentity(opts.ca) : undefined;
+    this.agent = opts.agent ?? createAgent(tls);
+    this.chunks = new ChunkReader(tls);
   }
 
   /** A call to main: JSON in and out, with the session token when there is one. */
@@ -79,6 +84,7 @@ export class ClusterClient {
   }
 
   async close(): Promise<void> {
+    this.chunks.close();
     if (this.ownAgent) await this.agent.close();
   }
 }

@@ -1,12 +1,8 @@
 import type { Writable } from 'node:stream';
-import { request } from 'undici';
-import { errorFromResponse, unreachable } from '../common/http-client.js';
-import { pump } from '../common/pump.js';
 import { noteBulkBytes } from '../common/young-generation.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { BlobManifest, ManifestChunk } from '../protocol/main-api.js';
-import { TICKET_HEADER } from '../protocol/ticket.js';
 import { ChunkPool } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 
@@ -97,7 +93,7 @@ async function fetchChunk(
     const into = buffers.stored.take();
     let handedOn = false;
     try {
-      const bytes = await getChunk(client, url, chunk.ticket, chunk.size, into);
+      const bytes = await client.chunks.get(url, chunk.ticket, chunk.size, into);
       if (bytes.length === chunk.size) {
         if (!open && sha256Hex(bytes) === chunk.id) {
           handedOn = true;
@@ -126,36 +122,4 @@ async function fetchChunk(
   throw new SedfsError('SEDFS_ERR_ALL_REPLICAS_FAILED', `chunk ${chunk.index} could not be read (${why})`, {
     chunk: chunk.id,
   });
-}
-
-/**
- * Reads one chunk's body into `into`; a body longer than `size` is wrong bytes (an
- * empty result), not a bigger buffer.
- */
-async function getChunk(
-  client: ClusterClient,
-  url: string,
-  ticket: string,
-  size: number,
-  into: Buffer,
-): Promise<Buffer> {
-  let res: Awaited<ReturnType<typeof request>>;
-  try {
-    res = await request(url, { dispatcher: client.agent, headers: { [TICKET_HEADER]: ticket } });
-  } catch (err) {
-    throw unreachable(url, err);
-  }
-  if (res.statusCode >= 400) throw await errorFromResponse(res, url);
-  let fill = 0;
-  let tooLong = false;
-  await pump(res.body, (piece) => {
-    if (fill + piece.length > size) {
-      tooLong = true;
-      res.body.destroy();
-      return undefined;
-    }
-    fill += piece.copy(into, fill);
-    return undefined;
-  });
-  return tooLong ? Buffer.alloc(0) : into.subarray(0, fill);
 }

@@ -69,23 +69,24 @@ export async function errorFromResponse(
   } catch {
     body = undefined;
   }
+  return errorFromBody(res.statusCode, body, url);
+}
+
+/** A SEDFS server's error answer (`{ error: { code, message, details } }`) as a SedfsError. */
+export function errorFromBody(status: number, body: unknown, url: string): SedfsError {
   const err = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)
     ?.error;
   if (err && isErrorCode(err.code)) {
     return new SedfsError(err.code, typeof err.message === 'string' ? err.message : undefined, {
       ...(err.details as Record<string, unknown> | undefined),
-      status: res.statusCode,
+      status,
       url,
     });
   }
-  return new SedfsError(
-    'SEDFS_ERR_INTERNAL',
-    `unexpected HTTP ${res.statusCode} from ${new URL(url).origin}`,
-    {
-      status: res.statusCode,
-      url,
-    },
-  );
+  return new SedfsError('SEDFS_ERR_INTERNAL', `unexpected HTTP ${status} from ${new URL(url).origin}`, {
+    status,
+    url,
+  });
 }
 
 /** A JSON request to a SEDFS server; errors come back as SedfsError with the server's code. */
