@@ -158,9 +158,10 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const joinString = tls
     ? formatJoinString({ mainUrl: url, joinToken: token.value, caFingerprint: tls.fingerprint })
     : undefined;
-  if (joinString) await writeFileAtomic(join(config.data, 'join'), `${joinString}\n`, 0o600);
-  // Atomic, so whoever waits for the file never reads it half-written.
+  // Atomic, so whoever waits for a file never reads it half-written; `join` last, so a
+  // script that waits for it finds `main.addr` there too.
   await writeFileAtomic(join(config.data, 'main.addr'), `${url}\n`);
+  if (joinString) await writeFileAtomic(join(config.data, 'join'), `${joinString}\n`, 0o600);
   log.info(
     {
       urls,
