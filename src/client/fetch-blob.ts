@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { noteBulkBytes } from '../common/young-generation.js';
 import { sha256Hex } from '../crypto/hash.js';
@@ -63,11 +64,8 @@ export async function fetchManifest(
     const bytes = await (pending.get(i) as Promise<Buffer>);
     pending.delete(i);
     const pool = opts.open ? buffers.plain : buffers.stored;
-    if (!out.write(bytes, () => pool.release(bytes)))
-      await new Promise<void>((resolve, reject) => {
-        out.once('drain', resolve);
-        out.once('error', reject);
-      });
+    // `once` rejects on the stream's error and removes both its listeners either way.
+    if (!out.write(bytes, () => pool.release(bytes))) await once(out, 'drain');
     bytesDone += bytes.length;
     noteBulkBytes(bytes.length);
     opts.onProgress?.(bytesDone);

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import type { FileSystem } from '../../src/client/file-system.js';
 import { TestCluster } from '../helpers/cluster.js';
@@ -36,6 +37,27 @@ describe('the encrypted namespace', () => {
       assert.deepEqual(await roundTrip(fs, `/rt-${size}`, data, CHUNK), data);
     });
   }
+
+  test('a download into a slow writer waits for it chunk by chunk without piling up listeners', async () => {
+    const data = seededBytes(7, 30 * CHUNK);
+    await fs.put([data], '/slow-reader', { chunkBytes: CHUNK });
+    const got: Buffer[] = [];
+    // Takes each write a moment later and asks to wait after every one.
+    const slow = new Writable({
+      highWaterMark: 1,
+      write(piece: Buffer, _enc, done) {
+        got.push(Buffer.from(piece));
+        setImmediate(done);
+      },
+    });
+    await fs.get('/slow-reader', slow);
+    assert.ok(Buffer.concat(got).equals(data));
+    assert.ok(
+      slow.listenerCount('error') <= 1,
+      `${slow.listenerCount('error')} error listeners left on the writer`,
+    );
+    assert.equal(slow.listenerCount('drain'), 0);
+  });
 
   test('names with spaces, unicode and 255 bytes round trip and list back', async () => {
     const names = ['with spaces.txt', 'ünïcødé 文件 🎉', 'x'.repeat(255)];
