@@ -29,6 +29,7 @@ const SILENT_MS = 60_000;
  */
 export class ChunkReader {
   private readonly idle = new Map<string, Socket[]>();
+  private closed = false;
 
   /** `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs. */
   constructor(private readonly tls?: TlsIdentity) {}
@@ -54,8 +55,9 @@ export class ChunkReader {
     return this.exchange(await this.connect(target), target, ticket, size, into, false);
   }
 
-  /** Closes every kept connection. */
+  /** Closes every kept connection, and each one still in use once its answer is read. */
   close(): void {
+    this.closed = true;
     for (const sockets of this.idle.values()) for (const s of sockets) s.destroy();
     this.idle.clear();
   }
@@ -232,7 +234,7 @@ export class ChunkReader {
   /** Keeps a connection for the next chunk from the same server, or closes it if enough are kept. */
   private keep(origin: string, socket: Socket): void {
     const list = this.idle.get(origin) ?? [];
-    if (list.length >= IDLE_PER_ORIGIN || socket.destroyed) {
+    if (this.closed || list.length >= IDLE_PER_ORIGIN || socket.destroyed) {
       socket.destroy();
       return;
     }

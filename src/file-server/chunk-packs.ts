@@ -21,16 +21,30 @@ import { SedfsError } from '../protocol/errors.js';
  * inventory shows main as extra, and main deletes it again. A pack whose chunks are all
  * dead is deleted. A chunk is live in one place only: a copy found while another is live
  * (in a chunk file, or a pack read earlier) is marked dead at once.
+ *
+ * A pack more than half of whose bytes are dead is compacted, in the background and one
+ * pack at a time: its live chunks are read, checked against their ids and written as a
+ * new pack (durable before anything else changes), then the old pack is deleted. A crash
+ * in between leaves both, and loading keeps one live copy of each chunk as above.
  */
 export class ChunkPacks {
   private readonly live = new Map<string, Packed>();
+  /** the compactions asked for, one after another */
+  private compactions: Promise<void> = Promise.resolve();
 
   constructor(
     readonly dir: string,
     private readonly tmpDir: string,
     /** whether a chunk is stored as a file of its own */
     private readonly isFile: (id: string) => boolean,
+    /** hears of a compaction that failed (the pack stays as it was) */
+    private readonly onCompactFailed: (pack: string, why: string) => void = () => undefined,
   ) {}
+
+  /** Resolves once every compaction asked for so far is done. */
+  compacted(): Promise<void> {
+    return this.compactions;
+  }
 
   /** Reads every pack's index; `onBad` is given a pack (file name) that cannot be read. */
   async load(
@@ -57,9 +71,11 @@ export class ChunkPacks {
       }
       const name = file.slice(0, -'.pack'.length);
       const dead = await this.readDead(name);
+      const total = entries.reduce((n, e) => n + e.size, 0);
       for (const e of await this.adopt(
         name,
         entries.filter((e) => !dead.has(e.id)),
+        total,
       )) {
         chunks += 1;
         bytes += e.size;
@@ -94,10 +110,19 @@ export class ChunkPacks {
       return true;
     });
     if (fresh.length === 0) return [];
-    const header = Buffer.alloc(HEADER_BYTES + ENTRY_BYTES * fresh.length);
+    const { name, entries, bytes } = await this.writePackFile(fresh);
+    // Another write may have made some of these live meanwhile: adopt leaves those dead.
+    return this.adopt(name, entries, bytes);
+  }
+
+  /** Writes `chunks` as a new pack, durable and in place when this returns. */
+  private async writePackFile(
+    chunks: { id: string; bytes: Buffer }[],
+  ): Promise<{ name: string; entries: PackEntry[]; bytes: number }> {
+    const header = Buffer.alloc(HEADER_BYTES + ENTRY_BYTES * chunks.length);
     header.write(MAGIC, 0, 'latin1');
-    header.writeUInt32BE(fresh.length, MAGIC.length);
-    fresh.forEach((c, i) => {
+    header.writeUInt32BE(chunks.length, MAGIC.length);
+    chunks.forEach((c, i) => {
       const at = HEADER_BYTES + ENTRY_BYTES * i;
       header.write(c.id, at, 'hex');
       header.writeUInt32BE(c.bytes.length, at + 32);
@@ -106,7 +131,7 @@ export class ChunkPacks {
     const tmp = join(this.tmpDir, `${name}.pack.part`);
     const fh = await open(tmp, 'wx', 0o644);
     try {
-      const parts = [header, ...fresh.map((c) => c.bytes)];
+      const parts = [header, ...chunks.map((c) => c.bytes)];
       const total = parts.reduce((n, b) => n + b.length, 0);
       let { bytesWritten } = await fh.writev(parts, 0);
       // writev may stop short (rarely, for large totals): the rest goes in plain writes.
@@ -125,36 +150,35 @@ export class ChunkPacks {
     await fh.close();
     await rename(tmp, this.packPath(name));
     await syncDir(this.dir);
-    // Another write may have made some of these live meanwhile: adopt leaves those dead.
     let offset = header.length;
-    return this.adopt(
-      name,
-      fresh.map((c) => {
-        const entry = { id: c.id, offset, size: c.bytes.length };
-        offset += entry.size;
-        return entry;
-      }),
-    );
+    const entries = chunks.map((c) => {
+      const entry = { id: c.id, offset, size: c.bytes.length };
+      offset += entry.size;
+      return entry;
+    });
+    return { name, entries, bytes: offset - header.length };
   }
 
   /**
    * Makes a pack's entries live here, except those live elsewhere already, which are
    * marked dead in it; a pack left with nothing live is deleted. Returns what became live.
    */
-  private async adopt(name: string, entries: PackEntry[]): Promise<PackEntry[]> {
-    const pack: Pack = { name, live: 0 };
+  private async adopt(name: string, entries: PackEntry[], bytes: number): Promise<PackEntry[]> {
+    const pack: Pack = { name, ids: new Set(), liveBytes: 0, bytes };
     const added: PackEntry[] = [];
     const duplicates: string[] = [];
     for (const e of entries) {
       if (this.live.has(e.id) || this.isFile(e.id)) duplicates.push(e.id);
       else {
         this.live.set(e.id, { pack, offset: e.offset, size: e.size });
-        pack.live += 1;
+        pack.ids.add(e.id);
+        pack.liveBytes += e.size;
         added.push(e);
       }
     }
     if (duplicates.length > 0) await this.markDead(name, duplicates);
-    if (pack.live === 0) await this.deletePack(name);
+    if (pack.ids.size === 0) await this.deletePack(name);
+    else this.compactIfMostlyDead(pack);
     return added;
   }
 
@@ -163,10 +187,72 @@ export class ChunkPacks {
     const p = this.live.get(id);
     if (!p) return undefined;
     this.live.delete(id);
-    p.pack.live -= 1;
-    if (p.pack.live === 0) await this.deletePack(p.pack.name);
-    else await this.markDead(p.pack.name, [id]);
+    p.pack.ids.delete(id);
+    p.pack.liveBytes -= p.size;
+    if (p.pack.ids.size === 0) await this.deletePack(p.pack.name);
+    else {
+      await this.markDead(p.pack.name, [id]);
+      this.compactIfMostlyDead(p.pack);
+    }
     return p.size;
+  }
+
+  /** Queues `pack` for compaction once more than half of its bytes are dead. */
+  private compactIfMostlyDead(pack: Pack): void {
+    if (pack.liveBytes * 2 >= pack.bytes) return;
+    this.compactions = this.compactions
+      .then(() => this.compact(pack))
+      .catch((err: Error) => this.onCompactFailed(pack.name, err.message));
+  }
+
+  /**
+   * Rewrites a pack's live chunks as a new pack, then deletes the old one. A chunk that
+   * no longer matches its id stops it: the scrubber quarantines that chunk, and the next
+   * removal tries again.
+   */
+  private async compact(pack: Pack): Promise<void> {
+    // Already compacted (it was queued twice) or emptied meanwhile.
+    if (pack.ids.size === 0 || pack.liveBytes * 2 >= pack.bytes) return;
+    // The chunks live now are copied (a removed chunk's bytes stay in the old pack until
+    // it is deleted); whatever is removed from here on is sorted out at the switch below.
+    const copying = [...pack.ids].map((id) => ({ id, ...(this.live.get(id) as Packed) }));
+    const chunks: { id: string; bytes: Buffer }[] = [];
+    const fh = await open(this.packPath(pack.name), 'r').catch((err: NodeJS.ErrnoException) => {
+      // Its last chunk went meanwhile, and the pack with it: nothing to compact.
+      if (err.code === 'ENOENT' && pack.ids.size === 0) return undefined;
+      throw err;
+    });
+    if (!fh) return;
+    try {
+      for (const { id, ...p } of copying) {
+        const bytes = Buffer.allocUnsafe(p.size);
+        const { bytesRead } = await fh.read(bytes, 0, p.size, p.offset);
+        if (bytesRead !== p.size || sha256Hex(bytes) !== id)
+          throw new Error(`chunk ${id} in it no longer matches its id`);
+        chunks.push({ id, bytes });
+      }
+    } finally {
+      await fh.close();
+    }
+    const next = await this.writePackFile(chunks);
+    // What is still live in the old pack moves to the new one; what was removed while
+    // this ran is dead in the new one as well.
+    const moved: Pack = { name: next.name, ids: new Set(), liveBytes: 0, bytes: next.bytes };
+    const removed: string[] = [];
+    for (const e of next.entries) {
+      if (this.live.get(e.id)?.pack !== pack) {
+        removed.push(e.id);
+        continue;
+      }
+      this.live.set(e.id, { pack: moved, offset: e.offset, size: e.size });
+      moved.ids.add(e.id);
+      moved.liveBytes += e.size;
+      pack.ids.delete(e.id);
+      pack.liveBytes -= e.size;
+    }
+    if (removed.length > 0) await this.markDead(moved.name, removed);
+    if (moved.ids.size === 0) await this.deletePack(moved.name);
+    await this.deletePack(pack.name);
   }
 
   private packPath(name: string): string {
@@ -199,8 +285,11 @@ export class ChunkPacks {
 
 interface Pack {
   name: string;
-  /** chunks of this pack that are live */
-  live: number;
+  /** this pack's chunks that are live */
+  ids: Set<string>;
+  liveBytes: number;
+  /** all its chunks' bytes, dead ones included */
+  bytes: number;
 }
 
 interface Packed {

@@ -40,14 +40,26 @@ export class ChunkStore {
     this.tmpDir = join(root, 'tmp');
     this.quarantineDir = join(root, 'quarantine');
     this.pool = new BufferPool(Math.min(maxChunkBytes, WRITE_BUFFER_BYTES), 16);
-    this.packs = new ChunkPacks(join(root, 'packs'), this.tmpDir, (id) => existsSync(this.pathOf(id)));
+    this.packs = new ChunkPacks(
+      join(root, 'packs'),
+      this.tmpDir,
+      (id) => existsSync(this.pathOf(id)),
+      (pack, why) => this.onCompactFailed(pack, why),
+    );
   }
+
+  private onCompactFailed: (pack: string, why: string) => void = () => undefined;
 
   /**
    * Clears unfinished writes and counts what is stored. `onBadPack` hears of a pack that
    * cannot be read; it is moved to `quarantine/` and its chunks are missing here.
+   * `onCompactFailed` hears of a pack that could not be compacted (it stays as it was).
    */
-  async init(onBadPack: (name: string, why: string) => void = () => undefined): Promise<void> {
+  async init(
+    onBadPack: (name: string, why: string) => void = () => undefined,
+    onCompactFailed: (pack: string, why: string) => void = () => undefined,
+  ): Promise<void> {
+    this.onCompactFailed = onCompactFailed;
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.chunksDir, { recursive: true });
@@ -71,6 +83,11 @@ export class ChunkStore {
     });
     this.usedBytes += packed.bytes;
     this.chunkCount += packed.chunks;
+  }
+
+  /** Resolves once the pack compactions asked for so far are done (see chunk-packs.ts). */
+  packsCompacted(): Promise<void> {
+    return this.packs.compacted();
   }
 
   pathOf(id: string): string {

@@ -47,11 +47,13 @@ export async function startFileServer(
   // A persistent id makes a restarted server the same server to main.
   const { value: serverId } = await readOrCreate(join(config.data, 'server-id'), () => randomHexId(16));
   const store = new ChunkStore(config.data, config.maxChunkMib * 1024 * 1024);
-  await store.init((pack, why) =>
-    log.error(
-      { pack, reason: why },
-      'unreadable chunk pack moved to quarantine/; its chunks are missing here',
-    ),
+  await store.init(
+    (pack, why) =>
+      log.error(
+        { pack, reason: why },
+        'unreadable chunk pack moved to quarantine/; its chunks are missing here',
+      ),
+    (pack, why) => log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
   );
   if (config.insecureHttp)
     log.warn(

@@ -162,7 +162,9 @@ export class TestCluster {
 
   async startMain(): Promise<void> {
     const addr = join(this.mainData, 'main.addr');
+    const joinFile = join(this.mainData, 'join');
     rmSync(addr, { force: true });
+    rmSync(joinFile, { force: true });
     this.main = spawnSedfs([
       'main',
       '--host',
@@ -183,6 +185,8 @@ export class TestCluster {
       'main.addr',
       () => (existsSync(addr) && readFileSync(addr, 'utf8').trim()) || undefined,
     );
+    // Main writes the join string last (after main.addr): file servers need it.
+    if (!this.opts.insecureHttp) await waitFor('main join string', () => existsSync(joinFile) || undefined);
     this.mainPort = Number(new URL(this.mainUrl).port);
     this.joinToken = readFileSync(join(this.mainData, 'join-token'), 'utf8').trim();
     this.ca = this.opts.insecureHttp ? undefined : readFileSync(join(this.mainData, 'tls', 'ca.pem'), 'utf8');

@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { after, test } from 'node:test';
 import { ChunkStore } from '../../../src/file-server/chunk-store.js';
 
@@ -67,6 +67,14 @@ async function all<T>(it: AsyncIterable<T>): Promise<T[]> {
 }
 
 const packFiles = (s: ChunkStore) => readdirSync(join(s.root, 'packs')).filter((f) => f.endsWith('.pack'));
+
+/** Flips one byte of `chunk` where it sits in the pack `file`, as a failing disk would. */
+function flipByteOf(chunk: Buffer, file: string, at: number): void {
+  const bytes = readFileSync(file);
+  const where = bytes.indexOf(chunk) + at;
+  bytes[where] = (bytes[where] as number) ^ 0xff;
+  writeFileSync(file, bytes);
+}
 
 test('a batch is stored as one pack file: every chunk reads back exactly, is counted and listed', async () => {
   const s = await open(join(root, `s${n++}`));
@@ -183,10 +191,7 @@ test('the scrub finds a flipped byte in a packed chunk: only that chunk is quara
   const batch = chunks(3);
   await storeBatch(s, batch);
   const file = join(dir, 'packs', packFiles(s)[0] as string);
-  const bytes = readFileSync(file);
-  const at = bytes.indexOf(batch[1]?.bytes as Buffer);
-  bytes[at + 7] = (bytes[at + 7] as number) ^ 0xff;
-  writeFileSync(file, bytes);
+  flipByteOf(batch[1]?.bytes as Buffer, file, 7);
 
   assert.equal(await s.verify(batch[0]?.id as string), true);
   assert.equal(await s.verify(batch[1]?.id as string), false);
@@ -250,4 +255,94 @@ test('a batch that names a chunk twice stores and counts it once', async () => {
   assert.deepEqual(await all(s.inventory()), [a.id, b.id].sort());
   await s.remove(a.id);
   assert.equal(await s.has(a.id), false);
+});
+
+/** Opens the store at `dir` again and checks it holds exactly `held`, each once. */
+async function reopenHolding(dir: string, held: { id: string }[]): Promise<ChunkStore> {
+  const again = await open(dir);
+  assert.equal((await again.stats()).chunkCount, held.length);
+  assert.deepEqual(await all(again.inventory()), held.map((c) => c.id).sort());
+  return again;
+}
+
+test('a pack more than half dead is compacted: the live chunks move to a new, smaller pack and the old one goes', async () => {
+  const dir = join(root, `s${n++}`);
+  const s = await open(dir);
+  const batch = chunks(10);
+  await storeBatch(s, batch);
+  const [before] = packFiles(s);
+  for (const c of batch.slice(0, 6)) await s.remove(c.id);
+  await s.packsCompacted();
+
+  const after = packFiles(s);
+  assert.equal(after.length, 1);
+  assert.notEqual(after[0], before);
+  assert.deepEqual(readdirSync(join(dir, 'packs')), after, 'no .dead file is left');
+  const packBytes = readFileSync(join(dir, 'packs', after[0] as string)).length;
+  assert.ok(
+    packBytes < 4 * 5000 + 4 * 36 + 100,
+    `the new pack holds only the live chunks (${packBytes} bytes)`,
+  );
+  for (const c of batch.slice(6)) assert.deepEqual(await read(s, c.id), c.bytes);
+  for (const c of batch.slice(0, 6))
+    await assert.rejects(read(s, c.id), { code: 'SEDFS_ERR_CHUNK_NOT_FOUND' });
+
+  await reopenHolding(dir, batch.slice(6));
+});
+
+test('a crash between writing the compacted pack and deleting the old one loses nothing and brings back nothing', async () => {
+  const dir = join(root, `s${n++}`);
+  const s = await open(dir);
+  const batch = chunks(10);
+  await storeBatch(s, batch);
+  const old = packFiles(s)[0] as string;
+  const oldBytes = readFileSync(join(dir, 'packs', old));
+  for (const c of batch.slice(0, 6)) await s.remove(c.id);
+  const oldDead = readFileSync(join(dir, 'packs', old.replace(/\.pack$/, '.dead')));
+  await s.packsCompacted();
+  // As if the process stopped before the old pack (and its list of the dead) was deleted.
+  writeFileSync(join(dir, 'packs', old), oldBytes);
+  writeFileSync(join(dir, 'packs', old.replace(/\.pack$/, '.dead')), oldDead);
+  assert.equal(packFiles(s).length, 2);
+
+  const again = await reopenHolding(dir, batch.slice(6));
+  for (const c of batch.slice(6)) assert.deepEqual(await read(again, c.id), c.bytes);
+  await again.packsCompacted();
+  assert.equal(packFiles(again).length, 1, 'the duplicate pack is gone again');
+  for (const c of batch.slice(6)) assert.deepEqual(await read(again, c.id), c.bytes);
+});
+
+test('chunks removed while their pack is being compacted stay removed, now and after a restart', async () => {
+  const dir = join(root, `s${n++}`);
+  const s = await open(dir);
+  const batch = chunks(10);
+  await storeBatch(s, batch);
+  for (const c of batch.slice(0, 6)) await s.remove(c.id);
+  // The compaction has been asked for and runs while these go.
+  await Promise.all(batch.slice(6, 9).map((c) => s.remove(c.id)));
+  await s.packsCompacted();
+  assert.deepEqual(await all(s.inventory()), [batch[9]?.id]);
+  assert.deepEqual(await read(s, batch[9]?.id as string), batch[9]?.bytes);
+
+  const again = await open(dir);
+  assert.deepEqual(await all(again.inventory()), [batch[9]?.id]);
+  assert.equal((await again.stats()).chunkCount, 1);
+});
+
+test('a compaction that finds a chunk not matching its id leaves the pack as it was and says why', async () => {
+  const dir = join(root, `s${n++}`);
+  const failures: string[] = [];
+  const s = new ChunkStore(dir, 1024 * 1024);
+  await s.init(undefined, (pack, why) => failures.push(`${pack}: ${why}`));
+  const batch = chunks(10);
+  await storeBatch(s, batch);
+  const file = join(dir, 'packs', packFiles(s)[0] as string);
+  flipByteOf(batch[8]?.bytes as Buffer, file, 3);
+  for (const c of batch.slice(0, 6)) await s.remove(c.id);
+  await s.packsCompacted();
+
+  assert.ok(failures.length >= 1);
+  assert.match(failures[0] as string, new RegExp(`chunk ${batch[8]?.id} in it no longer matches its id`));
+  assert.deepEqual(packFiles(s), [basename(file)]);
+  assert.deepEqual(await read(s, batch[9]?.id as string), batch[9]?.bytes);
 });
