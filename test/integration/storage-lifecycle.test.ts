@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { login, signup } from '../../src/client/account.js';
@@ -62,6 +62,28 @@ describe('storage lifecycle: freeing, versions, interrupted and concurrent puts'
     assert.ok(made.length >= 3, `packs on every server (${made.length})`);
     await fs.rm('/small', { recursive: true });
     await waitFor('the packs to be deleted', () => made.every((p) => !packFiles().includes(p)));
+  });
+
+  test('deleting most small files of a folder compacts their packs on every server, and the rest still read', async () => {
+    const packFiles = () =>
+      cluster.fileServers.flatMap((f) => allFiles(join(f.data, 'packs'))).filter((p) => p.endsWith('.pack'));
+    const bytesOf = (paths: string[]) =>
+      paths.reduce((n, p) => n + (statSync(p, { throwIfNoEntry: false })?.size ?? 0), 0);
+    const before = new Set(packFiles());
+    const ours = () => packFiles().filter((p) => !before.has(p));
+    await fs.mkdir('/mostly-gone');
+    const files = Array.from({ length: 60 }, (_, i) => ({ name: `m${i}`, data: seededBytes(900 + i, 3000) }));
+    await fs.putMany('/mostly-gone', files);
+    const full = bytesOf(ours());
+    assert.ok(full >= 3 * 60 * 3000, `every server packed every file (${full} bytes)`);
+    for (const f of files.slice(0, 45)) await fs.rm(`/mostly-gone/${f.name}`);
+    // Without compaction the packs would keep all their bytes until their last chunk went.
+    await waitFor('the packs to be compacted', () => bytesOf(ours()) < full / 2 || undefined);
+    for (const f of files.slice(45)) {
+      const out = collector();
+      await fs.get(`/mostly-gone/${f.name}`, out.sink);
+      assert.ok(out.bytes().equals(f.data));
+    }
   });
 
   test('rm deletes the file’s chunks from every file server', async () => {
