@@ -158,14 +158,21 @@ export class ChunkStore {
     ready: (size: number) => void,
     write: (piece: Buffer) => Promise<void>,
   ): Promise<void> {
-    const packed = this.packs.locate(assertChunkId(id));
-    const path = packed?.path ?? this.pathOf(id);
-    const fh = await open(path, this.direct && !packed ? this.direct.readFlags : 'r').catch(
-      (err: NodeJS.ErrnoException) => {
+    let packed = this.packs.locate(assertChunkId(id));
+    const openAt = (at: typeof packed) =>
+      open(at?.path ?? this.pathOf(id), this.direct && !at ? this.direct.readFlags : 'r');
+    const fh = await openAt(packed)
+      .catch((err: NodeJS.ErrnoException) => {
+        // Its pack was compacted between finding it and opening it: it is in the new one.
+        const moved = this.packs.locate(id);
+        if (err.code !== 'ENOENT' || !moved || moved.path === packed?.path) throw err;
+        packed = moved;
+        return openAt(moved);
+      })
+      .catch((err: NodeJS.ErrnoException) => {
         if (err.code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
         throw err;
-      },
-    );
+      });
     const bufs = [this.readPool.take(), this.readPool.take()];
     try {
       const base = packed?.offset ?? 0;
