@@ -1,7 +1,7 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { connect as connectTls } from 'node:tls';
 import { errorFromBody, unreachable } from '../common/http-client.js';
-import { TLS_CIPHERS, type TlsIdentity } from '../common/tls.js';
+import { clientTlsOptions, type TlsIdentity } from '../common/tls.js';
 import { SedfsError } from '../protocol/errors.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 
@@ -28,7 +28,8 @@ const SILENT_MS = 60_000;
  * else is refused, and a connection is kept only after a complete, exact answer.
  */
 export class ChunkReader {
-  private readonly idle = new Map<string, Socket[]>();
+  /** kept connections per server, each with the listener that drops it while it waits */
+  private readonly idle = new Map<string, { socket: Socket; drop: () => void }[]>();
   private closed = false;
 
   /** `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs. */
@@ -58,7 +59,7 @@ export class ChunkReader {
   /** Closes every kept connection, and each one still in use once its answer is read. */
   close(): void {
     this.closed = true;
-    for (const sockets of this.idle.values()) for (const s of sockets) s.destroy();
+    for (const kept of this.idle.values()) for (const { socket } of kept) socket.destroy();
     this.idle.clear();
   }
 
@@ -73,9 +74,7 @@ export class ChunkReader {
             port,
             // SNI takes names only; an address is checked against the certificate's IP entries.
             ...(isIP(host) ? {} : { servername: host }),
-            ...(this.tls ? { ca: this.tls.caPem } : {}),
-            minVersion: 'TLSv1.2',
-            ciphers: TLS_CIPHERS,
+            ...(this.tls ? clientTlsOptions(this.tls) : {}),
           })
         : connectTcp({ host, port });
       const fail = (err: Error) => {
@@ -83,7 +82,7 @@ export class ChunkReader {
         reject(unreachable(target.href, err));
       };
       socket.setNoDelay(true);
-      socket.setTimeout(SILENT_MS, () => fail(Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      socket.setTimeout(SILENT_MS, () => fail(timedOut()));
       socket.once('error', fail);
       socket.once(secure ? 'secureConnect' : 'connect', () => {
         socket.off('error', fail);
@@ -134,19 +133,20 @@ export class ChunkReader {
       const onAnswerHead = (text: string): Error | undefined => {
         const lines = text.split('\r\n');
         const statusLine = /^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '');
-        if (!statusLine) return answerError(url, 'a malformed status line');
+        if (!statusLine) return answerError(target, 'a malformed status line');
         status = Number(statusLine[1]);
         let declared: string | undefined;
         for (const line of lines.slice(1)) {
           const colon = line.indexOf(':');
-          if (colon <= 0) return answerError(url, 'a malformed header');
+          if (colon <= 0) return answerError(target, 'a malformed header');
           const name = line.slice(0, colon).trim().toLowerCase();
           const value = line.slice(colon + 1).trim();
           if (name === 'content-length') declared = value;
-          else if (name === 'transfer-encoding') return answerError(url, `transfer-encoding ${value}`);
+          else if (name === 'transfer-encoding') return answerError(target, `transfer-encoding ${value}`);
           else if (name === 'connection' && value.toLowerCase() === 'close') keep = false;
         }
-        if (declared === undefined || !/^\d+$/.test(declared)) return answerError(url, 'no content-length');
+        if (declared === undefined || !/^\d+$/.test(declared))
+          return answerError(target, 'no content-length');
         length = Number(declared);
         if (status === 200) return undefined;
         if (length > ERROR_BODY_LIMIT) return errorFromBody(status, undefined, url);
@@ -155,9 +155,9 @@ export class ChunkReader {
       };
 
       const onBody = (piece: Buffer) => {
-        const target = errorBody ?? into;
+        const sink = errorBody ?? into;
         const n = Math.min(piece.length, length - fill);
-        piece.copy(target, fill, 0, n);
+        piece.copy(sink, fill, 0, n);
         fill += n;
         // Bytes beyond the answer: the connection is out of step, not to be used again.
         if (piece.length > n) keep = false;
@@ -184,7 +184,7 @@ export class ChunkReader {
         head = head ? Buffer.concat([head, piece]) : piece;
         const end = head.indexOf('\r\n\r\n');
         if (end < 0) {
-          if (head.length > HEAD_LIMIT) finish(answerError(url, 'a head over 16 KiB'));
+          if (head.length > HEAD_LIMIT) finish(answerError(target, 'a head over 16 KiB'));
           return;
         }
         const bad = onAnswerHead(head.subarray(0, end).toString('latin1'));
@@ -215,8 +215,7 @@ export class ChunkReader {
                 { url },
               ),
         );
-      const onSilent = () =>
-        finish(unreachable(url, Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' })));
+      const onSilent = () => finish(unreachable(url, timedOut()));
 
       socket.on('data', onData);
       socket.once('error', onError);
@@ -238,42 +237,42 @@ export class ChunkReader {
       socket.destroy();
       return;
     }
-    const drop = () => {
-      socket.destroy();
-      const at = list.indexOf(socket);
-      if (at >= 0) list.splice(at, 1);
+    const kept = {
+      socket,
+      drop: () => {
+        socket.destroy();
+        const at = list.indexOf(kept);
+        if (at >= 0) list.splice(at, 1);
+      },
     };
-    // While kept: an error or close just drops it; it does not hold the process open.
-    socket.on('error', drop);
-    socket.on('close', drop);
-    socket.on('timeout', drop);
-    socket.on('data', drop);
+    // While kept: an error, a close, silence or stray bytes just drop it; it does not
+    // hold the process open.
+    for (const event of KEPT_EVENTS) socket.on(event, kept.drop);
     socket.setTimeout(IDLE_MS);
     socket.unref();
-    idleListeners.set(socket, drop);
-    list.push(socket);
+    list.push(kept);
     this.idle.set(origin, list);
   }
 
   private takeIdle(origin: string): Socket | undefined {
     const list = this.idle.get(origin);
-    for (let socket = list?.pop(); socket; socket = list?.pop()) {
-      const drop = idleListeners.get(socket);
-      if (drop) {
-        for (const event of ['error', 'close', 'timeout', 'data']) socket.off(event, drop);
-        idleListeners.delete(socket);
-      }
-      if (!socket.destroyed) return socket;
+    for (let kept = list?.pop(); kept; kept = list?.pop()) {
+      for (const event of KEPT_EVENTS) kept.socket.off(event, kept.drop);
+      if (!kept.socket.destroyed) return kept.socket;
     }
     return undefined;
   }
 }
 
-const idleListeners = new WeakMap<Socket, () => void>();
+const KEPT_EVENTS = ['error', 'close', 'timeout', 'data'] as const;
+
+const timedOut = () => Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
 
 /** A kept connection that turned out closed before it answered: worth one retry on a new one. */
 class StaleConnection extends Error {}
 
-function answerError(url: string, what: string): SedfsError {
-  return new SedfsError('SEDFS_ERR_UNREACHABLE', `${new URL(url).origin} answered with ${what}`, { url });
+function answerError(target: URL, what: string): SedfsError {
+  return new SedfsError('SEDFS_ERR_UNREACHABLE', `${target.origin} answered with ${what}`, {
+    url: target.href,
+  });
 }

@@ -56,18 +56,22 @@ export class TlsIdentity {
   }
 }
 
+/** What this process's TLS connections trust, show and accept, whoever makes them. */
+export function clientTlsOptions(tls: TlsIdentity) {
+  return {
+    ca: tls.caPem,
+    ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
+    minVersion: 'TLSv1.2' as const,
+    ciphers: TLS_CIPHERS,
+  };
+}
+
 /**
  * An undici connector that trusts only the cluster CA and presents this process's
  * certificate when it has one; rebuilt when the certificate is renewed.
  */
 export function tlsConnector(tls: TlsIdentity): buildConnector.connector {
-  const build = () =>
-    buildConnector({
-      ca: tls.caPem,
-      ...(tls.certPem && tls.keyPem ? { cert: tls.certPem, key: tls.keyPem } : {}),
-      minVersion: 'TLSv1.2',
-      ciphers: TLS_CIPHERS,
-    });
+  const build = () => buildConnector(clientTlsOptions(tls));
   let connector = build();
   tls.onRenew(() => {
     connector = build();

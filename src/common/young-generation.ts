@@ -30,6 +30,9 @@ export function noteBulkBytes(bytes: number): void {
   collect?.({ type: 'minor' });
 }
 
+/** What main and file servers hold their young generation at (see below). */
+const SERVER_SEMI_SPACE_MIB = 4;
+
 /**
  * Holds V8's young generation at `semiSpaceMiB` per semi-space in a long-running server.
  * Left alone it grows to 16 MiB per semi-space (32 MiB resident) within a second of
@@ -42,7 +45,7 @@ export function noteBulkBytes(bytes: number): void {
  * also shrinks the young generation when a process is quiet, and may grow it a little
  * even at factor 1: this steers, it does not cap).
  */
-export function holdYoungGeneration(semiSpaceMiB: number): void {
+export function holdYoungGeneration(semiSpaceMiB = SERVER_SEMI_SPACE_MIB): void {
   // new_space's size counts both semi-spaces.
   const target = 2 * semiSpaceMiB * 1024 * 1024;
   let factor = 0;
@@ -57,6 +60,3 @@ export function holdYoungGeneration(semiSpaceMiB: number): void {
   steer();
   new PerformanceObserver(steer).observe({ entryTypes: ['gc'] });
 }
-
-/** What main and file servers hold their young generation at (see above). */
-export const SERVER_SEMI_SPACE_MIB = 4;

@@ -31,6 +31,8 @@ export class ChunkStore {
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
   private readonly packs: ChunkPacks;
+  /** set by init: hears of a pack that could not be compacted */
+  private onCompactFailed: (pack: string, why: string) => void = () => undefined;
 
   constructor(
     readonly root: string,
@@ -47,8 +49,6 @@ export class ChunkStore {
       (pack, why) => this.onCompactFailed(pack, why),
     );
   }
-
-  private onCompactFailed: (pack: string, why: string) => void = () => undefined;
 
   /**
    * Clears unfinished writes and counts what is stored. `onBadPack` hears of a pack that
