@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { holdYoungGeneration } from '../common/young-generation.js';
+import { holdYoungGeneration } from '../common/gc-tuning.js';
 import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
 import { parseJoinString } from '../protocol/join-string.js';
 import { addConfigOptions, configFromCommand } from './options.js';

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { holdYoungGeneration } from '../common/young-generation.js';
+import { holdYoungGeneration } from '../common/gc-tuning.js';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
 import { addConfigOptions, configFromCommand } from './options.js';
 import { closeOnSignal, fail } from './output.js';

@@ -1,6 +1,6 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
-import { noteBulkBytes } from '../common/young-generation.js';
+import { growHeapFreelyDuringDownload, noteBulkBytes } from '../common/gc-tuning.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { BlobManifest, ManifestChunk } from '../protocol/main-api.js';
@@ -51,6 +51,7 @@ export async function fetchManifest(
   const pending = new Map<number, Promise<Buffer>>();
   let next = 0;
   let bytesDone = 0;
+  const endGrowth = growHeapFreelyDuringDownload();
   const start = () => {
     while (next < manifest.chunks.length && pending.size < concurrency) {
       const c = manifest.chunks[next] as ManifestChunk;
@@ -59,16 +60,20 @@ export async function fetchManifest(
       pending.set(next++, p);
     }
   };
-  for (let i = 0; i < manifest.chunks.length; i++) {
-    start();
-    const bytes = await (pending.get(i) as Promise<Buffer>);
-    pending.delete(i);
-    const pool = opts.open ? buffers.plain : buffers.stored;
-    // `once` rejects on the stream's error and removes both its listeners either way.
-    if (!out.write(bytes, () => pool.release(bytes))) await once(out, 'drain');
-    bytesDone += bytes.length;
-    noteBulkBytes(bytes.length);
-    opts.onProgress?.(bytesDone);
+  try {
+    for (let i = 0; i < manifest.chunks.length; i++) {
+      start();
+      const bytes = await (pending.get(i) as Promise<Buffer>);
+      pending.delete(i);
+      const pool = opts.open ? buffers.plain : buffers.stored;
+      // `once` rejects on the stream's error and removes both its listeners either way.
+      if (!out.write(bytes, () => pool.release(bytes))) await once(out, 'drain');
+      bytesDone += bytes.length;
+      noteBulkBytes(bytes.length);
+      opts.onProgress?.(bytesDone);
+    }
+  } finally {
+    endGrowth();
   }
   return { size: manifest.size, chunks: manifest.chunks.length };
 }

@@ -1,5 +1,5 @@
 import { parentPort } from 'node:worker_threads';
-import { noteBulkBytes } from '../common/young-generation.js';
+import { noteBulkBytes } from '../common/gc-tuning.js';
 import { sealChunk } from '../crypto/content.js';
 import { sha256Hex } from '../crypto/hash.js';
 
