@@ -58,9 +58,11 @@ sedfs_workloads() {
   rc=$?; span_end
   if [ $rc = 0 ]; then emit "$p" W1 "$r" "$(rate "$BIG_MIB" "$ELAPSED")" MiB/s "\"seconds\":$(fmt3 "$ELAPSED")"
   else emit_err "$p" W1 "$r" MiB/s "sedfs put/sync rc=$rc"; fi
-  hwm=0; detail="main=$(($(vmhwm_kib "$SD_MAIN_PID") / 1024))"; hwm=$(vmhwm_kib "$SD_MAIN_PID"); n=0
-  for pid in "${SD_FS_PIDS[@]}"; do
-    n=$((n + 1)); k=$(vmhwm_kib "$pid"); hwm=$((hwm + k)); detail+=" fs$n=$((k / 1024))"
+  hwm=0; detail=""; n=0
+  for pid in "$SD_MAIN_PID" "${SD_FS_PIDS[@]}"; do
+    k=$(vmhwm_kib "$pid"); k=${k:-0}; hwm=$((hwm + k))
+    if [ "$n" = 0 ]; then detail="main="; else detail+=" fs$n="; fi
+    detail+=$(awk -v k="$k" 'BEGIN{printf "%.1f", k/1024}'); n=$((n + 1))
   done
   emit "$p" W5 "$r" "$(awk -v k="$hwm" 'BEGIN{printf "%.1f", k/1024}')" MiB "\"detail\":$(jstr "main + file servers, summed: $detail")"
   emit "$p" W5c "$r" "$(awk -v k="$(tail -1 "$SD/client.maxrss" 2>/dev/null)" 'BEGIN{printf "%.1f", k/1024}')" MiB '"detail":"sedfs put (client)"'

@@ -22,8 +22,9 @@ export interface FetchOptions {
 
 /**
  * Fetches a blob's chunks in parallel and writes them in order. Each chunk is checked
- * against its id; a replica that is unreachable or returns wrong bytes is skipped for
- * the next one, and a bad one is reported to main. Wrong bytes are never written.
+ * (by `open`'s authentication tag, else against its id); a replica that is unreachable
+ * or returns wrong bytes is skipped for the next one, and a bad one is reported to main.
+ * Wrong bytes are never written.
  */
 export async function fetchBlob(
   client: ClusterClient,
@@ -97,7 +98,9 @@ async function fetchChunk(
           ? openOrUndefined(open, bytes, chunk, last)
           : sha256Hex(bytes) === chunk.id && bytes;
         if (checked) {
-          handedOn = true;
+          // The writer gives the returned buffer back to the pool: `into`, unless `open`
+          // answered in memory of its own.
+          handedOn = checked.buffer === into.buffer;
           return checked;
         }
       }

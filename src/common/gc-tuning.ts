@@ -64,6 +64,12 @@ export function holdYoungGeneration(semiSpaceMiB = SERVER_SEMI_SPACE_MIB): void 
 /** Downloads running now; while any does, the old generation may grow freely (see below). */
 let downloads = 0;
 
+/** The growth the process was started with (`node --heap-growing-percent=N`); 0 is V8's own choice. */
+function startingGrowth(): string {
+  const given = process.execArgv.filter((a) => /^--heap[-_]growing[-_]percent=\d+$/.test(a)).at(-1);
+  return given?.split('=')[1] ?? '0';
+}
+
 /**
  * Lets V8's old generation grow by up to 4× between full collections while a download
  * runs; returns the function that ends it. A download keeps ~40 MiB of pooled chunk
@@ -73,8 +79,9 @@ let downloads = 0;
  * collections ran, and in about half of the 1 GiB gets measured it picked a limit inside
  * that churn and then ran a full collection every ~30 ms (18–67 per get instead of 1–4):
  * ~0.5 s more CPU and ~20 % slower. 4 is the largest factor V8 picks by itself; it reads
- * the flag at every collection, so setting it at run time works, and it goes back to V8's
- * own choice when the last download ends (a long `sedfs shell` keeps its heap small).
+ * the flag at every collection, so setting it at run time works, and it goes back to what
+ * the process started with when the last download ends (a long `sedfs shell` keeps its
+ * heap small).
  */
 export function growHeapFreelyDuringDownload(): () => void {
   if (downloads++ === 0) setFlagsFromString('--heap-growing-percent=300');
@@ -82,6 +89,6 @@ export function growHeapFreelyDuringDownload(): () => void {
   return () => {
     if (ended) return;
     ended = true;
-    if (--downloads === 0) setFlagsFromString('--heap-growing-percent=0');
+    if (--downloads === 0) setFlagsFromString(`--heap-growing-percent=${startingGrowth()}`);
   };
 }

@@ -97,7 +97,9 @@ const SLICE_BYTES = 1024 * 1024;
 
 /**
  * Decrypts one stored chunk (into `into` when given, at least the plaintext's length);
- * wrong key, index, version, last flag or any flipped byte fails.
+ * wrong key, index, version, last flag or any flipped byte fails. `into` may be `stored`
+ * itself (downloads open in place): each slice is decrypted before it is written back,
+ * and the tag after the ciphertext is not touched. On failure `into` holds garbage.
  */
 export function openChunk(
   key: Uint8Array,

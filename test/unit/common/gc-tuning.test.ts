@@ -40,18 +40,18 @@ test('a server holds its young generation near the size asked for, where V8 alon
   const held = youngGenerationAfterChurn(true);
   // Asked for 2 MiB per semi-space (4 MiB together). Steering acts after a collection, so
   // one growth may slip through before it does (seen on a CI machine: 8 MiB); V8 alone
-  // goes on doubling to 16 MiB per semi-space (32 together).
-  assert.ok(alone >= 16, `without holding, the young generation grew to ${alone} MiB`);
+  // goes on doubling, to 16 MiB per semi-space (32 together) where memory is plentiful.
+  assert.ok(alone > 8, `without holding, the young generation grew to ${alone} MiB`);
   assert.ok(held <= 8, `held at 2 MiB per semi-space, it is ${held} MiB, more than one growth over`);
   assert.ok(held >= 4, `and it did grow to what was asked (${held} MiB)`);
 });
 
 /**
- * Full collections in a fresh process told to grow its old generation by only 10 % between
- * them, while it keeps ~200 MiB of small objects, 1/160 at a time; with `download`, inside
- * growHeapFreelyDuringDownload().
+ * A fresh process told to grow its old generation by only 10 % between full collections
+ * keeps ~100 MiB of small objects, 1/80 at a time, in each of `phases` (code run before
+ * each); it prints the full collections of each phase.
  */
-function fullCollectionsWhileKeeping(download: boolean): number {
+function fullCollectionsByPhase(phases: string[]): number[] {
   const script = `
     import { PerformanceObserver, constants } from 'node:perf_hooks';
     import { growHeapFreelyDuringDownload } from ${JSON.stringify(moduleUrl)};
@@ -59,26 +59,35 @@ function fullCollectionsWhileKeeping(download: boolean): number {
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) full++;
     }).observe({ entryTypes: ['gc'] });
-    if (${download}) growHeapFreelyDuringDownload();
+    const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
     const kept = [];
-    for (let step = 0; step < 160; step++) {
-      const part = [];
-      for (let i = 0; i < 16384; i++) part.push({ i, step, name: 'x' + i });
-      kept.push(part);
-      await new Promise((resolve) => setImmediate(resolve));
+    const counts = [];
+    let end = {};
+    for (const phase of ${JSON.stringify(phases)}) {
+      eval(phase);
+      await settle();
+      const before = full;
+      for (let step = 0; step < 80; step++) {
+        const part = [];
+        for (let i = 0; i < 16384; i++) part.push({ i, step, name: 'x' + i });
+        kept.push(part);
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      await settle();
+      counts.push(full - before);
     }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    console.log(full);
+    console.log(JSON.stringify(counts));
   `;
-  return Number(runFresh(script, ['--heap-growing-percent=10']));
+  return JSON.parse(runFresh(script, ['--heap-growing-percent=10']));
 }
 
-test('during a download V8 lets the heap grow between full collections, whatever it was told at start', () => {
-  const often = fullCollectionsWhileKeeping(false);
-  const download = fullCollectionsWhileKeeping(true);
-  assert.ok(often >= 4, `growing by 10 %, the heap was collected in full ${often} times`);
-  assert.ok(
-    download <= 2,
-    `during a download it was collected in full ${download} times (at most 2 expected)`,
-  );
+test('during downloads V8 lets the heap grow between full collections, whatever it was told at start', () => {
+  const [often = 0, one = 0, two = 0] = fullCollectionsByPhase([
+    '',
+    'end.a = growHeapFreelyDuringDownload()',
+    'end.b = growHeapFreelyDuringDownload()',
+  ]);
+  assert.ok(often >= 3, `growing by 10 %, the heap was collected in full ${often} times`);
+  assert.ok(one <= 1, `during a download it was collected in full ${one} times`);
+  assert.ok(two <= 1, `during two downloads it was collected in full ${two} times`);
 });

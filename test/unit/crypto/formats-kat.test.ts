@@ -95,6 +95,16 @@ describe('chunk format (AES-256-GCM, nonce = index, AAD = version, index, last)'
     );
   });
 
+  test('a chunk of several slices opens in place, in the memory it was stored in', () => {
+    const plain = Buffer.alloc(3 * 1024 * 1024 + 5);
+    for (let i = 0; i < plain.length; i++) plain[i] = (i * 7 + 3) & 0xff;
+    const stored = Buffer.from(new ChunkSealer(VERSION, CONTENT_KEY).seal(4, false, plain));
+    const opened = openChunk(CONTENT_KEY, VERSION, 4, false, stored, stored);
+    assert.equal(opened.buffer, stored.buffer, 'opened where it was stored');
+    assert.equal(opened.byteOffset, stored.byteOffset);
+    assert.ok(opened.equals(plain));
+  });
+
   test('a sealer never uses a chunk index (nonce) twice, and every upload gets its own key', () => {
     const s = new ChunkSealer(VERSION);
     s.seal(0, false, Buffer.from('a'));
