@@ -6,6 +6,7 @@ import type { FileSystem } from '../client/file-system.js';
 import { joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter } from '../common/direct-file-writer.js';
 import { readInPieces } from '../common/files.js';
+import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import { progressBar } from './progress.js';
@@ -45,10 +46,16 @@ const SMALL_FILE_BYTES = 1024 * 1024;
 /** A batch is sent once it holds this many bytes, so memory stays bounded. */
 const BATCH_BYTES = 32 * 1024 * 1024;
 const BATCH_FILES = 500;
+/**
+ * Local files looked at and read at once. Each is a few calls to the disk; one after
+ * another, 2,000 small files took 0.46-0.69 s to read here, 16 at a time 0.15 s.
+ */
+const LOCAL_READS = 16;
 
 /**
  * Uploads a local folder tree under `remote` (made if missing). Small files go up in
- * batches, a few round trips and one commit per batch; big ones stream with progress.
+ * batches, a few round trips and one commit per batch, the next batch read while one
+ * is sent (at most two in memory); big ones stream with progress.
  */
 export async function putTree(
   fs: FileSystem,
@@ -57,32 +64,56 @@ export async function putTree(
   onWarning?: (w: string) => void,
 ): Promise<number> {
   await fs.mkdir(remote, { parents: true });
+  const opts = onWarning ? { onWarning } : {};
   let files = 0;
-  let batch: { name: string; data: Buffer }[] = [];
-  let batchBytes = 0;
-  const flush = async () => {
-    if (batch.length === 0) return;
-    files += await fs.putMany(remote, batch, onWarning ? { onWarning } : {});
-    batch = [];
-    batchBytes = 0;
-  };
-  for (const entry of await readdir(local, { withFileTypes: true })) {
+  const entries = (await readdir(local, { withFileTypes: true })).filter(
+    (e) => e.isDirectory() || e.isFile(),
+  );
+  const sizes = await mapInParallel(entries, LOCAL_READS, async (e) =>
+    e.isFile() ? (await stat(join(local, e.name))).size : 0,
+  );
+  const small: { name: string; size: number }[] = [];
+  for (const [i, entry] of entries.entries()) {
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
+    const size = sizes[i] as number;
     if (entry.isDirectory()) files += await putTree(fs, src, dst, onWarning);
-    else if (!entry.isFile()) continue;
-    else if ((await stat(src)).size > SMALL_FILE_BYTES) {
+    else if (size > SMALL_FILE_BYTES) {
       await putFile(fs, src, dst, onWarning);
       files++;
-    } else {
-      const data = await readFile(src);
-      batch.push({ name: entry.name, data });
-      batchBytes += data.length;
-      if (batch.length >= BATCH_FILES || batchBytes >= BATCH_BYTES) await flush();
+    } else small.push({ name: entry.name, size });
+  }
+  let sending: Promise<number> = Promise.resolve(0);
+  for (const batch of batchesOf(small)) {
+    const read = await mapInParallel(batch, LOCAL_READS, async (f) => ({
+      name: f.name,
+      data: await readFile(join(local, f.name)),
+    }));
+    files += await sending;
+    sending = fs.putMany(remote, read, opts);
+    // Awaited at the next batch or the end; this only keeps its failure from counting as
+    // unhandled while the next batch is read.
+    sending.catch(() => undefined);
+  }
+  return files + (await sending);
+}
+
+/** Small files in order, cut into batches of at most BATCH_FILES files and about BATCH_BYTES. */
+function batchesOf<T extends { size: number }>(files: T[]): T[][] {
+  const batches: T[][] = [];
+  let batch: T[] = [];
+  let bytes = 0;
+  for (const f of files) {
+    batch.push(f);
+    bytes += f.size;
+    if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
+      batches.push(batch);
+      batch = [];
+      bytes = 0;
     }
   }
-  await flush();
-  return files;
+  if (batch.length > 0) batches.push(batch);
+  return batches;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { inParallel } from '../common/parallel.js';
 import { ChunkSealer, openChunk } from '../crypto/content.js';
 import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { openSealed, type SecretIdentity } from '../crypto/identity.js';
@@ -515,13 +516,4 @@ function versionFor(
         },
   };
   return { version, fileKey };
-}
-
-/** Runs `task` on every item, at most `limit` at once. */
-async function inParallel<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) await task(items[next++] as T);
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
 }

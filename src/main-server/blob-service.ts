@@ -23,7 +23,8 @@ export interface PreparedBlob {
   response: CommitResponse;
   /** Writes the blob, its chunks and replicas; run it inside the caller's transaction. */
   store: () => void;
-  logCommitted: () => void;
+  /** Logs the commit (at `level`; under-replication is always a warning), once it holds. */
+  logCommitted: (level?: 'info' | 'debug') => void;
 }
 
 export interface BlobServiceOptions {
@@ -170,14 +171,14 @@ export class BlobService {
     return {
       response: { blobId, size, chunks: chunks.length, underReplicated },
       store: () => this.store.commitBlob(record),
-      logCommitted: () => {
+      logCommitted: (level = 'info') => {
         if (underReplicated > 0) {
           this.log.warn(
             { blob: blobId, underReplicated, wanted: upload.replicas },
             'committed under-replicated chunks',
           );
         }
-        this.log.info({ blob: blobId, upload: uploadId, chunks: chunks.length, size }, 'blob committed');
+        this.log[level]({ blob: blobId, upload: uploadId, chunks: chunks.length, size }, 'blob committed');
       },
     };
   }
