@@ -85,10 +85,17 @@ export async function putTree(
   }
   let sending: Promise<number> = Promise.resolve(0);
   for (const batch of batchesOf(small)) {
-    const read = await mapInParallel(batch, LOCAL_READS, async (f) => ({
-      name: f.name,
-      data: await readFile(join(local, f.name)),
-    }));
+    let read: { name: string; data: Buffer }[];
+    try {
+      read = await mapInParallel(batch, LOCAL_READS, async (f) => ({
+        name: f.name,
+        data: await readFile(join(local, f.name)),
+      }));
+    } catch (err) {
+      // The batch being sent ends (committed or not) before the command does.
+      await sending.catch(() => undefined);
+      throw err;
+    }
     files += await sending;
     sending = fs.putMany(remote, read, opts);
     // Awaited at the next batch or the end; this only keeps its failure from counting as

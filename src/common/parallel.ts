@@ -7,7 +7,11 @@ export async function inParallel<T>(
   await mapInParallel(items, limit, task);
 }
 
-/** `task` of every item, at most `limit` running at once; the results in the items' order. */
+/**
+ * `task` of every item, at most `limit` (at least 1) running at once; the results in the
+ * items' order. The first failure is thrown, and once one task has failed no new one
+ * starts (those already running finish).
+ */
 export async function mapInParallel<T, R>(
   items: T[],
   limit: number,
@@ -15,12 +19,18 @@ export async function mapInParallel<T, R>(
 ): Promise<R[]> {
   const results: R[] = new Array(items.length);
   let next = 0;
+  let failed = false;
   const worker = async () => {
-    while (next < items.length) {
+    while (next < items.length && !failed) {
       const i = next++;
-      results[i] = await task(items[i] as T);
+      try {
+        results[i] = await task(items[i] as T);
+      } catch (err) {
+        failed = true;
+        throw err;
+      }
     }
   };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return results;
 }

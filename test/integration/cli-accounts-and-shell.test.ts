@@ -92,6 +92,21 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.match((await runSedfs(['put', src, '/x'], as('bob'))).stderr, /is a folder \(use -r\)/);
   });
 
+  test('put -r of more small files than one batch holds lands every file with its bytes', async () => {
+    const src = join(work, 'many');
+    mkdirSync(src);
+    // 520 files: two batches of `put -r`, the second read while the first is sent.
+    for (let i = 0; i < 520; i++) writeFileSync(join(src, `f${i}`), `file ${i}\n`);
+    const put = await runSedfs(['put', '-r', src, '/many'], as('bob'));
+    assert.equal(put.code, 0, put.stderr);
+    const listed = JSON.parse((await runSedfs(['ls', '--json', '/many'], as('bob'))).stdout) as {
+      entries: { name: string }[];
+    };
+    assert.equal(listed.entries.length, 520);
+    for (const i of [0, 499, 500, 519])
+      assert.equal((await runSedfs(['cat', `/many/f${i}`], as('bob'))).stdout, `file ${i}\n`);
+  });
+
   test('the shell keeps a working folder and runs the same verbs', async () => {
     const proc = spawn(process.execPath, [CLI, 'shell'], { env: { ...process.env, ...as('bob') } });
     let out = '';
