@@ -65,10 +65,11 @@ export function holdYoungGeneration(semiSpaceMiB = SERVER_SEMI_SPACE_MIB): void 
 let downloads = 0;
 
 /** The growth the process was started with (`node --heap-growing-percent=N`); 0 is V8's own choice. */
-function startingGrowth(): string {
-  const given = process.execArgv.filter((a) => /^--heap[-_]growing[-_]percent=\d+$/.test(a)).at(-1);
-  return given?.split('=')[1] ?? '0';
-}
+const STARTING_GROWTH =
+  process.execArgv
+    .filter((a) => /^--heap[-_]growing[-_]percent=\d+$/.test(a))
+    .at(-1)
+    ?.split('=')[1] ?? '0';
 
 /**
  * Lets V8's old generation grow by up to 4× between full collections while a download
@@ -89,6 +90,6 @@ export function growHeapFreelyDuringDownload(): () => void {
   return () => {
     if (ended) return;
     ended = true;
-    if (--downloads === 0) setFlagsFromString(`--heap-growing-percent=${startingGrowth()}`);
+    if (--downloads === 0) setFlagsFromString(`--heap-growing-percent=${STARTING_GROWTH}`);
   };
 }

@@ -16,6 +16,11 @@ import { ALWAYS_HASH_BELOW, ChunkPacks, PackWrite } from './chunk-packs.js';
  * and whatever a crash leaves in `tmp/` is removed at the next start. Small chunks sent
  * in one batch are stored together instead, in one pack file (see chunk-packs.ts).
  */
+export interface ChunkStoreEvents {
+  onBadPack?: (name: string, why: string) => void;
+  onCompactFailed?: (pack: string, why: string) => void;
+}
+
 export class ChunkStore {
   readonly chunksDir: string;
   readonly tmpDir: string;
@@ -31,12 +36,16 @@ export class ChunkStore {
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
   private readonly packs: ChunkPacks;
-  /** set by init: hears of a pack that could not be compacted */
-  private onCompactFailed: (pack: string, why: string) => void = () => undefined;
 
+  /**
+   * `events.onBadPack` hears of a pack that cannot be read at init (it is moved to
+   * `quarantine/` and its chunks are missing here); `events.onCompactFailed` of a pack
+   * that could not be compacted (it stays as it was).
+   */
   constructor(
     readonly root: string,
     readonly maxChunkBytes: number,
+    private readonly events: ChunkStoreEvents = {},
   ) {
     this.chunksDir = join(root, 'chunks');
     this.tmpDir = join(root, 'tmp');
@@ -46,20 +55,12 @@ export class ChunkStore {
       join(root, 'packs'),
       this.tmpDir,
       (id) => existsSync(this.pathOf(id)),
-      (pack, why) => this.onCompactFailed(pack, why),
+      events.onCompactFailed,
     );
   }
 
-  /**
-   * Clears unfinished writes and counts what is stored. `onBadPack` hears of a pack that
-   * cannot be read; it is moved to `quarantine/` and its chunks are missing here.
-   * `onCompactFailed` hears of a pack that could not be compacted (it stays as it was).
-   */
-  async init(
-    onBadPack: (name: string, why: string) => void = () => undefined,
-    onCompactFailed: (pack: string, why: string) => void = () => undefined,
-  ): Promise<void> {
-    this.onCompactFailed = onCompactFailed;
+  /** Clears unfinished writes and counts what is stored (packs that cannot be read go to quarantine). */
+  async init(): Promise<void> {
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdir(this.tmpDir, { recursive: true });
     await mkdir(this.chunksDir, { recursive: true });
@@ -77,7 +78,7 @@ export class ChunkStore {
       this.chunkCount += 1;
     }
     const packed = await this.packs.load(async (name, why) => {
-      onBadPack(name, why);
+      this.events.onBadPack?.(name, why);
       await mkdir(this.quarantineDir, { recursive: true });
       await rename(join(this.packs.dir, name), join(this.quarantineDir, `${name}.${Date.now()}`));
     });

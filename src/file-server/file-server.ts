@@ -46,15 +46,16 @@ export async function startFileServer(
   });
   // A persistent id makes a restarted server the same server to main.
   const { value: serverId } = await readOrCreate(join(config.data, 'server-id'), () => randomHexId(16));
-  const store = new ChunkStore(config.data, config.maxChunkMib * 1024 * 1024);
-  await store.init(
-    (pack, why) =>
+  const store = new ChunkStore(config.data, config.maxChunkMib * 1024 * 1024, {
+    onBadPack: (pack, why) =>
       log.error(
         { pack, reason: why },
         'unreadable chunk pack moved to quarantine/; its chunks are missing here',
       ),
-    (pack, why) => log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
-  );
+    onCompactFailed: (pack, why) =>
+      log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
+  });
+  await store.init();
   if (config.insecureHttp)
     log.warn(
       'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',

@@ -20,8 +20,8 @@ const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
 let n = 0;
 
 async function open(dir: string, onBadPack?: (name: string, why: string) => void): Promise<ChunkStore> {
-  const s = new ChunkStore(dir, 1024 * 1024);
-  await s.init(onBadPack);
+  const s = new ChunkStore(dir, 1024 * 1024, onBadPack ? { onBadPack } : {});
+  await s.init();
   return s;
 }
 
@@ -334,8 +334,10 @@ test('chunks removed while their pack is being compacted stay removed, now and a
 test('a compaction that finds a chunk not matching its id leaves the pack as it was and says why', async () => {
   const dir = join(root, `s${n++}`);
   const failures: string[] = [];
-  const s = new ChunkStore(dir, 1024 * 1024);
-  await s.init(undefined, (pack, why) => failures.push(`${pack}: ${why}`));
+  const s = new ChunkStore(dir, 1024 * 1024, {
+    onCompactFailed: (pack, why) => failures.push(`${pack}: ${why}`),
+  });
+  await s.init();
   const batch = chunks(10);
   await storeBatch(s, batch);
   const file = join(dir, 'packs', packFiles(s)[0] as string);
