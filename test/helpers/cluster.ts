@@ -10,6 +10,7 @@ import { ClusterClient } from '../../src/client/cluster-client.js';
 import { createAgent } from '../../src/common/http-client.js';
 import { TlsIdentity } from '../../src/common/tls.js';
 import type { ServerView } from '../../src/protocol/main-api.js';
+import { unlessGone } from './files.js';
 
 /** The `sedfs` command as users run it: bin/sedfs.js, which loads the bundled CLI (tests run from dist/test). */
 export const CLI = resolve(dirname(fileURLToPath(import.meta.url)), '../../../bin/sedfs.js');
@@ -301,11 +302,21 @@ export class TestCluster {
     const file = this.chunkPath(index, chunkId);
     if (existsSync(file)) return readFileSync(file);
     const packs = join((this.fileServers[index] as FileServerHandle).data, 'packs');
+    // A pack compacted away while we look has its live chunks in a pack written before it
+    // went, which a listing taken after it went shows: look again.
+    for (;;) {
+      const found = this.chunkInPacks(packs, chunkId);
+      if (found !== 'a pack went') return found;
+    }
+  }
+
+  private chunkInPacks(packs: string, chunkId: string): Buffer | undefined | 'a pack went' {
     for (const name of existsSync(packs) ? readdirSync(packs) : []) {
       if (!name.endsWith('.pack')) continue;
-      const dead = join(packs, name.replace(/\.pack$/, '.dead'));
-      if (existsSync(dead) && readFileSync(dead, 'latin1').split('\n').includes(chunkId)) continue;
-      const pack = readFileSync(join(packs, name));
+      const dead = unlessGone(() => readFileSync(join(packs, name.replace(/\.pack$/, '.dead')), 'latin1'));
+      if (dead?.split('\n').includes(chunkId)) continue;
+      const pack = unlessGone(() => readFileSync(join(packs, name)));
+      if (!pack) return 'a pack went';
       const count = pack.readUInt32BE(8);
       let offset = 12 + 36 * count;
       for (let i = 0; i < count; i++) {
