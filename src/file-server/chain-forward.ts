@@ -52,6 +52,13 @@ function notAttempted(server: string, message: string): ReplicaFailure {
   return { server, code: 'SEDFS_ERR_REPLICATION_FAILED', message, attempted: false };
 }
 
+/**
+ * A file server forwards a chunk in blocks of this size. Forwarding each 16 KiB TLS record
+ * as it came in took ~0.9 s of a file server's ~2.8 s of CPU in a 1 GiB put at R=3 (one
+ * socket write, with its TLS record and system call, per piece).
+ */
+export const FORWARD_BLOCK_BYTES = 256 * 1024;
+
 export interface Downstream<T> {
   /** A promise only when the next server is not keeping up. */
   push(piece: Buffer): Promise<void> | undefined;
@@ -94,12 +101,37 @@ export function forward<T>(
       return { error: err };
     },
   );
+  // Pieces arrive one TLS record (16 KiB) at a time; each socket write costs a call
+  // through undici and Node's streams and a system call, so they go on in blocks.
+  let block: Buffer | undefined;
+  let filled = 0;
+  const send = (bytes: Buffer): Promise<void> | undefined => {
+    if (failed || body.destroyed || body.write(bytes)) return undefined;
+    return Promise.race([once(body, 'drain'), settled]).then(() => undefined);
+  };
   return {
     push(piece) {
-      if (failed || body.destroyed || body.write(piece)) return undefined;
-      return Promise.race([once(body, 'drain'), settled]).then(() => undefined);
+      if (failed || body.destroyed) return undefined;
+      if (filled === 0 && piece.length >= FORWARD_BLOCK_BYTES) return send(piece);
+      let waiting: Promise<void> | undefined;
+      let at = 0;
+      while (at < piece.length) {
+        block ??= Buffer.allocUnsafe(FORWARD_BLOCK_BYTES);
+        const n = piece.copy(block, filled, at);
+        filled += n;
+        at += n;
+        if (filled < FORWARD_BLOCK_BYTES) break;
+        const full = block;
+        block = undefined;
+        filled = 0;
+        waiting = send(full) ?? waiting;
+      }
+      return waiting;
     },
     end() {
+      if (block && filled > 0) send(block.subarray(0, filled));
+      block = undefined;
+      filled = 0;
       if (!body.destroyed) body.end();
     },
     abort() {
