@@ -1,5 +1,5 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
-import { connect as connectTls } from 'node:tls';
+import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import { errorFromBody, unreachable } from '../common/http-client.js';
 import { clientTlsOptions, type TlsIdentity } from '../common/tls.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -15,6 +15,14 @@ const IDLE_PER_ORIGIN = 8;
 const IDLE_MS = 10_000;
 /** A connection silent this long while a chunk is awaited has failed. */
 const SILENT_MS = 60_000;
+/**
+ * Each connection's reused receive buffer. Read into one buffer, not a new one per TLS
+ * record (Node's default), a GiB costs ~0.25 s less CPU: no allocation, no collection.
+ */
+const RECEIVE_BYTES = 64 * 1024;
+
+/** Where a connection's received bytes go now; the piece is valid only during the call. */
+type Receiver = (piece: Buffer) => void;
 
 /**
  * GETs of stored chunks (`GET /v1/chunks/:id`) on keep-alive connections of our own, the
@@ -67,16 +75,25 @@ export class ChunkReader {
     const secure = target.protocol === 'https:';
     const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(target.port || (secure ? 443 : 80));
+    const onread = {
+      buffer: Buffer.allocUnsafe(RECEIVE_BYTES),
+      callback: (n: number, buffer: Uint8Array) => {
+        receivers.get(socket)?.((buffer as Buffer).subarray(0, n));
+        return true;
+      },
+    };
+    const socket = secure
+      ? connectTls({
+          host,
+          port,
+          // SNI takes names only; an address is checked against the certificate's IP entries.
+          ...(isIP(host) ? {} : { servername: host }),
+          ...(this.tls ? clientTlsOptions(this.tls) : {}),
+          // Node takes it for TLS too (since 15.1); its types list it only for net.
+          ...({ onread } as ConnectionOptions),
+        })
+      : connectTcp({ host, port, onread });
     return new Promise((resolve, reject) => {
-      const socket = secure
-        ? connectTls({
-            host,
-            port,
-            // SNI takes names only; an address is checked against the certificate's IP entries.
-            ...(isIP(host) ? {} : { servername: host }),
-            ...(this.tls ? clientTlsOptions(this.tls) : {}),
-          })
-        : connectTcp({ host, port });
       const fail = (err: Error) => {
         socket.destroy();
         reject(unreachable(target.href, err));
@@ -116,7 +133,7 @@ export class ChunkReader {
       const finish = (err: Error | undefined, result?: Buffer) => {
         if (settled) return;
         settled = true;
-        socket.off('data', onData);
+        receivers.delete(socket);
         socket.off('error', onError);
         socket.off('close', onClose);
         socket.off('timeout', onSilent);
@@ -181,7 +198,8 @@ export class ChunkReader {
           onBody(piece);
           return;
         }
-        head = head ? Buffer.concat([head, piece]) : piece;
+        // The piece is the connection's receive buffer: what is kept across calls is copied.
+        head = head ? Buffer.concat([head, piece]) : Buffer.from(piece);
         const end = head.indexOf('\r\n\r\n');
         if (end < 0) {
           if (head.length > HEAD_LIMIT) finish(answerError(target, 'a head over 16 KiB'));
@@ -217,7 +235,7 @@ export class ChunkReader {
         );
       const onSilent = () => finish(unreachable(url, timedOut()));
 
-      socket.on('data', onData);
+      receivers.set(socket, onData);
       socket.once('error', onError);
       socket.once('close', onClose);
       socket.setTimeout(SILENT_MS);
@@ -248,6 +266,7 @@ export class ChunkReader {
     // While kept: an error, a close, silence or stray bytes just drop it; it does not
     // hold the process open.
     for (const event of KEPT_EVENTS) socket.on(event, kept.drop);
+    receivers.set(socket, kept.drop);
     socket.setTimeout(IDLE_MS);
     socket.unref();
     list.push(kept);
@@ -258,13 +277,17 @@ export class ChunkReader {
     const list = this.idle.get(origin);
     for (let kept = list?.pop(); kept; kept = list?.pop()) {
       for (const event of KEPT_EVENTS) kept.socket.off(event, kept.drop);
+      receivers.delete(kept.socket);
       if (!kept.socket.destroyed) return kept.socket;
     }
     return undefined;
   }
 }
 
-const KEPT_EVENTS = ['error', 'close', 'timeout', 'data'] as const;
+const KEPT_EVENTS = ['error', 'close', 'timeout'] as const;
+
+/** Each connection's receiver: the exchange waiting on it, or the drop of a kept one. */
+const receivers = new WeakMap<Socket, Receiver>();
 
 const timedOut = () => Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
 

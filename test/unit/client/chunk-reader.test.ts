@@ -115,6 +115,32 @@ test('a kept connection the server has closed is replaced without an error', asy
   });
 });
 
+test('a kept connection that receives bytes nobody asked for is dropped, and the next chunk comes over a new one', async () => {
+  const head = `HTTP/1.1 200 OK\r\ncontent-length: ${CHUNK.length}\r\n\r\n`;
+  let stray: (() => void) | undefined;
+  const server = await listen(
+    createTcpServer((s) => {
+      s.on('data', () => {
+        s.write(Buffer.concat([Buffer.from(head, 'latin1'), CHUNK]));
+        // Once the answer is read, bytes no request asked for: the connection is out of step.
+        stray = () => s.write('HTTP/1.1 200 OK\r\n');
+      });
+      s.on('error', () => undefined);
+    }),
+  );
+  const reader = new ChunkReader();
+  try {
+    assert.ok((await readChunk(reader, server.url)).equals(CHUNK));
+    stray?.();
+    await new Promise((r) => setTimeout(r, 50));
+    assert.ok((await readChunk(reader, server.url)).equals(CHUNK));
+    assert.equal(server.connections(), 2);
+  } finally {
+    reader.close();
+    server.close();
+  }
+});
+
 /** A server that answers every request with `answer` (head and body as raw bytes), then does `after`. */
 async function rawServer(answer: string | Buffer, after: 'close' | 'keep' = 'close') {
   return listen(
