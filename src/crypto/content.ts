@@ -85,7 +85,11 @@ export function sealChunk(
 /**
  * Runs a cipher over `input` into `out` a slice at a time. `update` always returns new
  * memory; small slices keep that memory warm and recycled instead of a fresh
- * chunk-sized buffer (and a second one to join it with the tag) per chunk.
+ * chunk-sized buffer (and a second one to join it with the tag) per chunk. 16 KiB, not
+ * 1 MiB: malloc hands slices that small back out of what was just freed, while 1 MiB ones
+ * kept arriving as fresh pages. Opening a 1 GiB get's chunks took 0.67-0.74 s in
+ * `update` with 1 MiB slices and 0.37 s with 16 KiB; the client's system time fell from
+ * 0.75-0.91 to 0.27-0.32 s and the get went from 468-501 to 502-543 MiB/s (interleaved).
  */
 function transform(c: { update(b: Uint8Array): Buffer }, input: Uint8Array, out: Buffer): void {
   for (let off = 0; off < input.length; off += SLICE_BYTES) {
@@ -93,7 +97,7 @@ function transform(c: { update(b: Uint8Array): Buffer }, input: Uint8Array, out:
     piece.copy(out, off);
   }
 }
-const SLICE_BYTES = 1024 * 1024;
+const SLICE_BYTES = 16 * 1024;
 
 /**
  * Decrypts one stored chunk (into `into` when given, at least the plaintext's length);
