@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { tuneServerHeap } from '../common/gc-tuning.js';
+import { tuneFileServerHeap } from '../common/gc-tuning.js';
 import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
 import { parseJoinString } from '../protocol/join-string.js';
 import { addConfigOptions, configFromCommand } from './options.js';
@@ -45,7 +45,7 @@ Examples:
               '--join, --ca-fingerprint or SEDFS_CA_FINGERPRINT',
             ));
       const config = { ...base, main, joinToken, ...(caFingerprint ? { caFingerprint } : {}) };
-      tuneServerHeap();
+      tuneFileServerHeap();
       const { startFileServer } = await import('../file-server/file-server.js');
       const fs = await startFileServer(config);
       process.stdout.write(`SEDFS file server ${fs.id} listening at ${fs.url}\n`);

@@ -1,6 +1,6 @@
 import { join } from 'node:path';
 import type { Command } from 'commander';
-import { tuneServerHeap } from '../common/gc-tuning.js';
+import { holdYoungGeneration } from '../common/gc-tuning.js';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
 import { addConfigOptions, configFromCommand } from './options.js';
 import { closeOnSignal, fail } from './output.js';
@@ -23,7 +23,7 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
     try {
       const config = await configFromCommand(MAIN_CONFIG, opts);
       // Loaded only here: client verbs never pay for the server's modules.
-      tuneServerHeap();
+      holdYoungGeneration();
       const { startMain } = await import('../main-server/main-server.js');
       const main = await startMain(config);
       const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];

@@ -17,7 +17,8 @@ const IDLE_MS = 10_000;
 const SILENT_MS = 60_000;
 /**
  * Each connection's reused receive buffer. Read into one buffer, not a new one per TLS
- * record (Node's default), a GiB costs ~0.25 s less CPU: no allocation, no collection.
+ * record (Node's default), a 1 GiB get's client took ~0.13 s less CPU and peaked ~13 MiB
+ * lower: no allocation per record, nothing left for the collector.
  */
 const RECEIVE_BYTES = 64 * 1024;
 
@@ -89,7 +90,7 @@ export class ChunkReader {
           // SNI takes names only; an address is checked against the certificate's IP entries.
           ...(isIP(host) ? {} : { servername: host }),
           ...(this.tls ? clientTlsOptions(this.tls) : {}),
-          // Node takes it for TLS too (since 15.1); its types list it only for net.
+          // Node takes it for TLS sockets too (nodejs/node#35753); its types list it only for net.
           ...({ onread } as ConnectionOptions),
         })
       : connectTcp({ host, port, onread });

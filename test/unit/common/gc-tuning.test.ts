@@ -54,7 +54,7 @@ test('a server holds its young generation near the size asked for, where V8 alon
 function fullCollectionsByPhase(phases: string[]): number[] {
   const script = `
     import { PerformanceObserver, constants } from 'node:perf_hooks';
-    import { growHeapFreelyDuringDownload, tuneServerHeap } from ${JSON.stringify(moduleUrl)};
+    import { growHeapFreelyDuringDownload, tuneFileServerHeap } from ${JSON.stringify(moduleUrl)};
     let full = 0;
     new PerformanceObserver((list) => {
       for (const e of list.getEntries()) if (e.detail.kind === constants.NODE_PERFORMANCE_GC_MAJOR) full++;
@@ -92,8 +92,8 @@ test('during downloads V8 lets the heap grow between full collections, whatever 
   assert.ok(two <= 1, `during two downloads it was collected in full ${two} times`);
 });
 
-test('a server lets its heap grow between full collections from the start, whatever node was told', () => {
-  const [often = 0, server = 0] = fullCollectionsByPhase(['', 'tuneServerHeap()']);
+test('a file server lets its heap grow between full collections from the start, whatever node was told', () => {
+  const [often = 0, server = 0] = fullCollectionsByPhase(['', 'tuneFileServerHeap()']);
   assert.ok(often >= 3, `growing by 10 %, the heap was collected in full ${often} times`);
-  assert.ok(server <= 1, `once tuned as a server it was collected in full ${server} times`);
+  assert.ok(server <= 1, `once tuned as a file server it was collected in full ${server} times`);
 });
