@@ -34,3 +34,28 @@ export async function mapInParallel<T, R>(
   await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
   return results;
 }
+
+/** At most `count` holders at once; waiters are let in first come, first served. */
+export class Slots {
+  private readonly waiting: (() => void)[] = [];
+  private free: number;
+
+  constructor(count: number) {
+    this.free = Math.max(1, count);
+  }
+
+  /** Resolves once a slot is the caller's; give it back with `release`. */
+  acquire(): Promise<void> {
+    if (this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  release(): void {
+    const next = this.waiting.shift();
+    if (next) next();
+    else this.free++;
+  }
+}

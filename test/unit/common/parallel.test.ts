@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { mapInParallel } from '../../../src/common/parallel.js';
+import { mapInParallel, Slots } from '../../../src/common/parallel.js';
 
 test('results come in the items’ order, with never more than the limit running', async () => {
   let running = 0;
@@ -34,4 +34,24 @@ test('the first failure is thrown and no new task starts after it', async () => 
 
 test('a limit below one still runs every item, one at a time', async () => {
   assert.deepEqual(await mapInParallel([1, 2, 3], 0, async (i) => i + 1), [2, 3, 4]);
+});
+
+test('slots let at most their count in at once, and waiters in the order they came', async () => {
+  const slots = new Slots(2);
+  const order: number[] = [];
+  let inside = 0;
+  let most = 0;
+  await Promise.all(
+    [0, 1, 2, 3, 4].map(async (i) => {
+      await slots.acquire();
+      order.push(i);
+      inside++;
+      most = Math.max(most, inside);
+      await sleep(5);
+      inside--;
+      slots.release();
+    }),
+  );
+  assert.equal(most, 2);
+  assert.deepEqual(order, [0, 1, 2, 3, 4]);
 });
