@@ -79,7 +79,10 @@ export class ChunkReader {
     const onread = {
       buffer: Buffer.allocUnsafe(RECEIVE_BYTES),
       callback: (n: number, buffer: Uint8Array) => {
-        receivers.get(socket)?.((buffer as Buffer).subarray(0, n));
+        const receiver = receivers.get(socket);
+        // Bytes no exchange asked for: the connection is out of step, and of no more use.
+        if (receiver) receiver((buffer as Buffer).subarray(0, n));
+        else socket.destroy();
         return true;
       },
     };
@@ -199,20 +202,22 @@ export class ChunkReader {
           onBody(piece);
           return;
         }
-        // The piece is the connection's receive buffer: what is kept across calls is copied.
-        head = head ? Buffer.concat([head, piece]) : Buffer.from(piece);
-        const end = head.indexOf('\r\n\r\n');
+        // The piece is the connection's receive buffer, valid only during this call: an
+        // unfinished head is copied to wait for the rest, a finished one used as it is.
+        const seen = head ? Buffer.concat([head, piece]) : piece;
+        const end = seen.indexOf('\r\n\r\n');
         if (end < 0) {
+          head = head ? seen : Buffer.from(piece);
           if (head.length > HEAD_LIMIT) finish(answerError(target, 'a head over 16 KiB'));
           return;
         }
-        const bad = onAnswerHead(head.subarray(0, end).toString('latin1'));
+        head = undefined;
+        const bad = onAnswerHead(seen.subarray(0, end).toString('latin1'));
         if (bad) {
           finish(bad);
           return;
         }
-        const rest = head.subarray(end + 4);
-        head = undefined;
+        const rest = seen.subarray(end + 4);
         if (!errorBody && length > Math.min(size, into.length)) {
           // Longer than the chunk can be: wrong bytes, and not worth reading.
           keep = false;

@@ -58,7 +58,7 @@ const SEALED_AHEAD = 2;
 /**
  * Stores a byte stream as replicated chunks, without committing: the caller commits
  * them as a bare blob or as a file version. Memory is bounded by `concurrency` +
- * SEALED_AHEAD chunk buffers, whatever the stream's length.
+ * SEALED_AHEAD chunk buffers (and the two `chunked` fills), whatever the stream's length.
  */
 export async function storeChunks(
   client: ClusterClient,
@@ -78,54 +78,63 @@ export async function storeChunks(
   let bytesDone = 0;
   let warned = false;
 
-  for await (const chunk of chunked(source, chunkBytes, pool)) {
-    if (failure) {
-      pool.release(chunk.bytes);
-      break;
-    }
-    const task = (async () => {
-      try {
-        // Sealed in place: into the chunk's whole pooled buffer, which has room for the tag.
-        const { bytes: stored, id } = opts.seal
-          ? await opts.seal(
-              chunk.bytes,
-              chunk.index,
-              chunk.last,
-              Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, pool.size),
-            )
-          : { bytes: chunk.bytes, id: sha256Hex(chunk.bytes) };
-        const plainSize = chunk.bytes.length;
-        const size = stored.length;
-        await sending.acquire();
-        let receipts: StoredReceipt[];
-        try {
-          if (failure) return;
-          const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);
-          if (warning && !warned) {
-            warned = true;
-            opts.onWarning?.(warning);
-          }
-          receipts = await sendChunk(client, placements[0] as Placement, stored);
-        } finally {
-          sending.release();
-        }
-        done[chunk.index] = { id, size, receipts };
-        bytesDone += plainSize;
-        opts.onProgress?.(bytesDone);
-      } catch (err) {
-        failure ??= err;
-      } finally {
-        // Sent (the chain answered) or given up: the buffer is free again.
-        pool.release(chunk.bytes);
-      }
-    })();
-    inFlight.add(task);
-    void task.then(() => inFlight.delete(task));
-    if (inFlight.size >= concurrency + SEALED_AHEAD) await Promise.race(inFlight);
+  try {
+    await sendAll();
+  } catch (err) {
+    // The source failed: no chunk read ahead goes out after this has been reported.
+    failure ??= err;
   }
   await Promise.all(inFlight);
   if (failure) throw failure;
   return { uploadId: upload.uploadId, chunks: done, size: bytesDone };
+
+  async function sendAll(): Promise<void> {
+    for await (const chunk of chunked(source, chunkBytes, pool)) {
+      if (failure) {
+        pool.release(chunk.bytes);
+        break;
+      }
+      const task = (async () => {
+        try {
+          // Sealed in place: into the chunk's whole pooled buffer, which has room for the tag.
+          const { bytes: stored, id } = opts.seal
+            ? await opts.seal(
+                chunk.bytes,
+                chunk.index,
+                chunk.last,
+                Buffer.from(chunk.bytes.buffer, chunk.bytes.byteOffset, pool.size),
+              )
+            : { bytes: chunk.bytes, id: sha256Hex(chunk.bytes) };
+          const plainSize = chunk.bytes.length;
+          const size = stored.length;
+          await sending.acquire();
+          let receipts: StoredReceipt[];
+          try {
+            if (failure) return;
+            const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);
+            if (warning && !warned) {
+              warned = true;
+              opts.onWarning?.(warning);
+            }
+            receipts = await sendChunk(client, placements[0] as Placement, stored);
+          } finally {
+            sending.release();
+          }
+          done[chunk.index] = { id, size, receipts };
+          bytesDone += plainSize;
+          opts.onProgress?.(bytesDone);
+        } catch (err) {
+          failure ??= err;
+        } finally {
+          // Sent (the chain answered) or given up: the buffer is free again.
+          pool.release(chunk.bytes);
+        }
+      })();
+      inFlight.add(task);
+      void task.then(() => inFlight.delete(task));
+      if (inFlight.size >= concurrency + SEALED_AHEAD) await Promise.race(inFlight);
+    }
+  }
 }
 
 /** Stores a byte stream and commits it as one bare blob (no namespace entry). */

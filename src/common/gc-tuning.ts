@@ -77,18 +77,23 @@ const FREE_GROWTH = '--heap-growing-percent=300';
  */
 export function tuneFileServerHeap(): void {
   holdYoungGeneration();
+  baseGrowth = FREE_GROWTH;
   setFlagsFromString(FREE_GROWTH);
 }
 
 /** Downloads running now; while any does, the old generation may grow freely (see below). */
 let downloads = 0;
 
-/** The growth the process was started with (`node --heap-growing-percent=N`); 0 is V8's own choice. */
-const STARTING_GROWTH =
+/**
+ * The growth to return to after the last download: what the process was started with
+ * (`node --heap-growing-percent=N`; 0 is V8's own choice), or a file server's own.
+ */
+let baseGrowth = `--heap-growing-percent=${
   process.execArgv
     .filter((a) => /^--heap[-_]growing[-_]percent=\d+$/.test(a))
     .at(-1)
-    ?.split('=')[1] ?? '0';
+    ?.split('=')[1] ?? '0'
+}`;
 
 /**
  * Lets V8's old generation grow by up to 4× between full collections while a download
@@ -109,6 +114,6 @@ export function growHeapFreelyDuringDownload(): () => void {
   return () => {
     if (ended) return;
     ended = true;
-    if (--downloads === 0) setFlagsFromString(`--heap-growing-percent=${STARTING_GROWTH}`);
+    if (--downloads === 0) setFlagsFromString(baseGrowth);
   };
 }

@@ -107,7 +107,9 @@ export function forward<T>(
   let filled = 0;
   const send = (bytes: Buffer): Promise<void> | undefined => {
     if (failed || body.destroyed || body.write(bytes)) return undefined;
-    return Promise.race([once(body, 'drain'), settled]).then(() => undefined);
+    // A body destroyed by a failure downstream never drains and may emit an error: the
+    // wait ends either way, and the failure shows in `result`, never in the local write.
+    return Promise.race([once(body, 'drain').catch(() => undefined), settled]).then(() => undefined);
   };
   return {
     push(piece) {
@@ -124,12 +126,13 @@ export function forward<T>(
         const full = block;
         block = undefined;
         filled = 0;
-        waiting = send(full) ?? waiting;
+        waiting ??= send(full);
       }
       return waiting;
     },
     end() {
-      if (block && filled > 0) send(block.subarray(0, filled));
+      // The tail is written and the body ended at once: nothing waits for it to drain.
+      if (block && filled > 0 && !failed && !body.destroyed) body.write(block.subarray(0, filled));
       block = undefined;
       filled = 0;
       if (!body.destroyed) body.end();

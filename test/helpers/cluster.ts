@@ -304,9 +304,11 @@ export class TestCluster {
     const packs = join((this.fileServers[index] as FileServerHandle).data, 'packs');
     // A pack compacted away while we look has its live chunks in a pack written before it
     // went, which a listing taken after it went shows: look again.
-    for (;;) {
+    for (let tries = 0; ; tries++) {
       const found = this.chunkInPacks(packs, chunkId);
       if (found !== 'a pack went') return found;
+      if (tries === 9)
+        throw new Error(`packs on server ${index} kept changing while chunk ${chunkId} was looked for`);
     }
   }
 

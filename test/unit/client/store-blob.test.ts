@@ -1,0 +1,93 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Agent } from 'undici';
+import type { ClusterClient } from '../../../src/client/cluster-client.js';
+import { storeChunks } from '../../../src/client/store-blob.js';
+import type { SedfsError } from '../../../src/protocol/errors.js';
+
+const CHUNK = 1024;
+
+/**
+ * A file server that stores nothing: it answers each chunk PUT after `delayMs`, with a
+ * receipt, except the `failing`-th request (1-based), which gets a server error.
+ */
+async function chunkServer(failing: number, delayMs = 20) {
+  let requests = 0;
+  const server: Server = createServer((req, res) => {
+    const n = ++requests;
+    req.resume();
+    req.on('end', async () => {
+      await sleep(delayMs);
+      if (n === failing) {
+        res.writeHead(500, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ error: { code: 'SEDFS_ERR_INTERNAL', message: 'disk on fire' } }));
+        return;
+      }
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ receipts: [{ server: 's1', receipt: 'r' }], failed: [] }));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { url, requests: () => requests, close: () => server.close() };
+}
+
+/** Enough of a ClusterClient for storeChunks: every chunk placed on the one server at `url`. */
+function fakeClient(url: string): { client: ClusterClient; close: () => Promise<void> } {
+  const agent = new Agent();
+  const client = {
+    agent,
+    beginUpload: async () => ({ uploadId: 'u1', replicas: 1, expiresAt: Date.now() + 60_000 }),
+    place: async (_upload: string, chunks: { id: string }[]) => ({
+      placements: chunks.map((c) => ({ chunk: c.id, servers: [{ id: 's1', url }], ticket: 't' })),
+    }),
+  };
+  return { client: client as unknown as ClusterClient, close: () => agent.close() };
+}
+
+function* chunks(count: number): Generator<Buffer> {
+  for (let i = 0; i < count; i++) yield Buffer.alloc(CHUNK, i);
+}
+
+test('a chunk that fails fails the put, and no chunk read ahead is sent after the failure is reported', async () => {
+  const server = await chunkServer(3);
+  const { client, close } = fakeClient(server.url);
+  try {
+    await assert.rejects(
+      storeChunks(client, chunks(40), { chunkBytes: CHUNK, concurrency: 2 }),
+      (err: SedfsError) => err.code === 'SEDFS_ERR_REPLICATION_FAILED' && /disk on fire/.test(err.message),
+    );
+    const seen = server.requests();
+    await sleep(150);
+    assert.equal(server.requests(), seen, 'requests arrived after the put had failed');
+    assert.ok(seen < 40, `the put went on to send ${seen} of 40 chunks`);
+  } finally {
+    await close();
+    server.close();
+  }
+});
+
+test('a source that fails fails the put, and the chunks read before it are not sent afterwards', async () => {
+  const server = await chunkServer(0);
+  const { client, close } = fakeClient(server.url);
+  function* failing(): Generator<Buffer> {
+    yield* chunks(6);
+    throw new Error('the local disk went away');
+  }
+  try {
+    await assert.rejects(
+      storeChunks(client, failing(), { chunkBytes: CHUNK, concurrency: 2 }),
+      /the local disk went away/,
+    );
+    const seen = server.requests();
+    await sleep(150);
+    assert.equal(server.requests(), seen, 'requests arrived after the put had failed');
+  } finally {
+    await close();
+    server.close();
+  }
+});
