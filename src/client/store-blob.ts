@@ -79,16 +79,6 @@ export async function storeChunks(
   let warned = false;
 
   try {
-    await sendAll();
-  } catch (err) {
-    // The source failed: no chunk read ahead goes out after this has been reported.
-    failure ??= err;
-  }
-  await Promise.all(inFlight);
-  if (failure) throw failure;
-  return { uploadId: upload.uploadId, chunks: done, size: bytesDone };
-
-  async function sendAll(): Promise<void> {
     for await (const chunk of chunked(source, chunkBytes, pool)) {
       if (failure) {
         pool.release(chunk.bytes);
@@ -134,7 +124,13 @@ export async function storeChunks(
       void task.then(() => inFlight.delete(task));
       if (inFlight.size >= concurrency + SEALED_AHEAD) await Promise.race(inFlight);
     }
+  } catch (err) {
+    // The source failed: no chunk read ahead goes out after this has been reported.
+    failure ??= err;
   }
+  await Promise.all(inFlight);
+  if (failure) throw failure;
+  return { uploadId: upload.uploadId, chunks: done, size: bytesDone };
 }
 
 /** Stores a byte stream and commits it as one bare blob (no namespace entry). */

@@ -65,26 +65,6 @@ export function holdYoungGeneration(semiSpaceMiB = SERVER_SEMI_SPACE_MIB): void 
 const FREE_GROWTH = '--heap-growing-percent=300';
 
 /**
- * How file servers run their heap: the young generation held (see above) and the old
- * generation free to grow 4× between full collections, as downloads do (see below), for
- * the same reason. (Main moves no bulk bytes and ran 1-3 full collections per put; let
- * grow freely, its peak while comparing a 1,000,000-chunk inventory was 210-215 MiB in
- * four runs, against 186-214 without.) In about half of the 1 GiB puts at R=3 one file server or
- * two ran 52-83 full collections instead of 1 (and ~4.5 s of CPU instead of ~2.6, the put
- * up to ~25 % slower): V8 had set its next limit inside the churn of chunk buffers. With
- * the growth held at 4×, seven puts in a row had one full collection on every server and
- * the servers' peak memory did not move (a server's heap stays ~25 MiB).
- */
-export function tuneFileServerHeap(): void {
-  holdYoungGeneration();
-  baseGrowth = FREE_GROWTH;
-  setFlagsFromString(FREE_GROWTH);
-}
-
-/** Downloads running now; while any does, the old generation may grow freely (see below). */
-let downloads = 0;
-
-/**
  * The growth to return to after the last download: what the process was started with
  * (`node --heap-growing-percent=N`; 0 is V8's own choice), or a file server's own.
  */
@@ -95,6 +75,26 @@ let baseGrowth = `--heap-growing-percent=${
     ?.split('=')[1] ?? '0'
 }`;
 
+/** Downloads running now; while any does, the old generation may grow freely (see below). */
+let downloads = 0;
+
+/**
+ * How file servers run their heap: the young generation held (see above) and the old
+ * generation free to grow 4× between full collections, as downloads do (see below), for
+ * the same reason. In about half of the 1 GiB puts at R=3 one file server or two ran
+ * 52-83 full collections instead of 1 (and ~4.5 s of CPU instead of ~2.6, the put up to
+ * ~25 % slower): V8 had set its next limit inside the churn of chunk buffers. With the
+ * growth held at 4×, seven puts in a row had one full collection on every server and the
+ * servers' peak memory did not move (a server's heap stays ~25 MiB). Main moves no bulk
+ * bytes and ran 1-3 full collections per put; let grow freely, it peaked at 210-215 MiB
+ * comparing a 1,000,000-chunk inventory against 186-214 without, so it does not.
+ */
+export function tuneFileServerHeap(): void {
+  holdYoungGeneration();
+  baseGrowth = FREE_GROWTH;
+  setFlagsFromString(FREE_GROWTH);
+}
+
 /**
  * Lets V8's old generation grow by up to 4× between full collections while a download
  * runs; returns the function that ends it. A download keeps ~40 MiB of pooled chunk
@@ -104,9 +104,8 @@ let baseGrowth = `--heap-growing-percent=${
  * collections ran, and in about half of the 1 GiB gets measured it picked a limit inside
  * that churn and then ran a full collection every ~30 ms (18–67 per get instead of 1–4):
  * ~0.5 s more CPU and ~20 % slower. 4 is the largest factor V8 picks by itself; it reads
- * the flag at every collection, so setting it at run time works, and it goes back to what
- * the process started with when the last download ends (a long `sedfs shell` keeps its
- * heap small).
+ * the flag at every collection, so setting it at run time works, and it goes back to
+ * `baseGrowth` when the last download ends (a long `sedfs shell` keeps its heap small).
  */
 export function growHeapFreelyDuringDownload(): () => void {
   if (downloads++ === 0) setFlagsFromString(FREE_GROWTH);

@@ -57,7 +57,7 @@ function notAttempted(server: string, message: string): ReplicaFailure {
  * as it came in took ~0.9 s of a file server's ~2.8 s of CPU in a 1 GiB put at R=3 (one
  * socket write, with its TLS record and system call, per piece).
  */
-export const FORWARD_BLOCK_BYTES = 256 * 1024;
+const FORWARD_BLOCK_BYTES = 256 * 1024;
 
 export interface Downstream<T> {
   /** A promise only when the next server is not keeping up. */
@@ -114,7 +114,6 @@ export function forward<T>(
   return {
     push(piece) {
       if (failed || body.destroyed) return undefined;
-      if (filled === 0 && piece.length >= FORWARD_BLOCK_BYTES) return send(piece);
       let waiting: Promise<void> | undefined;
       let at = 0;
       while (at < piece.length) {
