@@ -15,6 +15,7 @@ import type { CommitRequest, CommitResponse, Placement, PlacementBatch } from '.
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { ChunkPool, chunked, sharedChunkPool } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
+import { Placer } from './placer.js';
 
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
@@ -72,11 +73,11 @@ export async function storeChunks(
   // for the AES-GCM tag: one buffer per chunk in flight, plaintext then stored bytes.
   const pool = opts.seal ? sharedChunkPool(chunkBytes + TAG_BYTES) : new ChunkPool(chunkBytes);
   const upload = await client.beginUpload(opts.replicas);
+  const placer = new Placer(client, upload.uploadId, opts.onWarning);
   const done: CommitRequest['chunks'] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
   let bytesDone = 0;
-  let warned = false;
 
   try {
     for await (const chunk of chunked(source, chunkBytes, pool)) {
@@ -97,16 +98,12 @@ export async function storeChunks(
             : { bytes: chunk.bytes, id: sha256Hex(chunk.bytes) };
           const plainSize = chunk.bytes.length;
           const size = stored.length;
+          placer.add(chunk.index, { id, size });
           await sending.acquire();
           let receipts: StoredReceipt[];
           try {
             if (failure) return;
-            const { placements, warning } = await client.place(upload.uploadId, [{ id, size }]);
-            if (warning && !warned) {
-              warned = true;
-              opts.onWarning?.(warning);
-            }
-            receipts = await sendChunk(client, placements[0] as Placement, stored);
+            receipts = await sendChunk(client, await placer.placementOf(chunk.index), stored);
           } finally {
             sending.release();
           }
