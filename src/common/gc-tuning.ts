@@ -30,20 +30,34 @@ export function noteBulkBytes(bytes: number): void {
   collect?.({ type: 'minor' });
 }
 
-/** What main and file servers hold their young generation at (see below). */
+/** What main holds its young generation at (see below). */
 const SERVER_SEMI_SPACE_MIB = 4;
+
+/**
+ * What file servers hold theirs at. Everything a file server receives arrives in new
+ * buffers (one per TLS record) that only a collection frees, and counting them per
+ * collection showed the dead ones piling up to ~35-40 MiB between two collections of a
+ * 4 MiB young generation (63 per 1 GiB put) and setting each server's peak: 1 MiB
+ * collects twice as often (~112 per put) and interleaved 1 GiB puts at R=3 peaked at
+ * 432-437 MiB over main and three file servers against 471-474, with the same CPU
+ * (2.6-2.7 s per server) and speed. Held from start (see bin/sedfs.js), or the code's
+ * loading has already doubled it.
+ */
+const FILE_SERVER_SEMI_SPACE_MIB = 1;
 
 /**
  * Holds V8's young generation at `semiSpaceMiB` per semi-space in a long-running server.
  * Left alone it grows to 16 MiB per semi-space (32 MiB resident) within a second of
  * starting, although servers keep little alive between requests; capped at 4 MiB, main
- * and each file server peaked 20–25 MiB lower in a 1 GiB put at no cost in speed, while
- * 1 MiB (`--semi-space-growth-factor=1` from the start) cost file servers ~30 % more CPU
- * in collections. V8 reads its cap (`--max-semi-space-size`) only at start, which a
- * command cannot set for itself, but it reads its growth factor at every growth: so the
- * factor is kept at 2 below the target and 1 at it, checked after every collection (V8
- * also shrinks the young generation when a process is quiet, and may grow it a little
- * even at factor 1: this steers, it does not cap).
+ * and each file server peaked 20–25 MiB lower in a 1 GiB put at no cost in speed (file
+ * servers now hold 1 MiB: see FILE_SERVER_SEMI_SPACE_MIB; measured before their old
+ * generation was let grow, 1 MiB had cost them ~30 % more CPU). V8 reads its cap
+ * (`--max-semi-space-size`) only at start, which a command cannot set for itself, but it
+ * reads its growth factor at every growth: so the factor is kept at 2 below the target
+ * and 1 at it, checked after every collection (V8 also shrinks the young generation when
+ * a process is quiet, and may grow it a little even at factor 1: this steers, it does
+ * not cap). `bin/sedfs.js` sets factor 1 before a server's code loads, so it starts at
+ * V8's initial 1 MiB and grows only as asked.
  */
 export function holdYoungGeneration(semiSpaceMiB = SERVER_SEMI_SPACE_MIB): void {
   // new_space's size counts both semi-spaces.
@@ -90,7 +104,7 @@ let downloads = 0;
  * comparing a 1,000,000-chunk inventory against 186-214 without, so it does not.
  */
 export function tuneFileServerHeap(): void {
-  holdYoungGeneration();
+  holdYoungGeneration(FILE_SERVER_SEMI_SPACE_MIB);
   baseGrowth = FREE_GROWTH;
   setFlagsFromString(FREE_GROWTH);
 }

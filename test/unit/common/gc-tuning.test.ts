@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { test } from 'node:test';
+import { CLI } from '../../helpers/cluster.js';
 
 const moduleUrl = new URL('../../../src/common/gc-tuning.js', import.meta.url).href;
 
@@ -96,4 +97,28 @@ test('once tuned, a file server lets its heap grow between full collections even
   const [often = 0, server = 0] = fullCollectionsByPhase(['', 'tuneFileServerHeap()']);
   assert.ok(often >= 3, `growing by 10 %, the heap was collected in full ${often} times`);
   assert.ok(server <= 1, `once tuned as a file server it was collected in full ${server} times`);
+});
+
+/** V8's young generation (MiB, both semi-spaces) once `sedfs <args>` has loaded and exited. */
+function youngGenerationAfterLoading(args: string[]): number {
+  const probe = `data:text/javascript,${encodeURIComponent(`
+    import { getHeapSpaceStatistics } from 'node:v8';
+    process.on('exit', () => {
+      const young = getHeapSpaceStatistics().find((s) => s.space_name === 'new_space');
+      process.stderr.write('young=' + young.space_size / 1048576 + '\\n');
+    });
+  `)}`;
+  const result = spawnSync(process.execPath, ['--import', probe, CLI, ...args], { encoding: 'utf8' });
+  const found = /young=([\d.]+)/.exec(result.stderr);
+  assert.ok(found, `no size printed: ${result.stderr}`);
+  return Number(found[1]);
+}
+
+test("server commands keep V8's young generation at its initial size while their code loads", () => {
+  const client = youngGenerationAfterLoading(['ls', '--help']);
+  assert.ok(client > 2, `a client's loading grew it to ${client} MiB (V8 alone)`);
+  for (const server of ['fileserver', 'main']) {
+    const held = youngGenerationAfterLoading([server, '--help']);
+    assert.ok(held <= 2, `\`sedfs ${server}\` loaded with it at ${held} MiB, above V8's initial 2`);
+  }
 });
