@@ -15,6 +15,9 @@ export interface LoggerOptions {
   console?: boolean;
 }
 
+/** Console lines waiting to be written beyond which new ones are dropped (see below). */
+const CONSOLE_BACKLOG_BYTES = 1024 * 1024;
+
 /** Paths that could carry secrets; pino replaces them before anything is written. */
 const REDACT = [
   'req.headers.authorization',
@@ -28,7 +31,7 @@ const REDACT = [
 
 export interface ServerLogger {
   log: Logger;
-  /** Writes out anything buffered; call before the process exits. */
+  /** Writes out anything buffered; call once, as the process stops. */
   flush(): void;
 }
 
@@ -37,7 +40,25 @@ export function createServerLogger(options: LoggerOptions): ServerLogger {
   const file = pino.destination({ dest: options.file, sync: false, mkdir: true });
   const level = options.level ?? 'info';
   const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: file }];
-  if (options.console !== false) {
+  // The console is a courtesy and the file the record: console lines are written in the
+  // background and dropped past CONSOLE_BACKLOG_BYTES. Written synchronously, a server
+  // whose stdout was a pipe nobody read (a supervisor's, a paused `| less`) stopped
+  // dead once 64 KiB of lines filled it, holding every request it had.
+  // A write the pipe refuses is tried again later, except once the server is stopping:
+  // its last flush gives up rather than wait for a reader that may never come.
+  let stopping = false;
+  const consoleOut =
+    options.console === false
+      ? undefined
+      : pino.destination({
+          dest: 1,
+          sync: false,
+          maxLength: CONSOLE_BACKLOG_BYTES,
+          retryEAGAIN: () => !stopping,
+        });
+  // Nor does a console that went away (EPIPE) stop the server.
+  consoleOut?.on('error', () => undefined);
+  if (consoleOut) {
     streams.push({
       level: level as pino.Level,
       stream: pretty({
@@ -46,7 +67,7 @@ export function createServerLogger(options: LoggerOptions): ServerLogger {
         translateTime: 'SYS:HH:MM:ss',
         messageFormat: '{if component}{component}: {end}{msg}',
         singleLine: true,
-        sync: true,
+        destination: consoleOut,
       }),
     });
   }
@@ -57,10 +78,13 @@ export function createServerLogger(options: LoggerOptions): ServerLogger {
   return {
     log,
     flush: () => {
-      try {
-        file.flushSync();
-      } catch {
-        // Nothing buffered yet, or the stream is already closed.
+      stopping = true;
+      for (const out of [file, consoleOut]) {
+        try {
+          out?.flushSync();
+        } catch {
+          // Nothing buffered yet, the stream is already closed, or nobody reads the console.
+        }
       }
     },
   };
