@@ -42,7 +42,7 @@ export class Registry {
       existing ? 'file server re-registered' : 'file server registered',
     );
     if (returning) this.noteReturned(rec.id, now);
-    this.noteState(rec.id, 'up');
+    this.noteUp(rec.id, existing);
     return rec;
   }
 
@@ -51,7 +51,7 @@ export class Registry {
     const before = this.store.getServer(id);
     const now = this.now();
     if (!before || !this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
-    this.noteState(id, 'up');
+    this.noteUp(id, before);
     const returned = this.wasLost(before, now);
     if (returned) this.noteReturned(id, now);
     return returned;
@@ -108,6 +108,15 @@ export class Registry {
   /** Logs servers that went quiet or came back since the last sweep. */
   sweep(): void {
     for (const s of this.store.listServers()) this.noteState(s.id, this.stateOf(s), s.lastHeartbeat);
+  }
+
+  /**
+   * Notes a server up, after the state its last record gave it: one back before any sweep
+   * saw it down (sweeps run every ~timeout/4) is still logged down, then up again.
+   */
+  private noteUp(id: string, previous: ServerRecord | undefined): void {
+    if (previous) this.noteState(id, this.stateOf(previous), previous.lastHeartbeat);
+    this.noteState(id, 'up');
   }
 
   private noteState(id: string, state: ServerState, lastHeartbeat?: number): void {
