@@ -1,6 +1,6 @@
-import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
 import { Slots } from '../common/parallel.js';
+import { request } from '../common/undici.js';
 import { TAG_BYTES } from '../crypto/aead.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';

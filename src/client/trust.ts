@@ -1,5 +1,5 @@
-import { Agent } from 'undici';
 import { requestJson } from '../common/http-client.js';
+import { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { CaResponse } from '../protocol/main-api.js';

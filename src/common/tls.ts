@@ -1,8 +1,9 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { buildConnector } from 'undici';
+import type { buildConnector as Connector } from 'undici';
 import { certificateFacts, renewalDue } from '../crypto/certificates.js';
 import type { Logger } from './logger.js';
+import { buildConnector } from './undici.js';
 
 /**
  * AES-128-GCM first: with AES-NI it is the cheapest AEAD, and chunk traffic crosses TLS
@@ -70,7 +71,7 @@ export function clientTlsOptions(tls: TlsIdentity) {
  * An undici connector that trusts only the cluster CA and presents this process's
  * certificate when it has one; rebuilt when the certificate is renewed.
  */
-export function tlsConnector(tls: TlsIdentity): buildConnector.connector {
+export function tlsConnector(tls: TlsIdentity): Connector.connector {
   const build = () => buildConnector(clientTlsOptions(tls));
   let connector = build();
   tls.onRenew(() => {

@@ -1,9 +1,9 @@
 import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
 import { PassThrough } from 'node:stream';
-import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
 import { peerName } from '../common/tls.js';
+import { request } from '../common/undici.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { ReplicaFailure } from '../protocol/file-server-api.js';
 import type { TicketPayload } from '../protocol/ticket.js';

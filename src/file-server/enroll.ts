@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Agent } from 'undici';
 import { writeFileAtomic } from '../common/files.js';
 import { createAgent, requestJson } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { retryWithBackoff } from '../common/retry.js';
 import { keepRenewed, TlsIdentity } from '../common/tls.js';
+import { Agent } from '../common/undici.js';
 import {
   certificateFacts,
   fingerprintOf,

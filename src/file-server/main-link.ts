@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
-import { type Agent, request } from 'undici';
 import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { retryWithBackoff } from '../common/retry.js';
+import { type Agent, request } from '../common/undici.js';
 import { ticketVerifier } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import {

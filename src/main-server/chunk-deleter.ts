@@ -1,6 +1,6 @@
-import { type Agent, request } from 'undici';
 import type { Logger } from '../common/logger.js';
 import { SerialTask } from '../common/serial-task.js';
+import { type Agent, request } from '../common/undici.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import type { Registry } from './registry.js';

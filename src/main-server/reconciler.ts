@@ -1,7 +1,7 @@
-import { type Agent, request } from 'undici';
 import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { SerialTask } from '../common/serial-task.js';
+import { type Agent, request } from '../common/undici.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';

@@ -1,8 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type Agent, request } from 'undici';
 import { errorFromResponse } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { SerialTask } from '../common/serial-task.js';
+import { type Agent, request } from '../common/undici.js';
 import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import type { PutChunkResponse } from '../protocol/file-server-api.js';

@@ -1,8 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
-import { request } from 'undici';
 import { errorFromResponse, unreachable } from '../../common/http-client.js';
 import { pump } from '../../common/pump.js';
+import { request } from '../../common/undici.js';
 import { receiptFor } from '../../crypto/receipts.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
