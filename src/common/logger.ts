@@ -1,7 +1,8 @@
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import { prettyFactory } from 'pino-pretty';
+import sonicBoom from 'sonic-boom';
 
 export type { Logger } from 'pino';
 
@@ -14,6 +15,10 @@ export interface LoggerOptions {
   /** Readable lines on stdout as well as the file (default true). */
   console?: boolean;
 }
+
+// sonic-boom is CommonJS whose module.exports is the class; its types declare it as the
+// default export of an ES module, which TypeScript then reads as a namespace.
+const SonicBoom = sonicBoom as unknown as typeof import('sonic-boom').SonicBoom;
 
 /** Console lines waiting to be written beyond which new ones are dropped (see below). */
 const CONSOLE_BACKLOG_BYTES = 1024 * 1024;
@@ -40,37 +45,8 @@ export function createServerLogger(options: LoggerOptions): ServerLogger {
   const file = pino.destination({ dest: options.file, sync: false, mkdir: true });
   const level = options.level ?? 'info';
   const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: file }];
-  // The console is a courtesy and the file the record: console lines are written in the
-  // background and dropped past CONSOLE_BACKLOG_BYTES. Written synchronously, a server
-  // whose stdout was a pipe nobody read (a supervisor's, a paused `| less`) stopped
-  // dead once 64 KiB of lines filled it, holding every request it had.
-  // A write the pipe refuses is tried again later, except once the server is stopping:
-  // its last flush gives up rather than wait for a reader that may never come.
-  let stopping = false;
-  const consoleOut =
-    options.console === false
-      ? undefined
-      : pino.destination({
-          dest: 1,
-          sync: false,
-          maxLength: CONSOLE_BACKLOG_BYTES,
-          retryEAGAIN: () => !stopping,
-        });
-  // Nor does a console that went away (EPIPE) stop the server.
-  consoleOut?.on('error', () => undefined);
-  if (consoleOut) {
-    streams.push({
-      level: level as pino.Level,
-      stream: pretty({
-        colorize: process.stdout.isTTY === true,
-        ignore: 'pid,hostname,component',
-        translateTime: 'SYS:HH:MM:ss',
-        messageFormat: '{if component}{component}: {end}{msg}',
-        singleLine: true,
-        destination: consoleOut,
-      }),
-    });
-  }
+  const shown = options.console === false ? undefined : consoleStream();
+  if (shown) streams.push({ level: level as pino.Level, stream: shown });
   const log = pino(
     { name: options.name, level, redact: { paths: REDACT, censor: '[secret]' } },
     pino.multistream(streams),
@@ -78,13 +54,58 @@ export function createServerLogger(options: LoggerOptions): ServerLogger {
   return {
     log,
     flush: () => {
+      try {
+        file.flushSync();
+      } catch {
+        // Nothing buffered yet, or the stream is already closed.
+      }
+      shown?.stop();
+    },
+  };
+}
+
+/**
+ * Readable lines on stdout, written in the background. The console is a courtesy and the
+ * file the record: lines waiting past CONSOLE_BACKLOG_BYTES are dropped, a console that
+ * fails (EPIPE, EIO) is given up, and stopping gives up on a full pipe. Written
+ * synchronously, a server whose stdout was a pipe nobody read (a supervisor's, a paused
+ * `| less`) stopped dead once 64 KiB of lines filled it, holding every request it had.
+ * Each line is formatted here and written straight to a SonicBoom of our own: behind
+ * pino-pretty's own stream, which pauses at 16 KiB while pino goes on writing into it,
+ * nothing is ever dropped and the backlog grows in memory; and pino's own destinations
+ * flush synchronously at exit, which on a full pipe never ends.
+ */
+function consoleStream(): { write(line: string): void; stop(): void } {
+  const format = prettyFactory({
+    colorize: process.stdout.isTTY === true,
+    ignore: 'pid,hostname,component',
+    translateTime: 'SYS:HH:MM:ss',
+    messageFormat: '{if component}{component}: {end}{msg}',
+    singleLine: true,
+  });
+  let stopping = false;
+  let failed = false;
+  const out = new SonicBoom({
+    fd: 1,
+    sync: false,
+    maxLength: CONSOLE_BACKLOG_BYTES,
+    // A write the pipe refuses now is tried again later, unless the server is stopping.
+    retryEAGAIN: () => !stopping,
+  });
+  out.on('error', () => {
+    failed = true;
+  });
+  return {
+    write(line) {
+      if (!failed) out.write(format(line));
+    },
+    stop() {
       stopping = true;
-      for (const out of [file, consoleOut]) {
-        try {
-          out?.flushSync();
-        } catch {
-          // Nothing buffered yet, the stream is already closed, or nobody reads the console.
-        }
+      if (failed) return;
+      try {
+        out.flushSync();
+      } catch {
+        // Nobody reads the console, or it is gone: the file has every line.
       }
     },
   };

@@ -4,6 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'undici';
 import { CLI, waitFor } from '../helpers/cluster.js';
 
@@ -21,8 +22,9 @@ test('a server whose console nobody reads goes on serving, and its log file keep
     const url = await waitFor('main to listen', () =>
       existsSync(join(data, 'main.addr')) ? readFileSync(join(data, 'main.addr'), 'utf8').trim() : undefined,
     );
-    // Every refused request is a warning line, ~150 bytes on the console: 3,000 are ~450 KiB.
-    const refused = 3000;
+    // Every refused request is a warning line, ~150 bytes on the console: 8,000 are ~1.2 MiB,
+    // past what waits for the console before lines are dropped.
+    const refused = 8000;
     for (let sent = 0; sent < refused; sent += 100) {
       await Promise.all(
         Array.from({ length: 100 }, async () => {
@@ -42,8 +44,15 @@ test('a server whose console nobody reads goes on serving, and its log file keep
       return n >= refused + 1 ? n : undefined;
     });
     assert.equal(logged, refused + 1);
-  } finally {
+
+    // Stopping gives up on the full pipe instead of waiting for a reader.
     await agent.close();
+    const exited = new Promise<number | null>((resolve) => main.once('exit', (code) => resolve(code)));
+    main.kill('SIGTERM');
+    const code = await Promise.race([exited, sleep(10_000, 'still running', { ref: false })]);
+    assert.equal(code, 0, `main, asked to stop with its console full: ${code}`);
+  } finally {
+    await agent.destroy();
     main.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
   }
