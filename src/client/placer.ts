@@ -3,79 +3,106 @@ import type { ClusterClient } from './cluster-client.js';
 
 type Chunk = PlacementRequest['chunks'][number];
 
-interface Unasked {
+interface Entry {
   chunk: Chunk;
+  placement: Promise<Placement>;
   resolve: (p: Placement) => void;
   reject: (err: unknown) => void;
+  /** when main was asked for it (its ticket's life started about then) */
+  askedAt?: number;
 }
+
+/**
+ * A placement asked for this long ago is asked for again: its write ticket lives 5
+ * minutes by default, and a chunk placed early waits for a send slot, which on a slow
+ * link can take a while. Asked again, it costs one more request for that chunk.
+ */
+const MAX_PLACEMENT_AGE_MS = 60_000;
 
 /**
  * Asks main where sealed chunks go, several chunks per request. Main records every
  * placement in a transaction it syncs to disk before answering, so one request per
- * 4 MiB chunk cost it ~0.35 s of a 1 GiB put (of ~4.4 s of CPU over every process) and
+ * 4 MiB chunk cost it ~0.35 s of CPU in a 1 GiB put (of ~4.4 s over every process) and
  * each chunk a wait of a few milliseconds. Chunks are registered as they are sealed and
  * asked for when one of them is about to be sent: that request takes every sealed chunk
  * not yet placed along (those sealed ahead wait for a send slot anyway), so the next
  * ones find their placement ready.
  */
 export class Placer {
-  private readonly unasked = new Map<number, Unasked>();
-  private readonly placements = new Map<number, Promise<Placement>>();
+  private readonly entries = new Map<number, Entry>();
+  private warned = false;
 
   constructor(
     private readonly client: ClusterClient,
     private readonly uploadId: string,
     /** main's warning, told at most once (e.g. fewer servers up than replicas wanted) */
     private readonly onWarning?: (message: string) => void,
+    private readonly now: () => number = Date.now,
   ) {}
 
   /** Registers chunk number `index`, sealed, as one to place; nothing is asked yet. */
   add(index: number, chunk: Chunk): void {
-    const placement = new Promise<Placement>((resolve, reject) => {
-      this.unasked.set(index, { chunk, resolve, reject });
-    });
-    // A chunk given up before it is sent (another failed) may never be awaited.
-    placement.catch(() => undefined);
-    this.placements.set(index, placement);
+    this.entries.set(index, entryFor(chunk));
   }
 
   /** Where chunk `index` goes: asked now, with every other chunk still unasked, unless it has been. */
   placementOf(index: number): Promise<Placement> {
-    const placement = this.placements.get(index);
-    if (!placement) return Promise.reject(new Error(`chunk ${index} was never added`));
-    this.placements.delete(index);
-    if (this.unasked.has(index)) this.askAll();
-    return placement;
+    let entry = this.entries.get(index);
+    if (!entry) return Promise.reject(new Error(`chunk ${index} was never added`));
+    if (entry.askedAt === undefined) {
+      this.ask([...this.entries.values()].filter((e) => e.askedAt === undefined));
+    } else if (this.now() - entry.askedAt > MAX_PLACEMENT_AGE_MS) {
+      entry = entryFor(entry.chunk);
+      this.ask([entry]);
+    }
+    this.entries.delete(index);
+    return entry.placement;
   }
 
-  private askAll(): void {
-    const batch = [...this.unasked.values()];
-    this.unasked.clear();
+  private ask(batch: Entry[]): void {
+    const at = this.now();
+    for (const e of batch) e.askedAt = at;
     this.client
       .place(
         this.uploadId,
-        batch.map((u) => u.chunk),
+        batch.map((e) => e.chunk),
       )
       .then(
         ({ placements, warning }) => {
-          if (warning) this.warn(warning);
-          batch.forEach((u, i) => {
+          batch.forEach((e, i) => {
             const p = placements[i];
-            if (p) u.resolve(p);
-            else u.reject(new Error(`main placed ${placements.length} of ${batch.length} chunks`));
+            // Main answers in the order asked; anything else is refused, not guessed at.
+            if (p?.chunk === e.chunk.id) e.resolve(p);
+            else
+              e.reject(new Error(`main's placement ${i + 1} of ${batch.length} is not for the chunk asked`));
           });
+          if (warning) this.warn(warning);
         },
         (err) => {
-          for (const u of batch) u.reject(err);
+          for (const e of batch) e.reject(err);
         },
       );
   }
 
-  private warned = false;
-
   private warn(message: string): void {
     if (this.warned) return;
     this.warned = true;
-    this.onWarning?.(message);
+    try {
+      this.onWarning?.(message);
+    } catch {
+      // A listener's failure is not the upload's.
+    }
   }
+}
+
+function entryFor(chunk: Chunk): Entry {
+  let resolve!: (p: Placement) => void;
+  let reject!: (err: unknown) => void;
+  const placement = new Promise<Placement>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A chunk given up before it is sent (another failed) may never be awaited.
+  placement.catch(() => undefined);
+  return { chunk, placement, resolve, reject };
 }

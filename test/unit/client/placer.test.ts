@@ -53,19 +53,38 @@ test("main's failure reaches every chunk of the request, and a chunk never added
   assert.equal(main.requests.length, 1);
 });
 
-test('an answer with fewer placements than asked fails the chunks left without one', async () => {
+test('an answer whose placements are not the chunks asked, in order, fails them instead of mixing tickets', async () => {
   const main = fakeMain('short');
   const placer = new Placer(main.client, 'u1');
   placer.add(0, { id: 'a', size: 10 });
   placer.add(1, { id: 'b', size: 10 });
-  assert.equal((await placer.placementOf(0)).chunk, 'b', 'placements are matched by position');
-  await assert.rejects(placer.placementOf(1), /placed 1 of 2 chunks/);
+  await assert.rejects(placer.placementOf(0), /placement 1 of 2 is not for the chunk asked/);
+  await assert.rejects(placer.placementOf(1), /placement 2 of 2 is not for the chunk asked/);
 });
 
-test("main's warning is told once, however many requests carry it", async () => {
+test('a placement asked for over a minute before its chunk is sent is asked for again, alone', async () => {
+  const main = fakeMain();
+  let now = 0;
+  const placer = new Placer(main.client, 'u1', undefined, () => now);
+  placer.add(0, { id: 'a', size: 10 });
+  placer.add(1, { id: 'b', size: 10 });
+  placer.add(2, { id: 'c', size: 10 });
+  await placer.placementOf(0);
+  now = 30_000;
+  await placer.placementOf(1);
+  assert.deepEqual(main.requests, [['a', 'b', 'c']], 'half a minute old, a placement is used as it is');
+  now = 61_000;
+  assert.equal((await placer.placementOf(2)).ticket, 't-c');
+  assert.deepEqual(main.requests, [['a', 'b', 'c'], ['c']]);
+});
+
+test("main's warning is told once, however many requests carry it, and a listener that throws fails nothing", async () => {
   const main = fakeMain('place', 'only 1 of 3 wanted file servers are up');
   const told: string[] = [];
-  const placer = new Placer(main.client, 'u1', (m) => told.push(m));
+  const placer = new Placer(main.client, 'u1', (m) => {
+    told.push(m);
+    throw new Error('the terminal is gone');
+  });
   for (let i = 0; i < 3; i++) {
     placer.add(i, { id: `c${i}`, size: 10 });
     await placer.placementOf(i);
