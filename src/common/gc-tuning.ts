@@ -39,7 +39,7 @@ const SERVER_SEMI_SPACE_MIB = 4;
  * collection showed the dead ones piling up to ~35-40 MiB between two collections of a
  * 4 MiB young generation (63 per 1 GiB put) and setting each server's peak: 1 MiB
  * collects twice as often (~112 per put) and interleaved 1 GiB puts at R=3 peaked at
- * 432-437 MiB over main and three file servers against 471-474, with the same CPU
+ * 428-437 MiB over main and three file servers against 471-477, with the same CPU
  * (2.6-2.7 s per server) and speed. Held from start (see bin/sedfs.js), or the code's
  * loading has already doubled it.
  */

@@ -4,7 +4,8 @@
  * agents and caches included: 30-60 ms at the start of every `sedfs` command (a bundle of
  * just these pieces loads in ~20 ms and is half the size). undici has no `exports` map,
  * so these paths are public to Node; the lockfile pins the version they were read from,
- * and every test that talks to a server goes through them.
+ * and every integration test runs the servers and the CLI on them (tests' own requests
+ * use undici's index).
  */
 import type * as Undici from 'undici';
 import apiRequest from 'undici/lib/api/api-request.js';

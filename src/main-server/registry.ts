@@ -112,10 +112,12 @@ export class Registry {
 
   /**
    * Notes a server up, after the state its last record gave it: one back before any sweep
-   * saw it down (sweeps run every ~timeout/4) is still logged down, then up again.
+   * saw it down (sweeps run every ~timeout/4) is still logged down, then up again. A
+   * server this process has not seen yet (main restarted) is only noted up.
    */
   private noteUp(id: string, previous: ServerRecord | undefined): void {
-    if (previous) this.noteState(id, this.stateOf(previous), previous.lastHeartbeat);
+    if (previous && this.lastState.has(id))
+      this.noteState(id, this.stateOf(previous), previous.lastHeartbeat);
     this.noteState(id, 'up');
   }
 
