@@ -1,0 +1,58 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import pino from 'pino';
+import { Registry } from '../../../src/main-server/registry.js';
+import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sedfs-registry-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const TIMEOUT_MS = 2000;
+const stats = { totalBytes: 100, freeBytes: 50, usedBytes: 10, chunkCount: 0 };
+const id = 'ab'.repeat(16);
+
+/** A registry on a fresh store with a clock the test moves; `lines` has every log message. */
+function registryOn(store: SqliteStore, clock: { now: number }) {
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l).msg) });
+  return { registry: new Registry(store, log, () => clock.now, TIMEOUT_MS), lines };
+}
+
+test('a server that beats again before any sweep saw it silent is logged down, then up again', () => {
+  const store = new SqliteStore(join(dir, 'a.db'));
+  const clock = { now: 1_000 };
+  const { registry, lines } = registryOn(store, clock);
+  registry.register({ id, port: 7001, stats }, '127.0.0.1');
+  clock.now += 500;
+  registry.heartbeat(id, stats);
+  assert.deepEqual(
+    lines.filter((l) => /is (down|up)/.test(l)),
+    [],
+    'a beat within the timeout logs no transition',
+  );
+
+  clock.now += TIMEOUT_MS + 1_000; // silent past the timeout, and no sweep ran meanwhile
+  registry.heartbeat(id, stats);
+  assert.deepEqual(
+    lines.filter((l) => /is (down|up)/.test(l)),
+    ['file server is down (no heartbeat)', 'file server is up again'],
+  );
+  store.close();
+});
+
+test('after main restarts, a server it had not yet seen is only noted up when it beats', () => {
+  const store = new SqliteStore(join(dir, 'b.db'));
+  const clock = { now: 1_000 };
+  registryOn(store, clock).registry.register({ id, port: 7001, stats }, '127.0.0.1');
+  clock.now += TIMEOUT_MS + 1_000;
+  const restarted = registryOn(store, clock);
+  restarted.registry.heartbeat(id, stats);
+  assert.deepEqual(
+    restarted.lines.filter((l) => /is (down|up)/.test(l)),
+    [],
+  );
+  store.close();
+});
