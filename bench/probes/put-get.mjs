@@ -1,0 +1,77 @@
+// Puts a big file through the real CLI into a fresh test cluster, then gets it back with
+// the page cache dropped before each get; prints MiB/s, the client's user and system CPU
+// and peak RSS, and each server's CPU (main first). Linux, root (drop_caches). Run from
+// the repository root after `npm run build`:
+//
+//   R=1 PUTS=1 GETS=3 node bench/probes/put-get.mjs [BIG_FILE]
+//
+// The cluster is the tests' (dist/test/helpers/cluster.js: source maps on, TLS on unless
+// PLAIN=1). SEDFS_NODE_ARGS adds node flags to every server, e.g. "--cpu-prof
+// --cpu-prof-dir=/tmp/prof". Interleave two builds' runs to compare them.
+import { execFile } from 'node:child_process';
+import { existsSync, readFileSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { login, signup } from '../../dist/src/client/account.js';
+import { Profile } from '../../dist/src/client/profile.js';
+import { fingerprintOf } from '../../dist/src/crypto/certificates.js';
+import { TestCluster } from '../../dist/test/helpers/cluster.js';
+
+const run = promisify(execFile);
+const big = process.argv[2] ?? join(tmpdir(), 'sedfs-probe-big.bin');
+if (!existsSync(big)) await run('sh', ['-c', `head -c ${1024 * 1024 * 1024} /dev/urandom > ${big}`]);
+const mib = statSync(big).size / 1048576;
+const readBack = join(tmpdir(), 'sedfs-probe-readback.bin');
+const R = Number(process.env.R ?? 3);
+
+const cluster = await TestCluster.start({ servers: R, replicas: R, insecureHttp: process.env.PLAIN === '1' });
+try {
+  const c = cluster.newClient();
+  const { identity } = await signup(c, 'probe');
+  const s = await login(c, 'probe', identity);
+  await c.close();
+  const profile = new Profile(join(cluster.root, 'profile'));
+  await profile.saveSession({
+    main: cluster.mainUrl,
+    user: 'probe',
+    userId: s.user.id,
+    token: s.token,
+    expiresAt: s.expiresAt,
+    identity,
+  });
+  if (cluster.ca)
+    await profile.saveTrust(cluster.mainUrl, { fingerprint: fingerprintOf(cluster.ca), ca: cluster.ca });
+  const env = { ...process.env, SEDFS_HOME: join(cluster.root, 'profile') };
+  const servers = [cluster.main, ...cluster.fileServers.map((f) => f.process)].map((p) => p.proc.pid);
+  const cpuOf = (pid) => {
+    const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  };
+  /** Runs `sedfs args` under /usr/bin/time; prints what it cost. */
+  const measure = async (label, args) => {
+    const before = servers.map(cpuOf);
+    const t = performance.now();
+    const { stderr } = await run(
+      '/usr/bin/time',
+      ['-f', '%U %S %M', process.execPath, 'bin/sedfs.js', ...args],
+      { env },
+    );
+    const secs = (performance.now() - t) / 1000;
+    const [user, sys, rss] = stderr.trim().split('\n').at(-1).split(' ');
+    const used = servers.map((pid, i) => (cpuOf(pid) - before[i]).toFixed(2)).join(' ');
+    console.log(
+      `${label} ${(mib / secs).toFixed(0)} MiB/s ${secs.toFixed(2)} s | client user ${user} sys ${sys} rss ${(rss / 1024).toFixed(0)} MiB | servers ${used}`,
+    );
+  };
+  for (let i = 0; i < Number(process.env.PUTS ?? 1); i++) {
+    await run('sh', ['-c', `cat ${big} > /dev/null`]);
+    await measure('put', ['put', big, '/big.bin']);
+  }
+  for (let i = 0; i < Number(process.env.GETS ?? 3); i++) {
+    await run('sh', ['-c', `rm -f ${readBack}; sync; echo 3 > /proc/sys/vm/drop_caches`]);
+    await measure('get', ['get', '/big.bin', readBack]);
+  }
+} finally {
+  await cluster.stop();
+}
