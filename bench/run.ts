@@ -24,14 +24,13 @@ import { open } from 'node:fs/promises';
 import { cpus, hostname, tmpdir, totalmem } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { login, signup } from '../src/client/account.js';
-import { Profile } from '../src/client/profile.js';
+import { signup } from '../src/client/account.js';
 import { DirectIo } from '../src/common/direct-io.js';
-import { fingerprintOf } from '../src/crypto/certificates.js';
 import type { CheckResponse } from '../src/protocol/main-api.js';
 import { TestCluster } from '../test/helpers/cluster.js';
 import { runPeers } from './peers.js';
 import { benchReconcile } from './reconcile.js';
+import { benchSession } from './session.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -175,26 +174,6 @@ async function client(args: string[]): Promise<Record<string, number | string>> 
     p.on('exit', (code) => (code === 0 ? res(text) : rej(new Error(`client ${args[0]} exited ${code}`))));
   });
   return { ...JSON.parse(out), wallSeconds: Number(process.hrtime.bigint() - started) / 1e9 };
-}
-
-/** Signs the bench user up and leaves a profile (session and trusted CA) for bench/client.js. */
-async function benchSession(cluster: TestCluster): Promise<string[]> {
-  const c = cluster.newClient();
-  const { identity } = await signup(c, 'bench');
-  const s = await login(c, 'bench', identity);
-  await c.close();
-  const profile = new Profile(join(cluster.root, 'profile'));
-  await profile.saveSession({
-    main: cluster.mainUrl,
-    user: 'bench',
-    userId: s.user.id,
-    token: s.token,
-    expiresAt: s.expiresAt,
-    identity,
-  });
-  if (cluster.ca)
-    await profile.saveTrust(cluster.mainUrl, { fingerprint: fingerprintOf(cluster.ca), ca: cluster.ca });
-  return [cluster.mainUrl, join(cluster.root, 'profile', 'session.json')];
 }
 
 /**

@@ -13,9 +13,7 @@ import { existsSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { login, signup } from '../../dist/src/client/account.js';
-import { Profile } from '../../dist/src/client/profile.js';
-import { fingerprintOf } from '../../dist/src/crypto/certificates.js';
+import { benchSession } from '../../dist/bench/session.js';
 import { TestCluster } from '../../dist/test/helpers/cluster.js';
 
 const run = promisify(execFile);
@@ -27,21 +25,7 @@ const R = Number(process.env.R ?? 3);
 
 const cluster = await TestCluster.start({ servers: R, replicas: R, insecureHttp: process.env.PLAIN === '1' });
 try {
-  const c = cluster.newClient();
-  const { identity } = await signup(c, 'probe');
-  const s = await login(c, 'probe', identity);
-  await c.close();
-  const profile = new Profile(join(cluster.root, 'profile'));
-  await profile.saveSession({
-    main: cluster.mainUrl,
-    user: 'probe',
-    userId: s.user.id,
-    token: s.token,
-    expiresAt: s.expiresAt,
-    identity,
-  });
-  if (cluster.ca)
-    await profile.saveTrust(cluster.mainUrl, { fingerprint: fingerprintOf(cluster.ca), ca: cluster.ca });
+  await benchSession(cluster, 'probe');
   const env = { ...process.env, SEDFS_HOME: join(cluster.root, 'profile') };
   const servers = [cluster.main, ...cluster.fileServers.map((f) => f.process)].map((p) => p.proc.pid);
   const cpuOf = (pid) => {
