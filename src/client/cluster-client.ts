@@ -1,6 +1,6 @@
-import type { Agent } from 'undici';
 import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
 import { TlsIdentity } from '../common/tls.js';
+import type { Agent } from '../common/undici.js';
 import type {
   BeginUploadResponse,
   BlobManifest,

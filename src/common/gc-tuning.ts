@@ -50,8 +50,7 @@ const FILE_SERVER_SEMI_SPACE_MIB = 1;
  * Left alone it grows to 16 MiB per semi-space (32 MiB resident) within a second of
  * starting, although servers keep little alive between requests; capped at 4 MiB, main
  * and each file server peaked 20–25 MiB lower in a 1 GiB put at no cost in speed (file
- * servers now hold 1 MiB: see FILE_SERVER_SEMI_SPACE_MIB; measured before their old
- * generation was let grow, 1 MiB had cost them ~30 % more CPU). V8 reads its cap
+ * servers now hold 1 MiB: see FILE_SERVER_SEMI_SPACE_MIB). V8 reads its cap
  * (`--max-semi-space-size`) only at start, which a command cannot set for itself, but it
  * reads its growth factor at every growth: so the factor is kept at 2 below the target
  * and 1 at it, checked after every collection (V8 also shrinks the young generation when

@@ -1,7 +1,6 @@
-import type { Dispatcher } from 'undici';
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
 import { type TlsIdentity, tlsConnector } from './tls.js';
-import { Agent, request } from './undici.js';
+import { Agent, type Dispatcher, request } from './undici.js';
 
 /**
  * One connection pool per process; keep-alive matters for many small chunk requests.

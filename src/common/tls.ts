@@ -1,9 +1,8 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import type { buildConnector as Connector } from 'undici';
 import { certificateFacts, renewalDue } from '../crypto/certificates.js';
 import type { Logger } from './logger.js';
-import { buildConnector } from './undici.js';
+import { buildConnector, type Connector } from './undici.js';
 
 /**
  * AES-128-GCM first: with AES-NI it is the cheapest AEAD, and chunk traffic crosses TLS
@@ -71,7 +70,7 @@ export function clientTlsOptions(tls: TlsIdentity) {
  * An undici connector that trusts only the cluster CA and presents this process's
  * certificate when it has one; rebuilt when the certificate is renewed.
  */
-export function tlsConnector(tls: TlsIdentity): Connector.connector {
+export function tlsConnector(tls: TlsIdentity): Connector {
   const build = () => buildConnector(clientTlsOptions(tls));
   let connector = build();
   tls.onRenew(() => {

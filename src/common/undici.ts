@@ -14,7 +14,10 @@ import AgentClass from 'undici/lib/dispatcher/agent.js';
 
 export const Agent = AgentClass;
 export type Agent = Undici.Agent;
+export type { Dispatcher } from 'undici';
 export const buildConnector = connector;
+/** What `buildConnector` makes: how a dispatcher opens its connections. */
+export type Connector = Undici.buildConnector.connector;
 
 /**
  * undici's `request`, always with a dispatcher of ours (there is no global one here):

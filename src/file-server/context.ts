@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
-import type { Agent } from 'undici';
 import type { Logger } from '../common/logger.js';
 import { peerName } from '../common/tls.js';
+import type { Agent } from '../common/undici.js';
 import type { TicketCheck } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { TicketPayload } from '../protocol/ticket.js';
