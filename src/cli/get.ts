@@ -27,9 +27,9 @@ export function registerGetCommand(program: Command, env: VerbEnv): void {
         if (node.entry.kind === 'dir') {
           if (!opts.recursive)
             throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
-          await getTree(fs, node.path, dst, '/');
+          await getTree(fs, node, dst, '/');
         } else {
-          await getFile(fs, node.path, dst, '/');
+          await getFile(fs, node, dst, '/');
         }
       }),
     );

@@ -2,7 +2,7 @@ import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import type { FileSystem } from '../client/file-system.js';
+import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter } from '../common/direct-file-writer.js';
 import { readInPieces } from '../common/files.js';
@@ -127,8 +127,13 @@ function batchesOf<T extends { size: number }>(files: T[]): T[][] {
  * Downloads a file to `local` through a temporary file in the same folder, renamed into
  * place only when every chunk has been checked: a failed get never leaves a partial file.
  */
-export async function getFile(fs: FileSystem, remote: string, local: string, cwd: string): Promise<void> {
-  const node = await fs.resolve(remote, cwd);
+export async function getFile(
+  fs: FileSystem,
+  remote: string | OpenNode,
+  local: string,
+  cwd: string,
+): Promise<void> {
+  const node = typeof remote === 'string' ? await fs.resolve(remote, cwd) : remote;
   if (node.entry.kind !== 'file')
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
   await mkdir(dirname(local), { recursive: true });
@@ -136,7 +141,7 @@ export async function getFile(fs: FileSystem, remote: string, local: string, cwd
   const out = createFileWriter(tmp, 0o600);
   const bar = progressBar(`get ${node.name}`, node.entry.size);
   try {
-    await fs.get(node.path, out, { onProgress: bar.update });
+    await fs.get(node, out, { onProgress: bar.update });
     out.end();
     await finished(out);
     await rename(tmp, local);
@@ -148,15 +153,20 @@ export async function getFile(fs: FileSystem, remote: string, local: string, cwd
   }
 }
 
-export async function getTree(fs: FileSystem, remote: string, local: string, cwd: string): Promise<number> {
-  const dir = await fs.resolve(remote, cwd);
+export async function getTree(
+  fs: FileSystem,
+  remote: string | OpenNode,
+  local: string,
+  cwd: string,
+): Promise<number> {
+  const dir = typeof remote === 'string' ? await fs.resolve(remote, cwd) : remote;
   await mkdir(local, { recursive: true });
   let files = 0;
   for (const child of await fs.childrenOf(dir)) {
     const dst = join(local, child.name);
-    if (child.entry.kind === 'dir') files += await getTree(fs, child.path, dst, '/');
+    if (child.entry.kind === 'dir') files += await getTree(fs, child, dst, '/');
     else {
-      await getFile(fs, child.path, dst, '/');
+      await getFile(fs, child, dst, '/');
       files++;
     }
   }
@@ -175,7 +185,7 @@ export async function readSmall(
     throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is too large for this`);
   const parts: Buffer[] = [];
   await fs.get(
-    node.path,
+    node,
     new Writable({
       write(c: Buffer, _e, cb) {
         parts.push(Buffer.from(c));

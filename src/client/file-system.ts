@@ -42,6 +42,13 @@ export interface OpenNode {
   path: string;
 }
 
+/** What looking a name up in a folder needs of the folder. */
+interface LookupParent {
+  entry: Pick<NodeEntry, 'id' | 'kind'>;
+  key: Buffer;
+  path: string;
+}
+
 export interface ListedEntry {
   name: string;
   kind: 'dir' | 'file';
@@ -91,9 +98,18 @@ export class FileSystem {
     return { entry, key: this.rootKey, name: '', path: '/' };
   }
 
-  private async child(parent: OpenNode, name: string): Promise<OpenNode | undefined> {
+  /**
+   * The home folder as a place to look names up in: its id and key come with the
+   * session, so a path below it costs no request for the home folder's own entry.
+   */
+  private home(): LookupParent {
+    return { entry: { id: this.user.rootId, kind: 'dir' }, key: this.rootKey, path: '/' };
+  }
+
+  private async child(parent: OpenNode | LookupParent, name: string): Promise<OpenNode | undefined> {
     if (parent.path === '/' && name === SHARED) return virtualNode('shared', SHARED, `/${SHARED}`);
-    if (parent.virtual) return (await this.childrenOf(parent)).find((c) => c.name === name);
+    if ('virtual' in parent && parent.virtual)
+      return (await this.childrenOf(parent)).find((c) => c.name === name);
     if (parent.entry.kind !== 'dir') {
       throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file, not a folder`);
     }
@@ -108,7 +124,7 @@ export class FileSystem {
     return this.openChild(parent, entry, name);
   }
 
-  private openChild(parent: OpenNode, entry: NodeEntry, name?: string): OpenNode {
+  private openChild(parent: LookupParent, entry: NodeEntry, name?: string): OpenNode {
     const key = unwrapNodeKey(parent.key, entry.id, entry.wrappedKey as string);
     const plainName = name ?? decryptName(parent.key, parent.entry.id, entry.nameEnc as string);
     return { entry, key, name: plainName, path: joinPath([...splitPath(parent.path), plainName]) };
@@ -116,17 +132,16 @@ export class FileSystem {
 
   /** Resolves a path; `undefined` if the last name does not exist, an error if a folder on the way does not. */
   async find(path: string, cwd = '/'): Promise<OpenNode | undefined> {
-    let node = await this.rootNode();
     const names = splitPath(path, cwd);
-    for (let i = 0; i < names.length; i++) {
-      const next = await this.child(node, names[i] as string);
-      if (!next) {
-        if (i === names.length - 1) return undefined;
+    if (names.length === 0) return this.rootNode();
+    let parent: OpenNode | LookupParent = this.home();
+    for (let i = 0; ; i++) {
+      const next = await this.child(parent, names[i] as string);
+      if (i === names.length - 1) return next;
+      if (!next)
         throw new SedfsError('SEDFS_ERR_NOT_FOUND', `no such folder: ${joinPath(names.slice(0, i + 1))}`);
-      }
-      node = next;
+      parent = next;
     }
-    return node;
   }
 
   async resolve(path: string, cwd = '/'): Promise<OpenNode> {
@@ -370,9 +385,17 @@ export class FileSystem {
     }
   }
 
-  /** Writes a file's current version to `out`, checking every chunk's authentication tag. */
-  async get(path: string, out: Writable, opts: TransferOptions = {}, cwd = '/'): Promise<{ size: number }> {
-    const file = await this.resolve(path, cwd);
+  /**
+   * Writes a file's current version to `out`, checking every chunk's authentication tag.
+   * `target` is a path or a node already resolved (no second walk down the path).
+   */
+  async get(
+    target: string | OpenNode,
+    out: Writable,
+    opts: TransferOptions = {},
+    cwd = '/',
+  ): Promise<{ size: number }> {
+    const file = typeof target === 'string' ? await this.resolve(target, cwd) : target;
     if (file.entry.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${file.path} is a folder`);
     const content = await this.client.call<ContentResponse>('GET', `/v1/nodes/${file.entry.id}/content`);
     const v = content.version;

@@ -93,6 +93,29 @@ describe('the encrypted namespace', () => {
     assert.equal((await fs.list('/')).filter((e) => e.name === 'v.txt').length, 1);
   });
 
+  test("a get asks main once per name on the path and once for the file's content, nothing more", async () => {
+    await fs.mkdir('/deep/er', { parents: true });
+    await fs.put([Buffer.from('down here')], '/deep/er/f.txt');
+    const asked: string[] = [];
+    const call = fs.client.call.bind(fs.client);
+    fs.client.call = ((method, path, ...rest) => {
+      asked.push(`${method} ${path}`);
+      return call(method, path, ...rest);
+    }) as typeof fs.client.call;
+    try {
+      const node = await fs.resolve('/deep/er/f.txt');
+      const out = collector();
+      await fs.get(node, out.sink);
+      assert.equal(out.bytes().toString(), 'down here');
+    } finally {
+      fs.client.call = call;
+    }
+    // Three names, then the content (manifest and read tickets): the home folder's own
+    // entry is not fetched, and the resolved node is not walked to again.
+    assert.equal(asked.length, 4, asked.join('\n'));
+    assert.match(asked[3] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
+  });
+
   test('a path through a file, and a missing path, are clear errors', async () => {
     await fs.put([Buffer.from('x')], '/file');
     await assert.rejects(fs.resolve('/file/inside'), { code: 'SEDFS_ERR_NOT_A_FOLDER' });
