@@ -3,6 +3,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import { isStorableName } from '../client/paths.js';
 import { lock, unlock } from '../client/sharing.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
@@ -48,7 +49,9 @@ Examples:
         const before = existing ? await readSmall(fs, remote, env.cwd) : Buffer.alloc(0);
         const dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
         try {
-          const file = join(dir, existing?.name ?? remote.split('/').pop() ?? 'file');
+          // The editor shows the file's own name, unless it cannot be a file name here.
+          const name = existing?.name ?? remote.split('/').pop() ?? '';
+          const file = join(dir, isStorableName(name) ? name : 'file');
           await writeFile(file, before, { mode: 0o600 });
           const [bin, ...args] = editorCommand();
           const code = await new Promise<number | null>((resolve, reject) => {

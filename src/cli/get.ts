@@ -1,9 +1,8 @@
 import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
-import { getFile, getTree } from './transfer.js';
+import { getFile, getTree, localPath } from './transfer.js';
 
 export function registerGetCommand(program: Command, env: VerbEnv): void {
   program
@@ -22,7 +21,7 @@ export function registerGetCommand(program: Command, env: VerbEnv): void {
         let dst = local ?? name;
         const st = await stat(dst).catch(() => undefined);
         if (st?.isDirectory() && (node.entry.kind === 'file' || local === undefined || local.endsWith('/'))) {
-          dst = join(dst, name);
+          dst = localPath(dst, name);
         }
         if (node.entry.kind === 'dir') {
           if (!opts.recursive)

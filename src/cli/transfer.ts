@@ -3,7 +3,7 @@ import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
-import { joinPath, splitPath } from '../client/paths.js';
+import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter } from '../common/direct-file-writer.js';
 import { readInPieces } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
@@ -163,7 +163,7 @@ export async function getTree(
   await mkdir(local, { recursive: true });
   let files = 0;
   for (const child of await fs.childrenOf(dir)) {
-    const dst = join(local, child.name);
+    const dst = localPath(local, child.name);
     if (child.entry.kind === 'dir') files += await getTree(fs, child, dst, '/');
     else {
       await getFile(fs, child, dst, '/');
@@ -171,6 +171,15 @@ export async function getTree(
     }
   }
   return files;
+}
+
+/**
+ * Where a remote entry named `name` lands inside local folder `dir`. Names come from
+ * folders others may write to: one that could lead out of `dir`, or that this system
+ * cannot store, is refused (SEDFS_ERR_BAD_NAME), never written elsewhere.
+ */
+export function localPath(dir: string, name: string): string {
+  return join(dir, checkStoredName(name, process.platform));
 }
 
 /** Reads a whole (small) file into memory: for `write --append` and `edit`. */

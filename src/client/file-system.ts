@@ -27,7 +27,7 @@ import type {
 import { me as fetchMe, rootSealContext } from './account.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchManifest } from './fetch-blob.js';
-import { joinPath, splitPath } from './paths.js';
+import { checkStoredName, joinPath, splitPath } from './paths.js';
 import { sealWorkers } from './seal-workers.js';
 import { DEFAULT_CHUNK_BYTES, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
@@ -126,7 +126,8 @@ export class FileSystem {
 
   private openChild(parent: LookupParent, entry: NodeEntry, name?: string): OpenNode {
     const key = unwrapNodeKey(parent.key, entry.id, entry.wrappedKey as string);
-    const plainName = name ?? decryptName(parent.key, parent.entry.id, entry.nameEnc as string);
+    const plainName =
+      name ?? checkStoredName(decryptName(parent.key, parent.entry.id, entry.nameEnc as string));
     return { entry, key, name: plainName, path: joinPath([...splitPath(parent.path), plainName]) };
   }
 
@@ -177,11 +178,13 @@ export class FileSystem {
     return shares.map((s) => ({
       ...s,
       key: openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId)),
-      name: openSealed(
-        this.identity,
-        Buffer.from(s.sealedName, 'base64url'),
-        grantNameContext(s.nodeId),
-      ).toString('utf8'),
+      name: checkStoredName(
+        openSealed(
+          this.identity,
+          Buffer.from(s.sealedName, 'base64url'),
+          grantNameContext(s.nodeId),
+        ).toString('utf8'),
+      ),
     }));
   }
 
@@ -252,10 +255,6 @@ export class FileSystem {
     return { entry, key, name, path: joinPath([...splitPath(parent.path), name]) };
   }
 
-  /**
-   * Stores a stream as the new version of a file, creating the file if needed. The
-   * version becomes visible in one commit; until then readers see the previous one.
-   */
   /**
    * Stores many small files (each at most one chunk) into one folder with one upload, one
    * placement request, the chunks sent 16 at a time, and one commit for all: a folder of
@@ -340,6 +339,10 @@ export class FileSystem {
     );
   }
 
+  /**
+   * Stores a stream as the new version of a file, creating the file if needed. The
+   * version becomes visible in one commit; until then readers see the previous one.
+   */
   async put(
     source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
     path: string,

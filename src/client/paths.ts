@@ -5,17 +5,51 @@ export const MAX_NAME_BYTES = 255;
 
 /** Checks one name: not empty, no slash, not `.` or `..`, at most 255 bytes. */
 export function checkName(name: string): string {
+  const problem = nameProblem(name);
+  if (problem) throw new SedfsError('SEDFS_ERR_BAD_REQUEST', problem);
+  return name.normalize('NFC');
+}
+
+function nameProblem(name: string): string | undefined {
   const n = name.normalize('NFC');
-  if (n === '' || n === '.' || n === '..' || n.includes('/') || n.includes('\0')) {
-    throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `not a valid name: ${JSON.stringify(name)}`);
-  }
-  if (Buffer.byteLength(n, 'utf8') > MAX_NAME_BYTES) {
-    throw new SedfsError(
-      'SEDFS_ERR_BAD_REQUEST',
-      `name longer than ${MAX_NAME_BYTES} bytes: ${n.slice(0, 40)}…`,
-    );
-  }
-  return n;
+  if (n === '' || n === '.' || n === '..' || n.includes('/') || n.includes('\0'))
+    return `not a valid name: ${JSON.stringify(name)}`;
+  if (Buffer.byteLength(n, 'utf8') > MAX_NAME_BYTES)
+    return `name longer than ${MAX_NAME_BYTES} bytes: ${n.slice(0, 40)}…`;
+  return undefined;
+}
+
+/** Characters Windows refuses in a file name, control characters included. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
+const WINDOWS_FORBIDDEN = /[\\:*?"<>|\u0000-\u001f]/;
+/** Names Windows keeps for devices, with or without an extension. */
+const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³])(\..*)?$/i;
+
+/**
+ * Checks a name decrypted from a folder before it is used: as a remote name (a writer
+ * of a shared folder could store any bytes, not only what `checkName` lets through)
+ * and, with `platform`, as a local file name (`get`, `get -r`, `edit`), so that no name
+ * can lead out of the destination folder (`..`, a separator) or be one this system
+ * cannot store.
+ */
+export function checkStoredName(name: string, platform?: NodeJS.Platform): string {
+  const problem = storedNameProblem(name, platform);
+  if (problem) throw new SedfsError('SEDFS_ERR_BAD_NAME', problem);
+  return name;
+}
+
+/** Whether `name` can be a local file name here (see checkStoredName). */
+export function isStorableName(name: string, platform: NodeJS.Platform = process.platform): boolean {
+  return storedNameProblem(name, platform) === undefined;
+}
+
+function storedNameProblem(name: string, platform?: NodeJS.Platform): string | undefined {
+  if (
+    platform === 'win32' &&
+    (WINDOWS_FORBIDDEN.test(name) || WINDOWS_DEVICE.test(name) || /[. ]$/.test(name))
+  )
+    return `${JSON.stringify(name)} cannot be a file name on Windows`;
+  return nameProblem(name);
 }
 
 /**

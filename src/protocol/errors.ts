@@ -123,6 +123,11 @@ export const ERRORS = {
   },
   SEDFS_ERR_CORRUPT_CHUNK: { status: 502, retryable: true, message: 'a chunk did not match its id' },
   SEDFS_ERR_DECRYPT: { status: 422, retryable: false, message: 'data could not be decrypted' },
+  SEDFS_ERR_BAD_NAME: {
+    status: 422,
+    retryable: false,
+    message: 'a stored name is not one a SEDFS client writes, or not one this system can store',
+  },
   SEDFS_ERR_BAD_PASSPHRASE: { status: 401, retryable: false, message: 'wrong passphrase' },
   SEDFS_ERR_CONFIG: { status: 400, retryable: false, message: 'invalid configuration' },
   SEDFS_ERR_INTERNAL: { status: 500, retryable: true, message: 'internal error' },

@@ -1,7 +1,13 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
+import { getTree } from '../../src/cli/transfer.js';
 import type { FileSystem } from '../../src/client/file-system.js';
+import { randomHexId } from '../../src/crypto/hash.js';
+import { encryptName, nameMac, newNodeKey, wrapNodeKey } from '../../src/crypto/node-keys.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
@@ -114,6 +120,28 @@ describe('the encrypted namespace', () => {
     // entry is not fetched, and the resolved node is not walked to again.
     assert.equal(asked.length, 4, asked.join('\n'));
     assert.match(asked[3] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
+  });
+
+  test('an entry whose stored name could lead out of a folder is refused: listed, resolved or downloaded', async () => {
+    // A writer of a shared folder can store any name, not only what the client lets
+    // through: this one goes around the client to main's API, as such a writer would.
+    const dir = await fs.mkdir('/crafted');
+    const id = randomHexId();
+    await fs.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
+      id,
+      nameMac: nameMac(dir.key, 'innocent'),
+      nameEnc: encryptName(dir.key, dir.entry.id, '..'),
+      wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
+    });
+    await assert.rejects(fs.list('/crafted'), { code: 'SEDFS_ERR_BAD_NAME' });
+    const local = await mkdtemp(join(tmpdir(), 'sedfs-crafted-'));
+    try {
+      await assert.rejects(getTree(fs, '/crafted', join(local, 'out'), '/'), { code: 'SEDFS_ERR_BAD_NAME' });
+      assert.deepEqual(await readdir(local), ['out']);
+      assert.deepEqual(await readdir(join(local, 'out')), []);
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
   });
 
   test('a path through a file, and a missing path, are clear errors', async () => {

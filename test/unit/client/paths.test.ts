@@ -1,6 +1,12 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkName, joinPath, splitPath } from '../../../src/client/paths.js';
+import {
+  checkName,
+  checkStoredName,
+  isStorableName,
+  joinPath,
+  splitPath,
+} from '../../../src/client/paths.js';
 
 test('paths split into names from home, resolving . and .. locally', () => {
   assert.deepEqual(splitPath('/a/b/c'), ['a', 'b', 'c']);
@@ -18,4 +24,45 @@ test('names are NFC, at most 255 UTF-8 bytes, and never empty, . or ..', () => {
   assert.throws(() => checkName('é'.repeat(128)), { code: 'SEDFS_ERR_BAD_REQUEST' });
   for (const bad of ['', '.', '..', 'a/b', 'nul\0'])
     assert.throws(() => checkName(bad), { code: 'SEDFS_ERR_BAD_REQUEST' });
+});
+
+test('a stored name that could lead out of a folder is refused on every system', () => {
+  for (const platform of ['linux', 'darwin', 'win32'] as const) {
+    for (const bad of ['', '.', '..', '../x', 'a/b', 'nul\0', 'x'.repeat(256)]) {
+      assert.throws(
+        () => checkStoredName(bad, platform),
+        { code: 'SEDFS_ERR_BAD_NAME' },
+        `${platform} ${bad}`,
+      );
+      assert.equal(isStorableName(bad, platform), false);
+    }
+    for (const good of ['report.pdf', 'ünïcødé 文件', '.hidden', '..x'])
+      assert.equal(checkStoredName(good, platform), good);
+  }
+  // Without a platform only the remote rules apply.
+  assert.equal(checkStoredName('a:b'), 'a:b');
+});
+
+test('names Windows cannot store are refused there as local file names, and kept elsewhere', () => {
+  for (const bad of [
+    'a\\..\\..\\evil.bat',
+    'c:evil',
+    'a*b',
+    'what?',
+    'a"b',
+    '<x>',
+    'a|b',
+    'tab\there',
+    'CON',
+    'nul.txt',
+    'Com1',
+    'LPT9.log',
+    'ends.',
+    'ends ',
+  ]) {
+    assert.throws(() => checkStoredName(bad, 'win32'), { code: 'SEDFS_ERR_BAD_NAME' }, bad);
+    assert.equal(checkStoredName(bad, 'linux'), bad);
+  }
+  for (const good of ['console.log', 'nullable', 'com10', 'a.b c'])
+    assert.equal(checkStoredName(good, 'win32'), good);
 });
