@@ -34,7 +34,11 @@ export function table(header: string[], rows: string[][]): string {
   return [line(header), ...rows.map(line)].join('\n');
 }
 
-/** Stops a server cleanly on Ctrl-C or SIGTERM; a second signal exits at once. */
+/**
+ * Stops a server cleanly on Ctrl-C, SIGTERM, or its console going away (SIGHUP; on
+ * Windows also Ctrl-Break, and closing the window, which never sends SIGTERM); a second
+ * signal exits at once.
+ */
 export function closeOnSignal(close: () => Promise<void>): void {
   let closing = false;
   const onSignal = () => {
@@ -45,6 +49,6 @@ export function closeOnSignal(close: () => Promise<void>): void {
       (err) => fail(err),
     );
   };
-  process.on('SIGINT', onSignal);
-  process.on('SIGTERM', onSignal);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  if (process.platform === 'win32') process.on('SIGBREAK', onSignal);
 }

@@ -39,3 +39,17 @@ test('sedfs dev starts main and N file servers with open signup, and SIGTERM sto
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('a server whose console goes away (SIGHUP) stops cleanly, as on SIGTERM', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-hup-'));
+  const main = spawnSedfs(['main', '--host', '127.0.0.1', '--port', '0', '--data', root]);
+  try {
+    await waitFor('main to start', () => existsSync(join(root, 'join')), 20_000);
+    main.proc.kill('SIGHUP');
+    assert.equal(await main.exited, 0);
+    assert.match(readFileSync(join(root, 'main.log'), 'utf8'), /main server stopped/);
+  } finally {
+    main.proc.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
