@@ -6,8 +6,13 @@ import { CliEnv } from './env.js';
 import { describeError } from './output.js';
 import { buildProgram } from './program.js';
 
-/** Splits a line into words, honouring '…' and "…" quotes and backslash escapes. */
-export function splitWords(line: string): string[] {
+/**
+ * Splits a line into words, honouring '…' and "…" quotes and backslash escapes. On
+ * Windows a backslash is a path separator, so it stays as typed (`put C:\Users\me\a.txt`)
+ * and escapes only a double quote inside double quotes.
+ */
+export function splitWords(line: string, platform: NodeJS.Platform = process.platform): string[] {
+  const escapes = platform !== 'win32';
   const words: string[] = [];
   let cur = '';
   let inWord = false;
@@ -16,12 +21,13 @@ export function splitWords(line: string): string[] {
     const c = line[i] as string;
     if (quote) {
       if (c === quote) quote = undefined;
-      else if (c === '\\' && quote === '"' && i + 1 < line.length) cur += line[++i];
+      else if (c === '\\' && quote === '"' && i + 1 < line.length && (escapes || line[i + 1] === '"'))
+        cur += line[++i];
       else cur += c;
     } else if (c === '"' || c === "'") {
       quote = c;
       inWord = true;
-    } else if (c === '\\' && i + 1 < line.length) {
+    } else if (c === '\\' && escapes && i + 1 < line.length) {
       cur += line[++i];
       inWord = true;
     } else if (/\s/.test(c)) {
@@ -39,8 +45,11 @@ export function splitWords(line: string): string[] {
 }
 
 /** Escapes what splitWords would otherwise split or strip, for completed names. */
-export function escapeWord(word: string): string {
-  return word.replace(/[\s'"\\]/g, (c) => `\\${c}`);
+export function escapeWord(word: string, platform: NodeJS.Platform = process.platform): string {
+  if (platform !== 'win32') return word.replace(/[\s'"\\]/g, (c) => `\\${c}`);
+  // Single quotes take everything as it is, a backslash before the closing one too.
+  if (!/[\s'"]/.test(word)) return word;
+  return word.includes("'") ? `"${word.replace(/"/g, '\\"')}"` : `'${word}'`;
 }
 
 /** The shell keeps one session and a working folder; an error prints and the prompt returns. */

@@ -24,6 +24,16 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   await syncDir(dirname(path));
 }
 
+/**
+ * Whether opening a file failed because it is gone. On Windows a file deleted while
+ * another handle still has it open lingers, pending deletion, and opening it fails
+ * with EPERM, not ENOENT (untested there: see docs/operations.md).
+ */
+export function isGone(err: unknown, platform: NodeJS.Platform = process.platform): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOENT' || (platform === 'win32' && code === 'EPERM');
+}
+
 /** Makes a rename durable. Windows cannot open directories, and does not need this. */
 export async function syncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;

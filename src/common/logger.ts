@@ -101,7 +101,9 @@ function consoleStream(): { write(line: string): void; stop(): void } {
     },
     stop() {
       stopping = true;
-      if (failed) return;
+      // On Windows a write to a full pipe blocks rather than failing with EAGAIN, so a
+      // final flush into one could wait forever (untested there: see docs/operations.md).
+      if (failed || (process.platform === 'win32' && !process.stdout.isTTY)) return;
       try {
         out.flushSync();
       } catch {

@@ -1,6 +1,6 @@
 import { appendFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDir } from '../common/files.js';
+import { isGone, syncDir } from '../common/files.js';
 import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -219,7 +219,7 @@ export class ChunkPacks {
     const chunks: { id: string; bytes: Buffer }[] = [];
     const fh = await open(this.packPath(pack.name), 'r').catch((err: NodeJS.ErrnoException) => {
       // Its last chunk went meanwhile, and the pack with it: nothing to compact.
-      if (err.code === 'ENOENT' && pack.ids.size === 0) return undefined;
+      if (isGone(err) && pack.ids.size === 0) return undefined;
       throw err;
     });
     if (!fh) return;

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
-import { syncDir } from '../common/files.js';
+import { isGone, syncDir } from '../common/files.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -166,12 +166,12 @@ export class ChunkStore {
       .catch((err: NodeJS.ErrnoException) => {
         // Its pack was compacted between finding it and opening it: it is in the new one.
         const moved = this.packs.locate(id);
-        if (err.code !== 'ENOENT' || !moved || moved.path === packed?.path) throw err;
+        if (!isGone(err) || !moved || moved.path === packed?.path) throw err;
         packed = moved;
         return openAt(moved);
       })
       .catch((err: NodeJS.ErrnoException) => {
-        if (err.code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
+        if (isGone(err)) throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
         throw err;
       });
     const bufs = [this.readPool.take(), this.readPool.take()];
