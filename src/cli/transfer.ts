@@ -66,9 +66,13 @@ export async function putTree(
   await fs.mkdir(remote, { parents: true });
   const opts = onWarning ? { onWarning } : {};
   let files = 0;
-  const entries = (await readdir(local, { withFileTypes: true })).filter(
-    (e) => e.isDirectory() || e.isFile(),
-  );
+  const entries = [];
+  for (const e of await readdir(local, { withFileTypes: true })) {
+    if (e.isDirectory() || e.isFile()) entries.push(e);
+    // Links are not followed (a link to a parent folder would never end), and sockets,
+    // devices and pipes hold no file: each is said, not skipped silently.
+    else onWarning?.(`skipped ${join(local, e.name)}: not a regular file or folder (links are not followed)`);
+  }
   const sizes = await mapInParallel(entries, LOCAL_READS, async (e) =>
     e.isFile() ? (await stat(join(local, e.name))).size : 0,
   );

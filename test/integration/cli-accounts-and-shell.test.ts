@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -90,6 +90,21 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal((await runSedfs(['get', '-r', '/copy', dst], as('bob'))).code, 0);
     assert.equal(readFileSync(join(dst, 'sub', 'deeper', 'c.txt'), 'utf8'), 'C');
     assert.match((await runSedfs(['put', src, '/x'], as('bob'))).stderr, /is a folder \(use -r\)/);
+  });
+
+  test('put -r says which links it skips, and uploads the rest', async () => {
+    const src = join(work, 'with-links');
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, 'real.txt'), 'R');
+    symlinkSync(join(src, 'real.txt'), join(src, 'link.txt'));
+    symlinkSync(src, join(src, 'loop'));
+    const put = await runSedfs(['put', '-r', src, '/links'], as('bob'));
+    assert.equal(put.code, 0, put.stderr);
+    for (const name of ['link.txt', 'loop'])
+      assert.match(put.stderr, new RegExp(`skipped .*${name}: not a regular file or folder`));
+    const ls = await runSedfs(['ls', '/links'], as('bob'));
+    assert.match(ls.stdout, /real\.txt/);
+    assert.doesNotMatch(ls.stdout, /link\.txt|loop/);
   });
 
   test('put -r of more small files than one batch holds lands every file with its bytes', async () => {
