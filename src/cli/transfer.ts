@@ -164,9 +164,14 @@ export async function getTree(
   cwd: string,
 ): Promise<number> {
   const dir = typeof remote === 'string' ? await fs.resolve(remote, cwd) : remote;
+  const children = await fs.childrenOf(dir);
+  refuseCaseClashes(
+    dir.path,
+    children.map((c) => c.name),
+  );
   await mkdir(local, { recursive: true });
   let files = 0;
-  for (const child of await fs.childrenOf(dir)) {
+  for (const child of children) {
     const dst = localPath(local, child.name);
     if (child.entry.kind === 'dir') files += await getTree(fs, child, dst, '/');
     else {
@@ -184,6 +189,26 @@ export async function getTree(
  */
 export function localPath(dir: string, name: string): string {
   return join(dir, checkStoredName(name, process.platform));
+}
+
+/**
+ * Names that differ only in letter case are two files remotely but one on Windows and
+ * (by default) macOS, where the second would silently replace the first: such a folder
+ * is refused before anything in it is written.
+ */
+export function refuseCaseClashes(folder: string, names: string[], platform = process.platform): void {
+  if (platform !== 'win32' && platform !== 'darwin') return;
+  const seen = new Map<string, string>();
+  for (const name of names) {
+    const key = name.normalize('NFC').toLowerCase();
+    const other = seen.get(key);
+    if (other !== undefined)
+      throw new SedfsError(
+        'SEDFS_ERR_BAD_NAME',
+        `${JSON.stringify(other)} and ${JSON.stringify(name)} in ${folder} differ only in letter case, which file names here do not: get them one at a time`,
+      );
+    seen.set(key, name);
+  }
 }
 
 /** Reads a whole (small) file into memory: for `write --append` and `edit`. */
