@@ -137,8 +137,8 @@ describe('the encrypted namespace', () => {
     const local = await mkdtemp(join(tmpdir(), 'sedfs-crafted-'));
     try {
       await assert.rejects(getTree(fs, '/crafted', join(local, 'out'), '/'), { code: 'SEDFS_ERR_BAD_NAME' });
-      assert.deepEqual(await readdir(local), ['out']);
-      assert.deepEqual(await readdir(join(local, 'out')), []);
+      // Refused before anything was made, the destination folder included.
+      assert.deepEqual(await readdir(local), []);
     } finally {
       await rm(local, { recursive: true, force: true });
     }
