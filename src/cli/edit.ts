@@ -9,11 +9,40 @@ import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
 import { readSmall } from './transfer.js';
 
-/** `$VISUAL`, `$EDITOR`, or the platform's plain editor; split into words, never run through a shell. */
-export function editorCommand(env: NodeJS.ProcessEnv = process.env, platform = process.platform): string[] {
+/**
+ * How to start the editor on `file`: `$VISUAL`, `$EDITOR`, or the platform's plain
+ * editor. Elsewhere than Windows the setting is split into words and run without a
+ * shell, so nothing in it is interpreted. On Windows editors are often `.cmd` scripts
+ * (`code`, `subl`), which only cmd.exe can start, and their paths hold spaces, so the
+ * setting goes to cmd.exe as the user wrote it, with the file quoted after it; the
+ * file's name is ours (see editFileName), so it holds nothing cmd.exe would act on.
+ */
+export function editorLaunch(
+  file: string,
+  env: NodeJS.ProcessEnv = process.env,
+  platform: NodeJS.Platform = process.platform,
+): { command: string; args: string[]; windowsVerbatimArguments: boolean } {
   const configured = (env.VISUAL || env.EDITOR || '').trim();
-  if (configured) return configured.split(/\s+/);
-  return platform === 'win32' ? ['notepad'] : ['vi'];
+  if (platform === 'win32') {
+    if (!configured) return { command: 'notepad.exe', args: [file], windowsVerbatimArguments: false };
+    return {
+      command: env.ComSpec || 'cmd.exe',
+      args: ['/d', '/s', '/c', `"${configured} "${file}""`],
+      windowsVerbatimArguments: true,
+    };
+  }
+  const [command, ...args] = configured ? configured.split(/\s+/) : ['vi'];
+  return { command: command as string, args: [...args, file], windowsVerbatimArguments: false };
+}
+
+/**
+ * The temporary copy's name: the file's own, so the editor shows it and picks its
+ * syntax, unless it cannot be a file name here; on Windows only its extension, since
+ * cmd.exe reads the command line the name is part of.
+ */
+export function editFileName(name: string, platform: NodeJS.Platform = process.platform): string {
+  if (platform !== 'win32') return isStorableName(name, platform) ? name : 'file';
+  return `file${/\.[A-Za-z0-9]{1,16}$/.exec(name)?.[0] ?? ''}`;
 }
 
 export function registerEditCommand(program: Command, env: VerbEnv): void {
@@ -49,13 +78,11 @@ Examples:
         const before = existing ? await readSmall(fs, remote, env.cwd) : Buffer.alloc(0);
         const dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
         try {
-          // The editor shows the file's own name, unless it cannot be a file name here.
-          const name = existing?.name ?? remote.split('/').pop() ?? '';
-          const file = join(dir, isStorableName(name) ? name : 'file');
+          const file = join(dir, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
           await writeFile(file, before, { mode: 0o600 });
-          const [bin, ...args] = editorCommand();
+          const { command, args, windowsVerbatimArguments } = editorLaunch(file);
           const code = await new Promise<number | null>((resolve, reject) => {
-            const child = spawn(bin as string, [...args, file], { stdio: 'inherit' });
+            const child = spawn(command, args, { stdio: 'inherit', windowsVerbatimArguments });
             child.on('error', reject);
             child.on('exit', resolve);
           });

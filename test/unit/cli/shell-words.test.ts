@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { editorCommand } from '../../../src/cli/edit.js';
+import { editFileName, editorLaunch } from '../../../src/cli/edit.js';
 import { escapeWord, splitWords } from '../../../src/cli/shell.js';
 
 test('shell lines split on spaces, honouring quotes and backslashes', () => {
@@ -30,11 +30,35 @@ test('on Windows a backslash is a path separator, kept as typed, and completed n
   }
 });
 
-test('the editor comes from VISUAL, then EDITOR, split into words; else a platform default', () => {
-  assert.deepEqual(editorCommand({ VISUAL: 'code --wait', EDITOR: 'nano' }, 'linux'), ['code', '--wait']);
-  assert.deepEqual(editorCommand({ EDITOR: 'nano' }, 'linux'), ['nano']);
-  assert.deepEqual(editorCommand({}, 'linux'), ['vi']);
-  assert.deepEqual(editorCommand({}, 'win32'), ['notepad']);
+test('the editor comes from VISUAL, then EDITOR, split into words without a shell; else vi', () => {
+  const words = (env: NodeJS.ProcessEnv) => {
+    const l = editorLaunch('/tmp/x/notes.txt', env, 'linux');
+    return [l.command, ...l.args];
+  };
+  assert.deepEqual(words({ VISUAL: 'code --wait', EDITOR: 'nano' }), ['code', '--wait', '/tmp/x/notes.txt']);
+  assert.deepEqual(words({ EDITOR: 'nano' }), ['nano', '/tmp/x/notes.txt']);
+  assert.deepEqual(words({}), ['vi', '/tmp/x/notes.txt']);
   // No shell: metacharacters stay literal words.
-  assert.deepEqual(editorCommand({ EDITOR: 'vi; rm -rf ~' }, 'linux'), ['vi;', 'rm', '-rf', '~']);
+  assert.deepEqual(words({ EDITOR: 'vi; rm -rf ~' }), ['vi;', 'rm', '-rf', '~', '/tmp/x/notes.txt']);
+});
+
+test('on Windows the editor setting runs through cmd.exe as written, and the copy is named file plus its extension', () => {
+  const file = 'C:\\Users\\A B\\Temp\\sedfs-edit-1\\file.md';
+  assert.deepEqual(editorLaunch(file, {}, 'win32'), {
+    command: 'notepad.exe',
+    args: [file],
+    windowsVerbatimArguments: false,
+  });
+  assert.deepEqual(
+    editorLaunch(file, { EDITOR: 'code --wait', ComSpec: 'C:\\Windows\\system32\\cmd.exe' }, 'win32'),
+    {
+      command: 'C:\\Windows\\system32\\cmd.exe',
+      args: ['/d', '/s', '/c', `"code --wait "${file}""`],
+      windowsVerbatimArguments: true,
+    },
+  );
+  assert.equal(editFileName('a & b %PATH%.md', 'win32'), 'file.md');
+  assert.equal(editFileName('no extension', 'win32'), 'file');
+  assert.equal(editFileName('a & b.md', 'linux'), 'a & b.md');
+  assert.equal(editFileName('..', 'linux'), 'file');
 });
