@@ -1,11 +1,11 @@
-import { mkdir, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter } from '../common/direct-file-writer.js';
-import { readInPieces } from '../common/files.js';
+import { readInPieces, renameReplacing } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -148,7 +148,7 @@ export async function getFile(
     await fs.get(node, out, { onProgress: bar.update });
     out.end();
     await finished(out);
-    await rename(tmp, local);
+    await renameReplacing(tmp, local);
     bar.done();
   } catch (err) {
     out.destroy();

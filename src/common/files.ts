@@ -16,12 +16,36 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
   try {
     // open()'s mode is masked by the umask; secrets must end up 0600 whatever it is.
     await chmod(tmp, mode);
-    await rename(tmp, path);
+    await renameReplacing(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
   }
   await syncDir(dirname(path));
+}
+
+/**
+ * Renames `from` over `to`. On Windows a file another process (a virus scanner, an
+ * indexer, a reader) holds open cannot be replaced for a moment: EPERM, EACCES or
+ * EBUSY are tried again for ~1.3 s there (graceful-fs, for npm, does so longer). Elsewhere
+ * the replacement is atomic and immediate.
+ */
+export async function renameReplacing(
+  from: string,
+  to: string,
+  platform: NodeJS.Platform = process.platform,
+  move: (from: string, to: string) => Promise<void> = rename,
+): Promise<void> {
+  for (let wait = 10; ; wait *= 2) {
+    try {
+      return await move(from, to);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
+      if (platform !== 'win32' || !busy || wait > 1000) throw err;
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+  }
 }
 
 /**

@@ -1,6 +1,6 @@
-import { appendFile, mkdir, open, readdir, readFile, rename, rm } from 'node:fs/promises';
+import { appendFile, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isGone, syncDir } from '../common/files.js';
+import { isGone, renameReplacing, syncDir } from '../common/files.js';
 import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -148,7 +148,7 @@ export class ChunkPacks {
       throw err;
     }
     await fh.close();
-    await rename(tmp, this.packPath(name));
+    await renameReplacing(tmp, this.packPath(name));
     await syncDir(this.dir);
     let offset = header.length;
     const entries = chunks.map((c) => {

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
-import { isGone, syncDir } from '../common/files.js';
+import { isGone, renameReplacing, syncDir } from '../common/files.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -268,7 +268,7 @@ export class ChunkStore {
       await mkdir(dir, { recursive: true });
       this.knownDirs.add(dir);
     }
-    await rename(tmp, final);
+    await renameReplacing(tmp, final);
     await syncDir(dir);
     // A chunk is live in one place only: a packed copy of it is dead now.
     await this.packs.remove(basename(final));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { isGone } from '../../../src/common/files.js';
+import { isGone, renameReplacing } from '../../../src/common/files.js';
 
 test('a file counts as gone on ENOENT everywhere, and on EPERM (pending deletion) only on Windows', () => {
   const code = (c: string) => Object.assign(new Error(c), { code: c });
@@ -11,4 +11,34 @@ test('a file counts as gone on ENOENT everywhere, and on EPERM (pending deletion
   assert.equal(isGone(code('EACCES'), 'win32'), false);
   assert.equal(isGone(new Error('no code'), 'win32'), false);
   assert.equal(isGone(undefined, 'linux'), false);
+});
+
+test('a rename over a file held open is tried again on Windows until it goes through, and fails at once elsewhere', async () => {
+  const busy = (code: string, times: number) => {
+    let calls = 0;
+    const move = async () => {
+      calls++;
+      if (calls <= times) throw Object.assign(new Error(code), { code });
+    };
+    return { move, calls: () => calls };
+  };
+  const held = busy('EPERM', 3);
+  await renameReplacing('a', 'b', 'win32', held.move);
+  assert.equal(held.calls(), 4);
+
+  const elsewhere = busy('EPERM', 1);
+  await assert.rejects(renameReplacing('a', 'b', 'linux', elsewhere.move), { code: 'EPERM' });
+  assert.equal(elsewhere.calls(), 1);
+
+  // Not a busy file: no second try.
+  const missing = busy('ENOENT', 1);
+  await assert.rejects(renameReplacing('a', 'b', 'win32', missing.move), { code: 'ENOENT' });
+  assert.equal(missing.calls(), 1);
+
+  // Held for good: it gives up after 8 tries, 10 + 20 + ... + 640 = 1,270 ms of waiting.
+  const forever = busy('EBUSY', Number.POSITIVE_INFINITY);
+  const started = Date.now();
+  await assert.rejects(renameReplacing('a', 'b', 'win32', forever.move), { code: 'EBUSY' });
+  assert.equal(forever.calls(), 8);
+  assert.ok(Date.now() - started >= 1270);
 });
