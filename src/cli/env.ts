@@ -113,6 +113,7 @@ export class CliEnv implements VerbEnv {
     if (this.fs) return this.fs;
     const { client, session } = await this.session(cmd);
     this.fs = await FileSystem.open(client, session.identity);
+    this.fs.onSkipped = (message) => process.stderr.write(`sedfs: warning: ${message}\n`);
     return this.fs;
   }
 

@@ -18,7 +18,7 @@ export function registerGetCommand(program: Command, env: VerbEnv): void {
         const fs = await env.fileSystem(cmd);
         const node = await fs.resolve(remote, env.cwd);
         const name = node.name || 'home';
-        let dst = local ?? name;
+        let dst = local ?? localPath('.', name);
         const st = await stat(dst).catch(() => undefined);
         if (st?.isDirectory() && (node.entry.kind === 'file' || local === undefined || local.endsWith('/'))) {
           dst = localPath(dst, name);

@@ -47,9 +47,10 @@ export function splitWords(line: string, platform: NodeJS.Platform = process.pla
 /** Escapes what splitWords would otherwise split or strip, for completed names. */
 export function escapeWord(word: string, platform: NodeJS.Platform = process.platform): string {
   if (platform !== 'win32') return word.replace(/[\s'"\\]/g, (c) => `\\${c}`);
-  // Single quotes take everything as it is, a backslash before the closing one too.
+  // Single quotes take everything as it is, a backslash before the closing one too; a
+  // single quote itself goes between double quotes, the pieces making one word.
   if (!/[\s'"]/.test(word)) return word;
-  return word.includes("'") ? `"${word.replace(/"/g, '\\"')}"` : `'${word}'`;
+  return `'${word.replace(/'/g, `'"'"'`)}'`;
 }
 
 /** The shell keeps one session and a working folder; an error prints and the prompt returns. */

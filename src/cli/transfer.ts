@@ -137,7 +137,7 @@ export async function getFile(
   local: string,
   cwd: string,
 ): Promise<void> {
-  const node = typeof remote === 'string' ? await fs.resolve(remote, cwd) : remote;
+  const node = await fs.nodeOf(remote, cwd);
   if (node.entry.kind !== 'file')
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
   await mkdir(dirname(local), { recursive: true });
@@ -163,16 +163,18 @@ export async function getTree(
   local: string,
   cwd: string,
 ): Promise<number> {
-  const dir = typeof remote === 'string' ? await fs.resolve(remote, cwd) : remote;
+  const dir = await fs.nodeOf(remote, cwd);
+  // Every name in the folder is checked before anything in it is made or written, so a
+  // refused one stops the download there rather than halfway through the folder.
   const children = await fs.childrenOf(dir);
   refuseCaseClashes(
     dir.path,
     children.map((c) => c.name),
   );
+  const targets = children.map((child) => ({ child, dst: localPath(local, child.name) }));
   await mkdir(local, { recursive: true });
   let files = 0;
-  for (const child of children) {
-    const dst = localPath(local, child.name);
+  for (const { child, dst } of targets) {
     if (child.entry.kind === 'dir') files += await getTree(fs, child, dst, '/');
     else {
       await getFile(fs, child, dst, '/');

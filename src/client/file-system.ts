@@ -27,7 +27,7 @@ import type {
 import { me as fetchMe, rootSealContext } from './account.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchManifest } from './fetch-blob.js';
-import { checkStoredName, joinPath, splitPath } from './paths.js';
+import { checkName, checkStoredName, joinPath, splitPath } from './paths.js';
 import { sealWorkers } from './seal-workers.js';
 import { DEFAULT_CHUNK_BYTES, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
@@ -75,6 +75,9 @@ export class FileSystem {
     readonly user: MeResponse,
     private readonly rootKey: Buffer,
   ) {}
+
+  /** Hears of folder entries and shares left out of listings because their names are not valid. */
+  onSkipped?: (message: string) => void;
 
   /** Opens the signed-in user's home folder: its key is sealed to their X25519 key. */
   static async open(client: ClusterClient, identity: SecretIdentity): Promise<FileSystem> {
@@ -155,6 +158,11 @@ export class FileSystem {
     return node;
   }
 
+  /** `target` resolved, or as it is if it was resolved already (no second walk down the path). */
+  async nodeOf(target: string | OpenNode, cwd = '/'): Promise<OpenNode> {
+    return typeof target === 'string' ? this.resolve(target, cwd) : target;
+  }
+
   async list(path: string, cwd = '/'): Promise<ListedEntry[]> {
     const dir = await this.resolve(path, cwd);
     if (dir.entry.kind !== 'dir') return [this.listed(dir)];
@@ -163,10 +171,18 @@ export class FileSystem {
       .sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * A folder's entries, opened. One whose stored name no SEDFS client writes (see
+   * checkStoredName) is left out and told to `onSkipped`: a writer of a shared folder
+   * could store one, and refusing the whole folder for it would lock everyone out of
+   * the rest of it.
+   */
   async childrenOf(dir: OpenNode): Promise<OpenNode[]> {
     if (dir.virtual) return this.sharedChildren(dir);
     const { entries } = await this.client.call<ChildrenResponse>('GET', `/v1/nodes/${dir.entry.id}/children`);
-    const children = entries.map((e) => this.openChild(dir, e));
+    const children = entries.flatMap((e) =>
+      this.unlessBadName(`${dir.path}: an entry (${e.id.slice(0, 8)})`, () => this.openChild(dir, e)),
+    );
     if (dir.path === '/' && (await this.shares()).length > 0)
       children.push(virtualNode('shared', SHARED, `/${SHARED}`));
     return children;
@@ -175,17 +191,32 @@ export class FileSystem {
   /** What others shared with this user, their keys and names opened with the user's X25519 key. */
   async shares(): Promise<(ShareEntry & { name: string; key: Buffer })[]> {
     const { shares } = await this.client.call<{ shares: ShareEntry[] }>('GET', '/v1/shares');
-    return shares.map((s) => ({
-      ...s,
-      key: openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId)),
-      name: checkStoredName(
-        openSealed(
-          this.identity,
-          Buffer.from(s.sealedName, 'base64url'),
-          grantNameContext(s.nodeId),
-        ).toString('utf8'),
-      ),
-    }));
+    // Anyone can share with anyone: a share whose name is not valid is left out the same
+    // way, not allowed to break the listing of the home folder.
+    return shares.flatMap((s) =>
+      this.unlessBadName(`a share from ${s.owner}`, () => ({
+        ...s,
+        key: openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId)),
+        name: checkStoredName(
+          openSealed(
+            this.identity,
+            Buffer.from(s.sealedName, 'base64url'),
+            grantNameContext(s.nodeId),
+          ).toString('utf8'),
+        ),
+      })),
+    );
+  }
+
+  /** `[open()]`, or `[]` (told to `onSkipped`) if what it opens has a name that is not valid. */
+  private unlessBadName<T>(what: string, open: () => T): T[] {
+    try {
+      return [open()];
+    } catch (err) {
+      if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_BAD_NAME') throw err;
+      this.onSkipped?.(`${what} was left out: ${err.message}`);
+      return [];
+    }
   }
 
   /** `/shared` lists owners; `/shared/OWNER` lists what that owner shared. */
@@ -263,10 +294,13 @@ export class FileSystem {
    */
   async putMany(
     folder: string,
-    files: { name: string; data: Buffer }[],
+    given: { name: string; data: Buffer }[],
     opts: Pick<TransferOptions, 'replicas' | 'onWarning'> = {},
     cwd = '/',
   ): Promise<number> {
+    // Names as a typed path would name them (NFC, checked), or macOS's decomposed local
+    // names would be stored under a form no typed path finds.
+    const files = given.map((f) => ({ name: checkName(f.name), data: f.data }));
     const parent = await this.resolve(folder, cwd);
     if (parent.entry.kind !== 'dir')
       throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
@@ -398,7 +432,7 @@ export class FileSystem {
     opts: TransferOptions = {},
     cwd = '/',
   ): Promise<{ size: number }> {
-    const file = typeof target === 'string' ? await this.resolve(target, cwd) : target;
+    const file = await this.nodeOf(target, cwd);
     if (file.entry.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${file.path} is a folder`);
     const content = await this.client.call<ContentResponse>('GET', `/v1/nodes/${file.entry.id}/content`);
     const v = content.version;

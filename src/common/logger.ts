@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { fstatSync, mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { prettyFactory } from 'pino-pretty';
@@ -103,7 +103,7 @@ function consoleStream(): { write(line: string): void; stop(): void } {
       stopping = true;
       // On Windows a write to a full pipe blocks rather than failing with EAGAIN, so a
       // final flush into one could wait forever (untested there: see docs/operations.md).
-      if (failed || (process.platform === 'win32' && !process.stdout.isTTY)) return;
+      if (failed || (process.platform === 'win32' && stdoutIsPipe())) return;
       try {
         out.flushSync();
       } catch {
@@ -111,6 +111,14 @@ function consoleStream(): { write(line: string): void; stop(): void } {
       }
     },
   };
+}
+
+function stdoutIsPipe(): boolean {
+  try {
+    return fstatSync(1).isFIFO();
+  } catch {
+    return false;
+  }
 }
 
 /** A logger that drops everything, for unit tests that don't look at logs. */

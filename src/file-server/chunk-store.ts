@@ -171,7 +171,9 @@ export class ChunkStore {
         return openAt(moved);
       })
       .catch((err: NodeJS.ErrnoException) => {
-        if (isGone(err)) throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
+        // ENOENT only: on Windows EPERM may also be a folder's wrong permissions, which
+        // must show as the error it is, not as a missing chunk.
+        if (err.code === 'ENOENT') throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
         throw err;
       });
     const bufs = [this.readPool.take(), this.readPool.take()];

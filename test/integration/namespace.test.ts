@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { getTree } from '../../src/cli/transfer.js';
+import { getFile, getTree } from '../../src/cli/transfer.js';
 import type { FileSystem } from '../../src/client/file-system.js';
 import { randomHexId } from '../../src/crypto/hash.js';
 import { encryptName, nameMac, newNodeKey, wrapNodeKey } from '../../src/crypto/node-keys.js';
@@ -108,24 +108,25 @@ describe('the encrypted namespace', () => {
       asked.push(`${method} ${path}`);
       return call(method, path, ...rest);
     }) as typeof fs.client.call;
+    const local = await mkdtemp(join(tmpdir(), 'sedfs-calls-'));
     try {
-      const node = await fs.resolve('/deep/er/f.txt');
-      const out = collector();
-      await fs.get(node, out.sink);
-      assert.equal(out.bytes().toString(), 'down here');
+      await getFile(fs, 'er/f.txt', join(local, 'f.txt'), '/deep');
+      assert.equal(await readFile(join(local, 'f.txt'), 'utf8'), 'down here');
     } finally {
       fs.client.call = call;
+      await rm(local, { recursive: true, force: true });
     }
     // Three names, then the content (manifest and read tickets): the home folder's own
-    // entry is not fetched, and the resolved node is not walked to again.
+    // entry is not fetched, and the node getFile resolved is not walked to again.
     assert.equal(asked.length, 4, asked.join('\n'));
     assert.match(asked[3] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
   });
 
-  test('an entry whose stored name could lead out of a folder is refused: listed, resolved or downloaded', async () => {
+  test('an entry whose stored name could lead out of a folder is left out, said, and never followed', async () => {
     // A writer of a shared folder can store any name, not only what the client lets
     // through: this one goes around the client to main's API, as such a writer would.
     const dir = await fs.mkdir('/crafted');
+    await fs.put([Buffer.from('fine')], '/crafted/ok.txt');
     const id = randomHexId();
     await fs.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
       id,
@@ -133,15 +134,38 @@ describe('the encrypted namespace', () => {
       nameEnc: encryptName(dir.key, dir.entry.id, '..'),
       wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
     });
-    await assert.rejects(fs.list('/crafted'), { code: 'SEDFS_ERR_BAD_NAME' });
+    const skipped: string[] = [];
+    fs.onSkipped = (m) => skipped.push(m);
     const local = await mkdtemp(join(tmpdir(), 'sedfs-crafted-'));
     try {
-      await assert.rejects(getTree(fs, '/crafted', join(local, 'out'), '/'), { code: 'SEDFS_ERR_BAD_NAME' });
-      // Refused before anything was made, the destination folder included.
-      assert.deepEqual(await readdir(local), []);
+      // The rest of the folder stays usable: listed and downloaded without the entry.
+      assert.deepEqual(
+        (await fs.list('/crafted')).map((e) => e.name),
+        ['ok.txt'],
+      );
+      assert.equal(await getTree(fs, '/crafted', join(local, 'out'), '/'), 1);
+      assert.deepEqual(await readdir(local), ['out']);
+      assert.deepEqual(await readdir(join(local, 'out')), ['ok.txt']);
+      assert.equal(skipped.length, 2);
+      for (const m of skipped)
+        assert.match(m, /^\/crafted: an entry \([0-9a-f]{8}\) was left out: not a valid name: "\.\."$/);
     } finally {
+      fs.onSkipped = undefined;
       await rm(local, { recursive: true, force: true });
     }
+  });
+
+  test('many small files put at once are named as a typed path names them (NFC), so typed paths find them', async () => {
+    await fs.mkdir('/nfc');
+    // macOS hands local names over decomposed: e + combining acute accent.
+    await fs.putMany('/nfc', [{ name: 'cafe\u0301.txt', data: Buffer.from('crema') }]);
+    const out = collector();
+    await fs.get('/nfc/caf\u00e9.txt', out.sink);
+    assert.equal(out.bytes().toString(), 'crema');
+    assert.deepEqual(
+      (await fs.list('/nfc')).map((e) => e.name),
+      ['caf\u00e9.txt'],
+    );
   });
 
   test('a path through a file, and a missing path, are clear errors', async () => {

@@ -25,7 +25,7 @@ test('on Windows a backslash is a path separator, kept as typed, and completed n
   ]);
   assert.deepEqual(splitWords('put "C:\\My Files\\a.txt"', 'win32'), ['put', 'C:\\My Files\\a.txt']);
   assert.deepEqual(splitWords('write /n "say \\"hi\\""', 'win32'), ['write', '/n', 'say "hi"']);
-  for (const name of ['plain', 'with space', "it's", 'back\\slash', 'q"uote', 'C:\\x y\\']) {
+  for (const name of ['plain', 'with space', "it's", 'back\\slash', 'q"uote', 'C:\\x y\\', "it's\\", `'"'`]) {
     assert.deepEqual(splitWords(`cat ${escapeWord(name, 'win32')}`, 'win32'), ['cat', name], name);
   }
 });

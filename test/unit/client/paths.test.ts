@@ -57,12 +57,16 @@ test('names Windows cannot store are refused there as local file names, and kept
     'nul.txt',
     'Com1',
     'LPT9.log',
+    'con .txt',
+    'nul  .log',
+    'CONIN$',
+    'conout$.x',
     'ends.',
     'ends ',
   ]) {
     assert.throws(() => checkStoredName(bad, 'win32'), { code: 'SEDFS_ERR_BAD_NAME' }, bad);
     assert.equal(checkStoredName(bad, 'linux'), bad);
   }
-  for (const good of ['console.log', 'nullable', 'com10', 'a.b c'])
+  for (const good of ['console.log', 'nullable', 'com10', 'a.b c', 'con x.txt', 'conin'])
     assert.equal(checkStoredName(good, 'win32'), good);
 });
