@@ -75,7 +75,7 @@ Examples:
               (LEASE_S / 3) * 1000,
             )
           : undefined;
-        const before = existing ? await readSmall(fs, remote, env.cwd) : Buffer.alloc(0);
+        const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
         const dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
         try {
           const file = join(dir, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));

@@ -216,11 +216,11 @@ export function refuseCaseClashes(folder: string, names: string[], platform = pr
 /** Reads a whole (small) file into memory: for `write --append` and `edit`. */
 export async function readSmall(
   fs: FileSystem,
-  remote: string,
+  remote: string | OpenNode,
   cwd: string,
   limit = 64 * 1024 * 1024,
 ): Promise<Buffer> {
-  const node = await fs.resolve(remote, cwd);
+  const node = await fs.nodeOf(remote, cwd);
   if (node.entry.size > limit)
     throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is too large for this`);
   const parts: Buffer[] = [];
