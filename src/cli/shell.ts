@@ -6,16 +6,20 @@ import { CliEnv } from './env.js';
 import { describeError } from './output.js';
 import { buildProgram } from './program.js';
 
-/**
- * Splits a line into words, honouring '…' and "…" quotes and backslash escapes. On
- * Windows a backslash is a path separator, so it stays as typed (`put C:\Users\me\a.txt`)
- * and escapes only a double quote inside double quotes.
- */
-export function splitWords(line: string, platform: NodeJS.Platform = process.platform): string[] {
+/** A line cut into words, and how it ends: for running it, and for completing its last word. */
+interface Words {
+  words: string[];
+  /** where the last word starts in the line as typed, if the line ends inside a word */
+  lastStart?: number;
+  /** the quote still open at the end, if any */
+  open?: string;
+}
+
+function cutWords(line: string, platform: NodeJS.Platform): Words {
   const escapes = platform !== 'win32';
   const words: string[] = [];
   let cur = '';
-  let inWord = false;
+  let start: number | undefined;
   let quote: string | undefined;
   for (let i = 0; i < line.length; i++) {
     const c = line[i] as string;
@@ -24,23 +28,30 @@ export function splitWords(line: string, platform: NodeJS.Platform = process.pla
       else if (c === '\\' && quote === '"' && i + 1 < line.length && (escapes || line[i + 1] === '"'))
         cur += line[++i];
       else cur += c;
-    } else if (c === '"' || c === "'") {
-      quote = c;
-      inWord = true;
-    } else if (c === '\\' && escapes && i + 1 < line.length) {
-      cur += line[++i];
-      inWord = true;
     } else if (/\s/.test(c)) {
-      if (inWord) words.push(cur);
+      if (start !== undefined) words.push(cur);
       cur = '';
-      inWord = false;
+      start = undefined;
     } else {
-      cur += c;
-      inWord = true;
+      start ??= i;
+      if (c === '"' || c === "'") quote = c;
+      else if (c === '\\' && escapes && i + 1 < line.length) cur += line[++i];
+      else cur += c;
     }
   }
-  if (quote) throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'unclosed quote');
-  if (inWord) words.push(cur);
+  if (start === undefined) return { words };
+  words.push(cur);
+  return { words, lastStart: start, ...(quote ? { open: quote } : {}) };
+}
+
+/**
+ * Splits a line into words, honouring '…' and "…" quotes and backslash escapes. On
+ * Windows a backslash is a path separator, so it stays as typed (`put C:\Users\me\a.txt`)
+ * and escapes only a double quote inside double quotes.
+ */
+export function splitWords(line: string, platform: NodeJS.Platform = process.platform): string[] {
+  const { words, open } = cutWords(line, platform);
+  if (open) throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'unclosed quote');
   return words;
 }
 
@@ -51,6 +62,36 @@ export function escapeWord(word: string, platform: NodeJS.Platform = process.pla
   // single quote itself goes between double quotes, the pieces making one word.
   if (!/[\s'"]/.test(word)) return word;
   return `'${word.replace(/'/g, `'"'"'`)}'`;
+}
+
+/**
+ * What completing the line's last word needs: the word as typed (which the completions
+ * must start with, for readline), the remote folder to list and the start of the name
+ * in it, both unescaped, and how to write a name's rest after what was typed, in the
+ * quoting the word is in (a file's completion closes an open quote; a folder's keeps it
+ * open for the next name).
+ */
+export function completionOf(
+  line: string,
+  platform: NodeJS.Platform = process.platform,
+): { typed: string; folder: string; prefix: string; complete(name: string, isFolder: boolean): string } {
+  const { words, lastStart, open } = cutWords(line, platform);
+  const typed = lastStart === undefined ? '' : line.slice(lastStart);
+  const value = lastStart === undefined ? '' : (words[words.length - 1] as string);
+  const slash = value.lastIndexOf('/');
+  const rest = (text: string): string => {
+    if (open === "'") return text.replace(/'/g, `'"'"'`);
+    if (open === '"')
+      return platform === 'win32' ? text.replace(/"/g, '\\"') : text.replace(/["\\]/g, (c) => `\\${c}`);
+    return escapeWord(text, platform);
+  };
+  return {
+    typed,
+    folder: slash < 0 ? '.' : value.slice(0, slash + 1),
+    prefix: value.slice(slash + 1),
+    complete: (name, isFolder) =>
+      `${typed}${rest(name.slice(value.length - slash - 1))}${isFolder ? '/' : (open ?? '')}`,
+  };
 }
 
 /** The shell keeps one session and a working folder; an error prints and the prompt returns. */
@@ -101,21 +142,17 @@ export function registerShellCommand(program: Command): void {
       ];
 
       const completer = (line: string, done: (err: null, result: [string[], string]) => void) => {
-        const word = line.split(/\s+/).pop() ?? '';
-        const slash = word.lastIndexOf('/');
-        const dir = slash >= 0 ? word.slice(0, slash + 1) || '/' : '.';
-        const prefix = slash >= 0 ? word.slice(slash + 1) : word;
-        const shown = slash >= 0 ? word.slice(0, slash + 1) : '';
+        const { typed, folder, prefix, complete } = completionOf(line);
         env
           .fileSystem(cmd)
-          .then((fs) => fs.list(dir, env.cwd))
+          .then((fs) => fs.list(folder, env.cwd))
           .then((entries) => {
             const hits = entries
               .filter((e) => e.name.startsWith(prefix))
-              .map((e) => `${shown}${escapeWord(e.name)}${e.kind === 'dir' ? '/' : ''}`);
-            done(null, [hits, word]);
+              .map((e) => complete(e.name, e.kind === 'dir'));
+            done(null, [hits, typed]);
           })
-          .catch(() => done(null, [[], word]));
+          .catch(() => done(null, [[], typed]));
       };
 
       const rl = createInterface({

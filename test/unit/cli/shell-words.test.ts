@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { editFileName, editorLaunch } from '../../../src/cli/edit.js';
-import { escapeWord, splitWords } from '../../../src/cli/shell.js';
+import { completionOf, escapeWord, splitWords } from '../../../src/cli/shell.js';
 
 test('shell lines split on spaces, honouring quotes and backslashes', () => {
   assert.deepEqual(splitWords('put  "my file.txt" /docs/', 'linux'), ['put', 'my file.txt', '/docs/']);
@@ -61,4 +61,36 @@ test('on Windows the editor setting runs through cmd.exe as written, and the cop
   assert.equal(editFileName('no extension', 'win32'), 'file');
   assert.equal(editFileName('a & b.md', 'linux'), 'a & b.md');
   assert.equal(editFileName('..', 'linux'), 'file');
+});
+
+test('completion reads the last word as typed, quotes and escapes included, and continues it in the same quoting', () => {
+  for (const platform of ['linux', 'win32'] as const) {
+    const cases: [string, string, string, string, boolean][] = [
+      // line typed so far, folder listed, name start, the name completed, is a folder
+      ['ls ', '.', '', 'my dir', true],
+      ['cat my', '.', 'my', 'my file.txt', false],
+      ['cat "my di', '.', 'my di', 'my dir', true],
+      ['cat "my dir/no', 'my dir/', 'no', "note's.txt", false],
+      ["cat 'it", '.', 'it', "it's here", false],
+      ['put a /do', '/', 'do', 'docs', true],
+    ];
+    if (platform === 'linux') cases.push(['cat my\\ dir/n', 'my dir/', 'n', 'notes "1".txt', false]);
+    for (const [line, folder, prefix, name, isFolder] of cases) {
+      const c = completionOf(line, platform);
+      assert.equal(c.folder, folder, `${platform}: ${line}`);
+      assert.equal(c.prefix, prefix, `${platform}: ${line}`);
+      const done = c.complete(name, isFolder);
+      // readline keeps what was typed and adds the rest: the completion must start with it.
+      assert.ok(done.startsWith(c.typed) && line.endsWith(c.typed), `${platform}: ${line} -> ${done}`);
+      const completed = line.slice(0, line.length - c.typed.length) + done;
+      const want = `${folder === '.' ? '' : folder}${name}${isFolder ? '/' : ''}`;
+      if (isFolder) {
+        // A folder's completion may leave a quote open for the next name; closed, it reads back.
+        const open = completed.match(/["']/g)?.length ?? 0;
+        const closed = open % 2 === 1 ? completed + (/"[^"]*$/.test(completed) ? '"' : "'") : completed;
+        assert.equal(splitWords(closed, platform).at(-1), want, `${platform}: ${line}`);
+      } else
+        assert.equal(splitWords(completed, platform).at(-1), want, `${platform}: ${line} -> ${completed}`);
+    }
+  }
 });
