@@ -79,6 +79,7 @@ export function completionOf(
   const typed = lastStart === undefined ? '' : line.slice(lastStart);
   const value = lastStart === undefined ? '' : (words[words.length - 1] as string);
   const slash = value.lastIndexOf('/');
+  const prefix = value.slice(slash + 1);
   const rest = (text: string): string => {
     if (open === "'") return text.replace(/'/g, `'"'"'`);
     if (open === '"')
@@ -88,9 +89,9 @@ export function completionOf(
   return {
     typed,
     folder: slash < 0 ? '.' : value.slice(0, slash + 1),
-    prefix: value.slice(slash + 1),
+    prefix,
     complete: (name, isFolder) =>
-      `${typed}${rest(name.slice(value.length - slash - 1))}${isFolder ? '/' : (open ?? '')}`,
+      `${typed}${rest(name.slice(prefix.length))}${isFolder ? '/' : (open ?? '')}`,
   };
 }
 
