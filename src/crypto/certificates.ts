@@ -1,4 +1,4 @@
-import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
 
 /**
  * Certificate facts and TLS keys with node:crypto alone, so clients never load the X.509
@@ -52,6 +52,11 @@ export function issuedBy(certPem: string, caPem: string, now = Date.now()): bool
   const ca = new X509Certificate(caPem);
   if (!cert.checkIssued(ca) || !cert.verify(ca.publicKey)) return false;
   return Date.parse(cert.validFrom) <= now && now <= Date.parse(cert.validTo);
+}
+
+/** True when `keyPem` is the private key of the certificate's public key. */
+export function certifiesKey(certPem: string, keyPem: string): boolean {
+  return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
 }
 
 /** Less than a third of the certificate's life is left: time to replace it. */

@@ -9,6 +9,7 @@ import { keepRenewed, TlsIdentity } from '../common/tls.js';
 import { Agent } from '../common/undici.js';
 import {
   certificateFacts,
+  certifiesKey,
   fingerprintOf,
   generateTlsKey,
   issuedBy,
@@ -55,14 +56,18 @@ export class ServerEnrollment {
     }
     const keyPem = await readFile(keyPath, 'utf8');
     const ca = await this.trustedCa();
+    const held = await this.heldCertificate(ca, keyPem);
+    const current = held ? { certPem: held, keyPem } : undefined;
     // A fresh certificate at each start names the address main publishes now; if main
     // is away, a saved one still good for a while lets the server start anyway.
     let certPem: string;
     try {
-      certPem = await this.enroll(ca);
+      certPem = await this.enroll(ca, current);
     } catch (err) {
       if (isFinal(err)) throw err;
-      certPem = (await this.savedCertificate(ca)) ?? (await this.retrying(() => this.enroll(ca)));
+      certPem =
+        (held && !renewalDue(held) ? held : undefined) ??
+        (await this.retrying(() => this.enroll(ca, current)));
     }
     return new TlsIdentity(ca, { certPem, keyPem });
   }
@@ -71,7 +76,11 @@ export class ServerEnrollment {
   startRenewing(identity: TlsIdentity): void {
     this.stopRenewing = keepRenewed(
       identity,
-      async () => ({ certPem: await this.enroll(identity.caPem), keyPem: identity.keyPem as string }),
+      async () => {
+        const keyPem = identity.keyPem as string;
+        const current = { certPem: identity.certPem as string, keyPem };
+        return { certPem: await this.enroll(identity.caPem, current), keyPem };
+      },
       this.opts.log,
     );
   }
@@ -115,17 +124,25 @@ export class ServerEnrollment {
     }
   }
 
-  private async savedCertificate(ca: string): Promise<string | undefined> {
+  /** The saved certificate if it is still valid, from this CA, for this id and key. */
+  private async heldCertificate(ca: string, keyPem: string): Promise<string | undefined> {
     const path = join(this.dir, 'cert.pem');
     if (!existsSync(path)) return undefined;
     const pem = await readFile(path, 'utf8');
     const usable =
-      issuedBy(pem, ca) && certificateFacts(pem).commonName === this.opts.serverId && !renewalDue(pem);
+      issuedBy(pem, ca) &&
+      certificateFacts(pem).commonName === this.opts.serverId &&
+      certifiesKey(pem, keyPem);
     return usable ? pem : undefined;
   }
 
-  private async enroll(ca: string): Promise<string> {
-    const agent = createAgent(new TlsIdentity(ca));
+  /**
+   * Asks main to sign this server's key. The join token vouches for it; so does its
+   * current certificate, when it has one, which keeps a server enrolled before the
+   * token was rotated renewing with the old token still in its configuration.
+   */
+  private async enroll(ca: string, current?: { certPem: string; keyPem: string }): Promise<string> {
+    const agent = createAgent(new TlsIdentity(ca, current));
     try {
       const body: EnrollRequest = {
         id: this.opts.serverId,

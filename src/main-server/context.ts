@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../common/logger.js';
 import { peerName } from '../common/tls.js';
-import { secretsEqual } from '../crypto/hash.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { AccountService } from './accounts.js';
 import type { BlobService } from './blob-service.js';
+import type { JoinToken } from './join-token.js';
 import type { MainTls } from './main-tls.js';
 import type { NamespaceService } from './namespace.js';
 import type { Reconciler } from './reconciler.js';
@@ -26,30 +26,32 @@ export interface MainContext {
   reconciler: Reconciler;
   signer: TicketSigner;
   log: Logger;
-  joinToken: string;
+  joinToken: JoinToken;
   heartbeatIntervalMs: number;
   /** absent only with --insecure-http */
   tls: MainTls | undefined;
 }
 
 /**
- * A file server speaking for itself: the join token, and over TLS a certificate from
- * the cluster CA naming this very server. A removed server is refused.
+ * A file server speaking for itself. Over TLS that is a certificate from the cluster CA
+ * naming this very server: the join token only gets a server its first certificate, so
+ * rotating the token cuts off no server already enrolled. Without TLS the join token is
+ * all there is. A removed server is refused either way.
  */
 export function requireServer(
   ctx: MainContext,
   req: { headers: { authorization?: string | undefined }; raw: IncomingMessage },
   serverId: string,
 ): void {
-  requireJoinToken(ctx, req.headers.authorization);
-  if (ctx.tls && peerName(req.raw) !== serverId) throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
+  if (!ctx.tls) requireJoinToken(ctx, req.headers.authorization);
+  else if (peerName(req.raw) !== serverId) throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
   if (ctx.store.getServer(serverId)?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
 }
 
 /** File servers prove cluster membership with the join token as a bearer credential. */
 export function requireJoinToken(ctx: MainContext, authorization: string | undefined): void {
   const token = authorization?.startsWith('Bearer ') ? authorization.slice(7) : '';
-  if (!token || !secretsEqual(token, ctx.joinToken)) throw new SedfsError('SEDFS_ERR_JOIN_TOKEN');
+  if (!ctx.joinToken.matches(token)) throw new SedfsError('SEDFS_ERR_JOIN_TOKEN');
 }
 
 /** The signed-in user behind a request; every client route starts here. */

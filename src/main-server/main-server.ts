@@ -5,7 +5,6 @@ import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
-import { randomSecret } from '../crypto/hash.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { formatJoinString } from '../protocol/join-string.js';
 import { AccountService } from './accounts.js';
@@ -13,6 +12,7 @@ import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
 import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
+import { JoinToken } from './join-token.js';
 import type { MainConfig } from './main-config.js';
 import { setUpMainTls } from './main-tls.js';
 import { NamespaceService } from './namespace.js';
@@ -29,10 +29,11 @@ export interface RunningMain {
   /** SHA-256 fingerprint of the cluster CA; undefined with --insecure-http */
   caFingerprint: string | undefined;
   /** `sedfs://TOKEN@HOST:PORT#FINGERPRINT`, also in `<data>/join`; undefined with --insecure-http */
-  joinString: string | undefined;
+  readonly joinString: string | undefined;
   /** Every URL main can be reached at. */
   urls: string[];
-  joinToken: string;
+  /** the token in force now (an admin may rotate it) */
+  readonly joinToken: string;
   joinTokenCreated: boolean;
   log: Logger;
   close(): Promise<void>;
@@ -55,14 +56,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     console: deps.console ?? true,
   });
   const key = await readOrCreate(join(config.data, 'ticket-key.pem'), generateTicketKeyPem);
-  const tokenPath = join(config.data, 'join-token');
-  let token: { value: string; created: boolean };
-  if (config.joinToken) {
-    await writeFileAtomic(tokenPath, `${config.joinToken}\n`, 0o600);
-    token = { value: config.joinToken, created: false };
-  } else {
-    token = await readOrCreate(tokenPath, () => randomSecret(32));
-  }
+  const joinToken = await JoinToken.load(config.data, config.joinToken);
   if (config.insecureHttp)
     log.warn(
       'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',
@@ -141,7 +135,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     reconciler,
     signer,
     log,
-    joinToken: token.value,
+    joinToken,
     // Three beats fit in one timeout, so one lost beat never marks a server down.
     heartbeatIntervalMs: Math.max(100, Math.floor(heartbeatTimeoutMs / 3)),
     tls,
@@ -155,13 +149,13 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const port = (app.server.address() as { port: number }).port;
   const urls = reachableUrls(config.host, port, tls ? 'https' : 'http');
   const url = urls[0] as string;
-  const joinString = tls
-    ? formatJoinString({ mainUrl: url, joinToken: token.value, caFingerprint: tls.fingerprint })
-    : undefined;
   // Atomic, so whoever waits for a file never reads it half-written; `join` last, so a
   // script that waits for it finds `main.addr` there too.
   await writeFileAtomic(join(config.data, 'main.addr'), `${url}\n`);
-  if (joinString) await writeFileAtomic(join(config.data, 'join'), `${joinString}\n`, 0o600);
+  if (tls)
+    await joinToken.publish((t) =>
+      formatJoinString({ mainUrl: url, joinToken: t, caFingerprint: tls.fingerprint }),
+    );
   log.info(
     {
       urls,
@@ -184,9 +178,13 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     url,
     urls,
     caFingerprint: tls?.fingerprint,
-    joinString,
-    joinToken: token.value,
-    joinTokenCreated: token.created,
+    get joinString() {
+      return joinToken.joinString;
+    },
+    get joinToken() {
+      return joinToken.current;
+    },
+    joinTokenCreated: joinToken.created,
     log,
     async close() {
       clearInterval(sweep);

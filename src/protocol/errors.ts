@@ -84,6 +84,11 @@ export const ERRORS = {
     message: "this user's key is not the one you pinned",
   },
   SEDFS_ERR_ADMIN_ONLY: { status: 403, retryable: false, message: 'only an admin may do that' },
+  SEDFS_ERR_JOIN_TOKEN_FIXED: {
+    status: 409,
+    retryable: false,
+    message: 'the join token is set by --join-token or SEDFS_JOIN_TOKEN, not rotated here',
+  },
   SEDFS_ERR_NOT_READY: {
     status: 503,
     retryable: true,

@@ -62,6 +62,11 @@ export interface EnrollResponse {
   ca: string;
 }
 
+export interface RotateJoinTokenResponse {
+  /** the new join string, `sedfs://TOKEN@HOST:PORT#FINGERPRINT` */
+  join: string;
+}
+
 export interface CaResponse {
   /** the cluster CA certificate, PEM; check its fingerprint before trusting it */
   ca: string;

@@ -115,6 +115,8 @@ export interface ClusterOptions {
   host?: string;
   /** plain HTTP everywhere (--insecure-http), to compare with TLS */
   insecureHttp?: boolean;
+  /** runs once main is up, before any file server or user: a user it signs up is the admin */
+  whenMainIsUp?: (cluster: TestCluster) => Promise<void>;
 }
 
 /**
@@ -145,6 +147,7 @@ export class TestCluster {
       mainArgs: [],
       host: '127.0.0.1',
       insecureHttp: false,
+      whenMainIsUp: async () => {},
       ...opts,
     };
   }
@@ -152,6 +155,7 @@ export class TestCluster {
   static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
     const c = new TestCluster(opts);
     await c.startMain();
+    await c.opts.whenMainIsUp(c);
     for (let i = 0; i < c.opts.servers; i++) await c.addFileServer();
     await c.waitUp(c.opts.servers);
     return c;
@@ -242,13 +246,14 @@ export class TestCluster {
     return handle;
   }
 
-  async startFileServer(index: number): Promise<void> {
+  /** (Re)starts file server `index`; `joinEnv` replaces what it is told to join with. */
+  async startFileServer(index: number, joinEnv: Record<string, string> = this.joinEnv()): Promise<void> {
     const fs = this.fileServers[index] as FileServerHandle;
     rmSync(join(fs.data, 'fileserver.addr'), { force: true });
     const host = fs.place?.host ?? this.opts.host;
     fs.process = spawnSedfs(
       ['fileserver', '--host', host, '--port', '0', '--data', fs.data, ...this.opts.fileServerArgs],
-      this.joinEnv(),
+      joinEnv,
       fs.place ? ['ip', 'netns', 'exec', fs.place.netns] : [],
     );
     await waitFor(`file server ${index} to listen`, () => existsSync(join(fs.data, 'fileserver.addr')));

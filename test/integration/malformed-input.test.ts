@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import { generateTlsKey } from '../../src/crypto/certificates.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 
 interface Case {
@@ -72,20 +73,29 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
       {
         title: 'a wrong join token',
         method: 'POST',
-        path: '/v1/servers/register',
+        path: '/v1/servers/enroll',
         headers: bearer('not-the-token'),
-        body: JSON.stringify({ id, port: 5000, stats }),
+        body: JSON.stringify({ id, publicKey: generateTlsKey().publicKeyPem }),
         status: 401,
         code: 'SEDFS_ERR_JOIN_TOKEN',
       },
       {
         title: 'no join token',
         method: 'POST',
-        path: `/v1/servers/${id}/heartbeat`,
+        path: '/v1/servers/enroll',
         headers: json,
-        body: JSON.stringify(stats),
+        body: JSON.stringify({ id, publicKey: generateTlsKey().publicKeyPem }),
         status: 401,
         code: 'SEDFS_ERR_JOIN_TOKEN',
+      },
+      {
+        title: 'no certificate of a file server',
+        method: 'POST',
+        path: `/v1/servers/${id}/heartbeat`,
+        headers: bearer(token),
+        body: JSON.stringify(stats),
+        status: 401,
+        code: 'SEDFS_ERR_CLIENT_CERT',
       },
       {
         title: 'an unknown route',

@@ -1,4 +1,5 @@
 import type { FastifyInstance } from 'fastify';
+import { peerName } from '../../common/tls.js';
 import { SedfsError } from '../../protocol/errors.js';
 import { EnrollRequest, type EnrollResponse } from '../../protocol/main-api.js';
 import { type MainContext, requireJoinToken } from '../context.js';
@@ -6,17 +7,18 @@ import { type MainContext, requireJoinToken } from '../context.js';
 /**
  * A file server with the join token gets its certificate: signed by the cluster CA,
  * named after its id, for the host main will publish for it. This is the one server
- * route that needs no certificate, since it is how a server gets one.
+ * route that needs no certificate, since it is how a server gets one; a server that
+ * still holds a valid one renews with it alone, so it outlives a rotated join token.
  */
 export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Body: EnrollRequest }>(
     '/v1/servers/enroll',
     { schema: { body: EnrollRequest }, bodyLimit: 16 * 1024 },
     async (req): Promise<EnrollResponse> => {
-      requireJoinToken(ctx, req.headers.authorization);
       if (!ctx.tls)
         throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'this cluster runs without TLS (--insecure-http)');
       const { id, publicKey, url } = req.body;
+      if (peerName(req.raw) !== id) requireJoinToken(ctx, req.headers.authorization);
       if (ctx.store.getServer(id)?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
       const host = new URL(ctx.registry.urlFor(url, req.socket.remoteAddress ?? '127.0.0.1', 1)).hostname;
       let cert: string;

@@ -27,6 +27,7 @@ import { placeChunksRoute } from './place-chunks.js';
 import { registerServerRoute } from './register-server.js';
 import { removeServerRoute } from './remove-server.js';
 import { reportBadReplicaRoute } from './report-bad-replica.js';
+import { rotateJoinTokenRoute } from './rotate-join-token.js';
 import { serverCorruptRoute } from './server-corrupt.js';
 import { serverHeartbeatRoute } from './server-heartbeat.js';
 import { serverInventoryRoute } from './server-inventory.js';
@@ -42,6 +43,7 @@ export const MAIN_ROUTES = [
   enrollServerRoute,
   registerServerRoute,
   removeServerRoute,
+  rotateJoinTokenRoute,
   serverInventoryRoute,
   serverHeartbeatRoute,
   serverCorruptRoute,

@@ -1,0 +1,114 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { certificateFacts } from '../../src/crypto/certificates.js';
+import { parseJoinString } from '../../src/protocol/join-string.js';
+import { runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+
+describe('an admin rotates the join token', () => {
+  let cluster: TestCluster;
+  let work: string;
+  let oldJoin: string;
+  let newJoin: string;
+  const as = (profile: string) => ({
+    SEDFS_HOME: join(work, profile),
+    SEDFS_MAIN: cluster.mainUrl,
+    SEDFS_PASSPHRASE: 'correct horse',
+  });
+  const sedfs = (profile: string, ...args: string[]) => runSedfs(args, as(profile));
+  const joinFile = () => readFileSync(join(cluster.mainData, 'join'), 'utf8').trim();
+
+  before(async () => {
+    work = mkdtempSync(join(tmpdir(), 'sedfs-rotate-'));
+    cluster = await TestCluster.start({
+      servers: 2,
+      replicas: 2,
+      // The first account is the cluster's admin.
+      whenMainIsUp: async (c) => {
+        cluster = c;
+        for (const user of ['admin', 'bob']) {
+          const res = await sedfs(user, 'signup', user);
+          assert.equal(res.code, 0, res.stderr);
+        }
+      },
+    });
+    const put = await sedfs('admin', 'write', '/note.txt', 'still here');
+    assert.equal(put.code, 0, put.stderr);
+    oldJoin = joinFile();
+  });
+  after(async () => {
+    await cluster?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('only an admin may rotate it', async () => {
+    const res = await sedfs('bob', 'admin', 'rotate-join-token');
+    assert.notEqual(res.code, 0);
+    assert.match(res.stderr, /only an admin may do that/);
+    assert.equal(joinFile(), oldJoin);
+  });
+
+  test('rotating prints a new join string, which main saves with the token (0600) and keeps across a restart', async () => {
+    const res = await sedfs('admin', 'admin', 'rotate-join-token', '--json');
+    assert.equal(res.code, 0, res.stderr);
+    newJoin = (JSON.parse(res.stdout) as { join: string }).join;
+    const [before, after] = [parseJoinString(oldJoin), parseJoinString(newJoin)];
+    assert.notEqual(after.joinToken, before.joinToken);
+    assert.equal(after.mainUrl, before.mainUrl);
+    assert.equal(after.caFingerprint, before.caFingerprint);
+    assert.equal(joinFile(), newJoin);
+    const tokenFile = join(cluster.mainData, 'join-token');
+    assert.equal(readFileSync(tokenFile, 'utf8').trim(), after.joinToken);
+    if (process.platform !== 'win32') assert.equal(statSync(tokenFile).mode & 0o777, 0o600);
+    const log = readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
+    assert.match(log, /join token rotated/);
+    assert.ok(!log.includes(after.joinToken) && !log.includes(before.joinToken), 'no token in the log');
+
+    await cluster.stopMain();
+    await cluster.startMain();
+    assert.equal(cluster.joinToken, after.joinToken);
+    assert.equal(joinFile(), newJoin);
+    await cluster.waitUp(2);
+  });
+
+  test('the old token gets a new file server no certificate: it stops with a clear error', async () => {
+    const intruder = spawnSedfs(['fileserver', '--port', '0', '--data', join(work, 'intruder')], {
+      SEDFS_JOIN: oldJoin,
+    });
+    const code = await Promise.race([intruder.exited, delay(20_000, 'still running')]);
+    intruder.proc.kill('SIGKILL');
+    assert.equal(code, 1, intruder.output());
+    assert.match(intruder.output(), /join token/);
+    assert.equal((await cluster.servers()).length, 2);
+  });
+
+  test('a file server enrolled before comes back with the old token in its configuration, renewed by its certificate', async () => {
+    const certPath = join(cluster.fileServers[0]?.data as string, 'tls', 'cert.pem');
+    const serialBefore = certificateFacts(readFileSync(certPath, 'utf8')).serial;
+    await cluster.killFileServer(0, 'SIGTERM');
+    await cluster.startFileServer(0, { SEDFS_JOIN: oldJoin });
+    const log = join(cluster.fileServers[0]?.data as string, 'fileserver.log');
+    await waitFor(
+      'server 0 to join again',
+      () => readFileSync(log, 'utf8').split('joined the cluster').length === 3,
+    );
+    const serialAfter = certificateFacts(readFileSync(certPath, 'utf8')).serial;
+    assert.notEqual(serialAfter, serialBefore, 'it got a new certificate at start');
+    await cluster.killFileServer(1);
+    await waitFor('server 1 down', async () => (await cluster.servers()).some((s) => s.state === 'down'));
+    const cat = await sedfs('admin', 'cat', '/note.txt');
+    assert.equal(cat.code, 0, cat.stderr);
+    assert.equal(cat.stdout, 'still here\n');
+    await cluster.startFileServer(1);
+    await cluster.waitUp(2);
+  });
+
+  test('a new file server joins with the new join string', async () => {
+    const added = await cluster.addFileServer();
+    const up = await cluster.waitUp(3);
+    assert.ok(up.some((s) => s.id === added.id));
+  });
+});
