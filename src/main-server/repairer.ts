@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorFromResponse } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
+import { inParallel } from '../common/parallel.js';
 import { SerialTask } from '../common/serial-task.js';
 import { type Agent, request } from '../common/undici.js';
 import { receiptValid } from '../crypto/receipts.js';
@@ -123,9 +124,9 @@ export class Repairer {
       const targets = chooseReplicas(candidates, chunk.wanted - chunk.holders.length, Math.random);
       for (const target of targets) work.push(() => this.copy(chunk.id, chunk.size, source, target));
     }
-    for (let i = 0; i < work.length; i += this.opts.concurrency) {
-      await Promise.all(work.slice(i, i + this.opts.concurrency).map((w) => w()));
-    }
+    // A window, not batches: the next copy starts as soon as any one ends, so a slow copy
+    // does not hold the others' slots idle until it is done.
+    await inParallel(work, this.opts.concurrency, (copy) => copy());
     // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
     // are noted here and removed by the deleter after the grace period.
     const surplus = this.store.findSurplus(live, this.now());
