@@ -5,7 +5,9 @@ import { formatBytes, table } from './output.js';
 export function registerServersCommand(program: Command, env: VerbEnv): void {
   program
     .command('servers')
-    .description('list the file servers main knows, with state and space (needs a session)')
+    .description(
+      'list the file servers main knows, with state and space (needs a session); "enrolled" ones got a certificate but never registered',
+    )
     .option('--json', 'print JSON')
     .addHelpText('after', '\nExamples:\n  sedfs servers\n  sedfs servers --json | jq .servers')
     .action((_opts: unknown, cmd: Command) =>
@@ -19,12 +21,12 @@ export function registerServersCommand(program: Command, env: VerbEnv): void {
         const now = Date.now();
         const rows = servers.map((s) => [
           s.id,
-          s.url,
+          s.url || '-',
           s.state,
           formatBytes(s.usedBytes),
           formatBytes(s.freeBytes),
           String(s.chunkCount),
-          `${((now - s.lastHeartbeat) / 1000).toFixed(1)}s ago`,
+          s.lastHeartbeat ? `${((now - s.lastHeartbeat) / 1000).toFixed(1)}s ago` : 'never',
         ]);
         const up = servers.filter((s) => s.state === 'up').length;
         env.out(

@@ -8,7 +8,7 @@ import Fastify, {
 } from 'fastify';
 import { type ErrorCode, SedfsError } from '../protocol/errors.js';
 import type { Logger } from './logger.js';
-import { TLS_CIPHERS, type TlsIdentity } from './tls.js';
+import { peerRenewalDue, TLS_CIPHERS, type TlsIdentity } from './tls.js';
 
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
@@ -43,7 +43,9 @@ function toSedfsError(err: FastifyError | SedfsError | Error): SedfsError {
  *
  * With `tls` it serves HTTPS only, asking every peer for a certificate without
  * requiring one (users' clients have none; main and file servers show theirs, and the
- * routes that need one check it). A renewed certificate takes effect for new connections.
+ * routes that need one check it). A renewed certificate takes effect for new connections;
+ * a connection whose peer's certificate is due for renewal is closed after each answer,
+ * so peers move to their renewed certificates long before the old ones expire.
  */
 export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
   const app = Fastify({
@@ -93,6 +95,11 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
     req.log.warn({ code: e.code, method: req.method, url: req.url }, 'request refused');
     return reply.code(e.status).send(e.toJSON());
   });
+
+  if (tls)
+    app.addHook('onSend', async (req, reply) => {
+      if (peerRenewalDue(req.raw)) reply.header('connection', 'close');
+    });
 
   app.addHook('onResponse', async (req, reply) => {
     req.log.debug(

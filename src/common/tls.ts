@@ -84,17 +84,48 @@ export function tlsConnector(tls: TlsIdentity): Connector {
  * CA; undefined for a plain connection, no certificate, or one from anyone else.
  */
 export function peerName(req: IncomingMessage): string | undefined {
-  const socket = req.socket as Partial<TLSSocket>;
-  if (!socket.authorized || typeof socket.getPeerCertificate !== 'function') return undefined;
-  // A connection's certificate is fixed by its handshake: parse it once, not per request
-  // (small-chunk writes made every request pay for it).
-  if (names.has(socket)) return names.get(socket);
-  const cn = socket.getPeerCertificate().subject?.CN;
-  const name = typeof cn === 'string' ? cn : undefined;
-  names.set(socket, name);
-  return name;
+  const peer = peerOf(req);
+  // Checked every time: a kept-alive connection may outlive the certificate it began with.
+  return peer && Date.now() <= peer.notAfter ? peer.name : undefined;
 }
-const names = new WeakMap<object, string | undefined>();
+
+/**
+ * Whether the peer's certificate is due for renewal (a third of its life left, as
+ * `renewalDue` has it): such a connection is closed after its answer, so the peer's
+ * next one shows the certificate it renews meanwhile, not the one about to expire.
+ */
+export function peerRenewalDue(req: IncomingMessage): boolean {
+  const peer = peerOf(req);
+  return peer !== undefined && Date.now() >= peer.notAfter - (peer.notAfter - peer.notBefore) / 3;
+}
+
+/**
+ * A connection's certificate is fixed by its handshake: read it once, not per request
+ * (small-chunk writes made every request pay for it).
+ */
+function peerOf(req: IncomingMessage): Peer | undefined {
+  // No socket once the connection is gone (an answer sent after the peer hung up).
+  const socket = req.socket as Partial<TLSSocket> | null;
+  if (!socket?.authorized || typeof socket.getPeerCertificate !== 'function') return undefined;
+  let peer = peers.get(socket);
+  if (!peer) {
+    const cert = socket.getPeerCertificate();
+    const cn = cert.subject?.CN;
+    peer = {
+      name: typeof cn === 'string' ? cn : undefined,
+      notBefore: Date.parse(cert.valid_from),
+      notAfter: Date.parse(cert.valid_to),
+    };
+    peers.set(socket, peer);
+  }
+  return peer;
+}
+interface Peer {
+  name: string | undefined;
+  notBefore: number;
+  notAfter: number;
+}
+const peers = new WeakMap<object, Peer>();
 
 /**
  * Checks the identity's certificate every tenth of its lifetime (1 s to 1 h) and, once

@@ -1,4 +1,10 @@
-import { createPrivateKey, generateKeyPairSync, X509Certificate } from 'node:crypto';
+import {
+  createHash,
+  createPrivateKey,
+  createPublicKey,
+  generateKeyPairSync,
+  X509Certificate,
+} from 'node:crypto';
 
 /**
  * Certificate facts and TLS keys with node:crypto alone, so clients never load the X.509
@@ -21,6 +27,12 @@ export function generateTlsKey(): KeyPairPem {
 /** SHA-256 of the certificate's DER encoding, 64 lowercase hex characters. */
 export function fingerprintOf(certPem: string): string {
   return new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase();
+}
+
+/** SHA-256 of a public key's SPKI DER encoding, 64 lowercase hex characters; throws if it is no key. */
+export function publicKeyFingerprint(publicKeyPem: string): string {
+  const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
+  return createHash('sha256').update(der).digest('hex');
 }
 
 /** Whether `text` looks like a fingerprint as `fingerprintOf` writes it (colons and case forgiven). */

@@ -129,11 +129,16 @@ export class ServerEnrollment {
     const path = join(this.dir, 'cert.pem');
     if (!existsSync(path)) return undefined;
     const pem = await readFile(path, 'utf8');
-    const usable =
-      issuedBy(pem, ca) &&
-      certificateFacts(pem).commonName === this.opts.serverId &&
-      certifiesKey(pem, keyPem);
-    return usable ? pem : undefined;
+    try {
+      const usable =
+        issuedBy(pem, ca) &&
+        certificateFacts(pem).commonName === this.opts.serverId &&
+        certifiesKey(pem, keyPem);
+      return usable ? pem : undefined;
+    } catch {
+      // Not a certificate at all (a damaged file): enrol with the join token as if new.
+      return undefined;
+    }
   }
 
   /**

@@ -61,7 +61,7 @@ export class JoinToken {
    * Only for clusters on TLS (the caller checks): without it the token is every file
    * server's only credential, and a new one would cut them all off.
    */
-  rotate(): Promise<void> {
+  rotate(): Promise<string | undefined> {
     const next = this.rotating.then(async () => {
       if (this.fixed)
         throw new SedfsError(
@@ -71,7 +71,7 @@ export class JoinToken {
       const token = randomSecret(32);
       await writeFileAtomic(join(this.dataDir, 'join-token'), `${token}\n`, 0o600);
       this.value = token;
-      if (this.joinStringOf) await this.publish(this.joinStringOf);
+      return this.joinStringOf ? this.publish(this.joinStringOf) : undefined;
     });
     this.rotating = next.catch(() => {});
     return next;

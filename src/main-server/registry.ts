@@ -80,19 +80,40 @@ export class Registry {
       .map((s) => s.id);
   }
 
+  /**
+   * Every server main knows, and every id that got a certificate but never registered:
+   * after a join token leaked, those are what an admin looks for and removes.
+   */
   view(): ServerView[] {
-    return this.store.listServers().map((s) => ({
-      id: s.id,
-      url: s.url,
-      state: this.stateOf(s),
-      totalBytes: s.totalBytes,
-      freeBytes: s.freeBytes,
-      usedBytes: s.usedBytes,
-      chunkCount: s.chunkCount,
-      lastHeartbeat: s.lastHeartbeat,
-      missing: s.missingCount,
-      extra: s.extraCount,
-    }));
+    const enrolled = this.store.enrolledOnly().map(
+      (e): ServerView => ({
+        id: e.id,
+        url: '',
+        state: 'enrolled',
+        totalBytes: 0,
+        freeBytes: 0,
+        usedBytes: 0,
+        chunkCount: 0,
+        lastHeartbeat: 0,
+        missing: 0,
+        extra: 0,
+      }),
+    );
+    const known = this.store.listServers().map(
+      (s): ServerView => ({
+        id: s.id,
+        url: s.url,
+        state: this.stateOf(s),
+        totalBytes: s.totalBytes,
+        freeBytes: s.freeBytes,
+        usedBytes: s.usedBytes,
+        chunkCount: s.chunkCount,
+        lastHeartbeat: s.lastHeartbeat,
+        missing: s.missingCount,
+        extra: s.extraCount,
+      }),
+    );
+    return [...known, ...enrolled];
   }
 
   live(): ServerRecord[] {

@@ -34,7 +34,12 @@ export const ERRORS = {
     retryable: false,
     message: 'the ticket does not cover this chunk, operation or server',
   },
-  SEDFS_ERR_JOIN_TOKEN: { status: 401, retryable: false, message: 'a valid cluster join token is required' },
+  SEDFS_ERR_JOIN_TOKEN: {
+    status: 401,
+    retryable: false,
+    message:
+      "a valid cluster join token is required (if it was rotated, main's data folder holds the new join string in `join`)",
+  },
   SEDFS_ERR_NOT_FOUND: { status: 404, retryable: false, message: 'not found' },
   SEDFS_ERR_UNKNOWN_ROUTE: { status: 404, retryable: false, message: 'no such route' },
   SEDFS_ERR_UNKNOWN_SERVER: { status: 404, retryable: false, message: 'this file server is not registered' },
@@ -87,7 +92,14 @@ export const ERRORS = {
   SEDFS_ERR_JOIN_TOKEN_FIXED: {
     status: 409,
     retryable: false,
-    message: 'the join token is set by --join-token or SEDFS_JOIN_TOKEN, not rotated here',
+    message:
+      "the join token is set in main's settings (--join-token, SEDFS_JOIN_TOKEN or --config), not rotated here",
+  },
+  SEDFS_ERR_SERVER_KEY_MISMATCH: {
+    status: 409,
+    retryable: false,
+    message:
+      'this server id enrolled before with another TLS key; a server that lost its key is removed (sedfs admin remove-server ID) and joins again with a new data folder',
   },
   SEDFS_ERR_NOT_READY: {
     status: 503,

@@ -92,7 +92,8 @@ export interface InventoryResponse {
   extra: number;
 }
 
-export type ServerState = 'up' | 'down' | 'removed';
+/** `enrolled`: got a certificate with the join token but never registered. */
+export type ServerState = 'up' | 'down' | 'removed' | 'enrolled';
 
 export interface ServerView {
   id: string;

@@ -120,6 +120,18 @@ test('a join token given by flag or SEDFS_JOIN_TOKEN is used instead of a made o
     );
     assert.equal(readFileSync(join(data, 'flag', 'join-token'), 'utf8').trim(), 'from-the-flag');
     assert.equal(readFileSync(join(data, 'env', 'join-token'), 'utf8').trim(), 'from-env');
+    // Rotating it would not last (the setting brings it back at the next start): refused.
+    await waitFor('the join string', () => existsSync(join(data, 'flag', 'join')));
+    const env = {
+      SEDFS_HOME: join(data, 'profile'),
+      SEDFS_MAIN: readFileSync(join(data, 'flag', 'main.addr'), 'utf8').trim(),
+      SEDFS_PASSPHRASE: 'pw',
+    };
+    assert.equal((await runSedfs(['signup', 'admin'], env)).code, 0);
+    const rotate = await runSedfs(['admin', 'rotate-join-token'], env);
+    assert.notEqual(rotate.code, 0);
+    assert.match(rotate.stderr, /--join-token/);
+    assert.equal(readFileSync(join(data, 'flag', 'join-token'), 'utf8').trim(), 'from-the-flag');
   } finally {
     main.proc.kill('SIGKILL');
     viaEnv.proc.kill('SIGKILL');

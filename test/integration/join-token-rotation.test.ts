@@ -1,10 +1,14 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { certificateFacts } from '../../src/crypto/certificates.js';
+import { type Agent, request } from 'undici';
+import { createAgent } from '../../src/common/http-client.js';
+import { TlsIdentity } from '../../src/common/tls.js';
+import { certificateFacts, generateTlsKey } from '../../src/crypto/certificates.js';
 import { parseJoinString } from '../../src/protocol/join-string.js';
 import { runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 
@@ -104,6 +108,81 @@ describe('an admin rotates the join token', () => {
     assert.equal(cat.stdout, 'still here\n');
     await cluster.startFileServer(1);
     await cluster.waitUp(2);
+  });
+
+  test("the join token cannot take over a server's id: another key is refused, and one server's certificate enrols no other id", async () => {
+    const enrol = (agent: Agent, id: string, token?: string) =>
+      request(`${cluster.mainUrl}/v1/servers/enroll`, {
+        dispatcher: agent,
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
+        body: JSON.stringify({ id, publicKey: generateTlsKey().publicKeyPem }),
+      });
+    const [id0, id1] = [cluster.fileServers[0]?.id as string, cluster.fileServers[1]?.id as string];
+    const asServer0 = cluster.serverAgent(0);
+    try {
+      for (const [what, res, status, code] of [
+        [
+          'token, existing id, new key',
+          await enrol(cluster.agent, id0, cluster.joinToken),
+          409,
+          'SEDFS_ERR_SERVER_KEY_MISMATCH',
+        ],
+        [
+          "server 0's certificate enrolling server 1",
+          await enrol(asServer0, id1),
+          401,
+          'SEDFS_ERR_JOIN_TOKEN',
+        ],
+      ] as const) {
+        const body = (await res.body.json()) as { error: { code: string } };
+        assert.equal(res.statusCode, status, what);
+        assert.equal(body.error.code, code, what);
+      }
+    } finally {
+      await asServer0.close();
+    }
+  });
+
+  test('an id enrolled with the token but never registered shows as enrolled; once removed, its certificate is refused', async () => {
+    const id = randomBytes(16).toString('hex');
+    const key = generateTlsKey();
+    const res = await request(`${cluster.mainUrl}/v1/servers/enroll`, {
+      dispatcher: cluster.agent,
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${cluster.joinToken}` },
+      body: JSON.stringify({ id, publicKey: key.publicKeyPem }),
+    });
+    assert.equal(res.statusCode, 200);
+    const { cert } = (await res.body.json()) as { cert: string };
+    const listed = await sedfs('admin', 'servers', '--json');
+    const servers = (JSON.parse(listed.stdout) as { servers: { id: string; state: string }[] }).servers;
+    assert.equal(servers.find((s) => s.id === id)?.state, 'enrolled');
+    const removed = await sedfs('admin', 'admin', 'remove-server', id);
+    assert.equal(removed.code, 0, removed.stderr);
+    const rogue = createAgent(new TlsIdentity(cluster.ca as string, { certPem: cert, keyPem: key.keyPem }));
+    try {
+      const reg = await request(`${cluster.mainUrl}/v1/servers/register`, {
+        dispatcher: rogue,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          id,
+          port: 1,
+          stats: { totalBytes: 1, freeBytes: 1, usedBytes: 0, chunkCount: 0 },
+        }),
+      });
+      assert.equal(reg.statusCode, 403);
+      assert.equal(
+        ((await reg.body.json()) as { error: { code: string } }).error.code,
+        'SEDFS_ERR_SERVER_REMOVED',
+      );
+    } finally {
+      await rogue.close();
+    }
   });
 
   test('a new file server joins with the new join string', async () => {

@@ -76,7 +76,7 @@ describe('reconciliation while file servers run', () => {
 
   test('an inventory whose ids are out of order is refused with a clear error, and main carries on', async () => {
     const id = cluster.fileServers[0]?.id as string;
-    // Sent as file server 0 itself: its certificate, and the join token.
+    // Sent as file server 0 itself, with its certificate.
     const asServer = cluster.serverAgent(0);
     try {
       const res = await request(`${cluster.mainUrl}/v1/servers/${id}/inventory`, {

@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { peerName } from '../../common/tls.js';
+import { publicKeyFingerprint } from '../../crypto/certificates.js';
 import { SedfsError } from '../../protocol/errors.js';
 import { EnrollRequest, type EnrollResponse } from '../../protocol/main-api.js';
 import { type MainContext, requireJoinToken } from '../context.js';
@@ -21,12 +22,26 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
       if (peerName(req.raw) !== id) requireJoinToken(ctx, req.headers.authorization);
       if (ctx.store.getServer(id)?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
       const host = new URL(ctx.registry.urlFor(url, req.socket.remoteAddress ?? '127.0.0.1', 1)).hostname;
+      let key: string;
+      try {
+        key = publicKeyFingerprint(publicKey);
+      } catch {
+        throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'publicKey is not a public key in SPKI PEM');
+      }
+      // An id is bound to the key it first enrolled with: whoever holds the join token
+      // gets no certificate naming a server that already exists.
+      const bound = ctx.store.enrolledKey(id);
+      if (bound !== undefined && bound !== key) {
+        ctx.log.warn({ server: id }, 'enrolment refused: this server id is bound to another key');
+        throw new SedfsError('SEDFS_ERR_SERVER_KEY_MISMATCH');
+      }
       let cert: string;
       try {
         cert = await ctx.tls.issue(id, publicKey, [host.replace(/^\[|\]$/g, '')]);
       } catch {
         throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'publicKey is not a P-256 public key in SPKI PEM');
       }
+      ctx.store.recordEnrolment(id, key, Date.now());
       ctx.log.info({ server: id, host }, 'certificate issued to a file server');
       return { cert, ca: ctx.tls.ca.certPem };
     },

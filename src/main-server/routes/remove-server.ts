@@ -6,7 +6,7 @@ import { type MainContext, requireUser } from '../context.js';
 /**
  * (admin) Removes a file server for good: its certificate is refused by main and, via
  * heartbeats, by every other server; it gets no new one; its copies stop counting, so
- * repair restores every chunk it held on the others.
+ * repair restores every chunk it held on the others. Also takes an id that only enrolled.
  */
 export function removeServerRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string } }>(
@@ -15,7 +15,9 @@ export function removeServerRoute(app: FastifyInstance, ctx: MainContext): void 
     async (req) => {
       const user = requireUser(ctx, req);
       if (!user.admin) throw new SedfsError('SEDFS_ERR_ADMIN_ONLY');
-      if (!ctx.store.getServer(req.params.id)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
+      // An id that only enrolled is removed too: its certificate must stop working.
+      if (!ctx.store.getServer(req.params.id) && ctx.store.enrolledKey(req.params.id) === undefined)
+        throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
       const removed = ctx.store.markRemoved(req.params.id, Date.now());
       if (removed) {
         ctx.log.warn(

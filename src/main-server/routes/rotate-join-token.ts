@@ -19,8 +19,8 @@ export function rotateJoinTokenRoute(app: FastifyInstance, ctx: MainContext): vo
       );
     // Main publishes its join string a moment after it starts listening.
     if (!ctx.joinToken.joinString) throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'main is still starting');
-    await ctx.joinToken.rotate();
+    const join = (await ctx.joinToken.rotate()) as string;
     ctx.log.warn({ by: user.id }, 'join token rotated: new file servers need the new join string');
-    return { join: ctx.joinToken.joinString as string };
+    return { join };
   });
 }

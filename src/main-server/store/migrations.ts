@@ -177,4 +177,14 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (chunk_id, server_id)
   ) STRICT, WITHOUT ROWID;
   `,
+  `
+  -- The TLS key each server id first enrolled with: an id stays bound to it, so the join
+  -- token cannot get anyone a certificate naming a server that already exists.
+  CREATE TABLE enrolments (
+    server_id TEXT PRIMARY KEY,
+    key_fingerprint TEXT NOT NULL,
+    first_at INTEGER NOT NULL,
+    last_at INTEGER NOT NULL
+  ) STRICT;
+  `,
 ];

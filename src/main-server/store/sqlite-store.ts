@@ -119,9 +119,38 @@ export class SqliteStore implements MainStore {
 
   markRemoved(id: string, now: number): boolean {
     const r = this.db
-      .prepare('UPDATE servers SET removed_at = ? WHERE id = ? AND removed_at = 0')
-      .run(now, id);
+      .prepare(
+        `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat, removed_at)
+         VALUES (@id, '', '', 0, 0, 0, 0, 0, 0, @now)
+         ON CONFLICT (id) DO UPDATE SET removed_at = excluded.removed_at WHERE removed_at = 0`,
+      )
+      .run({ id, now });
     return r.changes === 1;
+  }
+
+  enrolledKey(id: string): string | undefined {
+    const row = this.db.prepare('SELECT key_fingerprint FROM enrolments WHERE server_id = ?').get(id) as
+      | { key_fingerprint: string }
+      | undefined;
+    return row?.key_fingerprint;
+  }
+
+  recordEnrolment(id: string, keyFingerprint: string, now: number): void {
+    this.db
+      .prepare(
+        `INSERT INTO enrolments (server_id, key_fingerprint, first_at, last_at) VALUES (?, ?, ?, ?)
+         ON CONFLICT (server_id) DO UPDATE SET last_at = excluded.last_at`,
+      )
+      .run(id, keyFingerprint, now, now);
+  }
+
+  enrolledOnly(): { id: string; firstAt: number; lastAt: number }[] {
+    return this.db
+      .prepare(
+        `SELECT server_id AS id, first_at AS firstAt, last_at AS lastAt FROM enrolments
+         WHERE server_id NOT IN (SELECT id FROM servers) ORDER BY first_at, server_id`,
+      )
+      .all() as { id: string; firstAt: number; lastAt: number }[];
   }
 
   markReturned(id: string, now: number): void {

@@ -84,7 +84,10 @@ export interface InventoryDiff {
 export interface MainStore {
   /** Creates the server or updates its address and stats; keeps its receipt key. */
   registerServer(rec: Omit<ServerRecord, DerivedServerFields>, newReceiptKey: string): ServerRecord;
-  /** Removes a server for good (an admin's order); its replicas stop counting. */
+  /**
+   * Removes a server for good (an admin's order); its replicas stop counting. An id that
+   * only enrolled gets a row of its own, so it stays refused.
+   */
   markRemoved(id: string, now: number): boolean;
   /** Notes that a server came back after being lost. */
   markReturned(id: string, now: number): void;
@@ -92,6 +95,12 @@ export interface MainStore {
   heartbeat(id: string, stats: ServerStats, now: number): boolean;
   getServer(id: string): ServerRecord | undefined;
   listServers(): ServerRecord[];
+  /** The key fingerprint a server id enrolled with, if it ever did. */
+  enrolledKey(id: string): string | undefined;
+  /** Binds an id to its key at its first enrolment; later ones only note the time. */
+  recordEnrolment(id: string, keyFingerprint: string, now: number): void;
+  /** Ids that got a certificate but never registered (and were not removed): first and last enrolment. */
+  enrolledOnly(): { id: string; firstAt: number; lastAt: number }[];
 
   /**
    * Inventory comparison in three steps, so a server's list of a million chunk ids

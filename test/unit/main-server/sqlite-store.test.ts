@@ -53,6 +53,24 @@ describe('SqliteStore', () => {
     );
   });
 
+  test('an id keeps the key it first enrolled with; ids that never registered are listed until they do or are removed', () => {
+    assert.equal(store.enrolledKey(hex(1)), undefined);
+    store.recordEnrolment(hex(1), 'key-a', 10);
+    store.recordEnrolment(hex(1), 'key-b', 20);
+    assert.equal(store.enrolledKey(hex(1)), 'key-a');
+    store.recordEnrolment(hex(2), 'key-c', 15);
+    assert.deepEqual(store.enrolledOnly(), [
+      { id: hex(1), firstAt: 10, lastAt: 20 },
+      { id: hex(2), firstAt: 15, lastAt: 15 },
+    ]);
+    store.registerServer(server(hex(1)), 'receipts');
+    assert.equal(store.markRemoved(hex(2), 30), true);
+    assert.equal(store.markRemoved(hex(2), 31), false, 'removed once');
+    assert.deepEqual(store.enrolledOnly(), []);
+    assert.equal(store.getServer(hex(2))?.removedAt, 30);
+    assert.equal(store.getServer(hex(1))?.removedAt, 0);
+  });
+
   test('a blob commit is all or nothing', () => {
     store.registerServer(server(hex(1)), 'k');
     store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });

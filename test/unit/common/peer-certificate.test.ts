@@ -1,0 +1,41 @@
+import assert from 'node:assert/strict';
+import type { IncomingMessage } from 'node:http';
+import { describe, test } from 'node:test';
+import { peerName, peerRenewalDue } from '../../../src/common/tls.js';
+
+/** A request on a TLS connection whose verified peer certificate is valid from `from` to `to` (ms since epoch). */
+function requestFrom(cn: string, from: number, to: number, authorized = true): IncomingMessage {
+  const socket = {
+    authorized,
+    getPeerCertificate: () => ({
+      subject: { CN: cn },
+      valid_from: new Date(from).toUTCString(),
+      valid_to: new Date(to).toUTCString(),
+    }),
+  };
+  return { socket } as unknown as IncomingMessage;
+}
+
+describe('the peer certificate of a connection', () => {
+  const now = Date.now();
+  const minute = 60_000;
+
+  test('names its peer while the certificate is valid, and no longer once it has expired on a kept connection', () => {
+    assert.equal(peerName(requestFrom('abc', now - minute, now + minute)), 'abc');
+    // The handshake checked the dates, but a kept-alive connection can outlive them.
+    assert.equal(peerName(requestFrom('abc', now - 2 * minute, now - 1000)), undefined);
+  });
+
+  test('names nobody when the chain did not verify, or once the connection is gone', () => {
+    assert.equal(peerName(requestFrom('abc', now - minute, now + minute, false)), undefined);
+    const gone = { socket: null } as unknown as IncomingMessage;
+    assert.equal(peerName(gone), undefined);
+    assert.equal(peerRenewalDue(gone), false);
+  });
+
+  test('is due for renewal in the last third of its life, not before', () => {
+    assert.equal(peerRenewalDue(requestFrom('abc', now - minute, now + 5 * minute)), false);
+    assert.equal(peerRenewalDue(requestFrom('abc', now - 5 * minute, now + minute)), true);
+    assert.equal(peerRenewalDue(requestFrom('abc', now - 5 * minute, now + minute, false)), false);
+  });
+});
