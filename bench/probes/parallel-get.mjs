@@ -11,7 +11,7 @@ import { closeSync, ftruncateSync, openSync, renameSync, write } from 'node:fs';
 import { dirname } from 'node:path';
 import { promisify } from 'node:util';
 import { isMainThread, parentPort, Worker } from 'node:worker_threads';
-import { ChunkReader } from '../../dist/src/client/chunk-reader.js';
+import { ChunkReader } from '../../dist/src/common/chunk-reader.js';
 import { DirectIo } from '../../dist/src/common/direct-io.js';
 import { TlsIdentity } from '../../dist/src/common/tls.js';
 import { openChunk } from '../../dist/src/crypto/content.js';

@@ -1,3 +1,4 @@
+import { ChunkReader } from '../common/chunk-reader.js';
 import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
 import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
@@ -12,7 +13,6 @@ import type {
   ServersResponse,
 } from '../protocol/main-api.js';
 import type { NodeEntry } from '../protocol/namespace-api.js';
-import { ChunkReader } from './chunk-reader.js';
 
 /** Typed calls to main's API; one connection pool shared with the chunk transfers. */
 export class ClusterClient {

@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
 import { isGone, renameReplacing, syncDir } from '../common/files.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
@@ -319,21 +320,6 @@ const WRITE_BUFFER_BYTES = 1024 * 1024;
 const DIRECT_FROM_BYTES = 256 * 1024;
 /** Reads go in blocks of this size (a multiple of the direct-I/O alignment). */
 const READ_BUFFER_BYTES = 2 * 1024 * 1024;
-
-class BufferPool {
-  private readonly free: Buffer[] = [];
-  constructor(
-    readonly size: number,
-    private readonly keep: number,
-    private readonly make: (size: number) => Buffer = (n) => Buffer.allocUnsafe(n),
-  ) {}
-  take(): Buffer {
-    return this.free.pop() ?? this.make(this.size);
-  }
-  give(buf: Buffer): void {
-    if (this.free.length < this.keep) this.free.push(buf);
-  }
-}
 
 export class ChunkWrite {
   /** undefined when the bytes come from an upstream server that has checked them */

@@ -1,4 +1,6 @@
 import type { IncomingMessage } from 'node:http';
+import type { BufferPool } from '../common/buffer-pool.js';
+import type { ChunkReader } from '../common/chunk-reader.js';
 import type { Logger } from '../common/logger.js';
 import { peerName } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
@@ -18,6 +20,10 @@ export interface FileServerContext {
   store: ChunkStore;
   log: Logger;
   agent: Agent;
+  /** reads chunk bodies from other servers (repair copies), cheaper than undici */
+  chunkReader: ChunkReader;
+  /** buffers a repair copy is received into */
+  copyBuffers: BufferPool;
   now: () => number;
   keys: () => ClusterKeys | undefined;
   /** Re-hashes every stored chunk now, at full speed; bad ones are quarantined. */

@@ -1,5 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { BufferPool } from '../common/buffer-pool.js';
+import { ChunkReader } from '../common/chunk-reader.js';
 import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
@@ -80,6 +82,7 @@ export async function startFileServer(
       });
   const tls = await enrollment?.identity();
   const agent = createAgent(tls);
+  const chunkReader = new ChunkReader(tls);
   const revoked = new Set<string>();
 
   let link: MainLink | undefined;
@@ -97,6 +100,10 @@ export async function startFileServer(
     store,
     log,
     agent,
+    chunkReader,
+    // Repair copies are received whole; chunks are 4 MiB unless a client chose otherwise,
+    // and main keeps 4 copies in flight by default.
+    copyBuffers: new BufferPool(4 * 1024 * 1024, 4),
     now: deps.now ?? Date.now,
     keys: () => link?.currentKeys(),
     scrubAll: () => scrubber.pass(true),
@@ -167,6 +174,7 @@ export async function startFileServer(
       link?.stop();
       await scrubber.stop();
       await app.close();
+      chunkReader.close();
       await agent.close();
       log.info('file server stopped');
       flush();

@@ -155,7 +155,7 @@ export class Repairer {
         dispatcher: this.agent,
         method: 'POST',
         headers: { 'content-type': 'application/json', [TICKET_HEADER]: writeTicket },
-        body: JSON.stringify({ sourceTicket }),
+        body: JSON.stringify({ sourceTicket, size }),
       });
       if (res.statusCode >= 400) throw await errorFromResponse(res, url);
       const body = (await res.body.json()) as PutChunkResponse;

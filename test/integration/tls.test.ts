@@ -121,7 +121,7 @@ describe('TLS on every connection, with the cluster CA main makes', () => {
         dispatcher: agent,
         method: 'POST',
         headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ sourceTicket: 'x' }),
+        body: JSON.stringify({ sourceTicket: 'x', size: 1 }),
       });
     const foreign = await foreignAgent(cluster, id);
     const foreignMain = await foreignAgent(cluster, 'main');

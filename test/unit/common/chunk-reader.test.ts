@@ -5,7 +5,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createHttpsServer } from 'node:https';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import { test } from 'node:test';
-import { ChunkReader } from '../../../src/client/chunk-reader.js';
+import { ChunkReader } from '../../../src/common/chunk-reader.js';
 import { TlsIdentity } from '../../../src/common/tls.js';
 import { generateTlsKey } from '../../../src/crypto/certificates.js';
 import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';

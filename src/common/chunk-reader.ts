@@ -1,9 +1,9 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as connectTls } from 'node:tls';
-import { errorFromBody, unreachable } from '../common/http-client.js';
-import { clientTlsOptions, type TlsIdentity } from '../common/tls.js';
 import { SedfsError } from '../protocol/errors.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
+import { errorFromBody, unreachable } from './http-client.js';
+import { clientTlsOptions, type TlsIdentity } from './tls.js';
 
 /** An answer's head (status line and headers) may be at most this long. */
 const HEAD_LIMIT = 16 * 1024;
