@@ -29,8 +29,10 @@ export function registerServersCommand(program: Command, env: VerbEnv): void {
           s.lastHeartbeat ? `${((now - s.lastHeartbeat) / 1000).toFixed(1)}s ago` : 'never',
         ]);
         const up = servers.filter((s) => s.state === 'up').length;
+        // Removed servers and ids that only enrolled are listed, but are not in the cluster.
+        const members = servers.filter((s) => s.state === 'up' || s.state === 'down').length;
         env.out(
-          `${table(['ID', 'ADDRESS', 'STATE', 'USED', 'FREE', 'CHUNKS', 'LAST HEARTBEAT'], rows)}\n${up} of ${servers.length} up`,
+          `${table(['ID', 'ADDRESS', 'STATE', 'USED', 'FREE', 'CHUNKS', 'LAST HEARTBEAT'], rows)}\n${up} of ${members} up`,
         );
       }),
     );

@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { certificateFacts, renewalDue } from '../crypto/certificates.js';
+import { certificateFacts, certifiedKeyFingerprint, renewalDue } from '../crypto/certificates.js';
 import type { Logger } from './logger.js';
 import { buildConnector, type Connector } from './undici.js';
 
@@ -110,20 +110,33 @@ function peerOf(req: IncomingMessage): Peer | undefined {
   let peer = peers.get(socket);
   if (!peer) {
     const cert = socket.getPeerCertificate();
+    // A closed socket answers with an empty object: nothing to name, nothing to keep.
+    if (!cert?.valid_to) return undefined;
     const cn = cert.subject?.CN;
     peer = {
       name: typeof cn === 'string' ? cn : undefined,
       notBefore: Date.parse(cert.valid_from),
       notAfter: Date.parse(cert.valid_to),
+      raw: cert.raw,
     };
     peers.set(socket, peer);
   }
   return peer;
 }
+
+/** The fingerprint of the key the peer's certificate certifies (`publicKeyFingerprint`). */
+export function peerKey(req: IncomingMessage): string | undefined {
+  const peer = peerOf(req);
+  if (!peer?.raw) return undefined;
+  peer.key ??= certifiedKeyFingerprint(peer.raw);
+  return peer.key;
+}
 interface Peer {
   name: string | undefined;
   notBefore: number;
   notAfter: number;
+  raw: Buffer | undefined;
+  key?: string;
 }
 const peers = new WeakMap<object, Peer>();
 

@@ -3,6 +3,7 @@ import {
   createPrivateKey,
   createPublicKey,
   generateKeyPairSync,
+  type KeyObject,
   X509Certificate,
 } from 'node:crypto';
 
@@ -29,10 +30,25 @@ export function fingerprintOf(certPem: string): string {
   return new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase();
 }
 
-/** SHA-256 of a public key's SPKI DER encoding, 64 lowercase hex characters; throws if it is no key. */
+/**
+ * SHA-256 of a P-256 public key's SPKI DER encoding, 64 lowercase hex characters; throws
+ * for anything else (the only keys the cluster CA certifies).
+ */
 export function publicKeyFingerprint(publicKeyPem: string): string {
-  const der = createPublicKey(publicKeyPem).export({ type: 'spki', format: 'der' });
-  return createHash('sha256').update(der).digest('hex');
+  return spkiFingerprint(createPublicKey(publicKeyPem));
+}
+
+/** `publicKeyFingerprint` of the key a DER certificate certifies. */
+export function certifiedKeyFingerprint(certDer: Buffer): string {
+  return spkiFingerprint(new X509Certificate(certDer).publicKey);
+}
+
+function spkiFingerprint(key: KeyObject): string {
+  if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1')
+    throw new Error('not a P-256 public key');
+  return createHash('sha256')
+    .update(key.export({ type: 'spki', format: 'der' }))
+    .digest('hex');
 }
 
 /** Whether `text` looks like a fingerprint as `fingerprintOf` writes it (colons and case forgiven). */

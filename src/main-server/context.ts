@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from '../common/logger.js';
-import { peerName } from '../common/tls.js';
+import { peerKey, peerName } from '../common/tls.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { AccountService } from './accounts.js';
@@ -45,7 +45,19 @@ export function requireServer(
 ): void {
   if (!ctx.tls) requireJoinToken(ctx, req.headers.authorization);
   else if (peerName(req.raw) !== serverId) throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
+  else requireBoundKey(ctx, req.raw, serverId);
   if (ctx.store.getServer(serverId)?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
+}
+
+/**
+ * The key the peer's certificate certifies must be the one its server id is bound to.
+ * An id enrolled before ids were bound to keys is bound here, at its first request.
+ */
+export function requireBoundKey(ctx: MainContext, raw: IncomingMessage, serverId: string): void {
+  const key = peerKey(raw);
+  if (!key) throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
+  if (ctx.store.enrolledKey(serverId) === undefined) ctx.store.recordEnrolment(serverId, key, Date.now());
+  if (ctx.store.enrolledKey(serverId) !== key) throw new SedfsError('SEDFS_ERR_SERVER_KEY_MISMATCH');
 }
 
 /** File servers prove cluster membership with the join token as a bearer credential. */

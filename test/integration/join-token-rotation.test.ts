@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -9,6 +9,7 @@ import { type Agent, request } from 'undici';
 import { createAgent } from '../../src/common/http-client.js';
 import { TlsIdentity } from '../../src/common/tls.js';
 import { certificateFacts, generateTlsKey } from '../../src/crypto/certificates.js';
+import { issueCertificate } from '../../src/crypto/cluster-ca.js';
 import { parseJoinString } from '../../src/protocol/join-string.js';
 import { runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 
@@ -147,6 +148,37 @@ describe('an admin rotates the join token', () => {
     }
   });
 
+  test('a certificate naming a server but certifying another key (as the CA issued before ids were bound) is refused', async () => {
+    const id0 = cluster.fileServers[0]?.id as string;
+    const ca = {
+      certPem: readFileSync(join(cluster.mainData, 'tls', 'ca.pem'), 'utf8'),
+      keyPem: readFileSync(join(cluster.mainData, 'tls', 'ca-key.pem'), 'utf8'),
+    };
+    const key = generateTlsKey();
+    const certPem = await issueCertificate(ca, {
+      publicKeyPem: key.publicKeyPem,
+      commonName: id0,
+      hosts: ['127.0.0.1'],
+      lifetimeMs: 3600_000,
+    });
+    const impostor = createAgent(new TlsIdentity(ca.certPem, { certPem, keyPem: key.keyPem }));
+    try {
+      const beat = await request(`${cluster.mainUrl}/v1/servers/${id0}/heartbeat`, {
+        dispatcher: impostor,
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ totalBytes: 1, freeBytes: 1, usedBytes: 0, chunkCount: 0 }),
+      });
+      assert.equal(beat.statusCode, 409);
+      assert.equal(
+        ((await beat.body.json()) as { error: { code: string } }).error.code,
+        'SEDFS_ERR_SERVER_KEY_MISMATCH',
+      );
+    } finally {
+      await impostor.close();
+    }
+  });
+
   test('an id enrolled with the token but never registered shows as enrolled; once removed, its certificate is refused', async () => {
     const id = randomBytes(16).toString('hex');
     const key = generateTlsKey();
@@ -180,9 +212,27 @@ describe('an admin rotates the join token', () => {
         ((await reg.body.json()) as { error: { code: string } }).error.code,
         'SEDFS_ERR_SERVER_REMOVED',
       );
+      const again = await request(`${cluster.mainUrl}/v1/servers/enroll`, {
+        dispatcher: cluster.agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${cluster.joinToken}` },
+        body: JSON.stringify({ id, publicKey: key.publicKeyPem }),
+      });
+      assert.equal(again.statusCode, 403, 'no new certificate either');
+      await again.body.dump();
     } finally {
       await rogue.close();
     }
+  });
+
+  test('a file server whose saved certificate is damaged enrols again with the join token and comes back', async () => {
+    await cluster.killFileServer(1, 'SIGTERM');
+    writeFileSync(join(cluster.fileServers[1]?.data as string, 'tls', 'cert.pem'), 'not a certificate\n');
+    // It listens only once it has a certificate: a throw on the damaged file stopped it before.
+    await cluster.startFileServer(1);
+    const certPem = readFileSync(join(cluster.fileServers[1]?.data as string, 'tls', 'cert.pem'), 'utf8');
+    assert.equal(certificateFacts(certPem).commonName, cluster.fileServers[1]?.id);
+    await cluster.waitUp(2);
   });
 
   test('a new file server joins with the new join string', async () => {

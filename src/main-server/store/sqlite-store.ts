@@ -139,7 +139,8 @@ export class SqliteStore implements MainStore {
     this.db
       .prepare(
         `INSERT INTO enrolments (server_id, key_fingerprint, first_at, last_at) VALUES (?, ?, ?, ?)
-         ON CONFLICT (server_id) DO UPDATE SET last_at = excluded.last_at`,
+         ON CONFLICT (server_id) DO UPDATE SET last_at = excluded.last_at
+         WHERE key_fingerprint = excluded.key_fingerprint`,
       )
       .run(id, keyFingerprint, now, now);
   }

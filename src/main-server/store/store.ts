@@ -97,7 +97,7 @@ export interface MainStore {
   listServers(): ServerRecord[];
   /** The key fingerprint a server id enrolled with, if it ever did. */
   enrolledKey(id: string): string | undefined;
-  /** Binds an id to its key at its first enrolment; later ones only note the time. */
+  /** Binds an id to its key at its first enrolment; later ones with that key only note the time. */
   recordEnrolment(id: string, keyFingerprint: string, now: number): void;
   /** Ids that got a certificate but never registered (and were not removed): first and last enrolment. */
   enrolledOnly(): { id: string; firstAt: number; lastAt: number }[];

@@ -20,10 +20,13 @@ describe('the peer certificate of a connection', () => {
   const now = Date.now();
   const minute = 60_000;
 
-  test('names its peer while the certificate is valid, and no longer once it has expired on a kept connection', () => {
-    assert.equal(peerName(requestFrom('abc', now - minute, now + minute)), 'abc');
-    // The handshake checked the dates, but a kept-alive connection can outlive them.
-    assert.equal(peerName(requestFrom('abc', now - 2 * minute, now - 1000)), undefined);
+  test('names its peer while the certificate is valid, and no longer once it has expired on a kept connection', async () => {
+    // One connection whose certificate runs out while it is kept: the handshake checked
+    // the dates once, and the first answer is remembered for the connection.
+    const kept = requestFrom('abc', now - minute, Date.now() + 1500);
+    assert.equal(peerName(kept), 'abc');
+    await new Promise((r) => setTimeout(r, 2100));
+    assert.equal(peerName(kept), undefined);
   });
 
   test('names nobody when the chain did not verify, or once the connection is gone', () => {

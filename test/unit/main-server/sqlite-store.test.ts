@@ -56,11 +56,12 @@ describe('SqliteStore', () => {
   test('an id keeps the key it first enrolled with; ids that never registered are listed until they do or are removed', () => {
     assert.equal(store.enrolledKey(hex(1)), undefined);
     store.recordEnrolment(hex(1), 'key-a', 10);
-    store.recordEnrolment(hex(1), 'key-b', 20);
+    store.recordEnrolment(hex(1), 'key-b', 20); // another key changes nothing
     assert.equal(store.enrolledKey(hex(1)), 'key-a');
+    store.recordEnrolment(hex(1), 'key-a', 25);
     store.recordEnrolment(hex(2), 'key-c', 15);
     assert.deepEqual(store.enrolledOnly(), [
-      { id: hex(1), firstAt: 10, lastAt: 20 },
+      { id: hex(1), firstAt: 10, lastAt: 25 },
       { id: hex(2), firstAt: 15, lastAt: 15 },
     ]);
     store.registerServer(server(hex(1)), 'receipts');
