@@ -16,13 +16,13 @@ export class JoinToken {
   private constructor(
     private value: string,
     private readonly dataDir: string,
-    /** given by --join-token / SEDFS_JOIN_TOKEN: the next start would bring it back, so it is not rotated */
+    /** given in main's settings (--join-token, SEDFS_JOIN_TOKEN, --config): the next start would bring it back, so it is not rotated */
     readonly fixed: boolean,
     /** made just now, at this first start */
     readonly created: boolean,
   ) {}
 
-  /** The token `--join-token` gave (and saved), else the saved one, else a new one. */
+  /** The token main's settings give (saved too), else the saved one, else a new one. */
   static async load(dataDir: string, given: string | undefined): Promise<JoinToken> {
     const path = join(dataDir, 'join-token');
     if (given) {
@@ -66,7 +66,7 @@ export class JoinToken {
       if (this.fixed)
         throw new SedfsError(
           'SEDFS_ERR_JOIN_TOKEN_FIXED',
-          'this main takes its join token from --join-token or SEDFS_JOIN_TOKEN: change it there and restart main',
+          'this main takes its join token from its settings (--join-token, SEDFS_JOIN_TOKEN or --config): change it there and restart main',
         );
       const token = randomSecret(32);
       await writeFileAtomic(join(this.dataDir, 'join-token'), `${token}\n`, 0o600);
