@@ -56,8 +56,10 @@ export function requireServer(
 export function requireBoundKey(ctx: MainContext, raw: IncomingMessage, serverId: string): void {
   const key = peerKey(raw);
   if (!key) throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
-  if (ctx.store.enrolledKey(serverId) === undefined) ctx.store.recordEnrolment(serverId, key, Date.now());
-  if (ctx.store.enrolledKey(serverId) !== key) throw new SedfsError('SEDFS_ERR_SERVER_KEY_MISMATCH');
+  // One read per request (heartbeats come every few seconds); a write only the first time.
+  const bound = ctx.store.enrolledKey(serverId);
+  if (bound === undefined) ctx.store.recordEnrolment(serverId, key, Date.now());
+  else if (bound !== key) throw new SedfsError('SEDFS_ERR_SERVER_KEY_MISMATCH');
 }
 
 /** File servers prove cluster membership with the join token as a bearer credential. */
