@@ -1,6 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { certificateFacts, certifiedKeyFingerprint, renewalDue } from '../crypto/certificates.js';
+import {
+  certificateFacts,
+  certifiedKeyFingerprint,
+  renewalDue,
+  validityRenewalDue,
+} from '../crypto/certificates.js';
 import type { Logger } from './logger.js';
 import { buildConnector, type Connector } from './undici.js';
 
@@ -96,7 +101,7 @@ export function peerName(req: IncomingMessage): string | undefined {
  */
 export function peerRenewalDue(req: IncomingMessage): boolean {
   const peer = peerOf(req);
-  return peer !== undefined && Date.now() >= peer.notAfter - (peer.notAfter - peer.notBefore) / 3;
+  return peer !== undefined && validityRenewalDue(peer);
 }
 
 /**

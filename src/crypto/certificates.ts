@@ -89,6 +89,10 @@ export function certifiesKey(certPem: string, keyPem: string): boolean {
 
 /** Less than a third of the certificate's life is left: time to replace it. */
 export function renewalDue(certPem: string, now = Date.now()): boolean {
-  const f = certificateFacts(certPem);
-  return f.notAfter - now <= (f.notAfter - f.notBefore) / 3;
+  return validityRenewalDue(certificateFacts(certPem), now);
+}
+
+/** `renewalDue` from a certificate's validity dates (ms since epoch). */
+export function validityRenewalDue(v: { notBefore: number; notAfter: number }, now = Date.now()): boolean {
+  return v.notAfter - now <= (v.notAfter - v.notBefore) / 3;
 }

@@ -4,6 +4,19 @@ import { SedfsError } from '../protocol/errors.js';
 import type { RegisterRequest, ServerState, ServerStatsBody, ServerView } from '../protocol/main-api.js';
 import type { MainStore, ServerRecord } from './store/store.js';
 
+/** What `sedfs servers` shows for an id that got a certificate but never registered. */
+const NEVER_REGISTERED: Omit<ServerView, 'id'> = {
+  url: '',
+  state: 'enrolled',
+  totalBytes: 0,
+  freeBytes: 0,
+  usedBytes: 0,
+  chunkCount: 0,
+  lastHeartbeat: 0,
+  missing: 0,
+  extra: 0,
+};
+
 /**
  * Which file servers exist and which are alive. A server is up while its last
  * heartbeat is younger than the configured silence; state is derived, never stored,
@@ -85,20 +98,7 @@ export class Registry {
    * after a join token leaked, those are what an admin looks for and removes.
    */
   view(): ServerView[] {
-    const enrolled = this.store.enrolledOnly().map(
-      (e): ServerView => ({
-        id: e.id,
-        url: '',
-        state: 'enrolled',
-        totalBytes: 0,
-        freeBytes: 0,
-        usedBytes: 0,
-        chunkCount: 0,
-        lastHeartbeat: 0,
-        missing: 0,
-        extra: 0,
-      }),
-    );
+    const enrolled = this.store.enrolledOnly().map((e): ServerView => ({ ...NEVER_REGISTERED, id: e.id }));
     const known = this.store.listServers().map(
       (s): ServerView => ({
         id: s.id,
