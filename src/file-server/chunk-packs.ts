@@ -1,9 +1,10 @@
-import { appendFile, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isGone, renameReplacing, syncDir } from '../common/files.js';
 import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
+import { PackedIndex } from './packed-index.js';
 
 /**
  * The small chunks of one batch, stored together in one pack file: a batch costs one
@@ -26,9 +27,14 @@ import { SedfsError } from '../protocol/errors.js';
  * pack at a time: its live chunks are read, checked against their ids and written as a
  * new pack (durable before anything else changes), then the old pack is deleted. A crash
  * in between leaves both, and loading keeps one live copy of each chunk as above.
+ *
+ * Which chunks are live where is held in a compact table (packed-index.ts), ~60–90 bytes
+ * per chunk; a pack itself is a number, a name and three counts.
  */
 export class ChunkPacks {
-  private readonly live = new Map<string, Packed>();
+  private readonly live = new PackedIndex();
+  private readonly packs = new Map<number, Pack>();
+  private lastPackNo = 0;
   /** the compactions asked for, one after another */
   private compactions: Promise<void> = Promise.resolve();
 
@@ -91,11 +97,13 @@ export class ChunkPacks {
   /** Where a packed chunk's bytes are, if it is packed here. */
   locate(id: string): { path: string; offset: number; size: number } | undefined {
     const p = this.live.get(id);
-    return p && { path: this.packPath(p.pack.name), offset: p.offset, size: p.size };
+    const pack = p && this.packs.get(p.pack);
+    return p && pack && { path: this.packPath(pack.name), offset: p.offset, size: p.size };
   }
 
-  ids(): string[] {
-    return [...this.live.keys()];
+  /** Every packed id, ascending (copied when iteration starts: the packs may change meanwhile). */
+  sortedIds(): Iterator<string> {
+    return this.live.sortedIds();
   }
 
   /**
@@ -164,35 +172,45 @@ export class ChunkPacks {
    * marked dead in it; a pack left with nothing live is deleted. Returns what became live.
    */
   private async adopt(name: string, entries: PackEntry[], bytes: number): Promise<PackEntry[]> {
-    const pack: Pack = { name, ids: new Set(), liveBytes: 0, bytes };
+    const pack = this.newPack(name, bytes);
     const added: PackEntry[] = [];
     const duplicates: string[] = [];
     for (const e of entries) {
       if (this.live.has(e.id) || this.isFile(e.id)) duplicates.push(e.id);
       else {
-        this.live.set(e.id, { pack, offset: e.offset, size: e.size });
-        pack.ids.add(e.id);
-        pack.liveBytes += e.size;
+        this.goLive(pack, e);
         added.push(e);
       }
     }
     if (duplicates.length > 0) await this.markDead(name, duplicates);
-    if (pack.ids.size === 0) await this.deletePack(name);
+    if (pack.live === 0) await this.deletePack(pack);
     else this.compactIfMostlyDead(pack);
     return added;
   }
 
+  private newPack(name: string, bytes: number): Pack {
+    const pack = { no: ++this.lastPackNo, name, live: 0, liveBytes: 0, bytes };
+    this.packs.set(pack.no, pack);
+    return pack;
+  }
+
+  private goLive(pack: Pack, e: PackEntry): void {
+    this.live.set(e.id, { pack: pack.no, offset: e.offset, size: e.size });
+    pack.live += 1;
+    pack.liveBytes += e.size;
+  }
+
   /** Marks a packed chunk dead; returns its size, or undefined if it is not packed here. */
   async remove(id: string): Promise<number | undefined> {
-    const p = this.live.get(id);
-    if (!p) return undefined;
-    this.live.delete(id);
-    p.pack.ids.delete(id);
-    p.pack.liveBytes -= p.size;
-    if (p.pack.ids.size === 0) await this.deletePack(p.pack.name);
+    const p = this.live.delete(id);
+    const pack = p && this.packs.get(p.pack);
+    if (!p || !pack) return undefined;
+    pack.live -= 1;
+    pack.liveBytes -= p.size;
+    if (pack.live === 0) await this.deletePack(pack);
     else {
-      await this.markDead(p.pack.name, [id]);
-      this.compactIfMostlyDead(p.pack);
+      await this.markDead(pack.name, [id]);
+      this.compactIfMostlyDead(pack);
     }
     return p.size;
   }
@@ -212,18 +230,19 @@ export class ChunkPacks {
    */
   private async compact(pack: Pack): Promise<void> {
     // Already compacted (it was queued twice) or emptied meanwhile.
-    if (pack.ids.size === 0 || pack.liveBytes * 2 >= pack.bytes) return;
-    // The chunks live now are copied (a removed chunk's bytes stay in the old pack until
-    // it is deleted); whatever is removed from here on is sorted out at the switch below.
-    const copying = [...pack.ids].map((id) => ({ id, ...(this.live.get(id) as Packed) }));
+    if (pack.live === 0 || pack.liveBytes * 2 >= pack.bytes) return;
     const chunks: { id: string; bytes: Buffer }[] = [];
     const fh = await open(this.packPath(pack.name), 'r').catch((err: NodeJS.ErrnoException) => {
       // Its last chunk went meanwhile, and the pack with it: nothing to compact.
-      if (isGone(err) && pack.ids.size === 0) return undefined;
+      if (isGone(err) && pack.live === 0) return undefined;
       throw err;
     });
     if (!fh) return;
     try {
+      // The chunks live in it now are copied (a removed chunk's bytes stay in the old
+      // pack until it is deleted); whatever is removed from here on is sorted out at the
+      // switch below.
+      const copying = (await readIndexOf(fh)).filter((e) => this.live.get(e.id)?.pack === pack.no);
       for (const { id, ...p } of copying) {
         const bytes = Buffer.allocUnsafe(p.size);
         const { bytesRead } = await fh.read(bytes, 0, p.size, p.offset);
@@ -237,22 +256,20 @@ export class ChunkPacks {
     const next = await this.writePackFile(chunks);
     // What is still live in the old pack moves to the new one; what was removed while
     // this ran is dead in the new one as well.
-    const moved: Pack = { name: next.name, ids: new Set(), liveBytes: 0, bytes: next.bytes };
+    const moved = this.newPack(next.name, next.bytes);
     const removed: string[] = [];
     for (const e of next.entries) {
-      if (this.live.get(e.id)?.pack !== pack) {
+      if (this.live.get(e.id)?.pack !== pack.no) {
         removed.push(e.id);
         continue;
       }
-      this.live.set(e.id, { pack: moved, offset: e.offset, size: e.size });
-      moved.ids.add(e.id);
-      moved.liveBytes += e.size;
-      pack.ids.delete(e.id);
+      this.goLive(moved, e);
+      pack.live -= 1;
       pack.liveBytes -= e.size;
     }
     if (removed.length > 0) await this.markDead(moved.name, removed);
-    if (moved.ids.size === 0) await this.deletePack(moved.name);
-    await this.deletePack(pack.name);
+    if (moved.live === 0) await this.deletePack(moved);
+    await this.deletePack(pack);
   }
 
   private packPath(name: string): string {
@@ -277,25 +294,22 @@ export class ChunkPacks {
     }
   }
 
-  private async deletePack(name: string): Promise<void> {
-    await rm(this.packPath(name), { force: true });
-    await rm(this.deadPath(name), { force: true });
+  private async deletePack(pack: Pack): Promise<void> {
+    this.packs.delete(pack.no);
+    await rm(this.packPath(pack.name), { force: true });
+    await rm(this.deadPath(pack.name), { force: true });
   }
 }
 
 interface Pack {
+  /** its number in the index of live chunks */
+  no: number;
   name: string;
-  /** this pack's chunks that are live */
-  ids: Set<string>;
+  /** how many of its chunks are live */
+  live: number;
   liveBytes: number;
   /** all its chunks' bytes, dead ones included */
   bytes: number;
-}
-
-interface Packed {
-  pack: Pack;
-  offset: number;
-  size: number;
 }
 
 interface PackEntry {
@@ -321,28 +335,32 @@ const MAX_ENTRIES = 4096;
 async function readIndex(path: string): Promise<PackEntry[]> {
   const fh = await open(path, 'r');
   try {
-    const { size: fileBytes } = await fh.stat();
-    const head = Buffer.alloc(HEADER_BYTES);
-    await fh.read(head, 0, HEADER_BYTES, 0);
-    const count = head.readUInt32BE(MAGIC.length);
-    if (head.toString('latin1', 0, MAGIC.length) !== MAGIC || count < 1 || count > MAX_ENTRIES)
-      throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', 'not a pack header');
-    const index = Buffer.alloc(ENTRY_BYTES * count);
-    const { bytesRead } = await fh.read(index, 0, index.length, HEADER_BYTES);
-    if (bytesRead !== index.length) throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', 'pack index cut short');
-    const entries: PackEntry[] = [];
-    let offset = HEADER_BYTES + index.length;
-    for (let i = 0; i < count; i++) {
-      const size = index.readUInt32BE(ENTRY_BYTES * i + 32);
-      entries.push({ id: index.toString('hex', ENTRY_BYTES * i, ENTRY_BYTES * i + 32), offset, size });
-      offset += size;
-    }
-    if (offset !== fileBytes)
-      throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', 'pack length does not match its index');
-    return entries;
+    return await readIndexOf(fh);
   } finally {
     await fh.close();
   }
+}
+
+async function readIndexOf(fh: FileHandle): Promise<PackEntry[]> {
+  const { size: fileBytes } = await fh.stat();
+  const head = Buffer.alloc(HEADER_BYTES);
+  await fh.read(head, 0, HEADER_BYTES, 0);
+  const count = head.readUInt32BE(MAGIC.length);
+  if (head.toString('latin1', 0, MAGIC.length) !== MAGIC || count < 1 || count > MAX_ENTRIES)
+    throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', 'not a pack header');
+  const index = Buffer.alloc(ENTRY_BYTES * count);
+  const { bytesRead } = await fh.read(index, 0, index.length, HEADER_BYTES);
+  if (bytesRead !== index.length) throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', 'pack index cut short');
+  const entries: PackEntry[] = [];
+  let offset = HEADER_BYTES + index.length;
+  for (let i = 0; i < count; i++) {
+    const size = index.readUInt32BE(ENTRY_BYTES * i + 32);
+    entries.push({ id: index.toString('hex', ENTRY_BYTES * i, ENTRY_BYTES * i + 32), offset, size });
+    offset += size;
+  }
+  if (offset !== fileBytes)
+    throw new SedfsError('SEDFS_ERR_CORRUPT_CHUNK', 'pack length does not match its index');
+  return entries;
 }
 
 /**

@@ -254,14 +254,14 @@ export class ChunkStore {
    * chunk files streamed from disk, merged with the packed ids.
    */
   async *inventory(): AsyncGenerator<string> {
-    const packed = this.packs.ids().sort();
-    let k = 0;
+    const packed = this.packs.sortedIds();
+    let next = packed.next();
     for await (const { id } of this.walk()) {
-      while (k < packed.length && (packed[k] as string) < id) yield packed[k++] as string;
-      if (packed[k] === id) k++;
+      for (; !next.done && next.value < id; next = packed.next()) yield next.value;
+      if (!next.done && next.value === id) next = packed.next();
       yield id;
     }
-    while (k < packed.length) yield packed[k++] as string;
+    for (; !next.done; next = packed.next()) yield next.value;
   }
 
   /** @internal called by ChunkWrite once its file is in place */
