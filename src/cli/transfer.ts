@@ -5,7 +5,7 @@ import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter } from '../common/direct-file-writer.js';
-import { readInPieces, renameReplacing } from '../common/files.js';
+import { fileSource, renameReplacing } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -34,7 +34,7 @@ export async function putFile(
 ): Promise<void> {
   const { size } = await stat(local);
   const bar = progressBar(`put ${basename(local)}`, size);
-  await fs.put(readInPieces(local), remote, {
+  await fs.put(fileSource(local), remote, {
     onProgress: bar.update,
     ...(onWarning ? { onWarning } : {}),
   });

@@ -1,3 +1,8 @@
+import type { ReadsInto } from '../common/files.js';
+
+/** What a put reads: pieces of bytes, or a file that reads into the chunk buffers. */
+export type ByteSource = AsyncIterable<Uint8Array> | Iterable<Uint8Array> | ReadsInto;
+
 export interface Chunk {
   index: number;
   bytes: Buffer;
@@ -13,10 +18,18 @@ export interface Chunk {
  * to touch, and this keeps memory flat however big the file.
  */
 export async function* chunked(
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  source: ByteSource,
   size: number,
   pool: { take(): Buffer; release(buf: Buffer): void },
 ): AsyncGenerator<Chunk> {
+  if ('readInto' in source) {
+    try {
+      yield* chunkedInPlace(source, size, pool);
+    } finally {
+      await source.close();
+    }
+    return;
+  }
   let index = 0;
   let held: Buffer | undefined;
   let buf = pool.take();
@@ -43,6 +56,40 @@ export async function* chunked(
   } else {
     pool.release(buf);
     yield { index, bytes: held, last: true };
+  }
+}
+
+/** `chunked` for a source that reads into the chunk buffers themselves. */
+async function* chunkedInPlace(
+  source: ReadsInto,
+  size: number,
+  pool: { take(): Buffer; release(buf: Buffer): void },
+): AsyncGenerator<Chunk> {
+  let index = 0;
+  let held: Buffer | undefined;
+  for (;;) {
+    const buf = pool.take();
+    let fill = 0;
+    while (fill < size) {
+      const n = await source.readInto(buf, fill, size - fill);
+      if (n === 0) break;
+      fill += n;
+    }
+    if (fill === size) {
+      if (held) yield { index: index++, bytes: held, last: false };
+      held = buf.subarray(0, size);
+      continue;
+    }
+    // The end: a short (or empty) buffer is the last chunk, unless it is empty and a
+    // full one is held.
+    if (fill > 0 || !held) {
+      if (held) yield { index: index++, bytes: held, last: false };
+      yield { index, bytes: buf.subarray(0, fill), last: true };
+    } else {
+      pool.release(buf);
+      yield { index, bytes: held, last: true };
+    }
+    return;
   }
 }
 

@@ -25,6 +25,7 @@ import type {
   VersionCommit,
 } from '../protocol/namespace-api.js';
 import { me as fetchMe, rootSealContext } from './account.js';
+import type { ByteSource } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchManifest } from './fetch-blob.js';
 import { checkName, checkStoredName, joinPath, splitPath } from './paths.js';
@@ -377,12 +378,7 @@ export class FileSystem {
    * Stores a stream as the new version of a file, creating the file if needed. The
    * version becomes visible in one commit; until then readers see the previous one.
    */
-  async put(
-    source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
-    path: string,
-    opts: TransferOptions = {},
-    cwd = '/',
-  ): Promise<OpenNode> {
+  async put(source: ByteSource, path: string, opts: TransferOptions = {}, cwd = '/'): Promise<OpenNode> {
     const names = splitPath(path, cwd);
     const name = names.pop();
     if (name === undefined) throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', '/ is a folder');

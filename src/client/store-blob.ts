@@ -13,7 +13,7 @@ import {
 } from '../protocol/file-server-api.js';
 import type { CommitRequest, CommitResponse, Placement, PlacementBatch } from '../protocol/main-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
-import { ChunkPool, chunked, sharedChunkPool } from './chunker.js';
+import { type ByteSource, ChunkPool, chunked, sharedChunkPool } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 import { Placer } from './placer.js';
 
@@ -63,7 +63,7 @@ const SEALED_AHEAD = 2;
  */
 export async function storeChunks(
   client: ClusterClient,
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  source: ByteSource,
   opts: StoreOptions = {},
 ): Promise<StoredChunks> {
   const chunkBytes = opts.chunkBytes ?? DEFAULT_CHUNK_BYTES;
@@ -133,7 +133,7 @@ export async function storeChunks(
 /** Stores a byte stream and commits it as one bare blob (no namespace entry). */
 export async function storeBlob(
   client: ClusterClient,
-  source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
+  source: ByteSource,
   opts: StoreOptions = {},
 ): Promise<CommitResponse> {
   const stored = await storeChunks(client, source, opts);

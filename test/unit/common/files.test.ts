@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
-import { isGone, renameReplacing } from '../../../src/common/files.js';
+import { fileSource, isGone, renameReplacing } from '../../../src/common/files.js';
 
 test('a file counts as gone on ENOENT everywhere, and on EPERM (pending deletion) only on Windows', () => {
   const code = (c: string) => Object.assign(new Error(c), { code: c });
@@ -41,4 +44,23 @@ test('a rename over a file held open is tried again on Windows until it goes thr
   await assert.rejects(renameReplacing('a', 'b', 'win32', forever.move), { code: 'EBUSY' });
   assert.equal(forever.calls(), 8);
   assert.ok(Date.now() - started >= 1270);
+});
+
+test('a file source reads the file into the given buffer at the given place, then 0 at its end', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-source-'));
+  try {
+    writeFileSync(join(dir, 'f'), 'hello world');
+    const source = fileSource(join(dir, 'f'));
+    const buf = Buffer.alloc(16, '.');
+    assert.equal(await source.readInto(buf, 2, 5), 5);
+    assert.equal(await source.readInto(buf, 7, 9), 6);
+    assert.equal(await source.readInto(buf, 0, 4), 0);
+    assert.equal(buf.toString(), '..hello world...');
+    await source.close();
+    // Not opened until read: a source given up before its first read holds nothing open.
+    await fileSource(join(dir, 'missing')).close();
+    await assert.rejects(fileSource(join(dir, 'missing')).readInto(buf, 0, 1), { code: 'ENOENT' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
