@@ -145,7 +145,7 @@ export async function getFile(
   const out = createFileWriter(tmp, 0o600);
   const bar = progressBar(`get ${node.name}`, node.entry.size);
   try {
-    await fs.get(node, out, { onProgress: bar.update });
+    await fs.get(node, out, { onProgress: bar.update, ...(out.bufferFor ? { buffers: out.bufferFor } : {}) });
     out.end();
     await finished(out);
     await renameReplacing(tmp, local);

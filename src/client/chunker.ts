@@ -95,27 +95,37 @@ async function* chunkedInPlace(
 
 /**
  * Equal-sized reusable buffers; callers bound their own concurrency, so the pool stays
- * small. `shared` buffers live in shared memory, for worker threads to work on in place
- * (see sharedChunkPool).
+ * small. `allocate` makes a new one: in shared memory for worker threads to work on in
+ * place (`inSharedMemory`, see sharedChunkPool), or a file writer's aligned buffers that
+ * it writes without copying (downloads). A view of a pooled buffer gives the whole
+ * buffer back.
  */
 export class ChunkPool {
   private readonly free: Buffer[] = [];
+  /** each buffer made here, by its memory, so that any view of it finds it */
+  private readonly made = new WeakMap<ArrayBufferLike, Buffer>();
+
   constructor(
     readonly size: number,
-    private readonly shared = false,
+    private readonly allocate: (size: number) => Buffer = (n) => Buffer.allocUnsafeSlow(n),
   ) {}
-  take = (): Buffer =>
-    this.free.pop() ??
-    (this.shared ? Buffer.from(new SharedArrayBuffer(this.size)) : Buffer.allocUnsafeSlow(this.size));
+
+  take = (): Buffer => {
+    const reused = this.free.pop();
+    if (reused) return reused;
+    const made = this.allocate(this.size);
+    this.made.set(made.buffer, made);
+    return made;
+  };
+
   release = (buf: Buffer): void => {
-    // Subarrays of a pooled buffer share its memory: return the whole buffer.
-    const whole =
-      buf.byteOffset === 0 && buf.buffer.byteLength === this.size
-        ? Buffer.from(buf.buffer, 0, this.size)
-        : buf;
-    if (whole.length === this.size && this.free.length < 16) this.free.push(whole);
+    const whole = this.made.get(buf.buffer);
+    if (whole && this.free.length < 16 && !this.free.includes(whole)) this.free.push(whole);
   };
 }
+
+/** Buffers in memory worker threads can share. */
+export const inSharedMemory = (size: number): Buffer => Buffer.from(new SharedArrayBuffer(size));
 
 const sharedPools = new Map<number, ChunkPool>();
 
@@ -127,7 +137,7 @@ const sharedPools = new Map<number, ChunkPool>();
 export function sharedChunkPool(size: number): ChunkPool {
   let pool = sharedPools.get(size);
   if (!pool) {
-    pool = new ChunkPool(size, true);
+    pool = new ChunkPool(size, inSharedMemory);
     sharedPools.set(size, pool);
   }
   return pool;

@@ -18,6 +18,8 @@ export interface FetchOptions {
   open?: (stored: Buffer, chunk: ManifestChunk, last: boolean) => Buffer;
   /** Bytes written so far. */
   onProgress?: (bytesDone: number) => void;
+  /** makes the buffers chunks are received into: `out`'s own (FileWriter.bufferFor) */
+  buffers?: (size: number) => Buffer;
 }
 
 /**
@@ -49,7 +51,7 @@ export async function fetchManifest(
 ): Promise<{ size: number; chunks: number }> {
   const concurrency = opts.concurrency ?? 4;
   const biggest = manifest.chunks.reduce((m, c) => Math.max(m, c.size), 0);
-  const pool = new ChunkPool(biggest);
+  const pool = new ChunkPool(biggest, opts.buffers);
   const pending = new Map<number, Promise<Buffer>>();
   let next = 0;
   let bytesDone = 0;

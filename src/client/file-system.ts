@@ -60,6 +60,8 @@ export interface ListedEntry {
 
 export interface TransferOptions {
   onProgress?: (bytesDone: number) => void;
+  /** gets: makes the buffers chunks are received into (a file writer's, see FetchOptions) */
+  buffers?: (size: number) => Buffer;
   onWarning?: (message: string) => void;
   chunkBytes?: number;
   replicas?: number;
@@ -447,6 +449,7 @@ export class FileSystem {
         written = n;
         opts.onProgress?.(n);
       },
+      ...(opts.buffers ? { buffers: opts.buffers } : {}),
     });
     if (written !== v.size) {
       throw new SedfsError(

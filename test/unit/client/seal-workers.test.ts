@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { test } from 'node:test';
-import { ChunkPool } from '../../../src/client/chunker.js';
+import { ChunkPool, inSharedMemory } from '../../../src/client/chunker.js';
 import { SealWorkers } from '../../../src/client/seal-workers.js';
 import { ChunkSealer, openChunk } from '../../../src/crypto/content.js';
 
@@ -11,8 +11,8 @@ const SIZE = 256 * 1024;
 test('a chunk sealed on a worker thread is byte for byte what sealing here gives, with its id', async () => {
   const workers = new SealWorkers(2);
   const key = randomBytes(32);
-  const plainPool = new ChunkPool(SIZE, true);
-  const sealedPool = new ChunkPool(SIZE + 16, true);
+  const plainPool = new ChunkPool(SIZE, inSharedMemory);
+  const sealedPool = new ChunkPool(SIZE + 16, inSharedMemory);
   const inWorkers = new ChunkSealer('ab'.repeat(16), key);
   const here = new ChunkSealer('ab'.repeat(16), key);
   const results = await Promise.all(
@@ -36,7 +36,7 @@ test('a chunk sealed on a worker thread is byte for byte what sealing here gives
 test('an index sealed once under a key is refused a second time, on a worker as here', async () => {
   const workers = new SealWorkers(1);
   const sealer = new ChunkSealer('cd'.repeat(16));
-  const pool = new ChunkPool(SIZE + 16, true);
+  const pool = new ChunkPool(SIZE + 16, inSharedMemory);
   await workers.seal(sealer, 0, false, pool.take().subarray(0, SIZE), pool.take());
   await assert.rejects(
     workers.seal(sealer, 0, false, pool.take().subarray(0, SIZE), pool.take()),
@@ -57,7 +57,7 @@ test('buffers that are not shared memory are sealed on the calling thread, with 
 test('a chunk sealed in place, in its own buffer with room for the tag, is what sealing elsewhere gives', async () => {
   const workers = new SealWorkers(1);
   const key = randomBytes(32);
-  const pool = new ChunkPool(SIZE + 16, true);
+  const pool = new ChunkPool(SIZE + 16, inSharedMemory);
   const buf = pool.take();
   const plain = buf.subarray(0, SIZE);
   plain.set(randomBytes(SIZE));
