@@ -67,7 +67,8 @@ export class DirectIo {
    * see addresses, so the offset is found by trying one direct write from each candidate.
    */
   alignedBuffer(size: number): Buffer {
-    const raw = Buffer.allocUnsafeSlow(size + DIRECT_ALIGN);
+    // Room for one whole probe block past every candidate offset, however small `size`.
+    const raw = Buffer.allocUnsafeSlow(Math.max(size, DIRECT_ALIGN) + DIRECT_ALIGN);
     for (let off = 0; off < DIRECT_ALIGN; off += 16) {
       try {
         writeSync(this.probeFd, raw, off, DIRECT_ALIGN, 0);

@@ -65,6 +65,8 @@ test('pieces in the writer’s own buffers land whole and in order, and each buf
     // After a piece that was not whole blocks: staged like any other.
     own(1024 * 1024, randomBytes(1024 * 1024)),
     own(8192, randomBytes(5000)),
+    // Smaller than one block, as a small file's only chunk.
+    own(100, randomBytes(17)),
   ];
   const expected = Buffer.concat(pieces.map((p) => Buffer.from(p)));
   for (const piece of pieces) {
