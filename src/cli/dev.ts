@@ -4,7 +4,7 @@ import { parseConfig } from '../common/config.js';
 import type { RunningFileServer } from '../file-server/file-server.js';
 import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
-import { closeOnSignal, fail } from './output.js';
+import { fail, stopOnSignal } from './output.js';
 
 /**
  * A whole cluster on 127.0.0.1 in one process: main plus N file servers, each with its
@@ -29,6 +29,7 @@ export function registerDevCommand(program: Command): void {
         const replicas = opts.replicas ?? String(Math.min(3, n));
         const { startMain } = await import('../main-server/main-server.js');
         const { startFileServer } = await import('../file-server/file-server.js');
+        const stopping = stopOnSignal();
         const main = await startMain(
           parseConfig(
             MAIN_CONFIG,
@@ -71,7 +72,7 @@ export function registerDevCommand(program: Command): void {
             '',
           ].join('\n'),
         );
-        closeOnSignal(async () => {
+        stopping.whenUp(async () => {
           await Promise.all(servers.map((s) => s.close()));
           await main.close();
         });

@@ -5,7 +5,7 @@ import { tuneFileServerHeap } from '../common/gc-tuning.js';
 import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
 import { parseJoinString } from '../protocol/join-string.js';
 import { addConfigOptions, configFromCommand } from './options.js';
-import { closeOnSignal, fail } from './output.js';
+import { fail, stopOnSignal } from './output.js';
 import { askIfInteractive, resolveMainUrl } from './prompt.js';
 
 export function registerFileServerCommand(program: Command): void {
@@ -47,9 +47,10 @@ Examples:
       const config = { ...base, main, joinToken, ...(caFingerprint ? { caFingerprint } : {}) };
       tuneFileServerHeap();
       const { startFileServer } = await import('../file-server/file-server.js');
+      const stopping = stopOnSignal();
       const fs = await startFileServer(config);
       process.stdout.write(`SEDFS file server ${fs.id} listening at ${fs.url}\n`);
-      closeOnSignal(fs.close);
+      stopping.whenUp(fs.close);
       fs.joined.catch((err) => fs.close().finally(() => fail(err)));
     } catch (err) {
       fail(err);

@@ -3,7 +3,7 @@ import type { Command } from 'commander';
 import { holdYoungGeneration } from '../common/gc-tuning.js';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
 import { addConfigOptions, configFromCommand } from './options.js';
-import { closeOnSignal, fail } from './output.js';
+import { fail, stopOnSignal } from './output.js';
 
 export function registerMainCommand(program: Command): void {
   const cmd = program
@@ -25,6 +25,7 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
       // Loaded only here: client verbs never pay for the server's modules.
       holdYoungGeneration();
       const { startMain } = await import('../main-server/main-server.js');
+      const stopping = stopOnSignal();
       const main = await startMain(config);
       const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];
       if (main.caFingerprint) lines.push(`Cluster CA fingerprint (clients check it): ${main.caFingerprint}`);
@@ -40,7 +41,7 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
           : `Start a file server: sedfs fileserver --insecure-http --main ${main.url} --join-token <token>`,
       );
       process.stdout.write(`${lines.join('\n')}\n`);
-      closeOnSignal(main.close);
+      stopping.whenUp(main.close);
     } catch (err) {
       fail(err);
     }

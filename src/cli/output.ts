@@ -37,18 +37,29 @@ export function table(header: string[], rows: string[][]): string {
 /**
  * Stops a server cleanly on Ctrl-C, SIGTERM, or its console going away (SIGHUP; on
  * Windows also Ctrl-Break, and closing the window, which never sends SIGTERM); a second
- * signal exits at once.
+ * signal exits at once. Called just before the server starts, with `whenUp` once it
+ * has: a signal in between (a script that saw `<data>/join` appear and stopped the
+ * server at once) stops it as soon as it is up, instead of killing it half-started.
  */
-export function closeOnSignal(close: () => Promise<void>): void {
-  let closing = false;
-  const onSignal = () => {
-    if (closing) process.exit(130);
-    closing = true;
-    close().then(
+export function stopOnSignal(): { whenUp(close: () => Promise<void>): void } {
+  let close: (() => Promise<void>) | undefined;
+  let requested = false;
+  const stop = (c: () => Promise<void>) =>
+    c().then(
       () => process.exit(0),
       (err) => fail(err),
     );
+  const onSignal = () => {
+    if (requested) process.exit(130);
+    requested = true;
+    if (close) stop(close);
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   if (process.platform === 'win32') process.on('SIGBREAK', onSignal);
+  return {
+    whenUp(c) {
+      close = c;
+      if (requested) stop(c);
+    },
+  };
 }

@@ -40,6 +40,21 @@ test('sedfs dev starts main and N file servers with open signup, and SIGTERM sto
   }
 });
 
+test('a signal that comes while main is still starting stops it cleanly once it is up', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-early-'));
+  const main = spawnSedfs(['main', '--host', '127.0.0.1', '--port', '0', '--data', root]);
+  try {
+    // Its log is opened first thing: keys, the store and the listening socket come after.
+    await waitFor('main to begin starting', () => existsSync(join(root, 'main.log')), 20_000);
+    main.proc.kill('SIGTERM');
+    assert.equal(await main.exited, 0);
+    assert.match(readFileSync(join(root, 'main.log'), 'utf8'), /main server stopped/);
+  } finally {
+    main.proc.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('a server whose console goes away (SIGHUP) stops cleanly, as on SIGTERM', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-hup-'));
   const main = spawnSedfs(['main', '--host', '127.0.0.1', '--port', '0', '--data', root]);
