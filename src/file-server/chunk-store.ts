@@ -154,12 +154,19 @@ export class ChunkStore {
    * refilled while still in use. 404 if this server does not hold the chunk; `ready` is
    * told the size before the first byte. A packed chunk is read through the page cache
    * (its offset in the pack is not aligned), and only its own bytes.
+   *
+   * With `checked`, every block is hashed before it goes, and the last one goes only if
+   * the chunk matches its id (else SEDFS_ERR_HASH_MISMATCH is thrown, with the rest
+   * unsent): a copy to another server carries this server's check, so the receiver need
+   * not hash it again, as down a write chain.
    */
   async send(
     id: string,
     ready: (size: number) => void,
     write: (piece: Buffer) => Promise<void>,
+    opts: { checked?: boolean } = {},
   ): Promise<void> {
+    const hasher = opts.checked ? sha256Hasher() : undefined;
     let packed = this.packs.locate(assertChunkId(id));
     const openAt = (at: typeof packed) =>
       open(at?.path ?? this.pathOf(id), this.direct && !at ? this.direct.readFlags : 'r');
@@ -189,9 +196,14 @@ export class ChunkStore {
         const length = packed ? Math.min(buf.length, size - pos) : buf.length;
         const { bytesRead } = await fh.read(buf, 0, length, base + pos);
         if (bytesRead === 0) throw new Error(`chunk ${id} ended early`);
-        // The other buffer's send must finish before the next read refills it.
+        const piece = buf.subarray(0, Math.min(bytesRead, size - pos));
+        hasher?.update(piece);
+        // The other buffer's send must finish before the next read refills it (and
+        // before the buffers go back to the pool, should this chunk prove bad).
         await sending;
-        sending = write(buf.subarray(0, Math.min(bytesRead, size - pos)));
+        if (hasher && pos + bytesRead >= size && hasher.digestHex() !== id)
+          throw new SedfsError('SEDFS_ERR_HASH_MISMATCH', `stored chunk ${id} does not match its id`);
+        sending = write(piece);
         pos += bytesRead;
       }
       await sending;

@@ -221,3 +221,52 @@ describe('main killed with SIGKILL during a repair', () => {
     for (const id of ids) assert.equal(sha(readFileSync(cluster.chunkPath(1, id))), id);
   });
 });
+
+describe('a repair copy from a replica that went bad on disk', () => {
+  let cluster: TestCluster;
+  let user: TestUser;
+  const data = seededBytes(44, 4 * CHUNK);
+
+  before(async () => {
+    cluster = await TestCluster.start({ servers: 3, replicas: 3 });
+    user = await newUser(cluster, 'copier');
+  });
+  after(async () => {
+    await user?.client.close();
+    await cluster?.stop();
+  });
+
+  test('is stopped by its source before the last byte: no bad copy is stored, the bad one is quarantined, and a good source repairs both', async () => {
+    const content = await storeAndList(user, '/copied.bin', data);
+    const victim = content.manifest.chunks[1]?.id as string;
+    // Server 0 holds the only copy the repair can read while server 2 is down, and it is bad.
+    flip(cluster.chunkPath(0, victim));
+    await cluster.killFileServer(2, 'SIGTERM');
+    await cluster.killFileServer(1, 'SIGTERM');
+    rmSync(cluster.chunkPath(1, victim));
+    await cluster.startFileServer(1);
+
+    await waitFor('the bad copy quarantined by the server sending it', () =>
+      quarantined(cluster, 0).some((n) => n.startsWith(victim)),
+    );
+    const log = readFileSync(join(cluster.fileServers[0]?.data as string, 'fileserver.log'), 'utf8');
+    assert.match(log, /corrupt chunk found while copying it: quarantined/);
+    // The receiving server never kept what it was sent (no hash check ran there).
+    assert.equal(existsSync(cluster.chunkPath(1, victim)), false);
+
+    await cluster.startFileServer(2);
+    await waitFor(
+      'both copies repaired from the good one',
+      () =>
+        [0, 1].every(
+          (i) =>
+            existsSync(cluster.chunkPath(i, victim)) &&
+            sha(readFileSync(cluster.chunkPath(i, victim))) === victim,
+        ),
+      30_000,
+    );
+    const out = collector();
+    await user.fs.get('/copied.bin', out.sink);
+    assert.deepEqual(out.bytes(), data);
+  });
+});
