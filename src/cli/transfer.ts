@@ -142,7 +142,7 @@ export async function getFile(
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
   await mkdir(dirname(local), { recursive: true });
   const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
-  const out = createFileWriter(tmp, 0o600);
+  const out = createFileWriter(tmp, 0o600, node.entry.size);
   const bar = progressBar(`get ${node.name}`, node.entry.size);
   try {
     await fs.get(node, out, { onProgress: bar.update, ...(out.bufferFor ? { buffers: out.bufferFor } : {}) });

@@ -49,7 +49,7 @@ test('the writer never replaces an existing file', () => {
   assert.equal(readFileSync(path, 'utf8'), 'keep me');
 });
 
-test('pieces in the writer’s own buffers land whole and in order, and each buffer may be reused once its write is called back', async () => {
+test('pieces in the writer’s own buffers land whole and in order, buffers made mid-file included, and each may be reused once its write is called back', async () => {
   const path = join(roots[0] as string, 'own-buffers');
   const out = createFileWriter(path, 0o600);
   const own = (size: number, fill: Buffer) => {
@@ -58,30 +58,43 @@ test('pieces in the writer’s own buffers land whole and in order, and each buf
     fill.copy(buf);
     return buf.subarray(0, fill.length);
   };
+  // Each piece is made just before it is written: a buffer made after the file's first
+  // block was written must not disturb it.
   const pieces = [
-    own(1024 * 1024, randomBytes(1024 * 1024)),
-    own(8192, randomBytes(8192)),
-    Buffer.from(randomBytes(1000)),
+    () => own(1024 * 1024, randomBytes(1024 * 1024)),
+    () => own(8192, randomBytes(8192)),
+    () => Buffer.from(randomBytes(1000)),
     // After a piece that was not whole blocks: staged like any other.
-    own(1024 * 1024, randomBytes(1024 * 1024)),
-    own(8192, randomBytes(5000)),
+    () => own(1024 * 1024, randomBytes(1024 * 1024)),
+    () => own(8192, randomBytes(5000)),
     // Smaller than one block, as a small file's only chunk.
-    own(100, randomBytes(17)),
+    () => own(100, randomBytes(17)),
   ];
-  const expected = Buffer.concat(pieces.map((p) => Buffer.from(p)));
-  for (const piece of pieces) {
+  const expected: Buffer[] = [];
+  for (const make of pieces) {
+    const piece = make();
+    expected.push(Buffer.from(piece));
     // The caller reuses the buffer the moment its write is called back.
-    const written = new Promise<void>((resolve, reject) =>
+    await new Promise<void>((resolve, reject) =>
       out.write(piece, (err) => {
         piece.fill(0xee);
         if (err) reject(err);
         else resolve();
       }),
     );
-    await written;
   }
   out.end();
   await finished(out);
-  assert.equal(statSync(path).size, expected.length);
-  assert.equal(sha(readFileSync(path)), sha(expected));
+  const all = Buffer.concat(expected);
+  assert.equal(statSync(path).size, all.length);
+  assert.equal(sha(readFileSync(path)), sha(all));
+});
+
+test('a file expected to be small is written through the page cache, with no buffers of the writer’s own', async () => {
+  const path = join(roots[0] as string, 'small-expected');
+  const out = createFileWriter(path, 0o600, 5000);
+  assert.equal(out.bufferFor, undefined);
+  out.end(Buffer.from('small'));
+  await finished(out);
+  assert.equal(readFileSync(path, 'utf8'), 'small');
 });
