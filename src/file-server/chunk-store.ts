@@ -37,6 +37,8 @@ export class ChunkStore {
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
   private readonly packs: ChunkPacks;
+  /** checks of stored chunks running now, by chunk id */
+  private readonly verifying = new Map<string, Promise<boolean>>();
 
   /**
    * `events.onBadPack` hears of a pack that cannot be read at init (it is moved to
@@ -154,19 +156,12 @@ export class ChunkStore {
    * refilled while still in use. 404 if this server does not hold the chunk; `ready` is
    * told the size before the first byte. A packed chunk is read through the page cache
    * (its offset in the pack is not aligned), and only its own bytes.
-   *
-   * With `checked`, every block is hashed before it goes, and the last one goes only if
-   * the chunk matches its id (else SEDFS_ERR_HASH_MISMATCH is thrown, with the rest
-   * unsent): a copy to another server carries this server's check, so the receiver need
-   * not hash it again, as down a write chain.
    */
   async send(
     id: string,
     ready: (size: number) => void,
     write: (piece: Buffer) => Promise<void>,
-    opts: { checked?: boolean } = {},
   ): Promise<void> {
-    const hasher = opts.checked ? sha256Hasher() : undefined;
     let packed = this.packs.locate(assertChunkId(id));
     const openAt = (at: typeof packed) =>
       open(at?.path ?? this.pathOf(id), this.direct && !at ? this.direct.readFlags : 'r');
@@ -196,14 +191,9 @@ export class ChunkStore {
         const length = packed ? Math.min(buf.length, size - pos) : buf.length;
         const { bytesRead } = await fh.read(buf, 0, length, base + pos);
         if (bytesRead === 0) throw new Error(`chunk ${id} ended early`);
-        const piece = buf.subarray(0, Math.min(bytesRead, size - pos));
-        hasher?.update(piece);
-        // The other buffer's send must finish before the next read refills it (and
-        // before the buffers go back to the pool, should this chunk prove bad).
+        // The other buffer's send must finish before the next read refills it.
         await sending;
-        if (hasher && pos + bytesRead >= size && hasher.digestHex() !== id)
-          throw new SedfsError('SEDFS_ERR_HASH_MISMATCH', `stored chunk ${id} does not match its id`);
-        sending = write(piece);
+        sending = write(buf.subarray(0, Math.min(bytesRead, size - pos)));
         pos += bytesRead;
       }
       await sending;
@@ -232,6 +222,17 @@ export class ChunkStore {
    * `onBytes` lets a caller pace the reading (the scrubber's rate limit).
    */
   async verify(id: string, onBytes?: (n: number) => Promise<void>): Promise<boolean> {
+    // One check per chunk at a time: a check asked for while one runs (the scrubber, a
+    // reader's report, a failed repair copy) gets its answer, and a bad chunk is
+    // quarantined and counted out once.
+    const running = this.verifying.get(id);
+    if (running) return running;
+    const checking = this.verifyOnce(id, onBytes).finally(() => this.verifying.delete(id));
+    this.verifying.set(id, checking);
+    return checking;
+  }
+
+  private async verifyOnce(id: string, onBytes?: (n: number) => Promise<void>): Promise<boolean> {
     const hasher = sha256Hasher();
     const kept: Buffer[] = [];
     let size = 0;
@@ -253,7 +254,8 @@ export class ChunkStore {
     const to = join(this.quarantineDir, `${id}.${Date.now()}`);
     if (packed) {
       await writeFile(to, Buffer.concat(kept));
-      await this.packs.remove(id);
+      // Removed meanwhile (and counted out) by a delete: nothing more to count here.
+      if ((await this.packs.remove(id)) === undefined) return false;
     } else await rename(this.pathOf(id), to);
     this.usedBytes -= size;
     this.chunkCount -= 1;

@@ -6,6 +6,7 @@ import { SerialTask } from '../common/serial-task.js';
 import { type Agent, request } from '../common/undici.js';
 import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
+import { SedfsError } from '../protocol/errors.js';
 import type { PutChunkResponse } from '../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { chooseReplicas } from './placement.js';
@@ -174,6 +175,12 @@ export class Repairer {
         { chunk: chunkId, from: source.id, to: target.id, reason: (err as Error).message },
         'repair copy failed',
       );
+      // The target got bytes that are not the chunk: the source's copy may have rotted on
+      // its disk. Re-checked there (quarantined and marked corrupt if so), the next pass
+      // copies from another holder instead of from the same source again and again
+      // (a pass takes the first live holder) until the scrubber found it.
+      if (err instanceof SedfsError && err.code === 'SEDFS_ERR_HASH_MISMATCH')
+        await this.verifyReplica(chunkId, source.id);
     }
     if (this.opts.rateMiBs > 0) {
       const minMs = (size / (this.opts.rateMiBs * 1024 * 1024)) * 1000 * this.opts.concurrency;

@@ -236,7 +236,7 @@ describe('a repair copy from a replica that went bad on disk', () => {
     await cluster?.stop();
   });
 
-  test('is stopped by its source before the last byte: no bad copy is stored, the bad one is quarantined, and a good source repairs both', async () => {
+  test('is refused by its target, and main has the source re-check and quarantine it; a good source then repairs both', async () => {
     const content = await storeAndList(user, '/copied.bin', data);
     const victim = content.manifest.chunks[1]?.id as string;
     // Server 0 holds the only copy the repair can read while server 2 is down, and it is bad.
@@ -246,12 +246,16 @@ describe('a repair copy from a replica that went bad on disk', () => {
     rmSync(cluster.chunkPath(1, victim));
     await cluster.startFileServer(1);
 
-    await waitFor('the bad copy quarantined by the server sending it', () =>
-      quarantined(cluster, 0).some((n) => n.startsWith(victim)),
+    const mainLog = () => readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
+    await waitFor('main to have the source re-check its copy', () =>
+      /reported replica is corrupt: quarantined, repairing/.test(mainLog()),
     );
-    const log = readFileSync(join(cluster.fileServers[0]?.data as string, 'fileserver.log'), 'utf8');
-    assert.match(log, /corrupt chunk found while copying it: quarantined/);
-    // The receiving server never kept what it was sent (no hash check ran there).
+    assert.match(mainLog(), /repair copy failed/);
+    assert.ok(
+      quarantined(cluster, 0).some((n) => n.startsWith(victim)),
+      'the bad copy is in quarantine',
+    );
+    // The receiving server never kept what it was sent.
     assert.equal(existsSync(cluster.chunkPath(1, victim)), false);
 
     await cluster.startFileServer(2);

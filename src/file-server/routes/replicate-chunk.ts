@@ -21,8 +21,8 @@ const Body = Type.Object(
  * ticket names the source (signed, so nobody else can point it anywhere); the read
  * ticket for the source rides in the body, with the chunk's size. The body is read with
  * `ChunkReader` into a reused buffer (through undici, receiving cost the receiver ~0.6 s
- * more CPU per GiB), then stored like any write (hashed here only without TLS: over
- * mutual TLS the source checked it), and answered with this server's receipt.
+ * more CPU per GiB), then hashed and stored like any write, and answered with this
+ * server's receipt.
  */
 export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext): void {
   app.post<{ Params: { id: string }; Body: { sourceTicket: string; size: number } }>(
@@ -50,9 +50,7 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
         // A body of another length is not this chunk (the hash check would say so too).
         if (got.length !== size)
           throw new SedfsError('SEDFS_ERR_HASH_MISMATCH', `the source sent ${got.length} bytes, not ${size}`);
-        // Over mutual TLS the source checked the chunk against its id before sending its
-        // last byte (get-chunk.ts), as a server up a write chain does.
-        const write = await ctx.store.beginWrite(id, size, { verifiedUpstream: ctx.tls });
+        const write = await ctx.store.beginWrite(id, size);
         try {
           await write.append(got);
           await write.commit();
