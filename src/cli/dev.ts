@@ -21,6 +21,7 @@ export function registerDevCommand(program: Command): void {
     .option('--insecure-http', 'DEBUGGING ONLY: plain HTTP instead of TLS')
     .addHelpText('after', '\nExamples:\n  sedfs dev\n  sedfs dev --servers 5 --data /tmp/cluster')
     .action(async (opts: { servers: string; data: string; replicas?: string; insecureHttp?: boolean }) => {
+      let stopping: ReturnType<typeof stopOnSignal> | undefined;
       try {
         const n = Number(opts.servers);
         if (!Number.isInteger(n) || n < 1 || n > 64)
@@ -29,7 +30,7 @@ export function registerDevCommand(program: Command): void {
         const replicas = opts.replicas ?? String(Math.min(3, n));
         const { startMain } = await import('../main-server/main-server.js');
         const { startFileServer } = await import('../file-server/file-server.js');
-        const stopping = stopOnSignal();
+        stopping = stopOnSignal();
         const main = await startMain(
           parseConfig(
             MAIN_CONFIG,
@@ -59,7 +60,12 @@ export function registerDevCommand(program: Command): void {
             },
             {},
           );
-          servers.push(await startFileServer({ ...config, main: main.url, joinToken: main.joinToken }));
+          servers.push(
+            await startFileServer(
+              { ...config, main: main.url, joinToken: main.joinToken },
+              { signal: stopping.signal },
+            ),
+          );
         }
         await Promise.all(servers.map((s) => s.joined));
         process.stdout.write(
@@ -77,7 +83,8 @@ export function registerDevCommand(program: Command): void {
           await main.close();
         });
       } catch (err) {
-        fail(err);
+        if (stopping) stopping.stoppedEarly(err);
+        else fail(err);
       }
     });
 }

@@ -25,6 +25,7 @@ Examples:
   SEDFS_MAIN=https://10.0.0.5:7000 SEDFS_JOIN_TOKEN=<token> SEDFS_CA_FINGERPRINT=<fp> sedfs fileserver --port 0`,
     );
   addConfigOptions(cmd, FILE_SERVER_CONFIG).action(async (opts: Record<string, unknown>) => {
+    let stopping: ReturnType<typeof stopOnSignal> | undefined;
     try {
       // Flags, environment and config file first; what they leave open comes from the
       // join string or, on a terminal, a prompt.
@@ -47,13 +48,14 @@ Examples:
       const config = { ...base, main, joinToken, ...(caFingerprint ? { caFingerprint } : {}) };
       tuneFileServerHeap();
       const { startFileServer } = await import('../file-server/file-server.js');
-      const stopping = stopOnSignal();
-      const fs = await startFileServer(config);
+      stopping = stopOnSignal();
+      const fs = await startFileServer(config, { signal: stopping.signal });
       process.stdout.write(`SEDFS file server ${fs.id} listening at ${fs.url}\n`);
       stopping.whenUp(fs.close);
       fs.joined.catch((err) => fs.close().finally(() => fail(err)));
     } catch (err) {
-      fail(err);
+      if (stopping) stopping.stoppedEarly(err);
+      else fail(err);
     }
   });
 }

@@ -20,12 +20,13 @@ Examples:
 Settings come from flags first, then SEDFS_* environment variables, then the config file.`,
     );
   addConfigOptions(cmd, MAIN_CONFIG).action(async (opts: Record<string, unknown>) => {
+    let stopping: ReturnType<typeof stopOnSignal> | undefined;
     try {
       const config = await configFromCommand(MAIN_CONFIG, opts);
       // Loaded only here: client verbs never pay for the server's modules.
       holdYoungGeneration();
       const { startMain } = await import('../main-server/main-server.js');
-      const stopping = stopOnSignal();
+      stopping = stopOnSignal();
       const main = await startMain(config);
       const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];
       if (main.caFingerprint) lines.push(`Cluster CA fingerprint (clients check it): ${main.caFingerprint}`);
@@ -43,7 +44,8 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
       process.stdout.write(`${lines.join('\n')}\n`);
       stopping.whenUp(main.close);
     } catch (err) {
-      fail(err);
+      if (stopping) stopping.stoppedEarly(err);
+      else fail(err);
     }
   });
 }

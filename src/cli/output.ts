@@ -40,26 +40,39 @@ export function table(header: string[], rows: string[][]): string {
  * signal exits at once. Called just before the server starts, with `whenUp` once it
  * has: a signal in between (a script that saw `<data>/join` appear and stopped the
  * server at once) stops it as soon as it is up, instead of killing it half-started.
+ * `signal` aborts at the first one, for start-up waits that could last (a file server
+ * waiting for an unreachable main), which then end the start with `stoppedEarly`.
  */
-export function stopOnSignal(): { whenUp(close: () => Promise<void>): void } {
+export function stopOnSignal(): {
+  signal: AbortSignal;
+  whenUp(close: () => Promise<void>): void;
+  stoppedEarly(err: unknown): never;
+} {
+  const asked = new AbortController();
   let close: (() => Promise<void>) | undefined;
-  let requested = false;
   const stop = (c: () => Promise<void>) =>
     c().then(
       () => process.exit(0),
       (err) => fail(err),
     );
   const onSignal = () => {
-    if (requested) process.exit(130);
-    requested = true;
+    if (asked.signal.aborted) process.exit(130);
+    asked.abort();
     if (close) stop(close);
+    else process.stderr.write('sedfs: stopping once start-up ends (again to stop at once)\n');
   };
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
   if (process.platform === 'win32') process.on('SIGBREAK', onSignal);
   return {
+    signal: asked.signal,
     whenUp(c) {
       close = c;
-      if (requested) stop(c);
+      if (asked.signal.aborted) stop(c);
+    },
+    stoppedEarly(err) {
+      // Asked to stop while starting, and the start gave up: that is the stop asked for.
+      if (asked.signal.aborted) process.exit(0);
+      return fail(err);
     },
   };
 }

@@ -37,7 +37,8 @@ export interface RunningFileServer {
 
 export async function startFileServer(
   config: FileServerConfig,
-  deps: { console?: boolean; now?: () => number } = {},
+  /** `signal` gives up a start-up still waiting for main (the server is being stopped) */
+  deps: { console?: boolean; now?: () => number; signal?: AbortSignal } = {},
 ): Promise<RunningFileServer> {
   await mkdir(config.data, { recursive: true });
   const { log, flush } = createServerLogger({
@@ -68,6 +69,7 @@ export async function startFileServer(
       `main must be an https URL (got ${config.main}); --insecure-http is for debugging only`,
     );
   const stopJoining = new AbortController();
+  deps.signal?.addEventListener('abort', () => stopJoining.abort(), { once: true });
   const enrollment = config.insecureHttp
     ? undefined
     : new ServerEnrollment({

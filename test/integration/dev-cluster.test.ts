@@ -55,6 +55,31 @@ test('a signal that comes while main is still starting stops it cleanly once it 
   }
 });
 
+test('a file server still waiting for an unreachable main stops at the first SIGTERM', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-waiting-'));
+  // Port 9 on 127.0.0.1 (discard): nothing listens there, so every try is refused.
+  const join9 = `sedfs://some-token@127.0.0.1:9#${'ab'.repeat(32)}`;
+  const fs = spawnSedfs([
+    'fileserver',
+    '--join',
+    join9,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    '0',
+    '--data',
+    root,
+  ]);
+  try {
+    await waitFor('it to wait for main', () => fs.output().includes('main is unreachable; retrying'), 20_000);
+    fs.proc.kill('SIGTERM');
+    assert.equal(await fs.exited, 0);
+  } finally {
+    fs.proc.kill('SIGKILL');
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 test('a server whose console goes away (SIGHUP) stops cleanly, as on SIGTERM', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-hup-'));
   const main = spawnSedfs(['main', '--host', '127.0.0.1', '--port', '0', '--data', root]);
