@@ -109,6 +109,7 @@ class DirectFileWriter extends Writable {
       this.aligned.get(chunk.buffer) === chunk.byteOffset
     ) {
       await this.inFlight;
+      this.assertOpen();
       const at = this.offset;
       this.offset += chunk.length;
       this.inFlight = this.writeAll(chunk, chunk.length, at);
@@ -134,6 +135,7 @@ class DirectFileWriter extends Writable {
   private async ship(length: number): Promise<void> {
     const stage = this.stages[this.current] as Buffer;
     await this.inFlight;
+    this.assertOpen();
     this.inFlight = this.writeAll(stage, length, this.offset);
     this.offset += this.fill;
     this.fill = 0;
@@ -157,6 +159,15 @@ class DirectFileWriter extends Writable {
     await this.inFlight;
     await truncateFd(this.fd, size);
     await this.closeOnce();
+  }
+
+  /**
+   * A write waiting for the one before it may resume after the writer was destroyed
+   * (the download failed): its descriptor is closed, or about to be, and its number may
+   * be another file's.
+   */
+  private assertOpen(): void {
+    if (this.destroyed || this.fdClosed) throw new Error('the file writer was closed');
   }
 
   private async closeOnce(): Promise<void> {

@@ -19,6 +19,8 @@ const O_DIRECT: number | undefined = (constants as Record<string, number>).O_DIR
 let lastAligned = 0;
 
 export class DirectIo {
+  private closed = false;
+
   private constructor(private readonly probeFd: number) {}
 
   /** Flags to create a new file for direct writes; undefined where O_DIRECT does not exist. */
@@ -38,7 +40,7 @@ export class DirectIo {
     const path = join(dir, `.direct-probe-${randomHexId(6)}`);
     let fd: number | undefined;
     try {
-      closeSync(openSync(path, 'w'));
+      closeSync(openSync(path, 'wx'));
       fd = openSync(path, constants.O_WRONLY | O_DIRECT);
       // Only the open descriptor is needed: the name goes at once, leaving nothing behind.
       rmSync(path, { force: true });
@@ -70,6 +72,8 @@ export class DirectIo {
    * (a download of 2,000 small files spent 4.4 s of its 14 s on them).
    */
   alignedBuffer(size: number): Buffer {
+    // A closed descriptor's number may be another file's by now: never probe through it.
+    if (this.closed) throw new Error('direct I/O closed');
     // Room for one whole probe block past every candidate offset, however small `size`.
     const raw = Buffer.allocUnsafeSlow(Math.max(size, DIRECT_ALIGN) + DIRECT_ALIGN);
     const tryAt = (off: number) => {
@@ -91,6 +95,8 @@ export class DirectIo {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
     closeSync(this.probeFd);
   }
 }

@@ -243,6 +243,8 @@ export class ChunkPacks {
       // pack until it is deleted); whatever is removed from here on is sorted out at the
       // switch below.
       const copying = (await readIndexOf(fh)).filter((e) => this.live.get(e.id)?.pack === pack.no);
+      // Its last live chunks went while the index was read: deleted with them, not rewritten.
+      if (copying.length === 0) return;
       for (const { id, ...p } of copying) {
         const bytes = Buffer.allocUnsafe(p.size);
         const { bytesRead } = await fh.read(bytes, 0, p.size, p.offset);
