@@ -50,6 +50,20 @@ export async function* chunked(
       }
     }
   }
+  yield* lastChunks(index, held, buf, fill, pool);
+}
+
+/**
+ * The end of a stream: the held full chunk and a short (or empty) last one, or the held
+ * chunk alone as the last when nothing came after it.
+ */
+function* lastChunks(
+  index: number,
+  held: Buffer | undefined,
+  buf: Buffer,
+  fill: number,
+  pool: { release(buf: Buffer): void },
+): Generator<Chunk> {
   if (fill > 0 || !held) {
     if (held) yield { index: index++, bytes: held, last: false };
     yield { index, bytes: buf.subarray(0, fill), last: true };
@@ -80,15 +94,7 @@ async function* chunkedInPlace(
       held = buf.subarray(0, size);
       continue;
     }
-    // The end: a short (or empty) buffer is the last chunk, unless it is empty and a
-    // full one is held.
-    if (fill > 0 || !held) {
-      if (held) yield { index: index++, bytes: held, last: false };
-      yield { index, bytes: buf.subarray(0, fill), last: true };
-    } else {
-      pool.release(buf);
-      yield { index, bytes: held, last: true };
-    }
+    yield* lastChunks(index, held, buf, fill, pool);
     return;
   }
 }

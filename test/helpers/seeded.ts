@@ -22,3 +22,14 @@ export function* seededPieces(seed: number, length: number, pieceBytes = 1024 * 
 export function seededBytes(seed: number, length: number): Buffer {
   return Buffer.concat([...seededPieces(seed, length)]);
 }
+
+/** Numbers in [0, 1) from the same xorshift32 stream: a failing draw can be replayed. */
+export function seededRandom(seed: number): () => number {
+  let x = seed >>> 0 || 0x9e3779b9;
+  return () => {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    return (x >>> 0) / 2 ** 32;
+  };
+}

@@ -2,19 +2,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { test } from 'node:test';
 import { type PackedAt, PackedIndex } from '../../../src/file-server/packed-index.js';
+import { seededRandom } from '../../helpers/seeded.js';
 
 const idOf = (k: number) => createHash('sha256').update(`chunk ${k}`).digest('hex');
-
-/** xorshift32: the same operations on every run. */
-function seeded(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
 
 function sameAsModel(index: PackedIndex, model: Map<string, PackedAt>, ids: string[]): void {
   assert.equal(index.size, model.size);
@@ -29,7 +19,7 @@ for (const [name, key] of [
     const index = new PackedIndex(key);
     const model = new Map<string, PackedAt>();
     const ids = Array.from({ length: 4000 }, (_, k) => idOf(k));
-    const random = seeded(0x5eed);
+    const random = seededRandom(0x5eed);
     for (let op = 1; op <= 40_000; op++) {
       const id = ids[Math.floor(random() * ids.length)] as string;
       if (random() < 0.6) {

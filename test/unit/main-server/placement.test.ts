@@ -1,17 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { chooseReplicas } from '../../../src/main-server/placement.js';
-
-/** Seeded generator, so a failing draw can be replayed. */
-function seeded(seed: number): () => number {
-  let x = seed;
-  return () => {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    return (x >>> 0) / 2 ** 32;
-  };
-}
+import { seededRandom as seeded } from '../../helpers/seeded.js';
 
 const servers = (frees: number[]) =>
   frees.map((f, i) => ({ id: `s${i}`, url: `http://s${i}`, freeBytes: f }));
