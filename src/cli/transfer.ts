@@ -174,15 +174,26 @@ export async function getTree(
   const targets = children.map((child) => ({ child, dst: localPath(local, child.name) }));
   await mkdir(local, { recursive: true });
   let files = 0;
-  for (const { child, dst } of targets) {
+  const small: typeof targets = [];
+  for (const target of targets) {
+    const { child, dst } = target;
     if (child.entry.kind === 'dir') files += await getTree(fs, child, dst, '/');
+    else if (child.entry.size <= SMALL_FILE_BYTES) small.push(target);
     else {
       await getFile(fs, child, dst, '/');
       files++;
     }
   }
-  return files;
+  await mapInParallel(small, SMALL_GETS, ({ child, dst }) => getFile(fs, child, dst, '/'));
+  return files + small.length;
 }
+
+/**
+ * Small files fetched at once by `get -r`. Each is two round trips (its version from
+ * main, its chunk from a file server) and a few file-system calls, mostly waiting: one
+ * after another, 2,000 files of 4 KiB took 2.9–3.6 s.
+ */
+const SMALL_GETS = 8;
 
 /**
  * Where a remote entry named `name` lands inside local folder `dir`. Names come from
