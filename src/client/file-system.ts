@@ -252,7 +252,8 @@ export class FileSystem {
   async mkdir(path: string, opts: { parents?: boolean } = {}, cwd = '/'): Promise<OpenNode> {
     const names = splitPath(path, cwd);
     if (names.length === 0) throw new SedfsError('SEDFS_ERR_EXISTS', '/ already exists');
-    let node = await this.rootNode();
+    // From the home folder as the session has it: no request for its own entry.
+    let node: OpenNode | LookupParent = this.home();
     for (let i = 0; i < names.length; i++) {
       const name = names[i] as string;
       const last = i === names.length - 1;
@@ -273,10 +274,11 @@ export class FileSystem {
       }
       node = await this.createFolder(node, name);
     }
-    return node;
+    // At least one name was walked: `node` is that name's folder.
+    return node as OpenNode;
   }
 
-  private async createFolder(parent: OpenNode, name: string): Promise<OpenNode> {
+  private async createFolder(parent: OpenNode | LookupParent, name: string): Promise<OpenNode> {
     assertCreatable(parent, name);
     const id = randomHexId();
     const key = newNodeKey();
@@ -533,8 +535,8 @@ function virtualNode(kind: 'shared' | 'owner', name: string, path: string): Open
   };
 }
 
-function assertCreatable(parent: OpenNode, name: string): void {
-  if (parent.virtual) {
+function assertCreatable(parent: OpenNode | LookupParent, name: string): void {
+  if ('virtual' in parent && parent.virtual) {
     throw new SedfsError(
       'SEDFS_ERR_BAD_REQUEST',
       `${parent.path} is the view of others' shares: create inside a shared folder`,

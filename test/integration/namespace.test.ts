@@ -13,6 +13,22 @@ import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser } from '../helpers/users.js';
 
+/** The requests `run` makes to main, each as "METHOD path". */
+async function callsDuring(fs: FileSystem, run: () => Promise<void>): Promise<string[]> {
+  const asked: string[] = [];
+  const call = fs.client.call.bind(fs.client);
+  fs.client.call = ((method, path, ...rest) => {
+    asked.push(`${method} ${path}`);
+    return call(method, path, ...rest);
+  }) as typeof fs.client.call;
+  try {
+    await run();
+  } finally {
+    fs.client.call = call;
+  }
+  return asked;
+}
+
 async function roundTrip(fs: FileSystem, path: string, data: Buffer, chunkBytes: number): Promise<Buffer> {
   await fs.put([data], path, { chunkBytes });
   const out = collector();
@@ -102,24 +118,29 @@ describe('the encrypted namespace', () => {
   test("a get asks main once per name on the path and once for the file's content, nothing more", async () => {
     await fs.mkdir('/deep/er', { parents: true });
     await fs.put([Buffer.from('down here')], '/deep/er/f.txt');
-    const asked: string[] = [];
-    const call = fs.client.call.bind(fs.client);
-    fs.client.call = ((method, path, ...rest) => {
-      asked.push(`${method} ${path}`);
-      return call(method, path, ...rest);
-    }) as typeof fs.client.call;
     const local = await mkdtemp(join(tmpdir(), 'sedfs-calls-'));
+    let asked: string[];
     try {
-      await getFile(fs, 'er/f.txt', join(local, 'f.txt'), '/deep');
+      asked = await callsDuring(fs, () => getFile(fs, 'er/f.txt', join(local, 'f.txt'), '/deep'));
       assert.equal(await readFile(join(local, 'f.txt'), 'utf8'), 'down here');
     } finally {
-      fs.client.call = call;
       await rm(local, { recursive: true, force: true });
     }
     // Three names, then the content (manifest and read tickets): the home folder's own
     // entry is not fetched, and the node getFile resolved is not walked to again.
     assert.equal(asked.length, 4, asked.join('\n'));
     assert.match(asked[3] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
+  });
+
+  test('mkdir -p asks main once per name on the path and once per folder it makes, nothing more', async () => {
+    await fs.mkdir('/made', { parents: true });
+    const asked = await callsDuring(fs, async () => {
+      await fs.mkdir('/made/new', { parents: true });
+    });
+    // Two names looked up, one folder made: the home folder's own entry is not fetched.
+    assert.equal(asked.length, 3, asked.join('\n'));
+    assert.match(asked[2] as string, /^POST \/v1\/nodes\/[0-9a-f]+\/children$/);
+    assert.equal((await fs.resolve('/made/new')).entry.kind, 'dir');
   });
 
   test('an entry whose stored name could lead out of a folder is left out, said, and never followed', async () => {
