@@ -46,7 +46,8 @@ export function registerDevCommand(program: Command): void {
           ),
         );
         const servers: RunningFileServer[] = [];
-        for (let i = 1; i <= n; i++) {
+        // A stop asked for meanwhile: no more servers, and the ones started are closed.
+        for (let i = 1; i <= n && !stopping.signal.aborted; i++) {
           const config = parseConfig(
             FILE_SERVER_CONFIG,
             {
@@ -68,16 +69,17 @@ export function registerDevCommand(program: Command): void {
           );
         }
         await Promise.all(servers.map((s) => s.joined));
-        process.stdout.write(
-          [
-            `SEDFS dev cluster is up: main at ${main.url} with ${n} file servers (data in ${root}).`,
-            ...(main.caFingerprint ? [`Cluster CA fingerprint: ${main.caFingerprint}`] : []),
-            `In another terminal:  export SEDFS_MAIN=${main.url}${main.caFingerprint ? ` SEDFS_CA_FINGERPRINT=${main.caFingerprint}` : ''}`,
-            '                      sedfs signup YOURNAME   (signup is open on a dev cluster)',
-            'Press Ctrl-C to stop.',
-            '',
-          ].join('\n'),
-        );
+        if (!stopping.signal.aborted)
+          process.stdout.write(
+            [
+              `SEDFS dev cluster is up: main at ${main.url} with ${n} file servers (data in ${root}).`,
+              ...(main.caFingerprint ? [`Cluster CA fingerprint: ${main.caFingerprint}`] : []),
+              `In another terminal:  export SEDFS_MAIN=${main.url}${main.caFingerprint ? ` SEDFS_CA_FINGERPRINT=${main.caFingerprint}` : ''}`,
+              '                      sedfs signup YOURNAME   (signup is open on a dev cluster)',
+              'Press Ctrl-C to stop.',
+              '',
+            ].join('\n'),
+          );
         stopping.whenUp(async () => {
           await Promise.all(servers.map((s) => s.close()));
           await main.close();

@@ -70,9 +70,11 @@ export function stopOnSignal(): {
       if (asked.signal.aborted) stop(c);
     },
     stoppedEarly(err) {
-      // Asked to stop while starting, and the start gave up: that is the stop asked for.
-      if (asked.signal.aborted) process.exit(0);
-      return fail(err);
+      if (!asked.signal.aborted) return fail(err);
+      // Asked to stop while starting, and the start gave up: that is the stop asked for
+      // (what it gave up on is still said, in case it was a failure of its own).
+      process.stderr.write(`sedfs: stopped while starting (${describeError(err)})\n`);
+      process.exit(0);
     },
   };
 }

@@ -136,6 +136,8 @@ export async function getFile(
   remote: string | OpenNode,
   local: string,
   cwd: string,
+  /** false for gets running side by side, whose bars would share one line */
+  progress = true,
 ): Promise<void> {
   const node = await fs.nodeOf(remote, cwd);
   if (node.entry.kind !== 'file')
@@ -143,7 +145,7 @@ export async function getFile(
   await mkdir(dirname(local), { recursive: true });
   const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
   const out = createFileWriter(tmp, 0o600, node.entry.size);
-  const bar = progressBar(`get ${node.name}`, node.entry.size);
+  const bar = progressBar(`get ${node.name}`, node.entry.size, progress && process.stdout.isTTY === true);
   try {
     await fs.get(node, out, { onProgress: bar.update, ...(out.bufferFor ? { buffers: out.bufferFor } : {}) });
     out.end();
@@ -178,13 +180,22 @@ export async function getTree(
   for (const target of targets) {
     const { child, dst } = target;
     if (child.entry.kind === 'dir') files += await getTree(fs, child, dst, '/');
-    else if (child.entry.size <= SMALL_FILE_BYTES) small.push(target);
+    else if (child.entry.size < SMALL_FILE_BYTES) small.push(target);
     else {
       await getFile(fs, child, dst, '/');
       files++;
     }
   }
-  await mapInParallel(small, SMALL_GETS, ({ child, dst }) => getFile(fs, child, dst, '/'));
+  // Every get ends (its file in place, or its temporary one removed) before the first
+  // failure is thrown: none is left running after the command has said it failed.
+  let failed: { err: unknown } | undefined;
+  await mapInParallel(small, SMALL_GETS, async ({ child, dst }) => {
+    if (failed) return;
+    await getFile(fs, child, dst, '/', false).catch((err: unknown) => {
+      failed ??= { err };
+    });
+  });
+  if (failed) throw failed.err;
   return files + small.length;
 }
 

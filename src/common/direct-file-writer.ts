@@ -157,6 +157,7 @@ class DirectFileWriter extends Writable {
       await this.ship(padded);
     }
     await this.inFlight;
+    this.assertOpen();
     await truncateFd(this.fd, size);
     await this.closeOnce();
   }

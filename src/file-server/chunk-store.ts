@@ -254,8 +254,9 @@ export class ChunkStore {
     const to = join(this.quarantineDir, `${id}.${Date.now()}`);
     if (packed) {
       await writeFile(to, Buffer.concat(kept));
-      // Removed meanwhile (and counted out) by a delete: nothing more to count here.
-      if ((await this.packs.remove(id)) === undefined) return false;
+      // Gone from the packs meanwhile, and counted out there: deleted, or written again
+      // as a chunk file of its own (a good copy, then).
+      if ((await this.packs.remove(id)) === undefined) return existsSync(this.pathOf(id));
     } else await rename(this.pathOf(id), to);
     this.usedBytes -= size;
     this.chunkCount -= 1;

@@ -178,9 +178,11 @@ export class Repairer {
       // The target got bytes that are not the chunk: the source's copy may have rotted on
       // its disk. Re-checked there (quarantined and marked corrupt if so), the next pass
       // copies from another holder instead of from the same source again and again
-      // (a pass takes the first live holder) until the scrubber found it.
+      // (a pass takes the first live holder) until the scrubber found it. Not awaited:
+      // the check may take a while (it joins a paced scrub of the chunk), and it logs
+      // its own outcome.
       if (err instanceof SedfsError && err.code === 'SEDFS_ERR_HASH_MISMATCH')
-        await this.verifyReplica(chunkId, source.id);
+        void this.verifyReplica(chunkId, source.id);
     }
     if (this.opts.rateMiBs > 0) {
       const minMs = (size / (this.opts.rateMiBs * 1024 * 1024)) * 1000 * this.opts.concurrency;
