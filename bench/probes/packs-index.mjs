@@ -1,16 +1,16 @@
 // Memory and time of a file server's index of packed chunks (src/file-server/chunk-packs.ts)
 // at a million small chunks, without storing a million files through the cluster: it
 // writes PACKS packs of PER_PACK one-byte chunks (random ids; loading reads only the
-// packs' indexes, not the bytes) into a temporary folder, then loads them the way a file
-// server starts, and lists them the way an inventory does. Run from the repository root
-// after `npm run build`:
+// packs' indexes, not the bytes) into a temporary folder, then opens the store as a file
+// server starts (ChunkStore.init), and lists it as an inventory does. Run from the
+// repository root after `npm run build`:
 //
 //   node --expose-gc bench/probes/packs-index.mjs [PACKS=2000] [PER_PACK=500]
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { ChunkPacks } from '../../dist/src/file-server/chunk-packs.js';
+import { ChunkStore } from '../../dist/src/file-server/chunk-store.js';
 
 const packs = Number(process.argv[2] ?? 2000);
 const perPack = Number(process.argv[3] ?? 500);
@@ -37,15 +37,18 @@ try {
     return { rss: m.rss / MiB, heap: m.heapUsed / MiB, external: m.arrayBuffers / MiB };
   };
   const before = settle();
-  const index = new ChunkPacks(join(root, 'packs'), join(root, 'tmp'), () => false);
+  const store = new ChunkStore(root, 16 * 1024 * 1024, {
+    onBadPack: (file, why) => console.error(`bad pack ${file}: ${why}`),
+  });
   let t = performance.now();
-  const loaded = await index.load(async (file, why) => console.error(`bad pack ${file}: ${why}`));
+  await store.init();
+  const loaded = { chunks: (await store.stats()).chunkCount };
   const loadSeconds = (performance.now() - t) / 1000;
   const after = settle();
   t = performance.now();
   let listed = 0;
   let previous = '';
-  for (const id of index.sortedIds()) {
+  for await (const id of store.inventory()) {
     if (id <= previous) throw new Error('ids out of order');
     previous = id;
     listed++;

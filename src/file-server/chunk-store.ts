@@ -76,10 +76,6 @@ export class ChunkStore {
         (this.direct as DirectIo).alignedBuffer(n),
       );
     }
-    for await (const { size } of this.walk()) {
-      this.usedBytes += size;
-      this.chunkCount += 1;
-    }
     const packed = await this.packs.load(async (name, why) => {
       this.events.onBadPack?.(name, why);
       await mkdir(this.quarantineDir, { recursive: true });
@@ -87,6 +83,17 @@ export class ChunkStore {
     });
     this.usedBytes += packed.bytes;
     this.chunkCount += packed.chunks;
+    for await (const { id, size } of this.walk()) {
+      // A chunk is live in one place only: a chunk file retires a packed copy (one
+      // written after the pack, whose removal from it a crash lost).
+      const packedSize = this.packs.has(id) ? await this.packs.remove(id) : undefined;
+      if (packedSize !== undefined) {
+        this.usedBytes -= packedSize;
+        this.chunkCount -= 1;
+      }
+      this.usedBytes += size;
+      this.chunkCount += 1;
+    }
   }
 
   /** Resolves once the pack compactions asked for so far are done (see chunk-packs.ts). */

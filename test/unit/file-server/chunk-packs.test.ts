@@ -172,6 +172,31 @@ test('a chunk is live in one place: a pack leaves out a chunk held as a file, an
   assert.deepEqual(await all(again.inventory()), [a.id, b.id].sort());
 });
 
+test('a chunk file whose packed copy a crash left live retires that copy at start: counted, listed and removed once', async () => {
+  const dir = join(root, `s${n++}`);
+  const s = await open(dir);
+  const [b, c] = chunks(2) as [{ id: string; bytes: Buffer }, { id: string; bytes: Buffer }];
+  await storeBatch(s, [b, c]);
+  const wb = await s.beginWrite(b.id, b.bytes.length);
+  await wb.append(b.bytes);
+  await wb.commit();
+  // The crash: the pack's note that b is dead there never reached the disk.
+  const deadLists = readdirSync(join(dir, 'packs')).filter((f) => f.endsWith('.dead'));
+  assert.equal(deadLists.length, 1);
+  rmSync(join(dir, 'packs', deadLists[0] as string));
+
+  const again = await open(dir);
+  assert.equal((await again.stats()).chunkCount, 2);
+  assert.deepEqual(await all(again.inventory()), [b.id, c.id].sort());
+  // Retired for good: noted dead again, so the next start agrees without the chunk file.
+  assert.match(readFileSync(join(dir, 'packs', deadLists[0] as string), 'latin1'), new RegExp(b.id));
+  await again.remove(b.id);
+  const third = await open(dir);
+  assert.equal(await third.has(b.id), false);
+  assert.equal((await third.stats()).chunkCount, 1);
+  assert.deepEqual(await all(third.inventory()), [c.id]);
+});
+
 test('two packs holding the same chunk count it once, before and after a restart, and removing it removes it', async () => {
   const dir = join(root, `s${n++}`);
   const s = await open(dir);
