@@ -40,56 +40,65 @@ test('sedfs dev starts main and N file servers with open signup, and SIGTERM sto
   }
 });
 
-test('a signal that comes while main is still starting stops it cleanly once it is up', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'sedfs-early-'));
-  const main = spawnSedfs(['main', '--host', '127.0.0.1', '--port', '0', '--data', root]);
+/**
+ * Starts `sedfs` on a fresh data folder, sends `signal` once `ready` holds, and returns
+ * its exit code and, if named, the log file it left.
+ */
+async function exitOnSignal(
+  args: (data: string) => string[],
+  until: string,
+  ready: (data: string, output: string) => boolean,
+  signal: NodeJS.Signals,
+  logFile?: string,
+): Promise<{ code: number | null; log: string }> {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-signal-'));
+  const server = spawnSedfs(args(root));
   try {
-    // Its log is opened first thing: keys, the store and the listening socket come after.
-    await waitFor('main to begin starting', () => existsSync(join(root, 'main.log')), 20_000);
-    main.proc.kill('SIGTERM');
-    assert.equal(await main.exited, 0);
-    assert.match(readFileSync(join(root, 'main.log'), 'utf8'), /main server stopped/);
+    await waitFor(until, () => ready(root, server.output()), 20_000);
+    server.proc.kill(signal);
+    const code = await server.exited;
+    return { code, log: logFile ? readFileSync(join(root, logFile), 'utf8') : '' };
   } finally {
-    main.proc.kill('SIGKILL');
+    server.proc.kill('SIGKILL');
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+const mainIn = (data: string) => ['main', '--host', '127.0.0.1', '--port', '0', '--data', data];
+
+test('a signal that comes while main is still starting stops it cleanly once it is up', async () => {
+  // Its log is opened first thing: keys, the store and the listening socket come after.
+  const { code, log } = await exitOnSignal(
+    mainIn,
+    'main to begin starting',
+    (data) => existsSync(join(data, 'main.log')),
+    'SIGTERM',
+    'main.log',
+  );
+  assert.equal(code, 0);
+  assert.match(log, /main server stopped/);
 });
 
 test('a file server still waiting for an unreachable main stops at the first SIGTERM', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'sedfs-waiting-'));
   // Port 9 on 127.0.0.1 (discard): nothing listens there, so every try is refused.
   const join9 = `sedfs://some-token@127.0.0.1:9#${'ab'.repeat(32)}`;
-  const fs = spawnSedfs([
-    'fileserver',
-    '--join',
-    join9,
-    '--host',
-    '127.0.0.1',
-    '--port',
-    '0',
-    '--data',
-    root,
-  ]);
-  try {
-    await waitFor('it to wait for main', () => fs.output().includes('main is unreachable; retrying'), 20_000);
-    fs.proc.kill('SIGTERM');
-    assert.equal(await fs.exited, 0);
-  } finally {
-    fs.proc.kill('SIGKILL');
-    rmSync(root, { recursive: true, force: true });
-  }
+  const { code } = await exitOnSignal(
+    (data) => ['fileserver', '--join', join9, '--host', '127.0.0.1', '--port', '0', '--data', data],
+    'it to wait for main',
+    (_data, output) => output.includes('main is unreachable; retrying'),
+    'SIGTERM',
+  );
+  assert.equal(code, 0);
 });
 
 test('a server whose console goes away (SIGHUP) stops cleanly, as on SIGTERM', async () => {
-  const root = mkdtempSync(join(tmpdir(), 'sedfs-hup-'));
-  const main = spawnSedfs(['main', '--host', '127.0.0.1', '--port', '0', '--data', root]);
-  try {
-    await waitFor('main to start', () => existsSync(join(root, 'join')), 20_000);
-    main.proc.kill('SIGHUP');
-    assert.equal(await main.exited, 0);
-    assert.match(readFileSync(join(root, 'main.log'), 'utf8'), /main server stopped/);
-  } finally {
-    main.proc.kill('SIGKILL');
-    rmSync(root, { recursive: true, force: true });
-  }
+  const { code, log } = await exitOnSignal(
+    mainIn,
+    'main to start',
+    (data) => existsSync(join(data, 'join')),
+    'SIGHUP',
+    'main.log',
+  );
+  assert.equal(code, 0);
+  assert.match(log, /main server stopped/);
 });
