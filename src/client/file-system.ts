@@ -14,15 +14,17 @@ import {
   wrapNodeKey,
 } from '../crypto/node-keys.js';
 import type { MeResponse } from '../protocol/account-api.js';
-import { SedfsError } from '../protocol/errors.js';
+import { isErrorCode, SedfsError } from '../protocol/errors.js';
 import type { PutBatchResponse, PutChunkResponse, StoredReceipt } from '../protocol/file-server-api.js';
 import type { Placement } from '../protocol/main-api.js';
-import type {
-  ChildrenResponse,
-  ContentResponse,
-  NodeEntry,
-  ShareEntry,
-  VersionCommit,
+import {
+  type ChildrenResponse,
+  CONTENTS_MAX,
+  type ContentResponse,
+  type ContentsResponse,
+  type NodeEntry,
+  type ShareEntry,
+  type VersionCommit,
 } from '../protocol/namespace-api.js';
 import { me as fetchMe, rootSealContext } from './account.js';
 import type { ByteSource } from './chunker.js';
@@ -65,6 +67,8 @@ export interface TransferOptions {
   onWarning?: (message: string) => void;
   chunkBytes?: number;
   replicas?: number;
+  /** gets: the file's content as `contents` answered it, so `get` does not ask again */
+  content?: ContentResponse;
 }
 
 /**
@@ -434,7 +438,10 @@ export class FileSystem {
   ): Promise<{ size: number }> {
     const file = await this.nodeOf(target, cwd);
     if (file.entry.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${file.path} is a folder`);
-    const content = await this.client.call<ContentResponse>('GET', `/v1/nodes/${file.entry.id}/content`);
+    if (opts.content && opts.content.node.id !== file.entry.id)
+      throw new Error(`content of ${opts.content.node.id} given for ${file.entry.id}`);
+    const content =
+      opts.content ?? (await this.client.call<ContentResponse>('GET', `/v1/nodes/${file.entry.id}/content`));
     const v = content.version;
     const contentKey = unwrapContentKey(file.key, v.id, v.contentKey);
     const expectedChunks = Math.max(1, Math.ceil(v.size / v.chunkBytes));
@@ -460,6 +467,30 @@ export class FileSystem {
       );
     }
     return { size: written };
+  }
+
+  /**
+   * The current contents of many files (at most CONTENTS_MAX) in one request, in their
+   * order: each a content to hand to `get`, or the error a get of it alone would have
+   * met. Read tickets expire (minutes): ask for what will be fetched soon.
+   */
+  async contents(files: OpenNode[]): Promise<(ContentResponse | SedfsError)[]> {
+    if (files.length === 0) return [];
+    if (files.length > CONTENTS_MAX) throw new Error(`at most ${CONTENTS_MAX} contents at once`);
+    const { contents } = await this.client.call<ContentsResponse>('POST', '/v1/contents', {
+      ids: files.map((f) => f.entry.id),
+    });
+    if (contents.length !== files.length)
+      throw new SedfsError(
+        'SEDFS_ERR_INTERNAL',
+        `main answered ${contents.length} contents for ${files.length}`,
+      );
+    return contents.map((c, i) => {
+      const file = files[i] as OpenNode;
+      if (!('error' in c)) return c;
+      const code = isErrorCode(c.error.code) ? c.error.code : 'SEDFS_ERR_INTERNAL';
+      return new SedfsError(code, `${file.path}: ${c.error.message}`);
+    });
   }
 
   async rm(path: string, opts: { recursive?: boolean } = {}, cwd = '/'): Promise<void> {

@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import type { ErrorBody } from './errors.js';
 import type { BlobManifest } from './main-api.js';
 import { HexId, strict } from './schemas.js';
 
@@ -67,6 +68,22 @@ export interface ContentResponse {
   node: NodeEntry;
   version: { id: string; size: number; chunkBytes: number; contentKey: string };
   manifest: BlobManifest;
+}
+
+/**
+ * Files whose contents one `POST /v1/contents` may ask for: `get -r` asks for a folder's
+ * small files this many at a time instead of one request each.
+ */
+export const CONTENTS_MAX = 256;
+export const ContentsRequest = Type.Object(
+  { ids: Type.Array(HexId, { minItems: 1, maxItems: CONTENTS_MAX }) },
+  strict,
+);
+export type ContentsRequest = Static<typeof ContentsRequest>;
+
+/** One answer per id asked for, in the same order: its content, or why not. */
+export interface ContentsResponse {
+  contents: (ContentResponse | ({ id: string } & ErrorBody))[];
 }
 
 export type Access = 'owner' | 'write' | 'read';

@@ -8,6 +8,8 @@ import { getFile, getTree } from '../../src/cli/transfer.js';
 import type { FileSystem } from '../../src/client/file-system.js';
 import { randomHexId } from '../../src/crypto/hash.js';
 import { encryptName, nameMac, newNodeKey, wrapNodeKey } from '../../src/crypto/node-keys.js';
+import type { SedfsError } from '../../src/protocol/errors.js';
+import type { ContentResponse, ContentsResponse } from '../../src/protocol/namespace-api.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
@@ -130,6 +132,70 @@ describe('the encrypted namespace', () => {
     // entry is not fetched, and the node getFile resolved is not walked to again.
     assert.equal(asked.length, 4, asked.join('\n'));
     assert.match(asked[3] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
+  });
+
+  test("get -r asks main for its small files' contents a batch at a time, not once per file", async () => {
+    await fs.mkdir('/batch');
+    const files = Array.from({ length: 150 }, (_, i) => ({
+      name: `s${i}`,
+      data: seededBytes(500 + i, 1 + i * 7),
+    }));
+    await fs.putMany('/batch', files);
+    const local = await mkdtemp(join(tmpdir(), 'sedfs-batch-'));
+    try {
+      const asked = await callsDuring(fs, async () => {
+        assert.equal(await getTree(fs, '/batch', join(local, 'out'), '/'), files.length);
+      });
+      for (const f of files) assert.deepEqual(await readFile(join(local, 'out', f.name)), f.data);
+      // The folder's name and its children, then 64 + 64 + 22 contents.
+      assert.deepEqual(
+        asked.filter((a) => a.includes('content')),
+        ['POST /v1/contents', 'POST /v1/contents', 'POST /v1/contents'],
+      );
+      assert.equal(asked.length, 5, asked.join('\n'));
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
+  });
+
+  test("contents answers for each file on its own: a folder, another user's file and a missing id get their errors", async () => {
+    await fs.put([Buffer.from('mine')], '/mine.txt');
+    const mine = await fs.resolve('/mine.txt');
+    const folder = await fs.mkdir('/not-a-file');
+    const bob = await newUser(cluster, 'bob-contents');
+    try {
+      await bob.fs.put([Buffer.from('his')], '/his.txt');
+      const his = await bob.fs.resolve('/his.txt');
+      const { contents } = await fs.client.call<ContentsResponse>('POST', '/v1/contents', {
+        ids: [mine.entry.id, folder.entry.id, his.entry.id, randomHexId(), mine.entry.id],
+      });
+      const codes = contents.map((c) => ('error' in c ? c.error.code : c.node.id));
+      assert.deepEqual(codes, [
+        mine.entry.id,
+        'SEDFS_ERR_IS_A_FOLDER',
+        'SEDFS_ERR_NOT_FOUND',
+        'SEDFS_ERR_NOT_FOUND',
+        mine.entry.id,
+      ]);
+      // An answer is what a get of that file alone uses.
+      const out = collector();
+      await fs.get(mine, out.sink, { content: contents[0] as ContentResponse });
+      assert.equal(out.bytes().toString(), 'mine');
+      // The client's own view: one error per file, naming it.
+      const [ok, bad] = await fs.contents([mine, folder]);
+      assert.equal((ok as ContentResponse).node.id, mine.entry.id);
+      assert.equal((bad as SedfsError).code, 'SEDFS_ERR_IS_A_FOLDER');
+      assert.match((bad as SedfsError).message, /^\/not-a-file: /);
+      await assert.rejects(
+        fs.client.call('POST', '/v1/contents', { ids: Array.from({ length: 257 }, () => mine.entry.id) }),
+        { code: 'SEDFS_ERR_BAD_REQUEST' },
+      );
+      await assert.rejects(fs.client.call('POST', '/v1/contents', { ids: [] }), {
+        code: 'SEDFS_ERR_BAD_REQUEST',
+      });
+    } finally {
+      await bob.client.close();
+    }
   });
 
   test('mkdir -p asks main once per name on the path and once per folder it makes, nothing more', async () => {

@@ -8,6 +8,7 @@ import { enrollServerRoute } from './enroll-server.js';
 import { getBlobRoute } from './get-blob.js';
 import { getCaRoute } from './get-ca.js';
 import { getContentRoute } from './get-content.js';
+import { getContentsRoute } from './get-contents.js';
 import { getNodeRoute } from './get-node.js';
 import { getPermsRoute } from './get-perms.js';
 import { getSubtreeRoute } from './get-subtree.js';
@@ -70,6 +71,7 @@ export const MAIN_ROUTES = [
   moveNodeRoute,
   deleteNodeRoute,
   getContentRoute,
+  getContentsRoute,
   // sharing and locks (session)
   getUserKeysRoute,
   shareNodeRoute,
