@@ -4,6 +4,7 @@ import { parseConfig } from '../common/config.js';
 import type { RunningFileServer } from '../file-server/file-server.js';
 import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
+import type { RunningMain } from '../main-server/main-server.js';
 import { fail, stopOnSignal } from './output.js';
 
 /**
@@ -22,6 +23,13 @@ export function registerDevCommand(program: Command): void {
     .addHelpText('after', '\nExamples:\n  sedfs dev\n  sedfs dev --servers 5 --data /tmp/cluster')
     .action(async (opts: { servers: string; data: string; replicas?: string; insecureHttp?: boolean }) => {
       let stopping: ReturnType<typeof stopOnSignal> | undefined;
+      let main: RunningMain | undefined;
+      const servers: RunningFileServer[] = [];
+      // File servers first, then main (which they report to); each closes its log.
+      const closeAll = async () => {
+        await Promise.allSettled(servers.map((s) => s.close()));
+        await main?.close();
+      };
       try {
         const n = Number(opts.servers);
         if (!Number.isInteger(n) || n < 1 || n > 64)
@@ -31,7 +39,7 @@ export function registerDevCommand(program: Command): void {
         const { startMain } = await import('../main-server/main-server.js');
         const { startFileServer } = await import('../file-server/file-server.js');
         stopping = stopOnSignal();
-        const main = await startMain(
+        main = await startMain(
           parseConfig(
             MAIN_CONFIG,
             {
@@ -45,7 +53,6 @@ export function registerDevCommand(program: Command): void {
             process.env,
           ),
         );
-        const servers: RunningFileServer[] = [];
         // A stop asked for meanwhile: no more servers, and the ones started are closed.
         for (let i = 1; i <= n && !stopping.signal.aborted; i++) {
           const config = parseConfig(
@@ -80,11 +87,11 @@ export function registerDevCommand(program: Command): void {
               '',
             ].join('\n'),
           );
-        stopping.whenUp(async () => {
-          await Promise.all(servers.map((s) => s.close()));
-          await main.close();
-        });
+        stopping.whenUp(closeAll);
       } catch (err) {
+        // A start that failed, or gave up because a stop was asked for, still closes what
+        // it had started: logs flushed, main's database closed.
+        await closeAll().catch(() => undefined);
         if (stopping) stopping.stoppedEarly(err);
         else fail(err);
       }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -77,6 +77,22 @@ test('a signal that comes while main is still starting stops it cleanly once it 
   );
   assert.equal(code, 0);
   assert.match(log, /main server stopped/);
+});
+
+test('sedfs dev that cannot start a file server says why and closes main and the servers it started', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-dev-fail-'));
+  try {
+    // The second file server's data folder cannot be made: a file is in its place.
+    writeFileSync(join(root, 'fs2'), 'not a folder');
+    const res = await runSedfs(['dev', '--servers', '3', '--data', root]);
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /fs2/);
+    assert.match(readFileSync(join(root, 'main', 'main.log'), 'utf8'), /main server stopped/);
+    assert.match(readFileSync(join(root, 'fs1', 'fileserver.log'), 'utf8'), /file server stopped/);
+    assert.equal(existsSync(join(root, 'fs3')), false);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
 });
 
 test('a file server still waiting for an unreachable main stops at the first SIGTERM', async () => {
