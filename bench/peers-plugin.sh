@@ -41,11 +41,13 @@ sedfs_start() {
   log "sedfs: main pid $SD_MAIN_PID, $servers file servers (${SD_FS_PIDS[*]}), R=$replicas, TLS"
 }
 
-# sedfs_disk_limit: sets SD_LIMIT to the disk's read-while-write MiB/s on the stored chunks, or ""
+# sedfs_disk_limit: prints the disk's read-while-write MiB/s (each way) on the stored
+# chunks, read from the file servers in turn as a get's manifest spreads them; fails if
+# it could not be measured.
 sedfs_disk_limit() {
   drop_caches "$SD"; rm -f "$READBACK"
-  SD_LIMIT=$(timeout "$T_BIG" node "$SEDFS_ROOT/dist/bench/read-while-write.js" "$READBACK" "$BIG_MIB" "$SD/fs1/chunks" \
-    2>> "$LOG" | python3 -c 'import json, sys; print("%.2f" % json.load(sys.stdin)["mibs"])') || SD_LIMIT=""
+  timeout "$T_BIG" node "$SEDFS_ROOT/dist/bench/read-while-write.js" "$READBACK" "$BIG_MIB" "$SD"/fs*/chunks 2>> "$LOG" \
+    | python3 -c 'import json, sys; print("%.2f" % json.load(sys.stdin)["mibs"])' 2>> "$LOG"
 }
 
 sedfs_stop() {
@@ -56,7 +58,7 @@ sedfs_stop() {
 
 # sedfs_workloads PEER RUN
 sedfs_workloads() {
-  local p=$1 r=$2 rc n hwm pid plain k detail limit
+  local p=$1 r=$2 rc n hwm pid plain k detail before after
   # W1
   drop_caches; warm_big
   span_start
@@ -85,7 +87,7 @@ PY
   # reads, read while as many bytes are written where it writes, caches dropped as for the
   # get (bench/read-while-write.ts). Whichever reads second may find them still in the
   # VM host's cache, so the faster of the two is the limit.
-  sedfs_disk_limit
+  before=$(sedfs_disk_limit) || before=""
   drop_caches "$SD"; rm -f "$READBACK"
   span_start
   timeout "$T_BIG" env SEDFS_HOME="$SD/profile" node "$SEDFS_ROOT/bin/sedfs.js" get /big.bin "$READBACK" >> "$LOG" 2>&1
@@ -94,10 +96,10 @@ PY
   elif ! timeout "$T_CMP" cmp -s "$BIG" "$READBACK"; then emit_err "$p" W2 "$r" MiB/s "read-back differs"
   else emit "$p" W2 "$r" "$(rate "$BIG_MIB" "$ELAPSED")" MiB/s "\"seconds\":$(fmt3 "$ELAPSED"),\"verified\":true"; fi
   rm -f "$READBACK"
-  limit=$SD_LIMIT; sedfs_disk_limit
-  if [ -n "$limit" ] && [ -n "$SD_LIMIT" ]; then
-    emit "$p" W2disk "$r" "$(awk -v a="$limit" -v b="$SD_LIMIT" 'BEGIN{print (a > b) ? a : b}')" MiB/s \
-      "\"detail\":$(jstr "O_DIRECT read of the chunk files while writing as many bytes, each way; before the get $limit, after $SD_LIMIT")"
+  after=$(sedfs_disk_limit) || after=""
+  if [ -n "$before" ] && [ -n "$after" ]; then
+    emit "$p" W2disk "$r" "$(awk -v a="$before" -v b="$after" 'BEGIN{print (a > b) ? a : b}')" MiB/s \
+      "\"detail\":$(jstr "O_DIRECT read of the chunk files while writing as many bytes, each way; before the get $before, after $after")"
   else emit_err "$p" W2disk "$r" MiB/s "read-while-write failed (see $LOG)"; fi
   # W3
   warm_small

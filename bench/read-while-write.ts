@@ -1,19 +1,21 @@
 /**
  * What one disk does when a download reads chunk files and writes the restored file at
- * the same time: files read with O_DIRECT in 4 MiB blocks, up to 4 at once (as a get
- * fetches 4 chunks at once), while as many bytes are written to a new file with O_DIRECT,
- * one 4 MiB write at a time. The W2 limit of the issue
- * ("reading the chunks while writing the restored file shares one virtual disk").
+ * the same time: whole files read with O_DIRECT in 4 MiB blocks, up to 4 at once (as a
+ * get fetches 4 chunks at once), while as many bytes are written to a new file with
+ * O_DIRECT, one 4 MiB write at a time. The W2 limit of issue 7 ("reading the chunks
+ * while writing the restored file shares one virtual disk").
  *
- * Which files are read matters on a VM: a file written moments ago read at 1,000+ MiB/s
- * each way here (the host still held it), chunk files written minutes earlier at 520-600.
- * So the bench measures the limit on its own fresh file (as its own W2 reads chunks just
- * written), and the peer plugin on the very chunk files the get has just read, caches
- * dropped as for the get:
+ * Which files are read matters on a VM: a file written moments before read at 1,000+
+ * MiB/s each way here (the host still held it), chunk files written minutes before at
+ * 515-690. So the bench measures the limit on a file it has just written (as its own
+ * W2 reads chunks just written), and the peer plugin on the chunk files a get reads,
+ * caches dropped as for the get:
  *
- *   node dist/bench/read-while-write.js OUT_FILE MIB FILE_OR_FOLDER...
+ *   node dist/bench/read-while-write.js OUT_FILE MIB FOLDER_OR_FILE...
  *
- * prints {"mibs": each way, "seconds", "mib"}.
+ * reads files until MIB are read: with several folders (one per file server, each
+ * holding the same chunks), the k-th file from folder k mod n, as a get's manifest
+ * spreads its chunks over their servers. Prints {"mibs": each way, "seconds", "mib"}.
  */
 import { randomFillSync } from 'node:crypto';
 import { readdirSync, rmSync, statSync } from 'node:fs';
@@ -25,78 +27,107 @@ import { DirectIo } from '../src/common/direct-io.js';
 const BLOCK = 4 * 1024 * 1024;
 const READERS = 4;
 
+interface Source {
+  path: string;
+  size: number;
+}
+
 /**
- * Reads `bytes` from `sources` (in order, each from its start) while writing as many to
+ * Reads `sources` whole (at once, READERS at a time) while writing as many bytes to
  * `out` (created, removed after); MiB/s each way, or undefined where O_DIRECT is refused.
  */
 export async function readWhileWriting(
-  sources: string[],
+  sources: Source[],
   out: string,
-  bytes: number,
 ): Promise<{ mibs: number; seconds: number } | undefined> {
   const io = DirectIo.open(dirname(out));
   const newFile = DirectIo.newFileFlags;
   if (!io || newFile === undefined) return undefined;
-  const block = io.alignedBuffer(BLOCK);
-  randomFillSync(block);
-  const w = await open(out, newFile, 0o600);
   try {
-    const t = process.hrtime.bigint();
-    let read = 0;
-    let next = 0;
-    // As many readers as a get has chunks in flight, each a file at a time.
-    const readers = Array.from({ length: Math.min(READERS, sources.length) }, async () => {
-      const into = io.alignedBuffer(BLOCK);
-      while (read < bytes && next < sources.length) {
-        const r = await open(sources[next++] as string, io.readFlags);
-        try {
-          for (let pos = 0; read < bytes; ) {
-            const { bytesRead } = await r.read(into, 0, BLOCK, pos);
-            if (bytesRead === 0) break;
-            pos += bytesRead;
-            read += bytesRead;
+    const total = sources.reduce((n, s) => n + s.size, 0);
+    const block = io.alignedBuffer(BLOCK);
+    randomFillSync(block);
+    const w = await open(out, newFile, 0o600);
+    try {
+      let next = 0;
+      const t = process.hrtime.bigint();
+      // Each file read as a file server sends a chunk: whole aligned blocks from its
+      // start, the last one short, no read past its end.
+      const readers = Array.from({ length: Math.min(READERS, sources.length) }, async () => {
+        const into = io.alignedBuffer(BLOCK);
+        while (next < sources.length) {
+          const src = sources[next++] as Source;
+          const r = await open(src.path, io.readFlags);
+          try {
+            for (let pos = 0; pos < src.size; ) {
+              const { bytesRead } = await r.read(into, 0, BLOCK, pos);
+              if (bytesRead === 0) throw new Error(`${src.path} ended early`);
+              pos += bytesRead;
+            }
+          } finally {
+            await r.close();
           }
-        } finally {
-          await r.close();
         }
-      }
-    });
-    await Promise.all([
-      ...readers,
-      (async () => {
-        for (let o = 0; o < bytes; o += BLOCK) await w.write(block, 0, BLOCK, o);
-      })(),
-    ]);
-    if (read < bytes) throw new Error(`only ${read} bytes to read in ${sources.length} files`);
-    const seconds = Number(process.hrtime.bigint() - t) / 1e9;
-    return { mibs: bytes / 2 ** 20 / seconds, seconds };
+      });
+      await Promise.all([
+        ...readers,
+        (async () => {
+          for (let o = 0; o < total; o += BLOCK) await w.write(block, 0, BLOCK, o);
+        })(),
+      ]);
+      const seconds = Number(process.hrtime.bigint() - t) / 1e9;
+      return { mibs: total / 2 ** 20 / seconds, seconds };
+    } finally {
+      await w.close();
+      rmSync(out, { force: true });
+    }
   } finally {
-    await w.close();
     io.close();
-    rmSync(out, { force: true });
   }
 }
 
-/** Regular files under `path` (itself if it is one), sorted. */
-function filesUnder(path: string): string[] {
-  if (statSync(path).isFile()) return [path];
-  return readdirSync(path, { withFileTypes: true, recursive: true })
-    .filter((e) => e.isFile())
-    .map((e) => join(e.parentPath, e.name))
-    .sort();
+/** Regular files under `path` (itself if it is one), sorted by name. */
+function filesUnder(path: string): Source[] {
+  const paths = statSync(path).isFile()
+    ? [path]
+    : readdirSync(path, { withFileTypes: true, recursive: true })
+        .filter((e) => e.isFile())
+        .map((e) => join(e.parentPath, e.name))
+        .sort();
+  return paths.map((p) => ({ path: p, size: statSync(p).size }));
+}
+
+/** The k-th file from folder k mod n, until `bytes` are chosen (or every file is). */
+export function spreadOver(folders: Source[][], bytes: number): Source[] {
+  const chosen: Source[] = [];
+  let sum = 0;
+  const longest = Math.max(...folders.map((f) => f.length));
+  for (let k = 0; k < longest && sum < bytes; k++) {
+    const file = (folders[k % folders.length] as Source[])[k];
+    if (!file) continue;
+    chosen.push(file);
+    sum += file.size;
+  }
+  return chosen;
 }
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   const [out, mib, ...paths] = process.argv.slice(2);
-  if (!out || !mib || paths.length === 0) {
-    process.stderr.write('usage: read-while-write.js OUT_FILE MIB FILE_OR_FOLDER...\n');
+  const bytes = Number(mib) * 2 ** 20;
+  if (!out || !(bytes > 0) || paths.length === 0) {
+    process.stderr.write('usage: read-while-write.js OUT_FILE MIB FOLDER_OR_FILE...\n');
     process.exit(2);
   }
-  const bytes = Number(mib) * 2 ** 20;
-  const r = await readWhileWriting(paths.flatMap(filesUnder), out, bytes);
+  const sources = spreadOver(paths.map(filesUnder), bytes);
+  const got = sources.reduce((n, s) => n + s.size, 0);
+  if (got < bytes) {
+    process.stderr.write(`read-while-write: only ${got} bytes to read, ${bytes} asked for\n`);
+    process.exit(1);
+  }
+  const r = await readWhileWriting(sources, out);
   if (!r) {
     process.stderr.write('read-while-write: O_DIRECT is refused here\n');
     process.exit(1);
   }
-  process.stdout.write(`${JSON.stringify({ mibs: r.mibs, seconds: r.seconds, mib: Number(mib) })}\n`);
+  process.stdout.write(`${JSON.stringify({ mibs: r.mibs, seconds: r.seconds, mib: got / 2 ** 20 })}\n`);
 }

@@ -178,7 +178,8 @@ async function combinedDiskLimit(): Promise<number | undefined> {
     for (let o = 0; o < total; o += block.length) await w.write(block, 0, block.length, o);
     await w.sync();
     await w.close();
-    return (await readWhileWriting([src], join(tmpdir(), `sedfs-bench-write-${process.pid}`), total))?.mibs;
+    const out = join(tmpdir(), `sedfs-bench-write-${process.pid}`);
+    return (await readWhileWriting([{ path: src, size: total }], out))?.mibs;
   } finally {
     io.close();
     rmSync(src, { force: true });
