@@ -89,7 +89,7 @@ export async function putTree(
     } else small.push({ name: entry.name, size });
   }
   let sending: Promise<number> = Promise.resolve(0);
-  for (const batch of batchesOf(small)) {
+  for (const batch of batchesOf(small, { files: BATCH_FILES, bytes: BATCH_BYTES }, (f) => f.size)) {
     let read: { name: string; data: Buffer }[];
     try {
       read = await mapInParallel(batch, LOCAL_READS, async (f) => ({
@@ -110,15 +110,19 @@ export async function putTree(
   return files + (await sending);
 }
 
-/** Small files in order, cut into batches of at most BATCH_FILES files and about BATCH_BYTES. */
-function batchesOf<T extends { size: number }>(files: T[]): T[][] {
+/** Files in order, cut into batches of at most `limit.files` files and about `limit.bytes`. */
+function batchesOf<T>(
+  files: T[],
+  limit: { files: number; bytes: number },
+  sizeOf: (file: T) => number,
+): T[][] {
   const batches: T[][] = [];
   let batch: T[] = [];
   let bytes = 0;
   for (const f of files) {
     batch.push(f);
-    bytes += f.size;
-    if (batch.length >= BATCH_FILES || bytes >= BATCH_BYTES) {
+    bytes += sizeOf(f);
+    if (batch.length >= limit.files || bytes >= limit.bytes) {
       batches.push(batch);
       batch = [];
       bytes = 0;
@@ -202,17 +206,14 @@ export async function getTree(
   // Every get ends (its file in place, or its temporary one removed) before the first
   // failure is thrown: none is left running after the command has said it failed.
   let failed: { err: unknown } | undefined;
-  for (let i = 0; i < small.length && !failed; i += CONTENTS_AT_ONCE) {
-    const batch = small.slice(i, i + CONTENTS_AT_ONCE);
+  const limit = { files: CONTENTS_AT_ONCE, bytes: CONTENTS_BATCH_BYTES };
+  for (const batch of batchesOf(small, limit, (t) => t.child.entry.size)) {
+    if (failed) break;
     const contents = await fs.contents(batch.map((t) => t.child));
     const gets = batch.map((t, k) => ({ ...t, content: contents[k] }));
     await mapInParallel(gets, SMALL_GETS, async ({ child, dst, content }) => {
       if (failed) return;
-      const got =
-        content instanceof SedfsError
-          ? Promise.reject(content)
-          : getFile(fs, child, dst, '/', { progress: false, ...(content ? { content } : {}) });
-      await got.catch((err: unknown) => {
+      await getSmall(fs, child, dst, content).catch((err: unknown) => {
         failed ??= { err };
       });
     });
@@ -222,17 +223,41 @@ export async function getTree(
 }
 
 /**
- * Small files fetched at once by `get -r`. Each is a chunk from a file server and a few
- * file-system calls, mostly waiting: one after another, 2,000 files of 4 KiB took
- * 2.9–3.6 s.
+ * One small file of `get -r`, with its content from its batch's request: fetched alone
+ * when the batch had no room for it, and again alone when what was asked for in advance
+ * no longer reads (its tickets expired, or a new version freed its chunks meanwhile).
+ */
+async function getSmall(
+  fs: FileSystem,
+  child: OpenNode,
+  dst: string,
+  content: ContentResponse | SedfsError | undefined,
+): Promise<void> {
+  if (content instanceof SedfsError && content.code !== 'SEDFS_ERR_BATCH_FULL') throw content;
+  if (content === undefined || content instanceof SedfsError)
+    return getFile(fs, child, dst, '/', { progress: false });
+  try {
+    await getFile(fs, child, dst, '/', { progress: false, content });
+  } catch (err) {
+    if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_ALL_REPLICAS_FAILED') throw err;
+    await getFile(fs, child, dst, '/', { progress: false });
+  }
+}
+
+/**
+ * Small files fetched at once by `get -r`. Each is a chunk request to a file server and a
+ * few file-system calls, mostly waiting: one after another (each with its own request to
+ * main, too), 2,000 files of 4 KiB took 2.9–3.6 s.
  */
 const SMALL_GETS = 8;
 /**
  * Small files whose contents (versions, manifests, read tickets) `get -r` asks main for
- * in one request, instead of one request per file. Tickets expire after minutes, so
- * each batch is asked for when its turn comes.
+ * in one request, instead of one request per file; and at most this many bytes of them,
+ * so a batch is fetched well within its tickets' lifetime (5 minutes by default). Each
+ * batch is asked for when its turn comes.
  */
 const CONTENTS_AT_ONCE = 64;
+const CONTENTS_BATCH_BYTES = 16 * 1024 * 1024;
 
 /**
  * Where a remote entry named `name` lands inside local folder `dir`. Names come from

@@ -439,7 +439,10 @@ export class FileSystem {
     const file = await this.nodeOf(target, cwd);
     if (file.entry.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${file.path} is a folder`);
     if (opts.content && opts.content.node.id !== file.entry.id)
-      throw new Error(`content of ${opts.content.node.id} given for ${file.entry.id}`);
+      throw new SedfsError(
+        'SEDFS_ERR_INTERNAL',
+        `content of ${opts.content.node.id} given for ${file.entry.id}`,
+      );
     const content =
       opts.content ?? (await this.client.call<ContentResponse>('GET', `/v1/nodes/${file.entry.id}/content`));
     const v = content.version;

@@ -165,11 +165,17 @@ export class NamespaceService {
     this.onFreed();
   }
 
-  content(user: UserRecord, id: string): ContentResponse {
+  /** A file's current content; `maxChunks`: refuse (SEDFS_ERR_BATCH_FULL) a file with more. */
+  content(user: UserRecord, id: string, opts: { maxChunks?: number } = {}): ContentResponse {
     const node = this.authorize(user, id, 'read', 'get');
     if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
     const version = node.versionId ? this.store.getVersion(node.versionId) : undefined;
     if (!version) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'the file has no committed content');
+    if (
+      opts.maxChunks !== undefined &&
+      Math.max(1, Math.ceil(version.size / version.chunkBytes)) > opts.maxChunks
+    )
+      throw new SedfsError('SEDFS_ERR_BATCH_FULL');
     return {
       node: toEntry(node),
       version: {

@@ -41,6 +41,11 @@ export const ERRORS = {
       "a valid cluster join token is required (if it was rotated, main's data folder holds the new join string in `join`)",
   },
   SEDFS_ERR_NOT_FOUND: { status: 404, retryable: false, message: 'not found' },
+  SEDFS_ERR_BATCH_FULL: {
+    status: 413,
+    retryable: true,
+    message: 'this request holds as much as one answer may: ask for this one alone',
+  },
   SEDFS_ERR_UNKNOWN_ROUTE: { status: 404, retryable: false, message: 'no such route' },
   SEDFS_ERR_UNKNOWN_SERVER: { status: 404, retryable: false, message: 'this file server is not registered' },
   SEDFS_ERR_CHUNK_NOT_FOUND: { status: 404, retryable: false, message: 'no such chunk on this server' },

@@ -75,8 +75,14 @@ export interface ContentResponse {
  * small files this many at a time instead of one request each.
  */
 export const CONTENTS_MAX = 256;
+/**
+ * Chunks one such answer covers at most (each a signed read ticket): a file past it is
+ * answered SEDFS_ERR_BATCH_FULL, to be asked for alone, so one request cannot make
+ * main sign tickets for 256 large files in one go.
+ */
+export const CONTENTS_MAX_CHUNKS = 1024;
 export const ContentsRequest = Type.Object(
-  { ids: Type.Array(HexId, { minItems: 1, maxItems: CONTENTS_MAX }) },
+  { ids: Type.Array(HexId, { minItems: 1, maxItems: CONTENTS_MAX, uniqueItems: true }) },
   strict,
 );
 export type ContentsRequest = Static<typeof ContentsRequest>;

@@ -15,13 +15,15 @@ import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser } from '../helpers/users.js';
 
-/** The requests `run` makes to main, each as "METHOD path". */
+/** The requests `run` makes to main, each as "METHOD path" (and the number of ids asked for). */
 async function callsDuring(fs: FileSystem, run: () => Promise<void>): Promise<string[]> {
   const asked: string[] = [];
   const call = fs.client.call.bind(fs.client);
-  fs.client.call = ((method, path, ...rest) => {
-    asked.push(`${method} ${path}`);
-    return call(method, path, ...rest);
+  fs.client.call = ((method, path, body, ...rest) => {
+    // A batch of contents is told with how many files it asks for.
+    const ids = (body as { ids?: unknown } | undefined)?.ids;
+    asked.push(Array.isArray(ids) ? `${method} ${path} ${ids.length}` : `${method} ${path}`);
+    return call(method, path, body, ...rest);
   }) as typeof fs.client.call;
   try {
     await run();
@@ -150,7 +152,7 @@ describe('the encrypted namespace', () => {
       // The folder's name and its children, then 64 + 64 + 22 contents.
       assert.deepEqual(
         asked.filter((a) => a.includes('content')),
-        ['POST /v1/contents', 'POST /v1/contents', 'POST /v1/contents'],
+        ['POST /v1/contents 64', 'POST /v1/contents 64', 'POST /v1/contents 22'],
       );
       assert.equal(asked.length, 5, asked.join('\n'));
     } finally {
@@ -167,15 +169,16 @@ describe('the encrypted namespace', () => {
       await bob.fs.put([Buffer.from('his')], '/his.txt');
       const his = await bob.fs.resolve('/his.txt');
       const { contents } = await fs.client.call<ContentsResponse>('POST', '/v1/contents', {
-        ids: [mine.entry.id, folder.entry.id, his.entry.id, randomHexId(), mine.entry.id],
+        ids: [mine.entry.id, folder.entry.id, his.entry.id, randomHexId()],
       });
       const codes = contents.map((c) => ('error' in c ? c.error.code : c.node.id));
+      // Someone else's file and no file at all answer alike: ids cannot be probed.
+      assert.deepEqual(contents[2], { ...contents[3], id: his.entry.id });
       assert.deepEqual(codes, [
         mine.entry.id,
         'SEDFS_ERR_IS_A_FOLDER',
         'SEDFS_ERR_NOT_FOUND',
         'SEDFS_ERR_NOT_FOUND',
-        mine.entry.id,
       ]);
       // An answer is what a get of that file alone uses.
       const out = collector();
@@ -187,14 +190,98 @@ describe('the encrypted namespace', () => {
       assert.equal((bad as SedfsError).code, 'SEDFS_ERR_IS_A_FOLDER');
       assert.match((bad as SedfsError).message, /^\/not-a-file: /);
       await assert.rejects(
-        fs.client.call('POST', '/v1/contents', { ids: Array.from({ length: 257 }, () => mine.entry.id) }),
+        fs.client.call('POST', '/v1/contents', { ids: Array.from({ length: 257 }, () => randomHexId()) }),
         { code: 'SEDFS_ERR_BAD_REQUEST' },
       );
       await assert.rejects(fs.client.call('POST', '/v1/contents', { ids: [] }), {
         code: 'SEDFS_ERR_BAD_REQUEST',
       });
+      await assert.rejects(fs.client.call('POST', '/v1/contents', { ids: [mine.entry.id, mine.entry.id] }), {
+        code: 'SEDFS_ERR_BAD_REQUEST',
+      });
     } finally {
       await bob.client.close();
+    }
+  });
+
+  test('a file of more chunks than one batch answers is fetched alone by get -r; the files after it still come in the batch', async () => {
+    await fs.mkdir('/full');
+    // 1,025 chunks of one byte: more read tickets than one answer of contents signs.
+    const many = seededBytes(41, 1025);
+    await fs.put([many], '/full/a-many', { chunkBytes: 1 });
+    await fs.put([Buffer.from('after it')], '/full/b-small');
+    const local = await mkdtemp(join(tmpdir(), 'sedfs-full-'));
+    try {
+      const asked = await callsDuring(fs, async () => {
+        assert.equal(await getTree(fs, '/full', join(local, 'out'), '/'), 2);
+      });
+      assert.deepEqual(await readFile(join(local, 'out', 'a-many')), many);
+      assert.equal(await readFile(join(local, 'out', 'b-small'), 'utf8'), 'after it');
+      const contentCalls = asked.filter((a) => a.includes('content'));
+      assert.equal(contentCalls.length, 2, asked.join('\n'));
+      assert.equal(contentCalls[0], 'POST /v1/contents 2');
+      assert.match(contentCalls[1] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
+    } finally {
+      await rm(local, { recursive: true, force: true });
+    }
+  });
+
+  test('get -r fetches a file alone again when the contents asked for in advance no longer read', async () => {
+    await fs.mkdir('/stale');
+    const files = Array.from({ length: 3 }, (_, i) => ({ name: `t${i}`, data: seededBytes(60 + i, 100) }));
+    await fs.putMany('/stale', files);
+    const local = await mkdtemp(join(tmpdir(), 'sedfs-stale-'));
+    const contents = fs.contents.bind(fs);
+    // As if the tickets had expired while the batch waited: every one is refused.
+    fs.contents = async (nodes) =>
+      (await contents(nodes)).map((c) =>
+        c instanceof Error
+          ? c
+          : {
+              ...c,
+              manifest: {
+                ...c.manifest,
+                chunks: c.manifest.chunks.map((k) => ({ ...k, ticket: 'expired' })),
+              },
+            },
+      );
+    try {
+      const asked = await callsDuring(fs, async () => {
+        assert.equal(await getTree(fs, '/stale', join(local, 'out'), '/'), files.length);
+      });
+      for (const f of files) assert.deepEqual(await readFile(join(local, 'out', f.name)), f.data);
+      assert.equal(asked.filter((a) => /^GET \/v1\/nodes\/[0-9a-f]+\/content$/.test(a)).length, files.length);
+      assert.deepEqual((await readdir(join(local, 'out'))).sort(), ['t0', 't1', 't2']);
+    } finally {
+      fs.contents = contents;
+      await rm(local, { recursive: true, force: true });
+    }
+  });
+
+  test('get -r of a folder where one file cannot be read fails naming it and leaves no partial file', async () => {
+    await fs.mkdir('/onebad');
+    await fs.putMany('/onebad', [
+      { name: 'good', data: Buffer.from('fine') },
+      { name: 'gone', data: Buffer.from('removed meanwhile') },
+    ]);
+    const local = await mkdtemp(join(tmpdir(), 'sedfs-onebad-'));
+    const contents = fs.contents.bind(fs);
+    // Removed between the listing and the batch's contents: main answers not found.
+    fs.contents = async (nodes) => {
+      await fs.rm('/onebad/gone');
+      return contents(nodes);
+    };
+    try {
+      await assert.rejects(getTree(fs, '/onebad', join(local, 'out'), '/'), (err: SedfsError) => {
+        assert.equal(err.code, 'SEDFS_ERR_NOT_FOUND');
+        assert.match(err.message, /^\/onebad\/gone: /);
+        return true;
+      });
+      assert.deepEqual(await readdir(join(local, 'out')), ['good']);
+      assert.equal(await readFile(join(local, 'out', 'good'), 'utf8'), 'fine');
+    } finally {
+      fs.contents = contents;
+      await rm(local, { recursive: true, force: true });
     }
   });
 
