@@ -26,9 +26,12 @@ export function registerDevCommand(program: Command): void {
       let main: RunningMain | undefined;
       const servers: RunningFileServer[] = [];
       // File servers first, then main (which they report to); each closes its log.
+      // Every one is closed even if another's close fails; the failures are then reported.
       const closeAll = async () => {
-        await Promise.allSettled(servers.map((s) => s.close()));
+        const closed = await Promise.allSettled(servers.map((s) => s.close()));
         await main?.close();
+        const failed = closed.flatMap((c) => (c.status === 'rejected' ? [c.reason] : []));
+        if (failed.length > 0) throw new AggregateError(failed, 'a file server did not close cleanly');
       };
       try {
         const n = Number(opts.servers);
@@ -89,10 +92,12 @@ export function registerDevCommand(program: Command): void {
           );
         stopping.whenUp(closeAll);
       } catch (err) {
-        // A start that failed, or gave up because a stop was asked for, still closes what
-        // it had started: logs flushed, main's database closed.
+        // Whether the start failed or gave up because a stop was asked for, decided before
+        // closing: a signal during the closing does not turn a failure into a stop.
+        const stopAsked = stopping?.signal.aborted === true;
+        // It still closes what it had started: logs flushed, main's database closed.
         await closeAll().catch(() => undefined);
-        if (stopping) stopping.stoppedEarly(err);
+        if (stopping && stopAsked) stopping.stoppedEarly(err);
         else fail(err);
       }
     });

@@ -252,7 +252,7 @@ async function getSmall(
 const SMALL_GETS = 8;
 /**
  * Small files whose contents (versions, manifests, read tickets) `get -r` asks main for
- * in one request, instead of one request per file; and at most this many bytes of them,
+ * in one request, instead of one request per file; and about this many bytes of them,
  * so a batch is fetched well within its tickets' lifetime (5 minutes by default). Each
  * batch is asked for when its turn comes.
  */

@@ -198,9 +198,12 @@ export class BlobService {
     return this.manifest(blobId);
   }
 
-  manifest(blobId: string): BlobManifest {
+  /** `maxChunks`: refuse (SEDFS_ERR_BATCH_FULL) a blob of more chunks, before signing any ticket. */
+  manifest(blobId: string, opts: { maxChunks?: number } = {}): BlobManifest {
     const blob = this.store.getBlob(blobId);
     if (!blob) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
+    if (opts.maxChunks !== undefined && blob.chunks.length > opts.maxChunks)
+      throw new SedfsError('SEDFS_ERR_BATCH_FULL');
     const live = new Map<string, ServerRef>(
       this.registry.live().map((s) => [s.id, { id: s.id, url: s.url }]),
     );

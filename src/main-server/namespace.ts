@@ -171,11 +171,6 @@ export class NamespaceService {
     if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
     const version = node.versionId ? this.store.getVersion(node.versionId) : undefined;
     if (!version) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'the file has no committed content');
-    if (
-      opts.maxChunks !== undefined &&
-      Math.max(1, Math.ceil(version.size / version.chunkBytes)) > opts.maxChunks
-    )
-      throw new SedfsError('SEDFS_ERR_BATCH_FULL');
     return {
       node: toEntry(node),
       version: {
@@ -184,7 +179,7 @@ export class NamespaceService {
         chunkBytes: version.chunkBytes,
         contentKey: version.contentKey,
       },
-      manifest: this.blobs.manifest(version.blobId),
+      manifest: this.blobs.manifest(version.blobId, opts),
     };
   }
 

@@ -44,7 +44,8 @@ export const ERRORS = {
   SEDFS_ERR_BATCH_FULL: {
     status: 413,
     retryable: true,
-    message: 'this request holds as much as one answer may: ask for this one alone',
+    message:
+      'this answer holds as many chunks as one may: ask for this file alone (GET /v1/nodes/:id/content)',
   },
   SEDFS_ERR_UNKNOWN_ROUTE: { status: 404, retryable: false, message: 'no such route' },
   SEDFS_ERR_UNKNOWN_SERVER: { status: 404, retryable: false, message: 'this file server is not registered' },

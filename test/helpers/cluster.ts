@@ -42,7 +42,8 @@ export function spawnSedfs(
   proc.stderr?.on('data', (d: Buffer) => {
     out += d.toString();
   });
-  const exited = new Promise<number | null>((res) => proc.on('exit', (code) => res(code)));
+  // 'close', not 'exit': what it printed last has been read by then.
+  const exited = new Promise<number | null>((res) => proc.on('close', (code) => res(code)));
   return { proc, output: () => out, exited };
 }
 
@@ -63,7 +64,9 @@ export async function runSedfs(
   proc.stderr.on('data', (d: Buffer) => {
     stderr += d.toString();
   });
-  const code = await new Promise<number | null>((res) => proc.on('exit', (c) => res(c)));
+  // 'close', not 'exit': a process can exit before its output has been read from the
+  // pipes (a `--help` came back empty once under load).
+  const code = await new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
   return { code, stdout, stderr };
 }
 

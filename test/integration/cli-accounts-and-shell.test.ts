@@ -146,7 +146,7 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
         '',
       ].join('\n'),
     );
-    const code = await new Promise((res) => proc.on('exit', res));
+    const code = await new Promise((res) => proc.on('close', res));
     assert.equal(code, 0);
     assert.match(out, /\/notes\n/);
     assert.match(out, /"name":"a b.txt"/);

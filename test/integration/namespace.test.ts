@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { getFile, getTree } from '../../src/cli/transfer.js';
-import type { FileSystem } from '../../src/client/file-system.js';
+import type { FileSystem, OpenNode } from '../../src/client/file-system.js';
 import { randomHexId } from '../../src/crypto/hash.js';
 import { encryptName, nameMac, newNodeKey, wrapNodeKey } from '../../src/crypto/node-keys.js';
 import type { SedfsError } from '../../src/protocol/errors.js';
@@ -204,22 +204,39 @@ describe('the encrypted namespace', () => {
     }
   });
 
-  test('a file of more chunks than one batch answers is fetched alone by get -r; the files after it still come in the batch', async () => {
+  test('one answer of contents signs at most 1,024 chunks: a file past that is refused, files after it that fit are answered, and get -r fetches it alone', async () => {
     await fs.mkdir('/full');
-    // 1,025 chunks of one byte: more read tickets than one answer of contents signs.
-    const many = seededBytes(41, 1025);
-    await fs.put([many], '/full/a-many', { chunkBytes: 1 });
-    await fs.put([Buffer.from('after it')], '/full/b-small');
+    // 600 chunks of one byte each: two do not fit in one answer.
+    const first = seededBytes(41, 600);
+    const second = seededBytes(42, 600);
+    await fs.put([first], '/full/a', { chunkBytes: 1 });
+    await fs.put([second], '/full/b', { chunkBytes: 1 });
+    await fs.put([Buffer.from('small')], '/full/c');
+    await fs.put([Buffer.alloc(0)], '/full/empty');
+    const nodes = await Promise.all(['a', 'b', 'c', 'empty'].map((n) => fs.resolve(`/full/${n}`)));
+    const answers = await fs.contents(nodes);
+    assert.deepEqual(
+      answers.map((c) => (c instanceof Error ? (c as SedfsError).code : c.manifest.chunks.length)),
+      [600, 'SEDFS_ERR_BATCH_FULL', 1, 1],
+    );
+    // Alone, it is answered.
+    assert.equal(
+      ((await fs.contents([nodes[1] as OpenNode]))[0] as ContentResponse).manifest.chunks.length,
+      600,
+    );
     const local = await mkdtemp(join(tmpdir(), 'sedfs-full-'));
     try {
       const asked = await callsDuring(fs, async () => {
-        assert.equal(await getTree(fs, '/full', join(local, 'out'), '/'), 2);
+        assert.equal(await getTree(fs, '/full', join(local, 'out'), '/'), 4);
       });
-      assert.deepEqual(await readFile(join(local, 'out', 'a-many')), many);
-      assert.equal(await readFile(join(local, 'out', 'b-small'), 'utf8'), 'after it');
-      const contentCalls = asked.filter((a) => a.includes('content'));
+      assert.deepEqual(await readFile(join(local, 'out', 'a')), first);
+      assert.deepEqual(await readFile(join(local, 'out', 'b')), second);
+      assert.equal(await readFile(join(local, 'out', 'c'), 'utf8'), 'small');
+      assert.equal((await readFile(join(local, 'out', 'empty'))).length, 0);
+      // One batch for the four, and whichever 600-chunk file came second on its own.
+      const contentCalls = asked.filter((x) => x.includes('content'));
       assert.equal(contentCalls.length, 2, asked.join('\n'));
-      assert.equal(contentCalls[0], 'POST /v1/contents 2');
+      assert.equal(contentCalls[0], 'POST /v1/contents 4');
       assert.match(contentCalls[1] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
     } finally {
       await rm(local, { recursive: true, force: true });
@@ -258,7 +275,7 @@ describe('the encrypted namespace', () => {
     }
   });
 
-  test('get -r of a folder where one file cannot be read fails naming it and leaves no partial file', async () => {
+  test('get -r of a folder where one file is gone by the time its content is asked for fails naming it; the others are written', async () => {
     await fs.mkdir('/onebad');
     await fs.putMany('/onebad', [
       { name: 'good', data: Buffer.from('fine') },
