@@ -20,6 +20,13 @@ export interface PutChunkResponse {
 }
 
 /**
+ * The size of a stored chunk as clients cut files by default: 4 MiB of plaintext and
+ * the 16-byte authentication tag its sealing adds. Buffers meant to hold a whole chunk
+ * are this size, or every default chunk would miss them by 16 bytes.
+ */
+export const DEFAULT_SEALED_CHUNK_BYTES = 4 * 1024 * 1024 + 16;
+
+/**
  * Small chunks travel in batches: `PUT /v1/chunks` with one write ticket naming every
  * chunk in body order, their sizes in this header (comma-separated), and the chunks
  * back to back as the body. One request and one ticket check per chain instead of one

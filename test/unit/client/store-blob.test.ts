@@ -1,12 +1,15 @@
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import type { ClusterClient } from '../../../src/client/cluster-client.js';
-import { storeChunks } from '../../../src/client/store-blob.js';
+import { DEFAULT_CHUNK_BYTES, storeChunks } from '../../../src/client/store-blob.js';
+import { sealChunk } from '../../../src/crypto/content.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
+import { DEFAULT_SEALED_CHUNK_BYTES } from '../../../src/protocol/file-server-api.js';
 
 const CHUNK = 1024;
 
@@ -90,4 +93,9 @@ test('a source that fails fails the put, and the chunks read before it are not s
     await close();
     server.close();
   }
+});
+
+test('a default-sized chunk, sealed, is exactly the size file servers keep whole-chunk buffers for', () => {
+  const sealed = sealChunk(randomBytes(32), 'v'.repeat(32), 0, false, Buffer.alloc(DEFAULT_CHUNK_BYTES));
+  assert.equal(sealed.length, DEFAULT_SEALED_CHUNK_BYTES);
 });
