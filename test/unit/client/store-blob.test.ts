@@ -96,6 +96,67 @@ test('a source that fails fails the put, and the chunks read before it are not s
 });
 
 test('a default-sized chunk, sealed, is exactly the size file servers keep whole-chunk buffers for', () => {
-  const sealed = sealChunk(randomBytes(32), 'v'.repeat(32), 0, false, Buffer.alloc(DEFAULT_CHUNK_BYTES));
+  const versionId = randomBytes(16).toString('hex');
+  const sealed = sealChunk(randomBytes(32), versionId, 0, false, Buffer.alloc(DEFAULT_CHUNK_BYTES));
   assert.equal(sealed.length, DEFAULT_SEALED_CHUNK_BYTES);
+});
+
+test('chunks larger than a send piece reach the server whole, byte for byte, with their exact length', async () => {
+  const SIZE = 600 * 1024; // three pieces of 256 KiB, the last one short
+  const sent = [randomBytes(SIZE), randomBytes(SIZE), randomBytes(SIZE - 1)];
+  const received = new Map<string, { body: Buffer; length: string | undefined }>();
+  const server = createServer((req, res) => {
+    const parts: Buffer[] = [];
+    req.on('data', (p: Buffer) => parts.push(p));
+    req.on('end', () => {
+      received.set((req.url as string).split('/').pop() as string, {
+        body: Buffer.concat(parts),
+        length: req.headers['content-length'],
+      });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ receipts: [{ server: 's1', receipt: 'r' }], failed: [] }));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { client, close } = fakeClient(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  try {
+    const stored = await storeChunks(client, sent.values(), { chunkBytes: SIZE, concurrency: 2 });
+    assert.equal(stored.chunks.length, 3);
+    for (const [i, chunk] of stored.chunks.entries()) {
+      const got = received.get(chunk.id);
+      assert.ok(got, `chunk ${i} never arrived`);
+      assert.ok(got.body.equals(sent[i] as Buffer), `chunk ${i} arrived altered`);
+      assert.equal(got.length, String((sent[i] as Buffer).length));
+    }
+  } finally {
+    await close();
+    server.close();
+  }
+});
+
+test('a server that refuses a chunk before reading it and hangs up fails the put, without hanging', {
+  timeout: 20_000,
+}, async () => {
+  const server = createServer((_req, res) => {
+    res.writeHead(413, { 'content-type': 'application/json', connection: 'close' });
+    res.end(
+      JSON.stringify({ error: { code: 'SEDFS_ERR_BODY_TOO_LARGE', message: 'too large for this server' } }),
+      () => res.socket?.destroy(),
+    );
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { client, close } = fakeClient(`http://127.0.0.1:${(server.address() as { port: number }).port}`);
+  try {
+    // 8 MiB chunks: far more than the socket takes before the server hangs up.
+    const SIZE = 8 * 1024 * 1024;
+    await assert.rejects(
+      storeChunks(client, [Buffer.alloc(SIZE, 1), Buffer.alloc(SIZE, 2)].values(), { chunkBytes: SIZE }),
+      (err: SedfsError) => err.code === 'SEDFS_ERR_REPLICATION_FAILED',
+    );
+  } finally {
+    await close();
+    server.close();
+  }
 });
