@@ -31,7 +31,7 @@ export class ClusterClient {
     this.mainUrl = mainUrl.replace(/\/+$/, '');
     this.ownAgent = opts.agent === undefined;
     const tls = opts.ca ? new TlsIdentity(opts.ca) : undefined;
-    this.agent = opts.agent ?? createAgent(tls);
+    this.agent = opts.agent ?? createAgent(tls, { mainUrl: this.mainUrl });
     this.chunks = new ChunkReader(tls);
   }
 

@@ -1,19 +1,19 @@
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
-import { type TlsIdentity, tlsConnector } from './tls.js';
+import { NOT_MAIN_CERT, type TlsIdentity, tlsConnector } from './tls.js';
 import { Agent, type Dispatcher, request } from './undici.js';
 
 /**
  * One connection pool per process; keep-alive matters for many small chunk requests.
  * With `tls`, https connections trust only the cluster CA and show this process's
- * certificate when it has one.
+ * certificate when it has one; with `mainUrl` too, that address must show main's own.
  */
-export function createAgent(tls?: TlsIdentity): Agent {
+export function createAgent(tls?: TlsIdentity, opts: { mainUrl?: string } = {}): Agent {
   return new Agent({
     keepAliveTimeout: 10_000,
     connections: 64,
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
-    ...(tls ? { connect: tlsConnector(tls) } : {}),
+    ...(tls ? { connect: tlsConnector(tls, opts.mainUrl) } : {}),
   });
 }
 
@@ -27,6 +27,7 @@ const CERT_ERRORS = new Set([
   'CERT_HAS_EXPIRED',
   'CERT_NOT_YET_VALID',
   'ERR_TLS_CERT_ALTNAME_INVALID',
+  NOT_MAIN_CERT,
 ]);
 
 export interface JsonRequest {

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { TLSSocket } from 'node:tls';
+import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:tls';
 import {
   certificateFacts,
   certifiedKeyFingerprint,
@@ -72,17 +72,56 @@ export function clientTlsOptions(tls: TlsIdentity) {
 }
 
 /**
+ * The common name on main's certificate. Server ids are 32 hex digits, so no file
+ * server can enrol under it: a certificate naming it is main's and no one else's.
+ */
+export const MAIN_NAME = 'main';
+
+/**
  * An undici connector that trusts only the cluster CA and presents this process's
  * certificate when it has one; rebuilt when the certificate is renewed.
+ *
+ * With `mainUrl`, connections to that address must also show main's own certificate.
+ * The host check alone is not enough: a file server's certificate names the host it
+ * runs on, often main's too, so whoever holds the join token could otherwise stand
+ * in for main with any certificate the cluster issued.
  */
-export function tlsConnector(tls: TlsIdentity): Connector {
-  const build = () => buildConnector(clientTlsOptions(tls));
-  let connector = build();
-  tls.onRenew(() => {
-    connector = build();
+export function tlsConnector(tls: TlsIdentity, mainUrl?: string): Connector {
+  const build = () => ({
+    anyServer: buildConnector(clientTlsOptions(tls)),
+    main: buildConnector({ ...clientTlsOptions(tls), checkServerIdentity: isMainCertificate }),
   });
-  return (options, callback) => connector(options, callback);
+  let connectors = build();
+  tls.onRenew(() => {
+    connectors = build();
+  });
+  const main = mainUrl ? endpointOf(new URL(mainUrl)) : undefined;
+  return (options, callback) => {
+    const toMain = main !== undefined && endpointOf(options) === main;
+    (toMain ? connectors.main : connectors.anyServer)(options, callback);
+  };
 }
+
+/** Host and port as undici hands them to a connector (IPv6 without brackets, port '' for the default). */
+function endpointOf(u: { hostname: string; port?: string | number | null; protocol: string }): string {
+  const port = u.port || (u.protocol === 'https:' ? 443 : 80);
+  return `${u.hostname.replace(/^\[|\]$/g, '')}:${port}`;
+}
+
+function isMainCertificate(host: string, cert: PeerCertificate): Error | undefined {
+  const hostError = checkServerIdentity(host, cert);
+  if (hostError) return hostError;
+  if (cert.subject?.CN === MAIN_NAME) return undefined;
+  return Object.assign(
+    new Error(`the certificate shown for main names ${String(cert.subject?.CN)}, not main`),
+    {
+      code: NOT_MAIN_CERT,
+    },
+  );
+}
+
+/** The error code a connection to main gets when the certificate is the cluster's but not main's. */
+export const NOT_MAIN_CERT = 'SEDFS_NOT_MAIN_CERTIFICATE';
 
 /**
  * The common name of the certificate the peer presented, if it chains to the cluster

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http';
 import type { BufferPool } from '../common/buffer-pool.js';
 import type { ChunkReader } from '../common/chunk-reader.js';
 import type { Logger } from '../common/logger.js';
-import { peerName } from '../common/tls.js';
+import { MAIN_NAME, peerName } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
 import type { TicketCheck } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -36,7 +36,7 @@ export interface FileServerContext {
 
 /** Routes only main may call: over TLS the caller must show main's certificate. */
 export function requireMain(ctx: FileServerContext, req: { raw: IncomingMessage }): void {
-  if (ctx.tls && peerName(req.raw) !== 'main') throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
+  if (ctx.tls && peerName(req.raw) !== MAIN_NAME) throw new SedfsError('SEDFS_ERR_CLIENT_CERT');
 }
 
 export function requireKeys(ctx: FileServerContext): ClusterKeys {

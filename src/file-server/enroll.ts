@@ -147,7 +147,7 @@ export class ServerEnrollment {
    * token was rotated renewing with the old token still in its configuration.
    */
   private async enroll(ca: string, current?: { certPem: string; keyPem: string }): Promise<string> {
-    const agent = createAgent(new TlsIdentity(ca, current));
+    const agent = createAgent(new TlsIdentity(ca, current), { mainUrl: this.opts.mainUrl });
     try {
       const body: EnrollRequest = {
         id: this.opts.serverId,

@@ -84,7 +84,7 @@ export async function startFileServer(
         signal: stopJoining.signal,
       });
   const tls = await enrollment?.identity();
-  const agent = createAgent(tls);
+  const agent = createAgent(tls, { mainUrl: config.main });
   const chunkReader = new ChunkReader(tls);
   const revoked = new Set<string>();
 

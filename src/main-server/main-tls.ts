@@ -4,7 +4,7 @@ import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../common/files.js';
 import type { Logger } from '../common/logger.js';
-import { keepRenewed, TlsIdentity } from '../common/tls.js';
+import { keepRenewed, MAIN_NAME, TlsIdentity } from '../common/tls.js';
 import { fingerprintOf, generateTlsKey } from '../crypto/certificates.js';
 import { type CaMaterial, createCa, issueCertificate } from '../crypto/cluster-ca.js';
 
@@ -42,7 +42,7 @@ export async function setUpMainTls(dataDir: string, bindHost: string, lifetimeMs
     const key = generateTlsKey();
     const certPem = await issueCertificate(ca, {
       publicKeyPem: key.publicKeyPem,
-      commonName: 'main',
+      commonName: MAIN_NAME,
       hosts,
       lifetimeMs,
     });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -223,6 +223,34 @@ describe('an admin rotates the join token', () => {
     } finally {
       await rogue.close();
     }
+  });
+
+  test('a certificate is issued only for a plain host: a wildcard or odd host is refused and binds nothing', async () => {
+    const id = randomBytes(16).toString('hex');
+    const key = generateTlsKey();
+    const enroll = (url?: string) =>
+      request(`${cluster.mainUrl}/v1/servers/enroll`, {
+        dispatcher: cluster.agent,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${cluster.joinToken}` },
+        body: JSON.stringify({ id, publicKey: key.publicKeyPem, ...(url ? { url } : {}) }),
+      });
+    for (const url of [
+      'https://*.example.com:9443',
+      'https://a*b.example.com:9443',
+      'https://-bad-.example:1',
+    ]) {
+      const res = await enroll(url);
+      const body = (await res.body.json()) as { error: { code: string; message: string } };
+      assert.equal(res.statusCode, 400, url);
+      assert.equal(body.error.code, 'SEDFS_ERR_BAD_REQUEST', url);
+      assert.match(body.error.message, /no wildcards/, url);
+    }
+    // Nothing was bound: the same id and key enrol with a plain host afterwards.
+    const ok = await enroll('https://fs-1.example.com:9443');
+    assert.equal(ok.statusCode, 200);
+    const { cert } = (await ok.body.json()) as { cert: string };
+    assert.equal(new X509Certificate(cert).subjectAltName, 'DNS:fs-1.example.com');
   });
 
   test('a file server whose saved certificate is damaged enrols again with the join token and comes back', async () => {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { connect } from 'node:net';
+import { createServer as createHttpsServer } from 'node:https';
+import { type AddressInfo, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -10,6 +11,7 @@ import { createAgent } from '../../src/common/http-client.js';
 import { TlsIdentity } from '../../src/common/tls.js';
 import { certificateFacts, generateTlsKey } from '../../src/crypto/certificates.js';
 import { createCa, issueCertificate } from '../../src/crypto/cluster-ca.js';
+import type { SedfsError } from '../../src/protocol/errors.js';
 import type { CheckResponse } from '../../src/protocol/main-api.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
@@ -143,6 +145,37 @@ describe('TLS on every connection, with the cluster CA main makes', () => {
     }
     const log = readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
     assert.match(log, /SEDFS_ERR_CLIENT_CERT/);
+  });
+
+  test("a file server's certificate cannot stand in for main: a client sent to it refuses before sending anything", async () => {
+    // The impostor holds a certificate the cluster CA really issued, for main's very
+    // host (127.0.0.1): only the name on it tells it from main.
+    const tlsDir = join(cluster.fileServers[0]?.data as string, 'tls');
+    const asked: string[] = [];
+    const impostor = createHttpsServer(
+      { cert: readFileSync(join(tlsDir, 'cert.pem')), key: readFileSync(join(tlsDir, 'key.pem')) },
+      (req, res) => {
+        asked.push(req.url ?? '');
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ servers: [] }));
+      },
+    );
+    await new Promise<void>((resolve) => impostor.listen(0, '127.0.0.1', resolve));
+    const port = (impostor.address() as AddressInfo).port;
+    const client = new ClusterClient(`https://127.0.0.1:${port}`, { ca: cluster.ca as string });
+    try {
+      await assert.rejects(client.servers(), (err: SedfsError) => {
+        assert.equal(err.code, 'SEDFS_ERR_UNTRUSTED_SERVER');
+        assert.match(err.message, /not the server you trust/);
+        return true;
+      });
+      assert.deepEqual(asked, [], 'no request reached the impostor');
+      // The same client code talks to the real main as before.
+      assert.ok((await user.client.servers()).servers.length > 0);
+    } finally {
+      await client.close();
+      impostor.close();
+    }
   });
 
   test('a removed file server can no longer connect, and its chunks are re-replicated', async () => {

@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { peerName } from '../../common/tls.js';
 import { publicKeyFingerprint } from '../../crypto/certificates.js';
@@ -22,7 +23,7 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
       if (peerName(req.raw) === id) requireBoundKey(ctx, req.raw, id);
       else requireJoinToken(ctx, req.headers.authorization);
       if (ctx.store.getServer(id)?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
-      const host = new URL(ctx.registry.urlFor(url, req.socket.remoteAddress ?? '127.0.0.1', 1)).hostname;
+      const host = certificateHost(ctx.registry.urlFor(url, req.socket.remoteAddress ?? '127.0.0.1', 1));
       let key: string;
       try {
         key = publicKeyFingerprint(publicKey);
@@ -39,7 +40,7 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
       }
       let cert: string;
       try {
-        cert = await ctx.tls.issue(id, publicKey, [host.replace(/^\[|\]$/g, '')]);
+        cert = await ctx.tls.issue(id, publicKey, [host]);
       } catch {
         throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'publicKey is not a P-256 public key in SPKI PEM');
       }
@@ -47,4 +48,22 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
       return { cert, ca: ctx.tls.ca.certPem };
     },
   );
+}
+
+/** A DNS name: dot-separated labels of letters, digits, underscores (container names) and inner hyphens. */
+const DNS_NAME = /^(?!-)[a-z0-9_-]{1,63}(?<!-)(\.(?!-)[a-z0-9_-]{1,63}(?<!-))*$/i;
+
+/**
+ * The host a server's certificate will name: an IP address or a plain DNS name. A
+ * wildcard (`*.example.com`) or anything else a TLS client might match loosely is
+ * refused, so a certificate is good for the one host the server runs on.
+ */
+function certificateHost(url: string): string {
+  const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+  if (isIP(host) === 0 && !DNS_NAME.test(host))
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      'url must name an IP address or a plain DNS name (no wildcards)',
+    );
+  return host;
 }
