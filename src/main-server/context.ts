@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import { peerKey, peerName } from '../common/tls.js';
 import type { TicketSigner } from '../crypto/tickets.js';
@@ -73,5 +74,32 @@ export function requireUser(
   ctx: MainContext,
   req: { headers: { authorization?: string | undefined } },
 ): UserRecord {
-  return ctx.accounts.authenticate(req.headers.authorization);
+  let user = signedIn.get(req);
+  if (!user) {
+    user = ctx.accounts.authenticate(req.headers.authorization);
+    signedIn.set(req, user);
+  }
+  return user;
+}
+
+/** Users already authenticated per request (see `userBeforeBody`): one session lookup each. */
+const signedIn = new WeakMap<object, UserRecord>();
+
+/**
+ * An `onRequest` hook for routes that take big bodies (megabytes of commits or rekeyed
+ * grants): the caller is checked as soon as the headers are in, so a stranger is
+ * turned away before Fastify reads and parses the body, not after it has been held in
+ * memory. The handler's own `requireUser` finds the user already known.
+ */
+export function userBeforeBody(ctx: MainContext): (req: FastifyRequest) => Promise<void> {
+  return async (req) => {
+    requireUser(ctx, req);
+  };
+}
+
+/** As `userBeforeBody`, for a file server's own routes (`/v1/servers/:id/...`). */
+export function serverBeforeBody(ctx: MainContext): (req: FastifyRequest) => Promise<void> {
+  return async (req) => {
+    requireServer(ctx, req, (req.params as { id: string }).id);
+  };
 }

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { connect as tlsConnect } from 'node:tls';
 import { request } from 'undici';
 import { generateTlsKey } from '../../src/crypto/certificates.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
@@ -242,9 +244,69 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
     assert.equal(body.error.code, 'SEDFS_ERR_BODY_TOO_LARGE');
   });
 
+  test('a route that takes big bodies turns away a stranger before reading the body', async () => {
+    // Each request promises a body of 200 MiB and sends 1 KiB of it: the answer must come
+    // from the headers alone. Were the body read first, there would be no answer at all.
+    for (const [path, code] of [
+      [`/v1/nodes/${id}/unshare`, 'SEDFS_ERR_SESSION_REQUIRED'],
+      [`/v1/uploads/${id}/commit`, 'SEDFS_ERR_SESSION_REQUIRED'],
+      [`/v1/uploads/${id}/commit-files`, 'SEDFS_ERR_SESSION_REQUIRED'],
+      [`/v1/servers/${id}/heartbeat`, 'SEDFS_ERR_CLIENT_CERT'],
+    ] as const) {
+      const answer = await firstAnswer(
+        cluster.mainUrl,
+        cluster.ca,
+        path,
+        200 * 1024 * 1024,
+        Buffer.alloc(1024, 0x7b),
+      );
+      assert.match(answer, /^HTTP\/1\.1 401 /, path);
+      assert.ok(answer.includes(code), `${path}: ${answer}`);
+    }
+    await alive(cluster.mainUrl);
+  });
+
   test('the join token never appears in main’s log, even from requests that carried it', () => {
     const log = readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
     assert.ok(!log.includes(cluster.joinToken));
     assert.ok(log.includes('request refused'));
   });
 });
+
+/**
+ * Sends a POST's headers and the first part of a body of `length` bytes, and returns
+ * what the server answers before the rest is sent ('' if it says nothing in 10 s).
+ */
+function firstAnswer(
+  base: string,
+  ca: string | undefined,
+  path: string,
+  length: number,
+  part: Buffer,
+): Promise<string> {
+  const url = new URL(base);
+  return new Promise((resolve) => {
+    const head = `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    const socket =
+      url.protocol === 'https:'
+        ? tlsConnect({ host: url.hostname, port: Number(url.port), ...(ca ? { ca } : {}) })
+        : netConnect(Number(url.port), url.hostname);
+    socket.once(url.protocol === 'https:' ? 'secureConnect' : 'connect', () => {
+      socket.write(head);
+      socket.write(part);
+    });
+    let answer = '';
+    const done = () => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(answer);
+    };
+    const timer = setTimeout(done, 10_000);
+    socket.on('data', (d: Buffer) => {
+      answer += d.toString('latin1');
+      if (answer.includes('\r\n\r\n') && /"code"/.test(answer)) done();
+    });
+    socket.on('error', done);
+    socket.on('close', done);
+  });
+}

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { COMMIT_BODY_LIMIT, CommitFilesRequest, IdParams } from '../../protocol/main-api.js';
 import type { NodeEntry } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser } from '../context.js';
+import { type MainContext, requireUser, userBeforeBody } from '../context.js';
 
 /**
  * Many small files at once: each entry's chunks (with receipts) become a blob and a file
@@ -10,7 +10,11 @@ import { type MainContext, requireUser } from '../context.js';
 export function commitFilesRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string }; Body: CommitFilesRequest }>(
     '/v1/uploads/:id/commit-files',
-    { schema: { params: IdParams, body: CommitFilesRequest }, bodyLimit: COMMIT_BODY_LIMIT },
+    {
+      schema: { params: IdParams, body: CommitFilesRequest },
+      bodyLimit: COMMIT_BODY_LIMIT,
+      onRequest: userBeforeBody(ctx),
+    },
     async (req): Promise<{ nodes: NodeEntry[] }> => {
       const user = requireUser(ctx, req);
       const items = req.body.files.map((f) => ({

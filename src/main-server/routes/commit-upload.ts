@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { COMMIT_BODY_LIMIT, CommitRequest, type CommitResponse, IdParams } from '../../protocol/main-api.js';
 import type { NodeEntry } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser } from '../context.js';
+import { type MainContext, requireUser, userBeforeBody } from '../context.js';
 
 /**
  * Makes an upload visible, atomically, once every chunk has valid storage receipts:
@@ -10,7 +10,11 @@ import { type MainContext, requireUser } from '../context.js';
 export function commitUploadRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string }; Body: CommitRequest }>(
     '/v1/uploads/:id/commit',
-    { schema: { params: IdParams, body: CommitRequest }, bodyLimit: COMMIT_BODY_LIMIT },
+    {
+      schema: { params: IdParams, body: CommitRequest },
+      bodyLimit: COMMIT_BODY_LIMIT,
+      onRequest: userBeforeBody(ctx),
+    },
     async (req): Promise<CommitResponse & { node?: NodeEntry }> => {
       const user = requireUser(ctx, req);
       if (!req.body.version) return ctx.blobs.commit(req.params.id, req.body, user.id);

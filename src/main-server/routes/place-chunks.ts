@@ -1,12 +1,16 @@
 import type { FastifyInstance } from 'fastify';
 import { IdParams, PlacementRequest, type PlacementResponse } from '../../protocol/main-api.js';
-import { type MainContext, requireUser } from '../context.js';
+import { type MainContext, requireUser, userBeforeBody } from '../context.js';
 
 /** Chooses servers for a batch of an upload's chunks and signs a write ticket for each. */
 export function placeChunksRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string }; Body: PlacementRequest }>(
     '/v1/uploads/:id/placements',
-    { schema: { params: IdParams, body: PlacementRequest }, bodyLimit: 256 * 1024 },
+    {
+      schema: { params: IdParams, body: PlacementRequest },
+      bodyLimit: 256 * 1024,
+      onRequest: userBeforeBody(ctx),
+    },
     async (req): Promise<PlacementResponse> =>
       ctx.blobs.place(req.params.id, req.body, requireUser(ctx, req).id),
   );

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { ChunkId, IdParams } from '../../protocol/main-api.js';
-import { type MainContext, requireServer } from '../context.js';
+import { type MainContext, requireServer, serverBeforeBody } from '../context.js';
 
 const Body = Type.Object(
   { chunks: Type.Array(ChunkId, { minItems: 1, maxItems: 10_000 }) },
@@ -12,7 +12,7 @@ const Body = Type.Object(
 export function serverCorruptRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string }; Body: { chunks: string[] } }>(
     '/v1/servers/:id/corrupt',
-    { schema: { params: IdParams, body: Body }, bodyLimit: 1024 * 1024 },
+    { schema: { params: IdParams, body: Body }, bodyLimit: 1024 * 1024, onRequest: serverBeforeBody(ctx) },
     async (req) => {
       requireServer(ctx, req, req.params.id);
       let marked = 0;

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { HeartbeatRequest, type HeartbeatResponse, IdParams } from '../../protocol/main-api.js';
-import { type MainContext, requireServer } from '../context.js';
+import { type MainContext, requireServer, serverBeforeBody } from '../context.js';
 
 /**
  * A file server is alive; with its stats come the chunks it gained and lost since the
@@ -9,7 +9,11 @@ import { type MainContext, requireServer } from '../context.js';
 export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string }; Body: HeartbeatRequest }>(
     '/v1/servers/:id/heartbeat',
-    { schema: { params: IdParams, body: HeartbeatRequest }, bodyLimit: 2 * 1024 * 1024 },
+    {
+      schema: { params: IdParams, body: HeartbeatRequest },
+      bodyLimit: 2 * 1024 * 1024,
+      onRequest: serverBeforeBody(ctx),
+    },
     async (req): Promise<HeartbeatResponse> => {
       requireServer(ctx, req, req.params.id);
       const { added = [], removed = [], ...stats } = req.body;
