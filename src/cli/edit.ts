@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +8,7 @@ import { isStorableName } from '../client/paths.js';
 import { lock, unlock } from '../client/sharing.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
+import { ignoringCtrlC, onInterrupt } from './interrupt.js';
 import { readSmall } from './transfer.js';
 
 /**
@@ -66,9 +68,10 @@ Examples:
         const existing = await fs.find(remote, env.cwd);
         if (existing?.entry.kind === 'dir')
           throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${existing.path} is a folder`);
-        // Hold the file's lock while the editor is open, renewing the lease as it runs.
+        // Hold the file's lock while the editor is open, renewing the lease as it runs. A
+        // lock the user held already (`sedfs lock`) stays theirs when the edit ends.
         const LEASE_S = 120;
-        if (existing) await lock(fs, existing.path, LEASE_S);
+        const heldBefore = existing ? (await lock(fs, existing.path, LEASE_S)).renewed : true;
         const renew = existing
           ? setInterval(
               () => void lock(fs, existing.path, LEASE_S).catch(() => undefined),
@@ -77,15 +80,24 @@ Examples:
           : undefined;
         const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
         const dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
+        const file = join(dir, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
+        // The decrypted copy goes when sedfs does, unless it holds edits not yet uploaded.
+        let unsaved = false;
+        const forget = onInterrupt(() => {
+          if (unsaved) process.stderr.write(`sedfs: interrupted; your edited copy is kept at ${file}\n`);
+          else rmSync(dir, { recursive: true, force: true });
+        });
         try {
-          const file = join(dir, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
           await writeFile(file, before, { mode: 0o600 });
           const { command, args, windowsVerbatimArguments } = editorLaunch(file);
-          const code = await new Promise<number | null>((resolve, reject) => {
-            const child = spawn(command, args, { stdio: 'inherit', windowsVerbatimArguments });
-            child.on('error', reject);
-            child.on('exit', resolve);
-          });
+          const code = await ignoringCtrlC(
+            () =>
+              new Promise<number | null>((resolve, reject) => {
+                const child = spawn(command, args, { stdio: 'inherit', windowsVerbatimArguments });
+                child.on('error', reject);
+                child.on('exit', resolve);
+              }),
+          );
           if (code !== 0)
             throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `the editor exited with ${code}; nothing uploaded`);
           const after = await readFile(file);
@@ -93,13 +105,36 @@ Examples:
             env.out('no changes');
             return;
           }
-          await fs.put([after], remote, {}, env.cwd);
+          unsaved = true;
+          try {
+            await fs.put([after], remote, {}, env.cwd);
+          } catch (err) {
+            throw keptCopy(err, file, remote);
+          }
+          unsaved = false;
           env.out(`saved ${after.length} bytes`);
         } finally {
+          forget();
           clearInterval(renew);
-          if (existing) await unlock(fs, existing.path).catch(() => undefined);
-          await rm(dir, { recursive: true, force: true });
+          if (existing && !heldBefore) await unlock(fs, existing.path).catch(() => undefined);
+          if (!unsaved) await rm(dir, { recursive: true, force: true });
         }
       }),
     );
+}
+
+/** A failed upload of an edit says where the edited copy is kept, and how to upload it. */
+function keptCopy(err: unknown, file: string, remote: string): SedfsError {
+  const base =
+    err instanceof SedfsError
+      ? err
+      : new SedfsError('SEDFS_ERR_INTERNAL', (err as Error).message ?? String(err), undefined, {
+          cause: err,
+        });
+  return new SedfsError(
+    base.code,
+    `${base.message}; your edited copy is kept at ${file} (upload it with: sedfs put ${file} ${remote})`,
+    base.details,
+    { cause: err },
+  );
 }

@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -10,6 +11,7 @@ import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { ContentResponse } from '../protocol/namespace-api.js';
+import { onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
 
 /** Where `put LOCAL [REMOTE]` lands: REMOTE itself, or inside it when it is a folder. */
@@ -154,6 +156,7 @@ export async function getFile(
   await mkdir(dirname(local), { recursive: true });
   const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
   const out = createFileWriter(tmp, 0o600, node.entry.size);
+  const forget = onInterrupt(() => rmSync(tmp, { force: true }));
   const bar = progressBar(
     `get ${node.name}`,
     node.entry.size,
@@ -173,6 +176,8 @@ export async function getFile(
     out.destroy();
     await rm(tmp, { force: true });
     throw err;
+  } finally {
+    forget();
   }
 }
 

@@ -353,14 +353,20 @@ export class NamespaceService {
     this.log.info({ user: user.id, node: id, nodes: req.nodes.length }, 'unshared and re-keyed');
   }
 
-  /** Takes or renews an exclusive write lease on a node. */
+  /**
+   * Takes or renews an exclusive write lease on a node. A renewal never shortens the
+   * lease: a command that locks for its own few minutes (`edit`) must not cut short the
+   * hour its user took by hand; `renewed` tells it the lock was already theirs.
+   */
   lock(user: UserRecord, id: string, ttlSeconds: number): LockResponse {
     this.authorize(user, id, 'write', 'lock');
     this.unlocked(user, id);
-    const expiresAt = this.now() + ttlSeconds * 1000;
+    const now = this.now();
+    const own = this.store.locksOnPath(id, now).find((l) => l.nodeId === id && l.holderId === user.id);
+    const expiresAt = Math.max(now + ttlSeconds * 1000, own?.expiresAt ?? 0);
     this.store.setLock({ nodeId: id, holderId: user.id, expiresAt });
     this.audit.write({ event: 'lock', user: user.id, node: id });
-    return { holder: user.name, expiresAt };
+    return { holder: user.name, expiresAt, renewed: own !== undefined };
   }
 
   /** The holder, or the owner of the node, may release a lock. */

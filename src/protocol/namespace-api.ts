@@ -163,6 +163,8 @@ export const LockRequest = Type.Object(
 export interface LockResponse {
   holder: string;
   expiresAt: number;
+  /** the caller held this lock already (a renewal keeps the later expiry) */
+  renewed: boolean;
 }
 
 export interface UserKeysResponse {

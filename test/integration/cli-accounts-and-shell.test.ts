@@ -1,12 +1,20 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { me } from '../../src/client/account.js';
 import type { InviteResponse } from '../../src/protocol/account-api.js';
-import { CLI, runSedfs, TestCluster } from '../helpers/cluster.js';
+import { CLI, runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 
 describe('accounts, invites, edit, folders and the shell through the real CLI', () => {
   let cluster: TestCluster;
@@ -72,6 +80,56 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     const failed = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'false' }));
     assert.notEqual(failed.code, 0);
     assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
+  });
+
+  test('an edit whose upload fails keeps the edited copy and says where it is', async () => {
+    assert.equal((await runSedfs(['write', '/kept.txt', 'draft one'], as('bob'))).code, 0);
+    // The "editor" saves new text, then ends the session: the upload after it must fail.
+    const editor = join(work, 'edit-then-logout.sh');
+    writeFileSync(editor, `printf 'draft two' > "$1"\n"${process.execPath}" "${CLI}" logout\n`);
+    const res = await runSedfs(['edit', '/kept.txt'], as('bob', { EDITOR: `sh ${editor}` }));
+    assert.equal((await runSedfs(['login', 'bob'], as('bob'))).code, 0);
+    assert.notEqual(res.code, 0);
+    const kept = /your edited copy is kept at (\S+) \(upload it with: sedfs put /.exec(res.stderr)?.[1];
+    assert.ok(kept, res.stderr);
+    try {
+      assert.equal(readFileSync(kept, 'utf8'), 'draft two');
+      assert.equal((await runSedfs(['cat', '/kept.txt'], as('bob'))).stdout, 'draft one\n');
+      assert.equal((await runSedfs(['put', kept, '/kept.txt'], as('bob'))).code, 0);
+      assert.equal((await runSedfs(['cat', '/kept.txt'], as('bob'))).stdout, 'draft two');
+    } finally {
+      rmSync(dirname(kept), { recursive: true, force: true });
+    }
+  });
+
+  test('Ctrl-C while the editor is open goes to the editor: sedfs waits and uploads what it saves', async () => {
+    assert.equal((await runSedfs(['write', '/ctrlc.txt', 'before'], as('bob'))).code, 0);
+    const started = join(work, 'editor-started');
+    const editor = join(work, 'slow-editor.sh');
+    // Like vi, the editor itself ignores Ctrl-C; it saves once the test has sent it.
+    writeFileSync(
+      editor,
+      `trap '' INT\n: > "${started}"\nwhile [ ! -e "${started}.sent" ]; do sleep 0.05; done\nprintf 'after' > "$1"\n`,
+    );
+    const proc = spawnSedfs(['edit', '/ctrlc.txt'], as('bob', { EDITOR: `sh ${editor}` }));
+    await waitFor('the editor to start', () => existsSync(started), 20_000);
+    proc.proc.kill('SIGINT');
+    writeFileSync(`${started}.sent`, '');
+    assert.equal(await proc.exited, 0, proc.output());
+    assert.equal((await runSedfs(['cat', '/ctrlc.txt'], as('bob'))).stdout, 'after');
+    assert.doesNotMatch(proc.output(), /kept at/);
+  });
+
+  test('edit leaves a lock the user took by hand in place', async () => {
+    assert.equal((await runSedfs(['write', '/locked.txt', 'v1'], as('bob'))).code, 0);
+    assert.equal((await runSedfs(['lock', '/locked.txt', '--ttl', '3600'], as('bob'))).code, 0);
+    const edited = await runSedfs(['edit', '/locked.txt'], as('bob', { EDITOR: 'sed -i s/v1/v2/' }));
+    assert.equal(edited.code, 0, edited.stderr);
+    // Renewing for a second keeps the later expiry: the hour bob asked for is still there.
+    const renewed = await runSedfs(['lock', '/locked.txt', '--ttl', '1'], as('bob'));
+    const until = Date.parse(/until (\S+)/.exec(renewed.stdout)?.[1] ?? '');
+    assert.ok(until > Date.now() + 3000_000, renewed.stdout);
+    assert.equal((await runSedfs(['unlock', '/locked.txt'], as('bob'))).code, 0);
   });
 
   test('put -r and get -r copy a folder tree both ways; tree draws it', async () => {

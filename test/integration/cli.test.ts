@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { runSedfs, TestCluster } from '../helpers/cluster.js';
+import { runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 
 describe('the sedfs CLI against a real cluster', () => {
@@ -73,6 +73,29 @@ describe('the sedfs CLI against a real cluster', () => {
     const target = join(work, 'never.bin');
     assertOneLineError(await sedfs('get', '/missing.bin', target), /no such file/);
     assert.equal(existsSync(target), false);
+  });
+
+  test('a get interrupted with Ctrl-C or SIGTERM leaves no partial plaintext behind', async () => {
+    const big = join(work, 'interrupt.bin');
+    writeFileSync(big, seededBytes(12, 256 * 1024 * 1024));
+    assert.equal((await sedfs('put', big, '/interrupt.bin')).code, 0);
+    rmSync(big);
+    for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+      const into = mkdtempSync(join(work, 'interrupted-'));
+      const proc = spawnSedfs(['get', '/interrupt.bin', join(into, 'out.bin')], env);
+      await waitFor(
+        'the partial file',
+        () => readdirSync(into).find((f) => f.endsWith('.sedfs-part')),
+        20_000,
+      ).catch(async (err: Error) => {
+        await proc.exited;
+        throw new Error(`${err.message}; the get printed: ${proc.output()}; left: ${readdirSync(into)}`);
+      });
+      proc.proc.kill(signal);
+      await proc.exited;
+      assert.equal(proc.proc.signalCode, signal, 'it ends as the signal ends it');
+      assert.deepEqual(readdirSync(into), [], `nothing left after ${signal}`);
+    }
   });
 
   test('a wrong passphrase is one clear error and changes nothing', async () => {
