@@ -49,6 +49,17 @@ export async function fetchManifest(
   out: Writable,
   opts: FetchOptions = {},
 ): Promise<{ size: number; chunks: number }> {
+  // Each chunk is opened as the chunk at its place in the file (its index is bound into
+  // its authentication), so a manifest that reorders or repeats chunks fails before any
+  // byte is fetched rather than passing its own claimed indexes through.
+  manifest.chunks.forEach((c, i) => {
+    if (c.index !== i)
+      throw new SedfsError(
+        'SEDFS_ERR_CORRUPT_CHUNK',
+        `the manifest lists chunk ${c.index} at place ${i}: chunks out of order`,
+        { chunk: c.id },
+      );
+  });
   const concurrency = opts.concurrency ?? 4;
   const biggest = manifest.chunks.reduce((m, c) => Math.max(m, c.size), 0);
   const pool = new ChunkPool(biggest, opts.buffers);

@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import type { FileSystem } from '../../src/client/file-system.js';
+import type { SedfsError } from '../../src/protocol/errors.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
@@ -85,6 +86,28 @@ describe('tampering with stored data is caught', () => {
     const out = collector();
     await assert.rejects(fs.get('/swapped', out.sink), { code: 'SEDFS_ERR_ALL_REPLICAS_FAILED' });
     assert.equal(out.bytes().length, 0);
+  });
+
+  test('a manifest with its chunks reordered or repeated is refused before a byte is written', async () => {
+    const { content } = await storeFile('/reordered', 5);
+    const node = await fs.resolve('/reordered');
+    const chunks = content.manifest.chunks;
+    const tampered: [string, typeof chunks][] = [
+      ['swapped', [chunks[1], chunks[0], ...chunks.slice(2)] as typeof chunks],
+      ['repeated', [chunks[0], chunks[0], ...chunks.slice(2)] as typeof chunks],
+    ];
+    for (const [what, order] of tampered) {
+      const out = collector();
+      await assert.rejects(
+        fs.get(node, out.sink, { content: { ...content, manifest: { ...content.manifest, chunks: order } } }),
+        (err: SedfsError) => {
+          assert.equal(err.code, 'SEDFS_ERR_CORRUPT_CHUNK', what);
+          assert.match(err.message, /out of order/, what);
+          return true;
+        },
+      );
+      assert.equal(out.bytes().length, 0, what);
+    }
   });
 
   test('a manifest cut short on main is detected, with or without the size changed to match', async () => {
