@@ -134,10 +134,27 @@ export class FileSystem {
     return this.openChild(parent, entry, name);
   }
 
+  /**
+   * Opens a child entry: its key, and its name, which must be the one its MAC was made
+   * from (and the one looked up, for a lookup). Main only keeps MACs unique, so a writer
+   * of a shared folder could store a name with another name's MAC and show a second
+   * "report.txt" beside the real one; such an entry, like one whose name does not
+   * decrypt, is a bad name (left out of listings, see unlessBadName).
+   */
   private openChild(parent: LookupParent, entry: NodeEntry, name?: string): OpenNode {
     const key = unwrapNodeKey(parent.key, entry.id, entry.wrappedKey as string);
-    const plainName =
-      name ?? checkStoredName(decryptName(parent.key, parent.entry.id, entry.nameEnc as string));
+    let stored: string;
+    try {
+      stored = decryptName(parent.key, parent.entry.id, entry.id, entry.nameEnc as string);
+    } catch {
+      throw new SedfsError('SEDFS_ERR_BAD_NAME', 'its name does not decrypt');
+    }
+    if (
+      nameMac(parent.key, stored) !== entry.nameMac ||
+      (name !== undefined && stored !== name.normalize('NFC'))
+    )
+      throw new SedfsError('SEDFS_ERR_BAD_NAME', 'its name is not the one it is filed under');
+    const plainName = checkStoredName(stored);
     return { entry, key, name: plainName, path: joinPath([...splitPath(parent.path), plainName]) };
   }
 
@@ -289,7 +306,7 @@ export class FileSystem {
     const entry = await this.client.call<NodeEntry>('POST', `/v1/nodes/${parent.entry.id}/children`, {
       id,
       nameMac: nameMac(parent.key, name),
-      nameEnc: encryptName(parent.key, parent.entry.id, name),
+      nameEnc: encryptName(parent.key, parent.entry.id, id, name),
       wrappedKey: wrapNodeKey(parent.key, id, key),
     });
     return { entry, key, name, path: joinPath([...splitPath(parent.path), name]) };
@@ -536,7 +553,7 @@ export class FileSystem {
     await this.client.call('POST', `/v1/nodes/${node.entry.id}/move`, {
       parentId: parent.entry.id,
       nameMac: nameMac(parent.key, name),
-      nameEnc: encryptName(parent.key, parent.entry.id, name),
+      nameEnc: encryptName(parent.key, parent.entry.id, node.entry.id, name),
       wrappedKey: wrapNodeKey(parent.key, node.entry.id, node.key),
     });
     return { ...node, name, path: joinPath([...splitPath(parent.path), name]) };
@@ -606,7 +623,7 @@ function versionFor(
           parentId: parent.entry.id,
           nodeId: fileId,
           nameMac: nameMac(parent.key, name),
-          nameEnc: encryptName(parent.key, parent.entry.id, name),
+          nameEnc: encryptName(parent.key, parent.entry.id, fileId, name),
           wrappedKey: wrapNodeKey(parent.key, fileId, fileKey),
         },
   };

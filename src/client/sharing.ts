@@ -133,8 +133,8 @@ export async function unshare(
     if (!isRoot) oldKey.set(id, unwrapNodeKey(parentOld, id, n.wrappedKey as string));
     const entry: UnshareRequest['nodes'][number] = { id, wrappedKey: wrapNodeKey(parentNew, id, key) };
     if (!isRoot) {
-      const name = decryptName(parentOld, n.parentId as string, n.nameEnc as string);
-      entry.nameEnc = encryptName(parentNew, n.parentId as string, name);
+      const name = rekeyedName(parentOld, n);
+      entry.nameEnc = encryptName(parentNew, n.parentId as string, id, name);
       entry.nameMac = nameMac(parentNew, name);
     }
     if (n.versionId && n.contentKey) {
@@ -158,6 +158,22 @@ export async function unshare(
     grants,
   });
   return { nodes: out.length };
+}
+
+/**
+ * The name an entry keeps through a re-key: its own, unless it does not decrypt or is not
+ * the name its MAC was made from (a writer can store such an entry; listings leave it
+ * out). Those get a name that says so, unique by the node's id, so the re-key cannot
+ * collide with the entry they shadowed, and the owner can see and remove them.
+ */
+function rekeyedName(parentKey: Buffer, n: SubtreeResponse['nodes'][number]): string {
+  let name: string;
+  try {
+    name = decryptName(parentKey, n.parentId as string, n.id, n.nameEnc as string);
+  } catch {
+    return `unreadable name ${n.id.slice(0, 8)}`;
+  }
+  return nameMac(parentKey, name) === n.nameMac ? name : `${name} (conflict ${n.id.slice(0, 8)})`;
 }
 
 /** Who has what on a path, with inherited grants named by the folder they come from. */

@@ -57,17 +57,23 @@ export function unwrapNodeKey(parentKey: Uint8Array, childId: string, wrapped: s
   );
 }
 
-export function encryptName(parentKey: Uint8Array, parentId: string, name: string): string {
-  return sealSymmetric(nameKey(parentKey), ascii(name.normalize('NFC')), ascii(`name:${parentId}`)).toString(
-    'base64url',
-  );
+/**
+ * A node's name, sealed under its parent's key and bound to both ids: main cannot move a
+ * name onto another node (swap two siblings' names) or into another folder.
+ */
+export function encryptName(parentKey: Uint8Array, parentId: string, nodeId: string, name: string): string {
+  return sealSymmetric(
+    nameKey(parentKey),
+    ascii(name.normalize('NFC')),
+    ascii(`name:${parentId}:${nodeId}`),
+  ).toString('base64url');
 }
 
-export function decryptName(parentKey: Uint8Array, parentId: string, sealed: string): string {
+export function decryptName(parentKey: Uint8Array, parentId: string, nodeId: string, sealed: string): string {
   return openSymmetric(
     nameKey(parentKey),
     Buffer.from(sealed, 'base64url'),
-    ascii(`name:${parentId}`),
+    ascii(`name:${parentId}:${nodeId}`),
     'name',
   ).toString('utf8');
 }

@@ -321,8 +321,8 @@ describe('the encrypted namespace', () => {
     const id = randomHexId();
     await fs.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
       id,
-      nameMac: nameMac(dir.key, 'innocent'),
-      nameEnc: encryptName(dir.key, dir.entry.id, '..'),
+      nameMac: nameMac(dir.key, '..'),
+      nameEnc: encryptName(dir.key, dir.entry.id, id, '..'),
       wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
     });
     const skipped: string[] = [];

@@ -9,8 +9,16 @@ import { FileSystem } from '../../src/client/file-system.js';
 import type { Pin } from '../../src/client/profile.js';
 import { lock, type PinStore, perms, share, unshare } from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
+import { randomHexId } from '../../src/crypto/hash.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
-import { unwrapContentKey, unwrapNodeKey } from '../../src/crypto/node-keys.js';
+import {
+  encryptName,
+  nameMac,
+  newNodeKey,
+  unwrapContentKey,
+  unwrapNodeKey,
+  wrapNodeKey,
+} from '../../src/crypto/node-keys.js';
 import type { ContentResponse, NodeEntry } from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster } from '../helpers/cluster.js';
@@ -372,6 +380,46 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await sleep(2200);
     await carol.fs.put([Buffer.from('after expiry')], `${base}/locked.txt`);
     assert.equal(await text(a.fs, '/proj/locked.txt'), 'after expiry');
+  });
+
+  test("a writer's entry filed under another name's MAC is left out of listings, and unshare still revokes them", async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    await a.fs.mkdir('/decoy');
+    await a.fs.put([Buffer.from('the real report')], '/decoy/report.txt');
+    await share(a.fs, a.pins, '/decoy', 'frank', 'write');
+    // frank goes around his client, as a hostile writer would: a second "report.txt"
+    // filed under the MAC of another name, so main sees no clash.
+    const dir = await f.fs.resolve('/shared/alice/decoy');
+    const id = randomHexId();
+    await f.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
+      id,
+      nameMac: nameMac(dir.key, 'zz-decoy'),
+      nameEnc: encryptName(dir.key, dir.entry.id, id, 'report.txt'),
+      wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
+    });
+    const skipped: string[] = [];
+    a.fs.onSkipped = (m) => skipped.push(m);
+    try {
+      assert.deepEqual(
+        (await a.fs.list('/decoy')).map((e) => e.name),
+        ['report.txt'],
+      );
+      assert.equal(await text(a.fs, '/decoy/report.txt'), 'the real report');
+      assert.deepEqual(skipped, [
+        `/decoy: an entry (${id.slice(0, 8)}) was left out: its name is not the one it is filed under`,
+      ]);
+      await assert.rejects(a.fs.resolve('/decoy/zz-decoy'), { code: 'SEDFS_ERR_BAD_NAME' });
+      // The re-key names it for what it is instead of colliding with the real file.
+      assert.deepEqual(await unshare(a.fs, '/decoy', 'frank'), { nodes: 3 });
+      assert.deepEqual(
+        (await a.fs.list('/decoy')).map((e) => e.name),
+        ['report.txt', `report.txt (conflict ${id.slice(0, 8)})`],
+      );
+      assert.equal(await outcome(() => f.fs.list('/shared/alice/decoy')), 'SEDFS_ERR_NOT_FOUND');
+    } finally {
+      a.fs.onSkipped = undefined;
+    }
   });
 
   test('the audit log records logins, shares, unshares, locks and denials, by id only', async () => {

@@ -117,7 +117,12 @@ describe('chunk format (AES-256-GCM, nonce = index, AAD = version, index, last)'
 describe('names and key wrapping', () => {
   test('pinned vectors decrypt to the pinned values', () => {
     assert.equal(
-      decryptName(PARENT_KEY, 'aa'.repeat(16), 'x-ubkx8qRs_6b4ZQBHu6jitdF7hNl0140OMoat7OYVE3yoXixmA'),
+      decryptName(
+        PARENT_KEY,
+        'aa'.repeat(16),
+        'dd'.repeat(16),
+        'jyZdx4RwRxm3cAumlbgewR4-DIEfxSIT81Bn3Ig71lZvg6IGV94',
+      ),
       'report.pdf',
     );
     assert.deepEqual(
@@ -142,9 +147,15 @@ describe('names and key wrapping', () => {
     );
   });
 
-  test('a name is bound to its parent: moved under another parent id it does not open', () => {
-    const sealed = encryptName(PARENT_KEY, 'aa'.repeat(16), 'secret plan.txt');
-    assert.throws(() => decryptName(PARENT_KEY, 'ab'.repeat(16), sealed), { code: 'SEDFS_ERR_DECRYPT' });
+  test('a name is bound to its parent and its node: moved to another parent or node it does not open', () => {
+    const sealed = encryptName(PARENT_KEY, 'aa'.repeat(16), 'dd'.repeat(16), 'secret plan.txt');
+    assert.equal(decryptName(PARENT_KEY, 'aa'.repeat(16), 'dd'.repeat(16), sealed), 'secret plan.txt');
+    assert.throws(() => decryptName(PARENT_KEY, 'ab'.repeat(16), 'dd'.repeat(16), sealed), {
+      code: 'SEDFS_ERR_DECRYPT',
+    });
+    assert.throws(() => decryptName(PARENT_KEY, 'aa'.repeat(16), 'de'.repeat(16), sealed), {
+      code: 'SEDFS_ERR_DECRYPT',
+    });
   });
 
   test('a wrapped key is bound to its node id', () => {
