@@ -561,12 +561,29 @@ export class SqliteStore implements MainStore {
     })();
   }
 
-  pendingDeletions(limit: number): { chunkId: string; serverId: string }[] {
+  pendingDeletions(
+    serverIds: string[],
+    perServer: number,
+    now: number,
+  ): { chunkId: string; serverId: string }[] {
+    // One index range per server: a queue of millions costs no more than the orders read.
+    const due = this.db.prepare(
+      `SELECT chunk_id AS chunkId, server_id AS serverId FROM chunk_deletions
+       WHERE server_id = ? AND retry_at <= ? ORDER BY retry_at, queued_at LIMIT ?`,
+    );
+    return serverIds.flatMap((id) => due.all(id, now, perServer) as { chunkId: string; serverId: string }[]);
+  }
+
+  deletionDeferred(chunkId: string, serverId: string, retryAt: number): void {
+    this.db
+      .prepare('UPDATE chunk_deletions SET retry_at = ? WHERE chunk_id = ? AND server_id = ?')
+      .run(retryAt, chunkId, serverId);
+  }
+
+  dropDeletionsOnRemoved(): number {
     return this.db
-      .prepare(
-        'SELECT chunk_id AS chunkId, server_id AS serverId FROM chunk_deletions ORDER BY queued_at LIMIT ?',
-      )
-      .all(limit) as { chunkId: string; serverId: string }[];
+      .prepare('DELETE FROM chunk_deletions WHERE server_id IN (SELECT id FROM servers WHERE removed_at > 0)')
+      .run().changes;
   }
 
   deletionDone(chunkId: string, serverId: string): void {

@@ -185,9 +185,22 @@ export interface MainStore {
    * never one a blob or an open upload uses. Returns how many were queued.
    */
   expireExtras(olderThan: number, now: number): number;
-  /** Replicas of freed chunks waiting to be deleted on their servers, oldest first. */
-  pendingDeletions(limit: number): { chunkId: string; serverId: string }[];
+  /**
+   * Replicas of freed chunks waiting to be deleted, due by `now`, on each of `serverIds`
+   * (up to `perServer` each), those not tried yet first, then oldest first. Asked only for
+   * servers that can be reached, so orders waiting for a server that is down never hold
+   * up the others.
+   */
+  pendingDeletions(
+    serverIds: string[],
+    perServer: number,
+    now: number,
+  ): { chunkId: string; serverId: string }[];
   deletionDone(chunkId: string, serverId: string): void;
+  /** Its server refused or failed the order: it waits until `retryAt`, behind the orders not tried yet. */
+  deletionDeferred(chunkId: string, serverId: string, retryAt: number): void;
+  /** Drops the orders for servers an admin removed: they will never be carried out. Returns how many. */
+  dropDeletionsOnRemoved(): number;
 
   close(): void;
 }

@@ -165,11 +165,13 @@ describe('SqliteStore', () => {
     // Past it, but server 3 died meanwhile: the copy on 2 is needed after all and is kept.
     assert.equal(store.expireSurplus(100, [hex(1), hex(2)], 130), 0);
     assert.equal(store.countSurplus(), 0);
-    assert.deepEqual(store.pendingDeletions(10), []);
+    assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), []);
     // Found again with all three live, and past its grace: the copy on 2 goes.
     store.findSurplus(live, 200);
     assert.equal(store.expireSurplus(200, [hex(1), hex(2), hex(3)], 210), 1);
-    assert.deepEqual(store.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(2) }]);
+    assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), [
+      { chunkId: hex(1, 64), serverId: hex(2) },
+    ]);
     assert.deepEqual(
       store
         .replicasOf([hex(1, 64)])
@@ -200,9 +202,9 @@ describe('SqliteStore', () => {
     store.recordPlacements(hex(9), [{ chunkId: hex(1, 64), serverIds: [hex(1)] }]);
     assert.equal(store.expireUploads(5), 0);
     assert.equal(store.expireUploads(11), 1);
-    assert.deepEqual(store.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(1) }]);
+    assert.deepEqual(store.pendingDeletions([hex(1)], 10, 20), [{ chunkId: hex(1, 64), serverId: hex(1) }]);
     store.deletionDone(hex(1, 64), hex(1));
-    assert.deepEqual(store.pendingDeletions(10), []);
+    assert.deepEqual(store.pendingDeletions([hex(1)], 10, 20), []);
   });
 });
 
@@ -292,7 +294,7 @@ describe('SqliteNamespaceStore', () => {
     assert.equal(ns.getNode(hex(2)), undefined);
     assert.equal(ns.getNode(hex(3)), undefined);
     assert.equal(s.countChunks(), 0);
-    assert.deepEqual(s.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
+    assert.deepEqual(s.pendingDeletions([hex(200)], 10, 5), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
     s.close();
   });
 
