@@ -74,6 +74,26 @@ const UNDER_REPLICATED = `WITH counted(id) AS (SELECT value FROM json_each(@serv
   good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n
            FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id)`;
 
+/**
+ * Repair's work: the head row counts the under-replicated chunks with no good copy on a
+ * live server (nothing to copy from: they wait for a holder to come back, or are lost),
+ * then up to @limit chunks that can be copied now, worst first. Those without a source
+ * are left out of the page, so however many there are they never crowd out the chunks
+ * repair can restore. One scan serves both.
+ */
+const REPAIR_QUEUE = `${UNDER_REPLICATED},
+  live(id) AS (SELECT value FROM json_each(@live)),
+  sourced AS (SELECT r.chunk_id FROM replicas r JOIN live l ON l.id = r.server_id
+              WHERE r.state = 'ok' GROUP BY r.chunk_id),
+  short AS MATERIALIZED (SELECT c.id, c.size, c.wanted, c.created_at, g.n, coalesce(g.holders, '') AS holders,
+              (s.chunk_id IS NOT NULL) AS has_source
+            FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id LEFT JOIN sourced s ON s.chunk_id = c.id
+            WHERE coalesce(g.n, 0) < c.wanted)
+  SELECT NULL AS id, 0 AS size, 0 AS wanted, '' AS holders,
+    (SELECT count(*) FROM short WHERE NOT has_source) AS stuck
+  UNION ALL SELECT * FROM (SELECT id, size, wanted, holders, 0 FROM short WHERE has_source
+    ORDER BY coalesce(n, 0), created_at LIMIT @limit)`;
+
 /** Applies the migrations that have not run yet, each in its own transaction. */
 export function migrate(db: Database.Database): number {
   const current = db.pragma('user_version', { simple: true }) as number;
@@ -430,22 +450,24 @@ export class SqliteStore implements MainStore {
 
   underReplicated(
     countedServers: string[],
+    liveServers: string[],
     limit: number,
-  ): { id: string; size: number; wanted: number; holders: string[] }[] {
-    const rows = this.db
-      .prepare(
-        `${UNDER_REPLICATED}
-         SELECT c.id, c.size, c.wanted, coalesce(g.holders, '') AS holders
-         FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id
-         WHERE coalesce(g.n, 0) < c.wanted ORDER BY coalesce(g.n, 0), c.created_at LIMIT @limit`,
-      )
-      .all({ servers: JSON.stringify(countedServers), limit }) as {
-      id: string;
-      size: number;
-      wanted: number;
-      holders: string;
-    }[];
-    return rows.map((r) => ({ ...r, holders: r.holders ? r.holders.split(',') : [] }));
+  ): { chunks: { id: string; size: number; wanted: number; holders: string[] }[]; withoutLiveCopy: number } {
+    const rows = this.db.prepare(REPAIR_QUEUE).all({
+      servers: JSON.stringify(countedServers),
+      live: JSON.stringify(liveServers),
+      limit,
+    }) as { id: string | null; size: number; wanted: number; holders: string; stuck: number }[];
+    const [head, ...chunks] = rows;
+    return {
+      chunks: chunks.map((r) => ({
+        id: r.id as string,
+        size: r.size,
+        wanted: r.wanted,
+        holders: r.holders ? r.holders.split(',') : [],
+      })),
+      withoutLiveCopy: head?.stuck ?? 0,
+    };
   }
 
   addReplica(chunkId: string, serverId: string, now: number): void {

@@ -144,13 +144,16 @@ export interface MainStore {
   /** Server ids holding a good copy of each chunk. */
   replicasOf(chunkIds: string[]): Map<string, string[]>;
   /**
-   * Chunks with fewer good replicas on `countedServers` than wanted, worst first, with
-   * the servers among those that hold a good copy.
+   * Chunks with fewer good replicas on `countedServers` than wanted that have a good copy
+   * on one of `liveServers` to restore them from, worst first, with the servers among the
+   * counted ones that hold a good copy; and how many under-replicated chunks have no good
+   * copy on a live server (left out, so they never crowd out the chunks repair can restore).
    */
   underReplicated(
     countedServers: string[],
+    liveServers: string[],
     limit: number,
-  ): { id: string; size: number; wanted: number; holders: string[] }[];
+  ): { chunks: { id: string; size: number; wanted: number; holders: string[] }[]; withoutLiveCopy: number };
   addReplica(chunkId: string, serverId: string, now: number): void;
   /**
    * A replica failed a hash check (scrubber or a verify order): it no longer counts, and

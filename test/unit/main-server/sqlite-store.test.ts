@@ -193,7 +193,32 @@ describe('SqliteStore', () => {
     });
     assert.equal(store.countUnderReplicated([hex(1)]), 1);
     assert.equal(store.countUnderReplicated([]), 1);
-    assert.equal(store.underReplicated([hex(1)], 10)[0]?.holders.length, 1);
+    assert.deepEqual(store.underReplicated([hex(1)], [hex(1)], 10).chunks[0]?.holders, [hex(1)]);
+    assert.deepEqual(store.underReplicated([hex(1)], [], 10), { chunks: [], withoutLiveCopy: 1 });
+  });
+
+  test('under-replicated chunks with no good copy on a live server never crowd the restorable ones out of a page', () => {
+    const [live, down] = [hex(1), hex(2)];
+    store.registerServer(server(live), 'k');
+    store.registerServer(server(down), 'k');
+    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    // Older and worse off than the one that can be restored: three whose only copy is on
+    // a server that is down, three whose only copy went corrupt.
+    const chunk = (n: number, servers: string[]) => ({ id: hex(n, 64), size: 1, servers });
+    store.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 2,
+      createdAt: 1,
+      chunks: [1, 2, 3].map((n) => chunk(n, [down])).concat([4, 5, 6].map((n) => chunk(n, [live]))),
+    });
+    for (const n of [4, 5, 6]) store.markReplicaCorrupt(hex(n, 64), live);
+    store.createUpload({ id: hex(10), replicas: 2, createdAt: 0, expiresAt: 10 });
+    store.commitBlob({ id: hex(6), uploadId: hex(10), wanted: 2, createdAt: 2, chunks: [chunk(7, [live])] });
+    const page = store.underReplicated([live, down], [live], 2);
+    assert.deepEqual(page.chunks, [{ id: hex(7, 64), size: 1, wanted: 2, holders: [live] }]);
+    assert.equal(page.withoutLiveCopy, 6, 'the others are still counted');
+    assert.equal(store.countUnderReplicated([live, down]), 7);
   });
 
   test('an expired upload queues its placed, uncommitted chunks for deletion', () => {
