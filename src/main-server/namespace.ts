@@ -223,7 +223,7 @@ export class NamespaceService {
     }
     const nodeId = target.kind === 'new' ? target.node.id : target.nodeId;
     if (this.store.getVersion(v.versionId))
-      throw new SedfsError('SEDFS_ERR_EXISTS', 'version id already used');
+      throw new SedfsError('SEDFS_ERR_EXISTS', 'that version id is already in use');
     this.store.commitVersion(
       target,
       {

@@ -9,8 +9,17 @@ import { FileSystem } from '../../src/client/file-system.js';
 import type { Pin } from '../../src/client/profile.js';
 import { lock, type PinStore, perms, share, unshare } from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
+import { randomHexId } from '../../src/crypto/hash.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
-import { unwrapContentKey, unwrapNodeKey } from '../../src/crypto/node-keys.js';
+import {
+  encryptName,
+  nameMac,
+  newNodeKey,
+  unwrapContentKey,
+  unwrapNodeKey,
+  wrapContentKey,
+  wrapNodeKey,
+} from '../../src/crypto/node-keys.js';
 import type { ContentResponse, NodeEntry } from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster } from '../helpers/cluster.js';
@@ -372,6 +381,54 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await sleep(2200);
     await carol.fs.put([Buffer.from('after expiry')], `${base}/locked.txt`);
     assert.equal(await text(a.fs, '/proj/locked.txt'), 'after expiry');
+  });
+
+  test('a node id already in use is refused alike whoever owns the node: 409 on mkdir and on commit, never a 500', async () => {
+    const bob = actors.bob as Actor;
+    const home = await bob.fs.resolve('/');
+    const own = (await bob.fs.mkdir('/mine')).entry.id;
+    let n = 0;
+    // Each attempt under a fresh name, so only the id can clash.
+    const child = (id: string) => {
+      const name = `clash-${n++}`;
+      return {
+        nodeId: id,
+        nameMac: nameMac(home.key, name),
+        nameEnc: encryptName(home.key, home.entry.id, name),
+        wrappedKey: wrapNodeKey(home.key, id, newNodeKey()),
+      };
+    };
+    const refusal = async (op: () => Promise<unknown>) => {
+      try {
+        await op();
+      } catch (err) {
+        const { code, status, message } = err as { code: string; status: number; message: string };
+        return { code, status, message };
+      }
+      assert.fail('the id was taken, yet it was accepted');
+    };
+    const mkdirWith = (id: string) => {
+      const { nodeId, ...rest } = child(id);
+      return bob.client.call('POST', `/v1/nodes/${home.entry.id}/children`, { id: nodeId, ...rest });
+    };
+    const commitWith = async (id: string) => {
+      const { uploadId } = await bob.client.beginUpload();
+      const versionId = randomHexId();
+      return bob.client.commit(uploadId, [], {
+        versionId,
+        size: 0,
+        chunkBytes: 65536,
+        contentKey: wrapContentKey(newNodeKey(), versionId, newNodeKey()),
+        target: { parentId: home.entry.id, ...child(id) },
+      });
+    };
+    for (const op of [mkdirWith, commitWith]) {
+      const others = await refusal(() => op(folderId)); // alice's folder, which bob cannot see
+      const mine = await refusal(() => op(own));
+      assert.equal(others.code, 'SEDFS_ERR_EXISTS');
+      assert.equal(others.status, 409);
+      assert.deepEqual(others, mine, 'the same answer as for his own node');
+    }
   });
 
   test('the audit log records logins, shares, unshares, locks and denials, by id only', async () => {

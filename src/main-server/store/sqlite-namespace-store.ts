@@ -87,9 +87,22 @@ const toNode = (r: NodeRow): NodeRecord => ({
   modifiedAt: r.modified_at,
 });
 
+/** A row would repeat a key: a UNIQUE constraint's, or the primary key's (SQLite tells them apart). */
 function isUniqueViolation(err: unknown): boolean {
-  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
+
+function isPrimaryKeyViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/**
+ * A client-chosen id that some row already has. The same answer whoever's row it is and
+ * whatever it is, so it tells no more than that the id is taken (ids are 128-bit random:
+ * only someone who was once given one can ask about it).
+ */
+const idTaken = (what: string) => new SedfsError('SEDFS_ERR_EXISTS', `that ${what} id is already in use`);
 
 /**
  * Drops one reference from each of a blob's chunks and removes the blob. Chunks no
@@ -266,12 +279,17 @@ export class SqliteNamespaceStore implements NamespaceStore {
         if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
         previous = node.versionId;
       }
-      this.db
-        .prepare(
-          `INSERT INTO versions (id, node_id, blob_id, size, chunk_bytes, content_key, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(v.id, v.nodeId, v.blobId, v.size, v.chunkBytes, v.contentKey, v.createdAt);
+      try {
+        this.db
+          .prepare(
+            `INSERT INTO versions (id, node_id, blob_id, size, chunk_bytes, content_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(v.id, v.nodeId, v.blobId, v.size, v.chunkBytes, v.contentKey, v.createdAt);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw idTaken('version');
+        throw err;
+      }
       this.db
         .prepare('UPDATE nodes SET version_id = ?, size = ?, modified_at = ? WHERE id = ?')
         .run(v.id, v.size, v.createdAt, v.nodeId);
@@ -426,7 +444,14 @@ export class SqliteNamespaceStore implements NamespaceStore {
         // The subtree's root keeps its name: its parent's key did not change.
         if (n.id !== r.rootId) {
           if (!n.nameEnc || !n.nameMac) throw conflict('missing name');
-          setName.run(n.nameEnc, n.nameMac, n.id);
+          try {
+            setName.run(n.nameEnc, n.nameMac, n.id);
+          } catch (err) {
+            // New names that clash in one folder: not what a client re-encrypting distinct names sends.
+            if (isUniqueViolation(err))
+              throw new SedfsError('SEDFS_ERR_EXISTS', 'two re-encrypted names in one folder are the same');
+            throw err;
+          }
         }
         if (old.versionId) {
           if (!n.contentKey) throw conflict('missing content key');
@@ -491,6 +516,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
           n.modifiedAt,
         );
     } catch (err) {
+      if (isPrimaryKeyViolation(err)) throw idTaken('node');
       if (isUniqueViolation(err)) throw new SedfsError('SEDFS_ERR_EXISTS');
       throw err;
     }

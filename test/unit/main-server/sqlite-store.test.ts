@@ -274,6 +274,48 @@ describe('SqliteNamespaceStore', () => {
     s.close();
   });
 
+  test('a node id in use, and re-encrypted names that clash in a folder, are refused as SEDFS_ERR_EXISTS, not as a database error', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createUser({ ...user, id: hex(101), name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'file', 3));
+    ns.createNode(node(4, 2, 'file', 4));
+    assert.throws(() => ns.createNode(node(2, 60, 'dir', 5)), {
+      code: 'SEDFS_ERR_EXISTS',
+      message: 'that node id is already in use',
+    });
+    ns.putGrant({
+      nodeId: hex(2),
+      granteeId: hex(101),
+      perm: 'read',
+      sealedKey: 'k',
+      sealedName: 'n',
+      grantedAt: 1,
+    });
+    const clashing = { wrappedKey: 'w2', nameEnc: 'e2', nameMac: hex(9, 64) };
+    assert.throws(
+      () =>
+        ns.rekey(
+          {
+            rootId: hex(2),
+            revokeGranteeId: hex(101),
+            nodes: [
+              { id: hex(2), wrappedKey: 'w2' },
+              { id: hex(3), ...clashing },
+              { id: hex(4), ...clashing },
+            ],
+            grants: [],
+          },
+          5,
+        ),
+      { code: 'SEDFS_ERR_EXISTS' },
+    );
+    assert.equal(ns.grantsTo(hex(101)).length, 1, 'nothing of the re-key was kept');
+    s.close();
+  });
+
   test('a signup with an unknown invite leaves no user behind', () => {
     const s = db();
     const ns = new SqliteNamespaceStore(s.db);
