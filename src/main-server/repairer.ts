@@ -13,6 +13,9 @@ import { chooseReplicas } from './placement.js';
 import type { Registry } from './registry.js';
 import type { MainStore } from './store/store.js';
 
+/** Replica re-checks in flight at once, across all servers. */
+const MAX_VERIFYING = 32;
+
 export interface RepairOptions {
   /** copies in flight at once */
   concurrency: number;
@@ -33,6 +36,8 @@ export class Repairer {
   private readonly task: SerialTask;
   /** replicas restored and bytes copied since start, for `sedfs check` */
   readonly progress = { chunks: 0, bytes: 0, failures: 0 };
+  /** Replicas being re-checked now, as `chunk/server`. */
+  private readonly verifying = new Set<string>();
   /** Under-replicated chunks with no good copy on a live server, as last logged. */
   private withoutLiveCopy = 0;
 
@@ -74,8 +79,29 @@ export class Repairer {
    * fails, the server quarantines it, main marks it corrupt and repair restores it.
    */
   async verifyReplica(chunkId: string, serverId: string): Promise<void> {
+    const key = `${chunkId}/${serverId}`;
+    // One re-check of a replica at a time is enough, and only so many in all: the rest
+    // are left to the scrubber rather than queued without bound.
+    if (this.verifying.has(key)) return;
+    if (this.verifying.size >= MAX_VERIFYING) {
+      this.log.warn(
+        { chunk: chunkId, server: serverId },
+        'too many re-checks in progress: this one is skipped',
+      );
+      return;
+    }
     const server = this.registry.live().find((s) => s.id === serverId);
     if (!server) return;
+    this.verifying.add(key);
+    try {
+      await this.verify(chunkId, server);
+    } finally {
+      this.verifying.delete(key);
+    }
+  }
+
+  private async verify(chunkId: string, server: { id: string; url: string }): Promise<void> {
+    const serverId = server.id;
     const ticket = this.signer.sign({
       op: 'verify',
       chunks: [chunkId],

@@ -81,3 +81,47 @@ test('a page full of chunks with no good copy on a live server does not keep rep
     store.close();
   }
 });
+
+test('re-checks of reported replicas: one at a time per replica, and a bounded number in all', async () => {
+  const store = new SqliteStore(join(dir, 'verify.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000);
+  // The server holds every answer until the test lets them go.
+  const held: { url: string; answer: () => void }[] = [];
+  const server = createServer((req, res) => {
+    held.push({ url: req.url ?? '', answer: () => res.end(JSON.stringify({ ok: true })) });
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  store.registerServer({ id: hex(1), url, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
+  const repairer = new Repairer(
+    store,
+    registry,
+    ticketSigner(generateTicketKeyPem()),
+    createAgent(),
+    log,
+    () => clock.now,
+    { concurrency: 1, rateMiBs: 0, batch: 2 },
+  );
+  const settle = () => new Promise((res) => setTimeout(res, 200));
+  try {
+    const same = Array.from({ length: 10 }, () => repairer.verifyReplica(hex(7, 64), hex(1)));
+    await settle();
+    assert.equal(held.length, 1, 'the same replica is re-checked once while a re-check is pending');
+    const others = Array.from({ length: 50 }, (_, i) => repairer.verifyReplica(hex(100 + i, 64), hex(1)));
+    await settle();
+    assert.equal(held.length, 32, 'at most 32 re-checks in flight');
+    for (const h of held) h.answer();
+    await Promise.all([...same, ...others]);
+    const again = repairer.verifyReplica(hex(7, 64), hex(1));
+    await settle();
+    assert.equal(held.length, 33, 'once answered, the replica may be re-checked again');
+    held[32]?.answer();
+    await again;
+  } finally {
+    await repairer.stop();
+    server.close();
+    store.close();
+  }
+});
