@@ -7,7 +7,7 @@ import { login, signup } from '../../src/client/account.js';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import type { Pin } from '../../src/client/profile.js';
-import { lock, type PinStore, perms, share, unshare } from '../../src/client/sharing.js';
+import { lock, type PinStore, perms, share, unlock, unshare } from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
 import { randomHexId } from '../../src/crypto/hash.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
@@ -381,6 +381,35 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await sleep(2200);
     await carol.fs.put([Buffer.from('after expiry')], `${base}/locked.txt`);
     assert.equal(await text(a.fs, '/proj/locked.txt'), 'after expiry');
+  });
+
+  test('a lock deep inside a folder keeps a writer from deleting or moving the folder, or any folder above the lock, with who and until when', async () => {
+    const a = actors.alice as Actor;
+    const carol = actors.carol as Actor;
+    await a.fs.mkdir('/proj/deep/a/b', { parents: true });
+    await a.fs.put([Buffer.from('deep')], '/proj/deep/a/b/held.txt');
+    await a.fs.put([Buffer.from('free')], '/proj/deep/free.txt');
+    await lock(a.fs, '/proj/deep/a/b/held.txt', 60);
+    const base = '/shared/alice/proj';
+    for (const op of [
+      () => carol.fs.rm(`${base}/deep`, { recursive: true }),
+      () => carol.fs.rm(`${base}/deep/a`, { recursive: true }),
+      () => carol.fs.mv(`${base}/deep`, `${base}/deeper`),
+      () => carol.fs.mv(`${base}/deep/a`, `${base}/a-moved`),
+    ]) {
+      await assert.rejects(op(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_LOCKED');
+        assert.match(err.message, /^something inside is locked by alice until \d{4}-\d\d-\d\dT/);
+        return true;
+      });
+    }
+    assert.equal(await text(a.fs, '/proj/deep/a/b/held.txt'), 'deep', 'nothing was deleted');
+    // What holds no lock below it is not held up, and the holder is not held up by her own lock.
+    await carol.fs.rm(`${base}/deep/free.txt`);
+    await a.fs.mv('/proj/deep', '/proj/deep2');
+    await unlock(a.fs, '/proj/deep2/a/b/held.txt');
+    await carol.fs.rm(`${base}/deep2`, { recursive: true });
+    assert.equal(await a.fs.find('/proj/deep2'), undefined);
   });
 
   test('a node id already in use is refused alike whoever owns the node: 409 on mkdir and on commit, never a 500', async () => {

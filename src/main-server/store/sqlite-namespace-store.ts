@@ -474,6 +474,23 @@ export class SqliteNamespaceStore implements NamespaceStore {
       .all(nodeId, now) as LockRecord[];
   }
 
+  lockBelow(nodeId: string, userId: string, now: number): LockRecord | undefined {
+    // Up from each lock others hold in the same owner's tree (a tree has one owner), not
+    // down the whole subtree: locks are few, a folder may hold millions of nodes.
+    return this.db
+      .prepare(
+        `WITH RECURSIVE up(lock_id, id) AS (
+           SELECT l.node_id, n.parent_id FROM locks l JOIN nodes n ON n.id = l.node_id
+           WHERE l.expires_at > @now AND l.holder_id != @user
+             AND n.owner_id = (SELECT owner_id FROM nodes WHERE id = @node) AND n.parent_id IS NOT NULL
+           UNION ALL SELECT up.lock_id, n.parent_id FROM nodes n JOIN up ON n.id = up.id
+           WHERE n.parent_id IS NOT NULL AND up.id != @node)
+         SELECT l.node_id AS nodeId, l.holder_id AS holderId, l.expires_at AS expiresAt
+         FROM up JOIN locks l ON l.node_id = up.lock_id WHERE up.id = @node LIMIT 1`,
+      )
+      .get({ node: nodeId, user: userId, now }) as LockRecord | undefined;
+  }
+
   setLock(lock: LockRecord): void {
     this.db
       .prepare(
