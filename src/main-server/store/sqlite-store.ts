@@ -79,20 +79,21 @@ const UNDER_REPLICATED = `WITH counted(id) AS (SELECT value FROM json_each(@serv
  * live server (nothing to copy from: they wait for a holder to come back, or are lost),
  * then up to @limit chunks that can be copied now, worst first. Those without a source
  * are left out of the page, so however many there are they never crowd out the chunks
- * repair can restore. One scan serves both.
+ * repair can restore. One scan of the replicas serves both (live servers are counted
+ * ones, so a live holder is among the counted holders).
  */
-const REPAIR_QUEUE = `${UNDER_REPLICATED},
+const REPAIR_QUEUE = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
   live(id) AS (SELECT value FROM json_each(@live)),
-  sourced AS (SELECT r.chunk_id FROM replicas r JOIN live l ON l.id = r.server_id
-              WHERE r.state = 'ok' GROUP BY r.chunk_id),
-  short AS MATERIALIZED (SELECT c.id, c.size, c.wanted, c.created_at, g.n, coalesce(g.holders, '') AS holders,
-              (s.chunk_id IS NOT NULL) AS has_source
-            FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id LEFT JOIN sourced s ON s.chunk_id = c.id
-            WHERE coalesce(g.n, 0) < c.wanted)
+  good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n,
+             max(r.server_id IN live) AS has_source
+           FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id),
+  short AS MATERIALIZED (SELECT c.id, c.size, c.wanted, c.created_at, coalesce(g.n, 0) AS n,
+              coalesce(g.holders, '') AS holders, coalesce(g.has_source, 0) AS has_source
+            FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id WHERE coalesce(g.n, 0) < c.wanted)
   SELECT NULL AS id, 0 AS size, 0 AS wanted, '' AS holders,
     (SELECT count(*) FROM short WHERE NOT has_source) AS stuck
   UNION ALL SELECT * FROM (SELECT id, size, wanted, holders, 0 FROM short WHERE has_source
-    ORDER BY coalesce(n, 0), created_at LIMIT @limit)`;
+    ORDER BY n, created_at LIMIT @limit)`;
 
 /** Applies the migrations that have not run yet, each in its own transaction. */
 export function migrate(db: Database.Database): number {
