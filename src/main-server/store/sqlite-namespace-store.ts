@@ -476,11 +476,12 @@ export class SqliteNamespaceStore implements NamespaceStore {
 
   lockBelow(nodeId: string, userId: string, now: number): LockRecord | undefined {
     // Up from each lock others hold in the same owner's tree (a tree has one owner), not
-    // down the whole subtree: locks are few, a folder may hold millions of nodes.
+    // down the whole subtree: locks are few, a folder may hold millions of nodes. CROSS
+    // JOIN keeps the locks the outer loop: the planner would otherwise scan the nodes.
     return this.db
       .prepare(
         `WITH RECURSIVE up(lock_id, id) AS (
-           SELECT l.node_id, n.parent_id FROM locks l JOIN nodes n ON n.id = l.node_id
+           SELECT l.node_id, n.parent_id FROM locks l CROSS JOIN nodes n ON n.id = l.node_id
            WHERE l.expires_at > @now AND l.holder_id != @user
              AND n.owner_id = (SELECT owner_id FROM nodes WHERE id = @node) AND n.parent_id IS NOT NULL
            UNION ALL SELECT up.lock_id, n.parent_id FROM nodes n JOIN up ON n.id = up.id
