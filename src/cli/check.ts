@@ -44,6 +44,11 @@ export function registerCheckCommand(program: Command, env: VerbEnv): void {
         const lines = [
           table(['SERVER', 'STATE', 'CHUNKS', 'MISSING', 'EXTRA', 'CORRUPT'], rows),
           `${res.chunks} chunks, ${res.underReplicated} under-replicated (repair queue), ${res.surplus} surplus copies`,
+          ...(res.withoutLiveCopy > 0
+            ? [
+                `${res.withoutLiveCopy} under-replicated chunks have no good copy on a live server: they cannot be repaired until a server holding one is back`,
+              ]
+            : []),
           `repaired ${res.repair.chunks} replicas (${formatBytes(res.repair.bytes)}), ${res.repair.failures} failed copies`,
         ];
         for (const v of res.verify ?? [])

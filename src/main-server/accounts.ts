@@ -18,10 +18,19 @@ export interface AccountOptions {
   openSignup: boolean;
   sessionTtlMs: number;
   inviteTtlMs: number;
+  /** login challenges pending at once, across all names, before new ones are refused (memory's bound) */
+  maxPendingChallenges?: number;
 }
 
 const CHALLENGE_TTL_MS = 60_000;
-const MAX_PENDING_CHALLENGES = 10_000;
+/**
+ * Challenges pending per user name: a few logins at once (several terminals) each get
+ * theirs; asking for more drops that name's oldest, so asking for one name's challenges
+ * never touches another name's.
+ */
+const CHALLENGES_PER_NAME = 4;
+/** A few tens of MB of challenges at most; only a flood of names reaches it, and then only new logins wait. */
+const MAX_PENDING_CHALLENGES = 100_000;
 
 /**
  * Users and sessions. A user proves their key by signing a one-time challenge and gets
@@ -30,8 +39,13 @@ const MAX_PENDING_CHALLENGES = 10_000;
  * signup is open.
  */
 export class AccountService {
-  /** One-time login challenges; in memory, since a restart only means logging in again. */
+  /**
+   * One-time login challenges; in memory, since a restart only means logging in again.
+   * In the order they were made, which (one TTL for all) is the order they expire in.
+   */
   private readonly challenges = new Map<string, { name: string; expiresAt: number }>();
+  /** Each name's pending challenges, oldest first. */
+  private readonly challengesByName = new Map<string, string[]>();
 
   constructor(
     private readonly store: NamespaceStore,
@@ -84,22 +98,49 @@ export class AccountService {
     return { id: user.id, name: user.name, admin: user.admin };
   }
 
+  /**
+   * A one-time challenge for `name`. Pending ones are bounded per name (the oldest is
+   * dropped) and expire by age; a flood of names fills memory only up to a cap, past
+   * which new challenges are refused (429) until old ones expire: pending challenges,
+   * a real user's among them, are never thrown away for others' sake.
+   */
   challenge(name: string): ChallengeResponse {
     // Unknown names get a challenge too: whether a user exists is not told here.
     const now = this.now();
-    if (this.challenges.size >= MAX_PENDING_CHALLENGES) {
-      for (const [k, v] of this.challenges) if (v.expiresAt <= now) this.challenges.delete(k);
-      if (this.challenges.size >= MAX_PENDING_CHALLENGES) this.challenges.clear();
+    this.expireChallenges(now);
+    const mine = this.challengesByName.get(name) ?? [];
+    if (mine.length >= CHALLENGES_PER_NAME) this.forgetChallenge(mine[0] as string);
+    else if (this.challenges.size >= (this.opts.maxPendingChallenges ?? MAX_PENDING_CHALLENGES)) {
+      this.log.warn({ pending: this.challenges.size }, 'login challenge refused: too many pending');
+      throw new SedfsError('SEDFS_ERR_BUSY', 'too many logins are in progress: try again in a minute');
     }
     const challenge = randomSecret(32);
     const expiresAt = now + CHALLENGE_TTL_MS;
     this.challenges.set(challenge, { name, expiresAt });
+    this.challengesByName.set(name, [...(this.challengesByName.get(name) ?? []), challenge]);
     return { challenge, expiresAt };
+  }
+
+  /** Drops expired challenges: they sit at the head of the map, so this costs what it drops. */
+  private expireChallenges(now: number): void {
+    for (const [challenge, pending] of this.challenges) {
+      if (pending.expiresAt > now) return;
+      this.forgetChallenge(challenge);
+    }
+  }
+
+  private forgetChallenge(challenge: string): void {
+    const pending = this.challenges.get(challenge);
+    if (!pending) return;
+    this.challenges.delete(challenge);
+    const left = (this.challengesByName.get(pending.name) ?? []).filter((c) => c !== challenge);
+    if (left.length > 0) this.challengesByName.set(pending.name, left);
+    else this.challengesByName.delete(pending.name);
   }
 
   login(req: LoginRequest): LoginResponse {
     const pending = this.challenges.get(req.challenge);
-    this.challenges.delete(req.challenge);
+    this.forgetChallenge(req.challenge);
     const user = this.store.userByName(req.name);
     const now = this.now();
     const valid =

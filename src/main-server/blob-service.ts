@@ -19,6 +19,14 @@ import { chooseReplicas } from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
 
+/**
+ * Bad-replica reports a user may make at once, and per minute after that: a reader of a
+ * large file on a rotting disk reports each chunk it had to fetch elsewhere; past this
+ * the scrubber finds the rest.
+ */
+const REPORT_BURST = 32;
+const REPORTS_PER_MINUTE = 30;
+
 export interface PreparedBlob {
   response: CommitResponse;
   /** Writes the blob, its chunks and replicas; run it inside the caller's transaction. */
@@ -39,6 +47,9 @@ export interface BlobServiceOptions {
  * them, and committed in one transaction once every chunk has storage receipts.
  */
 export class BlobService {
+  /** Each user's allowance of bad-replica reports: what is left, and when it was last counted. */
+  private readonly reportAllowance = new Map<string, { tokens: number; at: number }>();
+
   constructor(
     private readonly store: MainStore,
     private readonly registry: Registry,
@@ -227,8 +238,40 @@ export class BlobService {
     };
   }
 
-  /** A reader saw bytes that did not match; the repairer has the server re-check them. */
-  reportBadReplica(chunkId: string, serverId: string): void {
-    this.log.warn({ chunk: chunkId, server: serverId }, 'replica reported corrupt by a reader');
+  /**
+   * A reader saw bytes that did not match: true if the server should re-check them. Only
+   * a good replica main records there is worth it, and only within the reader's allowance,
+   * so no user can keep servers re-hashing chunks (which main cannot cheaply tell they
+   * may read) without bound.
+   */
+  reportBadReplica(userId: string, chunkId: string, serverId: string): boolean {
+    if (!(this.store.replicasOf([chunkId]).get(chunkId) ?? []).includes(serverId)) {
+      this.log.info({ chunk: chunkId, server: serverId, user: userId }, 'report of no good replica: ignored');
+      return false;
+    }
+    if (!this.takeReport(userId)) {
+      this.log.debug(
+        { chunk: chunkId, server: serverId, user: userId },
+        'replica report over the allowance: ignored',
+      );
+      return false;
+    }
+    this.log.warn({ chunk: chunkId, server: serverId, user: userId }, 'replica reported corrupt by a reader');
+    return true;
+  }
+
+  /** Takes one report from the user's allowance (a token bucket); false when it is spent. */
+  private takeReport(userId: string): boolean {
+    const now = this.now();
+    const refill = (b: { tokens: number; at: number }) =>
+      Math.min(REPORT_BURST, b.tokens + ((now - b.at) / 60_000) * REPORTS_PER_MINUTE);
+    if (this.reportAllowance.size >= 10_000)
+      for (const [id, b] of this.reportAllowance)
+        if (refill(b) >= REPORT_BURST) this.reportAllowance.delete(id);
+    const bucket = this.reportAllowance.get(userId);
+    const tokens = bucket ? refill(bucket) : REPORT_BURST;
+    if (tokens < 1) return false;
+    this.reportAllowance.set(userId, { tokens: tokens - 1, at: now });
+    return true;
   }
 }

@@ -6,15 +6,19 @@ import { TICKET_HEADER } from '../protocol/ticket.js';
 import type { Registry } from './registry.js';
 import type { MainStore } from './store/store.js';
 
+/** Orders sent per live server per pass. */
 const BATCH = 256;
 const CONCURRENCY = 8;
+/** How long an order its server refused (or that failed) waits before it is tried again. */
+const RETRY_AFTER_MS = 5_000;
 
 /**
  * Sends the delete orders for replicas of freed chunks (a file removed, a version
  * replaced, an upload that expired without committing), for unknown chunks and copies
  * beyond R once their grace period is over. The queue lives in the store, so orders
- * survive a restart; an order for a server that is down waits until it is up. A 404
- * counts as done.
+ * survive a restart; an order for a server that is down waits until it is up, one it
+ * refused waits a little behind the others, and one for a removed server is dropped. A
+ * 404 counts as done.
  */
 export class ChunkDeleter {
   private readonly task: SerialTask;
@@ -59,9 +63,14 @@ export class ChunkDeleter {
     const expired = this.store.expireUploads(this.now());
     if (expired > 0)
       this.log.info({ uploads: expired }, 'expired uploads ended; their orphan chunks queued for deletion');
+    const dropped = this.store.dropDeletionsOnRemoved();
+    if (dropped > 0)
+      this.log.info({ orders: dropped }, 'delete orders for removed servers dropped: they can never be sent');
     const live = new Map(this.registry.live().map((s) => [s.id, s.url]));
-    const todo = this.store.pendingDeletions(BATCH).filter((d) => live.has(d.serverId));
+    const todo = this.store.pendingDeletions([...live.keys()], BATCH, this.now());
     let deleted = 0;
+    const defer = (d: { chunkId: string; serverId: string }) =>
+      this.store.deletionDeferred(d.chunkId, d.serverId, this.now() + RETRY_AFTER_MS);
     const work = async (d: { chunkId: string; serverId: string }) => {
       const ticket = this.signer.sign({
         op: 'delete',
@@ -80,12 +89,14 @@ export class ChunkDeleter {
           this.store.deletionDone(d.chunkId, d.serverId);
           deleted++;
         } else {
+          defer(d);
           this.log.warn(
             { chunk: d.chunkId, server: d.serverId, status: res.statusCode },
             'chunk delete refused',
           );
         }
       } catch (err) {
+        defer(d);
         this.log.warn(
           { chunk: d.chunkId, server: d.serverId, reason: (err as Error).message },
           'chunk delete failed',
@@ -95,6 +106,10 @@ export class ChunkDeleter {
     for (let i = 0; i < todo.length; i += CONCURRENCY)
       await Promise.all(todo.slice(i, i + CONCURRENCY).map(work));
     if (deleted > 0) this.log.info({ deleted }, 'freed chunk replicas deleted');
-    if (todo.length === BATCH) this.task.kick();
+    // A full page from some server means more may be due; refused orders wait their turn,
+    // so going again right away only sends orders not tried yet.
+    const perServer = new Map<string, number>();
+    for (const d of todo) perServer.set(d.serverId, (perServer.get(d.serverId) ?? 0) + 1);
+    if (deleted > 0 && [...perServer.values()].some((n) => n === BATCH)) this.task.kick();
   }
 }

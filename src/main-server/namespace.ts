@@ -99,6 +99,21 @@ export class NamespaceService {
     );
   }
 
+  /**
+   * Refuses to delete or move a folder when something inside it is locked by someone
+   * else: the lock would go with it (deleted), or its holder's path would change under them.
+   */
+  private nothingLockedInside(user: UserRecord, node: NodeRecord): void {
+    if (node.kind !== 'dir') return;
+    const lock = this.store.lockBelow(node.id, user.id, this.now());
+    if (!lock) return;
+    const holder = this.store.userById(lock.holderId)?.name ?? 'another user';
+    throw new SedfsError(
+      'SEDFS_ERR_LOCKED',
+      `something inside is locked by ${holder} until ${new Date(lock.expiresAt).toISOString()}`,
+    );
+  }
+
   children(user: UserRecord, id: string): NodeEntry[] {
     this.folder(user, id, 'read', 'ls');
     return this.store.children(id).map(toEntry);
@@ -147,6 +162,7 @@ export class NamespaceService {
     }
     if (this.store.isAncestor(id, req.parentId)) throw new SedfsError('SEDFS_ERR_MOVE_INTO_ITSELF');
     this.unlocked(user, id);
+    this.nothingLockedInside(user, node);
     this.unlocked(user, req.parentId);
     this.store.moveNode(id, req.parentId, req.nameMac, req.nameEnc, req.wrappedKey, this.now());
   }
@@ -161,6 +177,7 @@ export class NamespaceService {
     if (node.kind === 'dir' && !recursive && this.store.children(id).length > 0) {
       throw new SedfsError('SEDFS_ERR_NOT_EMPTY');
     }
+    this.nothingLockedInside(user, node);
     this.store.deleteNode(id, this.now());
     this.onFreed();
   }
@@ -223,7 +240,7 @@ export class NamespaceService {
     }
     const nodeId = target.kind === 'new' ? target.node.id : target.nodeId;
     if (this.store.getVersion(v.versionId))
-      throw new SedfsError('SEDFS_ERR_EXISTS', 'version id already used');
+      throw new SedfsError('SEDFS_ERR_EXISTS', 'that version id is already in use');
     this.store.commitVersion(
       target,
       {

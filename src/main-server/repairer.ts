@@ -13,6 +13,9 @@ import { chooseReplicas } from './placement.js';
 import type { Registry } from './registry.js';
 import type { MainStore } from './store/store.js';
 
+/** Replica re-checks in flight at once, across all servers. */
+const MAX_VERIFYING = 32;
+
 export interface RepairOptions {
   /** copies in flight at once */
   concurrency: number;
@@ -33,6 +36,10 @@ export class Repairer {
   private readonly task: SerialTask;
   /** replicas restored and bytes copied since start, for `sedfs check` */
   readonly progress = { chunks: 0, bytes: 0, failures: 0 };
+  /** Replicas being re-checked now, as `chunk/server`. */
+  private readonly verifying = new Set<string>();
+  /** Under-replicated chunks with no good copy on a live server, as last logged. */
+  private withoutLiveCopy = 0;
 
   constructor(
     private readonly store: MainStore,
@@ -72,8 +79,29 @@ export class Repairer {
    * fails, the server quarantines it, main marks it corrupt and repair restores it.
    */
   async verifyReplica(chunkId: string, serverId: string): Promise<void> {
+    const key = `${chunkId}/${serverId}`;
+    // One re-check of a replica at a time is enough, and only so many in all: the rest
+    // are left to the scrubber rather than queued without bound.
+    if (this.verifying.has(key)) return;
+    if (this.verifying.size >= MAX_VERIFYING) {
+      this.log.warn(
+        { chunk: chunkId, server: serverId },
+        'too many re-checks in progress: this one is skipped',
+      );
+      return;
+    }
     const server = this.registry.live().find((s) => s.id === serverId);
     if (!server) return;
+    this.verifying.add(key);
+    try {
+      await this.verify(chunkId, server);
+    } finally {
+      this.verifying.delete(key);
+    }
+  }
+
+  private async verify(chunkId: string, server: { id: string; url: string }): Promise<void> {
+    const serverId = server.id;
     const ticket = this.signer.sign({
       op: 'verify',
       chunks: [chunkId],
@@ -110,13 +138,16 @@ export class Repairer {
   private async pass(): Promise<void> {
     const live = this.registry.live();
     const liveById = new Map(live.map((s) => [s.id, s]));
-    const todo = this.store.underReplicated(
+    const { chunks: todo, withoutLiveCopy } = this.store.underReplicated(
       this.registry.counted().map((s) => s.id),
+      live.map((s) => s.id),
       this.opts.batch,
     );
+    this.noteWithoutLiveCopy(withoutLiveCopy);
     const work: (() => Promise<void>)[] = [];
     for (const chunk of todo) {
       const source = chunk.holders.map((h) => liveById.get(h)).find((s) => s !== undefined);
+      // The store gives only chunks with a live holder, but the registry may have moved on.
       if (!source) continue;
       const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
       const candidates = live
@@ -132,6 +163,18 @@ export class Repairer {
     // are noted here and removed by the deleter after the grace period.
     const surplus = this.store.findSurplus(live, this.now());
     if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
+  }
+
+  /** Logs the chunks repair cannot restore (no good copy on a live server) when their number changes. */
+  private noteWithoutLiveCopy(n: number): void {
+    if (n === this.withoutLiveCopy) return;
+    this.withoutLiveCopy = n;
+    if (n > 0)
+      this.log.warn(
+        { chunks: n },
+        'chunks with too few copies have no good copy on a live server: they cannot be repaired until a server holding one is back',
+      );
+    else this.log.info('every under-replicated chunk has a good copy on a live server again');
   }
 
   private async copy(

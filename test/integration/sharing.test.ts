@@ -7,7 +7,7 @@ import { login, signup } from '../../src/client/account.js';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem } from '../../src/client/file-system.js';
 import type { Pin } from '../../src/client/profile.js';
-import { lock, type PinStore, perms, share, unshare } from '../../src/client/sharing.js';
+import { lock, type PinStore, perms, share, unlock, unshare } from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
 import { randomHexId } from '../../src/crypto/hash.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
@@ -17,6 +17,7 @@ import {
   newNodeKey,
   unwrapContentKey,
   unwrapNodeKey,
+  wrapContentKey,
   wrapNodeKey,
 } from '../../src/crypto/node-keys.js';
 import type { ContentResponse, NodeEntry } from '../../src/protocol/namespace-api.js';
@@ -419,6 +420,83 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       assert.equal(await outcome(() => f.fs.list('/shared/alice/decoy')), 'SEDFS_ERR_NOT_FOUND');
     } finally {
       a.fs.onSkipped = undefined;
+    }
+  });
+
+  test('a lock deep inside a folder keeps a writer from deleting or moving the folder, or any folder above the lock, with who and until when', async () => {
+    const a = actors.alice as Actor;
+    const carol = actors.carol as Actor;
+    await a.fs.mkdir('/proj/deep/a/b', { parents: true });
+    await a.fs.put([Buffer.from('deep')], '/proj/deep/a/b/held.txt');
+    await a.fs.put([Buffer.from('free')], '/proj/deep/free.txt');
+    await lock(a.fs, '/proj/deep/a/b/held.txt', 60);
+    const base = '/shared/alice/proj';
+    for (const op of [
+      () => carol.fs.rm(`${base}/deep`, { recursive: true }),
+      () => carol.fs.rm(`${base}/deep/a`, { recursive: true }),
+      () => carol.fs.mv(`${base}/deep`, `${base}/deeper`),
+      () => carol.fs.mv(`${base}/deep/a`, `${base}/a-moved`),
+    ]) {
+      await assert.rejects(op(), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_LOCKED');
+        assert.match(err.message, /^something inside is locked by alice until \d{4}-\d\d-\d\dT/);
+        return true;
+      });
+    }
+    assert.equal(await text(a.fs, '/proj/deep/a/b/held.txt'), 'deep', 'nothing was deleted');
+    // What holds no lock below it is not held up, and the holder is not held up by her own lock.
+    await carol.fs.rm(`${base}/deep/free.txt`);
+    await a.fs.mv('/proj/deep', '/proj/deep2');
+    await unlock(a.fs, '/proj/deep2/a/b/held.txt');
+    await carol.fs.rm(`${base}/deep2`, { recursive: true });
+    assert.equal(await a.fs.find('/proj/deep2'), undefined);
+  });
+
+  test('a node id already in use is refused alike whoever owns the node: 409 on mkdir and on commit, never a 500', async () => {
+    const bob = actors.bob as Actor;
+    const home = await bob.fs.resolve('/');
+    const own = (await bob.fs.mkdir('/mine')).entry.id;
+    let n = 0;
+    // Each attempt under a fresh name, so only the id can clash.
+    const child = (id: string) => {
+      const name = `clash-${n++}`;
+      return {
+        nodeId: id,
+        nameMac: nameMac(home.key, name),
+        nameEnc: encryptName(home.key, home.entry.id, id, name),
+        wrappedKey: wrapNodeKey(home.key, id, newNodeKey()),
+      };
+    };
+    const refusal = async (op: () => Promise<unknown>) => {
+      try {
+        await op();
+      } catch (err) {
+        const { code, status, message } = err as { code: string; status: number; message: string };
+        return { code, status, message };
+      }
+      assert.fail('the id was taken, yet it was accepted');
+    };
+    const mkdirWith = (id: string) => {
+      const { nodeId, ...rest } = child(id);
+      return bob.client.call('POST', `/v1/nodes/${home.entry.id}/children`, { id: nodeId, ...rest });
+    };
+    const commitWith = async (id: string) => {
+      const { uploadId } = await bob.client.beginUpload();
+      const versionId = randomHexId();
+      return bob.client.commit(uploadId, [], {
+        versionId,
+        size: 0,
+        chunkBytes: 65536,
+        contentKey: wrapContentKey(newNodeKey(), versionId, newNodeKey()),
+        target: { parentId: home.entry.id, ...child(id) },
+      });
+    };
+    for (const op of [mkdirWith, commitWith]) {
+      const others = await refusal(() => op(folderId)); // alice's folder, which bob cannot see
+      const mine = await refusal(() => op(own));
+      assert.equal(others.code, 'SEDFS_ERR_EXISTS');
+      assert.equal(others.status, 409);
+      assert.deepEqual(others, mine, 'the same answer as for his own node');
     }
   });
 

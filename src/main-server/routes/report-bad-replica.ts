@@ -8,10 +8,12 @@ export function reportBadReplicaRoute(app: FastifyInstance, ctx: MainContext): v
     '/v1/chunks/:id/bad-replica',
     { schema: { params: ChunkParams, body: BadReplicaRequest }, bodyLimit: 1024 },
     async (req) => {
-      requireUser(ctx, req);
-      ctx.blobs.reportBadReplica(req.params.id, req.body.server);
-      // A client's word alone does not condemn a replica: the server re-hashes it first.
-      void ctx.repairer.verifyReplica(req.params.id, req.body.server);
+      const user = requireUser(ctx, req);
+      // A client's word alone does not condemn a replica: the server re-hashes it first,
+      // within the user's allowance and once at a time per replica. The answer is the
+      // same either way: it tells nothing about what main records.
+      if (ctx.blobs.reportBadReplica(user.id, req.params.id, req.body.server))
+        void ctx.repairer.verifyReplica(req.params.id, req.body.server);
       return { ok: true };
     },
   );

@@ -187,4 +187,12 @@ export const MIGRATIONS: string[] = [
     last_at INTEGER NOT NULL
   ) STRICT;
   `,
+  `
+  -- When a delete order may be tried again (0: not tried yet): one its server refused goes
+  -- behind the others instead of being tried first at every pass. The deleter reads each
+  -- live server's due orders through the index, so orders for servers that are down, or
+  -- that refuse, never hold up the rest of the queue.
+  ALTER TABLE chunk_deletions ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;
+  CREATE INDEX chunk_deletions_by_server ON chunk_deletions(server_id, retry_at, queued_at);
+  `,
 ];

@@ -144,6 +144,8 @@ export interface NamespaceStore {
 
   /** Unexpired locks on the node or any ancestor. */
   locksOnPath(nodeId: string, now: number): LockRecord[];
+  /** An unexpired lock someone other than `userId` holds on a node below `nodeId`, if any. */
+  lockBelow(nodeId: string, userId: string, now: number): LockRecord | undefined;
   setLock(lock: LockRecord): void;
   deleteLock(nodeId: string): void;
 }

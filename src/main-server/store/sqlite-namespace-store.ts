@@ -87,9 +87,22 @@ const toNode = (r: NodeRow): NodeRecord => ({
   modifiedAt: r.modified_at,
 });
 
+/** A row would repeat a key: a UNIQUE constraint's, or the primary key's (SQLite tells them apart). */
 function isUniqueViolation(err: unknown): boolean {
-  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE';
+  const code = (err as { code?: string }).code;
+  return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
 }
+
+function isPrimaryKeyViolation(err: unknown): boolean {
+  return (err as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
+}
+
+/**
+ * A client-chosen id that some row already has. The same answer whoever's row it is and
+ * whatever it is, so it tells no more than that the id is taken (ids are 128-bit random:
+ * only someone who was once given one can ask about it).
+ */
+const idTaken = (what: string) => new SedfsError('SEDFS_ERR_EXISTS', `that ${what} id is already in use`);
 
 /**
  * Drops one reference from each of a blob's chunks and removes the blob. Chunks no
@@ -266,12 +279,17 @@ export class SqliteNamespaceStore implements NamespaceStore {
         if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
         previous = node.versionId;
       }
-      this.db
-        .prepare(
-          `INSERT INTO versions (id, node_id, blob_id, size, chunk_bytes, content_key, created_at)
-           VALUES (?, ?, ?, ?, ?, ?, ?)`,
-        )
-        .run(v.id, v.nodeId, v.blobId, v.size, v.chunkBytes, v.contentKey, v.createdAt);
+      try {
+        this.db
+          .prepare(
+            `INSERT INTO versions (id, node_id, blob_id, size, chunk_bytes, content_key, created_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?)`,
+          )
+          .run(v.id, v.nodeId, v.blobId, v.size, v.chunkBytes, v.contentKey, v.createdAt);
+      } catch (err) {
+        if (isUniqueViolation(err)) throw idTaken('version');
+        throw err;
+      }
       this.db
         .prepare('UPDATE nodes SET version_id = ?, size = ?, modified_at = ? WHERE id = ?')
         .run(v.id, v.size, v.createdAt, v.nodeId);
@@ -426,7 +444,14 @@ export class SqliteNamespaceStore implements NamespaceStore {
         // The subtree's root keeps its name: its parent's key did not change.
         if (n.id !== r.rootId) {
           if (!n.nameEnc || !n.nameMac) throw conflict('missing name');
-          setName.run(n.nameEnc, n.nameMac, n.id);
+          try {
+            setName.run(n.nameEnc, n.nameMac, n.id);
+          } catch (err) {
+            // New names that clash in one folder: not what a client re-encrypting distinct names sends.
+            if (isUniqueViolation(err))
+              throw new SedfsError('SEDFS_ERR_EXISTS', 'two re-encrypted names in one folder are the same');
+            throw err;
+          }
         }
         if (old.versionId) {
           if (!n.contentKey) throw conflict('missing content key');
@@ -447,6 +472,24 @@ export class SqliteNamespaceStore implements NamespaceStore {
          FROM up JOIN locks l ON l.node_id = up.id WHERE l.expires_at > ? ORDER BY up.depth`,
       )
       .all(nodeId, now) as LockRecord[];
+  }
+
+  lockBelow(nodeId: string, userId: string, now: number): LockRecord | undefined {
+    // Up from each lock others hold in the same owner's tree (a tree has one owner), not
+    // down the whole subtree: locks are few, a folder may hold millions of nodes. CROSS
+    // JOIN keeps the locks the outer loop: the planner would otherwise scan the nodes.
+    return this.db
+      .prepare(
+        `WITH RECURSIVE up(lock_id, id) AS (
+           SELECT l.node_id, n.parent_id FROM locks l CROSS JOIN nodes n ON n.id = l.node_id
+           WHERE l.expires_at > @now AND l.holder_id != @user
+             AND n.owner_id = (SELECT owner_id FROM nodes WHERE id = @node) AND n.parent_id IS NOT NULL
+           UNION ALL SELECT up.lock_id, n.parent_id FROM nodes n JOIN up ON n.id = up.id
+           WHERE n.parent_id IS NOT NULL AND up.id != @node)
+         SELECT l.node_id AS nodeId, l.holder_id AS holderId, l.expires_at AS expiresAt
+         FROM up JOIN locks l ON l.node_id = up.lock_id WHERE up.id = @node LIMIT 1`,
+      )
+      .get({ node: nodeId, user: userId, now }) as LockRecord | undefined;
   }
 
   setLock(lock: LockRecord): void {
@@ -491,6 +534,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
           n.modifiedAt,
         );
     } catch (err) {
+      if (isPrimaryKeyViolation(err)) throw idTaken('node');
       if (isUniqueViolation(err)) throw new SedfsError('SEDFS_ERR_EXISTS');
       throw err;
     }

@@ -74,6 +74,27 @@ const UNDER_REPLICATED = `WITH counted(id) AS (SELECT value FROM json_each(@serv
   good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n
            FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id)`;
 
+/**
+ * Repair's work: the head row counts the under-replicated chunks with no good copy on a
+ * live server (nothing to copy from: they wait for a holder to come back, or are lost),
+ * then up to @limit chunks that can be copied now, worst first. Those without a source
+ * are left out of the page, so however many there are they never crowd out the chunks
+ * repair can restore. One scan of the replicas serves both (live servers are counted
+ * ones, so a live holder is among the counted holders).
+ */
+const REPAIR_QUEUE = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
+  live(id) AS (SELECT value FROM json_each(@live)),
+  good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n,
+             max(r.server_id IN live) AS has_source
+           FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id),
+  short AS MATERIALIZED (SELECT c.id, c.size, c.wanted, c.created_at, coalesce(g.n, 0) AS n,
+              coalesce(g.holders, '') AS holders, coalesce(g.has_source, 0) AS has_source
+            FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id WHERE coalesce(g.n, 0) < c.wanted)
+  SELECT NULL AS id, 0 AS size, 0 AS wanted, '' AS holders,
+    (SELECT count(*) FROM short WHERE NOT has_source) AS stuck
+  UNION ALL SELECT * FROM (SELECT id, size, wanted, holders, 0 FROM short WHERE has_source
+    ORDER BY n, created_at LIMIT @limit)`;
+
 /** Applies the migrations that have not run yet, each in its own transaction. */
 export function migrate(db: Database.Database): number {
   const current = db.pragma('user_version', { simple: true }) as number;
@@ -430,22 +451,24 @@ export class SqliteStore implements MainStore {
 
   underReplicated(
     countedServers: string[],
+    liveServers: string[],
     limit: number,
-  ): { id: string; size: number; wanted: number; holders: string[] }[] {
-    const rows = this.db
-      .prepare(
-        `${UNDER_REPLICATED}
-         SELECT c.id, c.size, c.wanted, coalesce(g.holders, '') AS holders
-         FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id
-         WHERE coalesce(g.n, 0) < c.wanted ORDER BY coalesce(g.n, 0), c.created_at LIMIT @limit`,
-      )
-      .all({ servers: JSON.stringify(countedServers), limit }) as {
-      id: string;
-      size: number;
-      wanted: number;
-      holders: string;
-    }[];
-    return rows.map((r) => ({ ...r, holders: r.holders ? r.holders.split(',') : [] }));
+  ): { chunks: { id: string; size: number; wanted: number; holders: string[] }[]; withoutLiveCopy: number } {
+    const rows = this.db.prepare(REPAIR_QUEUE).all({
+      servers: JSON.stringify(countedServers),
+      live: JSON.stringify(liveServers),
+      limit,
+    }) as { id: string | null; size: number; wanted: number; holders: string; stuck: number }[];
+    const [head, ...chunks] = rows;
+    return {
+      chunks: chunks.map((r) => ({
+        id: r.id as string,
+        size: r.size,
+        wanted: r.wanted,
+        holders: r.holders ? r.holders.split(',') : [],
+      })),
+      withoutLiveCopy: head?.stuck ?? 0,
+    };
   }
 
   addReplica(chunkId: string, serverId: string, now: number): void {
@@ -561,12 +584,29 @@ export class SqliteStore implements MainStore {
     })();
   }
 
-  pendingDeletions(limit: number): { chunkId: string; serverId: string }[] {
+  pendingDeletions(
+    serverIds: string[],
+    perServer: number,
+    now: number,
+  ): { chunkId: string; serverId: string }[] {
+    // One index range per server: a queue of millions costs no more than the orders read.
+    const due = this.db.prepare(
+      `SELECT chunk_id AS chunkId, server_id AS serverId FROM chunk_deletions
+       WHERE server_id = ? AND retry_at <= ? ORDER BY retry_at, queued_at LIMIT ?`,
+    );
+    return serverIds.flatMap((id) => due.all(id, now, perServer) as { chunkId: string; serverId: string }[]);
+  }
+
+  deletionDeferred(chunkId: string, serverId: string, retryAt: number): void {
+    this.db
+      .prepare('UPDATE chunk_deletions SET retry_at = ? WHERE chunk_id = ? AND server_id = ?')
+      .run(retryAt, chunkId, serverId);
+  }
+
+  dropDeletionsOnRemoved(): number {
     return this.db
-      .prepare(
-        'SELECT chunk_id AS chunkId, server_id AS serverId FROM chunk_deletions ORDER BY queued_at LIMIT ?',
-      )
-      .all(limit) as { chunkId: string; serverId: string }[];
+      .prepare('DELETE FROM chunk_deletions WHERE server_id IN (SELECT id FROM servers WHERE removed_at > 0)')
+      .run().changes;
   }
 
   deletionDone(chunkId: string, serverId: string): void {

@@ -144,13 +144,16 @@ export interface MainStore {
   /** Server ids holding a good copy of each chunk. */
   replicasOf(chunkIds: string[]): Map<string, string[]>;
   /**
-   * Chunks with fewer good replicas on `countedServers` than wanted, worst first, with
-   * the servers among those that hold a good copy.
+   * Chunks with fewer good replicas on `countedServers` than wanted that have a good copy
+   * on one of `liveServers` to restore them from, worst first, with the servers among the
+   * counted ones that hold a good copy; and how many under-replicated chunks have no good
+   * copy on a live server (left out, so they never crowd out the chunks repair can restore).
    */
   underReplicated(
     countedServers: string[],
+    liveServers: string[],
     limit: number,
-  ): { id: string; size: number; wanted: number; holders: string[] }[];
+  ): { chunks: { id: string; size: number; wanted: number; holders: string[] }[]; withoutLiveCopy: number };
   addReplica(chunkId: string, serverId: string, now: number): void;
   /**
    * A replica failed a hash check (scrubber or a verify order): it no longer counts, and
@@ -185,9 +188,22 @@ export interface MainStore {
    * never one a blob or an open upload uses. Returns how many were queued.
    */
   expireExtras(olderThan: number, now: number): number;
-  /** Replicas of freed chunks waiting to be deleted on their servers, oldest first. */
-  pendingDeletions(limit: number): { chunkId: string; serverId: string }[];
+  /**
+   * Replicas of freed chunks waiting to be deleted, due by `now`, on each of `serverIds`
+   * (up to `perServer` each), those not tried yet first, then oldest first. Asked only for
+   * servers that can be reached, so orders waiting for a server that is down never hold
+   * up the others.
+   */
+  pendingDeletions(
+    serverIds: string[],
+    perServer: number,
+    now: number,
+  ): { chunkId: string; serverId: string }[];
   deletionDone(chunkId: string, serverId: string): void;
+  /** Its server refused or failed the order: it waits until `retryAt`, behind the orders not tried yet. */
+  deletionDeferred(chunkId: string, serverId: string, retryAt: number): void;
+  /** Drops the orders for servers an admin removed: they will never be carried out. Returns how many. */
+  dropDeletionsOnRemoved(): number;
 
   close(): void;
 }

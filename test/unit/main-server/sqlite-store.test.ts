@@ -165,11 +165,13 @@ describe('SqliteStore', () => {
     // Past it, but server 3 died meanwhile: the copy on 2 is needed after all and is kept.
     assert.equal(store.expireSurplus(100, [hex(1), hex(2)], 130), 0);
     assert.equal(store.countSurplus(), 0);
-    assert.deepEqual(store.pendingDeletions(10), []);
+    assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), []);
     // Found again with all three live, and past its grace: the copy on 2 goes.
     store.findSurplus(live, 200);
     assert.equal(store.expireSurplus(200, [hex(1), hex(2), hex(3)], 210), 1);
-    assert.deepEqual(store.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(2) }]);
+    assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), [
+      { chunkId: hex(1, 64), serverId: hex(2) },
+    ]);
     assert.deepEqual(
       store
         .replicasOf([hex(1, 64)])
@@ -191,7 +193,32 @@ describe('SqliteStore', () => {
     });
     assert.equal(store.countUnderReplicated([hex(1)]), 1);
     assert.equal(store.countUnderReplicated([]), 1);
-    assert.equal(store.underReplicated([hex(1)], 10)[0]?.holders.length, 1);
+    assert.deepEqual(store.underReplicated([hex(1)], [hex(1)], 10).chunks[0]?.holders, [hex(1)]);
+    assert.deepEqual(store.underReplicated([hex(1)], [], 10), { chunks: [], withoutLiveCopy: 1 });
+  });
+
+  test('under-replicated chunks with no good copy on a live server never crowd the restorable ones out of a page', () => {
+    const [live, down] = [hex(1), hex(2)];
+    store.registerServer(server(live), 'k');
+    store.registerServer(server(down), 'k');
+    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    // Older and worse off than the one that can be restored: three whose only copy is on
+    // a server that is down, three whose only copy went corrupt.
+    const chunk = (n: number, servers: string[]) => ({ id: hex(n, 64), size: 1, servers });
+    store.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 2,
+      createdAt: 1,
+      chunks: [1, 2, 3].map((n) => chunk(n, [down])).concat([4, 5, 6].map((n) => chunk(n, [live]))),
+    });
+    for (const n of [4, 5, 6]) store.markReplicaCorrupt(hex(n, 64), live);
+    store.createUpload({ id: hex(10), replicas: 2, createdAt: 0, expiresAt: 10 });
+    store.commitBlob({ id: hex(6), uploadId: hex(10), wanted: 2, createdAt: 2, chunks: [chunk(7, [live])] });
+    const page = store.underReplicated([live, down], [live], 2);
+    assert.deepEqual(page.chunks, [{ id: hex(7, 64), size: 1, wanted: 2, holders: [live] }]);
+    assert.equal(page.withoutLiveCopy, 6, 'the others are still counted');
+    assert.equal(store.countUnderReplicated([live, down]), 7);
   });
 
   test('an expired upload queues its placed, uncommitted chunks for deletion', () => {
@@ -200,9 +227,9 @@ describe('SqliteStore', () => {
     store.recordPlacements(hex(9), [{ chunkId: hex(1, 64), serverIds: [hex(1)] }]);
     assert.equal(store.expireUploads(5), 0);
     assert.equal(store.expireUploads(11), 1);
-    assert.deepEqual(store.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(1) }]);
+    assert.deepEqual(store.pendingDeletions([hex(1)], 10, 20), [{ chunkId: hex(1, 64), serverId: hex(1) }]);
     store.deletionDone(hex(1, 64), hex(1));
-    assert.deepEqual(store.pendingDeletions(10), []);
+    assert.deepEqual(store.pendingDeletions([hex(1)], 10, 20), []);
   });
 });
 
@@ -244,6 +271,48 @@ describe('SqliteNamespaceStore', () => {
         code: 'SEDFS_ERR_USER_EXISTS',
       },
     );
+    s.close();
+  });
+
+  test('a node id in use, and re-encrypted names that clash in a folder, are refused as SEDFS_ERR_EXISTS, not as a database error', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createUser({ ...user, id: hex(101), name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'file', 3));
+    ns.createNode(node(4, 2, 'file', 4));
+    assert.throws(() => ns.createNode(node(2, 60, 'dir', 5)), {
+      code: 'SEDFS_ERR_EXISTS',
+      message: 'that node id is already in use',
+    });
+    ns.putGrant({
+      nodeId: hex(2),
+      granteeId: hex(101),
+      perm: 'read',
+      sealedKey: 'k',
+      sealedName: 'n',
+      grantedAt: 1,
+    });
+    const clashing = { wrappedKey: 'w2', nameEnc: 'e2', nameMac: hex(9, 64) };
+    assert.throws(
+      () =>
+        ns.rekey(
+          {
+            rootId: hex(2),
+            revokeGranteeId: hex(101),
+            nodes: [
+              { id: hex(2), wrappedKey: 'w2' },
+              { id: hex(3), ...clashing },
+              { id: hex(4), ...clashing },
+            ],
+            grants: [],
+          },
+          5,
+        ),
+      { code: 'SEDFS_ERR_EXISTS' },
+    );
+    assert.equal(ns.grantsTo(hex(101)).length, 1, 'nothing of the re-key was kept');
     s.close();
   });
 
@@ -292,7 +361,7 @@ describe('SqliteNamespaceStore', () => {
     assert.equal(ns.getNode(hex(2)), undefined);
     assert.equal(ns.getNode(hex(3)), undefined);
     assert.equal(s.countChunks(), 0);
-    assert.deepEqual(s.pendingDeletions(10), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
+    assert.deepEqual(s.pendingDeletions([hex(200)], 10, 5), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
     s.close();
   });
 

@@ -1,0 +1,127 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import pino from 'pino';
+import { createAgent } from '../../../src/common/http-client.js';
+import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
+import { Registry } from '../../../src/main-server/registry.js';
+import { Repairer } from '../../../src/main-server/repairer.js';
+import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sedfs-repairer-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
+const stats = { totalBytes: 100, freeBytes: 50, usedBytes: 10, chunkCount: 0 };
+
+test('a page full of chunks with no good copy on a live server does not keep repair from restoring the others', async () => {
+  const store = new SqliteStore(join(dir, 'starved.db'));
+  const clock = { now: 1_000_000 };
+  const lines: { msg: string; chunks?: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const registry = new Registry(store, log, () => clock.now, 2000);
+  // The target refuses every copy: what matters is which copies it is asked for.
+  const asked: string[] = [];
+  const target = createServer((req, res) => {
+    asked.push(req.url ?? '');
+    res.statusCode = 503;
+    res.end('{}');
+  });
+  await new Promise<void>((res) => target.listen(0, '127.0.0.1', res));
+  const targetUrl = `http://127.0.0.1:${(target.address() as { port: number }).port}`;
+  const [source, sink, down] = [hex(1), hex(2), hex(3)];
+  const register = (id: string, url: string, lastHeartbeat: number) =>
+    store.registerServer({ id, url, ...stats, registeredAt: 1, lastHeartbeat }, 'k');
+  register(source, 'http://127.0.0.1:9', clock.now);
+  register(sink, targetUrl, clock.now);
+  register(down, 'http://127.0.0.1:9', clock.now - 10_000); // down, but not yet lost: still counted
+
+  // Worse off and older than the restorable chunk: copies only on the server that is
+  // down, and copies that all went corrupt. Twice the page size of them.
+  const chunk = (n: number, servers: string[]) => ({ id: hex(n, 64), size: 1, servers });
+  store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({
+    id: hex(5),
+    uploadId: hex(9),
+    wanted: 2,
+    createdAt: 1,
+    chunks: [1, 2].map((n) => chunk(n, [down])).concat([3, 4].map((n) => chunk(n, [source]))),
+  });
+  for (const n of [3, 4]) store.markReplicaCorrupt(hex(n, 64), source);
+  store.createUpload({ id: hex(10), replicas: 2, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({ id: hex(6), uploadId: hex(10), wanted: 2, createdAt: 2, chunks: [chunk(7, [source])] });
+
+  const repairer = new Repairer(
+    store,
+    registry,
+    ticketSigner(generateTicketKeyPem()),
+    createAgent(),
+    log,
+    () => clock.now,
+    { concurrency: 1, rateMiBs: 0, batch: 2 },
+  );
+  try {
+    await repairer.drain(1);
+    assert.deepEqual(asked, [`/v1/chunks/${hex(7, 64)}/replicate`]);
+    const noted = lines.filter((l) => /cannot be repaired/.test(l.msg));
+    assert.equal(noted.length, 1, 'the chunks repair cannot restore are logged');
+    assert.equal(noted[0]?.chunks, 4);
+    await repairer.drain(1);
+    assert.equal(
+      lines.filter((l) => /cannot be repaired/.test(l.msg)).length,
+      1,
+      'once, while their number holds',
+    );
+  } finally {
+    await repairer.stop();
+    target.close();
+    store.close();
+  }
+});
+
+test('re-checks of reported replicas: one at a time per replica, and a bounded number in all', async () => {
+  const store = new SqliteStore(join(dir, 'verify.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000);
+  // The server holds every answer until the test lets them go.
+  const held: { url: string; answer: () => void }[] = [];
+  const server = createServer((req, res) => {
+    held.push({ url: req.url ?? '', answer: () => res.end(JSON.stringify({ ok: true })) });
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  store.registerServer({ id: hex(1), url, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
+  const repairer = new Repairer(
+    store,
+    registry,
+    ticketSigner(generateTicketKeyPem()),
+    createAgent(),
+    log,
+    () => clock.now,
+    { concurrency: 1, rateMiBs: 0, batch: 2 },
+  );
+  const settle = () => new Promise((res) => setTimeout(res, 200));
+  try {
+    const same = Array.from({ length: 10 }, () => repairer.verifyReplica(hex(7, 64), hex(1)));
+    await settle();
+    assert.equal(held.length, 1, 'the same replica is re-checked once while a re-check is pending');
+    const others = Array.from({ length: 50 }, (_, i) => repairer.verifyReplica(hex(100 + i, 64), hex(1)));
+    await settle();
+    assert.equal(held.length, 32, 'at most 32 re-checks in flight');
+    for (const h of held) h.answer();
+    await Promise.all([...same, ...others]);
+    const again = repairer.verifyReplica(hex(7, 64), hex(1));
+    await settle();
+    assert.equal(held.length, 33, 'once answered, the replica may be re-checked again');
+    held[32]?.answer();
+    await again;
+  } finally {
+    await repairer.stop();
+    server.close();
+    store.close();
+  }
+});
