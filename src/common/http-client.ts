@@ -109,5 +109,16 @@ export async function requestJson<T>(agent: Dispatcher, url: string, opts: JsonR
     throw unreachable(url, err);
   }
   if (res.statusCode >= 400) throw await errorFromResponse(res, url);
-  return (await res.body.json()) as T;
+  const text = await res.body.text();
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    // A proxy's or another program's page, most likely: say so, not "Unexpected token".
+    const type = res.headers['content-type'] ?? 'no content type';
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_ANSWER',
+      `${new URL(url).origin} answered HTTP ${res.statusCode} with something that is not JSON (${type}); is it a SEDFS server?`,
+      { url, status: res.statusCode },
+    );
+  }
 }

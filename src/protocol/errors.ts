@@ -129,6 +129,11 @@ export const ERRORS = {
     message: 'no replica of a chunk could be read',
   },
   SEDFS_ERR_UNREACHABLE: { status: 503, retryable: true, message: 'a server could not be reached' },
+  SEDFS_ERR_BAD_ANSWER: {
+    status: 502,
+    retryable: false,
+    message: 'a server answered with something that is not a SEDFS answer',
+  },
   SEDFS_ERR_UNTRUSTED_SERVER: {
     status: 502,
     retryable: false,
