@@ -201,6 +201,9 @@ export class ChunkStore {
         // The other buffer's send must finish before the next read refills it.
         await sending;
         sending = write(buf.subarray(0, Math.min(bytesRead, size - pos)));
+        // Awaited at the next block or the end; until then a reader hanging up would be
+        // an unhandled rejection, which ends the process (Node's default).
+        sending.catch(() => undefined);
         pos += bytesRead;
       }
       await sending;

@@ -5,9 +5,12 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
+import type { ContentResponse } from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
+import { collector } from '../helpers/sinks.js';
+import { newUser } from '../helpers/users.js';
 
 let cluster: TestCluster;
 before(async () => {
@@ -52,4 +55,33 @@ test('a file server killed with SIGKILL in the middle of a chunk write shows no 
   assert.equal(existsSync(cluster.chunkPath(0, id)), false);
   const server = (await cluster.servers())[0];
   assert.equal(server?.chunkCount, 0);
+});
+
+test('readers that hang up in the middle of a chunk never take the file server down', async () => {
+  const { client, fs } = await newUser(cluster, 'quitter');
+  try {
+    const data = seededBytes(8, 8 * 1024 * 1024);
+    await fs.put([data], '/two-chunks.bin');
+    const node = await fs.resolve('/two-chunks.bin');
+    const { manifest } = await client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
+    const chunk = manifest.chunks[0] as ContentResponse['manifest']['chunks'][number];
+    assert.ok(chunk.size > 2 * 1024 * 1024, 'a chunk the server sends in more than one read');
+    // Each reader takes the answer's head and hangs up while the body is being sent:
+    // the server's pending socket write fails while it reads the chunk's next block.
+    for (let i = 0; i < 30; i++) {
+      const res = await request(`${chunk.replicas[0]?.url}/v1/chunks/${chunk.id}`, {
+        dispatcher: cluster.agent,
+        headers: { [TICKET_HEADER]: chunk.ticket },
+      });
+      assert.equal(res.statusCode, 200);
+      res.body.destroy();
+    }
+    const server = cluster.fileServers[0]?.process.proc;
+    assert.equal(server?.exitCode, null, cluster.fileServers[0]?.process.output().slice(-2000));
+    const out = collector();
+    await fs.get('/two-chunks.bin', out.sink);
+    assert.deepEqual(out.bytes(), data);
+  } finally {
+    await client.close();
+  }
 });
