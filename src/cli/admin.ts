@@ -50,7 +50,7 @@ export function registerAdminCommand(program: Command, env: VerbEnv): void {
       env.run(async () => {
         const { client } = await env.session(cmd);
         const res = await client.call<RotateJoinTokenResponse>('POST', '/v1/join-token/rotate', {});
-        if (globals(cmd).json) env.out(JSON.stringify(res));
+        if (globals(cmd).json) env.json(res);
         else
           env.out(
             [

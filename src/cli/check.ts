@@ -30,7 +30,7 @@ export function registerCheckCommand(program: Command, env: VerbEnv): void {
               )
             : await client.call<CheckResponse>('GET', '/v1/check');
         if (globals(cmd).json) {
-          env.out(JSON.stringify(res));
+          env.json(res);
           return;
         }
         const rows = res.servers.map((s) => [

@@ -5,7 +5,7 @@ import { defaultProfileDir, Profile, type Session } from '../client/profile.js';
 import { establishTrust } from '../client/trust.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
-import { describeError } from './output.js';
+import { describeError, printable } from './output.js';
 import { askIfInteractive } from './prompt.js';
 
 export interface GlobalOptions {
@@ -33,7 +33,10 @@ export interface VerbEnv {
   /** A client signed in with the profile's session. */
   session(cmd: Command): Promise<{ client: ClusterClient; session: Session }>;
   fileSystem(cmd: Command): Promise<FileSystem>;
+  /** A line for people: control characters shown as `?` (see printable). */
   out(text: string): void;
+  /** `value` as JSON for programs, names exactly as stored (JSON escapes what it must). */
+  json(value: unknown, indent?: number): void;
   /** Runs a verb's body with this environment's error handling. */
   run(body: () => Promise<void>): Promise<void>;
   /** Releases connections once the verb is done. */
@@ -113,12 +116,17 @@ export class CliEnv implements VerbEnv {
     if (this.fs) return this.fs;
     const { client, session } = await this.session(cmd);
     this.fs = await FileSystem.open(client, session.identity);
-    this.fs.onSkipped = (message) => process.stderr.write(`sedfs: warning: ${message}\n`);
+    this.fs.onSkipped = (message) => process.stderr.write(`sedfs: warning: ${printable(message)}\n`);
     return this.fs;
   }
 
   out(text: string): void {
-    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+    const line = printable(text);
+    process.stdout.write(line.endsWith('\n') ? line : `${line}\n`);
+  }
+
+  json(value: unknown, indent?: number): void {
+    process.stdout.write(`${JSON.stringify(value, null, indent)}\n`);
   }
 
   async run(body: () => Promise<void>): Promise<void> {

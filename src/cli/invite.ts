@@ -12,7 +12,7 @@ export function registerInviteCommand(program: Command, env: VerbEnv): void {
       env.run(async () => {
         const { client } = await env.session(cmd);
         const res = await client.call<InviteResponse>('POST', '/v1/invites', {});
-        if (globals(cmd).json) env.out(JSON.stringify(res));
+        if (globals(cmd).json) env.json(res);
         else env.out(`${res.code}\n(valid until ${new Date(res.expiresAt).toISOString()}, once)`);
       }),
     );

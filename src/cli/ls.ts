@@ -13,7 +13,7 @@ export function registerLsCommand(program: Command, env: VerbEnv): void {
         const fs = await env.fileSystem(cmd);
         const entries = await fs.list(path ?? '.', env.cwd);
         if (globals(cmd).json) {
-          env.out(JSON.stringify({ entries }));
+          env.json({ entries });
           return;
         }
         if (entries.length === 0) return;

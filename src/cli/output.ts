@@ -2,10 +2,21 @@ import { SedfsError } from '../protocol/errors.js';
 
 /** Turns any failure into the one clear line on stderr that the CLI contract promises. */
 export function describeError(err: unknown): string {
-  if (err instanceof SedfsError) return `${err.message} (${err.code})`;
-  if (err instanceof Error) return err.message;
-  return String(err);
+  if (err instanceof SedfsError) return printable(`${err.message} (${err.code})`);
+  if (err instanceof Error) return printable(err.message);
+  return printable(String(err));
 }
+
+/**
+ * Control characters and bidirectional overrides shown as `?`, as `ls` does on a
+ * terminal. Remote names come from whoever can write to a shared folder: printed raw,
+ * a name could move the cursor, retitle the terminal, or show `txt.exe` as `exe.txt`.
+ */
+export function printable(text: string): string {
+  return text.replace(UNPRINTABLE, '?');
+}
+// biome-ignore lint/suspicious/noControlCharactersInRegex: these are what it replaces
+const UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
 
 export function fail(err: unknown): never {
   process.stderr.write(`sedfs: ${describeError(err)}\n`);

@@ -14,7 +14,7 @@ export function registerPermsCommand(program: Command, env: VerbEnv): void {
         const fs = await env.fileSystem(cmd);
         const res = await perms(fs, path, env.cwd);
         if (globals(cmd).json) {
-          env.out(JSON.stringify(res));
+          env.json(res);
           return;
         }
         const rows = [

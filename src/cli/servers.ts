@@ -15,7 +15,7 @@ export function registerServersCommand(program: Command, env: VerbEnv): void {
         const { client } = await env.session(cmd);
         const { servers } = await client.servers();
         if (globals(cmd).json) {
-          env.out(JSON.stringify({ servers }, null, 2));
+          env.json({ servers }, 2);
           return;
         }
         const now = Date.now();

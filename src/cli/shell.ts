@@ -3,7 +3,7 @@ import { type Command, CommanderError } from 'commander';
 import { joinPath, splitPath } from '../client/paths.js';
 import { SedfsError } from '../protocol/errors.js';
 import { CliEnv } from './env.js';
-import { describeError } from './output.js';
+import { describeError, printable } from './output.js';
 import { buildProgram } from './program.js';
 
 /** A line cut into words, and how it ends: for running it, and for completing its last word. */
@@ -165,7 +165,7 @@ export function registerShellCommand(program: Command): void {
       // Ctrl-C leaves the shell, as Ctrl-D does.
       rl.on('SIGINT', () => rl.close());
       const prompt = () => {
-        rl.setPrompt(`sedfs:${env.cwd}> `);
+        rl.setPrompt(`sedfs:${printable(env.cwd)}> `);
         rl.prompt();
       };
       prompt();

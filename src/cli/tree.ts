@@ -40,7 +40,7 @@ export function registerTreeCommand(program: Command, env: VerbEnv): void {
         const fs = await env.fileSystem(cmd);
         const tree = await build(fs, await fs.resolve(path ?? '.', env.cwd));
         if (globals(cmd).json) {
-          env.out(JSON.stringify(tree));
+          env.json(tree);
           return;
         }
         const lines = [tree.kind === 'dir' ? `${tree.name === '/' ? '/' : `${tree.name}/`}` : tree.name];

@@ -15,15 +15,13 @@ export function registerWhoamiCommand(program: Command, env: VerbEnv): void {
         const info = await me(client);
         const fp = fingerprint(info);
         if (globals(cmd).json) {
-          env.out(
-            JSON.stringify({
-              user: info.name,
-              id: info.id,
-              admin: info.admin,
-              fingerprint: fp,
-              main: client.mainUrl,
-            }),
-          );
+          env.json({
+            user: info.name,
+            id: info.id,
+            admin: info.admin,
+            fingerprint: fp,
+            main: client.mainUrl,
+          });
         } else {
           env.out(`${info.name}${info.admin ? ' (admin)' : ''} at ${client.mainUrl}\nkey fingerprint ${fp}`);
         }

@@ -98,6 +98,26 @@ describe('the sedfs CLI against a real cluster', () => {
     }
   });
 
+  test('names with terminal control sequences are listed with them shown as ?, never sent raw', async () => {
+    // Anyone who can write to a folder shared with you can choose such a name.
+    const name = 'evil\x1b]0;pwned\x07\x1b[2K\u202etxt.exe';
+    assert.equal((await sedfs('write', `/${name}`, 'x')).code, 0);
+    for (const args of [
+      ['ls', '/'],
+      ['tree', '/'],
+      ['cat', `/${name}/inner`],
+    ]) {
+      const res = await sedfs(...args);
+      const shown = res.stdout + res.stderr;
+      assert.doesNotMatch(shown, /[\x1b\x07\u202e]/, args.join(' '));
+      assert.ok(shown.includes('evil?]0;pwned??[2K?txt.exe'), `${args.join(' ')}: ${shown}`);
+    }
+    // JSON keeps the real name, escaped as JSON escapes it.
+    const json = await sedfs('ls', '--json', '/');
+    assert.ok((JSON.parse(json.stdout).entries as { name: string }[]).some((e) => e.name === name));
+    assert.equal((await sedfs('rm', `/${name}`)).code, 0);
+  });
+
   test('a wrong passphrase is one clear error and changes nothing', async () => {
     const before = readFileSync(join(work, 'profile', 'session.json'));
     const res = await runSedfs(['login', 'carol'], { ...env, SEDFS_PASSPHRASE: 'wrong' });
