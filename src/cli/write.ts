@@ -1,4 +1,6 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type { Command } from 'commander';
+import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
 import { readSmall } from './transfer.js';
 
@@ -14,11 +16,38 @@ export function registerWriteCommand(program: Command, env: VerbEnv): void {
     .action((remote: string, text: string, opts: { append?: boolean }, cmd: Command) =>
       env.run(async () => {
         const fs = await env.fileSystem(cmd);
-        let body = Buffer.from(text.endsWith('\n') ? text : `${text}\n`, 'utf8');
-        if (opts.append && (await fs.find(remote, env.cwd))) {
-          body = Buffer.concat([await readSmall(fs, remote, env.cwd), body]);
+        const line = Buffer.from(text.endsWith('\n') ? text : `${text}\n`, 'utf8');
+        if (!opts.append) {
+          await fs.put([line], remote, {}, env.cwd);
+          return;
         }
-        await fs.put([body], remote, {}, env.cwd);
+        // Read, add, and write back only over the version read: another append landing
+        // in between makes main refuse this one, which then reads again. Without the
+        // check, appends running at once overwrote each other's lines.
+        for (let attempt = 1; ; attempt++) {
+          const existing = await fs.find(remote, env.cwd);
+          const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
+          try {
+            await fs.put(
+              [before, line],
+              remote,
+              { expectVersionId: existing?.entry.versionId ?? null },
+              env.cwd,
+            );
+            return;
+          } catch (err) {
+            if (
+              attempt >= APPEND_ATTEMPTS ||
+              !(err instanceof SedfsError) ||
+              err.code !== 'SEDFS_ERR_VERSION_CONFLICT'
+            )
+              throw err;
+            await delay(Math.random() * 50 * attempt);
+          }
+        }
       }),
     );
 }
+
+/** Tries of one append while others land at once (each try reads the file again). */
+const APPEND_ATTEMPTS = 20;

@@ -69,6 +69,11 @@ export interface TransferOptions {
   replicas?: number;
   /** gets: the file's content as `contents` answered it, so `get` does not ask again */
   content?: ContentResponse;
+  /**
+   * puts: the version the new one replaces (null: the file must not exist yet); the put
+   * fails with SEDFS_ERR_VERSION_CONFLICT if another has landed since (`write --append`)
+   */
+  expectVersionId?: string | null;
 }
 
 /**
@@ -308,6 +313,7 @@ export class FileSystem {
       nameMac: nameMac(parent.key, name),
       nameEnc: encryptName(parent.key, parent.entry.id, id, name),
       wrappedKey: wrapNodeKey(parent.key, id, key),
+      ...keyWitness('expectParentWrappedKey', parent),
     });
     return { entry, key, name, path: joinPath([...splitPath(parent.path), name]) };
   }
@@ -428,15 +434,29 @@ export class FileSystem {
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
     const commitAs = async (target: OpenNode | undefined) => {
-      const { version, fileKey } = versionFor(parent, name, target, sealer, stored.size, chunkBytes);
+      const { version, fileKey } = versionFor(
+        parent,
+        name,
+        target,
+        sealer,
+        stored.size,
+        chunkBytes,
+        opts.expectVersionId,
+      );
       const res = await this.client.commit(stored.uploadId, stored.chunks, version);
       return { entry: res.node as NodeEntry, key: fileKey, name, path: joinPath([...names, name]) };
     };
     try {
       return await commitAs(existing);
     } catch (err) {
-      // Someone created the same name meanwhile: land as a new version of their file.
+      // Someone created the same name meanwhile: land as a new version of their file,
+      // unless this put was to replace a version it read (then theirs must be read first).
       if (existing || !(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_EXISTS') throw err;
+      if (opts.expectVersionId !== undefined)
+        throw new SedfsError(
+          'SEDFS_ERR_VERSION_CONFLICT',
+          `${joinPath([...names, name])} was made meanwhile`,
+        );
       const raced = await this.child(parent, name);
       if (raced?.entry.kind !== 'file') throw err;
       return commitAs(raced);
@@ -555,6 +575,8 @@ export class FileSystem {
       nameMac: nameMac(parent.key, name),
       nameEnc: encryptName(parent.key, parent.entry.id, node.entry.id, name),
       wrappedKey: wrapNodeKey(parent.key, node.entry.id, node.key),
+      ...keyWitness('expectWrappedKey', node),
+      ...keyWitness('expectParentWrappedKey', parent),
     });
     return { ...node, name, path: joinPath([...splitPath(parent.path), name]) };
   }
@@ -609,6 +631,7 @@ function versionFor(
   sealer: ChunkSealer,
   size: number,
   chunkBytes: number,
+  expectVersionId?: string | null,
 ): { version: VersionCommit; fileKey: Buffer } {
   const fileId = target?.entry.id ?? randomHexId();
   const fileKey = target?.key ?? newNodeKey();
@@ -618,14 +641,29 @@ function versionFor(
     chunkBytes,
     contentKey: wrapContentKey(fileKey, sealer.versionId, sealer.key),
     target: target
-      ? { nodeId: fileId }
+      ? {
+          nodeId: fileId,
+          ...keyWitness('expectWrappedKey', target),
+          ...(expectVersionId === undefined ? {} : { expectVersionId }),
+        }
       : {
           parentId: parent.entry.id,
           nodeId: fileId,
           nameMac: nameMac(parent.key, name),
           nameEnc: encryptName(parent.key, parent.entry.id, fileId, name),
           wrappedKey: wrapNodeKey(parent.key, fileId, fileKey),
+          ...keyWitness('expectParentWrappedKey', parent),
         },
   };
   return { version, fileKey };
+}
+
+/**
+ * The node's wrapped key as it was when its key was opened, sent as `field` with what
+ * is wrapped or encrypted under that key: main refuses it if an unshare has replaced the
+ * key since (see ExpectWrappedKey). The home folder's key is never replaced.
+ */
+function keyWitness<F extends string>(field: F, node: { entry: object }): { [K in F]?: string } {
+  const wrapped = (node.entry as { wrappedKey?: string | null }).wrappedKey;
+  return (wrapped ? { [field]: wrapped } : {}) as { [K in F]?: string };
 }

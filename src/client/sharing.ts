@@ -111,6 +111,31 @@ export async function unshare(
   const node = await ownNode(fs, path, cwd);
   const parent = await fs.resolve(joinPath(splitPath(node.path).slice(0, -1)));
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
+  // Main refuses a re-key of a subtree that changed after it was read (a new version, a
+  // new child): read it again and re-key that, a few times before giving up.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await rekey(fs, node, parent, target);
+    } catch (err) {
+      if (
+        attempt >= UNSHARE_ATTEMPTS ||
+        !(err instanceof SedfsError) ||
+        err.code !== 'SEDFS_ERR_VERSION_CONFLICT'
+      )
+        throw err;
+    }
+  }
+}
+
+const UNSHARE_ATTEMPTS = 3;
+
+/** One attempt at `unshare`: the subtree as it is now, every key in it replaced. */
+async function rekey(
+  fs: FileSystem,
+  node: OpenNode,
+  parent: OpenNode,
+  target: UserKeysResponse,
+): Promise<{ nodes: number }> {
   const tree = await fs.client.call<SubtreeResponse>('GET', `/v1/nodes/${node.entry.id}/subtree`);
   const byId = new Map(tree.nodes.map((n) => [n.id, n]));
   const oldKey = new Map<string, Buffer>([[node.entry.id, node.key]]);
@@ -140,6 +165,7 @@ export async function unshare(
     if (n.versionId && n.contentKey) {
       const ck = unwrapContentKey(oldKey.get(id) as Buffer, n.versionId, n.contentKey);
       entry.contentKey = wrapContentKey(key, n.versionId, ck);
+      entry.versionId = n.versionId;
     }
     out.push(entry);
   }

@@ -128,6 +128,7 @@ export class NamespaceService {
 
   mkdir(user: UserRecord, parentId: string, req: MkdirRequest): NodeEntry {
     const parent = this.folder(user, parentId, 'write', 'mkdir');
+    keysUnchanged(parent, req.expectParentWrappedKey);
     this.unlocked(user, parentId);
     const now = this.now();
     const node: NodeRecord = {
@@ -161,6 +162,8 @@ export class NamespaceService {
       );
     }
     if (this.store.isAncestor(id, req.parentId)) throw new SedfsError('SEDFS_ERR_MOVE_INTO_ITSELF');
+    keysUnchanged(node, req.expectWrappedKey);
+    keysUnchanged(dest, req.expectParentWrappedKey);
     this.unlocked(user, id);
     this.nothingLockedInside(user, node);
     this.unlocked(user, req.parentId);
@@ -215,6 +218,7 @@ export class NamespaceService {
     let target: VersionTarget;
     if ('parentId' in v.target) {
       const parent = this.folder(user, v.target.parentId, 'write', 'put');
+      keysUnchanged(parent, v.target.expectParentWrappedKey);
       this.unlocked(user, parent.id);
       target = {
         kind: 'new',
@@ -235,6 +239,12 @@ export class NamespaceService {
     } else {
       const node = this.authorize(user, v.target.nodeId, 'write', 'put');
       if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
+      keysUnchanged(node, v.target.expectWrappedKey);
+      if (v.target.expectVersionId !== undefined && node.versionId !== v.target.expectVersionId)
+        throw new SedfsError(
+          'SEDFS_ERR_VERSION_CONFLICT',
+          'the file got a new version since it was read; read it again and retry',
+        );
       this.unlocked(user, node.id);
       target = { kind: 'existing', nodeId: node.id };
     }
@@ -361,6 +371,7 @@ export class NamespaceService {
           ...(n.nameEnc ? { nameEnc: n.nameEnc } : {}),
           ...(n.nameMac ? { nameMac: n.nameMac } : {}),
           ...(n.contentKey ? { contentKey: n.contentKey } : {}),
+          ...(n.versionId ? { versionId: n.versionId } : {}),
         })),
         grants: req.grants,
       },
@@ -400,4 +411,16 @@ export class NamespaceService {
     this.store.deleteLock(id);
     this.audit.write({ event: 'unlock', user: user.id, node: id });
   }
+}
+
+/**
+ * Refuses what a client wrapped or encrypted under a node key it opened before an
+ * unshare replaced it (see ExpectWrappedKey): kept, it would be unreadable to everyone.
+ */
+function keysUnchanged(node: NodeRecord, expected: string | undefined): void {
+  if (expected !== undefined && node.wrappedKey !== expected)
+    throw new SedfsError(
+      'SEDFS_ERR_VERSION_CONFLICT',
+      'its keys were replaced meanwhile (the folder was unshared); run it again',
+    );
 }

@@ -28,14 +28,35 @@ export interface ChildrenResponse {
 export const NodeParams = Type.Object({ id: HexId }, strict);
 export const ChildParams = Type.Object({ id: HexId, mac: Mac }, strict);
 
+/**
+ * `expect…WrappedKey`: a node's wrapped key as the client saw it when it opened the key it
+ * wraps or encrypts under. An unshare replaces every key in its subtree; anything wrapped
+ * under a key that was replaced meanwhile would be unreadable, so main refuses it
+ * (`SEDFS_ERR_VERSION_CONFLICT`) instead of keeping it.
+ */
+const ExpectWrappedKey = Type.Optional(Wrapped);
+
 export const MkdirRequest = Type.Object(
-  { id: HexId, nameMac: Mac, nameEnc: NameEnc, wrappedKey: Wrapped },
+  {
+    id: HexId,
+    nameMac: Mac,
+    nameEnc: NameEnc,
+    wrappedKey: Wrapped,
+    expectParentWrappedKey: ExpectWrappedKey,
+  },
   strict,
 );
 export type MkdirRequest = Static<typeof MkdirRequest>;
 
 export const MoveRequest = Type.Object(
-  { parentId: HexId, nameMac: Mac, nameEnc: NameEnc, wrappedKey: Wrapped },
+  {
+    parentId: HexId,
+    nameMac: Mac,
+    nameEnc: NameEnc,
+    wrappedKey: Wrapped,
+    expectWrappedKey: ExpectWrappedKey,
+    expectParentWrappedKey: ExpectWrappedKey,
+  },
   strict,
 );
 export type MoveRequest = Static<typeof MoveRequest>;
@@ -53,9 +74,24 @@ export const VersionCommit = Type.Object(
     chunkBytes: Type.Integer({ minimum: 1, maximum: 256 * 1024 * 1024 }),
     contentKey: Wrapped,
     target: Type.Union([
-      Type.Object({ nodeId: HexId }, strict),
       Type.Object(
-        { parentId: HexId, nodeId: HexId, nameMac: Mac, nameEnc: NameEnc, wrappedKey: Wrapped },
+        {
+          nodeId: HexId,
+          expectWrappedKey: ExpectWrappedKey,
+          /** the version this one replaces: refused if another landed meanwhile (`write --append`) */
+          expectVersionId: Type.Optional(Type.Union([HexId, Type.Null()])),
+        },
+        strict,
+      ),
+      Type.Object(
+        {
+          parentId: HexId,
+          nodeId: HexId,
+          nameMac: Mac,
+          nameEnc: NameEnc,
+          wrappedKey: Wrapped,
+          expectParentWrappedKey: ExpectWrappedKey,
+        },
         strict,
       ),
     ]),
@@ -139,6 +175,8 @@ export const UnshareRequest = Type.Object(
           nameEnc: Type.Optional(NameEnc),
           nameMac: Type.Optional(Mac),
           contentKey: Type.Optional(Wrapped),
+          /** the version whose content key `contentKey` re-wraps: refused if it is no longer current */
+          versionId: Type.Optional(HexId),
         },
         strict,
       ),

@@ -500,6 +500,73 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     }
   });
 
+  test('a put, mkdir or move that overlaps an unshare is refused, never saved under the replaced keys', async () => {
+    const a = actors.alice as Actor;
+    await a.fs.mkdir('/race/sub', { parents: true });
+    await a.fs.put([Buffer.from('v1')], '/race/f.txt');
+    await share(a.fs, a.pins, '/race', 'dave', 'read');
+    // Each put starts (its keys opened, its first piece sealed) and waits, mid-source,
+    // while the folder is unshared and so re-keyed.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    async function* slowSource() {
+      yield Buffer.from('v2 ');
+      await gate;
+      yield Buffer.from('written across an unshare');
+    }
+    const overwrite = outcome(() => a.fs.put(slowSource(), '/race/f.txt'));
+    const create = outcome(() => a.fs.put(slowSource(), '/race/new.txt'));
+    const staleFolder = await a.fs.resolve('/race/sub');
+    const staleParent = await a.fs.resolve('/race');
+    await sleep(100);
+    await unshare(a.fs, '/race', 'dave');
+    release();
+    assert.equal(await overwrite, 'SEDFS_ERR_VERSION_CONFLICT');
+    assert.equal(await create, 'SEDFS_ERR_VERSION_CONFLICT');
+    // A folder made, or a node moved, under keys read before the unshare: refused alike.
+    const id = randomHexId();
+    const stale = {
+      id,
+      nameMac: nameMac(staleParent.key, 'late'),
+      nameEnc: encryptName(staleParent.key, staleParent.entry.id, id, 'late'),
+      wrappedKey: wrapNodeKey(staleParent.key, id, newNodeKey()),
+      expectParentWrappedKey: staleParent.entry.wrappedKey as string,
+    };
+    assert.equal(
+      await outcome(() => a.client.call('POST', `/v1/nodes/${staleParent.entry.id}/children`, stale)),
+      'SEDFS_ERR_VERSION_CONFLICT',
+    );
+    const home = await a.fs.resolve('/');
+    assert.equal(
+      await outcome(() =>
+        a.client.call('POST', `/v1/nodes/${staleFolder.entry.id}/move`, {
+          parentId: home.entry.id,
+          nameMac: nameMac(home.key, 'sub-moved'),
+          nameEnc: encryptName(home.key, home.entry.id, staleFolder.entry.id, 'sub-moved'),
+          wrappedKey: wrapNodeKey(home.key, staleFolder.entry.id, staleFolder.key),
+          expectWrappedKey: staleFolder.entry.wrappedKey as string,
+        }),
+      ),
+      'SEDFS_ERR_VERSION_CONFLICT',
+    );
+    // Nothing unreadable was kept, and the same calls made afresh land.
+    assert.equal(await text(a.fs, '/race/f.txt'), 'v1');
+    assert.deepEqual(
+      (await a.fs.list('/race')).map((e) => e.name),
+      ['f.txt', 'sub'],
+    );
+    await a.fs.put([Buffer.from('v2')], '/race/f.txt');
+    assert.equal(await text(a.fs, '/race/f.txt'), 'v2');
+    await a.fs.mkdir('/race/late');
+    await a.fs.mv('/race/sub', '/sub-moved');
+    assert.deepEqual(
+      (await a.fs.list('/race')).map((e) => e.name),
+      ['f.txt', 'late'],
+    );
+  });
+
   test('the audit log records logins, shares, unshares, locks and denials, by id only', async () => {
     const { readFileSync } = await import('node:fs');
     const { join } = await import('node:path');

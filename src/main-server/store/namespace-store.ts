@@ -78,7 +78,15 @@ export interface SubtreeNode extends NodeRecord {
 export interface Rekey {
   rootId: string;
   revokeGranteeId: string;
-  nodes: { id: string; wrappedKey: string; nameEnc?: string; nameMac?: string; contentKey?: string }[];
+  /** `versionId`: the version whose content key `contentKey` re-wraps (it must still be current) */
+  nodes: {
+    id: string;
+    wrappedKey: string;
+    nameEnc?: string;
+    nameMac?: string;
+    contentKey?: string;
+    versionId?: string;
+  }[];
   grants: { nodeId: string; granteeId: string; sealedKey: string }[];
 }
 

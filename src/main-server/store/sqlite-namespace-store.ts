@@ -455,6 +455,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
         }
         if (old.versionId) {
           if (!n.contentKey) throw conflict('missing content key');
+          // Re-wrapped from the version the client read: a newer one would get the wrong key.
+          if (n.versionId !== old.versionId) throw conflict('a file has a new version');
           setContent.run(n.contentKey, old.versionId);
         }
       }

@@ -365,6 +365,74 @@ describe('SqliteNamespaceStore', () => {
     s.close();
   });
 
+  test('a re-key made from a version that is no longer current is refused, and keeps nothing', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    s.registerServer(server(hex(200)), 'k');
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createUser({ ...user, id: hex(101), name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
+    ns.createNode(node(2, 1, 'dir', 2));
+    s.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const version = (v: number, target: Parameters<typeof ns.commitVersion>[0]) =>
+      ns.commitVersion(
+        target,
+        {
+          id: hex(v),
+          nodeId: hex(3),
+          blobId: hex(v + 10),
+          size: 5,
+          chunkBytes: 4,
+          contentKey: `ck${v}`,
+          createdAt: 2,
+        },
+        () =>
+          s.commitBlob({
+            id: hex(v + 10),
+            uploadId: hex(9),
+            wanted: 1,
+            createdAt: 2,
+            chunks: [{ id: hex(v, 64), size: 5, servers: [hex(200)] }],
+          }),
+      );
+    version(40, { kind: 'new', node: node(3, 2, 'file', 3) });
+    ns.putGrant({
+      nodeId: hex(2),
+      granteeId: hex(101),
+      perm: 'read',
+      sealedKey: 'k',
+      sealedName: 'n',
+      grantedAt: 1,
+    });
+    // The owner read the subtree at version 40; version 41 landed before the re-key did.
+    version(41, { kind: 'existing', nodeId: hex(3) });
+    const rekey = (versionId: string) =>
+      ns.rekey(
+        {
+          rootId: hex(2),
+          revokeGranteeId: hex(101),
+          nodes: [
+            { id: hex(2), wrappedKey: 'w2' },
+            {
+              id: hex(3),
+              wrappedKey: 'w3',
+              nameEnc: 'e3',
+              nameMac: hex(3, 64),
+              contentKey: 'rewrapped',
+              versionId,
+            },
+          ],
+          grants: [],
+        },
+        5,
+      );
+    assert.throws(() => rekey(hex(40)), { code: 'SEDFS_ERR_VERSION_CONFLICT', message: /new version/ });
+    assert.equal(ns.grantsTo(hex(101)).length, 1, 'nothing of the re-key was kept');
+    assert.equal(ns.getNode(hex(3))?.wrappedKey, node(3, 2, 'file', 3).wrappedKey);
+    rekey(hex(41));
+    assert.equal(ns.getVersion(hex(41))?.contentKey, 'rewrapped');
+    s.close();
+  });
+
   test('a version commit that fails leaves neither the node nor the blob', () => {
     const s = db();
     const ns = new SqliteNamespaceStore(s.db);
