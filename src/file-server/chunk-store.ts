@@ -355,6 +355,12 @@ export class ChunkWrite {
   private received = 0;
   private verified = false;
   private done = false;
+  /**
+   * The last flush: while it runs the file system is writing from the buffer, so the
+   * buffer goes back to the pool only once it has settled.
+   */
+  private flushing: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly store: ChunkStore,
@@ -392,6 +398,9 @@ export class ChunkWrite {
   }
 
   private copyIn(piece: Buffer): Promise<void> | undefined {
+    // Aborted (the rest of a piece, after the flush that made room for it): the buffer
+    // is no longer this write's.
+    if (this.done) throw writeClosed();
     const n = piece.copy(this.buf, this.fill);
     this.fill += n;
     if (this.fill < this.buf.length) return undefined;
@@ -444,7 +453,13 @@ export class ChunkWrite {
    * Hashes what the buffer holds and writes it. Only the last flush of a chunk can end
    * off the alignment; it is padded.
    */
-  private async flush(): Promise<void> {
+  private flush(): Promise<void> {
+    this.flushing = this.writeOut();
+    return this.flushing;
+  }
+
+  private async writeOut(): Promise<void> {
+    if (this.done) throw writeClosed();
     if (this.fill === 0) return;
     this.hashBuffered();
     let len = this.fill;
@@ -455,6 +470,8 @@ export class ChunkWrite {
     }
     let off = 0;
     while (off < len) {
+      // Aborted between two partial writes: the rest is not worth writing.
+      if (this.done) throw writeClosed();
       const { bytesWritten } = await this.fh.write(this.buf, off, len - off, this.written + off);
       off += bytesWritten;
     }
@@ -463,10 +480,21 @@ export class ChunkWrite {
     this.hashed = 0;
   }
 
-  private async close(): Promise<void> {
-    if (this.done) return;
+  /** Once, whoever asks first (commit, an abort, or both): later callers wait for the same. */
+  private close(): Promise<void> {
+    this.closing ??= this.release();
+    return this.closing;
+  }
+
+  private async release(): Promise<void> {
     this.done = true;
+    // An abort can come while a flush is writing from the buffer (the client hung up, the
+    // chain failed): given back now, another chunk's write could take it and refill it
+    // under that write, and store or send its bytes in the place of these.
+    await this.flushing?.catch(() => undefined);
     if (this.pooled) this.pool.give(this.buf);
     await this.fh.close();
   }
 }
+
+const writeClosed = () => new Error('the chunk write was closed');

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ChunkStore } from '../../../src/file-server/chunk-store.js';
+import { BufferPool } from '../../../src/common/buffer-pool.js';
+import { ChunkStore, ChunkWrite } from '../../../src/file-server/chunk-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-chunks-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -172,4 +174,51 @@ test('send hands a chunk over in blocks, each after the last was taken, bytes ex
   assert.equal(announced, bytes.length);
   assert.ok(pieces.length >= 3);
   assert.deepEqual(Buffer.concat(pieces), bytes);
+});
+
+test('an abort during a flush keeps the buffer from the pool until the file write is done, and writes nothing after', async () => {
+  const s = await fresh();
+  const pool = new BufferPool(256 * 1024, 4);
+  // A file whose writes finish only when the test says so, as a slow disk would.
+  const writes: { bytes: Buffer; done: () => void }[] = [];
+  const fh = {
+    write: (buf: Buffer, off: number, len: number) =>
+      new Promise((resolve) => {
+        // The bytes are read from the buffer when the write happens, not when it is asked for.
+        const write = {
+          bytes: Buffer.alloc(0),
+          done: () => {
+            write.bytes = Buffer.from(buf.subarray(off, off + len));
+            resolve({ bytesWritten: len, buffer: buf });
+          },
+        };
+        writes.push(write);
+      }),
+    close: async () => undefined,
+  } as unknown as FileHandle;
+  const bytes = randomBytes(600 * 1024);
+  const w = new ChunkWrite(
+    s,
+    sha(bytes),
+    bytes.length,
+    join(s.tmpDir, 'x.part'),
+    s.pathOf(sha(bytes)),
+    fh,
+    pool,
+  );
+  // One piece bigger than the buffer: a flush, then the rest of the piece is to be copied in.
+  const appended = w.append(bytes.subarray(0, 300 * 1024));
+  assert.ok(appended, 'the full buffer is being flushed');
+  assert.equal(writes.length, 1);
+  const aborted = w.abort();
+  await new Promise((r) => setImmediate(r));
+  // Another chunk's write takes a buffer while the flush runs, and fills it.
+  const other = pool.take();
+  other.fill(0xee);
+  (writes[0] as { done: () => void }).done();
+  await assert.rejects(appended as Promise<void>, /closed/);
+  await aborted;
+  assert.deepEqual(writes[0]?.bytes, bytes.subarray(0, 256 * 1024), "the file got this chunk's bytes");
+  assert.equal(writes.length, 1, 'nothing written after the abort');
+  assert.notEqual(pool.take(), other, "the write's own buffer is back in the pool now, not before");
 });
