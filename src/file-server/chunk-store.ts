@@ -37,6 +37,7 @@ export class ChunkStore {
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
   private readonly packs: ChunkPacks;
+  private sendsOpen = 0;
   /** checks of stored chunks running now, by chunk id */
   private readonly verifying = new Map<string, Promise<boolean>>();
 
@@ -160,9 +161,10 @@ export class ChunkStore {
    * Sends a stored chunk to `write` in blocks read into two reused buffers (O_DIRECT
    * where writes are: no page cache to fill), reading the next block while the last is
    * being sent. `write` resolves once the bytes are handed off, so a buffer is never
-   * refilled while still in use. 404 if this server does not hold the chunk; `ready` is
-   * told the size before the first byte. A packed chunk is read through the page cache
-   * (its offset in the pack is not aligned), and only its own bytes.
+   * refilled while still in use, and must settle even if its reader stalls: until then
+   * the file and both buffers stay taken. 404 if this server does not hold the chunk;
+   * `ready` is told the size before the first byte. A packed chunk is read through the
+   * page cache (its offset in the pack is not aligned), and only its own bytes.
    */
   async send(
     id: string,
@@ -187,6 +189,7 @@ export class ChunkStore {
         throw err;
       });
     const bufs = [this.readPool.take(), this.readPool.take()];
+    this.sendsOpen += 1;
     try {
       const base = packed?.offset ?? 0;
       const size = packed?.size ?? (await fh.stat()).size;
@@ -206,8 +209,17 @@ export class ChunkStore {
       await sending;
     } finally {
       for (const b of bufs) this.readPool.give(b);
-      await fh.close();
+      try {
+        await fh.close();
+      } finally {
+        this.sendsOpen -= 1;
+      }
     }
+  }
+
+  /** Chunks being sent now, each holding an open file and two read buffers. */
+  get sending(): number {
+    return this.sendsOpen;
   }
 
   /** Removes a chunk (from its pack, or its file); 404 if this server does not hold it. */
