@@ -204,6 +204,9 @@ export class ChunkStore {
         // The other buffer's send must finish before the next read refills it.
         await sending;
         sending = write(buf.subarray(0, Math.min(bytesRead, size - pos)));
+        // A failure (the reader hung up) is taken at the next `await sending`; until then,
+        // while the next block is read, it must not count as unhandled: that ends the process.
+        sending.catch(ignore);
         pos += bytesRead;
       }
       await sending;
@@ -330,6 +333,8 @@ export class ChunkStore {
     }
   }
 }
+
+const ignore = () => undefined;
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {

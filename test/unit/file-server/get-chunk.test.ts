@@ -77,3 +77,27 @@ test('a reader that takes nothing of a chunk has its connection cut after the id
     'the cut is logged as a warning',
   );
 });
+
+test('a reader that hangs up mid-chunk ends that send only: the file and buffers are released, the server goes on', {
+  timeout: 20_000,
+}, async () => {
+  for (let round = 0; round < 8; round++) {
+    const reader = await askForChunk();
+    let received = 0;
+    reader.on('data', (piece: Buffer) => {
+      received += piece.length;
+      // Gone after a few MiB, while the server still has most of the chunk to send.
+      if (received > (round + 1) * 1024 * 1024) reader.destroy();
+    });
+    await once(reader, 'close');
+    await until(() => store.sending === 0);
+  }
+  const whole = await askForChunk();
+  let received = 0;
+  whole.on('data', (piece: Buffer) => {
+    received += piece.length;
+    if (received >= bytes.length) whole.end();
+  });
+  await once(whole, 'close');
+  assert.ok(received > bytes.length, 'the next reader gets the whole chunk');
+});
