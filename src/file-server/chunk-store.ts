@@ -190,11 +190,11 @@ export class ChunkStore {
       });
     const bufs = [this.readPool.take(), this.readPool.take()];
     this.sendsOpen += 1;
+    let sending: Promise<void> = Promise.resolve();
     try {
       const base = packed?.offset ?? 0;
       const size = packed?.size ?? (await fh.stat()).size;
       ready(size);
-      let sending: Promise<void> = Promise.resolve();
       for (let pos = 0, k = 0; pos < size; k++) {
         const buf = bufs[k % 2] as Buffer;
         // A chunk file is read in whole buffers (O_DIRECT needs aligned lengths).
@@ -210,6 +210,12 @@ export class ChunkStore {
         pos += bytesRead;
       }
       await sending;
+    } catch (err) {
+      // A read failed while the other buffer's piece is still being sent: that buffer
+      // goes back to the pool, to be refilled by another send, only once its send has
+      // settled (a sink that can stall must settle on its own: see get-chunk.ts).
+      await sending.catch(ignore);
+      throw err;
     } finally {
       for (const b of bufs) this.readPool.give(b);
       try {

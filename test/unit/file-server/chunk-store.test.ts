@@ -1,6 +1,14 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -221,4 +229,41 @@ test('an abort during a flush keeps the buffer from the pool until the file writ
   assert.deepEqual(writes[0]?.bytes, bytes.subarray(0, 256 * 1024), "the file got this chunk's bytes");
   assert.equal(writes.length, 1, 'nothing written after the abort');
   assert.notEqual(pool.take(), other, "the write's own buffer is back in the pool now, not before");
+});
+
+test('a read that fails mid-chunk keeps the file and read buffers until the piece still being sent is taken, then fails the send', async () => {
+  const s = new ChunkStore(mkdtempSync(join(tmpdir(), 'sedfs-cs-')), 16 * 1024 * 1024);
+  await s.init();
+  const bytes = randomBytes(5 * 1024 * 1024);
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, bytes.length);
+  await w.append(bytes);
+  await w.commit();
+  const events: string[] = [];
+  let take: () => void = () => undefined;
+  const sent = s.send(
+    id,
+    () => undefined,
+    () => {
+      // The disk loses the rest of the chunk while the first piece is with a slow reader.
+      truncateSync(s.pathOf(id), 0);
+      return new Promise<void>((resolve) => {
+        take = () => {
+          events.push('piece taken');
+          resolve();
+        };
+      });
+    },
+  );
+  const ended = sent.then(
+    () => events.push('send resolved'),
+    (err: Error) => events.push(`send failed: ${err.message}`),
+  );
+  // Long enough for the next read to have found the file cut short.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(s.sending, 1, 'the file and buffers are still held');
+  take();
+  await ended;
+  assert.deepEqual(events, ['piece taken', `send failed: chunk ${id} ended early`]);
+  assert.equal(s.sending, 0);
 });
