@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
-import { isGone, renameReplacing, syncDir } from '../common/files.js';
+import { isGone, mkdirDurable, renameReplacing, syncDir } from '../common/files.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -29,7 +29,8 @@ export class ChunkStore {
   private readonly quarantineDir: string;
   private usedBytes = 0;
   private chunkCount = 0;
-  private readonly knownDirs = new Set<string>();
+  /** directories under chunks/ known to exist durably (true), or being made so */
+  private readonly dirs = new Map<string, true | Promise<void>>();
   private pool: BufferPool;
   private readPool = new BufferPool(READ_BUFFER_BYTES, 16);
   /** Set when chunk files are written with O_DIRECT (see direct-io.ts). */
@@ -50,6 +51,8 @@ export class ChunkStore {
     readonly root: string,
     readonly maxChunkBytes: number,
     private readonly events: ChunkStoreEvents = {},
+    /** how a directory is made durable (tests watch it) */
+    private readonly syncDirectory: (dir: string) => Promise<void> = syncDir,
   ) {
     this.chunksDir = join(root, 'chunks');
     this.tmpDir = join(root, 'tmp');
@@ -66,8 +69,8 @@ export class ChunkStore {
   /** Clears unfinished writes and counts what is stored (packs that cannot be read go to quarantine). */
   async init(): Promise<void> {
     await rm(this.tmpDir, { recursive: true, force: true });
-    await mkdir(this.tmpDir, { recursive: true });
-    await mkdir(this.chunksDir, { recursive: true });
+    await mkdirDurable(this.tmpDir, this.syncDirectory);
+    await mkdirDurable(this.chunksDir, this.syncDirectory);
     this.direct = DirectIo.open(this.tmpDir);
     if (this.direct) {
       // Whole aligned blocks: every flush but a chunk's last must end on the alignment.
@@ -79,7 +82,7 @@ export class ChunkStore {
     }
     const packed = await this.packs.load(async (name, why) => {
       this.events.onBadPack?.(name, why);
-      await mkdir(this.quarantineDir, { recursive: true });
+      await mkdirDurable(this.quarantineDir, this.syncDirectory);
       await rename(join(this.packs.dir, name), join(this.quarantineDir, `${name}.${Date.now()}`));
     });
     this.usedBytes += packed.bytes;
@@ -278,7 +281,7 @@ export class ChunkStore {
       },
     );
     if (hasher.digestHex() === id) return true;
-    await mkdir(this.quarantineDir, { recursive: true });
+    await mkdirDurable(this.quarantineDir, this.syncDirectory);
     const to = join(this.quarantineDir, `${id}.${Date.now()}`);
     if (packed) {
       await writeFile(to, Buffer.concat(kept));
@@ -309,13 +312,11 @@ export class ChunkStore {
 
   /** @internal called by ChunkWrite once its file is in place */
   async placeFile(tmp: string, final: string, size: number, existed: boolean): Promise<void> {
-    const dir = join(final, '..');
-    if (!this.knownDirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
-      this.knownDirs.add(dir);
-    }
+    const dir = dirname(final);
+    const known = this.dirs.get(dir);
+    if (known !== true) await (known ?? this.makeDir(dir));
     await renameReplacing(tmp, final);
-    await syncDir(dir);
+    await this.syncDirectory(dir);
     // A chunk is live in one place only: a packed copy of it is dead now.
     await this.packs.remove(basename(final));
     if (!existed) {
@@ -323,6 +324,33 @@ export class ChunkStore {
       this.chunkCount += 1;
     }
     this.changes.noteAdded(basename(final));
+  }
+
+  /**
+   * Makes a directory under chunks/ (its parent first) durably, once per process: the
+   * chunk files fsynced into it are only as durable as its own entry. Writes into a new
+   * directory at the same time share one making, so none is answered before the entry is
+   * on disk. One that existed is taken as durable (the process that made it synced it).
+   */
+  private makeDir(dir: string): Promise<void> {
+    const making = (async () => {
+      const parent = dirname(dir);
+      const parentKnown = parent === this.chunksDir || this.dirs.get(parent);
+      if (parentKnown !== true) await (parentKnown ?? this.makeDir(parent));
+      const made = await mkdir(dir).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') return false;
+          throw err;
+        },
+      );
+      if (made) await this.syncDirectory(parent);
+      this.dirs.set(dir, true);
+    })();
+    this.dirs.set(dir, making);
+    // Failed (a full disk): the next write into it tries again.
+    making.catch(() => this.dirs.delete(dir));
+    return making;
   }
 
   private async *walk(): AsyncGenerator<{ id: string; size: number }> {

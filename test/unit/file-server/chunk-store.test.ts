@@ -267,3 +267,38 @@ test('a read that fails mid-chunk keeps the file and read buffers until the piec
   assert.deepEqual(events, ['piece taken', `send failed: chunk ${id} ended early`]);
   assert.equal(s.sending, 0);
 });
+
+test('new directories are made durable once, as they are made: tmp/ and chunks/ at init, then chunks/aa and chunks/aa/bb for the first chunk there', async () => {
+  const dir = join(root, 'durable');
+  const synced: string[] = [];
+  const watched = () =>
+    new ChunkStore(dir, 1024 * 1024, {}, async (d) => {
+      synced.push(d);
+    });
+  const s = watched();
+  await s.init();
+  // tmp/ and chunks/ are entries of the root, the root one of its parent.
+  assert.deepEqual(synced, [dir, root, dir]);
+  const store = async (bytes: Buffer) => {
+    synced.length = 0;
+    const w = await s.beginWrite(sha(bytes), bytes.length);
+    w.append(bytes);
+    await w.commit();
+    return sha(bytes);
+  };
+  const first = await store(Buffer.from('first'));
+  const aa = join(s.chunksDir, first.slice(0, 2));
+  const bb = join(aa, first.slice(2, 4));
+  assert.deepEqual(synced, [s.chunksDir, aa, bb], 'chunks/aa made, chunks/aa/bb made, the chunk placed');
+  // Another chunk in the same directory costs only the fsync of its own rename.
+  let again: Buffer;
+  let i = 0;
+  do again = Buffer.from(`other ${i++}`);
+  while (sha(again).slice(0, 4) !== first.slice(0, 4));
+  await store(again);
+  assert.deepEqual(synced, [bb]);
+  // After a restart, existing directories are not synced again.
+  synced.length = 0;
+  await watched().init();
+  assert.deepEqual(synced, [dir], 'only tmp/, made anew at each start');
+});
