@@ -407,10 +407,11 @@ export class ChunkWrite {
   private verified = false;
   private done = false;
   /**
-   * The last flush: while it runs the file system is writing from the buffer, so the
-   * buffer goes back to the pool only once it has settled.
+   * The last flush, and whether the file system is writing from the buffer for it now:
+   * if so, the buffer goes back to the pool only once that flush has settled.
    */
   private flushing: Promise<void> | undefined;
+  private writing = false;
   private closing: Promise<void> | undefined;
 
   constructor(
@@ -520,11 +521,16 @@ export class ChunkWrite {
       len = padded;
     }
     let off = 0;
-    while (off < len) {
-      // Aborted between two partial writes: the rest is not worth writing.
-      if (this.done) throw writeClosed();
-      const { bytesWritten } = await this.fh.write(this.buf, off, len - off, this.written + off);
-      off += bytesWritten;
+    this.writing = true;
+    try {
+      while (off < len) {
+        // Aborted between two partial writes: the rest is not worth writing.
+        if (this.done) throw writeClosed();
+        const { bytesWritten } = await this.fh.write(this.buf, off, len - off, this.written + off);
+        off += bytesWritten;
+      }
+    } finally {
+      this.writing = false;
     }
     this.written += this.fill;
     this.fill = 0;
@@ -542,7 +548,7 @@ export class ChunkWrite {
     // An abort can come while a flush is writing from the buffer (the client hung up, the
     // chain failed): given back now, another chunk's write could take it and refill it
     // under that write, and store or send its bytes in the place of these.
-    await this.flushing?.catch(() => undefined);
+    if (this.writing) await this.flushing?.catch(ignore);
     if (this.pooled) this.pool.give(this.buf);
     await this.fh.close();
   }
