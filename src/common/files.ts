@@ -1,5 +1,5 @@
 import { chmod, type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { randomHexId } from '../crypto/hash.js';
 
 /** Writes a file so that readers see either the old content or all of the new, never a part. */
@@ -66,6 +66,25 @@ export async function syncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * `mkdir -p` whose new directories survive a power loss: a directory's entry is in its
+ * parent, so the parent of each one made is fsynced, the deepest first. One that existed
+ * already is taken as durable (whoever made it did this). Files fsynced into a directory
+ * whose own entry is lost are lost with it.
+ */
+export async function mkdirDurable(
+  dir: string,
+  sync: (dir: string) => Promise<void> = syncDir,
+): Promise<void> {
+  const first = await mkdir(dir, { recursive: true });
+  if (first === undefined) return;
+  const top = resolve(first);
+  for (let made = resolve(dir); ; made = dirname(made)) {
+    await sync(dirname(made));
+    if (made === top || dirname(made) === made) return;
   }
 }
 

@@ -1,4 +1,5 @@
 import type { Readable } from 'node:stream';
+import { SedfsError } from '../protocol/errors.js';
 
 /**
  * Feeds every piece of `source` to `onPiece`, pausing the source only while a returned
@@ -8,7 +9,8 @@ import type { Readable } from 'node:stream';
  * piece that needs no waiting costs one plain function call.
  *
  * Resolves when the source ends or closes (a caller that needs the whole body checks
- * for itself that it is complete); rejects on the source's error or `onPiece`'s.
+ * for itself that it is complete); rejects on the source's error or `onPiece`'s, and
+ * at once if the source was destroyed before it ended.
  */
 export function pump(source: Readable, onPiece: (piece: Buffer) => Promise<void> | undefined): Promise<void> {
   return new Promise<void>((resolve, reject) => {
@@ -52,6 +54,10 @@ export function pump(source: Readable, onPiece: (piece: Buffer) => Promise<void>
     source.once('end', done);
     source.once('close', done);
     source.on('error', fail);
+    // Already over before this was called (a request whose client hung up while the
+    // route awaited something): its 'end', 'close' or 'error' will not come again.
     if (source.readableEnded) done();
+    else if (source.errored) fail(source.errored);
+    else if (source.destroyed) fail(new SedfsError('SEDFS_ERR_BODY_INCOMPLETE'));
   });
 }

@@ -25,6 +25,11 @@ export function generateTlsKey(): KeyPairPem {
   };
 }
 
+/** The public half of a private key, as generateTlsKey gives it. */
+export function publicKeyOf(keyPem: string): string {
+  return createPublicKey(keyPem).export({ format: 'pem', type: 'spki' }).toString();
+}
+
 /** SHA-256 of the certificate's DER encoding, 64 lowercase hex characters. */
 export function fingerprintOf(certPem: string): string {
   return new X509Certificate(certPem).fingerprint256.replaceAll(':', '').toLowerCase();

@@ -1,6 +1,6 @@
-import { appendFile, type FileHandle, mkdir, open, readdir, readFile, rm } from 'node:fs/promises';
+import { appendFile, type FileHandle, open, readdir, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { isGone, renameReplacing, syncDir } from '../common/files.js';
+import { isGone, mkdirDurable, renameReplacing, syncDir } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { isChunkId } from '../protocol/chunk-id.js';
@@ -61,7 +61,7 @@ export class ChunkPacks {
   async load(
     onBad: (file: string, why: string) => Promise<void>,
   ): Promise<{ chunks: number; bytes: number }> {
-    await mkdir(this.dir, { recursive: true });
+    await mkdirDurable(this.dir);
     const names = (await readdir(this.dir)).sort();
     const present = new Set(names);
     // A .dead file whose pack is gone: the pack was deleted, then the crash came.

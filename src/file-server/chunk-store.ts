@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
-import { isGone, renameReplacing, syncDir } from '../common/files.js';
+import { isGone, mkdirDurable, renameReplacing, syncDir } from '../common/files.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -29,7 +29,8 @@ export class ChunkStore {
   private readonly quarantineDir: string;
   private usedBytes = 0;
   private chunkCount = 0;
-  private readonly knownDirs = new Set<string>();
+  /** directories under chunks/ known to exist durably (true), or being made so */
+  private readonly dirs = new Map<string, true | Promise<void>>();
   private pool: BufferPool;
   private readPool = new BufferPool(READ_BUFFER_BYTES, 16);
   /** Set when chunk files are written with O_DIRECT (see direct-io.ts). */
@@ -37,6 +38,7 @@ export class ChunkStore {
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
   private readonly packs: ChunkPacks;
+  private sendsOpen = 0;
   /** checks of stored chunks running now, by chunk id */
   private readonly verifying = new Map<string, Promise<boolean>>();
 
@@ -49,6 +51,8 @@ export class ChunkStore {
     readonly root: string,
     readonly maxChunkBytes: number,
     private readonly events: ChunkStoreEvents = {},
+    /** how a directory is made durable (tests watch it) */
+    private readonly syncDirectory: (dir: string) => Promise<void> = syncDir,
   ) {
     this.chunksDir = join(root, 'chunks');
     this.tmpDir = join(root, 'tmp');
@@ -65,8 +69,8 @@ export class ChunkStore {
   /** Clears unfinished writes and counts what is stored (packs that cannot be read go to quarantine). */
   async init(): Promise<void> {
     await rm(this.tmpDir, { recursive: true, force: true });
-    await mkdir(this.tmpDir, { recursive: true });
-    await mkdir(this.chunksDir, { recursive: true });
+    await mkdirDurable(this.tmpDir, this.syncDirectory);
+    await mkdirDurable(this.chunksDir, this.syncDirectory);
     this.direct = DirectIo.open(this.tmpDir);
     if (this.direct) {
       // Whole aligned blocks: every flush but a chunk's last must end on the alignment.
@@ -78,7 +82,7 @@ export class ChunkStore {
     }
     const packed = await this.packs.load(async (name, why) => {
       this.events.onBadPack?.(name, why);
-      await mkdir(this.quarantineDir, { recursive: true });
+      await mkdirDurable(this.quarantineDir, this.syncDirectory);
       await rename(join(this.packs.dir, name), join(this.quarantineDir, `${name}.${Date.now()}`));
     });
     this.usedBytes += packed.bytes;
@@ -160,9 +164,10 @@ export class ChunkStore {
    * Sends a stored chunk to `write` in blocks read into two reused buffers (O_DIRECT
    * where writes are: no page cache to fill), reading the next block while the last is
    * being sent. `write` resolves once the bytes are handed off, so a buffer is never
-   * refilled while still in use. 404 if this server does not hold the chunk; `ready` is
-   * told the size before the first byte. A packed chunk is read through the page cache
-   * (its offset in the pack is not aligned), and only its own bytes.
+   * refilled while still in use, and must settle even if its reader stalls: until then
+   * the file and both buffers stay taken. 404 if this server does not hold the chunk;
+   * `ready` is told the size before the first byte. A packed chunk is read through the
+   * page cache (its offset in the pack is not aligned), and only its own bytes.
    */
   async send(
     id: string,
@@ -187,11 +192,12 @@ export class ChunkStore {
         throw err;
       });
     const bufs = [this.readPool.take(), this.readPool.take()];
+    this.sendsOpen += 1;
+    let sending: Promise<void> = Promise.resolve();
     try {
       const base = packed?.offset ?? 0;
       const size = packed?.size ?? (await fh.stat()).size;
       ready(size);
-      let sending: Promise<void> = Promise.resolve();
       for (let pos = 0, k = 0; pos < size; k++) {
         const buf = bufs[k % 2] as Buffer;
         // A chunk file is read in whole buffers (O_DIRECT needs aligned lengths).
@@ -201,16 +207,31 @@ export class ChunkStore {
         // The other buffer's send must finish before the next read refills it.
         await sending;
         sending = write(buf.subarray(0, Math.min(bytesRead, size - pos)));
-        // Awaited at the next block or the end; until then a reader hanging up would be
-        // an unhandled rejection, which ends the process (Node's default).
-        sending.catch(() => undefined);
+        // A failure (the reader hung up) is taken at the next `await sending`; until then,
+        // while the next block is read, it must not count as unhandled: that ends the process.
+        sending.catch(ignore);
         pos += bytesRead;
       }
       await sending;
+    } catch (err) {
+      // A read failed while the other buffer's piece is still being sent: that buffer
+      // goes back to the pool, to be refilled by another send, only once its send has
+      // settled (a sink that can stall must settle on its own: see get-chunk.ts).
+      await sending.catch(ignore);
+      throw err;
     } finally {
       for (const b of bufs) this.readPool.give(b);
-      await fh.close();
+      try {
+        await fh.close();
+      } finally {
+        this.sendsOpen -= 1;
+      }
     }
+  }
+
+  /** Chunks being sent now, each holding an open file and two read buffers. */
+  get sending(): number {
+    return this.sendsOpen;
   }
 
   /** Removes a chunk (from its pack, or its file); 404 if this server does not hold it. */
@@ -260,7 +281,7 @@ export class ChunkStore {
       },
     );
     if (hasher.digestHex() === id) return true;
-    await mkdir(this.quarantineDir, { recursive: true });
+    await mkdirDurable(this.quarantineDir, this.syncDirectory);
     const to = join(this.quarantineDir, `${id}.${Date.now()}`);
     if (packed) {
       await writeFile(to, Buffer.concat(kept));
@@ -291,13 +312,11 @@ export class ChunkStore {
 
   /** @internal called by ChunkWrite once its file is in place */
   async placeFile(tmp: string, final: string, size: number, existed: boolean): Promise<void> {
-    const dir = join(final, '..');
-    if (!this.knownDirs.has(dir)) {
-      await mkdir(dir, { recursive: true });
-      this.knownDirs.add(dir);
-    }
+    const dir = dirname(final);
+    const known = this.dirs.get(dir);
+    if (known !== true) await (known ?? this.makeDir(dir));
     await renameReplacing(tmp, final);
-    await syncDir(dir);
+    await this.syncDirectory(dir);
     // A chunk is live in one place only: a packed copy of it is dead now.
     await this.packs.remove(basename(final));
     if (!existed) {
@@ -305,6 +324,33 @@ export class ChunkStore {
       this.chunkCount += 1;
     }
     this.changes.noteAdded(basename(final));
+  }
+
+  /**
+   * Makes a directory under chunks/ (its parent first) durably, once per process: the
+   * chunk files fsynced into it are only as durable as its own entry. Writes into a new
+   * directory at the same time share one making, so none is answered before the entry is
+   * on disk. One that existed is taken as durable (the process that made it synced it).
+   */
+  private makeDir(dir: string): Promise<void> {
+    const making = (async () => {
+      const parent = dirname(dir);
+      const parentKnown = parent === this.chunksDir || this.dirs.get(parent);
+      if (parentKnown !== true) await (parentKnown ?? this.makeDir(parent));
+      const made = await mkdir(dir).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code === 'EEXIST') return false;
+          throw err;
+        },
+      );
+      if (made) await this.syncDirectory(parent);
+      this.dirs.set(dir, true);
+    })();
+    this.dirs.set(dir, making);
+    // Failed (a full disk): the next write into it tries again.
+    making.catch(() => this.dirs.delete(dir));
+    return making;
   }
 
   private async *walk(): AsyncGenerator<{ id: string; size: number }> {
@@ -321,6 +367,8 @@ export class ChunkStore {
     }
   }
 }
+
+const ignore = () => undefined;
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {
@@ -358,6 +406,13 @@ export class ChunkWrite {
   private received = 0;
   private verified = false;
   private done = false;
+  /**
+   * The last flush, and whether the file system is writing from the buffer for it now:
+   * if so, the buffer goes back to the pool only once that flush has settled.
+   */
+  private flushing: Promise<void> | undefined;
+  private writing = false;
+  private closing: Promise<void> | undefined;
 
   constructor(
     private readonly store: ChunkStore,
@@ -395,6 +450,9 @@ export class ChunkWrite {
   }
 
   private copyIn(piece: Buffer): Promise<void> | undefined {
+    // Aborted (the rest of a piece, after the flush that made room for it): the buffer
+    // is no longer this write's.
+    if (this.done) throw writeClosed();
     const n = piece.copy(this.buf, this.fill);
     this.fill += n;
     if (this.fill < this.buf.length) return undefined;
@@ -447,7 +505,13 @@ export class ChunkWrite {
    * Hashes what the buffer holds and writes it. Only the last flush of a chunk can end
    * off the alignment; it is padded.
    */
-  private async flush(): Promise<void> {
+  private flush(): Promise<void> {
+    this.flushing = this.writeOut();
+    return this.flushing;
+  }
+
+  private async writeOut(): Promise<void> {
+    if (this.done) throw writeClosed();
     if (this.fill === 0) return;
     this.hashBuffered();
     let len = this.fill;
@@ -457,19 +521,37 @@ export class ChunkWrite {
       len = padded;
     }
     let off = 0;
-    while (off < len) {
-      const { bytesWritten } = await this.fh.write(this.buf, off, len - off, this.written + off);
-      off += bytesWritten;
+    this.writing = true;
+    try {
+      while (off < len) {
+        // Aborted between two partial writes: the rest is not worth writing.
+        if (this.done) throw writeClosed();
+        const { bytesWritten } = await this.fh.write(this.buf, off, len - off, this.written + off);
+        off += bytesWritten;
+      }
+    } finally {
+      this.writing = false;
     }
     this.written += this.fill;
     this.fill = 0;
     this.hashed = 0;
   }
 
-  private async close(): Promise<void> {
-    if (this.done) return;
+  /** Once, whoever asks first (commit, an abort, or both): later callers wait for the same. */
+  private close(): Promise<void> {
+    this.closing ??= this.release();
+    return this.closing;
+  }
+
+  private async release(): Promise<void> {
     this.done = true;
+    // An abort can come while a flush is writing from the buffer (the client hung up, the
+    // chain failed): given back now, another chunk's write could take it and refill it
+    // under that write, and store or send its bytes in the place of these.
+    if (this.writing) await this.flushing?.catch(ignore);
     if (this.pooled) this.pool.give(this.buf);
     await this.fh.close();
   }
 }
+
+const writeClosed = () => new Error('the chunk write was closed');

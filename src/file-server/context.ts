@@ -32,6 +32,8 @@ export interface FileServerContext {
   tls: boolean;
   /** servers an admin removed (from main's heartbeat answers) */
   revoked: Set<string>;
+  /** how long a chunk being sent may wait on a reader that takes nothing (default 60 s, see get-chunk.ts) */
+  sendIdleMs?: number;
 }
 
 /** Routes only main may call: over TLS the caller must show main's certificate. */

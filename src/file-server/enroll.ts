@@ -13,6 +13,7 @@ import {
   fingerprintOf,
   generateTlsKey,
   issuedBy,
+  publicKeyOf,
   renewalDue,
 } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -38,6 +39,24 @@ const isFinal = (err: unknown) => err instanceof SedfsError && FINAL_JOIN_ERRORS
  * cluster CA (fetched from main and accepted only if its fingerprint is the one the
  * operator gave), and a certificate main signs for it.
  */
+/**
+ * This server's private key from `<dir>/key.pem` (made the first time, 0600), with
+ * `public.pem` beside it for enrolment. The key is the one truth: public.pem is derived
+ * from it, and written again if it is missing or is not the key's (a crash between the
+ * two files' writes, or a damaged copy). Left so, enrolment failed at every start on
+ * the missing file, reported as main being unreachable.
+ */
+export async function keyPairIn(dir: string): Promise<string> {
+  const keyPath = join(dir, 'key.pem');
+  if (!existsSync(keyPath)) await writeFileAtomic(keyPath, generateTlsKey().keyPem, 0o600);
+  const keyPem = await readFile(keyPath, 'utf8');
+  const publicKeyPem = publicKeyOf(keyPem);
+  const publicPath = join(dir, 'public.pem');
+  const saved = await readFile(publicPath, 'utf8').catch(() => undefined);
+  if (saved !== publicKeyPem) await writeFileAtomic(publicPath, publicKeyPem, 0o644);
+  return keyPem;
+}
+
 export class ServerEnrollment {
   readonly dir: string;
   private stopRenewing: () => void = () => {};
@@ -48,13 +67,7 @@ export class ServerEnrollment {
 
   async identity(): Promise<TlsIdentity> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const keyPath = join(this.dir, 'key.pem');
-    if (!existsSync(keyPath)) {
-      const key = generateTlsKey();
-      await writeFileAtomic(keyPath, key.keyPem, 0o600);
-      await writeFileAtomic(join(this.dir, 'public.pem'), key.publicKeyPem, 0o644);
-    }
-    const keyPem = await readFile(keyPath, 'utf8');
+    const keyPem = await keyPairIn(this.dir);
     const ca = await this.trustedCa();
     const held = await this.heldCertificate(ca, keyPem);
     const current = held ? { certPem: held, keyPem } : undefined;

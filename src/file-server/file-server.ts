@@ -1,8 +1,7 @@
-import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { ChunkReader } from '../common/chunk-reader.js';
-import { readOrCreate, writeFileAtomic } from '../common/files.js';
+import { mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
@@ -41,7 +40,8 @@ export async function startFileServer(
   /** `signal` gives up a start-up still waiting for main (the server is being stopped) */
   deps: { console?: boolean; now?: () => number; signal?: AbortSignal } = {},
 ): Promise<RunningFileServer> {
-  await mkdir(config.data, { recursive: true });
+  // Durable from the start: the chunks and keys made in it are only as durable as its entry.
+  await mkdirDurable(config.data);
   const { log, flush } = createServerLogger({
     file: join(config.data, 'fileserver.log'),
     name: 'fileserver',

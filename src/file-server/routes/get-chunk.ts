@@ -4,12 +4,21 @@ import { TICKET_HEADER } from '../../protocol/ticket.js';
 import { type FileServerContext, requireKeys } from '../context.js';
 
 /**
+ * How long a chunk's answer may go without the reader taking a piece before the
+ * connection is cut: undici's default bodyTimeout, with which our clients give up on
+ * a silent body themselves. A reader that never reads would otherwise hold the chunk's
+ * file and two 2 MiB read buffers for good, and each one more would allocate two more.
+ */
+export const SEND_IDLE_MS = 60_000;
+
+/**
  * Streams a chunk exactly as stored. The reader checks it (against the chunk id, or
  * the authentication tag once contents are encrypted), so bytes are hashed once per read.
  * The body is written straight to the socket from the store's reused buffers, each
  * write awaited, so no buffer is refilled before the socket has taken it.
  */
 export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): void {
+  const idleMs = ctx.sendIdleMs ?? SEND_IDLE_MS;
   app.get<{ Params: { id: string } }>('/v1/chunks/:id', async (req, reply) => {
     const id = assertChunkId(req.params.id);
     requireKeys(ctx).verifyTicket(req.headers[TICKET_HEADER] as string | undefined, {
@@ -20,6 +29,10 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     });
     const res = reply.raw;
     let started = false;
+    /** cut the connection if the reader takes nothing for `idleMs`; refreshed at each piece taken */
+    let idle: NodeJS.Timeout | undefined;
+    /** fails the piece being written: the socket is destroyed and will not take it */
+    let stall: ((err: Error) => void) | undefined;
     try {
       await ctx.store.send(
         id,
@@ -28,18 +41,32 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
           reply.hijack();
           started = true;
           res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+          idle = setTimeout(() => {
+            // Destroyed, the socket reads nothing more from the store's buffer: it can go.
+            res.destroy();
+            stall?.(new Error(`the reader took nothing for ${idleMs / 1000} s`));
+          }, idleMs);
+          idle.unref();
         },
         (piece) =>
           new Promise((resolve, reject) => {
-            res.write(piece, (err) => (err ? reject(err) : resolve()));
+            stall = reject;
+            res.write(piece, (err) => {
+              idle?.refresh();
+              if (err) reject(err);
+              else resolve();
+            });
           }),
       );
       res.end();
     } catch (err) {
       if (!started) throw err;
-      // Mid-body: cut the connection so the reader sees a short body and tries another copy.
-      req.log.warn({ chunk: id, reason: (err as Error).message }, 'chunk read failed mid-body');
+      // Mid-body (a disk error, a reader gone or stalled): cut the connection so the
+      // reader sees a short body and tries another copy.
+      req.log.warn({ chunk: id, reason: (err as Error).message }, 'chunk send failed mid-body');
       res.destroy();
+    } finally {
+      clearTimeout(idle);
     }
   });
 }

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileSource, isGone, renameReplacing } from '../../../src/common/files.js';
+import { fileSource, isGone, mkdirDurable, renameReplacing } from '../../../src/common/files.js';
 
 test('a file counts as gone on ENOENT everywhere, and on EPERM (pending deletion) only on Windows', () => {
   const code = (c: string) => Object.assign(new Error(c), { code: c });
@@ -62,5 +62,24 @@ test('a file source reads the file into the given buffer at the given place, the
     await assert.rejects(fileSource(join(dir, 'missing')).readInto(buf, 0, 1), { code: 'ENOENT' });
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('mkdirDurable fsyncs the parent of each directory it makes, the deepest first, and none for one that exists', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-mkdir-'));
+  try {
+    const synced: string[] = [];
+    const sync = async (dir: string) => {
+      synced.push(dir);
+    };
+    await mkdirDurable(join(root, 'a', 'b', 'c'), sync);
+    assert.deepEqual(synced, [join(root, 'a', 'b'), join(root, 'a'), root]);
+    synced.length = 0;
+    await mkdirDurable(join(root, 'a', 'b', 'c'), sync);
+    assert.deepEqual(synced, []);
+    await mkdirDurable(join(root, 'a', 'd'), sync);
+    assert.deepEqual(synced, [join(root, 'a')]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 });

@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import { ChunkStore } from '../../../src/file-server/chunk-store.js';
+import { BufferPool } from '../../../src/common/buffer-pool.js';
+import { ChunkStore, ChunkWrite } from '../../../src/file-server/chunk-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-chunks-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -172,4 +182,123 @@ test('send hands a chunk over in blocks, each after the last was taken, bytes ex
   assert.equal(announced, bytes.length);
   assert.ok(pieces.length >= 3);
   assert.deepEqual(Buffer.concat(pieces), bytes);
+});
+
+test('an abort during a flush keeps the buffer from the pool until the file write is done, and writes nothing after', async () => {
+  const s = await fresh();
+  const pool = new BufferPool(256 * 1024, 4);
+  // A file whose writes finish only when the test says so, as a slow disk would.
+  const writes: { bytes: Buffer; done: () => void }[] = [];
+  const fh = {
+    write: (buf: Buffer, off: number, len: number) =>
+      new Promise((resolve) => {
+        // The bytes are read from the buffer when the write happens, not when it is asked for.
+        const write = {
+          bytes: Buffer.alloc(0),
+          done: () => {
+            write.bytes = Buffer.from(buf.subarray(off, off + len));
+            resolve({ bytesWritten: len, buffer: buf });
+          },
+        };
+        writes.push(write);
+      }),
+    close: async () => undefined,
+  } as unknown as FileHandle;
+  const bytes = randomBytes(600 * 1024);
+  const w = new ChunkWrite(
+    s,
+    sha(bytes),
+    bytes.length,
+    join(s.tmpDir, 'x.part'),
+    s.pathOf(sha(bytes)),
+    fh,
+    pool,
+  );
+  // One piece bigger than the buffer: a flush, then the rest of the piece is to be copied in.
+  const appended = w.append(bytes.subarray(0, 300 * 1024));
+  assert.ok(appended, 'the full buffer is being flushed');
+  assert.equal(writes.length, 1);
+  const aborted = w.abort();
+  await new Promise((r) => setImmediate(r));
+  // Another chunk's write takes a buffer while the flush runs, and fills it.
+  const other = pool.take();
+  other.fill(0xee);
+  (writes[0] as { done: () => void }).done();
+  await assert.rejects(appended as Promise<void>, /closed/);
+  await aborted;
+  assert.deepEqual(writes[0]?.bytes, bytes.subarray(0, 256 * 1024), "the file got this chunk's bytes");
+  assert.equal(writes.length, 1, 'nothing written after the abort');
+  assert.notEqual(pool.take(), other, "the write's own buffer is back in the pool now, not before");
+});
+
+test('a read that fails mid-chunk keeps the file and read buffers until the piece still being sent is taken, then fails the send', async () => {
+  const s = new ChunkStore(mkdtempSync(join(tmpdir(), 'sedfs-cs-')), 16 * 1024 * 1024);
+  await s.init();
+  const bytes = randomBytes(5 * 1024 * 1024);
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, bytes.length);
+  await w.append(bytes);
+  await w.commit();
+  const events: string[] = [];
+  let take: () => void = () => undefined;
+  const sent = s.send(
+    id,
+    () => undefined,
+    () => {
+      // The disk loses the rest of the chunk while the first piece is with a slow reader.
+      truncateSync(s.pathOf(id), 0);
+      return new Promise<void>((resolve) => {
+        take = () => {
+          events.push('piece taken');
+          resolve();
+        };
+      });
+    },
+  );
+  const ended = sent.then(
+    () => events.push('send resolved'),
+    (err: Error) => events.push(`send failed: ${err.message}`),
+  );
+  // Long enough for the next read to have found the file cut short.
+  await new Promise((r) => setTimeout(r, 200));
+  assert.equal(s.sending, 1, 'the file and buffers are still held');
+  take();
+  await ended;
+  assert.deepEqual(events, ['piece taken', `send failed: chunk ${id} ended early`]);
+  assert.equal(s.sending, 0);
+});
+
+test('new directories are made durable once, as they are made: tmp/ and chunks/ at init, then chunks/aa and chunks/aa/bb for the first chunk there', async () => {
+  const dir = join(root, 'durable');
+  const synced: string[] = [];
+  const watched = () =>
+    new ChunkStore(dir, 1024 * 1024, {}, async (d) => {
+      synced.push(d);
+    });
+  const s = watched();
+  await s.init();
+  // tmp/ and chunks/ are entries of the root, the root one of its parent.
+  assert.deepEqual(synced, [dir, root, dir]);
+  const store = async (bytes: Buffer) => {
+    synced.length = 0;
+    const w = await s.beginWrite(sha(bytes), bytes.length);
+    w.append(bytes);
+    await w.commit();
+    return sha(bytes);
+  };
+  const first = await store(Buffer.from('first'));
+  const aa = join(s.chunksDir, first.slice(0, 2));
+  const bb = join(aa, first.slice(2, 4));
+  assert.deepEqual(synced, [s.chunksDir, aa, bb], 'chunks/aa made, chunks/aa/bb made, the chunk placed');
+  // Another chunk in the same directory costs only the fsync of its own rename.
+  let again: Buffer;
+  let i = 0;
+  do again = Buffer.from(`other ${i++}`);
+  while (sha(again).slice(0, 4) !== first.slice(0, 4));
+  await store(again);
+  assert.deepEqual(synced, [bb]);
+  // After a restart, existing directories are not synced again.
+  synced.length = 0;
+  await watched().init();
+  assert.deepEqual(synced, [dir], 'only tmp/, made anew at each start');
 });
