@@ -90,7 +90,8 @@ export class AccountService {
       createdAt: now,
       modifiedAt: now,
     };
-    if (this.store.userByName(req.name)) throw new SedfsError('SEDFS_ERR_USER_EXISTS');
+    // Without an invite where one is needed, nothing is said about the name: whether a
+    // user exists is told only to someone who could sign up (see createUser).
     const needsInvite = !first && !this.opts.openSignup;
     if (needsInvite && !req.invite) throw new SedfsError('SEDFS_ERR_INVITE_REQUIRED');
     this.store.createUser(user, home, needsInvite ? sha256Hex(req.invite as string) : undefined);

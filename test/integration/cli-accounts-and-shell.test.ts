@@ -53,6 +53,25 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.match(notAdmin.stderr, /only an admin/);
   });
 
+  test('signup tells whether a name is taken only to someone holding a good invite, and keeps the invite then', async () => {
+    const admin = await cluster.client();
+    const stranger = (name: string, extra: string[] = []) =>
+      runSedfs(['signup', name, ...extra], as(`s-${name}`));
+    // bob exists, zed does not: without an invite, or with a bad one, they answer alike.
+    for (const extra of [[], ['--invite', 'not-a-real-invite-code']]) {
+      const taken = await stranger('bob', extra);
+      const free = await stranger('zed', extra);
+      assert.notEqual(taken.code, 0);
+      assert.equal(taken.stderr, free.stderr);
+      assert.match(taken.stderr, /invite/);
+    }
+    const { code } = await admin.call<InviteResponse>('POST', '/v1/invites', {});
+    const taken = await stranger('bob', ['--invite', code]);
+    assert.match(taken.stderr, /SEDFS_ERR_USER_EXISTS/);
+    const zed = await stranger('zed', ['--invite', code]);
+    assert.equal(zed.code, 0, `the invite was not used up by the refused signup: ${zed.stderr}`);
+  });
+
   test('whoami shows the user and the same fingerprint signup printed', async () => {
     const who = await runSedfs(['whoami', '--json'], as('bob'));
     const info = JSON.parse(who.stdout) as { user: string; fingerprint: string; admin: boolean };

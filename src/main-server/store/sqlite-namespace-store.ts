@@ -146,6 +146,11 @@ export class SqliteNamespaceStore implements NamespaceStore {
 
   createUser(user: UserRecord, home: NodeRecord, inviteHash?: string): void {
     this.db.transaction(() => {
+      // The invite first: only someone holding a good one learns whether a name is taken.
+      const inviteValid = this.db.prepare(
+        'SELECT 1 FROM invites WHERE code_hash = ? AND used_by IS NULL AND expires_at > ?',
+      );
+      if (inviteHash !== undefined && !inviteValid.get(inviteHash, user.createdAt)) throw badInvite();
       try {
         this.db
           .prepare(
@@ -167,9 +172,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
         throw err;
       }
       this.insertNode(home);
-      if (inviteHash !== undefined && !this.useInvite(inviteHash, user.id, user.createdAt)) {
-        throw new SedfsError('SEDFS_ERR_INVITE_REQUIRED', 'the invite code is unknown, used or expired');
-      }
+      if (inviteHash !== undefined && !this.useInvite(inviteHash, user.id, user.createdAt)) throw badInvite();
     })();
   }
 
@@ -545,4 +548,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
   private touch(nodeId: string, now: number): void {
     this.db.prepare('UPDATE nodes SET modified_at = max(modified_at, ?) WHERE id = ?').run(now, nodeId);
   }
+}
+
+function badInvite(): SedfsError {
+  return new SedfsError('SEDFS_ERR_INVITE_REQUIRED', 'the invite code is unknown, used or expired');
 }
