@@ -69,13 +69,24 @@ export function encryptName(parentKey: Uint8Array, parentId: string, nodeId: str
   ).toString('base64url');
 }
 
+/**
+ * Opens a name sealed by `encryptName`, or one sealed before names were bound to their
+ * node (AAD `name:<parent id>`, clients before 2026-11-27), so trees written then still
+ * open. Those stay swappable between siblings by main until they are written again
+ * (a rename, a move, or the re-key of an unshare seals them in the bound form).
+ */
 export function decryptName(parentKey: Uint8Array, parentId: string, nodeId: string, sealed: string): string {
-  return openSymmetric(
-    nameKey(parentKey),
-    Buffer.from(sealed, 'base64url'),
-    ascii(`name:${parentId}:${nodeId}`),
-    'name',
-  ).toString('utf8');
+  const key = nameKey(parentKey);
+  const bytes = Buffer.from(sealed, 'base64url');
+  try {
+    return openSymmetric(key, bytes, ascii(`name:${parentId}:${nodeId}`), 'name').toString('utf8');
+  } catch (err) {
+    try {
+      return openSymmetric(key, bytes, ascii(`name:${parentId}`), 'name').toString('utf8');
+    } catch {
+      throw err;
+    }
+  }
 }
 
 /** Keyed MAC of a name: main enforces unique names and finds children without learning them. */

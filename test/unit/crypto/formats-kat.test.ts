@@ -125,6 +125,16 @@ describe('names and key wrapping', () => {
       ),
       'report.pdf',
     );
+    // Sealed before names were bound to their node (AAD `name:<parent id>`): still opens.
+    assert.equal(
+      decryptName(
+        PARENT_KEY,
+        'aa'.repeat(16),
+        'dd'.repeat(16),
+        'x-ubkx8qRs_6b4ZQBHu6jitdF7hNl0140OMoat7OYVE3yoXixmA',
+      ),
+      'report.pdf',
+    );
     assert.deepEqual(
       unwrapNodeKey(
         PARENT_KEY,
