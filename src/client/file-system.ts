@@ -143,11 +143,16 @@ export class FileSystem {
    * Opens a child entry: its key, and its name, which must be the one its MAC was made
    * from (and the one looked up, for a lookup). Main only keeps MACs unique, so a writer
    * of a shared folder could store a name with another name's MAC and show a second
-   * "report.txt" beside the real one; such an entry, like one whose name does not
-   * decrypt, is a bad name (left out of listings, see unlessBadName).
+   * "report.txt" beside the real one; such an entry, like one whose name or key does not
+   * decrypt, is a bad entry (left out of listings, see unlessBadName).
    */
   private openChild(parent: LookupParent, entry: NodeEntry, name?: string): OpenNode {
-    const key = unwrapNodeKey(parent.key, entry.id, entry.wrappedKey as string);
+    let key: Buffer;
+    try {
+      key = unwrapNodeKey(parent.key, entry.id, entry.wrappedKey as string);
+    } catch {
+      throw new SedfsError('SEDFS_ERR_BAD_NAME', 'its key does not open');
+    }
     let stored: string;
     try {
       stored = decryptName(parent.key, parent.entry.id, entry.id, entry.nameEnc as string);

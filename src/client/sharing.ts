@@ -153,19 +153,30 @@ async function rekey(
     const isRoot = id === node.entry.id;
     const key = newNodeKey();
     newKey.set(id, key);
-    const parentOld = isRoot ? parent.key : (oldKey.get(n.parentId as string) as Buffer);
+    // Undefined below a node whose key does not open (see opened()).
+    const parentOld = isRoot ? parent.key : oldKey.get(n.parentId as string);
     const parentNew = isRoot ? parent.key : (newKey.get(n.parentId as string) as Buffer);
-    if (!isRoot) oldKey.set(id, unwrapNodeKey(parentOld, id, n.wrappedKey as string));
-    const entry: UnshareRequest['nodes'][number] = { id, wrappedKey: wrapNodeKey(parentNew, id, key) };
+    const own = isRoot
+      ? node.key
+      : parentOld && opened(() => unwrapNodeKey(parentOld, id, n.wrappedKey as string));
+    if (own) oldKey.set(id, own);
+    const entry: UnshareRequest['nodes'][number] = {
+      id,
+      wrappedKey: wrapNodeKey(parentNew, id, key),
+      // Main refuses the re-key if the node was moved or renamed since it was read here.
+      ...(n.wrappedKey ? { expectWrappedKey: n.wrappedKey } : {}),
+    };
     if (!isRoot) {
-      const name = rekeyedName(parentOld, n);
+      const name = parentOld ? rekeyedName(parentOld, n) : `unreadable name ${id.slice(0, 8)}`;
       entry.nameEnc = encryptName(parentNew, n.parentId as string, id, name);
       entry.nameMac = nameMac(parentNew, name);
     }
     if (n.versionId && n.contentKey) {
-      const ck = unwrapContentKey(oldKey.get(id) as Buffer, n.versionId, n.contentKey);
-      entry.contentKey = wrapContentKey(key, n.versionId, ck);
-      entry.versionId = n.versionId;
+      const versionId = n.versionId;
+      const contentKey = n.contentKey;
+      const ck = own && opened(() => unwrapContentKey(own, versionId, contentKey));
+      entry.contentKey = wrapContentKey(key, versionId, ck ?? newNodeKey());
+      entry.versionId = versionId;
     }
     out.push(entry);
   }
@@ -184,6 +195,21 @@ async function rekey(
     grants,
   });
   return { nodes: out.length };
+}
+
+/**
+ * A key of the subtree, or undefined if it does not open: a writer can store any bytes
+ * as a wrapped key, and main cannot tell. Such a node (and what is below it, or its
+ * content) was unreadable to everyone already; it gets fresh keys nobody can open the
+ * old content with, so one planted entry cannot block the revocation of its writer.
+ */
+function opened(unwrap: () => Buffer): Buffer | undefined {
+  try {
+    return unwrap();
+  } catch (err) {
+    if (err instanceof SedfsError && err.code === 'SEDFS_ERR_DECRYPT') return undefined;
+    throw err;
+  }
 }
 
 /**

@@ -372,6 +372,7 @@ export class NamespaceService {
           ...(n.nameMac ? { nameMac: n.nameMac } : {}),
           ...(n.contentKey ? { contentKey: n.contentKey } : {}),
           ...(n.versionId ? { versionId: n.versionId } : {}),
+          ...(n.expectWrappedKey ? { expectWrappedKey: n.expectWrappedKey } : {}),
         })),
         grants: req.grants,
       },

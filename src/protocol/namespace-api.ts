@@ -177,6 +177,8 @@ export const UnshareRequest = Type.Object(
           contentKey: Type.Optional(Wrapped),
           /** the version whose content key `contentKey` re-wraps: refused if it is no longer current */
           versionId: Type.Optional(HexId),
+          /** the node's wrapped key as read: refused if it was moved or renamed since */
+          expectWrappedKey: ExpectWrappedKey,
         },
         strict,
       ),

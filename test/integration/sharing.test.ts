@@ -383,7 +383,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text(a.fs, '/proj/locked.txt'), 'after expiry');
   });
 
-  test("a writer's entry filed under another name's MAC is left out of listings, and unshare still revokes them", async () => {
+  test("a writer's entries filed under another name's MAC, or with a key that does not open, are left out of listings, and unshare still revokes them", async () => {
     const a = actors.alice as Actor;
     const f = actors.frank as Actor;
     await a.fs.mkdir('/decoy');
@@ -399,6 +399,14 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       nameEnc: encryptName(dir.key, dir.entry.id, id, 'report.txt'),
       wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
     });
+    // And an entry whose wrapped key is for another node: nobody can open it.
+    const broken = randomHexId();
+    await f.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
+      id: broken,
+      nameMac: nameMac(dir.key, 'broken.txt'),
+      nameEnc: encryptName(dir.key, dir.entry.id, broken, 'broken.txt'),
+      wrappedKey: wrapNodeKey(dir.key, randomHexId(), newNodeKey()),
+    });
     const skipped: string[] = [];
     a.fs.onSkipped = (m) => skipped.push(m);
     try {
@@ -407,16 +415,22 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         ['report.txt'],
       );
       assert.equal(await text(a.fs, '/decoy/report.txt'), 'the real report');
-      assert.deepEqual(skipped, [
-        `/decoy: an entry (${id.slice(0, 8)}) was left out: its name is not the one it is filed under`,
-      ]);
+      assert.deepEqual(
+        skipped.sort(),
+        [
+          `/decoy: an entry (${broken.slice(0, 8)}) was left out: its key does not open`,
+          `/decoy: an entry (${id.slice(0, 8)}) was left out: its name is not the one it is filed under`,
+        ].sort(),
+      );
       await assert.rejects(a.fs.resolve('/decoy/zz-decoy'), { code: 'SEDFS_ERR_BAD_NAME' });
-      // The re-key names it for what it is instead of colliding with the real file.
-      assert.deepEqual(await unshare(a.fs, '/decoy', 'frank'), { nodes: 3 });
+      // The re-key names the first for what it is instead of colliding with the real
+      // file, and gives the second a key that opens (on nothing anyone could read).
+      assert.deepEqual(await unshare(a.fs, '/decoy', 'frank'), { nodes: 4 });
       assert.deepEqual(
         (await a.fs.list('/decoy')).map((e) => e.name),
-        ['report.txt', `report.txt (conflict ${id.slice(0, 8)})`],
+        ['broken.txt', 'report.txt', `report.txt (conflict ${id.slice(0, 8)})`],
       );
+      await a.fs.rm('/decoy/broken.txt');
       assert.equal(await outcome(() => f.fs.list('/shared/alice/decoy')), 'SEDFS_ERR_NOT_FOUND');
     } finally {
       a.fs.onSkipped = undefined;

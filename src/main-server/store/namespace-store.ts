@@ -86,6 +86,8 @@ export interface Rekey {
     nameMac?: string;
     contentKey?: string;
     versionId?: string;
+    /** its wrapped key when the client read it: a node moved or renamed since is refused */
+    expectWrappedKey?: string;
   }[];
   grants: { nodeId: string; granteeId: string; sealedKey: string }[];
 }

@@ -442,6 +442,10 @@ export class SqliteNamespaceStore implements NamespaceStore {
       for (const n of r.nodes) {
         const old = current.get(n.id);
         if (!old) throw conflict('unknown node');
+        // Moved or renamed since the client read it: its new key and name would be made
+        // for the folder it was in, and unreadable where it is.
+        if (n.expectWrappedKey !== undefined && n.expectWrappedKey !== old.wrappedKey)
+          throw conflict('a node was moved or renamed');
         current.delete(n.id);
         setKey.run(n.wrappedKey, n.id);
         // The subtree's root keeps its name: its parent's key did not change.
