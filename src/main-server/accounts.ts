@@ -1,3 +1,4 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { Logger } from '../common/logger.js';
 import { randomHexId, randomSecret, sha256Hex } from '../crypto/hash.js';
 import { verifySignature } from '../crypto/identity.js';
@@ -18,19 +19,13 @@ export interface AccountOptions {
   openSignup: boolean;
   sessionTtlMs: number;
   inviteTtlMs: number;
-  /** login challenges pending at once, across all names, before new ones are refused (memory's bound) */
-  maxPendingChallenges?: number;
 }
 
 const CHALLENGE_TTL_MS = 60_000;
-/**
- * Challenges pending per user name: a few logins at once (several terminals) each get
- * theirs; asking for more drops that name's oldest, so asking for one name's challenges
- * never touches another name's.
- */
-const CHALLENGES_PER_NAME = 4;
-/** A few tens of MB of challenges at most; only a flood of names reaches it, and then only new logins wait. */
-const MAX_PENDING_CHALLENGES = 100_000;
+/** A challenge: random nonce, expiry (ms, big-endian), MAC; 32 bytes, as clients expect. */
+const CHALLENGE_BYTES = 32;
+const CHALLENGE_NONCE_BYTES = 8;
+const CHALLENGE_EXPIRY_BYTES = 6;
 
 /**
  * Users and sessions. A user proves their key by signing a one-time challenge and gets
@@ -40,12 +35,14 @@ const MAX_PENDING_CHALLENGES = 100_000;
  */
 export class AccountService {
   /**
-   * One-time login challenges; in memory, since a restart only means logging in again.
-   * In the order they were made, which (one TTL for all) is the order they expire in.
+   * Login challenges are made, not kept: each carries its expiry and a MAC under a key
+   * of this process's, over the name it was asked for. Asking for them costs main no
+   * memory, so no flood of requests (for other names or for one user's) can push out
+   * or refuse anyone's login; a restart only means asking again.
    */
-  private readonly challenges = new Map<string, { name: string; expiresAt: number }>();
-  /** Each name's pending challenges, oldest first. */
-  private readonly challengesByName = new Map<string, string[]>();
+  private readonly challengeKey = randomBytes(32);
+  /** Challenges already used to log in, until they expire: each works once. */
+  private readonly usedChallenges = new Map<string, number>();
 
   constructor(
     private readonly store: NamespaceStore,
@@ -99,55 +96,57 @@ export class AccountService {
     return { id: user.id, name: user.name, admin: user.admin };
   }
 
-  /**
-   * A one-time challenge for `name`. Pending ones are bounded per name (the oldest is
-   * dropped) and expire by age; a flood of names fills memory only up to a cap, past
-   * which new challenges are refused (429) until old ones expire: pending challenges,
-   * a real user's among them, are never thrown away for others' sake.
-   */
+  /** A one-time challenge for `name`; unknown names get one too, so existence is not told. */
   challenge(name: string): ChallengeResponse {
-    // Unknown names get a challenge too: whether a user exists is not told here.
-    const now = this.now();
-    this.expireChallenges(now);
-    const mine = this.challengesByName.get(name) ?? [];
-    if (mine.length >= CHALLENGES_PER_NAME) this.forgetChallenge(mine[0] as string);
-    else if (this.challenges.size >= (this.opts.maxPendingChallenges ?? MAX_PENDING_CHALLENGES)) {
-      this.log.warn({ pending: this.challenges.size }, 'login challenge refused: too many pending');
-      throw new SedfsError('SEDFS_ERR_BUSY', 'too many logins are in progress: try again in a minute');
-    }
-    const challenge = randomSecret(32);
-    const expiresAt = now + CHALLENGE_TTL_MS;
-    this.challenges.set(challenge, { name, expiresAt });
-    this.challengesByName.set(name, [...(this.challengesByName.get(name) ?? []), challenge]);
+    const expiresAt = this.now() + CHALLENGE_TTL_MS;
+    const nonce = randomBytes(CHALLENGE_NONCE_BYTES);
+    const when = Buffer.alloc(CHALLENGE_EXPIRY_BYTES);
+    when.writeUIntBE(expiresAt, 0, CHALLENGE_EXPIRY_BYTES);
+    const challenge = Buffer.concat([nonce, when, this.challengeMac(name, nonce, when)]).toString(
+      'base64url',
+    );
     return { challenge, expiresAt };
   }
 
-  /** Drops expired challenges: they sit at the head of the map, so this costs what it drops. */
-  private expireChallenges(now: number): void {
-    for (const [challenge, pending] of this.challenges) {
-      if (pending.expiresAt > now) return;
-      this.forgetChallenge(challenge);
+  /** When `challenge` was made by this process for `name` and is still unused, its expiry. */
+  private challengeExpiry(name: string, challenge: string): number | undefined {
+    const bytes = Buffer.from(challenge, 'base64url');
+    // One spelling only (base64url leaves spare bits in its last character), so a used
+    // challenge cannot come back spelled otherwise.
+    if (bytes.length !== CHALLENGE_BYTES || bytes.toString('base64url') !== challenge) return undefined;
+    if (this.usedChallenges.has(challenge)) return undefined;
+    const nonce = bytes.subarray(0, CHALLENGE_NONCE_BYTES);
+    const when = bytes.subarray(CHALLENGE_NONCE_BYTES, CHALLENGE_NONCE_BYTES + CHALLENGE_EXPIRY_BYTES);
+    const mac = bytes.subarray(CHALLENGE_NONCE_BYTES + CHALLENGE_EXPIRY_BYTES);
+    if (!timingSafeEqual(mac, this.challengeMac(name, nonce, when))) return undefined;
+    const expiresAt = when.readUIntBE(0, CHALLENGE_EXPIRY_BYTES);
+    return expiresAt > this.now() ? expiresAt : undefined;
+  }
+
+  private challengeMac(name: string, nonce: Buffer, when: Buffer): Buffer {
+    return createHmac('sha256', this.challengeKey)
+      .update(`sedfs-challenge-v1\n${name}\n`)
+      .update(nonce)
+      .update(when)
+      .digest()
+      .subarray(0, CHALLENGE_BYTES - CHALLENGE_NONCE_BYTES - CHALLENGE_EXPIRY_BYTES);
+  }
+
+  /** Forgets used challenges once they have expired: in order of use, which is about their order of expiry. */
+  private forgetExpiredUses(now: number): void {
+    for (const [challenge, expiresAt] of this.usedChallenges) {
+      if (expiresAt > now) return;
+      this.usedChallenges.delete(challenge);
     }
   }
 
-  private forgetChallenge(challenge: string): void {
-    const pending = this.challenges.get(challenge);
-    if (!pending) return;
-    this.challenges.delete(challenge);
-    const left = (this.challengesByName.get(pending.name) ?? []).filter((c) => c !== challenge);
-    if (left.length > 0) this.challengesByName.set(pending.name, left);
-    else this.challengesByName.delete(pending.name);
-  }
-
   login(req: LoginRequest): LoginResponse {
-    const pending = this.challenges.get(req.challenge);
-    this.forgetChallenge(req.challenge);
-    const user = this.store.userByName(req.name);
     const now = this.now();
+    this.forgetExpiredUses(now);
+    const expiresAt = this.challengeExpiry(req.name, req.challenge);
+    const user = this.store.userByName(req.name);
     const valid =
-      pending !== undefined &&
-      pending.name === req.name &&
-      pending.expiresAt > now &&
+      expiresAt !== undefined &&
       user !== undefined &&
       verifySignature(user.signKey, Buffer.from(loginMessage(req.name, req.challenge)), req.signature);
     if (!valid || !user) {
@@ -155,12 +154,13 @@ export class AccountService {
       this.audit.write({ event: 'login_failed', ...(user ? { user: user.id } : {}) });
       throw new SedfsError('SEDFS_ERR_LOGIN_FAILED');
     }
+    this.usedChallenges.set(req.challenge, expiresAt as number);
     const token = randomSecret(32);
-    const expiresAt = now + this.opts.sessionTtlMs;
-    this.store.createSession(sha256Hex(token), user.id, now, expiresAt);
+    const sessionEnds = now + this.opts.sessionTtlMs;
+    this.store.createSession(sha256Hex(token), user.id, now, sessionEnds);
     this.log.info({ user: user.id }, 'login');
     this.audit.write({ event: 'login', user: user.id });
-    return { token, expiresAt, user: { id: user.id, name: user.name, admin: user.admin } };
+    return { token, expiresAt: sessionEnds, user: { id: user.id, name: user.name, admin: user.admin } };
   }
 
   /** The user behind a bearer token; 401 with a code that says what to do otherwise. */

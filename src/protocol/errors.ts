@@ -113,11 +113,6 @@ export const ERRORS = {
     message: 'this file server has not joined the cluster yet',
   },
   SEDFS_ERR_NO_SERVERS: { status: 503, retryable: true, message: 'no file server is up' },
-  SEDFS_ERR_BUSY: {
-    status: 429,
-    retryable: true,
-    message: 'too many requests of this kind are in progress: try again shortly',
-  },
   SEDFS_ERR_REPLICATION_FAILED: {
     status: 502,
     retryable: true,
