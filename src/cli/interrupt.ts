@@ -1,3 +1,5 @@
+import { constants } from 'node:os';
+
 /**
  * What a command must undo if it is interrupted (Ctrl-C, SIGTERM, its terminal closing;
  * Ctrl-Break on Windows): a download's hidden partial file holds plaintext, and its
@@ -25,7 +27,12 @@ function onSignal(signal: NodeJS.Signals): void {
   for (const s of SIGNALS) process.removeListener(s, onSignal);
   listening = false;
   // Ended by the signal itself, so a shell sees 130 for Ctrl-C as with any command.
-  process.kill(process.pid, signal);
+  // Windows can send itself only SIGINT and SIGTERM (libuv refuses SIGHUP and SIGBREAK).
+  try {
+    process.kill(process.pid, signal);
+  } catch {
+    process.exit(128 + (constants.signals[signal] ?? 1));
+  }
 }
 
 /** Runs `cleanup` if the process is interrupted before the returned function is called. */

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { globals, type VerbEnv } from './env.js';
-import { formatBytes, table } from './output.js';
+import { formatBytes, printableName, table } from './output.js';
 
 export function registerLsCommand(program: Command, env: VerbEnv): void {
   program
@@ -18,7 +18,7 @@ export function registerLsCommand(program: Command, env: VerbEnv): void {
         }
         if (entries.length === 0) return;
         const rows = entries.map((e) => [
-          e.kind === 'dir' ? `${e.name}/` : e.name,
+          e.kind === 'dir' ? `${printableName(e.name)}/` : printableName(e.name),
           e.kind === 'dir' ? 'folder' : 'file',
           e.kind === 'dir' ? '-' : formatBytes(e.size),
           new Date(e.modifiedAt).toISOString().replace('T', ' ').slice(0, 19),

@@ -1,10 +1,11 @@
 import { SedfsError } from '../protocol/errors.js';
 
 /** Turns any failure into the one clear line on stderr that the CLI contract promises. */
+/** An error as one line: names in it cannot break it (see printableName). */
 export function describeError(err: unknown): string {
-  if (err instanceof SedfsError) return printable(`${err.message} (${err.code})`);
-  if (err instanceof Error) return printable(err.message);
-  return printable(String(err));
+  if (err instanceof SedfsError) return printableName(`${err.message} (${err.code})`);
+  if (err instanceof Error) return printableName(err.message);
+  return printableName(String(err));
 }
 
 /**
@@ -15,8 +16,14 @@ export function describeError(err: unknown): string {
 export function printable(text: string): string {
   return text.replace(UNPRINTABLE, '?');
 }
+
+/** One name on one line: also line breaks and tabs as `?`, so a name cannot fake rows of a listing. */
+export function printableName(name: string): string {
+  return printable(name).replace(LINE_BREAKING, '?');
+}
 // biome-ignore lint/suspicious/noControlCharactersInRegex: these are what it replaces
-const UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
+const UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const LINE_BREAKING = /[\t\n\u2028\u2029]/g;
 
 export function fail(err: unknown): never {
   process.stderr.write(`sedfs: ${describeError(err)}\n`);

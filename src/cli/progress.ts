@@ -1,4 +1,4 @@
-import { formatBytes, printable } from './output.js';
+import { formatBytes, printableName } from './output.js';
 
 export interface Progress {
   update(bytesDone: number): void;
@@ -23,7 +23,7 @@ export function progressBar(
   const draw = (n: number, final: boolean) => {
     const secs = (Date.now() - start) / 1000;
     const rate = n / Math.max(secs, 0.001);
-    let line = `${printable(label)}  ${formatBytes(n)}`;
+    let line = `${printableName(label)}  ${formatBytes(n)}`;
     if (total !== undefined && total > 0) {
       const frac = Math.min(1, n / total);
       const width = 24;

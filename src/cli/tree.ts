@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { globals, type VerbEnv } from './env.js';
+import { printableName } from './output.js';
 
 interface TreeNode {
   name: string;
@@ -24,7 +25,7 @@ function draw(node: TreeNode, prefix: string, lines: string[]): void {
   const kids = node.children ?? [];
   kids.forEach((k, i) => {
     const lastOne = i === kids.length - 1;
-    lines.push(`${prefix}${lastOne ? '└── ' : '├── '}${k.name}${k.kind === 'dir' ? '/' : ''}`);
+    lines.push(`${prefix}${lastOne ? '└── ' : '├── '}${printableName(k.name)}${k.kind === 'dir' ? '/' : ''}`);
     draw(k, prefix + (lastOne ? '    ' : '│   '), lines);
   });
 }
@@ -43,7 +44,8 @@ export function registerTreeCommand(program: Command, env: VerbEnv): void {
           env.json(tree);
           return;
         }
-        const lines = [tree.kind === 'dir' ? `${tree.name === '/' ? '/' : `${tree.name}/`}` : tree.name];
+        const root = printableName(tree.name);
+        const lines = [tree.kind === 'dir' ? `${tree.name === '/' ? '/' : `${root}/`}` : root];
         draw(tree, '', lines);
         env.out(lines.join('\n'));
       }),

@@ -110,7 +110,7 @@ describe('the sedfs CLI against a real cluster', () => {
 
   test('names with terminal control sequences are listed with them shown as ?, never sent raw', async () => {
     // Anyone who can write to a folder shared with you can choose such a name.
-    const name = 'evil\x1b]0;pwned\x07\x1b[2K\u202etxt.exe';
+    const name = 'evil\x1b]0;pwned\x07\x1b[2K\u202etxt.exe\npayroll.xlsx  file  9 B';
     assert.equal((await sedfs('write', `/${name}`, 'x')).code, 0);
     for (const args of [
       ['ls', '/'],
@@ -120,7 +120,11 @@ describe('the sedfs CLI against a real cluster', () => {
       const res = await sedfs(...args);
       const shown = res.stdout + res.stderr;
       for (const raw of ['\x1b', '\x07', '\u202e']) assert.ok(!shown.includes(raw), args.join(' '));
-      assert.ok(shown.includes('evil?]0;pwned??[2K?txt.exe'), `${args.join(' ')}: ${shown}`);
+      assert.ok(
+        shown.includes('evil?]0;pwned??[2K?txt.exe?payroll.xlsx  file  9 B'),
+        `${args.join(' ')}: ${shown}`,
+      );
+      assert.ok(!/^payroll/m.test(shown), `${args.join(' ')}: no row of its own`);
     }
     // JSON keeps the real name, escaped as JSON escapes it.
     const json = await sedfs('ls', '--json', '/');
