@@ -1,6 +1,5 @@
-import { setTimeout as delay } from 'node:timers/promises';
 import type { Command } from 'commander';
-import { SedfsError } from '../protocol/errors.js';
+import { retryOnConflict } from '../common/retry.js';
 import type { VerbEnv } from './env.js';
 import { readSmall } from './transfer.js';
 
@@ -24,27 +23,16 @@ export function registerWriteCommand(program: Command, env: VerbEnv): void {
         // Read, add, and write back only over the version read: another append landing
         // in between makes main refuse this one, which then reads again. Without the
         // check, appends running at once overwrote each other's lines.
-        for (let attempt = 1; ; attempt++) {
+        await retryOnConflict(APPEND_ATTEMPTS, async () => {
           const existing = await fs.find(remote, env.cwd);
           const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
-          try {
-            await fs.put(
-              [before, line],
-              remote,
-              { expectVersionId: existing?.entry.versionId ?? null },
-              env.cwd,
-            );
-            return;
-          } catch (err) {
-            if (
-              attempt >= APPEND_ATTEMPTS ||
-              !(err instanceof SedfsError) ||
-              err.code !== 'SEDFS_ERR_VERSION_CONFLICT'
-            )
-              throw err;
-            await delay(Math.random() * 50 * attempt);
-          }
-        }
+          await fs.put(
+            [before, line],
+            remote,
+            { expectVersionId: existing?.entry.versionId ?? null },
+            env.cwd,
+          );
+        });
       }),
     );
 }

@@ -1,3 +1,4 @@
+import { retryOnConflict } from '../common/retry.js';
 import { fingerprint, sealTo } from '../crypto/identity.js';
 import {
   decryptName,
@@ -112,19 +113,8 @@ export async function unshare(
   const parent = await fs.resolve(joinPath(splitPath(node.path).slice(0, -1)));
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
   // Main refuses a re-key of a subtree that changed after it was read (a new version, a
-  // new child): read it again and re-key that, a few times before giving up.
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await rekey(fs, node, parent, target);
-    } catch (err) {
-      if (
-        attempt >= UNSHARE_ATTEMPTS ||
-        !(err instanceof SedfsError) ||
-        err.code !== 'SEDFS_ERR_VERSION_CONFLICT'
-      )
-        throw err;
-    }
-  }
+  // node added, moved or renamed): read it again and re-key that.
+  return retryOnConflict(UNSHARE_ATTEMPTS, () => rekey(fs, node, parent, target));
 }
 
 const UNSHARE_ATTEMPTS = 3;

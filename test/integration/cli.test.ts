@@ -104,7 +104,11 @@ describe('the sedfs CLI against a real cluster', () => {
       proc.proc.kill(signal);
       await proc.exited;
       assert.equal(proc.proc.signalCode, signal, 'it ends as the signal ends it');
-      assert.deepEqual(readdirSync(into), [], `nothing left after ${signal}`);
+      assert.deepEqual(
+        readdirSync(into),
+        [],
+        `nothing left after ${signal}; the get printed: ${proc.output()}`,
+      );
     }
   });
 
