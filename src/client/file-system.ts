@@ -668,7 +668,7 @@ function versionFor(
  * is wrapped or encrypted under that key: main refuses it if an unshare has replaced the
  * key since (see ExpectWrappedKey). The home folder's key is never replaced.
  */
-function keyWitness<F extends string>(field: F, node: { entry: object }): { [K in F]?: string } {
+export function keyWitness<F extends string>(field: F, node: { entry: object }): { [K in F]?: string } {
   const wrapped = (node.entry as { wrappedKey?: string | null }).wrappedKey;
   return (wrapped ? { [field]: wrapped } : {}) as { [K in F]?: string };
 }

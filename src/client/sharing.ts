@@ -18,7 +18,13 @@ import type {
   UnshareRequest,
   UserKeysResponse,
 } from '../protocol/namespace-api.js';
-import { type FileSystem, grantKeyContext, grantNameContext, type OpenNode } from './file-system.js';
+import {
+  type FileSystem,
+  grantKeyContext,
+  grantNameContext,
+  keyWitness,
+  type OpenNode,
+} from './file-system.js';
 import { joinPath, splitPath } from './paths.js';
 import type { Pin } from './profile.js';
 
@@ -94,6 +100,7 @@ export async function share(
     sealedName: sealTo(keys.boxKey, Buffer.from(node.name, 'utf8'), grantNameContext(node.entry.id)).toString(
       'base64url',
     ),
+    ...keyWitness('expectWrappedKey', node),
   });
   return keys;
 }

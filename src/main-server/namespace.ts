@@ -291,6 +291,7 @@ export class NamespaceService {
   /** Grants `perm` on a node the caller owns; the key and name come sealed to the grantee. */
   share(user: UserRecord, id: string, req: ShareRequest): void {
     const node = this.authorize(user, id, 'owner', 'share');
+    keysUnchanged(node, req.expectWrappedKey);
     if (node.parentId === null)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'share a folder inside your home, not the home itself');
     const grantee = this.store.userById(req.grantee);

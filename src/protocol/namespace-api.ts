@@ -136,6 +136,8 @@ export const ShareRequest = Type.Object(
     perm: Type.Union([Type.Literal('read'), Type.Literal('write')]),
     sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }),
     sealedName: Type.String({ pattern: '^[A-Za-z0-9_-]{1,2048}$' }),
+    /** the node's wrapped key when `sealedKey`'s key was opened: refused if an unshare replaced it */
+    expectWrappedKey: ExpectWrappedKey,
   },
   strict,
 );

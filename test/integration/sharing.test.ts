@@ -514,7 +514,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     }
   });
 
-  test('a put, mkdir or move that overlaps an unshare is refused, never saved under the replaced keys', async () => {
+  test('a put, mkdir, move or share that overlaps an unshare is refused, never saved under the replaced keys', async () => {
     const a = actors.alice as Actor;
     await a.fs.mkdir('/race/sub', { parents: true });
     await a.fs.put([Buffer.from('v1')], '/race/f.txt');
@@ -550,6 +550,20 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     };
     assert.equal(
       await outcome(() => a.client.call('POST', `/v1/nodes/${staleParent.entry.id}/children`, stale)),
+      'SEDFS_ERR_VERSION_CONFLICT',
+    );
+    // A share sealing a key read before the unshare: the grantee could not open the folder.
+    const erin = (await a.client.call<{ id: string }>('GET', '/v1/users/erin')).id;
+    assert.equal(
+      await outcome(() =>
+        a.client.call('POST', `/v1/nodes/${staleFolder.entry.id}/grants`, {
+          grantee: erin,
+          perm: 'read',
+          sealedKey: 'c2VhbGVk',
+          sealedName: 'bmFtZQ',
+          expectWrappedKey: staleFolder.entry.wrappedKey as string,
+        }),
+      ),
       'SEDFS_ERR_VERSION_CONFLICT',
     );
     const home = await a.fs.resolve('/');
