@@ -38,8 +38,15 @@ export class Repairer {
   readonly progress = { chunks: 0, bytes: 0, failures: 0 };
   /** Replicas being re-checked now, as `chunk/server`. */
   private readonly verifying = new Set<string>();
-  /** Under-replicated chunks with no good copy on a live server, as last logged. */
-  private withoutLiveCopy = 0;
+  private stuck = 0;
+
+  /**
+   * Under-replicated chunks with no good copy on a live server, as the last repair pass
+   * found them (for `sedfs check`, which does not scan the replicas a second time).
+   */
+  get withoutLiveCopy(): number {
+    return this.stuck;
+  }
 
   constructor(
     private readonly store: MainStore,
@@ -167,8 +174,8 @@ export class Repairer {
 
   /** Logs the chunks repair cannot restore (no good copy on a live server) when their number changes. */
   private noteWithoutLiveCopy(n: number): void {
-    if (n === this.withoutLiveCopy) return;
-    this.withoutLiveCopy = n;
+    if (n === this.stuck) return;
+    this.stuck = n;
     if (n > 0)
       this.log.warn(
         { chunks: n },

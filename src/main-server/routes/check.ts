@@ -19,11 +19,7 @@ function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
     })),
     chunks: ctx.store.countChunks(),
     underReplicated: ctx.store.countUnderReplicated(counted),
-    withoutLiveCopy: ctx.store.underReplicated(
-      counted,
-      ctx.registry.live().map((s) => s.id),
-      0,
-    ).withoutLiveCopy,
+    withoutLiveCopy: ctx.repairer.withoutLiveCopy,
     surplus: ctx.store.countSurplus(),
     repair: { ...ctx.repairer.progress },
     ...(verify ? { verify } : {}),
