@@ -394,7 +394,7 @@ export class NamespaceService {
     const now = this.now();
     const own = this.store.locksOnPath(id, now).find((l) => l.nodeId === id && l.holderId === user.id);
     const expiresAt = Math.max(now + ttlSeconds * 1000, own?.expiresAt ?? 0);
-    this.store.setLock({ nodeId: id, holderId: user.id, expiresAt });
+    this.store.setLock({ nodeId: id, holderId: user.id, expiresAt }, now);
     this.audit.write({ event: 'lock', user: user.id, node: id });
     return { holder: user.name, expiresAt, renewed: own !== undefined };
   }

@@ -156,6 +156,7 @@ export interface NamespaceStore {
   locksOnPath(nodeId: string, now: number): LockRecord[];
   /** An unexpired lock someone other than `userId` holds on a node below `nodeId`, if any. */
   lockBelow(nodeId: string, userId: string, now: number): LockRecord | undefined;
-  setLock(lock: LockRecord): void;
+  /** Takes or renews a lock; locks expired by `now` are dropped at the same time, so stale ones never pile up. */
+  setLock(lock: LockRecord, now: number): void;
   deleteLock(nodeId: string): void;
 }

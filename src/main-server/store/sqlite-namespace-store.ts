@@ -501,13 +501,18 @@ export class SqliteNamespaceStore implements NamespaceStore {
       .get({ node: nodeId, user: userId, now }) as LockRecord | undefined;
   }
 
-  setLock(lock: LockRecord): void {
-    this.db
-      .prepare(
-        `INSERT INTO locks (node_id, holder_id, expires_at) VALUES (?, ?, ?)
-         ON CONFLICT (node_id) DO UPDATE SET holder_id = excluded.holder_id, expires_at = excluded.expires_at`,
-      )
-      .run(lock.nodeId, lock.holderId, lock.expiresAt);
+  setLock(lock: LockRecord, now: number): void {
+    this.db.transaction(() => {
+      // Every lock check reads the table (lockBelow reads all of a tree's locks): expired
+      // rows would only slow it. Few locks are live at once, so the scan is short.
+      this.db.prepare('DELETE FROM locks WHERE expires_at <= ?').run(now);
+      this.db
+        .prepare(
+          `INSERT INTO locks (node_id, holder_id, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT (node_id) DO UPDATE SET holder_id = excluded.holder_id, expires_at = excluded.expires_at`,
+        )
+        .run(lock.nodeId, lock.holderId, lock.expiresAt);
+    })();
   }
 
   deleteLock(nodeId: string): void {

@@ -439,6 +439,23 @@ describe('SqliteNamespaceStore', () => {
     s.close();
   });
 
+  test('taking a lock drops the locks that have expired and keeps the live ones', () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    ns.createUser(user, node(1, null, 'dir', null));
+    for (const n of [2, 3, 4]) ns.createNode(node(n, 1, 'file', n));
+    ns.setLock({ nodeId: hex(2), holderId: user.id, expiresAt: 10 }, 1);
+    ns.setLock({ nodeId: hex(3), holderId: user.id, expiresAt: 100 }, 1);
+    const rows = () =>
+      (s.db.prepare('SELECT node_id FROM locks ORDER BY node_id').pluck().all() as string[]).map((id) =>
+        id.slice(-2),
+      );
+    assert.deepEqual(rows(), ['02', '03']);
+    ns.setLock({ nodeId: hex(4), holderId: user.id, expiresAt: 200 }, 50);
+    assert.deepEqual(rows(), ['03', '04'], 'the lock that expired at 10 is gone by 50');
+    s.close();
+  });
+
   test('a version commit that fails leaves neither the node nor the blob', () => {
     const s = db();
     const ns = new SqliteNamespaceStore(s.db);
