@@ -438,9 +438,9 @@ export class FileSystem {
       ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
       ...(opts.onWarning ? { onWarning: opts.onWarning } : {}),
     });
-    const commitAs = async (target: OpenNode | undefined) => {
+    const commitAs = async (target: OpenNode | undefined, into: OpenNode = parent) => {
       const { version, fileKey } = versionFor(
-        parent,
+        into,
         name,
         target,
         sealer,
@@ -454,9 +454,18 @@ export class FileSystem {
     try {
       return await commitAs(existing);
     } catch (err) {
+      if (!(err instanceof SedfsError)) throw err;
+      // An unshare replaced the keys this put opened (main refuses what is wrapped under
+      // them). The chunks are sealed under the upload's own content key, so nothing is
+      // sent again: the keys are opened afresh and only the commit is made again, once.
+      // With expectVersionId the conflict may be another version instead: the caller reads again.
+      if (err.code === 'SEDFS_ERR_VERSION_CONFLICT' && opts.expectVersionId === undefined) {
+        const into = await this.resolve(joinPath(names));
+        return commitAs(await this.child(into, name), into);
+      }
       // Someone created the same name meanwhile: land as a new version of their file,
       // unless this put was to replace a version it read (then theirs must be read first).
-      if (existing || !(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_EXISTS') throw err;
+      if (existing || err.code !== 'SEDFS_ERR_EXISTS') throw err;
       if (opts.expectVersionId !== undefined)
         throw new SedfsError(
           'SEDFS_ERR_VERSION_CONFLICT',
