@@ -400,14 +400,23 @@ export class FileSystem {
       await Promise.all(items.map((i, k) => sendOne(i, answer?.results[k])));
     });
     await inParallel([...single], 16, (i) => sendOne(i));
-    await this.client.commitFiles(
-      upload.uploadId,
-      sealed.map((s, i) => ({
-        chunks: [{ id: s.id, size: s.bytes.length, receipts: receipts[i] as StoredReceipt[] }],
-        version: versionFor(parent, s.file.name, undefined, s.sealer, s.file.data.length, DEFAULT_CHUNK_BYTES)
-          .version,
-      })),
-    );
+    const commitInto = (into: OpenNode) =>
+      this.client.commitFiles(
+        upload.uploadId,
+        sealed.map((s, i) => ({
+          chunks: [{ id: s.id, size: s.bytes.length, receipts: receipts[i] as StoredReceipt[] }],
+          version: versionFor(into, s.file.name, undefined, s.sealer, s.file.data.length, DEFAULT_CHUNK_BYTES)
+            .version,
+        })),
+      );
+    try {
+      await commitInto(parent);
+    } catch (err) {
+      // The folder's key was replaced by an unshare meanwhile: as in `put`, open it
+      // afresh and commit again, once; the chunks stay as sent.
+      if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_VERSION_CONFLICT') throw err;
+      await commitInto(await this.resolve(parent.path));
+    }
   }
 
   /**

@@ -596,6 +596,33 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     );
   });
 
+  test('small files put at once across an unshare land under the new keys', async () => {
+    const a = actors.alice as Actor;
+    await a.fs.mkdir('/race2');
+    await share(a.fs, a.pins, '/race2', 'dave', 'read');
+    // The unshare lands between the files' upload and their one commit.
+    const commitFiles = a.client.commitFiles.bind(a.client);
+    let unshared = false;
+    a.client.commitFiles = async (...args) => {
+      if (!unshared) {
+        unshared = true;
+        await unshare(a.fs, '/race2', 'dave');
+      }
+      return commitFiles(...args);
+    };
+    try {
+      await a.fs.putMany('/race2', [
+        { name: 'm1.txt', data: Buffer.from('one') },
+        { name: 'm2.txt', data: Buffer.from('two') },
+      ]);
+    } finally {
+      a.client.commitFiles = commitFiles;
+    }
+    assert.ok(unshared);
+    assert.equal(await text(a.fs, '/race2/m1.txt'), 'one');
+    assert.equal(await text(a.fs, '/race2/m2.txt'), 'two');
+  });
+
   test('the audit log records logins, shares, unshares, locks and denials, by id only', async () => {
     const { readFileSync } = await import('node:fs');
     const { join } = await import('node:path');
