@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
 import { createAgent } from '../../../src/common/http-client.js';
+import type { Logger } from '../../../src/common/logger.js';
 import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
 import { Registry } from '../../../src/main-server/registry.js';
 import { Repairer } from '../../../src/main-server/repairer.js';
@@ -16,6 +17,19 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const stats = { totalBytes: 100, freeBytes: 50, usedBytes: 10, chunkCount: 0 };
+
+/** A repairer copying one chunk at a time, unpaced, two chunks a page, on the test's clock. */
+function repairerFor(store: SqliteStore, registry: Registry, log: Logger, clock: { now: number }): Repairer {
+  return new Repairer(
+    store,
+    registry,
+    ticketSigner(generateTicketKeyPem()),
+    createAgent(),
+    log,
+    () => clock.now,
+    { concurrency: 1, rateMiBs: 0, batch: 2 },
+  );
+}
 
 test('a page full of chunks with no good copy on a live server does not keep repair from restoring the others', async () => {
   const store = new SqliteStore(join(dir, 'starved.db'));
@@ -54,15 +68,7 @@ test('a page full of chunks with no good copy on a live server does not keep rep
   store.createUpload({ id: hex(10), replicas: 2, createdAt: 0, expiresAt: 10 });
   store.commitBlob({ id: hex(6), uploadId: hex(10), wanted: 2, createdAt: 2, chunks: [chunk(7, [source])] });
 
-  const repairer = new Repairer(
-    store,
-    registry,
-    ticketSigner(generateTicketKeyPem()),
-    createAgent(),
-    log,
-    () => clock.now,
-    { concurrency: 1, rateMiBs: 0, batch: 2 },
-  );
+  const repairer = repairerFor(store, registry, log, clock);
   try {
     await repairer.drain(1);
     assert.deepEqual(asked, [`/v1/chunks/${hex(7, 64)}/replicate`]);
@@ -95,15 +101,7 @@ test('re-checks of reported replicas: one at a time per replica, and a bounded n
   await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
   const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
   store.registerServer({ id: hex(1), url, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
-  const repairer = new Repairer(
-    store,
-    registry,
-    ticketSigner(generateTicketKeyPem()),
-    createAgent(),
-    log,
-    () => clock.now,
-    { concurrency: 1, rateMiBs: 0, batch: 2 },
-  );
+  const repairer = repairerFor(store, registry, log, clock);
   const settle = () => new Promise((res) => setTimeout(res, 200));
   try {
     const same = Array.from({ length: 10 }, () => repairer.verifyReplica(hex(7, 64), hex(1)));
