@@ -165,7 +165,13 @@ export class Repairer {
     }
     // A window, not batches: the next copy starts as soon as any one ends, so a slow copy
     // does not hold the others' slots idle until it is done.
+    const restoredBefore = this.progress.chunks;
     await inParallel(work, this.opts.concurrency, (copy) => copy());
+    // A full page means more may be waiting. The timer would wait 19 times this pass's
+    // length (its duty cycle, for passes that find little): a server's worth of lost
+    // chunks would take a pause of minutes per page. Only a page that restored
+    // something goes on at once, so copies that all fail do not spin.
+    if (todo.length === this.opts.batch && this.progress.chunks > restoredBefore) this.kick();
     // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
     // are noted here and removed by the deleter after the grace period.
     const surplus = this.store.findSurplus(live, this.now());

@@ -7,6 +7,7 @@ import { after, test } from 'node:test';
 import pino from 'pino';
 import { createAgent } from '../../../src/common/http-client.js';
 import type { Logger } from '../../../src/common/logger.js';
+import { receiptFor } from '../../../src/crypto/receipts.js';
 import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
 import { Registry } from '../../../src/main-server/registry.js';
 import { Repairer } from '../../../src/main-server/repairer.js';
@@ -120,6 +121,53 @@ test('re-checks of reported replicas: one at a time per replica, and a bounded n
   } finally {
     await repairer.stop();
     server.close();
+    store.close();
+  }
+});
+
+test('repair goes on to the next page of chunks at once while pages restore something, without waiting for its timer', async () => {
+  const store = new SqliteStore(join(dir, 'pages.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000);
+  const receiptKey = Buffer.alloc(32, 7).toString('base64url');
+  const [source, sink] = [hex(1), hex(2)];
+  // The target takes every copy and answers with its receipt, as a file server does.
+  const target = createServer((req, res) => {
+    const chunkId = (req.url ?? '').split('/')[3] ?? '';
+    res.setHeader('content-type', 'application/json');
+    res.end(
+      JSON.stringify({
+        receipts: [{ server: sink, receipt: receiptFor(receiptKey, sink, chunkId, 1) }],
+        failed: [],
+      }),
+    );
+  });
+  await new Promise<void>((res) => target.listen(0, '127.0.0.1', res));
+  const targetUrl = `http://127.0.0.1:${(target.address() as { port: number }).port}`;
+  store.registerServer(
+    { id: source, url: 'http://127.0.0.1:9', ...stats, registeredAt: 1, lastHeartbeat: clock.now },
+    receiptKey,
+  );
+  store.registerServer(
+    { id: sink, url: targetUrl, ...stats, registeredAt: 1, lastHeartbeat: clock.now },
+    receiptKey,
+  );
+  store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+  const chunks = [1, 2, 3, 4, 5].map((n) => ({ id: hex(n, 64), size: 1, servers: [source] }));
+  store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 2, createdAt: 1, chunks });
+
+  // Two chunks a page, and a timer that would not fire within the test.
+  const repairer = repairerFor(store, registry, log, clock);
+  try {
+    repairer.kick();
+    const deadline = Date.now() + 5000;
+    while (repairer.progress.chunks < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(repairer.progress.chunks, 5, 'all three pages restored after one kick');
+    assert.equal(repairer.progress.failures, 0);
+  } finally {
+    await repairer.stop();
+    target.close();
     store.close();
   }
 });
