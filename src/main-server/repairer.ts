@@ -153,7 +153,8 @@ export class Repairer {
     this.noteWithoutLiveCopy(withoutLiveCopy);
     const work: (() => Promise<void>)[] = [];
     for (const chunk of todo) {
-      const source = chunk.holders.map((h) => liveById.get(h)).find((s) => s !== undefined);
+      const sources = chunk.holders.flatMap((h) => liveById.get(h) ?? []);
+      const source = sources[work.length % Math.max(1, sources.length)];
       // The store gives only chunks with a live holder, but the registry may have moved on.
       if (!source) continue;
       const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
