@@ -79,7 +79,7 @@ sedfs_workloads() {
   plain=$(python3 - "$BIG" "$SD" <<'PY'
 import pathlib, sys
 probe = open(sys.argv[1], 'rb').read(4096)
-print(sum(probe in p.read_bytes() for p in pathlib.Path(sys.argv[2]).glob('fs*/chunks/*/*/*')) + sum(probe in p.read_bytes() for p in pathlib.Path(sys.argv[2]).glob('fs*/packs/*.pack')))
+print(sum(probe in p.read_bytes() for p in pathlib.Path(sys.argv[2]).glob('fs*/chunks/*/*')) + sum(probe in p.read_bytes() for p in pathlib.Path(sys.argv[2]).glob('fs*/packs/*.pack')))
 PY
 )
   if [ "$plain" = 0 ]; then emit "$p" encrypted_at_rest "$r" 1 bool; else emit "$p" encrypted_at_rest "$r" 0 bool; fi

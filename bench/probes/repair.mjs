@@ -48,7 +48,9 @@ try {
     await cluster.killFileServer(0, 'SIGTERM');
     rmSync(join(cluster.fileServers[0].data, 'chunks'), { recursive: true, force: true });
     await run('sh', ['-c', 'sync; echo 3 > /proc/sys/vm/drop_caches']);
-    const others = [cluster.main, ...cluster.fileServers.slice(1).map((f) => f.process)].map((p) => p.proc.pid);
+    const others = [cluster.main, ...cluster.fileServers.slice(1).map((f) => f.process)].map(
+      (p) => p.proc.pid,
+    );
     const before = others.map(cpuOf);
     const disk0 = diskStats();
     const cpu0 = machineCpu();
@@ -74,7 +76,12 @@ try {
       .join(' ');
     const used = [cpuOf(pid), ...others.map((p, j) => cpuOf(p) - before[j])];
     console.log(
-      `repair ${(mib / secs).toFixed(0)} MiB/s ${secs.toFixed(2)} s (first copy seen at ${((firstCopyAt - t0) / 1000).toFixed(2)} s) | cpu wiped ${used[0].toFixed(2)} main ${used[1].toFixed(2)} sources ${used.slice(2).map((u) => u.toFixed(2)).join(' ')} | disk read ${((disk1.read - disk0.read) / 2048).toFixed(0)} MiB written ${((disk1.written - disk0.written) / 2048).toFixed(0)} MiB busy ${((disk1.busyMs - disk0.busyMs) / 1000).toFixed(2)} s\n  machine: ${machine}`,
+      `repair ${(mib / secs).toFixed(0)} MiB/s ${secs.toFixed(2)} s (first copy seen at ${((firstCopyAt - t0) / 1000).toFixed(2)} s) | cpu wiped ${used[0].toFixed(2)} main ${used[1].toFixed(2)} sources ${used
+        .slice(2)
+        .map((u) => u.toFixed(2))
+        .join(
+          ' ',
+        )} | disk read ${((disk1.read - disk0.read) / 2048).toFixed(0)} MiB written ${((disk1.written - disk0.written) / 2048).toFixed(0)} MiB busy ${((disk1.busyMs - disk0.busyMs) / 1000).toFixed(2)} s\n  machine: ${machine}`,
     );
   }
 } finally {

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
@@ -11,13 +11,15 @@ import { ChangeLog } from './change-log.js';
 import { ALWAYS_HASH_BELOW, ChunkPacks, PackWrite } from './chunk-packs.js';
 
 /**
- * Chunks on local disk at `chunks/<2 hex>/<2 hex>/<64 hex id>`, named by the SHA-256
- * of their bytes. A write goes to `tmp/`, is hashed as it arrives, fsynced, renamed
+ * Chunks on local disk at `chunks/<2 hex>/<64 hex id>`, named by the SHA-256 of their
+ * bytes. A write goes to `tmp/`, is hashed as it arrives, fsynced, renamed
  * into place and its directory fsynced: a chunk file that exists is whole and correct,
  * and whatever a crash leaves in `tmp/` is removed at the next start. Small chunks sent
  * in one batch are stored together instead, in one pack file (see chunk-packs.ts).
  */
 export interface ChunkStoreEvents {
+  /** chunks moved up from the old two-level layout at init */
+  onMovedUp?: (chunks: number) => void;
   onBadPack?: (name: string, why: string) => void;
   onCompactFailed?: (pack: string, why: string) => void;
 }
@@ -29,8 +31,6 @@ export class ChunkStore {
   private readonly quarantineDir: string;
   private usedBytes = 0;
   private chunkCount = 0;
-  /** directories under chunks/ known to exist durably (true), or being made so */
-  private readonly dirs = new Map<string, true | Promise<void>>();
   private pool: BufferPool;
   private readPool = new BufferPool(READ_BUFFER_BYTES, 16);
   /** Set when chunk files are written with O_DIRECT (see direct-io.ts). */
@@ -71,6 +71,8 @@ export class ChunkStore {
     await rm(this.tmpDir, { recursive: true, force: true });
     await mkdirDurable(this.tmpDir, this.syncDirectory);
     await mkdirDurable(this.chunksDir, this.syncDirectory);
+    await this.makeShards();
+    await this.moveUpFromOldLayout();
     this.direct = DirectIo.open(this.tmpDir);
     if (this.direct) {
       // Whole aligned blocks: every flush but a chunk's last must end on the alignment.
@@ -107,7 +109,7 @@ export class ChunkStore {
 
   pathOf(id: string): string {
     assertChunkId(id);
-    return join(this.chunksDir, id.slice(0, 2), id.slice(2, 4), id);
+    return join(this.chunksDir, id.slice(0, 2), id);
   }
 
   async has(id: string): Promise<boolean> {
@@ -313,8 +315,6 @@ export class ChunkStore {
   /** @internal called by ChunkWrite once its file is in place */
   async placeFile(tmp: string, final: string, size: number, existed: boolean): Promise<void> {
     const dir = dirname(final);
-    const known = this.dirs.get(dir);
-    if (known !== true) await (known ?? this.makeDir(dir));
     await renameReplacing(tmp, final);
     await this.syncDirectory(dir);
     // A chunk is live in one place only: a packed copy of it is dead now.
@@ -327,48 +327,65 @@ export class ChunkStore {
   }
 
   /**
-   * Makes a directory under chunks/ (its parent first) durably, once per process: the
-   * chunk files fsynced into it are only as durable as its own entry. Writes into a new
-   * directory at the same time share one making, so none is answered before the entry is
-   * on disk. One that existed is taken as durable (the process that made it synced it).
+   * Makes the 256 shard directories, once for the life of the data folder, and fsyncs
+   * chunks/ if any was new. Made as chunks came, most of a young server's chunks paid a
+   * mkdir and a directory fsync of their own (with two levels of 256, as before, even a
+   * server holding a terabyte was still making directories).
    */
-  private makeDir(dir: string): Promise<void> {
-    const making = (async () => {
-      const parent = dirname(dir);
-      const parentKnown = parent === this.chunksDir || this.dirs.get(parent);
-      if (parentKnown !== true) await (parentKnown ?? this.makeDir(parent));
-      const made = await mkdir(dir).then(
-        () => true,
-        (err: NodeJS.ErrnoException) => {
-          if (err.code === 'EEXIST') return false;
-          throw err;
-        },
-      );
-      if (made) await this.syncDirectory(parent);
-      this.dirs.set(dir, true);
-    })();
-    this.dirs.set(dir, making);
-    // Failed (a full disk): the next write into it tries again.
-    making.catch(() => this.dirs.delete(dir));
-    return making;
+  private async makeShards(): Promise<void> {
+    const have = new Set(await readdirOrEmpty(this.chunksDir));
+    let made = false;
+    for (const shard of SHARDS) {
+      if (have.has(shard)) continue;
+      await mkdir(join(this.chunksDir, shard), { recursive: true });
+      made = true;
+    }
+    if (made) await this.syncDirectory(this.chunksDir);
+  }
+
+  /**
+   * Chunks used to sit one level deeper (`chunks/aa/bb/<id>`); they are moved up at
+   * start. A rename is atomic, so a crash midway leaves each chunk in one of the two
+   * places, and the next start goes on. An old folder is removed once empty; one with
+   * anything else in it (never ours to report) is left as it is.
+   */
+  private async moveUpFromOldLayout(): Promise<void> {
+    let moved = 0;
+    for (const a of SHARDS) {
+      const shard = join(this.chunksDir, a);
+      const old = (await readdirOrEmpty(shard)).filter((name) => SHARD_NAME.test(name));
+      for (const b of old) {
+        const from = join(shard, b);
+        for (const name of await readdirOrEmpty(from)) {
+          if (!isChunkId(name) || name.slice(0, 4) !== a + b) continue;
+          await renameReplacing(join(from, name), join(shard, name));
+          moved++;
+        }
+        await this.syncDirectory(shard);
+        await rmdir(from).catch(ignore);
+      }
+    }
+    if (moved > 0) this.events.onMovedUp?.(moved);
   }
 
   private async *walk(): AsyncGenerator<{ id: string; size: number }> {
-    for (const a of await readdirOrEmpty(this.chunksDir)) {
-      for (const b of await readdirOrEmpty(join(this.chunksDir, a))) {
-        const dir = join(this.chunksDir, a, b);
-        for (const name of await readdirOrEmpty(dir)) {
-          // Anything that is not a well-formed chunk in its right place is not ours to report.
-          if (!isChunkId(name) || name.slice(0, 2) !== a || name.slice(2, 4) !== b) continue;
-          const st = await stat(join(dir, name)).catch(() => undefined);
-          if (st?.isFile()) yield { id: name, size: st.size };
-        }
+    for (const a of SHARDS) {
+      const dir = join(this.chunksDir, a);
+      for (const name of await readdirOrEmpty(dir)) {
+        // Anything that is not a well-formed chunk in its right place is not ours to report.
+        if (!isChunkId(name) || name.slice(0, 2) !== a) continue;
+        const st = await stat(join(dir, name)).catch(() => undefined);
+        if (st?.isFile()) yield { id: name, size: st.size };
       }
     }
   }
 }
 
 const ignore = () => undefined;
+
+/** The shard directories under chunks/, by a chunk id's first two hex digits. */
+const SHARDS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+const SHARD_NAME = /^[0-9a-f]{2}$/;
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {

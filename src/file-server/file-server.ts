@@ -58,6 +58,8 @@ export async function startFileServer(
       ),
     onCompactFailed: (pack, why) =>
       log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
+    onMovedUp: (chunks) =>
+      log.info({ chunks }, 'chunk files moved from chunks/aa/bb/ to chunks/aa/ (the one-level layout)'),
   });
   await store.init();
   if (config.insecureHttp)

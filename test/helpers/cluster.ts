@@ -299,7 +299,7 @@ export class TestCluster {
   /** Path of a chunk file on a file server's disk, per the documented layout. */
   chunkPath(index: number, chunkId: string): string {
     const fs = this.fileServers[index] as FileServerHandle;
-    return join(fs.data, 'chunks', chunkId.slice(0, 2), chunkId.slice(2, 4), chunkId);
+    return join(fs.data, 'chunks', chunkId.slice(0, 2), chunkId);
   }
 
   /**

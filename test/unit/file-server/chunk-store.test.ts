@@ -34,7 +34,7 @@ test('a committed chunk is stored under its hash, in the documented layout, and 
   await w.append(bytes.subarray(0, 5));
   await w.append(bytes.subarray(5));
   await w.commit();
-  assert.ok(existsSync(join(s.root, 'chunks', id.slice(0, 2), id.slice(2, 4), id)));
+  assert.ok(existsSync(join(s.root, 'chunks', id.slice(0, 2), id)));
   assert.equal((await s.stats()).chunkCount, 1);
   assert.equal((await s.stats()).usedBytes, bytes.length);
   assert.deepEqual(readdirSync(s.tmpDir), []);
@@ -117,9 +117,11 @@ test('the inventory lists only well-formed chunks in their right place', async (
   await w.append(bytes);
   await w.commit();
   const wrongPlace = sha(Buffer.from('elsewhere'));
-  mkdirSync(join(s.chunksDir, 'zz', 'zz'), { recursive: true });
-  writeFileSync(join(s.chunksDir, 'zz', 'zz', wrongPlace), 'x');
-  writeFileSync(join(s.chunksDir, id.slice(0, 2), id.slice(2, 4), 'notes.txt'), 'x');
+  const otherShard = wrongPlace.startsWith('00') ? '01' : '00';
+  writeFileSync(join(s.chunksDir, otherShard, wrongPlace), 'x');
+  mkdirSync(join(s.chunksDir, 'zz'), { recursive: true });
+  writeFileSync(join(s.chunksDir, 'zz', id), 'x');
+  writeFileSync(join(s.chunksDir, id.slice(0, 2), 'notes.txt'), 'x');
   const ids: string[] = [];
   for await (const c of s.inventory()) ids.push(c);
   assert.deepEqual(ids, [id]);
@@ -268,7 +270,7 @@ test('a read that fails mid-chunk keeps the file and read buffers until the piec
   assert.equal(s.sending, 0);
 });
 
-test('new directories are made durable once, as they are made: tmp/ and chunks/ at init, then chunks/aa and chunks/aa/bb for the first chunk there', async () => {
+test('the 256 shard directories are made durably at the first start, so storing a chunk fsyncs only its own directory', async () => {
   const dir = join(root, 'durable');
   const synced: string[] = [];
   const watched = () =>
@@ -277,28 +279,56 @@ test('new directories are made durable once, as they are made: tmp/ and chunks/ 
     });
   const s = watched();
   await s.init();
-  // tmp/ and chunks/ are entries of the root, the root one of its parent.
-  assert.deepEqual(synced, [dir, root, dir]);
-  const store = async (bytes: Buffer) => {
+  // tmp/ and chunks/ are entries of the root, the root one of its parent; the shards of chunks/.
+  assert.deepEqual(synced, [dir, root, dir, s.chunksDir]);
+  assert.equal(readdirSync(s.chunksDir).length, 256);
+  for (const text of ['first', 'second']) {
     synced.length = 0;
+    const bytes = Buffer.from(text);
     const w = await s.beginWrite(sha(bytes), bytes.length);
     w.append(bytes);
     await w.commit();
-    return sha(bytes);
-  };
-  const first = await store(Buffer.from('first'));
-  const aa = join(s.chunksDir, first.slice(0, 2));
-  const bb = join(aa, first.slice(2, 4));
-  assert.deepEqual(synced, [s.chunksDir, aa, bb], 'chunks/aa made, chunks/aa/bb made, the chunk placed');
-  // Another chunk in the same directory costs only the fsync of its own rename.
-  let again: Buffer;
-  let i = 0;
-  do again = Buffer.from(`other ${i++}`);
-  while (sha(again).slice(0, 4) !== first.slice(0, 4));
-  await store(again);
-  assert.deepEqual(synced, [bb]);
-  // After a restart, existing directories are not synced again.
+    assert.deepEqual(synced, [join(s.chunksDir, sha(bytes).slice(0, 2))], 'only the rename into its shard');
+  }
+  // After a restart, existing directories are not made or synced again.
   synced.length = 0;
   await watched().init();
   assert.deepEqual(synced, [dir], 'only tmp/, made anew at each start');
+});
+
+test('chunks in the old two-level layout are moved up at start, including after a start that stopped midway, and stay readable', async () => {
+  const dir = join(root, 'old-layout');
+  const s = new ChunkStore(dir, 1024 * 1024);
+  await s.init();
+  const chunks = ['one', 'two', 'three'].map((t) => Buffer.from(t));
+  const ids = chunks.map(sha);
+  // As a server before the change left them: chunks/aa/bb/<id>, with a stray file beside one.
+  ids.forEach((id, i) => {
+    const old = join(s.chunksDir, id.slice(0, 2), id.slice(2, 4));
+    mkdirSync(old, { recursive: true });
+    writeFileSync(join(old, id), chunks[i] as Buffer);
+  });
+  const strayDir = join(s.chunksDir, (ids[0] as string).slice(0, 2), (ids[0] as string).slice(2, 4));
+  writeFileSync(join(strayDir, 'notes.txt'), 'x');
+  // A start that stopped midway had moved the second one up already.
+  const second = ids[1] as string;
+  rmSync(join(s.chunksDir, second.slice(0, 2), second.slice(2, 4)), { recursive: true });
+  writeFileSync(join(s.chunksDir, second.slice(0, 2), second), chunks[1] as Buffer);
+
+  const moved: number[] = [];
+  const again = new ChunkStore(dir, 1024 * 1024, { onMovedUp: (n) => moved.push(n) });
+  await again.init();
+  assert.deepEqual(moved, [2]);
+  assert.equal((await again.stats()).chunkCount, 3);
+  const listed: string[] = [];
+  for await (const id of again.inventory()) listed.push(id);
+  assert.deepEqual(listed, [...ids].sort());
+  for (const [i, id] of ids.entries()) {
+    assert.ok(existsSync(join(again.chunksDir, id.slice(0, 2), id)));
+    assert.equal(await again.verify(id), true, `chunk ${i} reads back whole`);
+  }
+  // Emptied old folders are gone; the one with a stray file stays, with only that in it.
+  for (const id of ids.slice(1))
+    assert.ok(!existsSync(join(again.chunksDir, id.slice(0, 2), id.slice(2, 4))));
+  assert.deepEqual(readdirSync(strayDir), ['notes.txt']);
 });
