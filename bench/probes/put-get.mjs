@@ -15,6 +15,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { benchSession } from '../../dist/bench/session.js';
 import { TestCluster } from '../../dist/test/helpers/cluster.js';
+import { machineCpu, machineDiff } from './machine.mjs';
 
 const run = promisify(execFile);
 const big = process.argv[2] ?? join(tmpdir(), 'sedfs-probe-big.bin');
@@ -35,6 +36,7 @@ try {
   /** Runs `sedfs args` under /usr/bin/time; prints what it cost. */
   const measure = async (label, args) => {
     const before = servers.map(cpuOf);
+    const cpu0 = machineCpu();
     const t = performance.now();
     const { stderr } = await run(
       '/usr/bin/time',
@@ -42,10 +44,11 @@ try {
       { env },
     );
     const secs = (performance.now() - t) / 1000;
+    const machine = machineDiff(cpu0, machineCpu());
     const [user, sys, rss] = stderr.trim().split('\n').at(-1).split(' ');
     const used = servers.map((pid, i) => (cpuOf(pid) - before[i]).toFixed(2)).join(' ');
     console.log(
-      `${label} ${(mib / secs).toFixed(0)} MiB/s ${secs.toFixed(2)} s | client user ${user} sys ${sys} rss ${(rss / 1024).toFixed(0)} MiB | servers ${used}`,
+      `${label} ${(mib / secs).toFixed(0)} MiB/s ${secs.toFixed(2)} s | client user ${user} sys ${sys} rss ${(rss / 1024).toFixed(0)} MiB | servers ${used}\n  machine: ${machine}`,
     );
   };
   for (let i = 0; i < Number(process.env.PUTS ?? 1); i++) {

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { benchSession } from '../../dist/bench/session.js';
 import { TestCluster } from '../../dist/test/helpers/cluster.js';
+import { diskStats, machineCpu, machineDiff } from './machine.mjs';
 
 const run = promisify(execFile);
 const big = process.argv[2] ?? join(tmpdir(), 'sedfs-probe-big.bin');
@@ -20,21 +21,6 @@ if (!existsSync(big)) await run('sh', ['-c', `head -c ${1024 * 1024 * 1024} /dev
 const mib = statSync(big).size / 1048576;
 
 const cluster = await TestCluster.start({ servers: 3, replicas: 3 });
-/** The whole-disk counters of the busiest disk: sectors read and written, ms busy. */
-const diskStats = () => {
-  const rows = readFileSync('/proc/diskstats', 'utf8')
-    .trim()
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => !/^(loop|ram|zram)/.test(f[2]));
-  const f = rows.sort((a, b) => Number(b[12]) - Number(a[12]))[0];
-  return { read: Number(f[5]), written: Number(f[9]), busyMs: Number(f[12]) };
-};
-/** The machine's CPU seconds (in 1/100 s) by kind, from /proc/stat. */
-const machineCpu = () => {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  return { user: f[0] + f[1], system: f[2], idle: f[3], iowait: f[4], irq: f[5], softirq: f[6] };
-};
 const cpuOf = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
@@ -71,9 +57,7 @@ try {
     const secs = (performance.now() - t0) / 1000;
     const disk1 = diskStats();
     const cpu1 = machineCpu();
-    const machine = Object.keys(cpu1)
-      .map((k) => `${k} ${((cpu1[k] - cpu0[k]) / 100).toFixed(2)}`)
-      .join(' ');
+    const machine = machineDiff(cpu0, cpu1);
     const used = [cpuOf(pid), ...others.map((p, j) => cpuOf(p) - before[j])];
     console.log(
       `repair ${(mib / secs).toFixed(0)} MiB/s ${secs.toFixed(2)} s (first copy seen at ${((firstCopyAt - t0) / 1000).toFixed(2)} s) | cpu wiped ${used[0].toFixed(2)} main ${used[1].toFixed(2)} sources ${used

@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
 import { isGone, mkdirDurable, renameReplacing, syncDir } from '../common/files.js';
+import { inParallel } from '../common/parallel.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -334,13 +335,12 @@ export class ChunkStore {
    */
   private async makeShards(): Promise<void> {
     const have = new Set(await readdirOrEmpty(this.chunksDir));
-    let made = false;
-    for (const shard of SHARDS) {
-      if (have.has(shard)) continue;
+    const missing = SHARDS.filter((shard) => !have.has(shard));
+    // Side by side: one after another they took most of a first start's 0.1 s.
+    await inParallel(missing, FS_CALLS_AT_ONCE, async (shard) => {
       await mkdir(join(this.chunksDir, shard), { recursive: true });
-      made = true;
-    }
-    if (made) await this.syncDirectory(this.chunksDir);
+    });
+    if (missing.length > 0) await this.syncDirectory(this.chunksDir);
   }
 
   /**
@@ -351,7 +351,7 @@ export class ChunkStore {
    */
   private async moveUpFromOldLayout(): Promise<void> {
     let moved = 0;
-    for (const a of SHARDS) {
+    await inParallel(SHARDS, FS_CALLS_AT_ONCE, async (a) => {
       const shard = join(this.chunksDir, a);
       const old = (await readdirOrEmpty(shard)).filter((name) => SHARD_NAME.test(name));
       for (const b of old) {
@@ -364,7 +364,7 @@ export class ChunkStore {
         await this.syncDirectory(shard);
         await rmdir(from).catch(ignore);
       }
-    }
+    });
     if (moved > 0) this.events.onMovedUp?.(moved);
   }
 
@@ -386,6 +386,8 @@ const ignore = () => undefined;
 /** The shard directories under chunks/, by a chunk id's first two hex digits. */
 const SHARDS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const SHARD_NAME = /^[0-9a-f]{2}$/;
+/** File system calls in flight at once at start: libuv's pool has 4 threads, the disk a queue. */
+const FS_CALLS_AT_ONCE = 16;
 
 async function readdirOrEmpty(dir: string): Promise<string[]> {
   try {

@@ -61,7 +61,6 @@ export async function startFileServer(
     onMovedUp: (chunks) =>
       log.info({ chunks }, 'chunk files moved from chunks/aa/bb/ to chunks/aa/ (the one-level layout)'),
   });
-  await store.init();
   if (config.insecureHttp)
     log.warn(
       'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',
@@ -85,7 +84,13 @@ export async function startFileServer(
         log: log.child({ component: 'tls' }),
         signal: stopJoining.signal,
       });
-  const tls = await enrollment?.identity();
+  // The certificate comes from main while the chunks are counted: a restart is back sooner.
+  const initialized = store.init();
+  const [tls] = await Promise.all([enrollment?.identity(), initialized]).catch(async (err) => {
+    stopJoining.abort();
+    await initialized.catch(() => undefined);
+    throw err;
+  });
   const agent = createAgent(tls, { mainUrl: config.main });
   const chunkReader = new ChunkReader(tls);
   const revoked = new Set<string>();
