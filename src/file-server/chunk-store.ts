@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { type Dirent, existsSync } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
@@ -90,16 +90,23 @@ export class ChunkStore {
     });
     this.usedBytes += packed.bytes;
     this.chunkCount += packed.chunks;
-    for await (const { id, size } of this.walk()) {
-      // A chunk is live in one place only: a chunk file retires a packed copy (one
-      // written after the pack, whose removal from it a crash lost).
-      const packedSize = this.packs.has(id) ? await this.packs.remove(id) : undefined;
-      if (packedSize !== undefined) {
-        this.usedBytes -= packedSize;
-        this.chunkCount -= 1;
+    // Sizes are looked up 16 shards at a time (one stat after another, 30,000 chunk files
+    // took a second), and counted in shard order.
+    for (let at = 0; at < SHARDS.length; at += FS_CALLS_AT_ONCE) {
+      const shards = SHARDS.slice(at, at + FS_CALLS_AT_ONCE);
+      for (const files of await Promise.all(shards.map((a) => this.sizesIn(a)))) {
+        for (const { id, size } of files) {
+          // A chunk is live in one place only: a chunk file retires a packed copy (one
+          // written after the pack, whose removal from it a crash lost).
+          const packedSize = this.packs.has(id) ? await this.packs.remove(id) : undefined;
+          if (packedSize !== undefined) {
+            this.usedBytes -= packedSize;
+            this.chunkCount -= 1;
+          }
+          this.usedBytes += size;
+          this.chunkCount += 1;
+        }
       }
-      this.usedBytes += size;
-      this.chunkCount += 1;
     }
   }
 
@@ -305,7 +312,7 @@ export class ChunkStore {
   async *inventory(): AsyncGenerator<string> {
     const packed = this.packs.sortedIds();
     let next = packed.next();
-    for await (const { id } of this.walk()) {
+    for await (const id of this.walk()) {
       for (; !next.done && next.value < id; next = packed.next()) yield next.value;
       if (!next.done && next.value === id) next = packed.next();
       yield id;
@@ -368,16 +375,36 @@ export class ChunkStore {
     if (moved > 0) this.events.onMovedUp?.(moved);
   }
 
-  private async *walk(): AsyncGenerator<{ id: string; size: number }> {
-    for (const a of SHARDS) {
-      const dir = join(this.chunksDir, a);
-      for (const name of await readdirOrEmpty(dir)) {
-        // Anything that is not a well-formed chunk in its right place is not ours to report.
-        if (!isChunkId(name) || name.slice(0, 2) !== a) continue;
-        const st = await stat(join(dir, name)).catch(() => undefined);
-        if (st?.isFile()) yield { id: name, size: st.size };
-      }
+  /**
+   * The chunk files, in id order, from one listing per shard: a listing says which
+   * entries are files, so no chunk costs a call of its own.
+   */
+  private async *walk(): AsyncGenerator<string> {
+    for (const a of SHARDS) yield* await this.chunkFilesIn(a);
+  }
+
+  /** The chunk files of one shard, sorted. Anything that is not a well-formed chunk in its right place is not ours to report. */
+  private async chunkFilesIn(shard: string): Promise<string[]> {
+    let entries: Dirent[];
+    try {
+      entries = await readdir(join(this.chunksDir, shard), { withFileTypes: true });
+    } catch {
+      return [];
     }
+    return entries
+      .filter((e) => e.isFile() && isChunkId(e.name) && e.name.slice(0, 2) === shard)
+      .map((e) => e.name)
+      .sort();
+  }
+
+  /** The chunk files of one shard with their sizes (one that vanished meanwhile is left out). */
+  private async sizesIn(shard: string): Promise<{ id: string; size: number }[]> {
+    const out: { id: string; size: number }[] = [];
+    for (const id of await this.chunkFilesIn(shard)) {
+      const st = await stat(join(this.chunksDir, shard, id)).catch(() => undefined);
+      if (st) out.push({ id, size: st.size });
+    }
+    return out;
   }
 }
 
