@@ -19,9 +19,11 @@ import { NamespaceService } from './namespace.js';
 import { Reconciler } from './reconciler.js';
 import { Registry } from './registry.js';
 import { Repairer } from './repairer.js';
+import { ReplicaProver } from './replica-prover.js';
 import { MAIN_ROUTES } from './routes/index.js';
 import { SqliteNamespaceStore } from './store/sqlite-namespace-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { SurplusTrimmer } from './surplus-trimmer.js';
 
 export interface RunningMain {
   /** The URL written to `<data>/main.addr`. */
@@ -93,6 +95,15 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     log.child({ component: 'deleter' }),
     now,
     config.extraGrace * 1000,
+  );
+  const trimmer = new SurplusTrimmer(
+    store,
+    registry,
+    new ReplicaProver(signer, agent, now),
+    log.child({ component: 'surplus' }),
+    now,
+    config.extraGrace * 1000,
+    () => deleter.kick(),
   );
   const repairer = new Repairer(store, registry, signer, agent, log.child({ component: 'repair' }), now, {
     concurrency: config.repairConcurrency,
@@ -171,6 +182,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   sweep.unref();
   // Sweep often enough that short grace periods (tests, small setups) are honoured promptly.
   deleter.start(Math.max(250, Math.min(5000, config.uploadTtl * 500, (config.extraGrace || 10) * 500)));
+  trimmer.start(Math.max(250, Math.min(5000, (config.extraGrace || 10) * 500)));
   repairer.start(Math.min(5000, heartbeatTimeoutMs));
   reconciler.start(Math.max(250, Math.min(60_000, config.inventoryInterval * 250)));
 
@@ -190,6 +202,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       clearInterval(sweep);
       tls?.stop();
       await app.close();
+      await trimmer.stop();
       await deleter.stop();
       await repairer.stop();
       await reconciler.stop();

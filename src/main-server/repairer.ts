@@ -167,7 +167,7 @@ export class Repairer {
     // does not hold the others' slots idle until it is done.
     await inParallel(work, this.opts.concurrency, (copy) => copy());
     // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
-    // are noted here and removed by the deleter after the grace period.
+    // are noted here and trimmed by the SurplusTrimmer after the grace period.
     const surplus = this.store.findSurplus(live, this.now());
     if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
   }

@@ -150,7 +150,7 @@ describe('SqliteStore', () => {
     assert.deepEqual(replicas.get(hex(7, 64)) ?? [], []);
   });
 
-  test('copies beyond the wanted count are taken from a returned server first, and deleted only while enough remain', () => {
+  test('copies beyond the wanted count are taken from a returned server first, and deleted only while enough proven copies remain', () => {
     for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
     store.markReturned(hex(2), 50);
     store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
@@ -160,15 +160,20 @@ describe('SqliteStore', () => {
     assert.equal(store.findSurplus(live, 100), 1);
     assert.equal(store.findSurplus(live, 110), 0, 'a copy is noted once');
     assert.equal(store.countSurplus(), 1);
-    // Not yet past the grace period: nothing happens.
-    assert.equal(store.expireSurplus(99, [hex(1), hex(2), hex(3)], 120), 0);
-    // Past it, but server 3 died meanwhile: the copy on 2 is needed after all and is kept.
-    assert.equal(store.expireSurplus(100, [hex(1), hex(2)], 130), 0);
+    const due = { chunkId: hex(1, 64), serverId: hex(2), size: 1, wanted: 2 };
+    // Not yet past the grace period: nothing is due.
+    assert.deepEqual(store.dueSurplus(99, 10), []);
+    assert.deepEqual(store.dueSurplus(100, 10), [due]);
+    // Only one of the copies kept could be read back: the copy on 2 is kept, and forgotten.
+    assert.equal(store.trimSurplus(hex(1, 64), hex(2), [hex(1)], 130), false);
     assert.equal(store.countSurplus(), 0);
     assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), []);
-    // Found again with all three live, and past its grace: the copy on 2 goes.
+    // A proof of the very copy being trimmed does not count for the ones kept.
     store.findSurplus(live, 200);
-    assert.equal(store.expireSurplus(200, [hex(1), hex(2), hex(3)], 210), 1);
+    assert.equal(store.trimSurplus(hex(1, 64), hex(2), [hex(1), hex(2)], 205), false);
+    // Found again, and both kept copies read back whole: the copy on 2 goes.
+    store.findSurplus(live, 200);
+    assert.equal(store.trimSurplus(hex(1, 64), hex(2), [hex(1), hex(3)], 210), true);
     assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), [
       { chunkId: hex(1, 64), serverId: hex(2) },
     ]);
