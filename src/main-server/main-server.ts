@@ -65,7 +65,12 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     );
   const tls = config.insecureHttp
     ? undefined
-    : await setUpMainTls(config.data, config.host, config.certLifetime * 1000);
+    : await setUpMainTls(config.data, config.host, config.certLifetime * 1000, log).catch((err: Error) => {
+        // Said in main.log too: the console that started main may be long gone.
+        log.error({ reason: err.message }, 'cannot start: the cluster CA is not usable');
+        flush();
+        throw err;
+      });
   const store = new SqliteStore(join(config.data, 'main.db'));
   const signer = ticketSigner(key.value);
   const heartbeatTimeoutMs = config.heartbeatTimeout * 1000;
