@@ -64,11 +64,13 @@ export class SurplusTrimmer {
     let kept = 0;
     await inParallel([...byChunk.values()], CONCURRENCY, async (copies) => {
       const first = copies[0] as (typeof due)[number];
-      const proofs = await this.proveHolders(first.chunkId, first.size, live);
+      // The copies to go are not read: only the ones kept must be known real.
+      const going = new Set(copies.map((d) => d.serverId));
+      const proofs = await this.proveHolders(first.chunkId, first.size, live, going);
       for (const d of copies) {
         const proven = [...proofs].filter(([s, p]) => p === 'real' && s !== d.serverId).map(([s]) => s);
         if (this.store.trimSurplus(d.chunkId, d.serverId, proven, this.now())) queued++;
-        else if (proofs.get(d.serverId) !== 'missing') {
+        else {
           kept++;
           this.log.warn(
             { chunk: d.chunkId, server: d.serverId, wanted: d.wanted, proven: proven.length },
@@ -87,15 +89,19 @@ export class SurplusTrimmer {
     if (kept > 0) this.log.info({ copies: kept }, 'surplus copies kept for now: they are noted again later');
   }
 
-  /** Reads back every copy of a chunk on a live server; a server that lacks its copy loses it from the map. */
+  /**
+   * Reads back every copy of a chunk on a live server but those in `skip`; a server that
+   * lacks its copy loses it from the map.
+   */
   private async proveHolders(
     chunkId: string,
     size: number,
     live: Map<string, { id: string; url: string }>,
+    skip: Set<string>,
   ): Promise<Map<string, Proof>> {
     const holders = (this.store.replicasOf([chunkId]).get(chunkId) ?? []).flatMap((id) => {
       const s = live.get(id);
-      return s ? [s] : [];
+      return s && !skip.has(id) ? [s] : [];
     });
     const proofs = new Map<string, Proof>();
     await Promise.all(

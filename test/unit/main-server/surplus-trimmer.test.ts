@@ -138,6 +138,8 @@ test('a surplus copy is deleted once the copies kept are read back whole and has
     await c.trimmer.runNow();
     const queued = c.store.pendingDeletions([...c.ids, hex(4)], 10, Number.MAX_SAFE_INTEGER);
     assert.equal(queued.length, 1);
+    const going = [...c.honest, c.liar][[...c.ids, hex(4)].indexOf(queued[0]?.serverId as string)];
+    assert.deepEqual(going?.asked, [], 'the copy that goes is not read: only the ones kept');
     assert.equal(c.store.replicasOf([chunkId]).get(chunkId)?.length, 3);
     assert.ok(c.lines.some((l) => /queued for deletion/.test(l.msg)));
   } finally {
