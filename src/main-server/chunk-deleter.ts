@@ -15,10 +15,10 @@ const RETRY_AFTER_MS = 5_000;
 /**
  * Sends the delete orders for replicas of freed chunks (a file removed, a version
  * replaced, an upload that expired without committing), for unknown chunks once their
- * grace period is over, and for copies beyond R the `SurplusTrimmer` found safe to drop. The queue lives in the store, so orders
- * survive a restart; an order for a server that is down waits until it is up, one it
- * refused waits a little behind the others, and one for a removed server is dropped. A
- * 404 counts as done.
+ * grace period is over, and for copies beyond R that the `SurplusTrimmer` found safe to
+ * drop. The queue lives in the store, so orders survive a restart; an order for a server
+ * that is down waits until it is up, one it refused waits a little behind the others,
+ * and one for a removed server is dropped. A 404 counts as done.
  */
 export class ChunkDeleter {
   private readonly task: SerialTask;

@@ -363,9 +363,9 @@ export class NamespaceService {
    * Locks do not hold it up, unlike rm and mv: a revocation that a lock could refuse is
    * one a grantee could put off for good, by locking (and locking again after the owner
    * unlocks) a node inside, or one grantee on behalf of another. Nor does it need to
-   * wait: it moves, renames and deletes nothing, and a lock holder's write made under
-   * the old keys is refused (VERSION_CONFLICT), never kept unreadable, and done again
-   * under the new ones. Locks the revoked user held where they can no longer write are
+   * wait: it moves, renames and deletes nothing, and a lock holder's change made under
+   * the old keys is refused (VERSION_CONFLICT), never kept unreadable (a put opens the
+   * keys afresh and commits again). Locks the revoked user held where they can no longer write are
    * released: kept, they would go on refusing the owner's and the other writers'
    * changes until they expired, from someone who has no access any more.
    */
@@ -390,11 +390,11 @@ export class NamespaceService {
     );
     this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
     this.log.info({ user: user.id, node: id, nodes: req.nodes.length }, 'unshared and re-keyed');
-    this.releaseRevokedLocks(id, req.grantee);
+    this.releaseRevokedLocks(user, id, req.grantee);
   }
 
   /** Drops the locks `granteeId` holds under `rootId` on nodes they may no longer write. */
-  private releaseRevokedLocks(rootId: string, granteeId: string): void {
+  private releaseRevokedLocks(owner: UserRecord, rootId: string, granteeId: string): void {
     const grantee = this.store.userById(granteeId);
     if (!grantee) return;
     let released = 0;
@@ -403,7 +403,13 @@ export class NamespaceService {
       const left = node ? this.access(grantee, node) : undefined;
       if (left === 'write' || left === 'owner') continue;
       this.store.deleteLock(lock.nodeId);
-      this.audit.write({ event: 'unlock', user: granteeId, node: lock.nodeId, op: 'unshare' });
+      this.audit.write({
+        event: 'unlock',
+        user: owner.id,
+        node: lock.nodeId,
+        target: granteeId,
+        op: 'unshare',
+      });
       released++;
     }
     if (released > 0)
