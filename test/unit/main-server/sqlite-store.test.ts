@@ -461,6 +461,31 @@ describe('SqliteNamespaceStore', () => {
     s.close();
   });
 
+  test("the locks a user holds in a folder are found on the folder itself and at any depth below it, and no one else's or outside it", () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'dir', 3));
+    ns.createNode(node(4, 3, 'file', 4));
+    ns.createNode(node(5, 1, 'file', 5));
+    ns.createNode(node(6, 2, 'file', 6));
+    const other = hex(101);
+    ns.createUser({ ...user, id: other, name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
+    for (const n of [2, 4, 5]) ns.setLock({ nodeId: hex(n), holderId: user.id, expiresAt: 100 }, 1);
+    ns.setLock({ nodeId: hex(6), holderId: other, expiresAt: 100 }, 1);
+    const held = (root: number, holder: string, now = 10) =>
+      ns
+        .locksHeldIn(hex(root), holder, now)
+        .map((l) => l.nodeId.slice(-2))
+        .sort();
+    assert.deepEqual(held(2, user.id), ['02', '04']);
+    assert.deepEqual(held(3, user.id), ['04']);
+    assert.deepEqual(held(2, other), ['06']);
+    assert.deepEqual(held(2, user.id, 100), [], 'expired locks are not held');
+    s.close();
+  });
+
   test('a version commit that fails leaves neither the node nor the blob', () => {
     const s = db();
     const ns = new SqliteNamespaceStore(s.db);
