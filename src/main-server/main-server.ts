@@ -109,6 +109,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     now,
     config.extraGrace * 1000,
     () => deleter.kick(),
+    (chunk, server) => void repairer.verifyReplica(chunk, server),
   );
   const repairer = new Repairer(store, registry, signer, agent, log.child({ component: 'repair' }), now, {
     concurrency: config.repairConcurrency,

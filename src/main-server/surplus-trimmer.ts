@@ -35,6 +35,8 @@ export class SurplusTrimmer {
     private readonly graceMs: number,
     /** called when copies were queued for deletion */
     private readonly queued: () => void,
+    /** called for a copy read back as bytes that are not the chunk */
+    private readonly wrongBytes: (chunkId: string, serverId: string) => void = () => {},
   ) {
     this.task = new SerialTask(() => this.pass(), log, 'surplus trim pass');
   }
@@ -115,11 +117,15 @@ export class SurplusTrimmer {
             { chunk: chunkId, server: server.id },
             'a server main counted as holding a chunk does not have it: dropped from the map',
           );
-        } else if (proof === 'wrong')
+        } else if (proof === 'wrong') {
           this.log.warn(
             { chunk: chunkId, server: server.id },
             'a server answered with bytes that are not the chunk: its copy does not count to trim a surplus one',
           );
+          // An honest server whose copy rotted quarantines it when told to re-check, and
+          // repair restores it; a lying one's "it is fine" changes nothing here.
+          this.wrongBytes(chunkId, server.id);
+        }
       }),
     );
     return proofs;

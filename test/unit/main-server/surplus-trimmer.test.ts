@@ -52,6 +52,7 @@ async function clusterWithAClaim(name: string, liarBody: Buffer | undefined) {
   const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const lines: { msg: string }[] = [];
+  const rechecks: string[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
   const registry = new Registry(store, log, () => clock.now, 60_000);
   const honest = await Promise.all([1, 2, 3].map(() => fakeFileServer(chunk)));
@@ -86,12 +87,14 @@ async function clusterWithAClaim(name: string, liarBody: Buffer | undefined) {
     () => clock.now,
     GRACE,
     () => {},
+    (chunk, server) => rechecks.push(`${chunk}/${server}`),
   );
   clock.now += GRACE;
   return {
     store,
     trimmer,
     lines,
+    rechecks,
     honest,
     liar,
     ids,
@@ -118,7 +121,7 @@ test('a server that claims a chunk it does not hold does not get a real copy del
   }
 });
 
-test('a server that answers with bytes that are not the chunk does not count as a copy: the surplus honest copy is kept', async () => {
+test('a server that answers with bytes that are not the chunk does not count as a copy: the surplus honest copy is kept, and that server re-checks its copy', async () => {
   const garbage = Buffer.from(chunk);
   garbage[garbage.length - 1] = (garbage[garbage.length - 1] as number) ^ 1;
   const c = await clusterWithAClaim('garbage', garbage);
@@ -127,6 +130,7 @@ test('a server that answers with bytes that are not the chunk does not count as 
     assert.deepEqual(c.store.pendingDeletions([...c.ids, hex(4)], 10, Number.MAX_SAFE_INTEGER), []);
     assert.deepEqual(c.store.replicasOf([chunkId]).get(chunkId)?.sort(), [...c.ids, hex(4)]);
     assert.ok(c.lines.some((l) => /bytes that are not the chunk/.test(l.msg)));
+    assert.deepEqual(c.rechecks, [`${chunkId}/${hex(4)}`], 'its server is told to re-check that copy');
   } finally {
     await c.close();
   }
