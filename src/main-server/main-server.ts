@@ -101,21 +101,32 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     now,
     config.extraGrace * 1000,
   );
+  const prover = new ReplicaProver(signer, agent, now);
   const trimmer = new SurplusTrimmer(
     store,
     registry,
-    new ReplicaProver(signer, agent, now),
+    prover,
     log.child({ component: 'surplus' }),
     now,
     config.extraGrace * 1000,
     () => deleter.kick(),
     (chunk, server) => void repairer.verifyReplica(chunk, server),
   );
-  const repairer = new Repairer(store, registry, signer, agent, log.child({ component: 'repair' }), now, {
-    concurrency: config.repairConcurrency,
-    rateMiBs: config.repairRate,
-    batch: 512,
-  });
+  const repairer = new Repairer(
+    store,
+    registry,
+    signer,
+    agent,
+    log.child({ component: 'repair' }),
+    now,
+    {
+      concurrency: config.repairConcurrency,
+      rateMiBs: config.repairRate,
+      batch: 512,
+    },
+    prover,
+    deps.random ?? Math.random,
+  );
   const reconciler = new Reconciler(
     store,
     registry,
