@@ -2,7 +2,7 @@
 import 'reflect-metadata';
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { generateTlsKey } from './certificates.js';
+import { generateTlsKey, publicKeyOf } from './certificates.js';
 
 /**
  * The cluster's own certificate authority. Main makes it at first start (ECDSA P-256)
@@ -44,9 +44,12 @@ function serialNumber(): string {
   return b.toString('hex');
 }
 
-/** Makes the cluster CA: a self-signed P-256 certificate valid for `years`. */
-export async function createCa(years = 10): Promise<CaMaterial> {
-  const { keyPem, publicKeyPem } = generateTlsKey();
+/**
+ * Makes the cluster CA: a self-signed P-256 certificate valid for `years`, for a new key
+ * or for `keyPem` (a key a start that crashed before its certificate was written left).
+ */
+export async function createCa(years = 10, keyPem = generateTlsKey().keyPem): Promise<CaMaterial> {
+  const publicKeyPem = publicKeyOf(keyPem);
   const now = Date.now();
   const name = `CN=SEDFS cluster CA ${randomBytes(4).toString('hex')}`;
   const cert = await x509.X509CertificateGenerator.create({

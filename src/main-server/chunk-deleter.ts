@@ -14,11 +14,11 @@ const RETRY_AFTER_MS = 5_000;
 
 /**
  * Sends the delete orders for replicas of freed chunks (a file removed, a version
- * replaced, an upload that expired without committing), for unknown chunks and copies
- * beyond R once their grace period is over. The queue lives in the store, so orders
- * survive a restart; an order for a server that is down waits until it is up, one it
- * refused waits a little behind the others, and one for a removed server is dropped. A
- * 404 counts as done.
+ * replaced, an upload that expired without committing), for unknown chunks once their
+ * grace period is over, and for copies beyond R that the `SurplusTrimmer` found safe to
+ * drop. The queue lives in the store, so orders survive a restart; an order for a server
+ * that is down waits until it is up, one it refused waits a little behind the others,
+ * and one for a removed server is dropped. A 404 counts as done.
  */
 export class ChunkDeleter {
   private readonly task: SerialTask;
@@ -53,13 +53,6 @@ export class ChunkDeleter {
     const extras = this.store.expireExtras(this.now() - this.extraGraceMs, this.now());
     if (extras > 0)
       this.log.info({ chunks: extras }, 'extra chunks past their grace period queued for deletion');
-    const liveIds = this.registry.live().map((s) => s.id);
-    const surplus = this.store.expireSurplus(this.now() - this.extraGraceMs, liveIds, this.now());
-    if (surplus > 0)
-      this.log.info(
-        { copies: surplus },
-        'copies beyond the wanted count past their grace period queued for deletion',
-      );
     const expired = this.store.expireUploads(this.now());
     if (expired > 0)
       this.log.info({ uploads: expired }, 'expired uploads ended; their orphan chunks queued for deletion');

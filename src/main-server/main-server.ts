@@ -19,9 +19,11 @@ import { NamespaceService } from './namespace.js';
 import { Reconciler } from './reconciler.js';
 import { Registry } from './registry.js';
 import { Repairer } from './repairer.js';
+import { ReplicaProver } from './replica-prover.js';
 import { MAIN_ROUTES } from './routes/index.js';
 import { SqliteNamespaceStore } from './store/sqlite-namespace-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
+import { SurplusTrimmer } from './surplus-trimmer.js';
 
 export interface RunningMain {
   /** The URL written to `<data>/main.addr`. */
@@ -63,7 +65,12 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     );
   const tls = config.insecureHttp
     ? undefined
-    : await setUpMainTls(config.data, config.host, config.certLifetime * 1000);
+    : await setUpMainTls(config.data, config.host, config.certLifetime * 1000, log).catch((err: Error) => {
+        // Said in main.log too: the console that started main may be long gone.
+        log.error({ reason: err.message }, 'cannot start: the cluster CA is not usable');
+        flush();
+        throw err;
+      });
   const store = new SqliteStore(join(config.data, 'main.db'));
   const signer = ticketSigner(key.value);
   const heartbeatTimeoutMs = config.heartbeatTimeout * 1000;
@@ -94,11 +101,32 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     now,
     config.extraGrace * 1000,
   );
-  const repairer = new Repairer(store, registry, signer, agent, log.child({ component: 'repair' }), now, {
-    concurrency: config.repairConcurrency,
-    rateMiBs: config.repairRate,
-    batch: 512,
-  });
+  const prover = new ReplicaProver(signer, agent, now);
+  const trimmer = new SurplusTrimmer(
+    store,
+    registry,
+    prover,
+    log.child({ component: 'surplus' }),
+    now,
+    config.extraGrace * 1000,
+    () => deleter.kick(),
+    (chunk, server) => void repairer.verifyReplica(chunk, server),
+  );
+  const repairer = new Repairer(
+    store,
+    registry,
+    signer,
+    agent,
+    log.child({ component: 'repair' }),
+    now,
+    {
+      concurrency: config.repairConcurrency,
+      rateMiBs: config.repairRate,
+      batch: 512,
+    },
+    prover,
+    deps.random ?? Math.random,
+  );
   const reconciler = new Reconciler(
     store,
     registry,
@@ -171,6 +199,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   sweep.unref();
   // Sweep often enough that short grace periods (tests, small setups) are honoured promptly.
   deleter.start(Math.max(250, Math.min(5000, config.uploadTtl * 500, (config.extraGrace || 10) * 500)));
+  trimmer.start(Math.max(250, Math.min(5000, (config.extraGrace || 10) * 500)));
   repairer.start(Math.min(5000, heartbeatTimeoutMs));
   reconciler.start(Math.max(250, Math.min(60_000, config.inventoryInterval * 250)));
 
@@ -190,6 +219,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       clearInterval(sweep);
       tls?.stop();
       await app.close();
+      await trimmer.stop();
       await deleter.stop();
       await repairer.stop();
       await reconciler.stop();

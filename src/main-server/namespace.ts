@@ -359,6 +359,15 @@ export class NamespaceService {
   /**
    * Revokes a grant and installs the new keys of the whole subtree at once, so what is
    * written from now on is under keys the revoked user never had.
+   *
+   * Locks do not hold it up, unlike rm and mv: a revocation that a lock could refuse is
+   * one a grantee could put off for good, by locking (and locking again after the owner
+   * unlocks) a node inside, or one grantee on behalf of another. Nor does it need to
+   * wait: it moves, renames and deletes nothing, and a lock holder's change made under
+   * the old keys is refused (VERSION_CONFLICT), never kept unreadable (a put opens the
+   * keys afresh and commits again). Locks the revoked user held where they can no longer write are
+   * released: kept, they would go on refusing the owner's and the other writers'
+   * changes until they expired, from someone who has no access any more.
    */
   unshare(user: UserRecord, id: string, req: UnshareRequest): void {
     this.authorize(user, id, 'owner', 'unshare');
@@ -381,6 +390,33 @@ export class NamespaceService {
     );
     this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
     this.log.info({ user: user.id, node: id, nodes: req.nodes.length }, 'unshared and re-keyed');
+    this.releaseRevokedLocks(user, id, req.grantee);
+  }
+
+  /** Drops the locks `granteeId` holds under `rootId` on nodes they may no longer write. */
+  private releaseRevokedLocks(owner: UserRecord, rootId: string, granteeId: string): void {
+    const grantee = this.store.userById(granteeId);
+    if (!grantee) return;
+    let released = 0;
+    for (const lock of this.store.locksHeldIn(rootId, granteeId, this.now())) {
+      const node = this.store.getNode(lock.nodeId);
+      const left = node ? this.access(grantee, node) : undefined;
+      if (left === 'write' || left === 'owner') continue;
+      this.store.deleteLock(lock.nodeId);
+      this.audit.write({
+        event: 'unlock',
+        user: owner.id,
+        node: lock.nodeId,
+        target: granteeId,
+        op: 'unshare',
+      });
+      released++;
+    }
+    if (released > 0)
+      this.log.info(
+        { node: rootId, grantee: granteeId, locks: released },
+        'locks the revoked user held where they can no longer write were released',
+      );
   }
 
   /**

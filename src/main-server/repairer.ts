@@ -11,6 +11,7 @@ import type { PutChunkResponse } from '../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { chooseReplicas } from './placement.js';
 import type { Registry } from './registry.js';
+import type { ReplicaProver } from './replica-prover.js';
 import type { MainStore } from './store/store.js';
 
 /** Replica re-checks in flight at once, across all servers. */
@@ -56,6 +57,9 @@ export class Repairer {
     private readonly log: Logger,
     private readonly now: () => number,
     private readonly opts: RepairOptions,
+    /** reads a source's copy back when a target says the source does not have it */
+    private readonly prover?: ReplicaProver,
+    private readonly random: () => number = Math.random,
   ) {
     this.task = new SerialTask(() => this.pass(), log, 'repair pass');
   }
@@ -142,6 +146,34 @@ export class Repairer {
     }
   }
 
+  /**
+   * Reads back a source's copy that a target could not get: one its server does not have
+   * leaves the map (the next pass copies from another holder), one that is not the chunk
+   * gets a verify order. Bounded with the re-checks.
+   */
+  private async checkSource(
+    chunkId: string,
+    size: number,
+    source: { id: string; url: string },
+  ): Promise<void> {
+    const key = `${chunkId}/${source.id}`;
+    if (!this.prover || this.verifying.has(key) || this.verifying.size >= MAX_VERIFYING) return;
+    this.verifying.add(key);
+    try {
+      const proof = await this.prover.prove(chunkId, size, source);
+      if (proof === 'missing') {
+        this.store.applyChanges(source.id, [], [chunkId], this.now());
+        this.log.warn(
+          { chunk: chunkId, server: source.id },
+          'a repair source does not have the chunk main counted there: dropped from the map',
+        );
+        this.kick();
+      } else if (proof === 'wrong') await this.verify(chunkId, source);
+    } finally {
+      this.verifying.delete(key);
+    }
+  }
+
   private async pass(): Promise<void> {
     const live = this.registry.live();
     const liveById = new Map(live.map((s) => [s.id, s]));
@@ -154,7 +186,10 @@ export class Repairer {
     const work: (() => Promise<void>)[] = [];
     for (const chunk of todo) {
       const sources = chunk.holders.flatMap((h) => liveById.get(h) ?? []);
-      const source = sources[work.length % Math.max(1, sources.length)];
+      // Any live holder, not always the first: one that cannot give its copy (rotted, or a
+      // server that lies about what it holds and answers a verify order "fine") would
+      // otherwise be the source at every pass, and the chunk never repaired.
+      const source = sources[Math.floor(this.random() * sources.length)];
       // The store gives only chunks with a live holder, but the registry may have moved on.
       if (!source) continue;
       const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
@@ -174,7 +209,7 @@ export class Repairer {
     // something goes on at once, so copies that all fail do not spin.
     if (todo.length === this.opts.batch && this.progress.chunks > restoredBefore) this.kick();
     // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
-    // are noted here and removed by the deleter after the grace period.
+    // are noted here and trimmed by the SurplusTrimmer after the grace period.
     const surplus = this.store.findSurplus(live, this.now());
     if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
   }
@@ -240,6 +275,10 @@ export class Repairer {
       // its own outcome.
       if (err instanceof SedfsError && err.code === 'SEDFS_ERR_HASH_MISMATCH')
         void this.verifyReplica(chunkId, source.id);
+      // The target relays that the source lacks the chunk. Main reads the source itself
+      // rather than take the target's word, which could be a lie to get a good copy dropped.
+      if (err instanceof SedfsError && err.code === 'SEDFS_ERR_CHUNK_NOT_FOUND')
+        void this.checkSource(chunkId, size, source);
     }
     if (this.opts.rateMiBs > 0) {
       const minMs = (size / (this.opts.rateMiBs * 1024 * 1024)) * 1000 * this.opts.concurrency;

@@ -17,7 +17,7 @@ const run = (user: string, ...args: string[]) => runSedfs(args, as(user));
 before(async () => {
   cluster = await TestCluster.start({ servers: 2, replicas: 2 });
   work = mkdtempSync(join(tmpdir(), 'sedfs-cli-share-'));
-  for (const u of ['alice', 'bob']) assert.equal((await run(u, 'signup', u)).code, 0);
+  for (const u of ['alice', 'bob', 'carol']) assert.equal((await run(u, 'signup', u)).code, 0);
 });
 after(async () => {
   await cluster?.stop();
@@ -59,4 +59,37 @@ test('share, the /shared view, perms, lock and unshare through the CLI', async (
   assert.notEqual(refused.code, 0);
   assert.match(refused.stderr, /no such (file or )?folder/);
   assert.equal((await run('alice', 'cat', '/docs/plan.txt')).stdout, 'step one\nstep two\n');
+});
+
+test('unshare is not held up by locks inside; the other writers keep theirs, and the revoked user loses the ones where they can no longer write', async () => {
+  assert.equal((await run('alice', 'mkdir', '/proj')).code, 0);
+  for (const f of ['a', 'b']) assert.equal((await run('alice', 'write', `/proj/${f}.txt`, f)).code, 0);
+  assert.equal((await run('alice', 'mkdir', '/proj/sub')).code, 0);
+  assert.equal((await run('alice', 'write', '/proj/sub/c.txt', 'c')).code, 0);
+  for (const u of ['bob', 'carol'])
+    assert.equal((await run('alice', 'share', '/proj', u, '--write')).code, 0);
+  // Carol can also write in /proj/sub on her own grant, which the unshare of /proj keeps.
+  assert.equal((await run('alice', 'share', '/proj/sub', 'carol', '--write')).code, 0);
+  assert.equal((await run('bob', 'lock', '/shared/alice/proj/a.txt')).code, 0);
+  assert.equal((await run('carol', 'lock', '/shared/alice/proj/b.txt')).code, 0);
+  assert.equal((await run('carol', 'lock', '/shared/alice/sub/c.txt')).code, 0);
+
+  const un = await run('alice', 'unshare', '/proj', 'carol');
+  assert.equal(un.code, 0, un.stderr);
+
+  // Bob's lock holds, and his write under it lands under the new keys.
+  const blocked = await run('alice', 'write', '/proj/a.txt', 'alice was here');
+  assert.notEqual(blocked.code, 0);
+  assert.match(blocked.stderr, /^sedfs: locked by bob until \d{4}-/);
+  const bobs = await run('bob', 'write', '/shared/alice/proj/a.txt', 'bob was here');
+  assert.equal(bobs.code, 0, bobs.stderr);
+  assert.equal((await run('alice', 'cat', '/proj/a.txt')).stdout, 'bob was here\n');
+  // Carol's lock on b.txt went with her access: Bob, who cannot unlock it, can write.
+  const freed = await run('bob', 'write', '/shared/alice/proj/b.txt', 'bob again');
+  assert.equal(freed.code, 0, freed.stderr);
+  assert.equal((await run('alice', 'cat', '/proj/b.txt')).stdout, 'bob again\n');
+  // Where she can still write, her lock stays.
+  const kept = await run('bob', 'write', '/shared/alice/proj/sub/c.txt', 'bob');
+  assert.notEqual(kept.code, 0);
+  assert.match(kept.stderr, /^sedfs: locked by carol until \d{4}-/);
 });

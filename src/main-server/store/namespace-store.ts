@@ -156,6 +156,8 @@ export interface NamespaceStore {
   locksOnPath(nodeId: string, now: number): LockRecord[];
   /** An unexpired lock someone other than `userId` holds on a node below `nodeId`, if any. */
   lockBelow(nodeId: string, userId: string, now: number): LockRecord | undefined;
+  /** The unexpired locks `holderId` holds on `nodeId` or anything below it. */
+  locksHeldIn(nodeId: string, holderId: string, now: number): LockRecord[];
   /** Takes or renews a lock; locks expired by `now` are dropped at the same time, so stale ones never pile up. */
   setLock(lock: LockRecord, now: number): void;
   deleteLock(nodeId: string): void;

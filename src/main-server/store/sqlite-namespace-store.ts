@@ -501,6 +501,20 @@ export class SqliteNamespaceStore implements NamespaceStore {
       .get({ node: nodeId, user: userId, now }) as LockRecord | undefined;
   }
 
+  locksHeldIn(nodeId: string, holderId: string, now: number): LockRecord[] {
+    // Up from each of the holder's locks, as lockBelow does: a user holds few locks.
+    return this.db
+      .prepare(
+        `WITH RECURSIVE up(lock_id, id) AS (
+           SELECT node_id, node_id FROM locks WHERE expires_at > @now AND holder_id = @holder
+           UNION ALL SELECT up.lock_id, n.parent_id FROM nodes n JOIN up ON n.id = up.id
+           WHERE n.parent_id IS NOT NULL AND up.id != @node)
+         SELECT l.node_id AS nodeId, l.holder_id AS holderId, l.expires_at AS expiresAt
+         FROM up JOIN locks l ON l.node_id = up.lock_id WHERE up.id = @node`,
+      )
+      .all({ node: nodeId, holder: holderId, now }) as LockRecord[];
+  }
+
   setLock(lock: LockRecord, now: number): void {
     this.db.transaction(() => {
       // Every lock check reads the table (lockBelow reads all of a tree's locks): expired

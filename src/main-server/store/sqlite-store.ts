@@ -509,35 +509,50 @@ export class SqliteStore implements MainStore {
     })();
   }
 
-  expireSurplus(olderThan: number, liveServers: string[], now: number): number {
-    const due = this.db
-      .prepare('SELECT chunk_id, server_id FROM surplus WHERE first_seen <= ?')
-      .all(olderThan) as { chunk_id: string; server_id: string }[];
-    const goodLive = this.db.prepare(
-      `SELECT count(*) - (SELECT wanted FROM chunks WHERE id = @c) FROM replicas r
-       WHERE r.chunk_id = @c AND r.state = 'ok' AND r.server_id IN (SELECT value FROM json_each(@live))`,
-    );
-    const holds = this.db.prepare(
-      "SELECT 1 FROM replicas WHERE chunk_id = ? AND server_id = ? AND state = 'ok'",
-    );
-    const dropReplica = this.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?');
-    const queue = this.db.prepare(
-      'INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, ?)',
-    );
-    const forget = this.db.prepare('DELETE FROM surplus WHERE chunk_id = ? AND server_id = ?');
-    const live = JSON.stringify(liveServers);
+  dueSurplus(
+    olderThan: number,
+    limit: number,
+  ): { chunkId: string; serverId: string; size: number; wanted: number }[] {
     return this.db.transaction(() => {
-      let queued = 0;
-      for (const d of due) {
-        forget.run(d.chunk_id, d.server_id);
-        // Checked again now: a server may have died since, making this copy needed.
-        const spare = goodLive.pluck().get({ c: d.chunk_id, live }) as number | null;
-        if (spare === null || spare <= 0 || !holds.get(d.chunk_id, d.server_id)) continue;
-        dropReplica.run(d.chunk_id, d.server_id);
-        queue.run(d.chunk_id, d.server_id, now);
-        queued++;
-      }
-      return queued;
+      // A freed chunk's replicas are all queued for deletion already: nothing to trim.
+      this.db
+        .prepare(
+          'DELETE FROM surplus WHERE NOT EXISTS (SELECT 1 FROM chunks c WHERE c.id = surplus.chunk_id)',
+        )
+        .run();
+      return this.db
+        .prepare(
+          `SELECT s.chunk_id AS chunkId, s.server_id AS serverId, c.size, c.wanted
+           FROM surplus s JOIN chunks c ON c.id = s.chunk_id
+           WHERE s.first_seen <= ? ORDER BY s.first_seen, s.chunk_id LIMIT ?`,
+        )
+        .all(olderThan, limit) as { chunkId: string; serverId: string; size: number; wanted: number }[];
+    })();
+  }
+
+  trimSurplus(chunkId: string, serverId: string, proven: string[], now: number): boolean {
+    const good = this.db.prepare(
+      `SELECT count(*) FROM replicas WHERE chunk_id = @c AND state = 'ok' AND server_id != @s
+         AND server_id IN (SELECT value FROM json_each(@proven))`,
+    );
+    return this.db.transaction(() => {
+      this.db.prepare('DELETE FROM surplus WHERE chunk_id = ? AND server_id = ?').run(chunkId, serverId);
+      const wanted = this.db.prepare('SELECT wanted FROM chunks WHERE id = ?').pluck().get(chunkId) as
+        | number
+        | undefined;
+      if (wanted === undefined) return false;
+      // Checked again now, in the transaction that deletes: the proofs were read before,
+      // and a kept copy may have been dropped or marked corrupt meanwhile.
+      const kept = good.pluck().get({ c: chunkId, s: serverId, proven: JSON.stringify(proven) }) as number;
+      const holds = this.db
+        .prepare("SELECT 1 FROM replicas WHERE chunk_id = ? AND server_id = ? AND state = 'ok'")
+        .get(chunkId, serverId);
+      if (!holds || kept < wanted) return false;
+      this.db.prepare(DROP_REPLICA).run(chunkId, serverId);
+      this.db
+        .prepare('INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, ?)')
+        .run(chunkId, serverId, now);
+      return true;
     })();
   }
 

@@ -167,10 +167,19 @@ export interface MainStore {
    */
   findSurplus(liveServers: { id: string; freeBytes: number; returnedAt: number }[], now: number): number;
   /**
-   * Queues for deletion the surplus copies first seen before `olderThan` whose chunk still
-   * has more good replicas than wanted on `liveServers`; forgets the rest. Returns how many were queued.
+   * Up to `limit` surplus copies first seen before `olderThan`, with their chunk's size
+   * and wanted count; the entries of chunks no longer in the map are forgotten.
    */
-  expireSurplus(olderThan: number, liveServers: string[], now: number): number;
+  dueSurplus(
+    olderThan: number,
+    limit: number,
+  ): { chunkId: string; serverId: string; size: number; wanted: number }[];
+  /**
+   * Forgets a surplus copy, and queues it for deletion if it is still a good replica and
+   * at least the chunk's wanted count of good replicas on other servers are among `proven`
+   * (copies main has just read back whole). True if it was queued.
+   */
+  trimSurplus(chunkId: string, serverId: string, proven: string[], now: number): boolean;
   countSurplus(): number;
   /** How many chunks have fewer good replicas on `countedServers` than wanted (repair's queue). */
   countUnderReplicated(countedServers: string[]): number;

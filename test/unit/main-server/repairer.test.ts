@@ -7,10 +7,12 @@ import { after, test } from 'node:test';
 import pino from 'pino';
 import { createAgent } from '../../../src/common/http-client.js';
 import type { Logger } from '../../../src/common/logger.js';
+import { sha256Hex } from '../../../src/crypto/hash.js';
 import { receiptFor } from '../../../src/crypto/receipts.js';
 import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
 import { Registry } from '../../../src/main-server/registry.js';
 import { Repairer } from '../../../src/main-server/repairer.js';
+import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-repairer-'));
@@ -20,15 +22,25 @@ const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const stats = { totalBytes: 100, freeBytes: 50, usedBytes: 10, chunkCount: 0 };
 
 /** A repairer copying one chunk at a time, unpaced, two chunks a page, on the test's clock. */
-function repairerFor(store: SqliteStore, registry: Registry, log: Logger, clock: { now: number }): Repairer {
+function repairerFor(
+  store: SqliteStore,
+  registry: Registry,
+  log: Logger,
+  clock: { now: number },
+  random: () => number = Math.random,
+): Repairer {
+  const signer = ticketSigner(generateTicketKeyPem());
+  const agent = createAgent();
   return new Repairer(
     store,
     registry,
-    ticketSigner(generateTicketKeyPem()),
-    createAgent(),
+    signer,
+    agent,
     log,
     () => clock.now,
     { concurrency: 1, rateMiBs: 0, batch: 2 },
+    new ReplicaProver(signer, agent, () => clock.now),
+    random,
   );
 }
 
@@ -169,5 +181,122 @@ test('repair goes on to the next page of chunks at once while pages restore some
     await repairer.stop();
     target.close();
     store.close();
+  }
+});
+
+/**
+ * Two holders of a chunk wanted three times, and a target. The first holder cannot give
+ * its copy: it answers every read with `sourceAnswer` (404, or bytes that are not the
+ * chunk) and every verify order with "fine". The target copies from whichever source
+ * main names, as a file server would: it fails with what it got from a bad one.
+ */
+async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
+  const store = new SqliteStore(join(dir, `${name}.db`));
+  const clock = { now: 1_000_000 };
+  const lines: { msg: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const chunk = Buffer.from('a chunk repair restores');
+  const id = sha256Hex(chunk);
+  const listen = async (handler: Parameters<typeof createServer>[1]) => {
+    const server = createServer(handler);
+    await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+    return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}` };
+  };
+  const notFound = (res: import('node:http').ServerResponse) => {
+    res.writeHead(404, { 'content-type': 'application/json' });
+    res.end('{"error":{"code":"SEDFS_ERR_CHUNK_NOT_FOUND","message":"no such chunk on this server"}}');
+  };
+  const badHolder = await listen((req, res) => {
+    if (req.url?.endsWith('/verify')) return res.end('{"ok":true}');
+    if (bad === 'empty') return notFound(res);
+    res.writeHead(200, { 'content-length': chunk.length });
+    res.end(Buffer.alloc(chunk.length, 7));
+  });
+  const goodHolder = await listen((_req, res) => {
+    res.writeHead(200, { 'content-length': chunk.length });
+    res.end(chunk);
+  });
+  const [badId, goodId, targetId] = [hex(1), hex(2), hex(3)];
+  const copiedFrom: string[] = [];
+  const target = await listen((req, res) => {
+    const ticket = String(req.headers['x-sedfs-ticket']).split('.')[0] as string;
+    const from = JSON.parse(Buffer.from(ticket, 'base64url').toString()).from as string;
+    copiedFrom.push(from);
+    req.resume();
+    if (from === goodHolder.url) {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify({
+          receipts: [{ server: targetId, receipt: receiptFor('k', targetId, id, chunk.length) }],
+          failed: [],
+        }),
+      );
+    } else if (bad === 'empty') notFound(res);
+    else {
+      res.writeHead(422, { 'content-type': 'application/json' });
+      res.end('{"error":{"code":"SEDFS_ERR_HASH_MISMATCH","message":"not the chunk"}}');
+    }
+  });
+  for (const [sid, url] of [
+    [badId, badHolder.url],
+    [goodId, goodHolder.url],
+    [targetId, target.url],
+  ] as const)
+    store.registerServer({ id: sid, url, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
+  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({
+    id: hex(5),
+    uploadId: hex(9),
+    wanted: 3,
+    createdAt: 1,
+    chunks: [{ id, size: chunk.length, servers: [badId, goodId] }],
+  });
+  // The bad holder is drawn first, then the draws alternate.
+  let draws = 0;
+  const repairer = repairerFor(store, registry, log, clock, () => (draws++ % 2 === 0 ? 0 : 0.99));
+  return {
+    store,
+    repairer,
+    lines,
+    id,
+    ids: { badId, goodId, targetId },
+    urls: { bad: badHolder.url, good: goodHolder.url },
+    copiedFrom,
+    async close() {
+      await repairer.stop();
+      for (const s of [badHolder, goodHolder, target]) s.server.close();
+      store.close();
+    },
+  };
+}
+
+test('a repair source that does not have the chunk main counted there is read back by main, dropped from the map, and the chunk is copied from another holder', async () => {
+  const c = await repairAroundABadHolder('empty-source', 'empty');
+  try {
+    for (let i = 0; i < 6 && !c.store.replicasOf([c.id]).get(c.id)?.includes(c.ids.targetId); i++) {
+      await c.repairer.drain(1);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(c.copiedFrom[0], c.urls.bad, 'the bad holder was the first source');
+    assert.deepEqual(c.store.replicasOf([c.id]).get(c.id)?.sort(), [c.ids.goodId, c.ids.targetId]);
+    assert.ok(c.lines.some((l) => /a repair source does not have the chunk/.test(l.msg)));
+  } finally {
+    await c.close();
+  }
+});
+
+test('a repair source that sends wrong bytes and calls its copy fine does not hold up the repair: another holder is the source', async () => {
+  const c = await repairAroundABadHolder('garbage-source', 'garbage');
+  try {
+    for (let i = 0; i < 6 && !c.store.replicasOf([c.id]).get(c.id)?.includes(c.ids.targetId); i++) {
+      await c.repairer.drain(1);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assert.equal(c.copiedFrom[0], c.urls.bad, 'the bad holder was the first source');
+    assert.ok(c.store.replicasOf([c.id]).get(c.id)?.includes(c.ids.targetId), 'the chunk was copied');
+    assert.equal(c.copiedFrom.at(-1), c.urls.good);
+  } finally {
+    await c.close();
   }
 });

@@ -150,7 +150,7 @@ describe('SqliteStore', () => {
     assert.deepEqual(replicas.get(hex(7, 64)) ?? [], []);
   });
 
-  test('copies beyond the wanted count are taken from a returned server first, and deleted only while enough remain', () => {
+  test('copies beyond the wanted count are taken from a returned server first, and deleted only while enough proven copies remain', () => {
     for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
     store.markReturned(hex(2), 50);
     store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
@@ -160,15 +160,20 @@ describe('SqliteStore', () => {
     assert.equal(store.findSurplus(live, 100), 1);
     assert.equal(store.findSurplus(live, 110), 0, 'a copy is noted once');
     assert.equal(store.countSurplus(), 1);
-    // Not yet past the grace period: nothing happens.
-    assert.equal(store.expireSurplus(99, [hex(1), hex(2), hex(3)], 120), 0);
-    // Past it, but server 3 died meanwhile: the copy on 2 is needed after all and is kept.
-    assert.equal(store.expireSurplus(100, [hex(1), hex(2)], 130), 0);
+    const due = { chunkId: hex(1, 64), serverId: hex(2), size: 1, wanted: 2 };
+    // Not yet past the grace period: nothing is due.
+    assert.deepEqual(store.dueSurplus(99, 10), []);
+    assert.deepEqual(store.dueSurplus(100, 10), [due]);
+    // Only one of the copies kept could be read back: the copy on 2 is kept, and forgotten.
+    assert.equal(store.trimSurplus(hex(1, 64), hex(2), [hex(1)], 130), false);
     assert.equal(store.countSurplus(), 0);
     assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), []);
-    // Found again with all three live, and past its grace: the copy on 2 goes.
+    // A proof of the very copy being trimmed does not count for the ones kept.
     store.findSurplus(live, 200);
-    assert.equal(store.expireSurplus(200, [hex(1), hex(2), hex(3)], 210), 1);
+    assert.equal(store.trimSurplus(hex(1, 64), hex(2), [hex(1), hex(2)], 205), false);
+    // Found again, and both kept copies read back whole: the copy on 2 goes.
+    store.findSurplus(live, 200);
+    assert.equal(store.trimSurplus(hex(1, 64), hex(2), [hex(1), hex(3)], 210), true);
     assert.deepEqual(store.pendingDeletions([hex(1), hex(2), hex(3)], 10, 300), [
       { chunkId: hex(1, 64), serverId: hex(2) },
     ]);
@@ -453,6 +458,31 @@ describe('SqliteNamespaceStore', () => {
     assert.deepEqual(rows(), ['02', '03']);
     ns.setLock({ nodeId: hex(4), holderId: user.id, expiresAt: 200 }, 50);
     assert.deepEqual(rows(), ['03', '04'], 'the lock that expired at 10 is gone by 50');
+    s.close();
+  });
+
+  test("the locks a user holds in a folder are found on the folder itself and at any depth below it, and no one else's or outside it", () => {
+    const s = db();
+    const ns = new SqliteNamespaceStore(s.db);
+    ns.createUser(user, node(1, null, 'dir', null));
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'dir', 3));
+    ns.createNode(node(4, 3, 'file', 4));
+    ns.createNode(node(5, 1, 'file', 5));
+    ns.createNode(node(6, 2, 'file', 6));
+    const other = hex(101);
+    ns.createUser({ ...user, id: other, name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
+    for (const n of [2, 4, 5]) ns.setLock({ nodeId: hex(n), holderId: user.id, expiresAt: 100 }, 1);
+    ns.setLock({ nodeId: hex(6), holderId: other, expiresAt: 100 }, 1);
+    const held = (root: number, holder: string, now = 10) =>
+      ns
+        .locksHeldIn(hex(root), holder, now)
+        .map((l) => l.nodeId.slice(-2))
+        .sort();
+    assert.deepEqual(held(2, user.id), ['02', '04']);
+    assert.deepEqual(held(3, user.id), ['04']);
+    assert.deepEqual(held(2, other), ['06']);
+    assert.deepEqual(held(2, user.id, 100), [], 'expired locks are not held');
     s.close();
   });
 

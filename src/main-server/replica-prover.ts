@@ -1,0 +1,77 @@
+import { type Agent, request } from '../common/undici.js';
+import { sha256Hasher } from '../crypto/hash.js';
+import type { TicketSigner } from '../crypto/tickets.js';
+import { TICKET_HEADER } from '../protocol/ticket.js';
+
+/**
+ * What reading a replica showed: `real` (the bytes hash to the chunk's id), `missing`
+ * (the server says it does not hold it), `wrong` (bytes that are not the chunk), or
+ * `unknown` (no answer, an error, a cut connection: nothing proven either way).
+ */
+export type Proof = 'real' | 'missing' | 'wrong' | 'unknown';
+
+/** A read that takes longer than this proves nothing; 4 MiB at 1 MiB/s fits well within it. */
+const PROOF_TIMEOUT_MS = 30_000;
+
+/**
+ * Proves that a file server holds a chunk by reading it and hashing what comes back. A
+ * server's own word (its heartbeats, its inventory, its answer to a verify order) can be
+ * a lie from a server with a valid certificate; bytes that hash to the chunk's id cannot
+ * be, because only a holder of the chunk can send them. Main reads with a read ticket it
+ * signs for itself, through the same route as any reader.
+ */
+export class ReplicaProver {
+  constructor(
+    private readonly signer: TicketSigner,
+    private readonly agent: Agent,
+    private readonly now: () => number,
+  ) {}
+
+  /** `stop` aborts the read (main is closing): the answer is then `unknown`. */
+  async prove(
+    chunkId: string,
+    size: number,
+    server: { id: string; url: string },
+    stop?: AbortSignal,
+  ): Promise<Proof> {
+    const ticket = this.signer.sign({
+      op: 'read',
+      chunks: [chunkId],
+      servers: [server.id],
+      exp: this.now() + PROOF_TIMEOUT_MS,
+    });
+    const timeout = AbortSignal.timeout(PROOF_TIMEOUT_MS);
+    const signal = stop ? AbortSignal.any([timeout, stop]) : timeout;
+    try {
+      const res = await request(`${server.url}/v1/chunks/${chunkId}`, {
+        dispatcher: this.agent,
+        headers: { [TICKET_HEADER]: ticket },
+        signal,
+      });
+      if (res.statusCode === 404) {
+        await res.body.dump();
+        return 'missing';
+      }
+      if (res.statusCode !== 200) {
+        await res.body.dump();
+        return 'unknown';
+      }
+      if (Number(res.headers['content-length']) !== size) {
+        await res.body.dump();
+        return 'wrong';
+      }
+      const hasher = sha256Hasher();
+      let got = 0;
+      for await (const piece of res.body as AsyncIterable<Buffer>) {
+        got += piece.length;
+        // More than it announced: undici fails the body, but do not hash a flood first.
+        if (got > size) return 'wrong';
+        hasher.update(piece);
+      }
+      if (got < size) return 'unknown';
+      return hasher.digestHex() === chunkId ? 'real' : 'wrong';
+    } catch {
+      return 'unknown';
+    }
+  }
+}

@@ -1,0 +1,133 @@
+import type { Logger } from '../common/logger.js';
+import { inParallel } from '../common/parallel.js';
+import { SerialTask } from '../common/serial-task.js';
+import type { Registry } from './registry.js';
+import type { Proof, ReplicaProver } from './replica-prover.js';
+import type { MainStore } from './store/store.js';
+
+/** Surplus copies looked at per pass: each costs reading up to R whole chunks. */
+const PER_PASS = 32;
+/** Chunks whose kept copies are read at once. */
+const CONCURRENCY = 4;
+
+/**
+ * Trims copies beyond a chunk's wanted count (repair's `findSurplus` notes them) once
+ * their grace period is over. The replica map holds what servers said they hold, and a
+ * server with a valid certificate can say anything: claim chunks it never got (in its
+ * heartbeats or its inventory), report a disk nearly empty so its copy is kept and an
+ * honest server's is trimmed. So a surplus copy is deleted only after main has read back,
+ * whole, the copies it keeps, and at least the wanted count of them hash to the chunk's
+ * id. A copy that its server says it lacks is dropped from the map (repair then counts
+ * right); one that is wrong or does not answer proves nothing, and the surplus copy stays.
+ */
+export class SurplusTrimmer {
+  private readonly task: SerialTask;
+  /** aborts the reads in flight when main closes, instead of waiting out their timeout */
+  private readonly stopping = new AbortController();
+
+  constructor(
+    private readonly store: MainStore,
+    private readonly registry: Registry,
+    private readonly prover: ReplicaProver,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    /** how long a surplus copy waits before it is trimmed */
+    private readonly graceMs: number,
+    /** called when copies were queued for deletion */
+    private readonly queued: () => void,
+    /** called for a copy read back as bytes that are not the chunk */
+    private readonly wrongBytes: (chunkId: string, serverId: string) => void = () => {},
+  ) {
+    this.task = new SerialTask(() => this.pass(), log, 'surplus trim pass');
+  }
+
+  start(intervalMs: number): void {
+    this.task.start(intervalMs);
+  }
+
+  /** One pass, awaited (tests). */
+  runNow(): Promise<void> {
+    return this.task.runNow();
+  }
+
+  stop(): Promise<void> {
+    this.stopping.abort();
+    return this.task.stop();
+  }
+
+  private async pass(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    const due = this.store.dueSurplus(this.now() - this.graceMs, PER_PASS);
+    if (due.length === 0) return;
+    const live = new Map(this.registry.live().map((s) => [s.id, s]));
+    const byChunk = new Map<string, typeof due>();
+    for (const d of due) byChunk.set(d.chunkId, [...(byChunk.get(d.chunkId) ?? []), d]);
+    let queued = 0;
+    let kept = 0;
+    await inParallel([...byChunk.values()], CONCURRENCY, async (copies) => {
+      const first = copies[0] as (typeof due)[number];
+      // The copies to go are not read: only the ones kept must be known real.
+      const going = new Set(copies.map((d) => d.serverId));
+      const proofs = await this.proveHolders(first.chunkId, first.size, live, going);
+      for (const d of copies) {
+        const proven = [...proofs].filter(([s, p]) => p === 'real' && s !== d.serverId).map(([s]) => s);
+        if (this.store.trimSurplus(d.chunkId, d.serverId, proven, this.now())) queued++;
+        else {
+          kept++;
+          this.log.warn(
+            { chunk: d.chunkId, server: d.serverId, wanted: d.wanted, proven: proven.length },
+            'a surplus copy is kept: fewer of the other copies than wanted could be read back whole',
+          );
+        }
+      }
+    });
+    if (queued > 0) {
+      this.log.info(
+        { copies: queued },
+        'copies beyond the wanted count past their grace period queued for deletion',
+      );
+      this.queued();
+    }
+    if (kept > 0) this.log.info({ copies: kept }, 'surplus copies kept for now: they are noted again later');
+  }
+
+  /**
+   * Reads back every copy of a chunk on a live server but those in `skip`; a server that
+   * lacks its copy loses it from the map.
+   */
+  private async proveHolders(
+    chunkId: string,
+    size: number,
+    live: Map<string, { id: string; url: string }>,
+    skip: Set<string>,
+  ): Promise<Map<string, Proof>> {
+    const holders = (this.store.replicasOf([chunkId]).get(chunkId) ?? []).flatMap((id) => {
+      const s = live.get(id);
+      return s && !skip.has(id) ? [s] : [];
+    });
+    const proofs = new Map<string, Proof>();
+    await Promise.all(
+      holders.map(async (server) => {
+        const proof = await this.prover.prove(chunkId, size, server, this.stopping.signal);
+        proofs.set(server.id, proof);
+        if (proof === 'missing') {
+          // Believing a server that says it lacks a copy can only make repair copy more.
+          this.store.applyChanges(server.id, [], [chunkId], this.now());
+          this.log.warn(
+            { chunk: chunkId, server: server.id },
+            'a server main counted as holding a chunk does not have it: dropped from the map',
+          );
+        } else if (proof === 'wrong') {
+          this.log.warn(
+            { chunk: chunkId, server: server.id },
+            'a server answered with bytes that are not the chunk: its copy does not count to trim a surplus one',
+          );
+          // An honest server whose copy rotted quarantines it when told to re-check, and
+          // repair restores it; a lying one's "it is fine" changes nothing here.
+          this.wrongBytes(chunkId, server.id);
+        }
+      }),
+    );
+    return proofs;
+  }
+}

@@ -1,0 +1,152 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import pino from 'pino';
+import { createAgent } from '../../../src/common/http-client.js';
+import { sha256Hex } from '../../../src/crypto/hash.js';
+import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
+import { Registry } from '../../../src/main-server/registry.js';
+import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
+import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { SurplusTrimmer } from '../../../src/main-server/surplus-trimmer.js';
+import { seededBytes } from '../../helpers/seeded.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sedfs-trimmer-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
+const GRACE = 1000;
+const chunk = seededBytes(7, 96 * 1024);
+const chunkId = sha256Hex(chunk);
+
+/**
+ * A file server stand-in: GET of the chunk answers `body` (404 when undefined), and
+ * every request is noted.
+ */
+async function fakeFileServer(
+  body: Buffer | undefined,
+): Promise<{ server: Server; url: string; asked: string[] }> {
+  const asked: string[] = [];
+  const server = createServer((req, res) => {
+    asked.push(`${req.method} ${req.url}`);
+    if (req.method === 'GET' && body && req.url === `/v1/chunks/${chunkId}`) {
+      res.writeHead(200, { 'content-length': body.length });
+      res.end(body);
+      return;
+    }
+    res.statusCode = 404;
+    res.end('{"error":{"code":"SEDFS_ERR_CHUNK_NOT_FOUND","message":"no such chunk on this server"}}');
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, asked };
+}
+
+/**
+ * Three honest servers hold the chunk (R=3); a fourth, `liar`, claims it in a heartbeat
+ * and reports a nearly empty disk, so the surplus copy noted is on an honest server.
+ */
+async function clusterWithAClaim(name: string, liarBody: Buffer | undefined) {
+  const store = new SqliteStore(join(dir, `${name}.db`));
+  const clock = { now: 1_000_000 };
+  const lines: { msg: string }[] = [];
+  const rechecks: string[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const honest = await Promise.all([1, 2, 3].map(() => fakeFileServer(chunk)));
+  const liar = await fakeFileServer(liarBody);
+  const ids = [hex(1), hex(2), hex(3)];
+  const stats = { totalBytes: 1 << 30, freeBytes: 1 << 20, usedBytes: 0, chunkCount: 1 };
+  const servers = [
+    ...honest.map((h, i) => ({ id: ids[i] as string, url: h.url })),
+    { id: hex(4), url: liar.url },
+  ];
+  for (const s of servers)
+    store.registerServer({ ...s, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
+  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({
+    id: hex(5),
+    uploadId: hex(9),
+    wanted: 3,
+    createdAt: 1,
+    chunks: [{ id: chunkId, size: chunk.length, servers: ids }],
+  });
+  // What the heartbeat route does with the liar's beat.
+  store.heartbeat(hex(4), { ...stats, freeBytes: 2 ** 50 }, clock.now);
+  assert.deepEqual(store.applyChanges(hex(4), [chunkId], [], clock.now), { adopted: 1, dropped: 0 });
+  assert.equal(store.findSurplus(registry.live(), clock.now), 1);
+  const noted = store.db.prepare('SELECT server_id FROM surplus').pluck().get() as string;
+  assert.ok(ids.includes(noted), 'the copy noted as surplus is an honest server’s');
+  const trimmer = new SurplusTrimmer(
+    store,
+    registry,
+    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
+    log,
+    () => clock.now,
+    GRACE,
+    () => {},
+    (chunk, server) => rechecks.push(`${chunk}/${server}`),
+  );
+  clock.now += GRACE;
+  return {
+    store,
+    trimmer,
+    lines,
+    rechecks,
+    honest,
+    liar,
+    ids,
+    async close() {
+      await trimmer.stop();
+      for (const s of [...honest, liar]) s.server.close();
+      store.close();
+    },
+  };
+}
+
+test('a server that claims a chunk it does not hold does not get a real copy deleted: its claim is dropped and the honest copies stay', async () => {
+  const c = await clusterWithAClaim('claims', undefined);
+  try {
+    await c.trimmer.runNow();
+    assert.deepEqual(c.store.pendingDeletions([...c.ids, hex(4)], 10, Number.MAX_SAFE_INTEGER), []);
+    assert.deepEqual(c.store.replicasOf([chunkId]).get(chunkId)?.sort(), c.ids);
+    assert.equal(c.store.countSurplus(), 0);
+    assert.ok(c.liar.asked.includes(`GET /v1/chunks/${chunkId}`), 'the claimed copy was read');
+    assert.ok(c.lines.some((l) => /does not have it: dropped from the map/.test(l.msg)));
+    assert.ok(c.lines.some((l) => /a surplus copy is kept/.test(l.msg)));
+  } finally {
+    await c.close();
+  }
+});
+
+test('a server that answers with bytes that are not the chunk does not count as a copy: the surplus honest copy is kept, and that server re-checks its copy', async () => {
+  const garbage = Buffer.from(chunk);
+  garbage[garbage.length - 1] = (garbage[garbage.length - 1] as number) ^ 1;
+  const c = await clusterWithAClaim('garbage', garbage);
+  try {
+    await c.trimmer.runNow();
+    assert.deepEqual(c.store.pendingDeletions([...c.ids, hex(4)], 10, Number.MAX_SAFE_INTEGER), []);
+    assert.deepEqual(c.store.replicasOf([chunkId]).get(chunkId)?.sort(), [...c.ids, hex(4)]);
+    assert.ok(c.lines.some((l) => /bytes that are not the chunk/.test(l.msg)));
+    assert.deepEqual(c.rechecks, [`${chunkId}/${hex(4)}`], 'its server is told to re-check that copy');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a surplus copy is deleted once the copies kept are read back whole and hash to the chunk id', async () => {
+  const c = await clusterWithAClaim('honest', chunk);
+  try {
+    await c.trimmer.runNow();
+    const queued = c.store.pendingDeletions([...c.ids, hex(4)], 10, Number.MAX_SAFE_INTEGER);
+    assert.equal(queued.length, 1);
+    const going = [...c.honest, c.liar][[...c.ids, hex(4)].indexOf(queued[0]?.serverId as string)];
+    assert.deepEqual(going?.asked, [], 'the copy that goes is not read: only the ones kept');
+    assert.equal(c.store.replicasOf([chunkId]).get(chunkId)?.length, 3);
+    assert.ok(c.lines.some((l) => /queued for deletion/.test(l.msg)));
+  } finally {
+    await c.close();
+  }
+});
