@@ -471,13 +471,14 @@ export class SqliteStore implements MainStore {
     };
   }
 
-  addReplica(chunkId: string, serverId: string, now: number): void {
-    this.db
-      .prepare(
-        `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)
-         ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok', added_at = excluded.added_at`,
-      )
-      .run(chunkId, serverId, now);
+  addReplicas(replicas: { chunkId: string; serverId: string }[], now: number): void {
+    const add = this.db.prepare(
+      `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)
+       ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok', added_at = excluded.added_at`,
+    );
+    this.db.transaction(() => {
+      for (const r of replicas) add.run(r.chunkId, r.serverId, now);
+    })();
   }
 
   findSurplus(liveServers: { id: string; freeBytes: number; returnedAt: number }[], now: number): number {

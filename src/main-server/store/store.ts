@@ -154,7 +154,8 @@ export interface MainStore {
     liveServers: string[],
     limit: number,
   ): { chunks: { id: string; size: number; wanted: number; holders: string[] }[]; withoutLiveCopy: number };
-  addReplica(chunkId: string, serverId: string, now: number): void;
+  /** Records good replicas (new, or again good), in one transaction. */
+  addReplicas(replicas: { chunkId: string; serverId: string }[], now: number): void;
   /**
    * A replica failed a hash check (scrubber or a verify order): it no longer counts, and
    * the server's tally of corrupt finds goes up. True if a good replica was marked.

@@ -137,7 +137,7 @@ test('re-checks of reported replicas: one at a time per replica, and a bounded n
   }
 });
 
-test('repair goes on to the next page of chunks at once while pages restore something, without waiting for its timer', async () => {
+test('repair goes on to the next page of chunks at once while pages restore something, without waiting for its timer, and records each page in one transaction', async () => {
   const store = new SqliteStore(join(dir, 'pages.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
@@ -170,6 +170,12 @@ test('repair goes on to the next page of chunks at once while pages restore some
   store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 2, createdAt: 1, chunks });
 
   // Two chunks a page, and a timer that would not fire within the test.
+  const recorded: number[] = [];
+  const addReplicas = store.addReplicas.bind(store);
+  store.addReplicas = (replicas, now) => {
+    recorded.push(replicas.length);
+    addReplicas(replicas, now);
+  };
   const repairer = repairerFor(store, registry, log, clock);
   try {
     repairer.kick();
@@ -177,6 +183,10 @@ test('repair goes on to the next page of chunks at once while pages restore some
     while (repairer.progress.chunks < 5 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     assert.equal(repairer.progress.chunks, 5, 'all three pages restored after one kick');
     assert.equal(repairer.progress.failures, 0);
+    await repairer.stop();
+    assert.deepEqual(recorded, [2, 2, 1], 'each page recorded in one transaction');
+    const left = store.underReplicated([source, sink], [source, sink], 10);
+    assert.equal(left.chunks.length, 0, 'every copy is in the map');
   } finally {
     await repairer.stop();
     target.close();
