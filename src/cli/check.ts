@@ -40,9 +40,10 @@ export function registerCheckCommand(program: Command, env: VerbEnv): void {
           String(s.missing),
           String(s.extra),
           String(s.corrupt),
+          `${s.audits.passed}/${s.audits.passed + s.audits.failed}`,
         ]);
         const lines = [
-          table(['SERVER', 'STATE', 'CHUNKS', 'MISSING', 'EXTRA', 'CORRUPT'], rows),
+          table(['SERVER', 'STATE', 'CHUNKS', 'MISSING', 'EXTRA', 'CORRUPT', 'AUDITS OK'], rows),
           `${res.chunks} chunks, ${res.underReplicated} under-replicated (repair queue), ${res.surplus} surplus copies`,
           ...(res.withoutLiveCopy > 0
             ? [

@@ -12,6 +12,7 @@ import type { NamespaceService } from './namespace.js';
 import type { Reconciler } from './reconciler.js';
 import type { Registry } from './registry.js';
 import type { Repairer } from './repairer.js';
+import type { StorageAuditor } from './storage-auditor.js';
 import type { NamespaceStore, UserRecord } from './store/namespace-store.js';
 import type { MainStore } from './store/store.js';
 
@@ -24,6 +25,7 @@ export interface MainContext {
   namespace: NamespaceService;
   namespaceStore: NamespaceStore;
   repairer: Repairer;
+  auditor: StorageAuditor;
   reconciler: Reconciler;
   signer: TicketSigner;
   log: Logger;

@@ -42,6 +42,13 @@ export const MAIN_CONFIG = {
     env: 'SEDFS_INVENTORY_INTERVAL',
     help: 'seconds between full inventories asked of each file server (0 = only at registration)',
   },
+  auditInterval: {
+    kind: 'number',
+    default: 60,
+    min: 0,
+    env: 'SEDFS_AUDIT_INTERVAL',
+    help: 'seconds between audits, each reading back one random replica from every live file server (0 = none)',
+  },
   repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
   repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
   joinToken: {

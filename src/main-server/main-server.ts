@@ -21,6 +21,7 @@ import { Registry } from './registry.js';
 import { Repairer } from './repairer.js';
 import { ReplicaProver } from './replica-prover.js';
 import { MAIN_ROUTES } from './routes/index.js';
+import { StorageAuditor } from './storage-auditor.js';
 import { SqliteNamespaceStore } from './store/sqlite-namespace-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { SurplusTrimmer } from './surplus-trimmer.js';
@@ -127,6 +128,15 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     prover,
     deps.random ?? Math.random,
   );
+  const auditor = new StorageAuditor(
+    store,
+    registry,
+    prover,
+    log.child({ component: 'audit' }),
+    now,
+    () => repairer.kick(),
+    (chunk, server) => void repairer.verifyReplica(chunk, server),
+  );
   const reconciler = new Reconciler(
     store,
     registry,
@@ -161,6 +171,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     namespaceStore,
     repairer,
     reconciler,
+    auditor,
     signer,
     log,
     joinToken,
@@ -202,6 +213,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   trimmer.start(Math.max(250, Math.min(5000, (config.extraGrace || 10) * 500)));
   repairer.start(Math.min(5000, heartbeatTimeoutMs));
   reconciler.start(Math.max(250, Math.min(60_000, config.inventoryInterval * 250)));
+  if (config.auditInterval > 0) auditor.start(config.auditInterval * 1000);
 
   return {
     url,
@@ -220,6 +232,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       tls?.stop();
       await app.close();
       await trimmer.stop();
+      await auditor.stop();
       await deleter.stop();
       await repairer.stop();
       await reconciler.stop();

@@ -256,6 +256,8 @@ export interface CheckResponse {
     corrupt: number;
     /** when its last full inventory was compared (ms since the epoch; 0 = never) */
     inventoryAt: number;
+    /** replicas main read back from it since main started: whole and right, or not there or wrong */
+    audits: { passed: number; failed: number };
   }[];
   chunks: number;
   /** chunks with fewer good copies than wanted on servers that are not lost: the repair queue */

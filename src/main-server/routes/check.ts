@@ -16,6 +16,7 @@ function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
       extra: s.extra,
       corrupt: records.get(s.id)?.corruptCount ?? 0,
       inventoryAt: records.get(s.id)?.inventoryAt ?? 0,
+      audits: ctx.auditor.tally(s.id),
     })),
     chunks: ctx.store.countChunks(),
     underReplicated: ctx.store.countUnderReplicated(counted),

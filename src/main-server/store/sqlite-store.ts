@@ -471,6 +471,15 @@ export class SqliteStore implements MainStore {
     };
   }
 
+  replicaToAudit(serverId: string, from: string): { chunkId: string; size: number } | undefined {
+    // Through replicas_by_server: a step into the index, not a scan of the server's replicas.
+    const q = this.db.prepare(
+      `SELECT r.chunk_id AS chunkId, c.size AS size FROM replicas r JOIN chunks c ON c.id = r.chunk_id
+       WHERE r.server_id = ? AND r.state = 'ok' AND r.chunk_id >= ? ORDER BY r.chunk_id LIMIT 1`,
+    );
+    return (q.get(serverId, from) ?? q.get(serverId, '')) as { chunkId: string; size: number } | undefined;
+  }
+
   addReplicas(replicas: { chunkId: string; serverId: string }[], now: number): void {
     const add = this.db.prepare(
       `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)

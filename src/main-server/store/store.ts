@@ -154,6 +154,11 @@ export interface MainStore {
     liveServers: string[],
     limit: number,
   ): { chunks: { id: string; size: number; wanted: number; holders: string[] }[]; withoutLiveCopy: number };
+  /**
+   * A good replica on `serverId` for an audit: the first whose chunk id is at or after
+   * `from` (a random id), wrapping round to the lowest; undefined if it holds none.
+   */
+  replicaToAudit(serverId: string, from: string): { chunkId: string; size: number } | undefined;
   /** Records good replicas (new, or again good), in one transaction. */
   addReplicas(replicas: { chunkId: string; serverId: string }[], now: number): void;
   /**

@@ -1,0 +1,101 @@
+import type { Logger } from '../common/logger.js';
+import { inParallel } from '../common/parallel.js';
+import { SerialTask } from '../common/serial-task.js';
+import { randomHexId } from '../crypto/hash.js';
+import type { Registry } from './registry.js';
+import type { ReplicaProver } from './replica-prover.js';
+import type { MainStore } from './store/store.js';
+
+/** Servers audited at once in a pass. */
+const CONCURRENCY = 4;
+
+/** What the audits of one server found since main started. */
+export interface AuditTally {
+  /** replicas read back whole and right */
+  passed: number;
+  /** replicas the server did not have, or sent as bytes that are not the chunk */
+  failed: number;
+}
+
+/**
+ * Reads back, now and then, one replica main counts on each live server, chosen at
+ * random. What main counts rests on servers' word: a receipt, a heartbeat, an
+ * inventory. A server that lost a chunk without noticing, or one with a valid
+ * certificate that lies (takes copies and drops them, claims chunks it never got), would
+ * count toward a chunk's copies for ever, and repair would never restore them. Bytes that
+ * hash to the chunk's id cannot be faked. A replica the server does not have leaves the
+ * map, one that is wrong is marked corrupt (and its server told to re-check it), and
+ * repair restores either elsewhere; each server's tally shows in `sedfs check`.
+ */
+export class StorageAuditor {
+  private readonly task: SerialTask;
+  private readonly stopping = new AbortController();
+  private readonly tallies = new Map<string, AuditTally>();
+
+  constructor(
+    private readonly store: MainStore,
+    private readonly registry: Registry,
+    private readonly prover: ReplicaProver,
+    private readonly log: Logger,
+    private readonly now: () => number,
+    /** a replica left the map or was marked corrupt: restore it */
+    private readonly lost: () => void,
+    /** a replica was read back as bytes that are not the chunk: have its server re-check it */
+    private readonly wrongBytes: (chunkId: string, serverId: string) => void,
+    /** where in the id space each pick starts (tests pin it) */
+    private readonly randomId: () => string = () => randomHexId(32),
+  ) {
+    this.task = new SerialTask(() => this.pass(), log, 'storage audit pass');
+  }
+
+  start(intervalMs: number): void {
+    this.task.start(intervalMs);
+  }
+
+  /** One pass, awaited (tests). */
+  runNow(): Promise<void> {
+    return this.task.runNow();
+  }
+
+  stop(): Promise<void> {
+    this.stopping.abort();
+    return this.task.stop();
+  }
+
+  /** Audits of a server since main started. */
+  tally(serverId: string): AuditTally {
+    return { ...(this.tallies.get(serverId) ?? { passed: 0, failed: 0 }) };
+  }
+
+  private async pass(): Promise<void> {
+    if (this.stopping.signal.aborted) return;
+    let lost = 0;
+    await inParallel(this.registry.live(), CONCURRENCY, async (server) => {
+      const replica = this.store.replicaToAudit(server.id, this.randomId());
+      if (!replica) return;
+      const proof = await this.prover.prove(replica.chunkId, replica.size, server, this.stopping.signal);
+      if (proof === 'unknown') return;
+      const tally = this.tallies.get(server.id) ?? { passed: 0, failed: 0 };
+      this.tallies.set(server.id, tally);
+      if (proof === 'real') {
+        tally.passed++;
+        return;
+      }
+      tally.failed++;
+      lost++;
+      const at = { chunk: replica.chunkId, server: server.id };
+      if (proof === 'missing') {
+        this.store.applyChanges(server.id, [], [replica.chunkId], this.now());
+        this.log.warn(
+          at,
+          'audit: a server does not have a chunk main counted there: dropped from the map, repairing',
+        );
+      } else {
+        this.store.markReplicaCorrupt(replica.chunkId, server.id);
+        this.log.warn(at, 'audit: a server sent bytes that are not the chunk: marked corrupt, repairing');
+        this.wrongBytes(replica.chunkId, server.id);
+      }
+    });
+    if (lost > 0) this.lost();
+  }
+}

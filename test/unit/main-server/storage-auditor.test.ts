@@ -1,0 +1,130 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, test } from 'node:test';
+import pino from 'pino';
+import { createAgent } from '../../../src/common/http-client.js';
+import { sha256Hex } from '../../../src/crypto/hash.js';
+import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
+import { Registry } from '../../../src/main-server/registry.js';
+import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
+import { StorageAuditor } from '../../../src/main-server/storage-auditor.js';
+import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { seededBytes } from '../../helpers/seeded.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'sedfs-auditor-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
+const stats = { totalBytes: 1 << 30, freeBytes: 1 << 29, usedBytes: 0, chunkCount: 1 };
+
+/** A file server stand-in answering GETs of chunks from `held` (404 otherwise); reads are noted. */
+async function fakeFileServer(
+  held: Map<string, Buffer>,
+): Promise<{ server: Server; url: string; read: string[] }> {
+  const read: string[] = [];
+  const server = createServer((req, res) => {
+    const id = (req.url ?? '').split('/')[3] ?? '';
+    read.push(id);
+    const body = held.get(id);
+    if (req.method === 'GET' && body) {
+      res.writeHead(200, { 'content-length': body.length });
+      res.end(body);
+      return;
+    }
+    res.statusCode = 404;
+    res.end('{"error":{"code":"SEDFS_ERR_CHUNK_NOT_FOUND","message":"no such chunk on this server"}}');
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, read };
+}
+
+test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, and repair is asked to restore them', async () => {
+  const store = new SqliteStore(join(dir, 'audit.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const chunk = seededBytes(3, 64 * 1024);
+  const id = sha256Hex(chunk);
+  const wrong = Buffer.from(chunk);
+  wrong[100] = (wrong[100] as number) ^ 1;
+  const [holder, loser, rotten, empty] = await Promise.all([
+    fakeFileServer(new Map([[id, chunk]])),
+    fakeFileServer(new Map()),
+    fakeFileServer(new Map([[id, wrong]])),
+    fakeFileServer(new Map()),
+  ]);
+  const servers = [holder, loser, rotten, empty].map((f, i) => ({ id: hex(i + 1), url: f.url }));
+  for (const s of servers)
+    store.registerServer({ ...s, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
+  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({
+    id: hex(5),
+    uploadId: hex(9),
+    wanted: 3,
+    createdAt: 1,
+    chunks: [{ id, size: chunk.length, servers: servers.slice(0, 3).map((s) => s.id) }],
+  });
+  const rechecks: string[] = [];
+  let repairs = 0;
+  const auditor = new StorageAuditor(
+    store,
+    registry,
+    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
+    log,
+    () => clock.now,
+    () => repairs++,
+    (chunkId, server) => rechecks.push(`${chunkId}/${server}`),
+  );
+  try {
+    await auditor.runNow();
+    const [a, b, c, d] = servers.map((s) => auditor.tally(s.id));
+    assert.deepEqual(a, { passed: 1, failed: 0 });
+    assert.deepEqual(b, { passed: 0, failed: 1 });
+    assert.deepEqual(c, { passed: 0, failed: 1 });
+    assert.deepEqual(d, { passed: 0, failed: 0 }, 'a server main counts nothing on is not read');
+    assert.deepEqual(empty.read, []);
+    assert.deepEqual(store.replicasOf([id]).get(id), [servers[0]?.id], 'only the proven copy still counts');
+    assert.equal(store.countUnderReplicated(servers.map((s) => s.id)), 1, 'so repair sees the chunk short');
+    assert.equal(store.listServers().find((s) => s.id === servers[2]?.id)?.corruptCount, 1);
+    assert.deepEqual(rechecks, [`${id}/${servers[2]?.id}`]);
+    assert.equal(repairs, 1, 'one call to repair for the pass');
+  } finally {
+    await auditor.stop();
+    for (const f of [holder, loser, rotten, empty]) f.server.close();
+    store.close();
+  }
+});
+
+test('the replica audited on a server is the first at or after a random id, wrapping round to the lowest', () => {
+  const store = new SqliteStore(join(dir, 'pick.db'));
+  try {
+    store.registerServer(
+      { id: hex(1), url: 'http://127.0.0.1:9', ...stats, registeredAt: 1, lastHeartbeat: 1 },
+      'k',
+    );
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    const [low, high] = ['4', 'b'].map((c) => c.repeat(64));
+    store.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 1,
+      createdAt: 1,
+      chunks: [low, high].map((c) => ({ id: c as string, size: 7, servers: [hex(1)] })),
+    });
+    assert.deepEqual(store.replicaToAudit(hex(1), '0'.repeat(32)), { chunkId: low, size: 7 });
+    assert.deepEqual(store.replicaToAudit(hex(1), '5'.repeat(32)), { chunkId: high, size: 7 });
+    assert.deepEqual(store.replicaToAudit(hex(1), 'c'.repeat(32)), { chunkId: low, size: 7 });
+    store.markReplicaCorrupt(low as string, hex(1));
+    assert.deepEqual(
+      store.replicaToAudit(hex(1), 'c'.repeat(32)),
+      { chunkId: high, size: 7 },
+      'corrupt ones are not audited',
+    );
+    assert.equal(store.replicaToAudit(hex(2), '0'.repeat(32)), undefined);
+  } finally {
+    store.close();
+  }
+});
