@@ -23,6 +23,8 @@ if (!existsSync(big)) await run('sh', ['-c', `head -c ${1024 * 1024 * 1024} /dev
 const mib = statSync(big).size / 1048576;
 const readBack = join(tmpdir(), 'sedfs-probe-readback.bin');
 const R = Number(process.env.R ?? 3);
+/** node flags for the CLI alone, e.g. CLI_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" */
+const cliNodeArgs = process.env.CLI_NODE_ARGS?.split(' ').filter(Boolean) ?? [];
 
 const cluster = await TestCluster.start({ servers: R, replicas: R, insecureHttp: process.env.PLAIN === '1' });
 try {
@@ -40,7 +42,7 @@ try {
     const t = performance.now();
     const { stderr } = await run(
       '/usr/bin/time',
-      ['-f', '%U %S %M', process.execPath, 'bin/sedfs.js', ...args],
+      ['-f', '%U %S %M', process.execPath, ...cliNodeArgs, 'bin/sedfs.js', ...args],
       { env },
     );
     const secs = (performance.now() - t) / 1000;
