@@ -27,7 +27,12 @@ describe('storage lifecycle: freeing, versions, interrupted and concurrent puts'
   const chunkFiles = () => cluster.fileServers.flatMap((f) => allFiles(join(f.data, 'chunks')));
 
   before(async () => {
-    cluster = await TestCluster.start({ servers: 3, replicas: 3, mainArgs: ['--upload-ttl', '2'] });
+    // Freed chunks wait 1 s, not a read ticket's lifetime, so their deletion shows here.
+    cluster = await TestCluster.start({
+      servers: 3,
+      replicas: 3,
+      mainArgs: ['--upload-ttl', '2', '--freed-grace', '1'],
+    });
     client = cluster.newClient();
     const { identity } = await signup(client, 'dora');
     doraIdentity = identity;

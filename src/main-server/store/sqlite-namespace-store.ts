@@ -107,9 +107,9 @@ const idTaken = (what: string) => new SedfsError('SEDFS_ERR_EXISTS', `that ${wha
 /**
  * Drops one reference from each of a blob's chunks and removes the blob. Chunks no
  * blob needs any more leave the chunk map, and each of their replicas is queued for
- * deletion on its file server. Call inside a transaction.
+ * deletion on its file server, to be sent from `deleteFrom` on. Call inside a transaction.
  */
-export function releaseBlob(db: Database.Database, blobId: string, now: number): void {
+export function releaseBlob(db: Database.Database, blobId: string, now: number, deleteFrom: number): void {
   const chunkIds = db
     .prepare('SELECT chunk_id FROM blob_chunks WHERE blob_id = ?')
     .pluck()
@@ -118,15 +118,15 @@ export function releaseBlob(db: Database.Database, blobId: string, now: number):
   db.prepare('DELETE FROM blobs WHERE id = ?').run(blobId);
   const dec = db.prepare('UPDATE chunks SET refs = refs - 1 WHERE id = ? RETURNING refs');
   const queue = db.prepare(
-    `INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at)
-     SELECT chunk_id, server_id, ? FROM replicas WHERE chunk_id = ?`,
+    `INSERT OR IGNORE INTO chunk_deletions (chunk_id, server_id, queued_at, retry_at)
+     SELECT chunk_id, server_id, ?, ? FROM replicas WHERE chunk_id = ?`,
   );
   const dropReplicas = db.prepare('DELETE FROM replicas WHERE chunk_id = ?');
   const dropChunk = db.prepare('DELETE FROM chunks WHERE id = ?');
   for (const id of chunkIds) {
     const row = dec.get(id) as { refs: number } | undefined;
     if (row && row.refs <= 0) {
-      queue.run(now, id);
+      queue.run(now, deleteFrom, id);
       dropReplicas.run(id);
       dropChunk.run(id);
     }
@@ -134,7 +134,15 @@ export function releaseBlob(db: Database.Database, blobId: string, now: number):
 }
 
 export class SqliteNamespaceStore implements NamespaceStore {
-  constructor(private readonly db: Database.Database) {}
+  constructor(
+    private readonly db: Database.Database,
+    /**
+     * How long the chunks of a version replaced or removed stay on the file servers: a
+     * reader that was given them before (`cat`, `get`, an append reading what it adds
+     * to) can still fetch them while its read tickets last.
+     */
+    private readonly freedGraceMs = 0,
+  ) {}
 
   atomically<T>(fn: () => T): T {
     return this.db.transaction(fn)();
@@ -538,7 +546,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
       | string
       | undefined;
     this.db.prepare('DELETE FROM versions WHERE id = ?').run(versionId);
-    if (blobId) releaseBlob(this.db, blobId, now);
+    if (blobId) releaseBlob(this.db, blobId, now, now + this.freedGraceMs);
   }
 
   private insertNode(n: NodeRecord): void {

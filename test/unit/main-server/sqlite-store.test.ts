@@ -332,9 +332,10 @@ describe('SqliteNamespaceStore', () => {
     s.close();
   });
 
-  test('deleting a folder removes its subtree and queues the chunks only it used', () => {
+  test('deleting a folder removes its subtree and queues the chunks only it used, sent once the freed grace is over', () => {
     const s = db();
-    const ns = new SqliteNamespaceStore(s.db);
+    // Readers given those chunks before may fetch them for 1,000 ms more.
+    const ns = new SqliteNamespaceStore(s.db, 1000);
     s.registerServer(server(hex(200)), 'k');
     ns.createUser(user, node(1, null, 'dir', null));
     ns.createNode(node(2, 1, 'dir', 2));
@@ -366,7 +367,8 @@ describe('SqliteNamespaceStore', () => {
     assert.equal(ns.getNode(hex(2)), undefined);
     assert.equal(ns.getNode(hex(3)), undefined);
     assert.equal(s.countChunks(), 0);
-    assert.deepEqual(s.pendingDeletions([hex(200)], 10, 5), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
+    assert.deepEqual(s.pendingDeletions([hex(200)], 10, 1002), [], 'not before the grace is over');
+    assert.deepEqual(s.pendingDeletions([hex(200)], 10, 1003), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
     s.close();
   });
 
