@@ -2,8 +2,16 @@ import { chmod, type FileHandle, mkdir, open, readFile, rename, rm } from 'node:
 import { dirname, join, resolve } from 'node:path';
 import { randomHexId } from '../crypto/hash.js';
 
-/** Writes a file so that readers see either the old content or all of the new, never a part. */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, mode = 0o644): Promise<void> {
+/**
+ * Writes a file so that readers see either the old content or all of the new, never a
+ * part. `sync` makes the rename durable (see syncDirWhereSupported).
+ */
+export async function writeFileAtomic(
+  path: string,
+  data: string | Uint8Array,
+  mode = 0o644,
+  sync: (dir: string) => Promise<void> = syncDir,
+): Promise<void> {
   await mkdir(dirname(path), { recursive: true });
   const tmp = join(dirname(path), `.${randomHexId(6)}.tmp`);
   const fh = await open(tmp, 'w', mode);
@@ -21,7 +29,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, m
     await rm(tmp, { force: true });
     throw err;
   }
-  await syncDir(dirname(path));
+  await sync(dirname(path));
 }
 
 /**
@@ -70,6 +78,38 @@ export async function syncDir(dir: string): Promise<void> {
 }
 
 /**
+ * How a file system says it cannot fsync a directory at all: EINVAL (Linux's answer
+ * where the file system has no such operation: some network and FUSE ones), ENOTSUP,
+ * EBADF, EISDIR (other systems'). Nothing can be done about it there, and failing every
+ * write for it only makes the server useless; any other error is a real failure.
+ */
+const DIR_SYNC_UNSUPPORTED = new Set(['EINVAL', 'ENOTSUP', 'EBADF', 'EISDIR']);
+
+/**
+ * A directory sync for a server whose data folder may be on such a file system: a refusal
+ * is taken as "this file system cannot sync directories" (renames there are as durable
+ * as it makes them) and the write goes on; `onUnsupported` hears of the first one only,
+ * not one per chunk. Every directory is still tried: a folder inside may be another mount.
+ */
+export function syncDirWhereSupported(
+  onUnsupported: (dir: string, code: string) => void,
+  sync: (dir: string) => Promise<void> = syncDir,
+): (dir: string) => Promise<void> {
+  let told = false;
+  return async (dir) => {
+    try {
+      await sync(dir);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === undefined || !DIR_SYNC_UNSUPPORTED.has(code)) throw err;
+      if (told) return;
+      told = true;
+      onUnsupported(dir, code);
+    }
+  };
+}
+
+/**
  * `mkdir -p` whose new directories survive a power loss: a directory's entry is in its
  * parent, so the parent of each one made is fsynced, the deepest first. One that existed
  * already is taken as durable (whoever made it did this). Files fsynced into a directory
@@ -92,6 +132,7 @@ export async function mkdirDurable(
 export async function readOrCreate(
   path: string,
   make: () => string,
+  sync: (dir: string) => Promise<void> = syncDir,
 ): Promise<{ value: string; created: boolean }> {
   try {
     return { value: (await readFile(path, 'utf8')).trim(), created: false };
@@ -99,7 +140,7 @@ export async function readOrCreate(
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
   const value = make();
-  await writeFileAtomic(path, `${value}\n`, 0o600);
+  await writeFileAtomic(path, `${value}\n`, 0o600, sync);
   return { value, created: true };
 }
 

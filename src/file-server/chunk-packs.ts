@@ -46,6 +46,8 @@ export class ChunkPacks {
     private readonly isFile: (id: string) => boolean,
     /** hears of a compaction that failed (the pack stays as it was) */
     private readonly onCompactFailed: (pack: string, why: string) => void = () => undefined,
+    /** how a directory is made durable (the store's: see syncDirWhereSupported) */
+    private readonly syncDirectory: (dir: string) => Promise<void> = syncDir,
   ) {}
 
   /** Resolves once every compaction asked for so far is done. */
@@ -61,7 +63,7 @@ export class ChunkPacks {
   async load(
     onBad: (file: string, why: string) => Promise<void>,
   ): Promise<{ chunks: number; bytes: number }> {
-    await mkdirDurable(this.dir);
+    await mkdirDurable(this.dir, this.syncDirectory);
     const names = (await readdir(this.dir)).sort();
     const present = new Set(names);
     // A .dead file whose pack is gone: the pack was deleted, then the crash came.
@@ -172,7 +174,7 @@ export class ChunkPacks {
     }
     await fh.close();
     await renameReplacing(tmp, this.packPath(name));
-    await syncDir(this.dir);
+    await this.syncDirectory(this.dir);
     let offset = header.length;
     const entries = chunks.map((c) => {
       const entry = { id: c.id, offset, size: c.bytes.length };

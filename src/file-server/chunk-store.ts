@@ -52,7 +52,7 @@ export class ChunkStore {
     readonly root: string,
     readonly maxChunkBytes: number,
     private readonly events: ChunkStoreEvents = {},
-    /** how a directory is made durable (tests watch it) */
+    /** how a directory is made durable (tests watch it; a server's carries on where the file system cannot) */
     private readonly syncDirectory: (dir: string) => Promise<void> = syncDir,
   ) {
     this.chunksDir = join(root, 'chunks');
@@ -64,6 +64,7 @@ export class ChunkStore {
       this.tmpDir,
       (id) => existsSync(this.pathOf(id)),
       events.onCompactFailed,
+      syncDirectory,
     );
   }
 

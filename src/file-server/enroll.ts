@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../common/files.js';
+import { syncDir, writeFileAtomic } from '../common/files.js';
 import { createAgent, requestJson } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { retryWithBackoff } from '../common/retry.js';
@@ -30,6 +30,8 @@ export interface EnrollOptions {
   advertiseUrl: string | undefined;
   log: Logger;
   signal?: AbortSignal;
+  /** how a directory is made durable (the server's: see syncDirWhereSupported) */
+  syncDirectory?: (dir: string) => Promise<void>;
 }
 
 const isFinal = (err: unknown) => err instanceof SedfsError && FINAL_JOIN_ERRORS.has(err.code);
@@ -46,14 +48,17 @@ const isFinal = (err: unknown) => err instanceof SedfsError && FINAL_JOIN_ERRORS
  * two files' writes, or a damaged copy). Left so, enrolment failed at every start on
  * the missing file, reported as main being unreachable.
  */
-export async function keyPairIn(dir: string): Promise<string> {
+export async function keyPairIn(
+  dir: string,
+  sync: (dir: string) => Promise<void> = syncDir,
+): Promise<string> {
   const keyPath = join(dir, 'key.pem');
-  if (!existsSync(keyPath)) await writeFileAtomic(keyPath, generateTlsKey().keyPem, 0o600);
+  if (!existsSync(keyPath)) await writeFileAtomic(keyPath, generateTlsKey().keyPem, 0o600, sync);
   const keyPem = await readFile(keyPath, 'utf8');
   const publicKeyPem = publicKeyOf(keyPem);
   const publicPath = join(dir, 'public.pem');
   const saved = await readFile(publicPath, 'utf8').catch(() => undefined);
-  if (saved !== publicKeyPem) await writeFileAtomic(publicPath, publicKeyPem, 0o644);
+  if (saved !== publicKeyPem) await writeFileAtomic(publicPath, publicKeyPem, 0o644, sync);
   return keyPem;
 }
 
@@ -61,13 +66,16 @@ export class ServerEnrollment {
   readonly dir: string;
   private stopRenewing: () => void = () => {};
 
+  private readonly sync: (dir: string) => Promise<void>;
+
   constructor(private readonly opts: EnrollOptions) {
     this.dir = join(opts.dataDir, 'tls');
+    this.sync = opts.syncDirectory ?? syncDir;
   }
 
   async identity(): Promise<TlsIdentity> {
     await mkdir(this.dir, { recursive: true, mode: 0o700 });
-    const keyPem = await keyPairIn(this.dir);
+    const keyPem = await keyPairIn(this.dir, this.sync);
     const ca = await this.trustedCa();
     const held = await this.heldCertificate(ca, keyPem);
     const current = held ? { certPem: held, keyPem } : undefined;
@@ -122,7 +130,7 @@ export class ServerEnrollment {
         'SEDFS_ERR_CA_MISMATCH',
         `main at ${this.opts.mainUrl} has CA ${got}, not ${pinned}: refusing to join`,
       );
-    await writeFileAtomic(path, ca, 0o644);
+    await writeFileAtomic(path, ca, 0o644, this.sync);
     this.opts.log.info({ fingerprint: got }, 'cluster CA fetched and its fingerprint checked');
     return ca;
   }
@@ -171,7 +179,7 @@ export class ServerEnrollment {
         body,
         headers: { authorization: `Bearer ${this.opts.joinToken}` },
       });
-      await writeFileAtomic(join(this.dir, 'cert.pem'), res.cert, 0o644);
+      await writeFileAtomic(join(this.dir, 'cert.pem'), res.cert, 0o644, this.sync);
       this.opts.log.info({ serial: certificateFacts(res.cert).serial }, 'certificate issued by main');
       return res.cert;
     } finally {

@@ -1,7 +1,13 @@
 import { join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { ChunkReader } from '../common/chunk-reader.js';
-import { mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
+import {
+  mkdirDurable,
+  readOrCreate,
+  syncDir,
+  syncDirWhereSupported,
+  writeFileAtomic,
+} from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
@@ -37,30 +43,59 @@ export interface RunningFileServer {
 
 export async function startFileServer(
   config: FileServerConfig,
-  /** `signal` gives up a start-up still waiting for main (the server is being stopped) */
-  deps: { console?: boolean; now?: () => number; signal?: AbortSignal } = {},
+  /**
+   * `signal` gives up a start-up still waiting for main (the server is being stopped);
+   * `syncDir` fsyncs a directory (tests make it fail as some file systems do)
+   */
+  deps: {
+    console?: boolean;
+    now?: () => number;
+    signal?: AbortSignal;
+    syncDir?: (dir: string) => Promise<void>;
+  } = {},
 ): Promise<RunningFileServer> {
+  // The data folder is made before the log inside it: a refusal met there waits for the log.
+  let refused: { dir: string; code: string } | undefined;
+  let tell = (dir: string, code: string) => {
+    refused = { dir, code };
+  };
+  const syncDirectory = syncDirWhereSupported((dir, code) => tell(dir, code), deps.syncDir ?? syncDir);
   // Durable from the start: the chunks and keys made in it are only as durable as its entry.
-  await mkdirDurable(config.data);
+  await mkdirDurable(config.data, syncDirectory);
   const { log, flush } = createServerLogger({
     file: join(config.data, 'fileserver.log'),
     name: 'fileserver',
     level: config.logLevel,
     console: deps.console ?? true,
   });
+  tell = (dir, code) =>
+    log.warn(
+      { dir, code },
+      'this file system cannot fsync directories: carrying on; chunks here survive a crash only as far as it keeps renames (said once)',
+    );
+  if (refused) tell(refused.dir, refused.code);
   // A persistent id makes a restarted server the same server to main.
-  const { value: serverId } = await readOrCreate(join(config.data, 'server-id'), () => randomHexId(16));
-  const store = new ChunkStore(config.data, config.maxChunkMib * 1024 * 1024, {
-    onBadPack: (pack, why) =>
-      log.error(
-        { pack, reason: why },
-        'unreadable chunk pack moved to quarantine/; its chunks are missing here',
-      ),
-    onCompactFailed: (pack, why) =>
-      log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
-    onMovedUp: (chunks) =>
-      log.info({ chunks }, 'chunk files moved from chunks/aa/bb/ to chunks/aa/ (the one-level layout)'),
-  });
+  const { value: serverId } = await readOrCreate(
+    join(config.data, 'server-id'),
+    () => randomHexId(16),
+    syncDirectory,
+  );
+  const store = new ChunkStore(
+    config.data,
+    config.maxChunkMib * 1024 * 1024,
+    {
+      onBadPack: (pack, why) =>
+        log.error(
+          { pack, reason: why },
+          'unreadable chunk pack moved to quarantine/; its chunks are missing here',
+        ),
+      onCompactFailed: (pack, why) =>
+        log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
+      onMovedUp: (chunks) =>
+        log.info({ chunks }, 'chunk files moved from chunks/aa/bb/ to chunks/aa/ (the one-level layout)'),
+    },
+    syncDirectory,
+  );
   if (config.insecureHttp)
     log.warn(
       'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',
@@ -83,6 +118,7 @@ export async function startFileServer(
         advertiseUrl: config.advertise,
         log: log.child({ component: 'tls' }),
         signal: stopJoining.signal,
+        syncDirectory,
       });
   // The certificate comes from main while the chunks are counted: a restart is back sooner.
   const initialized = store.init();
@@ -164,7 +200,7 @@ export async function startFileServer(
   );
 
   const url = ownUrl ?? `${scheme}://127.0.0.1:${port}`;
-  await writeFileAtomic(join(config.data, 'fileserver.addr'), `${url}\n`);
+  await writeFileAtomic(join(config.data, 'fileserver.addr'), `${url}\n`, 0o644, syncDirectory);
   log.info({ server: serverId, port, main: config.main }, 'file server listening');
   const joined = link.start(stopJoining.signal);
   if (tls) enrollment?.startRenewing(tls);

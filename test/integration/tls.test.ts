@@ -241,7 +241,10 @@ describe('certificates renew themselves before they expire', () => {
   let user: TestUser;
 
   before(async () => {
-    cluster = await TestCluster.start({ servers: 2, replicas: 2, mainArgs: ['--cert-lifetime', '6'] });
+    // 20 s, not less: a certificate is backdated 60 s for clock skew, and renewal is checked
+    // every tenth of the whole 80 s (8 s), so it comes 12 s before expiry. With 6 s
+    // certificates it came ~0.6 s after, every time, and a handshake then failed.
+    cluster = await TestCluster.start({ servers: 2, replicas: 2, mainArgs: ['--cert-lifetime', '20'] });
     user = await newUser(cluster, 'renewer');
   });
   after(async () => {
@@ -250,27 +253,42 @@ describe('certificates renew themselves before they expire', () => {
   });
 
   test("main's and every file server's certificates are replaced before expiry, and the cluster keeps working", async () => {
-    const serial = (path: string) => certificateFacts(readFileSync(path, 'utf8')).serial;
+    const facts = (path: string) => certificateFacts(readFileSync(path, 'utf8'));
     const mainCert = join(cluster.mainData, 'tls', 'main.pem');
-    const fsCerts = cluster.fileServers.map((f) => join(f.data, 'tls', 'cert.pem'));
-    const first = [mainCert, ...fsCerts].map(serial);
-    await waitFor(
-      'every certificate renewed',
-      () => [mainCert, ...fsCerts].every((p, i) => serial(p) !== first[i]),
-      15_000,
-    );
-    // Past the first certificates' expiry, new connections still work end to end.
-    await new Promise((r) => setTimeout(r, 3000));
-    const fresh = await newUser(cluster, 'later');
+    const certs = [mainCert, ...cluster.fileServers.map((f) => join(f.data, 'tls', 'cert.pem'))];
+    const first = certs.map(facts);
+    // Watched throughout: a certificate still in place past its expiry was renewed too late.
+    const late: string[] = [];
+    const watch = setInterval(() => {
+      for (const p of certs) {
+        const f = facts(p);
+        if (Date.now() > f.notAfter)
+          late.push(`${p} (serial ${f.serial}) ${Date.now() - f.notAfter} ms past expiry`);
+      }
+    }, 100);
     try {
-      const data = seededBytes(62, 3 * CHUNK);
-      await fresh.fs.put([data], '/after-renewal.bin', { chunkBytes: CHUNK });
-      const out = collector();
-      await fresh.fs.get('/after-renewal.bin', out.sink);
-      assert.deepEqual(out.bytes(), data);
+      await waitFor(
+        'every certificate renewed',
+        () => certs.every((p, i) => facts(p).serial !== first[i]?.serial),
+        30_000,
+      );
+      // Past the first certificates' expiry, new connections still work end to end.
+      const expired = Math.max(...first.map((f) => f.notAfter));
+      await new Promise((r) => setTimeout(r, Math.max(0, expired - Date.now()) + 1000));
+      const fresh = await newUser(cluster, 'later');
+      try {
+        const data = seededBytes(62, 3 * CHUNK);
+        await fresh.fs.put([data], '/after-renewal.bin', { chunkBytes: CHUNK });
+        const out = collector();
+        await fresh.fs.get('/after-renewal.bin', out.sink);
+        assert.deepEqual(out.bytes(), data);
+      } finally {
+        await fresh.client.close();
+      }
     } finally {
-      await fresh.client.close();
+      clearInterval(watch);
     }
+    assert.deepEqual(late, [], 'no certificate outlived its expiry before its renewal');
     assert.match(
       readFileSync(join(cluster.fileServers[0]?.data as string, 'fileserver.log'), 'utf8'),
       /certificate renewed/,

@@ -1,15 +1,33 @@
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { TICKET_HEADER } from '../../protocol/ticket.js';
 import { type FileServerContext, requireKeys } from '../context.js';
 
 /**
- * How long a chunk's answer may go without the reader taking a piece before the
- * connection is cut: undici's default bodyTimeout, with which our clients give up on
- * a silent body themselves. A reader that never reads would otherwise hold the chunk's
- * file and two 2 MiB read buffers for good, and each one more would allocate two more.
+ * How long a chunk's answer may go without the connection taking a byte before it is
+ * cut: undici's default bodyTimeout, with which our clients give up on a silent body
+ * themselves. A reader that never reads would otherwise hold the chunk's file and two
+ * 2 MiB read buffers for good, and each one more would allocate two more.
  */
 export const SEND_IDLE_MS = 60_000;
+
+/**
+ * Bytes written to `socket` that the kernel has not taken yet (libuv's write queue), or
+ * undefined where that cannot be seen. It shrinks as the kernel takes bytes, in the
+ * middle of a write too: a piece's write callback alone said nothing of a reader slower
+ * than a piece per idle time (2 MiB a minute, ~35 KB/s), which was cut off while it was
+ * still reading. Node's own socket timeouts read the same number (net.js `_onTimeout`).
+ * Under TLS it is the queue of the connection underneath: the TLS layer's own moves by
+ * whole writes. These are Node internals: where they are missing, a piece's completion
+ * alone counts, as before.
+ */
+function unsentBytes(socket: Socket | null): number | undefined {
+  type Handle = { _parent?: Handle; writeQueueSize?: unknown };
+  let handle = (socket as { _handle?: Handle } | null)?._handle;
+  while (handle?._parent) handle = handle._parent;
+  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : undefined;
+}
 
 /**
  * Streams a chunk exactly as stored. The reader checks it (against the chunk id, or
@@ -29,8 +47,16 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     });
     const res = reply.raw;
     let started = false;
-    /** cut the connection if the reader takes nothing for `idleMs`; refreshed at each piece taken */
+    /**
+     * cut the connection if it takes nothing for `idleMs`; refreshed at each piece taken,
+     * and where the kernel took part of one meanwhile. Looked at only when it fires, so a
+     * steady reader costs one look per 2 MiB piece, and a stalled one is cut 1 to 2 idle
+     * times after the kernel last took a byte (it takes them in bursts, of up to a third
+     * of the socket's send buffer: a reader slower than that per idle time is still cut).
+     */
     let idle: NodeJS.Timeout | undefined;
+    /** the kernel's backlog when last looked at: a change means it took bytes */
+    let unsent: number | undefined;
     /** fails the piece being written: the socket is destroyed and will not take it */
     let stall: ((err: Error) => void) | undefined;
     try {
@@ -42,6 +68,12 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
           started = true;
           res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
           idle = setTimeout(() => {
+            const now = unsentBytes(res.socket);
+            if (now !== undefined && now !== unsent) {
+              unsent = now;
+              idle?.refresh();
+              return;
+            }
             // Destroyed, the socket reads nothing more from the store's buffer: it can go.
             res.destroy();
             stall?.(new Error(`the reader took nothing for ${idleMs / 1000} s`));
@@ -56,6 +88,8 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
               if (err) reject(err);
               else resolve();
             });
+            // What the kernel did not take at once: the baseline for the next look.
+            unsent = unsentBytes(res.socket);
           }),
       );
       res.end();

@@ -1,9 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { fileSource, isGone, mkdirDurable, renameReplacing } from '../../../src/common/files.js';
+import {
+  fileSource,
+  isGone,
+  mkdirDurable,
+  renameReplacing,
+  syncDirWhereSupported,
+  writeFileAtomic,
+} from '../../../src/common/files.js';
 
 test('a file counts as gone on ENOENT everywhere, and on EPERM (pending deletion) only on Windows', () => {
   const code = (c: string) => Object.assign(new Error(c), { code: c });
@@ -79,6 +86,61 @@ test('mkdirDurable fsyncs the parent of each directory it makes, the deepest fir
     assert.deepEqual(synced, []);
     await mkdirDurable(join(root, 'a', 'd'), sync);
     assert.deepEqual(synced, [join(root, 'a')]);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+const failing = (code?: string) => async () => {
+  throw Object.assign(new Error(`fsync: ${code ?? 'no code'}`), code ? { code } : {});
+};
+
+test('a directory fsync the file system refuses (EINVAL, ENOTSUP, EBADF, EISDIR) is carried on from and told once; any other failure still fails', async () => {
+  for (const code of ['EINVAL', 'ENOTSUP', 'EBADF', 'EISDIR']) {
+    const told: [string, string][] = [];
+    const sync = syncDirWhereSupported((dir, c) => told.push([dir, c]), failing(code));
+    await sync('/data/chunks/aa');
+    await sync('/data/chunks/aa/bb');
+    assert.deepEqual(told, [['/data/chunks/aa', code]], `${code}: told once, for the first directory`);
+  }
+  for (const code of ['EIO', 'ENOSPC', 'EROFS', 'EACCES', undefined]) {
+    const told: string[] = [];
+    const sync = syncDirWhereSupported((_dir, c) => told.push(c), failing(code));
+    await assert.rejects(sync('/data'), { message: `fsync: ${code ?? 'no code'}` });
+    assert.deepEqual(told, [], `${code ?? 'no code'}: a real failure, not a file system's limit`);
+  }
+  // Each directory is still tried after a refusal: a folder inside may be another mount.
+  const asked: string[] = [];
+  const sync = syncDirWhereSupported(
+    () => undefined,
+    async (dir) => {
+      asked.push(dir);
+      if (dir === '/fuse') await failing('EINVAL')();
+    },
+  );
+  await sync('/fuse');
+  await sync('/disk');
+  assert.deepEqual(asked, ['/fuse', '/disk']);
+  // A working sync is left alone.
+  const fine = syncDirWhereSupported(
+    () => assert.fail('nothing to tell'),
+    async () => undefined,
+  );
+  await fine('/disk');
+});
+
+test('writeFileAtomic and mkdirDurable make their renames and new directories durable through the given sync, so one that carries on from a refusal lets them finish', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-nosync-'));
+  try {
+    const told: string[] = [];
+    const sync = syncDirWhereSupported((_dir, code) => told.push(code), failing('EINVAL'));
+    await mkdirDurable(join(root, 'a', 'b'), sync);
+    await writeFileAtomic(join(root, 'a', 'b', 'f'), 'kept', 0o600, sync);
+    assert.equal(readFileSync(join(root, 'a', 'b', 'f'), 'utf8'), 'kept');
+    assert.deepEqual(told, ['EINVAL']);
+    await assert.rejects(writeFileAtomic(join(root, 'a', 'g'), 'x', 0o600, failing('EIO')), {
+      message: 'fsync: EIO',
+    });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { BufferPool } from '../../../src/common/buffer-pool.js';
+import { syncDirWhereSupported } from '../../../src/common/files.js';
 import { ChunkStore, ChunkWrite } from '../../../src/file-server/chunk-store.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-chunks-'));
@@ -270,7 +271,7 @@ test('a read that fails mid-chunk keeps the file and read buffers until the piec
   assert.equal(s.sending, 0);
 });
 
-test('the 256 shard directories are made durably at the first start, so storing a chunk fsyncs only its own directory', async () => {
+test('the 256 shard directories (and tmp/, chunks/, packs/) are made durably at the first start, so storing a chunk fsyncs only its own directory', async () => {
   const dir = join(root, 'durable');
   const synced: string[] = [];
   const watched = () =>
@@ -279,8 +280,8 @@ test('the 256 shard directories are made durably at the first start, so storing 
     });
   const s = watched();
   await s.init();
-  // tmp/ and chunks/ are entries of the root, the root one of its parent; the shards of chunks/.
-  assert.deepEqual(synced, [dir, root, dir, s.chunksDir]);
+  // tmp/, chunks/ and packs/ are entries of the root, the root one of its parent; the shards of chunks/.
+  assert.deepEqual(synced, [dir, root, dir, s.chunksDir, dir]);
   assert.equal(readdirSync(s.chunksDir).length, 256);
   for (const text of ['first', 'second']) {
     synced.length = 0;
@@ -331,4 +332,45 @@ test('chunks in the old two-level layout are moved up at start, including after 
   for (const id of ids.slice(1))
     assert.ok(!existsSync(join(again.chunksDir, id.slice(0, 2), id.slice(2, 4))));
   assert.deepEqual(readdirSync(strayDir), ['notes.txt']);
+});
+
+test('on a file system that refuses to fsync directories (EINVAL) the store starts, stores chunk files and batches, and tells it once; an I/O error from the fsync still fails the write', async () => {
+  const dir = join(root, 'nosync');
+  const asked: string[] = [];
+  const told: string[] = [];
+  let fault = 'EINVAL';
+  const refusing = async (d: string) => {
+    asked.push(d);
+    throw Object.assign(new Error(`fsync ${d}: ${fault}`), { code: fault });
+  };
+  const s = new ChunkStore(
+    dir,
+    1024 * 1024,
+    {},
+    syncDirWhereSupported((_d, code) => told.push(code), refusing),
+  );
+  await s.init();
+  const one = Buffer.from('a chunk on a file system without directory fsync');
+  const w = await s.beginWrite(sha(one), one.length);
+  await w.append(one);
+  await w.commit();
+  assert.ok(await s.has(sha(one)));
+  // A batch, stored as one pack: its rename is synced the same way.
+  const batch = [Buffer.from('packed one'), Buffer.from('packed two')];
+  const p = s.beginPack(
+    batch.map(sha),
+    batch.map((b) => b.length),
+  );
+  p.append(Buffer.concat(batch));
+  await p.commit();
+  for (const b of batch) assert.ok(await s.has(sha(b)));
+  assert.ok(asked.includes(join(dir, 'packs')), "the pack's folder sync went through the store's");
+  assert.deepEqual(told, ['EINVAL'], 'told once, not per chunk');
+  assert.equal((await s.stats()).chunkCount, 3);
+
+  fault = 'EIO';
+  const two = Buffer.from('a chunk whose folder fsync fails for real');
+  const w2 = await s.beginWrite(sha(two), two.length);
+  await w2.append(two);
+  await assert.rejects(w2.commit(), { code: 'EIO' });
 });

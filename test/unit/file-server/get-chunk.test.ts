@@ -6,8 +6,13 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { connect as connectTls } from 'node:tls';
+import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { createHttpApp } from '../../../src/common/http-server.js';
+import { TlsIdentity } from '../../../src/common/tls.js';
+import { generateTlsKey } from '../../../src/crypto/certificates.js';
+import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';
 import { ChunkStore } from '../../../src/file-server/chunk-store.js';
 import type { FileServerContext } from '../../../src/file-server/context.js';
 import { getChunkRoute } from '../../../src/file-server/routes/get-chunk.js';
@@ -22,26 +27,57 @@ const store = new ChunkStore(root, 32 * 1024 * 1024);
 const bytes = randomBytes(24 * 1024 * 1024);
 const id = createHash('sha256').update(bytes).digest('hex');
 let port = 0;
+/**
+ * Servers on Unix sockets, plain and TLS, with a longer idle time. Over loopback TCP the
+ * kernel's buffers grow to megabytes and it takes a slow reader's bytes in bursts of a
+ * megabyte or more, seconds apart; a Unix socket's buffer stays ~200 KiB, so a steady
+ * reader is seen taking bytes several times per idle time, as over a slow network link.
+ */
+const SLOW_IDLE_MS = 1500;
+const unixApps: { name: string; path: string; app: FastifyInstance; ca?: string }[] = [];
 
-before(async () => {
-  await store.init();
-  mkdirSync(dirname(store.pathOf(id)), { recursive: true });
-  writeFileSync(store.pathOf(id), bytes);
-  const ctx = {
+const routeContext = (sendIdleMs: number) =>
+  ({
     serverId: 'fs-test',
     store,
     log,
     now: Date.now,
     keys: () => ({ receiptKey: '', verifyTicket: () => ({}) }),
-    sendIdleMs: 300,
-  } as unknown as FileServerContext;
-  getChunkRoute(app, ctx);
+    sendIdleMs,
+  }) as unknown as FileServerContext;
+
+before(async () => {
+  await store.init();
+  mkdirSync(dirname(store.pathOf(id)), { recursive: true });
+  writeFileSync(store.pathOf(id), bytes);
+  getChunkRoute(app, routeContext(300));
   await app.listen({ host: '127.0.0.1', port: 0 });
   port = (app.server.address() as { port: number }).port;
+
+  const ca = await createCa();
+  const key = generateTlsKey();
+  const cert = await issueCertificate(ca, {
+    publicKeyPem: key.publicKeyPem,
+    commonName: 'fs-test',
+    hosts: ['127.0.0.1'],
+    lifetimeMs: 3600_000,
+  });
+  const tls = new TlsIdentity(ca.certPem, { certPem: cert, keyPem: key.keyPem });
+  for (const [name, identity] of [
+    ['plain', undefined],
+    ['TLS', tls],
+  ] as const) {
+    const unixApp = createHttpApp(log, identity);
+    getChunkRoute(unixApp, routeContext(SLOW_IDLE_MS));
+    const path = join(root, `${name}.sock`);
+    await unixApp.listen({ path });
+    unixApps.push({ name, path, app: unixApp, ...(identity ? { ca: ca.certPem } : {}) });
+  }
 });
 // The server closes whatever is left (forceCloseConnections), so a failed test cannot hang the run.
 after(async () => {
   await app.close();
+  for (const u of unixApps) await u.app.close();
   rmSync(root, { recursive: true, force: true });
 });
 
@@ -49,12 +85,42 @@ const until = async (what: () => boolean) => {
   while (!what()) await new Promise((r) => setTimeout(r, 10));
 };
 
+const REQUEST = `GET /v1/chunks/${id} HTTP/1.1\r\nhost: x\r\n${TICKET_HEADER}: t\r\n\r\n`;
+
 async function askForChunk(): Promise<Socket> {
   const reader = connect({ host: '127.0.0.1', port });
   await once(reader, 'connect');
-  reader.write(`GET /v1/chunks/${id} HTTP/1.1\r\nhost: x\r\n${TICKET_HEADER}: t\r\n\r\n`);
+  reader.write(REQUEST);
   return reader;
 }
+
+async function askOverUnixSocket(server: (typeof unixApps)[number]): Promise<Socket> {
+  const reader = server.ca
+    ? connectTls({ path: server.path, ca: server.ca, checkServerIdentity: () => undefined })
+    : connect({ path: server.path });
+  await once(reader, server.ca ? 'secureConnect' : 'connect');
+  reader.write(REQUEST);
+  return reader;
+}
+
+/**
+ * Reads ~500 KB/s, 50 KB every 100 ms, for `ms`: a 2 MiB piece takes ~4 s, far more
+ * than the idle time, while the kernel takes bytes every few hundred ms.
+ */
+async function readSlowly(reader: Socket, ms: number, into: Buffer[]): Promise<void> {
+  reader.pause();
+  const until = Date.now() + ms;
+  while (Date.now() < until && !reader.destroyed) {
+    const piece = reader.read(50_000) as Buffer | null;
+    if (piece) into.push(piece);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+const bodyOf = (received: Buffer[]) => {
+  const all = Buffer.concat(received);
+  return all.subarray(all.indexOf('\r\n\r\n') + 4);
+};
 
 test('a reader that takes nothing of a chunk has its connection cut after the idle time, and the file and buffers are released', {
   timeout: 20_000,
@@ -101,3 +167,62 @@ test('a reader that hangs up mid-chunk ends that send only: the file and buffers
   await once(whole, 'close');
   assert.ok(received > bytes.length, 'the next reader gets the whole chunk');
 });
+
+for (const transport of ['plain', 'TLS']) {
+  test(`a reader that reads slowly but steadily is not cut off, though it takes no 2 MiB piece within the idle time, and gets the whole chunk (${transport})`, {
+    timeout: 60_000,
+  }, async () => {
+    const server = unixApps.find((u) => u.name === transport) as (typeof unixApps)[number];
+    const reader = await askOverUnixSocket(server);
+    const received: Buffer[] = [];
+    let closed = false;
+    reader.on('close', () => {
+      closed = true;
+    });
+    await readSlowly(reader, 3 * SLOW_IDLE_MS, received);
+    assert.equal(closed, false, 'still connected after three idle times of slow reading');
+    const slowBytes = received.reduce((n, b) => n + b.length, 0);
+    // Under half a 2 MiB piece per idle time: cut when only whole pieces counted.
+    assert.ok(slowBytes < 3 * 1024 * 1024, `slower than a piece per idle time (${slowBytes} bytes)`);
+    // Then at full speed to the end: nothing was cut, lost or reordered.
+    const whole = slowBytes - bodyOf(received).length + bytes.length;
+    let total = slowBytes;
+    reader.on('data', (piece: Buffer) => {
+      received.push(piece);
+      total += piece.length;
+      if (total >= whole) reader.end();
+    });
+    reader.resume();
+    await once(reader, 'close');
+    assert.ok(bodyOf(received).equals(bytes), 'the whole chunk, as stored');
+    await until(() => store.sending === 0);
+  });
+
+  test(`a reader that reads slowly, then stops, is cut off within two idle times and its send released (${transport})`, {
+    timeout: 60_000,
+  }, async () => {
+    const server = unixApps.find((u) => u.name === transport) as (typeof unixApps)[number];
+    lines.length = 0;
+    const reader = await askOverUnixSocket(server);
+    const received: Buffer[] = [];
+    await readSlowly(reader, 2 * SLOW_IDLE_MS, received);
+    assert.ok(!reader.destroyed, 'not cut while reading');
+    const stopped = Date.now();
+    const deadline = stopped + 2 * SLOW_IDLE_MS + 1000;
+    while (store.sending > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(
+      store.sending,
+      0,
+      `cut within two idle times (${Date.now() - stopped} ms) of the reader stopping`,
+    );
+    reader.on('data', (piece: Buffer) => received.push(piece));
+    reader.resume();
+    await once(reader, 'close');
+    const got = bodyOf(received).length;
+    assert.ok(got > 0 && got < bytes.length, `a short answer (${got} bytes)`);
+    assert.ok(
+      lines.some((l) => l.includes('chunk send failed mid-body') && l.includes('took nothing')),
+      'the cut is logged as a warning',
+    );
+  });
+}

@@ -1,0 +1,105 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { ClusterClient } from '../../../src/client/cluster-client.js';
+import { parseConfig } from '../../../src/common/config.js';
+import { syncDir } from '../../../src/common/files.js';
+import { type RunningFileServer, startFileServer } from '../../../src/file-server/file-server.js';
+import { FILE_SERVER_CONFIG } from '../../../src/file-server/file-server-config.js';
+import { MAIN_CONFIG } from '../../../src/main-server/main-config.js';
+import { type RunningMain, startMain } from '../../../src/main-server/main-server.js';
+import { seededBytes } from '../../helpers/seeded.js';
+import { collector } from '../../helpers/sinks.js';
+import { newUser } from '../../helpers/users.js';
+
+test('a file server whose data folder refuses to fsync directories (EINVAL) starts, joins over TLS, stores and serves files, and logs that once at warn', {
+  timeout: 60_000,
+}, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-nodirsync-'));
+  const fsData = join(root, 'fs1');
+  const refused: string[] = [];
+  // Like a FUSE or network file system: files fsync, directories do not (main's own
+  // folder is on a working one).
+  const dirSync = async (dir: string) => {
+    if (!dir.startsWith(root)) return syncDir(dir);
+    refused.push(dir);
+    throw Object.assign(new Error(`EINVAL: invalid argument, fsync '${dir}'`), { code: 'EINVAL' });
+  };
+  let main: RunningMain | undefined;
+  let server: RunningFileServer | undefined;
+  let client: ClusterClient | undefined;
+  try {
+    main = await startMain(
+      parseConfig(
+        MAIN_CONFIG,
+        { host: '127.0.0.1', port: 0, data: join(root, 'main'), replicas: '1', openSignup: true },
+        {},
+      ),
+      { console: false },
+    );
+    const config = parseConfig(
+      FILE_SERVER_CONFIG,
+      {
+        main: main.url,
+        joinToken: main.joinToken,
+        caFingerprint: main.caFingerprint as string,
+        host: '127.0.0.1',
+        port: 0,
+        data: fsData,
+      },
+      {},
+    );
+    server = await startFileServer(
+      { ...config, main: main.url, joinToken: main.joinToken },
+      { console: false, syncDir: dirSync },
+    );
+    await server.joined;
+    const ca = readFileSync(join(root, 'main', 'tls', 'ca.pem'), 'utf8');
+    const user = await newUser(
+      { newClient: () => new ClusterClient((main as RunningMain).url, { ca }) },
+      'ann',
+    );
+    client = user.client;
+    // Two chunks as chunk files, and small files as one batch, stored as a pack.
+    const big = seededBytes(1, 5 * 1024 * 1024);
+    await user.fs.put([big], '/big.bin');
+    const small = Array.from({ length: 5 }, (_, i) => ({ name: `s${i}`, data: seededBytes(10 + i, 500) }));
+    await user.fs.putMany('/', small);
+    const out = collector();
+    await user.fs.get('/big.bin', out.sink);
+    assert.ok(out.bytes().equals(big), 'the big file reads back');
+    for (const f of small) {
+      const one = collector();
+      await user.fs.get(`/${f.name}`, one.sink);
+      assert.ok(one.bytes().equals(f.data), f.name);
+    }
+    assert.ok(
+      readdirSync(join(fsData, 'packs')).some((n) => n.endsWith('.pack')),
+      'the batch became a pack',
+    );
+    assert.ok(
+      refused.some((d) => d.startsWith(join(fsData, 'chunks'))),
+      'chunk folders were asked, and refused',
+    );
+    assert.ok(refused.includes(join(fsData, 'tls')), 'the certificate files were written through it too');
+  } finally {
+    await client?.close();
+    await server?.close();
+    await main?.close();
+  }
+  try {
+    const warnings = readFileSync(join(fsData, 'fileserver.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('cannot fsync directories'))
+      .map((l) => JSON.parse(l) as { level: number; code: string; dir: string });
+    assert.equal(warnings.length, 1, 'told once');
+    assert.equal(warnings[0]?.level, 40, 'at warn');
+    assert.equal(warnings[0]?.code, 'EINVAL');
+    // The first refusal came before the log existed (making the data folder), and was kept for it.
+    assert.equal(warnings[0]?.dir, root);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
