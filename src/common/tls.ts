@@ -3,6 +3,7 @@ import { checkServerIdentity, type PeerCertificate, type TLSSocket } from 'node:
 import {
   certificateFacts,
   certifiedKeyFingerprint,
+  issuedLife,
   renewalDue,
   validityRenewalDue,
 } from '../crypto/certificates.js';
@@ -185,7 +186,7 @@ interface Peer {
 const peers = new WeakMap<object, Peer>();
 
 /**
- * Checks the identity's certificate every tenth of its lifetime (1 s to 1 h) and, once
+ * Checks the identity's certificate every tenth of its issued life (1 s to 1 h) and, once
  * renewal is due, replaces it with what `renew` gets; a failed attempt is logged and
  * tried again at the next check. Returns the function that stops it.
  */
@@ -195,7 +196,7 @@ export function keepRenewed(
   log: Logger,
 ): () => void {
   const facts = certificateFacts(identity.certPem as string);
-  const every = Math.max(1000, Math.min(3600_000, (facts.notAfter - facts.notBefore) / 10));
+  const every = Math.max(1000, Math.min(3600_000, issuedLife(facts) / 10));
   const timer = setInterval(() => {
     if (!renewalDue(identity.certPem as string)) return;
     renew().then(

@@ -92,6 +92,18 @@ export function certifiesKey(certPem: string, keyPem: string): boolean {
   return new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
 }
 
+/**
+ * The cluster CA dates a certificate a minute back (clocks differ a little). That minute
+ * is not part of the life renewal counts in: counted, a certificate of under ~46 s was
+ * due from its start and renewed only after it had expired.
+ */
+export const CERT_BACKDATE_MS = 60_000;
+
+/** The life a certificate was issued for, without the minute it is dated back. */
+export function issuedLife(v: { notBefore: number; notAfter: number }): number {
+  return Math.max(0, v.notAfter - v.notBefore - CERT_BACKDATE_MS);
+}
+
 /** Less than a third of the certificate's life is left: time to replace it. */
 export function renewalDue(certPem: string, now = Date.now()): boolean {
   return validityRenewalDue(certificateFacts(certPem), now);
@@ -99,5 +111,5 @@ export function renewalDue(certPem: string, now = Date.now()): boolean {
 
 /** `renewalDue` from a certificate's validity dates (ms since epoch). */
 export function validityRenewalDue(v: { notBefore: number; notAfter: number }, now = Date.now()): boolean {
-  return v.notAfter - now <= (v.notAfter - v.notBefore) / 3;
+  return v.notAfter - now <= issuedLife(v) / 3;
 }

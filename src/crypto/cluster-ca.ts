@@ -2,7 +2,7 @@
 import 'reflect-metadata';
 import { createPrivateKey, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import { generateTlsKey, publicKeyOf } from './certificates.js';
+import { CERT_BACKDATE_MS, generateTlsKey, publicKeyOf } from './certificates.js';
 
 /**
  * The cluster's own certificate authority. Main makes it at first start (ECDSA P-256)
@@ -96,7 +96,7 @@ export async function issueCertificate(ca: CaMaterial, req: IssueRequest): Promi
     serialNumber: serialNumber(),
     subject: `CN=${req.commonName}`,
     issuer: caCert.subject,
-    notBefore: new Date(now - 60_000),
+    notBefore: new Date(now - CERT_BACKDATE_MS),
     notAfter: new Date(now + req.lifetimeMs),
     signingAlgorithm: SIGNING,
     publicKey: await importPublicKey(req.publicKeyPem),

@@ -7,6 +7,7 @@ import {
   generateTlsKey,
   issuedBy,
   normalizeFingerprint,
+  validityRenewalDue,
 } from '../../../src/crypto/certificates.js';
 import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';
 import { parseJoinString } from '../../../src/protocol/join-string.js';
@@ -73,4 +74,32 @@ test('a join string carries main, token and fingerprint; anything else is a clea
   });
   for (const bad of ['https://10.0.0.5:7000', `sedfs://@h:1#${fp}`, 'sedfs://t@h:1#abc'])
     assert.throws(() => parseJoinString(bad), { code: 'SEDFS_ERR_CONFIG' });
+});
+
+test('a certificate is due for renewal once a third of the life it was issued for is left, however short, not counting the minute it is dated back', async () => {
+  const ca = await createCa();
+  for (const lifetimeMs of [6_000, 20_000, 3600_000]) {
+    const pem = await issueCertificate(ca, {
+      publicKeyPem: generateTlsKey().publicKeyPem,
+      commonName: 'cd'.repeat(16),
+      hosts: ['127.0.0.1'],
+      lifetimeMs,
+    });
+    const facts = certificateFacts(pem);
+    assert.equal(
+      validityRenewalDue(facts, facts.notAfter - lifetimeMs),
+      false,
+      `${lifetimeMs}: not at issue`,
+    );
+    assert.equal(
+      validityRenewalDue(facts, facts.notAfter - lifetimeMs * 0.4),
+      false,
+      `${lifetimeMs}: not with 40 % left`,
+    );
+    assert.equal(
+      validityRenewalDue(facts, facts.notAfter - lifetimeMs * 0.3),
+      true,
+      `${lifetimeMs}: with 30 % left`,
+    );
+  }
 });
