@@ -1,3 +1,5 @@
+import type { Logger } from '../common/logger.js';
+import { SerialTask } from '../common/serial-task.js';
 import { type Agent, request } from '../common/undici.js';
 import { sha256Hasher } from '../crypto/hash.js';
 import type { TicketSigner } from '../crypto/tickets.js';
@@ -74,4 +76,41 @@ export class ReplicaProver {
       return 'unknown';
     }
   }
+}
+
+/**
+ * A background job that reads replicas back (the surplus trimmer, the storage auditor):
+ * passes on a timer that never overlap, and closing aborts the reads in flight instead
+ * of waiting out their timeout.
+ */
+export abstract class ReadBackTask {
+  private readonly task: SerialTask;
+  /** aborts the reads in flight when main closes */
+  protected readonly stopping = new AbortController();
+
+  constructor(log: Logger, what: string) {
+    this.task = new SerialTask(
+      async () => {
+        if (!this.stopping.signal.aborted) await this.pass();
+      },
+      log,
+      what,
+    );
+  }
+
+  start(intervalMs: number): void {
+    this.task.start(intervalMs);
+  }
+
+  /** One pass, awaited (tests). */
+  runNow(): Promise<void> {
+    return this.task.runNow();
+  }
+
+  stop(): Promise<void> {
+    this.stopping.abort();
+    return this.task.stop();
+  }
+
+  protected abstract pass(): Promise<void>;
 }

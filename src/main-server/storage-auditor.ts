@@ -1,9 +1,8 @@
 import type { Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
-import { SerialTask } from '../common/serial-task.js';
 import { randomHexId } from '../crypto/hash.js';
 import type { Registry } from './registry.js';
-import type { ReplicaProver } from './replica-prover.js';
+import { ReadBackTask, type ReplicaProver } from './replica-prover.js';
 import type { MainStore } from './store/store.js';
 
 /** Servers audited at once in a pass. */
@@ -27,9 +26,7 @@ export interface AuditTally {
  * map, one that is wrong is marked corrupt (and its server told to re-check it), and
  * repair restores either elsewhere; each server's tally shows in `sedfs check`.
  */
-export class StorageAuditor {
-  private readonly task: SerialTask;
-  private readonly stopping = new AbortController();
+export class StorageAuditor extends ReadBackTask {
   private readonly tallies = new Map<string, AuditTally>();
 
   constructor(
@@ -45,21 +42,7 @@ export class StorageAuditor {
     /** where in the id space each pick starts (tests pin it) */
     private readonly randomId: () => string = () => randomHexId(32),
   ) {
-    this.task = new SerialTask(() => this.pass(), log, 'storage audit pass');
-  }
-
-  start(intervalMs: number): void {
-    this.task.start(intervalMs);
-  }
-
-  /** One pass, awaited (tests). */
-  runNow(): Promise<void> {
-    return this.task.runNow();
-  }
-
-  stop(): Promise<void> {
-    this.stopping.abort();
-    return this.task.stop();
+    super(log, 'storage audit pass');
   }
 
   /** Audits of a server since main started. */
@@ -67,8 +50,7 @@ export class StorageAuditor {
     return { ...(this.tallies.get(serverId) ?? { passed: 0, failed: 0 }) };
   }
 
-  private async pass(): Promise<void> {
-    if (this.stopping.signal.aborted) return;
+  protected async pass(): Promise<void> {
     let lost = 0;
     await inParallel(this.registry.live(), CONCURRENCY, async (server) => {
       const replica = this.store.replicaToAudit(server.id, this.randomId());

@@ -1,8 +1,7 @@
 import type { Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
-import { SerialTask } from '../common/serial-task.js';
 import type { Registry } from './registry.js';
-import type { Proof, ReplicaProver } from './replica-prover.js';
+import { type Proof, ReadBackTask, type ReplicaProver } from './replica-prover.js';
 import type { MainStore } from './store/store.js';
 
 /** Surplus copies looked at per pass: each costs reading up to R whole chunks. */
@@ -20,11 +19,7 @@ const CONCURRENCY = 4;
  * id. A copy that its server says it lacks is dropped from the map (repair then counts
  * right); one that is wrong or does not answer proves nothing, and the surplus copy stays.
  */
-export class SurplusTrimmer {
-  private readonly task: SerialTask;
-  /** aborts the reads in flight when main closes, instead of waiting out their timeout */
-  private readonly stopping = new AbortController();
-
+export class SurplusTrimmer extends ReadBackTask {
   constructor(
     private readonly store: MainStore,
     private readonly registry: Registry,
@@ -38,25 +33,10 @@ export class SurplusTrimmer {
     /** called for a copy read back as bytes that are not the chunk */
     private readonly wrongBytes: (chunkId: string, serverId: string) => void = () => {},
   ) {
-    this.task = new SerialTask(() => this.pass(), log, 'surplus trim pass');
+    super(log, 'surplus trim pass');
   }
 
-  start(intervalMs: number): void {
-    this.task.start(intervalMs);
-  }
-
-  /** One pass, awaited (tests). */
-  runNow(): Promise<void> {
-    return this.task.runNow();
-  }
-
-  stop(): Promise<void> {
-    this.stopping.abort();
-    return this.task.stop();
-  }
-
-  private async pass(): Promise<void> {
-    if (this.stopping.signal.aborted) return;
+  protected async pass(): Promise<void> {
     const due = this.store.dueSurplus(this.now() - this.graceMs, PER_PASS);
     if (due.length === 0) return;
     const live = new Map(this.registry.live().map((s) => [s.id, s]));
