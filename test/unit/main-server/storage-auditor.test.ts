@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -12,6 +11,7 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { StorageAuditor } from '../../../src/main-server/storage-auditor.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { fakeFileServer } from '../../helpers/fake-file-server.js';
 import { seededBytes } from '../../helpers/seeded.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-auditor-'));
@@ -19,27 +19,6 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const stats = { totalBytes: 1 << 30, freeBytes: 1 << 29, usedBytes: 0, chunkCount: 1 };
-
-/** A file server stand-in answering GETs of chunks from `held` (404 otherwise); reads are noted. */
-async function fakeFileServer(
-  held: Map<string, Buffer>,
-): Promise<{ server: Server; url: string; read: string[] }> {
-  const read: string[] = [];
-  const server = createServer((req, res) => {
-    const id = (req.url ?? '').split('/')[3] ?? '';
-    read.push(id);
-    const body = held.get(id);
-    if (req.method === 'GET' && body) {
-      res.writeHead(200, { 'content-length': body.length });
-      res.end(body);
-      return;
-    }
-    res.statusCode = 404;
-    res.end('{"error":{"code":"SEDFS_ERR_CHUNK_NOT_FOUND","message":"no such chunk on this server"}}');
-  });
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, read };
-}
 
 test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, and repair is asked to restore them', async () => {
   const store = new SqliteStore(join(dir, 'audit.db'));
@@ -85,7 +64,7 @@ test('an audit reads back one replica per server: one there passes, one the serv
     assert.deepEqual(b, { passed: 0, failed: 1 });
     assert.deepEqual(c, { passed: 0, failed: 1 });
     assert.deepEqual(d, { passed: 0, failed: 0 }, 'a server main counts nothing on is not read');
-    assert.deepEqual(empty.read, []);
+    assert.deepEqual(empty.asked, []);
     assert.deepEqual(store.replicasOf([id]).get(id), [servers[0]?.id], 'only the proven copy still counts');
     assert.equal(store.countUnderReplicated(servers.map((s) => s.id)), 1, 'so repair sees the chunk short');
     assert.equal(store.listServers().find((s) => s.id === servers[2]?.id)?.corruptCount, 1);

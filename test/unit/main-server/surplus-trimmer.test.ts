@@ -1,6 +1,5 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -12,6 +11,7 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 import { SurplusTrimmer } from '../../../src/main-server/surplus-trimmer.js';
+import { fakeFileServer } from '../../helpers/fake-file-server.js';
 import { seededBytes } from '../../helpers/seeded.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-trimmer-'));
@@ -21,28 +21,6 @@ const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const GRACE = 1000;
 const chunk = seededBytes(7, 96 * 1024);
 const chunkId = sha256Hex(chunk);
-
-/**
- * A file server stand-in: GET of the chunk answers `body` (404 when undefined), and
- * every request is noted.
- */
-async function fakeFileServer(
-  body: Buffer | undefined,
-): Promise<{ server: Server; url: string; asked: string[] }> {
-  const asked: string[] = [];
-  const server = createServer((req, res) => {
-    asked.push(`${req.method} ${req.url}`);
-    if (req.method === 'GET' && body && req.url === `/v1/chunks/${chunkId}`) {
-      res.writeHead(200, { 'content-length': body.length });
-      res.end(body);
-      return;
-    }
-    res.statusCode = 404;
-    res.end('{"error":{"code":"SEDFS_ERR_CHUNK_NOT_FOUND","message":"no such chunk on this server"}}');
-  });
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, asked };
-}
 
 /**
  * Three honest servers hold the chunk (R=3); a fourth, `liar`, claims it in a heartbeat
@@ -55,8 +33,8 @@ async function clusterWithAClaim(name: string, liarBody: Buffer | undefined) {
   const rechecks: string[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
   const registry = new Registry(store, log, () => clock.now, 60_000);
-  const honest = await Promise.all([1, 2, 3].map(() => fakeFileServer(chunk)));
-  const liar = await fakeFileServer(liarBody);
+  const honest = await Promise.all([1, 2, 3].map(() => fakeFileServer(new Map([[chunkId, chunk]]))));
+  const liar = await fakeFileServer(liarBody ? new Map([[chunkId, liarBody]]) : new Map());
   const ids = [hex(1), hex(2), hex(3)];
   const stats = { totalBytes: 1 << 30, freeBytes: 1 << 20, usedBytes: 0, chunkCount: 1 };
   const servers = [
