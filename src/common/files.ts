@@ -12,7 +12,9 @@ export async function writeFileAtomic(
   mode = 0o644,
   sync: (dir: string) => Promise<void> = syncDir,
 ): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
+  // A folder made for the file is made durably too: the file is only as durable as
+  // the folder's own entry.
+  await mkdirDurable(dirname(path), sync);
   const tmp = join(dirname(path), `.${randomHexId(6)}.tmp`);
   const fh = await open(tmp, 'w', mode);
   try {

@@ -323,16 +323,18 @@ export class ChunkStore {
 
   /** @internal called by ChunkWrite once its file is in place */
   async placeFile(tmp: string, final: string, size: number, existed: boolean): Promise<void> {
-    const dir = dirname(final);
     await renameReplacing(tmp, final);
-    await this.syncDirectory(dir);
-    // A chunk is live in one place only: a packed copy of it is dead now.
-    await this.packs.remove(basename(final));
+    // Counted and told to main as soon as it is in place: if the fsync below fails, the
+    // write fails but the file stays, and went uncounted and unreported until a restart.
     if (!existed) {
       this.usedBytes += size;
       this.chunkCount += 1;
     }
     this.changes.noteAdded(basename(final));
+    await this.syncDirectory(dirname(final));
+    // A chunk is live in one place only: a packed copy of it is dead now, once the chunk
+    // file is durably where it belongs.
+    await this.packs.remove(basename(final));
   }
 
   /**

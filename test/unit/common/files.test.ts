@@ -145,3 +145,21 @@ test('writeFileAtomic and mkdirDurable make their renames and new directories du
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('writeFileAtomic makes the folders it creates for the file durable too, the deepest first, then the rename', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-atomic-dirs-'));
+  try {
+    const synced: string[] = [];
+    await writeFileAtomic(join(root, 'a', 'b', 'f'), 'x', 0o600, async (d) => {
+      synced.push(d);
+    });
+    assert.deepEqual(synced, [join(root, 'a'), root, join(root, 'a', 'b')]);
+    synced.length = 0;
+    await writeFileAtomic(join(root, 'a', 'b', 'g'), 'y', 0o600, async (d) => {
+      synced.push(d);
+    });
+    assert.deepEqual(synced, [join(root, 'a', 'b')], 'folders that exist are not synced again');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

@@ -374,3 +374,21 @@ test('on a file system that refuses to fsync directories (EINVAL) the store star
   await w2.append(two);
   await assert.rejects(w2.commit(), { code: 'EIO' });
 });
+
+test('a chunk file whose folder fsync fails is still counted and told to main: the write fails, the file stays', async () => {
+  const dir = join(root, 'failing-sync');
+  let failing = false;
+  const s = new ChunkStore(dir, 1024 * 1024, {}, async () => {
+    if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+  });
+  await s.init();
+  const bytes = Buffer.from('placed, then the fsync failed');
+  const id = sha(bytes);
+  const w = await s.beginWrite(id, bytes.length);
+  await w.append(bytes);
+  failing = true;
+  await assert.rejects(w.commit(), { code: 'EIO' });
+  assert.ok(existsSync(s.pathOf(id)), 'the file is in place');
+  assert.equal((await s.stats()).chunkCount, 1);
+  assert.deepEqual(s.changes.take(10).added, [id]);
+});
