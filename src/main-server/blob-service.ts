@@ -15,7 +15,7 @@ import type {
   PlacementResponse,
   ServerRef,
 } from '../protocol/main-api.js';
-import { chooseReplicas } from './placement.js';
+import { chooseTrustedFirst } from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
 
@@ -86,7 +86,9 @@ export class BlobService {
     if (live.length === 0) throw new SedfsError('SEDFS_ERR_NO_SERVERS');
     const exp = this.now() + this.opts.ticketTtlMs;
     const placements = req.chunks.map((c) => {
-      const servers = chooseReplicas(live, upload.replicas, this.random);
+      const servers = chooseTrustedFirst(live, upload.replicas, this.random, (id) =>
+        this.registry.trusted(id),
+      );
       const ticket = this.signer.sign({
         op: 'write',
         chunks: [c.id],

@@ -9,6 +9,32 @@ export interface Candidate extends ServerRef {
  * replacement with probability proportional to free space, so emptier servers fill
  * first while no single server takes every chunk; the chain head varies too.
  */
+/**
+ * As `chooseReplicas`, but servers not `trusted` (one failed a storage audit lately:
+ * it lost or dropped a copy it was counted for) only make up what the others cannot.
+ * A server that lies about its free space would otherwise draw most new copies.
+ */
+export function chooseTrustedFirst(
+  candidates: Candidate[],
+  replicas: number,
+  random: () => number,
+  trusted: (id: string) => boolean,
+): ServerRef[] {
+  const first = chooseReplicas(
+    candidates.filter((c) => trusted(c.id)),
+    replicas,
+    random,
+  );
+  if (first.length === replicas) return first;
+  return first.concat(
+    chooseReplicas(
+      candidates.filter((c) => !trusted(c.id)),
+      replicas - first.length,
+      random,
+    ),
+  );
+}
+
 export function chooseReplicas(candidates: Candidate[], replicas: number, random: () => number): ServerRef[] {
   const pool = [...candidates];
   const chosen: ServerRef[] = [];

@@ -22,8 +22,13 @@ const NEVER_REGISTERED: Omit<ServerView, 'id'> = {
  * heartbeat is younger than the configured silence; state is derived, never stored,
  * so a restarted main needs no clean-up. A sweep logs each transition once.
  */
+/** How long a server that failed a storage audit gets new copies only when no other can take them. */
+const SUSPECT_FOR_MS = 3600_000;
+
 export class Registry {
   private readonly lastState = new Map<string, ServerState>();
+  /** when each server last failed a storage audit */
+  private readonly failedAudit = new Map<string, number>();
 
   constructor(
     private readonly store: MainStore,
@@ -118,6 +123,16 @@ export class Registry {
 
   live(): ServerRecord[] {
     return this.store.listServers().filter((s) => this.stateOf(s) === 'up');
+  }
+
+  /** A storage audit found a copy this server was counted for missing or wrong. */
+  noteFailedAudit(id: string): void {
+    this.failedAudit.set(id, this.now());
+  }
+
+  /** No storage audit of it failed within the last hour: new copies may go there freely. */
+  trusted(id: string): boolean {
+    return this.now() - (this.failedAudit.get(id) ?? -Infinity) > SUSPECT_FOR_MS;
   }
 
   /** Servers whose copies still count: up, or down for less than the lost-after period. */

@@ -9,7 +9,7 @@ import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { PutChunkResponse } from '../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
-import { chooseReplicas } from './placement.js';
+import { chooseTrustedFirst } from './placement.js';
 import type { Registry } from './registry.js';
 import type { ReplicaProver } from './replica-prover.js';
 import type { MainStore } from './store/store.js';
@@ -221,7 +221,9 @@ export class Repairer {
       const candidates = live
         .filter((s) => !chunk.holders.includes(s.id) && !others.includes(s.id))
         .map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
-      const targets = chooseReplicas(candidates, chunk.wanted - chunk.holders.length, Math.random);
+      const targets = chooseTrustedFirst(candidates, chunk.wanted - chunk.holders.length, Math.random, (id) =>
+        this.registry.trusted(id),
+      );
       for (const target of targets) work.push(() => this.copy(chunk.id, chunk.size, source, target));
     }
     // A window, not batches: the next copy starts as soon as any one ends, so a slow copy

@@ -65,6 +65,7 @@ export class StorageAuditor extends ReadBackTask {
       }
       tally.failed++;
       lost++;
+      this.registry.noteFailedAudit(server.id);
       const at = { chunk: replica.chunkId, server: server.id };
       if (proof === 'missing') {
         this.store.applyChanges(server.id, [], [replica.chunkId], this.now());

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { chooseReplicas } from '../../../src/main-server/placement.js';
+import { chooseReplicas, chooseTrustedFirst } from '../../../src/main-server/placement.js';
 import { seededRandom as seeded } from '../../helpers/seeded.js';
 
 const servers = (frees: number[]) =>
@@ -38,4 +38,19 @@ test('a full server is still used when it is the only one left', () => {
     chooseReplicas(servers([0]), 1, seeded(4)).map((s) => s.id),
     ['s0'],
   );
+});
+
+test('servers that are not trusted (a failed storage audit) get a copy only when the others cannot make up the count', () => {
+  const random = seeded(5);
+  // s2 claims nearly all the free space there is.
+  const all = servers([10, 10, 1_000_000, 10]);
+  const trusted = (id: string) => id !== 's2';
+  for (let i = 0; i < 200; i++) {
+    const picked = chooseTrustedFirst(all, 3, random, trusted).map((s) => s.id);
+    assert.equal(picked.length, 3);
+    assert.ok(!picked.includes('s2'), `picked ${picked}`);
+  }
+  const four = chooseTrustedFirst(all, 4, random, trusted).map((s) => s.id);
+  assert.equal(four.length, 4, 'needed to make up the count, it is used');
+  assert.equal(four.at(-1), 's2', 'last');
 });

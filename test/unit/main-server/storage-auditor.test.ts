@@ -20,7 +20,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const stats = { totalBytes: 1 << 30, freeBytes: 1 << 29, usedBytes: 0, chunkCount: 1 };
 
-test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, and repair is asked to restore them', async () => {
+test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, repair is asked to restore them, and the failing servers get new copies last for an hour', async () => {
   const store = new SqliteStore(join(dir, 'audit.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
@@ -70,6 +70,13 @@ test('an audit reads back one replica per server: one there passes, one the serv
     assert.equal(store.listServers().find((s) => s.id === servers[2]?.id)?.corruptCount, 1);
     assert.deepEqual(rechecks, [`${id}/${servers[2]?.id}`]);
     assert.equal(repairs, 1, 'one call to repair for the pass');
+    assert.deepEqual(
+      servers.map((s) => registry.trusted(s.id)),
+      [true, false, false, true],
+      'the servers that failed get new copies only when no other can take them',
+    );
+    clock.now += 3600_001;
+    assert.ok(registry.trusted(servers[1]?.id as string), 'for an hour');
   } finally {
     await auditor.stop();
     for (const f of [holder, loser, rotten, empty]) f.server.close();
