@@ -391,8 +391,11 @@ export class ChunkStore {
     let entries: Dirent[];
     try {
       entries = await readdir(join(this.chunksDir, shard), { withFileTypes: true });
-    } catch {
-      return [];
+    } catch (err) {
+      // A shard that cannot be listed (EIO, too many open files) must fail the count or
+      // the inventory, not hide its chunks: main would drop them all as missing.
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw err;
     }
     return entries
       .filter((e) => e.isFile() && isChunkId(e.name) && e.name.slice(0, 2) === shard)

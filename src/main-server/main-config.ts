@@ -42,12 +42,13 @@ export const MAIN_CONFIG = {
     env: 'SEDFS_INVENTORY_INTERVAL',
     help: 'seconds between full inventories asked of each file server (0 = only at registration)',
   },
+  // No default of its own: a read ticket's lifetime (--ticket-ttl), so any reader handed
+  // the chunks can still fetch them.
   freedGrace: {
     kind: 'number',
-    default: DEFAULT_TICKET_TTL_MS / 1000,
     min: 0,
     env: 'SEDFS_FREED_GRACE',
-    help: "seconds the chunks of a replaced or removed file are kept, so readers that started before can finish (default: a read ticket's lifetime)",
+    help: 'seconds the chunks of a replaced or removed file are kept, so readers that started before can finish (default: --ticket-ttl)',
   },
   auditInterval: {
     kind: 'number',

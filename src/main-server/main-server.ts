@@ -147,7 +147,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     now,
     config.inventoryInterval * 1000,
   );
-  const namespaceStore = new SqliteNamespaceStore(store.db, config.freedGrace * 1000);
+  const namespaceStore = new SqliteNamespaceStore(store.db, (config.freedGrace ?? config.ticketTtl) * 1000);
   const audit = new AuditLog(join(config.data, 'audit.log'), now);
   const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), audit, now, {
     openSignup: config.openSignup,

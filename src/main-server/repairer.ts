@@ -50,6 +50,9 @@ export class Repairer {
   /** replicas restored since they were last recorded */
   private restored: { chunkId: string; serverId: string }[] = [];
   private recordTimer: NodeJS.Timeout | undefined;
+  /** the next page of the repair queue, when the last one was full */
+  private nextPage: NodeJS.Timeout | undefined;
+  private stopped = false;
 
   /**
    * Under-replicated chunks with no good copy on a live server, as the last repair pass
@@ -92,7 +95,10 @@ export class Repairer {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.nextPage);
     await this.task.stop();
+    clearTimeout(this.nextPage);
     this.recordRestored();
   }
 
@@ -107,7 +113,17 @@ export class Repairer {
     if (this.restored.length === 0) return;
     const replicas = this.restored;
     this.restored = [];
-    this.store.addReplicas(replicas, this.now());
+    try {
+      this.store.addReplicas(replicas, this.now());
+    } catch (err) {
+      // Kept for the next try (this runs from a timer too: a throw would end main). The
+      // copies are safe on their targets meanwhile, and their heartbeats report them.
+      this.restored = replicas.concat(this.restored);
+      this.log.error(
+        { reason: (err as Error).message, replicas: replicas.length },
+        'could not record restored replicas yet',
+      );
+    }
   }
 
   /**
@@ -202,11 +218,13 @@ export class Repairer {
   private async pass(): Promise<void> {
     const live = this.registry.live();
     const liveById = new Map(live.map((s) => [s.id, s]));
+    const queried = performance.now();
     const { chunks: todo, withoutLiveCopy } = this.store.underReplicated(
       this.registry.counted().map((s) => s.id),
       live.map((s) => s.id),
       this.opts.batch,
     );
+    let blockingMs = performance.now() - queried;
     this.noteWithoutLiveCopy(withoutLiveCopy);
     const work: (() => Promise<void>)[] = [];
     for (const chunk of todo) {
@@ -231,15 +249,21 @@ export class Repairer {
     const restoredBefore = this.progress.chunks;
     await inParallel(work, this.opts.concurrency, (copy) => copy());
     this.recordRestored();
-    // A full page means more may be waiting. The timer would wait 19 times this pass's
-    // length (its duty cycle, for passes that find little): a server's worth of lost
-    // chunks would take a pause of minutes per page. Only a page that restored
-    // something goes on at once, so copies that all fail do not spin.
-    if (todo.length === this.opts.batch && this.progress.chunks > restoredBefore) this.kick();
     // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
     // are noted here and trimmed by the SurplusTrimmer after the grace period.
+    const scanned = performance.now();
     const surplus = this.store.findSurplus(live, this.now());
+    blockingMs += performance.now() - scanned;
     if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
+    // A full page means more may be waiting. The timer would wait 19 times this pass's
+    // length (its duty cycle, for passes that find little): a server's worth of lost
+    // chunks would take a pause of minutes per page. The next page comes after 4 times
+    // what this pass's queries held main's thread (a fifth of it at most, however large
+    // the map), and only after a page that restored something, so failing copies do not spin.
+    if (todo.length === this.opts.batch && this.progress.chunks > restoredBefore && !this.stopped) {
+      this.nextPage = setTimeout(() => this.kick(), 4 * blockingMs);
+      this.nextPage.unref();
+    }
   }
 
   /** Logs the chunks repair cannot restore (no good copy on a live server) when their number changes. */
@@ -306,7 +330,12 @@ export class Repairer {
       // The target relays that the source lacks the chunk. Main reads the source itself
       // rather than take the target's word, which could be a lie to get a good copy dropped.
       if (err instanceof SedfsError && err.code === 'SEDFS_ERR_CHUNK_NOT_FOUND')
-        void this.checkSource(chunkId, size, source);
+        this.checkSource(chunkId, size, source).catch((e: Error) =>
+          this.log.warn(
+            { chunk: chunkId, server: source.id, reason: e.message },
+            'could not check a repair source',
+          ),
+        );
     }
     if (this.opts.rateMiBs > 0) {
       const minMs = (size / (this.opts.rateMiBs * 1024 * 1024)) * 1000 * this.opts.concurrency;

@@ -57,6 +57,13 @@ export class StorageAuditor extends ReadBackTask {
       if (!replica) return;
       const proof = await this.prover.prove(replica.chunkId, replica.size, server, this.stopping.signal);
       if (proof === 'unknown') return;
+      // Trimmed, freed or reported bad while it was read: a 404 or a quarantined copy
+      // then says nothing against the server.
+      if (
+        proof !== 'real' &&
+        !this.store.replicasOf([replica.chunkId]).get(replica.chunkId)?.includes(server.id)
+      )
+        return;
       const tally = this.tallies.get(server.id) ?? { passed: 0, failed: 0 };
       this.tallies.set(server.id, tally);
       if (proof === 'real') {

@@ -481,12 +481,14 @@ export class SqliteStore implements MainStore {
   }
 
   addReplicas(replicas: { chunkId: string; serverId: string }[], now: number): void {
+    // Only for chunks still in the map: one freed while its copy was made (its file
+    // removed or replaced) is not a replica of anything; the copy goes as an extra.
     const add = this.db.prepare(
-      `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)
+      `INSERT INTO replicas (chunk_id, server_id, state, added_at) SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?
        ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok', added_at = excluded.added_at`,
     );
     this.db.transaction(() => {
-      for (const r of replicas) add.run(r.chunkId, r.serverId, now);
+      for (const r of replicas) add.run(r.serverId, now, r.chunkId);
     })();
   }
 

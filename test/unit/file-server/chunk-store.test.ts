@@ -392,3 +392,17 @@ test('a chunk file whose folder fsync fails is still counted and told to main: t
   assert.equal((await s.stats()).chunkCount, 1);
   assert.deepEqual(s.changes.take(10).added, [id]);
 });
+
+test('a shard folder that cannot be listed fails the inventory and the start, instead of hiding its chunks', async () => {
+  const s = await fresh();
+  const shard = join(s.chunksDir, '00');
+  rmSync(shard, { recursive: true });
+  writeFileSync(shard, 'not a folder');
+  await assert.rejects(
+    async () => {
+      for await (const _ of s.inventory());
+    },
+    { code: 'ENOTDIR' },
+  );
+  await assert.rejects(new ChunkStore(s.root, 1024 * 1024).init(), { code: 'ENOTDIR' });
+});

@@ -137,7 +137,7 @@ test('re-checks of reported replicas: one at a time per replica, and a bounded n
   }
 });
 
-test('repair goes on to the next page of chunks at once while pages restore something, without waiting for its timer, and records each page in one transaction', async () => {
+test('repair goes on to the next page of chunks soon after one that restored something, without waiting for its timer, and records each page in one transaction', async () => {
   const store = new SqliteStore(join(dir, 'pages.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });

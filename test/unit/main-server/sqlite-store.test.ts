@@ -236,6 +236,36 @@ describe('SqliteStore', () => {
     store.deletionDone(hex(1, 64), hex(1));
     assert.deepEqual(store.pendingDeletions([hex(1)], 10, 20), []);
   });
+
+  test('restored replicas are recorded for the chunks still in the map; one freed while it was copied is left out, not an error', () => {
+    const s = new SqliteStore(join(dir, 'restored.db'));
+    s.registerServer(server(hex(1)), 'k');
+    s.registerServer(server(hex(2)), 'k');
+    s.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    s.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 2,
+      createdAt: 1,
+      chunks: [{ id: hex(7, 64), size: 3, servers: [hex(1)] }],
+    });
+    s.addReplicas(
+      [
+        { chunkId: hex(7, 64), serverId: hex(2) },
+        { chunkId: hex(8, 64), serverId: hex(2) },
+      ],
+      5,
+    );
+    assert.deepEqual(
+      s
+        .replicasOf([hex(7, 64), hex(8, 64)])
+        .get(hex(7, 64))
+        ?.sort(),
+      [hex(1), hex(2)],
+    );
+    assert.deepEqual(s.replicasOf([hex(8, 64)]).get(hex(8, 64)), []);
+    s.close();
+  });
 });
 
 describe('SqliteNamespaceStore', () => {
