@@ -34,6 +34,8 @@ export interface FileServerContext {
   revoked: Set<string>;
   /** how long a chunk being sent may wait on a reader that takes nothing (default 60 s, see get-chunk.ts) */
   sendIdleMs?: number;
+  /** the slowest a chunk may be read as a whole (default 16 KiB/s, see get-chunk.ts) */
+  sendMinBytesPerSecond?: number;
 }
 
 /** Routes only main may call: over TLS the caller must show main's certificate. */

@@ -13,6 +13,14 @@ import { type FileServerContext, requireKeys } from '../context.js';
 export const SEND_IDLE_MS = 60_000;
 
 /**
+ * The slowest a whole chunk may be read: a reader that takes a trickle of bytes now and
+ * then is never idle, and would hold the file and two 2 MiB buffers for days (a 4 MiB
+ * chunk at 1.5 KB a minute). 16 KiB/s gives a 4 MiB chunk four minutes, never less than
+ * the idle time.
+ */
+export const SEND_MIN_BYTES_PER_SECOND = 16 * 1024;
+
+/**
  * Bytes written to `socket` that the kernel has not taken yet (libuv's write queue), or
  * undefined where that cannot be seen. It shrinks as the kernel takes bytes, in the
  * middle of a write too: a piece's write callback alone said nothing of a reader slower
@@ -37,6 +45,7 @@ function unsentBytes(socket: Socket | null): number | undefined {
  */
 export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): void {
   const idleMs = ctx.sendIdleMs ?? SEND_IDLE_MS;
+  const minRate = ctx.sendMinBytesPerSecond ?? SEND_MIN_BYTES_PER_SECOND;
   app.get<{ Params: { id: string } }>('/v1/chunks/:id', async (req, reply) => {
     const id = assertChunkId(req.params.id);
     requireKeys(ctx).verifyTicket(req.headers[TICKET_HEADER] as string | undefined, {
@@ -67,16 +76,24 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
           reply.hijack();
           started = true;
           res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
+          const deadline = Date.now() + Math.max(idleMs, (size / minRate) * 1000);
           idle = setTimeout(() => {
             const now = unsentBytes(res.socket);
-            if (now !== undefined && now !== unsent) {
+            const late = Date.now() > deadline;
+            if (!late && now !== undefined && now !== unsent) {
               unsent = now;
               idle?.refresh();
               return;
             }
             // Destroyed, the socket reads nothing more from the store's buffer: it can go.
             res.destroy();
-            stall?.(new Error(`the reader took nothing for ${idleMs / 1000} s`));
+            stall?.(
+              new Error(
+                late
+                  ? `the reader took the chunk slower than ${minRate} bytes/s`
+                  : `the reader took nothing for ${idleMs / 1000} s`,
+              ),
+            );
           }, idleMs);
           idle.unref();
         },

@@ -36,7 +36,7 @@ let port = 0;
 const SLOW_IDLE_MS = 1500;
 const unixApps: { name: string; path: string; app: FastifyInstance; ca?: string }[] = [];
 
-const routeContext = (sendIdleMs: number) =>
+const routeContext = (sendIdleMs: number, sendMinBytesPerSecond?: number) =>
   ({
     serverId: 'fs-test',
     store,
@@ -44,6 +44,7 @@ const routeContext = (sendIdleMs: number) =>
     now: Date.now,
     keys: () => ({ receiptKey: '', verifyTicket: () => ({}) }),
     sendIdleMs,
+    sendMinBytesPerSecond,
   }) as unknown as FileServerContext;
 
 before(async () => {
@@ -73,6 +74,12 @@ before(async () => {
     await unixApp.listen({ path });
     unixApps.push({ name, path, app: unixApp, ...(identity ? { ca: ca.certPem } : {}) });
   }
+  // Whole chunks must go at 6 MB/s or more: the 24 MiB chunk may take ~4.2 s.
+  const strictApp = createHttpApp(log);
+  getChunkRoute(strictApp, routeContext(SLOW_IDLE_MS, 6_000_000));
+  const strictPath = join(root, 'strict.sock');
+  await strictApp.listen({ path: strictPath });
+  unixApps.push({ name: 'strict', path: strictPath, app: strictApp });
 });
 // The server closes whatever is left (forceCloseConnections), so a failed test cannot hang the run.
 after(async () => {
@@ -226,3 +233,24 @@ for (const transport of ['plain', 'TLS']) {
     );
   });
 }
+
+test('a reader that keeps taking bytes, but slower than the least rate for a whole chunk, is cut off once its time is up', {
+  timeout: 60_000,
+}, async () => {
+  const server = unixApps.find((u) => u.name === 'strict') as (typeof unixApps)[number];
+  lines.length = 0;
+  const started = Date.now();
+  const reader = await askOverUnixSocket(server);
+  const received: Buffer[] = [];
+  await readSlowly(reader, 3000, received);
+  assert.ok(!reader.destroyed && store.sending > 0, 'not cut while within its time');
+  await readSlowly(reader, 10_000, received);
+  const cutAfter = Date.now() - started;
+  assert.ok(reader.destroyed || store.sending === 0, 'cut while still reading');
+  await until(() => store.sending === 0);
+  assert.ok(cutAfter >= 4000 && cutAfter < 10_000, `cut after ${cutAfter} ms, its time being ~4.2 s`);
+  assert.ok(
+    lines.some((l) => l.includes('chunk send failed mid-body') && l.includes('slower than')),
+    'the cut is logged as a warning',
+  );
+});
