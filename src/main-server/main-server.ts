@@ -136,6 +136,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     now,
     () => repairer.kick(),
     (chunk, server) => void repairer.verifyReplica(chunk, server),
+    (server) => reconciler.pullOrLog(server),
   );
   const reconciler = new Reconciler(
     store,

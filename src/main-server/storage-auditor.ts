@@ -3,7 +3,10 @@ import { inParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import type { Registry } from './registry.js';
 import { ReadBackTask, type ReplicaProver } from './replica-prover.js';
-import type { MainStore } from './store/store.js';
+import type { MainStore, ServerRecord } from './store/store.js';
+
+/** A server that fails audits is asked for its full inventory at most this often. */
+const INVENTORY_AFTER_FAILURE_MS = 3600_000;
 
 /** Servers audited at once in a pass. */
 const CONCURRENCY = 4;
@@ -28,6 +31,8 @@ export interface AuditTally {
  */
 export class StorageAuditor extends ReadBackTask {
   private readonly tallies = new Map<string, AuditTally>();
+  /** when each server was last asked for its inventory after a failed audit */
+  private readonly inventoried = new Map<string, number>();
 
   constructor(
     private readonly store: MainStore,
@@ -39,6 +44,11 @@ export class StorageAuditor extends ReadBackTask {
     private readonly lost: () => void,
     /** a replica was read back as bytes that are not the chunk: have its server re-check it */
     private readonly wrongBytes: (chunkId: string, serverId: string) => void,
+    /**
+     * asks a server that failed for its full inventory: an honest one that lost files
+     * then loses all of them from the map at once, not one per audit
+     */
+    private readonly inventory: (server: ServerRecord) => Promise<void> = async () => undefined,
     /** where in the id space each pick starts (tests pin it) */
     private readonly randomId: () => string = () => randomHexId(32),
   ) {
@@ -73,6 +83,14 @@ export class StorageAuditor extends ReadBackTask {
       tally.failed++;
       lost++;
       this.registry.noteFailedAudit(server.id);
+      if (
+        this.now() - (this.inventoried.get(server.id) ?? Number.NEGATIVE_INFINITY) >
+        INVENTORY_AFTER_FAILURE_MS
+      ) {
+        this.inventoried.set(server.id, this.now());
+        // Not awaited: a full inventory can take a while, and it logs its own failure.
+        void this.inventory(server);
+      }
       const at = { chunk: replica.chunkId, server: server.id };
       if (proof === 'missing') {
         this.store.applyChanges(server.id, [], [replica.chunkId], this.now());

@@ -20,7 +20,7 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const stats = { totalBytes: 1 << 30, freeBytes: 1 << 29, usedBytes: 0, chunkCount: 1 };
 
-test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, repair is asked to restore them, and the failing servers get new copies last for an hour', async () => {
+test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, repair is asked to restore them, and the failing servers are asked for their inventory and get new copies last for an hour', async () => {
   const store = new SqliteStore(join(dir, 'audit.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
@@ -47,6 +47,7 @@ test('an audit reads back one replica per server: one there passes, one the serv
     chunks: [{ id, size: chunk.length, servers: servers.slice(0, 3).map((s) => s.id) }],
   });
   const rechecks: string[] = [];
+  const inventories: string[] = [];
   let repairs = 0;
   const auditor = new StorageAuditor(
     store,
@@ -56,6 +57,9 @@ test('an audit reads back one replica per server: one there passes, one the serv
     () => clock.now,
     () => repairs++,
     (chunkId, server) => rechecks.push(`${chunkId}/${server}`),
+    async (server) => {
+      inventories.push(server.id);
+    },
   );
   try {
     await auditor.runNow();
@@ -74,6 +78,11 @@ test('an audit reads back one replica per server: one there passes, one the serv
       servers.map((s) => registry.trusted(s.id)),
       [true, false, false, true],
       'the servers that failed get new copies only when no other can take them',
+    );
+    assert.deepEqual(
+      inventories.sort(),
+      [servers[1]?.id, servers[2]?.id].sort(),
+      'the failing servers are asked for their inventory',
     );
     clock.now += 3600_001;
     assert.ok(registry.trusted(servers[1]?.id as string), 'for an hour');
