@@ -53,13 +53,23 @@ export class SerialTask {
       });
   }
 
-  /** Waits for the current run, then does one more and waits for it. */
+  /**
+   * Waits for the current run, then does one more and waits for it. A kick that came
+   * during it is honoured after, as after any run (it was lost before).
+   */
   async runNow(): Promise<void> {
     while (this.running) await this.running;
     this.running = this.timed().finally(() => {
       this.running = undefined;
     });
-    await this.running;
+    try {
+      await this.running;
+    } finally {
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
+    }
   }
 
   async stop(): Promise<void> {

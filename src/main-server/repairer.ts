@@ -11,7 +11,7 @@ import type { PutChunkResponse } from '../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { chooseTrustedFirst } from './placement.js';
 import type { Registry } from './registry.js';
-import type { ReplicaProver } from './replica-prover.js';
+import { type ReplicaProver, settleDisproof } from './replica-prover.js';
 import type { MainStore } from './store/store.js';
 
 /**
@@ -202,14 +202,19 @@ export class Repairer {
     this.verifying.add(key);
     try {
       const proof = await this.prover.prove(chunkId, size, source);
-      if (proof === 'missing') {
-        this.store.applyChanges(source.id, [], [chunkId], this.now());
-        this.log.warn(
-          { chunk: chunkId, server: source.id },
-          'a repair source does not have the chunk main counted there: dropped from the map',
-        );
+      if (proof !== 'missing' && proof !== 'wrong') return;
+      const wrongBytes = (c: string, s: string) => void this.verifyReplica(c, s);
+      const { store, registry, log, now } = this;
+      if (
+        settleDisproof(
+          { store, registry, log, now, wrongBytes },
+          chunkId,
+          source.id,
+          proof,
+          'repair source check',
+        )
+      )
         this.kick();
-      } else if (proof === 'wrong') await this.verify(chunkId, source);
     } finally {
       this.verifying.delete(key);
     }

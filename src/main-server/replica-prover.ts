@@ -4,6 +4,8 @@ import { type Agent, request } from '../common/undici.js';
 import { sha256Hasher } from '../crypto/hash.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
+import type { Registry } from './registry.js';
+import type { MainStore } from './store/store.js';
 
 /**
  * What reading a replica showed: `real` (the bytes hash to the chunk's id), `missing`
@@ -112,5 +114,53 @@ export abstract class ReadBackTask {
     return this.task.stop();
   }
 
+  /** Another pass right after this one (there is more to do), unless closing. */
+  protected passAgain(): void {
+    if (!this.stopping.signal.aborted) this.task.kick();
+  }
+
   protected abstract pass(): Promise<void>;
+}
+
+/** What acting on a disproved copy needs. */
+export interface DisproofDeps {
+  store: MainStore;
+  registry: Registry;
+  log: Logger;
+  now: () => number;
+  /** has the server re-check a copy main read back as wrong bytes */
+  wrongBytes: (chunkId: string, serverId: string) => void;
+}
+
+/**
+ * Acts on a read-back (an audit, a surplus check, repair's check of a source) that
+ * disproved a copy main counts. One its server does not have leaves the map (believing
+ * that can only make repair copy more); one sent as wrong bytes is marked corrupt, since
+ * main hashed them itself, and its server is told to re-check it, so an honest one
+ * quarantines it. Either way repair restores it, and the server gets new copies last for
+ * a while (`Registry.trusted`). False when the copy was no longer counted (trimmed,
+ * freed or reported bad while it was read): then it says nothing against the server.
+ */
+export function settleDisproof(
+  d: DisproofDeps,
+  chunkId: string,
+  serverId: string,
+  proof: 'missing' | 'wrong',
+  during: string,
+): boolean {
+  if (!d.store.replicasOf([chunkId]).get(chunkId)?.includes(serverId)) return false;
+  d.registry.noteFailedAudit(serverId);
+  const at = { chunk: chunkId, server: serverId };
+  if (proof === 'missing') {
+    d.store.applyChanges(serverId, [], [chunkId], d.now());
+    d.log.warn(
+      at,
+      `${during}: a server does not have a chunk main counted there: dropped from the map, repairing`,
+    );
+  } else {
+    d.store.markReplicaCorrupt(chunkId, serverId);
+    d.log.warn(at, `${during}: a server sent bytes that are not the chunk: marked corrupt, repairing`);
+    d.wrongBytes(chunkId, serverId);
+  }
+  return true;
 }

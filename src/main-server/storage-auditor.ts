@@ -2,7 +2,7 @@ import type { Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import type { Registry } from './registry.js';
-import { ReadBackTask, type ReplicaProver } from './replica-prover.js';
+import { type DisproofDeps, ReadBackTask, type ReplicaProver, settleDisproof } from './replica-prover.js';
 import type { MainStore, ServerRecord } from './store/store.js';
 
 /** A server that fails audits is asked for its full inventory at most this often. */
@@ -31,6 +31,10 @@ export interface AuditTally {
  */
 export class StorageAuditor extends ReadBackTask {
   private readonly tallies = new Map<string, AuditTally>();
+  private get deps(): DisproofDeps {
+    const { store, registry, log, now, wrongBytes } = this;
+    return { store, registry, log, now, wrongBytes };
+  }
   /** when each server was last asked for its inventory after a failed audit */
   private readonly inventoried = new Map<string, number>();
 
@@ -67,22 +71,15 @@ export class StorageAuditor extends ReadBackTask {
       if (!replica) return;
       const proof = await this.prover.prove(replica.chunkId, replica.size, server, this.stopping.signal);
       if (proof === 'unknown') return;
-      // Trimmed, freed or reported bad while it was read: a 404 or a quarantined copy
-      // then says nothing against the server.
-      if (
-        proof !== 'real' &&
-        !this.store.replicasOf([replica.chunkId]).get(replica.chunkId)?.includes(server.id)
-      )
-        return;
       const tally = this.tallies.get(server.id) ?? { passed: 0, failed: 0 };
       this.tallies.set(server.id, tally);
       if (proof === 'real') {
         tally.passed++;
         return;
       }
+      if (!settleDisproof(this.deps, replica.chunkId, server.id, proof, 'audit')) return;
       tally.failed++;
       lost++;
-      this.registry.noteFailedAudit(server.id);
       if (
         this.now() - (this.inventoried.get(server.id) ?? Number.NEGATIVE_INFINITY) >
         INVENTORY_AFTER_FAILURE_MS
@@ -90,18 +87,6 @@ export class StorageAuditor extends ReadBackTask {
         this.inventoried.set(server.id, this.now());
         // Not awaited: a full inventory can take a while, and it logs its own failure.
         void this.inventory(server);
-      }
-      const at = { chunk: replica.chunkId, server: server.id };
-      if (proof === 'missing') {
-        this.store.applyChanges(server.id, [], [replica.chunkId], this.now());
-        this.log.warn(
-          at,
-          'audit: a server does not have a chunk main counted there: dropped from the map, repairing',
-        );
-      } else {
-        this.store.markReplicaCorrupt(replica.chunkId, server.id);
-        this.log.warn(at, 'audit: a server sent bytes that are not the chunk: marked corrupt, repairing');
-        this.wrongBytes(replica.chunkId, server.id);
       }
     });
     if (lost > 0) this.lost();

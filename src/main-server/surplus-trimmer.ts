@@ -1,7 +1,7 @@
 import type { Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
 import type { Registry } from './registry.js';
-import { type Proof, ReadBackTask, type ReplicaProver } from './replica-prover.js';
+import { type Proof, ReadBackTask, type ReplicaProver, settleDisproof } from './replica-prover.js';
 import type { MainStore } from './store/store.js';
 
 /** Surplus copies looked at per pass: each costs reading up to R whole chunks. */
@@ -67,6 +67,9 @@ export class SurplusTrimmer extends ReadBackTask {
         'copies beyond the wanted count past their grace period queued for deletion',
       );
       this.queued();
+      // A full pass that trimmed something: more may be due. The timer alone keeps passes
+      // to 5 % of the time, and a returned server's million surplus copies took weeks.
+      if (due.length === PER_PASS) this.passAgain();
     }
     if (kept > 0) this.log.info({ copies: kept }, 'surplus copies kept for now: they are noted again later');
   }
@@ -90,21 +93,15 @@ export class SurplusTrimmer extends ReadBackTask {
       holders.map(async (server) => {
         const proof = await this.prover.prove(chunkId, size, server, this.stopping.signal);
         proofs.set(server.id, proof);
-        if (proof === 'missing') {
-          // Believing a server that says it lacks a copy can only make repair copy more.
-          this.store.applyChanges(server.id, [], [chunkId], this.now());
-          this.log.warn(
-            { chunk: chunkId, server: server.id },
-            'a server main counted as holding a chunk does not have it: dropped from the map',
+        if (proof === 'missing' || proof === 'wrong') {
+          const { store, registry, log, now, wrongBytes } = this;
+          settleDisproof(
+            { store, registry, log, now, wrongBytes },
+            chunkId,
+            server.id,
+            proof,
+            'surplus check',
           );
-        } else if (proof === 'wrong') {
-          this.log.warn(
-            { chunk: chunkId, server: server.id },
-            'a server answered with bytes that are not the chunk: its copy does not count to trim a surplus one',
-          );
-          // An honest server whose copy rotted quarantines it when told to re-check, and
-          // repair restores it; a lying one's "it is fine" changes nothing here.
-          this.wrongBytes(chunkId, server.id);
         }
       }),
     );

@@ -290,7 +290,11 @@ test('a repair source that does not have the chunk main counted there is read ba
     }
     assert.equal(c.copiedFrom[0], c.urls.bad, 'the bad holder was the first source');
     assert.deepEqual(c.store.replicasOf([c.id]).get(c.id)?.sort(), [c.ids.goodId, c.ids.targetId]);
-    assert.ok(c.lines.some((l) => /a repair source does not have the chunk/.test(l.msg)));
+    assert.ok(
+      c.lines.some((l) =>
+        /repair source check: a server does not have a chunk main counted there/.test(l.msg),
+      ),
+    );
   } finally {
     await c.close();
   }

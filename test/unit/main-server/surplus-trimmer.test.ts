@@ -92,21 +92,28 @@ test('a server that claims a chunk it does not hold does not get a real copy del
     assert.deepEqual(c.store.replicasOf([chunkId]).get(chunkId)?.sort(), c.ids);
     assert.equal(c.store.countSurplus(), 0);
     assert.ok(c.liar.asked.includes(`GET /v1/chunks/${chunkId}`), 'the claimed copy was read');
-    assert.ok(c.lines.some((l) => /does not have it: dropped from the map/.test(l.msg)));
+    assert.ok(
+      c.lines.some((l) => /does not have a chunk main counted there: dropped from the map/.test(l.msg)),
+    );
     assert.ok(c.lines.some((l) => /a surplus copy is kept/.test(l.msg)));
   } finally {
     await c.close();
   }
 });
 
-test('a server that answers with bytes that are not the chunk does not count as a copy: the surplus honest copy is kept, and that server re-checks its copy', async () => {
+test('a server that answers with bytes that are not the chunk has that copy marked corrupt: the surplus honest copy is kept, and that server re-checks its copy', async () => {
   const garbage = Buffer.from(chunk);
   garbage[garbage.length - 1] = (garbage[garbage.length - 1] as number) ^ 1;
   const c = await clusterWithAClaim('garbage', garbage);
   try {
     await c.trimmer.runNow();
     assert.deepEqual(c.store.pendingDeletions([...c.ids, hex(4)], 10, Number.MAX_SAFE_INTEGER), []);
-    assert.deepEqual(c.store.replicasOf([chunkId]).get(chunkId)?.sort(), [...c.ids, hex(4)]);
+    assert.deepEqual(
+      c.store.replicasOf([chunkId]).get(chunkId)?.sort(),
+      c.ids,
+      'main hashed the bytes itself',
+    );
+    assert.equal(c.store.listServers().find((s) => s.id === hex(4))?.corruptCount, 1);
     assert.ok(c.lines.some((l) => /bytes that are not the chunk/.test(l.msg)));
     assert.deepEqual(c.rechecks, [`${chunkId}/${hex(4)}`], 'its server is told to re-check that copy');
   } finally {
@@ -126,5 +133,55 @@ test('a surplus copy is deleted once the copies kept are read back whole and has
     assert.ok(c.lines.some((l) => /queued for deletion/.test(l.msg)));
   } finally {
     await c.close();
+  }
+});
+
+test('a pass that trimmed a full page of surplus copies is followed by the next at once, not after the timer', async () => {
+  const store = new SqliteStore(join(dir, 'many.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 60_000);
+  // 40 chunks, more than one pass takes (32), each held by all four servers with R=3.
+  const chunks = Array.from({ length: 40 }, (_, i) => seededBytes(100 + i, 1024));
+  const held = new Map(chunks.map((c) => [sha256Hex(c), c]));
+  const fakes = await Promise.all([1, 2, 3, 4].map(() => fakeFileServer(held)));
+  const ids = [hex(1), hex(2), hex(3), hex(4)];
+  const stats = { totalBytes: 1 << 30, freeBytes: 1 << 20, usedBytes: 0, chunkCount: 40 };
+  for (const [i, f] of fakes.entries())
+    store.registerServer(
+      { id: ids[i] as string, url: f.url, ...stats, registeredAt: 1, lastHeartbeat: clock.now },
+      'k',
+    );
+  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({
+    id: hex(5),
+    uploadId: hex(9),
+    wanted: 3,
+    createdAt: 1,
+    chunks: [...held.keys()].map((id) => ({ id, size: 1024, servers: ids })),
+  });
+  assert.equal(store.findSurplus(registry.live(), clock.now), 40);
+  let queued = 0;
+  const trimmer = new SurplusTrimmer(
+    store,
+    registry,
+    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
+    log,
+    () => clock.now,
+    GRACE,
+    () => {
+      queued = store.pendingDeletions(ids, 100, Number.MAX_SAFE_INTEGER).length;
+    },
+  );
+  clock.now += GRACE;
+  try {
+    await trimmer.runNow();
+    const deadline = Date.now() + 5000;
+    while (queued < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(queued, 40, 'every surplus copy queued after one pass was asked for');
+  } finally {
+    await trimmer.stop();
+    for (const f of fakes) f.server.close();
+    store.close();
   }
 });
