@@ -1,7 +1,8 @@
 import { readFile, rm } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../common/files.js';
+import { debuglog } from 'node:util';
+import { syncDir, syncDirWhereSupported, writeFileAtomic } from '../common/files.js';
 import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -62,8 +63,43 @@ export interface Pin {
   pinnedAt: string;
 }
 
+/**
+ * How a profile on a file system that cannot fsync directories is told: only with
+ * NODE_DEBUG=sedfs, on stderr. Every CLI command is its own process, so even once per
+ * process would be a line on every command, about something the user cannot change
+ * short of moving the profile, and that costs little: the profile's files are small,
+ * written whole, and at worst the last change to one is lost in a power cut.
+ */
+const debug = debuglog('sedfs');
+const noteUnsupported = (dir: string, code: string) =>
+  debug(
+    'this file system cannot fsync directories (%s, %s): profile files here survive a crash only as far as it keeps renames',
+    code,
+    dir,
+  );
+
+/** One for the process: every Profile a command makes shares it, so the note comes once. */
+const processDirSync = syncDirWhereSupported(noteUnsupported);
+
 export class Profile {
-  constructor(readonly dir: string) {}
+  private readonly sync: (dir: string) => Promise<void>;
+
+  constructor(
+    readonly dir: string,
+    /**
+     * `syncDir` fsyncs a directory (tests make it fail as some file systems do), in a
+     * tolerant sync of this profile's own, told through `onDirSyncUnsupported`
+     */
+    deps: {
+      syncDir?: (dir: string) => Promise<void>;
+      onDirSyncUnsupported?: (dir: string, code: string) => void;
+    } = {},
+  ) {
+    this.sync =
+      deps.syncDir === undefined && deps.onDirSyncUnsupported === undefined
+        ? processDirSync
+        : syncDirWhereSupported(deps.onDirSyncUnsupported ?? noteUnsupported, deps.syncDir ?? syncDir);
+  }
 
   private keyPath(user: string): string {
     return join(this.dir, 'keys', `${user}.json`);
@@ -74,7 +110,12 @@ export class Profile {
   }
 
   async saveConfig(config: ProfileConfig): Promise<void> {
-    await writeFileAtomic(join(this.dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`, 0o600);
+    await writeFileAtomic(
+      join(this.dir, 'config.json'),
+      `${JSON.stringify(config, null, 2)}\n`,
+      0o600,
+      this.sync,
+    );
   }
 
   async saveKeys(user: string, identity: SecretIdentity, passphrase: string): Promise<KeyFile> {
@@ -89,7 +130,7 @@ export class Profile {
       fingerprint: fingerprint(identity),
       locked: lockWithPassphrase(passphrase, secret),
     };
-    await writeFileAtomic(this.keyPath(user), `${JSON.stringify(file, null, 2)}\n`, 0o600);
+    await writeFileAtomic(this.keyPath(user), `${JSON.stringify(file, null, 2)}\n`, 0o600, this.sync);
     return file;
   }
 
@@ -120,7 +161,12 @@ export class Profile {
   async savePin(user: string, pin: Pin): Promise<void> {
     const pins = await this.pins();
     pins[user] = pin;
-    await writeFileAtomic(join(this.dir, 'pins.json'), `${JSON.stringify(pins, null, 2)}\n`, 0o600);
+    await writeFileAtomic(
+      join(this.dir, 'pins.json'),
+      `${JSON.stringify(pins, null, 2)}\n`,
+      0o600,
+      this.sync,
+    );
   }
 
   /** The cluster CA trusted for a main server (by its origin), if any. */
@@ -133,7 +179,7 @@ export class Profile {
     const path = join(this.dir, 'trust.json');
     const all = (await readJson<Record<string, Trust>>(path)) ?? {};
     all[new URL(mainUrl).origin] = { fingerprint: trust.fingerprint, ca: trust.ca };
-    await writeFileAtomic(path, `${JSON.stringify(all, null, 2)}\n`, 0o600);
+    await writeFileAtomic(path, `${JSON.stringify(all, null, 2)}\n`, 0o600, this.sync);
   }
 
   async session(): Promise<Session | undefined> {
@@ -141,7 +187,7 @@ export class Profile {
   }
 
   async saveSession(session: Session): Promise<void> {
-    await writeFileAtomic(join(this.dir, 'session.json'), `${JSON.stringify(session)}\n`, 0o600);
+    await writeFileAtomic(join(this.dir, 'session.json'), `${JSON.stringify(session)}\n`, 0o600, this.sync);
   }
 
   async clearSession(): Promise<void> {

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { readOrCreate, writeFileAtomic } from '../common/files.js';
+import { readOrCreate, syncDir, writeFileAtomic } from '../common/files.js';
 import { randomSecret, secretsEqual } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 
@@ -20,17 +20,23 @@ export class JoinToken {
     readonly fixed: boolean,
     /** made just now, at this first start */
     readonly created: boolean,
+    /** how a directory is made durable (main's: see syncDirWhereSupported) */
+    private readonly sync: (dir: string) => Promise<void>,
   ) {}
 
   /** The token main's settings give (saved too), else the saved one, else a new one. */
-  static async load(dataDir: string, given: string | undefined): Promise<JoinToken> {
+  static async load(
+    dataDir: string,
+    given: string | undefined,
+    sync: (dir: string) => Promise<void> = syncDir,
+  ): Promise<JoinToken> {
     const path = join(dataDir, 'join-token');
     if (given) {
-      await writeFileAtomic(path, `${given}\n`, 0o600);
-      return new JoinToken(given, dataDir, true, false);
+      await writeFileAtomic(path, `${given}\n`, 0o600, sync);
+      return new JoinToken(given, dataDir, true, false, sync);
     }
-    const saved = await readOrCreate(path, () => randomSecret(32));
-    return new JoinToken(saved.value, dataDir, false, saved.created);
+    const saved = await readOrCreate(path, () => randomSecret(32), sync);
+    return new JoinToken(saved.value, dataDir, false, saved.created, sync);
   }
 
   get current(): string {
@@ -49,7 +55,7 @@ export class JoinToken {
   /** Writes `<data>/join` now and after every rotation (TLS only: the string carries the CA fingerprint). */
   async publish(joinStringOf: (token: string) => string): Promise<string> {
     const joinString = joinStringOf(this.value);
-    await writeFileAtomic(join(this.dataDir, 'join'), `${joinString}\n`, 0o600);
+    await writeFileAtomic(join(this.dataDir, 'join'), `${joinString}\n`, 0o600, this.sync);
     this.joinStringOf = joinStringOf;
     return joinString;
   }
@@ -69,7 +75,7 @@ export class JoinToken {
           'this main takes its join token from its settings (--join-token, SEDFS_JOIN_TOKEN or --config): change it there and restart main',
         );
       const token = randomSecret(32);
-      await writeFileAtomic(join(this.dataDir, 'join-token'), `${token}\n`, 0o600);
+      await writeFileAtomic(join(this.dataDir, 'join-token'), `${token}\n`, 0o600, this.sync);
       this.value = token;
       return this.joinStringOf ? this.publish(this.joinStringOf) : undefined;
     });

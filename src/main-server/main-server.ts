@@ -1,7 +1,7 @@
 import { mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { readOrCreate, writeFileAtomic } from '../common/files.js';
+import { readOrCreate, syncDir, syncDirWhereSupported, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
@@ -46,6 +46,8 @@ export interface MainDeps {
   now?: () => number;
   random?: () => number;
   console?: boolean;
+  /** fsyncs a directory (tests make it fail as some file systems do) */
+  syncDir?: (dir: string) => Promise<void>;
 }
 
 /** Starts the main server: keys and token on first start, state store, routes, registry sweep. */
@@ -58,20 +60,31 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     level: config.logLevel,
     console: deps.console ?? true,
   });
-  const key = await readOrCreate(join(config.data, 'ticket-key.pem'), generateTicketKeyPem);
-  const joinToken = await JoinToken.load(config.data, config.joinToken);
+  // One for all main writes, so a data folder that cannot sync directories is told once, not per file.
+  const syncDirectory = syncDirWhereSupported(
+    (dir, code) =>
+      log.warn(
+        { dir, code },
+        "this file system cannot fsync directories: carrying on; main's keys, token and certificates here survive a crash only as far as it keeps renames (said once)",
+      ),
+    deps.syncDir ?? syncDir,
+  );
+  const key = await readOrCreate(join(config.data, 'ticket-key.pem'), generateTicketKeyPem, syncDirectory);
+  const joinToken = await JoinToken.load(config.data, config.joinToken, syncDirectory);
   if (config.insecureHttp)
     log.warn(
       'PLAIN HTTP (--insecure-http): tokens, tickets and metadata cross the network readable; debugging only',
     );
   const tls = config.insecureHttp
     ? undefined
-    : await setUpMainTls(config.data, config.host, config.certLifetime * 1000, log).catch((err: Error) => {
-        // Said in main.log too: the console that started main may be long gone.
-        log.error({ reason: err.message }, 'cannot start: the cluster CA is not usable');
-        flush();
-        throw err;
-      });
+    : await setUpMainTls(config.data, config.host, config.certLifetime * 1000, log, syncDirectory).catch(
+        (err: Error) => {
+          // Said in main.log too: the console that started main may be long gone.
+          log.error({ reason: err.message }, 'cannot start: the cluster CA is not usable');
+          flush();
+          throw err;
+        },
+      );
   const store = new SqliteStore(join(config.data, 'main.db'));
   const signer = ticketSigner(key.value);
   const heartbeatTimeoutMs = config.heartbeatTimeout * 1000;
@@ -191,7 +204,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const url = urls[0] as string;
   // Atomic, so whoever waits for a file never reads it half-written; `join` last, so a
   // script that waits for it finds `main.addr` there too.
-  await writeFileAtomic(join(config.data, 'main.addr'), `${url}\n`);
+  await writeFileAtomic(join(config.data, 'main.addr'), `${url}\n`, 0o644, syncDirectory);
   if (tls)
     await joinToken.publish((t) =>
       formatJoinString({ mainUrl: url, joinToken: t, caFingerprint: tls.fingerprint }),

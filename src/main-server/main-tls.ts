@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { writeFileAtomic } from '../common/files.js';
+import { syncDir, writeFileAtomic } from '../common/files.js';
 import type { Logger } from '../common/logger.js';
 import { keepRenewed, MAIN_NAME, TlsIdentity } from '../common/tls.js';
 import { certifiesKey, fingerprintOf, generateTlsKey } from '../crypto/certificates.js';
@@ -30,10 +30,12 @@ export async function setUpMainTls(
   bindHost: string,
   lifetimeMs: number,
   log?: Logger,
+  /** how a directory is made durable (main's: see syncDirWhereSupported) */
+  sync: (dir: string) => Promise<void> = syncDir,
 ): Promise<MainTls> {
   const dir = join(dataDir, 'tls');
   await mkdir(dir, { recursive: true, mode: 0o700 });
-  const ca = await loadOrCreateCa(dir, log);
+  const ca = await loadOrCreateCa(dir, log, sync);
   const hosts = certificateHosts(bindHost);
   const own = async () => {
     const key = generateTlsKey();
@@ -43,8 +45,8 @@ export async function setUpMainTls(
       hosts,
       lifetimeMs,
     });
-    await writeFileAtomic(join(dir, 'main-key.pem'), key.keyPem, 0o600);
-    await writeFileAtomic(join(dir, 'main.pem'), certPem, 0o644);
+    await writeFileAtomic(join(dir, 'main-key.pem'), key.keyPem, 0o600, sync);
+    await writeFileAtomic(join(dir, 'main.pem'), certPem, 0o644, sync);
     return { certPem, keyPem: key.keyPem };
   };
   const first = await own();
@@ -94,7 +96,11 @@ async function readIfThere(path: string): Promise<string | undefined> {
  * to do: servers and clients trust this CA, and a new one made silently would cut them
  * all off, and destroy the old key for good.
  */
-export async function loadOrCreateCa(dir: string, log?: Logger): Promise<CaMaterial> {
+export async function loadOrCreateCa(
+  dir: string,
+  log?: Logger,
+  sync: (dir: string) => Promise<void> = syncDir,
+): Promise<CaMaterial> {
   const keyPath = join(dir, 'ca-key.pem');
   const certPath = join(dir, 'ca.pem');
   const keyPem = await readIfThere(keyPath);
@@ -140,8 +146,8 @@ export async function loadOrCreateCa(dir: string, log?: Logger): Promise<CaMater
     );
   } else {
     ca = await createCa();
-    await writeFileAtomic(keyPath, ca.keyPem, 0o600);
+    await writeFileAtomic(keyPath, ca.keyPem, 0o600, sync);
   }
-  await writeFileAtomic(certPath, ca.certPem, 0o644);
+  await writeFileAtomic(certPath, ca.certPem, 0o644, sync);
   return ca;
 }

@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { syncDirWhereSupported } from '../../../src/common/files.js';
 import { JoinToken } from '../../../src/main-server/join-token.js';
 import { SedfsError } from '../../../src/protocol/errors.js';
 
@@ -63,5 +64,27 @@ describe('JoinToken', () => {
     );
     assert.equal(token.current, 'from-flag');
     assert.equal(saved(), 'from-flag');
+  });
+
+  test("rotations and join strings are saved through main's directory sync, so a folder that cannot fsync directories does not stop them", async () => {
+    const asked: string[] = [];
+    const told: string[] = [];
+    const sync = syncDirWhereSupported(
+      (_dir, code) => told.push(code),
+      async (d) => {
+        asked.push(d);
+        throw Object.assign(new Error(`EINVAL: fsync '${d}'`), { code: 'EINVAL' });
+      },
+    );
+    const token = await JoinToken.load(dir, undefined, sync);
+    assert.equal(asked.length, 1, 'the first token');
+    await token.publish((t) => `sedfs://${t}@h:1#f`);
+    assert.equal(asked.length, 2, 'the join string');
+    await token.rotate();
+    assert.equal(asked.length, 4, 'the new token, then the join string made from it');
+    assert.deepEqual(new Set(asked), new Set([dir]));
+    assert.deepEqual(told, ['EINVAL']);
+    assert.equal(saved(), token.current);
+    assert.equal(joinFile(), `sedfs://${token.current}@h:1#f`);
   });
 });
