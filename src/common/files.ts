@@ -112,6 +112,28 @@ export function syncDirWhereSupported(
 }
 
 /**
+ * `syncDirWhereSupported` for a server's data folder, which is made (durably) before the
+ * log inside it can say anything: a refusal met before `tellTo` is told to it then.
+ */
+export function dataFolderSync(sync: (dir: string) => Promise<void> = syncDir): {
+  sync: (dir: string) => Promise<void>;
+  tellTo(tell: (dir: string, code: string) => void): void;
+} {
+  let early: { dir: string; code: string } | undefined;
+  let tell: ((dir: string, code: string) => void) | undefined;
+  return {
+    sync: syncDirWhereSupported((dir, code) => {
+      if (tell) tell(dir, code);
+      else early = { dir, code };
+    }, sync),
+    tellTo(fn) {
+      tell = fn;
+      if (early) fn(early.dir, early.code);
+    },
+  };
+}
+
+/**
  * `mkdir -p` whose new directories survive a power loss: a directory's entry is in its
  * parent, so the parent of each one made is fsynced, the deepest first. One that existed
  * already is taken as durable (whoever made it did this). Files fsynced into a directory
@@ -120,8 +142,10 @@ export function syncDirWhereSupported(
 export async function mkdirDurable(
   dir: string,
   sync: (dir: string) => Promise<void> = syncDir,
+  /** of the directories made (a secrets folder: 0o700) */
+  mode?: number,
 ): Promise<void> {
-  const first = await mkdir(dir, { recursive: true });
+  const first = await mkdir(dir, { recursive: true, ...(mode === undefined ? {} : { mode }) });
   if (first === undefined) return;
   const top = resolve(first);
   for (let made = resolve(dir); ; made = dirname(made)) {

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { syncDir, writeFileAtomic } from '../common/files.js';
+import { mkdirDurable, syncDir, writeFileAtomic } from '../common/files.js';
 import { createAgent, requestJson } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { retryWithBackoff } from '../common/retry.js';
@@ -74,7 +74,7 @@ export class ServerEnrollment {
   }
 
   async identity(): Promise<TlsIdentity> {
-    await mkdir(this.dir, { recursive: true, mode: 0o700 });
+    await mkdirDurable(this.dir, this.sync, 0o700);
     const keyPem = await keyPairIn(this.dir, this.sync);
     const ca = await this.trustedCa();
     const held = await this.heldCertificate(ca, keyPem);

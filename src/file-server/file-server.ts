@@ -1,13 +1,7 @@
 import { join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { ChunkReader } from '../common/chunk-reader.js';
-import {
-  mkdirDurable,
-  readOrCreate,
-  syncDir,
-  syncDirWhereSupported,
-  writeFileAtomic,
-} from '../common/files.js';
+import { dataFolderSync, mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
@@ -54,12 +48,8 @@ export async function startFileServer(
     syncDir?: (dir: string) => Promise<void>;
   } = {},
 ): Promise<RunningFileServer> {
-  // The data folder is made before the log inside it: a refusal met there waits for the log.
-  let refused: { dir: string; code: string } | undefined;
-  let tell = (dir: string, code: string) => {
-    refused = { dir, code };
-  };
-  const syncDirectory = syncDirWhereSupported((dir, code) => tell(dir, code), deps.syncDir ?? syncDir);
+  const folder = dataFolderSync(deps.syncDir);
+  const syncDirectory = folder.sync;
   // Durable from the start: the chunks and keys made in it are only as durable as its entry.
   await mkdirDurable(config.data, syncDirectory);
   const { log, flush } = createServerLogger({
@@ -68,12 +58,12 @@ export async function startFileServer(
     level: config.logLevel,
     console: deps.console ?? true,
   });
-  tell = (dir, code) =>
+  folder.tellTo((dir, code) =>
     log.warn(
       { dir, code },
       'this file system cannot fsync directories: carrying on; chunks here survive a crash only as far as it keeps renames (said once)',
-    );
-  if (refused) tell(refused.dir, refused.code);
+    ),
+  );
   // A persistent id makes a restarted server the same server to main.
   const { value: serverId } = await readOrCreate(
     join(config.data, 'server-id'),

@@ -1,7 +1,6 @@
-import { mkdir } from 'node:fs/promises';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { readOrCreate, syncDir, syncDirWhereSupported, writeFileAtomic } from '../common/files.js';
+import { dataFolderSync, mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { createServerLogger, type Logger } from '../common/logger.js';
@@ -53,21 +52,22 @@ export interface MainDeps {
 /** Starts the main server: keys and token on first start, state store, routes, registry sweep. */
 export async function startMain(config: MainConfig, deps: MainDeps = {}): Promise<RunningMain> {
   const now = deps.now ?? Date.now;
-  await mkdir(config.data, { recursive: true });
+  // One for all main writes, so a data folder that cannot sync directories is told once, not per file.
+  const folder = dataFolderSync(deps.syncDir);
+  const syncDirectory = folder.sync;
+  // Durable from the start: the keys and state made in it are only as durable as its entry.
+  await mkdirDurable(config.data, syncDirectory);
   const { log, flush } = createServerLogger({
     file: join(config.data, 'main.log'),
     name: 'main',
     level: config.logLevel,
     console: deps.console ?? true,
   });
-  // One for all main writes, so a data folder that cannot sync directories is told once, not per file.
-  const syncDirectory = syncDirWhereSupported(
-    (dir, code) =>
-      log.warn(
-        { dir, code },
-        "this file system cannot fsync directories: carrying on; main's keys, token and certificates here survive a crash only as far as it keeps renames (said once)",
-      ),
-    deps.syncDir ?? syncDir,
+  folder.tellTo((dir, code) =>
+    log.warn(
+      { dir, code },
+      "this file system cannot fsync directories: carrying on; main's keys, token and certificates here survive a crash only as far as it keeps renames (said once)",
+    ),
   );
   const key = await readOrCreate(join(config.data, 'ticket-key.pem'), generateTicketKeyPem, syncDirectory);
   const joinToken = await JoinToken.load(config.data, config.joinToken, syncDirectory);

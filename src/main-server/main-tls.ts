@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { hostname, networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { syncDir, writeFileAtomic } from '../common/files.js';
+import { mkdirDurable, syncDir, writeFileAtomic } from '../common/files.js';
 import type { Logger } from '../common/logger.js';
 import { keepRenewed, MAIN_NAME, TlsIdentity } from '../common/tls.js';
 import { certifiesKey, fingerprintOf, generateTlsKey } from '../crypto/certificates.js';
@@ -34,7 +34,7 @@ export async function setUpMainTls(
   sync: (dir: string) => Promise<void> = syncDir,
 ): Promise<MainTls> {
   const dir = join(dataDir, 'tls');
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await mkdirDurable(dir, sync, 0o700);
   const ca = await loadOrCreateCa(dir, log, sync);
   const hosts = certificateHosts(bindHost);
   const own = async () => {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -85,4 +85,19 @@ test('a damaged CA file stops the start with a clear error', async () => {
   await start(data);
   writeFileSync(join(data, 'tls', 'ca.pem'), '-----BEGIN CERTIFICATE-----\nnot one\n');
   await assert.rejects(start(data), /is damaged/);
+});
+
+test('main makes its tls/ folder durably, 0700, before the CA goes in it', async () => {
+  const data = fresh();
+  const synced: string[] = [];
+  const tls = await setUpMainTls(data, '127.0.0.1', HOUR, pino({ level: 'silent' }), async (d) => {
+    synced.push(d);
+  });
+  tls.stop();
+  assert.equal(synced[0], data, "tls/'s entry in the data folder first");
+  assert.ok(
+    synced.slice(1).every((d) => d === join(data, 'tls')),
+    'then the files written into it',
+  );
+  assert.equal(statSync(join(data, 'tls')).mode & 0o777, 0o700);
 });
