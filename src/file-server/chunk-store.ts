@@ -3,7 +3,7 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from
 import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
-import { isGone, mkdirDurable, renameReplacing, syncDir } from '../common/files.js';
+import { isGone, mkdirDurable, renameReplacing, syncDir, writeFileAtomic } from '../common/files.js';
 import { inParallel } from '../common/parallel.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
@@ -74,7 +74,12 @@ export class ChunkStore {
     await mkdirDurable(this.tmpDir, this.syncDirectory);
     await mkdirDurable(this.chunksDir, this.syncDirectory);
     await this.makeShards();
-    await this.moveUpFromOldLayout();
+    // Once: a data folder whose chunks/ has the mark was made, or moved up, in this layout.
+    const mark = join(this.chunksDir, LAYOUT_MARK);
+    if (!existsSync(mark)) {
+      await this.moveUpFromOldLayout();
+      await writeFileAtomic(mark, 'one level: chunks/<id[0:2]>/<id>\n', 0o644, this.syncDirectory);
+    }
     this.direct = DirectIo.open(this.tmpDir);
     if (this.direct) {
       // Whole aligned blocks: every flush but a chunk's last must end on the alignment.
@@ -419,6 +424,8 @@ const ignore = () => undefined;
 /** The shard directories under chunks/, by a chunk id's first two hex digits. */
 const SHARDS = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 const SHARD_NAME = /^[0-9a-f]{2}$/;
+/** In chunks/ once every chunk file is in its shard folder (listing them all at every start to look for old folders cost ~2 s a million chunks). */
+const LAYOUT_MARK = 'layout';
 /** File system calls in flight at once at start: libuv's pool has 4 threads, the disk a queue. */
 const FS_CALLS_AT_ONCE = 16;
 

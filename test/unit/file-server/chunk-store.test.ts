@@ -280,9 +280,10 @@ test('the 256 shard directories (and tmp/, chunks/, packs/) are made durably at 
     });
   const s = watched();
   await s.init();
-  // tmp/, chunks/ and packs/ are entries of the root, the root one of its parent; the shards of chunks/.
-  assert.deepEqual(synced, [dir, root, dir, s.chunksDir, dir]);
-  assert.equal(readdirSync(s.chunksDir).length, 256);
+  // tmp/, chunks/ and packs/ are entries of the root, the root one of its parent; the
+  // shards and the layout mark of chunks/.
+  assert.deepEqual(synced, [dir, root, dir, s.chunksDir, s.chunksDir, dir]);
+  assert.equal(readdirSync(s.chunksDir).filter((n) => n !== 'layout').length, 256);
   for (const text of ['first', 'second']) {
     synced.length = 0;
     const bytes = Buffer.from(text);
@@ -309,6 +310,8 @@ test('chunks in the old two-level layout are moved up at start, including after 
     mkdirSync(old, { recursive: true });
     writeFileSync(join(old, id), chunks[i] as Buffer);
   });
+  // A server from before has no layout mark.
+  rmSync(join(s.chunksDir, 'layout'));
   const strayDir = join(s.chunksDir, (ids[0] as string).slice(0, 2), (ids[0] as string).slice(2, 4));
   writeFileSync(join(strayDir, 'notes.txt'), 'x');
   // A start that stopped midway had moved the second one up already.
