@@ -14,6 +14,7 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { Repairer } from '../../../src/main-server/repairer.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-repairer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -157,17 +158,21 @@ test('repair goes on to the next page of chunks soon after one that restored som
   });
   await new Promise<void>((res) => target.listen(0, '127.0.0.1', res));
   const targetUrl = `http://127.0.0.1:${(target.address() as { port: number }).port}`;
-  store.registerServer(
-    { id: source, url: 'http://127.0.0.1:9', ...stats, registeredAt: 1, lastHeartbeat: clock.now },
+  registerServers(
+    store,
+    [
+      { id: source, url: 'http://127.0.0.1:9' },
+      { id: sink, url: targetUrl },
+    ],
+    clock.now,
+    stats,
     receiptKey,
   );
-  store.registerServer(
-    { id: sink, url: targetUrl, ...stats, registeredAt: 1, lastHeartbeat: clock.now },
-    receiptKey,
+  commitChunks(
+    store,
+    2,
+    [1, 2, 3, 4, 5].map((n) => ({ id: hex(n, 64), size: 1, servers: [source] })),
   );
-  store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
-  const chunks = [1, 2, 3, 4, 5].map((n) => ({ id: hex(n, 64), size: 1, servers: [source] }));
-  store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 2, createdAt: 1, chunks });
 
   // Two chunks a page, and a timer that would not fire within the test.
   const recorded: number[] = [];
@@ -248,20 +253,17 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
       res.end('{"error":{"code":"SEDFS_ERR_HASH_MISMATCH","message":"not the chunk"}}');
     }
   });
-  for (const [sid, url] of [
-    [badId, badHolder.url],
-    [goodId, goodHolder.url],
-    [targetId, target.url],
-  ] as const)
-    store.registerServer({ id: sid, url, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
-  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
-  store.commitBlob({
-    id: hex(5),
-    uploadId: hex(9),
-    wanted: 3,
-    createdAt: 1,
-    chunks: [{ id, size: chunk.length, servers: [badId, goodId] }],
-  });
+  registerServers(
+    store,
+    [
+      { id: badId, url: badHolder.url },
+      { id: goodId, url: goodHolder.url },
+      { id: targetId, url: target.url },
+    ],
+    clock.now,
+    stats,
+  );
+  commitChunks(store, 3, [{ id, size: chunk.length, servers: [badId, goodId] }]);
   // The bad holder is drawn first, then the draws alternate.
   let draws = 0;
   const repairer = repairerFor(store, registry, log, clock, () => (draws++ % 2 === 0 ? 0 : 0.99));

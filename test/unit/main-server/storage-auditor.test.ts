@@ -11,6 +11,7 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { StorageAuditor } from '../../../src/main-server/storage-auditor.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
 import { fakeFileServer } from '../../helpers/fake-file-server.js';
 import { seededBytes } from '../../helpers/seeded.js';
 
@@ -18,7 +19,6 @@ const dir = mkdtempSync(join(tmpdir(), 'sedfs-auditor-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
-const stats = { totalBytes: 1 << 30, freeBytes: 1 << 29, usedBytes: 0, chunkCount: 1 };
 
 test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, repair is asked to restore them, and the failing servers are asked for their inventory and get new copies last for an hour', async () => {
   const store = new SqliteStore(join(dir, 'audit.db'));
@@ -36,16 +36,8 @@ test('an audit reads back one replica per server: one there passes, one the serv
     fakeFileServer(new Map()),
   ]);
   const servers = [holder, loser, rotten, empty].map((f, i) => ({ id: hex(i + 1), url: f.url }));
-  for (const s of servers)
-    store.registerServer({ ...s, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
-  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
-  store.commitBlob({
-    id: hex(5),
-    uploadId: hex(9),
-    wanted: 3,
-    createdAt: 1,
-    chunks: [{ id, size: chunk.length, servers: servers.slice(0, 3).map((s) => s.id) }],
-  });
+  registerServers(store, servers, clock.now);
+  commitChunks(store, 3, [{ id, size: chunk.length, servers: servers.slice(0, 3).map((s) => s.id) }]);
   const rechecks: string[] = [];
   const inventories: string[] = [];
   let repairs = 0;
@@ -96,19 +88,13 @@ test('an audit reads back one replica per server: one there passes, one the serv
 test('the replica audited on a server is the first at or after a random id, wrapping round to the lowest', () => {
   const store = new SqliteStore(join(dir, 'pick.db'));
   try {
-    store.registerServer(
-      { id: hex(1), url: 'http://127.0.0.1:9', ...stats, registeredAt: 1, lastHeartbeat: 1 },
-      'k',
-    );
-    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    registerServers(store, [{ id: hex(1), url: 'http://127.0.0.1:9' }], 1);
     const [low, high] = ['4', 'b'].map((c) => c.repeat(64));
-    store.commitBlob({
-      id: hex(5),
-      uploadId: hex(9),
-      wanted: 1,
-      createdAt: 1,
-      chunks: [low, high].map((c) => ({ id: c as string, size: 7, servers: [hex(1)] })),
-    });
+    commitChunks(
+      store,
+      1,
+      [low, high].map((c) => ({ id: c as string, size: 7, servers: [hex(1)] })),
+    );
     assert.deepEqual(store.replicaToAudit(hex(1), '0'.repeat(32)), { chunkId: low, size: 7 });
     assert.deepEqual(store.replicaToAudit(hex(1), '5'.repeat(32)), { chunkId: high, size: 7 });
     assert.deepEqual(store.replicaToAudit(hex(1), 'c'.repeat(32)), { chunkId: low, size: 7 });

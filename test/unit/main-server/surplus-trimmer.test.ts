@@ -11,6 +11,7 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 import { SurplusTrimmer } from '../../../src/main-server/surplus-trimmer.js';
+import { commitChunks, registerServers, TEST_STATS } from '../../helpers/chunk-map.js';
 import { fakeFileServer } from '../../helpers/fake-file-server.js';
 import { seededBytes } from '../../helpers/seeded.js';
 
@@ -36,23 +37,14 @@ async function clusterWithAClaim(name: string, liarBody: Buffer | undefined) {
   const honest = await Promise.all([1, 2, 3].map(() => fakeFileServer(new Map([[chunkId, chunk]]))));
   const liar = await fakeFileServer(liarBody ? new Map([[chunkId, liarBody]]) : new Map());
   const ids = [hex(1), hex(2), hex(3)];
-  const stats = { totalBytes: 1 << 30, freeBytes: 1 << 20, usedBytes: 0, chunkCount: 1 };
   const servers = [
     ...honest.map((h, i) => ({ id: ids[i] as string, url: h.url })),
     { id: hex(4), url: liar.url },
   ];
-  for (const s of servers)
-    store.registerServer({ ...s, ...stats, registeredAt: 1, lastHeartbeat: clock.now }, 'k');
-  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
-  store.commitBlob({
-    id: hex(5),
-    uploadId: hex(9),
-    wanted: 3,
-    createdAt: 1,
-    chunks: [{ id: chunkId, size: chunk.length, servers: ids }],
-  });
+  registerServers(store, servers, clock.now);
+  commitChunks(store, 3, [{ id: chunkId, size: chunk.length, servers: ids }]);
   // What the heartbeat route does with the liar's beat.
-  store.heartbeat(hex(4), { ...stats, freeBytes: 2 ** 50 }, clock.now);
+  store.heartbeat(hex(4), { ...TEST_STATS, freeBytes: 2 ** 50 }, clock.now);
   assert.deepEqual(store.applyChanges(hex(4), [chunkId], [], clock.now), { adopted: 1, dropped: 0 });
   assert.equal(store.findSurplus(registry.live(), clock.now), 1);
   const noted = store.db.prepare('SELECT server_id FROM surplus').pluck().get() as string;
@@ -146,20 +138,16 @@ test('a pass that trimmed a full page of surplus copies is followed by the next 
   const held = new Map(chunks.map((c) => [sha256Hex(c), c]));
   const fakes = await Promise.all([1, 2, 3, 4].map(() => fakeFileServer(held)));
   const ids = [hex(1), hex(2), hex(3), hex(4)];
-  const stats = { totalBytes: 1 << 30, freeBytes: 1 << 20, usedBytes: 0, chunkCount: 40 };
-  for (const [i, f] of fakes.entries())
-    store.registerServer(
-      { id: ids[i] as string, url: f.url, ...stats, registeredAt: 1, lastHeartbeat: clock.now },
-      'k',
-    );
-  store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
-  store.commitBlob({
-    id: hex(5),
-    uploadId: hex(9),
-    wanted: 3,
-    createdAt: 1,
-    chunks: [...held.keys()].map((id) => ({ id, size: 1024, servers: ids })),
-  });
+  registerServers(
+    store,
+    fakes.map((f, i) => ({ id: ids[i] as string, url: f.url })),
+    clock.now,
+  );
+  commitChunks(
+    store,
+    3,
+    [...held.keys()].map((id) => ({ id, size: 1024, servers: ids })),
+  );
   assert.equal(store.findSurplus(registry.live(), clock.now), 40);
   let queued = 0;
   const trimmer = new SurplusTrimmer(

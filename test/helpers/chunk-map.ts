@@ -1,0 +1,35 @@
+import type { MainStore } from '../../src/main-server/store/store.js';
+
+const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
+
+/** Disk figures for test servers: roomy, and all alike unless a test says otherwise. */
+export const TEST_STATS = { totalBytes: 1 << 30, freeBytes: 1 << 29, usedBytes: 0, chunkCount: 0 };
+
+/** Registers file servers in main's store, each last heard from at `heartbeat`, with receipt key 'k' unless given. */
+export function registerServers(
+  store: MainStore,
+  servers: { id: string; url: string; lastHeartbeat?: number }[],
+  heartbeat: number,
+  stats: typeof TEST_STATS = TEST_STATS,
+  receiptKey = 'k',
+): void {
+  for (const s of servers)
+    store.registerServer(
+      { id: s.id, url: s.url, ...stats, registeredAt: 1, lastHeartbeat: s.lastHeartbeat ?? heartbeat },
+      receiptKey,
+    );
+}
+
+/**
+ * Puts chunks in main's map as one committed blob, each wanted `wanted` times, with the
+ * replicas named (an upload and a blob of their own: `n` tells blobs apart in one store).
+ */
+export function commitChunks(
+  store: MainStore,
+  wanted: number,
+  chunks: { id: string; size: number; servers: string[] }[],
+  n = 0,
+): void {
+  store.createUpload({ id: hex(900 + n), replicas: wanted, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({ id: hex(500 + n), uploadId: hex(900 + n), wanted, createdAt: 1 + n, chunks });
+}
