@@ -46,11 +46,15 @@ export class SerialTask {
       .catch((err: Error) => this.log.error({ reason: err.message }, `${this.what} failed`))
       .finally(() => {
         this.running = undefined;
-        if (this.again) {
-          this.again = false;
-          this.kick();
-        }
+        this.honourKick();
       });
+  }
+
+  /** A kick that came while a run was going: one more run now. */
+  private honourKick(): void {
+    if (!this.again) return;
+    this.again = false;
+    this.kick();
   }
 
   /**
@@ -65,10 +69,7 @@ export class SerialTask {
     try {
       await this.running;
     } finally {
-      if (this.again) {
-        this.again = false;
-        this.kick();
-      }
+      this.honourKick();
     }
   }
 

@@ -393,16 +393,7 @@ export class ChunkStore {
 
   /** The chunk files of one shard, sorted. Anything that is not a well-formed chunk in its right place is not ours to report. */
   private async chunkFilesIn(shard: string): Promise<string[]> {
-    let entries: Dirent[];
-    try {
-      entries = await readdir(join(this.chunksDir, shard), { withFileTypes: true });
-    } catch (err) {
-      // A shard that cannot be listed (EIO, too many open files) must fail the count or
-      // the inventory, not hide its chunks: main would drop them all as missing.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw err;
-    }
-    return entries
+    return (await direntsOrEmpty(join(this.chunksDir, shard)))
       .filter((e) => e.isFile() && isChunkId(e.name) && e.name.slice(0, 2) === shard)
       .map((e) => e.name)
       .sort();
@@ -429,12 +420,23 @@ const LAYOUT_MARK = 'layout';
 /** File system calls in flight at once at start: libuv's pool has 4 threads, the disk a queue. */
 const FS_CALLS_AT_ONCE = 16;
 
-async function readdirOrEmpty(dir: string): Promise<string[]> {
+/**
+ * A folder's entries, none if it does not exist. Any other failure (EIO, too many open
+ * files) is thrown: taken for "empty", it hid a shard's chunks from the count and the
+ * inventory (main would drop them all as missing), or let the layout mark be written
+ * over old folders never looked into.
+ */
+async function direntsOrEmpty(dir: string): Promise<Dirent[]> {
   try {
-    return (await readdir(dir)).sort();
-  } catch {
-    return [];
+    return await readdir(dir, { withFileTypes: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
   }
+}
+
+async function readdirOrEmpty(dir: string): Promise<string[]> {
+  return (await direntsOrEmpty(dir)).map((e) => e.name).sort();
 }
 
 /**

@@ -396,7 +396,7 @@ test('a chunk file whose folder fsync fails is still counted and told to main: t
   assert.deepEqual(s.changes.take(10).added, [id]);
 });
 
-test('a shard folder that cannot be listed fails the inventory and the start, instead of hiding its chunks', async () => {
+test('a shard folder that cannot be listed fails the inventory and the start, instead of hiding its chunks or marking the layout as moved up', async () => {
   const s = await fresh();
   const shard = join(s.chunksDir, '00');
   rmSync(shard, { recursive: true });
@@ -408,4 +408,8 @@ test('a shard folder that cannot be listed fails the inventory and the start, in
     { code: 'ENOTDIR' },
   );
   await assert.rejects(new ChunkStore(s.root, 1024 * 1024).init(), { code: 'ENOTDIR' });
+  // Nor is a data folder from before the layout marked as moved up past a shard it could not look into.
+  rmSync(join(s.chunksDir, 'layout'));
+  await assert.rejects(new ChunkStore(s.root, 1024 * 1024).init(), { code: 'ENOTDIR' });
+  assert.ok(!existsSync(join(s.chunksDir, 'layout')), 'no layout mark');
 });
