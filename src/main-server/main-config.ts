@@ -57,6 +57,12 @@ export const MAIN_CONFIG = {
     env: 'SEDFS_AUDIT_INTERVAL',
     help: 'seconds between audits, each reading back one random replica from every live file server (0 = none)',
   },
+  surplusReadRate: {
+    kind: 'number',
+    default: 32,
+    min: 0,
+    help: 'MiB/s main reads back, on average, proving the copies it keeps before it deletes surplus ones (0 = no limit)',
+  },
   repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
   repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
   joinToken: {

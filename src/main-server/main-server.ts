@@ -125,6 +125,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     config.extraGrace * 1000,
     () => deleter.kick(),
     (chunk, server) => void repairer.verifyReplica(chunk, server),
+    config.surplusReadRate * 1024 * 1024,
   );
   const repairer = new Repairer(
     store,

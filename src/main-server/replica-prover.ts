@@ -89,6 +89,8 @@ export abstract class ReadBackTask {
   private readonly task: SerialTask;
   /** aborts the reads in flight when main closes */
   protected readonly stopping = new AbortController();
+  /** the pass asked for by `passAgain`, if it waits */
+  private later: NodeJS.Timeout | undefined;
 
   constructor(log: Logger, what: string) {
     this.task = new SerialTask(
@@ -111,12 +113,22 @@ export abstract class ReadBackTask {
 
   stop(): Promise<void> {
     this.stopping.abort();
+    clearTimeout(this.later);
     return this.task.stop();
   }
 
-  /** Another pass right after this one (there is more to do), unless closing. */
-  protected passAgain(): void {
-    if (!this.stopping.signal.aborted) this.task.kick();
+  /** Another pass (there is more to do) after `afterMs`, or right after this one; not when closing. */
+  protected passAgain(afterMs = 0): void {
+    if (this.stopping.signal.aborted) return;
+    clearTimeout(this.later);
+    if (afterMs <= 0) {
+      this.task.kick();
+      return;
+    }
+    this.later = setTimeout(() => {
+      if (!this.stopping.signal.aborted) this.task.kick();
+    }, afterMs);
+    this.later.unref();
   }
 
   protected abstract pass(): Promise<void>;

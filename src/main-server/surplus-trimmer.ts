@@ -10,6 +10,17 @@ const PER_PASS = 32;
 const CONCURRENCY = 4;
 
 /**
+ * How long reading `bytes` in `tookMs` puts the next read off, at `bytesPerSecond` on
+ * average (0: no limit). Main reads and hashes every byte on its one thread, ~2 s per GiB
+ * over TLS: after a server came back holding a million copies repair had replaced, passes
+ * back to back would keep main's thread half busy for days.
+ */
+export function readPauseMs(bytes: number, tookMs: number, bytesPerSecond: number): number {
+  if (bytesPerSecond <= 0) return 0;
+  return Math.max(0, (bytes / bytesPerSecond) * 1000 - tookMs);
+}
+
+/**
  * Trims copies beyond a chunk's wanted count (repair's `findSurplus` notes them) once
  * their grace period is over. The replica map holds what servers said they hold, and a
  * server with a valid certificate can say anything: claim chunks it never got (in its
@@ -32,13 +43,23 @@ export class SurplusTrimmer extends ReadBackTask {
     private readonly queued: () => void,
     /** called for a copy read back as bytes that are not the chunk */
     private readonly wrongBytes: (chunkId: string, serverId: string) => void = () => {},
+    /** the average rate of reading copies back, in bytes per second (0: no limit) */
+    private readonly readBytesPerSecond = 32 * 1024 * 1024,
   ) {
     super(log, 'surplus trim pass');
   }
 
+  /** until when the read budget is spent (a timer's pass before then does nothing) */
+  private readAgainAt = 0;
+  /** bytes asked of servers in the current pass */
+  private readBytes = 0;
+
   protected async pass(): Promise<void> {
+    if (Date.now() < this.readAgainAt) return;
     const due = this.store.dueSurplus(this.now() - this.graceMs, PER_PASS);
     if (due.length === 0) return;
+    const started = Date.now();
+    this.readBytes = 0;
     const live = new Map(this.registry.live().map((s) => [s.id, s]));
     const byChunk = new Map<string, typeof due>();
     for (const d of due) byChunk.set(d.chunkId, [...(byChunk.get(d.chunkId) ?? []), d]);
@@ -61,15 +82,18 @@ export class SurplusTrimmer extends ReadBackTask {
         }
       }
     });
+    const pause = readPauseMs(this.readBytes, Date.now() - started, this.readBytesPerSecond);
+    this.readAgainAt = Date.now() + pause;
     if (queued > 0) {
       this.log.info(
         { copies: queued },
         'copies beyond the wanted count past their grace period queued for deletion',
       );
       this.queued();
-      // A full pass that trimmed something: more may be due. The timer alone keeps passes
-      // to 5 % of the time, and a returned server's million surplus copies took weeks.
-      if (due.length === PER_PASS) this.passAgain();
+      // A full pass that trimmed something: more may be due, as soon as the read budget
+      // allows. The timer alone keeps passes to 5 % of the time, and a returned server's
+      // million surplus copies took weeks.
+      if (due.length === PER_PASS) this.passAgain(pause);
     }
     if (kept > 0) this.log.info({ copies: kept }, 'surplus copies kept for now: they are noted again later');
   }
@@ -89,6 +113,7 @@ export class SurplusTrimmer extends ReadBackTask {
       return s && !skip.has(id) ? [s] : [];
     });
     const proofs = new Map<string, Proof>();
+    this.readBytes += holders.length * size;
     await Promise.all(
       holders.map(async (server) => {
         const proof = await this.prover.prove(chunkId, size, server, this.stopping.signal);

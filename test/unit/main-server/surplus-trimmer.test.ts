@@ -10,7 +10,7 @@ import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.
 import { Registry } from '../../../src/main-server/registry.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
-import { SurplusTrimmer } from '../../../src/main-server/surplus-trimmer.js';
+import { readPauseMs, SurplusTrimmer } from '../../../src/main-server/surplus-trimmer.js';
 import { commitChunks, registerServers, TEST_STATS } from '../../helpers/chunk-map.js';
 import { fakeFileServer } from '../../helpers/fake-file-server.js';
 import { seededBytes } from '../../helpers/seeded.js';
@@ -128,12 +128,15 @@ test('a surplus copy is deleted once the copies kept are read back whole and has
   }
 });
 
-test('a pass that trimmed a full page of surplus copies is followed by the next at once, not after the timer', async () => {
-  const store = new SqliteStore(join(dir, 'many.db'));
+/**
+ * 40 chunks of 1 KiB, more than one pass takes (32), each held by all four servers with
+ * R=3; `readRate` is the trimmer's read budget (bytes/s).
+ */
+async function manySurplus(name: string, readRate?: number) {
+  const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
   const registry = new Registry(store, log, () => clock.now, 60_000);
-  // 40 chunks, more than one pass takes (32), each held by all four servers with R=3.
   const chunks = Array.from({ length: 40 }, (_, i) => seededBytes(100 + i, 1024));
   const held = new Map(chunks.map((c) => [sha256Hex(c), c]));
   const fakes = await Promise.all([1, 2, 3, 4].map(() => fakeFileServer(held)));
@@ -149,7 +152,7 @@ test('a pass that trimmed a full page of surplus copies is followed by the next 
     [...held.keys()].map((id) => ({ id, size: 1024, servers: ids })),
   );
   assert.equal(store.findSurplus(registry.live(), clock.now), 40);
-  let queued = 0;
+  const queued = () => store.pendingDeletions(ids, 100, Number.MAX_SAFE_INTEGER).length;
   const trimmer = new SurplusTrimmer(
     store,
     registry,
@@ -157,19 +160,55 @@ test('a pass that trimmed a full page of surplus copies is followed by the next 
     log,
     () => clock.now,
     GRACE,
-    () => {
-      queued = store.pendingDeletions(ids, 100, Number.MAX_SAFE_INTEGER).length;
-    },
+    () => {},
+    undefined,
+    readRate,
   );
   clock.now += GRACE;
-  try {
-    await trimmer.runNow();
+  /** waits up to 5 s for `n` copies queued */
+  const untilQueued = async (n: number) => {
     const deadline = Date.now() + 5000;
-    while (queued < 40 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(queued, 40, 'every surplus copy queued after one pass was asked for');
+    while (queued() < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    return queued();
+  };
+  return {
+    trimmer,
+    queued,
+    untilQueued,
+    async close() {
+      await trimmer.stop();
+      for (const f of fakes) f.server.close();
+      store.close();
+    },
+  };
+}
+
+test('a pass that trimmed a full page of surplus copies is followed by the next at once, not after the timer', async () => {
+  const c = await manySurplus('many');
+  try {
+    await c.trimmer.runNow();
+    assert.equal(await c.untilQueued(40), 40, 'every surplus copy queued after one pass was asked for');
   } finally {
-    await trimmer.stop();
-    for (const f of fakes) f.server.close();
-    store.close();
+    await c.close();
   }
+});
+
+test('the surplus trimmer reads copies back within its byte rate: the next page waits until the bytes read allow it', async () => {
+  // The first page reads 32 chunks × 3 kept copies × 1 KiB = 96 KiB: two seconds at 48 KiB/s.
+  const c = await manySurplus('budget', 48 * 1024);
+  try {
+    await c.trimmer.runNow();
+    assert.equal(c.queued(), 32, 'one page trimmed');
+    await c.trimmer.runNow();
+    assert.equal(c.queued(), 32, 'a pass asked for at once reads nothing while the budget is spent');
+    assert.equal(await c.untilQueued(40), 40, 'the rest is trimmed once the budget allows');
+  } finally {
+    await c.close();
+  }
+});
+
+test('a read pause is what the bytes take at the rate, less the time the reading took', () => {
+  assert.equal(readPauseMs(64 * 1024 * 1024, 500, 32 * 1024 * 1024), 1500);
+  assert.equal(readPauseMs(1024, 500, 32 * 1024 * 1024), 0, 'never negative');
+  assert.equal(readPauseMs(64 * 1024 * 1024, 0, 0), 0, 'a rate of 0 is no limit');
 });
