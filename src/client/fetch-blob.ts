@@ -23,6 +23,34 @@ export interface FetchOptions {
 }
 
 /**
+ * Where a download finds its chunks: a whole manifest, or a file's manifest page by page
+ * from main (`ManifestPager`), which can also renew tickets that expired.
+ */
+export interface ChunkSource {
+  /** chunks in all */
+  readonly count: number;
+  /** the largest chunk, stored: the size of the buffers chunks are received into */
+  readonly maxChunkBytes: number;
+  /** chunk `i`, with its replicas and a read ticket */
+  chunk(i: number): ManifestChunk | Promise<ManifestChunk>;
+  /** fresh tickets for chunk `i`, whose ticket `stale` was refused as expired */
+  renew?(i: number, stale: ManifestChunk): Promise<void>;
+}
+
+/**
+ * A manifest main answered whole (a bare blob, a small file in a batch), as a source;
+ * one that reorders or repeats chunks fails before any byte is fetched.
+ */
+export function wholeManifest(manifest: BlobManifest): ChunkSource {
+  for (const [i, c] of manifest.chunks.entries()) inPlace(c, i);
+  return {
+    count: manifest.chunks.length,
+    maxChunkBytes: manifest.chunks.reduce((m, c) => Math.max(m, c.size), 0),
+    chunk: (i) => manifest.chunks[i] as ManifestChunk,
+  };
+}
+
+/**
  * Fetches a blob's chunks in parallel and writes them in order. Each chunk is checked
  * (by `open`'s authentication tag, else against its id); a replica that is unreachable
  * or returns wrong bytes is skipped for the next one, and a bad one is reported to main.
@@ -37,46 +65,56 @@ export async function fetchBlob(
   return fetchManifest(client, await client.manifest(blobId), out, opts);
 }
 
-/**
- * Chunks are received into, and opened in, buffers reused from one small pool: a buffer
- * goes back once `out` has taken its bytes, so memory stays flat and warm whatever the
- * file's size (fresh memory is slow to touch). Opening in place saves a second pool
- * (~8 MiB less at the peak of a 1 GiB get, same speed).
- */
+/** `fetchChunks` of a whole manifest; its size is the blob's. */
 export async function fetchManifest(
   client: ClusterClient,
   manifest: BlobManifest,
   out: Writable,
   opts: FetchOptions = {},
 ): Promise<{ size: number; chunks: number }> {
-  // Each chunk is opened as the chunk at its place in the file (its index is bound into
-  // its authentication), so a manifest that reorders or repeats chunks fails before any
-  // byte is fetched rather than passing its own claimed indexes through.
-  manifest.chunks.forEach((c, i) => {
-    if (c.index !== i)
-      throw new SedfsError(
-        'SEDFS_ERR_CORRUPT_CHUNK',
-        `the manifest lists chunk ${c.index} at place ${i}: chunks out of order`,
-        { chunk: c.id },
-      );
-  });
+  const { chunks } = await fetchChunks(client, wholeManifest(manifest), out, opts);
+  return { size: manifest.size, chunks };
+}
+
+/**
+ * Chunks are received into, and opened in, buffers reused from one small pool: a buffer
+ * goes back once `out` has taken its bytes, so memory stays flat and warm whatever the
+ * file's size (fresh memory is slow to touch). Opening in place saves a second pool
+ * (~8 MiB less at the peak of a 1 GiB get, same speed). A chunk whose every replica
+ * refused its ticket as expired is fetched once more with tickets the source renews.
+ */
+export async function fetchChunks(
+  client: ClusterClient,
+  source: ChunkSource,
+  out: Writable,
+  opts: FetchOptions = {},
+): Promise<{ bytes: number; chunks: number }> {
   const concurrency = opts.concurrency ?? 4;
-  const biggest = manifest.chunks.reduce((m, c) => Math.max(m, c.size), 0);
-  const pool = new ChunkPool(biggest, opts.buffers);
+  const pool = new ChunkPool(source.maxChunkBytes, opts.buffers);
   const pending = new Map<number, Promise<Buffer>>();
   let next = 0;
   let bytesDone = 0;
+  const fetchAt = async (i: number): Promise<Buffer> => {
+    const last = i === source.count - 1;
+    const chunk = inPlace(await source.chunk(i), i);
+    try {
+      return await fetchChunk(client, chunk, last, opts.open, pool);
+    } catch (err) {
+      if (!source.renew || (err as SedfsError).code !== 'SEDFS_ERR_TICKET_EXPIRED') throw err;
+      await source.renew(i, chunk);
+      return fetchChunk(client, inPlace(await source.chunk(i), i), last, opts.open, pool);
+    }
+  };
   const endGrowth = growHeapFreelyDuringDownload();
   const start = () => {
-    while (next < manifest.chunks.length && pending.size < concurrency) {
-      const c = manifest.chunks[next] as ManifestChunk;
-      const p = fetchChunk(client, c, next === manifest.chunks.length - 1, opts.open, pool);
+    while (next < source.count && pending.size < concurrency) {
+      const p = fetchAt(next);
       p.catch(() => undefined); // awaited in order below; this only silences the early rejection
       pending.set(next++, p);
     }
   };
   try {
-    for (let i = 0; i < manifest.chunks.length; i++) {
+    for (let i = 0; i < source.count; i++) {
       start();
       const bytes = await (pending.get(i) as Promise<Buffer>);
       pending.delete(i);
@@ -89,7 +127,22 @@ export async function fetchManifest(
   } finally {
     endGrowth();
   }
-  return { size: manifest.size, chunks: manifest.chunks.length };
+  return { bytes: bytesDone, chunks: source.count };
+}
+
+/**
+ * Each chunk is opened as the chunk at its place in the file (its index is bound into
+ * its authentication), so a manifest that reorders or repeats chunks fails at the chunk
+ * out of place rather than passing its own claimed index through.
+ */
+function inPlace(chunk: ManifestChunk | undefined, i: number): ManifestChunk {
+  if (chunk?.index !== i)
+    throw new SedfsError(
+      'SEDFS_ERR_CORRUPT_CHUNK',
+      `the manifest lists chunk ${chunk?.index ?? 'none'} at place ${i}: chunks out of order`,
+      chunk ? { chunk: chunk.id } : undefined,
+    );
+  return chunk;
 }
 
 async function fetchChunk(
@@ -100,6 +153,7 @@ async function fetchChunk(
   pool: ChunkPool,
 ): Promise<Buffer> {
   const errors: string[] = [];
+  let expired = 0;
   for (const replica of chunk.replicas) {
     const url = `${replica.url}/v1/chunks/${chunk.id}`;
     const into = pool.take();
@@ -120,6 +174,7 @@ async function fetchChunk(
       errors.push(`${replica.id.slice(0, 8)}: wrong bytes`);
       await client.reportBadReplica(chunk.id, replica.id).catch(() => undefined);
     } catch (err) {
+      if ((err as SedfsError).code === 'SEDFS_ERR_TICKET_EXPIRED') expired++;
       errors.push(`${replica.id.slice(0, 8)}: ${(err as Error).message}`);
     } finally {
       // Failed: the buffer is free for the next replica or chunk (else the writer frees it).
@@ -127,7 +182,13 @@ async function fetchChunk(
     }
   }
   const why = chunk.replicas.length === 0 ? 'no live server holds it' : errors.join('; ');
-  throw new SedfsError('SEDFS_ERR_ALL_REPLICAS_FAILED', `chunk ${chunk.index} could not be read (${why})`, {
+  // Every replica refused the ticket as expired (a download longer than a ticket's life):
+  // the caller may renew it; any other failure is the chunk's.
+  const code =
+    expired === chunk.replicas.length && expired > 0
+      ? 'SEDFS_ERR_TICKET_EXPIRED'
+      : 'SEDFS_ERR_ALL_REPLICAS_FAILED';
+  throw new SedfsError(code, `chunk ${chunk.index} could not be read (${why})`, {
     chunk: chunk.id,
   });
 }

@@ -206,26 +206,36 @@ export class BlobService {
 
   /** A bare blob's manifest, for the user who stored it. */
   manifestFor(blobId: string, userId: string | undefined): BlobManifest {
-    const blob = this.store.getBlob(blobId);
+    const blob = this.store.getBlob(blobId, { from: 0, count: 0 });
     if (!blob || blob.userId !== userId) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
     return this.manifest(blobId);
   }
 
-  /** `maxChunks`: refuse (SEDFS_ERR_BATCH_FULL) a blob of more chunks, before signing any ticket. */
-  manifest(blobId: string, opts: { maxChunks?: number } = {}): BlobManifest {
-    const blob = this.store.getBlob(blobId);
+  /**
+   * The blob's chunks from `from` (default 0), at most `count`, each with a read ticket.
+   * `maxChunks`: refuse (SEDFS_ERR_BATCH_FULL) a blob of more chunks, before signing any ticket.
+   */
+  manifest(blobId: string, opts: { from?: number; count?: number; maxChunks?: number } = {}): BlobManifest {
+    const from = opts.from ?? 0;
+    const blob = this.store.getBlob(blobId, { from, count: opts.count ?? -1 });
     if (!blob) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
-    if (opts.maxChunks !== undefined && blob.chunks.length > opts.maxChunks)
+    if (opts.maxChunks !== undefined && blob.chunkCount > opts.maxChunks)
       throw new SedfsError('SEDFS_ERR_BATCH_FULL');
+    if (from > 0 && from >= blob.chunkCount)
+      throw new SedfsError(
+        'SEDFS_ERR_BAD_REQUEST',
+        `the file has ${blob.chunkCount} chunks: none from ${from}`,
+      );
+    const chunks = blob.chunks;
     const live = new Map<string, ServerRef>(
       this.registry.live().map((s) => [s.id, { id: s.id, url: s.url }]),
     );
-    const holders = this.store.replicasOf(blob.chunks.map((c) => c.id));
+    const holders = this.store.replicasOf(chunks.map((c) => c.id));
     const exp = this.now() + this.opts.ticketTtlMs;
     return {
       id: blob.id,
       size: blob.size,
-      chunks: blob.chunks.map((c) => {
+      chunks: chunks.map((c) => {
         const replicas = (holders.get(c.id) ?? []).flatMap((id) => live.get(id) ?? []);
         // Spread reads: each chunk starts at a different replica.
         if (replicas.length > 1) replicas.push(...replicas.splice(0, c.index % replicas.length));

@@ -185,8 +185,15 @@ export class NamespaceService {
     this.onFreed();
   }
 
-  /** A file's current content; `maxChunks`: refuse (SEDFS_ERR_BATCH_FULL) a file with more. */
-  content(user: UserRecord, id: string, opts: { maxChunks?: number } = {}): ContentResponse {
+  /**
+   * A file's current content, its manifest from chunk `from` (`count` chunks at most);
+   * `maxChunks`: refuse (SEDFS_ERR_BATCH_FULL) a file with more.
+   */
+  content(
+    user: UserRecord,
+    id: string,
+    opts: { from?: number; count?: number; maxChunks?: number } = {},
+  ): ContentResponse {
     const node = this.authorize(user, id, 'read', 'get');
     if (node.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER');
     const version = node.versionId ? this.store.getVersion(node.versionId) : undefined;

@@ -103,8 +103,23 @@ export type VersionCommit = Static<typeof VersionCommit>;
 export interface ContentResponse {
   node: NodeEntry;
   version: { id: string; size: number; chunkBytes: number; contentKey: string };
+  /** the chunks from the one asked for (`from`, default 0), at most MANIFEST_PAGE of them */
   manifest: BlobManifest;
 }
+
+/**
+ * Chunks one `GET /v1/nodes/:id/content` lists at most (1 GiB of 4 MiB chunks), each
+ * with a read ticket; a download asks for the rest as it goes (`?from=`). One answer for
+ * every chunk of a large file made main sign a ticket per chunk at once (a terabyte:
+ * 262,144 signatures, seconds of its thread, for any reader who asked), and its tickets
+ * expired (5 minutes) long before a slow download reached the last chunks.
+ */
+export const MANIFEST_PAGE = 256;
+export const ContentQuery = Type.Object(
+  { from: Type.Optional(Type.String({ pattern: '^(0|[1-9][0-9]{0,9})$' })) },
+  strict,
+);
+export type ContentQuery = Static<typeof ContentQuery>;
 
 /**
  * Files whose contents one `POST /v1/contents` may ask for: `get -r` asks for a folder's

@@ -383,20 +383,28 @@ export class SqliteStore implements MainStore {
     })();
   }
 
-  getBlob(id: string): BlobRecord | undefined {
+  getBlob(id: string, range?: { from: number; count: number }): BlobRecord | undefined {
     const row = this.db.prepare('SELECT id, user_id, size, created_at FROM blobs WHERE id = ?').get(id) as
       | { id: string; user_id: string | null; size: number; created_at: number }
       | undefined;
     if (!row) return undefined;
+    // A range is a step into the primary key (blob_id, idx): a page of a terabyte's
+    // manifest does not read the other 262,000 rows.
     const chunks = this.db
-      .prepare('SELECT idx AS "index", chunk_id AS id, size FROM blob_chunks WHERE blob_id = ? ORDER BY idx')
-      .all(id) as BlobRecord['chunks'];
+      .prepare(
+        'SELECT idx AS "index", chunk_id AS id, size FROM blob_chunks WHERE blob_id = ? AND idx >= ? ORDER BY idx LIMIT ?',
+      )
+      .all(id, range?.from ?? 0, range?.count ?? -1) as BlobRecord['chunks'];
+    const last = this.db.prepare('SELECT max(idx) FROM blob_chunks WHERE blob_id = ?').pluck().get(id) as
+      | number
+      | null;
     return {
       id: row.id,
       ...(row.user_id ? { userId: row.user_id } : {}),
       size: row.size,
       createdAt: row.created_at,
       chunks,
+      chunkCount: last === null ? 0 : last + 1,
     };
   }
 

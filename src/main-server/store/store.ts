@@ -71,7 +71,10 @@ export interface BlobRecord {
   userId?: string;
   size: number;
   createdAt: number;
+  /** every chunk, or those of the range asked for */
   chunks: BlobChunk[];
+  /** how many chunks the blob has in all */
+  chunkCount: number;
 }
 
 export interface InventoryDiff {
@@ -140,7 +143,8 @@ export interface MainStore {
     createdAt: number;
     chunks: CommittedChunk[];
   }): void;
-  getBlob(id: string): BlobRecord | undefined;
+  /** A blob with all its chunks, or `range.count` of them from index `range.from`. */
+  getBlob(id: string, range?: { from: number; count: number }): BlobRecord | undefined;
   /** Server ids holding a good copy of each chunk. */
   replicasOf(chunkIds: string[]): Map<string, string[]>;
   /**

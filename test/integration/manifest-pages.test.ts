@@ -1,0 +1,91 @@
+import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
+import { after, before, test } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
+import { sha256Hex } from '../../src/crypto/hash.js';
+import type { SedfsError } from '../../src/protocol/errors.js';
+import { type ContentResponse, MANIFEST_PAGE } from '../../src/protocol/namespace-api.js';
+import { TestCluster } from '../helpers/cluster.js';
+import { seededBytes } from '../helpers/seeded.js';
+import { collector } from '../helpers/sinks.js';
+import { newUser, type TestUser } from '../helpers/users.js';
+
+const CHUNK = 16 * 1024;
+/** more chunks than one page of the manifest */
+const CHUNKS = MANIFEST_PAGE + 44;
+let cluster: TestCluster;
+let user: TestUser;
+
+before(async () => {
+  // Read tickets live one second: a download of a few seconds outlives them.
+  cluster = await TestCluster.start({ servers: 2, replicas: 2, mainArgs: ['--ticket-ttl', '1'] });
+  await cluster.waitUp(2);
+  user = await newUser(cluster, 'pager');
+});
+after(async () => {
+  await user?.client.close();
+  await cluster?.stop();
+});
+
+/** A sink that waits `ms` before taking each chunk, and runs `first` before the first. */
+function slowSink(ms: number, first?: () => Promise<void>) {
+  const parts: Buffer[] = [];
+  let started = false;
+  const sink = new Writable({
+    write(c: Buffer, _e, cb) {
+      parts.push(Buffer.from(c));
+      const go = started || !first ? Promise.resolve() : first();
+      started = true;
+      go.then(() => delay(ms)).then(() => cb(), cb);
+    },
+  });
+  return { sink, bytes: () => Buffer.concat(parts) };
+}
+
+test('main lists a large file’s chunks a page at a time, each page with its own tickets', async () => {
+  await user.fs.put([seededBytes(91, CHUNKS * CHUNK)], '/paged.bin', { chunkBytes: CHUNK });
+  const node = await user.fs.resolve('/paged.bin');
+  const first = await user.client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
+  assert.equal(first.manifest.chunks.length, MANIFEST_PAGE);
+  const rest = await user.client.call<ContentResponse>(
+    'GET',
+    `/v1/nodes/${node.entry.id}/content?from=${MANIFEST_PAGE}`,
+  );
+  assert.deepEqual(
+    rest.manifest.chunks.map((c) => c.index),
+    Array.from({ length: CHUNKS - MANIFEST_PAGE }, (_, k) => MANIFEST_PAGE + k),
+  );
+  await assert.rejects(
+    user.client.call('GET', `/v1/nodes/${node.entry.id}/content?from=${CHUNKS}`),
+    (err: SedfsError) => err.code === 'SEDFS_ERR_BAD_REQUEST',
+  );
+});
+
+test('a file of more chunks than one manifest page downloads whole', async () => {
+  const data = seededBytes(92, CHUNKS * CHUNK - 1000);
+  await user.fs.put([data], '/whole.bin', { chunkBytes: CHUNK });
+  const out = collector();
+  const got = await user.fs.get('/whole.bin', out.sink);
+  assert.equal(got.size, data.length);
+  assert.equal(sha256Hex(out.bytes()), sha256Hex(data));
+});
+
+test('a download that outlives its read tickets is given fresh ones and finishes', async () => {
+  const data = seededBytes(93, 12 * CHUNK);
+  await user.fs.put([data], '/slow.bin', { chunkBytes: CHUNK });
+  // 12 chunks taken 300 ms apart: the last are fetched seconds after the tickets were made.
+  const out = slowSink(300);
+  await user.fs.get('/slow.bin', out.sink);
+  assert.equal(sha256Hex(out.bytes()), sha256Hex(data));
+});
+
+test('a file replaced while it is read fails the download as replaced, not with bytes of two versions', async () => {
+  await user.fs.put([seededBytes(94, CHUNKS * CHUNK)], '/replaced.bin', { chunkBytes: CHUNK });
+  const out = slowSink(0, async () => {
+    await user.fs.put([seededBytes(95, CHUNKS * CHUNK)], '/replaced.bin', { chunkBytes: CHUNK });
+  });
+  await assert.rejects(
+    user.fs.get('/replaced.bin', out.sink),
+    (err: SedfsError) => err.code === 'SEDFS_ERR_VERSION_CONFLICT' && /was replaced/.test(err.message),
+  );
+});
