@@ -1,10 +1,13 @@
-// How long main's repair pass holds its thread in the two queries it makes each pass over
-// the chunk map (`underReplicated`, the repair queue, and `findSurplus`), at CHUNKS chunks
-// × 3 replicas on 4 servers, seeded straight into a store in a temporary folder (as W7
-// seeds its million). Each figure is the median of ROUNDS calls, in ms. Run from the
+// How long main's repair pass holds its thread in the two queries it makes over the chunk
+// map (`underReplicated`, the repair queue, and `findSurplus`), at CHUNKS chunks × 3
+// replicas on 4 servers, seeded straight into a store in a temporary folder (as W7 seeds
+// its million). A pass looks at a stretch of SPAN chunks (main's is 10,000): each figure
+// is the median of ROUNDS calls at different places in the map, in ms, then what a whole
+// sweep of the map costs in all and in its longest call, and the whole map in one call
+// (as every pass did before, and as `sedfs check` counts the queue). Run from the
 // repository root after `npm run build`:
 //
-//   node bench/probes/repair-scans.mjs [CHUNKS=1000000] [ROUNDS=3]
+//   node bench/probes/repair-scans.mjs [CHUNKS=1000000] [ROUNDS=3] [SPAN=10000]
 import { createHash } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -13,6 +16,7 @@ import { SqliteStore } from '../../dist/src/main-server/store/sqlite-store.js';
 
 const chunks = Number(process.argv[2] ?? 1_000_000);
 const rounds = Number(process.argv[3] ?? 3);
+const span = Number(process.argv[4] ?? 10_000);
 const SURPLUS = Math.min(10_000, Math.floor(chunks / 10));
 const SPREAD = Math.floor(chunks / SURPLUS);
 const servers = [1, 2, 3, 4].map((n) => n.toString(16).padStart(32, '0'));
@@ -53,36 +57,75 @@ function seed(store) {
   }
 }
 
+/** Where the r-th round's stretch begins: spread over the id space. */
+const place = (r) => (r === 0 ? '' : Math.floor((16 * r) / rounds).toString(16));
+
 function median(f) {
   const times = [];
   let result;
   for (let r = 0; r < rounds; r++) {
     const t = performance.now();
-    result = f();
+    result = f(place(r));
     times.push(performance.now() - t);
   }
   times.sort((a, b) => a - b);
   return { ms: Math.round(times[Math.floor(times.length / 2)]), result };
 }
 
+/** A whole sweep, stretch by stretch as the repairer goes: its total and its longest call, in ms. */
+function sweep(counted, liveIds) {
+  let after = '';
+  let total = 0;
+  let longest = 0;
+  let calls = 0;
+  let short = 0;
+  for (;;) {
+    let t = performance.now();
+    const r = store.underReplicated(counted, liveIds, 512, { after, span });
+    if (r.upTo !== '') store.findSurplus(live(liveIds), 4, { after, upTo: r.upTo });
+    t = performance.now() - t;
+    total += t;
+    longest = Math.max(longest, t);
+    calls++;
+    short += r.chunks.length;
+    if (r.end) break;
+    after = r.upTo;
+  }
+  return { ms: Math.round(total), result: { calls, longestMs: Math.round(longest), pageRows: short } };
+}
+
+const live = (ids) => ids.map((id) => ({ id, freeBytes: 1e11, returnedAt: 0 }));
 const store = new SqliteStore(join(root, 'main.db'));
 try {
-  let t = performance.now();
+  const t = performance.now();
   seed(store);
   const seedSeconds = ((performance.now() - t) / 1000).toFixed(1);
   const all = servers;
-  const live = (ids) => ids.map((id) => ({ id, freeBytes: 1e11, returnedAt: 0 }));
   const figures = {};
-  const queue = (counted, liveIds) => {
-    const r = store.underReplicated(counted, liveIds, 512);
+  const queue = (counted, liveIds, after) => {
+    const r = store.underReplicated(counted, liveIds, 512, { after, span });
     return { page: r.chunks.length, withoutLiveCopy: r.withoutLiveCopy };
   };
-  figures['underReplicated, nothing to find'] = median(() => queue(all, all));
+  // Where each round's stretch ends, found beforehand: the repairer has it from its queue query.
+  const ends = new Map(
+    Array.from({ length: rounds }, (_, r) => [
+      place(r),
+      store.underReplicated(all, all, 0, { after: place(r), span }).upTo,
+    ]),
+  );
+  const upTo = (after) => ends.get(after);
+  figures['underReplicated, nothing to find'] = median((after) => queue(all, all, after));
   // The fourth server lost: the three quarters of the chunks it held are short.
-  figures['underReplicated, a server lost'] = median(() => queue(all.slice(0, 3), all.slice(0, 3)));
+  figures['underReplicated, a server lost'] = median((after) =>
+    queue(all.slice(0, 3), all.slice(0, 3), after),
+  );
   // ...and down but still counted: nothing short, but its copies cannot be sources.
-  figures['underReplicated, a server down'] = median(() => queue(all, all.slice(0, 3)));
-  figures['findSurplus, nothing to find'] = median(() => store.findSurplus(live(all), 1));
+  figures['underReplicated, a server down'] = median((after) => queue(all, all.slice(0, 3), after));
+  figures['findSurplus, nothing to find'] = median((after) =>
+    store.findSurplus(live(all), 1, { after, upTo: upTo(after) }),
+  );
+  figures['a sweep, nothing to find (calls, longest)'] = sweep(all, all);
+  figures['a sweep, a server lost (calls, longest)'] = sweep(all.slice(0, 3), all.slice(0, 3));
   // A fourth copy of SURPLUS chunks spread through the map, on the server that lacks them.
   store.db.transaction(() => {
     const replica = store.db.prepare(
@@ -90,14 +133,21 @@ try {
     );
     for (let i = 0; i < SURPLUS; i++) replica.run(chunkId(i * SPREAD), servers[(i * SPREAD + 3) % 4]);
   })();
-  t = performance.now();
-  const found = store.findSurplus(live(all), 2);
-  figures[`findSurplus, ${SURPLUS} to find (first call)`] = {
-    ms: Math.round(performance.now() - t),
-    result: found,
-  };
-  figures[`findSurplus, ${SURPLUS} noted already`] = median(() => store.findSurplus(live(all), 3));
-  console.log(JSON.stringify({ chunks, replicas: 3 * chunks + SURPLUS, seedSeconds, rounds }));
+  figures[`findSurplus, ${SURPLUS} in the map (first calls)`] = median((after) =>
+    store.findSurplus(live(all), 2, { after, upTo: upTo(after) }),
+  );
+  figures[`findSurplus, ${SURPLUS} in the map noted already`] = median((after) =>
+    store.findSurplus(live(all), 3, { after, upTo: upTo(after) }),
+  );
+  figures['the whole map in one call: underReplicated'] = median(() => {
+    const r = store.underReplicated(all, all, 512);
+    return { page: r.chunks.length, withoutLiveCopy: r.withoutLiveCopy };
+  });
+  figures['the whole map in one call: findSurplus'] = median(() => store.findSurplus(live(all), 5));
+  figures["the whole map in one call: countUnderReplicated (sedfs check's)"] = median(() =>
+    store.countUnderReplicated(all),
+  );
+  console.log(JSON.stringify({ chunks, replicas: 3 * chunks + SURPLUS, seedSeconds, rounds, span }));
   for (const [what, f] of Object.entries(figures))
     console.log(`${what}: ${f.ms} ms ${JSON.stringify(f.result)}`);
 } finally {
