@@ -69,11 +69,6 @@ const ADOPT_REPLICA = `INSERT OR IGNORE INTO replicas (chunk_id, server_id, stat
   SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?`;
 const DROP_REPLICA = 'DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?';
 
-/** Good replicas per chunk on the servers in `@servers` (a JSON array): the base of repair's queue. */
-const UNDER_REPLICATED = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
-  good AS (SELECT r.chunk_id, group_concat(r.server_id) AS holders, count(*) AS n
-           FROM replicas r JOIN counted s ON s.id = r.server_id WHERE r.state = 'ok' GROUP BY r.chunk_id)`;
-
 /**
  * Repair's work in one stretch of the chunk map, ids in (@after, @upTo]: the head row
  * counts the under-replicated chunks there with no good copy on a live server (nothing to
@@ -420,9 +415,14 @@ export class SqliteStore implements MainStore {
   }
 
   countUnderReplicated(countedServers: string[]): number {
+    // The whole map, for `sedfs check`: chunk by chunk through the primary keys, as the
+    // repair queue reads a stretch (~0.9 s at a million chunks; 3–10 s through
+    // replicas_by_server and a sort by chunk).
     return this.db
-      .prepare(`${UNDER_REPLICATED} SELECT count(*) FROM chunks c LEFT JOIN good g ON g.chunk_id = c.id
-         WHERE coalesce(g.n, 0) < c.wanted`)
+      .prepare(`WITH counted(id) AS (SELECT value FROM json_each(@servers))
+         SELECT count(*) FROM (SELECT c.wanted FROM chunks c
+           LEFT JOIN replicas r ON r.chunk_id = c.id AND r.state = 'ok' AND +r.server_id IN counted
+           GROUP BY c.id HAVING count(r.server_id) < c.wanted)`)
       .pluck()
       .get({ servers: JSON.stringify(countedServers) }) as number;
   }
