@@ -162,8 +162,12 @@ async function receiver(id: string, receiptKey: string): Promise<{ url: string; 
   };
 }
 
-test('repair goes on to the next page of chunks soon after one that restored something, without waiting for its timer, and records each page in one transaction', async () => {
-  const store = new SqliteStore(join(dir, 'pages.db'));
+/**
+ * A store whose chunks repair copies from `source` (never asked: a copy is the target's
+ * to fetch) to `sink`, a receiver; with a silent log and the test's clock.
+ */
+async function sourceToSink(name: string) {
+  const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
   const registry = new Registry(store, log, () => clock.now, 2000);
@@ -180,6 +184,15 @@ test('repair goes on to the next page of chunks soon after one that restored som
     stats,
     receiptKey,
   );
+  const close = () => {
+    target.close();
+    store.close();
+  };
+  return { store, clock, log, registry, source, sink, close };
+}
+
+test('repair goes on to the next page of chunks soon after one that restored something, without waiting for its timer, and records each page in one transaction', async () => {
+  const { store, clock, log, registry, source, sink, close } = await sourceToSink('pages');
   commitChunks(
     store,
     2,
@@ -206,8 +219,7 @@ test('repair goes on to the next page of chunks soon after one that restored som
     assert.equal(left.chunks.length, 0, 'every copy is in the map');
   } finally {
     await repairer.stop();
-    target.close();
-    store.close();
+    close();
   }
 });
 
@@ -277,23 +289,7 @@ test('a pass looks at a stretch of the map: one sweep restores a queue larger th
 });
 
 test('after a kick, passes follow each other through the map until they find the work, however far from the cursor it is', async () => {
-  const store = new SqliteStore(join(dir, 'kick.db'));
-  const clock = { now: 1_000_000 };
-  const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 2000);
-  const receiptKey = Buffer.alloc(32, 7).toString('base64url');
-  const [source, sink] = [hex(1), hex(2)];
-  const target = await receiver(sink, receiptKey);
-  registerServers(
-    store,
-    [
-      { id: source, url: 'http://127.0.0.1:9' },
-      { id: sink, url: target.url },
-    ],
-    clock.now,
-    stats,
-    receiptKey,
-  );
+  const { store, clock, log, registry, source, sink, close } = await sourceToSink('kick');
   // Twelve chunks wanted twice, four to a stretch; only the last is short. Nothing else
   // starts a pass (no timer): the kick's round must get there.
   const ids = Array.from({ length: 12 }, (_, i) => hex(i + 1, 64));
@@ -310,8 +306,7 @@ test('after a kick, passes follow each other through the map until they find the
     assert.equal(repairer.progress.chunks, 1);
   } finally {
     await repairer.stop();
-    target.close();
-    store.close();
+    close();
   }
 });
 
