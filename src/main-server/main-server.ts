@@ -138,6 +138,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       concurrency: config.repairConcurrency,
       rateMiBs: config.repairRate,
       batch: 512,
+      span: 10_000,
     },
     prover,
     deps.random ?? Math.random,

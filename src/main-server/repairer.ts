@@ -29,14 +29,23 @@ export interface RepairOptions {
   concurrency: number;
   /** MiB/s across all copies; 0 = unlimited */
   rateMiBs: number;
-  /** chunks looked at per pass */
+  /** most chunks a pass restores (a page of the queue) */
   batch: number;
+  /**
+   * Chunks of the map a pass looks at: the stretch after the one the last pass looked at,
+   * in id order, so a pass holds main's thread for a bounded time and a sweep of the whole
+   * map spans several passes.
+   */
+  span: number;
 }
 
 /**
  * Restores every chunk to its wanted number of good replicas by ordering server-to-
  * server copies. The queue is the chunk map itself (chunks with too few good replicas
  * on servers that are not lost), so it survives a restart with nothing extra to keep.
+ * Each pass looks at one stretch of the map (`span` chunks, in id order, wrapping round
+ * at the end): a whole sweep spans several passes, and no pass holds main's thread for
+ * a scan of the whole map.
  * Copies go to live servers that hold no copy, chosen by free space; the source is a
  * live server with a good copy. Nothing is ever deleted here.
  */
@@ -46,7 +55,20 @@ export class Repairer {
   readonly progress = { chunks: 0, bytes: 0, failures: 0 };
   /** Replicas being re-checked now, as `chunk/server`. */
   private readonly verifying = new Set<string>();
-  private stuck = 0;
+  /** Chunks without a live copy in the last whole sweep; undefined before one ended. */
+  private stuck: number | undefined;
+  /** The same, in the stretches looked at so far in this sweep. */
+  private stuckSoFar = 0;
+  /** The chunk id after which the next pass looks ('': a sweep begins). */
+  private cursor = '';
+  /** Sweeps ended since start. */
+  private sweeps = 0;
+  /**
+   * Since a kick: passes follow each other closely until the sweep has come round to where
+   * the cursor was then, so the work the kick announced is found within one quick round
+   * rather than a stretch per timer tick.
+   */
+  private hurry: { from: string; wrapped: boolean } | undefined;
   /** replicas restored since they were last recorded */
   private restored: { chunkId: string; serverId: string }[] = [];
   private recordTimer: NodeJS.Timeout | undefined;
@@ -55,11 +77,12 @@ export class Repairer {
   private stopped = false;
 
   /**
-   * Under-replicated chunks with no good copy on a live server, as the last repair pass
-   * found them (for `sedfs check`, which does not scan the replicas a second time).
+   * Under-replicated chunks with no good copy on a live server, summed over the last
+   * whole sweep of the map (for `sedfs check`, which does not scan the replicas a second
+   * time); before the first sweep has ended, those found so far.
    */
   get withoutLiveCopy(): number {
-    return this.stuck;
+    return this.stuck ?? this.stuckSoFar;
   }
 
   constructor(
@@ -81,16 +104,23 @@ export class Repairer {
     this.task.start(intervalMs);
   }
 
+  /** There is work somewhere in the map: a quick round of passes finds it. */
   kick(): void {
+    this.hurry = { from: this.cursor, wrapped: false };
     this.task.kick();
   }
 
-  /** Runs passes until one restores nothing more (or `maxPasses`); for `check --repair`. */
-  async drain(maxPasses = 100): Promise<void> {
-    for (let i = 0; i < maxPasses; i++) {
+  /**
+   * Runs passes until a whole sweep of the map, from its start, restores nothing more (or
+   * `maxSweeps` sweeps, the one under way counting as one); for `check --repair`.
+   */
+  async drain(maxSweeps = 10): Promise<void> {
+    for (let i = 0; i < maxSweeps && !this.stopped; i++) {
       const before = this.progress.chunks;
-      await this.task.runNow();
-      if (this.progress.chunks === before) return;
+      const whole = this.cursor === '';
+      const sweep = this.sweeps;
+      while (this.sweeps === sweep && !this.stopped) await this.task.runNow();
+      if (whole && this.progress.chunks === before) return;
     }
   }
 
@@ -224,13 +254,24 @@ export class Repairer {
     const live = this.registry.live();
     const liveById = new Map(live.map((s) => [s.id, s]));
     const queried = performance.now();
-    const { chunks: todo, withoutLiveCopy } = this.store.underReplicated(
+    const after = this.cursor;
+    // Worst first (fewest good copies, then oldest) within the stretch, as the whole map
+    // was ordered before it was looked at a stretch at a time. Ids are hashes, so a sweep
+    // meets chunks in no particular order: a chunk down to its last copy waits at most
+    // one sweep, which since a kick or while copies are made runs a stretch every few
+    // times a pass's queries (see the end of the pass), seconds at a million chunks.
+    const {
+      chunks: todo,
+      withoutLiveCopy,
+      upTo,
+      end,
+    } = this.store.underReplicated(
       this.registry.counted().map((s) => s.id),
       live.map((s) => s.id),
       this.opts.batch,
+      { after, span: this.opts.span },
     );
     let blockingMs = performance.now() - queried;
-    this.noteWithoutLiveCopy(withoutLiveCopy);
     const work: (() => Promise<void>)[] = [];
     for (const chunk of todo) {
       const sources = chunk.holders.flatMap((h) => liveById.get(h) ?? []);
@@ -254,27 +295,51 @@ export class Repairer {
     const restoredBefore = this.progress.chunks;
     await inParallel(work, this.opts.concurrency, (copy) => copy());
     this.recordRestored();
-    // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
-    // are noted here and trimmed by the SurplusTrimmer after the grace period.
-    const scanned = performance.now();
-    const surplus = this.store.findSurplus(live, this.now());
-    blockingMs += performance.now() - scanned;
-    if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
-    // A full page means more may be waiting. The timer would wait 19 times this pass's
-    // length (its duty cycle, for passes that find little): a server's worth of lost
-    // chunks would take a pause of minutes per page. The next page comes after 4 times
-    // what this pass's queries held main's thread (a fifth of it at most, however large
-    // the map), and only after a page that restored something, so failing copies do not spin.
-    if (todo.length === this.opts.batch && this.progress.chunks > restoredBefore && !this.stopped) {
-      this.nextPage = setTimeout(() => this.kick(), 4 * blockingMs);
+    const restored = this.progress.chunks > restoredBefore;
+    // A full page may leave more of the stretch short: the next pass looks at it again,
+    // unless this page restored nothing (its copies failing), which must not keep the
+    // rest of the map from being looked at (the next sweep comes back to them).
+    if (todo.length < this.opts.batch || !restored) {
+      // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
+      // are noted here, once a sweep, and trimmed by the SurplusTrimmer after the grace period.
+      if (upTo !== '') {
+        const scanned = performance.now();
+        const surplus = this.store.findSurplus(live, this.now(), { after, upTo });
+        blockingMs += performance.now() - scanned;
+        if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
+      }
+      this.stretchDone(end ? '' : upTo, withoutLiveCopy);
+    }
+    // The next pass comes after 4 times what this pass's queries held main's thread (a
+    // fifth of it at most) while copies are being made and since a kick, rather than at
+    // the timer (which would wait 19 times the whole pass, copies included): a lost
+    // server's chunks would otherwise come a page per pause of minutes. Only after a pass
+    // that restored something or while a kick's round lasts, so failing copies do not
+    // spin and an idle map costs a stretch per timer tick.
+    if ((restored || this.hurry) && !this.stopped) {
+      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
       this.nextPage.unref();
     }
   }
 
+  /** Moves the cursor past a stretch looked at in full; at the end of the map, a sweep ends. */
+  private stretchDone(next: string, withoutLiveCopy: number): void {
+    this.stuckSoFar += withoutLiveCopy;
+    this.cursor = next;
+    if (next === '') {
+      this.sweeps++;
+      this.noteWithoutLiveCopy(this.stuckSoFar);
+      this.stuckSoFar = 0;
+      if (this.hurry) this.hurry.wrapped = true;
+    }
+    if (this.hurry?.wrapped && this.cursor >= this.hurry.from) this.hurry = undefined;
+  }
+
   /** Logs the chunks repair cannot restore (no good copy on a live server) when their number changes. */
   private noteWithoutLiveCopy(n: number): void {
-    if (n === this.stuck) return;
+    const before = this.stuck ?? 0;
     this.stuck = n;
+    if (n === before) return;
     if (n > 0)
       this.log.warn(
         { chunks: n },

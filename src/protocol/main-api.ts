@@ -262,7 +262,7 @@ export interface CheckResponse {
   chunks: number;
   /** chunks with fewer good copies than wanted on servers that are not lost: the repair queue */
   underReplicated: number;
-  /** of those, chunks with no good copy on a live server, as the last repair pass found them: repair cannot restore them until a holder is back */
+  /** of those, chunks with no good copy on a live server, summed over repair's last whole sweep of the map: repair cannot restore them until a holder is back */
   withoutLiveCopy: number;
   /** copies beyond a chunk's wanted count, waiting out the grace period before removal */
   surplus: number;

@@ -152,12 +152,21 @@ export interface MainStore {
    * on one of `liveServers` to restore them from, worst first, with the servers among the
    * counted ones that hold a good copy; and how many under-replicated chunks have no good
    * copy on a live server (left out, so they never crowd out the chunks repair can restore).
+   * Only among the `span` chunks with ids after `after` in id order (all of them if no range
+   * is given), so one call costs a stretch of the map, not all of it; `upTo` is the last
+   * id looked at ('' if none), and `end` tells the stretch reached the end of the map.
    */
   underReplicated(
     countedServers: string[],
     liveServers: string[],
     limit: number,
-  ): { chunks: { id: string; size: number; wanted: number; holders: string[] }[]; withoutLiveCopy: number };
+    range?: { after: string; span: number },
+  ): {
+    chunks: { id: string; size: number; wanted: number; holders: string[] }[];
+    withoutLiveCopy: number;
+    upTo: string;
+    end: boolean;
+  };
   /**
    * A good replica on `serverId` for an audit: the first whose chunk id is at or after
    * `from` (a random id), wrapping round to the lowest; undefined if it holds none.
@@ -172,10 +181,15 @@ export interface MainStore {
   markReplicaCorrupt(chunkId: string, serverId: string): boolean;
   /**
    * Records good replicas on `liveServers` beyond each chunk's wanted count, choosing
-   * copies on servers that came back from being lost first, then the fullest servers.
-   * Returns how many new surplus copies were found.
+   * copies on servers that came back from being lost first, then the fullest servers;
+   * among the chunks with ids in (`after`, `upTo`] if a range is given. Returns how many
+   * new surplus copies were found.
    */
-  findSurplus(liveServers: { id: string; freeBytes: number; returnedAt: number }[], now: number): number;
+  findSurplus(
+    liveServers: { id: string; freeBytes: number; returnedAt: number }[],
+    now: number,
+    range?: { after: string; upTo: string },
+  ): number;
   /**
    * Up to `limit` surplus copies first seen before `olderThan`, with their chunk's size
    * and wanted count; the entries of chunks no longer in the map are forgotten.

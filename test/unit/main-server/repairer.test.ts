@@ -22,13 +22,17 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const stats = { totalBytes: 100, freeBytes: 50, usedBytes: 10, chunkCount: 0 };
 
-/** A repairer copying one chunk at a time, unpaced, two chunks a page, on the test's clock. */
+/**
+ * A repairer copying one chunk at a time, unpaced, two chunks a page, on the test's clock;
+ * a pass looks at `span` chunks of the map (all of a test's, unless it says otherwise).
+ */
 function repairerFor(
   store: SqliteStore,
   registry: Registry,
   log: Logger,
   clock: { now: number },
   random: () => number = Math.random,
+  span = 1000,
 ): Repairer {
   const signer = ticketSigner(generateTicketKeyPem());
   const agent = createAgent();
@@ -39,7 +43,7 @@ function repairerFor(
     agent,
     log,
     () => clock.now,
-    { concurrency: 1, rateMiBs: 0, batch: 2 },
+    { concurrency: 1, rateMiBs: 0, batch: 2, span },
     new ReplicaProver(signer, agent, () => clock.now),
     random,
   );
@@ -138,36 +142,57 @@ test('re-checks of reported replicas: one at a time per replica, and a bounded n
   }
 });
 
-test('repair goes on to the next page of chunks soon after one that restored something, without waiting for its timer, and records each page in one transaction', async () => {
-  const store = new SqliteStore(join(dir, 'pages.db'));
+/** A file server that takes every repair copy and answers with its receipt, as `id`. */
+async function receiver(id: string, receiptKey: string): Promise<{ url: string; close: () => void }> {
+  const server = createServer((req, res) => {
+    const chunkId = (req.url ?? '').split('/')[3] ?? '';
+    req.resume();
+    res.setHeader('content-type', 'application/json');
+    res.end(
+      JSON.stringify({
+        receipts: [{ server: id, receipt: receiptFor(receiptKey, id, chunkId, 1) }],
+        failed: [],
+      }),
+    );
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+    close: () => server.close(),
+  };
+}
+
+/**
+ * A store whose chunks repair copies from `source` (never asked: a copy is the target's
+ * to fetch) to `sink`, a receiver; with a silent log and the test's clock.
+ */
+async function sourceToSink(name: string) {
+  const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
   const registry = new Registry(store, log, () => clock.now, 2000);
   const receiptKey = Buffer.alloc(32, 7).toString('base64url');
   const [source, sink] = [hex(1), hex(2)];
-  // The target takes every copy and answers with its receipt, as a file server does.
-  const target = createServer((req, res) => {
-    const chunkId = (req.url ?? '').split('/')[3] ?? '';
-    res.setHeader('content-type', 'application/json');
-    res.end(
-      JSON.stringify({
-        receipts: [{ server: sink, receipt: receiptFor(receiptKey, sink, chunkId, 1) }],
-        failed: [],
-      }),
-    );
-  });
-  await new Promise<void>((res) => target.listen(0, '127.0.0.1', res));
-  const targetUrl = `http://127.0.0.1:${(target.address() as { port: number }).port}`;
+  const target = await receiver(sink, receiptKey);
   registerServers(
     store,
     [
       { id: source, url: 'http://127.0.0.1:9' },
-      { id: sink, url: targetUrl },
+      { id: sink, url: target.url },
     ],
     clock.now,
     stats,
     receiptKey,
   );
+  const close = () => {
+    target.close();
+    store.close();
+  };
+  return { store, clock, log, registry, source, sink, close };
+}
+
+test('repair goes on to the next page of chunks soon after one that restored something, without waiting for its timer, and records each page in one transaction', async () => {
+  const { store, clock, log, registry, source, sink, close } = await sourceToSink('pages');
   commitChunks(
     store,
     2,
@@ -194,8 +219,94 @@ test('repair goes on to the next page of chunks soon after one that restored som
     assert.equal(left.chunks.length, 0, 'every copy is in the map');
   } finally {
     await repairer.stop();
-    target.close();
+    close();
+  }
+});
+
+test('a pass looks at a stretch of the map: one sweep restores a queue larger than a stretch and a page, and counts the chunks without a live copy and the surplus of every stretch', async () => {
+  const store = new SqliteStore(join(dir, 'sweep.db'));
+  const clock = { now: 1_000_000 };
+  const lines: { msg: string; chunks?: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const registry = new Registry(store, log, () => clock.now, 2000);
+  const receiptKey = Buffer.alloc(32, 7).toString('base64url');
+  const [source, sink, spare, down] = [hex(1), hex(2), hex(3), hex(4)];
+  const targets = [await receiver(sink, receiptKey), await receiver(spare, receiptKey)];
+  registerServers(
+    store,
+    [
+      { id: source, url: 'http://127.0.0.1:9' },
+      { id: sink, url: targets[0]?.url as string },
+      { id: spare, url: targets[1]?.url as string },
+      // Down, but not yet lost: its copies count, and cannot be copied from.
+      { id: down, url: 'http://127.0.0.1:9', lastHeartbeat: clock.now - 10_000 },
+    ],
+    clock.now,
+    stats,
+    receiptKey,
+  );
+  // Twelve chunks wanted twice, four to a stretch: 3 and 7 only on the server that is
+  // down, 4 and 12 on three live servers (a copy too many), the other eight only on the
+  // source: three of them in the second stretch and three in the third, more than a page.
+  const holders = (n: number) =>
+    [3, 7].includes(n) ? [down] : [4, 12].includes(n) ? [source, sink, spare] : [source];
+  const ids = Array.from({ length: 12 }, (_, i) => hex(i + 1, 64));
+  commitChunks(
+    store,
+    2,
+    ids.map((id, i) => ({ id, size: 1, servers: holders(i + 1) })),
+  );
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 4);
+  try {
+    await repairer.drain(1);
+    const short = ids.filter((_, i) => holders(i + 1).length === 1 && holders(i + 1)[0] === source);
+    assert.equal(repairer.progress.chunks, short.length, 'each short chunk copied once');
+    for (const id of short) assert.equal(store.replicasOf([id]).get(id)?.length, 2, `${id} restored`);
+    assert.equal(repairer.withoutLiveCopy, 2, 'summed over the sweep');
+    assert.deepEqual(
+      lines.filter((l) => /cannot be repaired/.test(l.msg)).map((l) => l.chunks),
+      [2],
+      'logged once, with the whole sweep’s count',
+    );
+    assert.equal(store.countSurplus(), 2, 'the copy too many in the first stretch and the one in the last');
+
+    // The sweeps go round: a chunk at the start of the map that lost a copy since (behind
+    // the cursor, wherever passes chained after the sweep left it) is restored by a later one.
+    const first = ids[0] as string;
+    const copy = store
+      .replicasOf([first])
+      .get(first)
+      ?.find((s) => s !== source) as string;
+    store.markReplicaCorrupt(first, copy);
+    await repairer.drain();
+    assert.equal(repairer.progress.chunks, short.length + 1);
+    assert.equal(store.replicasOf([first]).get(first)?.length, 2);
+  } finally {
+    await repairer.stop();
+    for (const t of targets) t.close();
     store.close();
+  }
+});
+
+test('after a kick, passes follow each other through the map until they find the work, however far from the cursor it is', async () => {
+  const { store, clock, log, registry, source, sink, close } = await sourceToSink('kick');
+  // Twelve chunks wanted twice, four to a stretch; only the last is short. Nothing else
+  // starts a pass (no timer): the kick's round must get there.
+  const ids = Array.from({ length: 12 }, (_, i) => hex(i + 1, 64));
+  commitChunks(
+    store,
+    2,
+    ids.map((id) => ({ id, size: 1, servers: id === ids[11] ? [source] : [source, sink] })),
+  );
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 4);
+  try {
+    repairer.kick();
+    const deadline = Date.now() + 5000;
+    while (repairer.progress.chunks < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(repairer.progress.chunks, 1);
+  } finally {
+    await repairer.stop();
+    close();
   }
 });
 

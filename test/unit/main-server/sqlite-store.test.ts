@@ -199,7 +199,12 @@ describe('SqliteStore', () => {
     assert.equal(store.countUnderReplicated([hex(1)]), 1);
     assert.equal(store.countUnderReplicated([]), 1);
     assert.deepEqual(store.underReplicated([hex(1)], [hex(1)], 10).chunks[0]?.holders, [hex(1)]);
-    assert.deepEqual(store.underReplicated([hex(1)], [], 10), { chunks: [], withoutLiveCopy: 1 });
+    assert.deepEqual(store.underReplicated([hex(1)], [], 10), {
+      chunks: [],
+      withoutLiveCopy: 1,
+      upTo: hex(1, 64),
+      end: true,
+    });
   });
 
   test('under-replicated chunks with no good copy on a live server never crowd the restorable ones out of a page', () => {
@@ -224,6 +229,77 @@ describe('SqliteStore', () => {
     assert.deepEqual(page.chunks, [{ id: hex(7, 64), size: 1, wanted: 2, holders: [live] }]);
     assert.equal(page.withoutLiveCopy, 6, 'the others are still counted');
     assert.equal(store.countUnderReplicated([live, down]), 7);
+  });
+
+  test('the repair queue read a stretch of the map at a time finds each under-replicated chunk once, worst first within its stretch', () => {
+    const [a, b, down] = [hex(1), hex(2), hex(3)];
+    for (const s of [a, b, down]) store.registerServer(server(s), 'k');
+    store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
+    // Twelve chunks wanted three times: 3, 6, 9, 12 with one copy, 1, 4, 7, 10 with two,
+    // 2 and 8 with all three, 5 and 11 only on a server that is down (no source).
+    const holders = (n: number) =>
+      n % 3 === 0 ? [a] : n % 3 === 1 ? [a, b] : n === 5 || n === 11 ? [down] : [a, b, down];
+    const chunks = Array.from({ length: 12 }, (_, i) => ({
+      id: hex(i + 1, 64),
+      size: 1,
+      servers: holders(i + 1),
+    }));
+    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 3, createdAt: 1, chunks });
+    const counted = [a, b, down];
+    const stretches: ReturnType<SqliteStore['underReplicated']>[] = [];
+    for (let after = '', end = false; !end; ) {
+      const stretch = store.underReplicated(counted, [a, b], 10, { after, span: 5 });
+      stretches.push(stretch);
+      ({ end, upTo: after } = stretch);
+    }
+    assert.deepEqual(
+      stretches.map((s) => [s.upTo, s.end, s.withoutLiveCopy]),
+      [
+        [hex(5, 64), false, 1],
+        [hex(10, 64), false, 0],
+        [hex(12, 64), true, 1],
+      ],
+    );
+    const found = stretches.flatMap((s) => s.chunks.map((c) => c.id));
+    assert.deepEqual(
+      found.toSorted(),
+      [1, 3, 4, 6, 7, 9, 10, 12].map((n) => hex(n, 64)),
+      'every short chunk with a source, each once',
+    );
+    assert.deepEqual(
+      stretches.map((s) => s.chunks.map((c) => c.holders.length)),
+      [[1, 2, 2], [1, 1, 2, 2], [1]],
+      'those with fewest copies first in each stretch',
+    );
+    const page = store.underReplicated(counted, [a, b], 1, { after: '', span: 5 });
+    assert.deepEqual(
+      page.chunks.map((c) => c.id),
+      [hex(3, 64)],
+      'a page smaller than the stretch holds its worst',
+    );
+    assert.deepEqual(store.underReplicated(counted, [a, b], 10, { after: hex(12, 64), span: 5 }), {
+      chunks: [],
+      withoutLiveCopy: 0,
+      upTo: '',
+      end: true,
+    });
+  });
+
+  test('copies beyond the wanted count are found a stretch of the map at a time, each stretch its own', () => {
+    for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
+    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    // Six chunks wanted twice; the odd ones have a copy too many.
+    const chunks = [1, 2, 3, 4, 5, 6].map((n) => ({
+      id: hex(n, 64),
+      size: 1,
+      servers: n % 2 ? [hex(1), hex(2), hex(3)] : [hex(1), hex(2)],
+    }));
+    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 2, createdAt: 1, chunks });
+    const live = [1, 2, 3].map((i) => ({ id: hex(i), freeBytes: 50, returnedAt: 0 }));
+    assert.equal(store.findSurplus(live, 100, { after: '', upTo: hex(3, 64) }), 2, 'chunks 1 and 3');
+    assert.equal(store.findSurplus(live, 100, { after: hex(3, 64), upTo: hex(6, 64) }), 1, 'chunk 5');
+    assert.equal(store.findSurplus(live, 100), 0, 'the whole map holds no more');
+    assert.equal(store.countSurplus(), 3);
   });
 
   test('an expired upload queues its placed, uncommitted chunks for deletion', () => {
