@@ -143,6 +143,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     prover,
     deps.random ?? Math.random,
   );
+  registry.onLost = () => repairer.kick();
   const auditor = new StorageAuditor(
     store,
     registry,

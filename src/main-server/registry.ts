@@ -29,6 +29,14 @@ export class Registry {
   private readonly lastState = new Map<string, ServerState>();
   /** when each server last failed a storage audit */
   private readonly failedAudit = new Map<string, number>();
+  /** servers a sweep found lost (their copies no longer count), until they beat again */
+  private readonly lost = new Set<string>();
+  /**
+   * Told when a sweep finds a server lost: its chunks are short of copies from that
+   * moment. Repair looks at the chunk map a stretch at a time, and an idle sweep of a
+   * million chunks takes minutes; a kick makes it look everywhere at once.
+   */
+  onLost: (id: string) => void = () => {};
 
   constructor(
     private readonly store: MainStore,
@@ -141,9 +149,21 @@ export class Registry {
     return this.store.listServers().filter((s) => !s.removedAt && this.now() - s.lastHeartbeat <= limit);
   }
 
-  /** Logs servers that went quiet or came back since the last sweep. */
+  /** Logs servers that went quiet or came back since the last sweep; tells of servers lost. */
   sweep(): void {
-    for (const s of this.store.listServers()) this.noteState(s.id, this.stateOf(s), s.lastHeartbeat);
+    const now = this.now();
+    for (const s of this.store.listServers()) {
+      this.noteState(s.id, this.stateOf(s), s.lastHeartbeat);
+      if (s.removedAt || !this.wasLost(s, now)) this.lost.delete(s.id);
+      else if (!this.lost.has(s.id)) {
+        this.lost.add(s.id);
+        this.log.warn(
+          { server: s.id, silentMs: now - s.lastHeartbeat },
+          'file server is lost: its copies no longer count, and its chunks are copied elsewhere',
+        );
+        this.onLost(s.id);
+      }
+    }
   }
 
   /**

@@ -56,3 +56,28 @@ test('after main restarts, a server it had not yet seen is only noted up when it
   );
   store.close();
 });
+
+test('a sweep tells of a server once when it is lost, and again only after it came back and was lost anew', () => {
+  const store = new SqliteStore(join(dir, 'c.db'));
+  const clock = { now: 1_000 };
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l).msg) });
+  const registry = new Registry(store, log, () => clock.now, TIMEOUT_MS, 10_000);
+  const told: string[] = [];
+  registry.onLost = (server) => told.push(server);
+  registry.register({ id, port: 7001, stats }, '127.0.0.1');
+  clock.now += TIMEOUT_MS + 5_000;
+  registry.sweep();
+  assert.deepEqual(told, [], 'down, but not yet lost');
+  clock.now += 6_000;
+  registry.sweep();
+  registry.sweep();
+  assert.deepEqual(told, [id], 'lost: told once');
+  assert.ok(lines.some((l) => /is lost/.test(l)));
+  registry.heartbeat(id, stats);
+  registry.sweep();
+  clock.now += TIMEOUT_MS + 11_000;
+  registry.sweep();
+  assert.deepEqual(told, [id, id], 'back, then lost again: told again');
+  store.close();
+});
