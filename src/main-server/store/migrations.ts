@@ -195,4 +195,12 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE chunk_deletions ADD COLUMN retry_at INTEGER NOT NULL DEFAULT 0;
   CREATE INDEX chunk_deletions_by_server ON chunk_deletions(server_id, retry_at, queued_at);
   `,
+  `
+  -- Due surplus copies and extras are read oldest first through these, a bounded number
+  -- per pass (sorting a million rows each pass held main's thread for a second); an extra's
+  -- chunk is looked up among uploads' chunks by its id before the extra is deleted.
+  CREATE INDEX surplus_by_age ON surplus(first_seen);
+  CREATE INDEX extras_by_age ON extras(first_seen);
+  CREATE INDEX upload_chunks_by_chunk ON upload_chunks(chunk_id);
+  `,
 ];

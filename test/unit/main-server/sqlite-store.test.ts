@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
 import { MIGRATIONS } from '../../../src/main-server/store/migrations.js';
 import type { NodeRecord } from '../../../src/main-server/store/namespace-store.js';
-import { SqliteNamespaceStore } from '../../../src/main-server/store/sqlite-namespace-store.js';
+import { releaseBlob, SqliteNamespaceStore } from '../../../src/main-server/store/sqlite-namespace-store.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-store-'));
@@ -148,6 +148,65 @@ describe('SqliteStore', () => {
     assert.deepEqual(replicas.get(hex(1, 64))?.sort(), [hex(1), hex(2)]);
     assert.deepEqual(replicas.get(hex(2, 64)) ?? [], []);
     assert.deepEqual(replicas.get(hex(7, 64)) ?? [], []);
+  });
+
+  test('due extras: an unknown chunk is queued for deletion, one that became known is only forgotten, one an upload placed waits another grace period', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.beginInventory(hex(1), 1000);
+    // 1: never known; 2: committed after it was listed; 3: placed by an upload in progress.
+    store.addInventory(hex(1), [hex(1, 64), hex(2, 64), hex(3, 64)]);
+    assert.equal(store.finishInventory(hex(1), 5, 1000).extraCount, 3);
+    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10_000 });
+    store.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 1,
+      createdAt: 1,
+      chunks: [{ id: hex(2, 64), size: 1, servers: [] }],
+    });
+    store.createUpload({ id: hex(8), replicas: 1, createdAt: 0, expiresAt: 10_000 });
+    store.recordPlacements(hex(8), [{ chunkId: hex(3, 64), serverIds: [hex(1)] }]);
+    assert.equal(store.expireExtras(999, 2000), 0, 'none due before the grace period ends');
+    assert.equal(store.expireExtras(1000, 2000), 1);
+    assert.deepEqual(
+      store.pendingDeletions([hex(1)], 10, 3000).map((d) => d.chunkId),
+      [hex(1, 64)],
+    );
+    assert.equal(store.expireExtras(1000, 3000), 0, 'the placed one waits from now');
+    assert.deepEqual(
+      store.db.prepare('SELECT chunk_id, first_seen FROM extras').all(),
+      [{ chunk_id: hex(3, 64), first_seen: 2000 }],
+      'the known one is forgotten, the placed one kept with its grace restarted',
+    );
+  });
+
+  test('a surplus copy of a chunk freed since is dropped when it comes due, never handed out', () => {
+    for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
+    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    const chunks = [{ id: hex(1, 64), size: 1, servers: [hex(1), hex(2), hex(3)] }];
+    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 2, createdAt: 1, chunks });
+    const live = [1, 2, 3].map((i) => ({ id: hex(i), freeBytes: 50, returnedAt: 0 }));
+    assert.equal(store.findSurplus(live, 100), 1);
+    store.db.transaction(() => releaseBlob(store.db, hex(5), 150, 150))();
+    assert.deepEqual(store.dueSurplus(200, 10), []);
+    assert.equal(store.countSurplus(), 0);
+  });
+
+  test('due surplus copies and extras are read through indexes, oldest first, not by sorting the tables', () => {
+    const plan = (sql: string) =>
+      (store.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(0, 1) as { detail: string }[])
+        .map((r) => r.detail)
+        .join('; ');
+    const surplus = plan(
+      'SELECT s.chunk_id FROM surplus s LEFT JOIN chunks c ON c.id = s.chunk_id WHERE s.first_seen <= ? ORDER BY s.first_seen, s.chunk_id LIMIT ?',
+    );
+    assert.match(surplus, /surplus_by_age/);
+    assert.doesNotMatch(surplus, /TEMP B-TREE/);
+    const extras = plan(
+      'SELECT e.chunk_id FROM extras e WHERE e.first_seen <= ? ORDER BY e.first_seen LIMIT ?',
+    );
+    assert.match(extras, /extras_by_age/);
+    assert.doesNotMatch(extras, /TEMP B-TREE/);
   });
 
   test('copies beyond the wanted count are taken from a returned server first, and deleted only while enough proven copies remain', () => {
