@@ -12,7 +12,7 @@ import type {
   PlacementResponse,
   ServersResponse,
 } from '../protocol/main-api.js';
-import type { NodeEntry } from '../protocol/namespace-api.js';
+import { MANIFEST_PAGE, type NodeEntry } from '../protocol/namespace-api.js';
 
 /** Typed calls to main's API; one connection pool shared with the chunk transfers. */
 export class ClusterClient {
@@ -75,8 +75,16 @@ export class ClusterClient {
     return this.call('POST', `/v1/uploads/${uploadId}/commit-files`, { files });
   }
 
-  manifest(blobId: string): Promise<BlobManifest> {
-    return this.call('GET', `/v1/blobs/${blobId}`);
+  /** A bare blob's whole manifest, asked for a page at a time. */
+  async manifest(blobId: string): Promise<BlobManifest> {
+    const first = await this.call<BlobManifest>('GET', `/v1/blobs/${blobId}`);
+    const chunks = [...first.chunks];
+    // Pages until one comes back short of a page: the last (empty past the end).
+    for (let page = first.chunks; page.length === MANIFEST_PAGE; ) {
+      page = (await this.call<BlobManifest>('GET', `/v1/blobs/${blobId}?from=${chunks.length}`)).chunks;
+      chunks.push(...page);
+    }
+    return { ...first, chunks };
   }
 
   reportBadReplica(chunkId: string, server: string): Promise<unknown> {

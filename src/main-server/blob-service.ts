@@ -15,6 +15,7 @@ import type {
   PlacementResponse,
   ServerRef,
 } from '../protocol/main-api.js';
+import { MANIFEST_PAGE } from '../protocol/namespace-api.js';
 import { chooseTrustedFirst } from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
@@ -204,11 +205,16 @@ export class BlobService {
     return prepared.response;
   }
 
-  /** A bare blob's manifest, for the user who stored it. */
-  manifestFor(blobId: string, userId: string | undefined): BlobManifest {
+  /**
+   * A bare blob's manifest, for the user who stored it, from chunk `from` (MANIFEST_PAGE
+   * chunks at most). A file's version is read through the file, whose permissions hold:
+   * a writer who committed a version and was revoked since cannot fetch it this way.
+   */
+  manifestFor(blobId: string, userId: string | undefined, from = 0): BlobManifest {
     const blob = this.store.getBlob(blobId, { from: 0, count: 0 });
-    if (!blob || blob.userId !== userId) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
-    return this.manifest(blobId);
+    if (!blob || blob.userId !== userId || this.store.isVersionBlob(blobId))
+      throw new SedfsError('SEDFS_ERR_NOT_FOUND');
+    return this.manifest(blobId, { from, count: MANIFEST_PAGE });
   }
 
   /**
@@ -221,7 +227,8 @@ export class BlobService {
     if (!blob) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
     if (opts.maxChunks !== undefined && blob.chunkCount > opts.maxChunks)
       throw new SedfsError('SEDFS_ERR_BATCH_FULL');
-    if (from > 0 && from >= blob.chunkCount)
+    // From just past the last chunk is an empty page (a reader paging to the end).
+    if (from > blob.chunkCount)
       throw new SedfsError(
         'SEDFS_ERR_BAD_REQUEST',
         `the file has ${blob.chunkCount} chunks: none from ${from}`,

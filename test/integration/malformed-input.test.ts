@@ -128,6 +128,23 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
         status: 401,
         code: 'SEDFS_ERR_SESSION_EXPIRED',
       },
+      ...(
+        [
+          ['DELETE', `/v1/nodes/${id}`],
+          ['DELETE', `/v1/nodes/${id}/lock`],
+          ['DELETE', '/v1/sessions/current'],
+        ] as const
+      ).map(
+        ([method, path]): Case => ({
+          title: `a 2 KiB body on ${method} ${path}`,
+          method,
+          path,
+          headers: bearer('any'),
+          body: JSON.stringify({ pad: 'a'.repeat(2048) }),
+          status: 413,
+          code: 'SEDFS_ERR_BODY_TOO_LARGE',
+        }),
+      ),
       {
         title: 'a wrong type at signup',
         method: 'POST',

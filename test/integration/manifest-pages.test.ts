@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { Writable } from 'node:stream';
 import { after, before, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
+import { fetchBlob } from '../../src/client/fetch-blob.js';
+import { storeBlob } from '../../src/client/store-blob.js';
 import { sha256Hex } from '../../src/crypto/hash.js';
 import type { SedfsError } from '../../src/protocol/errors.js';
 import { type ContentResponse, MANIFEST_PAGE } from '../../src/protocol/namespace-api.js';
@@ -55,10 +57,30 @@ test('main lists a large file’s chunks a page at a time, each page with its ow
     rest.manifest.chunks.map((c) => c.index),
     Array.from({ length: CHUNKS - MANIFEST_PAGE }, (_, k) => MANIFEST_PAGE + k),
   );
+  const end = await user.client.call<ContentResponse>(
+    'GET',
+    `/v1/nodes/${node.entry.id}/content?from=${CHUNKS}`,
+  );
+  assert.deepEqual(end.manifest.chunks, [], 'just past the last chunk: an empty page');
   await assert.rejects(
-    user.client.call('GET', `/v1/nodes/${node.entry.id}/content?from=${CHUNKS}`),
+    user.client.call('GET', `/v1/nodes/${node.entry.id}/content?from=${CHUNKS + 1}`),
     (err: SedfsError) => err.code === 'SEDFS_ERR_BAD_REQUEST',
   );
+  await assert.rejects(
+    user.client.call('GET', `/v1/blobs/${first.manifest.id}`),
+    (err: SedfsError) => err.code === 'SEDFS_ERR_NOT_FOUND',
+    "a file's version is read through the file, not as a bare blob, even by whoever committed it",
+  );
+});
+
+test('a bare blob of more chunks than one page is read whole, its manifest asked for page by page', async () => {
+  const data = seededBytes(96, (MANIFEST_PAGE + 3) * 1024);
+  const res = await storeBlob(user.client, [data], { replicas: 2, chunkBytes: 1024 });
+  const manifest = await user.client.manifest(res.blobId);
+  assert.equal(manifest.chunks.length, MANIFEST_PAGE + 3);
+  const out = collector();
+  await fetchBlob(user.client, res.blobId, out.sink);
+  assert.equal(sha256Hex(out.bytes()), sha256Hex(data));
 });
 
 test('a file of more chunks than one manifest page downloads whole', async () => {

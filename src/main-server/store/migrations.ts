@@ -202,5 +202,7 @@ export const MIGRATIONS: string[] = [
   CREATE INDEX surplus_by_age ON surplus(first_seen);
   CREATE INDEX extras_by_age ON extras(first_seen);
   CREATE INDEX upload_chunks_by_chunk ON upload_chunks(chunk_id);
+  -- Whether a blob is some file's version: such a blob's chunks are read through the file.
+  CREATE INDEX versions_by_blob ON versions(blob_id);
   `,
 ];

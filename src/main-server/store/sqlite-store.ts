@@ -393,6 +393,10 @@ export class SqliteStore implements MainStore {
     })();
   }
 
+  isVersionBlob(id: string): boolean {
+    return this.db.prepare('SELECT 1 FROM versions WHERE blob_id = ? LIMIT 1').get(id) !== undefined;
+  }
+
   getBlob(id: string, range?: { from: number; count: number }): BlobRecord | undefined {
     const row = this.db.prepare('SELECT id, user_id, size, created_at FROM blobs WHERE id = ?').get(id) as
       | { id: string; user_id: string | null; size: number; created_at: number }

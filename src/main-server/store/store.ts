@@ -143,6 +143,8 @@ export interface MainStore {
     createdAt: number;
     chunks: CommittedChunk[];
   }): void;
+  /** Whether the blob is the content of some file's version (not a bare blob). */
+  isVersionBlob(id: string): boolean;
   /** A blob with all its chunks, or `range.count` of them from index `range.from`. */
   getBlob(id: string, range?: { from: number; count: number }): BlobRecord | undefined;
   /** Server ids holding a good copy of each chunk. */
