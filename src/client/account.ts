@@ -8,7 +8,7 @@ import type {
   SignupRequest,
   UserInfo,
 } from '../protocol/account-api.js';
-import { loginMessage, signupMessage } from '../protocol/account-messages.js';
+import { loginMessage, NO_CLUSTER_CA, signupMessage } from '../protocol/account-messages.js';
 import type { ClusterClient } from './cluster-client.js';
 
 /** Context label under which a home folder's key is sealed to its owner. */
@@ -46,7 +46,8 @@ export async function login(
   identity: SecretIdentity,
 ): Promise<LoginResponse> {
   const { challenge } = await client.call<ChallengeResponse>('POST', '/v1/sessions/challenge', { name });
-  const signature = signMessage(identity, Buffer.from(loginMessage(name, challenge)));
+  const signed = loginMessage(name, challenge, client.caFingerprint ?? NO_CLUSTER_CA);
+  const signature = signMessage(identity, Buffer.from(signed));
   const res = await client.call<LoginResponse>('POST', '/v1/sessions', { name, challenge, signature });
   client.token = res.token;
   return res;

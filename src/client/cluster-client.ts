@@ -2,6 +2,7 @@ import { ChunkReader } from '../common/chunk-reader.js';
 import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
 import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
+import { fingerprintOf } from '../crypto/certificates.js';
 import type {
   BeginUploadResponse,
   BlobManifest,
@@ -20,6 +21,8 @@ export class ClusterClient {
   private readonly ownAgent: boolean;
   /** Session token sent as a bearer credential once logged in. */
   token: string | undefined;
+  /** The fingerprint of the cluster CA this client trusts (a login signs it); none over plain HTTP. */
+  readonly caFingerprint: string | undefined;
   /** Reads stored chunks (downloads), on connections of its own: see chunk-reader.ts. */
   readonly chunks: ChunkReader;
 
@@ -31,6 +34,7 @@ export class ClusterClient {
     this.mainUrl = mainUrl.replace(/\/+$/, '');
     this.ownAgent = opts.agent === undefined;
     const tls = opts.ca ? new TlsIdentity(opts.ca) : undefined;
+    this.caFingerprint = opts.ca ? fingerprintOf(opts.ca) : undefined;
     this.agent = opts.agent ?? createAgent(tls, { mainUrl: this.mainUrl });
     this.chunks = new ChunkReader(tls);
   }

@@ -10,12 +10,14 @@ import type {
   SignupRequest,
   UserInfo,
 } from '../protocol/account-api.js';
-import { loginMessage, signupMessage } from '../protocol/account-messages.js';
+import { loginMessage, NO_CLUSTER_CA, signupMessage } from '../protocol/account-messages.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { AuditLog } from './audit.js';
 import type { NamespaceStore, UserRecord } from './store/namespace-store.js';
 
 export interface AccountOptions {
+  /** this cluster's CA fingerprint, which logins sign; undefined with --insecure-http */
+  caFingerprint?: string | undefined;
   openSignup: boolean;
   sessionTtlMs: number;
   inviteTtlMs: number;
@@ -148,7 +150,11 @@ export class AccountService {
     const valid =
       expiresAt !== undefined &&
       user !== undefined &&
-      verifySignature(user.signKey, Buffer.from(loginMessage(req.name, req.challenge)), req.signature);
+      verifySignature(
+        user.signKey,
+        Buffer.from(loginMessage(req.name, req.challenge, this.opts.caFingerprint ?? NO_CLUSTER_CA)),
+        req.signature,
+      );
     if (!valid || !user) {
       this.log.warn({ user: user?.id }, 'failed login');
       this.audit.write({ event: 'login_failed', ...(user ? { user: user.id } : {}) });

@@ -167,6 +167,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const namespaceStore = new SqliteNamespaceStore(store.db, (config.freedGrace ?? config.ticketTtl) * 1000);
   const audit = new AuditLog(join(config.data, 'audit.log'), now);
   const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), audit, now, {
+    caFingerprint: tls?.fingerprint,
     openSignup: config.openSignup,
     sessionTtlMs: config.sessionTtl * 1000,
     inviteTtlMs: 7 * 24 * 3600_000,

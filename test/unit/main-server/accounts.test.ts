@@ -15,6 +15,9 @@ import { loginMessage, signupMessage } from '../../../src/protocol/account-messa
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-accounts-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
+/** this cluster's CA fingerprint */
+const CA = 'c'.repeat(64);
+
 let n = 0;
 /** Accounts on a fresh store with a clock the test moves, and alice signed up. */
 function accountsWithAlice() {
@@ -26,6 +29,7 @@ function accountsWithAlice() {
     new AuditLog(join(dir, `audit${n++}.log`), () => clock.now),
     () => clock.now,
     {
+      caFingerprint: CA,
       openSignup: true,
       sessionTtlMs: 3600_000,
       inviteTtlMs: 3600_000,
@@ -40,11 +44,11 @@ function accountsWithAlice() {
     rootId: randomHexId(),
     rootSealed: 'sealed',
   });
-  const login = (challenge: string) =>
+  const login = (challenge: string, clusterCa = CA) =>
     accounts.login({
       name: 'alice',
       challenge,
-      signature: signMessage(alice, Buffer.from(loginMessage('alice', challenge))),
+      signature: signMessage(alice, Buffer.from(loginMessage('alice', challenge, clusterCa))),
     });
   return { store, clock, accounts, login };
 }
@@ -86,5 +90,14 @@ test('a challenge works once, only for the name it was made for, spelled as it w
   clock.now += 60_001;
   assert.throws(() => login(late), { code: 'SEDFS_ERR_LOGIN_FAILED' }, 'expired');
   assert.equal(login(accounts.challenge('alice').challenge).user.name, 'alice');
+  store.close();
+});
+
+test('a login signed for another cluster is refused: a server that relays our challenge to a user cannot log in as them', () => {
+  const { store, accounts, login } = accountsWithAlice();
+  const { challenge } = accounts.challenge('alice');
+  // What alice's client signs when the main it talks to (the relay) shows another CA.
+  assert.throws(() => login(challenge, 'e'.repeat(64)), { code: 'SEDFS_ERR_LOGIN_FAILED' });
+  assert.equal(login(challenge).user.name, 'alice', 'the same challenge, signed for this cluster');
   store.close();
 });
