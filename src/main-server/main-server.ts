@@ -255,6 +255,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       await repairer.stop();
       await reconciler.stop();
       await agent.close();
+      audit.flushSuppressed();
       store.close();
       log.info('main server stopped');
       flush();
