@@ -154,6 +154,8 @@ async function fetchChunk(
 ): Promise<Buffer> {
   const errors: string[] = [];
   let expired = 0;
+  /** replicas that sent bytes that did not check: reported once another copy shows it was theirs */
+  const wrong: string[] = [];
   for (const replica of chunk.replicas) {
     const url = `${replica.url}/v1/chunks/${chunk.id}`;
     const into = pool.take();
@@ -161,6 +163,10 @@ async function fetchChunk(
     try {
       const bytes = await client.chunks.get(url, chunk.ticket, chunk.size, into);
       if (bytes.length === chunk.size) {
+        // After a copy that did not open, the next is hashed first (opening overwrites
+        // it): a copy that is the chunk yet does not open says the fault is not the
+        // servers' but the manifest's or the key's.
+        const intact = open && wrong.length > 0 ? sha256Hex(bytes) === chunk.id : undefined;
         const checked = open
           ? openOrUndefined(open, bytes, chunk, last)
           : sha256Hex(bytes) === chunk.id && bytes;
@@ -168,12 +174,20 @@ async function fetchChunk(
           // The writer gives the returned buffer back to the pool: `into`, unless `open`
           // answered in memory of its own.
           handedOn = checked.buffer === into.buffer;
+          await reportAll(client, chunk.id, wrong);
           return checked;
         }
+        if (intact)
+          throw new SedfsError(
+            'SEDFS_ERR_CORRUPT_CHUNK',
+            `chunk ${chunk.index} is stored whole on its servers but does not open as this file's: the manifest or the key is not this version's`,
+            { chunk: chunk.id },
+          );
       }
       errors.push(`${replica.id.slice(0, 8)}: wrong bytes`);
-      await client.reportBadReplica(chunk.id, replica.id).catch(() => undefined);
+      wrong.push(replica.id);
     } catch (err) {
+      if ((err as SedfsError).code === 'SEDFS_ERR_CORRUPT_CHUNK') throw err;
       if ((err as SedfsError).code === 'SEDFS_ERR_TICKET_EXPIRED') expired++;
       errors.push(`${replica.id.slice(0, 8)}: ${(err as Error).message}`);
     } finally {
@@ -181,6 +195,8 @@ async function fetchChunk(
       if (!handedOn) pool.release(into);
     }
   }
+  // No copy checked and none proved the fault elsewhere: each that sent bytes is reported.
+  await reportAll(client, chunk.id, wrong);
   const why = chunk.replicas.length === 0 ? 'no live server holds it' : errors.join('; ');
   // Every replica refused the ticket as expired (a download longer than a ticket's life):
   // the caller may renew it; any other failure is the chunk's.
@@ -191,6 +207,11 @@ async function fetchChunk(
   throw new SedfsError(code, `chunk ${chunk.index} could not be read (${why})`, {
     chunk: chunk.id,
   });
+}
+
+/** Tells main of copies that sent wrong bytes (it has their servers re-check them). */
+async function reportAll(client: ClusterClient, chunkId: string, servers: string[]): Promise<void> {
+  for (const server of servers) await client.reportBadReplica(chunkId, server).catch(() => undefined);
 }
 
 /** The opened chunk, or undefined if it is not authentic (the next replica is tried). */

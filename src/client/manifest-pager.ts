@@ -91,7 +91,7 @@ export class ManifestPager implements ChunkSource {
     if (page.length === 0 || from + page.length > this.count || page.some((c, k) => c.index !== from + k))
       throw new SedfsError(
         'SEDFS_ERR_CORRUPT_CHUNK',
-        `${this.path}: main listed chunks ${page[0]?.index ?? '-'}..${page.at(-1)?.index ?? '-'} when asked for those from ${from} of ${this.count}`,
+        `${this.path}: the manifest lists chunks out of order or too few: ${page[0]?.index ?? '-'}..${page.at(-1)?.index ?? '-'} when asked for those from ${from} of ${this.count}`,
       );
     for (const c of page) this.chunks.set(c.index, c);
     this.loadedTo = Math.max(this.loadedTo, end);

@@ -123,7 +123,12 @@ describe('tampering with stored data is caught', () => {
       // A cleverer cut also shrinks the size: the chunk now last was not sealed as last.
       db.prepare('UPDATE versions SET size = ? WHERE id = ?').run(4 * CHUNK, content.version.id);
       const out = collector();
-      await assert.rejects(fs.get('/cut', out.sink), { code: 'SEDFS_ERR_ALL_REPLICAS_FAILED' });
+      // Its copies are whole (they hash to its id): the fault is named as the manifest's.
+      await assert.rejects(fs.get('/cut', out.sink), (err: SedfsError) => {
+        assert.equal(err.code, 'SEDFS_ERR_CORRUPT_CHUNK');
+        assert.match(err.message, /stored whole on its servers but does not open/);
+        return true;
+      });
       assert.equal(out.bytes().length, 3 * CHUNK);
     } finally {
       db.close();
