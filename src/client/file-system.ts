@@ -497,18 +497,30 @@ export class FileSystem {
     opts: TransferOptions = {},
     cwd = '/',
   ): Promise<{ size: number }> {
-    const file = await this.nodeOf(target, cwd);
+    let file = await this.nodeOf(target, cwd);
     if (file.entry.kind !== 'file') throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${file.path} is a folder`);
     if (opts.content && opts.content.node.id !== file.entry.id)
       throw new SedfsError(
         'SEDFS_ERR_INTERNAL',
         `content of ${opts.content.node.id} given for ${file.entry.id}`,
       );
+    const id = file.entry.id;
     const contentAt = (from: number) =>
-      this.client.call<ContentResponse>('GET', `/v1/nodes/${file.entry.id}/content?from=${from}`);
-    const content = opts.content ?? (await contentAt(0));
+      this.client.call<ContentResponse>('GET', `/v1/nodes/${id}/content?from=${from}`);
+    let content = opts.content ?? (await contentAt(0));
+    let contentKey: Buffer;
+    try {
+      contentKey = unwrapContentKey(file.key, content.version.id, content.version.contentKey);
+    } catch (err) {
+      // An unshare re-keyed the file between the walk that opened its key and this read:
+      // the path is opened afresh, once (as a put's commit is made again).
+      if ((err as SedfsError).code !== 'SEDFS_ERR_DECRYPT') throw err;
+      file = await this.resolve(file.path);
+      if (file.entry.id !== id) throw err;
+      content = await contentAt(0);
+      contentKey = unwrapContentKey(file.key, content.version.id, content.version.contentKey);
+    }
     const v = content.version;
-    const contentKey = unwrapContentKey(file.key, v.id, v.contentKey);
     // The chunk count comes from the size the version was committed with; main's pages
     // must add up to it (a manifest cut short would otherwise end the file early).
     const chunks = Math.max(1, Math.ceil(v.size / v.chunkBytes));

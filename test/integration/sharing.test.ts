@@ -596,6 +596,18 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     );
   });
 
+  test('a get of a file opened before an unshare re-keyed it opens the new keys and reads it', async () => {
+    const a = actors.alice as Actor;
+    await a.fs.mkdir('/rekeyed');
+    await a.fs.put([Buffer.from('read across a re-key')], '/rekeyed/f.txt');
+    await share(a.fs, a.pins, '/rekeyed', 'dave', 'read');
+    const stale = await a.fs.resolve('/rekeyed/f.txt');
+    await unshare(a.fs, '/rekeyed', 'dave');
+    const out = collector();
+    await a.fs.get(stale, out.sink);
+    assert.equal(out.bytes().toString(), 'read across a re-key');
+  });
+
   test('small files put at once across an unshare land under the new keys', async () => {
     const a = actors.alice as Actor;
     await a.fs.mkdir('/race2');
