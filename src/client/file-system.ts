@@ -506,7 +506,7 @@ export class FileSystem {
       );
     const id = file.entry.id;
     const contentAt = (from: number) =>
-      this.client.call<ContentResponse>('GET', `/v1/nodes/${id}/content?from=${from}`);
+      this.client.call<ContentResponse>('GET', `/v1/nodes/${id}/content${from > 0 ? `?from=${from}` : ''}`);
     let content = opts.content ?? (await contentAt(0));
     let contentKey: Buffer;
     try {

@@ -233,11 +233,14 @@ describe('the encrypted namespace', () => {
       assert.deepEqual(await readFile(join(local, 'out', 'b')), second);
       assert.equal(await readFile(join(local, 'out', 'c'), 'utf8'), 'small');
       assert.equal((await readFile(join(local, 'out', 'empty'))).length, 0);
-      // One batch for the four, and whichever 600-chunk file came second on its own.
+      // One batch for the four, and whichever 600-chunk file came second on its own, its
+      // manifest a page of 256 chunks at a time.
       const contentCalls = asked.filter((x) => x.includes('content'));
-      assert.equal(contentCalls.length, 2, asked.join('\n'));
+      assert.equal(contentCalls.length, 4, asked.join('\n'));
       assert.equal(contentCalls[0], 'POST /v1/contents 4');
       assert.match(contentCalls[1] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content$/);
+      assert.match(contentCalls[2] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content\?from=256$/);
+      assert.match(contentCalls[3] as string, /^GET \/v1\/nodes\/[0-9a-f]+\/content\?from=512$/);
     } finally {
       await rm(local, { recursive: true, force: true });
     }
