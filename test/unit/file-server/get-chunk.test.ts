@@ -257,11 +257,14 @@ test('a reader that keeps taking bytes, but slower than the least rate for a who
 });
 
 /**
- * A connection over a Unix socket, plain or TLS: the server's end, and the reader's,
- * paused. A Unix socket's kernel buffers stay small (~200 KiB), so a few MiB written to
- * a reader that reads nothing stay mostly in libuv's write queue.
+ * Runs `use` on a connection over a Unix socket, plain or TLS: the server's end, and
+ * the reader's, paused. A Unix socket's kernel buffers stay small (~200 KiB), so a few
+ * MiB written to a reader that reads nothing stay mostly in libuv's write queue.
  */
-async function connection(overTls: boolean): Promise<{ server: Socket; reader: Socket; close: () => void }> {
+async function overConnection(
+  overTls: boolean,
+  use: (server: Socket, reader: Socket) => Promise<void>,
+): Promise<void> {
   const path = join(root, `connection-${overTls ? 'tls' : 'plain'}.sock`);
   let accept: (socket: Socket) => void = () => {};
   const accepted = new Promise<Socket>((resolve) => {
@@ -273,18 +276,19 @@ async function connection(overTls: boolean): Promise<{ server: Socket; reader: S
   const reader = overTls
     ? connectTls({ path, ca: tls.serverOptions().ca, checkServerIdentity: () => undefined })
     : connect({ path });
-  await once(reader, overTls ? 'secureConnect' : 'connect');
-  reader.pause();
-  const server = await accepted;
-  return {
-    server,
-    reader,
-    close: () => {
-      reader.destroy();
+  try {
+    await once(reader, overTls ? 'secureConnect' : 'connect');
+    reader.pause();
+    const server = await accepted;
+    try {
+      await use(server, reader);
+    } finally {
       server.destroy();
-      listener.close();
-    },
-  };
+    }
+  } finally {
+    reader.destroy();
+    listener.close();
+  }
 }
 
 /**
@@ -314,22 +318,18 @@ const MiB = 1024 * 1024;
 test('the count of bytes taken holds what the kernel took of a connection, not what was handed to it, and grows as the reader reads', {
   timeout: 20_000,
 }, async () => {
-  const { server, reader, close } = await connection(false);
-  try {
+  await overConnection(false, async (server, reader) => {
     const { first, grewMidWrite, last } = await countWhileReaderReads(server, reader, 8 * MiB);
     assert.ok(first > 0 && first < 8 * MiB, `the kernel took ${first} bytes of 8 MiB at once`);
     assert.ok(grewMidWrite, 'it grew before the write completed');
     assert.equal(last, 8 * MiB, 'all of it once the write completed');
-  } finally {
-    close();
-  }
+  });
 });
 
 test('the count of bytes taken grows with each write the kernel takes at once, though the write queue is as empty after as before', {
   timeout: 20_000,
 }, async () => {
-  const { server, reader, close } = await connection(false);
-  try {
+  await overConnection(false, async (server, reader) => {
     reader.resume();
     const queue = () => (server as unknown as { _handle: { writeQueueSize: number } })._handle.writeQueueSize;
     for (let round = 0; round < 3; round++) {
@@ -341,22 +341,17 @@ test('the count of bytes taken grows with each write the kernel takes at once, t
       assert.equal(queue(), 0, 'nothing left queued');
       assert.equal((bytesTaken(server) as number) - before, 64 * 1024, `round ${round}: the write counted`);
     }
-  } finally {
-    close();
-  }
+  });
 });
 
 test('under TLS, the count of bytes taken holds the encrypted bytes the connection underneath took, and grows as the reader reads', {
   timeout: 20_000,
 }, async () => {
-  const { server, reader, close } = await connection(true);
-  try {
+  await overConnection(true, async (server, reader) => {
     const { first, grewMidWrite, last } = await countWhileReaderReads(server, reader, 8 * MiB);
     assert.ok(first < 8 * MiB, `the kernel took ${first} bytes at once`);
     assert.ok(grewMidWrite, 'it grew before the write completed');
     // Records carry a header and a tag each: more bytes went than the plain text.
     assert.ok(last > 8 * MiB, `${last} bytes once the write completed`);
-  } finally {
-    close();
-  }
+  });
 });
