@@ -5,19 +5,25 @@ const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 /** Disk figures for test servers: roomy, and all alike unless a test says otherwise. */
 export const TEST_STATS = { totalBytes: 1 << 30, freeBytes: 1 << 29, usedBytes: 0, chunkCount: 0 };
 
-/** Registers file servers in main's store, each last heard from at `heartbeat`, with receipt key 'k' unless given. */
+/**
+ * Registers file servers in main's store, each last heard from at `heartbeat`, with
+ * receipt key 'k' unless given. A server named by its id alone is at an address where
+ * nothing answers: for tests of the map itself, which never call one.
+ */
 export function registerServers(
   store: MainStore,
-  servers: { id: string; url: string; lastHeartbeat?: number }[],
+  servers: (string | { id: string; url: string; lastHeartbeat?: number })[],
   heartbeat: number,
   stats: typeof TEST_STATS = TEST_STATS,
   receiptKey = 'k',
 ): void {
-  for (const s of servers)
+  for (const server of servers) {
+    const s = typeof server === 'string' ? { id: server, url: 'http://127.0.0.1:9' } : server;
     store.registerServer(
       { id: s.id, url: s.url, ...stats, registeredAt: 1, lastHeartbeat: s.lastHeartbeat ?? heartbeat },
       receiptKey,
     );
+  }
 }
 
 /**

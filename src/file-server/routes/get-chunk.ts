@@ -21,20 +21,25 @@ export const SEND_IDLE_MS = 60_000;
 export const SEND_MIN_BYTES_PER_SECOND = 16 * 1024;
 
 /**
- * Bytes written to `socket` that the kernel has not taken yet (libuv's write queue), or
- * undefined where that cannot be seen. It shrinks as the kernel takes bytes, in the
- * middle of a write too: a piece's write callback alone said nothing of a reader slower
- * than a piece per idle time (2 MiB a minute, ~35 KB/s), which was cut off while it was
- * still reading. Node's own socket timeouts read the same number (net.js `_onTimeout`).
- * Under TLS it is the queue of the connection underneath: the TLS layer's own moves by
- * whole writes. These are Node internals: where they are missing, a piece's completion
- * alone counts, as before.
+ * How many bytes of `socket`'s connection the kernel has taken so far, or undefined where
+ * that cannot be seen: what was handed to the stream handle underneath (`bytesWritten`)
+ * less what libuv still queues for it (`writeQueueSize`). It grows in the middle of a
+ * write too: a piece's write callback alone said nothing of a reader slower than a piece
+ * per idle time (2 MiB a minute, ~35 KB/s), which was cut off while it was still reading.
+ * It only grows, so any change is progress: the queue size alone (which Node's own
+ * socket timeouts compare, net.js `_onTimeout`) can come back to a size it had while
+ * bytes moved, and its equal sizes would then read as a stall. Under TLS it is the
+ * handle of the connection underneath (`_parent`), which counts the encrypted bytes
+ * the kernel took; the TLS handle's own counters move by whole writes. These are Node
+ * internals: where they are missing, a piece's completion alone counts, as before.
  */
-function unsentBytes(socket: Socket | null): number | undefined {
-  type Handle = { _parent?: Handle; writeQueueSize?: unknown };
+export function bytesTaken(socket: Socket | null): number | undefined {
+  type Handle = { _parent?: Handle; bytesWritten?: unknown; writeQueueSize?: unknown };
   let handle = (socket as { _handle?: Handle } | null)?._handle;
   while (handle?._parent) handle = handle._parent;
-  return typeof handle?.writeQueueSize === 'number' ? handle.writeQueueSize : undefined;
+  const handed = handle?.bytesWritten;
+  const queued = handle?.writeQueueSize;
+  return typeof handed === 'number' && typeof queued === 'number' ? handed - queued : undefined;
 }
 
 /**
@@ -64,8 +69,8 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
      * of the socket's send buffer: a reader slower than that per idle time is still cut).
      */
     let idle: NodeJS.Timeout | undefined;
-    /** the kernel's backlog when last looked at: a change means it took bytes */
-    let unsent: number | undefined;
+    /** what the kernel had taken when the timer was last refreshed: more means progress */
+    let taken: number | undefined;
     /** fails the piece being written: the socket is destroyed and will not take it */
     let stall: ((err: Error) => void) | undefined;
     try {
@@ -77,11 +82,12 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
           started = true;
           res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': size });
           const deadline = Date.now() + Math.max(idleMs, (size / minRate) * 1000);
+          taken = bytesTaken(res.socket);
           idle = setTimeout(() => {
-            const now = unsentBytes(res.socket);
+            const now = bytesTaken(res.socket);
             const late = Date.now() > deadline;
-            if (!late && now !== undefined && now !== unsent) {
-              unsent = now;
+            if (!late && now !== undefined && taken !== undefined && now > taken) {
+              taken = now;
               idle?.refresh();
               return;
             }
@@ -101,12 +107,13 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
           new Promise((resolve, reject) => {
             stall = reject;
             res.write(piece, (err) => {
+              // The baseline moves where the timer restarts, not at the write: the
+              // response corks its socket and hands the piece over at the next tick.
               idle?.refresh();
+              taken = bytesTaken(res.socket);
               if (err) reject(err);
               else resolve();
             });
-            // What the kernel did not take at once: the baseline for the next look.
-            unsent = unsentBytes(res.socket);
           }),
       );
       res.end();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -100,6 +101,66 @@ test('a file server whose data folder refuses to fsync directories (EINVAL) star
     // The first refusal came before the log existed (making the data folder), and was kept for it.
     assert.equal(warnings[0]?.dir, root);
   } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+/**
+ * Makes every fsync of a directory under `dir` fail with EINVAL, whoever asks for it, as
+ * the file system underneath would: a write that syncs its folder through anything but
+ * the server's tolerant sync (a plain `syncDir`, a sync argument left out) then fails.
+ * An injected `syncDir` cannot see such a write. Returns the directories refused and
+ * the undo.
+ */
+async function refuseDirectoryFsyncsUnder(dir: string): Promise<{ refused: string[]; restore: () => void }> {
+  const probe = await open(import.meta.filename, 'r');
+  const FileHandle = Object.getPrototypeOf(probe) as { sync: () => Promise<void> };
+  await probe.close();
+  const sync = FileHandle.sync;
+  const refused: string[] = [];
+  FileHandle.sync = async function (this: { fd: number; stat(): Promise<{ isDirectory(): boolean }> }) {
+    const path = readlinkSync(`/proc/self/fd/${this.fd}`);
+    if ((path === dir || path.startsWith(`${dir}/`)) && (await this.stat()).isDirectory()) {
+      refused.push(path);
+      throw Object.assign(new Error(`EINVAL: invalid argument, fsync '${path}'`), { code: 'EINVAL' });
+    }
+    return sync.call(this);
+  };
+  return { refused, restore: () => Object.assign(FileHandle, { sync }) };
+}
+
+test('a file server on a file system that refuses to fsync directories writes its server-id and address there with its own sync, and keeps its id across a restart', {
+  timeout: 60_000,
+}, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-nodirsync-ids-'));
+  const fsData = join(root, 'fs1');
+  const { refused, restore } = await refuseDirectoryFsyncsUnder(fsData);
+  // No main is needed to start: joining goes on in the background and fails quietly.
+  const config = {
+    ...parseConfig(
+      FILE_SERVER_CONFIG,
+      { main: 'http://127.0.0.1:9', insecureHttp: true, host: '127.0.0.1', port: 0, data: fsData },
+      {},
+    ),
+    main: 'http://127.0.0.1:9',
+    joinToken: 'unused',
+  };
+  let server: RunningFileServer | undefined;
+  try {
+    server = await startFileServer(config, { console: false });
+    const id = server.id;
+    assert.equal(readFileSync(join(fsData, 'server-id'), 'utf8'), `${id}\n`, 'server-id written');
+    assert.equal(readFileSync(join(fsData, 'fileserver.addr'), 'utf8'), `${server.url}\n`, 'address written');
+    assert.ok(refused.includes(fsData), 'the data folder was asked, and refused');
+    await server.close();
+    server = undefined;
+    // A second start reads the id back and writes the address again.
+    server = await startFileServer(config, { console: false });
+    assert.equal(server.id, id, 'the same server after a restart');
+    assert.equal(readFileSync(join(fsData, 'fileserver.addr'), 'utf8'), `${server.url}\n`);
+  } finally {
+    await server?.close();
+    restore();
     rmSync(root, { recursive: true, force: true });
   }
 });

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
+import { connect, createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { connect as connectTls } from 'node:tls';
+import { connect as connectTls, createServer as createTlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { createHttpApp } from '../../../src/common/http-server.js';
@@ -15,7 +15,7 @@ import { generateTlsKey } from '../../../src/crypto/certificates.js';
 import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';
 import { ChunkStore } from '../../../src/file-server/chunk-store.js';
 import type { FileServerContext } from '../../../src/file-server/context.js';
-import { getChunkRoute } from '../../../src/file-server/routes/get-chunk.js';
+import { bytesTaken, getChunkRoute } from '../../../src/file-server/routes/get-chunk.js';
 import { TICKET_HEADER } from '../../../src/protocol/ticket.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-get-'));
@@ -35,6 +35,7 @@ let port = 0;
  */
 const SLOW_IDLE_MS = 1500;
 const unixApps: { name: string; path: string; app: FastifyInstance; ca?: string }[] = [];
+let tls: TlsIdentity;
 
 const routeContext = (sendIdleMs: number, sendMinBytesPerSecond?: number) =>
   ({
@@ -63,7 +64,7 @@ before(async () => {
     hosts: ['127.0.0.1'],
     lifetimeMs: 3600_000,
   });
-  const tls = new TlsIdentity(ca.certPem, { certPem: cert, keyPem: key.keyPem });
+  tls = new TlsIdentity(ca.certPem, { certPem: cert, keyPem: key.keyPem });
   for (const [name, identity] of [
     ['plain', undefined],
     ['TLS', tls],
@@ -253,4 +254,104 @@ test('a reader that keeps taking bytes, but slower than the least rate for a who
     lines.some((l) => l.includes('chunk send failed mid-body') && l.includes('slower than')),
     'the cut is logged as a warning',
   );
+});
+
+/**
+ * Runs `use` on a connection over a Unix socket, plain or TLS: the server's end, and
+ * the reader's, paused. A Unix socket's kernel buffers stay small (~200 KiB), so a few
+ * MiB written to a reader that reads nothing stay mostly in libuv's write queue.
+ */
+async function overConnection(
+  overTls: boolean,
+  use: (server: Socket, reader: Socket) => Promise<void>,
+): Promise<void> {
+  const path = join(root, `connection-${overTls ? 'tls' : 'plain'}.sock`);
+  let accept: (socket: Socket) => void = () => {};
+  const accepted = new Promise<Socket>((resolve) => {
+    accept = resolve;
+  });
+  const listener: Server = overTls ? createTlsServer(tls.serverOptions(), accept) : createServer(accept);
+  listener.listen(path);
+  await once(listener, 'listening');
+  const reader = overTls
+    ? connectTls({ path, ca: tls.serverOptions().ca, checkServerIdentity: () => undefined })
+    : connect({ path });
+  try {
+    await once(reader, overTls ? 'secureConnect' : 'connect');
+    reader.pause();
+    const server = await accepted;
+    try {
+      await use(server, reader);
+    } finally {
+      server.destroy();
+    }
+  } finally {
+    reader.destroy();
+    listener.close();
+  }
+}
+
+/**
+ * Writes `size` bytes to a reader that reads nothing, then has it read a little at a
+ * time until the count grows (or it has read it all: a count that never moves ends the
+ * wait too), then read the rest.
+ */
+async function countWhileReaderReads(server: Socket, reader: Socket, size: number) {
+  let written = false;
+  server.write(Buffer.alloc(size), () => {
+    written = true;
+  });
+  const first = bytesTaken(server) as number;
+  let read = 0;
+  while (!((bytesTaken(server) as number) > first) && read < size) {
+    read += (reader.read() as Buffer | null)?.length ?? 0;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  const grewMidWrite = !written && (bytesTaken(server) as number) > first;
+  reader.resume();
+  await until(() => written);
+  return { first, grewMidWrite, last: bytesTaken(server) as number };
+}
+
+const MiB = 1024 * 1024;
+
+test('the count of bytes taken holds what the kernel took of a connection, not what was handed to it, and grows as the reader reads', {
+  timeout: 20_000,
+}, async () => {
+  await overConnection(false, async (server, reader) => {
+    const { first, grewMidWrite, last } = await countWhileReaderReads(server, reader, 8 * MiB);
+    assert.ok(first > 0 && first < 8 * MiB, `the kernel took ${first} bytes of 8 MiB at once`);
+    assert.ok(grewMidWrite, 'it grew before the write completed');
+    assert.equal(last, 8 * MiB, 'all of it once the write completed');
+  });
+});
+
+test('the count of bytes taken grows with each write the kernel takes at once, though the write queue is as empty after as before', {
+  timeout: 20_000,
+}, async () => {
+  await overConnection(false, async (server, reader) => {
+    reader.resume();
+    const queue = () => (server as unknown as { _handle: { writeQueueSize: number } })._handle.writeQueueSize;
+    for (let round = 0; round < 3; round++) {
+      const before = bytesTaken(server) as number;
+      await new Promise<void>((resolve, reject) => {
+        server.write(Buffer.alloc(64 * 1024), (err) => (err ? reject(err) : resolve()));
+      });
+      // The queue's size reads as it did before the write: it alone shows no progress.
+      assert.equal(queue(), 0, 'nothing left queued');
+      assert.equal((bytesTaken(server) as number) - before, 64 * 1024, `round ${round}: the write counted`);
+    }
+  });
+});
+
+test('under TLS, the count of bytes taken holds the encrypted bytes the connection underneath took, and grows as the reader reads', {
+  timeout: 20_000,
+}, async () => {
+  await overConnection(true, async (server, reader) => {
+    const { first, grewMidWrite, last } = await countWhileReaderReads(server, reader, 8 * MiB);
+    assert.ok(first < 8 * MiB, `the kernel took ${first} bytes at once`);
+    assert.ok(grewMidWrite, 'it grew before the write completed');
+    // Records carry a header and a tag each: more bytes went than the plain text.
+    assert.ok(last > 8 * MiB, `${last} bytes once the write completed`);
+  });
 });

@@ -7,6 +7,7 @@ import { MIGRATIONS } from '../../../src/main-server/store/migrations.js';
 import type { NodeRecord } from '../../../src/main-server/store/namespace-store.js';
 import { releaseBlob, SqliteNamespaceStore } from '../../../src/main-server/store/sqlite-namespace-store.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -73,7 +74,7 @@ describe('SqliteStore', () => {
   });
 
   test('a blob commit is all or nothing', () => {
-    store.registerServer(server(hex(1)), 'k');
+    registerServers(store, [hex(1)], 1);
     store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
     const good = { id: hex(1, 64), size: 3, servers: [hex(1)] };
     // The second chunk names a server that does not exist: the foreign key fails mid-way.
@@ -87,10 +88,12 @@ describe('SqliteStore', () => {
   });
 
   test('the inventory comparison counts missing and extra chunks', () => {
-    store.registerServer(server(hex(1)), 'k');
-    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
-    const chunks = [1, 2, 3].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] }));
-    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1, chunks });
+    registerServers(store, [hex(1)], 1);
+    commitChunks(
+      store,
+      1,
+      [1, 2, 3].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] })),
+    );
     store.beginInventory(hex(1), 1000);
     store.addInventory(hex(1), [hex(1, 64), hex(4, 64)]);
     store.addInventory(hex(1), [hex(5, 64)]);
@@ -102,16 +105,13 @@ describe('SqliteStore', () => {
   });
 
   test('an inventory is merged page by page: gaps spanning many pages are all found missing', () => {
-    store.registerServer(server(hex(1)), 'k');
-    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
+    registerServers(store, [hex(1)], 1);
     const ids = Array.from({ length: 25_000 }, (_, i) => hex(i + 1, 64));
-    store.commitBlob({
-      id: hex(5),
-      uploadId: hex(9),
-      wanted: 1,
-      createdAt: 1,
-      chunks: ids.map((id) => ({ id, size: 1, servers: [hex(1)] })),
-    });
+    commitChunks(
+      store,
+      1,
+      ids.map((id) => ({ id, size: 1, servers: [hex(1)] })),
+    );
     store.beginInventory(hex(1), 1000);
     // Only the first and last 100 are listed, in two batches, plus one unknown id at the end.
     store.addInventory(hex(1), ids.slice(0, 100));
@@ -124,7 +124,7 @@ describe('SqliteStore', () => {
   });
 
   test('an inventory does not call missing a replica added after it began', () => {
-    store.registerServer(server(hex(1)), 'k');
+    registerServers(store, [hex(1)], 1);
     store.beginInventory(hex(1), 1000);
     store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10_000 });
     const chunks = [{ id: hex(1, 64), size: 1, servers: [hex(1)] }];
@@ -136,11 +136,12 @@ describe('SqliteStore', () => {
   });
 
   test('heartbeat changes adopt known chunks, ignore unknown ones and drop lost replicas', () => {
-    store.registerServer(server(hex(1)), 'k');
-    store.registerServer(server(hex(2)), 'k');
-    store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
-    const chunks = [1, 2].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] }));
-    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1, chunks });
+    registerServers(store, [hex(1), hex(2)], 1);
+    commitChunks(
+      store,
+      1,
+      [1, 2].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] })),
+    );
     const r = store.applyChanges(hex(2), [hex(1, 64), hex(7, 64)], [], 5);
     assert.deepEqual(r, { adopted: 1, dropped: 0 });
     assert.deepEqual(store.applyChanges(hex(1), [], [hex(2, 64), hex(8, 64)], 6), { adopted: 0, dropped: 1 });
@@ -210,11 +211,9 @@ describe('SqliteStore', () => {
   });
 
   test('copies beyond the wanted count are taken from a returned server first, and deleted only while enough proven copies remain', () => {
-    for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
+    registerServers(store, [hex(1), hex(2), hex(3)], 1);
     store.markReturned(hex(2), 50);
-    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
-    const chunks = [{ id: hex(1, 64), size: 1, servers: [hex(1), hex(2), hex(3)] }];
-    store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 2, createdAt: 1, chunks });
+    commitChunks(store, 2, [{ id: hex(1, 64), size: 1, servers: [hex(1), hex(2), hex(3)] }]);
     const live = [1, 2, 3].map((i) => ({ id: hex(i), freeBytes: 50, returnedAt: i === 2 ? 50 : 0 }));
     assert.equal(store.findSurplus(live, 100), 1);
     assert.equal(store.findSurplus(live, 110), 0, 'a copy is noted once');
@@ -246,15 +245,8 @@ describe('SqliteStore', () => {
   });
 
   test('chunks with fewer good replicas than wanted count as under-replicated', () => {
-    store.registerServer(server(hex(1)), 'k');
-    store.createUpload({ id: hex(9), replicas: 3, createdAt: 0, expiresAt: 10 });
-    store.commitBlob({
-      id: hex(5),
-      uploadId: hex(9),
-      wanted: 3,
-      createdAt: 1,
-      chunks: [{ id: hex(1, 64), size: 1, servers: [hex(1)] }],
-    });
+    registerServers(store, [hex(1)], 1);
+    commitChunks(store, 3, [{ id: hex(1, 64), size: 1, servers: [hex(1)] }]);
     assert.equal(store.countUnderReplicated([hex(1)]), 1);
     assert.equal(store.countUnderReplicated([]), 1);
     assert.deepEqual(store.underReplicated([hex(1)], [hex(1)], 10).chunks[0]?.holders, [hex(1)]);
@@ -268,22 +260,17 @@ describe('SqliteStore', () => {
 
   test('under-replicated chunks with no good copy on a live server never crowd the restorable ones out of a page', () => {
     const [live, down] = [hex(1), hex(2)];
-    store.registerServer(server(live), 'k');
-    store.registerServer(server(down), 'k');
-    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    registerServers(store, [live, down], 1);
     // Older and worse off than the one that can be restored: three whose only copy is on
     // a server that is down, three whose only copy went corrupt.
     const chunk = (n: number, servers: string[]) => ({ id: hex(n, 64), size: 1, servers });
-    store.commitBlob({
-      id: hex(5),
-      uploadId: hex(9),
-      wanted: 2,
-      createdAt: 1,
-      chunks: [1, 2, 3].map((n) => chunk(n, [down])).concat([4, 5, 6].map((n) => chunk(n, [live]))),
-    });
+    commitChunks(
+      store,
+      2,
+      [1, 2, 3].map((n) => chunk(n, [down])).concat([4, 5, 6].map((n) => chunk(n, [live]))),
+    );
     for (const n of [4, 5, 6]) store.markReplicaCorrupt(hex(n, 64), live);
-    store.createUpload({ id: hex(10), replicas: 2, createdAt: 0, expiresAt: 10 });
-    store.commitBlob({ id: hex(6), uploadId: hex(10), wanted: 2, createdAt: 2, chunks: [chunk(7, [live])] });
+    commitChunks(store, 2, [chunk(7, [live])], 1);
     const page = store.underReplicated([live, down], [live], 2);
     assert.deepEqual(page.chunks, [{ id: hex(7, 64), size: 1, wanted: 2, holders: [live] }]);
     assert.equal(page.withoutLiveCopy, 6, 'the others are still counted');
@@ -362,7 +349,7 @@ describe('SqliteStore', () => {
   });
 
   test('an expired upload queues its placed, uncommitted chunks for deletion', () => {
-    store.registerServer(server(hex(1)), 'k');
+    registerServers(store, [hex(1)], 1);
     store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
     store.recordPlacements(hex(9), [{ chunkId: hex(1, 64), serverIds: [hex(1)] }]);
     assert.equal(store.expireUploads(5), 0);
@@ -374,16 +361,8 @@ describe('SqliteStore', () => {
 
   test('restored replicas are recorded for the chunks still in the map; one freed while it was copied is left out, not an error', () => {
     const s = new SqliteStore(join(dir, 'restored.db'));
-    s.registerServer(server(hex(1)), 'k');
-    s.registerServer(server(hex(2)), 'k');
-    s.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
-    s.commitBlob({
-      id: hex(5),
-      uploadId: hex(9),
-      wanted: 2,
-      createdAt: 1,
-      chunks: [{ id: hex(7, 64), size: 3, servers: [hex(1)] }],
-    });
+    registerServers(s, [hex(1), hex(2)], 1);
+    commitChunks(s, 2, [{ id: hex(7, 64), size: 3, servers: [hex(1)] }]);
     s.addReplicas(
       [
         { chunkId: hex(7, 64), serverId: hex(2) },
@@ -501,7 +480,7 @@ describe('SqliteNamespaceStore', () => {
     const s = db();
     // Readers given those chunks before may fetch them for 1,000 ms more.
     const ns = new SqliteNamespaceStore(s.db, 1000);
-    s.registerServer(server(hex(200)), 'k');
+    registerServers(s, [hex(200)], 1);
     ns.createUser(user, node(1, null, 'dir', null));
     ns.createNode(node(2, 1, 'dir', 2));
     s.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
@@ -540,7 +519,7 @@ describe('SqliteNamespaceStore', () => {
   test('a re-key made from a version that is no longer current is refused, and keeps nothing', () => {
     const s = db();
     const ns = new SqliteNamespaceStore(s.db);
-    s.registerServer(server(hex(200)), 'k');
+    registerServers(s, [hex(200)], 1);
     ns.createUser(user, node(1, null, 'dir', null));
     ns.createUser({ ...user, id: hex(101), name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
     ns.createNode(node(2, 1, 'dir', 2));
