@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
@@ -602,6 +603,65 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text((actors.bob as Actor).fs, '/shared/alice/d1/d2/x.txt'), 'file x');
     const now = await a.fs.resolve('/many/d1/d2');
     assert.throws(() => unwrapNodeKey(d2.key, now.entry.id, now.entry.wrappedKey as string));
+  });
+
+  test('a big body for a route that takes one is refused before main reads it, unless the caller owns what the URL names', async () => {
+    const a = actors.alice as Actor;
+    const { uploadId } = await a.client.beginUpload();
+    const url = new URL(cluster.mainUrl);
+    const total = 12 * 1024 * 1024;
+    const piece = Buffer.alloc(1024 * 1024, 0x20);
+    /** Sends `total` bytes a piece at a time, each after round trips to main; resolves with what was sent before the answer. */
+    const send = (who: Actor, path: string) =>
+      new Promise<{ status: number | undefined; sent: number }>((resolve, reject) => {
+        let sent = 0;
+        let answer: { status: number | undefined; sent: number } | undefined;
+        const req = httpsRequest({
+          host: url.hostname,
+          port: url.port,
+          method: 'POST',
+          path,
+          ca: cluster.ca,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': total,
+            authorization: `Bearer ${who.client.token}`,
+          },
+        });
+        req.on('response', (res) => {
+          answer = { status: res.statusCode, sent };
+          res.resume();
+          req.destroy();
+          resolve(answer);
+        });
+        req.on('error', (err) => {
+          if (!answer) reject(err);
+        });
+        req.flushHeaders();
+        void (async () => {
+          while (sent < total) {
+            // Main has handled what it was sent before by the time it answers these, and
+            // this side has had turns to read main's answer, if there is one.
+            for (let i = 0; i < 3; i++) await who.client.call('GET', '/v1/me');
+            if (answer) return;
+            req.write(piece);
+            sent += piece.length;
+          }
+          req.end();
+        })().catch(reject);
+      });
+    const carol = actors.carol as Actor;
+    const dave = actors.dave as Actor;
+    for (const [who, path, status] of [
+      [carol, `/v1/nodes/${folderId}/rekey`, 403],
+      [dave, `/v1/nodes/${folderId}/rekey`, 404],
+      [carol, `/v1/uploads/${uploadId}/commit`, 404],
+      [dave, `/v1/uploads/${uploadId}/commit-files`, 404],
+    ] as const) {
+      const answer = await send(who, path);
+      assert.equal(answer.status, status, path);
+      assert.ok(answer.sent < total, `${path}: answered after ${answer.sent} of ${total} bytes`);
+    }
   });
 
   test('a lock deep inside a folder keeps a writer from deleting or moving the folder, or any folder above the lock, with who and until when', async () => {

@@ -5,11 +5,11 @@ import {
   RekeyRequest,
   type RekeyResponse,
 } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser, userBeforeBody } from '../context.js';
+import { type MainContext, ownerBeforeBody, requireUser } from '../context.js';
 
 /**
  * One part of the new keys of a subtree an unshare left to be re-keyed; the last one
- * installs them all.
+ * installs them all. Only the node's owner gets as far as main reading the body.
  */
 export function rekeyNodeRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string }; Body: RekeyRequest }>(
@@ -17,7 +17,7 @@ export function rekeyNodeRoute(app: FastifyInstance, ctx: MainContext): void {
     {
       schema: { params: NodeParams, body: RekeyRequest },
       bodyLimit: REKEY_BODY_LIMIT,
-      onRequest: userBeforeBody(ctx),
+      onRequest: ownerBeforeBody(ctx, 'rekey'),
     },
     async (req): Promise<RekeyResponse> =>
       ctx.namespace.rekey(requireUser(ctx, req), req.params.id, req.body),

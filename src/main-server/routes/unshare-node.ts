@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { NodeParams, UnshareRequest, type UnshareResponse } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser, userBeforeBody } from '../context.js';
+import { type MainContext, ownerBeforeBody, requireUser } from '../context.js';
 
 /**
  * Revokes a grant, in a transaction of its own: the revoked user is refused from then on,
@@ -12,7 +12,7 @@ export function unshareNodeRoute(app: FastifyInstance, ctx: MainContext): void {
     {
       schema: { params: NodeParams, body: UnshareRequest },
       bodyLimit: 1024,
-      onRequest: userBeforeBody(ctx),
+      onRequest: ownerBeforeBody(ctx, 'unshare'),
     },
     async (req): Promise<UnshareResponse> =>
       ctx.namespace.unshare(requireUser(ctx, req), req.params.id, req.body),
