@@ -1,23 +1,44 @@
 import type { Command } from 'commander';
-import { unshare } from '../client/sharing.js';
+import { finishRotations, unshare } from '../client/sharing.js';
+import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
 
 export function registerUnshareCommand(program: Command, env: VerbEnv): void {
   program
-    .command('unshare <path> <user>')
+    .command('unshare [path] [user]')
     .description('take back what you shared with USER; the keys of everything under it are replaced')
+    .option('--finish', 'finish replacing the keys where an unshare left it unfinished')
     .addHelpText(
       'after',
       `
 Main refuses USER at once. Every key under PATH is then replaced (no re-upload), so
-whatever is written from now on is under keys USER never had.
+whatever is written from now on is under keys USER never had. Should that stop
+halfway (a lost connection, a crash), USER stays refused, main refuses changes under
+PATH until the keys are replaced, and this says so: run \`sedfs unshare --finish\`.
 
-Example:
-  sedfs unshare /reports bob`,
+Examples:
+  sedfs unshare /reports bob
+  sedfs unshare --finish`,
     )
-    .action((path: string, user: string, _opts: unknown, cmd: Command) =>
+    .action((path: string | undefined, user: string | undefined, opts: { finish?: boolean }, cmd: Command) =>
       env.run(async () => {
         const fs = await env.fileSystem(cmd);
+        if (opts.finish) {
+          if (path !== undefined)
+            throw new SedfsError(
+              'SEDFS_ERR_BAD_REQUEST',
+              '--finish takes no path: it finishes every one left',
+            );
+          const done = await finishRotations(fs);
+          if (done.length === 0) env.out('no unshare left replacing keys');
+          for (const r of done) env.out(`replaced the ${r.nodes} keys under ${r.path}`);
+          return;
+        }
+        if (path === undefined || user === undefined)
+          throw new SedfsError(
+            'SEDFS_ERR_BAD_REQUEST',
+            'usage: sedfs unshare PATH USER, or sedfs unshare --finish',
+          );
         const res = await unshare(fs, path, user, env.cwd);
         env.out(`unshared ${path} from ${user}; ${res.nodes} keys replaced`);
       }),

@@ -1,4 +1,5 @@
 import { retryOnConflict } from '../common/retry.js';
+import { randomHexId } from '../crypto/hash.js';
 import { fingerprint, sealTo } from '../crypto/identity.js';
 import {
   decryptName,
@@ -11,12 +12,17 @@ import {
   wrapNodeKey,
 } from '../crypto/node-keys.js';
 import { SedfsError } from '../protocol/errors.js';
-import type {
-  LockResponse,
-  PermsResponse,
-  SubtreeResponse,
-  UnshareRequest,
-  UserKeysResponse,
+import {
+  type LockResponse,
+  type NodeEntry,
+  type PermsResponse,
+  REKEY_PART_MAX,
+  type RekeyRequest,
+  type RekeyResponse,
+  type RotationsResponse,
+  type SubtreeResponse,
+  type UnshareResponse,
+  type UserKeysResponse,
 } from '../protocol/namespace-api.js';
 import {
   type FileSystem,
@@ -105,39 +111,116 @@ export async function share(
   return keys;
 }
 
+export interface RekeyOptions {
+  /** bytes of JSON at most in one part of the new keys (main takes up to 16 MiB) */
+  partBytes?: number;
+}
+
 /**
- * Revokes a user's grant and rotates every key in the subtree (metadata only: new node
- * keys, children re-wrapped, names re-encrypted, content keys re-wrapped, remaining
- * grantees re-sealed), all committed by main in one transaction.
+ * Revokes a user's grant, then rotates every key in the subtree (metadata only: new
+ * node keys, children re-wrapped, names re-encrypted, content keys re-wrapped,
+ * remaining grantees re-sealed). Main refuses the user as soon as the first step
+ * returns, whatever becomes of the second. If the rotation does not finish, this
+ * throws SEDFS_ERR_REKEY_PENDING saying how to finish it (`finishRotations`); until
+ * then main refuses changes under the node.
  */
 export async function unshare(
   fs: FileSystem,
   path: string,
   user: string,
   cwd = '/',
+  opts: RekeyOptions = {},
 ): Promise<{ nodes: number }> {
   const node = await ownNode(fs, path, cwd);
-  const parent = await fs.resolve(joinPath(splitPath(node.path).slice(0, -1)));
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
-  // Main refuses a re-key of a subtree that changed after it was read (a new version, a
-  // node added, moved or renamed): read it again and re-key that.
-  return retryOnConflict(UNSHARE_ATTEMPTS, () => rekey(fs, node, parent, target));
+  const { rotation } = await fs.client.call<UnshareResponse>('POST', `/v1/nodes/${node.entry.id}/unshare`, {
+    grantee: target.id,
+  });
+  try {
+    return { nodes: (await finishRotation(fs, rotation, opts)).nodes };
+  } catch (err) {
+    throw unfinished(`${user}'s access to ${node.path} is revoked, but`, err);
+  }
 }
 
-const UNSHARE_ATTEMPTS = 3;
-
-/** One attempt at `unshare`: the subtree as it is now, every key in it replaced. */
-async function rekey(
+/** Finishes every key rotation an unshare left unfinished in the caller's tree. */
+export async function finishRotations(
   fs: FileSystem,
-  node: OpenNode,
-  parent: OpenNode,
-  target: UserKeysResponse,
-): Promise<{ nodes: number }> {
+  opts: RekeyOptions = {},
+): Promise<{ path: string; nodes: number }[]> {
+  const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
+  const done: { path: string; nodes: number }[] = [];
+  for (const r of rotations) {
+    try {
+      done.push(await finishRotation(fs, r.nodeId, opts));
+    } catch (err) {
+      throw unfinished(done.length > 0 ? `${done.length} rotation(s) finished, but` : '', err);
+    }
+  }
+  return done;
+}
+
+function unfinished(before: string, err: unknown): SedfsError {
+  const why = err instanceof Error ? err.message : String(err);
+  return new SedfsError(
+    'SEDFS_ERR_REKEY_PENDING',
+    `${before ? `${before} r` : 'R'}eplacing the keys did not finish (${why}). Until it does, main refuses changes there; finish it with: sedfs unshare --finish`,
+    undefined,
+    { cause: err },
+  );
+}
+
+const REKEY_ATTEMPTS = 3;
+const PART_BYTES = 8 * 1024 * 1024;
+
+/** Replaces every key under a node whose rotation is pending; the node as its owner sees it. */
+async function finishRotation(
+  fs: FileSystem,
+  rootId: string,
+  opts: RekeyOptions,
+): Promise<{ path: string; nodes: number }> {
+  const { node, parentKey } = await openOwn(fs, rootId);
+  // Main refuses a re-key of a subtree that changed after it was read (a grant given or
+  // taken, a node moved away by someone above it): read it again and re-key that.
+  const nodes = await retryOnConflict(REKEY_ATTEMPTS, () => rekey(fs, node, parentKey, opts));
+  return { path: node.path, nodes };
+}
+
+/**
+ * One of the caller's own nodes by id, its key opened down from the home folder, with
+ * its parent's key (a rotation's root keeps its parent).
+ */
+async function openOwn(fs: FileSystem, id: string): Promise<{ node: OpenNode; parentKey: Buffer }> {
+  const chain: NodeEntry[] = [];
+  for (let cur: string | null = id; cur !== null; ) {
+    const e: NodeEntry = await fs.client.call<NodeEntry>('GET', `/v1/nodes/${cur}`);
+    chain.unshift(e);
+    cur = e.parentId;
+  }
+  const home = await fs.resolve('/');
+  if (chain[0]?.id !== home.entry.id)
+    throw new SedfsError('SEDFS_ERR_FORBIDDEN', 'only the owner may replace the keys of a folder');
+  let key = home.key;
+  let parentKey = home.key;
+  const names: string[] = [];
+  for (const e of chain.slice(1)) {
+    parentKey = key;
+    key = unwrapNodeKey(parentKey, e.id, e.wrappedKey as string);
+    names.push(decryptName(parentKey, e.parentId as string, e.id, e.nameEnc as string));
+  }
+  const entry = chain[chain.length - 1] as NodeEntry;
+  return { node: { entry, key, name: names[names.length - 1] ?? '', path: joinPath(names) }, parentKey };
+}
+
+/** One attempt at a rotation: the subtree as it is now, every key in it replaced, sent in parts. */
+async function rekey(fs: FileSystem, node: OpenNode, parentKey: Buffer, opts: RekeyOptions): Promise<number> {
   const tree = await fs.client.call<SubtreeResponse>('GET', `/v1/nodes/${node.entry.id}/subtree`);
   const byId = new Map(tree.nodes.map((n) => [n.id, n]));
   const oldKey = new Map<string, Buffer>([[node.entry.id, node.key]]);
   const newKey = new Map<string, Buffer>();
-  const out: UnshareRequest['nodes'] = [];
+  const out: RekeyRequest['nodes'] = [];
+  const names: { entry: RekeyRequest['nodes'][number]; parentId: string; name: string; readable: boolean }[] =
+    [];
   // Parents before children: each node's old key opens with its parent's old key.
   const order = [node.entry.id];
   const kids = new Map<string, string[]>();
@@ -151,23 +234,19 @@ async function rekey(
     const key = newNodeKey();
     newKey.set(id, key);
     // Undefined below a node whose key does not open (see opened()).
-    const parentOld = isRoot ? parent.key : oldKey.get(n.parentId as string);
-    const parentNew = isRoot ? parent.key : (newKey.get(n.parentId as string) as Buffer);
+    const parentOld = isRoot ? parentKey : oldKey.get(n.parentId as string);
+    const parentNew = isRoot ? parentKey : (newKey.get(n.parentId as string) as Buffer);
     const own = isRoot
       ? node.key
       : parentOld && opened(() => unwrapNodeKey(parentOld, id, n.wrappedKey as string));
     if (own) oldKey.set(id, own);
-    const entry: UnshareRequest['nodes'][number] = {
+    const entry: RekeyRequest['nodes'][number] = {
       id,
       wrappedKey: wrapNodeKey(parentNew, id, key),
       // Main refuses the re-key if the node was moved or renamed since it was read here.
       ...(n.wrappedKey ? { expectWrappedKey: n.wrappedKey } : {}),
     };
-    if (!isRoot) {
-      const name = parentOld ? rekeyedName(parentOld, n) : `unreadable name ${id.slice(0, 8)}`;
-      entry.nameEnc = encryptName(parentNew, n.parentId as string, id, name);
-      entry.nameMac = nameMac(parentNew, name);
-    }
+    if (!isRoot) names.push({ entry, parentId: n.parentId as string, ...rekeyedName(parentOld, n) });
     if (n.versionId && n.contentKey) {
       const versionId = n.versionId;
       const contentKey = n.contentKey;
@@ -177,21 +256,71 @@ async function rekey(
     }
     out.push(entry);
   }
-  const grants = tree.grants
-    .filter((g) => !(g.nodeId === node.entry.id && g.granteeId === target.id))
-    .map((g) => ({
-      nodeId: g.nodeId,
-      granteeId: g.granteeId,
-      sealedKey: sealTo(g.boxKey, newKey.get(g.nodeId) as Buffer, grantKeyContext(g.nodeId)).toString(
-        'base64url',
-      ),
-    }));
-  await fs.client.call('POST', `/v1/nodes/${node.entry.id}/unshare`, {
-    grantee: target.id,
-    nodes: out,
-    grants,
-  });
-  return { nodes: out.length };
+  // Each folder's readable names first (main keeps them unique already), then the
+  // names given to entries that had none readable, each one not yet taken there: a
+  // writer can store any name, "unreadable name ID" of another entry included.
+  const taken = new Map<string, Set<string>>();
+  const takenIn = (parentId: string): Set<string> => {
+    const used = taken.get(parentId) ?? new Set<string>();
+    taken.set(parentId, used);
+    return used;
+  };
+  for (const n of names) if (n.readable) takenIn(n.parentId).add(n.name.normalize('NFC'));
+  for (const n of names) {
+    if (n.readable) continue;
+    const used = takenIn(n.parentId);
+    let name = n.name;
+    for (let k = 2; used.has(name.normalize('NFC')); k++) name = fitName(n.name, ` (${k})`);
+    used.add(name.normalize('NFC'));
+    n.name = name;
+  }
+  for (const n of names) {
+    const parentNew = newKey.get(n.parentId) as Buffer;
+    n.entry.nameEnc = encryptName(parentNew, n.parentId, n.entry.id, n.name);
+    n.entry.nameMac = nameMac(parentNew, n.name);
+  }
+  const grants = tree.grants.map((g) => ({
+    nodeId: g.nodeId,
+    granteeId: g.granteeId,
+    sealedKey: sealTo(g.boxKey, newKey.get(g.nodeId) as Buffer, grantKeyContext(g.nodeId)).toString(
+      'base64url',
+    ),
+  }));
+  return sendInParts(fs, node.entry.id, out, grants, opts.partBytes ?? PART_BYTES);
+}
+
+/**
+ * The new keys in parts of at most `partBytes` of JSON (and REKEY_PART_MAX items), under
+ * one fresh attempt id; main keeps them until the last, which installs them all.
+ */
+async function sendInParts(
+  fs: FileSystem,
+  rootId: string,
+  nodes: RekeyRequest['nodes'],
+  grants: RekeyRequest['grants'],
+  partBytes: number,
+): Promise<number> {
+  const attempt = randomHexId();
+  let part: Pick<RekeyRequest, 'nodes' | 'grants'> = { nodes: [], grants: [] };
+  let bytes = 0;
+  const send = async (done: boolean) => {
+    const res = await fs.client.call<RekeyResponse>('POST', `/v1/nodes/${rootId}/rekey`, {
+      attempt,
+      done,
+      ...part,
+    });
+    part = { nodes: [], grants: [] };
+    bytes = 0;
+    return res;
+  };
+  const items = [...nodes.map((n) => ['nodes', n] as const), ...grants.map((g) => ['grants', g] as const)];
+  for (const [kind, item] of items) {
+    const size = JSON.stringify(item).length + 1;
+    if (bytes > 0 && (bytes + size > partBytes || part[kind].length >= REKEY_PART_MAX)) await send(false);
+    (part[kind] as object[]).push(item);
+    bytes += size;
+  }
+  return (await send(true)).nodes ?? nodes.length;
 }
 
 /**
@@ -210,19 +339,37 @@ function opened(unwrap: () => Buffer): Buffer | undefined {
 }
 
 /**
- * The name an entry keeps through a re-key: its own, unless it does not decrypt or is not
- * the name its MAC was made from (a writer can store such an entry; listings leave it
- * out). Those get a name that says so, unique by the node's id, so the re-key cannot
- * collide with the entry they shadowed, and the owner can see and remove them.
+ * The name an entry keeps through a re-key: its own (`readable`), unless it does not
+ * decrypt (or its parent's key did not open), or is not the name its MAC was made from
+ * (a writer can store such an entry; listings leave it out). Those get a name that says
+ * so, with the node's whole id, so the owner can see and remove them; `rekey` makes sure
+ * no two in a folder are the same.
  */
-function rekeyedName(parentKey: Buffer, n: SubtreeResponse['nodes'][number]): string {
+function rekeyedName(
+  parentKey: Buffer | undefined,
+  n: SubtreeResponse['nodes'][number],
+): { name: string; readable: boolean } {
+  const unreadable = { name: `unreadable name ${n.id}`, readable: false };
+  if (!parentKey) return unreadable;
   let name: string;
   try {
     name = decryptName(parentKey, n.parentId as string, n.id, n.nameEnc as string);
   } catch {
-    return `unreadable name ${n.id.slice(0, 8)}`;
+    return unreadable;
   }
-  return nameMac(parentKey, name) === n.nameMac ? name : `${name} (conflict ${n.id.slice(0, 8)})`;
+  if (nameMac(parentKey, name) === n.nameMac) return { name, readable: true };
+  return { name: fitName(name, ` (conflict ${n.id})`), readable: false };
+}
+
+/** `name` and `suffix`, the name cut short (by whole characters) so both fit in 255 bytes. */
+function fitName(name: string, suffix: string): string {
+  const room = 255 - Buffer.byteLength(suffix);
+  let base = '';
+  for (const ch of name) {
+    if (Buffer.byteLength(base + ch) > room) break;
+    base += ch;
+  }
+  return base + suffix;
 }
 
 /** Who has what on a path, with inherited grants named by the folder they come from. */

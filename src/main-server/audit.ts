@@ -7,6 +7,7 @@ export type AuditEvent =
   | 'auth_failed'
   | 'share'
   | 'unshare'
+  | 'rekey'
   | 'lock'
   | 'unlock'
   | 'denied';

@@ -8,10 +8,14 @@ import type {
   MoveRequest,
   NodeEntry,
   PermsResponse,
+  RekeyRequest,
+  RekeyResponse,
+  RotationsResponse,
   ShareEntry,
   ShareRequest,
   SubtreeResponse,
   UnshareRequest,
+  UnshareResponse,
   VersionCommit,
 } from '../protocol/namespace-api.js';
 import type { AuditLog } from './audit.js';
@@ -130,6 +134,7 @@ export class NamespaceService {
     const parent = this.folder(user, parentId, 'write', 'mkdir');
     keysUnchanged(parent, req.expectParentWrappedKey);
     this.unlocked(user, parentId);
+    this.notRekeying(parentId);
     const now = this.now();
     const node: NodeRecord = {
       id: req.id,
@@ -167,6 +172,8 @@ export class NamespaceService {
     this.unlocked(user, id);
     this.nothingLockedInside(user, node);
     this.unlocked(user, req.parentId);
+    this.notRekeying(id);
+    this.notRekeying(req.parentId);
     this.store.moveNode(id, req.parentId, req.nameMac, req.nameEnc, req.wrappedKey, this.now());
   }
 
@@ -177,6 +184,7 @@ export class NamespaceService {
     // Removing takes a name out of its folder: that needs write on the folder.
     this.folder(user, node.parentId, 'write', 'rm');
     this.unlocked(user, id);
+    this.notRekeying(id, true);
     if (node.kind === 'dir' && !recursive && this.store.children(id).length > 0) {
       throw new SedfsError('SEDFS_ERR_NOT_EMPTY');
     }
@@ -227,6 +235,7 @@ export class NamespaceService {
       const parent = this.folder(user, v.target.parentId, 'write', 'put');
       keysUnchanged(parent, v.target.expectParentWrappedKey);
       this.unlocked(user, parent.id);
+      this.notRekeying(parent.id);
       target = {
         kind: 'new',
         node: {
@@ -253,6 +262,7 @@ export class NamespaceService {
           'the file got a new version since it was read; read it again and retry',
         );
       this.unlocked(user, node.id);
+      this.notRekeying(node.id);
       target = { kind: 'existing', nodeId: node.id };
     }
     const nodeId = target.kind === 'new' ? target.node.id : target.nodeId;
@@ -304,6 +314,7 @@ export class NamespaceService {
     const grantee = this.store.userById(req.grantee);
     if (!grantee || grantee.id === user.id)
       throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'no such user to share with');
+    this.notRekeying(id);
     this.store.putGrant({
       nodeId: id,
       granteeId: grantee.id,
@@ -364,40 +375,70 @@ export class NamespaceService {
   }
 
   /**
-   * Revokes a grant and installs the new keys of the whole subtree at once, so what is
-   * written from now on is under keys the revoked user never had.
-   *
-   * Locks do not hold it up, unlike rm and mv: a revocation that a lock could refuse is
-   * one a grantee could put off for good, by locking (and locking again after the owner
-   * unlocks) a node inside, or one grantee on behalf of another. Nor does it need to
-   * wait: it moves, renames and deletes nothing, and a lock holder's change made under
-   * the old keys is refused (VERSION_CONFLICT), never kept unreadable (a put opens the
-   * keys afresh and commits again). Locks the revoked user held where they can no longer write are
-   * released: kept, they would go on refusing the owner's and the other writers'
-   * changes until they expired, from someone who has no access any more.
+   * Revokes a grant: main refuses the revoked user from the moment this returns. In the
+   * same transaction it records that every key under the node is to be replaced (see
+   * `rekey`) and releases the locks the revoked user held where they can no longer
+   * write: kept, they would go on refusing the owner's and the other writers' changes
+   * until they expired, from someone who has no access any more. Returns the root of
+   * the key rotation now pending: the node, or a folder above it whose rotation is
+   * still pending. Nothing the revoked user does can undo or hold this up: it takes no
+   * body to speak of, and checks nothing they could have changed.
    */
-  unshare(user: UserRecord, id: string, req: UnshareRequest): void {
+  unshare(user: UserRecord, id: string, req: UnshareRequest): UnshareResponse {
     this.authorize(user, id, 'owner', 'unshare');
-    this.store.rekey(
-      {
-        rootId: id,
-        revokeGranteeId: req.grantee,
-        nodes: req.nodes.map((n) => ({
-          id: n.id,
-          wrappedKey: n.wrappedKey,
-          ...(n.nameEnc ? { nameEnc: n.nameEnc } : {}),
-          ...(n.nameMac ? { nameMac: n.nameMac } : {}),
-          ...(n.contentKey ? { contentKey: n.contentKey } : {}),
-          ...(n.versionId ? { versionId: n.versionId } : {}),
-          ...(n.expectWrappedKey ? { expectWrappedKey: n.expectWrappedKey } : {}),
-        })),
-        grants: req.grants,
-      },
-      this.now(),
-    );
+    const rotation = this.store.atomically(() => {
+      const root = this.store.revoke(id, req.grantee, this.now());
+      if (!root) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'that user has no grant on this node');
+      this.releaseRevokedLocks(user, id, req.grantee);
+      return root;
+    });
     this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
-    this.log.info({ user: user.id, node: id, nodes: req.nodes.length }, 'unshared and re-keyed');
-    this.releaseRevokedLocks(user, id, req.grantee);
+    this.log.info({ user: user.id, node: id, rotation }, 'unshared; its keys are to be replaced');
+    return { rotation };
+  }
+
+  /** The key rotations in the caller's tree that have not finished. */
+  rotations(user: UserRecord): RotationsResponse {
+    return {
+      rotations: this.store.rotationsOf(user.id).map((r) => ({ nodeId: r.rootId, startedAt: r.startedAt })),
+    };
+  }
+
+  /**
+   * One part of the new keys of a subtree whose rotation is pending (after an unshare).
+   * Parts are kept until the last (`done`), which installs them all in one transaction
+   * and ends the rotation; until then main refuses changes under the subtree, so
+   * nothing is written under the keys the revoked user held.
+   *
+   * Locks do not hold it up, unlike rm and mv: a rotation that a lock could refuse is
+   * one a grantee could put off for good, by locking (and locking again after the owner
+   * unlocks) a node inside. Nor does it need to wait: it moves, renames and deletes
+   * nothing, and a lock holder's change made under the old keys is refused
+   * (VERSION_CONFLICT), never kept unreadable (a put opens the keys afresh and commits
+   * again).
+   */
+  rekey(user: UserRecord, id: string, req: RekeyRequest): RekeyResponse {
+    this.authorize(user, id, 'owner', 'rekey');
+    this.store.stageRekey(id, req.attempt, req.nodes, req.grants);
+    if (!req.done) return { done: false };
+    const nodes = this.store.applyRekey(id, req.attempt, this.now());
+    this.audit.write({ event: 'rekey', user: user.id, node: id });
+    this.log.info({ user: user.id, node: id, nodes }, 'keys replaced after an unshare');
+    return { done: true, nodes };
+  }
+
+  /**
+   * Refuses a change under a subtree whose keys an unshare has yet to replace: it would
+   * be made under keys the revoked user holds. `exceptRoot`: removing the rotation's
+   * root itself (or anything above it) takes the whole subtree away, which is fine.
+   */
+  private notRekeying(nodeId: string, exceptRoot = false): void {
+    const root = this.store.rotationOnPath(nodeId);
+    if (!root || (exceptRoot && root === nodeId)) return;
+    throw new SedfsError(
+      'SEDFS_ERR_REKEY_PENDING',
+      'an unshare has not finished replacing the keys here; changes wait for it (its owner finishes it with: sedfs unshare --finish)',
+    );
   }
 
   /** Drops the locks `granteeId` holds under `rootId` on nodes they may no longer write. */

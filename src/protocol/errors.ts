@@ -89,6 +89,11 @@ export const ERRORS = {
   },
   SEDFS_ERR_FORBIDDEN: { status: 403, retryable: false, message: 'you do not have that permission here' },
   SEDFS_ERR_LOCKED: { status: 423, retryable: true, message: 'locked by another user' },
+  SEDFS_ERR_REKEY_PENDING: {
+    status: 423,
+    retryable: false,
+    message: 'an unshare has not finished replacing the keys here (sedfs unshare --finish)',
+  },
   SEDFS_ERR_KEY_CHANGED: {
     status: 409,
     retryable: false,

@@ -181,9 +181,35 @@ export interface SubtreeResponse {
   grants: { nodeId: string; granteeId: string; boxKey: string }[];
 }
 
-export const UnshareRequest = Type.Object(
+/** Revokes a grant; the keys under the node are replaced afterwards (`RekeyRequest`). */
+export const UnshareRequest = Type.Object({ grantee: HexId }, strict);
+export type UnshareRequest = Static<typeof UnshareRequest>;
+
+export interface UnshareResponse {
+  /** the node whose subtree's keys are now to be replaced: this one, or a folder above it */
+  rotation: string;
+}
+
+export interface RotationsResponse {
+  /** key rotations in the caller's tree that an unshare began and nobody finished yet */
+  rotations: { nodeId: string; startedAt: number }[];
+}
+
+/** Items at most in one part of a rotation (nodes, grants); a client sends ~8 MiB a part. */
+export const REKEY_PART_MAX = 50_000;
+/** Bytes at most in one part of a rotation. */
+export const REKEY_BODY_LIMIT = 16 * 1024 * 1024;
+
+/**
+ * One part of the new keys of a subtree whose rotation is pending. `attempt` is the
+ * client's own random id for this try: a part of another attempt drops what was kept
+ * of the one before (its keys were made by a client that is gone). The last part
+ * (`done`) installs them all, in one transaction.
+ */
+export const RekeyRequest = Type.Object(
   {
-    grantee: HexId,
+    attempt: HexId,
+    done: Type.Boolean(),
     nodes: Type.Array(
       Type.Object(
         {
@@ -199,19 +225,25 @@ export const UnshareRequest = Type.Object(
         },
         strict,
       ),
-      { maxItems: 1_000_000 },
+      { maxItems: REKEY_PART_MAX },
     ),
     grants: Type.Array(
       Type.Object(
         { nodeId: HexId, granteeId: HexId, sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }) },
         strict,
       ),
-      { maxItems: 100_000 },
+      { maxItems: REKEY_PART_MAX },
     ),
   },
   strict,
 );
-export type UnshareRequest = Static<typeof UnshareRequest>;
+export type RekeyRequest = Static<typeof RekeyRequest>;
+
+export interface RekeyResponse {
+  done: boolean;
+  /** with `done`: how many nodes got new keys */
+  nodes?: number;
+}
 
 export const LockRequest = Type.Object(
   { ttlSeconds: Type.Integer({ minimum: 1, maximum: 24 * 3600 }) },

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
+import { request } from 'undici';
 import { runSedfs, TestCluster } from '../helpers/cluster.js';
 
 let cluster: TestCluster;
@@ -92,4 +93,42 @@ test('unshare is not held up by locks inside; the other writers keep theirs, and
   const kept = await run('bob', 'write', '/shared/alice/proj/sub/c.txt', 'bob');
   assert.notEqual(kept.code, 0);
   assert.match(kept.stderr, /^sedfs: locked by carol until \d{4}-/);
+});
+
+test('an unshare whose key rotation did not finish: the user stays refused, the owner is told why a change waits and how to finish it, and unshare --finish does', async () => {
+  assert.equal((await run('alice', 'mkdir', '/half')).code, 0);
+  assert.equal((await run('alice', 'write', '/half/a.txt', 'a')).code, 0);
+  assert.equal((await run('alice', 'share', '/half', 'bob', '--write')).code, 0);
+  // The revocation alone, as an unshare whose client was lost right after it leaves it.
+  const session = JSON.parse(readFileSync(join(work, 'alice', 'session.json'), 'utf8')) as { token: string };
+  const call = async (method: 'GET' | 'POST', path: string, body?: unknown) => {
+    const res = await request(`${cluster.mainUrl}${path}`, {
+      dispatcher: cluster.agent,
+      method,
+      headers: { authorization: `Bearer ${session.token}`, 'content-type': 'application/json' },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+    return (await res.body.json()) as Record<string, unknown>;
+  };
+  const listed = JSON.parse((await run('alice', 'ls', '/', '--json')).stdout) as {
+    entries: { name: string; id: string }[];
+  };
+  const half = listed.entries.find((e) => e.name === 'half')?.id;
+  const bob = (await call('GET', '/v1/users/bob')).id;
+  assert.deepEqual(await call('POST', `/v1/nodes/${half}/unshare`, { grantee: bob }), { rotation: half });
+
+  const refused = await run('bob', 'cat', '/shared/alice/half/a.txt');
+  assert.notEqual(refused.code, 0);
+  const waits = await run('alice', 'write', '/half/a.txt', 'b');
+  assert.notEqual(waits.code, 0);
+  assert.match(
+    waits.stderr,
+    /^sedfs: an unshare has not finished replacing the keys here; changes wait for it \(its owner finishes it with: sedfs unshare --finish\)/,
+  );
+  const finished = await run('alice', 'unshare', '--finish');
+  assert.equal(finished.code, 0, finished.stderr);
+  assert.equal(finished.stdout, 'replaced the 2 keys under /half\n');
+  assert.equal((await run('alice', 'unshare', '--finish')).stdout, 'no unshare left replacing keys\n');
+  assert.equal((await run('alice', 'write', '/half/a.txt', 'b')).code, 0);
+  assert.equal((await run('alice', 'cat', '/half/a.txt')).stdout, 'b\n');
 });

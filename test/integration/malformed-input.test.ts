@@ -266,6 +266,7 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
     // from the headers alone. Were the body read first, there would be no answer at all.
     for (const [path, code] of [
       [`/v1/nodes/${id}/unshare`, 'SEDFS_ERR_SESSION_REQUIRED'],
+      [`/v1/nodes/${id}/rekey`, 'SEDFS_ERR_SESSION_REQUIRED'],
       [`/v1/uploads/${id}/commit`, 'SEDFS_ERR_SESSION_REQUIRED'],
       [`/v1/uploads/${id}/commit-files`, 'SEDFS_ERR_SESSION_REQUIRED'],
       [`/v1/servers/${id}/heartbeat`, 'SEDFS_ERR_CLIENT_CERT'],

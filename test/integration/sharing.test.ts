@@ -1,13 +1,22 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
 import { login, signup } from '../../src/client/account.js';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
-import { FileSystem } from '../../src/client/file-system.js';
+import { FileSystem, type OpenNode } from '../../src/client/file-system.js';
 import type { Pin } from '../../src/client/profile.js';
-import { lock, type PinStore, perms, share, unlock, unshare } from '../../src/client/sharing.js';
+import {
+  finishRotations,
+  lock,
+  type PinStore,
+  perms,
+  share,
+  unlock,
+  unshare,
+} from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
 import { randomHexId } from '../../src/crypto/hash.js';
 import type { SecretIdentity } from '../../src/crypto/identity.js';
@@ -59,6 +68,21 @@ async function outcome(op: () => Promise<unknown>): Promise<string> {
   }
 }
 
+/**
+ * Runs `fn` with the path and body of every call the actor's client makes to main,
+ * before the call (throwing makes it fail); returns what puts the client back.
+ */
+function watchCalls(actor: Actor, fn: (path: string, body: unknown) => void): () => void {
+  const call = actor.client.call.bind(actor.client);
+  actor.client.call = (async (...args: Parameters<typeof call>) => {
+    fn(args[1], args[2]);
+    return call(...args);
+  }) as typeof call;
+  return () => {
+    actor.client.call = call;
+  };
+}
+
 describe('sharing: grant, revoke, enforce, audit, lock', () => {
   let cluster: TestCluster;
   const actors: Record<string, Actor> = {};
@@ -94,6 +118,23 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       await share(a.fs, a.pins, '/note.txt', who, perm);
     }
   });
+  /** Alice's new folder `path` with `files` (path inside: content), shared with frank; as frank opens it. */
+  async function sharedWithFrank(
+    path: string,
+    files: Record<string, string>,
+    perm: 'read' | 'write',
+  ): Promise<OpenNode> {
+    const a = actors.alice as Actor;
+    await a.fs.mkdir(path);
+    for (const [rel, content] of Object.entries(files)) {
+      const at = `${path}/${rel}`;
+      await a.fs.mkdir(at.slice(0, at.lastIndexOf('/')), { parents: true });
+      await a.fs.put([Buffer.from(content)], at);
+    }
+    await share(a.fs, a.pins, path, 'frank', perm);
+    return (actors.frank as Actor).fs.resolve(`/shared/alice${path}`);
+  }
+
   after(async () => {
     for (const a of Object.values(actors)) await a.client.close();
     await cluster?.stop();
@@ -386,12 +427,9 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
   test("a writer's entries filed under another name's MAC, or with a key that does not open, are left out of listings, and unshare still revokes them", async () => {
     const a = actors.alice as Actor;
     const f = actors.frank as Actor;
-    await a.fs.mkdir('/decoy');
-    await a.fs.put([Buffer.from('the real report')], '/decoy/report.txt');
-    await share(a.fs, a.pins, '/decoy', 'frank', 'write');
+    const dir = await sharedWithFrank('/decoy', { 'report.txt': 'the real report' }, 'write');
     // frank goes around his client, as a hostile writer would: a second "report.txt"
     // filed under the MAC of another name, so main sees no clash.
-    const dir = await f.fs.resolve('/shared/alice/decoy');
     const id = randomHexId();
     await f.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
       id,
@@ -428,12 +466,201 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       assert.deepEqual(await unshare(a.fs, '/decoy', 'frank'), { nodes: 4 });
       assert.deepEqual(
         (await a.fs.list('/decoy')).map((e) => e.name),
-        ['broken.txt', 'report.txt', `report.txt (conflict ${id.slice(0, 8)})`],
+        ['broken.txt', 'report.txt', `report.txt (conflict ${id})`],
       );
       await a.fs.rm('/decoy/broken.txt');
       assert.equal(await outcome(() => f.fs.list('/shared/alice/decoy')), 'SEDFS_ERR_NOT_FOUND');
     } finally {
       a.fs.onSkipped = undefined;
+    }
+  });
+
+  test('a writer cannot keep their access by planting entries whose re-keyed names would collide: they are refused at once and the keys are replaced', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    const dir = await sharedWithFrank('/planted', { 'real.txt': 'kept' }, 'write');
+    // Two entries whose names do not decrypt, with ids alike in their first 8 hex digits,
+    // and one whose (valid) name is what the owner's client would call the first.
+    const prefix = randomHexId().slice(0, 8);
+    const ids = [`${prefix}${randomHexId().slice(8)}`, `${prefix}${randomHexId().slice(8)}`];
+    for (const id of ids)
+      await f.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
+        id,
+        nameMac: randomHexId() + randomHexId(),
+        nameEnc: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
+        wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
+      });
+    await f.fs.mkdir(`/shared/alice/planted/unreadable name ${ids[0]}`);
+    const tried = await outcome(() => unshare(a.fs, '/planted', 'frank'));
+    assert.equal(
+      await outcome(() => f.client.call('GET', `/v1/nodes/${dir.entry.id}/children`)),
+      'SEDFS_ERR_NOT_FOUND',
+      'frank is refused whatever became of the re-key',
+    );
+    assert.equal(tried, 'ok');
+    const names = (await a.fs.list('/planted')).map((e) => e.name);
+    assert.equal(names.length, 4);
+    assert.equal(new Set(names).size, 4);
+    assert.ok(names.includes('real.txt'));
+    assert.ok(names.includes(`unreadable name ${ids[0]}`));
+    assert.ok(names.includes(`unreadable name ${ids[1]}`));
+    assert.equal(await text(a.fs, '/planted/real.txt'), 'kept');
+    const real = await a.fs.resolve('/planted/real.txt');
+    assert.throws(() => unwrapNodeKey(dir.key, real.entry.id, real.entry.wrappedKey as string));
+  });
+
+  test('the revocation holds when the key rotation after it does not finish: changes under the folder wait for it, and the owner finishes it', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    const folder = await sharedWithFrank('/halfway', { 'sub/doc.txt': 'old secret' }, 'write');
+    const held = await f.fs.resolve('/shared/alice/halfway/sub/doc.txt');
+    // Alice's client loses main right after the grant is revoked: no part of the new keys arrives.
+    const restore = watchCalls(a, (path) => {
+      if (path.endsWith('/rekey')) throw new Error('connection lost');
+    });
+    let failed: unknown;
+    try {
+      await unshare(a.fs, '/halfway', 'frank');
+    } catch (err) {
+      failed = err;
+    } finally {
+      restore();
+    }
+    assert.equal((failed as { code?: string }).code, 'SEDFS_ERR_REKEY_PENDING');
+    assert.match(
+      (failed as Error).message,
+      /^frank's access to \/halfway is revoked, but replacing the keys did not finish \(connection lost\)\. Until it does, main refuses changes there; finish it with: sedfs unshare --finish$/,
+    );
+    assert.equal(
+      await outcome(() => f.client.call('GET', `/v1/nodes/${folder.entry.id}/children`)),
+      'SEDFS_ERR_NOT_FOUND',
+    );
+    // Nothing is written under the keys frank holds, by anyone, until the keys are replaced.
+    for (const op of [
+      () => a.fs.put([Buffer.from('new secret')], '/halfway/sub/doc.txt'),
+      () => a.fs.put([Buffer.from('new file')], '/halfway/new.txt'),
+      () => a.fs.mkdir('/halfway/new'),
+      () => a.fs.mv('/halfway/sub/doc.txt', '/halfway/doc.txt'),
+      () => a.fs.rm('/halfway/sub/doc.txt'),
+      () => share(a.fs, a.pins, '/halfway/sub', 'bob', 'read'),
+    ])
+      assert.equal(await outcome(op), 'SEDFS_ERR_REKEY_PENDING');
+    assert.equal(await text(a.fs, '/halfway/sub/doc.txt'), 'old secret', 'reading goes on');
+    const pending = await a.client.call<{ rotations: { nodeId: string }[] }>('GET', '/v1/rotations');
+    assert.deepEqual(
+      pending.rotations.map((r) => r.nodeId),
+      [folder.entry.id],
+    );
+
+    assert.deepEqual(await finishRotations(a.fs), [{ path: '/halfway', nodes: 3 }]);
+    assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
+    await a.fs.put([Buffer.from('new secret')], '/halfway/sub/doc.txt');
+    assert.equal(await text(a.fs, '/halfway/sub/doc.txt'), 'new secret');
+    const node = await a.client.call<NodeEntry>('GET', `/v1/nodes/${held.entry.id}`);
+    const fresh = await a.client.call<ContentResponse>('GET', `/v1/nodes/${held.entry.id}/content`);
+    for (const key of [folder.key, held.key]) {
+      assert.throws(() => unwrapNodeKey(key, held.entry.id, node.wrappedKey as string));
+      assert.throws(() => unwrapContentKey(key, fresh.version.id, fresh.version.contentKey));
+    }
+  });
+
+  test('a subtree whose new keys are too many for one request is re-keyed in parts, installed together by the last', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    await a.fs.mkdir('/many/d1/d2', { parents: true });
+    for (const name of ['x', 'y', 'z'])
+      await a.fs.put([Buffer.from(`file ${name}`)], `/many/d1/d2/${name}.txt`);
+    await share(a.fs, a.pins, '/many', 'frank', 'read');
+    await share(a.fs, a.pins, '/many/d1', 'bob', 'read');
+    const d2 = await f.fs.resolve('/shared/alice/many/d1/d2');
+    const parts: { done: boolean; nodes: number; grants: number }[] = [];
+    const restore = watchCalls(a, (path, body) => {
+      if (!path.endsWith('/rekey')) return;
+      const b = body as { done: boolean; nodes: unknown[]; grants: unknown[] };
+      parts.push({ done: b.done, nodes: b.nodes.length, grants: b.grants.length });
+    });
+    try {
+      // About two nodes' worth of JSON a part.
+      assert.deepEqual(await unshare(a.fs, '/many', 'frank', '/', { partBytes: 1200 }), { nodes: 6 });
+    } finally {
+      restore();
+    }
+    assert.ok(parts.length >= 3, `${parts.length} parts`);
+    assert.deepEqual(
+      parts.map((p) => p.done),
+      [...parts.slice(1).map(() => false), true],
+    );
+    assert.equal(
+      parts.reduce((n, p) => n + p.nodes, 0),
+      6,
+    );
+    assert.equal(
+      parts.reduce((n, p) => n + p.grants, 0),
+      1,
+    );
+    for (const name of ['x', 'y', 'z'])
+      assert.equal(await text(a.fs, `/many/d1/d2/${name}.txt`), `file ${name}`);
+    assert.equal(await text((actors.bob as Actor).fs, '/shared/alice/d1/d2/x.txt'), 'file x');
+    const now = await a.fs.resolve('/many/d1/d2');
+    assert.throws(() => unwrapNodeKey(d2.key, now.entry.id, now.entry.wrappedKey as string));
+  });
+
+  test('a big body for a route that takes one is refused before main reads it, unless the caller owns what the URL names', async () => {
+    const a = actors.alice as Actor;
+    const { uploadId } = await a.client.beginUpload();
+    const url = new URL(cluster.mainUrl);
+    const total = 12 * 1024 * 1024;
+    const piece = Buffer.alloc(1024 * 1024, 0x20);
+    /** Sends `total` bytes a piece at a time, each after round trips to main; resolves with what was sent before the answer. */
+    const send = (who: Actor, path: string) =>
+      new Promise<{ status: number | undefined; sent: number }>((resolve, reject) => {
+        let sent = 0;
+        let answer: { status: number | undefined; sent: number } | undefined;
+        const req = httpsRequest({
+          host: url.hostname,
+          port: url.port,
+          method: 'POST',
+          path,
+          ca: cluster.ca,
+          headers: {
+            'content-type': 'application/json',
+            'content-length': total,
+            authorization: `Bearer ${who.client.token}`,
+          },
+        });
+        req.on('response', (res) => {
+          answer = { status: res.statusCode, sent };
+          res.resume();
+          req.destroy();
+          resolve(answer);
+        });
+        req.on('error', (err) => {
+          if (!answer) reject(err);
+        });
+        req.flushHeaders();
+        void (async () => {
+          while (sent < total) {
+            // Main has handled what it was sent before by the time it answers these, and
+            // this side has had turns to read main's answer, if there is one.
+            for (let i = 0; i < 3; i++) await who.client.call('GET', '/v1/me');
+            if (answer) return;
+            req.write(piece);
+            sent += piece.length;
+          }
+          req.end();
+        })().catch(reject);
+      });
+    const carol = actors.carol as Actor;
+    const dave = actors.dave as Actor;
+    for (const [who, path, status] of [
+      [carol, `/v1/nodes/${folderId}/rekey`, 403],
+      [dave, `/v1/nodes/${folderId}/rekey`, 404],
+      [carol, `/v1/uploads/${uploadId}/commit`, 404],
+      [dave, `/v1/uploads/${uploadId}/commit-files`, 404],
+    ] as const) {
+      const answer = await send(who, path);
+      assert.equal(answer.status, status, path);
+      assert.ok(answer.sent < total, `${path}: answered after ${answer.sent} of ${total} bytes`);
     }
   });
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { COMMIT_BODY_LIMIT, CommitFilesRequest, IdParams } from '../../protocol/main-api.js';
 import type { NodeEntry } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser, userBeforeBody } from '../context.js';
+import { type MainContext, requireUser, uploaderBeforeBody } from '../context.js';
 
 /**
  * Many small files at once: each entry's chunks (with receipts) become a blob and a file
@@ -13,7 +13,7 @@ export function commitFilesRoute(app: FastifyInstance, ctx: MainContext): void {
     {
       schema: { params: IdParams, body: CommitFilesRequest },
       bodyLimit: COMMIT_BODY_LIMIT,
-      onRequest: userBeforeBody(ctx),
+      onRequest: uploaderBeforeBody(ctx),
     },
     async (req): Promise<{ nodes: NodeEntry[] }> => {
       const user = requireUser(ctx, req);

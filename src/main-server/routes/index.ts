@@ -14,6 +14,7 @@ import { getPermsRoute } from './get-perms.js';
 import { getSubtreeRoute } from './get-subtree.js';
 import { getUserKeysRoute } from './get-user-keys.js';
 import { listChildrenRoute } from './list-children.js';
+import { listRotationsRoute } from './list-rotations.js';
 import { listServersRoute } from './list-servers.js';
 import { listSharesRoute } from './list-shares.js';
 import { lockNodeRoute } from './lock-node.js';
@@ -26,6 +27,7 @@ import { meRoute } from './me.js';
 import { moveNodeRoute } from './move-node.js';
 import { placeChunksRoute } from './place-chunks.js';
 import { registerServerRoute } from './register-server.js';
+import { rekeyNodeRoute } from './rekey-node.js';
 import { removeServerRoute } from './remove-server.js';
 import { reportBadReplicaRoute } from './report-bad-replica.js';
 import { rotateJoinTokenRoute } from './rotate-join-token.js';
@@ -79,6 +81,8 @@ export const MAIN_ROUTES = [
   getPermsRoute,
   getSubtreeRoute,
   unshareNodeRoute,
+  rekeyNodeRoute,
+  listRotationsRoute,
   lockNodeRoute,
   unlockNodeRoute,
   // cluster health (admin)

@@ -1,19 +1,20 @@
 import type { FastifyInstance } from 'fastify';
-import { NodeParams, UnshareRequest } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser, userBeforeBody } from '../context.js';
+import { NodeParams, UnshareRequest, type UnshareResponse } from '../../protocol/namespace-api.js';
+import { type MainContext, ownerBeforeBody, requireUser } from '../context.js';
 
-/** Revokes a grant and installs the subtree's new keys in one transaction. */
+/**
+ * Revokes a grant, in a transaction of its own: the revoked user is refused from then on,
+ * whatever becomes of the key rotation that follows (`POST /v1/nodes/:id/rekey`).
+ */
 export function unshareNodeRoute(app: FastifyInstance, ctx: MainContext): void {
   app.post<{ Params: { id: string }; Body: UnshareRequest }>(
     '/v1/nodes/:id/unshare',
     {
       schema: { params: NodeParams, body: UnshareRequest },
-      bodyLimit: 256 * 1024 * 1024,
-      onRequest: userBeforeBody(ctx),
+      bodyLimit: 1024,
+      onRequest: ownerBeforeBody(ctx, 'unshare'),
     },
-    async (req) => {
-      ctx.namespace.unshare(requireUser(ctx, req), req.params.id, req.body);
-      return { ok: true };
-    },
+    async (req): Promise<UnshareResponse> =>
+      ctx.namespace.unshare(requireUser(ctx, req), req.params.id, req.body),
   );
 }

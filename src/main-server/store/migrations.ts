@@ -205,4 +205,33 @@ export const MIGRATIONS: string[] = [
   -- Whether a blob is some file's version: such a blob's chunks are read through the file.
   CREATE INDEX versions_by_blob ON versions(blob_id);
   `,
+  `
+  -- An unshare's key rotation not finished yet: the grant is gone (main refuses the
+  -- revoked user from then on), every key under root_id is still to be replaced. Until
+  -- it is, main refuses changes under root_id. attempt is the client's current try,
+  -- whose parts are kept in rotation_nodes and rotation_grants until its last one lands.
+  CREATE TABLE rotations (
+    root_id TEXT PRIMARY KEY REFERENCES nodes(id) ON DELETE CASCADE,
+    started_at INTEGER NOT NULL,
+    attempt TEXT
+  ) STRICT;
+  CREATE TABLE rotation_nodes (
+    root_id TEXT NOT NULL REFERENCES rotations(root_id) ON DELETE CASCADE,
+    node_id TEXT NOT NULL,
+    wrapped_key TEXT NOT NULL,
+    name_enc TEXT,
+    name_mac TEXT,
+    content_key TEXT,
+    version_id TEXT,
+    expect_wrapped_key TEXT,
+    PRIMARY KEY (root_id, node_id)
+  ) STRICT, WITHOUT ROWID;
+  CREATE TABLE rotation_grants (
+    root_id TEXT NOT NULL REFERENCES rotations(root_id) ON DELETE CASCADE,
+    node_id TEXT NOT NULL,
+    grantee_id TEXT NOT NULL,
+    sealed_key TEXT NOT NULL,
+    PRIMARY KEY (root_id, node_id, grantee_id)
+  ) STRICT, WITHOUT ROWID;
+  `,
 ];

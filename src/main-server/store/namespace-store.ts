@@ -74,22 +74,29 @@ export interface SubtreeNode extends NodeRecord {
   contentKey: string | null;
 }
 
-/** The new keys for a subtree after an unshare: every node once, every remaining grant once. */
-export interface Rekey {
-  rootId: string;
-  revokeGranteeId: string;
-  /** `versionId`: the version whose content key `contentKey` re-wraps (it must still be current) */
-  nodes: {
-    id: string;
-    wrappedKey: string;
-    nameEnc?: string;
-    nameMac?: string;
-    contentKey?: string;
-    versionId?: string;
-    /** its wrapped key when the client read it: a node moved or renamed since is refused */
-    expectWrappedKey?: string;
-  }[];
-  grants: { nodeId: string; granteeId: string; sealedKey: string }[];
+/**
+ * A node's new keys in a key rotation: its key wrapped under its parent's new key (the
+ * root's under its parent's unchanged one), its name sealed again under the parent's
+ * new key (not for the root, whose parent's key does not change), and its current
+ * version's content key wrapped under its own new key.
+ */
+export interface RekeyNode {
+  id: string;
+  wrappedKey: string;
+  nameEnc?: string;
+  nameMac?: string;
+  contentKey?: string;
+  /** the version whose content key `contentKey` re-wraps (it must still be current) */
+  versionId?: string;
+  /** its wrapped key when the client read it: a node moved or renamed since is refused */
+  expectWrappedKey?: string;
+}
+
+/** A remaining grant's node key, sealed again to its grantee. */
+export interface RekeyGrant {
+  nodeId: string;
+  granteeId: string;
+  sealedKey: string;
 }
 
 export interface NamespaceStore {
@@ -147,10 +154,30 @@ export interface NamespaceStore {
   subtree(rootId: string): SubtreeNode[];
   grantsInSubtree(rootId: string): GrantRecord[];
   /**
-   * Removes a grant and installs new keys for the whole subtree in one transaction.
-   * Throws SEDFS_ERR_VERSION_CONFLICT if the subtree or its grants changed meanwhile.
+   * Deletes the grant and records, in the same transaction, that every key under
+   * `rootId` is to be replaced. Returns the root of the key rotation that now covers
+   * `rootId`: itself, or a folder above it whose rotation is still pending (one pending
+   * below it becomes part of this one). Undefined, and nothing changed, if there was no
+   * such grant.
    */
-  rekey(rekey: Rekey, now: number): void;
+  revoke(rootId: string, granteeId: string, now: number): string | undefined;
+  /** The root of a pending key rotation on the node or a folder above it, if any. */
+  rotationOnPath(nodeId: string): string | undefined;
+  /** The pending key rotations in the user's tree, oldest first. */
+  rotationsOf(ownerId: string): { rootId: string; startedAt: number }[];
+  /**
+   * Keeps one part of a rotation's new keys until its last part. A part of another
+   * `attempt` than the one kept so far first drops what that one sent.
+   * Throws SEDFS_ERR_NOT_FOUND if no rotation is pending at `rootId`.
+   */
+  stageRekey(rootId: string, attempt: string, nodes: RekeyNode[], grants: RekeyGrant[]): void;
+  /**
+   * Installs the new keys the attempt's parts carried, in one transaction, and ends the
+   * rotation; returns how many nodes got new keys. Throws SEDFS_ERR_VERSION_CONFLICT,
+   * keeping everything as it was, unless they are exactly the subtree's nodes (each as
+   * the client read it) and its remaining grants.
+   */
+  applyRekey(rootId: string, attempt: string, now: number): number;
 
   /** Unexpired locks on the node or any ancestor. */
   locksOnPath(nodeId: string, now: number): LockRecord[];

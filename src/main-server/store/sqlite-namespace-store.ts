@@ -5,7 +5,8 @@ import type {
   LockRecord,
   NamespaceStore,
   NodeRecord,
-  Rekey,
+  RekeyGrant,
+  RekeyNode,
   SubtreeNode,
   UserRecord,
   VersionRecord,
@@ -58,6 +59,9 @@ const toGrant = (r: GrantRow): GrantRecord => ({
 /** The node and its ancestors with their distance from it, as a CTE named `up`. */
 const UP = `WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL
   SELECT n.parent_id, up.depth + 1 FROM nodes n JOIN up ON n.id = up.id WHERE n.parent_id IS NOT NULL)`;
+/** `DOWN` from the named parameter `@root`. */
+const DOWN_ROOT = `WITH RECURSIVE down(id) AS (SELECT @root UNION ALL
+  SELECT n.id FROM nodes n JOIN down ON n.parent_id = down.id)`;
 /** The node and everything under it, as a CTE named `down`. */
 const DOWN = `WITH RECURSIVE down(id) AS (SELECT ? UNION ALL
   SELECT n.id FROM nodes n JOIN down ON n.parent_id = down.id)`;
@@ -422,64 +426,155 @@ export class SqliteNamespaceStore implements NamespaceStore {
     ).map(toGrant);
   }
 
-  rekey(r: Rekey, now: number): void {
+  revoke(rootId: string, granteeId: string, now: number): string | undefined {
+    return this.db.transaction(() => {
+      const gone = this.db
+        .prepare('DELETE FROM grants WHERE node_id = ? AND grantee_id = ?')
+        .run(rootId, granteeId);
+      if (gone.changes !== 1) return undefined;
+      const above = this.rotationOnPath(rootId);
+      if (above) return above;
+      // Rotations are few: one pending below this node is replaced by this one.
+      const pending = this.db.prepare('SELECT root_id FROM rotations').pluck().all() as string[];
+      const drop = this.db.prepare('DELETE FROM rotations WHERE root_id = ?');
+      for (const id of pending) if (this.isAncestor(rootId, id)) drop.run(id);
+      this.db.prepare('INSERT INTO rotations (root_id, started_at) VALUES (?, ?)').run(rootId, now);
+      return rootId;
+    })();
+  }
+
+  rotationOnPath(nodeId: string): string | undefined {
+    // Asked at every change; rotations are few and brief, mostly there are none.
+    if (this.db.prepare('SELECT 1 FROM rotations LIMIT 1').get() === undefined) return undefined;
+    return this.db
+      .prepare(
+        `${UP} SELECT r.root_id FROM up JOIN rotations r ON r.root_id = up.id ORDER BY up.depth DESC LIMIT 1`,
+      )
+      .pluck()
+      .get(nodeId) as string | undefined;
+  }
+
+  rotationsOf(ownerId: string): { rootId: string; startedAt: number }[] {
+    return this.db
+      .prepare(
+        `SELECT r.root_id AS rootId, r.started_at AS startedAt FROM rotations r JOIN nodes n ON n.id = r.root_id
+         WHERE n.owner_id = ? ORDER BY r.started_at, r.root_id`,
+      )
+      .all(ownerId) as { rootId: string; startedAt: number }[];
+  }
+
+  stageRekey(rootId: string, attempt: string, nodes: RekeyNode[], grants: RekeyGrant[]): void {
     this.db.transaction(() => {
+      const kept = this.pendingRotation(rootId);
+      if (kept.attempt !== attempt) {
+        this.db.prepare('DELETE FROM rotation_nodes WHERE root_id = ?').run(rootId);
+        this.db.prepare('DELETE FROM rotation_grants WHERE root_id = ?').run(rootId);
+        this.db.prepare('UPDATE rotations SET attempt = ? WHERE root_id = ?').run(attempt, rootId);
+      }
+      const node = this.db.prepare(
+        `INSERT OR REPLACE INTO rotation_nodes
+           (root_id, node_id, wrapped_key, name_enc, name_mac, content_key, version_id, expect_wrapped_key)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+      );
+      for (const n of nodes)
+        node.run(
+          rootId,
+          n.id,
+          n.wrappedKey,
+          n.nameEnc ?? null,
+          n.nameMac ?? null,
+          n.contentKey ?? null,
+          n.versionId ?? null,
+          n.expectWrappedKey ?? null,
+        );
+      const grant = this.db.prepare(
+        'INSERT OR REPLACE INTO rotation_grants (root_id, node_id, grantee_id, sealed_key) VALUES (?, ?, ?, ?)',
+      );
+      for (const g of grants) grant.run(rootId, g.nodeId, g.granteeId, g.sealedKey);
+    })();
+  }
+
+  applyRekey(rootId: string, attempt: string, now: number): number {
+    return this.db.transaction(() => {
       const conflict = (why: string) =>
         new SedfsError(
           'SEDFS_ERR_VERSION_CONFLICT',
           `the shared folder changed meanwhile (${why}); try again`,
         );
-      const current = new Map(this.subtree(r.rootId).map((n) => [n.id, n]));
-      if (current.size !== r.nodes.length) throw conflict('node count');
-      const revoked = this.db
-        .prepare('DELETE FROM grants WHERE node_id = ? AND grantee_id = ?')
-        .run(r.rootId, r.revokeGranteeId);
-      if (revoked.changes !== 1)
-        throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'that user has no grant on this node');
-      const remaining = this.grantsInSubtree(r.rootId);
-      const given = new Set(r.grants.map((g) => `${g.nodeId}/${g.granteeId}`));
-      if (
-        remaining.length !== r.grants.length ||
-        remaining.some((g) => !given.has(`${g.nodeId}/${g.granteeId}`))
-      ) {
-        throw conflict('grants');
-      }
-      const setKey = this.db.prepare('UPDATE nodes SET wrapped_key = ? WHERE id = ?');
-      const setName = this.db.prepare('UPDATE nodes SET name_enc = ?, name_mac = ? WHERE id = ?');
-      const setContent = this.db.prepare('UPDATE versions SET content_key = ? WHERE id = ?');
-      for (const n of r.nodes) {
-        const old = current.get(n.id);
-        if (!old) throw conflict('unknown node');
-        // Moved or renamed since the client read it: its new key and name would be made
-        // for the folder it was in, and unreadable where it is.
-        if (n.expectWrappedKey !== undefined && n.expectWrappedKey !== old.wrappedKey)
-          throw conflict('a node was moved or renamed');
-        current.delete(n.id);
-        setKey.run(n.wrappedKey, n.id);
-        // The subtree's root keeps its name: its parent's key did not change.
-        if (n.id !== r.rootId) {
-          if (!n.nameEnc || !n.nameMac) throw conflict('missing name');
-          try {
-            setName.run(n.nameEnc, n.nameMac, n.id);
-          } catch (err) {
-            // New names that clash in one folder: not what a client re-encrypting distinct names sends.
-            if (isUniqueViolation(err))
-              throw new SedfsError('SEDFS_ERR_EXISTS', 'two re-encrypted names in one folder are the same');
-            throw err;
-          }
-        }
-        if (old.versionId) {
-          if (!n.contentKey) throw conflict('missing content key');
-          // Re-wrapped from the version the client read: a newer one would get the wrong key.
-          if (n.versionId !== old.versionId) throw conflict('a file has a new version');
-          setContent.run(n.contentKey, old.versionId);
-        }
-      }
-      const reseal = this.db.prepare(
-        'UPDATE grants SET sealed_key = ?, granted_at = ? WHERE node_id = ? AND grantee_id = ?',
+      if (this.pendingRotation(rootId).attempt !== attempt) throw conflict('another attempt began');
+      const one = (sql: string) => this.db.prepare(sql).pluck().get({ root: rootId }) as number;
+      // Set-wise, in SQL: a subtree may hold millions of nodes, none of them loaded here.
+      const staged = one('SELECT count(*) FROM rotation_nodes WHERE root_id = @root');
+      const inTree = one(`${DOWN_ROOT} SELECT count(*) FROM down`);
+      const matched = one(
+        `${DOWN_ROOT} SELECT count(*) FROM down JOIN rotation_nodes s ON s.root_id = @root AND s.node_id = down.id`,
       );
-      for (const g of r.grants) reseal.run(g.sealedKey, now, g.nodeId, g.granteeId);
+      if (staged !== inTree || matched !== inTree) throw conflict('node count');
+      const grantsStaged = one('SELECT count(*) FROM rotation_grants WHERE root_id = @root');
+      const grantsInTree = one(`${DOWN_ROOT} SELECT count(*) FROM down JOIN grants g ON g.node_id = down.id`);
+      const grantsMatched = one(
+        `${DOWN_ROOT} SELECT count(*) FROM down JOIN grants g ON g.node_id = down.id
+         JOIN rotation_grants s ON s.root_id = @root AND s.node_id = g.node_id AND s.grantee_id = g.grantee_id`,
+      );
+      if (grantsStaged !== grantsInTree || grantsMatched !== grantsInTree) throw conflict('grants');
+      const any = (sql: string) => this.db.prepare(sql).get({ root: rootId }) !== undefined;
+      // Moved or renamed since the client read it: its new key and name would be made
+      // for the folder it was in, and unreadable where it is.
+      if (
+        any(`SELECT 1 FROM rotation_nodes s JOIN nodes n ON n.id = s.node_id WHERE s.root_id = @root
+             AND s.expect_wrapped_key IS NOT NULL AND s.expect_wrapped_key IS NOT n.wrapped_key LIMIT 1`)
+      )
+        throw conflict('a node was moved or renamed');
+      if (
+        any(`SELECT 1 FROM rotation_nodes WHERE root_id = @root AND node_id != @root
+             AND (name_enc IS NULL OR name_mac IS NULL) LIMIT 1`)
+      )
+        throw conflict('missing name');
+      // Re-wrapped from the version the client read: a newer one would get the wrong key.
+      if (
+        any(`SELECT 1 FROM rotation_nodes s JOIN nodes n ON n.id = s.node_id WHERE s.root_id = @root
+             AND n.version_id IS NOT NULL AND (s.content_key IS NULL OR s.version_id IS NOT n.version_id) LIMIT 1`)
+      )
+        throw conflict('a file has a new version');
+      this.db
+        .prepare(
+          `UPDATE versions SET content_key = s.content_key FROM rotation_nodes s JOIN nodes n ON n.id = s.node_id
+           WHERE s.root_id = @root AND n.version_id = s.version_id AND versions.id = n.version_id`,
+        )
+        .run({ root: rootId });
+      try {
+        // The subtree's root keeps its name: its parent's key did not change.
+        this.db
+          .prepare(
+            `UPDATE nodes SET wrapped_key = s.wrapped_key,
+               name_enc = CASE WHEN nodes.id = @root THEN nodes.name_enc ELSE s.name_enc END,
+               name_mac = CASE WHEN nodes.id = @root THEN nodes.name_mac ELSE s.name_mac END
+             FROM rotation_nodes s WHERE s.root_id = @root AND nodes.id = s.node_id`,
+          )
+          .run({ root: rootId });
+      } catch (err) {
+        // New names that clash in one folder: not what a client re-encrypting distinct names sends.
+        if (isUniqueViolation(err))
+          throw new SedfsError('SEDFS_ERR_EXISTS', 'two re-encrypted names in one folder are the same');
+        throw err;
+      }
+      this.db
+        .prepare(
+          `UPDATE grants SET sealed_key = s.sealed_key, granted_at = @now FROM rotation_grants s
+           WHERE s.root_id = @root AND grants.node_id = s.node_id AND grants.grantee_id = s.grantee_id`,
+        )
+        .run({ root: rootId, now });
+      this.db.prepare('DELETE FROM rotations WHERE root_id = ?').run(rootId);
+      return inTree;
     })();
+  }
+
+  private pendingRotation(rootId: string): { attempt: string | null } {
+    const row = this.db.prepare('SELECT attempt FROM rotations WHERE root_id = ?').get(rootId) as
+      | { attempt: string | null }
+      | undefined;
+    if (!row) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'no key rotation is pending for this node');
+    return row;
   }
 
   locksOnPath(nodeId: string, now: number): LockRecord[] {

@@ -423,11 +423,17 @@ describe('SqliteNamespaceStore', () => {
     s.close();
   });
 
-  test('a node id in use, and re-encrypted names that clash in a folder, are refused as SEDFS_ERR_EXISTS, not as a database error', () => {
+  /** A store holding `user` (home 1) and user v (id 101, home 60). */
+  const withTwoUsers = () => {
     const s = db();
     const ns = new SqliteNamespaceStore(s.db);
     ns.createUser(user, node(1, null, 'dir', null));
     ns.createUser({ ...user, id: hex(101), name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
+    return { s, ns };
+  };
+
+  test('a node id in use, and re-encrypted names that clash in a folder, are refused as SEDFS_ERR_EXISTS, not as a database error, after the grant is gone', () => {
+    const { s, ns } = withTwoUsers();
     ns.createNode(node(2, 1, 'dir', 2));
     ns.createNode(node(3, 2, 'file', 3));
     ns.createNode(node(4, 2, 'file', 4));
@@ -443,25 +449,54 @@ describe('SqliteNamespaceStore', () => {
       sealedName: 'n',
       grantedAt: 1,
     });
+    assert.equal(ns.revoke(hex(2), hex(101), 4), hex(2));
+    assert.equal(ns.grantsTo(hex(101)).length, 0, 'revoked before any key is replaced');
     const clashing = { wrappedKey: 'w2', nameEnc: 'e2', nameMac: hex(9, 64) };
-    assert.throws(
-      () =>
-        ns.rekey(
-          {
-            rootId: hex(2),
-            revokeGranteeId: hex(101),
-            nodes: [
-              { id: hex(2), wrappedKey: 'w2' },
-              { id: hex(3), ...clashing },
-              { id: hex(4), ...clashing },
-            ],
-            grants: [],
-          },
-          5,
-        ),
-      { code: 'SEDFS_ERR_EXISTS' },
+    ns.stageRekey(
+      hex(2),
+      hex(77),
+      [
+        { id: hex(2), wrappedKey: 'w2' },
+        { id: hex(3), ...clashing },
+        { id: hex(4), ...clashing },
+      ],
+      [],
     );
-    assert.equal(ns.grantsTo(hex(101)).length, 1, 'nothing of the re-key was kept');
+    assert.throws(() => ns.applyRekey(hex(2), hex(77), 5), { code: 'SEDFS_ERR_EXISTS' });
+    assert.equal(ns.rotationOnPath(hex(3)), hex(2), 'nothing of the re-key was kept: it is still pending');
+    assert.equal(ns.getNode(hex(3))?.wrappedKey, node(3, 2, 'file', 3).wrappedKey);
+    s.close();
+  });
+
+  test('a revocation under a pending key rotation joins it, one above takes in those below, and removing the folder ends it', () => {
+    const { s, ns } = withTwoUsers();
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'dir', 3));
+    ns.createNode(node(4, 3, 'dir', 4));
+    for (const n of [2, 3, 4])
+      ns.putGrant({
+        nodeId: hex(n),
+        granteeId: hex(101),
+        perm: 'read',
+        sealedKey: 'k',
+        sealedName: 'n',
+        grantedAt: 1,
+      });
+    assert.equal(ns.revoke(hex(3), hex(101), 1), hex(3));
+    assert.equal(ns.revoke(hex(4), hex(101), 2), hex(3), 'below a pending rotation: part of it');
+    assert.equal(ns.revoke(hex(2), hex(101), 3), hex(2));
+    assert.deepEqual(
+      ns.rotationsOf(user.id).map((r) => r.rootId),
+      [hex(2)],
+    );
+    assert.equal(ns.rotationOnPath(hex(4)), hex(2));
+    assert.equal(ns.rotationOnPath(hex(1)), undefined);
+    assert.equal(ns.revoke(hex(2), hex(101), 4), undefined, 'no grant left: nothing to revoke');
+    assert.deepEqual(ns.grantsTo(hex(101)), []);
+    ns.stageRekey(hex(2), hex(77), [{ id: hex(2), wrappedKey: 'w2' }], []);
+    ns.deleteNode(hex(2), 5);
+    assert.deepEqual(ns.rotationsOf(user.id), []);
+    assert.equal(s.db.prepare('SELECT count(*) FROM rotation_nodes').pluck().get(), 0);
     s.close();
   });
 
@@ -517,11 +552,8 @@ describe('SqliteNamespaceStore', () => {
   });
 
   test('a re-key made from a version that is no longer current is refused, and keeps nothing', () => {
-    const s = db();
-    const ns = new SqliteNamespaceStore(s.db);
+    const { s, ns } = withTwoUsers();
     registerServers(s, [hex(200)], 1);
-    ns.createUser(user, node(1, null, 'dir', null));
-    ns.createUser({ ...user, id: hex(101), name: 'v', rootId: hex(60) }, node(60, null, 'dir', null));
     ns.createNode(node(2, 1, 'dir', 2));
     s.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10 });
     const version = (v: number, target: Parameters<typeof ns.commitVersion>[0]) =>
@@ -556,37 +588,41 @@ describe('SqliteNamespaceStore', () => {
     });
     // The owner read the subtree at version 40; version 41 landed before the re-key did.
     version(41, { kind: 'existing', nodeId: hex(3) });
-    const rekey = (versionId: string, expectWrappedKey?: string) =>
-      ns.rekey(
-        {
-          rootId: hex(2),
-          revokeGranteeId: hex(101),
-          nodes: [
-            { id: hex(2), wrappedKey: 'w2' },
-            {
-              id: hex(3),
-              wrappedKey: 'w3',
-              nameEnc: 'e3',
-              nameMac: hex(3, 64),
-              contentKey: 'rewrapped',
-              versionId,
-              ...(expectWrappedKey ? { expectWrappedKey } : {}),
-            },
-          ],
-          grants: [],
-        },
-        5,
+    assert.equal(ns.revoke(hex(2), hex(101), 4), hex(2));
+    let attempts = 80;
+    const rekey = (versionId: string, expectWrappedKey?: string) => {
+      const attempt = hex(attempts++);
+      ns.stageRekey(
+        hex(2),
+        attempt,
+        [
+          { id: hex(2), wrappedKey: 'w2' },
+          {
+            id: hex(3),
+            wrappedKey: 'w3',
+            nameEnc: 'e3',
+            nameMac: hex(3, 64),
+            contentKey: 'rewrapped',
+            versionId,
+            ...(expectWrappedKey ? { expectWrappedKey } : {}),
+          },
+        ],
+        [],
       );
+      return ns.applyRekey(hex(2), attempt, 5);
+    };
     assert.throws(() => rekey(hex(40)), { code: 'SEDFS_ERR_VERSION_CONFLICT', message: /new version/ });
     // A node moved or renamed after the client read it (its wrapped key is not the one read).
     assert.throws(() => rekey(hex(41), 'what it was before a move'), {
       code: 'SEDFS_ERR_VERSION_CONFLICT',
       message: /moved or renamed/,
     });
-    assert.equal(ns.grantsTo(hex(101)).length, 1, 'nothing of the re-key was kept');
+    assert.equal(ns.rotationOnPath(hex(3)), hex(2), 'nothing of the re-key was kept: it is still pending');
     assert.equal(ns.getNode(hex(3))?.wrappedKey, node(3, 2, 'file', 3).wrappedKey);
-    rekey(hex(41));
+    assert.equal(rekey(hex(41)), 2);
     assert.equal(ns.getVersion(hex(41))?.contentKey, 'rewrapped');
+    assert.equal(ns.getNode(hex(3))?.wrappedKey, 'w3');
+    assert.equal(ns.rotationOnPath(hex(3)), undefined, 'the rotation is over');
     s.close();
   });
 
