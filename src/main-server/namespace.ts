@@ -315,13 +315,18 @@ export class NamespaceService {
     if (!grantee || grantee.id === user.id)
       throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'no such user to share with');
     this.notRekeying(id);
-    this.store.putGrant({
-      nodeId: id,
-      granteeId: grantee.id,
-      perm: req.perm,
-      sealedKey: req.sealedKey,
-      sealedName: req.sealedName,
-      grantedAt: this.now(),
+    this.store.atomically(() => {
+      this.store.putGrant({
+        nodeId: id,
+        granteeId: grantee.id,
+        perm: req.perm,
+        sealedKey: req.sealedKey,
+        sealedName: req.sealedName,
+        grantedAt: this.now(),
+      });
+      // Shared again to read only: their locks would go on refusing everyone's changes,
+      // and they could no longer renew or release them.
+      if (req.perm === 'read') this.releaseRevokedLocks(user, id, grantee.id, 'share');
     });
     this.audit.write({ event: 'share', user: user.id, node: id, target: grantee.id, perm: req.perm });
   }
@@ -389,7 +394,7 @@ export class NamespaceService {
     const rotation = this.store.atomically(() => {
       const root = this.store.revoke(id, req.grantee, this.now());
       if (!root) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'that user has no grant on this node');
-      this.releaseRevokedLocks(user, id, req.grantee);
+      this.releaseRevokedLocks(user, id, req.grantee, 'unshare');
       return root;
     });
     this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
@@ -441,8 +446,13 @@ export class NamespaceService {
     );
   }
 
-  /** Drops the locks `granteeId` holds under `rootId` on nodes they may no longer write. */
-  private releaseRevokedLocks(owner: UserRecord, rootId: string, granteeId: string): void {
+  /** Drops the locks `granteeId` holds under `rootId` on nodes they may no longer write (unshare, or shared again to read). */
+  private releaseRevokedLocks(
+    owner: UserRecord,
+    rootId: string,
+    granteeId: string,
+    op: 'unshare' | 'share',
+  ): void {
     const grantee = this.store.userById(granteeId);
     if (!grantee) return;
     let released = 0;
@@ -456,14 +466,14 @@ export class NamespaceService {
         user: owner.id,
         node: lock.nodeId,
         target: granteeId,
-        op: 'unshare',
+        op,
       });
       released++;
     }
     if (released > 0)
       this.log.info(
         { node: rootId, grantee: granteeId, locks: released },
-        'locks the revoked user held where they can no longer write were released',
+        'locks a user held where they can no longer write were released',
       );
   }
 

@@ -835,6 +835,18 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(out.bytes().toString(), 'read across a re-key');
   });
 
+  test('a writer shared the folder again to read only loses the locks they held in it', async () => {
+    const a = actors.alice as Actor;
+    const d = actors.dave as Actor;
+    await a.fs.mkdir('/downgrade');
+    await a.fs.put([Buffer.from('v1')], '/downgrade/f.txt');
+    await share(a.fs, a.pins, '/downgrade', 'dave', 'write');
+    await lock(d.fs, '/shared/alice/downgrade/f.txt', 3600);
+    await share(a.fs, a.pins, '/downgrade', 'dave', 'read');
+    await a.fs.put([Buffer.from('v2')], '/downgrade/f.txt');
+    assert.equal(await text(a.fs, '/downgrade/f.txt'), 'v2');
+  });
+
   test('small files put at once across an unshare land under the new keys', async () => {
     const a = actors.alice as Actor;
     await a.fs.mkdir('/race2');
