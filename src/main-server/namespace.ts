@@ -514,7 +514,17 @@ export class NamespaceService {
  * unshare replaced it (see ExpectWrappedKey): kept, it would be unreadable to everyone.
  */
 function keysUnchanged(node: NodeRecord, expected: string | undefined): void {
-  if (expected !== undefined && node.wrappedKey !== expected)
+  // Required wherever a key can be replaced (every node but a home folder, which is never
+  // shared, so never re-keyed): a client that left it out could write under a key an
+  // unshare replaced, one the revoked user holds.
+  if (expected === undefined) {
+    if (node.wrappedKey === null) return;
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      'the wrapped key the client opened this folder or file with is required (expectWrappedKey, expectParentWrappedKey)',
+    );
+  }
+  if (node.wrappedKey !== expected)
     throw new SedfsError(
       'SEDFS_ERR_VERSION_CONFLICT',
       'its keys were replaced meanwhile (the folder was unshared); run it again',

@@ -316,6 +316,24 @@ describe('the encrypted namespace', () => {
     assert.equal((await fs.resolve('/made/new')).entry.kind, 'dir');
   });
 
+  test('a folder made without the wrapped key its parent was opened with is refused, except in a home folder, whose key never changes', async () => {
+    const dir = await fs.mkdir('/witness');
+    const home = await fs.resolve('/');
+    const made = (parent: typeof dir, witness: boolean) => {
+      const id = randomHexId();
+      return fs.client.call('POST', `/v1/nodes/${parent.entry.id}/children`, {
+        id,
+        nameMac: nameMac(parent.key, `w-${id}`),
+        nameEnc: encryptName(parent.key, parent.entry.id, id, `w-${id}`),
+        wrappedKey: wrapNodeKey(parent.key, id, newNodeKey()),
+        ...(witness ? { expectParentWrappedKey: parent.entry.wrappedKey as string } : {}),
+      });
+    };
+    await assert.rejects(made(dir, false), (err: SedfsError) => err.code === 'SEDFS_ERR_BAD_REQUEST');
+    await made(dir, true);
+    await made(home, false);
+  });
+
   test('an entry whose stored name could lead out of a folder is left out, said, and never followed', async () => {
     // A writer of a shared folder can store any name, not only what the client lets
     // through: this one goes around the client to main's API, as such a writer would.
@@ -324,6 +342,7 @@ describe('the encrypted namespace', () => {
     const id = randomHexId();
     await fs.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
       id,
+      expectParentWrappedKey: dir.entry.wrappedKey as string,
       nameMac: nameMac(dir.key, '..'),
       nameEnc: encryptName(dir.key, dir.entry.id, id, '..'),
       wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),

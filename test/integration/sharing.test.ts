@@ -433,6 +433,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const id = randomHexId();
     await f.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
       id,
+      expectParentWrappedKey: dir.entry.wrappedKey as string,
       nameMac: nameMac(dir.key, 'zz-decoy'),
       nameEnc: encryptName(dir.key, dir.entry.id, id, 'report.txt'),
       wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
@@ -441,6 +442,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const broken = randomHexId();
     await f.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
       id: broken,
+      expectParentWrappedKey: dir.entry.wrappedKey as string,
       nameMac: nameMac(dir.key, 'broken.txt'),
       nameEnc: encryptName(dir.key, dir.entry.id, broken, 'broken.txt'),
       wrappedKey: wrapNodeKey(dir.key, randomHexId(), newNodeKey()),
@@ -486,6 +488,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     for (const id of ids)
       await f.client.call('POST', `/v1/nodes/${dir.entry.id}/children`, {
         id,
+        expectParentWrappedKey: dir.entry.wrappedKey as string,
         nameMac: randomHexId() + randomHexId(),
         nameEnc: 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA',
         wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
