@@ -190,7 +190,17 @@ export async function startFileServer(
   );
 
   const url = ownUrl ?? `${scheme}://127.0.0.1:${port}`;
-  await writeFileAtomic(join(config.data, 'fileserver.addr'), `${url}\n`, 0o644, syncDirectory);
+  try {
+    await writeFileAtomic(join(config.data, 'fileserver.addr'), `${url}\n`, 0o644, syncDirectory);
+  } catch (err) {
+    // Listening already: a start that fails from here must let go of its port and
+    // connections, or the process (a test, `sedfs dev`) never ends.
+    await app.close();
+    chunkReader.close();
+    await agent.close();
+    flush();
+    throw err;
+  }
   log.info({ server: serverId, port, main: config.main }, 'file server listening');
   const joined = link.start(stopJoining.signal);
   if (tls) enrollment?.startRenewing(tls);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -161,6 +161,32 @@ test('a file server on a file system that refuses to fsync directories writes it
   } finally {
     await server?.close();
     restore();
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a file server whose start fails after it began listening lets go of its port', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-failed-start-'));
+  const fsData = join(root, 'fs1');
+  // Its address file cannot be written: a folder stands where it goes.
+  mkdirSync(join(fsData, 'fileserver.addr'), { recursive: true });
+  const config = {
+    ...parseConfig(
+      FILE_SERVER_CONFIG,
+      { main: 'http://127.0.0.1:9', insecureHttp: true, host: '127.0.0.1', port: 0, data: fsData },
+      {},
+    ),
+    main: 'http://127.0.0.1:9',
+    joinToken: 'unused',
+  };
+  const listeners = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
+  const before = listeners();
+  try {
+    await assert.rejects(startFileServer(config, { console: false }), { code: 'EISDIR' });
+    // A closed handle leaves the list once the event loop has run its close callback.
+    for (let i = 0; i < 50 && listeners() > before; i++) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(listeners(), before);
+  } finally {
     rmSync(root, { recursive: true, force: true });
   }
 });
