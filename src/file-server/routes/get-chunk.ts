@@ -73,6 +73,10 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     let taken: number | undefined;
     /** fails the piece being written: the socket is destroyed and will not take it */
     let stall: ((err: Error) => void) | undefined;
+    /** a piece is with the socket: silence is the reader's, else this server's disk's */
+    let writing = false;
+    /** why the connection was cut, if it was */
+    let cut: string | undefined;
     try {
       await ctx.store.send(
         id,
@@ -93,20 +97,23 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
             }
             // Destroyed, the socket reads nothing more from the store's buffer: it can go.
             res.destroy();
-            stall?.(
-              new Error(
-                late
-                  ? `the reader took the chunk slower than ${minRate} bytes/s`
-                  : `the reader took nothing for ${idleMs / 1000} s`,
-              ),
-            );
+            // Cut either way: a reader held up by this server's disk does better at another
+            // copy. With no piece at the socket, the send fails at its next write.
+            cut = late
+              ? `the reader took the chunk slower than ${minRate} bytes/s`
+              : writing
+                ? `the reader took nothing for ${idleMs / 1000} s`
+                : `the chunk's next block took over ${idleMs / 1000} s to read from this server's disk`;
+            if (writing) stall?.(new Error(cut));
           }, idleMs);
           idle.unref();
         },
         (piece) =>
           new Promise((resolve, reject) => {
             stall = reject;
+            writing = true;
             res.write(piece, (err) => {
+              writing = false;
               // The baseline moves where the timer restarts, not at the write: the
               // response corks its socket and hands the piece over at the next tick.
               idle?.refresh();
@@ -121,7 +128,7 @@ export function getChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       if (!started) throw err;
       // Mid-body (a disk error, a reader gone or stalled): cut the connection so the
       // reader sees a short body and tries another copy.
-      req.log.warn({ chunk: id, reason: (err as Error).message }, 'chunk send failed mid-body');
+      req.log.warn({ chunk: id, reason: cut ?? (err as Error).message }, 'chunk send failed mid-body');
       res.destroy();
     } finally {
       clearTimeout(idle);

@@ -355,3 +355,36 @@ test('under TLS, the count of bytes taken holds the encrypted bytes the connecti
     assert.ok(last > 8 * MiB, `${last} bytes once the write completed`);
   });
 });
+
+test('a send held up by this server’s own disk is cut as the disk’s fault, not the reader’s', {
+  timeout: 20_000,
+}, async () => {
+  const slowLines: string[] = [];
+  const slowApp = createHttpApp(pino({ level: 'warn' }, { write: (l: string) => slowLines.push(l) }));
+  // A store whose first block goes out and whose next comes back from the disk only
+  // after twice the idle time.
+  const diskStalls = {
+    send: async (_id: string, ready: (size: number) => void, write: (piece: Buffer) => Promise<void>) => {
+      ready(2 * 65536);
+      await write(Buffer.alloc(65536, 1));
+      await new Promise((r) => setTimeout(r, 600));
+      await write(Buffer.alloc(65536, 2));
+    },
+  };
+  getChunkRoute(slowApp, { ...routeContext(300), store: diskStalls } as unknown as FileServerContext);
+  await slowApp.listen({ host: '127.0.0.1', port: 0 });
+  try {
+    const reader = connect({ host: '127.0.0.1', port: (slowApp.server.address() as { port: number }).port });
+    await once(reader, 'connect');
+    reader.write(REQUEST);
+    reader.resume();
+    await once(reader, 'close');
+    await until(() => slowLines.some((l) => l.includes('chunk send failed mid-body')));
+    assert.ok(
+      slowLines.some((l) => l.includes("to read from this server's disk")),
+      slowLines.join('\n'),
+    );
+  } finally {
+    await slowApp.close();
+  }
+});
