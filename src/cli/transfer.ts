@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
-import { createFileWriter } from '../common/direct-file-writer.js';
+import { createFileWriter, type FileWriter } from '../common/direct-file-writer.js';
 import { fileSource, renameReplacing } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
@@ -155,7 +155,13 @@ export async function getFile(
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
   await mkdir(dirname(local), { recursive: true });
   const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
-  const out = createFileWriter(tmp, 0o600, node.entry.size);
+  // Made before anything is fetched: a file that cannot be made here fails the get now.
+  let out: FileWriter;
+  try {
+    out = createFileWriter(tmp, 0o600, node.entry.size);
+  } catch (err) {
+    throw writeFailure(local, err);
+  }
   const forget = onInterrupt(() => rmSync(tmp, { force: true }));
   const bar = progressBar(
     `get ${node.name}`,
@@ -163,22 +169,61 @@ export async function getFile(
     opts.progress !== false && process.stdout.isTTY === true,
   );
   try {
-    await fs.get(node, out, {
-      onProgress: bar.update,
-      ...(out.bufferFor ? { buffers: out.bufferFor } : {}),
-      ...(opts.content ? { content: opts.content } : {}),
+    await whileWritingTo(out, local, async () => {
+      await fs.get(node, out, {
+        onProgress: bar.update,
+        ...(out.bufferFor ? { buffers: out.bufferFor } : {}),
+        ...(opts.content ? { content: opts.content } : {}),
+      });
+      out.end();
+      await finished(out);
     });
-    out.end();
-    await finished(out);
     await renameReplacing(tmp, local);
     bar.done();
   } catch (err) {
+    // What failed is being thrown; closing a file that is being deleted may fail too.
+    out.on('error', () => undefined);
     out.destroy();
     await rm(tmp, { force: true });
     throw err;
   } finally {
     forget();
   }
+}
+
+/**
+ * Runs `work`, which writes to `out`, and fails as soon as `out` fails, with `cannot
+ * write WHAT: …` (the error's code kept). A stream's 'error' that nobody listens for
+ * ends the process with a stack trace, and a download listens to its output only while
+ * it waits for 'drain': this listens from the start to the end of `work`. If `out` fails
+ * first, `work` may still be waiting on the network; it writes nothing more (a failed
+ * stream is destroyed).
+ */
+export async function whileWritingTo<T>(out: Writable, what: string, work: () => Promise<T>): Promise<T> {
+  // Destroyed already (in the shell, a pipe an earlier command found closed): it takes nothing.
+  if (out.destroyed) throw writeFailure(what, out.errored ?? new Error('the output is closed'));
+  let onError: (err: unknown) => void = () => undefined;
+  const failed = new Promise<never>((_resolve, reject) => {
+    onError = (err) => reject(writeFailure(what, err));
+  });
+  const onClose = () => {
+    if (!out.writableFinished) onError(out.errored ?? new Error('the output was closed'));
+  };
+  out.on('error', onError);
+  out.on('close', onClose);
+  try {
+    return await Promise.race([work(), failed]);
+  } finally {
+    out.removeListener('error', onError);
+    out.removeListener('close', onClose);
+  }
+}
+
+/** A local file or stdout that could not be written, said as such, its code (EPIPE…) kept. */
+function writeFailure(what: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const failure = new Error(`cannot write ${what}: ${(err as Error).message ?? String(err)}`, { cause: err });
+  return code === undefined ? failure : Object.assign(failure, { code });
 }
 
 export async function getTree(

@@ -85,6 +85,15 @@ describe('the sedfs CLI against a real cluster', () => {
     assert.equal(existsSync(target), false);
   });
 
+  test('a get whose local file cannot be made is one clear line, not a crash', async () => {
+    assert.equal((await sedfs('write', '/small.txt', 'hello')).code, 0);
+    // /proc takes no new files, even from root.
+    assertOneLineError(
+      await sedfs('get', '/small.txt', '/proc/small.txt'),
+      /^sedfs: cannot write \/proc\/small\.txt: ENOENT/,
+    );
+  });
+
   test('a get interrupted with Ctrl-C or SIGTERM leaves no partial plaintext behind', async () => {
     const big = join(work, 'interrupt.bin');
     writeFileSync(big, seededBytes(12, 256 * 1024 * 1024));
