@@ -154,7 +154,9 @@ export async function getFile(
   if (node.entry.kind !== 'file')
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
   await mkdir(dirname(local), { recursive: true });
-  const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
+  // Not named after the file: a name of up to 255 bytes is valid, and any longer than
+  // 234 became a temporary name longer than file systems take (ENAMETOOLONG).
+  const tmp = join(dirname(local), `.${randomHexId(8)}.sedfs-part`);
   // Made before anything is fetched: a file that cannot be made here fails the get now.
   let out: FileWriter;
   try {

@@ -94,6 +94,22 @@ describe('the sedfs CLI against a real cluster', () => {
     );
   });
 
+  test('a file with a 255-byte name downloads with get and with get -r', async () => {
+    // As long as a name may be: a temporary name made from it would be longer still.
+    const long = `${'n'.repeat(251)}.txt`;
+    assert.equal((await sedfs('mkdir', '/long')).code, 0);
+    for (const name of [long, 'a.txt', 'b.txt'])
+      assert.equal((await sedfs('write', `/long/${name}`, name.slice(0, 5))).code, 0);
+    const into = mkdtempSync(join(work, 'long-'));
+    const one = await sedfs('get', `/long/${long}`, into);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(readFileSync(join(into, long), 'utf8'), 'nnnnn\n');
+    const tree = await sedfs('get', '-r', '/long', join(into, 'tree'));
+    assert.equal(tree.code, 0, tree.stderr);
+    assert.deepEqual(readdirSync(join(into, 'tree')).sort(), ['a.txt', 'b.txt', long]);
+    assert.equal(readFileSync(join(into, 'tree', 'b.txt'), 'utf8'), 'b.txt\n');
+  });
+
   test('a get interrupted with Ctrl-C or SIGTERM leaves no partial plaintext behind', async () => {
     const big = join(work, 'interrupt.bin');
     writeFileSync(big, seededBytes(12, 256 * 1024 * 1024));
