@@ -37,10 +37,15 @@ export async function putFile(
 ): Promise<void> {
   const { size } = await stat(local);
   const bar = progressBar(`put ${basename(local)}`, size);
-  await fs.put(fileSource(local), remote, {
-    onProgress: bar.update,
-    ...(onWarning ? { onWarning } : {}),
-  });
+  try {
+    await fs.put(fileSource(local), remote, {
+      onProgress: bar.update,
+      ...(onWarning ? { onWarning } : {}),
+    });
+  } catch (err) {
+    bar.abort();
+    throw err;
+  }
   bar.done();
 }
 
@@ -183,6 +188,7 @@ export async function getFile(
     await renameReplacing(tmp, local);
     bar.done();
   } catch (err) {
+    bar.abort();
     // What failed is being thrown; closing a file that is being deleted may fail too.
     out.on('error', () => undefined);
     out.destroy();

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { after, test } from 'node:test';
-import { getFile } from '../../../src/cli/transfer.js';
+import { after, mock, test } from 'node:test';
+import { getFile, putFile } from '../../../src/cli/transfer.js';
 import type { FileSystem, OpenNode, TransferOptions } from '../../../src/client/file-system.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-transfer-'));
@@ -27,15 +27,44 @@ const file = (size: number): OpenNode => ({
   path: '/f.bin',
 });
 
-/** A file system whose `get` of `node` is `get`, with nothing behind it. */
+/** A file system whose `get` of `node` is `get` (and `put` is `put`), with nothing behind it. */
 function fakeFs(
   node: OpenNode,
   get: (out: Writable, opts: TransferOptions) => Promise<{ size: number }>,
+  put: (opts: TransferOptions) => Promise<OpenNode> = async () => node,
 ): FileSystem {
   return {
     nodeOf: async () => node,
     get: (_target: unknown, out: Writable, opts: TransferOptions = {}) => get(out, opts),
+    put: (_source: unknown, _path: string, opts: TransferOptions = {}) => put(opts),
   } as unknown as FileSystem;
+}
+
+/**
+ * What `body` writes to stderr, with stdout taken for a terminal (where bars are drawn)
+ * and the clock moved on by `clock.tick`.
+ */
+async function onTerminal(body: (clock: { tick(ms: number): void }) => Promise<void>): Promise<string> {
+  const wasTty = process.stdout.isTTY;
+  process.stdout.isTTY = true;
+  let now = 0;
+  mock.method(Date, 'now', () => now);
+  let stderr = '';
+  mock.method(process.stderr, 'write', (text: string) => {
+    stderr += text;
+    return true;
+  });
+  try {
+    await body({
+      tick: (ms) => {
+        now += ms;
+      },
+    });
+  } finally {
+    mock.restoreAll();
+    process.stdout.isTTY = wasTty;
+  }
+  return stderr;
 }
 
 for (const size of [10, 8 * 1024 * 1024]) {
@@ -94,4 +123,26 @@ test('a get has made its temporary file before it fetches anything, so one that 
   assert.equal(seen.length, 1);
   assert.match(seen[0] as string, /\.sedfs-part$/);
   assert.deepEqual(readdirSync(dir), []);
+});
+
+test('a transfer failing after its bar was drawn ends the bar’s line, so the error starts a line of its own', async () => {
+  const dir = mkdtempSync(join(root, 'bar-'));
+  const local = join(dir, 'up.bin');
+  writeFileSync(local, Buffer.alloc(1000));
+  for (const what of ['get', 'put']) {
+    const stderr = await onTerminal(async (clock) => {
+      // A second and a half in, 40% done, the transfer fails.
+      const failing = async (opts: TransferOptions): Promise<never> => {
+        opts.onProgress?.(100);
+        clock.tick(1500);
+        opts.onProgress?.(400);
+        throw new Error('cannot reach the file servers');
+      };
+      const fs = fakeFs(file(1000), (_out, opts) => failing(opts), failing);
+      const transfer =
+        what === 'get' ? getFile(fs, '/f.bin', join(dir, 'f.bin'), '/') : putFile(fs, local, '/up.bin');
+      await assert.rejects(transfer, /cannot reach/);
+    });
+    assert.match(stderr, /^\r.* 40%.*\n$/, `${what}: ${JSON.stringify(stderr)}`);
+  }
 });
