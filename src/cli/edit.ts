@@ -72,22 +72,29 @@ Examples:
         // lock the user held already (`sedfs lock`) stays theirs when the edit ends.
         const LEASE_S = 120;
         const heldBefore = existing ? (await lock(fs, existing.path, LEASE_S)).renewed : true;
-        const renew = existing
-          ? setInterval(
-              () => void lock(fs, existing.path, LEASE_S).catch(() => undefined),
-              (LEASE_S / 3) * 1000,
-            )
-          : undefined;
-        const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
-        const dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
-        const file = join(dir, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
+        let renew: NodeJS.Timeout | undefined;
+        let dir: string | undefined;
         // The decrypted copy goes when sedfs does, unless it holds edits not yet uploaded.
         let unsaved = false;
-        const forget = onInterrupt(() => {
-          if (unsaved) process.stderr.write(`sedfs: interrupted; your edited copy is kept at ${file}\n`);
-          else rmSync(dir, { recursive: true, force: true });
-        });
+        let forget: () => void = () => undefined;
+        // Everything after the lock is in here: whatever fails (a file too large to read,
+        // no temporary folder), the renewals stop and the lock is released.
         try {
+          if (existing) {
+            renew = setInterval(
+              () => void lock(fs, existing.path, LEASE_S).catch(() => undefined),
+              (LEASE_S / 3) * 1000,
+            );
+            renew.unref();
+          }
+          const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
+          dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
+          const copy = dir;
+          const file = join(copy, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
+          forget = onInterrupt(() => {
+            if (unsaved) process.stderr.write(`sedfs: interrupted; your edited copy is kept at ${file}\n`);
+            else rmSync(copy, { recursive: true, force: true });
+          });
           await writeFile(file, before, { mode: 0o600 });
           const { command, args, windowsVerbatimArguments } = editorLaunch(file);
           const code = await ignoringCtrlC(
@@ -117,7 +124,7 @@ Examples:
           forget();
           clearInterval(renew);
           if (existing && !heldBefore) await unlock(fs, existing.path).catch(() => undefined);
-          if (!unsaved) await rm(dir, { recursive: true, force: true });
+          if (!unsaved && dir) await rm(dir, { recursive: true, force: true });
         }
       }),
     );

@@ -139,6 +139,20 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.doesNotMatch(proc.output(), /kept at/);
   });
 
+  test('an edit that fails before the editor opens (no temporary folder) says so, ends, and releases its lock', async () => {
+    assert.equal((await runSedfs(['write', '/stuck.txt', 'v1'], as('bob'))).code, 0);
+    const res = await runSedfs(
+      ['edit', '/stuck.txt'],
+      as('bob', { TMPDIR: join(work, 'no-such-folder'), EDITOR: 'true' }),
+    );
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^sedfs: ENOENT: no such file or directory, mkdtemp/);
+    // Had the edit's 120 s lock stayed, locking for a second would keep its later expiry.
+    const relocked = await runSedfs(['lock', '/stuck.txt', '--ttl', '1'], as('bob'));
+    const until = Date.parse(/until (\S+)/.exec(relocked.stdout)?.[1] ?? '');
+    assert.ok(until < Date.now() + 60_000, relocked.stdout);
+  });
+
   test('edit leaves a lock the user took by hand in place', async () => {
     assert.equal((await runSedfs(['write', '/locked.txt', 'v1'], as('bob'))).code, 0);
     assert.equal((await runSedfs(['lock', '/locked.txt', '--ttl', '3600'], as('bob'))).code, 0);
