@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { FileSystem } from '../client/file-system.js';
 import { isStorableName } from '../client/paths.js';
 import { lock, unlock } from '../client/sharing.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -87,7 +88,10 @@ Examples:
             );
             renew.unref();
           }
-          const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
+          // A new file must still not exist when it is saved (null).
+          const { data: before, versionId } = existing
+            ? await readSmall(fs, existing, env.cwd)
+            : { data: Buffer.alloc(0), versionId: null };
           dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
           const copy = dir;
           const file = join(copy, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
@@ -114,7 +118,7 @@ Examples:
           }
           unsaved = true;
           try {
-            await fs.put([after], remote, {}, env.cwd);
+            await saveOver(fs, after, remote, env.cwd, versionId);
           } catch (err) {
             throw keptCopy(err, file, remote);
           }
@@ -130,6 +134,38 @@ Examples:
     );
 }
 
+/**
+ * Uploads an edit as the version after `versionId`, the one it started from (null: a
+ * new file), and never over another. The lock guards the edit only while its renewals
+ * reach main: after a laptop slept or the network went, another user may have locked,
+ * saved and unlocked, and theirs would be lost without a trace (its chunks are freed).
+ */
+async function saveOver(
+  fs: FileSystem,
+  data: Buffer,
+  remote: string,
+  cwd: string,
+  versionId: string | null,
+): Promise<void> {
+  try {
+    await fs.put([data], remote, { expectVersionId: versionId }, cwd);
+  } catch (err) {
+    if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_VERSION_CONFLICT') throw err;
+    const now = await fs.find(remote, cwd);
+    const current = now?.entry.kind === 'file' ? now.entry.versionId : null;
+    // Still the version read: what changed was its keys (an unshare above it meanwhile),
+    // which the put opens afresh when it is made again.
+    if (current === versionId && now?.entry.kind !== 'dir') {
+      await fs.put([data], remote, { expectVersionId: versionId }, cwd);
+      return;
+    }
+    throw new SedfsError(
+      'SEDFS_ERR_VERSION_CONFLICT',
+      `${now?.path ?? remote} was changed or removed while you edited it (by someone else after your lock lapsed, or from elsewhere), so your edit was not saved over it`,
+    );
+  }
+}
+
 /** A failed upload of an edit says where the edited copy is kept, and how to upload it. */
 function keptCopy(err: unknown, file: string, remote: string): SedfsError {
   const base =
@@ -138,9 +174,14 @@ function keptCopy(err: unknown, file: string, remote: string): SedfsError {
       : new SedfsError('SEDFS_ERR_INTERNAL', (err as Error).message ?? String(err), undefined, {
           cause: err,
         });
+  // Uploaded as it is, a copy that lost a race would replace the version that won it.
+  const how =
+    base.code === 'SEDFS_ERR_VERSION_CONFLICT'
+      ? `compare it with sedfs cat ${remote}, then upload it with: sedfs put ${file} ${remote}`
+      : `upload it with: sedfs put ${file} ${remote}`;
   return new SedfsError(
     base.code,
-    `${base.message}; your edited copy is kept at ${file} (upload it with: sedfs put ${file} ${remote})`,
+    `${base.message}; your edited copy is kept at ${file} (${how})`,
     base.details,
     { cause: err },
   );

@@ -346,16 +346,22 @@ export function refuseCaseClashes(folder: string, names: string[], platform = pr
   }
 }
 
-/** Reads a whole (small) file into memory: for `write --append` and `edit`. */
+/**
+ * Reads a whole (small) file into memory, with the version read: for `write --append`
+ * and `edit`, which write back only over that version.
+ */
 export async function readSmall(
   fs: FileSystem,
   remote: string | OpenNode,
   cwd: string,
   limit = 64 * 1024 * 1024,
-): Promise<Buffer> {
+): Promise<{ data: Buffer; versionId: string }> {
   const node = await fs.nodeOf(remote, cwd);
   if (node.entry.size > limit)
     throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is too large for this`);
+  // Asked for here, so the version is the one whose bytes are read, not the one listed
+  // before (another may have landed in between).
+  const content = await fs.client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
   const parts: Buffer[] = [];
   await fs.get(
     node,
@@ -365,6 +371,7 @@ export async function readSmall(
         cb();
       },
     }),
+    { content },
   );
-  return Buffer.concat(parts);
+  return { data: Buffer.concat(parts), versionId: content.version.id };
 }

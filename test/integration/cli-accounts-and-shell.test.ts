@@ -121,6 +121,29 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     }
   });
 
+  test('an edit is not saved over a version that landed while the editor was open: the copy is kept and the clash said', async () => {
+    assert.equal((await runSedfs(['write', '/raced.txt', 'first'], as('bob'))).code, 0);
+    // Another version lands while the editor is open, as anyone's may once the edit's
+    // lock has lapsed (a laptop asleep); bob's own write passes his lock meanwhile.
+    const editor = join(work, 'edit-while-another-saves.sh');
+    writeFileSync(editor, `"${process.execPath}" "${CLI}" write /raced.txt theirs\nprintf 'mine' > "$1"\n`);
+    const res = await runSedfs(['edit', '/raced.txt'], as('bob', { EDITOR: `sh ${editor}` }));
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^sedfs: \/raced\.txt was changed or removed while you edited it \(/);
+    assert.match(res.stderr, /\(SEDFS_ERR_VERSION_CONFLICT\)\n$/);
+    const kept =
+      /your edited copy is kept at (\S+) \(compare it with sedfs cat \/raced\.txt, then upload it/.exec(
+        res.stderr,
+      )?.[1];
+    assert.ok(kept, res.stderr);
+    try {
+      assert.equal(readFileSync(kept, 'utf8'), 'mine');
+      assert.equal((await runSedfs(['cat', '/raced.txt'], as('bob'))).stdout, 'theirs\n');
+    } finally {
+      rmSync(dirname(kept), { recursive: true, force: true });
+    }
+  });
+
   test('Ctrl-C while the editor is open goes to the editor: sedfs waits and uploads what it saves', async () => {
     assert.equal((await runSedfs(['write', '/ctrlc.txt', 'before'], as('bob'))).code, 0);
     const started = join(work, 'editor-started');
