@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -96,8 +96,17 @@ Examples:
           const copy = dir;
           const file = join(copy, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
           forget = onInterrupt(() => {
-            if (unsaved) process.stderr.write(`sedfs: interrupted; your edited copy is kept at ${file}\n`);
-            else rmSync(copy, { recursive: true, force: true });
+            // A GUI editor (`code --wait`) outlives its terminal: what it saved is kept.
+            if (unsaved || changedFrom(file, before)) {
+              process.stderr.write(`sedfs: interrupted; your edited copy is kept at ${file}\n`);
+              return;
+            }
+            try {
+              rmSync(copy, { recursive: true, force: true });
+            } catch {
+              // On Windows a file the editor holds open cannot be removed.
+              process.stderr.write(`sedfs: interrupted; remove the decrypted copy at ${file}\n`);
+            }
           });
           await writeFile(file, before, { mode: 0o600 });
           const { command, args, windowsVerbatimArguments } = editorLaunch(file);
@@ -132,6 +141,15 @@ Examples:
         }
       }),
     );
+}
+
+/** Whether the copy on disk differs from what was written there (unreadable: nothing to keep). */
+function changedFrom(file: string, before: Buffer): boolean {
+  try {
+    return !readFileSync(file).equals(before);
+  } catch {
+    return false;
+  }
 }
 
 /**

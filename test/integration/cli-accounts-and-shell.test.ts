@@ -176,6 +176,40 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.ok(until < Date.now() + 60_000, relocked.stdout);
   });
 
+  test('a signal while the editor is open keeps a copy the editor saved, and says where; an unchanged one goes', async () => {
+    assert.equal((await runSedfs(['write', '/gui.txt', 'before'], as('bob'))).code, 0);
+    for (const saves of [true, false]) {
+      const marks = mkdtempSync(join(work, 'gui-'));
+      const editor = join(marks, 'editor.sh');
+      // Like `code --wait`: it saves (or not), tells where its file is, and stays open,
+      // outliving the terminal whose closing ends sedfs, until the test closes it.
+      writeFileSync(
+        editor,
+        `${saves ? `printf 'saved in the editor' > "$1"\n` : ''}printf '%s' "$1" > "${marks}/at.tmp"\nmv "${marks}/at.tmp" "${marks}/at"\nwhile [ ! -e "${marks}/close" ]; do sleep 0.05; done\n`,
+      );
+      const proc = spawnSedfs(['edit', '/gui.txt'], as('bob', { EDITOR: `sh ${editor}` }));
+      const at = join(marks, 'at');
+      const copy = await waitFor(
+        'the editor to open',
+        () => existsSync(at) && readFileSync(at, 'utf8'),
+        20_000,
+      );
+      const ended = new Promise((res) => proc.proc.once('exit', res));
+      proc.proc.kill('SIGHUP');
+      // Its output closes only with the editor, which shares it: the editor is closed once sedfs is gone.
+      await ended;
+      writeFileSync(join(marks, 'close'), '');
+      await proc.exited;
+      if (saves) {
+        assert.ok(proc.output().includes(`your edited copy is kept at ${copy}\n`), proc.output());
+        assert.equal(readFileSync(copy, 'utf8'), 'saved in the editor');
+        rmSync(dirname(copy), { recursive: true, force: true });
+      } else {
+        assert.equal(existsSync(dirname(copy)), false, proc.output());
+      }
+    }
+  });
+
   test('edit leaves a lock the user took by hand in place', async () => {
     assert.equal((await runSedfs(['write', '/locked.txt', 'v1'], as('bob'))).code, 0);
     assert.equal((await runSedfs(['lock', '/locked.txt', '--ttl', '3600'], as('bob'))).code, 0);
