@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { VerbEnv } from './env.js';
+import { whileWritingTo } from './transfer.js';
 
 export function registerCatCommand(program: Command, env: VerbEnv): void {
   program
@@ -9,7 +10,21 @@ export function registerCatCommand(program: Command, env: VerbEnv): void {
     .action((remote: string, _opts: unknown, cmd: Command) =>
       env.run(async () => {
         const fs = await env.fileSystem(cmd);
-        await fs.get(remote, process.stdout, {}, env.cwd);
+        const out = process.stdout;
+        try {
+          await whileWritingTo(out, 'stdout', async () => {
+            await fs.get(remote, out, {}, env.cwd);
+            // Until what was written has gone out (stdout may write in the background).
+            await new Promise<void>((resolve, reject) =>
+              out.write(Buffer.alloc(0), (err) => (err ? reject(err) : resolve())),
+            );
+          });
+        } catch (err) {
+          // The reader stopped reading (`sedfs cat FILE | head`): that ends cat, quietly
+          // and without failing, as it ends any program writing into a pipe.
+          if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
+          throw err;
+        }
       }),
     );
 }

@@ -1,9 +1,10 @@
 import { spawn } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from 'commander';
+import type { FileSystem } from '../client/file-system.js';
 import { isStorableName } from '../client/paths.js';
 import { lock, unlock } from '../client/sharing.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -72,22 +73,41 @@ Examples:
         // lock the user held already (`sedfs lock`) stays theirs when the edit ends.
         const LEASE_S = 120;
         const heldBefore = existing ? (await lock(fs, existing.path, LEASE_S)).renewed : true;
-        const renew = existing
-          ? setInterval(
-              () => void lock(fs, existing.path, LEASE_S).catch(() => undefined),
-              (LEASE_S / 3) * 1000,
-            )
-          : undefined;
-        const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
-        const dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
-        const file = join(dir, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
+        let renew: NodeJS.Timeout | undefined;
+        let dir: string | undefined;
         // The decrypted copy goes when sedfs does, unless it holds edits not yet uploaded.
         let unsaved = false;
-        const forget = onInterrupt(() => {
-          if (unsaved) process.stderr.write(`sedfs: interrupted; your edited copy is kept at ${file}\n`);
-          else rmSync(dir, { recursive: true, force: true });
-        });
+        let forget: () => void = () => undefined;
+        // Everything after the lock is in here: whatever fails (a file too large to read,
+        // no temporary folder), the renewals stop and the lock is released.
         try {
+          if (existing) {
+            renew = setInterval(
+              () => void lock(fs, existing.path, LEASE_S).catch(() => undefined),
+              (LEASE_S / 3) * 1000,
+            );
+            renew.unref();
+          }
+          // A new file must still not exist when it is saved (null).
+          const { data: before, versionId } = existing
+            ? await readSmall(fs, existing, env.cwd)
+            : { data: Buffer.alloc(0), versionId: null };
+          dir = await mkdtemp(join(tmpdir(), 'sedfs-edit-'));
+          const copy = dir;
+          const file = join(copy, editFileName(existing?.name ?? remote.split('/').pop() ?? ''));
+          forget = onInterrupt(() => {
+            // A GUI editor (`code --wait`) outlives its terminal: what it saved is kept.
+            if (unsaved || changedFrom(file, before)) {
+              process.stderr.write(`sedfs: interrupted; your edited copy is kept at ${file}\n`);
+              return;
+            }
+            try {
+              rmSync(copy, { recursive: true, force: true });
+            } catch {
+              // On Windows a file the editor holds open cannot be removed.
+              process.stderr.write(`sedfs: interrupted; remove the decrypted copy at ${file}\n`);
+            }
+          });
           await writeFile(file, before, { mode: 0o600 });
           const { command, args, windowsVerbatimArguments } = editorLaunch(file);
           const code = await ignoringCtrlC(
@@ -107,7 +127,7 @@ Examples:
           }
           unsaved = true;
           try {
-            await fs.put([after], remote, {}, env.cwd);
+            await saveOver(fs, after, remote, env.cwd, versionId);
           } catch (err) {
             throw keptCopy(err, file, remote);
           }
@@ -117,10 +137,51 @@ Examples:
           forget();
           clearInterval(renew);
           if (existing && !heldBefore) await unlock(fs, existing.path).catch(() => undefined);
-          if (!unsaved) await rm(dir, { recursive: true, force: true });
+          if (!unsaved && dir) await rm(dir, { recursive: true, force: true });
         }
       }),
     );
+}
+
+/** Whether the copy on disk differs from what was written there (unreadable: nothing to keep). */
+function changedFrom(file: string, before: Buffer): boolean {
+  try {
+    return !readFileSync(file).equals(before);
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Uploads an edit as the version after `versionId`, the one it started from (null: a
+ * new file), and never over another. The lock guards the edit only while its renewals
+ * reach main: after a laptop slept or the network went, another user may have locked,
+ * saved and unlocked, and theirs would be lost without a trace (its chunks are freed).
+ */
+async function saveOver(
+  fs: FileSystem,
+  data: Buffer,
+  remote: string,
+  cwd: string,
+  versionId: string | null,
+): Promise<void> {
+  try {
+    await fs.put([data], remote, { expectVersionId: versionId }, cwd);
+  } catch (err) {
+    if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_VERSION_CONFLICT') throw err;
+    const now = await fs.find(remote, cwd);
+    const current = now?.entry.kind === 'file' ? now.entry.versionId : null;
+    // Still the version read: what changed was its keys (an unshare above it meanwhile),
+    // which the put opens afresh when it is made again.
+    if (current === versionId && now?.entry.kind !== 'dir') {
+      await fs.put([data], remote, { expectVersionId: versionId }, cwd);
+      return;
+    }
+    throw new SedfsError(
+      'SEDFS_ERR_VERSION_CONFLICT',
+      `${now?.path ?? remote} was changed or removed while you edited it (by someone else after your lock lapsed, or from elsewhere), so your edit was not saved over it`,
+    );
+  }
 }
 
 /** A failed upload of an edit says where the edited copy is kept, and how to upload it. */
@@ -131,9 +192,14 @@ function keptCopy(err: unknown, file: string, remote: string): SedfsError {
       : new SedfsError('SEDFS_ERR_INTERNAL', (err as Error).message ?? String(err), undefined, {
           cause: err,
         });
+  // Uploaded as it is, a copy that lost a race would replace the version that won it.
+  const how =
+    base.code === 'SEDFS_ERR_VERSION_CONFLICT'
+      ? `compare it with sedfs cat ${remote}, then upload it with: sedfs put ${file} ${remote}`
+      : `upload it with: sedfs put ${file} ${remote}`;
   return new SedfsError(
     base.code,
-    `${base.message}; your edited copy is kept at ${file} (upload it with: sedfs put ${file} ${remote})`,
+    `${base.message}; your edited copy is kept at ${file} (${how})`,
     base.details,
     { cause: err },
   );

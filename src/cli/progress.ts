@@ -3,9 +3,11 @@ import { formatBytes, printableName } from './output.js';
 export interface Progress {
   update(bytesDone: number): void;
   done(): void;
+  /** The transfer failed: the bar's line is ended as it stands, so what follows starts a line of its own. */
+  abort(): void;
 }
 
-const SILENT: Progress = { update: () => undefined, done: () => undefined };
+const SILENT: Progress = { update: () => undefined, done: () => undefined, abort: () => undefined };
 
 /**
  * A progress bar with rate and ETA on stderr, for transfers that last over a second
@@ -19,6 +21,8 @@ export function progressBar(
   if (!enabled) return SILENT;
   const start = Date.now();
   let shown = false;
+  /** done or aborted: a late update (a fetch still settling) draws nothing more */
+  let ended = false;
   let last = 0;
   const draw = (n: number, final: boolean) => {
     const secs = (Date.now() - start) / 1000;
@@ -38,13 +42,18 @@ export function progressBar(
   return {
     update(n) {
       const now = Date.now();
-      if (now - start < 1000 || now - last < 100) return;
+      if (ended || now - start < 1000 || now - last < 100) return;
       shown = true;
       last = now;
       draw(n, false);
     },
     done() {
-      if (shown) draw(total ?? 0, true);
+      if (shown && !ended) draw(total ?? 0, true);
+      ended = true;
+    },
+    abort() {
+      if (shown && !ended) process.stderr.write('\n');
+      ended = true;
     },
   };
 }

@@ -156,6 +156,9 @@ export function registerShellCommand(program: Command): void {
           .catch(() => done(null, [[], typed]));
       };
 
+      // A prompt or listing written once stdout has failed (its reader gone: `sedfs shell
+      // | head`) goes nowhere instead of ending the session; cat says its own failures.
+      process.stdout.on('error', () => undefined);
       const rl = createInterface({
         input: process.stdin,
         output: process.stdout,

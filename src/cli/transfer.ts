@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
-import { createFileWriter } from '../common/direct-file-writer.js';
+import { createFileWriter, type FileWriter } from '../common/direct-file-writer.js';
 import { fileSource, renameReplacing } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
@@ -37,10 +37,15 @@ export async function putFile(
 ): Promise<void> {
   const { size } = await stat(local);
   const bar = progressBar(`put ${basename(local)}`, size);
-  await fs.put(fileSource(local), remote, {
-    onProgress: bar.update,
-    ...(onWarning ? { onWarning } : {}),
-  });
+  try {
+    await fs.put(fileSource(local), remote, {
+      onProgress: bar.update,
+      ...(onWarning ? { onWarning } : {}),
+    });
+  } catch (err) {
+    bar.abort();
+    throw err;
+  }
   bar.done();
 }
 
@@ -154,8 +159,16 @@ export async function getFile(
   if (node.entry.kind !== 'file')
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
   await mkdir(dirname(local), { recursive: true });
-  const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
-  const out = createFileWriter(tmp, 0o600, node.entry.size);
+  // Not named after the file: a name of up to 255 bytes is valid, and any longer than
+  // 234 became a temporary name longer than file systems take (ENAMETOOLONG).
+  const tmp = join(dirname(local), `.${randomHexId(8)}.sedfs-part`);
+  // Made before anything is fetched: a file that cannot be made here fails the get now.
+  let out: FileWriter;
+  try {
+    out = createFileWriter(tmp, 0o600, node.entry.size);
+  } catch (err) {
+    throw writeFailure(local, err);
+  }
   const forget = onInterrupt(() => rmSync(tmp, { force: true }));
   const bar = progressBar(
     `get ${node.name}`,
@@ -163,22 +176,62 @@ export async function getFile(
     opts.progress !== false && process.stdout.isTTY === true,
   );
   try {
-    await fs.get(node, out, {
-      onProgress: bar.update,
-      ...(out.bufferFor ? { buffers: out.bufferFor } : {}),
-      ...(opts.content ? { content: opts.content } : {}),
+    await whileWritingTo(out, local, async () => {
+      await fs.get(node, out, {
+        onProgress: bar.update,
+        ...(out.bufferFor ? { buffers: out.bufferFor } : {}),
+        ...(opts.content ? { content: opts.content } : {}),
+      });
+      out.end();
+      await finished(out);
     });
-    out.end();
-    await finished(out);
     await renameReplacing(tmp, local);
     bar.done();
   } catch (err) {
+    bar.abort();
+    // What failed is being thrown; closing a file that is being deleted may fail too.
+    out.on('error', () => undefined);
     out.destroy();
     await rm(tmp, { force: true });
     throw err;
   } finally {
     forget();
   }
+}
+
+/**
+ * Runs `work`, which writes to `out`, and fails as soon as `out` fails, with `cannot
+ * write WHAT: …` (the error's code kept). A stream's 'error' that nobody listens for
+ * ends the process with a stack trace, and a download listens to its output only while
+ * it waits for 'drain': this listens from the start to the end of `work`. If `out` fails
+ * first, `work` may still be waiting on the network; it writes nothing more (a failed
+ * stream is destroyed).
+ */
+export async function whileWritingTo<T>(out: Writable, what: string, work: () => Promise<T>): Promise<T> {
+  // Destroyed already (in the shell, a pipe an earlier command found closed): it takes nothing.
+  if (out.destroyed) throw writeFailure(what, out.errored ?? new Error('the output is closed'));
+  let onError: (err: unknown) => void = () => undefined;
+  const failed = new Promise<never>((_resolve, reject) => {
+    onError = (err) => reject(writeFailure(what, err));
+  });
+  const onClose = () => {
+    if (!out.writableFinished) onError(out.errored ?? new Error('the output was closed'));
+  };
+  out.on('error', onError);
+  out.on('close', onClose);
+  try {
+    return await Promise.race([work(), failed]);
+  } finally {
+    out.removeListener('error', onError);
+    out.removeListener('close', onClose);
+  }
+}
+
+/** A local file or stdout that could not be written, said as such, its code (EPIPE…) kept. */
+function writeFailure(what: string, err: unknown): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const failure = new Error(`cannot write ${what}: ${(err as Error).message ?? String(err)}`, { cause: err });
+  return code === undefined ? failure : Object.assign(failure, { code });
 }
 
 export async function getTree(
@@ -293,16 +346,22 @@ export function refuseCaseClashes(folder: string, names: string[], platform = pr
   }
 }
 
-/** Reads a whole (small) file into memory: for `write --append` and `edit`. */
+/**
+ * Reads a whole (small) file into memory, with the version read: for `write --append`
+ * and `edit`, which write back only over that version.
+ */
 export async function readSmall(
   fs: FileSystem,
   remote: string | OpenNode,
   cwd: string,
   limit = 64 * 1024 * 1024,
-): Promise<Buffer> {
+): Promise<{ data: Buffer; versionId: string }> {
   const node = await fs.nodeOf(remote, cwd);
   if (node.entry.size > limit)
     throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `${node.path} is too large for this`);
+  // Asked for here, so the version is the one whose bytes are read, not the one listed
+  // before (another may have landed in between).
+  const content = await fs.client.call<ContentResponse>('GET', `/v1/nodes/${node.entry.id}/content`);
   const parts: Buffer[] = [];
   await fs.get(
     node,
@@ -312,6 +371,7 @@ export async function readSmall(
         cb();
       },
     }),
+    { content },
   );
-  return Buffer.concat(parts);
+  return { data: Buffer.concat(parts), versionId: content.version.id };
 }

@@ -25,11 +25,11 @@ export function registerWriteCommand(program: Command, env: VerbEnv): void {
         // check, appends running at once overwrote each other's lines.
         await retryOnConflict(APPEND_ATTEMPTS, async () => {
           const existing = await fs.find(remote, env.cwd);
-          const before = existing ? await readSmall(fs, existing, env.cwd) : Buffer.alloc(0);
+          const before = existing ? await readSmall(fs, existing, env.cwd) : undefined;
           await fs.put(
-            [before, line],
+            [before?.data ?? Buffer.alloc(0), line],
             remote,
-            { expectVersionId: existing?.entry.versionId ?? null },
+            { expectVersionId: before?.versionId ?? null },
             env.cwd,
           );
         });

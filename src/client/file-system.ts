@@ -436,6 +436,13 @@ export class FileSystem {
       throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${existing.path} is a folder`);
     // A new version of a shared file is fine; a new name in the /shared view is not.
     if (!existing) assertCreatable(parent, name);
+    // Meant to replace a version read (`write --append`, `edit`), of a file removed since:
+    // made anew, it would bring back what the removal took away.
+    if (!existing && typeof opts.expectVersionId === 'string')
+      throw new SedfsError(
+        'SEDFS_ERR_VERSION_CONFLICT',
+        `${joinPath([...names, name])} was removed since it was read`,
+      );
 
     // A fresh content key and version id for every attempt: no (key, nonce) pair repeats.
     const versionId = randomHexId();

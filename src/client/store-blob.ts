@@ -166,8 +166,20 @@ export async function sendChunk(
       const skipped = res.failed.filter((f) => !f.attempted);
       failures.push(...res.failed.filter((f) => f.attempted));
       if (skipped.length === 0) break;
-      head = placement.servers.findIndex((s) => s.id === skipped[0]?.server);
-      if (head < 0) break;
+      // Only a server further down the chain can be one the chain never reached; one
+      // that names itself, an earlier one or a stranger ends the tries (the same server
+      // asked again and again, for ever, otherwise).
+      const next = placement.servers.findIndex((s) => s.id === skipped[0]?.server);
+      if (next <= head) {
+        failures.push({
+          server: server.id,
+          code: 'SEDFS_ERR_BAD_ANSWER',
+          message: `named ${skipped[0]?.server.slice(0, 8)} as not reached, which is not further down the chain`,
+          attempted: true,
+        });
+        break;
+      }
+      head = next;
     } catch (err) {
       const e = err instanceof SedfsError ? err : new SedfsError('SEDFS_ERR_INTERNAL', String(err));
       failures.push({ server: server.id, code: e.code, message: e.message, attempted: true });

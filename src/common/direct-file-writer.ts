@@ -30,9 +30,10 @@ export type FileWriter = Writable & { bufferFor?: (size: number) => Buffer };
  * of CPU in fresh pages on the VMs we measured, more than fetching and decrypting it.
  * Pieces in memory from `bufferFor` that are whole aligned blocks go to the disk as they
  * are; anything else is copied into two reused aligned staging buffers first (made at
- * the first such piece). The file is created (it must not exist) with `mode`; the last
- * block is padded to the alignment and the file cut back to its true length at the end.
- * `expectedBytes` below DIRECT_FROM_BYTES means a plain buffered file.
+ * the first such piece). The file is created (it must not exist) with `mode` before this
+ * returns, which throws if it cannot be. The last block is padded to the alignment and
+ * the file cut back to its true length at the end. `expectedBytes` below
+ * DIRECT_FROM_BYTES means a plain buffered file.
  */
 export function createFileWriter(path: string, mode: number, expectedBytes?: number): FileWriter {
   const flags = DirectIo.newFileFlags;
@@ -51,7 +52,11 @@ export function createFileWriter(path: string, mode: number, expectedBytes?: num
     }
     if (fd !== undefined) return new DirectFileWriter(fd, io);
   }
-  return createWriteStream(path, { mode, flags: 'wx' });
+  // Opened here, not by the stream: a stream opens its file later, on its own, so a
+  // refused open (EACCES, EROFS, ENAMETOOLONG) became an 'error' event while its caller
+  // waited on the network, which nobody listened for (a crash), and a file it created
+  // after the caller had given up and cleaned up was left behind.
+  return createWriteStream(path, { fd: openSync(path, 'wx', mode) });
 }
 
 class DirectFileWriter extends Writable {

@@ -121,6 +121,29 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     }
   });
 
+  test('an edit is not saved over a version that landed while the editor was open: the copy is kept and the clash said', async () => {
+    assert.equal((await runSedfs(['write', '/raced.txt', 'first'], as('bob'))).code, 0);
+    // Another version lands while the editor is open, as anyone's may once the edit's
+    // lock has lapsed (a laptop asleep); bob's own write passes his lock meanwhile.
+    const editor = join(work, 'edit-while-another-saves.sh');
+    writeFileSync(editor, `"${process.execPath}" "${CLI}" write /raced.txt theirs\nprintf 'mine' > "$1"\n`);
+    const res = await runSedfs(['edit', '/raced.txt'], as('bob', { EDITOR: `sh ${editor}` }));
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^sedfs: \/raced\.txt was changed or removed while you edited it \(/);
+    assert.match(res.stderr, /\(SEDFS_ERR_VERSION_CONFLICT\)\n$/);
+    const kept =
+      /your edited copy is kept at (\S+) \(compare it with sedfs cat \/raced\.txt, then upload it/.exec(
+        res.stderr,
+      )?.[1];
+    assert.ok(kept, res.stderr);
+    try {
+      assert.equal(readFileSync(kept, 'utf8'), 'mine');
+      assert.equal((await runSedfs(['cat', '/raced.txt'], as('bob'))).stdout, 'theirs\n');
+    } finally {
+      rmSync(dirname(kept), { recursive: true, force: true });
+    }
+  });
+
   test('Ctrl-C while the editor is open goes to the editor: sedfs waits and uploads what it saves', async () => {
     assert.equal((await runSedfs(['write', '/ctrlc.txt', 'before'], as('bob'))).code, 0);
     const started = join(work, 'editor-started');
@@ -137,6 +160,54 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal(await proc.exited, 0, proc.output());
     assert.equal((await runSedfs(['cat', '/ctrlc.txt'], as('bob'))).stdout, 'after');
     assert.doesNotMatch(proc.output(), /kept at/);
+  });
+
+  test('an edit that fails before the editor opens (no temporary folder) says so, ends, and releases its lock', async () => {
+    assert.equal((await runSedfs(['write', '/stuck.txt', 'v1'], as('bob'))).code, 0);
+    const res = await runSedfs(
+      ['edit', '/stuck.txt'],
+      as('bob', { TMPDIR: join(work, 'no-such-folder'), EDITOR: 'true' }),
+    );
+    assert.equal(res.code, 1);
+    assert.match(res.stderr, /^sedfs: ENOENT: no such file or directory, mkdtemp/);
+    // Had the edit's 120 s lock stayed, locking for a second would keep its later expiry.
+    const relocked = await runSedfs(['lock', '/stuck.txt', '--ttl', '1'], as('bob'));
+    const until = Date.parse(/until (\S+)/.exec(relocked.stdout)?.[1] ?? '');
+    assert.ok(until < Date.now() + 60_000, relocked.stdout);
+  });
+
+  test('a signal while the editor is open keeps a copy the editor saved, and says where; an unchanged one goes', async () => {
+    assert.equal((await runSedfs(['write', '/gui.txt', 'before'], as('bob'))).code, 0);
+    for (const saves of [true, false]) {
+      const marks = mkdtempSync(join(work, 'gui-'));
+      const editor = join(marks, 'editor.sh');
+      // Like `code --wait`: it saves (or not), tells where its file is, and stays open,
+      // outliving the terminal whose closing ends sedfs, until the test closes it.
+      writeFileSync(
+        editor,
+        `${saves ? `printf 'saved in the editor' > "$1"\n` : ''}printf '%s' "$1" > "${marks}/at.tmp"\nmv "${marks}/at.tmp" "${marks}/at"\nwhile [ ! -e "${marks}/close" ]; do sleep 0.05; done\n`,
+      );
+      const proc = spawnSedfs(['edit', '/gui.txt'], as('bob', { EDITOR: `sh ${editor}` }));
+      const at = join(marks, 'at');
+      const copy = await waitFor(
+        'the editor to open',
+        () => existsSync(at) && readFileSync(at, 'utf8'),
+        20_000,
+      );
+      const ended = new Promise((res) => proc.proc.once('exit', res));
+      proc.proc.kill('SIGHUP');
+      // Its output closes only with the editor, which shares it: the editor is closed once sedfs is gone.
+      await ended;
+      writeFileSync(join(marks, 'close'), '');
+      await proc.exited;
+      if (saves) {
+        assert.ok(proc.output().includes(`your edited copy is kept at ${copy}\n`), proc.output());
+        assert.equal(readFileSync(copy, 'utf8'), 'saved in the editor');
+        rmSync(dirname(copy), { recursive: true, force: true });
+      } else {
+        assert.equal(existsSync(dirname(copy)), false, proc.output());
+      }
+    }
   });
 
   test('edit leaves a lock the user took by hand in place', async () => {

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { request } from 'undici';
-import { runSedfs, TestCluster } from '../helpers/cluster.js';
+import { CLI, runSedfs, TestCluster } from '../helpers/cluster.js';
 
 let cluster: TestCluster;
 let work: string;
@@ -131,4 +131,25 @@ test('an unshare whose key rotation did not finish: the user stays refused, the 
   assert.equal((await run('alice', 'unshare', '--finish')).stdout, 'no unshare left replacing keys\n');
   assert.equal((await run('alice', 'write', '/half/a.txt', 'b')).code, 0);
   assert.equal((await run('alice', 'cat', '/half/a.txt')).stdout, 'b\n');
+});
+
+test('an edit saves over the version it read when an unshare replaced the keys while the editor was open', async () => {
+  assert.equal((await run('alice', 'mkdir', '/ed')).code, 0);
+  assert.equal((await run('alice', 'write', '/ed/notes.txt', 'draft')).code, 0);
+  for (const u of ['bob', 'carol']) assert.equal((await run('alice', 'share', '/ed', u, '--write')).code, 0);
+  // While bob's editor is open, alice revokes carol: every key under /ed is replaced.
+  const editor = join(work, 'edit-across-unshare.sh');
+  const alice = Object.entries(as('alice'))
+    .map(([k, v]) => `${k}='${v}'`)
+    .join(' ');
+  writeFileSync(
+    editor,
+    `${alice} "${process.execPath}" "${CLI}" unshare /ed carol\nprintf 'edited' > "$1"\n`,
+  );
+  const res = await runSedfs(['edit', '/shared/alice/ed/notes.txt'], {
+    ...as('bob'),
+    EDITOR: `sh ${editor}`,
+  });
+  assert.equal(res.code, 0, res.stderr);
+  assert.equal((await run('alice', 'cat', '/ed/notes.txt')).stdout, 'edited');
 });

@@ -1,10 +1,20 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { spawn } from 'node:child_process';
+import {
+  closeSync,
+  existsSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
-import { runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+import { CLI, runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 
 describe('the sedfs CLI against a real cluster', () => {
@@ -19,6 +29,30 @@ describe('the sedfs CLI against a real cluster', () => {
     const lines = res.stderr.trimEnd().split('\n');
     assert.equal(lines.length, 1, res.stderr);
     assert.match(lines[0] as string, pattern);
+  }
+
+  /** Runs `sedfs ARGS` (with `stdin`), reading its stdout until `bytes` came, then closing it as `head` does. */
+  async function readingOnly(
+    bytes: number,
+    args: string[],
+    stdin?: string,
+  ): Promise<{ code: number | null; stderr: string }> {
+    const proc = spawn(process.execPath, [CLI, ...args], {
+      env: { ...process.env, ...env },
+      stdio: [stdin === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
+    });
+    let got = 0;
+    proc.stdout?.on('data', (d: Buffer) => {
+      got += d.length;
+      if (got >= bytes) proc.stdout?.destroy();
+    });
+    let stderr = '';
+    proc.stderr?.on('data', (d: Buffer) => {
+      stderr += d.toString();
+    });
+    proc.stdin?.end(stdin);
+    const code = await new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
+    return { code, stderr };
   }
 
   before(async () => {
@@ -72,6 +106,36 @@ describe('the sedfs CLI against a real cluster', () => {
     assert.deepEqual(got.slice(1).sort(), lines);
   });
 
+  test('cat into a pipe whose reader stops early (| head) ends quietly, and in the shell the next line runs', async () => {
+    const local = join(work, 'cat-big.bin');
+    // Well over what a pipe holds: cat is still writing when the reader goes.
+    writeFileSync(local, seededBytes(13, 4 * 1024 * 1024));
+    assert.equal((await sedfs('put', local, '/cat-big.bin')).code, 0);
+    const alone = await readingOnly(100_000, ['cat', '/cat-big.bin']);
+    assert.deepEqual(alone, { code: 0, stderr: '' });
+    const shell = await readingOnly(100_000, ['shell'], 'cat /cat-big.bin\nwrite /after-pipe.txt done\n');
+    assert.deepEqual(shell, { code: 0, stderr: '' });
+    assert.equal((await sedfs('cat', '/after-pipe.txt')).stdout, 'done\n');
+  });
+
+  test('cat onto a full disk fails with one clear line', async () => {
+    const full = openSync('/dev/full', 'w');
+    try {
+      const proc = spawn(process.execPath, [CLI, 'cat', '/cat-big.bin'], {
+        env: { ...process.env, ...env },
+        stdio: ['ignore', full, 'pipe'],
+      });
+      let stderr = '';
+      proc.stderr?.on('data', (d: Buffer) => {
+        stderr += d.toString();
+      });
+      const code = await new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
+      assertOneLineError({ code, stderr }, /^sedfs: cannot write stdout: ENOSPC/);
+    } finally {
+      closeSync(full);
+    }
+  });
+
   test('an unknown path, a path through a file, and rm of a non-empty folder are one clear line each', async () => {
     assertOneLineError(await sedfs('cat', '/nope.txt'), /no such file or folder: \/nope.txt/);
     assertOneLineError(await sedfs('ls', '/note.txt/inside'), /is a file, not a folder/);
@@ -83,6 +147,31 @@ describe('the sedfs CLI against a real cluster', () => {
     const target = join(work, 'never.bin');
     assertOneLineError(await sedfs('get', '/missing.bin', target), /no such file/);
     assert.equal(existsSync(target), false);
+  });
+
+  test('a get whose local file cannot be made is one clear line, not a crash', async () => {
+    assert.equal((await sedfs('write', '/small.txt', 'hello')).code, 0);
+    // /proc takes no new files, even from root.
+    assertOneLineError(
+      await sedfs('get', '/small.txt', '/proc/small.txt'),
+      /^sedfs: cannot write \/proc\/small\.txt: ENOENT/,
+    );
+  });
+
+  test('a file with a 255-byte name downloads with get and with get -r', async () => {
+    // As long as a name may be: a temporary name made from it would be longer still.
+    const long = `${'n'.repeat(251)}.txt`;
+    assert.equal((await sedfs('mkdir', '/long')).code, 0);
+    for (const name of [long, 'a.txt', 'b.txt'])
+      assert.equal((await sedfs('write', `/long/${name}`, name.slice(0, 5))).code, 0);
+    const into = mkdtempSync(join(work, 'long-'));
+    const one = await sedfs('get', `/long/${long}`, into);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(readFileSync(join(into, long), 'utf8'), 'nnnnn\n');
+    const tree = await sedfs('get', '-r', '/long', join(into, 'tree'));
+    assert.equal(tree.code, 0, tree.stderr);
+    assert.deepEqual(readdirSync(join(into, 'tree')).sort(), ['a.txt', 'b.txt', long]);
+    assert.equal(readFileSync(join(into, 'tree', 'b.txt'), 'utf8'), 'b.txt\n');
   });
 
   test('a get interrupted with Ctrl-C or SIGTERM leaves no partial plaintext behind', async () => {

@@ -119,6 +119,22 @@ describe('the encrypted namespace', () => {
     assert.equal((await fs.list('/')).filter((e) => e.name === 'v.txt').length, 1);
   });
 
+  test('a put over a version it read is refused once the file was removed, and makes nothing', async () => {
+    await fs.put([Buffer.from('line 1\n')], '/removed.txt');
+    const read = (await fs.resolve('/removed.txt')).entry.versionId;
+    assert.ok(read);
+    await fs.rm('/removed.txt');
+    // As `write --append` would after reading it: the file removed in between stays removed.
+    await assert.rejects(
+      fs.put([Buffer.from('line 1\nline 2\n')], '/removed.txt', { expectVersionId: read }),
+      {
+        code: 'SEDFS_ERR_VERSION_CONFLICT',
+        message: '/removed.txt was removed since it was read',
+      },
+    );
+    assert.equal(await fs.find('/removed.txt'), undefined);
+  });
+
   test("a get asks main once per name on the path and once for the file's content, nothing more", async () => {
     await fs.mkdir('/deep/er', { parents: true });
     await fs.put([Buffer.from('down here')], '/deep/er/f.txt');

@@ -6,9 +6,14 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import type { ClusterClient } from '../../../src/client/cluster-client.js';
-import { DEFAULT_CHUNK_BYTES, storeChunks } from '../../../src/client/store-blob.js';
+import { DEFAULT_CHUNK_BYTES, sendChunk, storeChunks } from '../../../src/client/store-blob.js';
 import { sealChunk } from '../../../src/crypto/content.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
+import type {
+  PutChunkResponse,
+  ReplicaFailure,
+  StoredReceipt,
+} from '../../../src/protocol/file-server-api.js';
 import { DEFAULT_SEALED_CHUNK_BYTES } from '../../../src/protocol/file-server-api.js';
 
 const CHUNK = 1024;
@@ -158,5 +163,59 @@ test('a server that refuses a chunk before reading it and hangs up fails the put
   } finally {
     await close();
     server.close();
+  }
+});
+
+test('a chain whose answer names, as not reached, a server not further down it is tried no further', async () => {
+  const notReached = (server: string): ReplicaFailure => ({
+    server,
+    code: 'SEDFS_ERR_UNREACHABLE',
+    message: 'down',
+    attempted: false,
+  });
+  // s1 stores the chunk and says the chain broke before s2; s2, asked directly, names s1
+  // (or s1 names itself) as not reached. Followed, such answers sent the chunk round the
+  // same servers for ever.
+  const cases: { title: string; answers: PutChunkResponse[]; stored?: StoredReceipt[] }[] = [
+    {
+      title: 'an earlier server',
+      answers: [
+        { receipts: [{ server: 's1', receipt: 'r1' }], failed: [notReached('s2')] },
+        { receipts: [], failed: [notReached('s1')] },
+      ],
+      stored: [{ server: 's1', receipt: 'r1' }],
+    },
+    { title: 'itself', answers: [{ receipts: [], failed: [notReached('s1')] }] },
+  ];
+  for (const { title, answers, stored } of cases) {
+    let requests = 0;
+    const server = createServer((req, res) => {
+      req.resume();
+      // Past the answers scripted, one that ends what would otherwise be an endless loop.
+      const answer = answers[requests++] ?? { receipts: [{ server: 's9', receipt: 'r9' }], failed: [] };
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const { client, close } = fakeClient(url);
+    const servers = [
+      { id: 's1', url },
+      { id: 's2', url },
+    ];
+    try {
+      const sent = sendChunk(client, { chunk: 'c'.repeat(64), servers, ticket: 't' }, Buffer.alloc(CHUNK));
+      if (stored) assert.deepEqual(await sent, stored, title);
+      else
+        await assert.rejects(sent, {
+          code: 'SEDFS_ERR_REPLICATION_FAILED',
+          message: /s1: named s1 as not reached, which is not further down the chain/,
+        });
+      assert.equal(requests, answers.length, title);
+    } finally {
+      await close();
+      server.close();
+    }
   }
 });

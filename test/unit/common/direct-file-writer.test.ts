@@ -98,3 +98,10 @@ test('a file expected to be small is written through the page cache, with no buf
   await finished(out);
   assert.equal(readFileSync(path, 'utf8'), 'small');
 });
+
+test('a file that cannot be made is refused before the writer is returned, whatever its size', () => {
+  const missing = join(roots[0] as string, 'no-such-folder');
+  for (const size of [undefined, 10, 8 * 1024 * 1024])
+    assert.throws(() => createFileWriter(join(missing, 'f'), 0o600, size), { code: 'ENOENT' });
+  assert.equal(existsSync(missing), false);
+});

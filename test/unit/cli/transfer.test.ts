@@ -1,0 +1,148 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Writable } from 'node:stream';
+import { after, mock, test } from 'node:test';
+import { getFile, putFile } from '../../../src/cli/transfer.js';
+import type { FileSystem, OpenNode, TransferOptions } from '../../../src/client/file-system.js';
+
+const root = mkdtempSync(join(tmpdir(), 'sedfs-transfer-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const file = (size: number): OpenNode => ({
+  entry: {
+    id: 'a'.repeat(32),
+    kind: 'file',
+    parentId: 'b'.repeat(32),
+    nameMac: null,
+    nameEnc: null,
+    wrappedKey: null,
+    versionId: 'c'.repeat(32),
+    size,
+    modifiedAt: 0,
+  },
+  key: Buffer.alloc(32),
+  name: 'f.bin',
+  path: '/f.bin',
+});
+
+/** A file system whose `get` of `node` is `get` (and `put` is `put`), with nothing behind it. */
+function fakeFs(
+  node: OpenNode,
+  get: (out: Writable, opts: TransferOptions) => Promise<{ size: number }>,
+  put: (opts: TransferOptions) => Promise<OpenNode> = async () => node,
+): FileSystem {
+  return {
+    nodeOf: async () => node,
+    get: (_target: unknown, out: Writable, opts: TransferOptions = {}) => get(out, opts),
+    put: (_source: unknown, _path: string, opts: TransferOptions = {}) => put(opts),
+  } as unknown as FileSystem;
+}
+
+/**
+ * What `body` writes to stderr, with stdout taken for a terminal (where bars are drawn)
+ * and the clock moved on by `clock.tick`.
+ */
+async function onTerminal(body: (clock: { tick(ms: number): void }) => Promise<void>): Promise<string> {
+  const wasTty = process.stdout.isTTY;
+  process.stdout.isTTY = true;
+  let now = 0;
+  mock.method(Date, 'now', () => now);
+  let stderr = '';
+  mock.method(process.stderr, 'write', (text: string) => {
+    stderr += text;
+    return true;
+  });
+  try {
+    await body({
+      tick: (ms) => {
+        now += ms;
+      },
+    });
+  } finally {
+    mock.restoreAll();
+    process.stdout.isTTY = wasTty;
+  }
+  return stderr;
+}
+
+for (const size of [10, 8 * 1024 * 1024]) {
+  test(`a get whose local file fails while chunks are still awaited fails at once with the file's name, and leaves nothing (${size} bytes)`, async () => {
+    const dir = mkdtempSync(join(root, 'fails-'));
+    const local = join(dir, 'f.bin');
+    // The writer fails (a disk error) while the download waits on the network; a download
+    // that is not waiting on the writer then may not hear of it for a long while.
+    const fs = fakeFs(file(size), (out) => {
+      out.destroy(Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }));
+      return new Promise(() => undefined);
+    });
+    await assert.rejects(getFile(fs, '/f.bin', local, '/'), {
+      code: 'EIO',
+      message: `cannot write ${local}: EIO: i/o error, write`,
+    });
+    assert.deepEqual(readdirSync(dir), []);
+  });
+}
+
+test('a get whose local file cannot be made fails before anything is fetched', async () => {
+  let fetched = false;
+  const fs = fakeFs(file(10), async () => {
+    fetched = true;
+    return { size: 10 };
+  });
+  // /proc takes no new files, even from root.
+  await assert.rejects(getFile(fs, '/f.bin', '/proc/f.bin', '/'), {
+    code: 'ENOENT',
+    message: /^cannot write \/proc\/f\.bin: ENOENT/,
+  });
+  assert.equal(fetched, false);
+});
+
+test('a get writes what the download wrote, under the local name', async () => {
+  const dir = mkdtempSync(join(root, 'works-'));
+  const fs = fakeFs(file(5), async (out) => {
+    out.write(Buffer.from('hello'));
+    return { size: 5 };
+  });
+  await getFile(fs, '/f.bin', join(dir, 'f.bin'), '/');
+  assert.deepEqual(readdirSync(dir), ['f.bin']);
+  assert.equal(readFileSync(join(dir, 'f.bin'), 'utf8'), 'hello');
+});
+
+test('a get has made its temporary file before it fetches anything, so one that fails at once leaves none', async () => {
+  const dir = mkdtempSync(join(root, 'early-'));
+  let seen: string[] = [];
+  const fs = fakeFs(file(10), async () => {
+    // Made in the background instead, the file could appear after the failed get had
+    // removed it (an empty file nothing would ever look for).
+    seen = readdirSync(dir);
+    throw new Error('main refused');
+  });
+  await assert.rejects(getFile(fs, '/f.bin', join(dir, 'f.bin'), '/'), /main refused/);
+  assert.equal(seen.length, 1);
+  assert.match(seen[0] as string, /\.sedfs-part$/);
+  assert.deepEqual(readdirSync(dir), []);
+});
+
+test('a transfer failing after its bar was drawn ends the bar’s line, so the error starts a line of its own', async () => {
+  const dir = mkdtempSync(join(root, 'bar-'));
+  const local = join(dir, 'up.bin');
+  writeFileSync(local, Buffer.alloc(1000));
+  for (const what of ['get', 'put']) {
+    const stderr = await onTerminal(async (clock) => {
+      // A second and a half in, 40% done, the transfer fails.
+      const failing = async (opts: TransferOptions): Promise<never> => {
+        opts.onProgress?.(100);
+        clock.tick(1500);
+        opts.onProgress?.(400);
+        throw new Error('cannot reach the file servers');
+      };
+      const fs = fakeFs(file(1000), (_out, opts) => failing(opts), failing);
+      const transfer =
+        what === 'get' ? getFile(fs, '/f.bin', join(dir, 'f.bin'), '/') : putFile(fs, local, '/up.bin');
+      await assert.rejects(transfer, /cannot reach/);
+    });
+    assert.match(stderr, /^\r.* 40%.*\n$/, `${what}: ${JSON.stringify(stderr)}`);
+  }
+});
