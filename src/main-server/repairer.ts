@@ -4,6 +4,7 @@ import type { Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
 import { SerialTask } from '../common/serial-task.js';
 import { type Agent, request } from '../common/undici.js';
+import { randomHexId } from '../crypto/hash.js';
 import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -355,11 +356,15 @@ export class Repairer {
     target: { id: string; url: string },
   ): Promise<void> {
     const exp = this.now() + 5 * 60_000;
+    // The target's receipt names this copy order alone: no upload has its id, so the
+    // receipt is good for nothing but the check below.
+    const copyId = randomHexId();
     const writeTicket = this.signer.sign({
       op: 'write',
       chunks: [chunkId],
       servers: [target.id],
       from: source.url,
+      upload: copyId,
       exp,
     });
     const sourceTicket = this.signer.sign({ op: 'read', chunks: [chunkId], servers: [source.id], exp });
@@ -376,7 +381,7 @@ export class Repairer {
       const body = (await res.body.json()) as PutChunkResponse;
       const key = this.store.getServer(target.id)?.receiptKey ?? '';
       const receipt = body.receipts.find((r) => r.server === target.id);
-      if (!receipt || !receiptValid(key, target.id, chunkId, size, receipt.receipt)) {
+      if (!receipt || !receiptValid(key, target.id, chunkId, size, copyId, receipt.receipt)) {
         throw new Error('the copy came back without a valid receipt');
       }
       this.noteRestored(chunkId, target.id);

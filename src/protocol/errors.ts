@@ -54,7 +54,8 @@ export const ERRORS = {
   SEDFS_ERR_RECEIPT_INVALID: {
     status: 409,
     retryable: false,
-    message: 'a storage receipt is missing or does not match its chunk and server',
+    message:
+      'a storage receipt is missing, or was not made for this chunk and upload by a server it was placed on',
   },
   SEDFS_ERR_EXISTS: {
     status: 409,

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pump } from '../../common/pump.js';
 import { receiptFor } from '../../crypto/receipts.js';
+import { uploadOf } from '../../crypto/tickets.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
 import type { PutChunkResponse } from '../../protocol/file-server-api.js';
@@ -77,7 +78,10 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       throw err;
     }
 
-    const own = { server: ctx.serverId, receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size) };
+    const own = {
+      server: ctx.serverId,
+      receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size, uploadOf(ticket)),
+    };
     req.log.debug({ chunk: id, size, chainRest: rest.length }, 'chunk stored');
     if (!downstream) return { receipts: [own], failed: restFailed(rest) };
     const down = await downstream.result();

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { receiptFor } from '../../crypto/receipts.js';
+import { uploadOf } from '../../crypto/tickets.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
 import type { PutChunkResponse } from '../../protocol/file-server-api.js';
@@ -63,7 +64,12 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       }
       req.log.info({ chunk: id, size, from: ticket.from }, 'chunk copied for repair');
       return {
-        receipts: [{ server: ctx.serverId, receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size) }],
+        receipts: [
+          {
+            server: ctx.serverId,
+            receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size, uploadOf(ticket)),
+          },
+        ],
         failed: [],
       };
     },

@@ -134,7 +134,17 @@ export interface MainStore {
 
   createUpload(rec: UploadRecord): void;
   getUpload(id: string, now: number): UploadRecord | undefined;
-  /** In one transaction: the chunks and their replicas, the blob, and the upload closed. */
+  /**
+   * What a commit of `uploadId` may take receipts for, for one chunk: the servers the
+   * upload placed it on, and among them those main will not count on a receipt (it
+   * holds their replica corrupt, or has a delete order queued for their copy).
+   */
+  placedIn(uploadId: string, chunkId: string): { placed: string[]; barred: string[] };
+  /**
+   * In one transaction: the chunks and their replicas, the blob, and the upload closed.
+   * A replica main holds corrupt stays corrupt, and one with a delete order queued is not
+   * recorded (the order stands): a receipt never undoes what main decided about a copy.
+   */
   commitBlob(blob: {
     userId?: string;
     id: string;

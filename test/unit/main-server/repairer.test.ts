@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -14,7 +14,16 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { Repairer } from '../../../src/main-server/repairer.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import type { TicketPayload } from '../../../src/protocol/ticket.js';
 import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
+
+/** The payload of the ticket a request carries. */
+const ticketIn = (req: IncomingMessage): TicketPayload =>
+  JSON.parse(
+    Buffer.from(String(req.headers['x-sedfs-ticket']).split('.')[0] as string, 'base64url').toString(),
+  );
+/** What a copy order's receipt must name: the id in its write ticket, as a file server reads it. */
+const uploadIn = (req: IncomingMessage): string => ticketIn(req).upload as string;
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-repairer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -150,7 +159,7 @@ async function receiver(id: string, receiptKey: string): Promise<{ url: string; 
     res.setHeader('content-type', 'application/json');
     res.end(
       JSON.stringify({
-        receipts: [{ server: id, receipt: receiptFor(receiptKey, id, chunkId, 1) }],
+        receipts: [{ server: id, receipt: receiptFor(receiptKey, id, chunkId, 1, uploadIn(req)) }],
         failed: [],
       }),
     );
@@ -346,15 +355,16 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
   const [badId, goodId, targetId] = [hex(1), hex(2), hex(3)];
   const copiedFrom: string[] = [];
   const target = await listen((req, res) => {
-    const ticket = String(req.headers['x-sedfs-ticket']).split('.')[0] as string;
-    const from = JSON.parse(Buffer.from(ticket, 'base64url').toString()).from as string;
+    const from = ticketIn(req).from as string;
     copiedFrom.push(from);
     req.resume();
     if (from === goodHolder.url) {
       res.setHeader('content-type', 'application/json');
       res.end(
         JSON.stringify({
-          receipts: [{ server: targetId, receipt: receiptFor('k', targetId, id, chunk.length) }],
+          receipts: [
+            { server: targetId, receipt: receiptFor('k', targetId, id, chunk.length, uploadIn(req)) },
+          ],
           failed: [],
         }),
       );

@@ -87,6 +87,29 @@ describe('SqliteStore', () => {
     assert.ok(store.getUpload(hex(9), 0));
   });
 
+  test('a blob commit leaves a corrupt replica corrupt and records no copy that has a delete order queued', () => {
+    for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
+    const chunk = hex(1, 64);
+    const commit = (blob: number, upload: number) => {
+      store.createUpload({ id: hex(upload), replicas: 3, createdAt: 0, expiresAt: 10 });
+      const chunks = [{ id: chunk, size: 3, servers: [hex(1), hex(2), hex(3)] }];
+      store.commitBlob({ id: hex(blob), uploadId: hex(upload), wanted: 3, createdAt: 1, chunks });
+    };
+    commit(5, 9);
+    store.markReplicaCorrupt(chunk, hex(1));
+    // As the surplus trimmer leaves a copy it is deleting: out of the map, its order queued.
+    store.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?').run(chunk, hex(2));
+    store.db
+      .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 2)')
+      .run(chunk, hex(2));
+    commit(6, 10);
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk), [hex(3)]);
+    const state = store.db.prepare('SELECT state FROM replicas WHERE chunk_id = ? AND server_id = ?').pluck();
+    assert.equal(state.get(chunk, hex(1)), 'corrupt');
+    assert.equal(state.get(chunk, hex(2)), undefined);
+    assert.deepEqual(store.pendingDeletions([hex(2)], 10, 3), [{ chunkId: chunk, serverId: hex(2) }]);
+  });
+
   test('the inventory comparison counts missing and extra chunks', () => {
     registerServers(store, [hex(1)], 1);
     commitChunks(
