@@ -3,6 +3,7 @@ import { createAgent, type JsonRequest, requestJson } from '../common/http-clien
 import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
+import { SedfsError } from '../protocol/errors.js';
 import type {
   BeginUploadResponse,
   BlobManifest,
@@ -36,7 +37,23 @@ export class ClusterClient {
     const tls = opts.ca ? new TlsIdentity(opts.ca) : undefined;
     this.caFingerprint = opts.ca ? fingerprintOf(opts.ca) : undefined;
     this.agent = opts.agent ?? createAgent(tls, { mainUrl: this.mainUrl });
-    this.chunks = new ChunkReader(tls);
+    this.chunks = new ChunkReader(tls, { httpsOnly: this.secure });
+  }
+
+  /** Over https to main, file servers are reached over https only (see `chunkUrl`). */
+  get secure(): boolean {
+    return this.mainUrl.startsWith('https://');
+  }
+
+  /**
+   * A URL main handed out for a file server (placements, manifests), checked before any
+   * ticket or chunk goes there: with a session over https, a plain http:// one is
+   * refused (`SEDFS_ERR_INSECURE_URL`) rather than sent a ticket in the clear.
+   */
+  chunkUrl(url: string): string {
+    if (this.secure && !url.startsWith('https://'))
+      throw new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: new URL(url).origin });
+    return url;
   }
 
   /** A call to main: JSON in and out, with the session token when there is one. */

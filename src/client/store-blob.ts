@@ -236,6 +236,7 @@ async function putOctets<T>(
   bodies: Buffer[],
   headers: Record<string, string>,
 ): Promise<T> {
+  client.chunkUrl(url);
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, {

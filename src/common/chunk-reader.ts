@@ -41,8 +41,16 @@ export class ChunkReader {
   private readonly idle = new Map<string, { socket: Socket; drop: () => void }[]>();
   private closed = false;
 
-  /** `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs. */
-  constructor(private readonly tls?: TlsIdentity) {}
+  /**
+   * `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs.
+   * `httpsOnly` (with `tls`, unless told otherwise): a plain http:// URL is refused
+   * (`SEDFS_ERR_INSECURE_URL`) before any connection, so a URL main or a ticket carries
+   * cannot send a ticket, or get bytes, in the clear in a cluster that runs over TLS.
+   */
+  constructor(
+    private readonly tls?: TlsIdentity,
+    private readonly opts: { httpsOnly?: boolean } = {},
+  ) {}
 
   /**
    * Reads the chunk at `url` into `into`; an answer longer than `size` (or than `into`)
@@ -50,6 +58,8 @@ export class ChunkReader {
    */
   async get(url: string, ticket: string, size: number, into: Buffer): Promise<Buffer> {
     const target = new URL(url);
+    if ((this.opts.httpsOnly ?? this.tls !== undefined) && target.protocol !== 'https:')
+      throw new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: target.origin });
     // The ticket goes into the request's head as it is: it must not be able to end a line.
     if (/[\r\n]/.test(ticket))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'a ticket cannot hold a line break');

@@ -79,12 +79,17 @@ export function forward<T>(
 ): Downstream<T> {
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
   let failed: SedfsError | undefined;
-  const response = request(target, {
-    dispatcher: ctx.agent,
-    method: 'PUT',
-    headers: { 'content-type': 'application/octet-stream', ...headers },
-    body,
-  }).then(
+  // Over TLS a peer is reached over https only: the ticket would otherwise go in the clear.
+  const sent =
+    ctx.tls && !target.startsWith('https://')
+      ? Promise.reject(new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: new URL(target).origin }))
+      : request(target, {
+          dispatcher: ctx.agent,
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream', ...headers },
+          body,
+        });
+  const response = sent.then(
     async (res) => {
       if (res.statusCode >= 400) throw await errorFromResponse(res, target);
       return (await res.body.json()) as T;

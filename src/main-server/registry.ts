@@ -37,6 +37,8 @@ export class Registry {
    * million chunks takes minutes; a kick makes it look everywhere at once.
    */
   onLost: (id: string) => void = () => {};
+  /** servers left out of `live` for their URL, already logged */
+  private readonly unreachableNoted = new Set<string>();
 
   constructor(
     private readonly store: MainStore,
@@ -49,9 +51,21 @@ export class Registry {
     private readonly scheme: 'https' | 'http' = 'https',
   ) {}
 
-  /** The URL main publishes for a server: what it advertised, else the address it came from. */
+  /**
+   * The URL main publishes for a server: what it advertised, else the address it came
+   * from. A cluster on TLS takes only https:// (enrolment and registration alike): main,
+   * peers and clients would otherwise send tickets and orders in the clear, to wherever
+   * it points.
+   */
   urlFor(advertised: string | undefined, remoteAddress: string, port: number): string {
+    if (advertised !== undefined && !this.reachable(advertised))
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'this cluster runs over TLS: url must be https://');
     return advertised ?? `${this.scheme}://${formatHost(remoteAddress)}:${port}`;
+  }
+
+  /** A URL this cluster reaches servers at: any on --insecure-http, https:// only on TLS. */
+  private reachable(url: string): boolean {
+    return this.scheme === 'http' || url.startsWith('https://');
   }
 
   register(req: RegisterRequest, remoteAddress: string): ServerRecord {
@@ -129,8 +143,24 @@ export class Registry {
     return [...known, ...enrolled];
   }
 
+  /**
+   * Servers up and reachable: new copies, reads and main's orders go to these. One whose
+   * recorded URL this cluster does not reach servers at (plain http:// on TLS, recorded
+   * before registration refused it) is left out until it registers again.
+   */
   live(): ServerRecord[] {
-    return this.store.listServers().filter((s) => this.stateOf(s) === 'up');
+    return this.store.listServers().filter((s) => {
+      if (this.stateOf(s) !== 'up') return false;
+      if (this.reachable(s.url)) return true;
+      if (!this.unreachableNoted.has(s.id)) {
+        this.unreachableNoted.add(s.id);
+        this.log.warn(
+          { server: s.id, url: s.url },
+          'file server recorded at a URL that is not https in a TLS cluster: not used until it registers again',
+        );
+      }
+      return false;
+    });
   }
 
   /** A storage audit found a copy this server was counted for missing or wrong. */

@@ -140,6 +140,11 @@ export const ERRORS = {
     retryable: false,
     message: "the server's certificate does not chain to the trusted cluster CA",
   },
+  SEDFS_ERR_INSECURE_URL: {
+    status: 502,
+    retryable: false,
+    message: 'a file server was given at a plain http:// URL in a cluster that runs over TLS: refused',
+  },
   SEDFS_ERR_CA_MISMATCH: {
     status: 400,
     retryable: false,

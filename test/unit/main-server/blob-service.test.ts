@@ -23,7 +23,7 @@ test("a user's bad-replica reports are bounded: only good replicas main records,
   const log = pino({ level: 'silent' });
   const blobs = new BlobService(
     store,
-    new Registry(store, log, () => clock.now, 2000),
+    new Registry(store, log, () => clock.now, 2000, 600_000, 'http'),
     ticketSigner(generateTicketKeyPem()),
     log,
     () => clock.now,
@@ -65,7 +65,7 @@ function serviceWith(name: string, servers: string[], replicas: number) {
   const signer = ticketSigner(generateTicketKeyPem());
   const blobs = new BlobService(
     store,
-    new Registry(store, log, () => clock.now, 2000),
+    new Registry(store, log, () => clock.now, 2000, 600_000, 'http'),
     signer,
     log,
     () => clock.now,

@@ -34,7 +34,7 @@ test('orders for servers that are down, removed or refusing do not block the que
   const store = new SqliteStore(join(dir, 'blocked.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   const good = await fakeFileServer(200);
   const refusing = await fakeFileServer(500);
   const [down, removed, refuser, live] = [hex(1), hex(2), hex(3), hex(4)];

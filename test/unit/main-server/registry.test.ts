@@ -81,3 +81,44 @@ test('a sweep tells of a server once when it is lost, and again only after it ca
   assert.deepEqual(told, [id, id], 'back, then lost again: told again');
   store.close();
 });
+
+test('a TLS cluster takes only https:// file-server URLs: registration refuses another, and a server recorded at one is not used', () => {
+  const store = new SqliteStore(join(dir, 'scheme.db'));
+  const clock = { now: 1_000 };
+  const { registry, lines } = registryOn(store, clock);
+  for (const url of ['http://10.0.0.1:80', 'http://files.example:7001'])
+    assert.throws(() => registry.register({ id, port: 7001, url, stats }, '127.0.0.1'), {
+      code: 'SEDFS_ERR_BAD_REQUEST',
+    });
+  assert.equal(store.getServer(id), undefined, 'nothing recorded');
+  assert.throws(() => registry.urlFor('http://10.0.0.1:80', '127.0.0.1', 1), {
+    code: 'SEDFS_ERR_BAD_REQUEST',
+  });
+  assert.equal(registry.register({ id, port: 7001, stats }, '10.0.0.9').url, 'https://10.0.0.9:7001');
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [id],
+  );
+  // As one registered before main refused it: up, but never handed out.
+  const other = 'cd'.repeat(16);
+  store.registerServer(
+    { id: other, url: 'http://10.0.0.2:80', ...stats, registeredAt: clock.now, lastHeartbeat: clock.now },
+    'k',
+  );
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [id],
+  );
+  registry.live();
+  assert.equal(lines.filter((l) => /not https/.test(l)).length, 1, 'logged once');
+  // Plain HTTP clusters (--insecure-http) reach servers at http:// URLs.
+  const plain = new Registry(store, pino({ level: 'silent' }), () => clock.now, TIMEOUT_MS, 600_000, 'http');
+  assert.deepEqual(
+    plain
+      .live()
+      .map((s) => s.id)
+      .sort(),
+    [id, other].sort(),
+  );
+  store.close();
+});

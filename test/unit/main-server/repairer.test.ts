@@ -63,7 +63,7 @@ test('a page full of chunks with no good copy on a live server does not keep rep
   const clock = { now: 1_000_000 };
   const lines: { msg: string; chunks?: number }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   // The target refuses every copy: what matters is which copies it is asked for.
   const asked: string[] = [];
   const target = createServer((req, res) => {
@@ -119,7 +119,7 @@ test('re-checks of reported replicas: one at a time per replica, and a bounded n
   const store = new SqliteStore(join(dir, 'verify.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   // The server holds every answer until the test lets them go.
   const held: { url: string; answer: () => void }[] = [];
   const server = createServer((req, res) => {
@@ -179,7 +179,7 @@ async function sourceToSink(name: string) {
   const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   const receiptKey = Buffer.alloc(32, 7).toString('base64url');
   const [source, sink] = [hex(1), hex(2)];
   const target = await receiver(sink, receiptKey);
@@ -237,7 +237,7 @@ test('a pass looks at a stretch of the map: one sweep restores a queue larger th
   const clock = { now: 1_000_000 };
   const lines: { msg: string; chunks?: number }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   const receiptKey = Buffer.alloc(32, 7).toString('base64url');
   const [source, sink, spare, down] = [hex(1), hex(2), hex(3), hex(4)];
   const targets = [await receiver(sink, receiptKey), await receiver(spare, receiptKey)];
@@ -330,7 +330,7 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
   const clock = { now: 1_000_000 };
   const lines: { msg: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const registry = new Registry(store, log, () => clock.now, 60_000, 600_000, 'http');
   const chunk = Buffer.from('a chunk repair restores');
   const id = sha256Hex(chunk);
   const listen = async (handler: Parameters<typeof createServer>[1]) => {
