@@ -283,8 +283,11 @@ export class Repairer {
       // The store gives only chunks with a live holder, but the registry may have moved on.
       if (!source) continue;
       const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
+      // Not to a server with a delete order queued for the chunk: the order, perhaps on
+      // its way, would delete the new copy.
+      const deleting = this.store.deletionsQueued(chunk.id);
       const candidates = live
-        .filter((s) => !chunk.holders.includes(s.id) && !others.includes(s.id))
+        .filter((s) => !chunk.holders.includes(s.id) && !others.includes(s.id) && !deleting.includes(s.id))
         .map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
       const targets = chooseTrustedFirst(candidates, chunk.wanted - chunk.holders.length, Math.random, (id) =>
         this.registry.trusted(id),

@@ -245,6 +245,14 @@ export interface MainStore {
     now: number,
   ): { chunkId: string; serverId: string }[];
   deletionDone(chunkId: string, serverId: string): void;
+  /**
+   * Drops the order for a copy the map counts as a good replica (recorded after the order
+   * was queued: a repair copy, or left so by an older version): true if there was one.
+   * The deleter asks just before it sends each order, so no counted copy is deleted.
+   */
+  dropDeletionOfGoodReplica(chunkId: string, serverId: string): boolean;
+  /** Servers with a delete order queued for the chunk: repair copies to none of them. */
+  deletionsQueued(chunkId: string): string[];
   /** Its server refused or failed the order: it waits until `retryAt`, behind the orders not tried yet. */
   deletionDeferred(chunkId: string, serverId: string, retryAt: number): void;
   /** Drops the orders for servers an admin removed: they will never be carried out. Returns how many. */

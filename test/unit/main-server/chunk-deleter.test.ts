@@ -10,6 +10,7 @@ import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.
 import { ChunkDeleter } from '../../../src/main-server/chunk-deleter.js';
 import { Registry } from '../../../src/main-server/registry.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { commitChunks, registerServers, TEST_STATS } from '../../helpers/chunk-map.js';
 import { waitFor } from '../../helpers/cluster.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-deleter-'));
@@ -91,6 +92,54 @@ test('orders for servers that are down, removed or refusing do not block the que
     await deleter.stop();
     good.server.close();
     refusing.server.close();
+    store.close();
+  }
+});
+
+test('a delete order left from an expired upload does not delete a copy that repair made there meanwhile', async () => {
+  const store = new SqliteStore(join(dir, 'stale.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
+  const holder = await fakeFileServer(200);
+  const target = await fakeFileServer(200);
+  const [h, t] = [hex(1), hex(2)];
+  registerServers(
+    store,
+    [
+      { id: h, url: holder.url },
+      { id: t, url: target.url, lastHeartbeat: 1 },
+    ],
+    clock.now,
+  );
+  const chunk = hex(7, 64);
+  commitChunks(store, 2, [{ id: chunk, size: 1, servers: [h] }]);
+  // Someone who knows the chunk's id places it on the target, which is down, and never
+  // writes: when the upload expires, its order for the target waits for it.
+  store.createUpload({ id: hex(77), replicas: 1, createdAt: clock.now, expiresAt: clock.now + 1 });
+  store.recordPlacements(hex(77), [{ chunkId: chunk, serverIds: [t] }]);
+  clock.now += 10;
+  assert.equal(store.expireUploads(clock.now), 1);
+  // The target is back and repair copies the chunk there.
+  store.heartbeat(t, TEST_STATS, clock.now);
+  store.addReplicas([{ chunkId: chunk, serverId: t }], clock.now);
+  const deleter = new ChunkDeleter(
+    store,
+    registry,
+    ticketSigner(generateTicketKeyPem()),
+    createAgent(),
+    log,
+    () => clock.now,
+  );
+  try {
+    deleter.kick();
+    await waitFor('the order to be settled', () => store.pendingDeletions([t], 10, clock.now).length === 0);
+    assert.deepEqual(target.deleted, [], 'no delete order reached the copy');
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk)?.sort(), [h, t].sort());
+  } finally {
+    await deleter.stop();
+    holder.server.close();
+    target.server.close();
     store.close();
   }
 });

@@ -437,3 +437,46 @@ test('a repair source that sends wrong bytes and calls its copy fine does not ho
     await c.close();
   }
 });
+
+test('repair copies a chunk to no server that has a delete order queued for it: the order would delete the new copy', async () => {
+  const store = new SqliteStore(join(dir, 'queued.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
+  // Every target refuses the copy: what matters is which are asked.
+  const asked: string[] = [];
+  const target = createServer((req, res) => {
+    asked.push(String(req.headers.host));
+    res.statusCode = 503;
+    res.end('{}');
+  });
+  await new Promise<void>((res) => target.listen(0, '127.0.0.1', res));
+  const port = (target.address() as { port: number }).port;
+  const [source, deleting, free] = [hex(1), hex(2), hex(3)];
+  // Both targets are the one listener, told apart by the host they were reached at.
+  registerServers(
+    store,
+    [
+      { id: source, url: 'http://127.0.0.1:9' },
+      { id: deleting, url: `http://127.0.0.1:${port}` },
+      { id: free, url: `http://localhost:${port}` },
+    ],
+    clock.now,
+  );
+  const chunk = hex(7, 64);
+  commitChunks(store, 2, [{ id: chunk, size: 1, servers: [source] }]);
+  // As an expired upload that placed the chunk there (and never wrote) leaves it.
+  store.db
+    .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 1)')
+    .run(chunk, deleting);
+  const repairer = repairerFor(store, registry, log, clock);
+  try {
+    for (let i = 0; i < 4; i++) await repairer.drain(1);
+    assert.ok(asked.length >= 4);
+    assert.deepEqual([...new Set(asked)], [`localhost:${port}`]);
+  } finally {
+    await repairer.stop();
+    target.close();
+    store.close();
+  }
+});

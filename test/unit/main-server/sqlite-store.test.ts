@@ -110,6 +110,31 @@ describe('SqliteStore', () => {
     assert.deepEqual(store.pendingDeletions([hex(2)], 10, 3), [{ chunkId: chunk, serverId: hex(2) }]);
   });
 
+  test('a copy with a delete order queued is not adopted when its server lists it: the order stands', () => {
+    for (const i of [1, 2]) store.registerServer(server(hex(i)), 'k');
+    const chunk = hex(1, 64);
+    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
+    store.commitBlob({
+      id: hex(5),
+      uploadId: hex(9),
+      wanted: 2,
+      createdAt: 1,
+      chunks: [{ id: chunk, size: 3, servers: [hex(1)] }],
+    });
+    store.db
+      .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 2)')
+      .run(chunk, hex(2));
+    assert.deepEqual(store.applyChanges(hex(2), [chunk], [], 3), { adopted: 0, dropped: 0 });
+    store.beginInventory(hex(2), 4);
+    store.addInventory(hex(2), [chunk]);
+    store.finishInventory(hex(2), 10, 5);
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk), [hex(1)]);
+    assert.deepEqual(store.deletionsQueued(chunk), [hex(2)]);
+    // Once the order is carried out, a copy the server lists again is adopted.
+    store.deletionDone(chunk, hex(2));
+    assert.deepEqual(store.applyChanges(hex(2), [chunk], [], 6), { adopted: 1, dropped: 0 });
+  });
+
   test('the inventory comparison counts missing and extra chunks', () => {
     registerServers(store, [hex(1)], 1);
     commitChunks(
