@@ -1,9 +1,9 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
-import { type ConnectionOptions, connect as connectTls } from 'node:tls';
+import { type ConnectionOptions, connect as connectTls, type PeerCertificate } from 'node:tls';
 import { SedfsError } from '../protocol/errors.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { errorFromBody, unreachable } from './http-client.js';
-import { clientTlsOptions, type TlsIdentity } from './tls.js';
+import { clientTlsOptions, isServerCertificate, type ServerNames, type TlsIdentity } from './tls.js';
 
 /** An answer's head (status line and headers) may be at most this long. */
 const HEAD_LIMIT = 16 * 1024;
@@ -43,13 +43,14 @@ export class ChunkReader {
 
   /**
    * `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs.
+   * `serverNames`: the server ids whose certificate an endpoint must show (see `tlsConnector`).
    * `httpsOnly` (with `tls`, unless told otherwise): a plain http:// URL is refused
    * (`SEDFS_ERR_INSECURE_URL`) before any connection, so a URL main or a ticket carries
    * cannot send a ticket, or get bytes, in the clear in a cluster that runs over TLS.
    */
   constructor(
     private readonly tls?: TlsIdentity,
-    private readonly opts: { httpsOnly?: boolean } = {},
+    private readonly opts: { httpsOnly?: boolean; serverNames?: ServerNames } = {},
   ) {}
 
   /**
@@ -86,6 +87,7 @@ export class ChunkReader {
     const secure = target.protocol === 'https:';
     const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(target.port || (secure ? 443 : 80));
+    const names = secure ? this.opts.serverNames?.(`${host}:${port}`) : undefined;
     const onread = {
       buffer: Buffer.allocUnsafe(RECEIVE_BYTES),
       callback: (n: number, buffer: Uint8Array) => {
@@ -103,6 +105,12 @@ export class ChunkReader {
           // SNI takes names only; an address is checked against the certificate's IP entries.
           ...(isIP(host) ? {} : { servername: host }),
           ...(this.tls ? clientTlsOptions(this.tls) : {}),
+          ...(names
+            ? {
+                checkServerIdentity: (name: string, cert: PeerCertificate) =>
+                  isServerCertificate(name, cert, names),
+              }
+            : {}),
           // Node takes it for TLS sockets too (nodejs/node#35753); its types list it only for net.
           ...({ onread } as ConnectionOptions),
         })

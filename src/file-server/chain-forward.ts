@@ -68,15 +68,18 @@ export interface Downstream<T> {
 }
 
 /**
- * Streams a body on to the next server in the chain (`target`, a PUT with `headers`).
- * A failure downstream never fails the local write: it stops forwarding and is
- * reported in the answer instead.
+ * Streams a body on to the next server in the chain (`target`, a PUT with `headers`),
+ * `server` in the ticket, whose certificate the connection must show. A failure
+ * downstream never fails the local write: it stops forwarding and is reported in the
+ * answer instead.
  */
 export function forward<T>(
   ctx: FileServerContext,
   target: string,
   headers: Record<string, string>,
+  server?: string,
 ): Downstream<T> {
+  if (server !== undefined) ctx.expectPeer?.(target, server);
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
   let failed: SedfsError | undefined;
   // Over TLS a peer is reached over https only: the ticket would otherwise go in the clear.

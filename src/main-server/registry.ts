@@ -1,4 +1,5 @@
 import type { Logger } from '../common/logger.js';
+import { endpointOfUrl } from '../common/tls.js';
 import { randomSecret } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { RegisterRequest, ServerState, ServerStatsBody, ServerView } from '../protocol/main-api.js';
@@ -161,6 +162,19 @@ export class Registry {
       }
       return false;
     });
+  }
+
+  /**
+   * The servers registered at an endpoint (`endpointOfUrl`), removed ones left out:
+   * main's connections there must show one of their certificates. Undefined for an
+   * endpoint no server is registered at.
+   */
+  idsAt(endpoint: string): string[] | undefined {
+    const ids = this.store
+      .listServers()
+      .filter((s) => !s.removedAt && URL.canParse(s.url) && endpointOfUrl(s.url) === endpoint)
+      .map((s) => s.id);
+    return ids.length > 0 ? ids : undefined;
   }
 
   /** A storage audit found a copy this server was counted for missing or wrong. */

@@ -367,6 +367,7 @@ export class Repairer {
       chunks: [chunkId],
       servers: [target.id],
       from: source.url,
+      fromServer: source.id,
       upload: copyId,
       exp,
     });

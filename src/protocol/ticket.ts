@@ -30,6 +30,8 @@ export interface TicketPayload {
    * without it cannot order a copy, so a client cannot make a server fetch anything.
    */
   from?: string;
+  /** Repair copies only: the id of the server at `from`, whose certificate the copy's connection must show. */
+  fromServer?: string;
   /**
    * Write tickets only, and required on them: what the write is for, bound into every
    * receipt it earns. Main puts the upload's id here (or, for a repair copy, a fresh id

@@ -53,11 +53,16 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
     const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
     const next = rest[0];
     const downstream = next?.url
-      ? forward<PutBatchResponse>(ctx, `${next.url}/v1/chunks`, {
-          'content-length': String(total),
-          [TICKET_HEADER]: token as string,
-          [SIZES_HEADER]: sizesHeader,
-        })
+      ? forward<PutBatchResponse>(
+          ctx,
+          `${next.url}/v1/chunks`,
+          {
+            'content-length': String(total),
+            [TICKET_HEADER]: token as string,
+            [SIZES_HEADER]: sizesHeader,
+          },
+          next.server,
+        )
       : undefined;
 
     const pack = ctx.store.beginPack(ids, sizes, { verifiedUpstream });

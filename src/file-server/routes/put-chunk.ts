@@ -44,10 +44,15 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
     const next = rest[0];
     const downstream = next?.url
-      ? forward<PutChunkResponse>(ctx, `${next.url}/v1/chunks/${id}`, {
-          'content-length': String(size),
-          [TICKET_HEADER]: req.headers[TICKET_HEADER] as string,
-        })
+      ? forward<PutChunkResponse>(
+          ctx,
+          `${next.url}/v1/chunks/${id}`,
+          {
+            'content-length': String(size),
+            [TICKET_HEADER]: req.headers[TICKET_HEADER] as string,
+          },
+          next.server,
+        )
       : undefined;
 
     let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });

@@ -42,6 +42,7 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       if (!ticket.from)
         throw new SedfsError('SEDFS_ERR_TICKET_MISMATCH', 'this ticket does not order a copy');
       const url = `${ticket.from}/v1/chunks/${id}`;
+      if (ticket.fromServer !== undefined) ctx.expectPeer?.(ticket.from, ticket.fromServer);
       const { size } = req.body;
       if (size > ctx.store.maxChunkBytes)
         throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'the chunk is larger than this server accepts');

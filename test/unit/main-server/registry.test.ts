@@ -122,3 +122,22 @@ test('a TLS cluster takes only https:// file-server URLs: registration refuses a
   );
   store.close();
 });
+
+test("main expects at a file server's endpoint the certificate of a server registered there, never of one removed", () => {
+  const store = new SqliteStore(join(dir, 'names.db'));
+  const clock = { now: 1_000 };
+  const { registry } = registryOn(store, clock);
+  const [a, b] = ['a1'.repeat(16), 'b2'.repeat(16)];
+  registry.register({ id: a, port: 7001, url: 'https://files.example:7001', stats }, '10.0.0.1');
+  registry.register({ id: b, port: 7002, stats }, '10.0.0.2');
+  assert.deepEqual(registry.idsAt('files.example:7001'), [a]);
+  assert.deepEqual(registry.idsAt('10.0.0.2:7002'), [b]);
+  assert.equal(
+    registry.idsAt('10.0.0.1:7001'),
+    undefined,
+    'no server registered at the address it came from',
+  );
+  store.markRemoved(a, clock.now);
+  assert.equal(registry.idsAt('files.example:7001'), undefined);
+  store.close();
+});

@@ -354,9 +354,12 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
   });
   const [badId, goodId, targetId] = [hex(1), hex(2), hex(3)];
   const copiedFrom: string[] = [];
+  /** the source's id each copy order names (the target holds the source's certificate to it) */
+  const namedSources: string[] = [];
   const target = await listen((req, res) => {
     const from = ticketIn(req).from as string;
     copiedFrom.push(from);
+    namedSources.push(ticketIn(req).fromServer as string);
     req.resume();
     if (from === goodHolder.url) {
       res.setHeader('content-type', 'application/json');
@@ -396,6 +399,7 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
     ids: { badId, goodId, targetId },
     urls: { bad: badHolder.url, good: goodHolder.url },
     copiedFrom,
+    namedSources,
     async close() {
       await repairer.stop();
       for (const s of [badHolder, goodHolder, target]) s.server.close();
@@ -412,6 +416,11 @@ test('a repair source that does not have the chunk main counted there is read ba
       await new Promise((res) => setTimeout(res, 50));
     }
     assert.equal(c.copiedFrom[0], c.urls.bad, 'the bad holder was the first source');
+    assert.deepEqual(
+      c.namedSources,
+      c.copiedFrom.map((u) => (u === c.urls.bad ? c.ids.badId : c.ids.goodId)),
+      'each copy order names its source by id too',
+    );
     assert.deepEqual(c.store.replicasOf([c.id]).get(c.id)?.sort(), [c.ids.goodId, c.ids.targetId]);
     assert.ok(
       c.lines.some((l) =>
