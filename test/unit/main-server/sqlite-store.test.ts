@@ -90,19 +90,16 @@ describe('SqliteStore', () => {
   test('a blob commit leaves a corrupt replica corrupt and records no copy that has a delete order queued', () => {
     for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
     const chunk = hex(1, 64);
-    const commit = (blob: number, upload: number) => {
-      store.createUpload({ id: hex(upload), replicas: 3, createdAt: 0, expiresAt: 10 });
-      const chunks = [{ id: chunk, size: 3, servers: [hex(1), hex(2), hex(3)] }];
-      store.commitBlob({ id: hex(blob), uploadId: hex(upload), wanted: 3, createdAt: 1, chunks });
-    };
-    commit(5, 9);
+    const commit = (n: number) =>
+      commitChunks(store, 3, [{ id: chunk, size: 3, servers: [hex(1), hex(2), hex(3)] }], n);
+    commit(0);
     store.markReplicaCorrupt(chunk, hex(1));
     // As the surplus trimmer leaves a copy it is deleting: out of the map, its order queued.
     store.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?').run(chunk, hex(2));
     store.db
       .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 2)')
       .run(chunk, hex(2));
-    commit(6, 10);
+    commit(1);
     assert.deepEqual(store.replicasOf([chunk]).get(chunk), [hex(3)]);
     const state = store.db.prepare('SELECT state FROM replicas WHERE chunk_id = ? AND server_id = ?').pluck();
     assert.equal(state.get(chunk, hex(1)), 'corrupt');
@@ -113,14 +110,7 @@ describe('SqliteStore', () => {
   test('a copy with a delete order queued is not adopted when its server lists it: the order stands', () => {
     for (const i of [1, 2]) store.registerServer(server(hex(i)), 'k');
     const chunk = hex(1, 64);
-    store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
-    store.commitBlob({
-      id: hex(5),
-      uploadId: hex(9),
-      wanted: 2,
-      createdAt: 1,
-      chunks: [{ id: chunk, size: 3, servers: [hex(1)] }],
-    });
+    commitChunks(store, 2, [{ id: chunk, size: 3, servers: [hex(1)] }]);
     store.db
       .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 2)')
       .run(chunk, hex(2));
