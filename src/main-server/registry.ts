@@ -73,6 +73,29 @@ export class Registry {
     const url = this.urlFor(req.url, remoteAddress, req.port);
     const existing = this.store.getServer(req.id);
     const now = this.now();
+    // Main expects the certificate of a server registered at an address when it connects
+    // there (`idsAt`): another id may not join it there while that server's copies count.
+    const holder = this.store
+      .listServers()
+      .find(
+        (s) =>
+          s.id !== req.id &&
+          !s.removedAt &&
+          !this.wasLost(s, now) &&
+          URL.canParse(s.url) &&
+          URL.canParse(url) &&
+          endpointOfUrl(s.url) === endpointOfUrl(url),
+      );
+    if (holder) {
+      this.log.warn(
+        { server: req.id, url, holder: holder.id },
+        'registration refused: another server is at that address',
+      );
+      throw new SedfsError(
+        'SEDFS_ERR_EXISTS',
+        `server ${holder.id.slice(0, 8)} is registered at ${url}: it must be lost or removed (sedfs admin remove-server ID) before another joins there`,
+      );
+    }
     const returning = existing !== undefined && this.wasLost(existing, now);
     const rec = this.store.registerServer(
       { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },

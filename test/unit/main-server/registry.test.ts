@@ -141,3 +141,30 @@ test("main expects at a file server's endpoint the certificate of a server regis
   assert.equal(registry.idsAt('files.example:7001'), undefined);
   store.close();
 });
+
+test('another server id cannot register at the address of a server whose copies still count: only once that one is lost or removed', () => {
+  const store = new SqliteStore(join(dir, 'address.db'));
+  const clock = { now: 1_000 };
+  const { registry } = registryOn(store, clock);
+  const [a, b, c, d] = ['a1', 'b2', 'c3', 'd4'].map((x) => x.repeat(16)) as [string, string, string, string];
+  const at = (server: string, host: string) => ({
+    id: server,
+    port: 7001,
+    url: `https://${host}:7001`,
+    stats,
+  });
+  registry.register(at(a, 'files.example'), '10.0.0.1');
+  registry.register(at(c, 'other.example'), '10.0.0.3');
+  assert.throws(() => registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
+  assert.equal(store.getServer(b), undefined);
+  registry.register(at(a, 'files.example'), '10.0.0.1'); // the same server again is fine
+  clock.now += TIMEOUT_MS + 1_000; // both down, but their copies still count
+  assert.throws(() => registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
+  assert.throws(() => registry.register(at(d, 'other.example'), '10.0.0.4'), { code: 'SEDFS_ERR_EXISTS' });
+  store.markRemoved(c, clock.now);
+  registry.register(at(d, 'other.example'), '10.0.0.4');
+  clock.now += 600_000; // lost: its copies no longer count
+  registry.register(at(b, 'files.example'), '10.0.0.2');
+  assert.deepEqual(registry.idsAt('other.example:7001'), [d]);
+  store.close();
+});
