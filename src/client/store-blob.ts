@@ -160,7 +160,7 @@ export async function sendChunk(
     const server = placement.servers[head] as { id: string; url: string };
     const url = `${server.url}/v1/chunks/${placement.chunk}`;
     try {
-      const res = answer ?? (await putChunk(client, url, placement.ticket, bytes));
+      const res = answer ?? (await putChunk(client, url, placement.ticket, bytes, server.id));
       answer = undefined;
       receipts.push(...res.receipts);
       const skipped = res.failed.filter((f) => !f.attempted);
@@ -208,10 +208,17 @@ export async function sendBatch(
   batch: PlacementBatch,
   bodies: Buffer[],
 ): Promise<PutBatchResponse> {
-  return putOctets(client, `${(batch.servers[0] as { url: string }).url}/v1/chunks`, bodies, {
-    [TICKET_HEADER]: batch.ticket,
-    [SIZES_HEADER]: bodies.map((b) => b.length).join(','),
-  });
+  const head = batch.servers[0] as { id: string; url: string };
+  return putOctets(
+    client,
+    `${head.url}/v1/chunks`,
+    bodies,
+    {
+      [TICKET_HEADER]: batch.ticket,
+      [SIZES_HEADER]: bodies.map((b) => b.length).join(','),
+    },
+    head.id,
+  );
 }
 
 function putChunk(
@@ -219,8 +226,9 @@ function putChunk(
   url: string,
   ticket: string,
   bytes: Buffer,
+  serverId: string,
 ): Promise<PutChunkResponse> {
-  return putOctets(client, url, [bytes], { [TICKET_HEADER]: ticket });
+  return putOctets(client, url, [bytes], { [TICKET_HEADER]: ticket }, serverId);
 }
 
 /**
@@ -239,15 +247,17 @@ function* inPieces(bodies: Buffer[]): Generator<Buffer> {
 }
 
 /**
- * A PUT of raw bytes (`bodies` sent one after the other) to a file server; its JSON
- * answer, or its error as a SedfsError.
+ * A PUT of raw bytes (`bodies` sent one after the other) to file server `serverId`; its
+ * JSON answer, or its error as a SedfsError.
  */
 async function putOctets<T>(
   client: ClusterClient,
   url: string,
   bodies: Buffer[],
   headers: Record<string, string>,
+  serverId: string,
 ): Promise<T> {
+  client.chunkUrl(url, serverId);
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, {

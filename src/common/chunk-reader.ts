@@ -1,9 +1,9 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
-import { type ConnectionOptions, connect as connectTls } from 'node:tls';
+import { type ConnectionOptions, connect as connectTls, type PeerCertificate } from 'node:tls';
 import { SedfsError } from '../protocol/errors.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { errorFromBody, unreachable } from './http-client.js';
-import { clientTlsOptions, type TlsIdentity } from './tls.js';
+import { clientTlsOptions, isServerCertificate, type ServerNames, type TlsIdentity } from './tls.js';
 
 /** An answer's head (status line and headers) may be at most this long. */
 const HEAD_LIMIT = 16 * 1024;
@@ -41,8 +41,17 @@ export class ChunkReader {
   private readonly idle = new Map<string, { socket: Socket; drop: () => void }[]>();
   private closed = false;
 
-  /** `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs. */
-  constructor(private readonly tls?: TlsIdentity) {}
+  /**
+   * `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs.
+   * `serverNames`: the server ids whose certificate an endpoint must show (see `tlsConnector`).
+   * `httpsOnly` (with `tls`, unless told otherwise): a plain http:// URL is refused
+   * (`SEDFS_ERR_INSECURE_URL`) before any connection, so a URL main or a ticket carries
+   * cannot send a ticket, or get bytes, in the clear in a cluster that runs over TLS.
+   */
+  constructor(
+    private readonly tls?: TlsIdentity,
+    private readonly opts: { httpsOnly?: boolean; serverNames?: ServerNames } = {},
+  ) {}
 
   /**
    * Reads the chunk at `url` into `into`; an answer longer than `size` (or than `into`)
@@ -50,6 +59,8 @@ export class ChunkReader {
    */
   async get(url: string, ticket: string, size: number, into: Buffer): Promise<Buffer> {
     const target = new URL(url);
+    if ((this.opts.httpsOnly ?? this.tls !== undefined) && target.protocol !== 'https:')
+      throw new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: target.origin });
     // The ticket goes into the request's head as it is: it must not be able to end a line.
     if (/[\r\n]/.test(ticket))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'a ticket cannot hold a line break');
@@ -76,6 +87,7 @@ export class ChunkReader {
     const secure = target.protocol === 'https:';
     const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(target.port || (secure ? 443 : 80));
+    const names = secure ? this.opts.serverNames?.(`${host}:${port}`) : undefined;
     const onread = {
       buffer: Buffer.allocUnsafe(RECEIVE_BYTES),
       callback: (n: number, buffer: Uint8Array) => {
@@ -93,6 +105,12 @@ export class ChunkReader {
           // SNI takes names only; an address is checked against the certificate's IP entries.
           ...(isIP(host) ? {} : { servername: host }),
           ...(this.tls ? clientTlsOptions(this.tls) : {}),
+          ...(names
+            ? {
+                checkServerIdentity: (name: string, cert: PeerCertificate) =>
+                  isServerCertificate(name, cert, names),
+              }
+            : {}),
           // Node takes it for TLS sockets too (nodejs/node#35753); its types list it only for net.
           ...({ onread } as ConnectionOptions),
         })

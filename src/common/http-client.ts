@@ -1,19 +1,29 @@
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
-import { NOT_MAIN_CERT, type TlsIdentity, tlsConnector } from './tls.js';
+import {
+  NOT_EXPECTED_SERVER_CERT,
+  NOT_MAIN_CERT,
+  type ServerNames,
+  type TlsIdentity,
+  tlsConnector,
+} from './tls.js';
 import { Agent, type Dispatcher, request } from './undici.js';
 
 /**
  * One connection pool per process; keep-alive matters for many small chunk requests.
  * With `tls`, https connections trust only the cluster CA and show this process's
- * certificate when it has one; with `mainUrl` too, that address must show main's own.
+ * certificate when it has one; with `mainUrl` too, that address must show main's own,
+ * and with `serverNames` a file server's endpoint the certificate of a server expected there.
  */
-export function createAgent(tls?: TlsIdentity, opts: { mainUrl?: string } = {}): Agent {
+export function createAgent(
+  tls?: TlsIdentity,
+  opts: { mainUrl?: string; serverNames?: ServerNames } = {},
+): Agent {
   return new Agent({
     keepAliveTimeout: 10_000,
     connections: 64,
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
-    ...(tls ? { connect: tlsConnector(tls, opts.mainUrl) } : {}),
+    ...(tls ? { connect: tlsConnector(tls, opts.mainUrl, opts.serverNames) } : {}),
   });
 }
 
@@ -28,6 +38,7 @@ const CERT_ERRORS = new Set([
   'CERT_NOT_YET_VALID',
   'ERR_TLS_CERT_ALTNAME_INVALID',
   NOT_MAIN_CERT,
+  NOT_EXPECTED_SERVER_CERT,
 ]);
 
 export interface JsonRequest {

@@ -79,27 +79,50 @@ export function clientTlsOptions(tls: TlsIdentity) {
 export const MAIN_NAME = 'main';
 
 /**
+ * The file-server ids this process expects to answer at an endpoint (`endpointOfUrl`):
+ * from main's registry, or the ticket that sends a chunk there. Undefined when it
+ * expects no one in particular.
+ */
+export type ServerNames = (endpoint: string) => readonly string[] | undefined;
+
+/**
  * An undici connector that trusts only the cluster CA and presents this process's
  * certificate when it has one; rebuilt when the certificate is renewed.
  *
  * With `mainUrl`, connections to that address must also show main's own certificate.
  * The host check alone is not enough: a file server's certificate names the host it
  * runs on, often main's too, so whoever holds the join token could otherwise stand
- * in for main with any certificate the cluster issued.
+ * in for main with any certificate the cluster issued. With `serverNames`, a
+ * connection to an endpoint it names must show a certificate for one of those server
+ * ids (its CN): enrolment certifies whatever host a join-token holder advertises, so
+ * the host alone does not tell one server from another the cluster certified for it.
  */
-export function tlsConnector(tls: TlsIdentity, mainUrl?: string): Connector {
+export function tlsConnector(tls: TlsIdentity, mainUrl?: string, serverNames?: ServerNames): Connector {
   const build = () => ({
     anyServer: buildConnector(clientTlsOptions(tls)),
     main: buildConnector({ ...clientTlsOptions(tls), checkServerIdentity: isMainCertificate }),
+    named: new Map<string, Connector>(),
   });
   let connectors = build();
   tls.onRenew(() => {
     connectors = build();
   });
-  const main = mainUrl ? endpointOf(new URL(mainUrl)) : undefined;
+  const main = mainUrl ? endpointOfUrl(mainUrl) : undefined;
   return (options, callback) => {
-    const toMain = main !== undefined && endpointOf(options) === main;
-    (toMain ? connectors.main : connectors.anyServer)(options, callback);
+    const endpoint = endpointOf(options);
+    if (main !== undefined && endpoint === main) return connectors.main(options, callback);
+    const names = serverNames?.(endpoint);
+    if (!names) return connectors.anyServer(options, callback);
+    const key = [...names].sort().join(',');
+    let named = connectors.named.get(key);
+    if (!named) {
+      named = buildConnector({
+        ...clientTlsOptions(tls),
+        checkServerIdentity: (host: string, cert: PeerCertificate) => isServerCertificate(host, cert, names),
+      });
+      connectors.named.set(key, named);
+    }
+    named(options, callback);
   };
 }
 
@@ -108,6 +131,32 @@ function endpointOf(u: { hostname: string; port?: string | number | null; protoc
   const port = u.port || (u.protocol === 'https:' ? 443 : 80);
   return `${u.hostname.replace(/^\[|\]$/g, '')}:${port}`;
 }
+
+/** A URL's endpoint as the connector sees it: what `ServerNames` is asked about. */
+export function endpointOfUrl(url: string): string {
+  return endpointOf(new URL(url));
+}
+
+/** `checkServerIdentity` for a file server expected to be one of `ids`: its host, and its CN among them. */
+export function isServerCertificate(
+  host: string,
+  cert: PeerCertificate,
+  ids: readonly string[],
+): Error | undefined {
+  const hostError = checkServerIdentity(host, cert);
+  if (hostError) return hostError;
+  const cn = String(cert.subject?.CN);
+  if (ids.includes(cn)) return undefined;
+  return Object.assign(
+    new Error(
+      `the certificate shown at ${host} names ${cn}, not the server expected there (${ids.join(', ')})`,
+    ),
+    { code: NOT_EXPECTED_SERVER_CERT },
+  );
+}
+
+/** The error code a connection to a file server gets when the certificate is the cluster's but names another server. */
+export const NOT_EXPECTED_SERVER_CERT = 'SEDFS_NOT_EXPECTED_SERVER_CERTIFICATE';
 
 function isMainCertificate(host: string, cert: PeerCertificate): Error | undefined {
   const hostError = checkServerIdentity(host, cert);

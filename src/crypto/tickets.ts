@@ -9,6 +9,8 @@ import {
 import { SedfsError } from '../protocol/errors.js';
 import type { TicketOp, TicketPayload } from '../protocol/ticket.js';
 
+const HEX_ID = /^[0-9a-f]{32}$/;
+
 /** Main's Ed25519 ticket-signing key, kept as PKCS#8 PEM in its data folder. */
 export function generateTicketKeyPem(): string {
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -71,7 +73,16 @@ export function ticketVerifier(
       (Array.isArray(payload.urls) &&
         payload.urls.length === payload.servers?.length &&
         payload.urls.every((u) => typeof u === 'string'));
-    if (payload.v !== 1 || !Array.isArray(payload.chunks) || !Array.isArray(payload.servers) || !urlsOk) {
+    // A write earns receipts, and every receipt names what it was written for.
+    const uploadOk =
+      payload.op !== 'write' || (typeof payload.upload === 'string' && HEX_ID.test(payload.upload));
+    if (
+      payload.v !== 1 ||
+      !Array.isArray(payload.chunks) ||
+      !Array.isArray(payload.servers) ||
+      !urlsOk ||
+      !uploadOk
+    ) {
       throw new SedfsError('SEDFS_ERR_TICKET_INVALID');
     }
     if (typeof payload.exp !== 'number' || payload.exp <= check.now)
@@ -89,4 +100,10 @@ export function ticketVerifier(
     }
     return payload;
   };
+}
+
+/** The upload a verified write ticket binds its receipts to (the verifier refuses a write ticket without one). */
+export function uploadOf(ticket: TicketPayload): string {
+  if (ticket.upload === undefined) throw new SedfsError('SEDFS_ERR_TICKET_INVALID');
+  return ticket.upload;
 }

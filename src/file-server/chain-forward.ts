@@ -68,23 +68,31 @@ export interface Downstream<T> {
 }
 
 /**
- * Streams a body on to the next server in the chain (`target`, a PUT with `headers`).
- * A failure downstream never fails the local write: it stops forwarding and is
- * reported in the answer instead.
+ * Streams a body on to the next server in the chain (`target`, a PUT with `headers`),
+ * `server` in the ticket, whose certificate the connection must show. A failure
+ * downstream never fails the local write: it stops forwarding and is reported in the
+ * answer instead.
  */
 export function forward<T>(
   ctx: FileServerContext,
   target: string,
   headers: Record<string, string>,
+  server?: string,
 ): Downstream<T> {
+  if (server !== undefined) ctx.expectPeer?.(target, server);
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
   let failed: SedfsError | undefined;
-  const response = request(target, {
-    dispatcher: ctx.agent,
-    method: 'PUT',
-    headers: { 'content-type': 'application/octet-stream', ...headers },
-    body,
-  }).then(
+  // Over TLS a peer is reached over https only: the ticket would otherwise go in the clear.
+  const sent =
+    ctx.tls && !target.startsWith('https://')
+      ? Promise.reject(new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: new URL(target).origin }))
+      : request(target, {
+          dispatcher: ctx.agent,
+          method: 'PUT',
+          headers: { 'content-type': 'application/octet-stream', ...headers },
+          body,
+        });
+  const response = sent.then(
     async (res) => {
       if (res.statusCode >= 400) throw await errorFromResponse(res, target);
       return (await res.body.json()) as T;

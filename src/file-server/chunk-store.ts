@@ -151,14 +151,17 @@ export class ChunkStore {
    * `abort`. With `verifiedUpstream` (the bytes come over mutual TLS from the server
    * before this one in the chain, which checked the hash before sending the last byte)
    * a large chunk is not hashed again here: one hash per chain, not one per replica.
+   * Unless this server holds the chunk already: unhashed bytes never replace a copy
+   * held here, so they are hashed, and (see `commit`) a copy stored meanwhile is kept.
    */
   async beginWrite(id: string, size: number, opts: { verifiedUpstream?: boolean } = {}): Promise<ChunkWrite> {
+    const trustUpstream = opts.verifiedUpstream === true && !(await this.has(id));
     const final = this.pathOf(id);
     const tmp = join(this.tmpDir, `${id}.${randomHexId(6)}.part`);
     // Small chunks go through the page cache: one write, no padding to cut back.
     const direct = this.direct !== undefined && size >= DIRECT_FROM_BYTES;
     const fh = await open(tmp, direct ? (this.direct as DirectIo).createFlags : 'wx', 0o644);
-    return new ChunkWrite(this, id, size, tmp, final, fh, this.pool, direct, opts.verifiedUpstream === true);
+    return new ChunkWrite(this, id, size, tmp, final, fh, this.pool, direct, trustUpstream);
   }
 
   /**
@@ -544,7 +547,9 @@ export class ChunkWrite {
       await this.fh.datasync();
       await this.close();
       const existed = await this.store.has(this.id);
-      await this.store.placeFile(this.tmp, this.final, this.size, existed);
+      // Bytes taken unhashed from upstream never replace a copy stored here meanwhile.
+      if (existed && !this.hasher) await rm(this.tmp, { force: true });
+      else await this.store.placeFile(this.tmp, this.final, this.size, existed);
     } catch (err) {
       await this.abort();
       throw err;

@@ -95,6 +95,7 @@ export class BlobService {
         chunks: [c.id],
         servers: servers.map((s) => s.id),
         urls: servers.map((s) => s.url),
+        upload: uploadId,
         exp,
       });
       return { chunk: c.id, servers, ticket };
@@ -103,7 +104,7 @@ export class BlobService {
       uploadId,
       placements.map((p) => ({ chunkId: p.chunk, serverIds: p.servers.map((s) => s.id) })),
     );
-    const batches = this.batchesOf(placements, req.chunks, exp);
+    const batches = this.batchesOf(uploadId, placements, req.chunks, exp);
     const answer = batches.length > 0 ? { placements, batches } : { placements };
     if (live.length >= upload.replicas) return answer;
     const warning = `only ${live.length} of ${upload.replicas} wanted file servers are up: chunks will be under-replicated`;
@@ -118,7 +119,12 @@ export class BlobService {
    * Small chunks on the same chain, grouped under one ticket each (`PUT /v1/chunks`).
    * Only chunks small enough to batch, and only groups of two or more, are worth it.
    */
-  private batchesOf(placements: Placement[], chunks: { size: number }[], exp: number): PlacementBatch[] {
+  private batchesOf(
+    uploadId: string,
+    placements: Placement[],
+    chunks: { size: number }[],
+    exp: number,
+  ): PlacementBatch[] {
     const byChain = new Map<string, Placement[]>();
     const seen = new Set<string>();
     placements.forEach((p, i) => {
@@ -141,6 +147,7 @@ export class BlobService {
           chunks: ids,
           servers: servers.map((s) => s.id),
           urls: servers.map((s) => s.url),
+          upload: uploadId,
           exp,
         });
         batches.push({ chunks: ids, servers, ticket });
@@ -151,12 +158,19 @@ export class BlobService {
 
   /**
    * Checks every chunk's receipts and returns the blob ready to store; `store` may run
-   * inside a larger transaction (a file version commits with its blob).
+   * inside a larger transaction (a file version commits with its blob). A receipt counts
+   * only if it was made for this upload (receipts name the upload their write ticket was
+   * signed for) by a server this upload placed the chunk on. A receipt for a copy main
+   * holds corrupt or is deleting is valid but not counted: the commit changes nothing
+   * main decided about a copy (`commitBlob`), and a chunk left with no good copy at all
+   * is refused.
    */
   prepare(uploadId: string, req: CommitRequest, userId?: string): PreparedBlob {
     const upload = this.upload(uploadId, userId);
     const keys = new Map<string, string>();
+    let uncounted = 0;
     const chunks: CommittedChunk[] = req.chunks.map((c) => {
+      const { placed, barred } = this.store.placedIn(uploadId, c.id);
       const servers = new Set<string>();
       for (const r of c.receipts) {
         let key = keys.get(r.server);
@@ -164,13 +178,30 @@ export class BlobService {
           key = this.store.getServer(r.server)?.receiptKey ?? '';
           keys.set(r.server, key);
         }
-        if (key === '' || !receiptValid(key, r.server, c.id, c.size, r.receipt)) {
+        if (
+          key === '' ||
+          !placed.includes(r.server) ||
+          !receiptValid(key, r.server, c.id, c.size, uploadId, r.receipt)
+        ) {
           throw new SedfsError('SEDFS_ERR_RECEIPT_INVALID', undefined, { chunk: c.id, server: r.server });
         }
-        servers.add(r.server);
+        if (barred.includes(r.server)) uncounted++;
+        else servers.add(r.server);
+      }
+      if (servers.size === 0 && (this.store.replicasOf([c.id]).get(c.id) ?? []).length === 0) {
+        throw new SedfsError(
+          'SEDFS_ERR_RECEIPT_INVALID',
+          'every receipt for this chunk is for a copy main holds corrupt or is deleting, and it has no good copy',
+          { chunk: c.id },
+        );
       }
       return { id: c.id, size: c.size, servers: [...servers] };
     });
+    if (uncounted > 0)
+      this.log.warn(
+        { upload: uploadId, receipts: uncounted },
+        'receipts for copies main holds corrupt or is deleting: not counted, repair restores the count',
+      );
     const blobId = randomHexId();
     const size = chunks.reduce((n, c) => n + c.size, 0);
     const underReplicated = chunks.filter((c) => c.servers.length < upload.replicas).length;

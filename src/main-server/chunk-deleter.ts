@@ -64,7 +64,14 @@ export class ChunkDeleter {
     let deleted = 0;
     const defer = (d: { chunkId: string; serverId: string }) =>
       this.store.deletionDeferred(d.chunkId, d.serverId, this.now() + RETRY_AFTER_MS);
+    let stale = 0;
     const work = async (d: { chunkId: string; serverId: string }) => {
+      // Checked against the map just before it goes: a copy counted as good since the
+      // order was queued (repair copied the chunk there) is kept, and the order dropped.
+      if (this.store.dropDeletionOfGoodReplica(d.chunkId, d.serverId)) {
+        stale++;
+        return;
+      }
       const ticket = this.signer.sign({
         op: 'delete',
         chunks: [d.chunkId],
@@ -99,10 +106,12 @@ export class ChunkDeleter {
     for (let i = 0; i < todo.length; i += CONCURRENCY)
       await Promise.all(todo.slice(i, i + CONCURRENCY).map(work));
     if (deleted > 0) this.log.info({ deleted }, 'freed chunk replicas deleted');
+    if (stale > 0)
+      this.log.warn({ orders: stale }, 'delete orders for copies the map counts as good dropped, not sent');
     // A full page from some server means more may be due; refused orders wait their turn,
     // so going again right away only sends orders not tried yet.
     const perServer = new Map<string, number>();
     for (const d of todo) perServer.set(d.serverId, (perServer.get(d.serverId) ?? 0) + 1);
-    if (deleted > 0 && [...perServer.values()].some((n) => n === BATCH)) this.task.kick();
+    if (deleted + stale > 0 && [...perServer.values()].some((n) => n === BATCH)) this.task.kick();
   }
 }

@@ -105,7 +105,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     deps.random ?? Math.random,
     { replicas: config.replicas, ticketTtlMs: config.ticketTtl * 1000, uploadTtlMs: config.uploadTtl * 1000 },
   );
-  const agent = createAgent(tls?.identity);
+  // A file server's endpoint must show the certificate of a server registered there.
+  const agent = createAgent(tls?.identity, { serverNames: (endpoint) => registry.idsAt(endpoint) });
   const deleter = new ChunkDeleter(
     store,
     registry,

@@ -1,4 +1,5 @@
 import type { Logger } from '../common/logger.js';
+import { endpointOfUrl } from '../common/tls.js';
 import { randomSecret } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { RegisterRequest, ServerState, ServerStatsBody, ServerView } from '../protocol/main-api.js';
@@ -37,6 +38,8 @@ export class Registry {
    * million chunks takes minutes; a kick makes it look everywhere at once.
    */
   onLost: (id: string) => void = () => {};
+  /** servers left out of `live` for their URL, already logged */
+  private readonly unreachableNoted = new Set<string>();
 
   constructor(
     private readonly store: MainStore,
@@ -49,15 +52,50 @@ export class Registry {
     private readonly scheme: 'https' | 'http' = 'https',
   ) {}
 
-  /** The URL main publishes for a server: what it advertised, else the address it came from. */
+  /**
+   * The URL main publishes for a server: what it advertised, else the address it came
+   * from. A cluster on TLS takes only https:// (enrolment and registration alike): main,
+   * peers and clients would otherwise send tickets and orders in the clear, to wherever
+   * it points.
+   */
   urlFor(advertised: string | undefined, remoteAddress: string, port: number): string {
+    if (advertised !== undefined && !this.reachable(advertised))
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'this cluster runs over TLS: url must be https://');
     return advertised ?? `${this.scheme}://${formatHost(remoteAddress)}:${port}`;
+  }
+
+  /** A URL this cluster reaches servers at: any on --insecure-http, https:// only on TLS. */
+  private reachable(url: string): boolean {
+    return this.scheme === 'http' || url.startsWith('https://');
   }
 
   register(req: RegisterRequest, remoteAddress: string): ServerRecord {
     const url = this.urlFor(req.url, remoteAddress, req.port);
     const existing = this.store.getServer(req.id);
     const now = this.now();
+    // Main expects the certificate of a server registered at an address when it connects
+    // there (`idsAt`): another id may not join it there while that server's copies count.
+    const holder = this.store
+      .listServers()
+      .find(
+        (s) =>
+          s.id !== req.id &&
+          !s.removedAt &&
+          !this.wasLost(s, now) &&
+          URL.canParse(s.url) &&
+          URL.canParse(url) &&
+          endpointOfUrl(s.url) === endpointOfUrl(url),
+      );
+    if (holder) {
+      this.log.warn(
+        { server: req.id, url, holder: holder.id },
+        'registration refused: another server is at that address',
+      );
+      throw new SedfsError(
+        'SEDFS_ERR_EXISTS',
+        `server ${holder.id.slice(0, 8)} is registered at ${url}: it must be lost or removed (sedfs admin remove-server ID) before another joins there`,
+      );
+    }
     const returning = existing !== undefined && this.wasLost(existing, now);
     const rec = this.store.registerServer(
       { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },
@@ -129,8 +167,37 @@ export class Registry {
     return [...known, ...enrolled];
   }
 
+  /**
+   * Servers up and reachable: new copies, reads and main's orders go to these. One whose
+   * recorded URL this cluster does not reach servers at (plain http:// on TLS, recorded
+   * before registration refused it) is left out until it registers again.
+   */
   live(): ServerRecord[] {
-    return this.store.listServers().filter((s) => this.stateOf(s) === 'up');
+    return this.store.listServers().filter((s) => {
+      if (this.stateOf(s) !== 'up') return false;
+      if (this.reachable(s.url)) return true;
+      if (!this.unreachableNoted.has(s.id)) {
+        this.unreachableNoted.add(s.id);
+        this.log.warn(
+          { server: s.id, url: s.url },
+          'file server recorded at a URL that is not https in a TLS cluster: not used until it registers again',
+        );
+      }
+      return false;
+    });
+  }
+
+  /**
+   * The servers registered at an endpoint (`endpointOfUrl`), removed ones left out:
+   * main's connections there must show one of their certificates. Undefined for an
+   * endpoint no server is registered at.
+   */
+  idsAt(endpoint: string): string[] | undefined {
+    const ids = this.store
+      .listServers()
+      .filter((s) => !s.removedAt && URL.canParse(s.url) && endpointOfUrl(s.url) === endpoint)
+      .map((s) => s.id);
+    return ids.length > 0 ? ids : undefined;
   }
 
   /** A storage audit found a copy this server was counted for missing or wrong. */

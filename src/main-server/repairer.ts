@@ -4,6 +4,7 @@ import type { Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
 import { SerialTask } from '../common/serial-task.js';
 import { type Agent, request } from '../common/undici.js';
+import { randomHexId } from '../crypto/hash.js';
 import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -282,8 +283,11 @@ export class Repairer {
       // The store gives only chunks with a live holder, but the registry may have moved on.
       if (!source) continue;
       const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
+      // Not to a server with a delete order queued for the chunk: the order, perhaps on
+      // its way, would delete the new copy.
+      const deleting = this.store.deletionsQueued(chunk.id);
       const candidates = live
-        .filter((s) => !chunk.holders.includes(s.id) && !others.includes(s.id))
+        .filter((s) => !chunk.holders.includes(s.id) && !others.includes(s.id) && !deleting.includes(s.id))
         .map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
       const targets = chooseTrustedFirst(candidates, chunk.wanted - chunk.holders.length, Math.random, (id) =>
         this.registry.trusted(id),
@@ -355,11 +359,16 @@ export class Repairer {
     target: { id: string; url: string },
   ): Promise<void> {
     const exp = this.now() + 5 * 60_000;
+    // The target's receipt names this copy order alone: no upload has its id, so the
+    // receipt is good for nothing but the check below.
+    const copyId = randomHexId();
     const writeTicket = this.signer.sign({
       op: 'write',
       chunks: [chunkId],
       servers: [target.id],
       from: source.url,
+      fromServer: source.id,
+      upload: copyId,
       exp,
     });
     const sourceTicket = this.signer.sign({ op: 'read', chunks: [chunkId], servers: [source.id], exp });
@@ -376,7 +385,7 @@ export class Repairer {
       const body = (await res.body.json()) as PutChunkResponse;
       const key = this.store.getServer(target.id)?.receiptKey ?? '';
       const receipt = body.receipts.find((r) => r.server === target.id);
-      if (!receipt || !receiptValid(key, target.id, chunkId, size, receipt.receipt)) {
+      if (!receipt || !receiptValid(key, target.id, chunkId, size, copyId, receipt.receipt)) {
         throw new Error('the copy came back without a valid receipt');
       }
       this.noteRestored(chunkId, target.id);

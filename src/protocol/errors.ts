@@ -54,7 +54,8 @@ export const ERRORS = {
   SEDFS_ERR_RECEIPT_INVALID: {
     status: 409,
     retryable: false,
-    message: 'a storage receipt is missing or does not match its chunk and server',
+    message:
+      'a storage receipt is missing, or was not made for this chunk and upload by a server it was placed on',
   },
   SEDFS_ERR_EXISTS: {
     status: 409,
@@ -138,6 +139,11 @@ export const ERRORS = {
     status: 502,
     retryable: false,
     message: "the server's certificate does not chain to the trusted cluster CA",
+  },
+  SEDFS_ERR_INSECURE_URL: {
+    status: 502,
+    retryable: false,
+    message: 'a file server was given at a plain http:// URL in a cluster that runs over TLS: refused',
   },
   SEDFS_ERR_CA_MISMATCH: {
     status: 400,

@@ -30,6 +30,15 @@ export interface TicketPayload {
    * without it cannot order a copy, so a client cannot make a server fetch anything.
    */
   from?: string;
+  /** Repair copies only: the id of the server at `from`, whose certificate the copy's connection must show. */
+  fromServer?: string;
+  /**
+   * Write tickets only, and required on them: what the write is for, bound into every
+   * receipt it earns. Main puts the upload's id here (or, for a repair copy, a fresh id
+   * of that copy order), and takes a receipt only in the commit of that upload, so a
+   * receipt cannot be replayed in another.
+   */
+  upload?: string;
   /** expiry, milliseconds since the epoch */
   exp: number;
 }

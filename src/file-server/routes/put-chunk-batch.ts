@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pump } from '../../common/pump.js';
 import { receiptFor } from '../../crypto/receipts.js';
+import { uploadOf } from '../../crypto/tickets.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
 import {
@@ -52,11 +53,16 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
     const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
     const next = rest[0];
     const downstream = next?.url
-      ? forward<PutBatchResponse>(ctx, `${next.url}/v1/chunks`, {
-          'content-length': String(total),
-          [TICKET_HEADER]: token as string,
-          [SIZES_HEADER]: sizesHeader,
-        })
+      ? forward<PutBatchResponse>(
+          ctx,
+          `${next.url}/v1/chunks`,
+          {
+            'content-length': String(total),
+            [TICKET_HEADER]: token as string,
+            [SIZES_HEADER]: sizesHeader,
+          },
+          next.server,
+        )
       : undefined;
 
     const pack = ctx.store.beginPack(ids, sizes, { verifiedUpstream });
@@ -77,7 +83,7 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
     const keys = requireKeys(ctx);
     const own = ids.map((id, i) => ({
       server: ctx.serverId,
-      receipt: receiptFor(keys.receiptKey, ctx.serverId, id, sizes[i] as number),
+      receipt: receiptFor(keys.receiptKey, ctx.serverId, id, sizes[i] as number, uploadOf(ticket)),
     }));
     req.log.debug({ chunks: ids.length, bytes: total, chainRest: rest.length }, 'chunk batch stored');
     if (!downstream) return { results: own.map((o) => ({ receipts: [o], failed: restFailed(rest) })) };

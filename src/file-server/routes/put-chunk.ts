@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { pump } from '../../common/pump.js';
 import { receiptFor } from '../../crypto/receipts.js';
+import { uploadOf } from '../../crypto/tickets.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
 import type { PutChunkResponse } from '../../protocol/file-server-api.js';
@@ -43,10 +44,15 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
     const next = rest[0];
     const downstream = next?.url
-      ? forward<PutChunkResponse>(ctx, `${next.url}/v1/chunks/${id}`, {
-          'content-length': String(size),
-          [TICKET_HEADER]: req.headers[TICKET_HEADER] as string,
-        })
+      ? forward<PutChunkResponse>(
+          ctx,
+          `${next.url}/v1/chunks/${id}`,
+          {
+            'content-length': String(size),
+            [TICKET_HEADER]: req.headers[TICKET_HEADER] as string,
+          },
+          next.server,
+        )
       : undefined;
 
     let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });
@@ -77,7 +83,10 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
       throw err;
     }
 
-    const own = { server: ctx.serverId, receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size) };
+    const own = {
+      server: ctx.serverId,
+      receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size, uploadOf(ticket)),
+    };
     req.log.debug({ chunk: id, size, chainRest: rest.length }, 'chunk stored');
     if (!downstream) return { receipts: [own], failed: restFailed(rest) };
     const down = await downstream.result();

@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance } from 'fastify';
 import { receiptFor } from '../../crypto/receipts.js';
+import { uploadOf } from '../../crypto/tickets.js';
 import { assertChunkId } from '../../protocol/chunk-id.js';
 import { SedfsError } from '../../protocol/errors.js';
 import type { PutChunkResponse } from '../../protocol/file-server-api.js';
@@ -41,6 +42,7 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       if (!ticket.from)
         throw new SedfsError('SEDFS_ERR_TICKET_MISMATCH', 'this ticket does not order a copy');
       const url = `${ticket.from}/v1/chunks/${id}`;
+      if (ticket.fromServer !== undefined) ctx.expectPeer?.(ticket.from, ticket.fromServer);
       const { size } = req.body;
       if (size > ctx.store.maxChunkBytes)
         throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'the chunk is larger than this server accepts');
@@ -63,7 +65,12 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       }
       req.log.info({ chunk: id, size, from: ticket.from }, 'chunk copied for repair');
       return {
-        receipts: [{ server: ctx.serverId, receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size) }],
+        receipts: [
+          {
+            server: ctx.serverId,
+            receipt: receiptFor(keys.receiptKey, ctx.serverId, id, size, uploadOf(ticket)),
+          },
+        ],
         failed: [],
       };
     },

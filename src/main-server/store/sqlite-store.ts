@@ -64,9 +64,13 @@ interface InventoryScan {
   extraSample: string[];
 }
 
-/** A chunk main knows becomes a replica on a server (server, time, chunk); no-op otherwise. */
+/**
+ * A chunk main knows becomes a replica on a server (@s, at @at, chunk @c); no-op otherwise,
+ * and while a delete order for that copy is queued (it stands: the copy is going).
+ */
 const ADOPT_REPLICA = `INSERT OR IGNORE INTO replicas (chunk_id, server_id, state, added_at)
-  SELECT id, ?, 'ok', ? FROM chunks WHERE id = ?`;
+  SELECT id, @s, 'ok', @at FROM chunks WHERE id = @c
+    AND NOT EXISTS (SELECT 1 FROM chunk_deletions d WHERE d.chunk_id = @c AND d.server_id = @s)`;
 const DROP_REPLICA = 'DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?';
 
 /**
@@ -309,7 +313,7 @@ export class SqliteStore implements MainStore {
   private noteExtra(serverId: string, scan: InventoryScan, chunkId: string): void {
     scan.extra++;
     if (scan.extraSample.length < SAMPLE_CAP) scan.extraSample.push(chunkId);
-    const adopted = this.db.prepare(ADOPT_REPLICA).run(serverId, scan.began, chunkId).changes;
+    const adopted = this.db.prepare(ADOPT_REPLICA).run({ s: serverId, at: scan.began, c: chunkId }).changes;
     if (adopted === 0)
       this.db
         .prepare(
@@ -331,7 +335,7 @@ export class SqliteStore implements MainStore {
     return this.db.transaction(() => {
       let adopted = 0;
       let dropped = 0;
-      for (const id of added) adopted += adopt.run(serverId, now, id).changes;
+      for (const id of added) adopted += adopt.run({ s: serverId, at: now, c: id }).changes;
       for (const id of removed) {
         dropped += drop.run(id, serverId).changes;
         unextra.run(serverId, id);
@@ -366,12 +370,14 @@ export class SqliteStore implements MainStore {
       `INSERT INTO chunks (id, size, wanted, refs, created_at) VALUES (?, ?, ?, 1, ?)
        ON CONFLICT (id) DO UPDATE SET refs = refs + 1, wanted = max(wanted, excluded.wanted)`,
     );
+    // A corrupt replica stays corrupt, and a copy with a delete order queued is not
+    // recorded: the order stands (the copy may be gone already, or the order in flight).
+    // Repair restores the count from the good copies.
     const addReplica = this.db.prepare(
-      `INSERT INTO replicas (chunk_id, server_id, state, added_at) VALUES (?, ?, 'ok', ?)
-       ON CONFLICT (chunk_id, server_id) DO UPDATE SET state = 'ok'`,
+      `INSERT INTO replicas (chunk_id, server_id, state, added_at) SELECT @c, @s, 'ok', @at
+       WHERE NOT EXISTS (SELECT 1 FROM chunk_deletions d WHERE d.chunk_id = @c AND d.server_id = @s)
+       ON CONFLICT (chunk_id, server_id) DO NOTHING`,
     );
-    // A chunk freed earlier and stored again must not be deleted by the queued order.
-    const unqueue = this.db.prepare('DELETE FROM chunk_deletions WHERE chunk_id = ? AND server_id = ?');
     const addBlobChunk = this.db.prepare(
       'INSERT INTO blob_chunks (blob_id, idx, chunk_id, size) VALUES (?, ?, ?, ?)',
     );
@@ -382,10 +388,7 @@ export class SqliteStore implements MainStore {
         .run(blob.id, blob.userId ?? null, size, blob.createdAt);
       blob.chunks.forEach((c, i) => {
         upsertChunk.run(c.id, c.size, blob.wanted, blob.createdAt);
-        for (const s of c.servers) {
-          addReplica.run(c.id, s, blob.createdAt);
-          unqueue.run(c.id, s);
-        }
+        for (const s of c.servers) addReplica.run({ c: c.id, s, at: blob.createdAt });
         addBlobChunk.run(blob.id, i, c.id, c.size);
       });
       this.db.prepare('DELETE FROM uploads WHERE id = ?').run(blob.uploadId);
@@ -395,6 +398,22 @@ export class SqliteStore implements MainStore {
 
   isVersionBlob(id: string): boolean {
     return this.db.prepare('SELECT 1 FROM versions WHERE blob_id = ? LIMIT 1').get(id) !== undefined;
+  }
+
+  placedIn(uploadId: string, chunkId: string): { placed: string[]; barred: string[] } {
+    const placed = this.db
+      .prepare('SELECT server_id FROM upload_chunks WHERE upload_id = ? AND chunk_id = ?')
+      .pluck()
+      .all(uploadId, chunkId) as string[];
+    if (placed.length === 0) return { placed, barred: [] };
+    const barred = this.db
+      .prepare(
+        `SELECT server_id FROM replicas WHERE chunk_id = @c AND state = 'corrupt'
+         UNION SELECT server_id FROM chunk_deletions WHERE chunk_id = @c`,
+      )
+      .pluck()
+      .all({ c: chunkId }) as string[];
+    return { placed, barred };
   }
 
   getBlob(id: string, range?: { from: number; count: number }): BlobRecord | undefined {
@@ -697,6 +716,24 @@ export class SqliteStore implements MainStore {
     return this.db
       .prepare('DELETE FROM chunk_deletions WHERE server_id IN (SELECT id FROM servers WHERE removed_at > 0)')
       .run().changes;
+  }
+
+  dropDeletionOfGoodReplica(chunkId: string, serverId: string): boolean {
+    return (
+      this.db
+        .prepare(
+          `DELETE FROM chunk_deletions WHERE chunk_id = @c AND server_id = @s AND EXISTS
+             (SELECT 1 FROM replicas r WHERE r.chunk_id = @c AND r.server_id = @s AND r.state = 'ok')`,
+        )
+        .run({ c: chunkId, s: serverId }).changes === 1
+    );
+  }
+
+  deletionsQueued(chunkId: string): string[] {
+    return this.db
+      .prepare('SELECT server_id FROM chunk_deletions WHERE chunk_id = ?')
+      .pluck()
+      .all(chunkId) as string[];
   }
 
   deletionDone(chunkId: string, serverId: string): void {

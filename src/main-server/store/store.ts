@@ -134,7 +134,17 @@ export interface MainStore {
 
   createUpload(rec: UploadRecord): void;
   getUpload(id: string, now: number): UploadRecord | undefined;
-  /** In one transaction: the chunks and their replicas, the blob, and the upload closed. */
+  /**
+   * What a commit of `uploadId` may take receipts for, for one chunk: the servers the
+   * upload placed it on, and among them those main will not count on a receipt (it
+   * holds their replica corrupt, or has a delete order queued for their copy).
+   */
+  placedIn(uploadId: string, chunkId: string): { placed: string[]; barred: string[] };
+  /**
+   * In one transaction: the chunks and their replicas, the blob, and the upload closed.
+   * A replica main holds corrupt stays corrupt, and one with a delete order queued is not
+   * recorded (the order stands): a receipt never undoes what main decided about a copy.
+   */
   commitBlob(blob: {
     userId?: string;
     id: string;
@@ -235,6 +245,14 @@ export interface MainStore {
     now: number,
   ): { chunkId: string; serverId: string }[];
   deletionDone(chunkId: string, serverId: string): void;
+  /**
+   * Drops the order for a copy the map counts as a good replica (recorded after the order
+   * was queued: a repair copy, or left so by an older version): true if there was one.
+   * The deleter asks just before it sends each order, so no counted copy is deleted.
+   */
+  dropDeletionOfGoodReplica(chunkId: string, serverId: string): boolean;
+  /** Servers with a delete order queued for the chunk: repair copies to none of them. */
+  deletionsQueued(chunkId: string): string[];
   /** Its server refused or failed the order: it waits until `retryAt`, behind the orders not tried yet. */
   deletionDeferred(chunkId: string, serverId: string, retryAt: number): void;
   /** Drops the orders for servers an admin removed: they will never be carried out. Returns how many. */

@@ -5,7 +5,7 @@ import { createServer, type Server } from 'node:http';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
-import type { ClusterClient } from '../../../src/client/cluster-client.js';
+import { ClusterClient } from '../../../src/client/cluster-client.js';
 import { DEFAULT_CHUNK_BYTES, sendChunk, storeChunks } from '../../../src/client/store-blob.js';
 import { sealChunk } from '../../../src/crypto/content.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
@@ -49,6 +49,7 @@ function fakeClient(url: string): { client: ClusterClient; close: () => Promise<
   const agent = new Agent();
   const client = {
     agent,
+    chunkUrl: (u: string) => u,
     beginUpload: async () => ({ uploadId: 'u1', replicas: 1, expiresAt: Date.now() + 60_000 }),
     place: async (_upload: string, chunks: { id: string }[]) => ({
       placements: chunks.map((c) => ({ chunk: c.id, servers: [{ id: 's1', url }], ticket: 't' })),
@@ -217,5 +218,31 @@ test('a chain whose answer names, as not reached, a server not further down it i
       await close();
       server.close();
     }
+  }
+});
+
+test('with its session to main over https, a client sends no chunk or ticket to, and reads none from, a file server at a plain http:// URL', async () => {
+  const server = await chunkServer(0);
+  const placement = { chunk: 'ab'.repeat(32), servers: [{ id: 's1', url: server.url }], ticket: 't' };
+  const secure = new ClusterClient('https://127.0.0.1:9');
+  const plain = new ClusterClient('http://127.0.0.1:9');
+  try {
+    await assert.rejects(sendChunk(secure, placement, Buffer.alloc(CHUNK)), (err: SedfsError) => {
+      assert.equal(err.code, 'SEDFS_ERR_REPLICATION_FAILED');
+      assert.match(err.message, /http:\/\/ URL in a cluster that runs over TLS/);
+      return true;
+    });
+    assert.equal(server.requests(), 0, 'nothing reached it');
+    assert.throws(() => secure.chunkUrl(server.url), { code: 'SEDFS_ERR_INSECURE_URL' });
+    await assert.rejects(secure.chunks.get(`${server.url}/v1/chunks/ab`, 't', 1, Buffer.alloc(1)), {
+      code: 'SEDFS_ERR_INSECURE_URL',
+    });
+    // A cluster on plain HTTP (--insecure-http) reaches its servers so.
+    assert.equal((await sendChunk(plain, placement, Buffer.alloc(CHUNK))).length, 1);
+    assert.equal(server.requests(), 1);
+  } finally {
+    await secure.close();
+    await plain.close();
+    server.close();
   }
 });

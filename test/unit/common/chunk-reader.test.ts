@@ -227,3 +227,23 @@ test('over TLS a server of the trusted CA is read, one of another CA is refused 
     bad.close();
   }
 });
+
+test('a reader that trusts the cluster CA refuses a plain http:// URL before it connects; one without a CA, or told so, reads it', async () => {
+  const server = await listen(createHttpServer(chunkRoute));
+  const ca = (await createCa()).certPem;
+  const secure = new ChunkReader(new TlsIdentity(ca));
+  const told = new ChunkReader(new TlsIdentity(ca), { httpsOnly: false });
+  const plain = new ChunkReader();
+  try {
+    await assert.rejects(
+      readChunk(secure, server.url),
+      (err: SedfsError) => err.code === 'SEDFS_ERR_INSECURE_URL',
+    );
+    assert.equal(server.connections(), 0);
+    assert.ok((await readChunk(told, server.url)).equals(CHUNK));
+    assert.ok((await readChunk(plain, server.url)).equals(CHUNK));
+  } finally {
+    for (const r of [secure, told, plain]) r.close();
+    server.close();
+  }
+});

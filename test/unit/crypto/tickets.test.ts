@@ -1,13 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { receiptFor, receiptValid } from '../../../src/crypto/receipts.js';
-import { generateTicketKeyPem, ticketSigner, ticketVerifier } from '../../../src/crypto/tickets.js';
+import { generateTicketKeyPem, ticketSigner, ticketVerifier, uploadOf } from '../../../src/crypto/tickets.js';
 
 /** A fixed key: Ed25519 is deterministic, so the same payload always gives the same ticket. */
 const KEY_PEM =
   '-----BEGIN PRIVATE KEY-----\nMC4CAQAwBQYDK2VwBCIEIC4leLM3Ye1LN7H9H+p4mah2SxtP9jh0B8c3d5judQ85\n-----END PRIVATE KEY-----\n';
 const CHUNK = 'ab'.repeat(32);
 const SERVER = 'cd'.repeat(16);
+const UPLOAD = '12'.repeat(16);
 const EXP = 4102444800000; // 2100-01-01
 const PINNED =
   'eyJ2IjoxLCJvcCI6InJlYWQiLCJjaHVua3MiOlsiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYmFiYWJhYiJdLCJzZXJ2ZXJzIjpbImNkY2RjZGNkY2RjZGNkY2RjZGNkY2RjZGNkY2RjZGNkIl0sImV4cCI6NDEwMjQ0NDgwMDAwMH0.pJUg0f-x4crLSlmsEIijFdLE3vAJoKl5q2FYMfsh2o_ocufSfLt_U0igmVdrUhG3VJGWkHQQifbRmLpBzYrrAQ';
@@ -88,30 +89,40 @@ describe('tickets', () => {
       chunks: [CHUNK],
       servers: [SERVER],
       urls: ['http://a', 'http://b'],
+      upload: UPLOAD,
       exp: EXP,
     });
     assert.throws(() => verify(t, { op: 'write', chunk: CHUNK, server: SERVER, now }), {
       code: 'SEDFS_ERR_TICKET_INVALID',
     });
   });
+
+  test('a write ticket names the upload its receipts are for: one without it, or with a malformed one, is refused', () => {
+    const write = { op: 'write' as const, chunks: [CHUNK], servers: [SERVER], urls: ['http://a'], exp: EXP };
+    const check = { op: 'write' as const, chunk: CHUNK, server: SERVER, now };
+    assert.equal(uploadOf(verify(signer.sign({ ...write, upload: UPLOAD }), check)), UPLOAD);
+    for (const t of [signer.sign(write), signer.sign({ ...write, upload: 'UPLOAD' })])
+      assert.throws(() => verify(t, check), { code: 'SEDFS_ERR_TICKET_INVALID' });
+  });
 });
 
 describe('storage receipts', () => {
   const KEY = 'a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U';
 
-  test('a receipt is the pinned HMAC of server, chunk and size', () => {
+  test('a receipt is the pinned HMAC of server, chunk, size and upload', () => {
     assert.equal(
-      receiptFor(KEY, SERVER, CHUNK, 42),
-      'fbaf80e0b3e6af91f1017883b0ba1758c76ae9a4ee69d52c2043f0d706fbd6c2',
+      receiptFor(KEY, SERVER, CHUNK, 42, UPLOAD),
+      '0e3fd5122752bf007c8e03a3d4dea8c8961c19952155e29e814e8b032e84620a',
     );
   });
 
-  test('it is valid only for that server, chunk, size and key', () => {
-    const r = receiptFor(KEY, SERVER, CHUNK, 42);
-    assert.ok(receiptValid(KEY, SERVER, CHUNK, 42, r));
-    assert.ok(!receiptValid(KEY, SERVER, CHUNK, 43, r));
-    assert.ok(!receiptValid(KEY, 'ee'.repeat(16), CHUNK, 42, r));
-    assert.ok(!receiptValid(KEY, SERVER, 'ef'.repeat(32), 42, r));
-    assert.ok(!receiptValid('b3RoZXJrZXlvdGhlcmtleW90aGVya2V5b3RoZXJrZXk', SERVER, CHUNK, 42, r));
+  test('it is valid only for that server, chunk, size, upload and key', () => {
+    const r = receiptFor(KEY, SERVER, CHUNK, 42, UPLOAD);
+    assert.ok(receiptValid(KEY, SERVER, CHUNK, 42, UPLOAD, r));
+    assert.ok(!receiptValid(KEY, SERVER, CHUNK, 43, UPLOAD, r));
+    assert.ok(!receiptValid(KEY, 'ee'.repeat(16), CHUNK, 42, UPLOAD, r));
+    assert.ok(!receiptValid(KEY, SERVER, 'ef'.repeat(32), 42, UPLOAD, r));
+    assert.ok(!receiptValid(KEY, SERVER, CHUNK, 42, '34'.repeat(16), r), 'another upload');
+    assert.ok(!receiptValid('b3RoZXJrZXlvdGhlcmtleW90aGVya2V5b3RoZXJrZXk', SERVER, CHUNK, 42, UPLOAD, r));
   });
 });

@@ -5,6 +5,7 @@ import {
   mkdirSync,
   mkdtempSync,
   readdirSync,
+  readFileSync,
   rmSync,
   truncateSync,
   writeFileSync,
@@ -81,6 +82,41 @@ test('from a verified upstream a large chunk is not hashed again, a small one al
   await assert.rejects(w.commit(), { code: 'SEDFS_ERR_HASH_MISMATCH' });
   const empty = await s.beginWrite(sha(Buffer.from('x')), 0, { verifiedUpstream: true });
   await assert.rejects(empty.commit(), { code: 'SEDFS_ERR_HASH_MISMATCH' });
+});
+
+test('a chunk this server holds is not replaced by unhashed bytes from a verified upstream: they are hashed, and wrong ones refused', async () => {
+  const s = await fresh();
+  const good = randomBytes(100_000);
+  const id = sha(good);
+  const first = await s.beginWrite(id, good.length);
+  first.append(good);
+  await first.commit();
+  const garbage = randomBytes(good.length);
+  const again = await s.beginWrite(id, garbage.length, { verifiedUpstream: true });
+  again.append(garbage);
+  await assert.rejects(again.commit(), { code: 'SEDFS_ERR_HASH_MISMATCH' });
+  assert.ok(readFileSync(join(s.root, 'chunks', id.slice(0, 2), id)).equals(good), 'the good copy is kept');
+  // The right bytes from upstream are fine.
+  const right = await s.beginWrite(id, good.length, { verifiedUpstream: true });
+  right.append(good);
+  await right.commit();
+  assert.equal((await s.stats()).chunkCount, 1);
+});
+
+test('an unhashed write from a verified upstream that finds the chunk stored meanwhile keeps the stored copy', async () => {
+  const s = await fresh();
+  const good = randomBytes(100_000);
+  const id = sha(good);
+  // Begun before the chunk was here: taken from upstream without a second hash.
+  const unhashed = await s.beginWrite(id, good.length, { verifiedUpstream: true });
+  const first = await s.beginWrite(id, good.length);
+  first.append(good);
+  await first.commit();
+  unhashed.append(randomBytes(good.length));
+  await unhashed.commit();
+  assert.ok(readFileSync(join(s.root, 'chunks', id.slice(0, 2), id)).equals(good), 'the stored copy is kept');
+  assert.deepEqual(readdirSync(s.tmpDir), []);
+  assert.equal((await s.stats()).chunkCount, 1);
 });
 
 test('more bytes than announced, or fewer, are refused', async () => {

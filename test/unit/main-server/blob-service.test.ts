@@ -4,10 +4,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
-import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
+import { receiptFor } from '../../../src/crypto/receipts.js';
+import { generateTicketKeyPem, ticketSigner, ticketVerifier, uploadOf } from '../../../src/crypto/tickets.js';
 import { BlobService } from '../../../src/main-server/blob-service.js';
 import { Registry } from '../../../src/main-server/registry.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import type { Placement } from '../../../src/protocol/main-api.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-blobs-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -21,7 +23,7 @@ test("a user's bad-replica reports are bounded: only good replicas main records,
   const log = pino({ level: 'silent' });
   const blobs = new BlobService(
     store,
-    new Registry(store, log, () => clock.now, 2000),
+    new Registry(store, log, () => clock.now, 2000, 600_000, 'http'),
     ticketSigner(generateTicketKeyPem()),
     log,
     () => clock.now,
@@ -50,5 +52,134 @@ test("a user's bad-replica reports are bounded: only good replicas main records,
   clock.now += 2_000; // 30 a minute: one more
   assert.equal(blobs.reportBadReplica(alice, chunk, holder), true);
   assert.equal(blobs.reportBadReplica(alice, chunk, holder), false);
+  store.close();
+});
+
+const clock0 = 1_000_000;
+
+/** Main's blob service over a fresh store, on the test's clock, with `servers` live and each one's receipt key. */
+function serviceWith(name: string, servers: string[], replicas: number) {
+  const store = new SqliteStore(join(dir, `${name}.db`));
+  const clock = { now: clock0 };
+  const log = pino({ level: 'silent' });
+  const signer = ticketSigner(generateTicketKeyPem());
+  const blobs = new BlobService(
+    store,
+    new Registry(store, log, () => clock.now, 2000, 600_000, 'http'),
+    signer,
+    log,
+    () => clock.now,
+    Math.random,
+    { replicas, ticketTtlMs: 60_000, uploadTtlMs: 60_000 },
+  );
+  const keys = new Map(servers.map((id, i) => [id, Buffer.alloc(32, i + 1).toString('base64url')]));
+  for (const id of servers)
+    store.registerServer(
+      { id, url: 'http://x', ...stats, registeredAt: 1, lastHeartbeat: clock.now },
+      keys.get(id) as string,
+    );
+  const verify = ticketVerifier(signer.publicKeyPem);
+  /** Places `chunk` in a new upload and has every server it was placed on answer the write, as a file server does. */
+  const write = (chunk: string, size: number, uploadId = blobs.begin(replicas, 'bob').uploadId) => {
+    const [p] = blobs.place(uploadId, { chunks: [{ id: chunk, size }] }, 'bob').placements;
+    const placement = p as Placement;
+    const receipts = placement.servers.map((s) => {
+      const ticket = verify(placement.ticket, { op: 'write', chunk, server: s.id, now: clock.now });
+      return {
+        server: s.id,
+        receipt: receiptFor(keys.get(s.id) as string, s.id, chunk, size, uploadOf(ticket)),
+      };
+    });
+    return { uploadId, servers: placement.servers.map((s) => s.id), receipts };
+  };
+  return { store, blobs, keys, write };
+}
+
+test('a receipt counts only in the commit of the upload it was written for: one kept from an earlier upload cannot put back a replica the server lost', () => {
+  const s = hex(1);
+  const { store, blobs, write } = serviceWith('replay', [s], 1);
+  const chunk = hex(5, 64);
+  const first = write(chunk, 10);
+  blobs.commit(first.uploadId, { chunks: [{ id: chunk, size: 10, receipts: first.receipts }] }, 'bob');
+  assert.deepEqual(store.replicasOf([chunk]).get(chunk), [s]);
+  // The server reports the copy gone (lost, or quarantined by its scrubber).
+  store.applyChanges(s, [], [chunk], clock0 + 1);
+  // The same receipt again, in an upload that placed nothing and in one that placed the chunk there.
+  const bare = blobs.begin(1, 'bob').uploadId;
+  const placed = write(chunk, 10).uploadId;
+  for (const uploadId of [bare, placed])
+    assert.throws(
+      () => blobs.commit(uploadId, { chunks: [{ id: chunk, size: 10, receipts: first.receipts }] }, 'bob'),
+      { code: 'SEDFS_ERR_RECEIPT_INVALID' },
+    );
+  assert.deepEqual(store.replicasOf([chunk]).get(chunk), [], 'still no replica');
+  store.close();
+});
+
+test('a commit takes a receipt only from a server its upload placed the chunk on', () => {
+  const [a, b] = [hex(1), hex(2)];
+  const { store, blobs, keys, write } = serviceWith('unplaced', [a, b], 1);
+  const chunk = hex(6, 64);
+  const w = write(chunk, 10);
+  const other = w.servers[0] === a ? b : a;
+  // Good for this upload, chunk and size, but from a server the chunk was never placed on.
+  const stray = {
+    server: other,
+    receipt: receiptFor(keys.get(other) as string, other, chunk, 10, w.uploadId),
+  };
+  assert.throws(
+    () =>
+      blobs.commit(
+        w.uploadId,
+        { chunks: [{ id: chunk, size: 10, receipts: [...w.receipts, stray] }] },
+        'bob',
+      ),
+    { code: 'SEDFS_ERR_RECEIPT_INVALID' },
+  );
+  blobs.commit(w.uploadId, { chunks: [{ id: chunk, size: 10, receipts: w.receipts }] }, 'bob');
+  assert.deepEqual(store.replicasOf([chunk]).get(chunk), w.servers);
+  store.close();
+});
+
+test("a commit's receipts never turn a replica main holds corrupt back to ok nor cancel a copy's delete order; a chunk with no good copy left is refused", () => {
+  const servers = [hex(1), hex(2), hex(3)];
+  const [corrupt, deleting, good] = servers as [string, string, string];
+  const { store, blobs, write } = serviceWith('barred', servers, 3);
+  const chunk = hex(7, 64);
+  const first = write(chunk, 10);
+  blobs.commit(first.uploadId, { chunks: [{ id: chunk, size: 10, receipts: first.receipts }] }, 'bob');
+  store.markReplicaCorrupt(chunk, corrupt);
+  // As the surplus trimmer leaves a copy it is deleting: out of the map, its order queued.
+  store.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?').run(chunk, deleting);
+  store.db
+    .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 1)')
+    .run(chunk, deleting);
+  const again = write(chunk, 10);
+  assert.deepEqual([...again.servers].sort(), servers, 'placed on all three again');
+  const res = blobs.commit(
+    again.uploadId,
+    { chunks: [{ id: chunk, size: 10, receipts: again.receipts }] },
+    'bob',
+  );
+  assert.equal(res.underReplicated, 1, 'only the good copy counts');
+  assert.deepEqual(store.replicasOf([chunk]).get(chunk), [good]);
+  const state = (server: string) =>
+    store.db
+      .prepare('SELECT state FROM replicas WHERE chunk_id = ? AND server_id = ?')
+      .pluck()
+      .get(chunk, server);
+  assert.equal(state(corrupt), 'corrupt');
+  assert.equal(state(deleting), undefined);
+  const queued = store.db.prepare(
+    'SELECT count(*) FROM chunk_deletions WHERE chunk_id = ? AND server_id = ?',
+  );
+  assert.equal(queued.pluck().get(chunk, deleting), 1, 'the order stands');
+
+  store.markReplicaCorrupt(chunk, good);
+  const last = write(chunk, 10);
+  assert.throws(
+    () => blobs.commit(last.uploadId, { chunks: [{ id: chunk, size: 10, receipts: last.receipts }] }, 'bob'),
+    { code: 'SEDFS_ERR_RECEIPT_INVALID' },
+  );
   store.close();
 });

@@ -6,10 +6,12 @@ import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
 import { createAgent } from '../../../src/common/http-client.js';
+import type { Logger } from '../../../src/common/logger.js';
 import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
 import { ChunkDeleter } from '../../../src/main-server/chunk-deleter.js';
 import { Registry } from '../../../src/main-server/registry.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import { commitChunks, registerServers, TEST_STATS } from '../../helpers/chunk-map.js';
 import { waitFor } from '../../helpers/cluster.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-deleter-'));
@@ -30,11 +32,33 @@ async function fakeFileServer(status: number): Promise<{ server: Server; url: st
   return { server, url: `http://127.0.0.1:${(server.address() as { port: number }).port}`, deleted };
 }
 
-test('orders for servers that are down, removed or refusing do not block the queue: an order for a live server is still carried out', async () => {
-  const store = new SqliteStore(join(dir, 'blocked.db'));
+/** A store, a registry (file servers over plain HTTP) and a clock the test moves. */
+function mainOn(name: string) {
+  const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  return { store, clock, log, registry: new Registry(store, log, () => clock.now, 2000, 600_000, 'http') };
+}
+
+/** A deleter on the test's clock, with a ticket key of its own. */
+function deleterFor(
+  store: SqliteStore,
+  registry: Registry,
+  log: Logger,
+  clock: { now: number },
+): ChunkDeleter {
+  return new ChunkDeleter(
+    store,
+    registry,
+    ticketSigner(generateTicketKeyPem()),
+    createAgent(),
+    log,
+    () => clock.now,
+  );
+}
+
+test('orders for servers that are down, removed or refusing do not block the queue: an order for a live server is still carried out', async () => {
+  const { store, clock, log, registry } = mainOn('blocked');
   const good = await fakeFileServer(200);
   const refusing = await fakeFileServer(500);
   const [down, removed, refuser, live] = [hex(1), hex(2), hex(3), hex(4)];
@@ -56,14 +80,7 @@ test('orders for servers that are down, removed or refusing do not block the que
     for (let i = 0; i < 300; i++, n++) queue.run(hex(n, 64), server, n);
   queue.run(hex(99_999, 64), live, n);
 
-  const deleter = new ChunkDeleter(
-    store,
-    registry,
-    ticketSigner(generateTicketKeyPem()),
-    createAgent(),
-    log,
-    () => clock.now,
-  );
+  const deleter = deleterFor(store, registry, log, clock);
   try {
     deleter.kick();
     await waitFor(
@@ -91,6 +108,44 @@ test('orders for servers that are down, removed or refusing do not block the que
     await deleter.stop();
     good.server.close();
     refusing.server.close();
+    store.close();
+  }
+});
+
+test('a delete order left from an expired upload does not delete a copy that repair made there meanwhile', async () => {
+  const { store, clock, log, registry } = mainOn('stale');
+  const holder = await fakeFileServer(200);
+  const target = await fakeFileServer(200);
+  const [h, t] = [hex(1), hex(2)];
+  registerServers(
+    store,
+    [
+      { id: h, url: holder.url },
+      { id: t, url: target.url, lastHeartbeat: 1 },
+    ],
+    clock.now,
+  );
+  const chunk = hex(7, 64);
+  commitChunks(store, 2, [{ id: chunk, size: 1, servers: [h] }]);
+  // Someone who knows the chunk's id places it on the target, which is down, and never
+  // writes: when the upload expires, its order for the target waits for it.
+  store.createUpload({ id: hex(77), replicas: 1, createdAt: clock.now, expiresAt: clock.now + 1 });
+  store.recordPlacements(hex(77), [{ chunkId: chunk, serverIds: [t] }]);
+  clock.now += 10;
+  assert.equal(store.expireUploads(clock.now), 1);
+  // The target is back and repair copies the chunk there.
+  store.heartbeat(t, TEST_STATS, clock.now);
+  store.addReplicas([{ chunkId: chunk, serverId: t }], clock.now);
+  const deleter = deleterFor(store, registry, log, clock);
+  try {
+    deleter.kick();
+    await waitFor('the order to be settled', () => store.pendingDeletions([t], 10, clock.now).length === 0);
+    assert.deepEqual(target.deleted, [], 'no delete order reached the copy');
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk)?.sort(), [h, t].sort());
+  } finally {
+    await deleter.stop();
+    holder.server.close();
+    target.server.close();
     store.close();
   }
 });

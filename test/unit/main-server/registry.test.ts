@@ -81,3 +81,90 @@ test('a sweep tells of a server once when it is lost, and again only after it ca
   assert.deepEqual(told, [id, id], 'back, then lost again: told again');
   store.close();
 });
+
+test('a TLS cluster takes only https:// file-server URLs: registration refuses another, and a server recorded at one is not used', () => {
+  const store = new SqliteStore(join(dir, 'scheme.db'));
+  const clock = { now: 1_000 };
+  const { registry, lines } = registryOn(store, clock);
+  for (const url of ['http://10.0.0.1:80', 'http://files.example:7001'])
+    assert.throws(() => registry.register({ id, port: 7001, url, stats }, '127.0.0.1'), {
+      code: 'SEDFS_ERR_BAD_REQUEST',
+    });
+  assert.equal(store.getServer(id), undefined, 'nothing recorded');
+  assert.throws(() => registry.urlFor('http://10.0.0.1:80', '127.0.0.1', 1), {
+    code: 'SEDFS_ERR_BAD_REQUEST',
+  });
+  assert.equal(registry.register({ id, port: 7001, stats }, '10.0.0.9').url, 'https://10.0.0.9:7001');
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [id],
+  );
+  // As one registered before main refused it: up, but never handed out.
+  const other = 'cd'.repeat(16);
+  store.registerServer(
+    { id: other, url: 'http://10.0.0.2:80', ...stats, registeredAt: clock.now, lastHeartbeat: clock.now },
+    'k',
+  );
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [id],
+  );
+  registry.live();
+  assert.equal(lines.filter((l) => /not https/.test(l)).length, 1, 'logged once');
+  // Plain HTTP clusters (--insecure-http) reach servers at http:// URLs.
+  const plain = new Registry(store, pino({ level: 'silent' }), () => clock.now, TIMEOUT_MS, 600_000, 'http');
+  assert.deepEqual(
+    plain
+      .live()
+      .map((s) => s.id)
+      .sort(),
+    [id, other].sort(),
+  );
+  store.close();
+});
+
+test("main expects at a file server's endpoint the certificate of a server registered there, never of one removed", () => {
+  const store = new SqliteStore(join(dir, 'names.db'));
+  const clock = { now: 1_000 };
+  const { registry } = registryOn(store, clock);
+  const [a, b] = ['a1'.repeat(16), 'b2'.repeat(16)];
+  registry.register({ id: a, port: 7001, url: 'https://files.example:7001', stats }, '10.0.0.1');
+  registry.register({ id: b, port: 7002, stats }, '10.0.0.2');
+  assert.deepEqual(registry.idsAt('files.example:7001'), [a]);
+  assert.deepEqual(registry.idsAt('10.0.0.2:7002'), [b]);
+  assert.equal(
+    registry.idsAt('10.0.0.1:7001'),
+    undefined,
+    'no server registered at the address it came from',
+  );
+  store.markRemoved(a, clock.now);
+  assert.equal(registry.idsAt('files.example:7001'), undefined);
+  store.close();
+});
+
+test('another server id cannot register at the address of a server whose copies still count: only once that one is lost or removed', () => {
+  const store = new SqliteStore(join(dir, 'address.db'));
+  const clock = { now: 1_000 };
+  const { registry } = registryOn(store, clock);
+  const [a, b, c, d] = ['a1', 'b2', 'c3', 'd4'].map((x) => x.repeat(16)) as [string, string, string, string];
+  const at = (server: string, host: string) => ({
+    id: server,
+    port: 7001,
+    url: `https://${host}:7001`,
+    stats,
+  });
+  registry.register(at(a, 'files.example'), '10.0.0.1');
+  registry.register(at(c, 'other.example'), '10.0.0.3');
+  assert.throws(() => registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
+  assert.equal(store.getServer(b), undefined);
+  registry.register(at(a, 'files.example'), '10.0.0.1'); // the same server again is fine
+  clock.now += TIMEOUT_MS + 1_000; // both down, but their copies still count
+  assert.throws(() => registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
+  assert.throws(() => registry.register(at(d, 'other.example'), '10.0.0.4'), { code: 'SEDFS_ERR_EXISTS' });
+  store.markRemoved(c, clock.now);
+  registry.register(at(d, 'other.example'), '10.0.0.4');
+  clock.now += 600_000; // lost: its copies no longer count
+  registry.register(at(b, 'files.example'), '10.0.0.2');
+  assert.deepEqual(registry.idsAt('other.example:7001'), [d]);
+  store.close();
+});

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -14,7 +14,16 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { Repairer } from '../../../src/main-server/repairer.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import type { TicketPayload } from '../../../src/protocol/ticket.js';
 import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
+
+/** The payload of the ticket a request carries. */
+const ticketIn = (req: IncomingMessage): TicketPayload =>
+  JSON.parse(
+    Buffer.from(String(req.headers['x-sedfs-ticket']).split('.')[0] as string, 'base64url').toString(),
+  );
+/** What a copy order's receipt must name: the id in its write ticket, as a file server reads it. */
+const uploadIn = (req: IncomingMessage): string => ticketIn(req).upload as string;
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-repairer-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -54,7 +63,7 @@ test('a page full of chunks with no good copy on a live server does not keep rep
   const clock = { now: 1_000_000 };
   const lines: { msg: string; chunks?: number }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   // The target refuses every copy: what matters is which copies it is asked for.
   const asked: string[] = [];
   const target = createServer((req, res) => {
@@ -110,7 +119,7 @@ test('re-checks of reported replicas: one at a time per replica, and a bounded n
   const store = new SqliteStore(join(dir, 'verify.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   // The server holds every answer until the test lets them go.
   const held: { url: string; answer: () => void }[] = [];
   const server = createServer((req, res) => {
@@ -150,7 +159,7 @@ async function receiver(id: string, receiptKey: string): Promise<{ url: string; 
     res.setHeader('content-type', 'application/json');
     res.end(
       JSON.stringify({
-        receipts: [{ server: id, receipt: receiptFor(receiptKey, id, chunkId, 1) }],
+        receipts: [{ server: id, receipt: receiptFor(receiptKey, id, chunkId, 1, uploadIn(req)) }],
         failed: [],
       }),
     );
@@ -170,7 +179,7 @@ async function sourceToSink(name: string) {
   const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   const receiptKey = Buffer.alloc(32, 7).toString('base64url');
   const [source, sink] = [hex(1), hex(2)];
   const target = await receiver(sink, receiptKey);
@@ -228,7 +237,7 @@ test('a pass looks at a stretch of the map: one sweep restores a queue larger th
   const clock = { now: 1_000_000 };
   const lines: { msg: string; chunks?: number }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-  const registry = new Registry(store, log, () => clock.now, 2000);
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
   const receiptKey = Buffer.alloc(32, 7).toString('base64url');
   const [source, sink, spare, down] = [hex(1), hex(2), hex(3), hex(4)];
   const targets = [await receiver(sink, receiptKey), await receiver(spare, receiptKey)];
@@ -321,7 +330,7 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
   const clock = { now: 1_000_000 };
   const lines: { msg: string }[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const registry = new Registry(store, log, () => clock.now, 60_000, 600_000, 'http');
   const chunk = Buffer.from('a chunk repair restores');
   const id = sha256Hex(chunk);
   const listen = async (handler: Parameters<typeof createServer>[1]) => {
@@ -345,16 +354,20 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
   });
   const [badId, goodId, targetId] = [hex(1), hex(2), hex(3)];
   const copiedFrom: string[] = [];
+  /** the source's id each copy order names (the target holds the source's certificate to it) */
+  const namedSources: string[] = [];
   const target = await listen((req, res) => {
-    const ticket = String(req.headers['x-sedfs-ticket']).split('.')[0] as string;
-    const from = JSON.parse(Buffer.from(ticket, 'base64url').toString()).from as string;
+    const from = ticketIn(req).from as string;
     copiedFrom.push(from);
+    namedSources.push(ticketIn(req).fromServer as string);
     req.resume();
     if (from === goodHolder.url) {
       res.setHeader('content-type', 'application/json');
       res.end(
         JSON.stringify({
-          receipts: [{ server: targetId, receipt: receiptFor('k', targetId, id, chunk.length) }],
+          receipts: [
+            { server: targetId, receipt: receiptFor('k', targetId, id, chunk.length, uploadIn(req)) },
+          ],
           failed: [],
         }),
       );
@@ -386,6 +399,7 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
     ids: { badId, goodId, targetId },
     urls: { bad: badHolder.url, good: goodHolder.url },
     copiedFrom,
+    namedSources,
     async close() {
       await repairer.stop();
       for (const s of [badHolder, goodHolder, target]) s.server.close();
@@ -402,6 +416,11 @@ test('a repair source that does not have the chunk main counted there is read ba
       await new Promise((res) => setTimeout(res, 50));
     }
     assert.equal(c.copiedFrom[0], c.urls.bad, 'the bad holder was the first source');
+    assert.deepEqual(
+      c.namedSources,
+      c.copiedFrom.map((u) => (u === c.urls.bad ? c.ids.badId : c.ids.goodId)),
+      'each copy order names its source by id too',
+    );
     assert.deepEqual(c.store.replicasOf([c.id]).get(c.id)?.sort(), [c.ids.goodId, c.ids.targetId]);
     assert.ok(
       c.lines.some((l) =>
@@ -425,5 +444,48 @@ test('a repair source that sends wrong bytes and calls its copy fine does not ho
     assert.equal(c.copiedFrom.at(-1), c.urls.good);
   } finally {
     await c.close();
+  }
+});
+
+test('repair copies a chunk to no server that has a delete order queued for it: the order would delete the new copy', async () => {
+  const store = new SqliteStore(join(dir, 'queued.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
+  // Every target refuses the copy: what matters is which are asked.
+  const asked: string[] = [];
+  const target = createServer((req, res) => {
+    asked.push(String(req.headers.host));
+    res.statusCode = 503;
+    res.end('{}');
+  });
+  await new Promise<void>((res) => target.listen(0, '127.0.0.1', res));
+  const port = (target.address() as { port: number }).port;
+  const [source, deleting, free] = [hex(1), hex(2), hex(3)];
+  // Both targets are the one listener, told apart by the host they were reached at.
+  registerServers(
+    store,
+    [
+      { id: source, url: 'http://127.0.0.1:9' },
+      { id: deleting, url: `http://127.0.0.1:${port}` },
+      { id: free, url: `http://localhost:${port}` },
+    ],
+    clock.now,
+  );
+  const chunk = hex(7, 64);
+  commitChunks(store, 2, [{ id: chunk, size: 1, servers: [source] }]);
+  // As an expired upload that placed the chunk there (and never wrote) leaves it.
+  store.db
+    .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 1)')
+    .run(chunk, deleting);
+  const repairer = repairerFor(store, registry, log, clock);
+  try {
+    for (let i = 0; i < 4; i++) await repairer.drain(1);
+    assert.ok(asked.length >= 4);
+    assert.deepEqual([...new Set(asked)], [`localhost:${port}`]);
+  } finally {
+    await repairer.stop();
+    target.close();
+    store.close();
   }
 });

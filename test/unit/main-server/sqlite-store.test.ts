@@ -87,6 +87,44 @@ describe('SqliteStore', () => {
     assert.ok(store.getUpload(hex(9), 0));
   });
 
+  test('a blob commit leaves a corrupt replica corrupt and records no copy that has a delete order queued', () => {
+    for (const i of [1, 2, 3]) store.registerServer(server(hex(i)), 'k');
+    const chunk = hex(1, 64);
+    const commit = (n: number) =>
+      commitChunks(store, 3, [{ id: chunk, size: 3, servers: [hex(1), hex(2), hex(3)] }], n);
+    commit(0);
+    store.markReplicaCorrupt(chunk, hex(1));
+    // As the surplus trimmer leaves a copy it is deleting: out of the map, its order queued.
+    store.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?').run(chunk, hex(2));
+    store.db
+      .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 2)')
+      .run(chunk, hex(2));
+    commit(1);
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk), [hex(3)]);
+    const state = store.db.prepare('SELECT state FROM replicas WHERE chunk_id = ? AND server_id = ?').pluck();
+    assert.equal(state.get(chunk, hex(1)), 'corrupt');
+    assert.equal(state.get(chunk, hex(2)), undefined);
+    assert.deepEqual(store.pendingDeletions([hex(2)], 10, 3), [{ chunkId: chunk, serverId: hex(2) }]);
+  });
+
+  test('a copy with a delete order queued is not adopted when its server lists it: the order stands', () => {
+    for (const i of [1, 2]) store.registerServer(server(hex(i)), 'k');
+    const chunk = hex(1, 64);
+    commitChunks(store, 2, [{ id: chunk, size: 3, servers: [hex(1)] }]);
+    store.db
+      .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 2)')
+      .run(chunk, hex(2));
+    assert.deepEqual(store.applyChanges(hex(2), [chunk], [], 3), { adopted: 0, dropped: 0 });
+    store.beginInventory(hex(2), 4);
+    store.addInventory(hex(2), [chunk]);
+    store.finishInventory(hex(2), 10, 5);
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk), [hex(1)]);
+    assert.deepEqual(store.deletionsQueued(chunk), [hex(2)]);
+    // Once the order is carried out, a copy the server lists again is adopted.
+    store.deletionDone(chunk, hex(2));
+    assert.deepEqual(store.applyChanges(hex(2), [chunk], [], 6), { adopted: 1, dropped: 0 });
+  });
+
   test('the inventory comparison counts missing and extra chunks', () => {
     registerServers(store, [hex(1)], 1);
     commitChunks(

@@ -24,7 +24,7 @@ test('an audit reads back one replica per server: one there passes, one the serv
   const store = new SqliteStore(join(dir, 'audit.db'));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const registry = new Registry(store, log, () => clock.now, 60_000, 600_000, 'http');
   const chunk = seededBytes(3, 64 * 1024);
   const id = sha256Hex(chunk);
   const wrong = Buffer.from(chunk);

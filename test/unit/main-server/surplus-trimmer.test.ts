@@ -33,7 +33,7 @@ async function clusterWithAClaim(name: string, liarBody: Buffer | undefined) {
   const lines: { msg: string }[] = [];
   const rechecks: string[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
-  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const registry = new Registry(store, log, () => clock.now, 60_000, 600_000, 'http');
   const honest = await Promise.all([1, 2, 3].map(() => fakeFileServer(new Map([[chunkId, chunk]]))));
   const liar = await fakeFileServer(liarBody ? new Map([[chunkId, liarBody]]) : new Map());
   const ids = [hex(1), hex(2), hex(3)];
@@ -136,7 +136,7 @@ async function manySurplus(name: string, readRate?: number) {
   const store = new SqliteStore(join(dir, `${name}.db`));
   const clock = { now: 1_000_000 };
   const log = pino({ level: 'silent' });
-  const registry = new Registry(store, log, () => clock.now, 60_000);
+  const registry = new Registry(store, log, () => clock.now, 60_000, 600_000, 'http');
   const chunks = Array.from({ length: 40 }, (_, i) => seededBytes(100 + i, 1024));
   const held = new Map(chunks.map((c) => [sha256Hex(c), c]));
   const fakes = await Promise.all([1, 2, 3, 4].map(() => fakeFileServer(held)));

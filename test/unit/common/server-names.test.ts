@@ -1,0 +1,147 @@
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:https';
+import { after, before, test } from 'node:test';
+import { ClusterClient } from '../../../src/client/cluster-client.js';
+import { sendChunk } from '../../../src/client/store-blob.js';
+import { ChunkReader } from '../../../src/common/chunk-reader.js';
+import { createAgent, requestJson } from '../../../src/common/http-client.js';
+import { endpointOfUrl, TlsIdentity } from '../../../src/common/tls.js';
+import { generateTlsKey } from '../../../src/crypto/certificates.js';
+import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';
+import { forward } from '../../../src/file-server/chain-forward.js';
+import type { FileServerContext } from '../../../src/file-server/context.js';
+import type { SedfsError } from '../../../src/protocol/errors.js';
+
+/** The server id on the test server's certificate, and another the cluster knows. */
+const [SHOWN, OTHER] = ['a1'.repeat(16), 'b2'.repeat(16)];
+const CHUNK = Buffer.from('the bytes of a chunk');
+let server: Server;
+let url: string;
+let ca: string;
+
+before(async () => {
+  const material = await createCa();
+  ca = material.certPem;
+  const key = generateTlsKey();
+  // A certificate the cluster's CA issued for this host, to the server SHOWN.
+  const cert = await issueCertificate(material, {
+    publicKeyPem: key.publicKeyPem,
+    commonName: SHOWN,
+    hosts: ['127.0.0.1'],
+    lifetimeMs: 3600_000,
+  });
+  server = createServer({ key: key.keyPem, cert }, (req, res) => {
+    if (req.url?.startsWith('/v1/chunks/') && req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': CHUNK.length });
+      res.end(CHUNK);
+      return;
+    }
+    req.resume();
+    req.on('end', () => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ receipts: [{ server: SHOWN, receipt: 'r' }], failed: [] }));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  url = `https://127.0.0.1:${(server.address() as { port: number }).port}`;
+});
+after(() => server.close());
+
+const untrusted = (err: SedfsError) => {
+  assert.equal(err.code, 'SEDFS_ERR_UNTRUSTED_SERVER');
+  assert.match(err.message, /SEDFS_NOT_EXPECTED_SERVER_CERTIFICATE/);
+  return true;
+};
+
+test("a connection to a file server's endpoint must show the certificate of a server expected there, not only one for its host", async () => {
+  const tls = new TlsIdentity(ca);
+  const expecting = (ids: string[] | undefined) => createAgent(tls, { serverNames: () => ids });
+  for (const [ids, ok] of [
+    [[OTHER], false],
+    [[OTHER, SHOWN], true],
+    [undefined, true], // no one in particular expected there: the host check alone
+  ] as const) {
+    const agent = expecting(ids as string[] | undefined);
+    try {
+      const answer = requestJson(agent, `${url}/v1/health`);
+      if (ok) await answer;
+      else await assert.rejects(answer, untrusted);
+    } finally {
+      await agent.close();
+    }
+  }
+});
+
+test('a client sends a chunk only to the server main placed it on, told by its certificate', async () => {
+  const client = new ClusterClient('https://127.0.0.1:9', { ca });
+  const placement = (id: string) => ({ chunk: 'ab'.repeat(32), servers: [{ id, url }], ticket: 't' });
+  try {
+    await assert.rejects(sendChunk(client, placement(OTHER), Buffer.alloc(10)), (err: SedfsError) => {
+      assert.equal(err.code, 'SEDFS_ERR_REPLICATION_FAILED');
+      assert.match(err.message, /SEDFS_NOT_EXPECTED_SERVER_CERTIFICATE/);
+      return true;
+    });
+    // Its chunk reads hold a URL given with an id to the same.
+    client.chunkUrl(url, OTHER);
+    await assert.rejects(
+      client.chunks.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length)),
+      untrusted,
+    );
+  } finally {
+    await client.close();
+  }
+  const fresh = new ClusterClient('https://127.0.0.1:9', { ca });
+  try {
+    assert.equal((await sendChunk(fresh, placement(SHOWN), Buffer.alloc(10))).length, 1);
+  } finally {
+    await fresh.close();
+  }
+});
+
+test('a file server forwards down the chain only to the server the ticket names, told by its certificate', async () => {
+  // As file-server.ts wires it: the ticket names the server at each URL forwarded to.
+  const peers = new Map<string, string>();
+  const agent = createAgent(new TlsIdentity(ca), {
+    serverNames: (endpoint) => {
+      const id = peers.get(endpoint);
+      return id === undefined ? undefined : [id];
+    },
+  });
+  const ctx = {
+    tls: true,
+    agent,
+    expectPeer: (u: string, id: string) => peers.set(endpointOfUrl(u), id),
+  } as unknown as FileServerContext;
+  const send = (server: string) => {
+    const down = forward(ctx, `${url}/v1/chunks/${'ab'.repeat(32)}`, { 'content-length': '3' }, server);
+    down.push(Buffer.from('abc'));
+    down.end();
+    return down.result();
+  };
+  try {
+    const refused = (await send(OTHER)) as { error: SedfsError };
+    assert.ok('error' in refused && untrusted(refused.error));
+    assert.deepEqual(await send(SHOWN), { receipts: [{ server: SHOWN, receipt: 'r' }], failed: [] });
+  } finally {
+    await agent.close();
+  }
+});
+
+test('a chunk is read only from the server expected at its endpoint (a repair copy from the source its ticket names)', async () => {
+  const expect = new Map<string, string>();
+  const reader = new ChunkReader(new TlsIdentity(ca), {
+    serverNames: (e) => (expect.has(e) ? [expect.get(e) as string] : undefined),
+  });
+  const read = () =>
+    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length));
+  try {
+    expect.set(endpointOfUrl(url), OTHER);
+    await assert.rejects(read(), untrusted);
+    expect.set(endpointOfUrl(url), SHOWN);
+    assert.ok((await read()).equals(CHUNK));
+  } finally {
+    reader.close();
+  }
+});
