@@ -113,21 +113,62 @@ export async function fetchChunks(
       pending.set(next++, p);
     }
   };
+  // The output failing (a full disk, a closed pipe) ends the download at once, whatever it
+  // waits for: a failed stream never drains, and its error, heard by no one, ended the
+  // process.
+  const outFailed = outputFailure(out);
   try {
     for (let i = 0; i < source.count; i++) {
       start();
-      const bytes = await (pending.get(i) as Promise<Buffer>);
+      const bytes = await Promise.race([pending.get(i) as Promise<Buffer>, outFailed.promise]);
       pending.delete(i);
-      // `once` rejects on the stream's error and removes both its listeners either way.
-      if (!out.write(bytes, () => pool.release(bytes))) await once(out, 'drain');
+      if (outFailed.error) throw outFailed.error;
+      if (!out.write(bytes, () => pool.release(bytes)))
+        await Promise.race([once(out, 'drain'), outFailed.promise]);
       bytesDone += bytes.length;
       noteBulkBytes(bytes.length);
       opts.onProgress?.(bytesDone);
     }
   } finally {
+    outFailed.stop();
     endGrowth();
   }
   return { bytes: bytesDone, chunks: source.count };
+}
+
+/**
+ * Watches `out` for an error, or a close before it finished, while a download writes to
+ * it: `promise` rejects with it (and `error` holds it) until `stop`.
+ */
+function outputFailure(out: Writable): {
+  promise: Promise<never>;
+  error: Error | undefined;
+  stop: () => void;
+} {
+  const watch = {
+    promise: undefined as unknown as Promise<never>,
+    error: undefined as Error | undefined,
+    stop: () => {},
+  };
+  watch.promise = new Promise<never>((_, reject) => {
+    const fail = (err: Error) => {
+      watch.error ??= err;
+      reject(watch.error);
+    };
+    const onClose = () => {
+      if (!out.writableFinished) fail(new Error('the output was closed before the download ended'));
+    };
+    out.on('error', fail);
+    out.on('close', onClose);
+    watch.stop = () => {
+      out.off('error', fail);
+      out.off('close', onClose);
+    };
+    if (out.errored) fail(out.errored);
+    else if (out.destroyed) onClose();
+  });
+  watch.promise.catch(() => undefined);
+  return watch;
 }
 
 /**
@@ -157,10 +198,11 @@ async function fetchChunk(
   /** replicas that sent bytes that did not check: reported once another copy shows it was theirs */
   const wrong: string[] = [];
   for (const replica of chunk.replicas) {
-    const url = `${replica.url}/v1/chunks/${chunk.id}`;
     const into = pool.take();
     let handedOn = false;
     try {
+      // A new connection there must show the certificate of the server main named.
+      const url = `${client.chunkUrl(replica.url, replica.id)}/v1/chunks/${chunk.id}`;
       const bytes = await client.chunks.get(url, chunk.ticket, chunk.size, into);
       if (bytes.length === chunk.size) {
         // After a copy that did not open, the next is hashed first (opening overwrites

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import type { ClusterClient } from '../../../src/client/cluster-client.js';
 import { fetchManifest } from '../../../src/client/fetch-blob.js';
@@ -27,12 +28,21 @@ const manifest: BlobManifest = {
   ],
 };
 
-/** A client whose servers answer `bodies[url]`, and which notes the replicas reported bad. */
-function fakeClient(bodies: Record<string, Buffer>) {
+/** A client whose servers answer `bodies[url]` (the n-th after n × `delayMs`), and which notes the replicas reported bad. */
+function fakeClient(bodies: Record<string, Buffer>, delayMs = 0) {
   const reported: string[] = [];
+  const named: string[] = [];
+  let calls = 0;
   const client = {
+    chunkUrl: (url: string, server: string) => {
+      named.push(`${url} ${server}`);
+      return url;
+    },
     chunks: {
       get: async (url: string, _ticket: string, size: number, into: Buffer) => {
+        // Each answer later than the one before: the writer is ahead of the chunks.
+        calls++;
+        if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs * calls));
         const body = bodies[new URL(url).origin] as Buffer;
         body.copy(into);
         return into.subarray(0, Math.min(size, body.length));
@@ -42,7 +52,7 @@ function fakeClient(bodies: Record<string, Buffer>) {
       reported.push(server);
     },
   } as unknown as ClusterClient;
-  return { client, reported };
+  return { client, reported, named };
 }
 
 /** Opens a chunk whose tag checks: here, one that starts with the stored bytes' first byte. */
@@ -54,10 +64,15 @@ const openIf = (good: (b: Buffer) => boolean) => (b: Buffer) => {
 test('a copy that does not open is reported once another copy opens: its bytes were wrong', async () => {
   const garbled = Buffer.from(stored);
   garbled[0] = (garbled[0] as number) ^ 1;
-  const { client, reported } = fakeClient({ 'https://one': garbled, 'https://two': stored });
+  const { client, reported, named } = fakeClient({ 'https://one': garbled, 'https://two': stored });
   const out = collector();
   await fetchManifest(client, manifest, out.sink, { open: openIf((b) => b[0] === stored[0]) });
   assert.deepEqual(reported, ['1'.repeat(32)]);
+  assert.deepEqual(
+    named,
+    [`https://one ${'1'.repeat(32)}`, `https://two ${'2'.repeat(32)}`],
+    'each copy is read only from the server main named there (its certificate is checked)',
+  );
   assert.deepEqual(out.bytes(), stored);
 });
 
@@ -68,4 +83,20 @@ test('copies that are the chunk but do not open fail as the manifest’s or key�
     (err: SedfsError) => err.code === 'SEDFS_ERR_CORRUPT_CHUNK' && /does not open/.test(err.message),
   );
   assert.deepEqual(reported, []);
+});
+
+test('an output that fails mid-download fails the download at once, rather than waiting for it to drain', async () => {
+  const three: BlobManifest = {
+    ...manifest,
+    size: 3 * stored.length,
+    chunks: [0, 1, 2].map((index) => ({ ...(manifest.chunks[0] as BlobManifest['chunks'][number]), index })),
+  };
+  const { client } = fakeClient({ 'https://one': stored, 'https://two': stored }, 30);
+  // Fails its first write while the next chunk is still on its way: a full disk.
+  const out = new Writable({
+    write(_c, _e, cb) {
+      setImmediate(() => cb(new Error('ENOSPC: no space left on device')));
+    },
+  });
+  await assert.rejects(fetchManifest(client, three, out), /ENOSPC/);
 });
