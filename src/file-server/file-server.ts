@@ -26,6 +26,24 @@ import { scrubAllRoute } from './routes/scrub-all.js';
 import { verifyChunkRoute } from './routes/verify-chunk.js';
 import { Scrubber } from './scrubber.js';
 
+/**
+ * Says something at most once a minute however often it happens (a put of thousands of
+ * chunks to a full server is one line, not thousands), with how many times since.
+ */
+function onceAMinute<T>(say: (times: number, latest: T) => void, now: () => number = Date.now) {
+  let last = Number.NEGATIVE_INFINITY;
+  let times = 0;
+  return {
+    note(latest: T): void {
+      times += 1;
+      if (now() - last < 60_000) return;
+      last = now();
+      say(times, latest);
+      times = 0;
+    },
+  };
+}
+
 export interface RunningFileServer {
   id: string;
   url: string;
@@ -83,8 +101,20 @@ export async function startFileServer(
         log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
       onMovedUp: (chunks) =>
         log.info({ chunks }, 'chunk files moved from chunks/aa/bb/ to chunks/aa/ (the one-level layout)'),
+      onNoSpace: (info) => {
+        // Main hears of the space left at once, so placement stops choosing this server.
+        link?.reportSpaceNow();
+        diskFull.note(info);
+      },
     },
     syncDirectory,
+    { reserveBytes: config.reserveMib * 1024 * 1024 },
+  );
+  const diskFull = onceAMinute((refused: number, info: { freeBytes: number; reserveBytes: number }) =>
+    log.warn(
+      { refused, freeBytes: info.freeBytes, reserveBytes: info.reserveBytes },
+      'out of disk space: new chunks are refused (reads go on); said at most once a minute, with the number refused',
+    ),
   );
   if (config.insecureHttp)
     log.warn(
