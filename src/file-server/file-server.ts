@@ -4,7 +4,7 @@ import { ChunkReader } from '../common/chunk-reader.js';
 import { dataFolderSync, mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
-import { createServerLogger, type Logger } from '../common/logger.js';
+import { atMostOnceAMinute, createServerLogger, type Logger } from '../common/logger.js';
 import { peerName } from '../common/tls.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { randomHexId } from '../crypto/hash.js';
@@ -25,24 +25,6 @@ import { replicateChunkRoute } from './routes/replicate-chunk.js';
 import { scrubAllRoute } from './routes/scrub-all.js';
 import { verifyChunkRoute } from './routes/verify-chunk.js';
 import { Scrubber } from './scrubber.js';
-
-/**
- * Says something at most once a minute however often it happens (a put of thousands of
- * chunks to a full server is one line, not thousands), with how many times since.
- */
-function onceAMinute<T>(say: (times: number, latest: T) => void, now: () => number = Date.now) {
-  let last = Number.NEGATIVE_INFINITY;
-  let times = 0;
-  return {
-    note(latest: T): void {
-      times += 1;
-      if (now() - last < 60_000) return;
-      last = now();
-      say(times, latest);
-      times = 0;
-    },
-  };
-}
 
 export interface RunningFileServer {
   id: string;
@@ -110,7 +92,7 @@ export async function startFileServer(
     syncDirectory,
     { reserveBytes: config.reserveMib * 1024 * 1024 },
   );
-  const diskFull = onceAMinute((refused: number, info: { freeBytes: number; reserveBytes: number }) =>
+  const diskFull = atMostOnceAMinute((refused: number, info: { freeBytes: number; reserveBytes: number }) =>
     log.warn(
       { refused, freeBytes: info.freeBytes, reserveBytes: info.reserveBytes },
       'out of disk space: new chunks are refused (reads go on); said at most once a minute, with the number refused',
