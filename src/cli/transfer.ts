@@ -6,7 +6,7 @@ import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter } from '../common/direct-file-writer.js';
-import { fileSource, renameReplacing } from '../common/files.js';
+import { fileSource, isDiskFull, renameReplacing } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -153,9 +153,14 @@ export async function getFile(
   const node = await fs.nodeOf(remote, cwd);
   if (node.entry.kind !== 'file')
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
-  await mkdir(dirname(local), { recursive: true });
   const tmp = join(dirname(local), `.${basename(local)}.${randomHexId(4)}.sedfs-part`);
-  const out = createFileWriter(tmp, 0o600, node.entry.size);
+  let out: ReturnType<typeof createFileWriter>;
+  try {
+    await mkdir(dirname(local), { recursive: true });
+    out = createFileWriter(tmp, 0o600, node.entry.size);
+  } catch (err) {
+    throw localDiskFull(err, local);
+  }
   const forget = onInterrupt(() => rmSync(tmp, { force: true }));
   const bar = progressBar(
     `get ${node.name}`,
@@ -175,10 +180,21 @@ export async function getFile(
   } catch (err) {
     out.destroy();
     await rm(tmp, { force: true });
-    throw err;
+    throw localDiskFull(err, local);
   } finally {
     forget();
   }
+}
+
+/** A full local disk (ENOSPC, EDQUOT) as one clear error naming the file; anything else as it was. */
+function localDiskFull(err: unknown, local: string): unknown {
+  if (!isDiskFull(err)) return err;
+  return new SedfsError(
+    'SEDFS_ERR_NO_SPACE',
+    `no space left on the local disk for ${local}: nothing of it was kept`,
+    undefined,
+    { cause: err },
+  );
 }
 
 export async function getTree(
