@@ -1,0 +1,304 @@
+import assert from 'node:assert/strict';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statfsSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { request } from 'undici';
+import { SedfsError } from '../../src/protocol/errors.js';
+import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+import { seededBytes } from '../helpers/seeded.js';
+import { collector } from '../helpers/sinks.js';
+import {
+  loopExt4Disk,
+  loopExt4Unavailable,
+  type SmallDisk,
+  tmpfsDisk,
+  tmpfsUnavailable,
+} from '../helpers/small-disk.js';
+import { newUser, type TestUser } from '../helpers/users.js';
+
+const MiB = 1024 * 1024;
+
+/** Fills `dir`'s file system with one more file until `leave` bytes are free (all of it by default). */
+function fill(dir: string, leave = 0): string {
+  const path = join(dir, `filler-${readdirSync(dir).filter((n) => n.startsWith('filler')).length}`);
+  const { bavail, bsize } = statfsSync(dir);
+  const bytes = Math.max(0, bavail * bsize - leave);
+  writeFileSync(path, Buffer.alloc(bytes));
+  // A tmpfs may keep a few blocks back: top it up until it refuses.
+  if (leave === 0)
+    try {
+      for (;;) writeFileSync(path, Buffer.alloc(4096), { flag: 'a' });
+    } catch {}
+  return path;
+}
+
+/** The lines of a server's JSON log. */
+function logLines(file: string): { msg: string; level: number; code?: string; refused?: number }[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+/** Makes `url` refuse a request 64 times (each refusal is a line in the server's log). */
+async function refusedRequests(url: string, cluster: TestCluster, status: number): Promise<void> {
+  for (let i = 0; i < 64; i++) {
+    const res = await request(url, { dispatcher: cluster.agent });
+    assert.equal(res.statusCode, status);
+    await res.body.dump();
+  }
+}
+
+/** A failure is one clear line on stderr and a non-zero exit. */
+function assertOneLineError(res: { code: number | null; stderr: string }, pattern: RegExp): void {
+  assert.notEqual(res.code, 0);
+  const lines = res.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, res.stderr);
+  assert.match(lines[0] as string, pattern);
+}
+
+describe('a file server whose disk fills up', { skip: tmpfsUnavailable() }, () => {
+  let cluster: TestCluster;
+  let disk: SmallDisk;
+  let user: TestUser;
+  const a = seededBytes(1, MiB);
+  const FULL = 0;
+
+  before(async () => {
+    // Beats every 100 s: main hears of the full disk only if the server says so at once.
+    cluster = await TestCluster.start({
+      servers: 0,
+      replicas: 2,
+      heartbeatTimeout: 300,
+      fileServerArgs: ['--reserve-mib', '2'],
+    });
+    disk = tmpfsDisk(24, join(cluster.root, `fs${FULL}`));
+    await cluster.addFileServer();
+    await cluster.addFileServer();
+    await cluster.waitUp(2);
+    user = await newUser(cluster, 'filler');
+    await user.fs.put([a], '/a.bin', { chunkBytes: 256 * 1024 });
+  });
+  after(async () => {
+    await user?.client.close();
+    for (const f of cluster?.fileServers ?? []) await cluster.killFileServer(f.index);
+    disk?.unmount();
+    await cluster?.stop();
+  });
+
+  const data = () => join(cluster.root, `fs${FULL}`);
+  const refusals = () =>
+    logLines(join(data(), 'fileserver.log')).filter((l) => /out of disk space/.test(l.msg));
+
+  test('its replicas fail as out of space, once in its log, with no temporary file left, while the other server stores the file', async () => {
+    fill(data(), 2.5 * MiB);
+    const b = seededBytes(2, 8 * MiB);
+    await user.fs.put([b], '/b.bin', { chunkBytes: MiB });
+    const out = collector();
+    await user.fs.get('/b.bin', out.sink);
+    assert.deepEqual(out.bytes(), b);
+    assert.deepEqual(readdirSync(join(data(), 'tmp')), []);
+    const said = refusals();
+    assert.equal(said.length, 1, JSON.stringify(said));
+    assert.equal(said[0]?.level, 40, 'a warning');
+    assert.ok(
+      logLines(join(data(), 'fileserver.log')).every((l) => l.level < 50),
+      'no error line per refused chunk',
+    );
+  });
+
+  test('it tells main its free space at once, and placement stops choosing it', async () => {
+    const id = cluster.fileServers[FULL]?.id;
+    await waitFor(
+      'main to hear the full server has no room for a chunk',
+      async () => ((await cluster.servers()).find((s) => s.id === id)?.freeBytes ?? Infinity) < MiB,
+      10_000,
+    );
+    const before = refusals()[0]?.refused;
+    const warnings: string[] = [];
+    await user.fs.put([seededBytes(3, 3 * MiB)], '/c.bin', {
+      chunkBytes: MiB,
+      onWarning: (w) => warnings.push(w),
+    });
+    assert.match(warnings.join('\n'), /have room/);
+    // Nothing more was sent to it, so nothing more refused.
+    assert.equal(refusals().length, 1);
+    assert.equal(refusals()[0]?.refused, before);
+  });
+
+  test('it goes on serving what it holds, even with its disk full to the last byte and its log unwritable', async () => {
+    await cluster.killFileServer(1 - FULL);
+    fill(data());
+    // Requests it refuses, and logs: more lines than the log file's last page holds.
+    const url = (await cluster.servers()).find((s) => s.id === cluster.fileServers[FULL]?.id)?.url;
+    await refusedRequests(`${url}/v1/chunks/${'0'.repeat(64)}`, cluster, 401);
+    for (let i = 0; i < 3; i++) {
+      const out = collector();
+      await user.fs.get('/a.bin', out.sink);
+      assert.deepEqual(out.bytes(), a);
+    }
+    assert.equal(cluster.fileServers[FULL]?.process.proc.exitCode, null, 'it is still running');
+  });
+});
+
+describe('sedfs put to a cluster whose every file server is full', { skip: tmpfsUnavailable() }, () => {
+  let cluster: TestCluster;
+  let disks: SmallDisk[] = [];
+  let work: string;
+  let env: Record<string, string>;
+  const sedfs = (...args: string[]) => runSedfs(args, env);
+
+  before(async () => {
+    cluster = await TestCluster.start({
+      servers: 0,
+      replicas: 2,
+      heartbeatTimeout: 300,
+      fileServerArgs: ['--reserve-mib', '2'],
+    });
+    disks = [0, 1].map((i) => tmpfsDisk(16, join(cluster.root, `fs${i}`)));
+    await cluster.addFileServer();
+    await cluster.addFileServer();
+    await cluster.waitUp(2);
+    work = mkdtempSync(join(tmpdir(), 'sedfs-full-cli-'));
+    env = { SEDFS_HOME: join(work, 'profile'), SEDFS_MAIN: cluster.mainUrl, SEDFS_PASSPHRASE: 'pass' };
+    assert.equal((await sedfs('signup', 'dora')).code, 0);
+    writeFileSync(join(work, 'big.bin'), seededBytes(4, 3 * MiB));
+    for (const d of disks) fill(d.dir, 2.5 * MiB);
+  });
+  after(async () => {
+    for (const f of cluster?.fileServers ?? []) await cluster.killFileServer(f.index);
+    for (const d of disks) d.unmount();
+    await cluster?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const listed = async () => (await sedfs('ls', '/')).stdout;
+
+  test('before main knows, the servers refuse: one clear line, a non-zero exit, and nothing committed', async () => {
+    assertOneLineError(
+      await sedfs('put', join(work, 'big.bin'), '/big.bin'),
+      /out of space.*SEDFS_ERR_NO_SPACE/,
+    );
+    assert.doesNotMatch(await listed(), /big\.bin/);
+  });
+
+  test('once main knows, it refuses the placement: "the cluster is out of space"', async () => {
+    await waitFor(
+      'main to hear both servers are full',
+      async () => (await cluster.servers()).every((s) => s.freeBytes < MiB),
+      10_000,
+    );
+    assertOneLineError(
+      await sedfs('put', join(work, 'big.bin'), '/big.bin'),
+      /the cluster is out of space.*SEDFS_ERR_NO_SPACE/,
+    );
+    assert.doesNotMatch(await listed(), /big\.bin/);
+  });
+});
+
+/** `sedfs get` into a small local disk the file does not fit on. */
+function getIntoFullDisk(name: string, unavailable: string | undefined, mount: () => SmallDisk) {
+  describe(name, { skip: unavailable }, () => {
+    let cluster: TestCluster;
+    let disk: SmallDisk;
+    let work: string;
+    let env: Record<string, string>;
+    const sedfs = (...args: string[]) => runSedfs(args, env);
+
+    before(async () => {
+      cluster = await TestCluster.start({ servers: 1, replicas: 1 });
+      disk = mount();
+      work = mkdtempSync(join(tmpdir(), 'sedfs-full-get-'));
+      env = { SEDFS_HOME: join(work, 'profile'), SEDFS_MAIN: cluster.mainUrl, SEDFS_PASSPHRASE: 'pass' };
+      assert.equal((await sedfs('signup', 'erin')).code, 0);
+      writeFileSync(join(work, 'f.bin'), seededBytes(5, 12 * MiB));
+      assert.equal((await sedfs('put', join(work, 'f.bin'), '/f.bin')).code, 0);
+    });
+    after(async () => {
+      disk?.unmount();
+      await cluster?.stop();
+      rmSync(work, { recursive: true, force: true });
+    });
+
+    test('fails with one line naming the local file, and leaves nothing of it behind', async () => {
+      const target = join(disk.dir, 'out', 'f.bin');
+      const res = await sedfs('get', '/f.bin', target);
+      assertOneLineError(res, /no space left on the local disk/);
+      assert.ok(res.stderr.includes(target), res.stderr);
+      assert.deepEqual(readdirSync(join(disk.dir, 'out')), []);
+    });
+  });
+}
+
+getIntoFullDisk('sedfs get into a full tmpfs', tmpfsUnavailable(), () => tmpfsDisk(4));
+getIntoFullDisk('sedfs get into a full ext4 (O_DIRECT writes)', loopExt4Unavailable(), () => loopExt4Disk(8));
+
+describe("main's own disk filling up", { skip: tmpfsUnavailable() }, () => {
+  let cluster: TestCluster;
+  let disk: SmallDisk;
+  let user: TestUser;
+  let filler: string;
+  const kept = seededBytes(6, 300_000);
+
+  before(async () => {
+    cluster = await TestCluster.start({
+      servers: 1,
+      replicas: 1,
+      beforeStart: (root) => {
+        disk = tmpfsDisk(16, join(root, 'main'));
+      },
+    });
+    user = await newUser(cluster, 'frank');
+    await user.fs.mkdir('/before');
+    await user.fs.put([kept], '/kept.bin');
+  });
+  after(async () => {
+    await user?.client.close();
+    await cluster?.stopMain('SIGKILL').catch(() => undefined);
+    disk?.unmount();
+    await cluster?.stop();
+  });
+
+  test('a change it cannot write is refused as 507 SEDFS_ERR_NO_SPACE, and main keeps running and serving reads', async () => {
+    filler = fill(disk.dir);
+    let refused: unknown;
+    // The database's write-ahead log may have room left for a few changes first.
+    for (let i = 0; i < 2000 && refused === undefined; i++)
+      await user.fs.mkdir(`/d${i}`).catch((err: unknown) => {
+        refused = err;
+      });
+    assert.ok(
+      refused instanceof SedfsError && refused.code === 'SEDFS_ERR_NO_SPACE' && refused.status === 507,
+      `refused with ${(refused as Error)?.stack}`,
+    );
+    assert.match(refused.message, /disk is full/);
+    // Requests it refuses, and logs: more lines than its log file's last page holds.
+    await refusedRequests(`${cluster.mainUrl}/v1/nodes/${'0'.repeat(32)}`, cluster, 401);
+    assert.equal(cluster.main.proc.exitCode, null, 'main is still running');
+    const names = (await user.fs.list('/')).map((e) => e.name);
+    assert.ok(names.includes('before') && names.includes('kept.bin'), names.join(' '));
+    const out = collector();
+    await user.fs.get('/kept.bin', out.sink);
+    assert.deepEqual(out.bytes(), kept);
+  });
+
+  test('once there is room again, changes go through and nothing committed before was lost', async () => {
+    rmSync(filler);
+    await user.fs.mkdir('/after');
+    const names = (await user.fs.list('/')).map((e) => e.name);
+    assert.ok(
+      ['before', 'kept.bin', 'after'].every((n) => names.includes(n)),
+      names.join(' '),
+    );
+    assert.ok(existsSync(join(cluster.mainData, 'main.db')));
+  });
+});
