@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import {
   existsSync,
   mkdtempSync,
@@ -12,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
+import { storeBlob } from '../../src/client/store-blob.js';
 import { SedfsError } from '../../src/protocol/errors.js';
+import { SIZES_HEADER } from '../../src/protocol/file-server-api.js';
 import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
@@ -147,6 +150,126 @@ describe('a file server whose disk fills up', { skip: tmpfsUnavailable() }, () =
       assert.deepEqual(out.bytes(), a);
     }
     assert.equal(cluster.fileServers[FULL]?.process.proc.exitCode, null, 'it is still running');
+  });
+});
+
+describe('a full file server in a chain', { skip: tmpfsUnavailable() }, () => {
+  let cluster: TestCluster;
+  let disks: SmallDisk[] = [];
+  const FULL = 1;
+
+  before(async () => {
+    // Main keeps placing on the full server: it beats every 100 s and has not refused yet.
+    cluster = await TestCluster.start({
+      servers: 0,
+      replicas: 3,
+      heartbeatTimeout: 300,
+      fileServerArgs: ['--reserve-mib', '2'],
+    });
+    // Disks alike: placement, drawn by free space, puts each server anywhere in a chain.
+    disks = [0, 1, 2].map((i) => tmpfsDisk(16, join(cluster.root, `fs${i}`)));
+    for (let i = 0; i < 3; i++) await cluster.addFileServer();
+    await cluster.waitUp(3);
+    // Room above the reserve for no chunk of 300 KiB.
+    fill((disks[FULL] as SmallDisk).dir, 2 * MiB + 64 * 1024);
+  });
+  after(async () => {
+    for (const f of cluster?.fileServers ?? []) await cluster.killFileServer(f.index);
+    for (const d of disks) d.unmount();
+    await cluster?.stop();
+  });
+
+  test('wherever it sits, it fails its own replica (a chunk or a batch) as out of space and the servers before it keep theirs; the client gives the rest theirs', async () => {
+    const client = await cluster.client();
+    const full = cluster.fileServers[FULL]?.id as string;
+    const { uploadId } = await client.beginUpload(3);
+    const chunks = Array.from({ length: 12 }, (_, i) => seededBytes(100 + i, 300 * 1024));
+    // and small ones, which go in batches (one per chain), each more than it has room for
+    const small = Array.from({ length: 36 }, (_, i) => seededBytes(200 + i, 100 * 1024));
+    const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+    const ids = chunks.map(sha);
+    // All placed before anything is sent: its first refusal tells main it is full.
+    const { placements, batches = [] } = await client.place(
+      uploadId,
+      [...chunks, ...small].map((c) => ({ id: sha(c), size: c.length })),
+    );
+    const seen = new Set<number>();
+    const bodyOf = new Map([...chunks, ...small].map((c) => [sha(c), c]));
+    for (const b of batches) {
+      const at = b.servers.findIndex((s) => s.id === full);
+      const res = await request(`${b.servers[0]?.url}/v1/chunks`, {
+        dispatcher: client.agent,
+        method: 'PUT',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'x-sedfs-ticket': b.ticket,
+          [SIZES_HEADER]: b.chunks.map((id) => bodyOf.get(id)?.length).join(','),
+        },
+        body: Buffer.concat(b.chunks.map((id) => bodyOf.get(id) as Buffer)),
+      });
+      const body = (await res.body.json()) as {
+        results?: { receipts: { server: string }[]; failed: { server: string; code: string }[] }[];
+        error?: { code: string };
+      };
+      if (at === 0) {
+        assert.equal(res.statusCode, 507);
+        assert.equal(body.error?.code, 'SEDFS_ERR_NO_SPACE');
+        continue;
+      }
+      assert.equal(res.statusCode, 200, JSON.stringify(body));
+      for (const r of body.results ?? []) {
+        assert.deepEqual(
+          r.receipts.map((x) => x.server),
+          b.servers.slice(0, at).map((s) => s.id),
+        );
+        assert.deepEqual(r.failed[0] && { server: r.failed[0].server, code: r.failed[0].code }, {
+          server: full,
+          code: 'SEDFS_ERR_NO_SPACE',
+        });
+      }
+    }
+    assert.ok(batches.length > 0, 'some small chunks went in batches');
+    for (const [i, p] of placements.slice(0, ids.length).entries()) {
+      const at = p.servers.findIndex((s) => s.id === full);
+      seen.add(at);
+      const res = await request(`${p.servers[0]?.url}/v1/chunks/${p.chunk}`, {
+        dispatcher: client.agent,
+        method: 'PUT',
+        headers: { 'content-type': 'application/octet-stream', 'x-sedfs-ticket': p.ticket },
+        body: chunks[i],
+      });
+      const body = (await res.body.json()) as {
+        receipts?: { server: string }[];
+        failed?: { server: string; code: string; message: string; attempted: boolean }[];
+        error?: { code: string };
+      };
+      if (at === 0) {
+        assert.equal(res.statusCode, 507);
+        assert.equal(body.error?.code, 'SEDFS_ERR_NO_SPACE');
+        continue;
+      }
+      assert.equal(res.statusCode, 200, JSON.stringify(body));
+      assert.deepEqual(
+        body.receipts?.map((r) => r.server),
+        p.servers.slice(0, at).map((s) => s.id),
+      );
+      assert.deepEqual(body.failed?.[0], {
+        server: full,
+        code: 'SEDFS_ERR_NO_SPACE',
+        message: body.failed?.[0]?.message,
+        attempted: true,
+      });
+      assert.match(body.failed?.[0]?.message ?? '', /out of space/);
+    }
+    assert.ok(seen.size > 1, 'it sat in more than one place');
+    // What the client does with those answers: every other server ends with its copy.
+    const stored = await storeBlob(client, chunks, { chunkBytes: 300 * 1024, replicas: 3 });
+    const manifest = await client.manifest(stored.blobId);
+    assert.equal(stored.underReplicated, manifest.chunks.length);
+    for (const c of manifest.chunks)
+      for (const i of [0, 1, 2]) assert.equal(existsSync(cluster.chunkPath(i, c.id)), i !== FULL);
+    // No write is left hanging anywhere (none was begun downstream of a refusal).
+    for (const d of disks) assert.deepEqual(readdirSync(join(d.dir, 'tmp')), []);
   });
 });
 
