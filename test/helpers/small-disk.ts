@@ -24,25 +24,23 @@ function needsRoot(what: string): string | undefined {
 
 /** Why a small tmpfs cannot be mounted here, or undefined when it can. */
 export function tmpfsUnavailable(): string | undefined {
-  const why = needsRoot('a size-limited tmpfs');
-  if (why) return why;
-  try {
-    tmpfsDisk(1).unmount();
-    return undefined;
-  } catch (err) {
-    return `tmpfs cannot be mounted here: ${(err as Error).message.split('\n')[0]}`;
-  }
+  return unavailable('a size-limited tmpfs', () => tmpfsDisk(1));
 }
 
 /** Why a small ext4 on a loop device cannot be mounted here, or undefined when it can. */
 export function loopExt4Unavailable(): string | undefined {
-  const why = needsRoot('ext4 on a loop device');
+  return unavailable('ext4 on a loop device', () => loopExt4Disk(8));
+}
+
+/** Mounts and unmounts one as a trial: what went wrong, or undefined. */
+function unavailable(what: string, mount: () => SmallDisk): string | undefined {
+  const why = needsRoot(what);
   if (why) return why;
   try {
-    loopExt4Disk(8).unmount();
+    mount().unmount();
     return undefined;
   } catch (err) {
-    return `a loop device with ext4 cannot be mounted here: ${(err as Error).message.split('\n')[0]}`;
+    return `${what} cannot be mounted here: ${(err as Error).message.split('\n')[0]}`;
   }
 }
 

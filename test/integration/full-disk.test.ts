@@ -15,7 +15,11 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import { storeBlob } from '../../src/client/store-blob.js';
 import { SedfsError } from '../../src/protocol/errors.js';
-import { SIZES_HEADER } from '../../src/protocol/file-server-api.js';
+import {
+  type PutBatchResponse,
+  type PutChunkResponse,
+  SIZES_HEADER,
+} from '../../src/protocol/file-server-api.js';
 import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
@@ -61,6 +65,38 @@ async function refusedRequests(url: string, cluster: TestCluster, status: number
   }
 }
 
+/**
+ * A cluster whose file servers have small disks: server i a tmpfs of `mibs[i]` MiB, or
+ * the test machine's disk where that is undefined. Each keeps 2 MiB in reserve, and beats
+ * every 100 s, so main hears of a full disk between beats only if the server says so at once.
+ */
+async function clusterOnSmallDisks(
+  replicas: number,
+  mibs: (number | undefined)[],
+): Promise<{ cluster: TestCluster; disks: (SmallDisk | undefined)[]; stop(): Promise<void> }> {
+  const cluster = await TestCluster.start({
+    servers: 0,
+    replicas,
+    heartbeatTimeout: 300,
+    fileServerArgs: ['--reserve-mib', '2'],
+  });
+  const disks = mibs.map((mib, i) =>
+    mib === undefined ? undefined : tmpfsDisk(mib, join(cluster.root, `fs${i}`)),
+  );
+  for (const _ of mibs) await cluster.addFileServer();
+  await cluster.waitUp(mibs.length);
+  return {
+    cluster,
+    disks,
+    async stop() {
+      // Nothing may hold a disk open as it is unmounted.
+      for (const f of cluster.fileServers) await cluster.killFileServer(f.index);
+      for (const d of disks) d?.unmount();
+      await cluster.stop();
+    },
+  };
+}
+
 /** A failure is one clear line on stderr and a non-zero exit. */
 function assertOneLineError(res: { code: number | null; stderr: string }, pattern: RegExp): void {
   assert.notEqual(res.code, 0);
@@ -71,31 +107,19 @@ function assertOneLineError(res: { code: number | null; stderr: string }, patter
 
 describe('a file server whose disk fills up', { skip: tmpfsUnavailable() }, () => {
   let cluster: TestCluster;
-  let disk: SmallDisk;
+  let stop: () => Promise<void>;
   let user: TestUser;
   const a = seededBytes(1, MiB);
   const FULL = 0;
 
   before(async () => {
-    // Beats every 100 s: main hears of the full disk only if the server says so at once.
-    cluster = await TestCluster.start({
-      servers: 0,
-      replicas: 2,
-      heartbeatTimeout: 300,
-      fileServerArgs: ['--reserve-mib', '2'],
-    });
-    disk = tmpfsDisk(24, join(cluster.root, `fs${FULL}`));
-    await cluster.addFileServer();
-    await cluster.addFileServer();
-    await cluster.waitUp(2);
+    ({ cluster, stop } = await clusterOnSmallDisks(2, [24, undefined]));
     user = await newUser(cluster, 'filler');
     await user.fs.put([a], '/a.bin', { chunkBytes: 256 * 1024 });
   });
   after(async () => {
     await user?.client.close();
-    for (const f of cluster?.fileServers ?? []) await cluster.killFileServer(f.index);
-    disk?.unmount();
-    await cluster?.stop();
+    await stop?.();
   });
 
   const data = () => join(cluster.root, `fs${FULL}`);
@@ -156,28 +180,19 @@ describe('a file server whose disk fills up', { skip: tmpfsUnavailable() }, () =
 describe('a full file server in a chain', { skip: tmpfsUnavailable() }, () => {
   let cluster: TestCluster;
   let disks: SmallDisk[] = [];
+  let stop: () => Promise<void>;
   const FULL = 1;
 
   before(async () => {
-    // Main keeps placing on the full server: it beats every 100 s and has not refused yet.
-    cluster = await TestCluster.start({
-      servers: 0,
-      replicas: 3,
-      heartbeatTimeout: 300,
-      fileServerArgs: ['--reserve-mib', '2'],
-    });
     // Disks alike: placement, drawn by free space, puts each server anywhere in a chain.
-    disks = [0, 1, 2].map((i) => tmpfsDisk(16, join(cluster.root, `fs${i}`)));
-    for (let i = 0; i < 3; i++) await cluster.addFileServer();
-    await cluster.waitUp(3);
+    // Main keeps placing on the full one until it has refused something.
+    const small = await clusterOnSmallDisks(3, [16, 16, 16]);
+    ({ cluster, stop } = small);
+    disks = small.disks as SmallDisk[];
     // Room above the reserve for no chunk of 300 KiB.
     fill((disks[FULL] as SmallDisk).dir, 2 * MiB + 64 * 1024);
   });
-  after(async () => {
-    for (const f of cluster?.fileServers ?? []) await cluster.killFileServer(f.index);
-    for (const d of disks) d.unmount();
-    await cluster?.stop();
-  });
+  after(() => stop?.());
 
   test('wherever it sits, it fails its own replica (a chunk or a batch) as out of space and the servers before it keep theirs; the client gives the rest theirs', async () => {
     const client = await cluster.client();
@@ -193,74 +208,74 @@ describe('a full file server in a chain', { skip: tmpfsUnavailable() }, () => {
       uploadId,
       [...chunks, ...small].map((c) => ({ id: sha(c), size: c.length })),
     );
-    const seen = new Set<number>();
     const bodyOf = new Map([...chunks, ...small].map((c) => [sha(c), c]));
-    for (const b of batches) {
-      const at = b.servers.findIndex((s) => s.id === full);
-      const res = await request(`${b.servers[0]?.url}/v1/chunks`, {
+    /**
+     * Sends to the head of a chain with the full server at `at`: the head refuses with 507
+     * when it is the full one; otherwise each chunk's answer has receipts from the servers
+     * before it, and its failure, as out of space, first among the failed.
+     */
+    const sendTo = async (
+      servers: { id: string; url: string }[],
+      path: string,
+      headers: Record<string, string>,
+      body: Buffer,
+      answers: (json: unknown) => PutChunkResponse[],
+    ) => {
+      const at = servers.findIndex((s) => s.id === full);
+      const res = await request(`${servers[0]?.url}${path}`, {
         dispatcher: client.agent,
         method: 'PUT',
-        headers: {
-          'content-type': 'application/octet-stream',
+        headers: { 'content-type': 'application/octet-stream', ...headers },
+        body,
+      });
+      const json = (await res.body.json()) as { error?: { code: string } };
+      if (at === 0) {
+        assert.equal(res.statusCode, 507);
+        assert.equal(json.error?.code, 'SEDFS_ERR_NO_SPACE');
+        return at;
+      }
+      assert.equal(res.statusCode, 200, JSON.stringify(json));
+      for (const r of answers(json)) {
+        assert.deepEqual(
+          r.receipts.map((x) => x.server),
+          servers.slice(0, at).map((s) => s.id),
+        );
+        assert.deepEqual(
+          { ...r.failed[0], message: '' },
+          {
+            server: full,
+            code: 'SEDFS_ERR_NO_SPACE',
+            message: '',
+            attempted: true,
+          },
+        );
+        assert.match(r.failed[0]?.message ?? '', /out of space/);
+      }
+      return at;
+    };
+    for (const b of batches)
+      await sendTo(
+        b.servers,
+        '/v1/chunks',
+        {
           'x-sedfs-ticket': b.ticket,
           [SIZES_HEADER]: b.chunks.map((id) => bodyOf.get(id)?.length).join(','),
         },
-        body: Buffer.concat(b.chunks.map((id) => bodyOf.get(id) as Buffer)),
-      });
-      const body = (await res.body.json()) as {
-        results?: { receipts: { server: string }[]; failed: { server: string; code: string }[] }[];
-        error?: { code: string };
-      };
-      if (at === 0) {
-        assert.equal(res.statusCode, 507);
-        assert.equal(body.error?.code, 'SEDFS_ERR_NO_SPACE');
-        continue;
-      }
-      assert.equal(res.statusCode, 200, JSON.stringify(body));
-      for (const r of body.results ?? []) {
-        assert.deepEqual(
-          r.receipts.map((x) => x.server),
-          b.servers.slice(0, at).map((s) => s.id),
-        );
-        assert.deepEqual(r.failed[0] && { server: r.failed[0].server, code: r.failed[0].code }, {
-          server: full,
-          code: 'SEDFS_ERR_NO_SPACE',
-        });
-      }
-    }
-    assert.ok(batches.length > 0, 'some small chunks went in batches');
-    for (const [i, p] of placements.slice(0, ids.length).entries()) {
-      const at = p.servers.findIndex((s) => s.id === full);
-      seen.add(at);
-      const res = await request(`${p.servers[0]?.url}/v1/chunks/${p.chunk}`, {
-        dispatcher: client.agent,
-        method: 'PUT',
-        headers: { 'content-type': 'application/octet-stream', 'x-sedfs-ticket': p.ticket },
-        body: chunks[i],
-      });
-      const body = (await res.body.json()) as {
-        receipts?: { server: string }[];
-        failed?: { server: string; code: string; message: string; attempted: boolean }[];
-        error?: { code: string };
-      };
-      if (at === 0) {
-        assert.equal(res.statusCode, 507);
-        assert.equal(body.error?.code, 'SEDFS_ERR_NO_SPACE');
-        continue;
-      }
-      assert.equal(res.statusCode, 200, JSON.stringify(body));
-      assert.deepEqual(
-        body.receipts?.map((r) => r.server),
-        p.servers.slice(0, at).map((s) => s.id),
+        Buffer.concat(b.chunks.map((id) => bodyOf.get(id) as Buffer)),
+        (json) => (json as PutBatchResponse).results,
       );
-      assert.deepEqual(body.failed?.[0], {
-        server: full,
-        code: 'SEDFS_ERR_NO_SPACE',
-        message: body.failed?.[0]?.message,
-        attempted: true,
-      });
-      assert.match(body.failed?.[0]?.message ?? '', /out of space/);
-    }
+    assert.ok(batches.length > 0, 'some small chunks went in batches');
+    const seen = new Set<number>();
+    for (const [i, p] of placements.slice(0, ids.length).entries())
+      seen.add(
+        await sendTo(
+          p.servers,
+          `/v1/chunks/${p.chunk}`,
+          { 'x-sedfs-ticket': p.ticket },
+          chunks[i] as Buffer,
+          (json) => [json as PutChunkResponse],
+        ),
+      );
     assert.ok(seen.size > 1, 'it sat in more than one place');
     // What the client does with those answers: every other server ends with its copy.
     const stored = await storeBlob(client, chunks, { chunkBytes: 300 * 1024, replicas: 3 });
@@ -276,21 +291,15 @@ describe('a full file server in a chain', { skip: tmpfsUnavailable() }, () => {
 describe('sedfs put to a cluster whose every file server is full', { skip: tmpfsUnavailable() }, () => {
   let cluster: TestCluster;
   let disks: SmallDisk[] = [];
+  let stop: () => Promise<void>;
   let work: string;
   let env: Record<string, string>;
   const sedfs = (...args: string[]) => runSedfs(args, env);
 
   before(async () => {
-    cluster = await TestCluster.start({
-      servers: 0,
-      replicas: 2,
-      heartbeatTimeout: 300,
-      fileServerArgs: ['--reserve-mib', '2'],
-    });
-    disks = [0, 1].map((i) => tmpfsDisk(16, join(cluster.root, `fs${i}`)));
-    await cluster.addFileServer();
-    await cluster.addFileServer();
-    await cluster.waitUp(2);
+    const small = await clusterOnSmallDisks(2, [16, 16]);
+    ({ cluster, stop } = small);
+    disks = small.disks as SmallDisk[];
     work = mkdtempSync(join(tmpdir(), 'sedfs-full-cli-'));
     env = { SEDFS_HOME: join(work, 'profile'), SEDFS_MAIN: cluster.mainUrl, SEDFS_PASSPHRASE: 'pass' };
     assert.equal((await sedfs('signup', 'dora')).code, 0);
@@ -298,9 +307,7 @@ describe('sedfs put to a cluster whose every file server is full', { skip: tmpfs
     for (const d of disks) fill(d.dir, 2.5 * MiB);
   });
   after(async () => {
-    for (const f of cluster?.fileServers ?? []) await cluster.killFileServer(f.index);
-    for (const d of disks) d.unmount();
-    await cluster?.stop();
+    await stop?.();
     rmSync(work, { recursive: true, force: true });
   });
 
@@ -401,7 +408,7 @@ describe("main's own disk filling up", { skip: tmpfsUnavailable() }, () => {
       });
     assert.ok(
       refused instanceof SedfsError && refused.code === 'SEDFS_ERR_NO_SPACE' && refused.status === 507,
-      `refused with ${(refused as Error)?.stack}`,
+      `refused with ${(refused as Error)?.stack}; main said: ${cluster.main.output().slice(-3000)}`,
     );
     assert.match(refused.message, /disk is full/);
     // Requests it refuses, and logs: more lines than its log file's last page holds.
@@ -416,6 +423,11 @@ describe("main's own disk filling up", { skip: tmpfsUnavailable() }, () => {
 
   test('once there is room again, changes go through and nothing committed before was lost', async () => {
     rmSync(filler);
+    assert.equal(
+      cluster.main.proc.exitCode,
+      null,
+      `main is still running: ${cluster.main.output().slice(-3000)}`,
+    );
     await user.fs.mkdir('/after');
     const names = (await user.fs.list('/')).map((e) => e.name);
     assert.ok(

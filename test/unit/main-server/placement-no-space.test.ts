@@ -10,7 +10,7 @@ import { BlobService } from '../../../src/main-server/blob-service.js';
 import { Registry } from '../../../src/main-server/registry.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 import { SedfsError } from '../../../src/protocol/errors.js';
-import { repairerFor } from '../../helpers/chunk-map.js';
+import { commitChunks, repairerFor } from '../../helpers/chunk-map.js';
 import { seededRandom } from '../../helpers/seeded.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'sedfs-no-space-'));
@@ -133,15 +133,8 @@ test('repair copies only to a server with room, and says once that the cluster i
       return server;
     }),
   );
-  store.createUpload({ id: hex(9), replicas: 2, createdAt: 0, expiresAt: 10 });
   const chunk = hex(5, 64);
-  store.commitBlob({
-    id: hex(5),
-    uploadId: hex(9),
-    wanted: 2,
-    createdAt: 1,
-    chunks: [{ id: chunk, size: 4 * MiB, servers: [ids[0] as string] }],
-  });
+  commitChunks(store, 2, [{ id: chunk, size: 4 * MiB, servers: [ids[0] as string] }]);
   const repairer = repairerFor(store, registry, log, clock, seededRandom(3));
   try {
     for (let i = 0; i < 5; i++) await repairer.drain(1);
