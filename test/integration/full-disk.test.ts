@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -332,6 +333,14 @@ describe('sedfs put to a cluster whose every file server is full', { skip: tmpfs
       /the cluster is out of space.*SEDFS_ERR_NO_SPACE/,
     );
     assert.doesNotMatch(await listed(), /big\.bin/);
+  });
+
+  test('put -r of small files (sent in batches) fails the same way, and none of them is committed', async () => {
+    const dir = join(work, 'small');
+    mkdirSync(dir);
+    for (let i = 0; i < 20; i++) writeFileSync(join(dir, `f${i}`), seededBytes(10 + i, 100 * 1024));
+    assertOneLineError(await sedfs('put', '-r', dir, '/small'), /out of space.*SEDFS_ERR_NO_SPACE/);
+    assert.equal((await sedfs('ls', '/small')).stdout.trim(), '');
   });
 });
 
