@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import {
+  appendFileSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -8,6 +9,7 @@ import {
   readFileSync,
   rmSync,
   statfsSync,
+  statSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -399,6 +401,12 @@ describe("main's own disk filling up", { skip: tmpfsUnavailable() }, () => {
     user = await newUser(cluster, 'frank');
     await user.fs.mkdir('/before');
     await user.fs.put([kept], '/kept.bin');
+    // The audit log's last page full: once the disk is, no line more fits.
+    const audit = join(cluster.mainData, 'audit.log');
+    // A line {"pad":"x…"} and its newline are 11 bytes and the x's.
+    const room = 4096 - (statSync(audit).size % 4096);
+    appendFileSync(audit, `${JSON.stringify({ pad: 'x'.repeat((room < 11 ? room + 4096 : room) - 11) })}\n`);
+    assert.equal(statSync(audit).size % 4096, 0);
   });
   after(async () => {
     await user?.client.close();
@@ -428,6 +436,29 @@ describe("main's own disk filling up", { skip: tmpfsUnavailable() }, () => {
     const out = collector();
     await user.fs.get('/kept.bin', out.sink);
     assert.deepEqual(out.bytes(), kept);
+  });
+
+  test("a stranger's refused requests are still answered 401 when the audit log cannot take them, and counted without stopping main", async () => {
+    for (let i = 0; i < 32; i++) {
+      const res = await request(`${cluster.mainUrl}/v1/me`, {
+        dispatcher: cluster.agent,
+        headers: { authorization: 'Bearer not-a-session' },
+      });
+      assert.equal(res.statusCode, 401);
+      await res.body.dump();
+    }
+    // Their count is written from a timer a second later: it cannot be either.
+    await waitFor(
+      'main to say its audit log cannot be written, or to stop',
+      () =>
+        cluster.main.output().includes('the audit log cannot be written') ||
+        cluster.main.proc.exitCode !== null,
+    );
+    assert.equal(
+      cluster.main.proc.exitCode,
+      null,
+      `main is still running: ${cluster.main.output().slice(-3000)}`,
+    );
   });
 
   test('once there is room again, changes go through and nothing committed before was lost', async () => {
