@@ -6,7 +6,7 @@ import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter, type FileWriter } from '../common/direct-file-writer.js';
-import { fileSource, renameReplacing } from '../common/files.js';
+import { fileSource, isDiskFull, renameReplacing } from '../common/files.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -158,16 +158,16 @@ export async function getFile(
   const node = await fs.nodeOf(remote, cwd);
   if (node.entry.kind !== 'file')
     throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);
-  await mkdir(dirname(local), { recursive: true });
   // Not named after the file: a name of up to 255 bytes is valid, and any longer than
   // 234 became a temporary name longer than file systems take (ENAMETOOLONG).
   const tmp = join(dirname(local), `.${randomHexId(8)}.sedfs-part`);
   // Made before anything is fetched: a file that cannot be made here fails the get now.
   let out: FileWriter;
   try {
+    await mkdir(dirname(local), { recursive: true });
     out = createFileWriter(tmp, 0o600, node.entry.size);
   } catch (err) {
-    throw writeFailure(local, err);
+    throw isDiskFull(err) ? localDiskFull(err, local) : writeFailure(local, err);
   }
   const forget = onInterrupt(() => rmSync(tmp, { force: true }));
   const bar = progressBar(
@@ -193,7 +193,7 @@ export async function getFile(
     out.on('error', () => undefined);
     out.destroy();
     await rm(tmp, { force: true });
-    throw err;
+    throw localDiskFull(err, local);
   } finally {
     forget();
   }
@@ -232,6 +232,17 @@ function writeFailure(what: string, err: unknown): Error {
   const code = (err as NodeJS.ErrnoException).code;
   const failure = new Error(`cannot write ${what}: ${(err as Error).message ?? String(err)}`, { cause: err });
   return code === undefined ? failure : Object.assign(failure, { code });
+}
+
+/** A full local disk (ENOSPC, EDQUOT) as one clear error naming the file; anything else as it was. */
+function localDiskFull(err: unknown, local: string): unknown {
+  if (!isDiskFull(err)) return err;
+  return new SedfsError(
+    'SEDFS_ERR_NO_SPACE',
+    `no space left on the local disk for ${local}: nothing of it was kept`,
+    undefined,
+    { cause: err },
+  );
 }
 
 export async function getTree(

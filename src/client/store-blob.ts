@@ -188,6 +188,13 @@ export async function sendChunk(
   }
   if (receipts.length === 0) {
     const why = failures.map((f) => `${f.server.slice(0, 8)}: ${f.message}`).join('; ');
+    // Every server it went to was full: the cluster is, as far as this chunk goes.
+    if (failures.length > 0 && failures.every((f) => f.code === 'SEDFS_ERR_NO_SPACE'))
+      throw new SedfsError(
+        'SEDFS_ERR_NO_SPACE',
+        `the cluster is out of space: every file server chunk ${placement.chunk.slice(0, 12)} was placed on is full (${why})`,
+        { chunk: placement.chunk },
+      );
     throw new SedfsError(
       'SEDFS_ERR_REPLICATION_FAILED',
       `chunk ${placement.chunk.slice(0, 12)} was stored nowhere (${why})`,

@@ -68,6 +68,12 @@ export function isGone(err: unknown, platform: NodeJS.Platform = process.platfor
   return code === 'ENOENT' || (platform === 'win32' && code === 'EPERM');
 }
 
+/** Whether a file-system call failed because the disk, or the user's quota on it, is full. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'ENOSPC' || code === 'EDQUOT';
+}
+
 /** Makes a rename durable. Windows cannot open directories, and does not need this. */
 export async function syncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;

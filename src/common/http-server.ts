@@ -7,7 +7,8 @@ import Fastify, {
   LogController,
 } from 'fastify';
 import { type ErrorCode, SedfsError } from '../protocol/errors.js';
-import type { Logger } from './logger.js';
+import { isDiskFull } from './files.js';
+import { atMostOnceAMinute, type Logger } from './logger.js';
 import { peerRenewalDue, TLS_CIPHERS, type TlsIdentity } from './tls.js';
 
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
@@ -28,6 +29,14 @@ function toSedfsError(err: FastifyError | SedfsError | Error): SedfsError {
   if (fe.validation) return new SedfsError('SEDFS_ERR_BAD_REQUEST', `invalid request: ${fe.message}`);
   const mapped = fe.code ? FASTIFY_CODES[fe.code] : undefined;
   if (mapped) return new SedfsError(mapped, fe.message);
+  // A full disk (a file's ENOSPC or EDQUOT; SQLite's SQLITE_FULL, its transaction rolled back).
+  if (isDiskFull(err) || fe.code === 'SQLITE_FULL')
+    return new SedfsError(
+      'SEDFS_ERR_NO_SPACE',
+      "this server's disk is full: free space in its data folder",
+      undefined,
+      { cause: err },
+    );
   // JSON.parse failures surface as SyntaxError with a 400 status.
   if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new SedfsError('SEDFS_ERR_BAD_REQUEST', fe.message);
@@ -79,14 +88,29 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
   // The route reads request.raw itself, with its own size limit and hashing.
   app.addContentTypeParser('application/octet-stream', (_req, _payload, done) => done(null, undefined));
 
+  // A full disk fails every request that writes: said once a minute, not once each.
+  const diskFull = atMostOnceAMinute((refused: number, e: SedfsError) =>
+    log.warn(
+      { refused, reason: (e.cause as Error | undefined)?.message },
+      'out of disk space: requests that write are refused with SEDFS_ERR_NO_SPACE (said at most once a minute, with the number refused)',
+    ),
+  );
   app.setErrorHandler((err: FastifyError | SedfsError, req, reply) => {
     const e = toSedfsError(err);
-    if (e.status >= 500)
+    if (e.code === 'SEDFS_ERR_NO_SPACE') {
+      // One thrown as such was told already by whoever threw it (a file server's store).
+      if (e !== err) diskFull.note(e);
+      req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
+    } else if (e.status >= 500)
       req.log.error({ err, code: e.code, method: req.method, url: req.url }, 'request failed');
     else
       req.log.warn({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
     // A body we did not read must not be parsed as the next request on this connection.
-    if (!req.raw.complete) reply.header('connection', 'close');
+    // Except a chunk refused for want of space: Node reads and drops the rest (a chunk
+    // or batch is at most --max-chunk-mib, or 16 MiB), so the sender, often the server
+    // before this one in a chain, gets the answer rather than a broken pipe (EPIPE, which
+    // it would report as this server being unreachable).
+    if (!req.raw.complete && e.code !== 'SEDFS_ERR_NO_SPACE') reply.header('connection', 'close');
     return reply.code(e.status).send(e.toJSON());
   });
 

@@ -22,6 +22,11 @@ const SonicBoom = sonicBoom as unknown as typeof import('sonic-boom').SonicBoom;
 
 /** Console lines waiting to be written beyond which new ones are dropped (see below). */
 const CONSOLE_BACKLOG_BYTES = 1024 * 1024;
+/**
+ * Log-file lines waiting to be written beyond which new ones are dropped: a log that
+ * cannot be written (a full disk) must not grow in memory without bound meanwhile.
+ */
+const FILE_BACKLOG_BYTES = 16 * 1024 * 1024;
 
 /** Paths that could carry secrets; pino replaces them before anything is written. */
 const REDACT = [
@@ -42,7 +47,29 @@ export interface ServerLogger {
 
 export function createServerLogger(options: LoggerOptions): ServerLogger {
   mkdirSync(dirname(options.file), { recursive: true });
-  const file = pino.destination({ dest: options.file, sync: false, mkdir: true });
+  const file = pino.destination({
+    dest: options.file,
+    sync: false,
+    mkdir: true,
+    maxLength: FILE_BACKLOG_BYTES,
+  });
+  // A log file that cannot be written (ENOSPC, EDQUOT, EIO) must not stop the server: an
+  // 'error' nobody listened for ended the process. Its lines wait (up to the backlog) and
+  // are written once it can be again; the console has them meanwhile.
+  let failing = false;
+  file.on('error', (err: NodeJS.ErrnoException) => {
+    if (failing) return;
+    failing = true;
+    log.error(
+      { file: options.file, code: err.code },
+      'the log file cannot be written: its lines wait in memory (then are dropped) until it can; the console has them',
+    );
+  });
+  file.on('write', () => {
+    if (!failing) return;
+    failing = false;
+    log.warn({ file: options.file }, 'the log file is written again (lines past the backlog were dropped)');
+  });
   const level = options.level ?? 'info';
   const streams: pino.StreamEntry[] = [{ level: level as pino.Level, stream: file }];
   const shown = options.console === false ? undefined : consoleStream();
@@ -119,6 +146,27 @@ function stdoutIsPipe(): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Says something at most once a minute however often it happens (a put of thousands of
+ * chunks to a full disk is one line, not thousands), with how many times since it last did.
+ */
+export function atMostOnceAMinute<T>(
+  say: (times: number, latest: T) => void,
+  now: () => number = Date.now,
+): { note(latest: T): void } {
+  let last = Number.NEGATIVE_INFINITY;
+  let times = 0;
+  return {
+    note(latest) {
+      times += 1;
+      if (now() - last < 60_000) return;
+      last = now();
+      say(times, latest);
+      times = 0;
+    },
+  };
 }
 
 /** A logger that drops everything, for unit tests that don't look at logs. */

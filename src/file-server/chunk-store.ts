@@ -3,7 +3,14 @@ import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from
 import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
-import { isGone, mkdirDurable, renameReplacing, syncDir, writeFileAtomic } from '../common/files.js';
+import {
+  isDiskFull,
+  isGone,
+  mkdirDurable,
+  renameReplacing,
+  syncDir,
+  writeFileAtomic,
+} from '../common/files.js';
 import { inParallel } from '../common/parallel.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
@@ -23,6 +30,17 @@ export interface ChunkStoreEvents {
   onMovedUp?: (chunks: number) => void;
   onBadPack?: (name: string, why: string) => void;
   onCompactFailed?: (pack: string, why: string) => void;
+  /** a chunk or batch was refused, or failed, for want of space (one call per refusal) */
+  onNoSpace?: (info: { bytes: number; freeBytes: number; reserveBytes: number }) => void;
+}
+
+export interface ChunkStoreOptions {
+  /**
+   * Space new chunks must leave free on the data folder's file system (its log, temporary
+   * files, compactions need room): a chunk that would leave less is refused, and the free
+   * space reported to main is what is left above it.
+   */
+  reserveBytes?: number;
 }
 
 export class ChunkStore {
@@ -54,6 +72,7 @@ export class ChunkStore {
     private readonly events: ChunkStoreEvents = {},
     /** how a directory is made durable (tests watch it; a server's carries on where the file system cannot) */
     private readonly syncDirectory: (dir: string) => Promise<void> = syncDir,
+    private readonly opts: ChunkStoreOptions = {},
   ) {
     this.chunksDir = join(root, 'chunks');
     this.tmpDir = join(root, 'tmp');
@@ -136,14 +155,54 @@ export class ChunkStore {
     }
   }
 
+  /** `freeBytes`: what new chunks may still take, the file system's free space less the reserve. */
   async stats(): Promise<{ totalBytes: number; freeBytes: number; usedBytes: number; chunkCount: number }> {
     const fs = await statfs(this.root);
     return {
       totalBytes: fs.blocks * fs.bsize,
-      freeBytes: fs.bavail * fs.bsize,
+      freeBytes: Math.max(0, fs.bavail * fs.bsize - this.reserveBytes),
       usedBytes: this.usedBytes,
       chunkCount: this.chunkCount,
     };
+  }
+
+  get reserveBytes(): number {
+    return this.opts.reserveBytes ?? 0;
+  }
+
+  /** Whether large chunks are written with O_DIRECT here (not on tmpfs, nor off Linux). */
+  get writesDirect(): boolean {
+    return this.direct !== undefined;
+  }
+
+  /**
+   * Refuses (SEDFS_ERR_NO_SPACE) `bytes` more that would leave less than the reserve free,
+   * before anything is received: one statfs call, far cheaper than a chunk's write.
+   */
+  async ensureRoom(bytes: number): Promise<void> {
+    const fs = await statfs(this.root);
+    const free = fs.bavail * fs.bsize;
+    if (free - bytes >= this.reserveBytes) return;
+    throw this.noSpace(bytes, free);
+  }
+
+  /**
+   * What a failed write throws: a full disk (ENOSPC, EDQUOT) as SEDFS_ERR_NO_SPACE, told
+   * to `onNoSpace`; anything else as it was.
+   */
+  writeFailed(err: unknown, bytes: number): unknown {
+    if (!isDiskFull(err)) return err;
+    return this.noSpace(bytes, undefined, err);
+  }
+
+  private noSpace(bytes: number, free: number | undefined, cause?: unknown): SedfsError {
+    this.events.onNoSpace?.({ bytes, freeBytes: free ?? 0, reserveBytes: this.reserveBytes });
+    return new SedfsError(
+      'SEDFS_ERR_NO_SPACE',
+      `this file server is out of space (${bytes} bytes refused; ${free === undefined ? 'the disk is full' : `${Math.max(0, free)} bytes free, ${this.reserveBytes} kept in reserve`})`,
+      undefined,
+      cause === undefined ? undefined : { cause },
+    );
   }
 
   /**
@@ -157,10 +216,14 @@ export class ChunkStore {
   async beginWrite(id: string, size: number, opts: { verifiedUpstream?: boolean } = {}): Promise<ChunkWrite> {
     const trustUpstream = opts.verifiedUpstream === true && !(await this.has(id));
     const final = this.pathOf(id);
+    await this.ensureRoom(size);
     const tmp = join(this.tmpDir, `${id}.${randomHexId(6)}.part`);
     // Small chunks go through the page cache: one write, no padding to cut back.
     const direct = this.direct !== undefined && size >= DIRECT_FROM_BYTES;
-    const fh = await open(tmp, direct ? (this.direct as DirectIo).createFlags : 'wx', 0o644);
+    const fh = await open(tmp, direct ? (this.direct as DirectIo).createFlags : 'wx', 0o644).catch((err) => {
+      // No inode left is a full disk too; nothing was made.
+      throw this.writeFailed(err, size);
+    });
     return new ChunkWrite(this, id, size, tmp, final, fh, this.pool, direct, trustUpstream);
   }
 
@@ -171,7 +234,13 @@ export class ChunkStore {
   beginPack(ids: string[], sizes: number[], opts: { verifiedUpstream?: boolean } = {}): PackWrite {
     for (const id of ids) assertChunkId(id);
     return new PackWrite(ids, sizes, opts.verifiedUpstream === true, async (chunks) => {
-      for (const { id, size } of await this.packs.write(chunks)) {
+      const written = await this.packs.write(chunks).catch((err) => {
+        throw this.writeFailed(
+          err,
+          sizes.reduce((a, b) => a + b, 0),
+        );
+      });
+      for (const { id, size } of written) {
         this.usedBytes += size;
         this.chunkCount += 1;
         this.changes.noteAdded(id);
@@ -552,7 +621,7 @@ export class ChunkWrite {
       else await this.store.placeFile(this.tmp, this.final, this.size, existed);
     } catch (err) {
       await this.abort();
-      throw err;
+      throw this.store.writeFailed(err, this.size);
     }
   }
 
@@ -595,6 +664,9 @@ export class ChunkWrite {
         const { bytesWritten } = await this.fh.write(this.buf, off, len - off, this.written + off);
         off += bytesWritten;
       }
+    } catch (err) {
+      // A full disk mid-chunk (the route aborts the write, which removes the file).
+      throw this.store.writeFailed(err, this.size);
     } finally {
       this.writing = false;
     }

@@ -31,6 +31,12 @@ export const FILE_SERVER_CONFIG = {
     help: 'seconds per full re-hash pass over every stored chunk (0 = off)',
   },
   scrubRate: { kind: 'number', default: 32, min: 0, help: 'MiB/s the scrubber reads at most (0 = no limit)' },
+  reserveMib: {
+    kind: 'int',
+    default: 256,
+    min: 0,
+    help: 'MiB of the data disk new chunks must leave free (for the log and temporary files); a chunk that would leave less is refused',
+  },
   maxChunkMib: { kind: 'int', default: 16, min: 1, max: 256, help: 'largest chunk accepted, MiB' },
   logLevel: { kind: 'string', default: 'info', env: 'SEDFS_LOG_LEVEL', help: 'log level' },
 } as const;

@@ -4,7 +4,7 @@ import { ChunkReader } from '../common/chunk-reader.js';
 import { dataFolderSync, mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
-import { createServerLogger, type Logger } from '../common/logger.js';
+import { atMostOnceAMinute, createServerLogger, type Logger } from '../common/logger.js';
 import { endpointOfUrl, peerName } from '../common/tls.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { randomHexId } from '../crypto/hash.js';
@@ -83,8 +83,20 @@ export async function startFileServer(
         log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
       onMovedUp: (chunks) =>
         log.info({ chunks }, 'chunk files moved from chunks/aa/bb/ to chunks/aa/ (the one-level layout)'),
+      onNoSpace: (info) => {
+        // Main hears of the space left at once, so placement stops choosing this server.
+        link?.reportSpaceNow();
+        diskFull.note(info);
+      },
     },
     syncDirectory,
+    { reserveBytes: config.reserveMib * 1024 * 1024 },
+  );
+  const diskFull = atMostOnceAMinute((refused: number, info: { freeBytes: number; reserveBytes: number }) =>
+    log.warn(
+      { refused, freeBytes: info.freeBytes, reserveBytes: info.reserveBytes },
+      'out of disk space: new chunks are refused (reads go on); said at most once a minute, with the number refused',
+    ),
   );
   if (config.insecureHttp)
     log.warn(

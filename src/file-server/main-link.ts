@@ -48,6 +48,10 @@ export class MainLink {
   private mainReachable = true;
   private heartbeatMs = 5000;
   private onStop: () => void = () => undefined;
+  /** a beat is on its way to main now */
+  private beating = false;
+  /** another beat is wanted as soon as this one is done */
+  private beatAgain = false;
 
   constructor(
     private readonly opts: MainLinkOptions,
@@ -130,12 +134,42 @@ export class MainLink {
     });
   }
 
+  /**
+   * Beats now, not at the next tick: the disk filled up, and main should stop placing
+   * chunks here at once. A flood of refusals costs one beat at a time, not one each.
+   */
+  reportSpaceNow(): void {
+    if (this.stopped || !this.keys) return;
+    if (this.beating) {
+      this.beatAgain = true;
+      return;
+    }
+    if (this.timer) clearTimeout(this.timer);
+    void this.beat();
+  }
+
   private scheduleHeartbeat(): void {
     if (this.stopped) return;
+    if (this.timer) clearTimeout(this.timer);
+    if (this.beatAgain) {
+      this.beatAgain = false;
+      void this.beat();
+      return;
+    }
     this.timer = setTimeout(() => void this.beat(), this.heartbeatMs);
   }
 
   private async beat(): Promise<void> {
+    this.beating = true;
+    try {
+      await this.beatOnce();
+    } finally {
+      this.beating = false;
+    }
+    this.scheduleHeartbeat();
+  }
+
+  private async beatOnce(): Promise<void> {
     const changes = this.store.changes.take(HEARTBEAT_MAX_CHANGES);
     try {
       const body: HeartbeatRequest = { ...(await this.store.stats()), ...changes };
@@ -171,7 +205,6 @@ export class MainLink {
         this.noteUnreachable(err);
       }
     }
-    this.scheduleHeartbeat();
   }
 
   private auth(): Record<string, string> {

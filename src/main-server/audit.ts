@@ -48,26 +48,56 @@ export class AuditLog {
   constructor(
     private readonly file: string,
     private readonly now: () => number,
+    /** hears of counts of refusals that could not be written (a full disk); they are kept */
+    private readonly onFailed: (err: Error) => void = () => undefined,
   ) {
     mkdirSync(dirname(file), { recursive: true });
     this.refilledAt = now();
   }
 
+  /**
+   * Appends `record`. An event a user caused fails with the append (a full disk: the
+   * request is refused); a refusal that cannot be written is counted as one over the rate
+   * is, so a stranger's request is answered as it would be otherwise.
+   */
   write(record: AuditRecord): void {
-    if (REFUSALS.has(record.event) && !this.takeToken()) {
-      this.suppressed.set(record.event, (this.suppressed.get(record.event) ?? 0) + 1);
-      this.flushTimer ??= setTimeout(() => this.flushSuppressed(), 1000).unref();
+    if (!REFUSALS.has(record.event)) {
+      this.append(record);
       return;
     }
-    this.append(record);
+    if (this.takeToken() && this.tryAppend(record)) return;
+    this.suppressed.set(record.event, (this.suppressed.get(record.event) ?? 0) + 1);
+    this.flushTimer ??= setTimeout(() => this.flushSuppressed(), 1000).unref();
   }
 
-  /** Writes what was counted instead of written, one line per event. */
+  /** Appends, or says it could not (the count that takes its place tells, if that fails too). */
+  private tryAppend(record: AuditRecord): boolean {
+    try {
+      this.append(record);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * Writes what was counted instead of written, one line per event. It runs from a timer,
+   * where a throw would end main: counts that cannot be written (a full disk) are kept,
+   * and tried again a second later.
+   */
   flushSuppressed(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    for (const [event, suppressed] of this.suppressed) this.append({ event, suppressed });
-    this.suppressed.clear();
+    for (const [event, suppressed] of this.suppressed) {
+      try {
+        this.append({ event, suppressed });
+      } catch (err) {
+        this.onFailed(err as Error);
+        this.flushTimer = setTimeout(() => this.flushSuppressed(), 1000).unref();
+        return;
+      }
+      this.suppressed.delete(event);
+    }
   }
 
   private takeToken(): boolean {

@@ -16,7 +16,7 @@ import type {
   ServerRef,
 } from '../protocol/main-api.js';
 import { MANIFEST_PAGE } from '../protocol/namespace-api.js';
-import { chooseTrustedFirst } from './placement.js';
+import { chooseTrustedFirst, clusterFull, withRoomFor } from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
 
@@ -62,6 +62,9 @@ export class BlobService {
   ) {}
 
   begin(replicas?: number, userId?: string): BeginUploadResponse {
+    // Refused at once when every live server is full: nothing could be placed.
+    const live = this.registry.live();
+    if (live.length > 0 && live.every((s) => s.freeBytes <= 0)) throw clusterFull(1);
     const now = this.now();
     const upload = {
       id: randomHexId(),
@@ -86,10 +89,17 @@ export class BlobService {
     const live = this.registry.live().map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
     if (live.length === 0) throw new SedfsError('SEDFS_ERR_NO_SERVERS');
     const exp = this.now() + this.opts.ticketTtlMs;
+    // Servers without room for a chunk are not chosen; what this request places counts
+    // against each server's reported space, so one nearly full is not given many at once.
+    let fewest = live.length;
     const placements = req.chunks.map((c) => {
-      const servers = chooseTrustedFirst(live, upload.replicas, this.random, (id) =>
+      const room = withRoomFor(live, c.size);
+      if (room.length === 0) throw clusterFull(c.size);
+      fewest = Math.min(fewest, room.length);
+      const servers = chooseTrustedFirst(room, upload.replicas, this.random, (id) =>
         this.registry.trusted(id),
       );
+      for (const s of servers) (room.find((r) => r.id === s.id) as { freeBytes: number }).freeBytes -= c.size;
       const ticket = this.signer.sign({
         op: 'write',
         chunks: [c.id],
@@ -106,10 +116,13 @@ export class BlobService {
     );
     const batches = this.batchesOf(uploadId, placements, req.chunks, exp);
     const answer = batches.length > 0 ? { placements, batches } : { placements };
-    if (live.length >= upload.replicas) return answer;
-    const warning = `only ${live.length} of ${upload.replicas} wanted file servers are up: chunks will be under-replicated`;
+    if (fewest >= upload.replicas) return answer;
+    const warning =
+      live.length < upload.replicas
+        ? `only ${live.length} of ${upload.replicas} wanted file servers are up: chunks will be under-replicated`
+        : `only ${fewest} of the file servers up have room for some chunks (${upload.replicas} wanted): they will be under-replicated`;
     this.log.warn(
-      { upload: uploadId, live: live.length, wanted: upload.replicas },
+      { upload: uploadId, live: live.length, withRoom: fewest, wanted: upload.replicas },
       'placing with fewer replicas than wanted',
     );
     return { ...answer, warning };

@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { dataFolderSync, mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
-import { createServerLogger, type Logger } from '../common/logger.js';
+import { atMostOnceAMinute, createServerLogger, type Logger } from '../common/logger.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { formatJoinString } from '../protocol/join-string.js';
 import { AccountService } from './accounts.js';
@@ -166,7 +166,13 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     config.inventoryInterval * 1000,
   );
   const namespaceStore = new SqliteNamespaceStore(store.db, (config.freedGrace ?? config.ticketTtl) * 1000);
-  const audit = new AuditLog(join(config.data, 'audit.log'), now);
+  const auditFull = atMostOnceAMinute((times: number, err: Error) =>
+    log.warn(
+      { times, reason: err.message },
+      'the audit log cannot be written: refusals are counted until it can (said at most once a minute)',
+    ),
+  );
+  const audit = new AuditLog(join(config.data, 'audit.log'), now, (err) => auditFull.note(err));
   const accounts = new AccountService(namespaceStore, log.child({ component: 'accounts' }), audit, now, {
     caFingerprint: tls?.fingerprint,
     openSignup: config.openSignup,

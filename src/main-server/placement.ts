@@ -1,3 +1,4 @@
+import { SedfsError } from '../protocol/errors.js';
 import type { ServerRef } from '../protocol/main-api.js';
 
 export interface Candidate extends ServerRef {
@@ -32,6 +33,23 @@ export function chooseTrustedFirst(
       replicas - first.length,
       random,
     ),
+  );
+}
+
+/**
+ * The candidates with room for a chunk of `bytes`, by the free space each last reported
+ * (a file server reports what is left above its reserve). One without room would only
+ * refuse the chunk (SEDFS_ERR_NO_SPACE) and cost the client a retry elsewhere.
+ */
+export function withRoomFor<C extends Candidate>(candidates: C[], bytes: number): C[] {
+  return candidates.filter((c) => c.freeBytes >= bytes);
+}
+
+/** What placement and repair say when no live server has room for a chunk. */
+export function clusterFull(bytes: number): SedfsError {
+  return new SedfsError(
+    'SEDFS_ERR_NO_SPACE',
+    `the cluster is out of space: no live file server has room for a chunk of ${bytes} bytes`,
   );
 }
 

@@ -10,7 +10,7 @@ import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { PutChunkResponse } from '../protocol/file-server-api.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
-import { chooseTrustedFirst } from './placement.js';
+import { chooseTrustedFirst, withRoomFor } from './placement.js';
 import type { Registry } from './registry.js';
 import { type ReplicaProver, settleDisproof } from './replica-prover.js';
 import type { MainStore } from './store/store.js';
@@ -70,6 +70,10 @@ export class Repairer {
    * rather than a stretch per timer tick.
    */
   private hurry: { from: string; wrapped: boolean } | undefined;
+  /** Chunks repair found no live target with room for in the last whole sweep. */
+  private noRoom = 0;
+  /** The same, in the stretches looked at so far in this sweep. */
+  private noRoomSoFar = 0;
   /** replicas restored since they were last recorded */
   private restored: { chunkId: string; serverId: string }[] = [];
   private recordTimer: NodeJS.Timeout | undefined;
@@ -274,6 +278,7 @@ export class Repairer {
     );
     let blockingMs = performance.now() - queried;
     const work: (() => Promise<void>)[] = [];
+    let noRoom = 0;
     for (const chunk of todo) {
       const sources = chunk.holders.flatMap((h) => liveById.get(h) ?? []);
       // Any live holder, not always the first: one that cannot give its copy (rotted, or a
@@ -286,9 +291,15 @@ export class Repairer {
       // Not to a server with a delete order queued for the chunk: the order, perhaps on
       // its way, would delete the new copy.
       const deleting = this.store.deletionsQueued(chunk.id);
-      const candidates = live
-        .filter((s) => !chunk.holders.includes(s.id) && !others.includes(s.id) && !deleting.includes(s.id))
-        .map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
+      const elsewhere = live.filter(
+        (s) => !chunk.holders.includes(s.id) && !others.includes(s.id) && !deleting.includes(s.id),
+      );
+      // Only servers with room: a full one would refuse the copy, pass after pass.
+      const candidates = withRoomFor(
+        elsewhere.map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes })),
+        chunk.size,
+      );
+      if (candidates.length === 0 && elsewhere.length > 0) noRoom += 1;
       const targets = chooseTrustedFirst(candidates, chunk.wanted - chunk.holders.length, Math.random, (id) =>
         this.registry.trusted(id),
       );
@@ -312,7 +323,7 @@ export class Repairer {
         blockingMs += performance.now() - scanned;
         if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
       }
-      this.stretchDone(end ? '' : upTo, withoutLiveCopy);
+      this.stretchDone(end ? '' : upTo, withoutLiveCopy, noRoom);
     }
     // The next pass comes after 4 times what this pass's queries held main's thread (a
     // fifth of it at most) while copies are being made and since a kick, rather than at
@@ -327,16 +338,31 @@ export class Repairer {
   }
 
   /** Moves the cursor past a stretch looked at in full; at the end of the map, a sweep ends. */
-  private stretchDone(next: string, withoutLiveCopy: number): void {
+  private stretchDone(next: string, withoutLiveCopy: number, noRoom: number): void {
     this.stuckSoFar += withoutLiveCopy;
+    this.noRoomSoFar += noRoom;
     this.cursor = next;
     if (next === '') {
       this.sweeps++;
       this.noteWithoutLiveCopy(this.stuckSoFar);
       this.stuckSoFar = 0;
+      this.noteNoRoom(this.noRoomSoFar);
+      this.noRoomSoFar = 0;
       if (this.hurry) this.hurry.wrapped = true;
     }
     if (this.hurry?.wrapped && this.cursor >= this.hurry.from) this.hurry = undefined;
+  }
+
+  /** Logs, when their number changes, the chunks repair has no live server with room to copy to. */
+  private noteNoRoom(n: number): void {
+    if (n === this.noRoom) return;
+    this.noRoom = n;
+    if (n > 0)
+      this.log.warn(
+        { chunks: n },
+        'the cluster is out of space: no live file server without a copy has room for some under-replicated chunks; they wait for space',
+      );
+    else this.log.info('repair has room for every under-replicated chunk again');
   }
 
   /** Logs the chunks repair cannot restore (no good copy on a live server) when their number changes. */

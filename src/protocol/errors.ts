@@ -119,6 +119,12 @@ export const ERRORS = {
     message: 'this file server has not joined the cluster yet',
   },
   SEDFS_ERR_NO_SERVERS: { status: 503, retryable: true, message: 'no file server is up' },
+  SEDFS_ERR_NO_SPACE: {
+    status: 507,
+    retryable: true,
+    message:
+      'out of disk space (on a file server: another may take the chunk; on main: free some space there)',
+  },
   SEDFS_ERR_REPLICATION_FAILED: {
     status: 502,
     retryable: true,

@@ -1,3 +1,10 @@
+import { createAgent } from '../../src/common/http-client.js';
+import type { Logger } from '../../src/common/logger.js';
+import { generateTicketKeyPem, ticketSigner } from '../../src/crypto/tickets.js';
+import type { Registry } from '../../src/main-server/registry.js';
+import { Repairer } from '../../src/main-server/repairer.js';
+import { ReplicaProver } from '../../src/main-server/replica-prover.js';
+import type { SqliteStore } from '../../src/main-server/store/sqlite-store.js';
 import type { MainStore } from '../../src/main-server/store/store.js';
 
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
@@ -38,4 +45,31 @@ export function commitChunks(
 ): void {
   store.createUpload({ id: hex(900 + n), replicas: wanted, createdAt: 0, expiresAt: 10 });
   store.commitBlob({ id: hex(500 + n), uploadId: hex(900 + n), wanted, createdAt: 1 + n, chunks });
+}
+
+/**
+ * A repairer copying one chunk at a time, unpaced, two chunks a page, on the test's clock;
+ * a pass looks at `span` chunks of the map (all of a test's, unless it says otherwise).
+ */
+export function repairerFor(
+  store: SqliteStore,
+  registry: Registry,
+  log: Logger,
+  clock: { now: number },
+  random: () => number = Math.random,
+  span = 1000,
+): Repairer {
+  const signer = ticketSigner(generateTicketKeyPem());
+  const agent = createAgent();
+  return new Repairer(
+    store,
+    registry,
+    signer,
+    agent,
+    log,
+    () => clock.now,
+    { concurrency: 1, rateMiBs: 0, batch: 2, span },
+    new ReplicaProver(signer, agent, () => clock.now),
+    random,
+  );
 }

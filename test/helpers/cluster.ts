@@ -120,6 +120,8 @@ export interface ClusterOptions {
   insecureHttp?: boolean;
   /** runs once main is up, before any file server or user: a user it signs up is the admin */
   whenMainIsUp?: (cluster: TestCluster) => Promise<void>;
+  /** runs before anything starts, with the cluster's folder (to mount a small disk at `main/`) */
+  beforeStart?: (root: string) => void;
 }
 
 /**
@@ -151,12 +153,14 @@ export class TestCluster {
       host: '127.0.0.1',
       insecureHttp: false,
       whenMainIsUp: async () => {},
+      beforeStart: () => {},
       ...opts,
     };
   }
 
   static async start(opts: ClusterOptions = {}): Promise<TestCluster> {
     const c = new TestCluster(opts);
+    c.opts.beforeStart(c.root);
     await c.startMain();
     await c.opts.whenMainIsUp(c);
     for (let i = 0; i < c.opts.servers; i++) await c.addFileServer();

@@ -42,6 +42,10 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     }
 
     const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
+    // Begun before anything goes down the chain: a server out of space (or failing to
+    // open its file) refuses at once, and the one before it, or the client, sends the
+    // servers after it the chunk directly (see restFailed), as for any failed replica.
+    let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });
     const next = rest[0];
     const downstream = next?.url
       ? forward<PutChunkResponse>(
@@ -54,8 +58,6 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
           next.server,
         )
       : undefined;
-
-    let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });
     try {
       const w = write;
       await pump(req.raw, (piece) => {

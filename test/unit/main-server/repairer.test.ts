@@ -5,17 +5,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pino from 'pino';
-import { createAgent } from '../../../src/common/http-client.js';
-import type { Logger } from '../../../src/common/logger.js';
 import { sha256Hex } from '../../../src/crypto/hash.js';
 import { receiptFor } from '../../../src/crypto/receipts.js';
-import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
 import { Registry } from '../../../src/main-server/registry.js';
-import { Repairer } from '../../../src/main-server/repairer.js';
-import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 import type { TicketPayload } from '../../../src/protocol/ticket.js';
-import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
+import { commitChunks, registerServers, repairerFor } from '../../helpers/chunk-map.js';
 
 /** The payload of the ticket a request carries. */
 const ticketIn = (req: IncomingMessage): TicketPayload =>
@@ -30,33 +25,6 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const stats = { totalBytes: 100, freeBytes: 50, usedBytes: 10, chunkCount: 0 };
-
-/**
- * A repairer copying one chunk at a time, unpaced, two chunks a page, on the test's clock;
- * a pass looks at `span` chunks of the map (all of a test's, unless it says otherwise).
- */
-function repairerFor(
-  store: SqliteStore,
-  registry: Registry,
-  log: Logger,
-  clock: { now: number },
-  random: () => number = Math.random,
-  span = 1000,
-): Repairer {
-  const signer = ticketSigner(generateTicketKeyPem());
-  const agent = createAgent();
-  return new Repairer(
-    store,
-    registry,
-    signer,
-    agent,
-    log,
-    () => clock.now,
-    { concurrency: 1, rateMiBs: 0, batch: 2, span },
-    new ReplicaProver(signer, agent, () => clock.now),
-    random,
-  );
-}
 
 test('a page full of chunks with no good copy on a live server does not keep repair from restoring the others', async () => {
   const store = new SqliteStore(join(dir, 'starved.db'));
