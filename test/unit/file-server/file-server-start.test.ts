@@ -129,22 +129,26 @@ async function refuseDirectoryFsyncsUnder(dir: string): Promise<{ refused: strin
   return { refused, restore: () => Object.assign(FileHandle, { sync }) };
 }
 
+/** A file server's settings with no main: joining goes on in the background and fails quietly. */
+function withoutMain(data: string) {
+  return {
+    ...parseConfig(
+      FILE_SERVER_CONFIG,
+      { main: 'http://127.0.0.1:9', insecureHttp: true, host: '127.0.0.1', port: 0, data },
+      {},
+    ),
+    main: 'http://127.0.0.1:9',
+    joinToken: 'unused',
+  };
+}
+
 test('a file server on a file system that refuses to fsync directories writes its server-id and address there with its own sync, and keeps its id across a restart', {
   timeout: 60_000,
 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-nodirsync-ids-'));
   const fsData = join(root, 'fs1');
   const { refused, restore } = await refuseDirectoryFsyncsUnder(fsData);
-  // No main is needed to start: joining goes on in the background and fails quietly.
-  const config = {
-    ...parseConfig(
-      FILE_SERVER_CONFIG,
-      { main: 'http://127.0.0.1:9', insecureHttp: true, host: '127.0.0.1', port: 0, data: fsData },
-      {},
-    ),
-    main: 'http://127.0.0.1:9',
-    joinToken: 'unused',
-  };
+  const config = withoutMain(fsData);
   let server: RunningFileServer | undefined;
   try {
     server = await startFileServer(config, { console: false });
@@ -170,15 +174,7 @@ test('a file server whose start fails after it began listening lets go of its po
   const fsData = join(root, 'fs1');
   // Its address file cannot be written: a folder stands where it goes.
   mkdirSync(join(fsData, 'fileserver.addr'), { recursive: true });
-  const config = {
-    ...parseConfig(
-      FILE_SERVER_CONFIG,
-      { main: 'http://127.0.0.1:9', insecureHttp: true, host: '127.0.0.1', port: 0, data: fsData },
-      {},
-    ),
-    main: 'http://127.0.0.1:9',
-    joinToken: 'unused',
-  };
+  const config = withoutMain(fsData);
   const listeners = () => process.getActiveResourcesInfo().filter((r) => r === 'TCPServerWrap').length;
   const before = listeners();
   try {
