@@ -41,6 +41,15 @@ Examples:
           );
         const res = await unshare(fs, path, user, env.cwd);
         env.out(`unshared ${path} from ${user}; ${res.nodes} keys replaced`);
+        // Not revoked everywhere: said, so the owner does not believe it was.
+        if (res.stillHas)
+          process.stderr.write(
+            `sedfs: note: ${user} can still ${res.stillHas} ${path} through a share of a folder above it\n`,
+          );
+        if (res.sharesInside > 0)
+          process.stderr.write(
+            `sedfs: note: ${user} keeps ${res.sharesInside} share(s) inside ${path}; unshare those too to revoke them\n`,
+          );
       }),
     );
 }

@@ -130,14 +130,17 @@ export async function unshare(
   user: string,
   cwd = '/',
   opts: RekeyOptions = {},
-): Promise<{ nodes: number }> {
+): Promise<{ nodes: number } & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
   const node = await ownNode(fs, path, cwd);
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
-  const { rotation } = await fs.client.call<UnshareResponse>('POST', `/v1/nodes/${node.entry.id}/unshare`, {
-    grantee: target.id,
-  });
+  const { rotation, stillHas, sharesInside } = await fs.client.call<UnshareResponse>(
+    'POST',
+    `/v1/nodes/${node.entry.id}/unshare`,
+    { grantee: target.id },
+  );
   try {
-    return { nodes: (await finishRotation(fs, rotation, opts)).nodes };
+    const { nodes } = await finishRotation(fs, rotation, opts);
+    return { nodes, ...(stillHas ? { stillHas } : {}), sharesInside: sharesInside ?? 0 };
   } catch (err) {
     throw unfinished(`${user}'s access to ${node.path} is revoked, but`, err);
   }

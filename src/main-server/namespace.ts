@@ -399,7 +399,19 @@ export class NamespaceService {
     });
     this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
     this.log.info({ user: user.id, node: id, rotation }, 'unshared; its keys are to be replaced');
-    return { rotation };
+    // Other shares the user holds stay in force: the owner is told, rather than left to
+    // believe the user has no access here any more.
+    const grantee = this.store.userById(req.grantee);
+    const node = this.store.getNode(id);
+    const left = grantee && node ? this.access(grantee, node) : undefined;
+    const sharesInside = this.store
+      .grantsTo(req.grantee)
+      .filter((g) => g.nodeId !== id && this.store.isAncestor(id, g.nodeId)).length;
+    return {
+      rotation,
+      ...(left === 'read' || left === 'write' ? { stillHas: left } : {}),
+      sharesInside,
+    };
   }
 
   /** The key rotations in the caller's tree that have not finished. */

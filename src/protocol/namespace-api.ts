@@ -188,6 +188,10 @@ export type UnshareRequest = Static<typeof UnshareRequest>;
 export interface UnshareResponse {
   /** the node whose subtree's keys are now to be replaced: this one, or a folder above it */
   rotation: string;
+  /** what the user may still do to the node through a share of a folder above it */
+  stillHas?: 'read' | 'write';
+  /** the user's other shares inside the node: still in force (their keys are replaced too) */
+  sharesInside: number;
 }
 
 export interface RotationsResponse {

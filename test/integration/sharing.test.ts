@@ -850,6 +850,20 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text(a.fs, '/downgrade/f.txt'), 'v2');
   });
 
+  test('an unshare says what access the user keeps through their other shares, above the node and inside it', async () => {
+    const a = actors.alice as Actor;
+    await a.fs.mkdir('/layers/inner', { parents: true });
+    await share(a.fs, a.pins, '/layers', 'erin', 'read');
+    await share(a.fs, a.pins, '/layers/inner', 'erin', 'write');
+    const inner = await unshare(a.fs, '/layers/inner', 'erin');
+    assert.equal(inner.stillHas, 'read', 'still readable through the share of /layers');
+    assert.equal(inner.sharesInside, 0);
+    await share(a.fs, a.pins, '/layers/inner', 'erin', 'write');
+    const outer = await unshare(a.fs, '/layers', 'erin');
+    assert.equal(outer.stillHas, undefined);
+    assert.equal(outer.sharesInside, 1, 'the share of /layers/inner stays');
+  });
+
   test('small files put at once across an unshare land under the new keys', async () => {
     const a = actors.alice as Actor;
     await a.fs.mkdir('/race2');
