@@ -3,6 +3,7 @@ import { spawn } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readdirSync,
@@ -116,6 +117,19 @@ describe('the sedfs CLI against a real cluster', () => {
     const shell = await readingOnly(100_000, ['shell'], 'cat /cat-big.bin\nwrite /after-pipe.txt done\n');
     assert.deepEqual(shell, { code: 0, stderr: '' });
     assert.equal((await sedfs('cat', '/after-pipe.txt')).stdout, 'done\n');
+  });
+
+  test('any listing into a pipe whose reader stops early (ls | head) ends quietly', async () => {
+    const many = join(work, 'many');
+    mkdirSync(many);
+    // Well over what a pipe holds, listed.
+    for (let i = 0; i < 1500; i++)
+      writeFileSync(
+        join(many, `${'a-file-with-a-name-long-enough-that-a-listing-fills-a-pipe-'.repeat(2)}${i}.txt`),
+        'x',
+      );
+    assert.equal((await sedfs('put', '-r', many, '/many')).code, 0);
+    assert.deepEqual(await readingOnly(1000, ['ls', '/many']), { code: 0, stderr: '' });
   });
 
   test('cat onto a full disk fails with one clear line', async () => {
