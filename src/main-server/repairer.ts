@@ -279,6 +279,8 @@ export class Repairer {
     let blockingMs = performance.now() - queried;
     const work: (() => Promise<void>)[] = [];
     let noRoom = 0;
+    /** bytes this pass sends each target: its reported room holds them all, or it gets no more */
+    const planned = new Map<string, number>();
     for (const chunk of todo) {
       const sources = chunk.holders.flatMap((h) => liveById.get(h) ?? []);
       // Any live holder, not always the first: one that cannot give its copy (rotted, or a
@@ -296,14 +298,17 @@ export class Repairer {
       );
       // Only servers with room: a full one would refuse the copy, pass after pass.
       const candidates = withRoomFor(
-        elsewhere.map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes })),
+        elsewhere.map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes - (planned.get(s.id) ?? 0) })),
         chunk.size,
       );
       if (candidates.length === 0 && elsewhere.length > 0) noRoom += 1;
       const targets = chooseTrustedFirst(candidates, chunk.wanted - chunk.holders.length, Math.random, (id) =>
         this.registry.trusted(id),
       );
-      for (const target of targets) work.push(() => this.copy(chunk.id, chunk.size, source, target));
+      for (const target of targets) {
+        planned.set(target.id, (planned.get(target.id) ?? 0) + chunk.size);
+        work.push(() => this.copy(chunk.id, chunk.size, source, target));
+      }
     }
     // A window, not batches: the next copy starts as soon as any one ends, so a slow copy
     // does not hold the others' slots idle until it is done.

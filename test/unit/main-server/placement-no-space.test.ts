@@ -161,3 +161,42 @@ test('repair copies only to a server with room, and says once that the cluster i
     store.close();
   }
 });
+
+test('repair counts what one pass sends a server against its room: a page of copies does not overfill it', async () => {
+  const { store, registry, ids, clock, log } = cluster('repair-room', [8 * MiB, 8 * MiB], 2);
+  const asked: string[] = [];
+  const server = createServer((req, res) => {
+    asked.push(req.url ?? '');
+    res.statusCode = 503;
+    res.end('{}');
+  });
+  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
+  // Room for one chunk of 4 MiB on the only server that could take copies.
+  store.registerServer(
+    {
+      id: ids[1] as string,
+      url: `http://127.0.0.1:${(server.address() as { port: number }).port}`,
+      totalBytes: 100 * MiB,
+      freeBytes: 5 * MiB,
+      usedBytes: 0,
+      chunkCount: 0,
+      registeredAt: 1,
+      lastHeartbeat: clock.now,
+    },
+    'k',
+  );
+  commitChunks(
+    store,
+    2,
+    [5, 6, 7].map((n) => ({ id: hex(n, 64), size: 4 * MiB, servers: [ids[0] as string] })),
+  );
+  const repairer = repairerFor(store, registry, log, clock, seededRandom(4));
+  try {
+    await repairer.drain(1);
+    assert.equal(asked.length, 1, `copies ordered: ${asked}`);
+  } finally {
+    await repairer.stop();
+    server.close();
+    store.close();
+  }
+});
