@@ -77,6 +77,28 @@ export interface TransferOptions {
   expectVersionId?: string | null;
 }
 
+/** How long a commit waits, try after try, for an unshare to finish replacing keys: ~3 s in all. */
+const ROTATION_WAITS_MS = [200, 400, 800, 1600];
+
+/**
+ * Runs `commit` after each wait while main answers that an unshare is replacing the keys
+ * there (SEDFS_ERR_REKEY_PENDING); its last answer stands. One left unfinished (its
+ * owner's client gone) is refused with how to finish it.
+ */
+async function afterRotation<T>(commit: () => Promise<T>): Promise<T> {
+  let last: unknown;
+  for (const ms of ROTATION_WAITS_MS) {
+    await new Promise((r) => setTimeout(r, ms));
+    try {
+      return await commit();
+    } catch (err) {
+      if ((err as SedfsError).code !== 'SEDFS_ERR_REKEY_PENDING') throw err;
+      last = err;
+    }
+  }
+  throw last;
+}
+
 /**
  * The encrypted file system as a user sees it. Every name and key is opened here, on
  * the client; main only ever receives ciphertext, MACs and ids.
@@ -468,18 +490,24 @@ export class FileSystem {
       const res = await this.client.commit(stored.uploadId, stored.chunks, version);
       return { entry: res.node as NodeEntry, key: fileKey, name, path: joinPath([...names, name]) };
     };
+    /** The commit made again under keys opened afresh (the chunks are not sent again). */
+    const commitFresh = async () => {
+      const into = await this.resolve(joinPath(names));
+      return commitAs(await this.child(into, name), into);
+    };
     try {
       return await commitAs(existing);
     } catch (err) {
       if (!(err instanceof SedfsError)) throw err;
+      // An unshare is replacing the keys here (main refuses changes until it is done, a
+      // second or so): the commit waits for it, then lands under the new keys.
+      if (err.code === 'SEDFS_ERR_REKEY_PENDING') return afterRotation(commitFresh);
       // An unshare replaced the keys this put opened (main refuses what is wrapped under
       // them). The chunks are sealed under the upload's own content key, so nothing is
       // sent again: the keys are opened afresh and only the commit is made again, once.
       // With expectVersionId the conflict may be another version instead: the caller reads again.
-      if (err.code === 'SEDFS_ERR_VERSION_CONFLICT' && opts.expectVersionId === undefined) {
-        const into = await this.resolve(joinPath(names));
-        return commitAs(await this.child(into, name), into);
-      }
+      if (err.code === 'SEDFS_ERR_VERSION_CONFLICT' && opts.expectVersionId === undefined)
+        return commitFresh();
       // Someone created the same name meanwhile: land as a new version of their file,
       // unless this put was to replace a version it read (then theirs must be read first).
       if (existing || err.code !== 'SEDFS_ERR_EXISTS') throw err;

@@ -115,7 +115,10 @@ test('an unshare whose key rotation did not finish: the user stays refused, the 
   };
   const half = listed.entries.find((e) => e.name === 'half')?.id;
   const bob = (await call('GET', '/v1/users/bob')).id;
-  assert.deepEqual(await call('POST', `/v1/nodes/${half}/unshare`, { grantee: bob }), { rotation: half });
+  assert.deepEqual(await call('POST', `/v1/nodes/${half}/unshare`, { grantee: bob }), {
+    rotation: half,
+    sharesInside: 0,
+  });
 
   const refused = await run('bob', 'cat', '/shared/alice/half/a.txt');
   assert.notEqual(refused.code, 0);

@@ -465,7 +465,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       await assert.rejects(a.fs.resolve('/decoy/zz-decoy'), { code: 'SEDFS_ERR_BAD_NAME' });
       // The re-key names the first for what it is instead of colliding with the real
       // file, and gives the second a key that opens (on nothing anyone could read).
-      assert.deepEqual(await unshare(a.fs, '/decoy', 'frank'), { nodes: 4 });
+      assert.deepEqual(await unshare(a.fs, '/decoy', 'frank'), { nodes: 4, sharesInside: 0 });
       assert.deepEqual(
         (await a.fs.list('/decoy')).map((e) => e.name),
         ['broken.txt', 'report.txt', `report.txt (conflict ${id})`],
@@ -567,6 +567,21 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     }
   });
 
+  test('a put made while an unshare is replacing the keys waits for it, then lands under the new keys', async () => {
+    const a = actors.alice as Actor;
+    await sharedWithFrank('/waiting', { 'doc.txt': 'v1' }, 'write');
+    const restore = watchCalls(a, (path) => {
+      if (path.endsWith('/rekey')) throw new Error('connection lost');
+    });
+    await outcome(() => unshare(a.fs, '/waiting', 'frank'));
+    restore();
+    const put = outcome(() => a.fs.put([Buffer.from('v2')], '/waiting/doc.txt'));
+    await sleep(300);
+    assert.equal((await finishRotations(a.fs)).length, 1);
+    assert.equal(await put, 'ok');
+    assert.equal(await text(a.fs, '/waiting/doc.txt'), 'v2');
+  });
+
   test('a subtree whose new keys are too many for one request is re-keyed in parts, installed together by the last', async () => {
     const a = actors.alice as Actor;
     const f = actors.frank as Actor;
@@ -584,7 +599,10 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     });
     try {
       // About two nodes' worth of JSON a part.
-      assert.deepEqual(await unshare(a.fs, '/many', 'frank', '/', { partBytes: 1200 }), { nodes: 6 });
+      assert.deepEqual(await unshare(a.fs, '/many', 'frank', '/', { partBytes: 1200 }), {
+        nodes: 6,
+        sharesInside: 0,
+      });
     } finally {
       restore();
     }
