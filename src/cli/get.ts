@@ -2,7 +2,7 @@ import { stat } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
-import { getFile, getTree, localPath } from './transfer.js';
+import { endsWithSeparator, getFile, getTree, localPath } from './transfer.js';
 
 export function registerGetCommand(program: Command, env: VerbEnv): void {
   program
@@ -20,7 +20,10 @@ export function registerGetCommand(program: Command, env: VerbEnv): void {
         const name = node.name || 'home';
         let dst = local ?? localPath('.', name);
         const st = await stat(dst).catch(() => undefined);
-        if (st?.isDirectory() && (node.entry.kind === 'file' || local === undefined || local.endsWith('/'))) {
+        if (
+          st?.isDirectory() &&
+          (node.entry.kind === 'file' || local === undefined || endsWithSeparator(local))
+        ) {
           dst = localPath(dst, name);
         }
         if (node.entry.kind === 'dir') {

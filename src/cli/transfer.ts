@@ -329,6 +329,15 @@ const CONTENTS_AT_ONCE = 64;
 const CONTENTS_BATCH_BYTES = 16 * 1024 * 1024;
 
 /**
+ * Whether a local path the user typed names a folder to go into (`dir/`): on Windows a
+ * backslash ends it as well (`D:\dir\`), where only `/` was looked at, so `get -r /x
+ * D:\dir\` wrote into D:\dir itself rather than D:\dir\x.
+ */
+export function endsWithSeparator(path: string, platform = process.platform): boolean {
+  return path.endsWith('/') || (platform === 'win32' && path.endsWith('\\'));
+}
+
+/**
  * Where a remote entry named `name` lands inside local folder `dir`. Names come from
  * folders others may write to: one that could lead out of `dir`, or that this system
  * cannot store, is refused (SEDFS_ERR_BAD_NAME), never written elsewhere.

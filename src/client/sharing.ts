@@ -133,16 +133,30 @@ export async function unshare(
 ): Promise<{ nodes: number } & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
   const node = await ownNode(fs, path, cwd);
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
-  const { rotation, stillHas, sharesInside } = await fs.client.call<UnshareResponse>(
-    'POST',
-    `/v1/nodes/${node.entry.id}/unshare`,
-    { grantee: target.id },
-  );
+  let answer: UnshareResponse;
+  try {
+    answer = await fs.client.call<UnshareResponse>('POST', `/v1/nodes/${node.entry.id}/unshare`, {
+      grantee: target.id,
+    });
+  } catch (err) {
+    // Revoked already, by an unshare whose answer was lost or whose key rotation was cut
+    // short: what is left to do is to replace the keys.
+    if ((err as SedfsError).code !== 'SEDFS_ERR_NOT_FOUND') throw err;
+    const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
+    if (rotations.length === 0) throw err;
+    const done = await finishRotations(fs, opts);
+    return { nodes: done.reduce((n, r) => n + r.nodes, 0), sharesInside: 0 };
+  }
+  const { rotation, stillHas, sharesInside } = answer;
   try {
     const { nodes } = await finishRotation(fs, rotation, opts);
     return { nodes, ...(stillHas ? { stillHas } : {}), sharesInside: sharesInside ?? 0 };
   } catch (err) {
-    throw unfinished(`${user}'s access to ${node.path} is revoked, but`, err);
+    // Said as it is: a user who keeps access through a share above lost only this one.
+    const revoked = stillHas
+      ? `${user}'s share of ${node.path} is revoked (they can still ${stillHas} it through a share above),`
+      : `${user}'s access to ${node.path} is revoked,`;
+    throw unfinished(`${revoked} but`, err);
   }
 }
 

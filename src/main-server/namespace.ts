@@ -327,8 +327,8 @@ export class NamespaceService {
       // Shared again to read only: their locks would go on refusing everyone's changes,
       // and they could no longer renew or release them.
       if (req.perm === 'read') this.releaseRevokedLocks(user, id, grantee.id, 'share');
+      this.audit.write({ event: 'share', user: user.id, node: id, target: grantee.id, perm: req.perm });
     });
-    this.audit.write({ event: 'share', user: user.id, node: id, target: grantee.id, perm: req.perm });
   }
 
   /** What others shared with the caller, for the /shared view. */
@@ -395,9 +395,11 @@ export class NamespaceService {
       const root = this.store.revoke(id, req.grantee, this.now());
       if (!root) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'that user has no grant on this node');
       this.releaseRevokedLocks(user, id, req.grantee, 'unshare');
+      // Last in the transaction: an audit line that cannot be written (a full disk) undoes
+      // the unshare, rather than failing a request whose change was already made.
+      this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
       return root;
     });
-    this.audit.write({ event: 'unshare', user: user.id, node: id, target: req.grantee });
     this.log.info({ user: user.id, node: id, rotation }, 'unshared; its keys are to be replaced');
     // Other shares the user holds stay in force: the owner is told, rather than left to
     // believe the user has no access here any more.
@@ -454,7 +456,7 @@ export class NamespaceService {
     if (!root || (exceptRoot && root === nodeId)) return;
     throw new SedfsError(
       'SEDFS_ERR_REKEY_PENDING',
-      'an unshare has not finished replacing the keys here; changes wait for it (its owner finishes it with: sedfs unshare --finish)',
+      'an unshare is replacing the keys here; changes wait until it is done (if it was cut short, its owner finishes it with: sedfs unshare --finish)',
     );
   }
 

@@ -126,7 +126,7 @@ test('an unshare whose key rotation did not finish: the user stays refused, the 
   assert.notEqual(waits.code, 0);
   assert.match(
     waits.stderr,
-    /^sedfs: an unshare has not finished replacing the keys here; changes wait for it \(its owner finishes it with: sedfs unshare --finish\)/,
+    /^sedfs: an unshare is replacing the keys here; changes wait until it is done \(if it was cut short, its owner finishes it with: sedfs unshare --finish\)/,
   );
   const finished = await run('alice', 'unshare', '--finish');
   assert.equal(finished.code, 0, finished.stderr);

@@ -582,6 +582,19 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text(a.fs, '/waiting/doc.txt'), 'v2');
   });
 
+  test('an unshare run again after its key rotation was cut short finishes the rotation instead of saying there is no grant', async () => {
+    const a = actors.alice as Actor;
+    await sharedWithFrank('/again', { 'doc.txt': 'v1' }, 'write');
+    const restore = watchCalls(a, (path) => {
+      if (path.endsWith('/rekey')) throw new Error('connection lost');
+    });
+    assert.equal(await outcome(() => unshare(a.fs, '/again', 'frank')), 'SEDFS_ERR_REKEY_PENDING');
+    restore();
+    assert.ok((await unshare(a.fs, '/again', 'frank')).nodes > 0);
+    assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
+    await a.fs.put([Buffer.from('v2')], '/again/doc.txt');
+  });
+
   test('a subtree whose new keys are too many for one request is re-keyed in parts, installed together by the last', async () => {
     const a = actors.alice as Actor;
     const f = actors.frank as Actor;

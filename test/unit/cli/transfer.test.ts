@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { after, mock, test } from 'node:test';
-import { getFile, putFile } from '../../../src/cli/transfer.js';
+import { endsWithSeparator, getFile, putFile } from '../../../src/cli/transfer.js';
 import type { FileSystem, OpenNode, TransferOptions } from '../../../src/client/file-system.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-transfer-'));
@@ -145,4 +145,11 @@ test('a transfer failing after its bar was drawn ends the bar’s line, so the e
     });
     assert.match(stderr, /^\r.* 40%.*\n$/, `${what}: ${JSON.stringify(stderr)}`);
   }
+});
+
+test('a local path ends in a separator with a slash anywhere, and with a backslash on Windows only', () => {
+  assert.equal(endsWithSeparator('out/', 'linux'), true);
+  assert.equal(endsWithSeparator('D:\\dir\\', 'win32'), true);
+  assert.equal(endsWithSeparator('D:\\dir\\', 'linux'), false, 'a backslash is part of a name elsewhere');
+  assert.equal(endsWithSeparator('D:\\dir', 'win32'), false);
 });
