@@ -1,4 +1,5 @@
 import { SedfsError } from '../protocol/errors.js';
+import { WINDOWS_DEVICE } from '../protocol/windows-names.js';
 
 /** Longest name, in UTF-8 bytes, as on most local file systems. */
 export const MAX_NAME_BYTES = 255;
@@ -22,8 +23,6 @@ function nameProblem(name: string): string | undefined {
 /** Characters Windows refuses in a file name, control characters included. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what it looks for
 const WINDOWS_FORBIDDEN = /[\\:*?"<>|\u0000-\u001f]/;
-/** Names Windows keeps for devices, with or without an extension (spaces before it are dropped). */
-const WINDOWS_DEVICE = /^(con|prn|aux|nul|com[0-9¹²³]|lpt[0-9¹²³]|conin\$|conout\$) *(\..*)?$/i;
 
 /**
  * Checks a name decrypted from a folder before it is used: as a remote name (a writer

@@ -12,6 +12,7 @@ import type {
 } from '../protocol/account-api.js';
 import { loginMessage, NO_CLUSTER_CA, signupMessage } from '../protocol/account-messages.js';
 import { SedfsError } from '../protocol/errors.js';
+import { WINDOWS_DEVICE } from '../protocol/windows-names.js';
 import type { AuditLog } from './audit.js';
 import type { NamespaceStore, UserRecord } from './store/namespace-store.js';
 
@@ -64,6 +65,13 @@ export class AccountService {
     ) {
       throw new SedfsError('SEDFS_ERR_LOGIN_FAILED', 'the signup is not signed by the key it registers');
     }
+    // A client keeps the user's keys in `keys/<name>.json`, which Windows cannot make for a
+    // device name: such an account could never be used there.
+    if (WINDOWS_DEVICE.test(req.name))
+      throw new SedfsError(
+        'SEDFS_ERR_BAD_REQUEST',
+        `${req.name} is a device name on Windows (con, nul, com1…): choose another user name`,
+      );
     const now = this.now();
     const first = this.store.countUsers() === 0;
     const user: UserRecord = {

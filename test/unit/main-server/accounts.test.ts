@@ -101,3 +101,24 @@ test('a login signed for another cluster is refused: a server that relays our ch
   assert.equal(login(challenge).user.name, 'alice', 'the same challenge, signed for this cluster');
   store.close();
 });
+
+test('a user name Windows keeps for a device (con, nul, com1…) is refused at signup: its key file could not be made there', () => {
+  const { store, accounts } = accountsWithAlice();
+  for (const name of ['con', 'nul.txt', 'com1', 'lpt9']) {
+    const id = generateIdentity();
+    assert.throws(
+      () =>
+        accounts.signup({
+          name,
+          signKey: id.signKey,
+          boxKey: id.boxKey,
+          signature: signMessage(id, Buffer.from(signupMessage(name, id.signKey, id.boxKey))),
+          rootId: randomHexId(),
+          rootSealed: 'sealed',
+        }),
+      { code: 'SEDFS_ERR_BAD_REQUEST' },
+      name,
+    );
+  }
+  store.close();
+});
