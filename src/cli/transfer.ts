@@ -1,5 +1,6 @@
+import type { Dirent, Stats } from 'node:fs';
 import { rmSync } from 'node:fs';
-import { mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { lstat, mkdir, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
@@ -65,6 +66,24 @@ const LOCAL_READS = 16;
  * batches, a few round trips and one commit per batch, the next batch read while one
  * is sent (at most two in memory); big ones stream with progress.
  */
+/**
+ * What a listed entry is to `put -r`. Windows lists every reparse point as a link: every
+ * OneDrive file and folder (downloaded or not), deduplicated and compressed files too,
+ * so a folder under OneDrive uploaded nothing. There an entry listed as a link is asked
+ * again with lstat, which calls only real symbolic links and junctions links.
+ */
+export async function entryKind(
+  dir: string,
+  entry: Pick<Dirent, 'name' | 'isFile' | 'isDirectory' | 'isSymbolicLink'>,
+  lstatOf: (path: string) => Promise<Pick<Stats, 'isFile' | 'isDirectory'>> = lstat,
+): Promise<'file' | 'dir' | 'other'> {
+  if (entry.isDirectory()) return 'dir';
+  if (entry.isFile()) return 'file';
+  if (!entry.isSymbolicLink()) return 'other';
+  const st = await lstatOf(join(dir, entry.name)).catch(() => undefined);
+  return st?.isDirectory() ? 'dir' : st?.isFile() ? 'file' : 'other';
+}
+
 export async function putTree(
   fs: FileSystem,
   local: string,
@@ -74,9 +93,11 @@ export async function putTree(
   await fs.mkdir(remote, { parents: true });
   const opts = onWarning ? { onWarning } : {};
   let files = 0;
-  const entries = [];
+  const entries: { name: string; isDirectory: () => boolean; isFile: () => boolean }[] = [];
   for (const e of await readdir(local, { withFileTypes: true })) {
-    if (e.isDirectory() || e.isFile()) entries.push(e);
+    const kind = await entryKind(local, e);
+    if (kind === 'dir') entries.push({ name: e.name, isDirectory: () => true, isFile: () => false });
+    else if (kind === 'file') entries.push({ name: e.name, isDirectory: () => false, isFile: () => true });
     // Links are not followed (a link to a parent folder would never end), and sockets,
     // devices and pipes hold no file: each is said, not skipped silently.
     else onWarning?.(`skipped ${join(local, e.name)}: not a regular file or folder (links are not followed)`);

@@ -1,10 +1,18 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  type Dirent,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { after, mock, test } from 'node:test';
-import { endsWithSeparator, getFile, putFile } from '../../../src/cli/transfer.js';
+import { endsWithSeparator, entryKind, getFile, putFile } from '../../../src/cli/transfer.js';
 import type { FileSystem, OpenNode, TransferOptions } from '../../../src/client/file-system.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-transfer-'));
@@ -152,4 +160,29 @@ test('a local path ends in a separator with a slash anywhere, and with a backsla
   assert.equal(endsWithSeparator('D:\\dir\\', 'win32'), true);
   assert.equal(endsWithSeparator('D:\\dir\\', 'linux'), false, 'a backslash is part of a name elsewhere');
   assert.equal(endsWithSeparator('D:\\dir', 'win32'), false);
+});
+
+test('put -r takes an entry listed as a link that lstat calls a file or folder (a Windows reparse point: OneDrive), and skips a real link', async () => {
+  const listed = (name: string) => ({
+    name,
+    isFile: () => false,
+    isDirectory: () => false,
+    isSymbolicLink: () => true,
+  });
+  const lstatSays = (kind: 'file' | 'dir' | 'link') => async () => ({
+    isFile: () => kind === 'file',
+    isDirectory: () => kind === 'dir',
+  });
+  assert.equal(await entryKind('C:\\OneDrive', listed('a.docx'), lstatSays('file')), 'file');
+  assert.equal(await entryKind('C:\\OneDrive', listed('Photos'), lstatSays('dir')), 'dir');
+  assert.equal(await entryKind('/home/me', listed('loop'), lstatSays('link')), 'other');
+  // On Linux a real link stays a link: lstat says so.
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-links-'));
+  try {
+    symlinkSync(dir, join(dir, 'up'));
+    const [up] = readdirSync(dir, { withFileTypes: true });
+    assert.equal(await entryKind(dir, up as Dirent), 'other');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
