@@ -372,11 +372,26 @@ export function localPath(dir: string, name: string): string {
  * (by default) macOS, where the second would silently replace the first: such a folder
  * is refused before anything in it is written.
  */
+/**
+ * A name as a case-insensitive file system compares it: each character by its upper
+ * case, where that is one character (NTFS's table maps one to one). Lower case alone
+ * kept apart pairs NTFS takes as one name (σ and ς, ı and i, ſ and s, µ and μ); a
+ * mapping that grows (ß to SS) is no folding there.
+ */
+function caseFolded(name: string): string {
+  let out = '';
+  for (const c of name) {
+    const upper = c.toUpperCase();
+    out += [...upper].length === 1 ? upper : c;
+  }
+  return out;
+}
+
 export function refuseCaseClashes(folder: string, names: string[], platform = process.platform): void {
   if (platform !== 'win32' && platform !== 'darwin') return;
   const seen = new Map<string, string>();
   for (const name of names) {
-    const key = name.normalize('NFC').toLowerCase();
+    const key = caseFolded(name.normalize('NFC'));
     const other = seen.get(key);
     if (other !== undefined)
       throw new SedfsError(

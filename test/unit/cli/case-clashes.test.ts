@@ -16,3 +16,16 @@ test('a folder whose names differ only in case is refused where file names ignor
   }
   refuseCaseClashes('/docs', ['Report.txt', 'report.TXT'], 'linux');
 });
+
+test('names that Windows folds to one by upper case are a clash there (σ/ς, ı/i, ſ/s, µ/μ); ß and ss are not', () => {
+  for (const [a, b] of [
+    ['σ.txt', 'ς.txt'],
+    ['ıd', 'id'],
+    ['ſun', 'sun'],
+    ['µ', 'μ'],
+  ])
+    assert.throws(() => refuseCaseClashes('/dir', [a as string, b as string], 'win32'), {
+      code: 'SEDFS_ERR_BAD_NAME',
+    });
+  refuseCaseClashes('/dir', ['straße', 'strasse'], 'win32');
+});
