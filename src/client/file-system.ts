@@ -435,9 +435,15 @@ export class FileSystem {
     try {
       await commitInto(parent);
     } catch (err) {
+      if (!(err instanceof SedfsError)) throw err;
+      // An unshare is replacing the keys here: as in `put`, the commit waits for it.
+      if (err.code === 'SEDFS_ERR_REKEY_PENDING') {
+        await afterRotation(async () => commitInto(await this.resolve(parent.path)));
+        return;
+      }
       // The folder's key was replaced by an unshare meanwhile: as in `put`, open it
       // afresh and commit again, once; the chunks stay as sent.
-      if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_VERSION_CONFLICT') throw err;
+      if (err.code !== 'SEDFS_ERR_VERSION_CONFLICT') throw err;
       await commitInto(await this.resolve(parent.path));
     }
   }

@@ -576,10 +576,13 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await outcome(() => unshare(a.fs, '/waiting', 'frank'));
     restore();
     const put = outcome(() => a.fs.put([Buffer.from('v2')], '/waiting/doc.txt'));
+    const many = outcome(() => a.fs.putMany('/waiting', [{ name: 'small.txt', data: Buffer.from('s') }]));
     await sleep(300);
     assert.equal((await finishRotations(a.fs)).length, 1);
     assert.equal(await put, 'ok');
+    assert.equal(await many, 'ok', 'small files put at once wait the same way');
     assert.equal(await text(a.fs, '/waiting/doc.txt'), 'v2');
+    assert.equal(await text(a.fs, '/waiting/small.txt'), 's');
   });
 
   test('an unshare run again after its key rotation was cut short finishes the rotation instead of saying there is no grant', async () => {
