@@ -59,6 +59,18 @@ async function text(fs: FileSystem, path: string): Promise<string> {
 }
 
 /** Resolves to 'ok', or to the error code the operation failed with. */
+/** An unshare whose client loses main right after the grant is revoked: no new key arrives. */
+async function unshareCutShort(a: Actor, path: string, user: string): Promise<string> {
+  const restore = watchCalls(a, (called) => {
+    if (called.endsWith('/rekey')) throw new Error('connection lost');
+  });
+  try {
+    return await outcome(() => unshare(a.fs, path, user));
+  } finally {
+    restore();
+  }
+}
+
 async function outcome(op: () => Promise<unknown>): Promise<string> {
   try {
     await op();
@@ -570,11 +582,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
   test('a put made while an unshare is replacing the keys waits for it, then lands under the new keys', async () => {
     const a = actors.alice as Actor;
     await sharedWithFrank('/waiting', { 'doc.txt': 'v1' }, 'write');
-    const restore = watchCalls(a, (path) => {
-      if (path.endsWith('/rekey')) throw new Error('connection lost');
-    });
-    await outcome(() => unshare(a.fs, '/waiting', 'frank'));
-    restore();
+    assert.equal(await unshareCutShort(a, '/waiting', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
     const put = outcome(() => a.fs.put([Buffer.from('v2')], '/waiting/doc.txt'));
     const many = outcome(() => a.fs.putMany('/waiting', [{ name: 'small.txt', data: Buffer.from('s') }]));
     await sleep(300);
@@ -588,11 +596,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
   test('an unshare run again after its key rotation was cut short finishes the rotation instead of saying there is no grant', async () => {
     const a = actors.alice as Actor;
     await sharedWithFrank('/again', { 'doc.txt': 'v1' }, 'write');
-    const restore = watchCalls(a, (path) => {
-      if (path.endsWith('/rekey')) throw new Error('connection lost');
-    });
-    assert.equal(await outcome(() => unshare(a.fs, '/again', 'frank')), 'SEDFS_ERR_REKEY_PENDING');
-    restore();
+    assert.equal(await unshareCutShort(a, '/again', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
     assert.ok((await unshare(a.fs, '/again', 'frank')).nodes > 0);
     assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
     await a.fs.put([Buffer.from('v2')], '/again/doc.txt');
