@@ -679,7 +679,17 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
           if (!answer) reject(err);
         });
         req.flushHeaders();
+        // The connection's handshake first: under load it can take longer than the round
+        // trips below, and a piece written before main saw the headers races its answer.
+        const connected = new Promise<void>((ok) =>
+          req.once('socket', (socket) => {
+            if ((socket as import('node:tls').TLSSocket).encrypted && socket.connecting)
+              socket.once('secureConnect', () => ok());
+            else ok();
+          }),
+        );
         void (async () => {
+          await connected;
           while (sent < total) {
             // Main has handled what it was sent before by the time it answers these, and
             // this side has had turns to read main's answer, if there is one.
