@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { createAgent } from '../../../src/common/http-client.js';
 import { sha256Hex } from '../../../src/crypto/hash.js';
 import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
@@ -22,6 +22,32 @@ const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
 const GRACE = 1000;
 const chunk = seededBytes(7, 96 * 1024);
 const chunkId = sha256Hex(chunk);
+
+/**
+ * A trimmer reading back through a real prover, with the grace period over: a copy
+ * noted as surplus is due at once.
+ */
+function trimmerOn(
+  store: SqliteStore,
+  registry: Registry,
+  log: Logger,
+  clock: { now: number },
+  opts: { wrongBytes?: (chunk: string, server: string) => void; readRate?: number } = {},
+): SurplusTrimmer {
+  const trimmer = new SurplusTrimmer(
+    store,
+    registry,
+    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
+    log,
+    () => clock.now,
+    GRACE,
+    () => {},
+    opts.wrongBytes,
+    opts.readRate,
+  );
+  clock.now += GRACE;
+  return trimmer;
+}
 
 /**
  * Three honest servers hold the chunk (R=3); a fourth, `liar`, claims it in a heartbeat
@@ -49,17 +75,9 @@ async function clusterWithAClaim(name: string, liarBody: Buffer | undefined) {
   assert.equal(store.findSurplus(registry.live(), clock.now), 1);
   const noted = store.db.prepare('SELECT server_id FROM surplus').pluck().get() as string;
   assert.ok(ids.includes(noted), 'the copy noted as surplus is an honest server’s');
-  const trimmer = new SurplusTrimmer(
-    store,
-    registry,
-    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
-    log,
-    () => clock.now,
-    GRACE,
-    () => {},
-    (chunk, server) => rechecks.push(`${chunk}/${server}`),
-  );
-  clock.now += GRACE;
+  const trimmer = trimmerOn(store, registry, log, clock, {
+    wrongBytes: (chunk, server) => rechecks.push(`${chunk}/${server}`),
+  });
   return {
     store,
     trimmer,
@@ -153,18 +171,7 @@ async function manySurplus(name: string, readRate?: number) {
   );
   assert.equal(store.findSurplus(registry.live(), clock.now), 40);
   const queued = () => store.pendingDeletions(ids, 100, Number.MAX_SAFE_INTEGER).length;
-  const trimmer = new SurplusTrimmer(
-    store,
-    registry,
-    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
-    log,
-    () => clock.now,
-    GRACE,
-    () => {},
-    undefined,
-    readRate,
-  );
-  clock.now += GRACE;
+  const trimmer = trimmerOn(store, registry, log, clock, { readRate });
   /** waits up to 5 s for `n` copies queued */
   const untilQueued = async (n: number) => {
     const deadline = Date.now() + 5000;
