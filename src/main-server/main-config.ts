@@ -55,7 +55,7 @@ export const MAIN_CONFIG = {
     default: 60,
     min: 0,
     env: 'SEDFS_AUDIT_INTERVAL',
-    help: 'seconds between audits, each reading back one random replica from every live file server (0 = none)',
+    help: 'seconds between audits, each reading back one replica (the next in turn) from every live file server (0 = none)',
   },
   surplusReadRate: {
     kind: 'number',

@@ -20,8 +20,9 @@ export interface AuditTally {
 }
 
 /**
- * Reads back, now and then, one replica main counts on each live server, chosen at
- * random. What main counts rests on servers' word: a receipt, a heartbeat, an
+ * Reads back, now and then, one replica main counts on each live server: from a random
+ * place in the id order, then each in turn, so every replica is read once in as many
+ * audits as the server holds. What main counts rests on servers' word: a receipt, a heartbeat, an
  * inventory. A server that lost a chunk without noticing, or one with a valid
  * certificate that lies (takes copies and drops them, claims chunks it never got), would
  * count toward a chunk's copies for ever, and repair would never restore them. Bytes that
@@ -37,6 +38,8 @@ export class StorageAuditor extends ReadBackTask {
   }
   /** when each server was last asked for its inventory after a failed audit */
   private readonly inventoried = new Map<string, number>();
+  /** where each server's next audit looks: just after the replica it audited last */
+  private readonly next = new Map<string, string>();
 
   constructor(
     private readonly store: MainStore,
@@ -67,8 +70,13 @@ export class StorageAuditor extends ReadBackTask {
   protected async pass(): Promise<void> {
     let lost = 0;
     await inParallel(this.registry.live(), CONCURRENCY, async (server) => {
-      const replica = this.store.replicaToAudit(server.id, this.randomId());
+      // From a random place once, then replica after replica in id order, wrapping round:
+      // a fresh random id each time picked a replica in proportion to the gap of ids
+      // before it, so one just after another was all but never read. `id + '0'` sorts
+      // right after `id`, before any longer one.
+      const replica = this.store.replicaToAudit(server.id, this.next.get(server.id) ?? this.randomId());
       if (!replica) return;
+      this.next.set(server.id, `${replica.chunkId}0`);
       const proof = await this.prover.prove(replica.chunkId, replica.size, server, this.stopping.signal);
       if (proof === 'unknown') return;
       const tally = this.tallies.get(server.id) ?? { passed: 0, failed: 0 };

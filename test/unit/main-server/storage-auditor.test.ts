@@ -109,3 +109,40 @@ test('the replica audited on a server is the first at or after a random id, wrap
     store.close();
   }
 });
+
+test('every replica on a server is audited once in as many audits as it holds, however close their ids', async () => {
+  const store = new SqliteStore(join(dir, 'cover.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 60_000, 600_000, 'http');
+  const chunks = [1, 2, 3, 4, 5].map((n) => seededBytes(40 + n, 1024));
+  const held = new Map(chunks.map((c) => [sha256Hex(c), c]));
+  const server = await fakeFileServer(held);
+  registerServers(store, [{ id: hex(1), url: server.url }], clock.now);
+  commitChunks(
+    store,
+    1,
+    [...held.keys()].map((id) => ({ id, size: 1024, servers: [hex(1)] })),
+  );
+  const auditor = new StorageAuditor(
+    store,
+    registry,
+    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
+    log,
+    () => clock.now,
+    () => {},
+    () => {},
+    undefined,
+    // The first pick starts just after the lowest id: a random start may fall anywhere.
+    () => `${[...held.keys()].sort()[0]}0`,
+  );
+  try {
+    for (let i = 0; i < held.size; i++) await auditor.runNow();
+    assert.deepEqual(server.asked.map((a) => a.split('/').pop()).sort(), [...held.keys()].sort());
+    assert.equal(auditor.tally(hex(1)).passed, held.size);
+  } finally {
+    await auditor.stop();
+    server.server.close();
+    store.close();
+  }
+});
