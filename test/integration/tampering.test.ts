@@ -7,7 +7,7 @@ import type { ClusterClient } from '../../src/client/cluster-client.js';
 import type { FileSystem } from '../../src/client/file-system.js';
 import type { SedfsError } from '../../src/protocol/errors.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
-import { TestCluster } from '../helpers/cluster.js';
+import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser } from '../helpers/users.js';
@@ -58,8 +58,10 @@ describe('tampering with stored data is caught', () => {
     const out = collector();
     await fs.get('/flip-one', out.sink);
     assert.deepEqual(out.bytes(), data);
-    const log = readFileSync(join(cluster.mainData, 'main.log'), 'utf8');
-    assert.match(log, /replica reported corrupt by a reader/);
+    // Main's log reaches its file a moment after the report is answered.
+    await waitFor('the reader’s report in main’s log', () =>
+      /replica reported corrupt by a reader/.test(readFileSync(join(cluster.mainData, 'main.log'), 'utf8')),
+    );
   });
 
   test('a flipped byte in every replica: the read fails with a clear error and returns no wrong bytes', async () => {
