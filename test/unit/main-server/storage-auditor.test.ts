@@ -11,6 +11,7 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import { StorageAuditor } from '../../../src/main-server/storage-auditor.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
+import type { ServerRecord } from '../../../src/main-server/store/store.js';
 import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
 import { fakeFileServer } from '../../helpers/fake-file-server.js';
 import { seededBytes } from '../../helpers/seeded.js';
@@ -19,6 +20,31 @@ const dir = mkdtempSync(join(tmpdir(), 'sedfs-auditor-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
+
+/** An auditor reading back through a real prover; `hooks` stand for repair, re-checks and inventories. */
+function auditorOn(
+  store: SqliteStore,
+  registry: Registry,
+  clock: { now: number },
+  hooks: {
+    lost?: () => void;
+    wrongBytes?: (chunkId: string, server: string) => void;
+    inventory?: (server: ServerRecord) => Promise<void>;
+    randomId?: () => string;
+  } = {},
+): StorageAuditor {
+  return new StorageAuditor(
+    store,
+    registry,
+    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
+    pino({ level: 'silent' }),
+    () => clock.now,
+    hooks.lost ?? (() => {}),
+    hooks.wrongBytes ?? (() => {}),
+    hooks.inventory,
+    hooks.randomId,
+  );
+}
 
 test('an audit reads back one replica per server: one there passes, one the server lacks leaves the map, wrong bytes are marked corrupt and re-checked, repair is asked to restore them, and the failing servers are asked for their inventory and get new copies last for an hour', async () => {
   const store = new SqliteStore(join(dir, 'audit.db'));
@@ -41,18 +67,13 @@ test('an audit reads back one replica per server: one there passes, one the serv
   const rechecks: string[] = [];
   const inventories: string[] = [];
   let repairs = 0;
-  const auditor = new StorageAuditor(
-    store,
-    registry,
-    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
-    log,
-    () => clock.now,
-    () => repairs++,
-    (chunkId, server) => rechecks.push(`${chunkId}/${server}`),
-    async (server) => {
+  const auditor = auditorOn(store, registry, clock, {
+    lost: () => repairs++,
+    wrongBytes: (chunkId, server) => rechecks.push(`${chunkId}/${server}`),
+    inventory: async (server) => {
       inventories.push(server.id);
     },
-  );
+  });
   try {
     await auditor.runNow();
     const [a, b, c, d] = servers.map((s) => auditor.tally(s.id));
@@ -124,18 +145,10 @@ test('every replica on a server is audited once in as many audits as it holds, h
     1,
     [...held.keys()].map((id) => ({ id, size: 1024, servers: [hex(1)] })),
   );
-  const auditor = new StorageAuditor(
-    store,
-    registry,
-    new ReplicaProver(ticketSigner(generateTicketKeyPem()), createAgent(), () => clock.now),
-    log,
-    () => clock.now,
-    () => {},
-    () => {},
-    undefined,
+  const auditor = auditorOn(store, registry, clock, {
     // The first pick starts just after the lowest id: a random start may fall anywhere.
-    () => `${[...held.keys()].sort()[0]}0`,
-  );
+    randomId: () => `${[...held.keys()].sort()[0]}0`,
+  });
   try {
     for (let i = 0; i < held.size; i++) await auditor.runNow();
     assert.deepEqual(server.asked.map((a) => a.split('/').pop()).sort(), [...held.keys()].sort());
