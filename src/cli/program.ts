@@ -1,5 +1,6 @@
 import { Command } from 'commander';
 import { registerAdminCommand } from './admin.js';
+import { registerBackupCommand } from './backup.js';
 import { registerCatCommand } from './cat.js';
 import { registerCheckCommand } from './check.js';
 import { registerDevCommand } from './dev.js';
@@ -89,6 +90,7 @@ Use it:                 sedfs signup alice --main http://HOST:7000
     registerMainCommand(program);
     registerFileServerCommand(program);
     registerDevCommand(program);
+    registerBackupCommand(program);
   }
   registerClientVerbs(program, env);
   opts.shell?.(program);

@@ -14,6 +14,8 @@ import type { MainStore, ServerRecord } from './store/store.js';
 
 /** Ids handed to the store per transaction. */
 const BATCH = 10_000;
+/** How soon a beat may ask a server for its inventory again (`pullUnlessUnderway`). */
+const ASK_AGAIN_MS = 60_000;
 /** Ids of missing and extra chunks named in the log, so one line stays readable. */
 const LOG_SAMPLE = 20;
 
@@ -29,6 +31,8 @@ export class Reconciler {
   private readonly task: SerialTask;
   /** One inventory per server at a time; a second waits for the first. */
   private readonly busy = new Map<string, Promise<unknown>>();
+  /** When main last asked each server for an inventory from a beat (`pullUnlessUnderway`). */
+  private readonly askedAt = new Map<string, number>();
 
   constructor(
     private readonly store: MainStore,
@@ -114,6 +118,19 @@ export class Reconciler {
   private async pass(): Promise<void> {
     const due = this.registry.live().filter((s) => this.now() - s.inventoryAt >= this.intervalMs);
     for (const server of due) await this.pullOrLog(server);
+  }
+
+  /**
+   * Asks for a server's inventory unless one is on its way, or was asked for this way
+   * within the last minute: a beat comes every few seconds, a million ids take longer
+   * to compare, and a server whose inventory cannot be read would otherwise be asked at
+   * every beat.
+   */
+  pullUnlessUnderway(server: ServerRecord): void {
+    const now = this.now();
+    if (this.busy.has(server.id) || now - (this.askedAt.get(server.id) ?? -Infinity) < ASK_AGAIN_MS) return;
+    this.askedAt.set(server.id, now);
+    void this.pullOrLog(server);
   }
 
   async pullOrLog(server: ServerRecord): Promise<void> {

@@ -18,11 +18,12 @@ export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): vo
       requireServer(ctx, req, req.params.id);
       const { added = [], removed = [], ...stats } = req.body;
       const server = req.params.id;
-      if (ctx.registry.heartbeat(server, stats)) {
-        // Back from a long silence: compare everything, its beats could not say what it missed.
-        const rec = ctx.store.getServer(server);
-        if (rec) void ctx.reconciler.pullOrLog(rec);
-      }
+      const returned = ctx.registry.heartbeat(server, stats);
+      const rec = ctx.store.getServer(server);
+      // Back from a long silence, or never compared (a main restored from a backup knows
+      // servers registered before its snapshot): compare everything, its beats can only
+      // say what changed since the last one.
+      if (rec && (returned || rec.inventoryAt === 0)) ctx.reconciler.pullUnlessUnderway(rec);
       const reply: HeartbeatResponse = { ok: true, removed: ctx.registry.removed() };
       if (added.length + removed.length === 0) return reply;
       const { adopted, dropped } = ctx.store.applyChanges(server, added, removed, Date.now());
