@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import { Writable } from 'node:stream';
 import { SedfsError } from '../protocol/errors.js';
+import { Interrupted } from './interrupt.js';
 
 /**
  * Asks on the terminal when there is one, as the original client did; a script with no
@@ -18,7 +19,15 @@ export async function askIfInteractive(question: string, howToSet: string, secre
   });
   const rl = createInterface({ input: process.stdin, output, terminal: true });
   try {
-    const asked = rl.question(question);
+    const asked = new Promise<string>((resolve, reject) => {
+      rl.question(question).then(resolve, reject);
+      // The terminal is in raw mode: Ctrl-C comes as a key, which readline would take as
+      // an error of its own (exit 1). It is an interrupt, ended as the signal ends one.
+      rl.once('SIGINT', () => {
+        process.stderr.write('\n');
+        reject(new Interrupted('SIGINT'));
+      });
+    });
     muted = secret;
     const answer = (await asked).trim();
     if (secret) process.stderr.write('\n');

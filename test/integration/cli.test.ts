@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  constants as fsConstants,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -10,6 +11,7 @@ import {
   readFileSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -213,6 +215,61 @@ describe('the sedfs CLI against a real cluster', () => {
         `nothing left after ${signal}; the get printed: ${proc.output()}`,
       );
     }
+  });
+
+  test('a put interrupted with Ctrl-C mid-transfer ends by the signal (status 130 in a shell) and commits nothing', async () => {
+    // A FIFO the test holds open: the put reads what came and waits for more, mid-upload.
+    const fifo = join(work, 'endless.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const proc = spawnSedfs(['put', fifo, '/endless.bin'], env);
+    // Opening a FIFO's writing end without blocking fails (ENXIO) until its reader has it open.
+    const writer = await waitFor(
+      'the put to open its source',
+      () => {
+        try {
+          return openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        } catch {
+          return undefined;
+        }
+      },
+      20_000,
+    );
+    try {
+      writeSync(writer, seededBytes(13, 4096));
+      proc.proc.kill('SIGINT');
+      await proc.exited;
+    } finally {
+      closeSync(writer);
+    }
+    assert.equal(
+      proc.proc.signalCode,
+      'SIGINT',
+      `it ends as Ctrl-C ends a command; it printed: ${proc.output()}`,
+    );
+    assert.doesNotMatch((await sedfs('ls', '/')).stdout, /endless/);
+  });
+
+  test('Ctrl-C at the passphrase prompt ends the command as Ctrl-C does (status 130), not as a failure (1)', async () => {
+    // The prompt needs a terminal: `script` runs sedfs on one and exits with its status
+    // (128 + the signal that ended it). Ctrl-C is typed into it as a key, as a user would.
+    const quoted = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
+    const line = [process.execPath, CLI, 'signup', 'zed', '--main', 'http://127.0.0.1:1']
+      .map(quoted)
+      .join(' ');
+    const { SEDFS_PASSPHRASE: _unset, ...withoutPassphrase } = { ...process.env, ...env };
+    const proc = spawn('script', ['-qfec', line, '/dev/null'], {
+      env: { ...withoutPassphrase, SEDFS_HOME: join(work, 'prompt-profile') },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let shown = '';
+    proc.stdout.on('data', (d: Buffer) => {
+      shown += d.toString();
+    });
+    const status = new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
+    await waitFor('the passphrase prompt', () => shown.includes('Passphrase: '), 20_000);
+    proc.stdin.write('\x03');
+    assert.equal(await status, 130, shown);
+    assert.doesNotMatch(shown, /sedfs: /, 'no error line: the user asked for it');
   });
 
   test('names with terminal control sequences are listed with them shown as ?, never sent raw', async () => {
