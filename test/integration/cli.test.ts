@@ -19,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { CLI, runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
+import { sedfsOnTerminal } from '../helpers/terminal.js';
 
 describe('the sedfs CLI against a real cluster', () => {
   let cluster: TestCluster;
@@ -250,25 +251,16 @@ describe('the sedfs CLI against a real cluster', () => {
   });
 
   test('Ctrl-C at the passphrase prompt ends the command as Ctrl-C does (status 130), not as a failure (1)', async () => {
-    // The prompt needs a terminal: `script` runs sedfs on one and exits with its status
-    // (128 + the signal that ended it). Ctrl-C is typed into it as a key, as a user would.
-    const quoted = (word: string) => `'${word.replace(/'/g, `'\\''`)}'`;
-    const line = [process.execPath, CLI, 'signup', 'zed', '--main', 'http://127.0.0.1:1']
-      .map(quoted)
-      .join(' ');
+    // The prompt needs a terminal. Ctrl-C is typed there as a key, as a user would.
     const { SEDFS_PASSPHRASE: _unset, ...withoutPassphrase } = { ...process.env, ...env };
-    const proc = spawn('script', ['-qfec', line, '/dev/null'], {
-      env: { ...withoutPassphrase, SEDFS_HOME: join(work, 'prompt-profile') },
-      stdio: ['pipe', 'pipe', 'pipe'],
+    const signup = sedfsOnTerminal(['signup', 'zed', '--main', 'http://127.0.0.1:1'], {
+      ...withoutPassphrase,
+      SEDFS_HOME: join(work, 'prompt-profile'),
     });
-    let shown = '';
-    proc.stdout.on('data', (d: Buffer) => {
-      shown += d.toString();
-    });
-    const status = new Promise<number | null>((res) => proc.on('close', (c) => res(c)));
-    await waitFor('the passphrase prompt', () => shown.includes('Passphrase: '), 20_000);
-    proc.stdin.write('\x03');
-    assert.equal(await status, 130, shown);
+    await waitFor('the passphrase prompt', () => signup.shown().includes('Passphrase: '), 20_000);
+    signup.type('\x03');
+    assert.equal(await signup.status, 130, signup.shown());
+    const shown = signup.shown();
     assert.doesNotMatch(shown, /sedfs: /, 'no error line: the user asked for it');
   });
 
