@@ -10,7 +10,8 @@ export interface Terminal {
   platform: NodeJS.Platform;
 }
 
-function thisTerminal(): Terminal {
+/** This process's terminal. */
+export function thisTerminal(): Terminal {
   return { isTTY: process.stdin.isTTY === true, env: process.env, platform: process.platform };
 }
 
