@@ -6,6 +6,7 @@ import { FILE_SERVER_CONFIG } from '../file-server/file-server-config.js';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
 import type { RunningMain } from '../main-server/main-server.js';
 import { fail, stopOnSignal } from './output.js';
+import { hintLines, setVariables } from './shell-hints.js';
 
 /**
  * A whole cluster on 127.0.0.1 in one process: main plus N file servers, each with its
@@ -79,17 +80,7 @@ export function registerDevCommand(program: Command): void {
           );
         }
         await Promise.all(servers.map((s) => s.joined));
-        if (!stopping.signal.aborted)
-          process.stdout.write(
-            [
-              `SEDFS dev cluster is up: main at ${main.url} with ${n} file servers (data in ${root}).`,
-              ...(main.caFingerprint ? [`Cluster CA fingerprint: ${main.caFingerprint}`] : []),
-              `In another terminal:  export SEDFS_MAIN=${main.url}${main.caFingerprint ? ` SEDFS_CA_FINGERPRINT=${main.caFingerprint}` : ''}`,
-              '                      sedfs signup YOURNAME   (signup is open on a dev cluster)',
-              'Press Ctrl-C to stop.',
-              '',
-            ].join('\n'),
-          );
+        if (!stopping.signal.aborted) process.stdout.write(`${devStartupLines(main, n, root).join('\n')}\n`);
         stopping.whenUp(closeAll);
       } catch (err) {
         // Whether the start failed or gave up because a stop was asked for, decided before
@@ -101,4 +92,25 @@ export function registerDevCommand(program: Command): void {
         else fail(err);
       }
     });
+}
+
+/** What `sedfs dev` prints once its cluster is up: how to point the user's shell at it. */
+export function devStartupLines(
+  main: Pick<RunningMain, 'url' | 'caFingerprint'>,
+  servers: number,
+  root: string,
+  platform: NodeJS.Platform = process.platform,
+): string[] {
+  const label = 'In another terminal:  ';
+  const vars: Record<string, string> = { SEDFS_MAIN: main.url };
+  if (main.caFingerprint) vars.SEDFS_CA_FINGERPRINT = main.caFingerprint;
+  return [
+    `SEDFS dev cluster is up: main at ${main.url} with ${servers} file servers (data in ${root}).`,
+    ...(main.caFingerprint ? [`Cluster CA fingerprint: ${main.caFingerprint}`] : []),
+    ...hintLines(label, setVariables(vars, platform)),
+    ...hintLines(' '.repeat(label.length), [
+      { shell: undefined, text: 'sedfs signup YOURNAME   (signup is open on a dev cluster)' },
+    ]),
+    'Press Ctrl-C to stop.',
+  ];
 }

@@ -3,6 +3,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { Command } from 'commander';
 import type { FileSystem } from '../client/file-system.js';
 import { isStorableName } from '../client/paths.js';
@@ -10,6 +11,7 @@ import { lock, unlock } from '../client/sharing.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
 import { ignoringCtrlC, onInterrupt } from './interrupt.js';
+import { isMintty, thisTerminal } from './prompt.js';
 import { readSmall } from './transfer.js';
 
 /**
@@ -57,7 +59,9 @@ export function registerEditCommand(program: Command, env: VerbEnv): void {
       `
 The file is locked, decrypted to a private temporary folder, opened with $VISUAL,
 $EDITOR (%EDITOR% on Windows) or vi/notepad, uploaded as a new version if it changed;
-then the temporary copy is deleted and the lock released.
+then the temporary copy is deleted and the lock released. An editor that returns at
+once without a change (one that hands the file to a window already open) is waited
+for on a terminal until you press Enter; elsewhere the copy is kept, and where it is said.
 
 Examples:
   sedfs edit /notes.txt
@@ -75,7 +79,8 @@ Examples:
         const heldBefore = existing ? (await lock(fs, existing.path, LEASE_S)).renewed : true;
         let renew: NodeJS.Timeout | undefined;
         let dir: string | undefined;
-        // The decrypted copy goes when sedfs does, unless it holds edits not yet uploaded.
+        // The decrypted copy goes when sedfs does, unless it holds (or an editor still
+        // open may yet save) edits not uploaded.
         let unsaved = false;
         let forget: () => void = () => undefined;
         // Everything after the lock is in here: whatever fails (a file too large to read,
@@ -110,6 +115,7 @@ Examples:
           });
           await writeFile(file, before, { mode: 0o600 });
           const { command, args, windowsVerbatimArguments } = editorLaunch(file);
+          const opened = Date.now();
           const code = await ignoringCtrlC(
             () =>
               new Promise<number | null>((resolve, reject) => {
@@ -120,7 +126,25 @@ Examples:
           );
           if (code !== 0)
             throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `the editor exited with ${code}; nothing uploaded`);
-          const after = await readFile(file);
+          let after = await readFile(file);
+          if (after.equals(before) && Date.now() - opened < QUICK_RETURN_MS) {
+            // An editor that hands the file to a window already open returns at once
+            // (`code` without --wait, Notepad++ without -multiInst): the user is still
+            // editing, and the copy must outlive this return.
+            const terminal = thisTerminal();
+            if (terminal.isTTY || isMintty(terminal)) {
+              process.stderr.write(
+                `sedfs: the editor returned at once, without a change. If it still has the file open, save it there, then press Enter here to upload it (Enter alone: no change). So that sedfs waits by itself, make the editor wait: ${WAITING_EDITORS}.\n`,
+              );
+              await enterPressed();
+              after = await readFile(file);
+            } else {
+              unsaved = true;
+              process.stderr.write(
+                `sedfs: warning: the editor returned at once, without a change, and may still have the file open: the copy is kept at ${file}. Once saved there, upload it with: sedfs put ${file} ${remote}, then delete it. So that sedfs waits by itself, make the editor wait: ${WAITING_EDITORS}.\n`,
+              );
+            }
+          }
           if (after.equals(before)) {
             env.out('no changes');
             return;
@@ -141,6 +165,26 @@ Examples:
         }
       }),
     );
+}
+
+/**
+ * Sooner than this, an editor that changed nothing was most likely not where the user
+ * edited: a person takes longer to open a file and quit. A fast one is asked about, never lost.
+ */
+const QUICK_RETURN_MS = 2000;
+const WAITING_EDITORS = 'EDITOR="code --wait", "subl --wait", "notepad++ -multiInst -nosession"';
+
+/** Resolves when a line (Enter) or the end of stdin comes; Ctrl-C stays a signal, as the terminal is left cooked. */
+async function enterPressed(): Promise<void> {
+  const rl = createInterface({ input: process.stdin, terminal: false });
+  try {
+    await new Promise<void>((resolve) => {
+      rl.once('line', () => resolve());
+      rl.once('close', () => resolve());
+    });
+  } finally {
+    rl.close();
+  }
 }
 
 /** Whether the copy on disk differs from what was written there (unreadable: nothing to keep). */

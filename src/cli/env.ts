@@ -5,6 +5,7 @@ import { defaultProfileDir, Profile, type Session } from '../client/profile.js';
 import { establishTrust } from '../client/trust.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
+import { endAsSignalsOnWindows, endInterrupted, Interrupted } from './interrupt.js';
 import { describeError, printable } from './output.js';
 import { askIfInteractive } from './prompt.js';
 
@@ -130,13 +131,17 @@ export class CliEnv implements VerbEnv {
   }
 
   async run(body: () => Promise<void>): Promise<void> {
+    const endsAsSignals = endAsSignalsOnWindows();
     try {
       await body();
       await this.close();
     } catch (err) {
+      if (err instanceof Interrupted) endInterrupted(err.signal);
       process.stderr.write(`sedfs: ${describeError(err)}\n`);
       process.exitCode = 1;
       await this.close().catch(() => undefined);
+    } finally {
+      endsAsSignals();
     }
   }
 

@@ -16,6 +16,23 @@ const SIGNALS: NodeJS.Signals[] =
 
 function onSignal(signal: NodeJS.Signals): void {
   if (signal === 'SIGINT' && ctrlCIgnored > 0) return;
+  endInterrupted(signal);
+}
+
+/**
+ * A command given up because the user interrupted it where no signal arrives: Ctrl-C at
+ * a prompt reaches readline as a key (the terminal is in raw mode). The one-shot CLI
+ * ends as the signal would have (endInterrupted); the shell just drops the command.
+ */
+export class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals = 'SIGINT') {
+    super('interrupted');
+    this.name = 'Interrupted';
+  }
+}
+
+/** Runs the pending clean-ups, then ends the process as `signal` would have. */
+export function endInterrupted(signal: NodeJS.Signals): void {
   for (const cleanup of cleanups) {
     try {
       cleanup();
@@ -26,12 +43,38 @@ function onSignal(signal: NodeJS.Signals): void {
   cleanups.clear();
   for (const s of SIGNALS) process.removeListener(s, onSignal);
   listening = false;
-  // Ended by the signal itself, so a shell sees 130 for Ctrl-C as with any command.
-  // Windows can send itself only SIGINT and SIGTERM (libuv refuses SIGHUP and SIGBREAK).
+  endAsSignal(signal);
+}
+
+/** The numbers shells add to 128; the same on Linux, macOS and Windows (SIGBREAK: Windows only). */
+const SIGNAL_NUMBERS: Partial<Record<NodeJS.Signals, number>> = {
+  SIGHUP: 1,
+  SIGINT: 2,
+  SIGTERM: 15,
+  SIGBREAK: 21,
+};
+
+/**
+ * Ends the process as `signal` ends a command, so that a shell sees 130 for Ctrl-C (143
+ * for SIGTERM, 149 for Ctrl-Break) and a script's loop stops. Elsewhere than Windows it
+ * is ended by the signal itself, which is what a shell looks for. Windows has no such
+ * ending: libuv "kills" a process, itself too, with TerminateProcess and status 1 (and
+ * refuses SIGHUP and SIGBREAK), so there it exits with the status itself.
+ */
+export function endAsSignal(
+  signal: NodeJS.Signals,
+  platform: NodeJS.Platform = process.platform,
+  proc: Pick<NodeJS.Process, 'pid' | 'kill' | 'exit'> = process,
+): void {
+  const status = 128 + (SIGNAL_NUMBERS[signal] ?? constants.signals[signal] ?? 1);
+  if (platform === 'win32') {
+    proc.exit(status);
+    return;
+  }
   try {
-    process.kill(process.pid, signal);
+    proc.kill(proc.pid, signal);
   } catch {
-    process.exit(128 + (constants.signals[signal] ?? 1));
+    proc.exit(status);
   }
 }
 
@@ -43,6 +86,17 @@ export function onInterrupt(cleanup: () => void): () => void {
   return () => {
     cleanups.delete(cleanup);
   };
+}
+
+/**
+ * Held while a command runs. On Windows, Ctrl-C or Ctrl-Break that no one listens for
+ * ends a process with Windows' own status (0xC000013A, shown as -1073741510 by cmd and
+ * PowerShell); listened for, the command ends as 130 or 149, as elsewhere. Elsewhere
+ * nothing is needed: unheard, the signal itself ends the process, at once even while
+ * the event loop is busy.
+ */
+export function endAsSignalsOnWindows(platform: NodeJS.Platform = process.platform): () => void {
+  return platform === 'win32' ? onInterrupt(() => undefined) : () => undefined;
 }
 
 /**

@@ -2,8 +2,10 @@ import { join } from 'node:path';
 import type { Command } from 'commander';
 import { holdYoungGeneration } from '../common/gc-tuning.js';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
+import type { RunningMain } from '../main-server/main-server.js';
 import { addConfigOptions, configFromCommand } from './options.js';
 import { fail, stopOnSignal } from './output.js';
+import { hintLines, startFileServer } from './shell-hints.js';
 
 export function registerMainCommand(program: Command): void {
   const cmd = program
@@ -28,19 +30,7 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
       const { startMain } = await import('../main-server/main-server.js');
       stopping = stopOnSignal();
       const main = await startMain(config);
-      const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];
-      if (main.caFingerprint) lines.push(`Cluster CA fingerprint (clients check it): ${main.caFingerprint}`);
-      else lines.push('WARNING: plain HTTP (--insecure-http): for debugging only, never on a real network');
-      lines.push(
-        main.joinTokenCreated
-          ? `Cluster join token (give it to file servers; also kept in ${join(config.data, 'join-token')}):\n  ${main.joinToken}`
-          : `Cluster join token: in ${join(config.data, 'join-token')}`,
-      );
-      lines.push(
-        main.joinString
-          ? `Start a file server: sedfs fileserver --join "$(cat ${join(config.data, 'join')})"`
-          : `Start a file server: sedfs fileserver --insecure-http --main ${main.url} --join-token <token>`,
-      );
+      const lines = startupLines(main, config.data);
       process.stdout.write(`${lines.join('\n')}\n`);
       stopping.whenUp(main.close);
     } catch (err) {
@@ -48,4 +38,26 @@ Settings come from flags first, then SEDFS_* environment variables, then the con
       else fail(err);
     }
   });
+}
+
+/** What main prints once it is up: where to reach it, and how to start a file server in the user's shell. */
+export function startupLines(
+  main: Pick<RunningMain, 'urls' | 'url' | 'caFingerprint' | 'joinToken' | 'joinTokenCreated' | 'joinString'>,
+  data: string,
+  platform: NodeJS.Platform = process.platform,
+): string[] {
+  const lines = [`SEDFS main server is up. Reach it at:`, ...main.urls.map((u) => `  ${u}`)];
+  if (main.caFingerprint) lines.push(`Cluster CA fingerprint (clients check it): ${main.caFingerprint}`);
+  else lines.push('WARNING: plain HTTP (--insecure-http): for debugging only, never on a real network');
+  lines.push(
+    main.joinTokenCreated
+      ? `Cluster join token (give it to file servers; also kept in ${join(data, 'join-token')}):\n  ${main.joinToken}`
+      : `Cluster join token: in ${join(data, 'join-token')}`,
+  );
+  lines.push(
+    ...(main.joinString
+      ? hintLines('Start a file server: ', startFileServer(join(data, 'join'), platform))
+      : [`Start a file server: sedfs fileserver --insecure-http --main ${main.url} --join-token <token>`]),
+  );
+  return lines;
 }

@@ -1,4 +1,5 @@
 import { SedfsError } from '../protocol/errors.js';
+import { endInterrupted, Interrupted } from './interrupt.js';
 
 /** Turns any failure into the one clear line on stderr that the CLI contract promises. */
 /** An error as one line: names in it cannot break it (see printableName). */
@@ -25,7 +26,9 @@ export function printableName(name: string): string {
 const UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const LINE_BREAKING = /[\t\n\u2028\u2029]/g;
 
+/** Ends the process for a failure: one line and status 1, or as its interrupt would have. */
 export function fail(err: unknown): never {
+  if (err instanceof Interrupted) endInterrupted(err.signal);
   process.stderr.write(`sedfs: ${describeError(err)}\n`);
   process.exit(1);
 }

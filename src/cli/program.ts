@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Command } from 'commander';
 import { registerAdminCommand } from './admin.js';
 import { registerBackupCommand } from './backup.js';
@@ -21,6 +22,7 @@ import { registerPutCommand } from './put.js';
 import { registerRmCommand } from './rm.js';
 import { registerServersCommand } from './servers.js';
 import { registerShareCommand } from './share.js';
+import { hintLines, startFileServer } from './shell-hints.js';
 import { registerSignupCommand } from './signup.js';
 import { registerTreeCommand } from './tree.js';
 import { registerUnshareCommand } from './unshare.js';
@@ -79,7 +81,7 @@ export function buildProgram(
       `
 Start a local cluster:  sedfs dev
 Run a cluster by hand:  sedfs main --port 7000
-                        sedfs fileserver --join "$(cat MAIN_DATA/join)"
+${hintLines(' '.repeat(24), startFileServer(join('MAIN_DATA', 'join'))).join('\n')}
 Use it:                 sedfs signup alice --main http://HOST:7000
                         sedfs put report.pdf && sedfs ls && sedfs get /report.pdf
                         sedfs shell`,

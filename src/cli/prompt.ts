@@ -1,13 +1,58 @@
 import { createInterface } from 'node:readline/promises';
 import { Writable } from 'node:stream';
 import { SedfsError } from '../protocol/errors.js';
+import { Interrupted } from './interrupt.js';
+
+/** Where sedfs runs, as far as asking goes: a parameter so that tests can be Git Bash on Windows. */
+export interface Terminal {
+  isTTY: boolean;
+  env: NodeJS.ProcessEnv;
+  platform: NodeJS.Platform;
+}
+
+/** This process's terminal. */
+export function thisTerminal(): Terminal {
+  return { isTTY: process.stdin.isTTY === true, env: process.env, platform: process.platform };
+}
+
+/**
+ * Whether stdin is a terminal that Node cannot use as one: mintty, the terminal of Git
+ * Bash, MSYS2 and Cygwin, hands Windows programs a pipe, not a console. Someone types
+ * there, but nothing typed can be hidden, so no secret may be asked for on it.
+ */
+export function isMintty({ isTTY, env, platform }: Terminal): boolean {
+  return (
+    platform === 'win32' &&
+    !isTTY &&
+    (env.TERM_PROGRAM === 'mintty' || (env.MSYSTEM !== undefined && env.TERM !== undefined))
+  );
+}
+
+/** Why nothing could be asked, and what to set instead. */
+function cannotAsk(howToSet: string, secret: boolean, terminal: Terminal): SedfsError {
+  if (!isMintty(terminal))
+    return new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet} (no terminal to ask on)`);
+  // bash's own `read -s` can hide what is typed in mintty, where sedfs cannot.
+  const hidden = secret
+    ? ` (unseen: read -rsp 'Passphrase: ' SEDFS_PASSPHRASE && export SEDFS_PASSPHRASE)`
+    : '';
+  return new SedfsError(
+    'SEDFS_ERR_CONFIG',
+    `missing setting: ${howToSet}. Git Bash's terminal (mintty) is not a console sedfs can ask on: set it before running sedfs${hidden}, or run sedfs in PowerShell, cmd or Windows Terminal`,
+  );
+}
 
 /**
  * Asks on the terminal when there is one, as the original client did; a script with no
  * terminal gets a clear error naming the flag or variable to set instead.
  */
-export async function askIfInteractive(question: string, howToSet: string, secret = false): Promise<string> {
-  if (!process.stdin.isTTY) throw new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet}`);
+export async function askIfInteractive(
+  question: string,
+  howToSet: string,
+  secret = false,
+  terminal: Terminal = thisTerminal(),
+): Promise<string> {
+  if (!terminal.isTTY) throw cannotAsk(howToSet, secret, terminal);
   // For secrets, the question is shown but what is typed is not echoed.
   let muted = false;
   const output = new Writable({
@@ -18,7 +63,15 @@ export async function askIfInteractive(question: string, howToSet: string, secre
   });
   const rl = createInterface({ input: process.stdin, output, terminal: true });
   try {
-    const asked = rl.question(question);
+    const asked = new Promise<string>((resolve, reject) => {
+      rl.question(question).then(resolve, reject);
+      // The terminal is in raw mode: Ctrl-C comes as a key, which readline would take as
+      // an error of its own (exit 1). It is an interrupt, ended as the signal ends one.
+      rl.once('SIGINT', () => {
+        process.stderr.write('\n');
+        reject(new Interrupted('SIGINT'));
+      });
+    });
     muted = secret;
     const answer = (await asked).trim();
     if (secret) process.stderr.write('\n');
@@ -43,7 +96,7 @@ export async function resolveMainUrl(flag: string | undefined): Promise<string> 
 export async function askPassphrase(confirm = false): Promise<string> {
   const fromEnv = process.env.SEDFS_PASSPHRASE;
   if (fromEnv) return fromEnv;
-  const how = 'SEDFS_PASSPHRASE (no terminal to ask on)';
+  const how = 'SEDFS_PASSPHRASE';
   const first = await askIfInteractive('Passphrase: ', how, true);
   if (confirm) {
     const again = await askIfInteractive('Passphrase again: ', how, true);

@@ -3,7 +3,7 @@ import { type Command, CommanderError } from 'commander';
 import { joinPath, splitPath } from '../client/paths.js';
 import { SedfsError } from '../protocol/errors.js';
 import { CliEnv } from './env.js';
-import { describeError, printable } from './output.js';
+import { describeError, fail, printable } from './output.js';
 import { buildProgram } from './program.js';
 
 /** A line cut into words, and how it ends: for running it, and for completing its last word. */
@@ -123,10 +123,7 @@ export function registerShellCommand(program: Command): void {
     .action(async (_opts: unknown, cmd: Command) => {
       const env = new ShellEnv();
       // As the original client did: ask for the main server when none is configured.
-      const main = await env.mainUrl(cmd).catch((err) => {
-        process.stderr.write(`sedfs: ${describeError(err)}\n`);
-        process.exit(1);
-      });
+      const main = await env.mainUrl(cmd).catch(fail);
       const profile = env.profile(cmd);
       const config = await profile.config();
       if (!config.main) await profile.saveConfig({ ...config, main });

@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { chmod, type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve, win32 } from 'node:path';
+import { promisify } from 'node:util';
 import { randomHexId } from '../crypto/hash.js';
 
 /**
@@ -150,15 +152,66 @@ export async function mkdirDurable(
   sync: (dir: string) => Promise<void> = syncDir,
   /** of the directories made (a secrets folder: 0o700) */
   mode?: number,
-): Promise<void> {
+): Promise<{ made: boolean }> {
   const first = await mkdir(dir, { recursive: true, ...(mode === undefined ? {} : { mode }) });
-  if (first === undefined) return;
+  if (first === undefined) return { made: false };
   const top = resolve(first);
   for (let made = resolve(dir); ; made = dirname(made)) {
     await sync(dirname(made));
-    if (made === top || dirname(made) === made) return;
+    if (made === top || dirname(made) === made) return { made: true };
   }
 }
+
+/** Runs a program without a shell (its arguments are never interpreted) and gives its output. */
+export type RunProgram = (file: string, args: string[]) => Promise<string>;
+
+const runProgram: RunProgram = async (file, args) =>
+  (await promisify(execFile)(file, args, { windowsHide: true, timeout: 60_000 })).stdout;
+
+/**
+ * Makes a server's data folder, durably (mkdirDurable). On Windows file modes mean
+ * nothing (the keys' 0600 included) and a new folder takes its parent's permissions:
+ * under `C:\` every signed-in user may write it, under `C:\ProgramData` read it, with
+ * the CA key, ticket key and join token in it. So a folder made here is restricted
+ * with icacls to this user, plus SYSTEM and Administrators, who can take any file
+ * anyway (leaving them out would only break backups). One that existed keeps the
+ * permissions someone gave it. A restriction that fails leaves the folder usable and
+ * is given back (`notRestricted`) for the caller's log, which lives in the folder.
+ */
+export async function makeDataFolder(
+  dir: string,
+  sync: (dir: string) => Promise<void> = syncDir,
+  platform: NodeJS.Platform = process.platform,
+  run: RunProgram = runProgram,
+): Promise<{ notRestricted?: Error }> {
+  const { made } = await mkdirDurable(dir, sync);
+  if (!made || platform !== 'win32') return {};
+  try {
+    await restrictToThisUser(dir, run);
+    return {};
+  } catch (err) {
+    return { notRestricted: err as Error };
+  }
+}
+
+/**
+ * Grants first, then stops inheriting: were it the other way round, a grant that failed
+ * would leave a folder no one may use. The user is named by SID (from whoami), which
+ * also names SYSTEM or a service's account, where %USERNAME% does not.
+ */
+async function restrictToThisUser(dir: string, run: RunProgram): Promise<void> {
+  // By full path: Windows looks for a program in the current folder before PATH.
+  const system32 = win32.join(process.env.SystemRoot || 'C:\\Windows', 'System32');
+  const whoami = await run(win32.join(system32, 'whoami.exe'), ['/user', '/fo', 'csv', '/nh']);
+  const sid = /"(S-1-[0-9-]+)"\s*$/.exec(whoami.trim())?.[1];
+  if (!sid) throw new Error(`whoami /user named no SID: ${whoami.trim()}`);
+  // (OI)(CI)F: full control, inherited by every file and folder made inside.
+  const grants = [sid, SYSTEM_SID, ADMINISTRATORS_SID].map((who) => `*${who}:(OI)(CI)F`);
+  await run(win32.join(system32, 'icacls.exe'), [dir, '/grant:r', ...grants]);
+  await run(win32.join(system32, 'icacls.exe'), [dir, '/inheritance:r']);
+}
+const SYSTEM_SID = 'S-1-5-18';
+const ADMINISTRATORS_SID = 'S-1-5-32-544';
 
 /** Reads a small secret or id file, or makes it (mode 0600) the first time. */
 export async function readOrCreate(

@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { ChunkReader } from '../common/chunk-reader.js';
-import { dataFolderSync, mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
+import { dataFolderSync, makeDataFolder, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { atMostOnceAMinute, createServerLogger, type Logger } from '../common/logger.js';
@@ -51,13 +51,18 @@ export async function startFileServer(
   const folder = dataFolderSync(deps.syncDir);
   const syncDirectory = folder.sync;
   // Durable from the start: the chunks and keys made in it are only as durable as its entry.
-  await mkdirDurable(config.data, syncDirectory);
+  const dataFolder = await makeDataFolder(config.data, syncDirectory);
   const { log, flush } = createServerLogger({
     file: join(config.data, 'fileserver.log'),
     name: 'fileserver',
     level: config.logLevel,
     console: deps.console ?? true,
   });
+  if (dataFolder.notRestricted)
+    log.warn(
+      { dir: config.data, reason: dataFolder.notRestricted.message },
+      'could not restrict the new data folder to this user with icacls: other users of this machine may read it; restrict it by hand (see docs/operations.md)',
+    );
   folder.tellTo((dir, code) =>
     log.warn(
       { dir, code },

@@ -1,6 +1,6 @@
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { dataFolderSync, mkdirDurable, readOrCreate, writeFileAtomic } from '../common/files.js';
+import { dataFolderSync, makeDataFolder, readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { atMostOnceAMinute, createServerLogger, type Logger } from '../common/logger.js';
@@ -56,13 +56,18 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
   const folder = dataFolderSync(deps.syncDir);
   const syncDirectory = folder.sync;
   // Durable from the start: the keys and state made in it are only as durable as its entry.
-  await mkdirDurable(config.data, syncDirectory);
+  const dataFolder = await makeDataFolder(config.data, syncDirectory);
   const { log, flush } = createServerLogger({
     file: join(config.data, 'main.log'),
     name: 'main',
     level: config.logLevel,
     console: deps.console ?? true,
   });
+  if (dataFolder.notRestricted)
+    log.warn(
+      { dir: config.data, reason: dataFolder.notRestricted.message },
+      'could not restrict the new data folder to this user with icacls: other users of this machine may read it; restrict it by hand (see docs/operations.md)',
+    );
   folder.tellTo((dir, code) =>
     log.warn(
       { dir, code },

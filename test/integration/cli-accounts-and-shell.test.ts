@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { me } from '../../src/client/account.js';
 import type { InviteResponse } from '../../src/protocol/account-api.js';
 import { CLI, runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+import { sedfsOnTerminal } from '../helpers/terminal.js';
 
 describe('accounts, invites, edit, folders and the shell through the real CLI', () => {
   let cluster: TestCluster;
@@ -88,17 +89,59 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal((await runSedfs(['ls'], as('bob'))).code, 0);
   });
 
-  test('edit uploads what the editor changed, and nothing when it changed nothing', async () => {
+  test('edit uploads what the editor changed, and nothing when the editor fails', async () => {
     assert.equal((await runSedfs(['write', '/e.txt', 'hello world'], as('bob'))).code, 0);
     // The editor is run without a shell: these words are its argv.
     const edited = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'sed -i s/world/there/' }));
     assert.equal(edited.code, 0, edited.stderr);
     assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
-    const untouched = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'true' }));
-    assert.match(untouched.stdout, /no changes/);
     const failed = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'false' }));
     assert.notEqual(failed.code, 0);
     assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
+  });
+
+  test('an editor that returns at once without a change (code without --wait) leaves the copy kept, with how to upload it', async () => {
+    assert.equal((await runSedfs(['write', '/quick.txt', 'as it was'], as('bob'))).code, 0);
+    // `true` returns at once, as `code` does once it has handed the file to its window.
+    const res = await runSedfs(['edit', '/quick.txt'], as('bob', { EDITOR: 'true' }));
+    assert.equal(res.code, 0, res.stderr);
+    assert.match(res.stdout, /^no changes\n$/);
+    const kept =
+      /the copy is kept at (\S+)\. Once saved there, upload it with: sedfs put \1 \/quick\.txt, then delete it\./.exec(
+        res.stderr,
+      )?.[1];
+    assert.ok(kept, res.stderr);
+    try {
+      assert.match(res.stderr, /make the editor wait: EDITOR="code --wait"/);
+      // Saved later in the editor's window, then put back as the warning says.
+      writeFileSync(kept, 'saved in the window');
+      assert.equal((await runSedfs(['put', kept, '/quick.txt'], as('bob'))).code, 0);
+      assert.equal((await runSedfs(['cat', '/quick.txt'], as('bob'))).stdout, 'saved in the window');
+    } finally {
+      rmSync(dirname(kept), { recursive: true, force: true });
+    }
+  });
+
+  test('on a terminal, an editor that returned at once is waited for: Enter uploads what it saved since, Enter alone changes nothing', async () => {
+    assert.equal((await runSedfs(['write', '/waited.txt', 'as it was'], as('bob'))).code, 0);
+    const marks = mkdtempSync(join(work, 'quick-'));
+    // Returns at once, leaving word of where the copy is, as a GUI editor's window would know.
+    const editor = join(marks, 'editor.sh');
+    writeFileSync(editor, `printf '%s' "$1" > "${marks}/at"\n`);
+    for (const saves of [true, false]) {
+      const edit = sedfsOnTerminal(['edit', '/waited.txt'], {
+        ...process.env,
+        ...as('bob', { EDITOR: `sh ${editor}` }),
+      });
+      await waitFor('the question', () => edit.shown().includes('press Enter here'), 20_000);
+      const copy = readFileSync(join(marks, 'at'), 'utf8');
+      if (saves) writeFileSync(copy, 'saved in the window');
+      edit.type('\r');
+      assert.equal(await edit.status, 0, edit.shown());
+      assert.match(edit.shown(), saves ? /saved 19 bytes/ : /no changes/);
+      assert.equal(existsSync(copy), false, 'the copy goes once the edit is done');
+    }
+    assert.equal((await runSedfs(['cat', '/waited.txt'], as('bob'))).stdout, 'saved in the window');
   });
 
   test('an edit whose upload fails keeps the edited copy and says where it is', async () => {

@@ -1,8 +1,9 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import {
   closeSync,
   existsSync,
+  constants as fsConstants,
   mkdirSync,
   mkdtempSync,
   openSync,
@@ -10,6 +11,7 @@ import {
   readFileSync,
   rmSync,
   writeFileSync,
+  writeSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +19,7 @@ import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { CLI, runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
+import { sedfsOnTerminal } from '../helpers/terminal.js';
 
 describe('the sedfs CLI against a real cluster', () => {
   let cluster: TestCluster;
@@ -213,6 +216,52 @@ describe('the sedfs CLI against a real cluster', () => {
         `nothing left after ${signal}; the get printed: ${proc.output()}`,
       );
     }
+  });
+
+  test('a put interrupted with Ctrl-C mid-transfer ends by the signal (status 130 in a shell) and commits nothing', async () => {
+    // A FIFO the test holds open: the put reads what came and waits for more, mid-upload.
+    const fifo = join(work, 'endless.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const proc = spawnSedfs(['put', fifo, '/endless.bin'], env);
+    // Opening a FIFO's writing end without blocking fails (ENXIO) until its reader has it open.
+    const writer = await waitFor(
+      'the put to open its source',
+      () => {
+        try {
+          return openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK);
+        } catch {
+          return undefined;
+        }
+      },
+      20_000,
+    );
+    try {
+      writeSync(writer, seededBytes(13, 4096));
+      proc.proc.kill('SIGINT');
+      await proc.exited;
+    } finally {
+      closeSync(writer);
+    }
+    assert.equal(
+      proc.proc.signalCode,
+      'SIGINT',
+      `it ends as Ctrl-C ends a command; it printed: ${proc.output()}`,
+    );
+    assert.doesNotMatch((await sedfs('ls', '/')).stdout, /endless/);
+  });
+
+  test('Ctrl-C at the passphrase prompt ends the command as Ctrl-C does (status 130), not as a failure (1)', async () => {
+    // The prompt needs a terminal. Ctrl-C is typed there as a key, as a user would.
+    const { SEDFS_PASSPHRASE: _unset, ...withoutPassphrase } = { ...process.env, ...env };
+    const signup = sedfsOnTerminal(['signup', 'zed', '--main', 'http://127.0.0.1:1'], {
+      ...withoutPassphrase,
+      SEDFS_HOME: join(work, 'prompt-profile'),
+    });
+    await waitFor('the passphrase prompt', () => signup.shown().includes('Passphrase: '), 20_000);
+    signup.type('\x03');
+    assert.equal(await signup.status, 130, signup.shown());
+    const shown = signup.shown();
+    assert.doesNotMatch(shown, /sedfs: /, 'no error line: the user asked for it');
   });
 
   test('names with terminal control sequences are listed with them shown as ?, never sent raw', async () => {

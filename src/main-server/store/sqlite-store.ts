@@ -128,12 +128,19 @@ export class SqliteStore implements MainStore {
   /** Inventories being compared, by server. */
   private readonly scans = new Map<string, InventoryScan>();
 
-  constructor(path: string) {
+  /** `platform` is a parameter so that tests can open the database as on macOS. */
+  constructor(path: string, platform: NodeJS.Platform = process.platform) {
     this.db = new Database(path);
     cacheStatements(this.db);
     this.db.pragma('journal_mode = WAL');
     // FULL: a commit that returned survives power loss, not only a process crash.
     this.db.pragma('synchronous = FULL');
+    if (platform === 'darwin') {
+      // On macOS fsync() only hands the data to the drive, whose cache a power cut can
+      // lose; only F_FULLFSYNC reaches the platter or flash, for commits and checkpoints.
+      this.db.pragma('fullfsync = ON');
+      this.db.pragma('checkpoint_fullfsync = ON');
+    }
     this.db.pragma('foreign_keys = ON');
     this.db.pragma('busy_timeout = 5000');
     migrate(this.db);

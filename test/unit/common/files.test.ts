@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import {
   fileSource,
   isGone,
+  makeDataFolder,
   mkdirDurable,
   renameReplacing,
   syncDirWhereSupported,
@@ -159,6 +160,69 @@ test('writeFileAtomic makes the folders it creates for the file durable too, the
       synced.push(d);
     });
     assert.deepEqual(synced, [join(root, 'a', 'b')], 'folders that exist are not synced again');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('on Windows a new data folder is restricted with icacls to this user (by SID), SYSTEM and Administrators, granting before inheritance goes', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-data-acl-'));
+  const noSync = async () => undefined;
+  try {
+    const ran: string[][] = [];
+    const run = async (file: string, args: string[]) => {
+      ran.push([file, ...args]);
+      return file.endsWith('whoami.exe') ? '"pc\\bob","S-1-5-21-1-2-3-1001"\r\n' : '';
+    };
+    const dir = join(root, 'main');
+    assert.deepEqual(await makeDataFolder(dir, noSync, 'win32', run), {});
+    assert.deepEqual(ran, [
+      ['C:\\Windows\\System32\\whoami.exe', '/user', '/fo', 'csv', '/nh'],
+      [
+        'C:\\Windows\\System32\\icacls.exe',
+        dir,
+        '/grant:r',
+        '*S-1-5-21-1-2-3-1001:(OI)(CI)F',
+        '*S-1-5-18:(OI)(CI)F',
+        '*S-1-5-32-544:(OI)(CI)F',
+      ],
+      ['C:\\Windows\\System32\\icacls.exe', dir, '/inheritance:r'],
+    ]);
+    ran.length = 0;
+    await makeDataFolder(dir, noSync, 'win32', run);
+    assert.deepEqual(ran, [], 'a folder that existed keeps the permissions someone gave it');
+    await makeDataFolder(join(root, 'elsewhere'), noSync, 'linux', run);
+    assert.deepEqual(ran, [], 'elsewhere file modes do this');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a data folder icacls could not restrict is still made and usable, and the failure is given back for the log', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-data-acl-'));
+  try {
+    const ran: string[] = [];
+    const failing = async (file: string) => {
+      ran.push(file);
+      if (file.endsWith('icacls.exe')) throw new Error('icacls: Access is denied.');
+      return '"pc\\bob","S-1-5-21-1-2-3-1001"';
+    };
+    const dir = join(root, 'fs1');
+    const { notRestricted } = await makeDataFolder(dir, async () => undefined, 'win32', failing);
+    assert.match(notRestricted?.message ?? '', /Access is denied/);
+    assert.equal(
+      ran.filter((f) => f.endsWith('icacls.exe')).length,
+      1,
+      'inheritance is not removed after a failed grant',
+    );
+    writeFileSync(join(dir, 'server-id'), 'x');
+    const { notRestricted: noSid } = await makeDataFolder(
+      join(root, 'fs2'),
+      async () => undefined,
+      'win32',
+      async () => 'INFO: no',
+    );
+    assert.match(noSid?.message ?? '', /named no SID/);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -43,6 +43,16 @@ describe('SqliteStore', () => {
     b.close();
   });
 
+  test('on macOS commits and checkpoints are synced with F_FULLFSYNC, which survives a power cut; elsewhere not asked for', () => {
+    const mac = new SqliteStore(join(dir, 'darwin.db'), 'darwin');
+    assert.equal(mac.db.pragma('fullfsync', { simple: true }), 1);
+    assert.equal(mac.db.pragma('checkpoint_fullfsync', { simple: true }), 1);
+    mac.close();
+    const linux = new SqliteStore(join(dir, 'linux.db'), 'linux');
+    assert.equal(linux.db.pragma('fullfsync', { simple: true }), 0);
+    linux.close();
+  });
+
   test('a server keeps its receipt key when it registers again', () => {
     store.registerServer(server(hex(1)), 'first-key');
     const again = store.registerServer({ ...server(hex(1)), url: 'http://moved' }, 'second-key');
