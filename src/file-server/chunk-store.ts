@@ -187,6 +187,19 @@ export class ChunkStore {
   }
 
   /**
+   * `ensureRoom` for those of `chunks` this server does not hold. One it holds takes no
+   * more room when it comes again (a put retried, a repair copy ordered from a map that
+   * did not know of it): its new copy replaces the old one or is dropped, and the
+   * temporary file meanwhile is what the reserve is for. Refused, a put of it would fail
+   * on a server that has it, and a repair copy would be ordered there again and again.
+   */
+  async ensureRoomFor(chunks: { id: string; size: number }[]): Promise<void> {
+    let bytes = 0;
+    for (const c of chunks) if (!(await this.has(c.id))) bytes += c.size;
+    if (bytes > 0) await this.ensureRoom(bytes);
+  }
+
+  /**
    * What a failed write throws: a full disk (ENOSPC, EDQUOT) as SEDFS_ERR_NO_SPACE, told
    * to `onNoSpace`; anything else as it was.
    */
@@ -214,9 +227,11 @@ export class ChunkStore {
    * held here, so they are hashed, and (see `commit`) a copy stored meanwhile is kept.
    */
   async beginWrite(id: string, size: number, opts: { verifiedUpstream?: boolean } = {}): Promise<ChunkWrite> {
-    const trustUpstream = opts.verifiedUpstream === true && !(await this.has(id));
+    const held = await this.has(id);
+    const trustUpstream = opts.verifiedUpstream === true && !held;
     const final = this.pathOf(id);
-    await this.ensureRoom(size);
+    // One held here already takes no more room (see ensureRoomFor).
+    if (!held) await this.ensureRoom(size);
     const tmp = join(this.tmpDir, `${id}.${randomHexId(6)}.part`);
     // Small chunks go through the page cache: one write, no padding to cut back.
     const direct = this.direct !== undefined && size >= DIRECT_FROM_BYTES;

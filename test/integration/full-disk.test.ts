@@ -291,6 +291,63 @@ describe('a full file server in a chain', { skip: tmpfsUnavailable() }, () => {
   });
 });
 
+describe('a file server at its reserve, sent chunks it holds already', { skip: tmpfsUnavailable() }, () => {
+  let cluster: TestCluster;
+  let disks: SmallDisk[] = [];
+  let stop: () => Promise<void>;
+  const FULL = 2;
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const large = Array.from({ length: 8 }, (_, i) => seededBytes(300 + i, 300 * 1024));
+  const small = Array.from({ length: 24 }, (_, i) => seededBytes(400 + i, 100 * 1024));
+
+  before(async () => {
+    const cl = await clusterOnSmallDisks(3, [16, 16, 16]);
+    ({ cluster, stop } = cl);
+    disks = cl.disks as SmallDisk[];
+    // Stored as they are (no sealing), so the same bytes are the same chunks again.
+    const client = await cluster.client();
+    await storeBlob(client, large, { chunkBytes: 300 * 1024, replicas: 3 });
+    await storeBlob(client, small, { chunkBytes: 100 * 1024, replicas: 3 });
+    for (const c of [...large, ...small]) assert.ok(existsSync(cluster.chunkPath(FULL, sha(c))));
+    // Room above the reserve for no chunk of 100 KiB.
+    fill((disks[FULL] as SmallDisk).dir, 2 * MiB + 64 * 1024);
+  });
+  after(() => stop?.());
+
+  test('takes them again, alone and in batches, wherever it sits in the chain: every copy has its receipt', async () => {
+    const client = await cluster.client();
+    // Main has not heard it is full (it refused nothing): it still places there.
+    const stored = await storeBlob(client, large, { chunkBytes: 300 * 1024, replicas: 3 });
+    assert.equal(stored.underReplicated, 0);
+    const { uploadId } = await client.beginUpload(3);
+    const { batches = [] } = await client.place(
+      uploadId,
+      small.map((c) => ({ id: sha(c), size: c.length })),
+    );
+    assert.ok(batches.length > 0, 'some chunks went in batches');
+    const bodyOf = new Map(small.map((c) => [sha(c), c]));
+    for (const b of batches) {
+      const res = await request(`${b.servers[0]?.url}/v1/chunks`, {
+        dispatcher: client.agent,
+        method: 'PUT',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'x-sedfs-ticket': b.ticket,
+          [SIZES_HEADER]: b.chunks.map((id) => bodyOf.get(id)?.length).join(','),
+        },
+        body: Buffer.concat(b.chunks.map((id) => bodyOf.get(id) as Buffer)),
+      });
+      const json = (await res.body.json()) as PutBatchResponse;
+      assert.equal(res.statusCode, 200, JSON.stringify(json));
+      for (const r of json.results) {
+        assert.deepEqual(r.failed, []);
+        assert.equal(r.receipts.length, 3);
+      }
+    }
+    assert.deepEqual(readdirSync(join((disks[FULL] as SmallDisk).dir, 'tmp')), []);
+  });
+});
+
 describe('sedfs put to a cluster whose every file server is full', { skip: tmpfsUnavailable() }, () => {
   let cluster: TestCluster;
   let disks: SmallDisk[] = [];

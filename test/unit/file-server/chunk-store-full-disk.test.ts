@@ -146,3 +146,39 @@ describe('a chunk store with a free-space reserve', { skip: tmpfsUnavailable() }
     assert.ok(freeBytes < 1.5 * MiB && freeBytes >= 0, `freeBytes ${freeBytes}`);
   });
 });
+
+describe('a chunk store at its reserve', { skip: tmpfsUnavailable() }, () => {
+  let disk: SmallDisk;
+  before(() => {
+    disk = tmpfsDisk(8);
+  });
+  after(() => disk?.unmount());
+
+  test('takes again a chunk it holds (a put or repair copy of it needs no room), and counts only the chunks it does not hold', async () => {
+    const store = new ChunkStore(join(disk.dir, 'fs'), 4 * MiB, {}, undefined, {
+      reserveBytes: 6.5 * MiB,
+    });
+    await store.init();
+    const held = seededBytes(3, MiB);
+    const small = [seededBytes(4, 100 * 1024), seededBytes(5, 100 * 1024)];
+    await put(store, held);
+    const pack = store.beginPack(
+      small.map(sha),
+      small.map((c) => c.length),
+    );
+    for (const c of small) pack.append(c);
+    await pack.commit();
+    // ~6.8 MiB free: less than a MiB above the reserve.
+    const fresh = seededBytes(6, MiB);
+    await assert.rejects(store.beginWrite(sha(fresh), fresh.length), isNoSpace);
+    await assert.rejects(store.ensureRoomFor([{ id: sha(fresh), size: fresh.length }]), isNoSpace);
+    assert.equal(await put(store, held), sha(held));
+    assert.deepEqual(await read(store, sha(held)), held);
+    await store.ensureRoomFor([...small, held].map((c) => ({ id: sha(c), size: c.length })));
+    await assert.rejects(
+      store.ensureRoomFor([small[0] as Buffer, fresh].map((c) => ({ id: sha(c), size: c.length }))),
+      isNoSpace,
+    );
+    assert.equal((await store.stats()).chunkCount, 3);
+  });
+});
