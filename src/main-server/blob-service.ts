@@ -16,7 +16,7 @@ import type {
   ServerRef,
 } from '../protocol/main-api.js';
 import { MANIFEST_PAGE } from '../protocol/namespace-api.js';
-import { chooseTrustedFirst, clusterFull, withRoomFor } from './placement.js';
+import { allBarred, chooseTrustedFirst, clusterFull, notBarred, withRoomFor } from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
 
@@ -92,9 +92,11 @@ export class BlobService {
     // Servers without room for a chunk are not chosen; what this request places counts
     // against each server's reported space, so one nearly full is not given many at once.
     let fewest = live.length;
+    const barred = this.store.barredFrom(req.chunks.map((c) => c.id));
     const placements = req.chunks.map((c) => {
-      const room = withRoomFor(live, c.size);
-      if (room.length === 0) throw clusterFull(c.size);
+      const room = withRoomFor(notBarred(live, barred.get(c.id)), c.size);
+      if (room.length === 0)
+        throw withRoomFor(live, c.size).length > 0 ? allBarred(c.id) : clusterFull(c.size);
       fewest = Math.min(fewest, room.length);
       const servers = chooseTrustedFirst(room, upload.replicas, this.random, (id) =>
         this.registry.trusted(id),

@@ -292,9 +292,9 @@ export class Repairer {
       const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
       // Not to a server with a delete order queued for the chunk: the order, perhaps on
       // its way, would delete the new copy.
-      const deleting = this.store.deletionsQueued(chunk.id);
+      const barred = this.store.barredFrom([chunk.id]).get(chunk.id) ?? { corrupt: [], deleting: [] };
       const elsewhere = live.filter(
-        (s) => !chunk.holders.includes(s.id) && !others.includes(s.id) && !deleting.includes(s.id),
+        (s) => !chunk.holders.includes(s.id) && !others.includes(s.id) && !barred.deleting.includes(s.id),
       );
       // Only servers with room: a full one would refuse the copy, pass after pass.
       const candidates = withRoomFor(
@@ -302,8 +302,14 @@ export class Repairer {
         chunk.size,
       );
       if (candidates.length === 0 && elsewhere.length > 0) noRoom += 1;
-      const targets = chooseTrustedFirst(candidates, chunk.wanted - chunk.holders.length, Math.random, (id) =>
-        this.registry.trusted(id),
+      // A server whose copy main holds corrupt gets one only when the others cannot make up
+      // the count: its disk may rot copies, but in a cluster of R servers it is the only
+      // place left (a repair copy replaces the bad file there and counts as good again).
+      const targets = chooseTrustedFirst(
+        candidates,
+        chunk.wanted - chunk.holders.length,
+        Math.random,
+        (id) => this.registry.trusted(id) && !barred.corrupt.includes(id),
       );
       for (const target of targets) {
         planned.set(target.id, (planned.get(target.id) ?? 0) + chunk.size);
