@@ -501,3 +501,31 @@ test('repair copies a chunk to a server whose copy of it main holds corrupt only
     store.close();
   }
 });
+
+test('copies made while main cannot record them (its disk full) are kept and recorded once it can, and never made again meanwhile', async () => {
+  const { store, clock, registry, source, sink, close } = await sourceToSink('unrecorded');
+  const lines: { msg: string; level: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const chunk = hex(1, 64);
+  commitChunks(store, 2, [{ id: chunk, size: 1, servers: [source] }]);
+  let full = true;
+  const addReplicas = store.addReplicas.bind(store);
+  store.addReplicas = (replicas, now) => {
+    if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    addReplicas(replicas, now);
+  };
+  const repairer = repairerFor(store, registry, log, clock);
+  try {
+    await repairer.drain(4);
+    assert.equal(repairer.progress.chunks, 1, 'copied once');
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk), [source], 'not recorded yet');
+    assert.equal(lines.filter((l) => /could not record restored replicas/.test(l.msg)).length, 1);
+    full = false;
+    await repairer.drain(4);
+    assert.equal(repairer.progress.chunks, 1, 'still copied once');
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk)?.sort(), [source, sink].sort());
+  } finally {
+    await repairer.stop();
+    close();
+  }
+});
