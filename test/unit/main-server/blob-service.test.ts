@@ -219,3 +219,32 @@ test('placement skips the servers holding a corrupt copy of a chunk or a delete 
   });
   store.close();
 });
+
+test('a placement that leaves servers out (those that refused a chunk for space, or hold it) places as many copies as asked, at most the upload wants, on none of them; none left is out of space', () => {
+  const servers = [hex(1), hex(2), hex(3), hex(4), hex(5)];
+  const { store, blobs } = serviceWith('exclude', servers, 3);
+  const { uploadId } = blobs.begin(3, 'bob');
+  const chunk = hex(9, 64);
+  const exclude = servers.slice(0, 3);
+  for (let i = 0; i < 20; i++) {
+    const [one] = blobs.place(
+      uploadId,
+      { chunks: [{ id: chunk, size: 10, exclude, replicas: 1 }] },
+      'bob',
+    ).placements;
+    assert.equal(one?.servers.length, 1);
+    assert.ok(!exclude.includes(one?.servers[0]?.id as string));
+  }
+  const many = blobs.place(
+    uploadId,
+    { chunks: [{ id: chunk, size: 10, exclude: [hex(1)], replicas: 9 }] },
+    'bob',
+  );
+  assert.equal(many.placements[0]?.servers.length, 3, 'no more than the upload wants');
+  assert.ok(!many.placements[0]?.servers.some((s) => s.id === hex(1)));
+  assert.equal(many.warning, undefined);
+  assert.throws(() => blobs.place(uploadId, { chunks: [{ id: chunk, size: 10, exclude: servers }] }, 'bob'), {
+    code: 'SEDFS_ERR_NO_SPACE',
+  });
+  store.close();
+});
