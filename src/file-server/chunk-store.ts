@@ -1,5 +1,4 @@
-import type { StatsFs } from 'node:fs';
-import { type Dirent, existsSync } from 'node:fs';
+import { type Dirent, existsSync, type StatsFs } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
