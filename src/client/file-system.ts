@@ -404,7 +404,7 @@ export class FileSystem {
         this.client,
         placements[i] as Placement,
         (sealed[i] as (typeof sealed)[0]).bytes,
-        answer,
+        { uploadId: upload.uploadId, sent: answer },
       );
     };
     await inParallel(batches ?? [], 4, async (batch) => {

@@ -104,7 +104,9 @@ export async function storeChunks(
           let receipts: StoredReceipt[];
           try {
             if (failure) return;
-            receipts = await sendChunk(client, await placer.placementOf(chunk.index), stored);
+            receipts = await sendChunk(client, await placer.placementOf(chunk.index), stored, {
+              uploadId: upload.uploadId,
+            });
           } finally {
             sending.release();
           }
@@ -144,14 +146,72 @@ export async function storeBlob(
 /**
  * Sends one chunk down its placement chain. When the chain breaks, the servers it
  * never reached are tried directly, each as the head of what is left of the chain.
+ * Servers that refused it for space (they filled up since they last told main) are
+ * made up for, once: main is asked for as many others, none of the chain, and they
+ * are sent the chunk the same way. Without one, the chunk has fewer copies (or, with
+ * none at all, the put fails as out of space) and repair restores the count later.
  */
 export async function sendChunk(
   client: ClusterClient,
   placement: Placement,
   bytes: Buffer,
-  /** the head's answer when the chunk already went down the chain in a batch */
-  sent?: PutChunkResponse,
+  opts: {
+    /** the upload, whose placements make up for servers that refused the chunk */
+    uploadId?: string;
+    /** the head's answer when the chunk already went down the chain in a batch */
+    sent?: PutChunkResponse;
+  } = {},
 ): Promise<StoredReceipt[]> {
+  const { receipts, failures } = await sendDownChain(client, placement, bytes, opts.sent);
+  const refused = failures.filter((f) => f.code === 'SEDFS_ERR_NO_SPACE').length;
+  if (refused > 0 && opts.uploadId !== undefined) {
+    const others = await client
+      .place(opts.uploadId, [
+        {
+          id: placement.chunk,
+          size: bytes.length,
+          exclude: placement.servers.map((s) => s.id),
+          replicas: refused,
+        },
+      ])
+      .then(
+        (res) => res.placements[0],
+        // None with room (or main unreachable): the copies made are what there is.
+        () => undefined,
+      );
+    if (others?.chunk === placement.chunk) {
+      const more = await sendDownChain(client, others, bytes);
+      receipts.push(...more.receipts);
+      failures.push(...more.failures);
+    }
+  }
+  if (receipts.length === 0) {
+    const why = failures.map((f) => `${f.server.slice(0, 8)}: ${f.message}`).join('; ');
+    // Every server it went to was full: the cluster is, as far as this chunk goes.
+    if (failures.length > 0 && failures.every((f) => f.code === 'SEDFS_ERR_NO_SPACE'))
+      throw new SedfsError(
+        'SEDFS_ERR_NO_SPACE',
+        `the cluster is out of space: every file server chunk ${placement.chunk.slice(0, 12)} was placed on is full (${why})`,
+        { chunk: placement.chunk },
+      );
+    throw new SedfsError(
+      'SEDFS_ERR_REPLICATION_FAILED',
+      `chunk ${placement.chunk.slice(0, 12)} was stored nowhere (${why})`,
+      {
+        chunk: placement.chunk,
+      },
+    );
+  }
+  return receipts;
+}
+
+/** Sends one chunk down a chain, and directly to the servers a broken chain never reached. */
+async function sendDownChain(
+  client: ClusterClient,
+  placement: Placement,
+  bytes: Buffer,
+  sent?: PutChunkResponse,
+): Promise<{ receipts: StoredReceipt[]; failures: ReplicaFailure[] }> {
   const receipts: StoredReceipt[] = [];
   const failures: ReplicaFailure[] = [];
   let head = 0;
@@ -186,24 +246,7 @@ export async function sendChunk(
       head += 1;
     }
   }
-  if (receipts.length === 0) {
-    const why = failures.map((f) => `${f.server.slice(0, 8)}: ${f.message}`).join('; ');
-    // Every server it went to was full: the cluster is, as far as this chunk goes.
-    if (failures.length > 0 && failures.every((f) => f.code === 'SEDFS_ERR_NO_SPACE'))
-      throw new SedfsError(
-        'SEDFS_ERR_NO_SPACE',
-        `the cluster is out of space: every file server chunk ${placement.chunk.slice(0, 12)} was placed on is full (${why})`,
-        { chunk: placement.chunk },
-      );
-    throw new SedfsError(
-      'SEDFS_ERR_REPLICATION_FAILED',
-      `chunk ${placement.chunk.slice(0, 12)} was stored nowhere (${why})`,
-      {
-        chunk: placement.chunk,
-      },
-    );
-  }
-  return receipts;
+  return { receipts, failures };
 }
 
 /**

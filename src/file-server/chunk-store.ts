@@ -1,4 +1,4 @@
-import { type Dirent, existsSync } from 'node:fs';
+import { type Dirent, existsSync, type StatsFs } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, rmdir, stat, statfs, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
@@ -32,6 +32,11 @@ export interface ChunkStoreEvents {
   onCompactFailed?: (pack: string, why: string) => void;
   /** a chunk or batch was refused, or failed, for want of space (one call per refusal) */
   onNoSpace?: (info: { bytes: number; freeBytes: number; reserveBytes: number }) => void;
+  /**
+   * `statfs` failed on the data folder (some network shares, some Windows setups): free
+   * space is unknown until it works again. Told once each time it stops working.
+   */
+  onFreeSpaceUnknown?: (err: unknown) => void;
 }
 
 export interface ChunkStoreOptions {
@@ -41,7 +46,16 @@ export interface ChunkStoreOptions {
    * space reported to main is what is left above it.
    */
   reserveBytes?: number;
+  /** How the data folder's free space is asked for (tests make it fail) */
+  statfs?: (path: string) => Promise<StatsFs>;
 }
+
+/**
+ * The free space reported to main while `statfs` fails and never worked since start:
+ * placement needs a figure, and this one places on the server as on one with room,
+ * without drawing most copies from servers that report theirs.
+ */
+export const UNKNOWN_FREE_BYTES = 64 * 1024 ** 3;
 
 export class ChunkStore {
   readonly chunksDir: string;
@@ -60,6 +74,12 @@ export class ChunkStore {
   private sendsOpen = 0;
   /** checks of stored chunks running now, by chunk id */
   private readonly verifying = new Map<string, Promise<boolean>>();
+  /** what `statfs` said last time it worked, and the bytes stored here then */
+  private lastDisk: { totalBytes: number; freeBytes: number; usedBytes: number } | undefined;
+  /** `statfs` failed the last time it was asked */
+  private freeSpaceUnknown = false;
+  /** with free space unknown, a write hit a full disk and no chunk was removed since */
+  private fullWhileUnknown = false;
 
   /**
    * `events.onBadPack` hears of a pack that cannot be read at init (it is moved to
@@ -155,15 +175,47 @@ export class ChunkStore {
     }
   }
 
-  /** `freeBytes`: what new chunks may still take, the file system's free space less the reserve. */
+  /**
+   * `freeBytes`: what new chunks may still take, the file system's free space less the
+   * reserve. While `statfs` fails: the last figures it gave less what was stored since,
+   * UNKNOWN_FREE_BYTES if it never worked, and none once a write found the disk full
+   * (until a chunk is removed).
+   */
   async stats(): Promise<{ totalBytes: number; freeBytes: number; usedBytes: number; chunkCount: number }> {
-    const fs = await statfs(this.root);
+    const disk = await this.diskSpace();
+    const counts = { usedBytes: this.usedBytes, chunkCount: this.chunkCount };
+    if (disk)
+      return { totalBytes: disk.total, freeBytes: Math.max(0, disk.free - this.reserveBytes), ...counts };
+    const last = this.lastDisk;
+    const free = last ? Math.max(0, last.freeBytes - (this.usedBytes - last.usedBytes)) : UNKNOWN_FREE_BYTES;
     return {
-      totalBytes: fs.blocks * fs.bsize,
-      freeBytes: Math.max(0, fs.bavail * fs.bsize - this.reserveBytes),
-      usedBytes: this.usedBytes,
-      chunkCount: this.chunkCount,
+      totalBytes: last?.totalBytes ?? this.usedBytes + free,
+      freeBytes: this.fullWhileUnknown ? 0 : free,
+      ...counts,
     };
+  }
+
+  /**
+   * The data folder's file system's size and free bytes; undefined when `statfs` fails
+   * there, told to `onFreeSpaceUnknown` once until it works again.
+   */
+  private async diskSpace(): Promise<{ total: number; free: number } | undefined> {
+    try {
+      const fs = await (this.opts.statfs ?? statfs)(this.root);
+      const disk = { total: fs.blocks * fs.bsize, free: fs.bavail * fs.bsize };
+      this.freeSpaceUnknown = false;
+      this.fullWhileUnknown = false;
+      this.lastDisk = {
+        totalBytes: disk.total,
+        freeBytes: Math.max(0, disk.free - this.reserveBytes),
+        usedBytes: this.usedBytes,
+      };
+      return disk;
+    } catch (err) {
+      if (!this.freeSpaceUnknown) this.events.onFreeSpaceUnknown?.(err);
+      this.freeSpaceUnknown = true;
+      return undefined;
+    }
   }
 
   get reserveBytes(): number {
@@ -177,13 +229,27 @@ export class ChunkStore {
 
   /**
    * Refuses (SEDFS_ERR_NO_SPACE) `bytes` more that would leave less than the reserve free,
-   * before anything is received: one statfs call, far cheaper than a chunk's write.
+   * before anything is received: one statfs call, far cheaper than a chunk's write. With
+   * free space unknown (statfs fails) nothing is refused here: the write's own ENOSPC
+   * is the limit, rather than every write failing.
    */
   async ensureRoom(bytes: number): Promise<void> {
-    const fs = await statfs(this.root);
-    const free = fs.bavail * fs.bsize;
-    if (free - bytes >= this.reserveBytes) return;
-    throw this.noSpace(bytes, free);
+    const disk = await this.diskSpace();
+    if (!disk || disk.free - bytes >= this.reserveBytes) return;
+    throw this.noSpace(bytes, disk.free);
+  }
+
+  /**
+   * `ensureRoom` for those of `chunks` this server does not hold. One it holds takes no
+   * more room when it comes again (a put retried, a repair copy ordered from a map that
+   * did not know of it): its new copy replaces the old one or is dropped, and the
+   * temporary file meanwhile is what the reserve is for. Refused, a put of it would fail
+   * on a server that has it, and a repair copy would be ordered there again and again.
+   */
+  async ensureRoomFor(chunks: { id: string; size: number }[]): Promise<void> {
+    let bytes = 0;
+    for (const c of chunks) if (!(await this.has(c.id))) bytes += c.size;
+    if (bytes > 0) await this.ensureRoom(bytes);
   }
 
   /**
@@ -192,6 +258,8 @@ export class ChunkStore {
    */
   writeFailed(err: unknown, bytes: number): unknown {
     if (!isDiskFull(err)) return err;
+    // Main hears of it as no room left, as it would from statfs.
+    if (this.freeSpaceUnknown) this.fullWhileUnknown = true;
     return this.noSpace(bytes, undefined, err);
   }
 
@@ -214,9 +282,11 @@ export class ChunkStore {
    * held here, so they are hashed, and (see `commit`) a copy stored meanwhile is kept.
    */
   async beginWrite(id: string, size: number, opts: { verifiedUpstream?: boolean } = {}): Promise<ChunkWrite> {
-    const trustUpstream = opts.verifiedUpstream === true && !(await this.has(id));
+    const held = await this.has(id);
+    const trustUpstream = opts.verifiedUpstream === true && !held;
     const final = this.pathOf(id);
-    await this.ensureRoom(size);
+    // One held here already takes no more room (see ensureRoomFor).
+    if (!held) await this.ensureRoom(size);
     const tmp = join(this.tmpDir, `${id}.${randomHexId(6)}.part`);
     // Small chunks go through the page cache: one write, no padding to cut back.
     const direct = this.direct !== undefined && size >= DIRECT_FROM_BYTES;
@@ -333,6 +403,8 @@ export class ChunkStore {
     this.usedBytes -= size;
     this.chunkCount -= 1;
     this.changes.noteRemoved(id);
+    // Room again, perhaps: free space unknown is reported as it was before the disk filled.
+    this.fullWhileUnknown = false;
   }
 
   /**

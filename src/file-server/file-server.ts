@@ -1,3 +1,4 @@
+import type { StatsFs } from 'node:fs';
 import { join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { ChunkReader } from '../common/chunk-reader.js';
@@ -39,13 +40,15 @@ export async function startFileServer(
   config: FileServerConfig,
   /**
    * `signal` gives up a start-up still waiting for main (the server is being stopped);
-   * `syncDir` fsyncs a directory (tests make it fail as some file systems do)
+   * `syncDir` fsyncs a directory (tests make it fail as some file systems do), `statfs`
+   * asks the data folder's free space (the same)
    */
   deps: {
     console?: boolean;
     now?: () => number;
     signal?: AbortSignal;
     syncDir?: (dir: string) => Promise<void>;
+    statfs?: (path: string) => Promise<StatsFs>;
   } = {},
 ): Promise<RunningFileServer> {
   const folder = dataFolderSync(deps.syncDir);
@@ -88,6 +91,11 @@ export async function startFileServer(
         log.warn({ pack, reason: why }, 'chunk pack not compacted; it stays as it was'),
       onMovedUp: (chunks) =>
         log.info({ chunks }, 'chunk files moved from chunks/aa/bb/ to chunks/aa/ (the one-level layout)'),
+      onFreeSpaceUnknown: (err) =>
+        log.warn(
+          { code: (err as NodeJS.ErrnoException).code, reason: (err as Error).message },
+          'the free space of the data folder cannot be read (statfs failed): chunks are taken until a write finds the disk full; said once until it can be read again',
+        ),
       onNoSpace: (info) => {
         // Main hears of the space left at once, so placement stops choosing this server.
         link?.reportSpaceNow();
@@ -95,7 +103,7 @@ export async function startFileServer(
       },
     },
     syncDirectory,
-    { reserveBytes: config.reserveMib * 1024 * 1024 },
+    { reserveBytes: config.reserveMib * 1024 * 1024, ...(deps.statfs ? { statfs: deps.statfs } : {}) },
   );
   const diskFull = atMostOnceAMinute((refused: number, info: { freeBytes: number; reserveBytes: number }) =>
     log.warn(

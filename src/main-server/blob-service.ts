@@ -16,7 +16,7 @@ import type {
   ServerRef,
 } from '../protocol/main-api.js';
 import { MANIFEST_PAGE } from '../protocol/namespace-api.js';
-import { chooseTrustedFirst, clusterFull, withRoomFor } from './placement.js';
+import { allBarred, chooseTrustedFirst, clusterFull, notBarred, withRoomFor } from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
 
@@ -92,13 +92,23 @@ export class BlobService {
     // Servers without room for a chunk are not chosen; what this request places counts
     // against each server's reported space, so one nearly full is not given many at once.
     let fewest = live.length;
+    /** some chunk is placed on fewer servers than asked for */
+    let short = false;
+    const barred = this.store.barredFrom(req.chunks.map((c) => c.id));
     const placements = req.chunks.map((c) => {
-      const room = withRoomFor(live, c.size);
-      if (room.length === 0) throw clusterFull(c.size);
-      fewest = Math.min(fewest, room.length);
-      const servers = chooseTrustedFirst(room, upload.replicas, this.random, (id) =>
-        this.registry.trusted(id),
+      const open = notBarred(live, barred.get(c.id));
+      if (withRoomFor(open, c.size).length === 0)
+        throw withRoomFor(live, c.size).length > 0 ? allBarred(c.id) : clusterFull(c.size);
+      // Servers the client asks to leave out: those that hold the chunk or refused it for space.
+      const room = withRoomFor(
+        open.filter((s) => !c.exclude?.includes(s.id)),
+        c.size,
       );
+      if (room.length === 0) throw clusterFull(c.size);
+      const wanted = Math.min(c.replicas ?? upload.replicas, upload.replicas);
+      fewest = Math.min(fewest, room.length);
+      if (room.length < wanted) short = true;
+      const servers = chooseTrustedFirst(room, wanted, this.random, (id) => this.registry.trusted(id));
       for (const s of servers) (room.find((r) => r.id === s.id) as { freeBytes: number }).freeBytes -= c.size;
       const ticket = this.signer.sign({
         op: 'write',
@@ -116,7 +126,7 @@ export class BlobService {
     );
     const batches = this.batchesOf(uploadId, placements, req.chunks, exp);
     const answer = batches.length > 0 ? { placements, batches } : { placements };
-    if (fewest >= upload.replicas) return answer;
+    if (!short) return answer;
     const warning =
       live.length < upload.replicas
         ? `only ${live.length} of ${upload.replicas} wanted file servers are up: chunks will be under-replicated`

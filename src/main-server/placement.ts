@@ -45,6 +45,30 @@ export function withRoomFor<C extends Candidate>(candidates: C[], bytes: number)
   return candidates.filter((c) => c.freeBytes >= bytes);
 }
 
+/** Servers a new copy of one chunk does not count on (`MainStore.barredFrom`). */
+export interface Barred {
+  corrupt: string[];
+  deleting: string[];
+}
+
+/**
+ * The candidates that may take a new copy of a chunk: none holding a corrupt copy of it
+ * or deleting one. A commit counts no receipt of theirs, so a chunk placed only there
+ * had its commit refused though every receipt was in.
+ */
+export function notBarred<C extends Candidate>(candidates: C[], barred: Barred | undefined): C[] {
+  if (!barred) return candidates;
+  return candidates.filter((c) => !barred.corrupt.includes(c.id) && !barred.deleting.includes(c.id));
+}
+
+/** What placement says when every live server with room for a chunk is barred from it. */
+export function allBarred(chunkId: string): SedfsError {
+  return new SedfsError(
+    'SEDFS_ERR_NO_SERVERS',
+    `no live file server with room can take chunk ${chunkId.slice(0, 12)} now: each holds a corrupt copy of it or is deleting one; try again later`,
+  );
+}
+
 /** What placement and repair say when no live server has room for a chunk. */
 export function clusterFull(bytes: number): SedfsError {
   return new SedfsError(

@@ -1,6 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { errorFromResponse } from '../common/http-client.js';
-import type { Logger } from '../common/logger.js';
+import { atMostOnceAMinute, type Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
 import { SerialTask } from '../common/serial-task.js';
 import { type Agent, request } from '../common/undici.js';
@@ -74,8 +74,19 @@ export class Repairer {
   private noRoom = 0;
   /** The same, in the stretches looked at so far in this sweep. */
   private noRoomSoFar = 0;
-  /** replicas restored since they were last recorded */
+  /**
+   * Replicas restored since they were last recorded: kept until a recording succeeds
+   * (main's disk may be full), and counted as copies by each pass meanwhile, or the map,
+   * which does not know of them, would have them made again.
+   */
   private restored: { chunkId: string; serverId: string }[] = [];
+  private readonly recordFailed = atMostOnceAMinute(
+    (times: number, info: { reason: string; replicas: number }) =>
+      this.log.error(
+        { ...info, times },
+        'could not record restored replicas yet: kept, and tried again at each pass (said at most once a minute)',
+      ),
+  );
   private recordTimer: NodeJS.Timeout | undefined;
   /** the next page of the repair queue, when the last one was full */
   private nextPage: NodeJS.Timeout | undefined;
@@ -154,10 +165,7 @@ export class Repairer {
       // Kept for the next try (this runs from a timer too: a throw would end main). The
       // copies are safe on their targets meanwhile, and their heartbeats report them.
       this.restored = replicas.concat(this.restored);
-      this.log.error(
-        { reason: (err as Error).message, replicas: replicas.length },
-        'could not record restored replicas yet',
-      );
+      this.recordFailed.note({ reason: (err as Error).message, replicas: this.restored.length });
     }
   }
 
@@ -256,6 +264,12 @@ export class Repairer {
   }
 
   private async pass(): Promise<void> {
+    // Copies whose recording failed are tried again first: the queue below is read from the map.
+    this.recordRestored();
+    /** copies made and not yet recorded, by chunk: the map does not count them */
+    const unrecorded = new Map<string, string[]>();
+    for (const r of this.restored)
+      unrecorded.set(r.chunkId, [...(unrecorded.get(r.chunkId) ?? []), r.serverId]);
     const live = this.registry.live();
     const liveById = new Map(live.map((s) => [s.id, s]));
     const queried = performance.now();
@@ -282,6 +296,8 @@ export class Repairer {
     /** bytes this pass sends each target: its reported room holds them all, or it gets no more */
     const planned = new Map<string, number>();
     for (const chunk of todo) {
+      const made = unrecorded.get(chunk.id) ?? [];
+      if (chunk.holders.length + made.length >= chunk.wanted) continue;
       const sources = chunk.holders.flatMap((h) => liveById.get(h) ?? []);
       // Any live holder, not always the first: one that cannot give its copy (rotted, or a
       // server that lies about what it holds and answers a verify order "fine") would
@@ -292,9 +308,13 @@ export class Repairer {
       const others = this.store.replicasOf([chunk.id]).get(chunk.id) ?? [];
       // Not to a server with a delete order queued for the chunk: the order, perhaps on
       // its way, would delete the new copy.
-      const deleting = this.store.deletionsQueued(chunk.id);
+      const barred = this.store.barredFrom([chunk.id]).get(chunk.id) ?? { corrupt: [], deleting: [] };
       const elsewhere = live.filter(
-        (s) => !chunk.holders.includes(s.id) && !others.includes(s.id) && !deleting.includes(s.id),
+        (s) =>
+          !chunk.holders.includes(s.id) &&
+          !others.includes(s.id) &&
+          !made.includes(s.id) &&
+          !barred.deleting.includes(s.id),
       );
       // Only servers with room: a full one would refuse the copy, pass after pass.
       const candidates = withRoomFor(
@@ -302,8 +322,14 @@ export class Repairer {
         chunk.size,
       );
       if (candidates.length === 0 && elsewhere.length > 0) noRoom += 1;
-      const targets = chooseTrustedFirst(candidates, chunk.wanted - chunk.holders.length, Math.random, (id) =>
-        this.registry.trusted(id),
+      // A server whose copy main holds corrupt gets one only when the others cannot make up
+      // the count: its disk may rot copies, but in a cluster of R servers it is the only
+      // place left (a repair copy replaces the bad file there and counts as good again).
+      const targets = chooseTrustedFirst(
+        candidates,
+        chunk.wanted - chunk.holders.length - made.length,
+        Math.random,
+        (id) => this.registry.trusted(id) && !barred.corrupt.includes(id),
       );
       for (const target of targets) {
         planned.set(target.id, (planned.get(target.id) ?? 0) + chunk.size);

@@ -128,10 +128,25 @@ export interface BeginUploadResponse {
 export const MAX_PLACEMENT_BATCH = 1024;
 export const PlacementRequest = Type.Object(
   {
-    chunks: Type.Array(Type.Object({ id: ChunkId, size: Bytes }, strict), {
-      minItems: 1,
-      maxItems: MAX_PLACEMENT_BATCH,
-    }),
+    chunks: Type.Array(
+      Type.Object(
+        {
+          id: ChunkId,
+          size: Bytes,
+          /**
+           * Servers not to place it on, and how many copies (at most the upload's): a client
+           * asks so for others in place of servers that refused the chunk for space.
+           */
+          exclude: Type.Optional(Type.Array(HexId, { maxItems: 16 })),
+          replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
+        },
+        strict,
+      ),
+      {
+        minItems: 1,
+        maxItems: MAX_PLACEMENT_BATCH,
+      },
+    ),
   },
   strict,
 );

@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
-import { storeBlob } from '../../src/client/store-blob.js';
+import { sendBatch, sendChunk, storeBlob } from '../../src/client/store-blob.js';
 import { SedfsError } from '../../src/protocol/errors.js';
 import {
   type PutBatchResponse,
@@ -288,6 +288,145 @@ describe('a full file server in a chain', { skip: tmpfsUnavailable() }, () => {
       for (const i of [0, 1, 2]) assert.equal(existsSync(cluster.chunkPath(i, c.id)), i !== FULL);
     // No write is left hanging anywhere (none was begun downstream of a refusal).
     for (const d of disks) assert.deepEqual(readdirSync(join(d.dir, 'tmp')), []);
+  });
+});
+
+describe('a file server that fills up after main placed chunks on it', { skip: tmpfsUnavailable() }, () => {
+  let cluster: TestCluster;
+  let disks: SmallDisk[] = [];
+  let stop: () => Promise<void>;
+  const FULL = 1;
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const refusals = () =>
+    logLines(join(cluster.root, `fs${FULL}`, 'fileserver.log')).filter((l) =>
+      /out of disk space/.test(l.msg),
+    );
+
+  before(async () => {
+    // Four servers for three copies: one is left to stand in for the full one.
+    const small = await clusterOnSmallDisks(3, [16, 16, 16, 16]);
+    ({ cluster, stop } = small);
+    disks = small.disks as SmallDisk[];
+  });
+  after(() => stop?.());
+
+  test('a chunk it refuses (alone or in a batch, wherever it sits in the chain) is sent to another server main places it on instead: every chunk has its three copies', async () => {
+    const client = await cluster.client();
+    const full = cluster.fileServers[FULL]?.id as string;
+    // Small chunks, placed while main thinks it has room, sent in batches later.
+    const small = Array.from({ length: 24 }, (_, i) => seededBytes(500 + i, 100 * 1024));
+    const { uploadId } = await client.beginUpload(3);
+    const { placements, batches = [] } = await client.place(
+      uploadId,
+      small.map((c) => ({ id: sha(c), size: c.length })),
+    );
+    assert.ok(
+      batches.some((b) => b.servers.some((s) => s.id === full)),
+      'some batch was placed on it',
+    );
+    fill((disks[FULL] as SmallDisk).dir, 2 * MiB + 64 * 1024);
+
+    // Large chunks through the client's own pipeline: main places on it until it has
+    // refused one (it then tells main it is full).
+    const large = Array.from({ length: 8 }, (_, i) => seededBytes(600 + i, 300 * 1024));
+    const stored = await storeBlob(client, large, { chunkBytes: 300 * 1024, replicas: 3 });
+    assert.ok(refusals().length > 0, 'it refused some');
+    assert.equal(stored.underReplicated, 0);
+    const manifest = await client.manifest(stored.blobId);
+    for (const c of manifest.chunks) {
+      const holders = [0, 1, 2, 3].filter((i) => existsSync(cluster.chunkPath(i, c.id)));
+      assert.equal(holders.length, 3);
+      assert.ok(!holders.includes(FULL));
+    }
+
+    // The batches, as a put of small files sends them: those it is in are refused whole.
+    const position = new Map(small.map((c, i) => [sha(c), i]));
+    const answers = new Map(
+      await Promise.all(
+        batches.map(
+          async (b) =>
+            [
+              b,
+              await sendBatch(
+                client,
+                b,
+                b.chunks.map((id) => small[position.get(id) as number] as Buffer),
+              ).catch(() => undefined),
+            ] as const,
+        ),
+      ),
+    );
+    const receipts = await Promise.all(
+      small.map((body, i) => {
+        const batch = batches.find((b) => b.chunks.includes(sha(body)));
+        const sent = batch ? answers.get(batch)?.results[batch.chunks.indexOf(sha(body))] : undefined;
+        return sendChunk(client, placements[i] as (typeof placements)[0], body, { uploadId, sent });
+      }),
+    );
+    const committed = await client.commit(
+      uploadId,
+      small.map((c, i) => ({ id: sha(c), size: c.length, receipts: receipts[i] ?? [] })),
+    );
+    assert.equal(committed.underReplicated, 0);
+    for (const r of receipts) assert.ok(!r.some((x) => x.server === full));
+    for (const d of disks) assert.deepEqual(readdirSync(join(d.dir, 'tmp')), []);
+  });
+});
+
+describe('a file server at its reserve, sent chunks it holds already', { skip: tmpfsUnavailable() }, () => {
+  let cluster: TestCluster;
+  let disks: SmallDisk[] = [];
+  let stop: () => Promise<void>;
+  const FULL = 2;
+  const sha = (b: Buffer) => createHash('sha256').update(b).digest('hex');
+  const large = Array.from({ length: 8 }, (_, i) => seededBytes(300 + i, 300 * 1024));
+  const small = Array.from({ length: 24 }, (_, i) => seededBytes(400 + i, 100 * 1024));
+
+  before(async () => {
+    const cl = await clusterOnSmallDisks(3, [16, 16, 16]);
+    ({ cluster, stop } = cl);
+    disks = cl.disks as SmallDisk[];
+    // Stored as they are (no sealing), so the same bytes are the same chunks again.
+    const client = await cluster.client();
+    await storeBlob(client, large, { chunkBytes: 300 * 1024, replicas: 3 });
+    await storeBlob(client, small, { chunkBytes: 100 * 1024, replicas: 3 });
+    for (const c of [...large, ...small]) assert.ok(existsSync(cluster.chunkPath(FULL, sha(c))));
+    // Room above the reserve for no chunk of 100 KiB.
+    fill((disks[FULL] as SmallDisk).dir, 2 * MiB + 64 * 1024);
+  });
+  after(() => stop?.());
+
+  test('takes them again, alone and in batches, wherever it sits in the chain: every copy has its receipt', async () => {
+    const client = await cluster.client();
+    // Main has not heard it is full (it refused nothing): it still places there.
+    const stored = await storeBlob(client, large, { chunkBytes: 300 * 1024, replicas: 3 });
+    assert.equal(stored.underReplicated, 0);
+    const { uploadId } = await client.beginUpload(3);
+    const { batches = [] } = await client.place(
+      uploadId,
+      small.map((c) => ({ id: sha(c), size: c.length })),
+    );
+    assert.ok(batches.length > 0, 'some chunks went in batches');
+    const bodyOf = new Map(small.map((c) => [sha(c), c]));
+    for (const b of batches) {
+      const res = await request(`${b.servers[0]?.url}/v1/chunks`, {
+        dispatcher: client.agent,
+        method: 'PUT',
+        headers: {
+          'content-type': 'application/octet-stream',
+          'x-sedfs-ticket': b.ticket,
+          [SIZES_HEADER]: b.chunks.map((id) => bodyOf.get(id)?.length).join(','),
+        },
+        body: Buffer.concat(b.chunks.map((id) => bodyOf.get(id) as Buffer)),
+      });
+      const json = (await res.body.json()) as PutBatchResponse;
+      assert.equal(res.statusCode, 200, JSON.stringify(json));
+      for (const r of json.results) {
+        assert.deepEqual(r.failed, []);
+        assert.equal(r.receipts.length, 3);
+      }
+    }
+    assert.deepEqual(readdirSync(join((disks[FULL] as SmallDisk).dir, 'tmp')), []);
   });
 });
 

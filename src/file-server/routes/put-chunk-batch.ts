@@ -51,8 +51,9 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `content-length must be the sum of ${SIZES_HEADER}`);
 
     const { rest, verifiedUpstream } = chainPlace(ctx, ticket, req.raw);
-    // Refused before anything goes down the chain, as a single chunk is (put-chunk.ts).
-    await ctx.store.ensureRoom(total);
+    // Refused before anything goes down the chain, as a single chunk is (put-chunk.ts);
+    // the chunks held here already need no room (a pack leaves them out).
+    await ctx.store.ensureRoomFor(ids.map((id, i) => ({ id, size: sizes[i] as number })));
     const next = rest[0];
     const downstream = next?.url
       ? forward<PutBatchResponse>(

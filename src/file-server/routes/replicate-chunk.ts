@@ -47,7 +47,8 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       if (size > ctx.store.maxChunkBytes)
         throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'the chunk is larger than this server accepts');
       // Refused before the copy is fetched: main tries another target at its next pass.
-      await ctx.store.ensureRoom(size);
+      // A chunk held here already needs no room (main's map may not have known of it).
+      await ctx.store.ensureRoomFor([{ id, size }]);
       const into = size <= ctx.copyBuffers.size ? ctx.copyBuffers.take() : Buffer.allocUnsafe(size);
       try {
         const got = await ctx.chunkReader.get(url, req.body.sourceTicket, size, into);

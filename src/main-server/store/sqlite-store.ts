@@ -413,14 +413,23 @@ export class SqliteStore implements MainStore {
       .pluck()
       .all(uploadId, chunkId) as string[];
     if (placed.length === 0) return { placed, barred: [] };
-    const barred = this.db
-      .prepare(
-        `SELECT server_id FROM replicas WHERE chunk_id = @c AND state = 'corrupt'
-         UNION SELECT server_id FROM chunk_deletions WHERE chunk_id = @c`,
-      )
-      .pluck()
-      .all({ c: chunkId }) as string[];
-    return { placed, barred };
+    const { corrupt, deleting } = this.barredFrom([chunkId]).get(chunkId) as {
+      corrupt: string[];
+      deleting: string[];
+    };
+    return { placed, barred: [...new Set([...corrupt, ...deleting])] };
+  }
+
+  barredFrom(chunkIds: string[]): Map<string, { corrupt: string[]; deleting: string[] }> {
+    const corrupt = this.db
+      .prepare(`SELECT server_id FROM replicas WHERE chunk_id = ? AND state = 'corrupt'`)
+      .pluck();
+    const deleting = this.db.prepare('SELECT server_id FROM chunk_deletions WHERE chunk_id = ?').pluck();
+    const out = new Map<string, { corrupt: string[]; deleting: string[] }>();
+    for (const id of chunkIds)
+      if (!out.has(id))
+        out.set(id, { corrupt: corrupt.all(id) as string[], deleting: deleting.all(id) as string[] });
+    return out;
   }
 
   getBlob(id: string, range?: { from: number; count: number }): BlobRecord | undefined {
@@ -734,13 +743,6 @@ export class SqliteStore implements MainStore {
         )
         .run({ c: chunkId, s: serverId }).changes === 1
     );
-  }
-
-  deletionsQueued(chunkId: string): string[] {
-    return this.db
-      .prepare('SELECT server_id FROM chunk_deletions WHERE chunk_id = ?')
-      .pluck()
-      .all(chunkId) as string[];
   }
 
   deletionDone(chunkId: string, serverId: string): void {

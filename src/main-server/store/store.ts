@@ -251,8 +251,13 @@ export interface MainStore {
    * The deleter asks just before it sends each order, so no counted copy is deleted.
    */
   dropDeletionOfGoodReplica(chunkId: string, serverId: string): boolean;
-  /** Servers with a delete order queued for the chunk: repair copies to none of them. */
-  deletionsQueued(chunkId: string): string[];
+  /**
+   * For each chunk, the servers a new copy of it does not count on: those main holds a
+   * corrupt copy of it on, and those with a delete order queued for it (the order, perhaps
+   * on its way, would delete the new copy). A commit counts no receipt of theirs
+   * (`placedIn`), so placement skips them, and repair copies to no server deleting one.
+   */
+  barredFrom(chunkIds: string[]): Map<string, { corrupt: string[]; deleting: string[] }>;
   /** Its server refused or failed the order: it waits until `retryAt`, behind the orders not tried yet. */
   deletionDeferred(chunkId: string, serverId: string, retryAt: number): void;
   /** Drops the orders for servers an admin removed: they will never be carried out. Returns how many. */

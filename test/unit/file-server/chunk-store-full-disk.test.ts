@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { ChunkStore } from '../../../src/file-server/chunk-store.js';
+import { ChunkStore, UNKNOWN_FREE_BYTES } from '../../../src/file-server/chunk-store.js';
 import { SedfsError } from '../../../src/protocol/errors.js';
 import { seededBytes } from '../../helpers/seeded.js';
 import {
@@ -144,5 +144,85 @@ describe('a chunk store with a free-space reserve', { skip: tmpfsUnavailable() }
     // What it reports free to main is what it would still take: free space less the reserve.
     const { freeBytes } = await store.stats();
     assert.ok(freeBytes < 1.5 * MiB && freeBytes >= 0, `freeBytes ${freeBytes}`);
+  });
+});
+
+describe('a chunk store at its reserve', { skip: tmpfsUnavailable() }, () => {
+  let disk: SmallDisk;
+  before(() => {
+    disk = tmpfsDisk(8);
+  });
+  after(() => disk?.unmount());
+
+  test('takes again a chunk it holds (a put or repair copy of it needs no room), and counts only the chunks it does not hold', async () => {
+    const store = new ChunkStore(join(disk.dir, 'fs'), 4 * MiB, {}, undefined, {
+      reserveBytes: 6.5 * MiB,
+    });
+    await store.init();
+    const held = seededBytes(3, MiB);
+    const small = [seededBytes(4, 100 * 1024), seededBytes(5, 100 * 1024)];
+    await put(store, held);
+    const pack = store.beginPack(
+      small.map(sha),
+      small.map((c) => c.length),
+    );
+    for (const c of small) pack.append(c);
+    await pack.commit();
+    // ~6.8 MiB free: less than a MiB above the reserve.
+    const fresh = seededBytes(6, MiB);
+    await assert.rejects(store.beginWrite(sha(fresh), fresh.length), isNoSpace);
+    await assert.rejects(store.ensureRoomFor([{ id: sha(fresh), size: fresh.length }]), isNoSpace);
+    assert.equal(await put(store, held), sha(held));
+    assert.deepEqual(await read(store, sha(held)), held);
+    await store.ensureRoomFor([...small, held].map((c) => ({ id: sha(c), size: c.length })));
+    await assert.rejects(
+      store.ensureRoomFor([small[0] as Buffer, fresh].map((c) => ({ id: sha(c), size: c.length }))),
+      isNoSpace,
+    );
+    assert.equal((await store.stats()).chunkCount, 3);
+  });
+});
+
+describe('a chunk store whose statfs fails (some network shares)', { skip: tmpfsUnavailable() }, () => {
+  let disk: SmallDisk;
+  before(() => {
+    disk = tmpfsDisk(8);
+  });
+  after(() => disk?.unmount());
+
+  test('keeps taking chunks until a write finds the disk full, says once that free space is unknown, and reports none left only until a chunk is removed', async () => {
+    const told: unknown[] = [];
+    const store = new ChunkStore(
+      join(disk.dir, 'fs'),
+      4 * MiB,
+      { onFreeSpaceUnknown: (err) => told.push(err) },
+      undefined,
+      {
+        reserveBytes: 2 * MiB,
+        statfs: async () => {
+          throw Object.assign(new Error('ENOSYS: function not implemented, statfs'), { code: 'ENOSYS' });
+        },
+      },
+    );
+    await store.init();
+    assert.equal((await store.stats()).freeBytes, UNKNOWN_FREE_BYTES);
+    const stored: string[] = [];
+    let failure: unknown;
+    // Past the 2 MiB reserve, which cannot be kept without knowing the free space.
+    for (let i = 0; i < 64 && failure === undefined; i++)
+      await put(store, seededBytes(700 + i, 512 * 1024)).then(
+        (id) => stored.push(id),
+        (err: unknown) => {
+          failure = err;
+        },
+      );
+    assert.ok(stored.length >= 12, `${stored.length} chunks stored`);
+    assert.ok(isNoSpace(failure), `failed with ${(failure as Error)?.stack}`);
+    assert.deepEqual(readdirSync(store.tmpDir), []);
+    assert.equal((await store.stats()).freeBytes, 0);
+    await store.remove(stored[0] as string);
+    assert.ok((await store.stats()).freeBytes > 0);
+    assert.equal(told.length, 1, 'told once');
+    assert.equal((told[0] as NodeJS.ErrnoException).code, 'ENOSYS');
   });
 });

@@ -105,6 +105,84 @@ test('a file server whose data folder refuses to fsync directories (EINVAL) star
   }
 });
 
+test('a file server whose data folder cannot say its free space (statfs fails) starts, joins, stores and serves files, and logs that once at warn', {
+  timeout: 60_000,
+}, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-nostatfs-'));
+  const fsData = join(root, 'fs1');
+  let asked = 0;
+  const statfs = async (path: string) => {
+    asked++;
+    throw Object.assign(new Error(`EPERM: operation not permitted, statfs '${path}'`), { code: 'EPERM' });
+  };
+  let main: RunningMain | undefined;
+  let server: RunningFileServer | undefined;
+  let client: ClusterClient | undefined;
+  try {
+    main = await startMain(
+      parseConfig(
+        MAIN_CONFIG,
+        { host: '127.0.0.1', port: 0, data: join(root, 'main'), replicas: '1', openSignup: true },
+        {},
+      ),
+      { console: false },
+    );
+    const config = parseConfig(
+      FILE_SERVER_CONFIG,
+      {
+        main: main.url,
+        joinToken: main.joinToken,
+        caFingerprint: main.caFingerprint as string,
+        host: '127.0.0.1',
+        port: 0,
+        data: fsData,
+      },
+      {},
+    );
+    server = await startFileServer(
+      { ...config, main: main.url, joinToken: main.joinToken },
+      { console: false, statfs },
+    );
+    // Registering sends its disk figures: with statfs failing that failed, over and over.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      server.joined,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error('the file server did not join within 15 s')), 15_000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const ca = readFileSync(join(root, 'main', 'tls', 'ca.pem'), 'utf8');
+    const user = await newUser(
+      { newClient: () => new ClusterClient((main as RunningMain).url, { ca }) },
+      'ann',
+    );
+    client = user.client;
+    const big = seededBytes(2, 5 * 1024 * 1024);
+    await user.fs.put([big], '/big.bin');
+    const small = Array.from({ length: 5 }, (_, i) => ({ name: `s${i}`, data: seededBytes(20 + i, 500) }));
+    await user.fs.putMany('/', small);
+    const out = collector();
+    await user.fs.get('/big.bin', out.sink);
+    assert.ok(out.bytes().equals(big), 'the big file reads back');
+    assert.ok(asked >= 3, `statfs was asked (${asked} times)`);
+  } finally {
+    await client?.close();
+    await server?.close();
+    await main?.close();
+  }
+  try {
+    const warnings = readFileSync(join(fsData, 'fileserver.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('free space of the data folder cannot be read'))
+      .map((l) => JSON.parse(l) as { level: number; code: string });
+    assert.equal(warnings.length, 1, 'told once');
+    assert.equal(warnings[0]?.level, 40, 'at warn');
+    assert.equal(warnings[0]?.code, 'EPERM');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
 /**
  * Makes every fsync of a directory under `dir` fail with EINVAL, whoever asks for it, as
  * the file system underneath would: a write that syncs its folder through anything but

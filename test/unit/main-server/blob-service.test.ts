@@ -148,14 +148,15 @@ test("a commit's receipts never turn a replica main holds corrupt back to ok nor
   const chunk = hex(7, 64);
   const first = write(chunk, 10);
   blobs.commit(first.uploadId, { chunks: [{ id: chunk, size: 10, receipts: first.receipts }] }, 'bob');
+  // Placed on all three again before main found one copy corrupt and queued another's deletion.
+  const again = write(chunk, 10);
+  assert.deepEqual([...again.servers].sort(), servers, 'placed on all three again');
   store.markReplicaCorrupt(chunk, corrupt);
   // As the surplus trimmer leaves a copy it is deleting: out of the map, its order queued.
   store.db.prepare('DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?').run(chunk, deleting);
   store.db
     .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 1)')
     .run(chunk, deleting);
-  const again = write(chunk, 10);
-  assert.deepEqual([...again.servers].sort(), servers, 'placed on all three again');
   const res = blobs.commit(
     again.uploadId,
     { chunks: [{ id: chunk, size: 10, receipts: again.receipts }] },
@@ -175,11 +176,75 @@ test("a commit's receipts never turn a replica main holds corrupt back to ok nor
   );
   assert.equal(queued.pluck().get(chunk, deleting), 1, 'the order stands');
 
-  store.markReplicaCorrupt(chunk, good);
   const last = write(chunk, 10);
+  assert.deepEqual(last.servers, [good], 'placed only where a copy counts');
+  store.markReplicaCorrupt(chunk, good);
   assert.throws(
     () => blobs.commit(last.uploadId, { chunks: [{ id: chunk, size: 10, receipts: last.receipts }] }, 'bob'),
     { code: 'SEDFS_ERR_RECEIPT_INVALID' },
   );
+  store.close();
+});
+
+test('placement skips the servers holding a corrupt copy of a chunk or a delete order for it, so every receipt of a commit counts; with only those left it is refused, to be tried again later', () => {
+  const servers = [hex(1), hex(2), hex(3), hex(4)];
+  const [corrupt, deleting, free1, free2] = servers as [string, string, string, string];
+  const { store, blobs, write } = serviceWith('skip-barred', servers, 2);
+  const chunk = hex(8, 64);
+  store.createUpload({ id: hex(90), replicas: 2, createdAt: 0, expiresAt: 10 });
+  store.commitBlob({
+    id: hex(91),
+    uploadId: hex(90),
+    wanted: 2,
+    createdAt: 1,
+    chunks: [{ id: chunk, size: 10, servers: [corrupt] }],
+  });
+  store.markReplicaCorrupt(chunk, corrupt);
+  store.db
+    .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 1)')
+    .run(chunk, deleting);
+  for (let i = 0; i < 20; i++) {
+    const w = write(chunk, 10);
+    assert.deepEqual([...w.servers].sort(), [free1, free2]);
+    const res = blobs.commit(w.uploadId, { chunks: [{ id: chunk, size: 10, receipts: w.receipts }] }, 'bob');
+    assert.equal(res.underReplicated, 0);
+  }
+  store.markReplicaCorrupt(chunk, free1);
+  store.db
+    .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 1)')
+    .run(chunk, free2);
+  assert.throws(() => write(chunk, 10), {
+    code: 'SEDFS_ERR_NO_SERVERS',
+    message: /holds a corrupt copy of it or is deleting one/,
+  });
+  store.close();
+});
+
+test('a placement that leaves servers out (those that refused a chunk for space, or hold it) places as many copies as asked, at most the upload wants, on none of them; none left is out of space', () => {
+  const servers = [hex(1), hex(2), hex(3), hex(4), hex(5)];
+  const { store, blobs } = serviceWith('exclude', servers, 3);
+  const { uploadId } = blobs.begin(3, 'bob');
+  const chunk = hex(9, 64);
+  const exclude = servers.slice(0, 3);
+  for (let i = 0; i < 20; i++) {
+    const [one] = blobs.place(
+      uploadId,
+      { chunks: [{ id: chunk, size: 10, exclude, replicas: 1 }] },
+      'bob',
+    ).placements;
+    assert.equal(one?.servers.length, 1);
+    assert.ok(!exclude.includes(one?.servers[0]?.id as string));
+  }
+  const many = blobs.place(
+    uploadId,
+    { chunks: [{ id: chunk, size: 10, exclude: [hex(1)], replicas: 9 }] },
+    'bob',
+  );
+  assert.equal(many.placements[0]?.servers.length, 3, 'no more than the upload wants');
+  assert.ok(!many.placements[0]?.servers.some((s) => s.id === hex(1)));
+  assert.equal(many.warning, undefined);
+  assert.throws(() => blobs.place(uploadId, { chunks: [{ id: chunk, size: 10, exclude: servers }] }, 'bob'), {
+    code: 'SEDFS_ERR_NO_SPACE',
+  });
   store.close();
 });

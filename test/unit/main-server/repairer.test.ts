@@ -457,3 +457,75 @@ test('repair copies a chunk to no server that has a delete order queued for it: 
     store.close();
   }
 });
+
+test('repair copies a chunk to a server whose copy of it main holds corrupt only when no other server can make up the count', async () => {
+  const store = new SqliteStore(join(dir, 'corrupt-target.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
+  // Every target refuses the copy: what matters is which are asked, for which chunk.
+  const asked: string[] = [];
+  const target = createServer((req, res) => {
+    asked.push(`${String(req.url).split('/')[3]?.slice(0, 4)} ${String(req.headers.host).split(':')[0]}`);
+    res.statusCode = 503;
+    res.end('{}');
+  });
+  await new Promise<void>((res) => target.listen(0, '127.0.0.1', res));
+  const port = (target.address() as { port: number }).port;
+  const [source, rotted, free] = [hex(1), hex(2), hex(3)];
+  registerServers(
+    store,
+    [
+      { id: source, url: 'http://127.0.0.1:9' },
+      { id: rotted, url: `http://127.0.0.1:${port}` },
+      { id: free, url: `http://localhost:${port}` },
+    ],
+    clock.now,
+  );
+  // Wanted twice (one copy to make: another server can take it) and three times (two).
+  const [twice, thrice] = [`aaaa${hex(1, 60)}`, `bbbb${hex(1, 60)}`];
+  commitChunks(store, 2, [{ id: twice, size: 1, servers: [source, rotted] }], 0);
+  commitChunks(store, 3, [{ id: thrice, size: 1, servers: [source, rotted] }], 1);
+  for (const c of [twice, thrice]) store.markReplicaCorrupt(c, rotted);
+  const repairer = repairerFor(store, registry, log, clock);
+  try {
+    for (let i = 0; i < 10; i++) await repairer.drain(1);
+    assert.deepEqual([...new Set(asked.filter((a) => a.startsWith('aaaa')))], ['aaaa localhost']);
+    assert.deepEqual([...new Set(asked.filter((a) => a.startsWith('bbbb')))].sort(), [
+      'bbbb 127.0.0.1',
+      'bbbb localhost',
+    ]);
+  } finally {
+    await repairer.stop();
+    target.close();
+    store.close();
+  }
+});
+
+test('copies made while main cannot record them (its disk full) are kept and recorded once it can, and never made again meanwhile', async () => {
+  const { store, clock, registry, source, sink, close } = await sourceToSink('unrecorded');
+  const lines: { msg: string; level: number }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const chunk = hex(1, 64);
+  commitChunks(store, 2, [{ id: chunk, size: 1, servers: [source] }]);
+  let full = true;
+  const addReplicas = store.addReplicas.bind(store);
+  store.addReplicas = (replicas, now) => {
+    if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    addReplicas(replicas, now);
+  };
+  const repairer = repairerFor(store, registry, log, clock);
+  try {
+    await repairer.drain(4);
+    assert.equal(repairer.progress.chunks, 1, 'copied once');
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk), [source], 'not recorded yet');
+    assert.equal(lines.filter((l) => /could not record restored replicas/.test(l.msg)).length, 1);
+    full = false;
+    await repairer.drain(4);
+    assert.equal(repairer.progress.chunks, 1, 'still copied once');
+    assert.deepEqual(store.replicasOf([chunk]).get(chunk)?.sort(), [source, sink].sort());
+  } finally {
+    await repairer.stop();
+    close();
+  }
+});

@@ -129,7 +129,7 @@ describe('SqliteStore', () => {
     store.addInventory(hex(2), [chunk]);
     store.finishInventory(hex(2), 10, 5);
     assert.deepEqual(store.replicasOf([chunk]).get(chunk), [hex(1)]);
-    assert.deepEqual(store.deletionsQueued(chunk), [hex(2)]);
+    assert.deepEqual(store.barredFrom([chunk]).get(chunk)?.deleting, [hex(2)]);
     // Once the order is carried out, a copy the server lists again is adopted.
     store.deletionDone(chunk, hex(2));
     assert.deepEqual(store.applyChanges(hex(2), [chunk], [], 6), { adopted: 1, dropped: 0 });
