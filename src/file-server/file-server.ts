@@ -2,10 +2,11 @@ import type { StatsFs } from 'node:fs';
 import { join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { ChunkReader } from '../common/chunk-reader.js';
-import { dataFolderSync, makeDataFolder, readOrCreate, writeFileAtomic } from '../common/files.js';
+import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
-import { atMostOnceAMinute, createServerLogger, type Logger } from '../common/logger.js';
+import { atMostOnceAMinute, type Logger } from '../common/logger.js';
+import { openServerFolder } from '../common/server-folder.js';
 import { endpointOfUrl, peerName } from '../common/tls.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { randomHexId } from '../crypto/hash.js';
@@ -51,27 +52,14 @@ export async function startFileServer(
     statfs?: (path: string) => Promise<StatsFs>;
   } = {},
 ): Promise<RunningFileServer> {
-  const folder = dataFolderSync(deps.syncDir);
-  const syncDirectory = folder.sync;
-  // Durable from the start: the chunks and keys made in it are only as durable as its entry.
-  const dataFolder = await makeDataFolder(config.data, syncDirectory);
-  const { log, flush } = createServerLogger({
-    file: join(config.data, 'fileserver.log'),
+  const { log, flush, syncDirectory } = await openServerFolder({
+    data: config.data,
     name: 'fileserver',
     level: config.logLevel,
     console: deps.console ?? true,
+    syncDir: deps.syncDir,
+    keptAcrossCrash: 'chunks',
   });
-  if (dataFolder.notRestricted)
-    log.warn(
-      { dir: config.data, reason: dataFolder.notRestricted.message },
-      'could not restrict the new data folder to this user with icacls: other users of this machine may read it; restrict it by hand (see docs/operations.md)',
-    );
-  folder.tellTo((dir, code) =>
-    log.warn(
-      { dir, code },
-      'this file system cannot fsync directories: carrying on; chunks here survive a crash only as far as it keeps renames (said once)',
-    ),
-  );
   // A persistent id makes a restarted server the same server to main.
   const { value: serverId } = await readOrCreate(
     join(config.data, 'server-id'),

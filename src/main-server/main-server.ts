@@ -1,9 +1,10 @@
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
-import { dataFolderSync, makeDataFolder, readOrCreate, writeFileAtomic } from '../common/files.js';
+import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
-import { atMostOnceAMinute, createServerLogger, type Logger } from '../common/logger.js';
+import { atMostOnceAMinute, type Logger } from '../common/logger.js';
+import { openServerFolder } from '../common/server-folder.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { formatJoinString } from '../protocol/join-string.js';
 import { AccountService } from './accounts.js';
@@ -52,28 +53,14 @@ export interface MainDeps {
 /** Starts the main server: keys and token on first start, state store, routes, registry sweep. */
 export async function startMain(config: MainConfig, deps: MainDeps = {}): Promise<RunningMain> {
   const now = deps.now ?? Date.now;
-  // One for all main writes, so a data folder that cannot sync directories is told once, not per file.
-  const folder = dataFolderSync(deps.syncDir);
-  const syncDirectory = folder.sync;
-  // Durable from the start: the keys and state made in it are only as durable as its entry.
-  const dataFolder = await makeDataFolder(config.data, syncDirectory);
-  const { log, flush } = createServerLogger({
-    file: join(config.data, 'main.log'),
+  const { log, flush, syncDirectory } = await openServerFolder({
+    data: config.data,
     name: 'main',
     level: config.logLevel,
     console: deps.console ?? true,
+    syncDir: deps.syncDir,
+    keptAcrossCrash: "main's keys, token and certificates",
   });
-  if (dataFolder.notRestricted)
-    log.warn(
-      { dir: config.data, reason: dataFolder.notRestricted.message },
-      'could not restrict the new data folder to this user with icacls: other users of this machine may read it; restrict it by hand (see docs/operations.md)',
-    );
-  folder.tellTo((dir, code) =>
-    log.warn(
-      { dir, code },
-      "this file system cannot fsync directories: carrying on; main's keys, token and certificates here survive a crash only as far as it keeps renames (said once)",
-    ),
-  );
   const key = await readOrCreate(join(config.data, 'ticket-key.pem'), generateTicketKeyPem, syncDirectory);
   const joinToken = await JoinToken.load(config.data, config.joinToken, syncDirectory);
   if (config.insecureHttp)
