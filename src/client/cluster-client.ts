@@ -20,6 +20,7 @@ import { MANIFEST_PAGE, type NodeEntry } from '../protocol/namespace-api.js';
 export class ClusterClient {
   readonly agent: Agent;
   private readonly ownAgent: boolean;
+  private closing: Promise<void> | undefined;
   /** Session token sent as a bearer credential once logged in. */
   token: string | undefined;
   /** The fingerprint of the cluster CA this client trusts (a login signs it); none over plain HTTP. */
@@ -121,8 +122,11 @@ export class ClusterClient {
     return this.call('POST', `/v1/chunks/${chunkId}/bad-replica`, { server });
   }
 
+  /** Closes its connections; closing again does nothing (undici's second close throws). */
   async close(): Promise<void> {
+    if (this.closing) return this.closing;
     this.chunks.close();
-    if (this.ownAgent) await this.agent.close();
+    this.closing = this.ownAgent ? this.agent.close() : Promise.resolve();
+    return this.closing;
   }
 }
