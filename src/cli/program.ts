@@ -17,6 +17,7 @@ import { registerLsCommand } from './ls.js';
 import { registerMainCommand } from './main.js';
 import { registerMkdirCommand } from './mkdir.js';
 import { registerMvCommand } from './mv.js';
+import { registerPasswdCommand } from './passwd.js';
 import { registerPermsCommand } from './perms.js';
 import { registerPutCommand } from './put.js';
 import { registerRmCommand } from './rm.js';
@@ -37,6 +38,7 @@ export function registerClientVerbs(program: Command, env: VerbEnv): void {
     registerSignupCommand,
     registerLoginCommand,
     registerLogoutCommand,
+    registerPasswdCommand,
     registerWhoamiCommand,
     registerInviteCommand,
     registerServersCommand,

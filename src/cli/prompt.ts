@@ -92,14 +92,19 @@ export async function resolveMainUrl(flag: string | undefined): Promise<string> 
   );
 }
 
-/** The passphrase from SEDFS_PASSPHRASE or a hidden prompt; `confirm` asks twice (signup). */
-export async function askPassphrase(confirm = false): Promise<string> {
-  const fromEnv = process.env.SEDFS_PASSPHRASE;
+/**
+ * The passphrase from SEDFS_PASSPHRASE or a hidden prompt; `confirm` asks twice (signup).
+ * `passwd` asks for a new one the same way, from SEDFS_NEW_PASSPHRASE.
+ */
+export async function askPassphrase(
+  confirm = false,
+  which: { variable: string; prompt: string } = { variable: 'SEDFS_PASSPHRASE', prompt: 'Passphrase' },
+): Promise<string> {
+  const fromEnv = process.env[which.variable];
   if (fromEnv) return fromEnv;
-  const how = 'SEDFS_PASSPHRASE';
-  const first = await askIfInteractive('Passphrase: ', how, true);
+  const first = await askIfInteractive(`${which.prompt}: `, which.variable, true);
   if (confirm) {
-    const again = await askIfInteractive('Passphrase again: ', how, true);
+    const again = await askIfInteractive(`${which.prompt} again: `, which.variable, true);
     if (again !== first) throw new SedfsError('SEDFS_ERR_CONFIG', 'the two passphrases differ');
   }
   return first;

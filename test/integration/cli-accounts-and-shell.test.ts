@@ -89,6 +89,39 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal((await runSedfs(['ls'], as('bob'))).code, 0);
   });
 
+  test('passwd locks the keys under a new passphrase: login takes it and refuses the old; a wrong current one changes nothing', async () => {
+    const keyFile = join(work, 'bob', 'keys', 'bob.json');
+    const before = readFileSync(keyFile, 'utf8');
+    const wrong = await runSedfs(
+      ['passwd', 'bob'],
+      as('bob', { SEDFS_PASSPHRASE: 'not-bobs', SEDFS_NEW_PASSPHRASE: 'bob-new-passphrase' }),
+    );
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /SEDFS_ERR_BAD_PASSPHRASE/);
+    assert.equal(readFileSync(keyFile, 'utf8'), before);
+    const same = await runSedfs(['passwd', 'bob'], as('bob', { SEDFS_NEW_PASSPHRASE: 'bob-passphrase' }));
+    assert.match(same.stderr, /the new passphrase is the current one/);
+
+    const changed = await runSedfs(
+      ['passwd', 'bob'],
+      as('bob', { SEDFS_NEW_PASSPHRASE: 'bob-new-passphrase' }),
+    );
+    assert.equal(changed.code, 0, changed.stderr);
+    assert.match(changed.stdout, /passphrase changed for bob/);
+    // The session signed in before goes on.
+    assert.equal((await runSedfs(['ls'], as('bob'))).code, 0);
+    const old = await runSedfs(['login', 'bob'], as('bob'));
+    assert.match(old.stderr, /SEDFS_ERR_BAD_PASSPHRASE/);
+    const fresh = await runSedfs(['login', 'bob'], as('bob', { SEDFS_PASSPHRASE: 'bob-new-passphrase' }));
+    assert.equal(fresh.code, 0, fresh.stderr);
+    // Back to what the other tests use.
+    const back = await runSedfs(
+      ['passwd', 'bob'],
+      as('bob', { SEDFS_PASSPHRASE: 'bob-new-passphrase', SEDFS_NEW_PASSPHRASE: 'bob-passphrase' }),
+    );
+    assert.equal(back.code, 0, back.stderr);
+  });
+
   test('edit uploads what the editor changed, and nothing when the editor fails', async () => {
     assert.equal((await runSedfs(['write', '/e.txt', 'hello world'], as('bob'))).code, 0);
     // The editor is run without a shell: these words are its argv.
