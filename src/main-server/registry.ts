@@ -40,6 +40,8 @@ export class Registry {
   onLost: (id: string) => void = () => {};
   /** servers left out of `live` for their URL, already logged */
   private readonly unreachableNoted = new Set<string>();
+  /** when this process began: servers' silences before it are main's own */
+  private readonly startedAt: number;
 
   constructor(
     private readonly store: MainStore,
@@ -50,7 +52,9 @@ export class Registry {
     private readonly lostAfterMs = 600_000,
     /** how file servers are reached: https, or http with --insecure-http */
     private readonly scheme: 'https' | 'http' = 'https',
-  ) {}
+  ) {
+    this.startedAt = now();
+  }
 
   /**
    * The URL main publishes for a server: what it advertised, else the address it came
@@ -212,8 +216,20 @@ export class Registry {
 
   /** Servers whose copies still count: up, or down for less than the lost-after period. */
   counted(): ServerRecord[] {
-    const limit = this.heartbeatTimeoutMs + this.lostAfterMs;
-    return this.store.listServers().filter((s) => !s.removedAt && this.now() - s.lastHeartbeat <= limit);
+    const now = this.now();
+    return this.store.listServers().filter((s) => !s.removedAt && !this.lostNow(s, now));
+  }
+
+  /**
+   * Lost (its copies no longer count, its chunks are copied elsewhere) after a silence
+   * past the heartbeat timeout and the lost-after period, but not within main's own
+   * first heartbeat timeout: a main that was down longer than that finds every server's
+   * last beat old, and would have copied chunks among the first servers to beat again
+   * for those whose holders had not beaten yet, only to trim the copies moments later.
+   * Every server that is up beats within the timeout.
+   */
+  private lostNow(rec: ServerRecord, now: number): boolean {
+    return this.wasLost(rec, now) && now - this.startedAt > this.heartbeatTimeoutMs;
   }
 
   /** Logs servers that went quiet or came back since the last sweep; tells of servers lost. */
@@ -221,7 +237,7 @@ export class Registry {
     const now = this.now();
     for (const s of this.store.listServers()) {
       this.noteState(s.id, this.stateOf(s), s.lastHeartbeat);
-      if (s.removedAt || !this.wasLost(s, now)) this.lost.delete(s.id);
+      if (s.removedAt || !this.lostNow(s, now)) this.lost.delete(s.id);
       else if (!this.lost.has(s.id)) {
         this.lost.add(s.id);
         this.log.warn(

@@ -82,6 +82,41 @@ test('a sweep tells of a server once when it is lost, and again only after it ca
   store.close();
 });
 
+test('a main restarted after a long stop counts no server lost for its first heartbeat timeout, then those still silent', () => {
+  const store = new SqliteStore(join(dir, 'restart-lost.db'));
+  const clock = { now: 1_000 };
+  const other = 'cd'.repeat(16);
+  const first = registryOn(store, clock).registry;
+  first.register({ id, port: 7001, stats }, '127.0.0.1');
+  first.register({ id: other, port: 7002, stats }, '127.0.0.1');
+  // Main was down an hour: both last beat long before it started again.
+  clock.now += 3600_000;
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l).msg) });
+  const restarted = new Registry(store, log, () => clock.now, TIMEOUT_MS, 10_000);
+  const told: string[] = [];
+  restarted.onLost = (server) => told.push(server);
+  restarted.sweep();
+  assert.deepEqual(told, [], 'none lost at the start: main heard no beat yet');
+  assert.deepEqual(
+    restarted
+      .counted()
+      .map((s) => s.id)
+      .sort(),
+    [id, other].sort(),
+  );
+  clock.now += TIMEOUT_MS / 2;
+  restarted.heartbeat(id, stats);
+  clock.now += TIMEOUT_MS;
+  restarted.sweep();
+  assert.deepEqual(told, [other], 'the one that never beat is lost once the timeout has passed');
+  assert.deepEqual(
+    restarted.counted().map((s) => s.id),
+    [id],
+  );
+  store.close();
+});
+
 test('a TLS cluster takes only https:// file-server URLs: registration refuses another, and a server recorded at one is not used', () => {
   const store = new SqliteStore(join(dir, 'scheme.db'));
   const clock = { now: 1_000 };
