@@ -13,7 +13,7 @@ import { MAIN_CONFIG } from '../../../src/main-server/main-config.js';
 import { type RunningMain, startMain } from '../../../src/main-server/main-server.js';
 import { seededBytes } from '../../helpers/seeded.js';
 import { collector } from '../../helpers/sinks.js';
-import { newUser } from '../../helpers/users.js';
+import { newUser, type TestUser } from '../../helpers/users.js';
 
 test('a file server whose data folder refuses to fsync directories (EINVAL) starts, joins over TLS, stores and serves files, and logs that once at warn', {
   timeout: 60_000,
@@ -28,41 +28,7 @@ test('a file server whose data folder refuses to fsync directories (EINVAL) star
     refused.push(dir);
     throw Object.assign(new Error(`EINVAL: invalid argument, fsync '${dir}'`), { code: 'EINVAL' });
   };
-  let main: RunningMain | undefined;
-  let server: RunningFileServer | undefined;
-  let client: ClusterClient | undefined;
-  try {
-    main = await startMain(
-      parseConfig(
-        MAIN_CONFIG,
-        { host: '127.0.0.1', port: 0, data: join(root, 'main'), replicas: '1', openSignup: true },
-        {},
-      ),
-      { console: false },
-    );
-    const config = parseConfig(
-      FILE_SERVER_CONFIG,
-      {
-        main: main.url,
-        joinToken: main.joinToken,
-        caFingerprint: main.caFingerprint as string,
-        host: '127.0.0.1',
-        port: 0,
-        data: fsData,
-      },
-      {},
-    );
-    server = await startFileServer(
-      { ...config, main: main.url, joinToken: main.joinToken },
-      { console: false, syncDir: dirSync },
-    );
-    await server.joined;
-    const ca = readFileSync(join(root, 'main', 'tls', 'ca.pem'), 'utf8');
-    const user = await newUser(
-      { newClient: () => new ClusterClient((main as RunningMain).url, { ca }) },
-      'ann',
-    );
-    client = user.client;
+  await withOneServer(root, fsData, { console: false, syncDir: dirSync }, async (user) => {
     // Two chunks as chunk files, and small files as one batch, stored as a pack.
     const big = seededBytes(1, 5 * 1024 * 1024);
     await user.fs.put([big], '/big.bin');
@@ -85,11 +51,7 @@ test('a file server whose data folder refuses to fsync directories (EINVAL) star
       'chunk folders were asked, and refused',
     );
     assert.ok(refused.includes(join(fsData, 'tls')), 'the certificate files were written through it too');
-  } finally {
-    await client?.close();
-    await server?.close();
-    await main?.close();
-  }
+  });
   try {
     const warnings = readFileSync(join(fsData, 'fileserver.log'), 'utf8')
       .split('\n')
@@ -115,6 +77,40 @@ test('a file server whose data folder cannot say its free space (statfs fails) s
     asked++;
     throw Object.assign(new Error(`EPERM: operation not permitted, statfs '${path}'`), { code: 'EPERM' });
   };
+  // Registering sends its disk figures: with statfs failing that failed, over and over.
+  await withOneServer(root, fsData, { console: false, statfs }, async (user) => {
+    const big = seededBytes(2, 5 * 1024 * 1024);
+    await user.fs.put([big], '/big.bin');
+    const small = Array.from({ length: 5 }, (_, i) => ({ name: `s${i}`, data: seededBytes(20 + i, 500) }));
+    await user.fs.putMany('/', small);
+    const out = collector();
+    await user.fs.get('/big.bin', out.sink);
+    assert.ok(out.bytes().equals(big), 'the big file reads back');
+    assert.ok(asked >= 3, `statfs was asked (${asked} times)`);
+  });
+  try {
+    const warnings = readFileSync(join(fsData, 'fileserver.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('free space of the data folder cannot be read'))
+      .map((l) => JSON.parse(l) as { level: number; code: string });
+    assert.equal(warnings.length, 1, 'told once');
+    assert.equal(warnings[0]?.level, 40, 'at warn');
+    assert.equal(warnings[0]?.code, 'EPERM');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+/**
+ * Starts main and one file server (with `deps`) on `root`, signs up a user once the server
+ * has joined (at most 15 s), runs `body` with them, and stops everything.
+ */
+async function withOneServer(
+  root: string,
+  fsData: string,
+  deps: Parameters<typeof startFileServer>[1],
+  body: (user: TestUser) => Promise<void>,
+): Promise<void> {
   let main: RunningMain | undefined;
   let server: RunningFileServer | undefined;
   let client: ClusterClient | undefined;
@@ -139,11 +135,7 @@ test('a file server whose data folder cannot say its free space (statfs fails) s
       },
       {},
     );
-    server = await startFileServer(
-      { ...config, main: main.url, joinToken: main.joinToken },
-      { console: false, statfs },
-    );
-    // Registering sends its disk figures: with statfs failing that failed, over and over.
+    server = await startFileServer({ ...config, main: main.url, joinToken: main.joinToken }, deps);
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([
       server.joined,
@@ -152,36 +144,16 @@ test('a file server whose data folder cannot say its free space (statfs fails) s
       }),
     ]).finally(() => clearTimeout(timer));
     const ca = readFileSync(join(root, 'main', 'tls', 'ca.pem'), 'utf8');
-    const user = await newUser(
-      { newClient: () => new ClusterClient((main as RunningMain).url, { ca }) },
-      'ann',
-    );
+    const url = main.url;
+    const user = await newUser({ newClient: () => new ClusterClient(url, { ca }) }, 'ann');
     client = user.client;
-    const big = seededBytes(2, 5 * 1024 * 1024);
-    await user.fs.put([big], '/big.bin');
-    const small = Array.from({ length: 5 }, (_, i) => ({ name: `s${i}`, data: seededBytes(20 + i, 500) }));
-    await user.fs.putMany('/', small);
-    const out = collector();
-    await user.fs.get('/big.bin', out.sink);
-    assert.ok(out.bytes().equals(big), 'the big file reads back');
-    assert.ok(asked >= 3, `statfs was asked (${asked} times)`);
+    await body(user);
   } finally {
     await client?.close();
     await server?.close();
     await main?.close();
   }
-  try {
-    const warnings = readFileSync(join(fsData, 'fileserver.log'), 'utf8')
-      .split('\n')
-      .filter((l) => l.includes('free space of the data folder cannot be read'))
-      .map((l) => JSON.parse(l) as { level: number; code: string });
-    assert.equal(warnings.length, 1, 'told once');
-    assert.equal(warnings[0]?.level, 40, 'at warn');
-    assert.equal(warnings[0]?.code, 'EPERM');
-  } finally {
-    rmSync(root, { recursive: true, force: true });
-  }
-});
+}
 
 /**
  * Makes every fsync of a directory under `dir` fail with EINVAL, whoever asks for it, as
