@@ -21,7 +21,9 @@ export function registerLsCommand(program: Command, env: VerbEnv): void {
           e.kind === 'dir' ? `${printableName(e.name)}/` : printableName(e.name),
           e.kind === 'dir' ? 'folder' : 'file',
           e.kind === 'dir' ? '-' : formatBytes(e.size),
-          new Date(e.modifiedAt).toISOString().replace('T', ' ').slice(0, 19),
+          // The folders that gather what others share (/shared, /shared/USER) are made
+          // up for the listing: they have no time of their own.
+          e.modifiedAt > 0 ? new Date(e.modifiedAt).toISOString().replace('T', ' ').slice(0, 19) : '-',
         ]);
         env.out(table(['NAME', 'KIND', 'SIZE', 'MODIFIED'], rows));
       }),

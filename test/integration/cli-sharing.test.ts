@@ -34,7 +34,10 @@ test('share, the /shared view, perms, lock and unshare through the CLI', async (
   assert.match(shared.stdout, /pinned bob's key: fingerprint ([0-9a-f]{4}:){7}[0-9a-f]{4}/);
   assert.doesNotMatch((await run('alice', 'share', '/docs', 'bob', '--write')).stdout, /pinned/);
 
-  assert.match((await run('bob', 'ls', '/shared')).stdout, /alice\//);
+  const view = (await run('bob', 'ls', '/shared')).stdout;
+  assert.match(view, /alice\//);
+  // A folder made up for the view has no time of its own: none shown, not 1970.
+  assert.match(view, /^alice\/\s+folder\s+-\s+-$/m);
   assert.equal((await run('bob', 'cat', '/shared/alice/docs/plan.txt')).stdout, 'step one\n');
   assert.equal((await run('bob', 'write', '/shared/alice/docs/plan.txt', 'step two', '--append')).code, 0);
   assert.equal((await run('alice', 'cat', '/docs/plan.txt')).stdout, 'step one\nstep two\n');
