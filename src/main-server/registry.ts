@@ -50,6 +50,11 @@ export class Registry {
     private readonly lostAfterMs = 600_000,
     /** how file servers are reached: https, or http with --insecure-http */
     private readonly scheme: 'https' | 'http' = 'https',
+    /**
+     * Whether what answers at a URL now is the server with this id (`answersAs` in
+     * address-probe.ts); without it, no id joins at another's address.
+     */
+    private readonly answersAs: (url: string, id: string) => Promise<boolean> = async () => false,
   ) {}
 
   /**
@@ -59,6 +64,8 @@ export class Registry {
    * it points.
    */
   urlFor(advertised: string | undefined, remoteAddress: string, port: number): string {
+    if (advertised !== undefined && !URL.canParse(advertised))
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'url is not a URL');
     if (advertised !== undefined && !this.reachable(advertised))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'this cluster runs over TLS: url must be https://');
     return advertised ?? `${this.scheme}://${formatHost(remoteAddress)}:${port}`;
@@ -69,33 +76,53 @@ export class Registry {
     return this.scheme === 'http' || url.startsWith('https://');
   }
 
-  register(req: RegisterRequest, remoteAddress: string): ServerRecord {
-    const url = this.urlFor(req.url, remoteAddress, req.port);
-    const existing = this.store.getServer(req.id);
+  /** Other servers registered at `url`'s address whose copies still count. */
+  private holdersOf(url: string, id: string): ServerRecord[] {
     const now = this.now();
-    // Main expects the certificate of a server registered at an address when it connects
-    // there (`idsAt`): another id may not join it there while that server's copies count.
-    const holder = this.store
+    const endpoint = endpointOfUrl(url);
+    return this.store
       .listServers()
-      .find(
+      .filter(
         (s) =>
-          s.id !== req.id &&
+          s.id !== id &&
           !s.removedAt &&
           !this.wasLost(s, now) &&
           URL.canParse(s.url) &&
-          URL.canParse(url) &&
-          endpointOfUrl(s.url) === endpointOfUrl(url),
+          endpointOfUrl(s.url) === endpoint,
       );
-    if (holder) {
-      this.log.warn(
-        { server: req.id, url, holder: holder.id },
-        'registration refused: another server is at that address',
-      );
-      throw new SedfsError(
-        'SEDFS_ERR_EXISTS',
-        `server ${holder.id.slice(0, 8)} is registered at ${url}: it must be lost or removed (sedfs admin remove-server ID) before another joins there`,
-      );
+  }
+
+  async register(req: RegisterRequest, remoteAddress: string): Promise<ServerRecord> {
+    const url = this.urlFor(req.url, remoteAddress, req.port);
+    const holders = this.holdersOf(url, req.id);
+    if (holders.length > 0) {
+      // Main expects the certificate of a server registered at an address when it connects
+      // there (`idsAt`): another id joins there only if what answers there now proves to be
+      // it (a server started afresh on a wiped data folder, addresses handed out anew), so
+      // no id is ever connected to in another's place.
+      const proved = await this.answersAs(url, req.id).catch(() => false);
+      if (!proved) {
+        const holder = holders[0] as ServerRecord;
+        this.log.warn(
+          { server: req.id, url, holder: holder.id },
+          'registration refused: another server is at that address, and what answers there is not the server registering',
+        );
+        throw new SedfsError(
+          'SEDFS_ERR_EXISTS',
+          `server ${holder.id.slice(0, 8)} is registered at ${url}, and what answers there is not server ${req.id.slice(0, 8)}: start this server at that address first, or have the other lost or removed (sedfs admin remove-server ID)`,
+        );
+      }
+      // Looked up again: the list may have changed while main asked.
+      for (const moved of this.holdersOf(url, req.id)) {
+        this.store.forgetAddress(moved.id);
+        this.log.warn(
+          { server: moved.id, url, now: req.id },
+          'file server no longer answers at its address (another server proved it is there): not used until it registers again',
+        );
+      }
     }
+    const existing = this.store.getServer(req.id);
+    const now = this.now();
     const returning = existing !== undefined && this.wasLost(existing, now);
     const rec = this.store.registerServer(
       { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },
@@ -114,6 +141,13 @@ export class Registry {
   heartbeat(id: string, stats: ServerStatsBody): boolean {
     const before = this.store.getServer(id);
     const now = this.now();
+    // Another server proved it answers at this one's address: this one registers again
+    // from wherever it is now (its beats alone would keep counting copies no one can reach).
+    if (before?.url === '')
+      throw new SedfsError(
+        'SEDFS_ERR_UNKNOWN_SERVER',
+        'main knows no address for this server (another answers at its last one): register again',
+      );
     if (!before || !this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
     this.noteUp(id, before);
     const returned = this.wasLost(before, now);
@@ -174,7 +208,8 @@ export class Registry {
    */
   live(): ServerRecord[] {
     return this.store.listServers().filter((s) => {
-      if (this.stateOf(s) !== 'up') return false;
+      // No address: another server proved it answers at this one's last (`register`).
+      if (this.stateOf(s) !== 'up' || s.url === '') return false;
       if (this.reachable(s.url)) return true;
       if (!this.unreachableNoted.has(s.id)) {
         this.unreachableNoted.add(s.id);
