@@ -82,7 +82,7 @@ test('a sweep tells of a server once when it is lost, and again only after it ca
   store.close();
 });
 
-test('a TLS cluster takes only https:// file-server URLs: registration refuses another, and a server recorded at one is not used', async () => {
+test('a TLS cluster takes only https:// file-server URLs: registration refuses another (or no URL at all), and a server recorded at one is not used', async () => {
   const store = new SqliteStore(join(dir, 'scheme.db'));
   const clock = { now: 1_000 };
   const { registry, lines } = registryOn(store, clock);
@@ -90,6 +90,10 @@ test('a TLS cluster takes only https:// file-server URLs: registration refuses a
     await assert.rejects(registry.register({ id, port: 7001, url, stats }, '127.0.0.1'), {
       code: 'SEDFS_ERR_BAD_REQUEST',
     });
+  await assert.rejects(registry.register({ id, port: 7001, url: 'https://[files', stats }, '127.0.0.1'), {
+    code: 'SEDFS_ERR_BAD_REQUEST',
+    message: 'url is not a URL',
+  });
   assert.equal(store.getServer(id), undefined, 'nothing recorded');
   assert.throws(() => registry.urlFor('http://10.0.0.1:80', '127.0.0.1', 1), {
     code: 'SEDFS_ERR_BAD_REQUEST',
