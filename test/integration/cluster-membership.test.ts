@@ -78,6 +78,8 @@ describe('a new server id at an address another server still holds joins only if
   let profile: string;
   let env: Record<string, string>;
   const started: SedfsProcess[] = [];
+  /** the server started afresh at the first one's address */
+  let freshId = '';
 
   const servers = async (): Promise<ServerView[]> => {
     const res = await runSedfs(['servers', '--json'], env);
@@ -131,7 +133,7 @@ describe('a new server id at an address another server still holds joins only if
     await cluster.killFileServer(0);
     rmSync(old.data, { recursive: true, force: true });
     startServer(old.data, Number(new URL(url).port));
-    const freshId = await idIn(old.data);
+    freshId = await idIn(old.data);
     assert.notEqual(freshId, old.id);
     const list = await waitFor('the new server up at the old address', async () => {
       const now = await servers();
@@ -146,7 +148,7 @@ describe('a new server id at an address another server still holds joins only if
   });
 
   test('a server the cluster certified for the same host cannot register at that address while another server answers there', async () => {
-    const holder = (await servers()).find((s) => s.state === 'up') as ServerView;
+    const holder = (await servers()).find((s) => s.id === freshId) as ServerView;
     const data = join(cluster.root, 'intruder');
     // It listens elsewhere and says it is at the holder's address.
     startServer(data, 0, holder.url);
