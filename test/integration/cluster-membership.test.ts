@@ -147,17 +147,22 @@ describe('a new server id at an address another server still holds joins only if
     assert.equal((await runSedfs(['cat', '/after-wipe.txt'], env)).stdout, 'kept\n');
   });
 
-  test('a server the cluster certified for the same host cannot register at that address while another server answers there', async () => {
+  test('a server the cluster certified for the same host cannot register at that address while another server answers there, and says why it waits', async () => {
     const holder = (await servers()).find((s) => s.id === freshId) as ServerView;
     const data = join(cluster.root, 'intruder');
     // It listens elsewhere and says it is at the holder's address.
-    startServer(data, 0, holder.url);
+    const proc = startServer(data, 0, holder.url);
     const intruder = await idIn(data);
     await waitFor('main to refuse its registration', () =>
       mainLog(cluster.mainData)
         .split('\n')
         .some((l) => l.includes('registration refused') && l.includes(intruder)),
     );
+    // It says why it waits, not that main is unreachable.
+    await waitFor('the refused server to say why it waits', () =>
+      proc.output().includes('main does not let this server register at its address yet'),
+    );
+    assert.doesNotMatch(proc.output(), /main is unreachable/);
     const list = await servers();
     assert.equal(list.find((s) => s.id === holder.id)?.url, holder.url);
     assert.notEqual(list.find((s) => s.id === intruder)?.state, 'up');
