@@ -76,50 +76,40 @@ export class Registry {
     return this.scheme === 'http' || url.startsWith('https://');
   }
 
-  /** Other servers registered at `url`'s address whose copies still count. */
-  private holdersOf(url: string, id: string): ServerRecord[] {
-    const now = this.now();
+  /** Other servers registered at `url`'s address (removed ones left out). */
+  private othersAt(url: string, id: string): ServerRecord[] {
     const endpoint = endpointOfUrl(url);
     return this.store
       .listServers()
-      .filter(
-        (s) =>
-          s.id !== id &&
-          !s.removedAt &&
-          !this.wasLost(s, now) &&
-          URL.canParse(s.url) &&
-          endpointOfUrl(s.url) === endpoint,
-      );
+      .filter((s) => s.id !== id && !s.removedAt && URL.canParse(s.url) && endpointOfUrl(s.url) === endpoint);
   }
 
   async register(req: RegisterRequest, remoteAddress: string): Promise<ServerRecord> {
     const url = this.urlFor(req.url, remoteAddress, req.port);
-    const holders = this.holdersOf(url, req.id);
-    if (holders.length > 0) {
-      // Main expects the certificate of a server registered at an address when it connects
-      // there (`idsAt`): another id joins there only if what answers there now proves to be
-      // it (a server started afresh on a wiped data folder, addresses handed out anew), so
-      // no id is ever connected to in another's place.
-      const proved = await this.answersAs(url, req.id).catch(() => false);
-      if (!proved) {
-        const holder = holders[0] as ServerRecord;
-        this.log.warn(
-          { server: req.id, url, holder: holder.id },
-          'registration refused: another server is at that address, and what answers there is not the server registering',
-        );
-        throw new SedfsError(
-          'SEDFS_ERR_EXISTS',
-          `server ${holder.id.slice(0, 8)} is registered at ${url}, and what answers there is not server ${req.id.slice(0, 8)}: start this server at that address first, or have the other lost or removed (sedfs admin remove-server ID)`,
-        );
-      }
-      // Looked up again: the list may have changed while main asked.
-      for (const moved of this.holdersOf(url, req.id)) {
-        this.store.forgetAddress(moved.id);
-        this.log.warn(
-          { server: moved.id, url, now: req.id },
-          'file server no longer answers at its address (another server proved it is there): not used until it registers again',
-        );
-      }
+    // Main expects the certificate of a server registered at an address when it connects
+    // there (`idsAt`): another id joins there while that one's copies count only if what
+    // answers there now proves to be it (a server started afresh on a wiped data folder,
+    // addresses handed out anew), so no id is ever connected to in another's place.
+    const holder = this.othersAt(url, req.id).find((s) => !this.wasLost(s, this.now()));
+    if (holder && !(await this.answersAs(url, req.id).catch(() => false))) {
+      this.log.warn(
+        { server: req.id, url, holder: holder.id },
+        'registration refused: another server is at that address, and what answers there is not the server registering',
+      );
+      throw new SedfsError(
+        'SEDFS_ERR_EXISTS',
+        `server ${holder.id.slice(0, 8)} is registered at ${url}, and what answers there is not server ${req.id.slice(0, 8)}: start this server at that address first, or have the other lost or removed (sedfs admin remove-server ID)`,
+      );
+    }
+    // Every other server there, a lost one too, is expected there no more: one that comes
+    // back registers again from where it is (looked up again: the list may have changed
+    // while main asked).
+    for (const moved of this.othersAt(url, req.id)) {
+      this.store.forgetAddress(moved.id);
+      this.log.warn(
+        { server: moved.id, url, now: req.id },
+        'file server no longer at its address (another server registered there): not used until it registers again',
+      );
     }
     const existing = this.store.getServer(req.id);
     const now = this.now();

@@ -141,7 +141,7 @@ describe('a new server id at an address another server still holds joins only if
     });
     assert.equal(list.find((s) => s.id === freshId)?.url, url);
     assert.equal(list.find((s) => s.id === old.id)?.url, '', 'no address is kept for the old id');
-    assert.match(mainLog(cluster.mainData), /no longer answers at its address/);
+    assert.match(mainLog(cluster.mainData), /no longer at its address/);
     // The cluster stores on and reads from the new server there.
     assert.equal((await runSedfs(['write', '/after-wipe.txt', 'kept'], env)).code, 0);
     assert.equal((await runSedfs(['cat', '/after-wipe.txt'], env)).stdout, 'kept\n');

@@ -146,7 +146,7 @@ test("main expects at a file server's endpoint the certificate of a server regis
   store.close();
 });
 
-test('another server id that is not what answers at the address of a server whose copies still count cannot register there until that one is lost or removed', async () => {
+test('another server id that is not what answers at the address of a server whose copies still count cannot register there until that one is lost or removed, and a lost one is then expected there no more', async () => {
   const store = new SqliteStore(join(dir, 'address.db'));
   const clock = { now: 1_000 };
   const { registry } = registryOn(store, clock);
@@ -170,6 +170,8 @@ test('another server id that is not what answers at the address of a server whos
   clock.now += 600_000; // lost: its copies no longer count
   await registry.register(at(b, 'files.example'), '10.0.0.2');
   assert.deepEqual(registry.idsAt('other.example:7001'), [d]);
+  assert.deepEqual(registry.idsAt('files.example:7001'), [b], 'the lost one is expected there no more');
+  assert.equal(store.getServer(a)?.url, '');
   store.close();
 });
 
@@ -213,7 +215,7 @@ test('another server id takes over an address only when what answers there prove
     registry.live().map((s) => s.id),
     [b],
   );
-  assert.ok(lines.some((l) => /no longer answers at its address/.test(l)));
+  assert.ok(lines.some((l) => /no longer at its address/.test(l)));
   // If the old one is still running somewhere, its next beat has it register again.
   assert.throws(() => registry.heartbeat(a, stats), { code: 'SEDFS_ERR_UNKNOWN_SERVER' });
   await registry.register({ id: a, port: 7001, url: 'https://files2.example:7001', stats }, '10.0.0.3');
