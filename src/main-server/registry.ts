@@ -131,12 +131,13 @@ export class Registry {
   heartbeat(id: string, stats: ServerStatsBody): boolean {
     const before = this.store.getServer(id);
     const now = this.now();
-    // Another server proved it answers at this one's address: this one registers again
-    // from wherever it is now (its beats alone would keep counting copies no one can reach).
+    // Another server registered at this one's address (`register`): this one registers
+    // again from wherever it is now (its beats alone would keep counting copies no one
+    // can reach).
     if (before?.url === '')
       throw new SedfsError(
         'SEDFS_ERR_UNKNOWN_SERVER',
-        'main knows no address for this server (another answers at its last one): register again',
+        'main knows no address for this server (another server registered at its last one): register again',
       );
     if (!before || !this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
     this.noteUp(id, before);
@@ -198,7 +199,7 @@ export class Registry {
    */
   live(): ServerRecord[] {
     return this.store.listServers().filter((s) => {
-      // No address: another server proved it answers at this one's last (`register`).
+      // No address: another server registered at this one's last (`register`).
       if (this.stateOf(s) !== 'up' || s.url === '') return false;
       if (this.reachable(s.url)) return true;
       if (!this.unreachableNoted.has(s.id)) {
