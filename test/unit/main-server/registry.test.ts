@@ -228,3 +228,26 @@ test('another server id takes over an address only when what answers there prove
   );
   store.close();
 });
+
+test('on plain HTTP too, a server whose address another server took is not used until it registers again', async () => {
+  const store = new SqliteStore(join(dir, 'takeover-http.db'));
+  const clock = { now: 1_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(
+    store,
+    log,
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'http',
+    async () => true,
+  );
+  const [a, b] = ['a1', 'b2'].map((x) => x.repeat(16)) as [string, string];
+  await registry.register({ id: a, port: 7001, stats }, '10.0.0.1');
+  await registry.register({ id: b, port: 7001, stats }, '10.0.0.1');
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [b],
+  );
+  store.close();
+});
