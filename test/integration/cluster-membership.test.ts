@@ -78,8 +78,10 @@ describe('a new server id at an address another server still holds joins only if
   let profile: string;
   let env: Record<string, string>;
   const started: SedfsProcess[] = [];
-  /** the server started afresh at the first one's address */
+  /** the server started afresh at the first one's address, and its process */
   let freshId = '';
+  let fresh: SedfsProcess;
+  let intruderProc: SedfsProcess;
 
   const servers = async (): Promise<ServerView[]> => {
     const res = await runSedfs(['servers', '--json'], env);
@@ -132,7 +134,7 @@ describe('a new server id at an address another server still holds joins only if
     const url = readFileSync(join(old.data, 'fileserver.addr'), 'utf8').trim();
     await cluster.killFileServer(0);
     rmSync(old.data, { recursive: true, force: true });
-    startServer(old.data, Number(new URL(url).port));
+    fresh = startServer(old.data, Number(new URL(url).port));
     freshId = await idIn(old.data);
     assert.notEqual(freshId, old.id);
     const list = await waitFor('the new server up at the old address', async () => {
@@ -152,6 +154,7 @@ describe('a new server id at an address another server still holds joins only if
     const data = join(cluster.root, 'intruder');
     // It listens elsewhere and says it is at the holder's address.
     const proc = startServer(data, 0, holder.url);
+    intruderProc = proc;
     const intruder = await idIn(data);
     await waitFor('main to refuse its registration', () =>
       mainLog(cluster.mainData)
@@ -166,6 +169,33 @@ describe('a new server id at an address another server still holds joins only if
     const list = await servers();
     assert.equal(list.find((s) => s.id === holder.id)?.url, holder.url);
     assert.notEqual(list.find((s) => s.id === intruder)?.state, 'up');
+    assert.equal((await runSedfs(['cat', '/after-wipe.txt'], env)).stdout, 'kept\n');
+  });
+
+  test("two servers restarted on each other's addresses (addresses handed out anew) both join at once, each at its new one", async () => {
+    const stop = async (p: SedfsProcess) => {
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    };
+    await stop(intruderProc);
+    const otherData = join(cluster.root, 'other');
+    const other = startServer(otherData, 0);
+    const otherId = await idIn(otherData);
+    const urlOf = (data: string) => readFileSync(join(data, 'fileserver.addr'), 'utf8').trim();
+    await waitFor('the other server to listen', () => existsSync(join(otherData, 'fileserver.addr')));
+    const freshData = (cluster.fileServers[0] as { data: string }).data;
+    const [freshUrl, otherUrl] = [urlOf(freshData), urlOf(otherData)];
+    await waitFor('both up', async () => (await servers()).filter((s) => s.state === 'up').length === 2);
+    await stop(fresh);
+    await stop(other);
+    startServer(freshData, Number(new URL(otherUrl).port));
+    startServer(otherData, Number(new URL(freshUrl).port));
+    await waitFor("each up at the other's old address", async () => {
+      const now = await servers();
+      const at = (id: string) => now.find((s) => s.id === id && s.state === 'up')?.url;
+      return at(freshId) === otherUrl && at(otherId) === freshUrl;
+    });
+    // Reads reach the file's server at its new address, expecting its certificate there.
     assert.equal((await runSedfs(['cat', '/after-wipe.txt'], env)).stdout, 'kept\n');
   });
 });
