@@ -37,9 +37,11 @@ type Receiver = (piece: Buffer) => void;
  * else is refused, and a connection is kept only after a complete, exact answer.
  */
 export class ChunkReader {
-  /** kept connections per server, each with the listener that drops it while it waits */
+  /** kept connections by `poolKey` (origin and the ids checked for), each with the listener that drops it while it waits */
   private readonly idle = new Map<string, { socket: Socket; drop: () => void }[]>();
   private closed = false;
+  /** each connection's `poolKey`, fixed when it was made */
+  private readonly keptUnder = new WeakMap<Socket, string>();
 
   /**
    * `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs.
@@ -64,7 +66,7 @@ export class ChunkReader {
     // The ticket goes into the request's head as it is: it must not be able to end a line.
     if (/[\r\n]/.test(ticket))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'a ticket cannot hold a line break');
-    const kept = this.takeIdle(target.origin);
+    const kept = this.takeIdle(this.poolKey(target));
     if (kept) {
       try {
         return await this.exchange(kept, target, ticket, size, into, true);
@@ -83,11 +85,26 @@ export class ChunkReader {
     this.idle.clear();
   }
 
+  /** The server ids a connection to `target` must show a certificate for, if any. */
+  private expectedAt(target: URL): readonly string[] | undefined {
+    if (target.protocol !== 'https:') return undefined;
+    return this.opts.serverNames?.(`${target.hostname.replace(/^\[(.*)\]$/, '$1')}:${target.port || 443}`);
+  }
+
+  /**
+   * Where a connection is kept: its origin and the ids its certificate was checked for.
+   * A certificate is checked once, at connect: a connection checked for server X must
+   * not carry a read meant for Y once Y is expected at that address instead.
+   */
+  private poolKey(target: URL, names = this.expectedAt(target)): string {
+    return `${target.origin} ${names ? [...names].sort().join(',') : ''}`;
+  }
+
   private connect(target: URL): Promise<Socket> {
     const secure = target.protocol === 'https:';
     const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(target.port || (secure ? 443 : 80));
-    const names = secure ? this.opts.serverNames?.(`${host}:${port}`) : undefined;
+    const names = this.expectedAt(target);
     const onread = {
       buffer: Buffer.allocUnsafe(RECEIVE_BYTES),
       callback: (n: number, buffer: Uint8Array) => {
@@ -115,6 +132,7 @@ export class ChunkReader {
           ...({ onread } as ConnectionOptions),
         })
       : connectTcp({ host, port, onread });
+    this.keptUnder.set(socket, this.poolKey(target, names));
     return new Promise((resolve, reject) => {
       const fail = (err: Error) => {
         socket.destroy();
@@ -163,7 +181,7 @@ export class ChunkReader {
           socket.destroy();
           reject(err);
         } else {
-          if (keep) this.keep(target.origin, socket);
+          if (keep) this.keep(this.keptUnder.get(socket) as string, socket);
           else socket.destroy();
           resolve(result as Buffer);
         }
@@ -273,8 +291,8 @@ export class ChunkReader {
   }
 
   /** Keeps a connection for the next chunk from the same server, or closes it if enough are kept. */
-  private keep(origin: string, socket: Socket): void {
-    const list = this.idle.get(origin) ?? [];
+  private keep(key: string, socket: Socket): void {
+    const list = this.idle.get(key) ?? [];
     if (this.closed || list.length >= IDLE_PER_ORIGIN || socket.destroyed) {
       socket.destroy();
       return;
@@ -294,11 +312,11 @@ export class ChunkReader {
     socket.setTimeout(IDLE_MS);
     socket.unref();
     list.push(kept);
-    this.idle.set(origin, list);
+    this.idle.set(key, list);
   }
 
-  private takeIdle(origin: string): Socket | undefined {
-    const list = this.idle.get(origin);
+  private takeIdle(key: string): Socket | undefined {
+    const list = this.idle.get(key);
     for (let kept = list?.pop(); kept; kept = list?.pop()) {
       for (const event of KEPT_EVENTS) kept.socket.off(event, kept.drop);
       receivers.delete(kept.socket);

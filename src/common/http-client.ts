@@ -1,5 +1,6 @@
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
 import {
+  endpointOfUrl,
   NOT_EXPECTED_SERVER_CERT,
   NOT_MAIN_CERT,
   type ServerNames,
@@ -18,13 +19,81 @@ export function createAgent(
   tls?: TlsIdentity,
   opts: { mainUrl?: string; serverNames?: ServerNames } = {},
 ): Agent {
-  return new Agent({
+  const options: AgentOptions = {
     keepAliveTimeout: 10_000,
     connections: 64,
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
-    ...(tls ? { connect: tlsConnector(tls, opts.mainUrl, opts.serverNames) } : {}),
-  });
+  };
+  if (!tls) return new Agent(options);
+  if (!opts.serverNames) return new Agent({ ...options, connect: tlsConnector(tls, opts.mainUrl) });
+  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames);
+}
+
+type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;
+
+/**
+ * undici keeps connections by origin alone, and a certificate is checked once, when its
+ * connection is made: a kept-alive connection checked for server X at an address would
+ * carry requests meant for Y once Y is expected there instead (a new server id took
+ * the address, a ticket names another server at a URL). So requests to an endpoint some
+ * server is expected at go through a pool of their own per set of expected ids, whose
+ * connections were checked for exactly those ids.
+ */
+class ExpectedServersAgent extends Agent {
+  /** pools by the ids expected (sorted, comma-joined); made on first use */
+  private readonly byExpected = new Map<string, Agent>();
+  private readonly mainEndpoint: string | undefined;
+
+  constructor(
+    private readonly options: AgentOptions,
+    private readonly tls: TlsIdentity,
+    mainUrl: string | undefined,
+    private readonly serverNames: ServerNames,
+  ) {
+    super({ ...options, connect: tlsConnector(tls, mainUrl) });
+    this.mainEndpoint = mainUrl ? endpointOfUrl(mainUrl) : undefined;
+  }
+
+  override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    const endpoint = opts.origin ? endpointOfUrl(String(opts.origin)) : undefined;
+    const ids =
+      endpoint === undefined || endpoint === this.mainEndpoint ? undefined : this.serverNames(endpoint);
+    if (!ids) return super.dispatch(opts, handler);
+    return this.poolFor(ids).dispatch(opts, handler);
+  }
+
+  private poolFor(ids: readonly string[]): Agent {
+    const key = [...ids].sort().join(',');
+    let pool = this.byExpected.get(key);
+    if (!pool) {
+      pool = new Agent({ ...this.options, connect: tlsConnector(this.tls, undefined, ids) });
+      this.byExpected.set(key, pool);
+    }
+    return pool;
+  }
+
+  // The callback forms are how undici's promise forms call themselves: by then the
+  // promise form below has closed the pools too.
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    if (callback) return super.close(callback);
+    const pools = [...this.byExpected.values()].map((p) => p.close());
+    return Promise.all([super.close(), ...pools]).then(() => undefined);
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(errOrCallback?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    if (typeof errOrCallback === 'function') return super.destroy(errOrCallback);
+    const err = errOrCallback ?? null;
+    if (callback) return super.destroy(err, callback);
+    const pools = [...this.byExpected.values()].map((p) => p.destroy(err));
+    return Promise.all([super.destroy(err), ...pools]).then(() => undefined);
+  }
 }
 
 /** OpenSSL's codes for a certificate that does not chain to the trusted CA or does not fit. */

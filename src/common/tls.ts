@@ -92,16 +92,25 @@ export type ServerNames = (endpoint: string) => readonly string[] | undefined;
  * With `mainUrl`, connections to that address must also show main's own certificate.
  * The host check alone is not enough: a file server's certificate names the host it
  * runs on, often main's too, so whoever holds the join token could otherwise stand
- * in for main with any certificate the cluster issued. With `serverNames`, a
- * connection to an endpoint it names must show a certificate for one of those server
- * ids (its CN): enrolment certifies whatever host a join-token holder advertises, so
- * the host alone does not tell one server from another the cluster certified for it.
+ * in for main with any certificate the cluster issued. With `expectedIds`, every other
+ * connection must show a certificate for one of those server ids (its CN): enrolment
+ * certifies whatever host a join-token holder advertises, so the host alone does not
+ * tell one server from another the cluster certified for it. Which ids are expected
+ * where is the pool's business (`createAgent`): a connection is checked once, when it
+ * is made, so it must only ever carry requests for the ids it was checked for.
  */
-export function tlsConnector(tls: TlsIdentity, mainUrl?: string, serverNames?: ServerNames): Connector {
+export function tlsConnector(tls: TlsIdentity, mainUrl?: string, expectedIds?: readonly string[]): Connector {
   const build = () => ({
-    anyServer: buildConnector(clientTlsOptions(tls)),
+    other: buildConnector({
+      ...clientTlsOptions(tls),
+      ...(expectedIds
+        ? {
+            checkServerIdentity: (host: string, cert: PeerCertificate) =>
+              isServerCertificate(host, cert, expectedIds),
+          }
+        : {}),
+    }),
     main: buildConnector({ ...clientTlsOptions(tls), checkServerIdentity: isMainCertificate }),
-    named: new Map<string, Connector>(),
   });
   let connectors = build();
   tls.onRenew(() => {
@@ -109,20 +118,8 @@ export function tlsConnector(tls: TlsIdentity, mainUrl?: string, serverNames?: S
   });
   const main = mainUrl ? endpointOfUrl(mainUrl) : undefined;
   return (options, callback) => {
-    const endpoint = endpointOf(options);
-    if (main !== undefined && endpoint === main) return connectors.main(options, callback);
-    const names = serverNames?.(endpoint);
-    if (!names) return connectors.anyServer(options, callback);
-    const key = [...names].sort().join(',');
-    let named = connectors.named.get(key);
-    if (!named) {
-      named = buildConnector({
-        ...clientTlsOptions(tls),
-        checkServerIdentity: (host: string, cert: PeerCertificate) => isServerCertificate(host, cert, names),
-      });
-      connectors.named.set(key, named);
-    }
-    named(options, callback);
+    if (main !== undefined && endpointOf(options) === main) return connectors.main(options, callback);
+    connectors.other(options, callback);
   };
 }
 

@@ -214,6 +214,15 @@ export class MainLink {
   private noteUnreachable(err: unknown): void {
     if (!this.mainReachable) return;
     this.mainReachable = false;
+    if (err instanceof SedfsError && err.code === 'SEDFS_ERR_EXISTS') {
+      // Main answered: it found another server registered at this address, and not this
+      // one answering there (yet). Said as it is, not as a network failure.
+      this.log.warn(
+        { main: this.opts.mainUrl, reason: err.message },
+        'main does not let this server register at its address yet (another server is registered there); retrying',
+      );
+      return;
+    }
     this.log.warn(
       { main: this.opts.mainUrl, reason: (err as Error).message },
       'main is unreachable; retrying',

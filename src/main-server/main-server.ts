@@ -8,6 +8,7 @@ import { openServerFolder } from '../common/server-folder.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { formatJoinString } from '../protocol/join-string.js';
 import { AccountService } from './accounts.js';
+import { answersAs } from './address-probe.js';
 import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
 import { ChunkDeleter } from './chunk-deleter.js';
@@ -87,6 +88,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     heartbeatTimeoutMs,
     config.lostAfter * 1000,
     tls ? 'https' : 'http',
+    (url, id) => answersAs(tls?.identity, url, id),
   );
   const blobs = new BlobService(
     store,

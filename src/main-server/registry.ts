@@ -52,6 +52,11 @@ export class Registry {
     private readonly lostAfterMs = 600_000,
     /** how file servers are reached: https, or http with --insecure-http */
     private readonly scheme: 'https' | 'http' = 'https',
+    /**
+     * Whether what answers at a URL now is the server with this id (`answersAs` in
+     * address-probe.ts); without it, no id joins at another's address.
+     */
+    private readonly answersAs: (url: string, id: string) => Promise<boolean> = async () => false,
   ) {
     this.startedAt = now();
   }
@@ -63,6 +68,8 @@ export class Registry {
    * it points.
    */
   urlFor(advertised: string | undefined, remoteAddress: string, port: number): string {
+    if (advertised !== undefined && !URL.canParse(advertised))
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'url is not a URL');
     if (advertised !== undefined && !this.reachable(advertised))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'this cluster runs over TLS: url must be https://');
     return advertised ?? `${this.scheme}://${formatHost(remoteAddress)}:${port}`;
@@ -73,33 +80,43 @@ export class Registry {
     return this.scheme === 'http' || url.startsWith('https://');
   }
 
-  register(req: RegisterRequest, remoteAddress: string): ServerRecord {
-    const url = this.urlFor(req.url, remoteAddress, req.port);
-    const existing = this.store.getServer(req.id);
-    const now = this.now();
-    // Main expects the certificate of a server registered at an address when it connects
-    // there (`idsAt`): another id may not join it there while that server's copies count.
-    const holder = this.store
+  /** Other servers registered at `url`'s address (removed ones left out). */
+  private othersAt(url: string, id: string): ServerRecord[] {
+    const endpoint = endpointOfUrl(url);
+    return this.store
       .listServers()
-      .find(
-        (s) =>
-          s.id !== req.id &&
-          !s.removedAt &&
-          !this.wasLost(s, now) &&
-          URL.canParse(s.url) &&
-          URL.canParse(url) &&
-          endpointOfUrl(s.url) === endpointOfUrl(url),
-      );
-    if (holder) {
+      .filter((s) => s.id !== id && !s.removedAt && URL.canParse(s.url) && endpointOfUrl(s.url) === endpoint);
+  }
+
+  async register(req: RegisterRequest, remoteAddress: string): Promise<ServerRecord> {
+    const url = this.urlFor(req.url, remoteAddress, req.port);
+    // Main expects the certificate of a server registered at an address when it connects
+    // there (`idsAt`): another id joins there while that one's copies count only if what
+    // answers there now proves to be it (a server started afresh on a wiped data folder,
+    // addresses handed out anew), so no id is ever connected to in another's place.
+    const holder = this.othersAt(url, req.id).find((s) => !this.wasLost(s, this.now()));
+    if (holder && !(await this.answersAs(url, req.id).catch(() => false))) {
       this.log.warn(
         { server: req.id, url, holder: holder.id },
-        'registration refused: another server is at that address',
+        'registration refused: another server is at that address, and what answers there is not the server registering',
       );
       throw new SedfsError(
         'SEDFS_ERR_EXISTS',
-        `server ${holder.id.slice(0, 8)} is registered at ${url}: it must be lost or removed (sedfs admin remove-server ID) before another joins there`,
+        `server ${holder.id.slice(0, 8)} is registered at ${url}, and what answers there is not server ${req.id.slice(0, 8)}: start this server at that address first, or have the other lost or removed (sedfs admin remove-server ID)`,
       );
     }
+    // Every other server there, a lost one too, is expected there no more: one that comes
+    // back registers again from where it is (looked up again: the list may have changed
+    // while main asked).
+    for (const moved of this.othersAt(url, req.id)) {
+      this.store.forgetAddress(moved.id);
+      this.log.warn(
+        { server: moved.id, url, now: req.id },
+        'file server no longer at its address (another server registered there): not used until it registers again',
+      );
+    }
+    const existing = this.store.getServer(req.id);
+    const now = this.now();
     const returning = existing !== undefined && this.wasLost(existing, now);
     const rec = this.store.registerServer(
       { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },
@@ -118,6 +135,14 @@ export class Registry {
   heartbeat(id: string, stats: ServerStatsBody): boolean {
     const before = this.store.getServer(id);
     const now = this.now();
+    // Another server registered at this one's address (`register`): this one registers
+    // again from wherever it is now (its beats alone would keep counting copies no one
+    // can reach).
+    if (before?.url === '')
+      throw new SedfsError(
+        'SEDFS_ERR_UNKNOWN_SERVER',
+        'main knows no address for this server (another server registered at its last one): register again',
+      );
     if (!before || !this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
     this.noteUp(id, before);
     const returned = this.wasLost(before, now);
@@ -178,7 +203,8 @@ export class Registry {
    */
   live(): ServerRecord[] {
     return this.store.listServers().filter((s) => {
-      if (this.stateOf(s) !== 'up') return false;
+      // No address: another server registered at this one's last (`register`).
+      if (this.stateOf(s) !== 'up' || s.url === '') return false;
       if (this.reachable(s.url)) return true;
       if (!this.unreachableNoted.has(s.id)) {
         this.unreachableNoted.add(s.id);

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ServerView } from '../../src/protocol/main-api.js';
-import { runSedfs, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
+import { runSedfs, type SedfsProcess, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 
 describe('file servers register, go down when silent, and come back as themselves', () => {
   const HEARTBEAT_TIMEOUT_S = 2;
@@ -70,6 +70,133 @@ describe('file servers register, go down when silent, and come back as themselve
     await waitFor('main to log the return', () =>
       mainLog(cluster.mainData).includes('file server is up again'),
     );
+  });
+});
+
+describe('a new server id at an address another server still holds joins only if it is what answers there', () => {
+  let cluster: TestCluster;
+  let profile: string;
+  let env: Record<string, string>;
+  const started: SedfsProcess[] = [];
+  /** the server started afresh at the first one's address, and its process */
+  let freshId = '';
+  let fresh: SedfsProcess;
+  let intruderProc: SedfsProcess;
+
+  const servers = async (): Promise<ServerView[]> => {
+    const res = await runSedfs(['servers', '--json'], env);
+    assert.equal(res.code, 0, res.stderr);
+    return JSON.parse(res.stdout).servers;
+  };
+
+  /** `sedfs fileserver` on `data` at `port`, joining with main's join string. */
+  function startServer(data: string, port: number, advertise?: string): SedfsProcess {
+    const proc = spawnSedfs(
+      [
+        'fileserver',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--data',
+        data,
+        ...(advertise ? ['--advertise', advertise] : []),
+      ],
+      { SEDFS_JOIN: readFileSync(join(cluster.mainData, 'join'), 'utf8').trim() },
+    );
+    started.push(proc);
+    return proc;
+  }
+
+  const idIn = (data: string) =>
+    waitFor(
+      'the server id',
+      () => existsSync(join(data, 'server-id')) && readFileSync(join(data, 'server-id'), 'utf8').trim(),
+    );
+
+  before(async () => {
+    // Copies of a silent server count for --lost-after (10 minutes): the old id below is
+    // down but far from lost all through.
+    cluster = await TestCluster.start({ servers: 1, replicas: 1 });
+    profile = mkdtempSync(join(tmpdir(), 'sedfs-prof-'));
+    env = { SEDFS_HOME: profile, SEDFS_MAIN: cluster.mainUrl, SEDFS_PASSPHRASE: 'pw' };
+    assert.equal((await runSedfs(['signup', 'ops'], env)).code, 0);
+  });
+  after(async () => {
+    for (const p of started) p.proc.kill('SIGKILL');
+    await Promise.all(started.map((p) => p.exited));
+    await cluster?.stop();
+    rmSync(profile, { recursive: true, force: true });
+  });
+
+  test('a server started afresh on a wiped data folder at the same host and port takes the address over at once, and the old id is used nowhere', async () => {
+    const old = cluster.fileServers[0] as { id: string; data: string };
+    const url = readFileSync(join(old.data, 'fileserver.addr'), 'utf8').trim();
+    await cluster.killFileServer(0);
+    rmSync(old.data, { recursive: true, force: true });
+    fresh = startServer(old.data, Number(new URL(url).port));
+    freshId = await idIn(old.data);
+    assert.notEqual(freshId, old.id);
+    const list = await waitFor('the new server up at the old address', async () => {
+      const now = await servers();
+      return now.some((s) => s.id === freshId && s.state === 'up') && now;
+    });
+    assert.equal(list.find((s) => s.id === freshId)?.url, url);
+    assert.equal(list.find((s) => s.id === old.id)?.url, '', 'no address is kept for the old id');
+    assert.match(mainLog(cluster.mainData), /no longer at its address/);
+    // The cluster stores on and reads from the new server there.
+    assert.equal((await runSedfs(['write', '/after-wipe.txt', 'kept'], env)).code, 0);
+    assert.equal((await runSedfs(['cat', '/after-wipe.txt'], env)).stdout, 'kept\n');
+  });
+
+  test('a server the cluster certified for the same host cannot register at that address while another server answers there, and says why it waits', async () => {
+    const holder = (await servers()).find((s) => s.id === freshId) as ServerView;
+    const data = join(cluster.root, 'intruder');
+    // It listens elsewhere and says it is at the holder's address.
+    const proc = startServer(data, 0, holder.url);
+    intruderProc = proc;
+    const intruder = await idIn(data);
+    await waitFor('main to refuse its registration', () =>
+      mainLog(cluster.mainData)
+        .split('\n')
+        .some((l) => l.includes('registration refused') && l.includes(intruder)),
+    );
+    // It says why it waits, not that main is unreachable.
+    await waitFor('the refused server to say why it waits', () =>
+      proc.output().includes('main does not let this server register at its address yet'),
+    );
+    assert.doesNotMatch(proc.output(), /main is unreachable/);
+    const list = await servers();
+    assert.equal(list.find((s) => s.id === holder.id)?.url, holder.url);
+    assert.notEqual(list.find((s) => s.id === intruder)?.state, 'up');
+    assert.equal((await runSedfs(['cat', '/after-wipe.txt'], env)).stdout, 'kept\n');
+  });
+
+  test("two servers restarted on each other's addresses (addresses handed out anew) both join at once, each at its new one", async () => {
+    const stop = async (p: SedfsProcess) => {
+      p.proc.kill('SIGKILL');
+      await p.exited;
+    };
+    await stop(intruderProc);
+    const otherData = join(cluster.root, 'other');
+    const other = startServer(otherData, 0);
+    const otherId = await idIn(otherData);
+    const urlOf = (data: string) => readFileSync(join(data, 'fileserver.addr'), 'utf8').trim();
+    await waitFor('the other server to listen', () => existsSync(join(otherData, 'fileserver.addr')));
+    const freshData = (cluster.fileServers[0] as { data: string }).data;
+    const [freshUrl, otherUrl] = [urlOf(freshData), urlOf(otherData)];
+    await waitFor('both up', async () => (await servers()).filter((s) => s.state === 'up').length === 2);
+    await stop(fresh);
+    await stop(other);
+    startServer(freshData, Number(new URL(otherUrl).port));
+    startServer(otherData, Number(new URL(freshUrl).port));
+    await waitFor("each up at the other's old address", async () => {
+      const now = await servers();
+      const at = (id: string) => now.find((s) => s.id === id && s.state === 'up')?.url;
+      return at(freshId) === otherUrl && at(otherId) === freshUrl;
+    });
+    // Reads reach the file's server at its new address, expecting its certificate there.
+    assert.equal((await runSedfs(['cat', '/after-wipe.txt'], env)).stdout, 'kept\n');
   });
 });
 

@@ -20,9 +20,31 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
       if (!ctx.tls)
         throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'this cluster runs without TLS (--insecure-http)');
       const { id, publicKey, url } = req.body;
-      if (peerName(req.raw) === id) requireBoundKey(ctx, req.raw, id);
+      const ownCertificate = peerName(req.raw) === id;
+      if (ownCertificate) requireBoundKey(ctx, req.raw, id);
       else requireJoinToken(ctx, req.headers.authorization);
-      if (ctx.store.getServer(id)?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
+      const known = ctx.store.getServer(id);
+      if (known?.removedAt) throw new SedfsError('SEDFS_ERR_SERVER_REMOVED');
+      // A server registered over TLS before ids were bound to keys (an older version) has
+      // no binding yet: it binds its own key with its own certificate (`requireBoundKey`).
+      // The join token binds only ids no one holds: it would hand that server's id, and
+      // its copies, to whoever has the token. One that only ever ran on plain HTTP (an
+      // http:// URL) had no key and no credential but the token: it binds as a new one.
+      if (
+        !ownCertificate &&
+        known &&
+        !known.url.startsWith('http://') &&
+        ctx.store.enrolledKey(id) === undefined
+      ) {
+        ctx.log.warn(
+          { server: id },
+          'enrolment refused: this server id was registered before ids were bound to keys, and only its own certificate binds it',
+        );
+        throw new SedfsError(
+          'SEDFS_ERR_SERVER_KEY_MISMATCH',
+          `server ${id.slice(0, 8)} was registered before ids were bound to keys: it binds its key by enrolling with its own certificate (start it while that is valid); if that has expired, remove it (sedfs admin remove-server ID) and join it anew with an empty data folder`,
+        );
+      }
       const host = certificateHost(ctx.registry.urlFor(url, req.socket.remoteAddress ?? '127.0.0.1', 1));
       let key: string;
       try {

@@ -9,7 +9,7 @@ export function registerServerRoute(app: FastifyInstance, ctx: MainContext): voi
     { schema: { body: RegisterRequest }, bodyLimit: 16 * 1024 },
     async (req): Promise<RegisterResponse> => {
       requireServer(ctx, req, req.body.id);
-      const rec = ctx.registry.register(req.body, req.socket.remoteAddress ?? '127.0.0.1');
+      const rec = await ctx.registry.register(req.body, req.socket.remoteAddress ?? '127.0.0.1');
       return {
         id: rec.id,
         url: rec.url,

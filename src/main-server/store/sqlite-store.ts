@@ -196,6 +196,10 @@ export class SqliteStore implements MainStore {
       .all() as { id: string; firstAt: number; lastAt: number }[];
   }
 
+  forgetAddress(id: string): void {
+    this.db.prepare("UPDATE servers SET url = '' WHERE id = ?").run(id);
+  }
+
   markReturned(id: string, now: number): void {
     this.db.prepare('UPDATE servers SET returned_at = ? WHERE id = ?').run(now, id);
   }

@@ -92,6 +92,11 @@ export interface MainStore {
    * only enrolled gets a row of its own, so it stays refused.
    */
   markRemoved(id: string, now: number): boolean;
+  /**
+   * Forgets where a server is (its URL becomes ''): another server proved it answers at
+   * that address. It is not used until it registers again.
+   */
+  forgetAddress(id: string): void;
   /** Notes that a server came back after being lost. */
   markReturned(id: string, now: number): void;
   /** Records a heartbeat; false if the server is unknown (it must register again). */

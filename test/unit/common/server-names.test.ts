@@ -145,3 +145,43 @@ test('a chunk is read only from the server expected at its endpoint (a repair co
     reader.close();
   }
 });
+
+test('a kept-alive connection checked for one server is not reused once another server is expected at its endpoint', async () => {
+  let expected = [SHOWN];
+  const agent = createAgent(new TlsIdentity(ca), { serverNames: () => expected });
+  let handshakes = 0;
+  const count = () => handshakes++;
+  server.on('secureConnection', count);
+  // undici frees a connection for the next request just after its answer has been read.
+  const settled = () => new Promise((resolve) => setImmediate(resolve));
+  try {
+    await requestJson(agent, `${url}/v1/health`);
+    await settled();
+    await requestJson(agent, `${url}/v1/health`);
+    assert.equal(handshakes, 1, 'the second request went over the kept connection');
+    await settled();
+    expected = [OTHER];
+    await assert.rejects(requestJson(agent, `${url}/v1/health`), untrusted);
+    expected = [SHOWN];
+    await requestJson(agent, `${url}/v1/health`);
+  } finally {
+    server.off('secureConnection', count);
+    await agent.close();
+  }
+});
+
+test('a kept chunk-read connection checked for one server is not reused once another server is expected at its endpoint', async () => {
+  let expected = SHOWN;
+  const reader = new ChunkReader(new TlsIdentity(ca), { serverNames: () => [expected] });
+  const read = () =>
+    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length));
+  try {
+    assert.ok((await read()).equals(CHUNK));
+    expected = OTHER;
+    await assert.rejects(read(), untrusted);
+    expected = SHOWN;
+    assert.ok((await read()).equals(CHUNK));
+  } finally {
+    reader.close();
+  }
+});

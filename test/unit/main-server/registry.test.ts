@@ -21,11 +21,11 @@ function registryOn(store: SqliteStore, clock: { now: number }) {
   return { registry: new Registry(store, log, () => clock.now, TIMEOUT_MS), lines };
 }
 
-test('a server that beats again before any sweep saw it silent is logged down, then up again', () => {
+test('a server that beats again before any sweep saw it silent is logged down, then up again', async () => {
   const store = new SqliteStore(join(dir, 'a.db'));
   const clock = { now: 1_000 };
   const { registry, lines } = registryOn(store, clock);
-  registry.register({ id, port: 7001, stats }, '127.0.0.1');
+  await registry.register({ id, port: 7001, stats }, '127.0.0.1');
   clock.now += 500;
   registry.heartbeat(id, stats);
   assert.deepEqual(
@@ -43,10 +43,10 @@ test('a server that beats again before any sweep saw it silent is logged down, t
   store.close();
 });
 
-test('after main restarts, a server it had not yet seen is only noted up when it beats', () => {
+test('after main restarts, a server it had not yet seen is only noted up when it beats', async () => {
   const store = new SqliteStore(join(dir, 'b.db'));
   const clock = { now: 1_000 };
-  registryOn(store, clock).registry.register({ id, port: 7001, stats }, '127.0.0.1');
+  await registryOn(store, clock).registry.register({ id, port: 7001, stats }, '127.0.0.1');
   clock.now += TIMEOUT_MS + 1_000;
   const restarted = registryOn(store, clock);
   restarted.registry.heartbeat(id, stats);
@@ -57,7 +57,7 @@ test('after main restarts, a server it had not yet seen is only noted up when it
   store.close();
 });
 
-test('a sweep tells of a server once when it is lost, and again only after it came back and was lost anew', () => {
+test('a sweep tells of a server once when it is lost, and again only after it came back and was lost anew', async () => {
   const store = new SqliteStore(join(dir, 'c.db'));
   const clock = { now: 1_000 };
   const lines: string[] = [];
@@ -65,7 +65,7 @@ test('a sweep tells of a server once when it is lost, and again only after it ca
   const registry = new Registry(store, log, () => clock.now, TIMEOUT_MS, 10_000);
   const told: string[] = [];
   registry.onLost = (server) => told.push(server);
-  registry.register({ id, port: 7001, stats }, '127.0.0.1');
+  await registry.register({ id, port: 7001, stats }, '127.0.0.1');
   clock.now += TIMEOUT_MS + 5_000;
   registry.sweep();
   assert.deepEqual(told, [], 'down, but not yet lost');
@@ -82,13 +82,13 @@ test('a sweep tells of a server once when it is lost, and again only after it ca
   store.close();
 });
 
-test('a main restarted after a long stop counts no server lost for its first heartbeat timeout, then those still silent', () => {
+test('a main restarted after a long stop counts no server lost for its first heartbeat timeout, then those still silent', async () => {
   const store = new SqliteStore(join(dir, 'restart-lost.db'));
   const clock = { now: 1_000 };
   const other = 'cd'.repeat(16);
   const first = registryOn(store, clock).registry;
-  first.register({ id, port: 7001, stats }, '127.0.0.1');
-  first.register({ id: other, port: 7002, stats }, '127.0.0.1');
+  await first.register({ id, port: 7001, stats }, '127.0.0.1');
+  await first.register({ id: other, port: 7002, stats }, '127.0.0.1');
   // Main was down an hour: both last beat long before it started again.
   clock.now += 3600_000;
   const lines: string[] = [];
@@ -117,19 +117,23 @@ test('a main restarted after a long stop counts no server lost for its first hea
   store.close();
 });
 
-test('a TLS cluster takes only https:// file-server URLs: registration refuses another, and a server recorded at one is not used', () => {
+test('a TLS cluster takes only https:// file-server URLs: registration refuses another (or no URL at all), and a server recorded at one is not used', async () => {
   const store = new SqliteStore(join(dir, 'scheme.db'));
   const clock = { now: 1_000 };
   const { registry, lines } = registryOn(store, clock);
   for (const url of ['http://10.0.0.1:80', 'http://files.example:7001'])
-    assert.throws(() => registry.register({ id, port: 7001, url, stats }, '127.0.0.1'), {
+    await assert.rejects(registry.register({ id, port: 7001, url, stats }, '127.0.0.1'), {
       code: 'SEDFS_ERR_BAD_REQUEST',
     });
+  await assert.rejects(registry.register({ id, port: 7001, url: 'https://[files', stats }, '127.0.0.1'), {
+    code: 'SEDFS_ERR_BAD_REQUEST',
+    message: 'url is not a URL',
+  });
   assert.equal(store.getServer(id), undefined, 'nothing recorded');
   assert.throws(() => registry.urlFor('http://10.0.0.1:80', '127.0.0.1', 1), {
     code: 'SEDFS_ERR_BAD_REQUEST',
   });
-  assert.equal(registry.register({ id, port: 7001, stats }, '10.0.0.9').url, 'https://10.0.0.9:7001');
+  assert.equal((await registry.register({ id, port: 7001, stats }, '10.0.0.9')).url, 'https://10.0.0.9:7001');
   assert.deepEqual(
     registry.live().map((s) => s.id),
     [id],
@@ -158,13 +162,13 @@ test('a TLS cluster takes only https:// file-server URLs: registration refuses a
   store.close();
 });
 
-test("main expects at a file server's endpoint the certificate of a server registered there, never of one removed", () => {
+test("main expects at a file server's endpoint the certificate of a server registered there, never of one removed", async () => {
   const store = new SqliteStore(join(dir, 'names.db'));
   const clock = { now: 1_000 };
   const { registry } = registryOn(store, clock);
   const [a, b] = ['a1'.repeat(16), 'b2'.repeat(16)];
-  registry.register({ id: a, port: 7001, url: 'https://files.example:7001', stats }, '10.0.0.1');
-  registry.register({ id: b, port: 7002, stats }, '10.0.0.2');
+  await registry.register({ id: a, port: 7001, url: 'https://files.example:7001', stats }, '10.0.0.1');
+  await registry.register({ id: b, port: 7002, stats }, '10.0.0.2');
   assert.deepEqual(registry.idsAt('files.example:7001'), [a]);
   assert.deepEqual(registry.idsAt('10.0.0.2:7002'), [b]);
   assert.equal(
@@ -177,7 +181,7 @@ test("main expects at a file server's endpoint the certificate of a server regis
   store.close();
 });
 
-test('another server id cannot register at the address of a server whose copies still count: only once that one is lost or removed', () => {
+test('another server id that is not what answers at the address of a server whose copies still count cannot register there until that one is lost or removed, and a lost one is then expected there no more', async () => {
   const store = new SqliteStore(join(dir, 'address.db'));
   const clock = { now: 1_000 };
   const { registry } = registryOn(store, clock);
@@ -188,18 +192,97 @@ test('another server id cannot register at the address of a server whose copies 
     url: `https://${host}:7001`,
     stats,
   });
-  registry.register(at(a, 'files.example'), '10.0.0.1');
-  registry.register(at(c, 'other.example'), '10.0.0.3');
-  assert.throws(() => registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
+  await registry.register(at(a, 'files.example'), '10.0.0.1');
+  await registry.register(at(c, 'other.example'), '10.0.0.3');
+  await assert.rejects(registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
   assert.equal(store.getServer(b), undefined);
-  registry.register(at(a, 'files.example'), '10.0.0.1'); // the same server again is fine
+  await registry.register(at(a, 'files.example'), '10.0.0.1'); // the same server again is fine
   clock.now += TIMEOUT_MS + 1_000; // both down, but their copies still count
-  assert.throws(() => registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
-  assert.throws(() => registry.register(at(d, 'other.example'), '10.0.0.4'), { code: 'SEDFS_ERR_EXISTS' });
+  await assert.rejects(registry.register(at(b, 'files.example'), '10.0.0.2'), { code: 'SEDFS_ERR_EXISTS' });
+  await assert.rejects(registry.register(at(d, 'other.example'), '10.0.0.4'), { code: 'SEDFS_ERR_EXISTS' });
   store.markRemoved(c, clock.now);
-  registry.register(at(d, 'other.example'), '10.0.0.4');
+  await registry.register(at(d, 'other.example'), '10.0.0.4');
   clock.now += 600_000; // lost: its copies no longer count
-  registry.register(at(b, 'files.example'), '10.0.0.2');
+  await registry.register(at(b, 'files.example'), '10.0.0.2');
   assert.deepEqual(registry.idsAt('other.example:7001'), [d]);
+  assert.deepEqual(registry.idsAt('files.example:7001'), [b], 'the lost one is expected there no more');
+  assert.equal(store.getServer(a)?.url, '');
+  store.close();
+});
+
+test('another server id takes over an address only when what answers there proves to be it: the one there before is then used nowhere until it registers again', async () => {
+  const store = new SqliteStore(join(dir, 'takeover.db'));
+  const clock = { now: 1_000 };
+  const lines: string[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l).msg) });
+  /** the server id that answers at each URL, as main's probe would find it */
+  const answering = new Map<string, string>();
+  const asked: string[] = [];
+  const registry = new Registry(
+    store,
+    log,
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'https',
+    async (url, server) => {
+      asked.push(url);
+      return answering.get(url) === server;
+    },
+  );
+  const [a, b] = ['a1', 'b2'].map((x) => x.repeat(16)) as [string, string];
+  const url = 'https://files.example:7001';
+  await registry.register({ id: a, port: 7001, url, stats }, '10.0.0.1');
+  assert.deepEqual(asked, [], 'no one to ask about a free address');
+  answering.set(url, a);
+  await assert.rejects(registry.register({ id: b, port: 7001, url, stats }, '10.0.0.2'), {
+    code: 'SEDFS_ERR_EXISTS',
+  });
+  assert.deepEqual(asked, [url]);
+  assert.equal(store.getServer(b), undefined);
+  assert.deepEqual(registry.idsAt('files.example:7001'), [a]);
+
+  answering.set(url, b); // a's data folder wiped, a new server started at its address
+  await registry.register({ id: b, port: 7001, url, stats }, '10.0.0.2');
+  assert.deepEqual(registry.idsAt('files.example:7001'), [b], 'main expects only the new one there');
+  assert.equal(store.getServer(a)?.url, '');
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [b],
+  );
+  assert.ok(lines.some((l) => /no longer at its address/.test(l)));
+  // If the old one is still running somewhere, its next beat has it register again.
+  assert.throws(() => registry.heartbeat(a, stats), { code: 'SEDFS_ERR_UNKNOWN_SERVER' });
+  await registry.register({ id: a, port: 7001, url: 'https://files2.example:7001', stats }, '10.0.0.3');
+  assert.deepEqual(
+    registry
+      .live()
+      .map((s) => s.id)
+      .sort(),
+    [a, b].sort(),
+  );
+  store.close();
+});
+
+test('on plain HTTP too, a server whose address another server took is not used until it registers again', async () => {
+  const store = new SqliteStore(join(dir, 'takeover-http.db'));
+  const clock = { now: 1_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(
+    store,
+    log,
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'http',
+    async () => true,
+  );
+  const [a, b] = ['a1', 'b2'].map((x) => x.repeat(16)) as [string, string];
+  await registry.register({ id: a, port: 7001, stats }, '10.0.0.1');
+  await registry.register({ id: b, port: 7001, stats }, '10.0.0.1');
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [b],
+  );
   store.close();
 });
