@@ -11,6 +11,9 @@ import { isDiskFull } from './files.js';
 import { atMostOnceAMinute, type Logger } from './logger.js';
 import { peerRenewalDue, TLS_CIPHERS, type TlsIdentity } from './tls.js';
 
+/** Seconds a sender refused with `SEDFS_ERR_BUSY` is told to wait (`Retry-After`). */
+export const BUSY_RETRY_AFTER_S = 1;
+
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -101,6 +104,10 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
       // One thrown as such was told already by whoever threw it (a file server's store).
       if (e !== err) diskFull.note(e);
       req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
+    } else if (e.code === 'SEDFS_ERR_BUSY') {
+      // Its thrower tells these at most once a minute: they come in floods.
+      req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
+      reply.header('retry-after', String(BUSY_RETRY_AFTER_S));
     } else if (e.status >= 500)
       req.log.error({ err, code: e.code, method: req.method, url: req.url }, 'request failed');
     else
