@@ -99,6 +99,18 @@ const REPAIR_QUEUE = `WITH counted(id) AS (SELECT value FROM json_each(@servers)
       WHERE r.chunk_id = s.id AND r.state = 'ok' AND +r.server_id IN counted), 0
     FROM short s WHERE has_source ORDER BY n, created_at LIMIT @limit)`;
 
+/**
+ * The repair queue's size in the chunks with ids in (@after, @upTo]: under-replicated
+ * chunks, and how many of them have no good copy on a live server. Read as REPAIR_QUEUE
+ * reads its stretch, chunk by chunk through the primary keys.
+ */
+const REPAIR_COUNTS = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
+  live(id) AS (SELECT value FROM json_each(@live)),
+  short AS (SELECT coalesce(max(r.server_id IN live), 0) AS has_source
+    FROM chunks c LEFT JOIN replicas r ON r.chunk_id = c.id AND r.state = 'ok' AND +r.server_id IN counted
+    WHERE c.id > @after AND c.id <= @upTo GROUP BY c.id HAVING count(r.server_id) < c.wanted)
+  SELECT count(*) AS short, coalesce(sum(NOT has_source), 0) AS stuck FROM short`;
+
 /** How many chunks a stretch of the map holds, and its last id: up to @span ids after @after (-1: all). */
 const CHUNK_RANGE = `SELECT count(*) AS n, coalesce(max(id), '') AS upTo
   FROM (SELECT id FROM chunks WHERE id > ? ORDER BY id LIMIT ?)`;
@@ -448,21 +460,24 @@ export class SqliteStore implements MainStore {
     return out;
   }
 
-  countUnderReplicated(countedServers: string[]): number {
-    // The whole map, for `sedfs check`: chunk by chunk through the primary keys, as the
-    // repair queue reads a stretch (~0.9 s at a million chunks; 3–10 s through
-    // replicas_by_server and a sort by chunk).
-    return this.db
-      .prepare(`WITH counted(id) AS (SELECT value FROM json_each(@servers))
-         SELECT count(*) FROM (SELECT c.wanted FROM chunks c
-           LEFT JOIN replicas r ON r.chunk_id = c.id AND r.state = 'ok' AND +r.server_id IN counted
-           GROUP BY c.id HAVING count(r.server_id) < c.wanted)`)
-      .pluck()
-      .get({ servers: JSON.stringify(countedServers) }) as number;
-  }
-
-  countChunks(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
+  repairCounts(
+    countedServers: string[],
+    liveServers: string[],
+    range: { after: string; span: number } = { after: '', span: -1 },
+  ): ReturnType<MainStore['repairCounts']> {
+    const { n, upTo } = this.db.prepare(CHUNK_RANGE).get(range.after, range.span) as {
+      n: number;
+      upTo: string;
+    };
+    const end = range.span < 0 || n < range.span;
+    if (n === 0) return { chunks: 0, underReplicated: 0, withoutLiveCopy: 0, upTo, end };
+    const { short, stuck } = this.db.prepare(REPAIR_COUNTS).get({
+      servers: JSON.stringify(countedServers),
+      live: JSON.stringify(liveServers),
+      after: range.after,
+      upTo,
+    }) as { short: number; stuck: number };
+    return { chunks: n, underReplicated: short, withoutLiveCopy: stuck, upTo, end };
   }
 
   recordPlacements(uploadId: string, placements: { chunkId: string; serverIds: string[] }[]): void {

@@ -217,9 +217,17 @@ export interface MainStore {
    */
   trimSurplus(chunkId: string, serverId: string, proven: string[], now: number): boolean;
   countSurplus(): number;
-  /** How many chunks have fewer good replicas on `countedServers` than wanted (repair's queue). */
-  countUnderReplicated(countedServers: string[]): number;
-  countChunks(): number;
+  /**
+   * The size of repair's queue: how many chunks the map holds, how many of them have fewer
+   * good replicas on `countedServers` than wanted, and how many of those have no good copy
+   * on one of `liveServers`. Over a stretch of the map as `underReplicated` reads one
+   * (all of it if no range is given), with the same `upTo` and `end`.
+   */
+  repairCounts(
+    countedServers: string[],
+    liveServers: string[],
+    range?: { after: string; span: number },
+  ): { chunks: number; underReplicated: number; withoutLiveCopy: number; upTo: string; end: boolean };
 
   /** Remembers where an upload's chunks were placed (for clean-up if it never commits). */
   recordPlacements(uploadId: string, placements: { chunkId: string; serverIds: string[] }[]): void;

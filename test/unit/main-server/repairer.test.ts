@@ -239,7 +239,6 @@ test('a pass looks at a stretch of the map: one sweep restores a queue larger th
     const short = ids.filter((_, i) => holders(i + 1).length === 1 && holders(i + 1)[0] === source);
     assert.equal(repairer.progress.chunks, short.length, 'each short chunk copied once');
     for (const id of short) assert.equal(store.replicasOf([id]).get(id)?.length, 2, `${id} restored`);
-    assert.equal(repairer.withoutLiveCopy, 2, 'summed over the sweep');
     assert.deepEqual(
       lines.filter((l) => /cannot be repaired/.test(l.msg)).map((l) => l.chunks),
       [2],
@@ -454,6 +453,51 @@ test('repair copies a chunk to no server that has a delete order queued for it: 
   } finally {
     await repairer.stop();
     target.close();
+    store.close();
+  }
+});
+
+test('sedfs check’s count of the repair queue reads the map a stretch at a time, letting other work run between stretches, and adds up to the whole map’s', async () => {
+  const store = new SqliteStore(join(dir, 'count.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
+  const [a, b, down] = [hex(1), hex(2), hex(3)];
+  registerServers(store, [a, b], clock.now);
+  registerServers(
+    store,
+    [{ id: down, url: 'http://127.0.0.1:9', lastHeartbeat: clock.now - 10_000 }],
+    clock.now,
+  );
+  // Eleven chunks wanted twice: every third with one copy, 5 and 10 only on the server that is down.
+  const holders = (n: number) => (n === 5 || n === 10 ? [down] : n % 3 === 0 ? [a] : [a, b]);
+  commitChunks(
+    store,
+    2,
+    Array.from({ length: 11 }, (_, i) => ({ id: hex(i + 1, 64), size: 1, servers: holders(i + 1) })),
+  );
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 4);
+  const stretches: number[] = [];
+  const repairCounts = store.repairCounts.bind(store);
+  store.repairCounts = (...args) => {
+    const counts = repairCounts(...args);
+    stretches.push(counts.chunks);
+    return counts;
+  };
+  try {
+    let readWhenOtherWorkRan: number | undefined;
+    const counting = repairer.countQueue();
+    setImmediate(() => {
+      readWhenOtherWorkRan = stretches.length;
+    });
+    assert.deepEqual(await counting, { chunks: 11, underReplicated: 5, withoutLiveCopy: 2 });
+    assert.deepEqual(stretches, [4, 4, 3], 'three stretches of at most four chunks');
+    assert.ok(
+      readWhenOtherWorkRan !== undefined && readWhenOtherWorkRan < stretches.length,
+      `other work ran after ${readWhenOtherWorkRan} of ${stretches.length} stretches`,
+    );
+  } finally {
+    await repairer.stop();
     store.close();
   }
 });
