@@ -70,6 +70,11 @@ export class Repairer {
    * rather than a stretch per timer tick.
    */
   private hurry: { from: string; wrapped: boolean } | undefined;
+  /**
+   * Chunks said to have lost a replica (a heartbeat's, a scrubber's report) since a pass
+   * last looked: the next passes look at them by id, ahead of the stretches.
+   */
+  private readonly named = new Set<string>();
   /** Chunks repair found no live target with room for in the last whole sweep. */
   private noRoom = 0;
   /** The same, in the stretches looked at so far in this sweep. */
@@ -104,6 +109,20 @@ export class Repairer {
   kick(): void {
     this.hurry = { from: this.cursor, wrapped: false };
     this.task.kick();
+  }
+
+  /**
+   * These chunks lost replicas: the next passes look at them by id, a page at a time,
+   * rather than a quick round of the whole map (a stretch every few tens of ms for ~12 s
+   * at a million chunks) for a few chunks. So many that a round costs no more than
+   * looking them up one by one make a round instead.
+   */
+  kickChunks(chunkIds: Iterable<string>): void {
+    for (const id of chunkIds) this.named.add(id);
+    if (this.named.size > this.opts.span) {
+      this.named.clear();
+      this.kick();
+    } else this.task.kick();
   }
 
   /**
@@ -227,7 +246,7 @@ export class Repairer {
         { chunk: chunkId, server: serverId },
         'reported replica is corrupt: quarantined, repairing',
       );
-      this.kick();
+      this.kickChunks([chunkId]);
     } catch (err) {
       this.log.warn(
         { chunk: chunkId, server: serverId, reason: (err as Error).message },
@@ -263,15 +282,15 @@ export class Repairer {
           'repair source check',
         )
       )
-        this.kick();
+        this.kickChunks([chunkId]);
     } finally {
       this.verifying.delete(key);
     }
   }
 
   private async pass(): Promise<void> {
+    if (this.named.size > 0) return this.passOverNamed();
     const live = this.registry.live();
-    const liveById = new Map(live.map((s) => [s.id, s]));
     const queried = performance.now();
     const after = this.cursor;
     // Worst first (fewest good copies, then oldest) within the stretch, as the whole map
@@ -291,6 +310,68 @@ export class Repairer {
       { after, span: this.opts.span },
     );
     let blockingMs = performance.now() - queried;
+    const { restored, noRoom } = await this.restore(todo, live);
+    // A full page may leave more of the stretch short: the next pass looks at it again,
+    // unless this page restored nothing (its copies failing), which must not keep the
+    // rest of the map from being looked at (the next sweep comes back to them).
+    if (todo.length < this.opts.batch || !restored) {
+      // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
+      // are noted here, once a sweep, and trimmed by the SurplusTrimmer after the grace period.
+      if (upTo !== '') {
+        const scanned = performance.now();
+        const surplus = this.store.findSurplus(live, this.now(), { after, upTo });
+        blockingMs += performance.now() - scanned;
+        if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
+      }
+      this.stretchDone(end ? '' : upTo, withoutLiveCopy, noRoom);
+    }
+    // The next pass comes after 4 times what this pass's queries held main's thread (a
+    // fifth of it at most) while copies are being made and since a kick, rather than at
+    // the timer (which would wait 19 times the whole pass, copies included): a lost
+    // server's chunks would otherwise come a page per pause of minutes. Only after a pass
+    // that restored something or while a kick's round lasts, so failing copies do not
+    // spin and an idle map costs a stretch per timer tick.
+    if ((restored || this.hurry) && !this.stopped) {
+      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
+      this.nextPage.unref();
+    }
+  }
+
+  /**
+   * A page of the chunks named by `kickChunks`, looked up by id: no stretch of the map is
+   * read and the cursor stays where it is. Named chunks a copy failed for are left to the
+   * sweep, as a stretch's are.
+   */
+  private async passOverNamed(): Promise<void> {
+    const ids = [...this.named].slice(0, this.opts.batch);
+    for (const id of ids) this.named.delete(id);
+    const live = this.registry.live();
+    const queried = performance.now();
+    const { chunks: todo } = this.store.underReplicatedOf(
+      this.registry.counted().map((s) => s.id),
+      live.map((s) => s.id),
+      ids,
+      this.opts.batch,
+    );
+    const blockingMs = performance.now() - queried;
+    await this.restore(todo, live);
+    // More named chunks: the next page soon, paced as the stretches are.
+    if (this.named.size > 0 && !this.stopped) {
+      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
+      this.nextPage.unref();
+    }
+  }
+
+  /**
+   * Orders the copies that bring `todo` back to their wanted counts, from a live holder
+   * to live servers with room and no copy, and waits for them. Tells whether any copy was
+   * made, and how many chunks had no live server with room to go to.
+   */
+  private async restore(
+    todo: { id: string; size: number; wanted: number; holders: string[] }[],
+    live: ReturnType<Registry['live']>,
+  ): Promise<{ restored: boolean; noRoom: number }> {
+    const liveById = new Map(live.map((s) => [s.id, s]));
     const work: (() => Promise<void>)[] = [];
     let noRoom = 0;
     /** bytes this pass sends each target: its reported room holds them all, or it gets no more */
@@ -330,30 +411,7 @@ export class Repairer {
     await inParallel(work, this.opts.concurrency, (copy) => copy());
     this.recordRestored();
     const restored = this.progress.chunks > restoredBefore;
-    // A full page may leave more of the stretch short: the next pass looks at it again,
-    // unless this page restored nothing (its copies failing), which must not keep the
-    // rest of the map from being looked at (the next sweep comes back to them).
-    if (todo.length < this.opts.batch || !restored) {
-      // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
-      // are noted here, once a sweep, and trimmed by the SurplusTrimmer after the grace period.
-      if (upTo !== '') {
-        const scanned = performance.now();
-        const surplus = this.store.findSurplus(live, this.now(), { after, upTo });
-        blockingMs += performance.now() - scanned;
-        if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
-      }
-      this.stretchDone(end ? '' : upTo, withoutLiveCopy, noRoom);
-    }
-    // The next pass comes after 4 times what this pass's queries held main's thread (a
-    // fifth of it at most) while copies are being made and since a kick, rather than at
-    // the timer (which would wait 19 times the whole pass, copies included): a lost
-    // server's chunks would otherwise come a page per pause of minutes. Only after a pass
-    // that restored something or while a kick's round lasts, so failing copies do not
-    // spin and an idle map costs a stretch per timer tick.
-    if ((restored || this.hurry) && !this.stopped) {
-      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
-      this.nextPage.unref();
-    }
+    return { restored, noRoom };
   }
 
   /** Moves the cursor past a stretch looked at in full; at the end of the map, a sweep ends. */

@@ -88,16 +88,19 @@ const DROP_REPLICA = 'DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?'
  * SQLite from reading them through replicas_by_server instead: a range for each server,
  * then a sort of them all by chunk.
  */
-const REPAIR_QUEUE = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
+const repairQueueOf = (chunksWhere: string) => `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
   live(id) AS (SELECT value FROM json_each(@live)),
   short AS MATERIALIZED (SELECT c.id, c.size, c.wanted, c.created_at, count(r.server_id) AS n,
       coalesce(max(r.server_id IN live), 0) AS has_source
     FROM chunks c LEFT JOIN replicas r ON r.chunk_id = c.id AND r.state = 'ok' AND +r.server_id IN counted
-    WHERE c.id > @after AND c.id <= @upTo GROUP BY c.id HAVING n < c.wanted)
+    WHERE ${chunksWhere} GROUP BY c.id HAVING n < c.wanted)
   SELECT NULL AS id, 0 AS size, 0 AS wanted, '' AS holders, (SELECT count(*) FROM short WHERE NOT has_source) AS stuck
   UNION ALL SELECT * FROM (SELECT s.id, s.size, s.wanted, (SELECT group_concat(r.server_id) FROM replicas r
       WHERE r.chunk_id = s.id AND r.state = 'ok' AND +r.server_id IN counted), 0
     FROM short s WHERE has_source ORDER BY n, created_at LIMIT @limit)`;
+const REPAIR_QUEUE = repairQueueOf('c.id > @after AND c.id <= @upTo');
+/** The same, among the chunks named in @ids (a JSON array), each read by its id. */
+const REPAIR_QUEUE_OF_CHUNKS = repairQueueOf('c.id IN (SELECT value FROM json_each(@ids))');
 
 /**
  * The repair queue's size in the chunks with ids in (@after, @upTo]: under-replicated
@@ -117,6 +120,25 @@ const CHUNK_RANGE = `SELECT count(*) AS n, coalesce(max(id), '') AS upTo
 
 /** Above every chunk id (lowercase hex): the bound of a stretch that runs to the end of the map. */
 const MAP_END = '~';
+
+/** A row of REPAIR_QUEUE: the head row (id NULL) carries the count of chunks without a live copy. */
+type QueueRow = { id: string | null; size: number; wanted: number; holders: string | null; stuck: number };
+
+function queueFrom(rows: QueueRow[]): {
+  chunks: { id: string; size: number; wanted: number; holders: string[] }[];
+  withoutLiveCopy: number;
+} {
+  const [head, ...chunks] = rows;
+  return {
+    chunks: chunks.map((r) => ({
+      id: r.id as string,
+      size: r.size,
+      wanted: r.wanted,
+      holders: r.holders ? r.holders.split(',') : [],
+    })),
+    withoutLiveCopy: head?.stuck ?? 0,
+  };
+}
 
 /** Applies the migrations that have not run yet, each in its own transaction. */
 export function migrate(db: Database.Database): number {
@@ -528,19 +550,23 @@ export class SqliteStore implements MainStore {
       after: range.after,
       upTo,
       limit,
-    }) as { id: string | null; size: number; wanted: number; holders: string | null; stuck: number }[];
-    const [head, ...chunks] = rows;
-    return {
-      chunks: chunks.map((r) => ({
-        id: r.id as string,
-        size: r.size,
-        wanted: r.wanted,
-        holders: r.holders ? r.holders.split(',') : [],
-      })),
-      withoutLiveCopy: head?.stuck ?? 0,
-      upTo,
-      end,
-    };
+    }) as QueueRow[];
+    return { ...queueFrom(rows), upTo, end };
+  }
+
+  underReplicatedOf(
+    countedServers: string[],
+    liveServers: string[],
+    chunkIds: string[],
+    limit: number,
+  ): ReturnType<MainStore['underReplicatedOf']> {
+    const rows = this.db.prepare(REPAIR_QUEUE_OF_CHUNKS).all({
+      servers: JSON.stringify(countedServers),
+      live: JSON.stringify(liveServers),
+      ids: JSON.stringify(chunkIds),
+      limit,
+    }) as QueueRow[];
+    return queueFrom(rows);
   }
 
   replicaToAudit(serverId: string, from: string): { chunkId: string; size: number } | undefined {

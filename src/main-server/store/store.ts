@@ -180,6 +180,19 @@ export interface MainStore {
     end: boolean;
   };
   /**
+   * As `underReplicated`, among the chunks named (each read by its id, not a stretch of the
+   * map): those a heartbeat or a scrubber said lost a replica.
+   */
+  underReplicatedOf(
+    countedServers: string[],
+    liveServers: string[],
+    chunkIds: string[],
+    limit: number,
+  ): {
+    chunks: { id: string; size: number; wanted: number; holders: string[] }[];
+    withoutLiveCopy: number;
+  };
+  /**
    * A good replica on `serverId` for an audit: the first whose chunk id is at or after
    * `from` (a random id), wrapping round to the lowest; undefined if it holds none.
    */

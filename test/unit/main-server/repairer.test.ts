@@ -501,3 +501,36 @@ test('sedfs check’s count of the repair queue reads the map a stretch at a tim
     store.close();
   }
 });
+
+test('chunks named as having lost a replica (a heartbeat, a scrubber) are restored by looking them up, not by a round of the whole map', async () => {
+  const { store, clock, log, registry, source, sink, close } = await sourceToSink('named');
+  const ids = Array.from({ length: 12 }, (_, i) => hex(i + 1, 64));
+  commitChunks(
+    store,
+    2,
+    ids.map((id) => ({ id, size: 1, servers: [source, sink] })),
+  );
+  // A heartbeat from the sink says it lost chunk 7: only that one is short.
+  const lost = ids[6] as string;
+  store.applyChanges(sink, [], [lost], clock.now);
+  const stretches: string[] = [];
+  const underReplicated = store.underReplicated.bind(store);
+  store.underReplicated = (...args) => {
+    stretches.push(args[3]?.after ?? '');
+    return underReplicated(...args);
+  };
+  // Four chunks a stretch: a round of the map would be three stretches.
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 4);
+  try {
+    repairer.kickChunks([lost]);
+    const deadline = Date.now() + 5000;
+    while (repairer.progress.chunks < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(repairer.progress.chunks, 1, 'the chunk is restored');
+    await repairer.stop();
+    assert.deepEqual(store.replicasOf([lost]).get(lost)?.toSorted(), [source, sink].toSorted());
+    assert.deepEqual(stretches, [], 'no stretch of the map was read for it');
+  } finally {
+    await repairer.stop();
+    close();
+  }
+});
