@@ -113,11 +113,13 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
     else
       req.log.warn({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
     // A body we did not read must not be parsed as the next request on this connection.
-    // Except a chunk refused for want of space: Node reads and drops the rest (a chunk
-    // or batch is at most --max-chunk-mib, or 16 MiB), so the sender, often the server
-    // before this one in a chain, gets the answer rather than a broken pipe (EPIPE, which
-    // it would report as this server being unreachable).
-    if (!req.raw.complete && e.code !== 'SEDFS_ERR_NO_SPACE') reply.header('connection', 'close');
+    // Except a chunk refused for want of space, or a big body main has no room to read
+    // now: Node reads and drops the rest (a chunk or batch is at most --max-chunk-mib, or
+    // 16 MiB; a commit 64 MiB), holding none of it, so the sender, often the server before
+    // this one in a chain, gets the answer rather than a broken pipe (EPIPE, which it
+    // would report as this server being unreachable, and not retry as busy).
+    const drained = e.code === 'SEDFS_ERR_NO_SPACE' || e.code === 'SEDFS_ERR_BUSY';
+    if (!req.raw.complete && !drained) reply.header('connection', 'close');
     return reply.code(e.status).send(e.toJSON());
   });
 

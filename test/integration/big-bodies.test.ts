@@ -234,6 +234,25 @@ describe('main reads only so many big request bodies at once', () => {
     return held;
   }
 
+  test('a client sending a big body main refuses as busy is told SEDFS_ERR_BUSY, not a broken connection', {
+    timeout: 120_000,
+  }, async () => {
+    const ann = users.ann as TestUser;
+    const held = await fillBudget();
+    try {
+      // Unread by main, 8 MiB the client is still sending when the answer comes.
+      await assert.rejects(
+        ann.client.call('POST', `/v1/uploads/${uploads.ann}/commit`, {
+          chunks: [],
+          pad: 'a'.repeat(8 * MiB),
+        }),
+        { code: 'SEDFS_ERR_BUSY' },
+      );
+    } finally {
+      for (const h of held) h.abort();
+    }
+  });
+
   test('a put whose commit main refuses as busy is sent again, and lands once the bodies ahead of it are abandoned', {
     timeout: 120_000,
   }, async () => {
