@@ -9,18 +9,24 @@ import { SedfsError } from '../protocol/errors.js';
  * `content-length` declares fit in what is left of the budget, and in its sender's share
  * (half the budget, so no one user can take it all); otherwise it is refused before it is
  * read (503 `SEDFS_ERR_BUSY`, retryable), and its bytes are given back when the request
- * ends, however it ends.
+ * ends, however it ends; one that does not arrive by its deadline is cut off.
  */
 export class BodyBudget {
   private inFlight = 0;
   private readonly byUser = new Map<string, number>();
   private readonly refusals: { note(latest: { user: string; bytes: number }): void };
+  private readonly cutOffs: { note(latest: { user: string; bytes: number }): void };
 
   constructor(
     /** bytes of bodies read at once, across all users */
     readonly total: number,
     log: Logger,
     now: () => number = Date.now,
+    /**
+     * How long a body may take to arrive: `minMs`, plus its bytes at `bytesPerSecond`
+     * (a minute and 256 KiB/s: 64 MiB in ~5 minutes).
+     */
+    private readonly arrival = { minMs: 60_000, bytesPerSecond: 256 * 1024 },
   ) {
     // Refusals can come in floods (that is when they happen): said at most once a minute.
     this.refusals = atMostOnceAMinute(
@@ -31,6 +37,28 @@ export class BodyBudget {
         ),
       now,
     );
+    this.cutOffs = atMostOnceAMinute(
+      (cut, latest) =>
+        log.warn(
+          { cut, user: latest.user, bytes: latest.bytes },
+          'big request bodies cut off: they did not arrive in time, and held their share of the budget (said at most once a minute, with the number cut)',
+        ),
+      now,
+    );
+  }
+
+  /**
+   * When a body of `bytes` must have arrived, in ms from its headers: one that stops coming
+   * would otherwise hold its bytes of the budget for as long as its connection stays open
+   * (main sets no request timeout), and two users could so shut everyone's commits out.
+   */
+  deadlineMs(bytes: number): number {
+    return this.arrival.minMs + (bytes / this.arrival.bytesPerSecond) * 1000;
+  }
+
+  /** A body was cut off at its deadline (logged at most once a minute). */
+  noteCutOff(user: string, bytes: number): void {
+    this.cutOffs.note({ user, bytes });
   }
 
   /** What one user may have in flight. */

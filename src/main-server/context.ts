@@ -135,7 +135,8 @@ export function uploaderBeforeBody(ctx: MainContext): (req: FastifyRequest) => P
  * fit in main's budget for such bodies (`BodyBudget`), else it is refused before it is
  * read, 503 `SEDFS_ERR_BUSY`. Without a `content-length` (a chunked body) it counts as
  * the route's whole limit. The bytes are given back when the answer is sent or the
- * connection ends, whichever comes first: a finished, failed or abandoned request alike.
+ * connection ends, whichever comes first: a finished, failed or abandoned request alike;
+ * a body that has not arrived by its deadline (`BodyBudget.deadlineMs`) is cut off.
  */
 export function bodyWithinBudget(
   ctx: MainContext,
@@ -147,7 +148,18 @@ export function bodyWithinBudget(
     // Above the limit, Fastify refuses it unread (413): it holds nothing of it.
     const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
     const release = ctx.bodies.take(user.id, bytes);
-    reply.raw.once('close', release);
+    // A body that stops coming is cut off at its deadline: its connection closes, and
+    // with it the request, so its bytes are given back.
+    const late = setTimeout(() => {
+      if (req.raw.complete) return;
+      ctx.bodies.noteCutOff(user.id, bytes);
+      req.raw.destroy();
+    }, ctx.bodies.deadlineMs(bytes));
+    late.unref();
+    reply.raw.once('close', () => {
+      clearTimeout(late);
+      release();
+    });
   };
 }
 
