@@ -50,7 +50,7 @@ export class BodyBudget {
   /**
    * When a body of `bytes` must have arrived, in ms from its headers: one that stops coming
    * would otherwise hold its bytes of the budget for as long as its connection stays open
-   * (main sets no request timeout), and two users could so shut everyone's commits out.
+   * (main sets no request timeout), a sender gone quiet (a laptop put to sleep) for days.
    */
   deadlineMs(bytes: number): number {
     return this.arrival.minMs + (bytes / this.arrival.bytesPerSecond) * 1000;
