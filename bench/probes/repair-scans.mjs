@@ -4,7 +4,8 @@
 // its million). A pass looks at a stretch of SPAN chunks (main's is 10,000): each figure
 // is the median of ROUNDS calls at different places in the map, in ms, then what a whole
 // sweep of the map costs in all and in its longest call, and the whole map in one call
-// (as every pass did before, and as `sedfs check` counts the queue). Run from the
+// (as every pass did before, and as `sedfs check` counted the queue before it counted a
+// stretch at a time, which is measured last). Run from the
 // repository root after `npm run build`:
 //
 //   node bench/probes/repair-scans.mjs [CHUNKS=1000000] [ROUNDS=3] [SPAN=10000]
@@ -94,6 +95,34 @@ function sweep(counted, liveIds) {
   return { ms: Math.round(total), result: { calls, longestMs: Math.round(longest), pageRows: short } };
 }
 
+/** `sedfs check`'s count of the repair queue, a stretch at a time as `Repairer.countQueue` goes. */
+function checkCount(counted, liveIds) {
+  let after = '';
+  let total = 0;
+  let longest = 0;
+  let calls = 0;
+  let short = 0;
+  const times = [];
+  for (;;) {
+    let t = performance.now();
+    const r = store.repairCounts(counted, liveIds, { after, span });
+    t = performance.now() - t;
+    times.push(t);
+    total += t;
+    longest = Math.max(longest, t);
+    calls++;
+    short += r.underReplicated;
+    if (r.end) break;
+    after = r.upTo;
+  }
+  times.sort((a, b) => a - b);
+  const medianMs = Math.round(times[Math.floor(times.length / 2)]);
+  return {
+    ms: Math.round(total),
+    result: { calls, medianMs, longestMs: Math.round(longest), underReplicated: short },
+  };
+}
+
 const live = (ids) => ids.map((id) => ({ id, freeBytes: 1e11, returnedAt: 0 }));
 const store = new SqliteStore(join(root, 'main.db'));
 try {
@@ -144,9 +173,15 @@ try {
     return { page: r.chunks.length, withoutLiveCopy: r.withoutLiveCopy };
   });
   figures['the whole map in one call: findSurplus'] = median(() => store.findSurplus(live(all), 5));
-  figures["the whole map in one call: countUnderReplicated (sedfs check's)"] = median(() =>
-    store.countUnderReplicated(all),
+  figures["the whole map in one call: repairCounts (sedfs check's before it counted in stretches)"] = median(
+    () => store.repairCounts(all, all),
   );
+  figures["sedfs check's count, stretch by stretch (calls, median, longest)"] = checkCount(all, all);
+  figures["sedfs check's count, a server lost (calls, median, longest)"] = checkCount(
+    all.slice(0, 3),
+    all.slice(0, 3),
+  );
+  figures["sedfs check's count of the surplus copies noted (one call)"] = median(() => store.countSurplus());
   console.log(JSON.stringify({ chunks, replicas: 3 * chunks + SURPLUS, seedSeconds, rounds, span }));
   for (const [what, f] of Object.entries(figures))
     console.log(`${what}: ${f.ms} ms ${JSON.stringify(f.result)}`);

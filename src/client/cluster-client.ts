@@ -1,5 +1,6 @@
 import { ChunkReader } from '../common/chunk-reader.js';
 import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
+import { retryWhileBusy } from '../common/retry.js';
 import { endpointOfUrl, TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
@@ -98,12 +99,14 @@ export class ClusterClient {
     chunks: CommitRequest['chunks'],
     version?: CommitRequest['version'],
   ): Promise<CommitResponse & { node?: NodeEntry }> {
-    return this.call('POST', `/v1/uploads/${uploadId}/commit`, version ? { chunks, version } : { chunks });
+    const body = version ? { chunks, version } : { chunks };
+    // Main reads only so many big bodies at once; one it refused as busy is sent again.
+    return retryWhileBusy(() => this.call('POST', `/v1/uploads/${uploadId}/commit`, body));
   }
 
   /** Commits many single-upload files at once (see `FileSystem.putMany`). */
   commitFiles(uploadId: string, files: CommitFilesRequest['files']): Promise<{ nodes: NodeEntry[] }> {
-    return this.call('POST', `/v1/uploads/${uploadId}/commit-files`, { files });
+    return retryWhileBusy(() => this.call('POST', `/v1/uploads/${uploadId}/commit-files`, { files }));
   }
 
   /** A bare blob's whole manifest, asked for a page at a time. */

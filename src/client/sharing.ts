@@ -1,4 +1,4 @@
-import { retryOnConflict } from '../common/retry.js';
+import { retryOnConflict, retryWhileBusy } from '../common/retry.js';
 import { randomHexId } from '../crypto/hash.js';
 import { fingerprint, sealTo } from '../crypto/identity.js';
 import {
@@ -321,11 +321,11 @@ async function sendInParts(
   let part: Pick<RekeyRequest, 'nodes' | 'grants'> = { nodes: [], grants: [] };
   let bytes = 0;
   const send = async (done: boolean) => {
-    const res = await fs.client.call<RekeyResponse>('POST', `/v1/nodes/${rootId}/rekey`, {
-      attempt,
-      done,
-      ...part,
-    });
+    const body = { attempt, done, ...part };
+    // Main reads only so many big bodies at once: a part it refused as busy is sent again.
+    const res = await retryWhileBusy(() =>
+      fs.client.call<RekeyResponse>('POST', `/v1/nodes/${rootId}/rekey`, body),
+    );
     part = { nodes: [], grants: [] };
     bytes = 0;
     return res;

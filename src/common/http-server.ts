@@ -11,6 +11,9 @@ import { isDiskFull } from './files.js';
 import { atMostOnceAMinute, type Logger } from './logger.js';
 import { peerRenewalDue, TLS_CIPHERS, type TlsIdentity } from './tls.js';
 
+/** Seconds a sender refused with `SEDFS_ERR_BUSY` is told to wait (`Retry-After`). */
+export const BUSY_RETRY_AFTER_S = 1;
+
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -101,16 +104,22 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
       // One thrown as such was told already by whoever threw it (a file server's store).
       if (e !== err) diskFull.note(e);
       req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
+    } else if (e.code === 'SEDFS_ERR_BUSY') {
+      // Its thrower tells these at most once a minute: they come in floods.
+      req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
+      reply.header('retry-after', String(BUSY_RETRY_AFTER_S));
     } else if (e.status >= 500)
       req.log.error({ err, code: e.code, method: req.method, url: req.url }, 'request failed');
     else
       req.log.warn({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
     // A body we did not read must not be parsed as the next request on this connection.
-    // Except a chunk refused for want of space: Node reads and drops the rest (a chunk
-    // or batch is at most --max-chunk-mib, or 16 MiB), so the sender, often the server
-    // before this one in a chain, gets the answer rather than a broken pipe (EPIPE, which
-    // it would report as this server being unreachable).
-    if (!req.raw.complete && e.code !== 'SEDFS_ERR_NO_SPACE') reply.header('connection', 'close');
+    // Except a chunk refused for want of space, or a big body main has no room to read
+    // now: Node reads and drops the rest (a chunk or batch is at most --max-chunk-mib, or
+    // 16 MiB; a commit 64 MiB), holding none of it, so the sender, often the server before
+    // this one in a chain, gets the answer rather than a broken pipe (EPIPE, which it
+    // would report as this server being unreachable, and not retry as busy).
+    const drained = e.code === 'SEDFS_ERR_NO_SPACE' || e.code === 'SEDFS_ERR_BUSY';
+    if (!req.raw.complete && !drained) reply.header('connection', 'close');
     return reply.code(e.status).send(e.toJSON());
   });
 

@@ -7,19 +7,22 @@ export interface RetryOptions {
   /** told of every failure that will be retried */
   onRetry: (err: unknown) => void;
   signal?: AbortSignal | undefined;
+  /** tries in all before the last error is thrown (default: no end) */
+  attempts?: number;
 }
 
 /**
  * Runs `fn` until it succeeds, waiting 0.25 s, 0.5 s, … up to 5 s between tries (a main
- * server that is not up yet). A final error, or an abort, throws the last error.
+ * server that is not up yet). A final error, an abort, or the last of `attempts` tries
+ * throws the last error.
  */
 export async function retryWithBackoff<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
   let delay = 250;
-  for (;;) {
+  for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (err) {
-      if (opts.isFinal(err) || opts.signal?.aborted) throw err;
+      if (opts.isFinal(err) || opts.signal?.aborted || attempt === opts.attempts) throw err;
       opts.onRetry(err);
       await sleep(delay, undefined, { signal: opts.signal }).catch(() => undefined);
       delay = Math.min(delay * 2, 5000);
@@ -43,4 +46,21 @@ export async function retryOnConflict<T>(attempts: number, fn: () => Promise<T>)
       await sleep(Math.random() * 50 * attempt);
     }
   }
+}
+
+/** Tries of a big request main refuses as busy: ~80 s of waits in all. */
+const BUSY_ATTEMPTS = 20;
+
+/**
+ * Sends a big request (a commit, a key rotation's part) again, with backoff, while main
+ * refuses it with SEDFS_ERR_BUSY: it reads only so many big bodies at once, and refuses
+ * one before reading any of it, so nothing of the refused request happened and the same
+ * request can be sent again. Any other error is thrown at once.
+ */
+export function retryWhileBusy<T>(fn: () => Promise<T>): Promise<T> {
+  return retryWithBackoff(fn, {
+    isFinal: (err) => !(err instanceof SedfsError && err.code === 'SEDFS_ERR_BUSY'),
+    onRetry: () => undefined,
+    attempts: BUSY_ATTEMPTS,
+  });
 }

@@ -1,11 +1,12 @@
 import type { IncomingMessage } from 'node:http';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from '../common/logger.js';
 import { peerKey, peerName } from '../common/tls.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { AccountService } from './accounts.js';
 import type { BlobService } from './blob-service.js';
+import type { BodyBudget } from './body-budget.js';
 import type { JoinToken } from './join-token.js';
 import type { MainTls } from './main-tls.js';
 import type { NamespaceService } from './namespace.js';
@@ -31,6 +32,8 @@ export interface MainContext {
   log: Logger;
   joinToken: JoinToken;
   heartbeatIntervalMs: number;
+  /** bytes of big request bodies main reads at once (see `bodyWithinBudget`) */
+  bodies: BodyBudget;
   /** absent only with --insecure-http */
   tls: MainTls | undefined;
 }
@@ -123,6 +126,40 @@ export function uploaderBeforeBody(ctx: MainContext): (req: FastifyRequest) => P
     const user = requireUser(ctx, req);
     const upload = ctx.store.getUpload((req.params as { id: string }).id, Date.now());
     if (!upload || upload.userId !== user.id) throw new SedfsError('SEDFS_ERR_UPLOAD_NOT_FOUND');
+  };
+}
+
+/**
+ * An `onRequest` hook, after the one that checks the caller, for routes whose bodies may
+ * be megabytes (commits, key rotations): the body is read only if the bytes it declares
+ * fit in main's budget for such bodies (`BodyBudget`), else it is refused before it is
+ * read, 503 `SEDFS_ERR_BUSY`. Without a `content-length` (a chunked body) it counts as
+ * the route's whole limit. The bytes are given back when the answer is sent or the
+ * connection ends, whichever comes first: a finished, failed or abandoned request alike;
+ * a body that has not arrived by its deadline (`BodyBudget.deadlineMs`) is cut off.
+ */
+export function bodyWithinBudget(
+  ctx: MainContext,
+  limit: number,
+): (req: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  return async (req, reply) => {
+    const user = requireUser(ctx, req);
+    const declared = Number(req.headers['content-length']);
+    // Above the limit, Fastify refuses it unread (413): it holds nothing of it.
+    const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
+    const release = ctx.bodies.take(user.id, bytes);
+    // A body that stops coming is cut off at its deadline: its connection closes, and
+    // with it the request, so its bytes are given back.
+    const late = setTimeout(() => {
+      if (req.raw.complete) return;
+      ctx.bodies.noteCutOff(user.id, bytes);
+      req.raw.destroy();
+    }, ctx.bodies.deadlineMs(bytes));
+    late.unref();
+    reply.raw.once('close', () => {
+      clearTimeout(late);
+      release();
+    });
   };
 }
 

@@ -63,6 +63,14 @@ export const MAIN_CONFIG = {
     min: 0,
     help: 'MiB/s main reads back, on average, proving the copies it keeps before it deletes surplus ones (0 = no limit)',
   },
+  // Measured (docs/performance.md): a body costs main ~4-5 times its bytes while it is
+  // read and parsed, so 96 MiB of them kept main under 500 MiB where 192 reached 629.
+  bigBodiesMib: {
+    kind: 'number',
+    default: 96,
+    min: 1,
+    help: 'MiB of big request bodies (commits, key rotations) main reads at once, half of it at most for one user; more are refused for now (SEDFS_ERR_BUSY) and clients retry',
+  },
   repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
   repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
   joinToken: {

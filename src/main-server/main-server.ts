@@ -11,6 +11,7 @@ import { AccountService } from './accounts.js';
 import { answersAs } from './address-probe.js';
 import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
+import { BodyBudget } from './body-budget.js';
 import { ChunkDeleter } from './chunk-deleter.js';
 import type { MainContext } from './context.js';
 import { JoinToken } from './join-token.js';
@@ -196,6 +197,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     joinToken,
     // Three beats fit in one timeout, so one lost beat never marks a server down.
     heartbeatIntervalMs: Math.max(100, Math.floor(heartbeatTimeoutMs / 3)),
+    bodies: new BodyBudget(config.bigBodiesMib * 1024 * 1024, log.child({ component: 'bodies' }), now),
     tls,
   };
 

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate, setTimeout as sleep } from 'node:timers/promises';
 import { errorFromResponse } from '../common/http-client.js';
 import { atMostOnceAMinute, type Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
@@ -56,8 +56,8 @@ export class Repairer {
   readonly progress = { chunks: 0, bytes: 0, failures: 0 };
   /** Replicas being re-checked now, as `chunk/server`. */
   private readonly verifying = new Set<string>();
-  /** Chunks without a live copy in the last whole sweep; undefined before one ended. */
-  private stuck: number | undefined;
+  /** Chunks without a live copy in the last whole sweep (logged when it changes). */
+  private stuck = 0;
   /** The same, in the stretches looked at so far in this sweep. */
   private stuckSoFar = 0;
   /** The chunk id after which the next pass looks ('': a sweep begins). */
@@ -70,6 +70,11 @@ export class Repairer {
    * rather than a stretch per timer tick.
    */
   private hurry: { from: string; wrapped: boolean } | undefined;
+  /**
+   * Chunks said to have lost a replica (a heartbeat's, a scrubber's report) since a pass
+   * last looked: the next passes look at them by id, ahead of the stretches.
+   */
+  private readonly named = new Set<string>();
   /** Chunks repair found no live target with room for in the last whole sweep. */
   private noRoom = 0;
   /** The same, in the stretches looked at so far in this sweep. */
@@ -91,15 +96,6 @@ export class Repairer {
   /** the next page of the repair queue, when the last one was full */
   private nextPage: NodeJS.Timeout | undefined;
   private stopped = false;
-
-  /**
-   * Under-replicated chunks with no good copy on a live server, summed over the last
-   * whole sweep of the map (for `sedfs check`, which does not scan the replicas a second
-   * time); before the first sweep has ended, those found so far.
-   */
-  get withoutLiveCopy(): number {
-    return this.stuck ?? this.stuckSoFar;
-  }
 
   constructor(
     private readonly store: MainStore,
@@ -127,6 +123,20 @@ export class Repairer {
   }
 
   /**
+   * These chunks lost replicas: the next passes look at them by id, a page at a time,
+   * rather than a quick round of the whole map (a stretch every few tens of ms for ~12 s
+   * at a million chunks) for a few chunks. So many that a round costs no more than
+   * looking them up one by one make a round instead.
+   */
+  kickChunks(chunkIds: Iterable<string>): void {
+    for (const id of chunkIds) this.named.add(id);
+    if (this.named.size > this.opts.span) {
+      this.named.clear();
+      this.kick();
+    } else this.task.kick();
+  }
+
+  /**
    * Runs passes until a whole sweep of the map, from its start, restores nothing more (or
    * `maxSweeps` sweeps, the one under way counting as one); for `check --repair`.
    */
@@ -137,6 +147,29 @@ export class Repairer {
       const sweep = this.sweeps;
       while (this.sweeps === sweep && !this.stopped) await this.task.runNow();
       if (whole && this.progress.chunks === before) return;
+    }
+  }
+
+  /**
+   * Repair's queue as it is now, for `sedfs check`: the chunks in the map, those with too
+   * few good copies, and those of them with no good copy on a live server. Counted a
+   * stretch of the map (`span` chunks) at a time, as a pass reads one, letting main's
+   * other work run between stretches: the whole map in one query held main's only thread
+   * ~0.9 s at a million chunks, at every check. A chunk that changes while the count goes
+   * on is counted as it was when its stretch was read.
+   */
+  async countQueue(): Promise<{ chunks: number; underReplicated: number; withoutLiveCopy: number }> {
+    const counted = this.registry.counted().map((s) => s.id);
+    const live = this.registry.live().map((s) => s.id);
+    const total = { chunks: 0, underReplicated: 0, withoutLiveCopy: 0 };
+    for (let after = ''; ; ) {
+      const stretch = this.store.repairCounts(counted, live, { after, span: this.opts.span });
+      total.chunks += stretch.chunks;
+      total.underReplicated += stretch.underReplicated;
+      total.withoutLiveCopy += stretch.withoutLiveCopy;
+      if (stretch.end) return total;
+      after = stretch.upTo;
+      await setImmediate();
     }
   }
 
@@ -221,7 +254,7 @@ export class Repairer {
         { chunk: chunkId, server: serverId },
         'reported replica is corrupt: quarantined, repairing',
       );
-      this.kick();
+      this.kickChunks([chunkId]);
     } catch (err) {
       this.log.warn(
         { chunk: chunkId, server: serverId, reason: (err as Error).message },
@@ -257,7 +290,7 @@ export class Repairer {
           'repair source check',
         )
       )
-        this.kick();
+        this.kickChunks([chunkId]);
     } finally {
       this.verifying.delete(key);
     }
@@ -266,12 +299,8 @@ export class Repairer {
   private async pass(): Promise<void> {
     // Copies whose recording failed are tried again first: the queue below is read from the map.
     this.recordRestored();
-    /** copies made and not yet recorded, by chunk: the map does not count them */
-    const unrecorded = new Map<string, string[]>();
-    for (const r of this.restored)
-      unrecorded.set(r.chunkId, [...(unrecorded.get(r.chunkId) ?? []), r.serverId]);
+    if (this.named.size > 0) return this.passOverNamed();
     const live = this.registry.live();
-    const liveById = new Map(live.map((s) => [s.id, s]));
     const queried = performance.now();
     const after = this.cursor;
     // Worst first (fewest good copies, then oldest) within the stretch, as the whole map
@@ -291,6 +320,72 @@ export class Repairer {
       { after, span: this.opts.span },
     );
     let blockingMs = performance.now() - queried;
+    const { restored, noRoom } = await this.restore(todo, live);
+    // A full page may leave more of the stretch short: the next pass looks at it again,
+    // unless this page restored nothing (its copies failing), which must not keep the
+    // rest of the map from being looked at (the next sweep comes back to them).
+    if (todo.length < this.opts.batch || !restored) {
+      // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
+      // are noted here, once a sweep, and trimmed by the SurplusTrimmer after the grace period.
+      if (upTo !== '') {
+        const scanned = performance.now();
+        const surplus = this.store.findSurplus(live, this.now(), { after, upTo });
+        blockingMs += performance.now() - scanned;
+        if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
+      }
+      this.stretchDone(end ? '' : upTo, withoutLiveCopy, noRoom);
+    }
+    // The next pass comes after 4 times what this pass's queries held main's thread (a
+    // fifth of it at most) while copies are being made and since a kick, rather than at
+    // the timer (which would wait 19 times the whole pass, copies included): a lost
+    // server's chunks would otherwise come a page per pause of minutes. Only after a pass
+    // that restored something or while a kick's round lasts, so failing copies do not
+    // spin and an idle map costs a stretch per timer tick.
+    if ((restored || this.hurry) && !this.stopped) {
+      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
+      this.nextPage.unref();
+    }
+  }
+
+  /**
+   * A page of the chunks named by `kickChunks`, looked up by id: no stretch of the map is
+   * read and the cursor stays where it is. Named chunks a copy failed for are left to the
+   * sweep, as a stretch's are.
+   */
+  private async passOverNamed(): Promise<void> {
+    const ids = [...this.named].slice(0, this.opts.batch);
+    for (const id of ids) this.named.delete(id);
+    const live = this.registry.live();
+    const queried = performance.now();
+    const { chunks: todo } = this.store.underReplicatedOf(
+      this.registry.counted().map((s) => s.id),
+      live.map((s) => s.id),
+      ids,
+      this.opts.batch,
+    );
+    const blockingMs = performance.now() - queried;
+    await this.restore(todo, live);
+    // More named chunks: the next page soon, paced as the stretches are.
+    if (this.named.size > 0 && !this.stopped) {
+      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
+      this.nextPage.unref();
+    }
+  }
+
+  /**
+   * Orders the copies that bring `todo` back to their wanted counts, from a live holder
+   * to live servers with room and no copy, and waits for them. Tells whether any copy was
+   * made, and how many chunks had no live server with room to go to.
+   */
+  private async restore(
+    todo: { id: string; size: number; wanted: number; holders: string[] }[],
+    live: ReturnType<Registry['live']>,
+  ): Promise<{ restored: boolean; noRoom: number }> {
+    const liveById = new Map(live.map((s) => [s.id, s]));
+    /** copies made and not yet recorded, by chunk: the map does not count them */
+    const unrecorded = new Map<string, string[]>();
+    for (const r of this.restored)
+      unrecorded.set(r.chunkId, [...(unrecorded.get(r.chunkId) ?? []), r.serverId]);
     const work: (() => Promise<void>)[] = [];
     let noRoom = 0;
     /** bytes this pass sends each target: its reported room holds them all, or it gets no more */
@@ -342,30 +437,7 @@ export class Repairer {
     await inParallel(work, this.opts.concurrency, (copy) => copy());
     this.recordRestored();
     const restored = this.progress.chunks > restoredBefore;
-    // A full page may leave more of the stretch short: the next pass looks at it again,
-    // unless this page restored nothing (its copies failing), which must not keep the
-    // rest of the map from being looked at (the next sweep comes back to them).
-    if (todo.length < this.opts.batch || !restored) {
-      // Copies beyond R (a lost server came back after its chunks were restored elsewhere)
-      // are noted here, once a sweep, and trimmed by the SurplusTrimmer after the grace period.
-      if (upTo !== '') {
-        const scanned = performance.now();
-        const surplus = this.store.findSurplus(live, this.now(), { after, upTo });
-        blockingMs += performance.now() - scanned;
-        if (surplus > 0) this.log.info({ copies: surplus }, 'copies beyond the wanted count found');
-      }
-      this.stretchDone(end ? '' : upTo, withoutLiveCopy, noRoom);
-    }
-    // The next pass comes after 4 times what this pass's queries held main's thread (a
-    // fifth of it at most) while copies are being made and since a kick, rather than at
-    // the timer (which would wait 19 times the whole pass, copies included): a lost
-    // server's chunks would otherwise come a page per pause of minutes. Only after a pass
-    // that restored something or while a kick's round lasts, so failing copies do not
-    // spin and an idle map costs a stretch per timer tick.
-    if ((restored || this.hurry) && !this.stopped) {
-      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
-      this.nextPage.unref();
-    }
+    return { restored, noRoom };
   }
 
   /** Moves the cursor past a stretch looked at in full; at the end of the map, a sweep ends. */
@@ -398,7 +470,7 @@ export class Repairer {
 
   /** Logs the chunks repair cannot restore (no good copy on a live server) when their number changes. */
   private noteWithoutLiveCopy(n: number): void {
-    const before = this.stuck ?? 0;
+    const before = this.stuck;
     this.stuck = n;
     if (n === before) return;
     if (n > 0)

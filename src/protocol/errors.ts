@@ -119,6 +119,11 @@ export const ERRORS = {
     message: 'this file server has not joined the cluster yet',
   },
   SEDFS_ERR_NO_SERVERS: { status: 503, retryable: true, message: 'no file server is up' },
+  SEDFS_ERR_BUSY: {
+    status: 503,
+    retryable: true,
+    message: 'main is reading as many big request bodies as it may at once: try again shortly',
+  },
   SEDFS_ERR_NO_SPACE: {
     status: 507,
     retryable: true,

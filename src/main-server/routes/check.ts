@@ -3,8 +3,8 @@ import { SedfsError } from '../../protocol/errors.js';
 import { CheckRepairRequest, type CheckResponse, type ScrubResult } from '../../protocol/main-api.js';
 import { type MainContext, requireUser } from '../context.js';
 
-function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
-  const counted = ctx.registry.counted().map((s) => s.id);
+async function report(ctx: MainContext, verify?: ScrubResult[]): Promise<CheckResponse> {
+  const queue = await ctx.repairer.countQueue();
   const records = new Map(ctx.store.listServers().map((s) => [s.id, s]));
   return {
     servers: ctx.registry.view().map((s) => ({
@@ -18,9 +18,7 @@ function report(ctx: MainContext, verify?: ScrubResult[]): CheckResponse {
       inventoryAt: records.get(s.id)?.inventoryAt ?? 0,
       audits: ctx.auditor.tally(s.id),
     })),
-    chunks: ctx.store.countChunks(),
-    underReplicated: ctx.store.countUnderReplicated(counted),
-    withoutLiveCopy: ctx.repairer.withoutLiveCopy,
+    ...queue,
     surplus: ctx.store.countSurplus(),
     repair: { ...ctx.repairer.progress },
     ...(verify ? { verify } : {}),

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { COMMIT_BODY_LIMIT, CommitFilesRequest, IdParams } from '../../protocol/main-api.js';
 import type { NodeEntry } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser, uploaderBeforeBody } from '../context.js';
+import { bodyWithinBudget, type MainContext, requireUser, uploaderBeforeBody } from '../context.js';
 
 /**
  * Many small files at once: each entry's chunks (with receipts) become a blob and a file
@@ -13,7 +13,8 @@ export function commitFilesRoute(app: FastifyInstance, ctx: MainContext): void {
     {
       schema: { params: IdParams, body: CommitFilesRequest },
       bodyLimit: COMMIT_BODY_LIMIT,
-      onRequest: uploaderBeforeBody(ctx),
+      // The caller first: a stranger's body takes nothing of the budget.
+      onRequest: [uploaderBeforeBody(ctx), bodyWithinBudget(ctx, COMMIT_BODY_LIMIT)],
     },
     async (req): Promise<{ nodes: NodeEntry[] }> => {
       const user = requireUser(ctx, req);

@@ -1,7 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { COMMIT_BODY_LIMIT, CommitRequest, type CommitResponse, IdParams } from '../../protocol/main-api.js';
 import type { NodeEntry } from '../../protocol/namespace-api.js';
-import { type MainContext, requireUser, uploaderBeforeBody } from '../context.js';
+import { bodyWithinBudget, type MainContext, requireUser, uploaderBeforeBody } from '../context.js';
 
 /**
  * Makes an upload visible, atomically, once every chunk has valid storage receipts:
@@ -13,7 +13,8 @@ export function commitUploadRoute(app: FastifyInstance, ctx: MainContext): void 
     {
       schema: { params: IdParams, body: CommitRequest },
       bodyLimit: COMMIT_BODY_LIMIT,
-      onRequest: uploaderBeforeBody(ctx),
+      // The caller first: a stranger's body takes nothing of the budget.
+      onRequest: [uploaderBeforeBody(ctx), bodyWithinBudget(ctx, COMMIT_BODY_LIMIT)],
     },
     async (req): Promise<CommitResponse & { node?: NodeEntry }> => {
       const user = requireUser(ctx, req);

@@ -5,7 +5,7 @@ import {
   RekeyRequest,
   type RekeyResponse,
 } from '../../protocol/namespace-api.js';
-import { type MainContext, ownerBeforeBody, requireUser } from '../context.js';
+import { bodyWithinBudget, type MainContext, ownerBeforeBody, requireUser } from '../context.js';
 
 /**
  * One part of the new keys of a subtree an unshare left to be re-keyed; the last one
@@ -17,7 +17,8 @@ export function rekeyNodeRoute(app: FastifyInstance, ctx: MainContext): void {
     {
       schema: { params: NodeParams, body: RekeyRequest },
       bodyLimit: REKEY_BODY_LIMIT,
-      onRequest: ownerBeforeBody(ctx, 'rekey'),
+      // The caller first: a stranger's body takes nothing of the budget.
+      onRequest: [ownerBeforeBody(ctx, 'rekey'), bodyWithinBudget(ctx, REKEY_BODY_LIMIT)],
     },
     async (req): Promise<RekeyResponse> =>
       ctx.namespace.rekey(requireUser(ctx, req), req.params.id, req.body),

@@ -21,7 +21,8 @@ export function serverCorruptRoute(app: FastifyInstance, ctx: MainContext): void
         { server: req.params.id, chunks: req.body.chunks.length, marked },
         'corrupt replicas reported by a scrubber',
       );
-      ctx.repairer.kick();
+      // Only these chunks lost a copy: repair looks at them, not at the whole map.
+      ctx.repairer.kickChunks(req.body.chunks);
       return { marked };
     },
   );

@@ -32,7 +32,8 @@ export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): vo
           { server, dropped, sample: removed.slice(0, 20) },
           'a file server no longer holds some replicas: repairing',
         );
-        ctx.repairer.kick();
+        // Only these chunks can have fallen short: repair looks at them, not at the whole map.
+        ctx.repairer.kickChunks(removed);
       }
       if (adopted > 0) ctx.log.info({ server, adopted }, 'replicas main did not know of were adopted');
       return reply;

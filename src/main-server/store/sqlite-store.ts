@@ -88,16 +88,31 @@ const DROP_REPLICA = 'DELETE FROM replicas WHERE chunk_id = ? AND server_id = ?'
  * SQLite from reading them through replicas_by_server instead: a range for each server,
  * then a sort of them all by chunk.
  */
-const REPAIR_QUEUE = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
+const repairQueueOf = (chunksWhere: string) => `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
   live(id) AS (SELECT value FROM json_each(@live)),
   short AS MATERIALIZED (SELECT c.id, c.size, c.wanted, c.created_at, count(r.server_id) AS n,
       coalesce(max(r.server_id IN live), 0) AS has_source
     FROM chunks c LEFT JOIN replicas r ON r.chunk_id = c.id AND r.state = 'ok' AND +r.server_id IN counted
-    WHERE c.id > @after AND c.id <= @upTo GROUP BY c.id HAVING n < c.wanted)
+    WHERE ${chunksWhere} GROUP BY c.id HAVING n < c.wanted)
   SELECT NULL AS id, 0 AS size, 0 AS wanted, '' AS holders, (SELECT count(*) FROM short WHERE NOT has_source) AS stuck
   UNION ALL SELECT * FROM (SELECT s.id, s.size, s.wanted, (SELECT group_concat(r.server_id) FROM replicas r
       WHERE r.chunk_id = s.id AND r.state = 'ok' AND +r.server_id IN counted), 0
     FROM short s WHERE has_source ORDER BY n, created_at LIMIT @limit)`;
+const REPAIR_QUEUE = repairQueueOf('c.id > @after AND c.id <= @upTo');
+/** The same, among the chunks named in @ids (a JSON array), each read by its id. */
+const REPAIR_QUEUE_OF_CHUNKS = repairQueueOf('c.id IN (SELECT value FROM json_each(@ids))');
+
+/**
+ * The repair queue's size in the chunks with ids in (@after, @upTo]: under-replicated
+ * chunks, and how many of them have no good copy on a live server. Read as REPAIR_QUEUE
+ * reads its stretch, chunk by chunk through the primary keys.
+ */
+const REPAIR_COUNTS = `WITH counted(id) AS (SELECT value FROM json_each(@servers)),
+  live(id) AS (SELECT value FROM json_each(@live)),
+  short AS (SELECT coalesce(max(r.server_id IN live), 0) AS has_source
+    FROM chunks c LEFT JOIN replicas r ON r.chunk_id = c.id AND r.state = 'ok' AND +r.server_id IN counted
+    WHERE c.id > @after AND c.id <= @upTo GROUP BY c.id HAVING count(r.server_id) < c.wanted)
+  SELECT count(*) AS short, coalesce(sum(NOT has_source), 0) AS stuck FROM short`;
 
 /** How many chunks a stretch of the map holds, and its last id: up to @span ids after @after (-1: all). */
 const CHUNK_RANGE = `SELECT count(*) AS n, coalesce(max(id), '') AS upTo
@@ -105,6 +120,25 @@ const CHUNK_RANGE = `SELECT count(*) AS n, coalesce(max(id), '') AS upTo
 
 /** Above every chunk id (lowercase hex): the bound of a stretch that runs to the end of the map. */
 const MAP_END = '~';
+
+/** A row of REPAIR_QUEUE: the head row (id NULL) carries the count of chunks without a live copy. */
+type QueueRow = { id: string | null; size: number; wanted: number; holders: string | null; stuck: number };
+
+function queueFrom(rows: QueueRow[]): {
+  chunks: { id: string; size: number; wanted: number; holders: string[] }[];
+  withoutLiveCopy: number;
+} {
+  const [head, ...chunks] = rows;
+  return {
+    chunks: chunks.map((r) => ({
+      id: r.id as string,
+      size: r.size,
+      wanted: r.wanted,
+      holders: r.holders ? r.holders.split(',') : [],
+    })),
+    withoutLiveCopy: head?.stuck ?? 0,
+  };
+}
 
 /** Applies the migrations that have not run yet, each in its own transaction. */
 export function migrate(db: Database.Database): number {
@@ -468,21 +502,24 @@ export class SqliteStore implements MainStore {
     return out;
   }
 
-  countUnderReplicated(countedServers: string[]): number {
-    // The whole map, for `sedfs check`: chunk by chunk through the primary keys, as the
-    // repair queue reads a stretch (~0.9 s at a million chunks; 3–10 s through
-    // replicas_by_server and a sort by chunk).
-    return this.db
-      .prepare(`WITH counted(id) AS (SELECT value FROM json_each(@servers))
-         SELECT count(*) FROM (SELECT c.wanted FROM chunks c
-           LEFT JOIN replicas r ON r.chunk_id = c.id AND r.state = 'ok' AND +r.server_id IN counted
-           GROUP BY c.id HAVING count(r.server_id) < c.wanted)`)
-      .pluck()
-      .get({ servers: JSON.stringify(countedServers) }) as number;
-  }
-
-  countChunks(): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM chunks').get() as { n: number }).n;
+  repairCounts(
+    countedServers: string[],
+    liveServers: string[],
+    range: { after: string; span: number } = { after: '', span: -1 },
+  ): ReturnType<MainStore['repairCounts']> {
+    const { n, upTo } = this.db.prepare(CHUNK_RANGE).get(range.after, range.span) as {
+      n: number;
+      upTo: string;
+    };
+    const end = range.span < 0 || n < range.span;
+    if (n === 0) return { chunks: 0, underReplicated: 0, withoutLiveCopy: 0, upTo, end };
+    const { short, stuck } = this.db.prepare(REPAIR_COUNTS).get({
+      servers: JSON.stringify(countedServers),
+      live: JSON.stringify(liveServers),
+      after: range.after,
+      upTo,
+    }) as { short: number; stuck: number };
+    return { chunks: n, underReplicated: short, withoutLiveCopy: stuck, upTo, end };
   }
 
   recordPlacements(uploadId: string, placements: { chunkId: string; serverIds: string[] }[]): void {
@@ -533,19 +570,23 @@ export class SqliteStore implements MainStore {
       after: range.after,
       upTo,
       limit,
-    }) as { id: string | null; size: number; wanted: number; holders: string | null; stuck: number }[];
-    const [head, ...chunks] = rows;
-    return {
-      chunks: chunks.map((r) => ({
-        id: r.id as string,
-        size: r.size,
-        wanted: r.wanted,
-        holders: r.holders ? r.holders.split(',') : [],
-      })),
-      withoutLiveCopy: head?.stuck ?? 0,
-      upTo,
-      end,
-    };
+    }) as QueueRow[];
+    return { ...queueFrom(rows), upTo, end };
+  }
+
+  underReplicatedOf(
+    countedServers: string[],
+    liveServers: string[],
+    chunkIds: string[],
+    limit: number,
+  ): ReturnType<MainStore['underReplicatedOf']> {
+    const rows = this.db.prepare(REPAIR_QUEUE_OF_CHUNKS).all({
+      servers: JSON.stringify(countedServers),
+      live: JSON.stringify(liveServers),
+      ids: JSON.stringify(chunkIds),
+      limit,
+    }) as QueueRow[];
+    return queueFrom(rows);
   }
 
   replicaToAudit(serverId: string, from: string): { chunkId: string; size: number } | undefined {

@@ -185,6 +185,19 @@ export interface MainStore {
     end: boolean;
   };
   /**
+   * As `underReplicated`, among the chunks named (each read by its id, not a stretch of the
+   * map): those a heartbeat or a scrubber said lost a replica.
+   */
+  underReplicatedOf(
+    countedServers: string[],
+    liveServers: string[],
+    chunkIds: string[],
+    limit: number,
+  ): {
+    chunks: { id: string; size: number; wanted: number; holders: string[] }[];
+    withoutLiveCopy: number;
+  };
+  /**
    * A good replica on `serverId` for an audit: the first whose chunk id is at or after
    * `from` (a random id), wrapping round to the lowest; undefined if it holds none.
    */
@@ -222,9 +235,17 @@ export interface MainStore {
    */
   trimSurplus(chunkId: string, serverId: string, proven: string[], now: number): boolean;
   countSurplus(): number;
-  /** How many chunks have fewer good replicas on `countedServers` than wanted (repair's queue). */
-  countUnderReplicated(countedServers: string[]): number;
-  countChunks(): number;
+  /**
+   * The size of repair's queue: how many chunks the map holds, how many of them have fewer
+   * good replicas on `countedServers` than wanted, and how many of those have no good copy
+   * on one of `liveServers`. Over a stretch of the map as `underReplicated` reads one
+   * (all of it if no range is given), with the same `upTo` and `end`.
+   */
+  repairCounts(
+    countedServers: string[],
+    liveServers: string[],
+    range?: { after: string; span: number },
+  ): { chunks: number; underReplicated: number; withoutLiveCopy: number; upTo: string; end: boolean };
 
   /** Remembers where an upload's chunks were placed (for clean-up if it never commits). */
   recordPlacements(uploadId: string, placements: { chunkId: string; serverIds: string[] }[]): void;

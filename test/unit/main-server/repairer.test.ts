@@ -239,7 +239,6 @@ test('a pass looks at a stretch of the map: one sweep restores a queue larger th
     const short = ids.filter((_, i) => holders(i + 1).length === 1 && holders(i + 1)[0] === source);
     assert.equal(repairer.progress.chunks, short.length, 'each short chunk copied once');
     for (const id of short) assert.equal(store.replicasOf([id]).get(id)?.length, 2, `${id} restored`);
-    assert.equal(repairer.withoutLiveCopy, 2, 'summed over the sweep');
     assert.deepEqual(
       lines.filter((l) => /cannot be repaired/.test(l.msg)).map((l) => l.chunks),
       [2],
@@ -502,6 +501,51 @@ test('repair copies a chunk to a server whose copy of it main holds corrupt only
   }
 });
 
+test('sedfs check’s count of the repair queue reads the map a stretch at a time, letting other work run between stretches, and adds up to the whole map’s', async () => {
+  const store = new SqliteStore(join(dir, 'count.db'));
+  const clock = { now: 1_000_000 };
+  const log = pino({ level: 'silent' });
+  const registry = new Registry(store, log, () => clock.now, 2000, 600_000, 'http');
+  const [a, b, down] = [hex(1), hex(2), hex(3)];
+  registerServers(store, [a, b], clock.now);
+  registerServers(
+    store,
+    [{ id: down, url: 'http://127.0.0.1:9', lastHeartbeat: clock.now - 10_000 }],
+    clock.now,
+  );
+  // Eleven chunks wanted twice: every third with one copy, 5 and 10 only on the server that is down.
+  const holders = (n: number) => (n === 5 || n === 10 ? [down] : n % 3 === 0 ? [a] : [a, b]);
+  commitChunks(
+    store,
+    2,
+    Array.from({ length: 11 }, (_, i) => ({ id: hex(i + 1, 64), size: 1, servers: holders(i + 1) })),
+  );
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 4);
+  const stretches: number[] = [];
+  const repairCounts = store.repairCounts.bind(store);
+  store.repairCounts = (...args) => {
+    const counts = repairCounts(...args);
+    stretches.push(counts.chunks);
+    return counts;
+  };
+  try {
+    let readWhenOtherWorkRan: number | undefined;
+    const counting = repairer.countQueue();
+    setImmediate(() => {
+      readWhenOtherWorkRan = stretches.length;
+    });
+    assert.deepEqual(await counting, { chunks: 11, underReplicated: 5, withoutLiveCopy: 2 });
+    assert.deepEqual(stretches, [4, 4, 3], 'three stretches of at most four chunks');
+    assert.ok(
+      readWhenOtherWorkRan !== undefined && readWhenOtherWorkRan < stretches.length,
+      `other work ran after ${readWhenOtherWorkRan} of ${stretches.length} stretches`,
+    );
+  } finally {
+    await repairer.stop();
+    store.close();
+  }
+});
+
 test('copies made while main cannot record them (its disk full) are kept and recorded once it can, and never made again meanwhile', async () => {
   const { store, clock, registry, source, sink, close } = await sourceToSink('unrecorded');
   const lines: { msg: string; level: number }[] = [];
@@ -524,6 +568,39 @@ test('copies made while main cannot record them (its disk full) are kept and rec
     await repairer.drain(4);
     assert.equal(repairer.progress.chunks, 1, 'still copied once');
     assert.deepEqual(store.replicasOf([chunk]).get(chunk)?.sort(), [source, sink].sort());
+  } finally {
+    await repairer.stop();
+    close();
+  }
+});
+
+test('chunks named as having lost a replica (a heartbeat, a scrubber) are restored by looking them up, not by a round of the whole map', async () => {
+  const { store, clock, log, registry, source, sink, close } = await sourceToSink('named');
+  const ids = Array.from({ length: 12 }, (_, i) => hex(i + 1, 64));
+  commitChunks(
+    store,
+    2,
+    ids.map((id) => ({ id, size: 1, servers: [source, sink] })),
+  );
+  // A heartbeat from the sink says it lost chunk 7: only that one is short.
+  const lost = ids[6] as string;
+  store.applyChanges(sink, [], [lost], clock.now);
+  const stretches: string[] = [];
+  const underReplicated = store.underReplicated.bind(store);
+  store.underReplicated = (...args) => {
+    stretches.push(args[3]?.after ?? '');
+    return underReplicated(...args);
+  };
+  // Four chunks a stretch: a round of the map would be three stretches.
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 4);
+  try {
+    repairer.kickChunks([lost]);
+    const deadline = Date.now() + 5000;
+    while (repairer.progress.chunks < 1 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    assert.equal(repairer.progress.chunks, 1, 'the chunk is restored');
+    await repairer.stop();
+    assert.deepEqual(store.replicasOf([lost]).get(lost)?.toSorted(), [source, sink].toSorted());
+    assert.deepEqual(stretches, [], 'no stretch of the map was read for it');
   } finally {
     await repairer.stop();
     close();

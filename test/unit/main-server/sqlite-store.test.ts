@@ -93,7 +93,7 @@ describe('SqliteStore', () => {
       store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1, chunks: [good, bad] }),
     );
     assert.equal(store.getBlob(hex(5)), undefined);
-    assert.equal(store.countChunks(), 0);
+    assert.equal(store.repairCounts([], []).chunks, 0);
     assert.ok(store.getUpload(hex(9), 0));
   });
 
@@ -295,8 +295,14 @@ describe('SqliteStore', () => {
   test('chunks with fewer good replicas than wanted count as under-replicated', () => {
     registerServers(store, [hex(1)], 1);
     commitChunks(store, 3, [{ id: hex(1, 64), size: 1, servers: [hex(1)] }]);
-    assert.equal(store.countUnderReplicated([hex(1)]), 1);
-    assert.equal(store.countUnderReplicated([]), 1);
+    assert.deepEqual(store.repairCounts([hex(1)], [hex(1)]), {
+      chunks: 1,
+      underReplicated: 1,
+      withoutLiveCopy: 0,
+      upTo: hex(1, 64),
+      end: true,
+    });
+    assert.equal(store.repairCounts([], []).underReplicated, 1);
     assert.deepEqual(store.underReplicated([hex(1)], [hex(1)], 10).chunks[0]?.holders, [hex(1)]);
     assert.deepEqual(store.underReplicated([hex(1)], [], 10), {
       chunks: [],
@@ -322,7 +328,8 @@ describe('SqliteStore', () => {
     const page = store.underReplicated([live, down], [live], 2);
     assert.deepEqual(page.chunks, [{ id: hex(7, 64), size: 1, wanted: 2, holders: [live] }]);
     assert.equal(page.withoutLiveCopy, 6, 'the others are still counted');
-    assert.equal(store.countUnderReplicated([live, down]), 7);
+    const { underReplicated, withoutLiveCopy } = store.repairCounts([live, down], [live]);
+    assert.deepEqual([underReplicated, withoutLiveCopy], [7, 6], 'the queue counted whole');
   });
 
   test('the repair queue read a stretch of the map at a time finds each under-replicated chunk once, worst first within its stretch', () => {
@@ -341,6 +348,8 @@ describe('SqliteStore', () => {
     store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 3, createdAt: 1, chunks });
     const counted = [a, b, down];
     const stretches: ReturnType<SqliteStore['underReplicated']>[] = [];
+    const previous = (s: ReturnType<SqliteStore['underReplicated']>) =>
+      stretches[stretches.indexOf(s) - 1]?.upTo ?? '';
     for (let after = '', end = false; !end; ) {
       const stretch = store.underReplicated(counted, [a, b], 10, { after, span: 5 });
       stretches.push(stretch);
@@ -353,6 +362,15 @@ describe('SqliteStore', () => {
         [hex(10, 64), false, 0],
         [hex(12, 64), true, 1],
       ],
+    );
+    assert.deepEqual(
+      stretches.map((s) => store.repairCounts(counted, [a, b], { after: previous(s), span: 5 })),
+      [
+        { chunks: 5, underReplicated: 4, withoutLiveCopy: 1, upTo: hex(5, 64), end: false },
+        { chunks: 5, underReplicated: 4, withoutLiveCopy: 0, upTo: hex(10, 64), end: false },
+        { chunks: 2, underReplicated: 2, withoutLiveCopy: 1, upTo: hex(12, 64), end: true },
+      ],
+      'the queue counted stretch by stretch, as it is read',
     );
     const found = stretches.flatMap((s) => s.chunks.map((c) => c.id));
     assert.deepEqual(
@@ -593,7 +611,7 @@ describe('SqliteNamespaceStore', () => {
     ns.deleteNode(hex(2), 3);
     assert.equal(ns.getNode(hex(2)), undefined);
     assert.equal(ns.getNode(hex(3)), undefined);
-    assert.equal(s.countChunks(), 0);
+    assert.equal(s.repairCounts([], []).chunks, 0);
     assert.deepEqual(s.pendingDeletions([hex(200)], 10, 1002), [], 'not before the grace is over');
     assert.deepEqual(s.pendingDeletions([hex(200)], 10, 1003), [{ chunkId: hex(1, 64), serverId: hex(200) }]);
     s.close();

@@ -83,7 +83,8 @@ test('an audit reads back one replica per server: one there passes, one the serv
     assert.deepEqual(d, { passed: 0, failed: 0 }, 'a server main counts nothing on is not read');
     assert.deepEqual(empty.asked, []);
     assert.deepEqual(store.replicasOf([id]).get(id), [servers[0]?.id], 'only the proven copy still counts');
-    assert.equal(store.countUnderReplicated(servers.map((s) => s.id)), 1, 'so repair sees the chunk short');
+    const ids = servers.map((s) => s.id);
+    assert.equal(store.repairCounts(ids, ids).underReplicated, 1, 'so repair sees the chunk short');
     assert.equal(store.listServers().find((s) => s.id === servers[2]?.id)?.corruptCount, 1);
     assert.deepEqual(rechecks, [`${id}/${servers[2]?.id}`]);
     assert.equal(repairs, 1, 'one call to repair for the pass');
