@@ -365,17 +365,18 @@ export class NamespaceService {
     };
   }
 
-  /** Everything under a node the caller owns, with the keys an unshare must replace. */
-  subtree(user: UserRecord, id: string): SubtreeResponse {
+  /** A page of everything under a node the caller owns, with the keys an unshare must replace. */
+  subtree(user: UserRecord, id: string, page: { after: string | undefined; limit: number }): SubtreeResponse {
     this.authorize(user, id, 'owner', 'unshare');
-    const grants = this.store.grantsInSubtree(id).map((g) => ({
-      nodeId: g.nodeId,
-      granteeId: g.granteeId,
-      boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
-    }));
+    const { nodes, grants, next } = this.store.subtreePage(id, page.after, page.limit);
     return {
-      nodes: this.store.subtree(id).map((n) => ({ ...toEntry(n), contentKey: n.contentKey })),
-      grants,
+      nodes: nodes.map((n) => ({ ...toEntry(n), contentKey: n.contentKey })),
+      grants: grants.map((g) => ({
+        nodeId: g.nodeId,
+        granteeId: g.granteeId,
+        boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
+      })),
+      ...(next ? { next } : {}),
     };
   }
 

@@ -176,10 +176,29 @@ export interface PermsResponse {
 }
 
 export interface SubtreeResponse {
+  /** a page of the subtree in pre-order: a folder before what is in it */
   nodes: (NodeEntry & { contentKey: string | null })[];
-  /** grants in the subtree, with each grantee's X25519 key for re-sealing */
+  /** the grants on those nodes, with each grantee's X25519 key for re-sealing */
   grants: { nodeId: string; granteeId: string; boxKey: string }[];
+  /** set when the page is full: ask for the next one with `?after=` it */
+  next?: string;
 }
+
+/**
+ * Nodes one `GET /v1/nodes/:id/subtree` answers at most; an unshare asks for the rest a
+ * page at a time (`?after=` the last node's id). One answer for a whole subtree kept
+ * main's only thread on it and the client holding all of it (hundreds of thousands of
+ * entries in a large folder). `limit` asks for fewer.
+ */
+export const SUBTREE_PAGE = 5000;
+export const SubtreeQuery = Type.Object(
+  {
+    after: Type.Optional(HexId),
+    limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,5}$' })),
+  },
+  strict,
+);
+export type SubtreeQuery = Static<typeof SubtreeQuery>;
 
 /** Revokes a grant; the keys under the node are replaced afterwards (`RekeyRequest`). */
 export const UnshareRequest = Type.Object({ grantee: HexId }, strict);

@@ -29,7 +29,7 @@ import {
   wrapContentKey,
   wrapNodeKey,
 } from '../../src/crypto/node-keys.js';
-import type { ContentResponse, NodeEntry } from '../../src/protocol/namespace-api.js';
+import type { ContentResponse, NodeEntry, SubtreeResponse } from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { collector } from '../helpers/sinks.js';
@@ -89,6 +89,27 @@ function watchCalls(actor: Actor, fn: (path: string, body: unknown) => void): ()
   actor.client.call = (async (...args: Parameters<typeof call>) => {
     fn(args[1], args[2]);
     return call(...args);
+  }) as typeof call;
+  return () => {
+    actor.client.call = call;
+  };
+}
+
+/**
+ * Runs `before` (awaited) ahead of every call the actor's client makes to main, and
+ * `answered` with each answer; returns what puts the client back.
+ */
+function hookCalls(
+  actor: Actor,
+  before: (path: string, body: unknown) => Promise<void> | void,
+  answered: (path: string, answer: unknown) => void = () => undefined,
+): () => void {
+  const call = actor.client.call.bind(actor.client);
+  actor.client.call = (async (...args: Parameters<typeof call>) => {
+    await before(args[1], args[2]);
+    const answer = await call(...args);
+    answered(args[1], answer);
+    return answer;
   }) as typeof call;
   return () => {
     actor.client.call = call;
@@ -644,6 +665,105 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text((actors.bob as Actor).fs, '/shared/alice/d1/d2/x.txt'), 'file x');
     const now = await a.fs.resolve('/many/d1/d2');
     assert.throws(() => unwrapNodeKey(d2.key, now.entry.id, now.entry.wrappedKey as string));
+  });
+
+  test('an unshare of a subtree larger than a page reads it a page at a time and re-keys every entry in it', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    const b = actors.bob as Actor;
+    await a.fs.mkdir('/paged/empty', { parents: true });
+    await a.fs.mkdir('/paged/deep/er/est', { parents: true });
+    const files = ['/paged/a.txt', '/paged/deep/b.txt', '/paged/deep/er/est/c.txt', '/paged/z.txt'];
+    for (const p of files) await a.fs.put([Buffer.from(`at ${p}`)], p);
+    await share(a.fs, a.pins, '/paged', 'frank', 'read');
+    await share(a.fs, a.pins, '/paged/deep/er', 'bob', 'read');
+    const held = await f.fs.resolve('/shared/alice/paged/deep/er/est/c.txt');
+    const pages: number[] = [];
+    const restore = hookCalls(
+      a,
+      () => undefined,
+      (path, answer) => {
+        if (path.includes('/subtree')) pages.push((answer as { nodes: unknown[] }).nodes.length);
+      },
+    );
+    try {
+      assert.deepEqual(await unshare(a.fs, '/paged', 'frank', '/', { pageNodes: 2 }), {
+        nodes: 9,
+        sharesInside: 0,
+      });
+    } finally {
+      restore();
+    }
+    assert.ok(pages.length >= 5, `${pages.length} pages`);
+    assert.ok(
+      pages.every((n) => n <= 2),
+      `pages of ${pages.join(', ')} nodes`,
+    );
+    assert.equal(
+      pages.reduce((n, p) => n + p, 0),
+      9,
+    );
+    for (const p of files) assert.equal(await text(a.fs, p), `at ${p}`);
+    assert.deepEqual((await a.fs.list('/paged')).map((e) => e.name).sort(), [
+      'a.txt',
+      'deep',
+      'empty',
+      'z.txt',
+    ]);
+    assert.equal(await text(b.fs, '/shared/alice/er/est/c.txt'), 'at /paged/deep/er/est/c.txt');
+    const now = await a.fs.resolve('/paged/deep/er/est/c.txt');
+    const est = await a.fs.resolve('/paged/deep/er/est');
+    assert.throws(() => unwrapNodeKey(held.key, now.entry.id, now.entry.wrappedKey as string));
+    assert.ok(unwrapNodeKey(est.key, now.entry.id, now.entry.wrappedKey as string));
+    assert.equal(await outcome(() => f.fs.list('/shared/alice/paged')), 'SEDFS_ERR_NOT_FOUND');
+  });
+
+  test('a grant taken away between two pages of an unshare makes its key rotation start again from the subtree as it is', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    const b = actors.bob as Actor;
+    await a.fs.mkdir('/turning/inner', { parents: true });
+    for (const p of ['/turning/1.txt', '/turning/inner/2.txt', '/turning/inner/3.txt'])
+      await a.fs.put([Buffer.from(p)], p);
+    await share(a.fs, a.pins, '/turning', 'frank', 'read');
+    await share(a.fs, a.pins, '/turning/inner', 'bob', 'read');
+    const inner = await a.fs.resolve('/turning/inner');
+    const bobs = await b.fs.resolve('/shared/alice/inner/2.txt');
+    const bobId = (await a.client.call<{ id: string }>('GET', '/v1/users/bob')).id;
+    let starts = 0;
+    let seenGrant = false;
+    let revoked = false;
+    const rawCall = a.client.call.bind(a.client);
+    const restore = hookCalls(
+      a,
+      async (path) => {
+        if (path.endsWith('/subtree') || path.includes('/subtree?limit')) starts++;
+        // Bob's share inside is taken away (an unshare of it from elsewhere) once the page
+        // holding its grant was read, before anything else.
+        if (seenGrant && !revoked) {
+          revoked = true;
+          await rawCall('POST', `/v1/nodes/${inner.entry.id}/unshare`, { grantee: bobId });
+        }
+      },
+      (path, answer) => {
+        const grants = path.includes('/subtree') ? (answer as SubtreeResponse).grants : [];
+        if (grants.some((g) => g.nodeId === inner.entry.id)) seenGrant = true;
+      },
+    );
+    try {
+      assert.equal((await unshare(a.fs, '/turning', 'frank', '/', { pageNodes: 2 })).nodes, 5);
+    } finally {
+      restore();
+    }
+    assert.ok(revoked);
+    assert.equal(starts, 2, 'read again from the start once');
+    assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
+    for (const p of ['/turning/1.txt', '/turning/inner/2.txt', '/turning/inner/3.txt'])
+      assert.equal(await text(a.fs, p), p);
+    assert.equal(await outcome(() => b.fs.list('/shared/alice/inner')), 'SEDFS_ERR_NOT_FOUND');
+    assert.equal(await outcome(() => f.fs.list('/shared/alice/turning')), 'SEDFS_ERR_NOT_FOUND');
+    const now = await a.fs.resolve('/turning/inner/2.txt');
+    assert.throws(() => unwrapNodeKey(bobs.key, now.entry.id, now.entry.wrappedKey as string));
   });
 
   test('a big body for a route that takes one is refused before main reads it, unless the caller owns what the URL names', async () => {

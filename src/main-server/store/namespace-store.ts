@@ -74,6 +74,14 @@ export interface SubtreeNode extends NodeRecord {
   contentKey: string | null;
 }
 
+export interface SubtreePage {
+  nodes: SubtreeNode[];
+  /** the grants on those nodes */
+  grants: GrantRecord[];
+  /** the last node's id, when the page is full: the next page begins after it */
+  next?: string;
+}
+
 /**
  * A node's new keys in a key rotation: its key wrapped under its parent's new key (the
  * root's under its parent's unchanged one), its name sealed again under the parent's
@@ -150,9 +158,12 @@ export interface NamespaceStore {
   grantsAbove(nodeId: string): (GrantRecord & { depth: number })[];
   grantsTo(granteeId: string): GrantRecord[];
   putGrant(grant: GrantRecord): void;
-  /** Every node under (and including) `rootId`, with current content keys. */
-  subtree(rootId: string): SubtreeNode[];
-  grantsInSubtree(rootId: string): GrantRecord[];
+  /**
+   * A page of the nodes under (and including) `rootId`, in pre-order (a folder before
+   * what is in it, each folder's children in name-MAC order), from the one after `after`
+   * (the root first if undefined), at most `limit`; with their grants.
+   */
+  subtreePage(rootId: string, after: string | undefined, limit: number): SubtreePage;
   /**
    * Deletes the grant and records, in the same transaction, that every key under
    * `rootId` is to be replaced. Returns the root of the key rotation that now covers

@@ -736,4 +736,66 @@ describe('SqliteNamespaceStore', () => {
     assert.ok(s.getUpload(hex(9), 0), 'the upload can still be committed another way');
     s.close();
   });
+
+  test('a subtree read a page at a time gives every node once, each folder before what is in it, with its grants, whatever the page size', () => {
+    const { s, ns } = withTwoUsers();
+    // Folder 2 holds empty folders, a deep chain, files between folders, and one
+    // folder with more children than a page: the shapes a cursor can stop inside.
+    const parentOf = new Map<number, number>([[2, 1]]);
+    const add = (id: number, parent: number, kind: 'dir' | 'file') => {
+      // MACs out of id order, so that name-MAC order is not creation order.
+      ns.createNode(node(id, parent, kind, (id * 7919) % 10007));
+      parentOf.set(id, parent);
+    };
+    ns.createNode(node(2, 1, 'dir', 2));
+    let id = 10;
+    for (let d = 0; d < 4; d++) {
+      const dir = id++;
+      add(dir, 2, 'dir');
+      if (d === 1) for (let k = 0; k < 7; k++) add(id++, dir, 'file');
+      if (d === 2) for (let p = dir, k = 0; k < 5; k++, p = id - 1) add(id++, p, 'dir');
+      add(id++, 2, 'file');
+    }
+    for (const n of [2, 11, 13])
+      ns.putGrant({
+        nodeId: hex(n),
+        granteeId: hex(101),
+        perm: 'read',
+        sealedKey: 'k',
+        sealedName: 'n',
+        grantedAt: 1,
+      });
+    const all = [...parentOf.keys()].map((n) => hex(n)).sort();
+    for (const limit of [1, 2, 3, 5, 100]) {
+      const seen: string[] = [];
+      const grants: string[] = [];
+      const path: string[] = [];
+      let after: string | undefined;
+      let pages = 0;
+      do {
+        const page = ns.subtreePage(hex(2), after, limit);
+        pages++;
+        assert.ok(pages <= all.length + 1, `limit ${limit}: the pages do not end`);
+        assert.ok(page.nodes.length <= limit);
+        for (const n of page.nodes) {
+          // Pre-order: the node's folder is one of the folders on the way to it.
+          if (seen.length > 0) {
+            while (path.length > 0 && path[path.length - 1] !== n.parentId) path.pop();
+            assert.ok(path.length > 0, `limit ${limit}: ${n.id} came after its folder was left`);
+          }
+          if (n.kind === 'dir') path.push(n.id);
+          seen.push(n.id);
+        }
+        grants.push(...page.grants.map((g) => g.nodeId));
+        after = page.next;
+      } while (after);
+      assert.deepEqual([...seen].sort(), all, `limit ${limit}: every node once`);
+      assert.deepEqual(grants.sort(), [hex(11), hex(13), hex(2)].sort());
+      assert.ok(pages >= Math.ceil(all.length / limit));
+    }
+    assert.throws(() => ns.subtreePage(hex(2), hex(60), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    assert.throws(() => ns.subtreePage(hex(2), hex(999), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    assert.throws(() => ns.subtreePage(hex(11), hex(2), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    s.close();
+  });
 });
