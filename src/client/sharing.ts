@@ -1,4 +1,4 @@
-import { retryOnConflict } from '../common/retry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { randomHexId } from '../crypto/hash.js';
 import { fingerprint, sealTo } from '../crypto/identity.js';
 import {
@@ -116,6 +116,10 @@ export interface RekeyOptions {
   partBytes?: number;
   /** nodes at most in one page of the subtree read (main answers SUBTREE_PAGE at most) */
   pageNodes?: number;
+  /** how often to look at another client's attempt at the rotation, waiting for it (ms) */
+  pollMs?: number;
+  /** how long another client's attempt may send no part before it is taken over (ms) */
+  stallMs?: number;
 }
 
 /**
@@ -132,7 +136,7 @@ export async function unshare(
   user: string,
   cwd = '/',
   opts: RekeyOptions = {},
-): Promise<{ nodes: number } & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
+): Promise<Pick<RotationDone, 'nodes' | 'byAnother'> & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
   const node = await ownNode(fs, path, cwd);
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
   let answer: UnshareResponse;
@@ -147,12 +151,21 @@ export async function unshare(
     const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
     if (rotations.length === 0) throw err;
     const done = await finishRotations(fs, opts);
-    return { nodes: done.reduce((n, r) => n + r.nodes, 0), sharesInside: 0 };
+    return {
+      nodes: done.reduce((n, r) => n + r.nodes, 0),
+      ...(done.every((r) => r.byAnother) ? { byAnother: true } : {}),
+      sharesInside: 0,
+    };
   }
   const { rotation, stillHas, sharesInside } = answer;
   try {
-    const { nodes } = await finishRotation(fs, rotation, opts);
-    return { nodes, ...(stillHas ? { stillHas } : {}), sharesInside: sharesInside ?? 0 };
+    const { nodes, byAnother } = await finishRotation(fs, rotation, opts);
+    return {
+      nodes,
+      ...(byAnother ? { byAnother } : {}),
+      ...(stillHas ? { stillHas } : {}),
+      sharesInside: sharesInside ?? 0,
+    };
   } catch (err) {
     // Said as it is: a user who keeps access through a share above lost only this one.
     const revoked = stillHas
@@ -163,12 +176,9 @@ export async function unshare(
 }
 
 /** Finishes every key rotation an unshare left unfinished in the caller's tree. */
-export async function finishRotations(
-  fs: FileSystem,
-  opts: RekeyOptions = {},
-): Promise<{ path: string; nodes: number }[]> {
+export async function finishRotations(fs: FileSystem, opts: RekeyOptions = {}): Promise<RotationDone[]> {
   const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
-  const done: { path: string; nodes: number }[] = [];
+  const done: RotationDone[] = [];
   for (const r of rotations) {
     try {
       done.push(await finishRotation(fs, r.nodeId, opts));
@@ -191,18 +201,74 @@ function unfinished(before: string, err: unknown): SedfsError {
 
 const REKEY_ATTEMPTS = 3;
 const PART_BYTES = 8 * 1024 * 1024;
+const POLL_MS = 500;
+const STALL_MS = 60_000;
 
-/** Replaces every key under a node whose rotation is pending; the node as its owner sees it. */
-async function finishRotation(
-  fs: FileSystem,
-  rootId: string,
-  opts: RekeyOptions,
-): Promise<{ path: string; nodes: number }> {
+/** A rotation finished: how many nodes got new keys, or that another client finished it. */
+export interface RotationDone {
+  path: string;
+  nodes: number;
+  /** another client (another `sedfs unshare` of the same owner) installed the new keys */
+  byAnother?: true;
+}
+
+type PendingRotation = RotationsResponse['rotations'][number];
+
+/** The rotation pending at `rootId`, or undefined once it is finished (or its node removed). */
+async function pendingAt(fs: FileSystem, rootId: string): Promise<PendingRotation | undefined> {
+  const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
+  return rotations.find((r) => r.nodeId === rootId);
+}
+
+/**
+ * Replaces every key under a node whose rotation is pending; the node as its owner sees
+ * it. Another client may be at it too (an inner unshare beside `unshare --finish`): an
+ * attempt takes the rotation over only from the one it saw (compare and set), and the
+ * one taken over from waits for the other to finish, taking it over in turn only if it
+ * stops sending parts.
+ */
+async function finishRotation(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<RotationDone> {
   const { node, parentKey } = await openOwn(fs, rootId);
-  // Main refuses a re-key of a subtree that changed after it was read (a grant given or
-  // taken, a node moved away by someone above it): read it again and re-key that.
-  const nodes = await retryOnConflict(REKEY_ATTEMPTS, () => rekey(fs, node, parentKey, opts));
-  return { path: node.path, nodes };
+  for (let conflicts = 1; ; ) {
+    const pending = await pendingAt(fs, rootId);
+    if (!pending) return { path: node.path, nodes: 0, byAnother: true };
+    try {
+      return { path: node.path, nodes: await rekey(fs, node, parentKey, pending.attempt, opts) };
+    } catch (err) {
+      const code = err instanceof SedfsError ? err.code : undefined;
+      // Main refuses a re-key of a subtree that changed after it was read (a grant taken
+      // inside, a node moved away by someone above it): read it again and re-key that.
+      if (code === 'SEDFS_ERR_VERSION_CONFLICT' && conflicts < REKEY_ATTEMPTS) {
+        await sleep(Math.random() * 50 * conflicts++);
+        continue;
+      }
+      if (code === 'SEDFS_ERR_REKEY_TAKEN_OVER') {
+        await whileOtherAttemptGoesOn(fs, rootId, opts);
+        continue;
+      }
+      // No rotation pending there any more: another client finished it, or it was removed.
+      if (code === 'SEDFS_ERR_NOT_FOUND' && !(await pendingAt(fs, rootId)))
+        return { path: node.path, nodes: 0, byAnother: true };
+      throw err;
+    }
+  }
+}
+
+/**
+ * Waits while another client's attempt at the rotation sends parts: until the rotation
+ * is finished, or the attempt sent none for `stallMs` (its client is gone).
+ */
+async function whileOtherAttemptGoesOn(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<void> {
+  let seen = await pendingAt(fs, rootId);
+  let since = Date.now();
+  while (seen) {
+    await sleep(opts.pollMs ?? POLL_MS);
+    const now = await pendingAt(fs, rootId);
+    if (!now) return;
+    if (now.attempt !== seen.attempt || now.parts !== seen.parts) since = Date.now();
+    else if (Date.now() - since >= (opts.stallMs ?? STALL_MS)) return;
+    seen = now;
+  }
 }
 
 /**
@@ -247,9 +313,15 @@ interface OpenFolder {
  * what is in it), so only the keys of the folders above the entry at hand are kept: a
  * subtree of any size takes a page, a part and its depth of memory.
  */
-async function rekey(fs: FileSystem, node: OpenNode, parentKey: Buffer, opts: RekeyOptions): Promise<number> {
+async function rekey(
+  fs: FileSystem,
+  node: OpenNode,
+  parentKey: Buffer,
+  replacing: string | null,
+  opts: RekeyOptions,
+): Promise<number> {
   const rootId = node.entry.id;
-  const parts = new RekeyParts(fs, rootId, opts.partBytes ?? PART_BYTES);
+  const parts = new RekeyParts(fs, rootId, replacing, opts.partBytes ?? PART_BYTES);
   /** the folders above the next entry, the subtree's root first */
   const above: OpenFolder[] = [];
   let count = 0;
@@ -366,6 +438,8 @@ class RekeyParts {
   constructor(
     private readonly fs: FileSystem,
     private readonly rootId: string,
+    /** the attempt this one takes over from, named in its first part (null: none began) */
+    private replacing: string | null | undefined,
     private readonly partBytes: number,
   ) {}
 
@@ -383,7 +457,9 @@ class RekeyParts {
   }
 
   private async send(done: boolean): Promise<RekeyResponse> {
-    const body = { attempt: this.attempt, done, ...this.part };
+    const body: RekeyRequest = { attempt: this.attempt, done, ...this.part };
+    if (this.replacing !== undefined) body.replacing = this.replacing;
+    this.replacing = undefined;
     this.part = { nodes: [], grants: [] };
     this.bytes = 0;
     return this.fs.client.call<RekeyResponse>('POST', `/v1/nodes/${this.rootId}/rekey`, body);

@@ -420,7 +420,12 @@ export class NamespaceService {
   /** The key rotations in the caller's tree that have not finished. */
   rotations(user: UserRecord): RotationsResponse {
     return {
-      rotations: this.store.rotationsOf(user.id).map((r) => ({ nodeId: r.rootId, startedAt: r.startedAt })),
+      rotations: this.store.rotationsOf(user.id).map((r) => ({
+        nodeId: r.rootId,
+        startedAt: r.startedAt,
+        attempt: r.attempt,
+        parts: r.parts,
+      })),
     };
   }
 
@@ -439,7 +444,7 @@ export class NamespaceService {
    */
   rekey(user: UserRecord, id: string, req: RekeyRequest): RekeyResponse {
     this.authorize(user, id, 'owner', 'rekey');
-    this.store.stageRekey(id, req.attempt, req.nodes, req.grants);
+    this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
     const nodes = this.store.applyRekey(id, req.attempt, this.now());
     this.audit.write({ event: 'rekey', user: user.id, node: id });

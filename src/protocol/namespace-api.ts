@@ -214,8 +214,11 @@ export interface UnshareResponse {
 }
 
 export interface RotationsResponse {
-  /** key rotations in the caller's tree that an unshare began and nobody finished yet */
-  rotations: { nodeId: string; startedAt: number }[];
+  /**
+   * key rotations in the caller's tree that an unshare began and nobody finished yet:
+   * the attempt under way (null: none sent a part) and how many parts it sent
+   */
+  rotations: { nodeId: string; startedAt: number; attempt: string | null; parts: number }[];
 }
 
 /** Items at most in one part of a rotation (nodes, grants); a client sends ~8 MiB a part. */
@@ -225,13 +228,17 @@ export const REKEY_BODY_LIMIT = 16 * 1024 * 1024;
 
 /**
  * One part of the new keys of a subtree whose rotation is pending. `attempt` is the
- * client's own random id for this try: a part of another attempt drops what was kept
- * of the one before (its keys were made by a client that is gone). The last part
- * (`done`) installs them all, in one transaction.
+ * client's own random id for this try. Its first part names the attempt it takes the
+ * rotation over from (`replacing`, as `GET /v1/rotations` showed it; null or left out:
+ * none had begun), and drops what that one sent; if another attempt took over since,
+ * the part is refused (SEDFS_ERR_REKEY_TAKEN_OVER), and so is every later part of an
+ * attempt taken over: two clients finishing one rotation never mix their parts. The
+ * last part (`done`) installs them all, in one transaction.
  */
 export const RekeyRequest = Type.Object(
   {
     attempt: HexId,
+    replacing: Type.Optional(Type.Union([HexId, Type.Null()])),
     done: Type.Boolean(),
     nodes: Type.Array(
       Type.Object(

@@ -5,6 +5,7 @@ import type {
   LockRecord,
   NamespaceStore,
   NodeRecord,
+  PendingRotation,
   RekeyGrant,
   RekeyNode,
   SubtreeNode,
@@ -515,23 +516,34 @@ export class SqliteNamespaceStore implements NamespaceStore {
       .get(nodeId) as string | undefined;
   }
 
-  rotationsOf(ownerId: string): { rootId: string; startedAt: number }[] {
+  rotationsOf(ownerId: string): PendingRotation[] {
     return this.db
       .prepare(
-        `SELECT r.root_id AS rootId, r.started_at AS startedAt FROM rotations r JOIN nodes n ON n.id = r.root_id
+        `SELECT r.root_id AS rootId, r.started_at AS startedAt, r.attempt, r.parts
+         FROM rotations r JOIN nodes n ON n.id = r.root_id
          WHERE n.owner_id = ? ORDER BY r.started_at, r.root_id`,
       )
-      .all(ownerId) as { rootId: string; startedAt: number }[];
+      .all(ownerId) as PendingRotation[];
   }
 
-  stageRekey(rootId: string, attempt: string, nodes: RekeyNode[], grants: RekeyGrant[]): void {
+  stageRekey(
+    rootId: string,
+    attempt: string,
+    nodes: RekeyNode[],
+    grants: RekeyGrant[],
+    replacing: string | null = null,
+  ): void {
     this.db.transaction(() => {
       const kept = this.pendingRotation(rootId);
       if (kept.attempt !== attempt) {
+        // Compare and set: an attempt takes over only from the one its client saw, so two
+        // clients finishing one rotation cannot drop each other's parts in turn.
+        if (replacing !== kept.attempt) throw new SedfsError('SEDFS_ERR_REKEY_TAKEN_OVER');
         this.db.prepare('DELETE FROM rotation_nodes WHERE root_id = ?').run(rootId);
         this.db.prepare('DELETE FROM rotation_grants WHERE root_id = ?').run(rootId);
-        this.db.prepare('UPDATE rotations SET attempt = ? WHERE root_id = ?').run(attempt, rootId);
+        this.db.prepare('UPDATE rotations SET attempt = ?, parts = 0 WHERE root_id = ?').run(attempt, rootId);
       }
+      this.db.prepare('UPDATE rotations SET parts = parts + 1 WHERE root_id = ?').run(rootId);
       const node = this.db.prepare(
         `INSERT OR REPLACE INTO rotation_nodes
            (root_id, node_id, wrapped_key, name_enc, name_mac, content_key, version_id, expect_wrapped_key)

@@ -628,6 +628,7 @@ describe('SqliteNamespaceStore', () => {
     version(41, { kind: 'existing', nodeId: hex(3) });
     assert.equal(ns.revoke(hex(2), hex(101), 4), hex(2));
     let attempts = 80;
+    let replacing: string | null = null;
     const rekey = (versionId: string, expectWrappedKey?: string) => {
       const attempt = hex(attempts++);
       ns.stageRekey(
@@ -646,7 +647,9 @@ describe('SqliteNamespaceStore', () => {
           },
         ],
         [],
+        replacing,
       );
+      replacing = attempt;
       return ns.applyRekey(hex(2), attempt, 5);
     };
     assert.throws(() => rekey(hex(40)), { code: 'SEDFS_ERR_VERSION_CONFLICT', message: /new version/ });
@@ -796,6 +799,42 @@ describe('SqliteNamespaceStore', () => {
     assert.throws(() => ns.subtreePage(hex(2), hex(60), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
     assert.throws(() => ns.subtreePage(hex(2), hex(999), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
     assert.throws(() => ns.subtreePage(hex(11), hex(2), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    s.close();
+  });
+
+  test('an attempt at a key rotation takes it over only from the attempt it names: a part of one taken over is refused and drops nothing', () => {
+    const { s, ns } = withTwoUsers();
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'file', 3));
+    ns.putGrant({
+      nodeId: hex(2),
+      granteeId: hex(101),
+      perm: 'read',
+      sealedKey: 'k',
+      sealedName: 'n',
+      grantedAt: 1,
+    });
+    ns.revoke(hex(2), hex(101), 4);
+    const first = (id: number) => ({ id: hex(id), wrappedKey: `w${id}` });
+    const second = { id: hex(3), wrappedKey: 'w3', nameEnc: 'e', nameMac: hex(8, 64) };
+    const [A, B, C] = [hex(71), hex(72), hex(73)];
+    const state = () => ns.rotationsOf(hex(100)).map((r) => [r.attempt, r.parts]);
+    ns.stageRekey(hex(2), A, [first(2)], [], null);
+    assert.deepEqual(state(), [[A, 1]]);
+    // B saw no attempt begun (read before A's first part): refused, A's part kept.
+    assert.throws(() => ns.stageRekey(hex(2), B, [first(2)], [], null), {
+      code: 'SEDFS_ERR_REKEY_TAKEN_OVER',
+    });
+    assert.deepEqual(state(), [[A, 1]]);
+    // C saw A: it takes over, and A's next part is refused.
+    ns.stageRekey(hex(2), C, [first(2)], [], A);
+    assert.throws(() => ns.stageRekey(hex(2), A, [second], []), { code: 'SEDFS_ERR_REKEY_TAKEN_OVER' });
+    assert.throws(() => ns.stageRekey(hex(2), B, [second], [], A), { code: 'SEDFS_ERR_REKEY_TAKEN_OVER' });
+    ns.stageRekey(hex(2), C, [second], []);
+    assert.deepEqual(state(), [[C, 2]]);
+    assert.equal(ns.applyRekey(hex(2), C, 5), 2);
+    assert.deepEqual(state(), []);
+    assert.equal(ns.getNode(hex(3))?.wrappedKey, 'w3');
     s.close();
   });
 });
