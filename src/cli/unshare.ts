@@ -34,7 +34,7 @@ Examples:
           for (const r of done)
             env.out(
               r.byAnother
-                ? `the keys under ${r.path} were replaced by another unshare`
+                ? `nothing left to replace under ${r.path}: another unshare finished it (or it was removed)`
                 : `replaced the ${r.nodes} keys under ${r.path}`,
             );
           return;
@@ -47,7 +47,7 @@ Examples:
         const res = await unshare(fs, path, user, env.cwd);
         env.out(
           res.byAnother
-            ? `unshared ${path} from ${user}; its keys were replaced by another unshare`
+            ? `unshared ${path} from ${user}; its keys were replaced by another unshare (or it was removed)`
             : `unshared ${path} from ${user}; ${res.nodes} keys replaced`,
         );
         // Not revoked everywhere: said, so the owner does not believe it was.
