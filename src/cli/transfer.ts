@@ -62,11 +62,6 @@ const BATCH_FILES = 500;
 const LOCAL_READS = 16;
 
 /**
- * Uploads a local folder tree under `remote` (made if missing). Small files go up in
- * batches, a few round trips and one commit per batch, the next batch read while one
- * is sent (at most two in memory); big ones stream with progress.
- */
-/**
  * What a listed entry is to `put -r`. Windows lists every reparse point as a link: every
  * OneDrive file and folder (downloaded or not), deduplicated and compressed files too,
  * so a folder under OneDrive uploaded nothing. There an entry listed as a link is asked
@@ -84,12 +79,54 @@ export async function entryKind(
   return st?.isDirectory() ? 'dir' : st?.isFile() ? 'file' : 'other';
 }
 
+/**
+ * Uploads a local folder tree under `remote` (made if missing). Small files go up in
+ * batches, a few round trips and one commit per batch, the next batch read while one
+ * is sent (at most two in memory); big ones stream with progress. A failure part way
+ * says where it stopped and how many files went up before: what went up stays (each
+ * file whole, or not at all), with the folders made for the rest.
+ */
 export async function putTree(
   fs: FileSystem,
   local: string,
   remote: string,
   onWarning?: (w: string) => void,
 ): Promise<number> {
+  const progress: TreeProgress = { files: 0, at: local };
+  try {
+    return await putTreeInto(fs, local, remote, onWarning, progress);
+  } catch (err) {
+    throw stoppedPartWay(err, local, remote, progress);
+  }
+}
+
+/** How far a `put -r` got: files whose upload was committed, and what it was uploading. */
+interface TreeProgress {
+  files: number;
+  /** the local file, or folder (a batch of its small files), being uploaded */
+  at: string;
+}
+
+function stoppedPartWay(err: unknown, local: string, remote: string, progress: TreeProgress): Error {
+  const why = err instanceof Error ? err.message : String(err);
+  const message =
+    `put -r stopped at ${progress.at}: ${why}. ${progress.files} file(s) of ${local} were uploaded to ` +
+    `${remote} before that (each whole), the rest were not; the folders made are kept. Run the same ` +
+    'command again to upload the rest (the files already there are uploaded again, as new versions)';
+  if (err instanceof SedfsError) return new SedfsError(err.code, message, undefined, { cause: err });
+  // A local failure's code (EACCES, ENOSPC, …) kept for whoever branches on it.
+  const code = (err as { code?: unknown } | undefined)?.code;
+  return Object.assign(new Error(message, { cause: err }), code === undefined ? {} : { code });
+}
+
+async function putTreeInto(
+  fs: FileSystem,
+  local: string,
+  remote: string,
+  onWarning: ((w: string) => void) | undefined,
+  progress: TreeProgress,
+): Promise<number> {
+  progress.at = local;
   await fs.mkdir(remote, { parents: true });
   const opts = onWarning ? { onWarning } : {};
   let files = 0;
@@ -110,12 +147,15 @@ export async function putTree(
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
     const size = sizes[i] as number;
-    if (entry.isDirectory()) files += await putTree(fs, src, dst, onWarning);
+    if (entry.isDirectory()) files += await putTreeInto(fs, src, dst, onWarning, progress);
     else if (size > SMALL_FILE_BYTES) {
+      progress.at = src;
       await putFile(fs, src, dst, onWarning);
       files++;
+      progress.files++;
     } else small.push({ name: entry.name, size });
   }
+  progress.at = local;
   let sending: Promise<number> = Promise.resolve(0);
   for (const batch of batchesOf(small, { files: BATCH_FILES, bytes: BATCH_BYTES }, (f) => f.size)) {
     let read: { name: string; data: Buffer }[];
@@ -130,7 +170,10 @@ export async function putTree(
       throw err;
     }
     files += await sending;
-    sending = fs.putMany(remote, read, opts);
+    sending = fs.putMany(remote, read, opts).then((n) => {
+      progress.files += n;
+      return n;
+    });
     // Awaited at the next batch or the end; this only keeps its failure from counting as
     // unhandled while the next batch is read.
     sending.catch(() => undefined);

@@ -31,7 +31,12 @@ Examples:
             );
           const done = await finishRotations(fs);
           if (done.length === 0) env.out('no unshare left replacing keys');
-          for (const r of done) env.out(`replaced the ${r.nodes} keys under ${r.path}`);
+          for (const r of done)
+            env.out(
+              r.byAnother
+                ? `nothing left to replace under ${r.path}: another unshare finished it (or it was removed)`
+                : `replaced the ${r.nodes} keys under ${r.path}`,
+            );
           return;
         }
         if (path === undefined || user === undefined)
@@ -40,7 +45,11 @@ Examples:
             'usage: sedfs unshare PATH USER, or sedfs unshare --finish',
           );
         const res = await unshare(fs, path, user, env.cwd);
-        env.out(`unshared ${path} from ${user}; ${res.nodes} keys replaced`);
+        env.out(
+          res.byAnother
+            ? `unshared ${path} from ${user}; its keys were replaced by another unshare (or it was removed)`
+            : `unshared ${path} from ${user}; ${res.nodes} keys replaced`,
+        );
         // Not revoked everywhere: said, so the owner does not believe it was.
         if (res.stillHas)
           process.stderr.write(

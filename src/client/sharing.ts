@@ -1,4 +1,5 @@
-import { retryOnConflict, retryWhileBusy } from '../common/retry.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { retryWhileBusy } from '../common/retry.js';
 import { randomHexId } from '../crypto/hash.js';
 import { fingerprint, sealTo } from '../crypto/identity.js';
 import {
@@ -114,6 +115,12 @@ export async function share(
 export interface RekeyOptions {
   /** bytes of JSON at most in one part of the new keys (main takes up to 16 MiB) */
   partBytes?: number;
+  /** nodes at most in one page of the subtree read (main answers SUBTREE_PAGE at most) */
+  pageNodes?: number;
+  /** how often to look at another client's attempt at the rotation, waiting for it (ms) */
+  pollMs?: number;
+  /** how long another client's attempt may send no part before it is taken over (ms) */
+  stallMs?: number;
 }
 
 /**
@@ -130,7 +137,7 @@ export async function unshare(
   user: string,
   cwd = '/',
   opts: RekeyOptions = {},
-): Promise<{ nodes: number } & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
+): Promise<Pick<RotationDone, 'nodes' | 'byAnother'> & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
   const node = await ownNode(fs, path, cwd);
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
   let answer: UnshareResponse;
@@ -145,12 +152,21 @@ export async function unshare(
     const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
     if (rotations.length === 0) throw err;
     const done = await finishRotations(fs, opts);
-    return { nodes: done.reduce((n, r) => n + r.nodes, 0), sharesInside: 0 };
+    return {
+      nodes: done.reduce((n, r) => n + r.nodes, 0),
+      ...(done.every((r) => r.byAnother) ? { byAnother: true } : {}),
+      sharesInside: 0,
+    };
   }
   const { rotation, stillHas, sharesInside } = answer;
   try {
-    const { nodes } = await finishRotation(fs, rotation, opts);
-    return { nodes, ...(stillHas ? { stillHas } : {}), sharesInside: sharesInside ?? 0 };
+    const { nodes, byAnother } = await finishRotation(fs, rotation, opts);
+    return {
+      nodes,
+      ...(byAnother ? { byAnother } : {}),
+      ...(stillHas ? { stillHas } : {}),
+      sharesInside: sharesInside ?? 0,
+    };
   } catch (err) {
     // Said as it is: a user who keeps access through a share above lost only this one.
     const revoked = stillHas
@@ -161,12 +177,9 @@ export async function unshare(
 }
 
 /** Finishes every key rotation an unshare left unfinished in the caller's tree. */
-export async function finishRotations(
-  fs: FileSystem,
-  opts: RekeyOptions = {},
-): Promise<{ path: string; nodes: number }[]> {
+export async function finishRotations(fs: FileSystem, opts: RekeyOptions = {}): Promise<RotationDone[]> {
   const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
-  const done: { path: string; nodes: number }[] = [];
+  const done: RotationDone[] = [];
   for (const r of rotations) {
     try {
       done.push(await finishRotation(fs, r.nodeId, opts));
@@ -189,18 +202,74 @@ function unfinished(before: string, err: unknown): SedfsError {
 
 const REKEY_ATTEMPTS = 3;
 const PART_BYTES = 8 * 1024 * 1024;
+const POLL_MS = 500;
+const STALL_MS = 60_000;
 
-/** Replaces every key under a node whose rotation is pending; the node as its owner sees it. */
-async function finishRotation(
-  fs: FileSystem,
-  rootId: string,
-  opts: RekeyOptions,
-): Promise<{ path: string; nodes: number }> {
+/** A rotation finished: how many nodes got new keys, or that another client finished it. */
+export interface RotationDone {
+  path: string;
+  nodes: number;
+  /** another client (another `sedfs unshare` of the same owner) installed the new keys */
+  byAnother?: true;
+}
+
+type PendingRotation = RotationsResponse['rotations'][number];
+
+/** The rotation pending at `rootId`, or undefined once it is finished (or its node removed). */
+async function pendingAt(fs: FileSystem, rootId: string): Promise<PendingRotation | undefined> {
+  const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
+  return rotations.find((r) => r.nodeId === rootId);
+}
+
+/**
+ * Replaces every key under a node whose rotation is pending; the node as its owner sees
+ * it. Another client may be at it too (an inner unshare beside `unshare --finish`): an
+ * attempt takes the rotation over only from the one it saw (compare and set), and the
+ * one taken over from waits for the other to finish, taking it over in turn only if it
+ * stops sending parts.
+ */
+async function finishRotation(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<RotationDone> {
   const { node, parentKey } = await openOwn(fs, rootId);
-  // Main refuses a re-key of a subtree that changed after it was read (a grant given or
-  // taken, a node moved away by someone above it): read it again and re-key that.
-  const nodes = await retryOnConflict(REKEY_ATTEMPTS, () => rekey(fs, node, parentKey, opts));
-  return { path: node.path, nodes };
+  for (let conflicts = 1; ; ) {
+    const pending = await pendingAt(fs, rootId);
+    if (!pending) return { path: node.path, nodes: 0, byAnother: true };
+    try {
+      return { path: node.path, nodes: await rekey(fs, node, parentKey, pending.attempt, opts) };
+    } catch (err) {
+      const code = err instanceof SedfsError ? err.code : undefined;
+      // Main refuses a re-key of a subtree that changed after it was read (a grant taken
+      // inside, a node moved away by someone above it): read it again and re-key that.
+      if (code === 'SEDFS_ERR_VERSION_CONFLICT' && conflicts < REKEY_ATTEMPTS) {
+        await sleep(Math.random() * 50 * conflicts++);
+        continue;
+      }
+      if (code === 'SEDFS_ERR_REKEY_TAKEN_OVER') {
+        await whileOtherAttemptGoesOn(fs, rootId, opts);
+        continue;
+      }
+      // No rotation pending there any more: another client finished it, or it was removed.
+      if (code === 'SEDFS_ERR_NOT_FOUND' && !(await pendingAt(fs, rootId)))
+        return { path: node.path, nodes: 0, byAnother: true };
+      throw err;
+    }
+  }
+}
+
+/**
+ * Waits while another client's attempt at the rotation sends parts: until the rotation
+ * is finished, or the attempt sent none for `stallMs` (its client is gone).
+ */
+async function whileOtherAttemptGoesOn(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<void> {
+  let seen = await pendingAt(fs, rootId);
+  let since = Date.now();
+  while (seen) {
+    await sleep(opts.pollMs ?? POLL_MS);
+    const now = await pendingAt(fs, rootId);
+    if (!now) return;
+    if (now.attempt !== seen.attempt || now.parts !== seen.parts) since = Date.now();
+    else if (Date.now() - since >= (opts.stallMs ?? STALL_MS)) return;
+    seen = now;
+  }
 }
 
 /**
@@ -229,115 +298,176 @@ async function openOwn(fs: FileSystem, id: string): Promise<{ node: OpenNode; pa
   return { node: { entry, key, name: names[names.length - 1] ?? '', path: joinPath(names) }, parentKey };
 }
 
-/** One attempt at a rotation: the subtree as it is now, every key in it replaced, sent in parts. */
-async function rekey(fs: FileSystem, node: OpenNode, parentKey: Buffer, opts: RekeyOptions): Promise<number> {
-  const tree = await fs.client.call<SubtreeResponse>('GET', `/v1/nodes/${node.entry.id}/subtree`);
-  const byId = new Map(tree.nodes.map((n) => [n.id, n]));
-  const oldKey = new Map<string, Buffer>([[node.entry.id, node.key]]);
-  const newKey = new Map<string, Buffer>();
-  const out: RekeyRequest['nodes'] = [];
-  const names: { entry: RekeyRequest['nodes'][number]; parentId: string; name: string; readable: boolean }[] =
-    [];
-  // Parents before children: each node's old key opens with its parent's old key.
-  const order = [node.entry.id];
-  const kids = new Map<string, string[]>();
-  for (const n of tree.nodes)
-    if (n.parentId && n.id !== node.entry.id) kids.set(n.parentId, [...(kids.get(n.parentId) ?? []), n.id]);
-  for (let i = 0; i < order.length; i++) order.push(...(kids.get(order[i] as string) ?? []));
-  for (const id of order) {
-    const n = byId.get(id);
-    if (!n) continue;
-    const isRoot = id === node.entry.id;
-    const key = newNodeKey();
-    newKey.set(id, key);
-    // Undefined below a node whose key does not open (see opened()).
-    const parentOld = isRoot ? parentKey : oldKey.get(n.parentId as string);
-    const parentNew = isRoot ? parentKey : (newKey.get(n.parentId as string) as Buffer);
-    const own = isRoot
-      ? node.key
-      : parentOld && opened(() => unwrapNodeKey(parentOld, id, n.wrappedKey as string));
-    if (own) oldKey.set(id, own);
-    const entry: RekeyRequest['nodes'][number] = {
-      id,
-      wrappedKey: wrapNodeKey(parentNew, id, key),
-      // Main refuses the re-key if the node was moved or renamed since it was read here.
-      ...(n.wrappedKey ? { expectWrappedKey: n.wrappedKey } : {}),
-    };
-    if (!isRoot) names.push({ entry, parentId: n.parentId as string, ...rekeyedName(parentOld, n) });
-    if (n.versionId && n.contentKey) {
-      const versionId = n.versionId;
-      const contentKey = n.contentKey;
-      const ck = own && opened(() => unwrapContentKey(own, versionId, contentKey));
-      entry.contentKey = wrapContentKey(key, versionId, ck ?? newNodeKey());
-      entry.versionId = versionId;
-    }
-    out.push(entry);
-  }
-  // Each folder's readable names first (main keeps them unique already), then the
-  // names given to entries that had none readable, each one not yet taken there: a
-  // writer can store any name, "unreadable name ID" of another entry included.
-  const taken = new Map<string, Set<string>>();
-  const takenIn = (parentId: string): Set<string> => {
-    const used = taken.get(parentId) ?? new Set<string>();
-    taken.set(parentId, used);
-    return used;
-  };
-  for (const n of names) if (n.readable) takenIn(n.parentId).add(n.name.normalize('NFC'));
-  for (const n of names) {
-    if (n.readable) continue;
-    const used = takenIn(n.parentId);
-    let name = n.name;
-    for (let k = 2; used.has(name.normalize('NFC')); k++) name = fitName(n.name, ` (${k})`);
-    used.add(name.normalize('NFC'));
-    n.name = name;
-  }
-  for (const n of names) {
-    const parentNew = newKey.get(n.parentId) as Buffer;
-    n.entry.nameEnc = encryptName(parentNew, n.parentId, n.entry.id, n.name);
-    n.entry.nameMac = nameMac(parentNew, n.name);
-  }
-  const grants = tree.grants.map((g) => ({
-    nodeId: g.nodeId,
-    granteeId: g.granteeId,
-    sealedKey: sealTo(g.boxKey, newKey.get(g.nodeId) as Buffer, grantKeyContext(g.nodeId)).toString(
-      'base64url',
-    ),
-  }));
-  return sendInParts(fs, node.entry.id, out, grants, opts.partBytes ?? PART_BYTES);
+/** A folder above the entry being re-keyed: its keys, and the fallback names given in it. */
+interface OpenFolder {
+  id: string;
+  /** undefined if its key did not open (see opened()) */
+  oldKey: Buffer | undefined;
+  newKey: Buffer;
+  /** NFC forms of the names given here to entries without a readable one */
+  fallbacks: Set<string>;
 }
 
 /**
- * The new keys in parts of at most `partBytes` of JSON (and REKEY_PART_MAX items), under
- * one fresh attempt id; main keeps them until the last, which installs them all.
+ * One attempt at a rotation: the subtree as it is now, read a page at a time, every key in
+ * it replaced and sent in parts as they fill. The pages come in pre-order (a folder before
+ * what is in it), so only the keys of the folders above the entry at hand are kept: a
+ * subtree of any size takes a page, a part and its depth of memory.
  */
-async function sendInParts(
+async function rekey(
   fs: FileSystem,
-  rootId: string,
-  nodes: RekeyRequest['nodes'],
-  grants: RekeyRequest['grants'],
-  partBytes: number,
+  node: OpenNode,
+  parentKey: Buffer,
+  replacing: string | null,
+  opts: RekeyOptions,
 ): Promise<number> {
-  const attempt = randomHexId();
-  let part: Pick<RekeyRequest, 'nodes' | 'grants'> = { nodes: [], grants: [] };
-  let bytes = 0;
-  const send = async (done: boolean) => {
-    const body = { attempt, done, ...part };
-    // Main reads only so many big bodies at once: a part it refused as busy is sent again.
-    const res = await retryWhileBusy(() =>
-      fs.client.call<RekeyResponse>('POST', `/v1/nodes/${rootId}/rekey`, body),
+  const rootId = node.entry.id;
+  const parts = new RekeyParts(fs, rootId, replacing, opts.partBytes ?? PART_BYTES);
+  /** the folders above the next entry, the subtree's root first */
+  const above: OpenFolder[] = [];
+  let count = 0;
+  let after: string | undefined;
+  do {
+    const query = new URLSearchParams({
+      ...(after ? { after } : {}),
+      ...(opts.pageNodes ? { limit: String(opts.pageNodes) } : {}),
+    }).toString();
+    const page = await fs.client.call<SubtreeResponse>(
+      'GET',
+      `/v1/nodes/${rootId}/subtree${query ? `?${query}` : ''}`,
     );
-    part = { nodes: [], grants: [] };
-    bytes = 0;
-    return res;
-  };
-  const items = [...nodes.map((n) => ['nodes', n] as const), ...grants.map((g) => ['grants', g] as const)];
-  for (const [kind, item] of items) {
-    const size = JSON.stringify(item).length + 1;
-    if (bytes > 0 && (bytes + size > partBytes || part[kind].length >= REKEY_PART_MAX)) await send(false);
-    (part[kind] as object[]).push(item);
-    bytes += size;
+    const grantsOf = new Map<string, SubtreeResponse['grants']>();
+    for (const g of page.grants) grantsOf.set(g.nodeId, [...(grantsOf.get(g.nodeId) ?? []), g]);
+    for (const n of page.nodes) {
+      const key = newNodeKey();
+      let own: Buffer | undefined;
+      let entry: RekeyRequest['nodes'][number];
+      if (count === 0) {
+        if (n.id !== rootId) throw pagesOutOfOrder();
+        own = node.key;
+        entry = { id: n.id, wrappedKey: wrapNodeKey(parentKey, n.id, key) };
+      } else {
+        while (above.length > 0 && above[above.length - 1]?.id !== n.parentId) above.pop();
+        const parent = above[above.length - 1];
+        if (!parent) throw pagesOutOfOrder();
+        const parentOld = parent.oldKey;
+        // Undefined below a node whose key does not open (see opened()).
+        own = parentOld && opened(() => unwrapNodeKey(parentOld, n.id, n.wrappedKey as string));
+        const name = await keptName(fs, parent, n);
+        entry = {
+          id: n.id,
+          wrappedKey: wrapNodeKey(parent.newKey, n.id, key),
+          nameEnc: encryptName(parent.newKey, parent.id, n.id, name),
+          nameMac: nameMac(parent.newKey, name),
+        };
+      }
+      // Main refuses the re-key if the node was moved or renamed since it was read here.
+      if (n.wrappedKey) entry.expectWrappedKey = n.wrappedKey;
+      if (n.versionId && n.contentKey) {
+        const versionId = n.versionId;
+        const contentKey = n.contentKey;
+        const ck = own && opened(() => unwrapContentKey(own, versionId, contentKey));
+        entry.contentKey = wrapContentKey(key, versionId, ck ?? newNodeKey());
+        entry.versionId = versionId;
+      }
+      await parts.add('nodes', entry);
+      for (const g of grantsOf.get(n.id) ?? [])
+        await parts.add('grants', {
+          nodeId: g.nodeId,
+          granteeId: g.granteeId,
+          sealedKey: sealTo(g.boxKey, key, grantKeyContext(g.nodeId)).toString('base64url'),
+        });
+      if (n.kind === 'dir') above.push({ id: n.id, oldKey: own, newKey: key, fallbacks: new Set() });
+      count++;
+    }
+    after = page.next;
+  } while (after);
+  return (await parts.finish()) ?? count;
+}
+
+/** A page whose entry's folder was not on the way to it: the subtree changed between pages. */
+function pagesOutOfOrder(): SedfsError {
+  return new SedfsError('SEDFS_ERR_VERSION_CONFLICT', 'the shared folder changed while it was read');
+}
+
+/**
+ * The name an entry gets under its folder's new key: its own if readable, else a name
+ * that says so (rekeyedName), made distinct from every name kept in the folder. Readable
+ * names are distinct already (main keeps their MACs unique); a writer can store any name,
+ * "unreadable name ID" of another entry included, so a fallback name is looked up by its
+ * MAC under the folder's old key (entries without a readable name are rare: planted).
+ */
+async function keptName(
+  fs: FileSystem,
+  folder: OpenFolder,
+  n: SubtreeResponse['nodes'][number],
+): Promise<string> {
+  const { name, readable } = rekeyedName(folder.oldKey, n);
+  if (readable) return name;
+  for (let k = 1; ; k++) {
+    const candidate = k === 1 ? name : fitName(name, ` (${k})`);
+    const nfc = candidate.normalize('NFC');
+    if (folder.fallbacks.has(nfc)) continue;
+    if (folder.oldKey && (await takenByAnother(fs, folder.id, nameMac(folder.oldKey, candidate), n.id)))
+      continue;
+    folder.fallbacks.add(nfc);
+    return candidate;
   }
-  return (await send(true)).nodes ?? nodes.length;
+}
+
+/** Whether another entry of the folder is filed under this MAC. */
+async function takenByAnother(fs: FileSystem, folderId: string, mac: string, self: string): Promise<boolean> {
+  try {
+    const found = await fs.client.call<NodeEntry>('GET', `/v1/nodes/${folderId}/children/${mac}`);
+    return found.id !== self;
+  } catch (err) {
+    if (err instanceof SedfsError && err.code === 'SEDFS_ERR_NOT_FOUND') return false;
+    throw err;
+  }
+}
+
+/**
+ * The new keys of one attempt, sent as parts of at most `partBytes` of JSON (and
+ * REKEY_PART_MAX items) as they fill; main keeps them until the last, which installs
+ * them all.
+ */
+class RekeyParts {
+  private readonly attempt = randomHexId();
+  private part: Pick<RekeyRequest, 'nodes' | 'grants'> = { nodes: [], grants: [] };
+  private bytes = 0;
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly rootId: string,
+    /** the attempt this one takes over from, named in its first part (null: none began) */
+    private replacing: string | null | undefined,
+    private readonly partBytes: number,
+  ) {}
+
+  async add<K extends 'nodes' | 'grants'>(kind: K, item: RekeyRequest[K][number]): Promise<void> {
+    const size = JSON.stringify(item).length + 1;
+    if (this.bytes > 0 && (this.bytes + size > this.partBytes || this.part[kind].length >= REKEY_PART_MAX))
+      await this.send(false);
+    (this.part[kind] as object[]).push(item);
+    this.bytes += size;
+  }
+
+  /** Sends the last part, which installs them all; how many nodes got new keys. */
+  async finish(): Promise<number | undefined> {
+    return (await this.send(true)).nodes;
+  }
+
+  private async send(done: boolean): Promise<RekeyResponse> {
+    const body: RekeyRequest = { attempt: this.attempt, done, ...this.part };
+    if (this.replacing !== undefined) body.replacing = this.replacing;
+    this.replacing = undefined;
+    this.part = { nodes: [], grants: [] };
+    this.bytes = 0;
+    // Main reads only so many big bodies at once: a part it refused as busy is sent again.
+    return retryWhileBusy(() =>
+      this.fs.client.call<RekeyResponse>('POST', `/v1/nodes/${this.rootId}/rekey`, body),
+    );
+  }
 }
 
 /**
@@ -359,7 +489,7 @@ function opened(unwrap: () => Buffer): Buffer | undefined {
  * The name an entry keeps through a re-key: its own (`readable`), unless it does not
  * decrypt (or its parent's key did not open), or is not the name its MAC was made from
  * (a writer can store such an entry; listings leave it out). Those get a name that says
- * so, with the node's whole id, so the owner can see and remove them; `rekey` makes sure
+ * so, with the node's whole id, so the owner can see and remove them; `keptName` makes sure
  * no two in a folder are the same.
  */
 function rekeyedName(

@@ -365,17 +365,18 @@ export class NamespaceService {
     };
   }
 
-  /** Everything under a node the caller owns, with the keys an unshare must replace. */
-  subtree(user: UserRecord, id: string): SubtreeResponse {
+  /** A page of everything under a node the caller owns, with the keys an unshare must replace. */
+  subtree(user: UserRecord, id: string, page: { after: string | undefined; limit: number }): SubtreeResponse {
     this.authorize(user, id, 'owner', 'unshare');
-    const grants = this.store.grantsInSubtree(id).map((g) => ({
-      nodeId: g.nodeId,
-      granteeId: g.granteeId,
-      boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
-    }));
+    const { nodes, grants, next } = this.store.subtreePage(id, page.after, page.limit);
     return {
-      nodes: this.store.subtree(id).map((n) => ({ ...toEntry(n), contentKey: n.contentKey })),
-      grants,
+      nodes: nodes.map((n) => ({ ...toEntry(n), contentKey: n.contentKey })),
+      grants: grants.map((g) => ({
+        nodeId: g.nodeId,
+        granteeId: g.granteeId,
+        boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
+      })),
+      ...(next ? { next } : {}),
     };
   }
 
@@ -419,7 +420,12 @@ export class NamespaceService {
   /** The key rotations in the caller's tree that have not finished. */
   rotations(user: UserRecord): RotationsResponse {
     return {
-      rotations: this.store.rotationsOf(user.id).map((r) => ({ nodeId: r.rootId, startedAt: r.startedAt })),
+      rotations: this.store.rotationsOf(user.id).map((r) => ({
+        nodeId: r.rootId,
+        startedAt: r.startedAt,
+        attempt: r.attempt,
+        parts: r.parts,
+      })),
     };
   }
 
@@ -438,7 +444,7 @@ export class NamespaceService {
    */
   rekey(user: UserRecord, id: string, req: RekeyRequest): RekeyResponse {
     this.authorize(user, id, 'owner', 'rekey');
-    this.store.stageRekey(id, req.attempt, req.nodes, req.grants);
+    this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
     const nodes = this.store.applyRekey(id, req.attempt, this.now());
     this.audit.write({ event: 'rekey', user: user.id, node: id });

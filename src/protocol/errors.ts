@@ -95,6 +95,11 @@ export const ERRORS = {
     retryable: false,
     message: 'an unshare has not finished replacing the keys here (sedfs unshare --finish)',
   },
+  SEDFS_ERR_REKEY_TAKEN_OVER: {
+    status: 409,
+    retryable: false,
+    message: 'another client took this key rotation over: it finishes it',
+  },
   SEDFS_ERR_KEY_CHANGED: {
     status: 409,
     retryable: false,

@@ -176,10 +176,29 @@ export interface PermsResponse {
 }
 
 export interface SubtreeResponse {
+  /** a page of the subtree in pre-order: a folder before what is in it */
   nodes: (NodeEntry & { contentKey: string | null })[];
-  /** grants in the subtree, with each grantee's X25519 key for re-sealing */
+  /** the grants on those nodes, with each grantee's X25519 key for re-sealing */
   grants: { nodeId: string; granteeId: string; boxKey: string }[];
+  /** set when the page is full: ask for the next one with `?after=` it */
+  next?: string;
 }
+
+/**
+ * Nodes one `GET /v1/nodes/:id/subtree` answers at most; an unshare asks for the rest a
+ * page at a time (`?after=` the last node's id). One answer for a whole subtree kept
+ * main's only thread on it and the client holding all of it (hundreds of thousands of
+ * entries in a large folder). `limit` asks for fewer.
+ */
+export const SUBTREE_PAGE = 5000;
+export const SubtreeQuery = Type.Object(
+  {
+    after: Type.Optional(HexId),
+    limit: Type.Optional(Type.String({ pattern: '^[1-9][0-9]{0,5}$' })),
+  },
+  strict,
+);
+export type SubtreeQuery = Static<typeof SubtreeQuery>;
 
 /** Revokes a grant; the keys under the node are replaced afterwards (`RekeyRequest`). */
 export const UnshareRequest = Type.Object({ grantee: HexId }, strict);
@@ -195,8 +214,11 @@ export interface UnshareResponse {
 }
 
 export interface RotationsResponse {
-  /** key rotations in the caller's tree that an unshare began and nobody finished yet */
-  rotations: { nodeId: string; startedAt: number }[];
+  /**
+   * key rotations in the caller's tree that an unshare began and nobody finished yet:
+   * the attempt under way (null: none sent a part) and how many parts it sent
+   */
+  rotations: { nodeId: string; startedAt: number; attempt: string | null; parts: number }[];
 }
 
 /** Items at most in one part of a rotation (nodes, grants); a client sends ~8 MiB a part. */
@@ -206,13 +228,17 @@ export const REKEY_BODY_LIMIT = 16 * 1024 * 1024;
 
 /**
  * One part of the new keys of a subtree whose rotation is pending. `attempt` is the
- * client's own random id for this try: a part of another attempt drops what was kept
- * of the one before (its keys were made by a client that is gone). The last part
- * (`done`) installs them all, in one transaction.
+ * client's own random id for this try. Its first part names the attempt it takes the
+ * rotation over from (`replacing`, as `GET /v1/rotations` showed it; null or left out:
+ * none had begun), and drops what that one sent; if another attempt took over since,
+ * the part is refused (SEDFS_ERR_REKEY_TAKEN_OVER), and so is every later part of an
+ * attempt taken over: two clients finishing one rotation never mix their parts. The
+ * last part (`done`) installs them all, in one transaction.
  */
 export const RekeyRequest = Type.Object(
   {
     attempt: HexId,
+    replacing: Type.Optional(Type.Union([HexId, Type.Null()])),
     done: Type.Boolean(),
     nodes: Type.Array(
       Type.Object(

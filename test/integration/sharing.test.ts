@@ -29,7 +29,12 @@ import {
   wrapContentKey,
   wrapNodeKey,
 } from '../../src/crypto/node-keys.js';
-import type { ContentResponse, NodeEntry } from '../../src/protocol/namespace-api.js';
+import type {
+  ContentResponse,
+  NodeEntry,
+  RotationsResponse,
+  SubtreeResponse,
+} from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster } from '../helpers/cluster.js';
 import { collector } from '../helpers/sinks.js';
@@ -89,6 +94,32 @@ function watchCalls(actor: Actor, fn: (path: string, body: unknown) => void): ()
   actor.client.call = (async (...args: Parameters<typeof call>) => {
     fn(args[1], args[2]);
     return call(...args);
+  }) as typeof call;
+  return () => {
+    actor.client.call = call;
+  };
+}
+
+/**
+ * Runs `before` (awaited) ahead of every call the actor's client makes to main, and
+ * `settled` once it is answered (with the answer) or failed; returns what puts the
+ * client back.
+ */
+function hookCalls(
+  actor: Actor,
+  before: (path: string, body: unknown) => Promise<void> | void,
+  settled: (path: string, answer: unknown) => void = () => undefined,
+): () => void {
+  const call = actor.client.call.bind(actor.client);
+  actor.client.call = (async (...args: Parameters<typeof call>) => {
+    await before(args[1], args[2]);
+    let answer: unknown;
+    try {
+      answer = await call(...args);
+      return answer;
+    } finally {
+      settled(args[1], answer);
+    }
   }) as typeof call;
   return () => {
     actor.client.call = call;
@@ -644,6 +675,248 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text((actors.bob as Actor).fs, '/shared/alice/d1/d2/x.txt'), 'file x');
     const now = await a.fs.resolve('/many/d1/d2');
     assert.throws(() => unwrapNodeKey(d2.key, now.entry.id, now.entry.wrappedKey as string));
+  });
+
+  test('an unshare of a subtree larger than a page reads it a page at a time and re-keys every entry in it', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    const b = actors.bob as Actor;
+    await a.fs.mkdir('/paged/empty', { parents: true });
+    await a.fs.mkdir('/paged/deep/er/est', { parents: true });
+    const files = ['/paged/a.txt', '/paged/deep/b.txt', '/paged/deep/er/est/c.txt', '/paged/z.txt'];
+    for (const p of files) await a.fs.put([Buffer.from(`at ${p}`)], p);
+    await share(a.fs, a.pins, '/paged', 'frank', 'read');
+    await share(a.fs, a.pins, '/paged/deep/er', 'bob', 'read');
+    const held = await f.fs.resolve('/shared/alice/paged/deep/er/est/c.txt');
+    const pages: number[] = [];
+    const restore = hookCalls(
+      a,
+      () => undefined,
+      (path, answer) => {
+        if (path.includes('/subtree') && answer) pages.push((answer as { nodes: unknown[] }).nodes.length);
+      },
+    );
+    try {
+      assert.deepEqual(await unshare(a.fs, '/paged', 'frank', '/', { pageNodes: 2 }), {
+        nodes: 9,
+        sharesInside: 0,
+      });
+    } finally {
+      restore();
+    }
+    assert.ok(pages.length >= 5, `${pages.length} pages`);
+    assert.ok(
+      pages.every((n) => n <= 2),
+      `pages of ${pages.join(', ')} nodes`,
+    );
+    assert.equal(
+      pages.reduce((n, p) => n + p, 0),
+      9,
+    );
+    for (const p of files) assert.equal(await text(a.fs, p), `at ${p}`);
+    assert.deepEqual((await a.fs.list('/paged')).map((e) => e.name).sort(), [
+      'a.txt',
+      'deep',
+      'empty',
+      'z.txt',
+    ]);
+    assert.equal(await text(b.fs, '/shared/alice/er/est/c.txt'), 'at /paged/deep/er/est/c.txt');
+    const now = await a.fs.resolve('/paged/deep/er/est/c.txt');
+    const est = await a.fs.resolve('/paged/deep/er/est');
+    assert.throws(() => unwrapNodeKey(held.key, now.entry.id, now.entry.wrappedKey as string));
+    assert.ok(unwrapNodeKey(est.key, now.entry.id, now.entry.wrappedKey as string));
+    assert.equal(await outcome(() => f.fs.list('/shared/alice/paged')), 'SEDFS_ERR_NOT_FOUND');
+  });
+
+  test('a grant taken away between two pages of an unshare makes its key rotation start again from the subtree as it is', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    const b = actors.bob as Actor;
+    await a.fs.mkdir('/turning/inner', { parents: true });
+    for (const p of ['/turning/1.txt', '/turning/inner/2.txt', '/turning/inner/3.txt'])
+      await a.fs.put([Buffer.from(p)], p);
+    await share(a.fs, a.pins, '/turning', 'frank', 'read');
+    await share(a.fs, a.pins, '/turning/inner', 'bob', 'read');
+    const inner = await a.fs.resolve('/turning/inner');
+    const bobs = await b.fs.resolve('/shared/alice/inner/2.txt');
+    const bobId = (await a.client.call<{ id: string }>('GET', '/v1/users/bob')).id;
+    let starts = 0;
+    let seenGrant = false;
+    let revoked = false;
+    const rawCall = a.client.call.bind(a.client);
+    const restore = hookCalls(
+      a,
+      async (path) => {
+        if (path.endsWith('/subtree') || path.includes('/subtree?limit')) starts++;
+        // Bob's share inside is taken away (an unshare of it from elsewhere) once the page
+        // holding its grant was read, before anything else.
+        if (seenGrant && !revoked) {
+          revoked = true;
+          await rawCall('POST', `/v1/nodes/${inner.entry.id}/unshare`, { grantee: bobId });
+        }
+      },
+      (path, answer) => {
+        const grants = path.includes('/subtree') && answer ? (answer as SubtreeResponse).grants : [];
+        if (grants.some((g) => g.nodeId === inner.entry.id)) seenGrant = true;
+      },
+    );
+    try {
+      assert.equal((await unshare(a.fs, '/turning', 'frank', '/', { pageNodes: 2 })).nodes, 5);
+    } finally {
+      restore();
+    }
+    assert.ok(revoked);
+    assert.equal(starts, 2, 'read again from the start once');
+    assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
+    for (const p of ['/turning/1.txt', '/turning/inner/2.txt', '/turning/inner/3.txt'])
+      assert.equal(await text(a.fs, p), p);
+    assert.equal(await outcome(() => b.fs.list('/shared/alice/inner')), 'SEDFS_ERR_NOT_FOUND');
+    assert.equal(await outcome(() => f.fs.list('/shared/alice/turning')), 'SEDFS_ERR_NOT_FOUND');
+    const now = await a.fs.resolve('/turning/inner/2.txt');
+    assert.throws(() => unwrapNodeKey(bobs.key, now.entry.id, now.entry.wrappedKey as string));
+  });
+
+  test('two clients finishing one key rotation at once (an inner unshare and unshare --finish elsewhere) reach one end: every entry readable by those who keep access, not by the revoked', async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    const b = actors.bob as Actor;
+    const c = actors.carol as Actor;
+    // Alice's second machine.
+    const client2 = cluster.newClient();
+    await login(client2, 'alice', a.identity);
+    const a2: Actor = { ...a, client: client2, fs: await FileSystem.open(client2, a.identity) };
+    try {
+      await a.fs.mkdir('/clash/inner/deeper', { parents: true });
+      const files = [
+        '/clash/top.txt',
+        '/clash/inner/mid.txt',
+        '/clash/inner/deeper/low.txt',
+        '/clash/inner/x.txt',
+      ];
+      for (const p of files) await a.fs.put([Buffer.from(`at ${p}`)], p);
+      await share(a.fs, a.pins, '/clash', 'frank', 'write');
+      await share(a.fs, a.pins, '/clash/inner', 'bob', 'read');
+      await share(a.fs, a.pins, '/clash/inner', 'carol', 'read');
+      const frankHeld = await f.fs.resolve('/shared/alice/clash/inner/deeper/low.txt');
+      const bobHeld = await b.fs.resolve('/shared/alice/inner/deeper/low.txt');
+      // The unshare of /clash from frank is cut short after its first part of new keys.
+      let rekeys = 0;
+      const restore = watchCalls(a, (path) => {
+        if (path.endsWith('/rekey') && ++rekeys === 2) throw new Error('connection lost');
+      });
+      try {
+        assert.equal(
+          await outcome(() => unshare(a.fs, '/clash', 'frank', '/', { partBytes: 600 })),
+          'SEDFS_ERR_REKEY_PENDING',
+        );
+      } finally {
+        restore();
+      }
+      // Then, at once: alice unshares /clash/inner from bob on this machine (main answers
+      // with the pending rotation of /clash, which that unshare then finishes), and runs
+      // `unshare --finish` on the other. Their parts of new keys interleave: the second
+      // machine's first part goes after this one's first, this one's second after it.
+      const small = { partBytes: 600, pageNodes: 2, pollMs: 50 };
+      let firstHere!: () => void;
+      let firstThere!: () => void;
+      const hereSent = new Promise<void>((r) => {
+        firstHere = r;
+      });
+      const thereSent = new Promise<void>((r) => {
+        firstThere = r;
+      });
+      const gate = (actor: Actor, mine: () => void, theirs: Promise<void>, wait: number) => {
+        let parts = 0;
+        return hookCalls(
+          actor,
+          async (path) => {
+            if (path.endsWith('/rekey') && ++parts === wait) await theirs;
+          },
+          (path) => {
+            if (path.endsWith('/rekey') && parts === 1) mine();
+          },
+        );
+      };
+      const undoHere = gate(a, firstHere, thereSent, 2);
+      const undoThere = gate(a2, firstThere, hereSent, 1);
+      let results: PromiseSettledResult<unknown>[];
+      try {
+        results = await Promise.allSettled([
+          unshare(a.fs, '/clash/inner', 'bob', '/', small),
+          finishRotations(a2.fs, small),
+        ]);
+      } finally {
+        undoHere();
+        undoThere();
+      }
+      assert.deepEqual(
+        results.map((r) => r.status),
+        ['fulfilled', 'fulfilled'],
+        String(results.map((r) => (r.status === 'rejected' ? r.reason : '')).join(' ')),
+      );
+      assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
+      for (const p of files) assert.equal(await text(a.fs, p), `at ${p}`);
+      assert.equal(await text(c.fs, '/shared/alice/inner/deeper/low.txt'), 'at /clash/inner/deeper/low.txt');
+      assert.equal(await outcome(() => f.fs.list('/shared/alice/clash')), 'SEDFS_ERR_NOT_FOUND');
+      assert.equal(await outcome(() => b.fs.list('/shared/alice/inner')), 'SEDFS_ERR_NOT_FOUND');
+      const low = await a.fs.resolve('/clash/inner/deeper/low.txt');
+      for (const held of [frankHeld, bobHeld])
+        assert.throws(() => unwrapNodeKey(held.key, low.entry.id, low.entry.wrappedKey as string));
+      await a.fs.put([Buffer.from('written after')], '/clash/inner/deeper/low.txt');
+      assert.equal(await text(c.fs, '/shared/alice/inner/deeper/low.txt'), 'written after');
+    } finally {
+      await client2.close();
+    }
+  });
+
+  // The timeout turns a client that never takes back over (waiting for good) into a failure.
+  test('a client whose key rotation was taken over by one that then stops takes it back over and finishes it', {
+    timeout: 60_000,
+  }, async () => {
+    const a = actors.alice as Actor;
+    const f = actors.frank as Actor;
+    await sharedWithFrank('/stalled', { 'a.txt': 'a', 'sub/b.txt': 'b', 'sub/c.txt': 'c' }, 'read');
+    const held = await f.fs.resolve('/shared/alice/stalled/sub/b.txt');
+    assert.equal(await unshareCutShort(a, '/stalled', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
+    const rawCall = a.client.call.bind(a.client);
+    let parts = 0;
+    let stalledAt: string | undefined;
+    const replaced: unknown[] = [];
+    const restore = hookCalls(a, async (path, body) => {
+      if (!path.endsWith('/rekey')) return;
+      replaced.push((body as { replacing?: string }).replacing);
+      if (++parts !== 2) return;
+      // Another client takes the rotation over from this one's attempt, sends one part
+      // and is gone.
+      const { rotations } = await rawCall<RotationsResponse>('GET', '/v1/rotations');
+      const pending = rotations.find((r) => path.includes(r.nodeId));
+      stalledAt = randomHexId();
+      await rawCall('POST', path, {
+        attempt: stalledAt,
+        replacing: pending?.attempt,
+        done: false,
+        nodes: [],
+        grants: [],
+      });
+    });
+    let done: Awaited<ReturnType<typeof finishRotations>>;
+    try {
+      done = await finishRotations(a.fs, { partBytes: 600, pollMs: 20, stallMs: 200 });
+    } finally {
+      restore();
+    }
+    assert.ok(stalledAt);
+    assert.ok(replaced.includes(stalledAt), 'taken back over from the attempt that stopped');
+    assert.deepEqual(done, [{ path: '/stalled', nodes: 5 }]);
+    assert.deepEqual((await a.client.call<RotationsResponse>('GET', '/v1/rotations')).rotations, []);
+    for (const [p, body] of [
+      ['/stalled/a.txt', 'a'],
+      ['/stalled/sub/b.txt', 'b'],
+      ['/stalled/sub/c.txt', 'c'],
+    ])
+      assert.equal(await text(a.fs, p as string), body);
+    const now = await a.fs.resolve('/stalled/sub/b.txt');
+    assert.throws(() => unwrapNodeKey(held.key, now.entry.id, now.entry.wrappedKey as string));
   });
 
   test('a big body for a route that takes one is refused before main reads it, unless the caller owns what the URL names', async () => {

@@ -1,12 +1,24 @@
 import type { FastifyInstance } from 'fastify';
-import { NodeParams, type SubtreeResponse } from '../../protocol/namespace-api.js';
+import {
+  NodeParams,
+  SUBTREE_PAGE,
+  SubtreeQuery,
+  type SubtreeResponse,
+} from '../../protocol/namespace-api.js';
 import { type MainContext, requireUser } from '../context.js';
 
-/** Everything under a node its owner is about to re-key (unshare). */
+/**
+ * A page of everything under a node its owner is about to re-key (unshare): at most
+ * SUBTREE_PAGE nodes (or `limit`), after the node `after`.
+ */
 export function getSubtreeRoute(app: FastifyInstance, ctx: MainContext): void {
-  app.get<{ Params: { id: string } }>(
+  app.get<{ Params: { id: string }; Querystring: SubtreeQuery }>(
     '/v1/nodes/:id/subtree',
-    { schema: { params: NodeParams } },
-    async (req): Promise<SubtreeResponse> => ctx.namespace.subtree(requireUser(ctx, req), req.params.id),
+    { schema: { params: NodeParams, querystring: SubtreeQuery } },
+    async (req): Promise<SubtreeResponse> =>
+      ctx.namespace.subtree(requireUser(ctx, req), req.params.id, {
+        after: req.query.after,
+        limit: Math.min(Number(req.query.limit ?? SUBTREE_PAGE), SUBTREE_PAGE),
+      }),
   );
 }

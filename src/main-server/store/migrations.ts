@@ -234,4 +234,9 @@ export const MIGRATIONS: string[] = [
     PRIMARY KEY (root_id, node_id, grantee_id)
   ) STRICT, WITHOUT ROWID;
   `,
+  `
+  -- How many parts the rotation's current attempt has sent: a client that finds another
+  -- attempt under way waits while this grows, and takes the rotation over if it stops.
+  ALTER TABLE rotations ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

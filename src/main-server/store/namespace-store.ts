@@ -74,6 +74,24 @@ export interface SubtreeNode extends NodeRecord {
   contentKey: string | null;
 }
 
+/** A key rotation not finished yet, and the attempt at it under way. */
+export interface PendingRotation {
+  rootId: string;
+  startedAt: number;
+  /** the attempt whose parts are kept; null until one sends a part */
+  attempt: string | null;
+  /** how many parts that attempt sent */
+  parts: number;
+}
+
+export interface SubtreePage {
+  nodes: SubtreeNode[];
+  /** the grants on those nodes */
+  grants: GrantRecord[];
+  /** the last node's id, when the page is full: the next page begins after it */
+  next?: string;
+}
+
 /**
  * A node's new keys in a key rotation: its key wrapped under its parent's new key (the
  * root's under its parent's unchanged one), its name sealed again under the parent's
@@ -150,9 +168,12 @@ export interface NamespaceStore {
   grantsAbove(nodeId: string): (GrantRecord & { depth: number })[];
   grantsTo(granteeId: string): GrantRecord[];
   putGrant(grant: GrantRecord): void;
-  /** Every node under (and including) `rootId`, with current content keys. */
-  subtree(rootId: string): SubtreeNode[];
-  grantsInSubtree(rootId: string): GrantRecord[];
+  /**
+   * A page of the nodes under (and including) `rootId`, in pre-order (a folder before
+   * what is in it, each folder's children in name-MAC order), from the one after `after`
+   * (the root first if undefined), at most `limit`; with their grants.
+   */
+  subtreePage(rootId: string, after: string | undefined, limit: number): SubtreePage;
   /**
    * Deletes the grant and records, in the same transaction, that every key under
    * `rootId` is to be replaced. Returns the root of the key rotation that now covers
@@ -163,14 +184,22 @@ export interface NamespaceStore {
   revoke(rootId: string, granteeId: string, now: number): string | undefined;
   /** The root of a pending key rotation on the node or a folder above it, if any. */
   rotationOnPath(nodeId: string): string | undefined;
-  /** The pending key rotations in the user's tree, oldest first. */
-  rotationsOf(ownerId: string): { rootId: string; startedAt: number }[];
+  /** The pending key rotations in the user's tree, oldest first, with the attempt under way. */
+  rotationsOf(ownerId: string): PendingRotation[];
   /**
    * Keeps one part of a rotation's new keys until its last part. A part of another
-   * `attempt` than the one kept so far first drops what that one sent.
-   * Throws SEDFS_ERR_NOT_FOUND if no rotation is pending at `rootId`.
+   * `attempt` than the one kept so far takes the rotation over, dropping what that one
+   * sent, only if it names it (`replacing`; null: none had begun): otherwise
+   * SEDFS_ERR_REKEY_TAKEN_OVER, and nothing changes. Throws SEDFS_ERR_NOT_FOUND if no
+   * rotation is pending at `rootId`.
    */
-  stageRekey(rootId: string, attempt: string, nodes: RekeyNode[], grants: RekeyGrant[]): void;
+  stageRekey(
+    rootId: string,
+    attempt: string,
+    nodes: RekeyNode[],
+    grants: RekeyGrant[],
+    replacing?: string | null,
+  ): void;
   /**
    * Installs the new keys the attempt's parts carried, in one transaction, and ends the
    * rotation; returns how many nodes got new keys. Throws SEDFS_ERR_VERSION_CONFLICT,

@@ -5,9 +5,11 @@ import type {
   LockRecord,
   NamespaceStore,
   NodeRecord,
+  PendingRotation,
   RekeyGrant,
   RekeyNode,
   SubtreeNode,
+  SubtreePage,
   UserRecord,
   VersionRecord,
   VersionTarget,
@@ -59,11 +61,8 @@ const toGrant = (r: GrantRow): GrantRecord => ({
 /** The node and its ancestors with their distance from it, as a CTE named `up`. */
 const UP = `WITH RECURSIVE up(id, depth) AS (SELECT ?, 0 UNION ALL
   SELECT n.parent_id, up.depth + 1 FROM nodes n JOIN up ON n.id = up.id WHERE n.parent_id IS NOT NULL)`;
-/** `DOWN` from the named parameter `@root`. */
+/** The node `@root` and everything under it, as a CTE named `down`. */
 const DOWN_ROOT = `WITH RECURSIVE down(id) AS (SELECT @root UNION ALL
-  SELECT n.id FROM nodes n JOIN down ON n.parent_id = down.id)`;
-/** The node and everything under it, as a CTE named `down`. */
-const DOWN = `WITH RECURSIVE down(id) AS (SELECT ? UNION ALL
   SELECT n.id FROM nodes n JOIN down ON n.parent_id = down.id)`;
 
 const toUser = (r: UserRow): UserRecord => ({
@@ -409,21 +408,84 @@ export class SqliteNamespaceStore implements NamespaceStore {
       .run(g.nodeId, g.granteeId, g.perm, g.sealedKey, g.sealedName, g.grantedAt);
   }
 
-  subtree(rootId: string): SubtreeNode[] {
-    const rows = this.db
-      .prepare(
-        `${DOWN} SELECT n.*, v.content_key FROM down JOIN nodes n ON n.id = down.id LEFT JOIN versions v ON v.id = n.version_id`,
-      )
-      .all(rootId) as (NodeRow & { content_key: string | null })[];
-    return rows.map((r) => ({ ...toNode(r), contentKey: r.content_key }));
-  }
-
-  grantsInSubtree(rootId: string): GrantRecord[] {
-    return (
+  subtreePage(rootId: string, after: string | undefined, limit: number): SubtreePage {
+    const withKey = `SELECT n.*, v.content_key FROM nodes n LEFT JOIN versions v ON v.id = n.version_id`;
+    const one = this.db.prepare(`${withKey} WHERE n.id = ?`);
+    // Through the (parent_id, name_mac) index: a folder's children in MAC order, from a cursor.
+    const childrenAfter = this.db.prepare(
+      `${withKey} WHERE n.parent_id = @parent AND n.name_mac > @after ORDER BY n.name_mac LIMIT @limit`,
+    );
+    const toSubtreeNode = (r: NodeRow & { content_key: string | null }): SubtreeNode => ({
+      ...toNode(r),
+      contentKey: r.content_key,
+    });
+    const nodes: SubtreeNode[] = [];
+    /**
+     * Folders whose children are being walked: the last child's MAC, children read ahead,
+     * and whether those are the last (a short read: no need to ask again).
+     */
+    const stack: { id: string; lastMac: string; ahead: SubtreeNode[]; readAll: boolean }[] = [];
+    const enter = (n: SubtreeNode) => {
+      if (n.kind === 'dir') stack.push({ id: n.id, lastMac: '', ahead: [], readAll: false });
+    };
+    if (after === undefined) {
+      const root = one.get(rootId) as (NodeRow & { content_key: string | null }) | undefined;
+      if (!root) throw new SedfsError('SEDFS_ERR_NOT_FOUND');
+      nodes.push(toSubtreeNode(root));
+      enter(nodes[0] as SubtreeNode);
+    } else {
+      // Where the last page ended: `after`'s folders up to the root, each walked as far as
+      // the child on the way to `after`.
+      const chain: SubtreeNode[] = [];
+      for (let id: string | null = after; ; ) {
+        const r = one.get(id) as (NodeRow & { content_key: string | null }) | undefined;
+        // The same answer whether the node is elsewhere or nowhere.
+        if (!r) throw notInSubtree();
+        chain.unshift(toSubtreeNode(r));
+        if (r.id === rootId) break;
+        id = r.parent_id;
+        if (id === null) throw notInSubtree();
+      }
+      for (let i = 0; i < chain.length - 1; i++)
+        stack.push({
+          id: (chain[i] as SubtreeNode).id,
+          lastMac: chain[i + 1]?.nameMac ?? '',
+          ahead: [],
+          readAll: false,
+        });
+      enter(chain[chain.length - 1] as SubtreeNode);
+    }
+    // Pre-order (a folder, then everything in it): whoever reads the pages needs to keep
+    // only the keys of the folders above the entry it is at.
+    while (nodes.length < limit && stack.length > 0) {
+      const top = stack[stack.length - 1] as (typeof stack)[number];
+      if (top.ahead.length === 0) {
+        if (top.readAll) {
+          stack.pop();
+          continue;
+        }
+        // Read ahead at most what the page has room for: a folder's children left over
+        // when the page fills are read again by the next page, no more than a page's worth.
+        const want = Math.min(limit - nodes.length, 256);
+        const rows = childrenAfter.all({ parent: top.id, after: top.lastMac, limit: want }) as (NodeRow & {
+          content_key: string | null;
+        })[];
+        top.readAll = rows.length < want;
+        if (rows.length === 0) continue;
+        top.ahead = rows.map(toSubtreeNode).reverse();
+      }
+      const next = top.ahead.pop() as SubtreeNode;
+      top.lastMac = next.nameMac ?? '';
+      nodes.push(next);
+      enter(next);
+    }
+    // One query for the page's grants, through the primary key (node_id, grantee_id).
+    const grants = (
       this.db
-        .prepare(`${DOWN} SELECT g.* FROM down JOIN grants g ON g.node_id = down.id`)
-        .all(rootId) as GrantRow[]
+        .prepare('SELECT g.* FROM json_each(?) ids JOIN grants g ON g.node_id = ids.value')
+        .all(JSON.stringify(nodes.map((n) => n.id))) as GrantRow[]
     ).map(toGrant);
+    return { nodes, grants, ...(nodes.length >= limit ? { next: nodes[nodes.length - 1]?.id } : {}) };
   }
 
   revoke(rootId: string, granteeId: string, now: number): string | undefined {
@@ -454,23 +516,34 @@ export class SqliteNamespaceStore implements NamespaceStore {
       .get(nodeId) as string | undefined;
   }
 
-  rotationsOf(ownerId: string): { rootId: string; startedAt: number }[] {
+  rotationsOf(ownerId: string): PendingRotation[] {
     return this.db
       .prepare(
-        `SELECT r.root_id AS rootId, r.started_at AS startedAt FROM rotations r JOIN nodes n ON n.id = r.root_id
+        `SELECT r.root_id AS rootId, r.started_at AS startedAt, r.attempt, r.parts
+         FROM rotations r JOIN nodes n ON n.id = r.root_id
          WHERE n.owner_id = ? ORDER BY r.started_at, r.root_id`,
       )
-      .all(ownerId) as { rootId: string; startedAt: number }[];
+      .all(ownerId) as PendingRotation[];
   }
 
-  stageRekey(rootId: string, attempt: string, nodes: RekeyNode[], grants: RekeyGrant[]): void {
+  stageRekey(
+    rootId: string,
+    attempt: string,
+    nodes: RekeyNode[],
+    grants: RekeyGrant[],
+    replacing: string | null = null,
+  ): void {
     this.db.transaction(() => {
       const kept = this.pendingRotation(rootId);
       if (kept.attempt !== attempt) {
+        // Compare and set: an attempt takes over only from the one its client saw, so two
+        // clients finishing one rotation cannot drop each other's parts in turn.
+        if (replacing !== kept.attempt) throw new SedfsError('SEDFS_ERR_REKEY_TAKEN_OVER');
         this.db.prepare('DELETE FROM rotation_nodes WHERE root_id = ?').run(rootId);
         this.db.prepare('DELETE FROM rotation_grants WHERE root_id = ?').run(rootId);
-        this.db.prepare('UPDATE rotations SET attempt = ? WHERE root_id = ?').run(attempt, rootId);
+        this.db.prepare('UPDATE rotations SET attempt = ?, parts = 0 WHERE root_id = ?').run(attempt, rootId);
       }
+      this.db.prepare('UPDATE rotations SET parts = parts + 1 WHERE root_id = ?').run(rootId);
       const node = this.db.prepare(
         `INSERT OR REPLACE INTO rotation_nodes
            (root_id, node_id, wrapped_key, name_enc, name_mac, content_key, version_id, expect_wrapped_key)
@@ -674,6 +747,10 @@ export class SqliteNamespaceStore implements NamespaceStore {
   private touch(nodeId: string, now: number): void {
     this.db.prepare('UPDATE nodes SET modified_at = max(modified_at, ?) WHERE id = ?').run(now, nodeId);
   }
+}
+
+function notInSubtree(): SedfsError {
+  return new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the page cursor (after) is not a node of this subtree');
 }
 
 function badInvite(): SedfsError {

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import {
   type Dirent,
+  mkdirSync,
   mkdtempSync,
   readdirSync,
   readFileSync,
@@ -12,8 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { after, mock, test } from 'node:test';
-import { endsWithSeparator, entryKind, getFile, putFile } from '../../../src/cli/transfer.js';
+import { endsWithSeparator, entryKind, getFile, putFile, putTree } from '../../../src/cli/transfer.js';
 import type { FileSystem, OpenNode, TransferOptions } from '../../../src/client/file-system.js';
+import { SedfsError } from '../../../src/protocol/errors.js';
 
 const root = mkdtempSync(join(tmpdir(), 'sedfs-transfer-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -185,4 +187,34 @@ test('put -r takes an entry listed as a link that lstat calls a file or folder (
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('a put -r that fails part way says where it stopped, how many files went up before, and that the rest did not', async () => {
+  const tree = join(root, 'tree');
+  mkdirSync(join(tree, 'sub'), { recursive: true });
+  const big = Buffer.alloc(1024 * 1024 + 1, 7);
+  for (const name of ['a.bin', 'b.bin', 'sub/c.bin']) writeFileSync(join(tree, name), big);
+  for (const name of ['s1.txt', 's2.txt', 'sub/s3.txt']) writeFileSync(join(tree, name), name);
+  let uploaded = 0;
+  const fs = {
+    mkdir: async () => undefined,
+    put: async (_source: unknown, path: string) => {
+      if (path.endsWith('/b.bin')) throw new SedfsError('SEDFS_ERR_NO_SERVERS', 'no file server is up');
+      uploaded++;
+      return file(big.length);
+    },
+    putMany: async (_folder: string, files: unknown[]) => {
+      uploaded += files.length;
+      return files.length;
+    },
+  } as unknown as FileSystem;
+  const err = await putTree(fs, tree, '/backup/tree').then(
+    () => assert.fail('the put -r went through'),
+    (e: SedfsError) => e,
+  );
+  assert.equal(err.code, 'SEDFS_ERR_NO_SERVERS', 'the cause keeps its code');
+  assert.equal(
+    err.message,
+    `put -r stopped at ${join(tree, 'b.bin')}: no file server is up. ${uploaded} file(s) of ${tree} were uploaded to /backup/tree before that (each whole), the rest were not; the folders made are kept. Run the same command again to upload the rest (the files already there are uploaded again, as new versions)`,
+  );
 });

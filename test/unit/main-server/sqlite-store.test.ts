@@ -656,6 +656,7 @@ describe('SqliteNamespaceStore', () => {
     version(41, { kind: 'existing', nodeId: hex(3) });
     assert.equal(ns.revoke(hex(2), hex(101), 4), hex(2));
     let attempts = 80;
+    let replacing: string | null = null;
     const rekey = (versionId: string, expectWrappedKey?: string) => {
       const attempt = hex(attempts++);
       ns.stageRekey(
@@ -674,7 +675,9 @@ describe('SqliteNamespaceStore', () => {
           },
         ],
         [],
+        replacing,
       );
+      replacing = attempt;
       return ns.applyRekey(hex(2), attempt, 5);
     };
     assert.throws(() => rekey(hex(40)), { code: 'SEDFS_ERR_VERSION_CONFLICT', message: /new version/ });
@@ -762,6 +765,104 @@ describe('SqliteNamespaceStore', () => {
     assert.equal(s.getBlob(hex(30)), undefined);
     assert.equal(ns.getNode(hex(3)), undefined);
     assert.ok(s.getUpload(hex(9), 0), 'the upload can still be committed another way');
+    s.close();
+  });
+
+  test('a subtree read a page at a time gives every node once, each folder before what is in it, with its grants, whatever the page size', () => {
+    const { s, ns } = withTwoUsers();
+    // Folder 2 holds empty folders, a deep chain, files between folders, and one
+    // folder with more children than a page: the shapes a cursor can stop inside.
+    const parentOf = new Map<number, number>([[2, 1]]);
+    const add = (id: number, parent: number, kind: 'dir' | 'file') => {
+      // MACs out of id order, so that name-MAC order is not creation order.
+      ns.createNode(node(id, parent, kind, (id * 7919) % 10007));
+      parentOf.set(id, parent);
+    };
+    ns.createNode(node(2, 1, 'dir', 2));
+    let id = 10;
+    for (let d = 0; d < 4; d++) {
+      const dir = id++;
+      add(dir, 2, 'dir');
+      if (d === 1) for (let k = 0; k < 7; k++) add(id++, dir, 'file');
+      if (d === 2) for (let p = dir, k = 0; k < 5; k++, p = id - 1) add(id++, p, 'dir');
+      add(id++, 2, 'file');
+    }
+    for (const n of [2, 11, 13])
+      ns.putGrant({
+        nodeId: hex(n),
+        granteeId: hex(101),
+        perm: 'read',
+        sealedKey: 'k',
+        sealedName: 'n',
+        grantedAt: 1,
+      });
+    const all = [...parentOf.keys()].map((n) => hex(n)).sort();
+    for (const limit of [1, 2, 3, 5, 100]) {
+      const seen: string[] = [];
+      const grants: string[] = [];
+      const path: string[] = [];
+      let after: string | undefined;
+      let pages = 0;
+      do {
+        const page = ns.subtreePage(hex(2), after, limit);
+        pages++;
+        assert.ok(pages <= all.length + 1, `limit ${limit}: the pages do not end`);
+        assert.ok(page.nodes.length <= limit);
+        for (const n of page.nodes) {
+          // Pre-order: the node's folder is one of the folders on the way to it.
+          if (seen.length > 0) {
+            while (path.length > 0 && path[path.length - 1] !== n.parentId) path.pop();
+            assert.ok(path.length > 0, `limit ${limit}: ${n.id} came after its folder was left`);
+          }
+          if (n.kind === 'dir') path.push(n.id);
+          seen.push(n.id);
+        }
+        grants.push(...page.grants.map((g) => g.nodeId));
+        after = page.next;
+      } while (after);
+      assert.deepEqual([...seen].sort(), all, `limit ${limit}: every node once`);
+      assert.deepEqual(grants.sort(), [hex(11), hex(13), hex(2)].sort());
+      assert.ok(pages >= Math.ceil(all.length / limit));
+    }
+    assert.throws(() => ns.subtreePage(hex(2), hex(60), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    assert.throws(() => ns.subtreePage(hex(2), hex(999), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    assert.throws(() => ns.subtreePage(hex(11), hex(2), 5), { code: 'SEDFS_ERR_BAD_REQUEST' });
+    s.close();
+  });
+
+  test('an attempt at a key rotation takes it over only from the attempt it names: a part of one taken over is refused and drops nothing', () => {
+    const { s, ns } = withTwoUsers();
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'file', 3));
+    ns.putGrant({
+      nodeId: hex(2),
+      granteeId: hex(101),
+      perm: 'read',
+      sealedKey: 'k',
+      sealedName: 'n',
+      grantedAt: 1,
+    });
+    ns.revoke(hex(2), hex(101), 4);
+    const first = (id: number) => ({ id: hex(id), wrappedKey: `w${id}` });
+    const second = { id: hex(3), wrappedKey: 'w3', nameEnc: 'e', nameMac: hex(8, 64) };
+    const [A, B, C] = [hex(71), hex(72), hex(73)];
+    const state = () => ns.rotationsOf(hex(100)).map((r) => [r.attempt, r.parts]);
+    ns.stageRekey(hex(2), A, [first(2)], [], null);
+    assert.deepEqual(state(), [[A, 1]]);
+    // B saw no attempt begun (read before A's first part): refused, A's part kept.
+    assert.throws(() => ns.stageRekey(hex(2), B, [first(2)], [], null), {
+      code: 'SEDFS_ERR_REKEY_TAKEN_OVER',
+    });
+    assert.deepEqual(state(), [[A, 1]]);
+    // C saw A: it takes over, and A's next part is refused.
+    ns.stageRekey(hex(2), C, [first(2)], [], A);
+    assert.throws(() => ns.stageRekey(hex(2), A, [second], []), { code: 'SEDFS_ERR_REKEY_TAKEN_OVER' });
+    assert.throws(() => ns.stageRekey(hex(2), B, [second], [], A), { code: 'SEDFS_ERR_REKEY_TAKEN_OVER' });
+    ns.stageRekey(hex(2), C, [second], []);
+    assert.deepEqual(state(), [[C, 2]]);
+    assert.equal(ns.applyRekey(hex(2), C, 5), 2);
+    assert.deepEqual(state(), []);
+    assert.equal(ns.getNode(hex(3))?.wrappedKey, 'w3');
     s.close();
   });
 });
