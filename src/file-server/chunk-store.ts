@@ -247,9 +247,14 @@ export class ChunkStore {
    * on a server that has it, and a repair copy would be ordered there again and again.
    */
   async ensureRoomFor(chunks: { id: string; size: number }[]): Promise<void> {
+    const disk = await this.diskSpace();
+    const all = chunks.reduce((sum, c) => sum + c.size, 0);
+    if (!disk || disk.free - all >= this.reserveBytes) return;
+    // Looked for only when room is short: a batch of new small chunks would otherwise
+    // cost a file system call each (0.3-0.8 ms here), for nothing.
     let bytes = 0;
     for (const c of chunks) if (!(await this.has(c.id))) bytes += c.size;
-    if (bytes > 0) await this.ensureRoom(bytes);
+    if (bytes > 0 && disk.free - bytes < this.reserveBytes) throw this.noSpace(bytes, disk.free);
   }
 
   /**
