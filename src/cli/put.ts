@@ -9,24 +9,59 @@ export function registerPutCommand(program: Command, env: VerbEnv): void {
     .command('put <local> [remote]')
     .description('encrypt and upload a file (or a folder with -r); a new version replaces the old atomically')
     .option('-r, --recursive', 'upload a folder and everything in it')
+    .option(
+      '-T, --no-target-directory',
+      'REMOTE is the file or folder to write, even if it is a folder already',
+    )
+    .option(
+      '--skip-existing',
+      'with -r: leave files already in the target with the same size as they are (to finish a put -r that stopped)',
+    )
     .addHelpText(
       'after',
-      '\nExamples:\n  sedfs put report.pdf                # to /report.pdf\n  sedfs put report.pdf /work/         # into a folder\n  sedfs put -r photos /backup/photos',
+      [
+        '',
+        'When REMOTE is a folder already, LOCAL goes inside it (as cp does) unless -T is given.',
+        '--skip-existing compares sizes only (as rsync --size-only): a file changed in place without',
+        'changing its size is skipped too.',
+        '',
+        'Examples:',
+        '  sedfs put report.pdf                # to /report.pdf',
+        '  sedfs put report.pdf /work/         # into a folder',
+        '  sedfs put -r photos /backup/photos',
+        '  sedfs put -r --skip-existing -T photos /backup/photos   # after one that stopped part way',
+      ].join('\n'),
     )
-    .action((local: string, remote: string | undefined, opts: { recursive?: boolean }, cmd: Command) =>
-      env.run(async () => {
-        const fs = await env.fileSystem(cmd);
-        const st = await stat(local).catch(() => {
-          throw new SedfsError('SEDFS_ERR_NOT_FOUND', `no such local file: ${local}`);
-        });
-        const target = await remoteTarget(fs, local, remote, env.cwd);
-        const warn = (w: string) => process.stderr.write(`sedfs: warning: ${w}\n`);
-        if (st.isDirectory()) {
-          if (!opts.recursive) throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${local} is a folder (use -r)`);
-          await putTree(fs, local, target, warn);
-        } else {
-          await putFile(fs, local, target, warn);
-        }
-      }),
+    .action(
+      (
+        local: string,
+        remote: string | undefined,
+        opts: { recursive?: boolean; skipExisting?: boolean; targetDirectory?: boolean },
+        cmd: Command,
+      ) =>
+        env.run(async () => {
+          const fs = await env.fileSystem(cmd);
+          const st = await stat(local).catch(() => {
+            throw new SedfsError('SEDFS_ERR_NOT_FOUND', `no such local file: ${local}`);
+          });
+          if (opts.targetDirectory === false && remote === undefined)
+            throw new SedfsError('SEDFS_ERR_BAD_REQUEST', '-T needs REMOTE: the file or folder to write');
+          const target = await remoteTarget(fs, local, remote, env.cwd, opts.targetDirectory === false);
+          const warn = (w: string) => process.stderr.write(`sedfs: warning: ${w}\n`);
+          if (st.isDirectory()) {
+            if (!opts.recursive)
+              throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${local} is a folder (use -r)`);
+            const done = await putTree(fs, local, target, {
+              onWarning: warn,
+              skipExisting: opts.skipExisting,
+            });
+            env.out(
+              `uploaded ${done.uploaded} file(s) to ${target}` +
+                (opts.skipExisting ? `; left ${done.skipped} already there with the same size` : ''),
+            );
+          } else {
+            await putFile(fs, local, target, warn);
+          }
+        }),
     );
 }

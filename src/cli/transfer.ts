@@ -15,17 +15,23 @@ import type { ContentResponse } from '../protocol/namespace-api.js';
 import { onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
 
-/** Where `put LOCAL [REMOTE]` lands: REMOTE itself, or inside it when it is a folder. */
+/**
+ * Where `put LOCAL [REMOTE]` lands: REMOTE itself, or inside it when it is a folder,
+ * unless `asTarget` (`-T`, as GNU cp's): REMOTE itself even then, so a `put -r` into a
+ * folder it made can be run again into that folder.
+ */
 export async function remoteTarget(
   fs: FileSystem,
   local: string,
   remote: string | undefined,
   cwd: string,
+  asTarget = false,
 ): Promise<string> {
   const base = basename(local);
   if (remote === undefined) return joinPath([...splitPath(cwd), base]);
-  const existing = await fs.find(remote, cwd);
   const path = joinPath(splitPath(remote, cwd));
+  if (asTarget) return path;
+  const existing = await fs.find(remote, cwd);
   return existing?.entry.kind === 'dir' ? joinPath([...splitPath(path), base]) : path;
 }
 
@@ -90,19 +96,33 @@ export async function putTree(
   fs: FileSystem,
   local: string,
   remote: string,
-  onWarning?: (w: string) => void,
-): Promise<number> {
-  const progress: TreeProgress = { files: 0, at: local };
+  opts: TreeOptions = {},
+): Promise<{ uploaded: number; skipped: number }> {
+  const progress: TreeProgress = { files: 0, skipped: 0, at: local };
   try {
-    return await putTreeInto(fs, local, remote, onWarning, progress);
+    await putTreeInto(fs, local, remote, opts, progress);
+    return { uploaded: progress.files, skipped: progress.skipped };
   } catch (err) {
     throw stoppedPartWay(err, local, remote, progress);
   }
 }
 
+interface TreeOptions {
+  onWarning?: (w: string) => void;
+  /**
+   * Files already in the target with the same size are left as they are: a `put -r`
+   * run again after a failure uploads only the rest. A quick check, as rsync's
+   * `--size-only`: nothing here can tell a file's content from main's record without
+   * reading it back, so one changed in place at the same size is skipped too.
+   */
+  skipExisting?: boolean;
+}
+
 /** How far a `put -r` got: files whose upload was committed, and what it was uploading. */
 interface TreeProgress {
   files: number;
+  /** files left as they were (`skipExisting`) */
+  skipped: number;
   /** the local file, or folder (a batch of its small files), being uploaded */
   at: string;
 }
@@ -111,25 +131,35 @@ function stoppedPartWay(err: unknown, local: string, remote: string, progress: T
   const why = err instanceof Error ? err.message : String(err);
   const message =
     `put -r stopped at ${progress.at}: ${why}. ${progress.files} file(s) of ${local} were uploaded to ` +
-    `${remote} before that (each whole), the rest were not; the folders made are kept. Run the same ` +
-    'command again to upload the rest (the files already there are uploaded again, as new versions)';
+    `${remote} before that (each whole), the rest were not; the folders made are kept. To upload only ` +
+    `the rest (files already there with the same size are left): sedfs put -r --skip-existing -T ` +
+    `${shellWord(local)} ${shellWord(remote)}`;
   if (err instanceof SedfsError) return new SedfsError(err.code, message, undefined, { cause: err });
   // A local failure's code (EACCES, ENOSPC, …) kept for whoever branches on it.
   const code = (err as { code?: unknown } | undefined)?.code;
   return Object.assign(new Error(message, { cause: err }), code === undefined ? {} : { code });
 }
 
+/** A path as one word of a command line to copy, quoted where a shell would split it. */
+function shellWord(path: string): string {
+  return /^[\w./:@%+=,~-]+$/.test(path) ? path : JSON.stringify(path);
+}
+
 async function putTreeInto(
   fs: FileSystem,
   local: string,
   remote: string,
-  onWarning: ((w: string) => void) | undefined,
+  tree: TreeOptions,
   progress: TreeProgress,
-): Promise<number> {
+): Promise<void> {
   progress.at = local;
+  const { onWarning } = tree;
   await fs.mkdir(remote, { parents: true });
   const opts = onWarning ? { onWarning } : {};
-  let files = 0;
+  /** sizes of the files in the target folder, by name, when those of the same size are skipped */
+  const there = tree.skipExisting
+    ? new Map((await fs.list(remote)).flatMap((e) => (e.kind === 'file' ? [[e.name, e.size] as const] : [])))
+    : undefined;
   const entries: { name: string; isDirectory: () => boolean; isFile: () => boolean }[] = [];
   for (const e of await readdir(local, { withFileTypes: true })) {
     const kind = await entryKind(local, e);
@@ -147,11 +177,11 @@ async function putTreeInto(
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
     const size = sizes[i] as number;
-    if (entry.isDirectory()) files += await putTreeInto(fs, src, dst, onWarning, progress);
+    if (entry.isDirectory()) await putTreeInto(fs, src, dst, tree, progress);
+    else if (there?.get(entry.name) === size) progress.skipped++;
     else if (size > SMALL_FILE_BYTES) {
       progress.at = src;
       await putFile(fs, src, dst, onWarning);
-      files++;
       progress.files++;
     } else small.push({ name: entry.name, size });
   }
@@ -169,7 +199,7 @@ async function putTreeInto(
       await sending.catch(() => undefined);
       throw err;
     }
-    files += await sending;
+    await sending;
     sending = fs.putMany(remote, read, opts).then((n) => {
       progress.files += n;
       return n;
@@ -178,7 +208,7 @@ async function putTreeInto(
     // unhandled while the next batch is read.
     sending.catch(() => undefined);
   }
-  return files + (await sending);
+  await sending;
 }
 
 /** Files in order, cut into batches of at most `limit.files` files and about `limit.bytes`. */

@@ -304,11 +304,19 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     writeFileSync(join(src, 'a.txt'), 'A');
     writeFileSync(join(src, 'sub', 'b.txt'), 'B');
     writeFileSync(join(src, 'sub', 'deeper', 'c.txt'), 'C');
-    assert.equal((await runSedfs(['put', '-r', src, '/copy'], as('bob'))).code, 0);
+    const first = await runSedfs(['put', '-r', src, '/copy'], as('bob'));
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(first.stdout, 'uploaded 3 file(s) to /copy\n');
+    // Run again into the folder it made (-T: not into /copy/src), with one more file:
+    // only that one goes up.
+    writeFileSync(join(src, 'sub', 'e.txt'), 'E');
+    const again = await runSedfs(['put', '-r', '--skip-existing', '-T', src, '/copy'], as('bob'));
+    assert.equal(again.stdout, 'uploaded 1 file(s) to /copy; left 3 already there with the same size\n');
+    assert.match((await runSedfs(['put', '-r', '-T', src], as('bob'))).stderr, /-T needs REMOTE/);
     const tree = await runSedfs(['tree', '/copy'], as('bob'));
     assert.equal(
       tree.stdout,
-      'copy/\n├── a.txt\n└── sub/\n    ├── b.txt\n    └── deeper/\n        └── c.txt\n',
+      'copy/\n├── a.txt\n└── sub/\n    ├── b.txt\n    ├── deeper/\n    │   └── c.txt\n    └── e.txt\n',
     );
     const dst = join(work, 'dst');
     assert.equal((await runSedfs(['get', '-r', '/copy', dst], as('bob'))).code, 0);

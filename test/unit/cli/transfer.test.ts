@@ -215,6 +215,48 @@ test('a put -r that fails part way says where it stopped, how many files went up
   assert.equal(err.code, 'SEDFS_ERR_NO_SERVERS', 'the cause keeps its code');
   assert.equal(
     err.message,
-    `put -r stopped at ${join(tree, 'b.bin')}: no file server is up. ${uploaded} file(s) of ${tree} were uploaded to /backup/tree before that (each whole), the rest were not; the folders made are kept. Run the same command again to upload the rest (the files already there are uploaded again, as new versions)`,
+    `put -r stopped at ${join(tree, 'b.bin')}: no file server is up. ${uploaded} file(s) of ${tree} were uploaded to /backup/tree before that (each whole), the rest were not; the folders made are kept. To upload only the rest (files already there with the same size are left): sedfs put -r --skip-existing -T ${tree} /backup/tree`,
+  );
+});
+
+test('put -r --skip-existing leaves the files already in the target with the same size, and uploads the others', async () => {
+  const tree = join(root, 'again');
+  mkdirSync(join(tree, 'sub'), { recursive: true });
+  const big = Buffer.alloc(1024 * 1024 + 1, 7);
+  writeFileSync(join(tree, 'a.bin'), big);
+  writeFileSync(join(tree, 'b.bin'), big);
+  writeFileSync(join(tree, 's1.txt'), 'one');
+  writeFileSync(join(tree, 's2.txt'), 'two');
+  writeFileSync(join(tree, 'sub', 's3.txt'), 'three');
+  // Already there: a.bin and s1.txt whole, s2.txt at another size, sub/ empty.
+  const remote: Record<string, { name: string; kind: string; size: number }[]> = {
+    '/t': [
+      { name: 'a.bin', kind: 'file', size: big.length },
+      { name: 's1.txt', kind: 'file', size: 3 },
+      { name: 's2.txt', kind: 'file', size: 10 },
+      { name: 'sub', kind: 'dir', size: 0 },
+    ],
+    '/t/sub': [],
+  };
+  const sent: string[] = [];
+  const fs = {
+    mkdir: async () => undefined,
+    list: async (path: string) => remote[path] ?? [],
+    put: async (_source: unknown, path: string) => {
+      sent.push(path);
+      return file(big.length);
+    },
+    putMany: async (folder: string, files: { name: string }[]) => {
+      for (const f of files) sent.push(`${folder}/${f.name}`);
+      return files.length;
+    },
+  } as unknown as FileSystem;
+  assert.deepEqual(await putTree(fs, tree, '/t', { skipExisting: true }), { uploaded: 3, skipped: 2 });
+  assert.deepEqual(sent.sort(), ['/t/b.bin', '/t/s2.txt', '/t/sub/s3.txt']);
+  sent.length = 0;
+  assert.deepEqual(
+    await putTree(fs, tree, '/t'),
+    { uploaded: 5, skipped: 0 },
+    'without it, every file goes up',
   );
 });
