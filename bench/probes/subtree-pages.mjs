@@ -2,7 +2,8 @@
 // (`GET /v1/nodes/:id/subtree?after=`, SUBTREE_PAGE nodes): the store's pre-order walk
 // and the JSON of the answer, over a whole walk of NODES nodes (FOLDERS folders of files,
 // each file with a version, a few grants), seeded straight into a store in a temporary
-// folder; then the whole subtree in one query, as the route answered before it was paged.
+// folder; then the whole subtree in one query, as the route answered before it was paged;
+// then the rotation installed over it (the last part of an unshare, one transaction).
 // Run from the repository root after `npm run build`:
 //
 //   node bench/probes/subtree-pages.mjs [NODES=500000] [FOLDERS=500] [PAGE=SUBTREE_PAGE]
@@ -93,6 +94,34 @@ function seed() {
   return made;
 }
 
+/**
+ * Stages new keys for the whole subtree (as an unshare's parts would, by SQL here) and
+ * times installing them: `applyRekey`, the transaction the last part runs.
+ */
+function installRotation() {
+  ns.revoke(shared, hex(100), 2);
+  ns.stageRekey(shared, 'probe', [], [], null);
+  const down =
+    'WITH RECURSIVE down(id) AS (SELECT @root UNION ALL SELECT n.id FROM nodes n JOIN down ON n.parent_id = down.id)';
+  store.db
+    .prepare(
+      `${down} INSERT INTO rotation_nodes
+         (root_id, node_id, wrapped_key, name_enc, name_mac, content_key, version_id, expect_wrapped_key)
+       SELECT @root, n.id, 'x' || n.wrapped_key, n.name_enc, n.name_mac, v.content_key, n.version_id, n.wrapped_key
+       FROM down JOIN nodes n ON n.id = down.id LEFT JOIN versions v ON v.id = n.version_id`,
+    )
+    .run({ root: shared });
+  store.db
+    .prepare(
+      `${down} INSERT INTO rotation_grants (root_id, node_id, grantee_id, sealed_key)
+       SELECT @root, g.node_id, g.grantee_id, 'k2' FROM down JOIN grants g ON g.node_id = down.id`,
+    )
+    .run({ root: shared });
+  const t = performance.now();
+  const nodes = ns.applyRekey(shared, 'probe', 3);
+  return { ms: performance.now() - t, nodes };
+}
+
 /** One page as the route answers it: the store's walk, then its JSON. */
 function page(after) {
   const t = performance.now();
@@ -134,6 +163,7 @@ try {
   const wholeQuery = performance.now() - t;
   const wholeJson = JSON.stringify(whole).length;
   const wholeAll = performance.now() - t;
+  const install = installRotation();
   const ms = (x) => Math.round(x * 10) / 10;
   console.log(
     JSON.stringify({
@@ -152,6 +182,10 @@ try {
         bytes: wholeJson,
         rows: whole.length,
       },
+      // The last part of an unshare's rotation: checks and replaces every key of the
+      // subtree in one transaction on main's thread.
+      installMs: ms(install.ms),
+      installed: install.nodes,
     }),
   );
 } finally {
