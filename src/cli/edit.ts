@@ -12,6 +12,7 @@ import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
 import { ignoringCtrlC, onInterrupt } from './interrupt.js';
 import { isMintty, thisTerminal } from './prompt.js';
+import { commandWord } from './shell-hints.js';
 import { readSmall } from './transfer.js';
 
 /**
@@ -132,18 +133,23 @@ Examples:
             // (`code` without --wait, Notepad++ without -multiInst): the user is still
             // editing, and the copy must outlive this return.
             const terminal = thisTerminal();
-            if (terminal.isTTY || isMintty(terminal)) {
+            const asked = terminal.isTTY || isMintty(terminal);
+            if (asked)
               process.stderr.write(
                 `sedfs: the editor returned at once, without a change. If it still has the file open, save it there, then press Enter here to upload it (Enter alone: no change). So that sedfs waits by itself, make the editor wait: ${WAITING_EDITORS}.\n`,
               );
-              await enterPressed();
-              after = await readFile(file);
-            } else {
+            // No one to ask, or no answer (stdin ended): the copy may be open in a window
+            // still. It is kept, and the command fails: "no changes" would tell a script
+            // all was well, and the lock goes with this process, so the copy is to be
+            // compared with what others saved meanwhile before it is uploaded.
+            if (!asked || !(await enterPressed())) {
               unsaved = true;
-              process.stderr.write(
-                `sedfs: warning: the editor returned at once, without a change, and may still have the file open: the copy is kept at ${file}. Once saved there, upload it with: sedfs put ${file} ${remote}, then delete it. So that sedfs waits by itself, make the editor wait: ${WAITING_EDITORS}.\n`,
+              throw new SedfsError(
+                'SEDFS_ERR_BAD_REQUEST',
+                `the editor returned at once, without a change, and may still have the file open: nothing was uploaded, and the copy is kept at ${file}. Once it is saved there, see what others saved meanwhile (sedfs cat ${commandWord(remote)}), then upload it with: sedfs put ${commandWord(file)} ${commandWord(remote)}. So that sedfs waits by itself, make the editor wait: ${WAITING_EDITORS}`,
               );
             }
+            after = await readFile(file);
           }
           if (after.equals(before)) {
             env.out('no changes');
@@ -174,13 +180,16 @@ Examples:
 const QUICK_RETURN_MS = 2000;
 const WAITING_EDITORS = 'EDITOR="code --wait", "subl --wait", "notepad++ -multiInst -nosession"';
 
-/** Resolves when a line (Enter) or the end of stdin comes; Ctrl-C stays a signal, as the terminal is left cooked. */
-async function enterPressed(): Promise<void> {
+/**
+ * True when a line (Enter) comes, false when stdin ends first (a script, `< /dev/null`):
+ * no one answered. Ctrl-C stays a signal, as the terminal is left cooked.
+ */
+async function enterPressed(): Promise<boolean> {
   const rl = createInterface({ input: process.stdin, terminal: false });
   try {
-    await new Promise<void>((resolve) => {
-      rl.once('line', () => resolve());
-      rl.once('close', () => resolve());
+    return await new Promise<boolean>((resolve) => {
+      rl.once('line', () => resolve(true));
+      rl.once('close', () => resolve(false));
     });
   } finally {
     rl.close();

@@ -52,6 +52,18 @@ export function hintLines(label: string, commands: ShellCommand[]): string[] {
   });
 }
 
+/**
+ * One word of a command the user is told to run (a path, a name), quoted where the shell
+ * would split or expand it. On Windows in double quotes, which cmd and PowerShell both
+ * take for a path with spaces, unless it holds what PowerShell expands there (`$`, a
+ * backtick): then in PowerShell's single quotes.
+ */
+export function commandWord(value: string, platform: NodeJS.Platform = process.platform): string {
+  if (platform !== 'win32') return posixQuoted(value);
+  if (/^[\w@%+=:,./\\-]+$/.test(value)) return value;
+  return /[$`]/.test(value) ? powerShellQuoted(value) : `"${value}"`;
+}
+
 /** As it is, when only safe characters; else in single quotes, which a POSIX shell takes literally. */
 function posixQuoted(value: string): string {
   return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replace(/'/g, `'\\''`)}'`;

@@ -133,14 +133,15 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
   });
 
-  test('an editor that returns at once without a change (code without --wait) leaves the copy kept, with how to upload it', async () => {
+  test('an editor that returns at once without a change (code without --wait) fails the edit, keeping the copy, with how to check and upload it', async () => {
     assert.equal((await runSedfs(['write', '/quick.txt', 'as it was'], as('bob'))).code, 0);
     // `true` returns at once, as `code` does once it has handed the file to its window.
     const res = await runSedfs(['edit', '/quick.txt'], as('bob', { EDITOR: 'true' }));
-    assert.equal(res.code, 0, res.stderr);
-    assert.match(res.stdout, /^no changes\n$/);
+    // Not "no changes" with status 0: a script would take the edit for done.
+    assert.equal(res.code, 1, res.stderr);
+    assert.equal(res.stdout, '');
     const kept =
-      /the copy is kept at (\S+)\. Once saved there, upload it with: sedfs put \1 \/quick\.txt, then delete it\./.exec(
+      /nothing was uploaded, and the copy is kept at (\S+)\. Once it is saved there, see what others saved meanwhile \(sedfs cat \/quick\.txt\), then upload it with: sedfs put \1 \/quick\.txt\./.exec(
         res.stderr,
       )?.[1];
     assert.ok(kept, res.stderr);
@@ -175,6 +176,18 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
       assert.equal(existsSync(copy), false, 'the copy goes once the edit is done');
     }
     assert.equal((await runSedfs(['cat', '/waited.txt'], as('bob'))).stdout, 'saved in the window');
+    // No answer (the terminal's input ends, Ctrl-D): the copy may still be open, so it stays.
+    const unanswered = sedfsOnTerminal(['edit', '/waited.txt'], {
+      ...process.env,
+      ...as('bob', { EDITOR: `sh ${editor}` }),
+    });
+    await waitFor('the question', () => unanswered.shown().includes('press Enter here'), 20_000);
+    unanswered.type('\x04');
+    assert.equal(await unanswered.status, 1, unanswered.shown());
+    const copy = readFileSync(join(marks, 'at'), 'utf8');
+    assert.ok(existsSync(copy), 'the copy is kept');
+    assert.match(unanswered.shown(), /nothing was uploaded, and the copy is kept at/);
+    rmSync(dirname(copy), { recursive: true, force: true });
   });
 
   test('an edit whose upload fails keeps the edited copy and says where it is', async () => {
