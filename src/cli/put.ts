@@ -11,7 +11,7 @@ export function registerPutCommand(program: Command, env: VerbEnv): void {
     .option('-r, --recursive', 'upload a folder and everything in it')
     .option(
       '-T, --no-target-directory',
-      'REMOTE is the file or folder to write, even if it is a folder already',
+      'with -r: REMOTE is the folder to write into, even if it exists (not REMOTE/LOCAL)',
     )
     .option(
       '--skip-existing',
@@ -44,6 +44,8 @@ export function registerPutCommand(program: Command, env: VerbEnv): void {
           const st = await stat(local).catch(() => {
             throw new SedfsError('SEDFS_ERR_NOT_FOUND', `no such local file: ${local}`);
           });
+          if (!opts.recursive && (opts.skipExisting || opts.targetDirectory === false))
+            throw new SedfsError('SEDFS_ERR_BAD_REQUEST', '--skip-existing and -T go with -r (a folder)');
           if (opts.targetDirectory === false && remote === undefined)
             throw new SedfsError('SEDFS_ERR_BAD_REQUEST', '-T needs REMOTE: the file or folder to write');
           const target = await remoteTarget(fs, local, remote, env.cwd, opts.targetDirectory === false);

@@ -14,6 +14,7 @@ import { SedfsError } from '../protocol/errors.js';
 import type { ContentResponse } from '../protocol/namespace-api.js';
 import { onInterrupt } from './interrupt.js';
 import { progressBar } from './progress.js';
+import { commandWord } from './shell-hints.js';
 
 /**
  * Where `put LOCAL [REMOTE]` lands: REMOTE itself, or inside it when it is a folder,
@@ -131,18 +132,13 @@ function stoppedPartWay(err: unknown, local: string, remote: string, progress: T
   const why = err instanceof Error ? err.message : String(err);
   const message =
     `put -r stopped at ${progress.at}: ${why}. ${progress.files} file(s) of ${local} were uploaded to ` +
-    `${remote} before that (each whole), the rest were not; the folders made are kept. To upload only ` +
-    `the rest (files already there with the same size are left): sedfs put -r --skip-existing -T ` +
-    `${shellWord(local)} ${shellWord(remote)}`;
+    `${remote} before that (each whole; a batch cut short may have put up some of its own), the ` +
+    `rest were not; the folders made are kept. To upload only the rest (files already there with ` +
+    `the same size are left): sedfs put -r --skip-existing -T ${commandWord(local)} ${commandWord(remote)}`;
   if (err instanceof SedfsError) return new SedfsError(err.code, message, undefined, { cause: err });
   // A local failure's code (EACCES, ENOSPC, …) kept for whoever branches on it.
   const code = (err as { code?: unknown } | undefined)?.code;
   return Object.assign(new Error(message, { cause: err }), code === undefined ? {} : { code });
-}
-
-/** A path as one word of a command line to copy, quoted where a shell would split it. */
-function shellWord(path: string): string {
-  return /^[\w./:@%+=,~-]+$/.test(path) ? path : JSON.stringify(path);
 }
 
 async function putTreeInto(
@@ -158,7 +154,11 @@ async function putTreeInto(
   const opts = onWarning ? { onWarning } : {};
   /** sizes of the files in the target folder, by name, when those of the same size are skipped */
   const there = tree.skipExisting
-    ? new Map((await fs.list(remote)).flatMap((e) => (e.kind === 'file' ? [[e.name, e.size] as const] : [])))
+    ? new Map(
+        (await fs.list(remote)).flatMap((e) =>
+          e.kind === 'file' ? [[e.name.normalize('NFC'), e.size] as const] : [],
+        ),
+      )
     : undefined;
   const entries: { name: string; isDirectory: () => boolean; isFile: () => boolean }[] = [];
   for (const e of await readdir(local, { withFileTypes: true })) {
@@ -178,7 +178,8 @@ async function putTreeInto(
     const dst = joinPath([...splitPath(remote), entry.name]);
     const size = sizes[i] as number;
     if (entry.isDirectory()) await putTreeInto(fs, src, dst, tree, progress);
-    else if (there?.get(entry.name) === size) progress.skipped++;
+    // Stored names are NFC; macOS lists them as written, often NFD (café from HFS+).
+    else if (there?.get(entry.name.normalize('NFC')) === size) progress.skipped++;
     else if (size > SMALL_FILE_BYTES) {
       progress.at = src;
       await putFile(fs, src, dst, onWarning);

@@ -215,7 +215,7 @@ test('a put -r that fails part way says where it stopped, how many files went up
   assert.equal(err.code, 'SEDFS_ERR_NO_SERVERS', 'the cause keeps its code');
   assert.equal(
     err.message,
-    `put -r stopped at ${join(tree, 'b.bin')}: no file server is up. ${uploaded} file(s) of ${tree} were uploaded to /backup/tree before that (each whole), the rest were not; the folders made are kept. To upload only the rest (files already there with the same size are left): sedfs put -r --skip-existing -T ${tree} /backup/tree`,
+    `put -r stopped at ${join(tree, 'b.bin')}: no file server is up. ${uploaded} file(s) of ${tree} were uploaded to /backup/tree before that (each whole; a batch cut short may have put up some of its own), the rest were not; the folders made are kept. To upload only the rest (files already there with the same size are left): sedfs put -r --skip-existing -T ${tree} /backup/tree`,
   );
 });
 
@@ -228,12 +228,15 @@ test('put -r --skip-existing leaves the files already in the target with the sam
   writeFileSync(join(tree, 's1.txt'), 'one');
   writeFileSync(join(tree, 's2.txt'), 'two');
   writeFileSync(join(tree, 'sub', 's3.txt'), 'three');
-  // Already there: a.bin and s1.txt whole, s2.txt at another size, sub/ empty.
+  // Written as macOS lists names from HFS+ (NFD); stored names are NFC.
+  writeFileSync(join(tree, 'cafe\u0301.txt'), 'four');
+  // Already there: a.bin, s1.txt and café.txt whole, s2.txt at another size, sub/ empty.
   const remote: Record<string, { name: string; kind: string; size: number }[]> = {
     '/t': [
       { name: 'a.bin', kind: 'file', size: big.length },
       { name: 's1.txt', kind: 'file', size: 3 },
       { name: 's2.txt', kind: 'file', size: 10 },
+      { name: 'caf\u00e9.txt', kind: 'file', size: 4 },
       { name: 'sub', kind: 'dir', size: 0 },
     ],
     '/t/sub': [],
@@ -251,12 +254,12 @@ test('put -r --skip-existing leaves the files already in the target with the sam
       return files.length;
     },
   } as unknown as FileSystem;
-  assert.deepEqual(await putTree(fs, tree, '/t', { skipExisting: true }), { uploaded: 3, skipped: 2 });
+  assert.deepEqual(await putTree(fs, tree, '/t', { skipExisting: true }), { uploaded: 3, skipped: 3 });
   assert.deepEqual(sent.sort(), ['/t/b.bin', '/t/s2.txt', '/t/sub/s3.txt']);
   sent.length = 0;
   assert.deepEqual(
     await putTree(fs, tree, '/t'),
-    { uploaded: 5, skipped: 0 },
+    { uploaded: 6, skipped: 0 },
     'without it, every file goes up',
   );
 });
