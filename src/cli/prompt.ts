@@ -29,13 +29,16 @@ export function isMintty({ isTTY, env, platform }: Terminal): boolean {
 }
 
 /** Why nothing could be asked, and what to set instead. */
-function cannotAsk(howToSet: string, secret: boolean, terminal: Terminal): SedfsError {
+function cannotAsk(question: string, howToSet: string, secret: boolean, terminal: Terminal): SedfsError {
   if (!isMintty(terminal))
     return new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet} (no terminal to ask on)`);
-  // bash's own `read -s` can hide what is typed in mintty, where sedfs cannot.
-  const hidden = secret
-    ? ` (unseen: read -rsp 'Passphrase: ' SEDFS_PASSPHRASE && export SEDFS_PASSPHRASE)`
-    : '';
+  // bash's own `read -s` can hide what is typed in mintty, where sedfs cannot: into the
+  // variable named last in `howToSet` (SEDFS_PASSPHRASE, SEDFS_NEW_PASSPHRASE, …).
+  const variable = howToSet.match(/SEDFS_[A-Z_]+/g)?.pop();
+  const hidden =
+    secret && variable
+      ? ` (unseen: read -rsp '${question.trim().replace(/'/g, '')} ' ${variable} && export ${variable})`
+      : '';
   return new SedfsError(
     'SEDFS_ERR_CONFIG',
     `missing setting: ${howToSet}. Git Bash's terminal (mintty) is not a console sedfs can ask on: set it before running sedfs${hidden}, or run sedfs in PowerShell, cmd or Windows Terminal`,
@@ -52,7 +55,7 @@ export async function askIfInteractive(
   secret = false,
   terminal: Terminal = thisTerminal(),
 ): Promise<string> {
-  if (!terminal.isTTY) throw cannotAsk(howToSet, secret, terminal);
+  if (!terminal.isTTY) throw cannotAsk(question, howToSet, secret, terminal);
   // For secrets, the question is shown but what is typed is not echoed.
   let muted = false;
   const output = new Writable({

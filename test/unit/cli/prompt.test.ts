@@ -19,6 +19,17 @@ test('in Git Bash (mintty, a pipe and not a console) a passphrase is not asked f
       return true;
     },
   );
+  // Another secret: its own variable and question (passwd's new passphrase, a join token).
+  for (const [question, howToSet, variable] of [
+    ['New passphrase: ', 'SEDFS_NEW_PASSPHRASE', 'SEDFS_NEW_PASSPHRASE'],
+    ['Cluster join token: ', '--join, --join-token or SEDFS_JOIN_TOKEN', 'SEDFS_JOIN_TOKEN'],
+  ] as const)
+    await assert.rejects(
+      askIfInteractive(question, howToSet, true, { isTTY: false, env: gitBash, platform: 'win32' }),
+      (err: Error) =>
+        err.message.includes(`read -rsp '${question.trim()} ' ${variable} && export ${variable})`) &&
+        !err.message.includes('SEDFS_PASSPHRASE &&'),
+    );
   // Not a secret: set it, no hidden-typing recipe.
   await assert.rejects(
     askIfInteractive('Main: ', '--main URL or SEDFS_MAIN', false, {
