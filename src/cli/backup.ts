@@ -1,5 +1,7 @@
+import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
+import { onInterrupt } from './interrupt.js';
 import { fail, formatBytes } from './output.js';
 
 /**
@@ -16,9 +18,9 @@ export function registerBackupCommand(program: Command): void {
     .addHelpText(
       'after',
       `
-Run it on main's machine. DEST must be new or empty; it becomes a main data folder
-holding a consistent snapshot of main.db, the cluster CA, the ticket key and the join
-token (keep it as private as main's own folder). To restore: stop main, start it with
+Run it on main's machine. DEST must not exist: sedfs makes it, private to you, and it
+becomes a main data folder holding a consistent snapshot of main.db, the cluster CA, the
+ticket key and the join token (keep it so). To restore: stop main, start it with
 --data DEST (or copy DEST's files into an empty data folder). The restored main knows
 nothing written after the snapshot: it asks each file server for its whole inventory,
 and chunks of files written since are deleted as unknown after --extra-grace.
@@ -27,9 +29,19 @@ Examples:
   sedfs backup --data /srv/sedfs-main /backups/sedfs-$(date +%F)`,
     )
     .action(async (dest: string, opts: { data: string; json?: boolean }) => {
+      // Interrupted, the folder it was making goes: half a backup is no backup, and
+      // holds secrets. (The snapshot itself is one SQLite call: Ctrl-C waits for it.)
+      const forget = onInterrupt(() => {
+        rmSync(dest, { recursive: true, force: true });
+        process.stderr.write(`sedfs: interrupted; the unfinished backup at ${dest} was removed\n`);
+      });
       try {
         const { backupMain } = await import('../main-server/backup.js');
-        const summary = await backupMain(opts.data, dest);
+        const summary = await backupMain(opts.data, dest, (err) =>
+          process.stderr.write(
+            `sedfs: warning: could not restrict ${dest} to this user with icacls (${err.message}): restrict it by hand (see docs/operations.md)\n`,
+          ),
+        );
         process.stdout.write(
           opts.json
             ? `${JSON.stringify({ dest, ...summary })}\n`
@@ -37,6 +49,8 @@ Examples:
         );
       } catch (err) {
         fail(err);
+      } finally {
+        forget();
       }
     });
 }

@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
-import { open, readdir, readFile, rm, stat } from 'node:fs/promises';
+import { chmod, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { mkdirDurable, renameReplacing, syncDir, writeFileAtomic } from '../common/files.js';
+import { makeDataFolder, renameReplacing, syncDir, writeFileAtomic } from '../common/files.js';
 import { SedfsError } from '../protocol/errors.js';
 
 /**
@@ -39,13 +39,36 @@ export interface BackupSummary {
  * restored main asks each one for its whole inventory at its first pass, instead of
  * trusting what their heartbeats tell of changes since.
  */
-export async function backupMain(data: string, dest: string): Promise<BackupSummary> {
+export async function backupMain(
+  data: string,
+  dest: string,
+  /** told when the new folder could not be made private on Windows (icacls failed) */
+  onNotRestricted: (err: Error) => void = () => undefined,
+): Promise<BackupSummary> {
   const source = join(data, 'main.db');
   if (!existsSync(source))
     throw new SedfsError('SEDFS_ERR_CONFIG', `${data} holds no main.db: is it a main server's data folder?`);
-  if (existsSync(dest) && (await readdir(dest)).length > 0)
-    throw new SedfsError('SEDFS_ERR_CONFIG', `${dest} is not empty: back up into a new folder`);
-  await mkdirDurable(dest, syncDir, 0o700);
+  // A folder of its own, made here, so it is made private: it holds the CA key, the
+  // ticket key, the join token and every server's receipt key. One that existed would
+  // keep whatever permissions it had (on Windows, often readable by every user).
+  if (existsSync(dest))
+    throw new SedfsError(
+      'SEDFS_ERR_CONFIG',
+      `${dest} exists: back up into a new folder (sedfs makes it, private to you)`,
+    );
+  const { notRestricted } = await makeDataFolder(dest, syncDir);
+  if (notRestricted) onNotRestricted(notRestricted);
+  if (process.platform !== 'win32') await chmod(dest, 0o700);
+  try {
+    return await copyInto(data, source, dest);
+  } catch (err) {
+    // Half a backup is no backup, and holds secrets: the folder made here goes.
+    await rm(dest, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+async function copyInto(data: string, source: string, dest: string): Promise<BackupSummary> {
   const keys: string[] = [];
   for (const key of KEY_FILES) {
     const from = join(data, key.path);
@@ -61,7 +84,8 @@ export async function backupMain(data: string, dest: string): Promise<BackupSumm
   const partial = join(dest, '.main.db.partial');
   try {
     snapshot(source, partial);
-    // VACUUM INTO does not sync what it wrote.
+    // VACUUM INTO makes the file with the umask's mode, and does not sync it.
+    await chmod(partial, 0o600);
     const fh = await open(partial, 'r+');
     try {
       await fh.sync();
@@ -77,7 +101,9 @@ export async function backupMain(data: string, dest: string): Promise<BackupSumm
 }
 
 function snapshot(source: string, into: string): void {
-  const db = new Database(source, { fileMustExist: true });
+  // Read only: with main stopped, a read-write connection would checkpoint main.db as it
+  // closed, and could leave -wal and -shm files owned by whoever ran the backup.
+  const db = new Database(source, { readonly: true, fileMustExist: true });
   try {
     // Main holds write locks for moments at a time; wait them out rather than fail.
     db.pragma('busy_timeout = 10000');

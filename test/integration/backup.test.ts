@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { login } from '../../src/client/account.js';
@@ -27,6 +27,10 @@ describe('sedfs backup', () => {
     const r = await runSedfs(['backup', '--data', cluster.mainData, dest]);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /backed up main's state to .*main\.db.*ticket-key\.pem.*ca-key\.pem/);
+    // Secrets, every one: the folder and the snapshot are the user's alone.
+    assert.equal(statSync(dest).mode & 0o777, 0o700);
+    for (const f of ['main.db', 'ticket-key.pem', 'tls/ca-key.pem', 'join-token'])
+      assert.equal(statSync(join(dest, f)).mode & 0o077, 0, f);
     // Written after the snapshot: the restored main never heard of it.
     await gina.fs.put([seededBytes(42, 200_000)], '/later.bin', { chunkBytes: 64 * 1024 });
     await gina.client.close();
@@ -62,13 +66,12 @@ describe('sedfs backup', () => {
     }
   });
 
-  test('refuses a destination that is not empty, and a folder that is not a main data folder', async () => {
-    const full = join(cluster.root, 'full');
-    mkdirSync(full);
-    writeFileSync(join(full, 'something'), 'x');
-    const notEmpty = await runSedfs(['backup', '--data', cluster.mainData, full]);
-    assert.equal(notEmpty.code, 1);
-    assert.match(notEmpty.stderr, /is not empty: back up into a new folder/);
+  test('refuses a destination that exists, and a folder that is not a main data folder', async () => {
+    const there = join(cluster.root, 'there');
+    mkdirSync(there);
+    const exists = await runSedfs(['backup', '--data', cluster.mainData, there]);
+    assert.equal(exists.code, 1);
+    assert.match(exists.stderr, /exists: back up into a new folder/);
 
     const notMain = await runSedfs([
       'backup',
@@ -78,5 +81,17 @@ describe('sedfs backup', () => {
     ]);
     assert.equal(notMain.code, 1);
     assert.match(notMain.stderr, /holds no main\.db: is it a main server's data folder\?/);
+  });
+
+  test('a backup that fails part way (a main.db that is not a database) leaves no folder behind', async () => {
+    const fake = join(cluster.root, 'fake-main');
+    mkdirSync(fake);
+    writeFileSync(join(fake, 'main.db'), 'not a database at all, just text that goes on for a while');
+    writeFileSync(join(fake, 'ticket-key.pem'), 'key');
+    const dest = join(cluster.root, 'half');
+    const r = await runSedfs(['backup', '--data', fake, dest]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /not a database/);
+    assert.equal(existsSync(dest), false, 'the key copied before the failure went with its folder');
   });
 });
