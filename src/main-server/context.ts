@@ -145,8 +145,14 @@ export function bodyWithinBudget(
   return async (req, reply) => {
     const user = requireUser(ctx, req);
     const declared = Number(req.headers['content-length']);
-    // Above the limit, Fastify refuses it unread (413): it holds nothing of it.
-    const bytes = Number.isSafeInteger(declared) && declared >= 0 ? Math.min(declared, limit) : limit;
+    // Refused unread here, not as busy: a busy answer lets Node read and drop the whole
+    // body, whatever size it declares (a terabyte, or for ever).
+    if (Number.isSafeInteger(declared) && declared > limit)
+      throw new SedfsError(
+        'SEDFS_ERR_BODY_TOO_LARGE',
+        `the body declares ${declared} bytes; at most ${limit} are read`,
+      );
+    const bytes = Number.isSafeInteger(declared) && declared >= 0 ? declared : limit;
     const release = ctx.bodies.take(user.id, bytes);
     // A body that stops coming is cut off at its deadline: its connection closes, and
     // with it the request, so its bytes are given back.

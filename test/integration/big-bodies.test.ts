@@ -9,6 +9,7 @@ import type { ClusterClient } from '../../src/client/cluster-client.js';
 import type { Pin } from '../../src/client/profile.js';
 import { type PinStore, share, unshare } from '../../src/client/sharing.js';
 import { SedfsError } from '../../src/protocol/errors.js';
+import { COMMIT_BODY_LIMIT } from '../../src/protocol/main-api.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser, type TestUser } from '../helpers/users.js';
@@ -233,6 +234,25 @@ describe('main reads only so many big request bodies at once', () => {
     for (const h of held) await h.sendUpTo(1024);
     return held;
   }
+
+  test('a body declaring more than its route takes is refused at once as too large, unread, even while the budget is full', {
+    timeout: 120_000,
+  }, async () => {
+    const held = await fillBudget();
+    try {
+      // Refused as busy instead, Node would read and drop every byte it declares.
+      const huge = await commitBody('ann', COMMIT_BODY_LIMIT + 1);
+      try {
+        const answer = await huge.answerWithin(15_000);
+        assert.equal(statusOf(answer), '413', answer);
+        assert.equal(codeOf(answer), 'SEDFS_ERR_BODY_TOO_LARGE');
+      } finally {
+        huge.abort();
+      }
+    } finally {
+      for (const h of held) h.abort();
+    }
+  });
 
   test('a client sending a big body main refuses as busy is told SEDFS_ERR_BUSY, not a broken connection', {
     timeout: 120_000,
