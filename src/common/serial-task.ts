@@ -13,6 +13,7 @@ export class SerialTask {
   private running: Promise<void> | undefined;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private lastEnded = 0;
   private lastTook = 0;
 
@@ -38,6 +39,8 @@ export class SerialTask {
   }
 
   kick(): void {
+    // A timer someone set before the stop (the next page of a repair) runs nothing after.
+    if (this.stopped) return;
     if (this.running) {
       this.again = true;
       return;
@@ -74,6 +77,7 @@ export class SerialTask {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
     await this.running;
   }

@@ -181,6 +181,14 @@ export class Repairer {
     this.recordRestored();
   }
 
+  /** The next pass in `ms`, replacing any one set already (which `stop` could no longer clear). */
+  private nextPageIn(ms: number): void {
+    if (this.stopped) return;
+    clearTimeout(this.nextPage);
+    this.nextPage = setTimeout(() => this.task.kick(), ms);
+    this.nextPage.unref();
+  }
+
   private noteRestored(chunkId: string, serverId: string): void {
     this.restored.push({ chunkId, serverId });
     this.recordTimer ??= setTimeout(() => this.recordRestored(), RECORD_EVERY_MS);
@@ -341,10 +349,7 @@ export class Repairer {
     // server's chunks would otherwise come a page per pause of minutes. Only after a pass
     // that restored something or while a kick's round lasts, so failing copies do not
     // spin and an idle map costs a stretch per timer tick.
-    if ((restored || this.hurry) && !this.stopped) {
-      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
-      this.nextPage.unref();
-    }
+    if (restored || this.hurry) this.nextPageIn(4 * blockingMs);
   }
 
   /**
@@ -366,10 +371,7 @@ export class Repairer {
     const blockingMs = performance.now() - queried;
     await this.restore(todo, live);
     // More named chunks: the next page soon, paced as the stretches are.
-    if (this.named.size > 0 && !this.stopped) {
-      this.nextPage = setTimeout(() => this.task.kick(), 4 * blockingMs);
-      this.nextPage.unref();
-    }
+    if (this.named.size > 0) this.nextPageIn(4 * blockingMs);
   }
 
   /**
