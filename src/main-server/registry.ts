@@ -42,6 +42,8 @@ export class Registry {
   private readonly unreachableNoted = new Set<string>();
   /** when this process began: servers' silences before it are main's own */
   private readonly startedAt: number;
+  /** the last beat main had heard of any server when this process began */
+  private readonly lastHeardBeforeStart: number;
 
   constructor(
     private readonly store: MainStore,
@@ -59,6 +61,8 @@ export class Registry {
     private readonly answersAs: (url: string, id: string) => Promise<boolean> = async () => false,
   ) {
     this.startedAt = now();
+    // About when the last process of main stopped: servers beat every few seconds.
+    this.lastHeardBeforeStart = Math.max(0, ...store.listServers().map((s) => s.lastHeartbeat));
   }
 
   /**
@@ -151,7 +155,20 @@ export class Registry {
   }
 
   private wasLost(rec: ServerRecord, now: number): boolean {
-    return now - rec.lastHeartbeat > this.heartbeatTimeoutMs + this.lostAfterMs;
+    return this.silence(rec, now) > this.heartbeatTimeoutMs + this.lostAfterMs;
+  }
+
+  /**
+   * How long main, while it ran, has not heard from a server. Main's own downtime is not
+   * the server's silence: a server heard until main stopped, and beating again soon after
+   * it started, was never lost (it is not "back", and keeps its place in the order surplus
+   * copies are trimmed in), while one already silent long before the stop still is.
+   */
+  private silence(rec: ServerRecord, now: number): number {
+    const gap = now - rec.lastHeartbeat;
+    return rec.lastHeartbeat <= this.lastHeardBeforeStart
+      ? gap - (this.startedAt - this.lastHeardBeforeStart)
+      : gap;
   }
 
   private noteReturned(id: string, now: number): void {

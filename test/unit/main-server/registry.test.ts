@@ -82,37 +82,42 @@ test('a sweep tells of a server once when it is lost, and again only after it ca
   store.close();
 });
 
-test('a main restarted after a long stop counts no server lost for its first heartbeat timeout, then those still silent', async () => {
+test("a main restarted after a long stop does not count its own downtime as the servers' silence: none is lost or back at the start, one that never beats again is lost after --lost-after", async () => {
   const store = new SqliteStore(join(dir, 'restart-lost.db'));
   const clock = { now: 1_000 };
-  const other = 'cd'.repeat(16);
+  const [other, gone] = ['cd'.repeat(16), 'ef'.repeat(16)];
   const first = registryOn(store, clock).registry;
+  await first.register({ id: gone, port: 7003, stats }, '127.0.0.1');
+  // `gone` went silent two hours before main stopped; the other two beat until it did.
+  clock.now += 2 * 3600_000;
   await first.register({ id, port: 7001, stats }, '127.0.0.1');
   await first.register({ id: other, port: 7002, stats }, '127.0.0.1');
-  // Main was down an hour: both last beat long before it started again.
+  // Main was down an hour.
   clock.now += 3600_000;
   const lines: string[] = [];
   const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l).msg) });
   const restarted = new Registry(store, log, () => clock.now, TIMEOUT_MS, 10_000);
   const told: string[] = [];
   restarted.onLost = (server) => told.push(server);
+  clock.now += TIMEOUT_MS + 1;
   restarted.sweep();
-  assert.deepEqual(told, [], 'none lost at the start: main heard no beat yet');
+  assert.deepEqual(told, [gone], 'only the one silent long before the stop is lost');
+  assert.equal(restarted.heartbeat(id, stats), false, 'a server heard until main stopped is not "back"');
+  assert.ok(!lines.some((l) => /came back/.test(l)));
+  assert.equal(restarted.heartbeat(gone, stats), true, 'the one lost before the stop is');
+  // `other` never beats again: lost once main has not heard it for the timeout and --lost-after.
+  clock.now += 8_000;
+  restarted.sweep();
+  assert.deepEqual(told, [gone], 'not yet');
+  clock.now += TIMEOUT_MS;
+  restarted.sweep();
+  assert.deepEqual(told, [gone, other]);
   assert.deepEqual(
     restarted
       .counted()
       .map((s) => s.id)
       .sort(),
-    [id, other].sort(),
-  );
-  clock.now += TIMEOUT_MS / 2;
-  restarted.heartbeat(id, stats);
-  clock.now += TIMEOUT_MS;
-  restarted.sweep();
-  assert.deepEqual(told, [other], 'the one that never beat is lost once the timeout has passed');
-  assert.deepEqual(
-    restarted.counted().map((s) => s.id),
-    [id],
+    [id, gone].sort(),
   );
   store.close();
 });
