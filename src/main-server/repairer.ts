@@ -38,6 +38,11 @@ export interface RepairOptions {
    * map spans several passes.
    */
   span: number;
+  /**
+   * Copies made but not yet recorded (main's disk full) past which no more are ordered
+   * until they are (10,000 unless told)
+   */
+  maxUnrecorded?: number;
 }
 
 /**
@@ -145,7 +150,11 @@ export class Repairer {
       const before = this.progress.chunks;
       const whole = this.cursor === '';
       const sweep = this.sweeps;
-      while (this.sweeps === sweep && !this.stopped) await this.task.runNow();
+      // Passes make no headway while copies wait to be recorded (each tries to record
+      // them first): nothing to wait for then.
+      do await this.task.runNow();
+      while (this.sweeps === sweep && !this.stopped && !this.waitingToRecord());
+      if (this.waitingToRecord()) return;
       if (whole && this.progress.chunks === before) return;
     }
   }
@@ -304,9 +313,18 @@ export class Repairer {
     }
   }
 
+  /** As many copies wait to be recorded as repair may hold: it orders no more meanwhile. */
+  private waitingToRecord(): boolean {
+    return this.restored.length >= (this.opts.maxUnrecorded ?? 10_000);
+  }
+
   private async pass(): Promise<void> {
     // Copies whose recording failed are tried again first: the queue below is read from the map.
     this.recordRestored();
+    // Main cannot record what it copies (its disk is full): more copies would only grow
+    // the list held here. The copies made are safe on their targets meanwhile, and the
+    // targets' heartbeats report them to main as well.
+    if (this.waitingToRecord()) return;
     if (this.named.size > 0) return this.passOverNamed();
     const live = this.registry.live();
     const queried = performance.now();

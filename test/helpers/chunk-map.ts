@@ -2,7 +2,7 @@ import { createAgent } from '../../src/common/http-client.js';
 import type { Logger } from '../../src/common/logger.js';
 import { generateTicketKeyPem, ticketSigner } from '../../src/crypto/tickets.js';
 import type { Registry } from '../../src/main-server/registry.js';
-import { Repairer } from '../../src/main-server/repairer.js';
+import { Repairer, type RepairOptions } from '../../src/main-server/repairer.js';
 import { ReplicaProver } from '../../src/main-server/replica-prover.js';
 import type { SqliteStore } from '../../src/main-server/store/sqlite-store.js';
 import type { MainStore } from '../../src/main-server/store/store.js';
@@ -58,6 +58,7 @@ export function repairerFor(
   clock: { now: number },
   random: () => number = Math.random,
   span = 1000,
+  more: Partial<RepairOptions> = {},
 ): Repairer {
   const signer = ticketSigner(generateTicketKeyPem());
   const agent = createAgent();
@@ -68,7 +69,7 @@ export function repairerFor(
     agent,
     log,
     () => clock.now,
-    { concurrency: 1, rateMiBs: 0, batch: 2, span },
+    { concurrency: 1, rateMiBs: 0, batch: 2, span, ...more },
     new ReplicaProver(signer, agent, () => clock.now),
     random,
   );

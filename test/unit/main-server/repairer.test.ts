@@ -574,6 +574,36 @@ test('copies made while main cannot record them (its disk full) are kept and rec
   }
 });
 
+test('while main cannot record its copies, repair orders no more once as many wait as it may hold, and goes on once they are recorded', async () => {
+  const { store, clock, registry, source, sink, close } = await sourceToSink('unrecorded-cap');
+  const log = pino({ level: 'silent' });
+  const chunks = [1, 2, 3, 4].map((n) => hex(n, 64));
+  commitChunks(
+    store,
+    2,
+    chunks.map((id) => ({ id, size: 1, servers: [source] })),
+  );
+  let full = true;
+  const addReplicas = store.addReplicas.bind(store);
+  store.addReplicas = (replicas, now) => {
+    if (full) throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+    addReplicas(replicas, now);
+  };
+  // Two a page, at most two waiting to be recorded.
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 1000, { maxUnrecorded: 2 });
+  try {
+    await repairer.drain(3);
+    assert.equal(repairer.progress.chunks, 2, 'a page copied, then no more');
+    full = false;
+    await repairer.drain(3);
+    assert.equal(repairer.progress.chunks, 4, 'the rest once the first were recorded');
+    for (const id of chunks) assert.deepEqual(store.replicasOf([id]).get(id)?.sort(), [source, sink].sort());
+  } finally {
+    await repairer.stop();
+    close();
+  }
+});
+
 test('chunks named as having lost a replica (a heartbeat, a scrubber) are restored by looking them up, not by a round of the whole map', async () => {
   const { store, clock, log, registry, source, sink, close } = await sourceToSink('named');
   const ids = Array.from({ length: 12 }, (_, i) => hex(i + 1, 64));
