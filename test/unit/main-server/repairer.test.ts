@@ -594,6 +594,8 @@ test('while main cannot record its copies, repair orders no more once as many wa
   try {
     await repairer.drain(3);
     assert.equal(repairer.progress.chunks, 2, 'a page copied, then no more');
+    await repairer.drain(3);
+    assert.equal(repairer.progress.chunks, 2, 'a pass while they wait copies nothing');
     full = false;
     await repairer.drain(3);
     assert.equal(repairer.progress.chunks, 4, 'the rest once the first were recorded');
