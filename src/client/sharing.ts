@@ -146,12 +146,25 @@ export async function unshare(
       grantee: target.id,
     });
   } catch (err) {
-    // Revoked already, by an unshare whose answer was lost or whose key rotation was cut
-    // short: what is left to do is to replace the keys.
+    // Revoked already, by an unshare of this node whose answer was lost or whose key
+    // rotation was cut short: what is left to do is to replace the keys. That rotation is
+    // pending at the node or a folder above it (main answers an unshare with the one
+    // above when there is one); any other pending rotation says nothing about this user
+    // here, and finishing it would report a revocation that never happened.
     if ((err as SedfsError).code !== 'SEDFS_ERR_NOT_FOUND') throw err;
     const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
-    if (rotations.length === 0) throw err;
-    const done = await finishRotations(fs, opts);
+    const above = await idsUpFrom(fs, node.entry);
+    const here = rotations.filter((r) => above.has(r.nodeId));
+    if (here.length === 0)
+      throw new SedfsError('SEDFS_ERR_NOT_FOUND', `${user} has no share on ${node.path}`, undefined, {
+        cause: err,
+      });
+    const done: RotationDone[] = [];
+    try {
+      for (const r of here) done.push(await finishRotation(fs, r.nodeId, opts));
+    } catch (e) {
+      throw unfinished('', e);
+    }
     return {
       nodes: done.reduce((n, r) => n + r.nodes, 0),
       ...(done.every((r) => r.byAnother) ? { byAnother: true } : {}),
@@ -174,6 +187,16 @@ export async function unshare(
       : `${user}'s access to ${node.path} is revoked,`;
     throw unfinished(`${revoked} but`, err);
   }
+}
+
+/** The ids of a node and of every folder above it, up to the home folder. */
+async function idsUpFrom(fs: FileSystem, entry: NodeEntry): Promise<Set<string>> {
+  const ids = new Set([entry.id]);
+  for (let cur = entry.parentId; cur !== null; ) {
+    ids.add(cur);
+    cur = (await fs.client.call<NodeEntry>('GET', `/v1/nodes/${cur}`)).parentId;
+  }
+  return ids;
 }
 
 /** Finishes every key rotation an unshare left unfinished in the caller's tree. */

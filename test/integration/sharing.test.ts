@@ -633,6 +633,32 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await a.fs.put([Buffer.from('v2')], '/again/doc.txt');
   });
 
+  test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    await sharedWithFrank('/left-pending', { 'doc.txt': 'p' }, 'read');
+    await a.fs.mkdir('/reports/q3', { parents: true });
+    await a.fs.put([Buffer.from('q3 figures')], '/reports/q3/sum.txt');
+    await share(a.fs, a.pins, '/reports/q3', 'carol', 'read');
+    assert.equal(await unshareCutShort(a, '/left-pending', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
+    try {
+      await assert.rejects(unshare(a.fs, '/reports', 'carol'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_NOT_FOUND');
+        assert.equal(err.message, 'carol has no share on /reports');
+        return true;
+      });
+      assert.equal(await text(c.fs, '/shared/alice/q3/sum.txt'), 'q3 figures');
+      const { rotations } = await a.client.call<RotationsResponse>('GET', '/v1/rotations');
+      assert.deepEqual(
+        rotations.map((r) => r.nodeId),
+        [(await a.fs.resolve('/left-pending')).entry.id],
+        'the rotation of another folder is left for unshare --finish',
+      );
+    } finally {
+      await finishRotations(a.fs);
+    }
+  });
+
   test('a subtree whose new keys are too many for one request is re-keyed in parts, installed together by the last', async () => {
     const a = actors.alice as Actor;
     const f = actors.frank as Actor;
