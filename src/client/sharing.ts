@@ -57,6 +57,8 @@ export async function checkedUserKeys(
   pins: PinStore,
   name: string,
   acceptNewKey = false,
+  /** what to do if the user really made a new key */
+  ifNew = 'run again with --accept-new-key',
 ): Promise<UserKeysResponse & KeyCheck> {
   const keys = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(name)}`);
   const fp = fingerprint(keys);
@@ -64,7 +66,7 @@ export async function checkedUserKeys(
   if (pinned && pinned.fingerprint !== fp && !acceptNewKey) {
     throw new SedfsError(
       'SEDFS_ERR_KEY_CHANGED',
-      `WARNING: ${name}'s key changed from ${pinned.fingerprint} to ${fp}. If ${name} really made a new key, run again with --accept-new-key; otherwise someone may be impersonating them.`,
+      `WARNING: ${name}'s key changed from ${pinned.fingerprint} to ${fp}. If ${name} really made a new key, ${ifNew}; otherwise someone may be impersonating them.`,
     );
   }
   const pin = {
@@ -121,6 +123,10 @@ export interface RekeyOptions {
   pollMs?: number;
   /** how long another client's attempt may send no part before it is taken over (ms) */
   stallMs?: number;
+  /** users whose key changed since it was pinned, confirmed by the owner (`--accept-new-key`) */
+  acceptNewKeys?: readonly string[];
+  /** told what the owner should know while it goes on: a key pinned for the first time */
+  onNotice?: (message: string) => void;
 }
 
 /**
@@ -133,6 +139,7 @@ export interface RekeyOptions {
  */
 export async function unshare(
   fs: FileSystem,
+  pins: PinStore,
   path: string,
   user: string,
   cwd = '/',
@@ -140,6 +147,7 @@ export async function unshare(
 ): Promise<Pick<RotationDone, 'nodes' | 'byAnother'> & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
   const node = await ownNode(fs, path, cwd);
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
+  const keys = new GranteeKeys(fs, pins, opts);
   let answer: UnshareResponse;
   try {
     answer = await fs.client.call<UnshareResponse>('POST', `/v1/nodes/${node.entry.id}/unshare`, {
@@ -161,7 +169,7 @@ export async function unshare(
       });
     const done: RotationDone[] = [];
     try {
-      for (const r of here) done.push(await finishRotation(fs, r.nodeId, opts));
+      for (const r of here) done.push(await finishRotation(fs, keys, r.nodeId, opts));
     } catch (e) {
       throw unfinished('', e);
     }
@@ -173,7 +181,7 @@ export async function unshare(
   }
   const { rotation, stillHas, sharesInside } = answer;
   try {
-    const { nodes, byAnother } = await finishRotation(fs, rotation, opts);
+    const { nodes, byAnother } = await finishRotation(fs, keys, rotation, opts);
     return {
       nodes,
       ...(byAnother ? { byAnother } : {}),
@@ -200,12 +208,17 @@ async function idsUpFrom(fs: FileSystem, entry: NodeEntry): Promise<Set<string>>
 }
 
 /** Finishes every key rotation an unshare left unfinished in the caller's tree. */
-export async function finishRotations(fs: FileSystem, opts: RekeyOptions = {}): Promise<RotationDone[]> {
+export async function finishRotations(
+  fs: FileSystem,
+  pins: PinStore,
+  opts: RekeyOptions = {},
+): Promise<RotationDone[]> {
   const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
+  const keys = new GranteeKeys(fs, pins, opts);
   const done: RotationDone[] = [];
   for (const r of rotations) {
     try {
-      done.push(await finishRotation(fs, r.nodeId, opts));
+      done.push(await finishRotation(fs, keys, r.nodeId, opts));
     } catch (err) {
       throw unfinished(done.length > 0 ? `${done.length} rotation(s) finished, but` : '', err);
     }
@@ -215,9 +228,19 @@ export async function finishRotations(fs: FileSystem, opts: RekeyOptions = {}): 
 
 function unfinished(before: string, err: unknown): SedfsError {
   const why = err instanceof Error ? err.message : String(err);
+  const start = `${before ? `${before} r` : 'R'}eplacing the keys did not finish`;
+  // Kept as it is: the owner decides about a changed key (the message says how), and
+  // finishing again without deciding meets the same key.
+  if (err instanceof SedfsError && err.code === 'SEDFS_ERR_KEY_CHANGED')
+    return new SedfsError(
+      'SEDFS_ERR_KEY_CHANGED',
+      `${start}, and main refuses changes there until it does: ${why}`,
+      undefined,
+      { cause: err },
+    );
   return new SedfsError(
     'SEDFS_ERR_REKEY_PENDING',
-    `${before ? `${before} r` : 'R'}eplacing the keys did not finish (${why}). Until it does, main refuses changes there; finish it with: sedfs unshare --finish`,
+    `${start} (${why}). Until it does, main refuses changes there; finish it with: sedfs unshare --finish`,
     undefined,
     { cause: err },
   );
@@ -251,13 +274,18 @@ async function pendingAt(fs: FileSystem, rootId: string): Promise<PendingRotatio
  * one taken over from waits for the other to finish, taking it over in turn only if it
  * stops sending parts.
  */
-async function finishRotation(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<RotationDone> {
+async function finishRotation(
+  fs: FileSystem,
+  keys: GranteeKeys,
+  rootId: string,
+  opts: RekeyOptions,
+): Promise<RotationDone> {
   const { node, parentKey } = await openOwn(fs, rootId);
   for (let conflicts = 1; ; ) {
     const pending = await pendingAt(fs, rootId);
     if (!pending) return { path: node.path, nodes: 0, byAnother: true };
     try {
-      return { path: node.path, nodes: await rekey(fs, node, parentKey, pending.attempt, opts) };
+      return { path: node.path, nodes: await rekey(fs, keys, node, parentKey, pending.attempt, opts) };
     } catch (err) {
       const code = err instanceof SedfsError ? err.code : undefined;
       // Main refuses a re-key of a subtree that changed after it was read (a grant taken
@@ -339,6 +367,7 @@ interface OpenFolder {
  */
 async function rekey(
   fs: FileSystem,
+  keys: GranteeKeys,
   node: OpenNode,
   parentKey: Buffer,
   replacing: string | null,
@@ -359,6 +388,8 @@ async function rekey(
       'GET',
       `/v1/nodes/${rootId}/subtree${query ? `?${query}` : ''}`,
     );
+    // Before any key of the page is sealed to a grantee, and so before any part holding one goes.
+    await keys.check(page.grants, node.path);
     const grantsOf = new Map<string, SubtreeResponse['grants']>();
     for (const g of page.grants) grantsOf.set(g.nodeId, [...(grantsOf.get(g.nodeId) ?? []), g]);
     for (const n of page.nodes) {
@@ -406,6 +437,71 @@ async function rekey(
     after = page.next;
   } while (after);
   return (await parts.finish()) ?? count;
+}
+
+/**
+ * The keys a rotation re-seals the new node keys to, checked against the owner's pins as
+ * `share` checks them, so a main that swaps a grantee's key is noticed here too. A
+ * subtree page names a grantee by id only, with the box key main has for it; pins are
+ * kept by user name, so the names of the grants on a node come from its perms, and each
+ * name's keys from `checkedUserKeys` (pinned if first seen, refused if changed). Each
+ * grantee is checked once per run.
+ */
+class GranteeKeys {
+  /** box key by grantee id, as checked against the pins */
+  private readonly boxKeys = new Map<string, string>();
+  private readonly names = new Map<string, string>();
+  private readonly accept: ReadonlySet<string>;
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly pins: PinStore,
+    private readonly opts: Pick<RekeyOptions, 'acceptNewKeys' | 'onNotice'>,
+  ) {
+    this.accept = new Set(opts.acceptNewKeys ?? []);
+  }
+
+  /** Refuses (SEDFS_ERR_KEY_CHANGED) a grant whose key is not its grantee's pinned one. */
+  async check(grants: SubtreeResponse['grants'], path: string): Promise<void> {
+    for (const g of grants) {
+      if (!this.boxKeys.has(g.granteeId)) await this.readGrantsOn(g.nodeId, path);
+      const checked = this.boxKeys.get(g.granteeId);
+      // Main named nobody with this id on the node: it changed since the page was read.
+      if (checked === undefined)
+        throw new SedfsError(
+          'SEDFS_ERR_VERSION_CONFLICT',
+          'a grant in the shared folder changed while it was read',
+        );
+      if (checked !== g.boxKey) {
+        const user = this.names.get(g.granteeId) ?? g.granteeId;
+        throw new SedfsError(
+          'SEDFS_ERR_KEY_CHANGED',
+          `WARNING: main gave a key for ${user} other than their pinned one, to re-seal the keys under ${path} to; someone may be impersonating them. Nothing was sealed to it.`,
+        );
+      }
+    }
+  }
+
+  private async readGrantsOn(nodeId: string, path: string): Promise<void> {
+    const perms = await this.fs.client.call<PermsResponse>('GET', `/v1/nodes/${nodeId}/perms`);
+    for (const { user, inherited } of perms.grants) {
+      if (inherited || [...this.names.values()].includes(user)) continue;
+      // Nothing is sealed to a changed key: the rotation stops before this page's keys.
+      const keys = await checkedUserKeys(
+        this.fs,
+        this.pins,
+        user,
+        this.accept.has(user),
+        `finish with: sedfs unshare --finish --accept-new-key ${user}`,
+      );
+      if (keys.newlyPinned)
+        this.opts.onNotice?.(
+          `pinned ${user}'s key: fingerprint ${keys.fingerprint} (they keep a share under ${path})`,
+        );
+      this.names.set(keys.id, user);
+      this.boxKeys.set(keys.id, keys.boxKey);
+    }
+  }
 }
 
 /** A page whose entry's folder was not on the way to it: the subtree changed between pages. */
