@@ -121,7 +121,7 @@ export interface RekeyOptions {
   pageNodes?: number;
   /** how often to look at another client's attempt at the rotation, waiting for it (ms) */
   pollMs?: number;
-  /** how long another client's attempt may send no part before it is taken over (ms) */
+  /** how long another client's attempt may send no part before it is taken over (ms; stallLimitMs) */
   stallMs?: number;
   /** users whose key changed since it was pinned, confirmed by the owner (`--accept-new-key`) */
   acceptNewKeys?: readonly string[];
@@ -249,7 +249,19 @@ function unfinished(before: string, err: unknown): SedfsError {
 const REKEY_ATTEMPTS = 3;
 const PART_BYTES = 8 * 1024 * 1024;
 const POLL_MS = 500;
-const STALL_MS = 60_000;
+
+/**
+ * How long another client's attempt at a rotation may send no part before it is taken
+ * over: longer than one part can take while that client is there, or two clients on slow
+ * links take it from each other for ever. Main gives a part's body 60 s plus its size at
+ * 256 KiB/s (src/main-server/body-budget.ts), and a part refused as busy is sent again
+ * over ~80 s (retryWhileBusy): 5 minutes at ~8 MiB parts (the other client's size is
+ * not known here: taken as the default at least).
+ */
+export function stallLimitMs(partBytes = PART_BYTES): number {
+  const bytes = Math.max(partBytes, PART_BYTES);
+  return Math.max(5 * 60_000, 60_000 + Math.ceil((bytes / (256 * 1024)) * 1000) + 80_000);
+}
 
 /** A rotation finished: how many nodes got new keys, or that another client finished it. */
 export interface RotationDone {
@@ -269,10 +281,10 @@ async function pendingAt(fs: FileSystem, rootId: string): Promise<PendingRotatio
 
 /**
  * Replaces every key under a node whose rotation is pending; the node as its owner sees
- * it. Another client may be at it too (an inner unshare beside `unshare --finish`): an
- * attempt takes the rotation over only from the one it saw (compare and set), and the
- * one taken over from waits for the other to finish, taking it over in turn only if it
- * stops sending parts.
+ * it. Another client may be at it too (an inner unshare beside `unshare --finish`, or
+ * one whose client was lost): an attempt that has sent parts is taken over only once it
+ * has sent none for the stall limit, and then only from the attempt seen (compare and
+ * set); one taken over from waits the same way for the other to finish.
  */
 async function finishRotation(
   fs: FileSystem,
@@ -281,11 +293,30 @@ async function finishRotation(
   opts: RekeyOptions,
 ): Promise<RotationDone> {
   const { node, parentKey } = await openOwn(fs, rootId);
+  const byAnother: RotationDone = { path: node.path, nodes: 0, byAnother: true };
+  /** this client's attempts: one of them found pending is taken over at once (a conflict's retry) */
+  const mine = new Set<string>();
+  /** another attempt as it was when it had sent nothing for the stall limit */
+  let stalled: PendingRotation | undefined;
+  let told = false;
   for (let conflicts = 1; ; ) {
     const pending = await pendingAt(fs, rootId);
-    if (!pending) return { path: node.path, nodes: 0, byAnother: true };
+    if (!pending) return byAnother;
+    const theirs = pending.attempt !== null && !mine.has(pending.attempt);
+    if (theirs && !(stalled?.attempt === pending.attempt && stalled.parts === pending.parts)) {
+      if (!told) opts.onNotice?.(`waiting for another unshare finishing the keys under ${node.path}…`);
+      told = true;
+      stalled = await whileOtherAttemptGoesOn(fs, rootId, opts);
+      if (!stalled) return byAnother;
+      continue;
+    }
+    const attempt = randomHexId();
+    mine.add(attempt);
     try {
-      return { path: node.path, nodes: await rekey(fs, keys, node, parentKey, pending.attempt, opts) };
+      return {
+        path: node.path,
+        nodes: await rekey(fs, keys, node, parentKey, attempt, pending.attempt, opts),
+      };
     } catch (err) {
       const code = err instanceof SedfsError ? err.code : undefined;
       // Main refuses a re-key of a subtree that changed after it was read (a grant taken
@@ -294,13 +325,10 @@ async function finishRotation(
         await sleep(Math.random() * 50 * conflicts++);
         continue;
       }
-      if (code === 'SEDFS_ERR_REKEY_TAKEN_OVER') {
-        await whileOtherAttemptGoesOn(fs, rootId, opts);
-        continue;
-      }
+      // Another client took it over: waited for above, as it now is another's attempt.
+      if (code === 'SEDFS_ERR_REKEY_TAKEN_OVER') continue;
       // No rotation pending there any more: another client finished it, or it was removed.
-      if (code === 'SEDFS_ERR_NOT_FOUND' && !(await pendingAt(fs, rootId)))
-        return { path: node.path, nodes: 0, byAnother: true };
+      if (code === 'SEDFS_ERR_NOT_FOUND' && !(await pendingAt(fs, rootId))) return byAnother;
       throw err;
     }
   }
@@ -308,19 +336,26 @@ async function finishRotation(
 
 /**
  * Waits while another client's attempt at the rotation sends parts: until the rotation
- * is finished, or the attempt sent none for `stallMs` (its client is gone).
+ * is finished (undefined), or no attempt is under way, or the one under way sent none for
+ * the stall limit (its client is gone): the rotation as it was then, to take it over.
  */
-async function whileOtherAttemptGoesOn(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<void> {
+async function whileOtherAttemptGoesOn(
+  fs: FileSystem,
+  rootId: string,
+  opts: RekeyOptions,
+): Promise<PendingRotation | undefined> {
+  const limit = opts.stallMs ?? stallLimitMs(opts.partBytes);
   let seen = await pendingAt(fs, rootId);
   let since = Date.now();
-  while (seen) {
+  while (seen && seen.attempt !== null) {
     await sleep(opts.pollMs ?? POLL_MS);
     const now = await pendingAt(fs, rootId);
-    if (!now) return;
+    if (!now) return undefined;
     if (now.attempt !== seen.attempt || now.parts !== seen.parts) since = Date.now();
-    else if (Date.now() - since >= (opts.stallMs ?? STALL_MS)) return;
+    else if (Date.now() - since >= limit) return now;
     seen = now;
   }
+  return seen;
 }
 
 /**
@@ -370,11 +405,12 @@ async function rekey(
   keys: GranteeKeys,
   node: OpenNode,
   parentKey: Buffer,
+  attempt: string,
   replacing: string | null,
   opts: RekeyOptions,
 ): Promise<number> {
   const rootId = node.entry.id;
-  const parts = new RekeyParts(fs, rootId, replacing, opts.partBytes ?? PART_BYTES);
+  const parts = new RekeyParts(fs, rootId, attempt, replacing, opts.partBytes ?? PART_BYTES);
   /** the folders above the next entry, the subtree's root first */
   const above: OpenFolder[] = [];
   let count = 0;
@@ -551,13 +587,14 @@ async function takenByAnother(fs: FileSystem, folderId: string, mac: string, sel
  * them all.
  */
 class RekeyParts {
-  private readonly attempt = randomHexId();
   private part: Pick<RekeyRequest, 'nodes' | 'grants'> = { nodes: [], grants: [] };
   private bytes = 0;
 
   constructor(
     private readonly fs: FileSystem,
     private readonly rootId: string,
+    /** this attempt's id, random */
+    private readonly attempt: string,
     /** the attempt this one takes over from, named in its first part (null: none began) */
     private replacing: string | null | undefined,
     private readonly partBytes: number,
