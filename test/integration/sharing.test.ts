@@ -103,23 +103,27 @@ function watchCalls(actor: Actor, fn: (path: string, body: unknown) => void): ()
 
 /**
  * Runs `before` (awaited) ahead of every call the actor's client makes to main, and
- * `settled` once it is answered (with the answer) or failed; returns what puts the
- * client back.
+ * `settled` once it is answered (with the answer) or failed (with the error); returns
+ * what puts the client back.
  */
 function hookCalls(
   actor: Actor,
   before: (path: string, body: unknown) => Promise<void> | void,
-  settled: (path: string, answer: unknown) => void = () => undefined,
+  settled: (path: string, answer: unknown, error?: unknown) => void = () => undefined,
 ): () => void {
   const call = actor.client.call.bind(actor.client);
   actor.client.call = (async (...args: Parameters<typeof call>) => {
     await before(args[1], args[2]);
     let answer: unknown;
+    let error: unknown;
     try {
       answer = await call(...args);
       return answer;
+    } catch (err) {
+      error = err;
+      throw err;
     } finally {
-      settled(args[1], answer);
+      settled(args[1], answer, error);
     }
   }) as typeof call;
   return () => {
@@ -898,8 +902,11 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       const bobHeld = await b.fs.resolve('/shared/alice/inner/deeper/low.txt');
       // The unshare of /clash from frank is cut short after its first part of new keys.
       let rekeys = 0;
-      const restore = watchCalls(a, (path) => {
-        if (path.endsWith('/rekey') && ++rekeys === 2) throw new Error('connection lost');
+      let cutShort: string | undefined;
+      const restore = watchCalls(a, (path, body) => {
+        if (!path.endsWith('/rekey')) return;
+        cutShort ??= (body as { attempt: string }).attempt;
+        if (++rekeys === 2) throw new Error('connection lost');
       });
       try {
         assert.equal(
@@ -911,9 +918,11 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       }
       // Then, at once: alice unshares /clash/inner from bob on this machine (main answers
       // with the pending rotation of /clash, which that unshare then finishes), and runs
-      // `unshare --finish` on the other. Their parts of new keys interleave: the second
-      // machine's first part goes after this one's first, this one's second after it.
-      const small = { partBytes: 600, pageNodes: 2, pollMs: 50 };
+      // `unshare --finish` on the other. Both take over the attempt cut short once it has
+      // sent nothing for the stall limit. Their parts of new keys interleave: the second
+      // machine's first part goes after this one's first, so main refuses it (this one
+      // took the rotation over first), and this one's second goes after that.
+      const small = { partBytes: 600, pageNodes: 2, pollMs: 50, stallMs: 300 };
       let firstHere!: () => void;
       let firstThere!: () => void;
       const hereSent = new Promise<void>((r) => {
@@ -922,20 +931,25 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       const thereSent = new Promise<void>((r) => {
         firstThere = r;
       });
-      const gate = (actor: Actor, mine: () => void, theirs: Promise<void>, wait: number) => {
+      const sent: { here: unknown[]; there: unknown[] } = { here: [], there: [] };
+      const gate = (actor: Actor, log: unknown[], mine: () => void, theirs: Promise<void>, wait: number) => {
         let parts = 0;
         return hookCalls(
           actor,
-          async (path) => {
-            if (path.endsWith('/rekey') && ++parts === wait) await theirs;
+          async (path, body) => {
+            if (!path.endsWith('/rekey')) return;
+            if (++parts === wait) await theirs;
+            log.push({ replacing: (body as { replacing?: unknown }).replacing });
           },
-          (path) => {
-            if (path.endsWith('/rekey') && parts === 1) mine();
+          (path, _answer, error) => {
+            if (!path.endsWith('/rekey')) return;
+            Object.assign(log[log.length - 1] as object, { refused: (error as { code?: string })?.code });
+            if (parts === 1) mine();
           },
         );
       };
-      const undoHere = gate(a, firstHere, thereSent, 2);
-      const undoThere = gate(a2, firstThere, hereSent, 1);
+      const undoHere = gate(a, sent.here, firstHere, thereSent, 2);
+      const undoThere = gate(a2, sent.there, firstThere, hereSent, 1);
       let results: PromiseSettledResult<unknown>[];
       try {
         results = await Promise.allSettled([
@@ -951,6 +965,18 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         ['fulfilled', 'fulfilled'],
         String(results.map((r) => (r.status === 'rejected' ? r.reason : '')).join(' ')),
       );
+      // The path claimed: both took over from the attempt cut short, main refused the
+      // second machine's part as taken over, and it waited for this one to finish.
+      assert.ok(cutShort);
+      assert.deepEqual(sent.here[0], { replacing: cutShort, refused: undefined });
+      assert.ok(
+        sent.here.length > 1 && sent.here.every((p) => (p as { refused?: string }).refused === undefined),
+      );
+      assert.deepEqual(sent.there, [{ replacing: cutShort, refused: 'SEDFS_ERR_REKEY_TAKEN_OVER' }]);
+      const [here, there] = results.map((r) => (r as PromiseFulfilledResult<unknown>).value);
+      assert.equal((here as { byAnother?: true }).byAnother, undefined);
+      assert.ok((here as { nodes: number }).nodes > 0);
+      assert.deepEqual(there, [{ path: '/clash', nodes: 0, byAnother: true }]);
       assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
       for (const p of files) assert.equal(await text(a.fs, p), `at ${p}`);
       assert.equal(await text(c.fs, '/shared/alice/inner/deeper/low.txt'), 'at /clash/inner/deeper/low.txt');
@@ -961,6 +987,62 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         assert.throws(() => unwrapNodeKey(held.key, low.entry.id, low.entry.wrappedKey as string));
       await a.fs.put([Buffer.from('written after')], '/clash/inner/deeper/low.txt');
       assert.equal(await text(c.fs, '/shared/alice/inner/deeper/low.txt'), 'written after');
+    } finally {
+      await client2.close();
+    }
+  });
+
+  test('a client finding another attempt at the key rotation still sending parts waits for it, saying so, and takes nothing over', async () => {
+    const a = actors.alice as Actor;
+    const client2 = cluster.newClient();
+    await login(client2, 'alice', a.identity);
+    const a2: Actor = { ...a, client: client2, fs: await FileSystem.open(client2, a.identity) };
+    try {
+      const files: Record<string, string> = {};
+      for (const n of [1, 2, 3, 4, 5, 6]) files[`f${n}.txt`] = `file ${n}`;
+      await sharedWithFrank('/slowly', files, 'read');
+      assert.equal(await unshareCutShort(a, '/slowly', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
+      // The other machine sends its parts slowly: each well within the stall limit, all
+      // of them together well over it.
+      let first!: () => void;
+      const begun = new Promise<void>((r) => {
+        first = r;
+      });
+      let slowParts = 0;
+      const undoSlow = hookCalls(
+        a2,
+        async (path) => {
+          if (path.endsWith('/rekey')) await sleep(150);
+        },
+        (path) => {
+          if (path.endsWith('/rekey') && ++slowParts === 1) first();
+        },
+      );
+      let mine = 0;
+      const undoMine = watchCalls(a, (path) => {
+        if (path.endsWith('/rekey')) mine++;
+      });
+      const notices: string[] = [];
+      try {
+        const other = finishRotations(a2.fs, a2.pins, { partBytes: 600 });
+        await begun;
+        const started = Date.now();
+        const here = await finishRotations(a.fs, a.pins, {
+          pollMs: 20,
+          stallMs: 400,
+          onNotice: (m) => notices.push(m),
+        });
+        assert.ok(Date.now() - started > 400, 'the other attempt went on for longer than the stall limit');
+        assert.deepEqual(here, [{ path: '/slowly', nodes: 0, byAnother: true }]);
+        assert.deepEqual(await other, [{ path: '/slowly', nodes: 7 }]);
+      } finally {
+        undoSlow();
+        undoMine();
+      }
+      assert.ok(slowParts > 3);
+      assert.equal(mine, 0, 'no part sent while the other attempt went on');
+      assert.deepEqual(notices, ['waiting for another unshare finishing the keys under /slowly…']);
+      assert.equal(await text(a.fs, '/slowly/f6.txt'), 'file 6');
     } finally {
       await client2.close();
     }
