@@ -304,7 +304,12 @@ async function finishRotation(
     if (!pending) return byAnother;
     const theirs = pending.attempt !== null && !mine.has(pending.attempt);
     if (theirs && !(stalled?.attempt === pending.attempt && stalled.parts === pending.parts)) {
-      if (!told) opts.onNotice?.(`waiting for another unshare finishing the keys under ${node.path}…`);
+      if (!told) {
+        const limit = Math.ceil((opts.stallMs ?? stallLimitMs(opts.partBytes)) / 1000);
+        opts.onNotice?.(
+          `waiting for another unshare finishing the keys under ${node.path}… (taken over if it sends nothing for ${limit} s)`,
+        );
+      }
       told = true;
       stalled = await whileOtherAttemptGoesOn(fs, rootId, opts);
       if (!stalled) return byAnother;

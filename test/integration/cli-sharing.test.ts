@@ -165,6 +165,17 @@ test('unshare stops before sealing the new keys to a grantee whose key is not th
       ?.fingerprint,
     real,
   );
+  // A grantee not pinned yet is pinned as first seen, and the owner is told.
+  assert.equal((await run('alice', 'share', '/pinned', 'bob', '--read')).code, 0);
+  const unpinned = JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, unknown>;
+  delete unpinned.carol;
+  writeFileSync(pinsFile, JSON.stringify(unpinned));
+  const told = await run('alice', 'unshare', '/pinned', 'bob');
+  assert.equal(told.code, 0, told.stderr);
+  assert.equal(
+    told.stderr,
+    `sedfs: note: pinned carol's key: fingerprint ${real} (they keep a share under /pinned)\n`,
+  );
 });
 
 test('an edit saves over the version it read when an unshare replaced the keys while the editor was open', async () => {
