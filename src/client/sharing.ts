@@ -492,6 +492,8 @@ class GranteeKeys {
   /** box key by grantee id, as checked against the pins */
   private readonly boxKeys = new Map<string, string>();
   private readonly names = new Map<string, string>();
+  /** users whose keys were read already */
+  private readonly read = new Set<string>();
   private readonly accept: ReadonlySet<string>;
 
   constructor(
@@ -526,7 +528,7 @@ class GranteeKeys {
   private async readGrantsOn(nodeId: string, path: string): Promise<void> {
     const perms = await this.fs.client.call<PermsResponse>('GET', `/v1/nodes/${nodeId}/perms`);
     for (const { user, inherited } of perms.grants) {
-      if (inherited || [...this.names.values()].includes(user)) continue;
+      if (inherited || this.read.has(user)) continue;
       // Nothing is sealed to a changed key: the rotation stops before this page's keys.
       const keys = await checkedUserKeys(
         this.fs,
@@ -539,6 +541,7 @@ class GranteeKeys {
         this.opts.onNotice?.(
           `pinned ${user}'s key: fingerprint ${keys.fingerprint} (they keep a share under ${path})`,
         );
+      this.read.add(user);
       this.names.set(keys.id, user);
       this.boxKeys.set(keys.id, keys.boxKey);
     }
