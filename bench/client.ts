@@ -102,7 +102,14 @@ async function run(): Promise<Record<string, unknown>> {
       return { seconds: secs() };
     }
     case 'unshare': {
-      const res = await unshare(fs, path as string, a as string);
+      const pins: Record<string, Pin> = {};
+      const store = {
+        pins: async () => pins,
+        savePin: async (u: string, p: Pin) => {
+          pins[u] = p;
+        },
+      };
+      const res = await unshare(fs, store, path as string, a as string);
       return { seconds: secs(), nodes: res.nodes };
     }
     case 'ls': {

@@ -57,6 +57,8 @@ export async function checkedUserKeys(
   pins: PinStore,
   name: string,
   acceptNewKey = false,
+  /** what to do if the user really made a new key */
+  ifNew = 'run again with --accept-new-key',
 ): Promise<UserKeysResponse & KeyCheck> {
   const keys = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(name)}`);
   const fp = fingerprint(keys);
@@ -64,7 +66,7 @@ export async function checkedUserKeys(
   if (pinned && pinned.fingerprint !== fp && !acceptNewKey) {
     throw new SedfsError(
       'SEDFS_ERR_KEY_CHANGED',
-      `WARNING: ${name}'s key changed from ${pinned.fingerprint} to ${fp}. If ${name} really made a new key, run again with --accept-new-key; otherwise someone may be impersonating them.`,
+      `WARNING: ${name}'s key changed from ${pinned.fingerprint} to ${fp}. If ${name} really made a new key, ${ifNew}; otherwise someone may be impersonating them.`,
     );
   }
   const pin = {
@@ -119,8 +121,12 @@ export interface RekeyOptions {
   pageNodes?: number;
   /** how often to look at another client's attempt at the rotation, waiting for it (ms) */
   pollMs?: number;
-  /** how long another client's attempt may send no part before it is taken over (ms) */
+  /** how long another client's attempt may send no part before it is taken over (ms; stallLimitMs) */
   stallMs?: number;
+  /** users whose key changed since it was pinned, confirmed by the owner (`--accept-new-key`) */
+  acceptNewKeys?: readonly string[];
+  /** told what the owner should know while it goes on: a key pinned for the first time */
+  onNotice?: (message: string) => void;
 }
 
 /**
@@ -133,6 +139,7 @@ export interface RekeyOptions {
  */
 export async function unshare(
   fs: FileSystem,
+  pins: PinStore,
   path: string,
   user: string,
   cwd = '/',
@@ -140,18 +147,32 @@ export async function unshare(
 ): Promise<Pick<RotationDone, 'nodes' | 'byAnother'> & Pick<UnshareResponse, 'stillHas' | 'sharesInside'>> {
   const node = await ownNode(fs, path, cwd);
   const target = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(user)}`);
+  const keys = new GranteeKeys(fs, pins, opts);
   let answer: UnshareResponse;
   try {
     answer = await fs.client.call<UnshareResponse>('POST', `/v1/nodes/${node.entry.id}/unshare`, {
       grantee: target.id,
     });
   } catch (err) {
-    // Revoked already, by an unshare whose answer was lost or whose key rotation was cut
-    // short: what is left to do is to replace the keys.
+    // Revoked already, by an unshare of this node whose answer was lost or whose key
+    // rotation was cut short: what is left to do is to replace the keys. That rotation is
+    // pending at the node or a folder above it (main answers an unshare with the one
+    // above when there is one); any other pending rotation says nothing about this user
+    // here, and finishing it would report a revocation that never happened.
     if ((err as SedfsError).code !== 'SEDFS_ERR_NOT_FOUND') throw err;
     const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
-    if (rotations.length === 0) throw err;
-    const done = await finishRotations(fs, opts);
+    const above = await idsUpFrom(fs, node.entry);
+    const here = rotations.filter((r) => above.has(r.nodeId));
+    if (here.length === 0)
+      throw new SedfsError('SEDFS_ERR_NOT_FOUND', `${user} has no share on ${node.path}`, undefined, {
+        cause: err,
+      });
+    const done: RotationDone[] = [];
+    try {
+      for (const r of here) done.push(await finishRotation(fs, keys, r.nodeId, opts));
+    } catch (e) {
+      throw unfinished('', e);
+    }
     return {
       nodes: done.reduce((n, r) => n + r.nodes, 0),
       ...(done.every((r) => r.byAnother) ? { byAnother: true } : {}),
@@ -160,7 +181,7 @@ export async function unshare(
   }
   const { rotation, stillHas, sharesInside } = answer;
   try {
-    const { nodes, byAnother } = await finishRotation(fs, rotation, opts);
+    const { nodes, byAnother } = await finishRotation(fs, keys, rotation, opts);
     return {
       nodes,
       ...(byAnother ? { byAnother } : {}),
@@ -176,13 +197,28 @@ export async function unshare(
   }
 }
 
+/** The ids of a node and of every folder above it, up to the home folder. */
+async function idsUpFrom(fs: FileSystem, entry: NodeEntry): Promise<Set<string>> {
+  const ids = new Set([entry.id]);
+  for (let cur = entry.parentId; cur !== null; ) {
+    ids.add(cur);
+    cur = (await fs.client.call<NodeEntry>('GET', `/v1/nodes/${cur}`)).parentId;
+  }
+  return ids;
+}
+
 /** Finishes every key rotation an unshare left unfinished in the caller's tree. */
-export async function finishRotations(fs: FileSystem, opts: RekeyOptions = {}): Promise<RotationDone[]> {
+export async function finishRotations(
+  fs: FileSystem,
+  pins: PinStore,
+  opts: RekeyOptions = {},
+): Promise<RotationDone[]> {
   const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
+  const keys = new GranteeKeys(fs, pins, opts);
   const done: RotationDone[] = [];
   for (const r of rotations) {
     try {
-      done.push(await finishRotation(fs, r.nodeId, opts));
+      done.push(await finishRotation(fs, keys, r.nodeId, opts));
     } catch (err) {
       throw unfinished(done.length > 0 ? `${done.length} rotation(s) finished, but` : '', err);
     }
@@ -192,9 +228,19 @@ export async function finishRotations(fs: FileSystem, opts: RekeyOptions = {}): 
 
 function unfinished(before: string, err: unknown): SedfsError {
   const why = err instanceof Error ? err.message : String(err);
+  const start = `${before ? `${before} r` : 'R'}eplacing the keys did not finish`;
+  // Kept as it is: the owner decides about a changed key (the message says how), and
+  // finishing again without deciding meets the same key.
+  if (err instanceof SedfsError && err.code === 'SEDFS_ERR_KEY_CHANGED')
+    return new SedfsError(
+      'SEDFS_ERR_KEY_CHANGED',
+      `${start}, and main refuses changes there until it does: ${why}`,
+      undefined,
+      { cause: err },
+    );
   return new SedfsError(
     'SEDFS_ERR_REKEY_PENDING',
-    `${before ? `${before} r` : 'R'}eplacing the keys did not finish (${why}). Until it does, main refuses changes there; finish it with: sedfs unshare --finish`,
+    `${start} (${why}). Until it does, main refuses changes there; finish it with: sedfs unshare --finish`,
     undefined,
     { cause: err },
   );
@@ -203,7 +249,19 @@ function unfinished(before: string, err: unknown): SedfsError {
 const REKEY_ATTEMPTS = 3;
 const PART_BYTES = 8 * 1024 * 1024;
 const POLL_MS = 500;
-const STALL_MS = 60_000;
+
+/**
+ * How long another client's attempt at a rotation may send no part before it is taken
+ * over: longer than one part can take while that client is there, or two clients on slow
+ * links take it from each other for ever. Main gives a part's body 60 s plus its size at
+ * 256 KiB/s (src/main-server/body-budget.ts), and a part refused as busy is sent again
+ * over ~80 s (retryWhileBusy): 5 minutes at ~8 MiB parts (the other client's size is
+ * not known here: taken as the default at least).
+ */
+export function stallLimitMs(partBytes = PART_BYTES): number {
+  const bytes = Math.max(partBytes, PART_BYTES);
+  return Math.max(5 * 60_000, 60_000 + Math.ceil((bytes / (256 * 1024)) * 1000) + 80_000);
+}
 
 /** A rotation finished: how many nodes got new keys, or that another client finished it. */
 export interface RotationDone {
@@ -223,18 +281,47 @@ async function pendingAt(fs: FileSystem, rootId: string): Promise<PendingRotatio
 
 /**
  * Replaces every key under a node whose rotation is pending; the node as its owner sees
- * it. Another client may be at it too (an inner unshare beside `unshare --finish`): an
- * attempt takes the rotation over only from the one it saw (compare and set), and the
- * one taken over from waits for the other to finish, taking it over in turn only if it
- * stops sending parts.
+ * it. Another client may be at it too (an inner unshare beside `unshare --finish`, or
+ * one whose client was lost): an attempt that has sent parts is taken over only once it
+ * has sent none for the stall limit, and then only from the attempt seen (compare and
+ * set); one taken over from waits the same way for the other to finish.
  */
-async function finishRotation(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<RotationDone> {
+async function finishRotation(
+  fs: FileSystem,
+  keys: GranteeKeys,
+  rootId: string,
+  opts: RekeyOptions,
+): Promise<RotationDone> {
   const { node, parentKey } = await openOwn(fs, rootId);
+  const byAnother: RotationDone = { path: node.path, nodes: 0, byAnother: true };
+  /** this client's attempts: one of them found pending is taken over at once (a conflict's retry) */
+  const mine = new Set<string>();
+  /** another attempt as it was when it had sent nothing for the stall limit */
+  let stalled: PendingRotation | undefined;
+  let told = false;
   for (let conflicts = 1; ; ) {
     const pending = await pendingAt(fs, rootId);
-    if (!pending) return { path: node.path, nodes: 0, byAnother: true };
+    if (!pending) return byAnother;
+    const theirs = pending.attempt !== null && !mine.has(pending.attempt);
+    if (theirs && !(stalled?.attempt === pending.attempt && stalled.parts === pending.parts)) {
+      if (!told) {
+        const limit = Math.ceil((opts.stallMs ?? stallLimitMs(opts.partBytes)) / 1000);
+        opts.onNotice?.(
+          `waiting for another unshare finishing the keys under ${node.path}… (taken over if it sends nothing for ${limit} s)`,
+        );
+      }
+      told = true;
+      stalled = await whileOtherAttemptGoesOn(fs, rootId, opts);
+      if (!stalled) return byAnother;
+      continue;
+    }
+    const attempt = randomHexId();
+    mine.add(attempt);
     try {
-      return { path: node.path, nodes: await rekey(fs, node, parentKey, pending.attempt, opts) };
+      return {
+        path: node.path,
+        nodes: await rekey(fs, keys, node, parentKey, attempt, pending.attempt, opts),
+      };
     } catch (err) {
       const code = err instanceof SedfsError ? err.code : undefined;
       // Main refuses a re-key of a subtree that changed after it was read (a grant taken
@@ -243,13 +330,10 @@ async function finishRotation(fs: FileSystem, rootId: string, opts: RekeyOptions
         await sleep(Math.random() * 50 * conflicts++);
         continue;
       }
-      if (code === 'SEDFS_ERR_REKEY_TAKEN_OVER') {
-        await whileOtherAttemptGoesOn(fs, rootId, opts);
-        continue;
-      }
+      // Another client took it over: waited for above, as it now is another's attempt.
+      if (code === 'SEDFS_ERR_REKEY_TAKEN_OVER') continue;
       // No rotation pending there any more: another client finished it, or it was removed.
-      if (code === 'SEDFS_ERR_NOT_FOUND' && !(await pendingAt(fs, rootId)))
-        return { path: node.path, nodes: 0, byAnother: true };
+      if (code === 'SEDFS_ERR_NOT_FOUND' && !(await pendingAt(fs, rootId))) return byAnother;
       throw err;
     }
   }
@@ -257,19 +341,26 @@ async function finishRotation(fs: FileSystem, rootId: string, opts: RekeyOptions
 
 /**
  * Waits while another client's attempt at the rotation sends parts: until the rotation
- * is finished, or the attempt sent none for `stallMs` (its client is gone).
+ * is finished (undefined), or no attempt is under way, or the one under way sent none for
+ * the stall limit (its client is gone): the rotation as it was then, to take it over.
  */
-async function whileOtherAttemptGoesOn(fs: FileSystem, rootId: string, opts: RekeyOptions): Promise<void> {
+async function whileOtherAttemptGoesOn(
+  fs: FileSystem,
+  rootId: string,
+  opts: RekeyOptions,
+): Promise<PendingRotation | undefined> {
+  const limit = opts.stallMs ?? stallLimitMs(opts.partBytes);
   let seen = await pendingAt(fs, rootId);
   let since = Date.now();
-  while (seen) {
+  while (seen && seen.attempt !== null) {
     await sleep(opts.pollMs ?? POLL_MS);
     const now = await pendingAt(fs, rootId);
-    if (!now) return;
+    if (!now) return undefined;
     if (now.attempt !== seen.attempt || now.parts !== seen.parts) since = Date.now();
-    else if (Date.now() - since >= (opts.stallMs ?? STALL_MS)) return;
+    else if (Date.now() - since >= limit) return now;
     seen = now;
   }
+  return seen;
 }
 
 /**
@@ -316,13 +407,15 @@ interface OpenFolder {
  */
 async function rekey(
   fs: FileSystem,
+  keys: GranteeKeys,
   node: OpenNode,
   parentKey: Buffer,
+  attempt: string,
   replacing: string | null,
   opts: RekeyOptions,
 ): Promise<number> {
   const rootId = node.entry.id;
-  const parts = new RekeyParts(fs, rootId, replacing, opts.partBytes ?? PART_BYTES);
+  const parts = new RekeyParts(fs, rootId, attempt, replacing, opts.partBytes ?? PART_BYTES);
   /** the folders above the next entry, the subtree's root first */
   const above: OpenFolder[] = [];
   let count = 0;
@@ -336,6 +429,8 @@ async function rekey(
       'GET',
       `/v1/nodes/${rootId}/subtree${query ? `?${query}` : ''}`,
     );
+    // Before any key of the page is sealed to a grantee, and so before any part holding one goes.
+    await keys.check(page.grants, node.path);
     const grantsOf = new Map<string, SubtreeResponse['grants']>();
     for (const g of page.grants) grantsOf.set(g.nodeId, [...(grantsOf.get(g.nodeId) ?? []), g]);
     for (const n of page.nodes) {
@@ -385,6 +480,74 @@ async function rekey(
   return (await parts.finish()) ?? count;
 }
 
+/**
+ * The keys a rotation re-seals the new node keys to, checked against the owner's pins as
+ * `share` checks them, so a main that swaps a grantee's key is noticed here too. A
+ * subtree page names a grantee by id only, with the box key main has for it; pins are
+ * kept by user name, so the names of the grants on a node come from its perms, and each
+ * name's keys from `checkedUserKeys` (pinned if first seen, refused if changed). Each
+ * grantee is checked once per run.
+ */
+class GranteeKeys {
+  /** box key by grantee id, as checked against the pins */
+  private readonly boxKeys = new Map<string, string>();
+  private readonly names = new Map<string, string>();
+  /** users whose keys were read already */
+  private readonly read = new Set<string>();
+  private readonly accept: ReadonlySet<string>;
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly pins: PinStore,
+    private readonly opts: Pick<RekeyOptions, 'acceptNewKeys' | 'onNotice'>,
+  ) {
+    this.accept = new Set(opts.acceptNewKeys ?? []);
+  }
+
+  /** Refuses (SEDFS_ERR_KEY_CHANGED) a grant whose key is not its grantee's pinned one. */
+  async check(grants: SubtreeResponse['grants'], path: string): Promise<void> {
+    for (const g of grants) {
+      if (!this.boxKeys.has(g.granteeId)) await this.readGrantsOn(g.nodeId, path);
+      const checked = this.boxKeys.get(g.granteeId);
+      // Main named nobody with this id on the node: it changed since the page was read.
+      if (checked === undefined)
+        throw new SedfsError(
+          'SEDFS_ERR_VERSION_CONFLICT',
+          'a grant in the shared folder changed while it was read',
+        );
+      if (checked !== g.boxKey) {
+        const user = this.names.get(g.granteeId) ?? g.granteeId;
+        throw new SedfsError(
+          'SEDFS_ERR_KEY_CHANGED',
+          `WARNING: main gave a key for ${user} other than their pinned one, to re-seal the keys under ${path} to; someone may be impersonating them. Nothing was sealed to it.`,
+        );
+      }
+    }
+  }
+
+  private async readGrantsOn(nodeId: string, path: string): Promise<void> {
+    const perms = await this.fs.client.call<PermsResponse>('GET', `/v1/nodes/${nodeId}/perms`);
+    for (const { user, inherited } of perms.grants) {
+      if (inherited || this.read.has(user)) continue;
+      // Nothing is sealed to a changed key: the rotation stops before this page's keys.
+      const keys = await checkedUserKeys(
+        this.fs,
+        this.pins,
+        user,
+        this.accept.has(user),
+        `finish with: sedfs unshare --finish --accept-new-key ${user}`,
+      );
+      if (keys.newlyPinned)
+        this.opts.onNotice?.(
+          `pinned ${user}'s key: fingerprint ${keys.fingerprint} (they keep a share under ${path})`,
+        );
+      this.read.add(user);
+      this.names.set(keys.id, user);
+      this.boxKeys.set(keys.id, keys.boxKey);
+    }
+  }
+}
+
 /** A page whose entry's folder was not on the way to it: the subtree changed between pages. */
 function pagesOutOfOrder(): SedfsError {
   return new SedfsError('SEDFS_ERR_VERSION_CONFLICT', 'the shared folder changed while it was read');
@@ -432,13 +595,14 @@ async function takenByAnother(fs: FileSystem, folderId: string, mac: string, sel
  * them all.
  */
 class RekeyParts {
-  private readonly attempt = randomHexId();
   private part: Pick<RekeyRequest, 'nodes' | 'grants'> = { nodes: [], grants: [] };
   private bytes = 0;
 
   constructor(
     private readonly fs: FileSystem,
     private readonly rootId: string,
+    /** this attempt's id, random */
+    private readonly attempt: string,
     /** the attempt this one takes over from, named in its first part (null: none began) */
     private replacing: string | null | undefined,
     private readonly partBytes: number,

@@ -297,7 +297,7 @@ describe('main reads only so many big request bodies at once', () => {
     await share(ann.fs, new MemoryPins(), '/proj', 'bob', 'read');
     const held = await fillBudget();
     const refused = refusalsOf(ann.client);
-    const revoke = unshare(ann.fs, '/proj', 'bob');
+    const revoke = unshare(ann.fs, new MemoryPins(), '/proj', 'bob');
     await waitFor('the rotation refused as busy', () => refused.includes('SEDFS_ERR_BUSY'), 30_000);
     for (const h of held) h.abort();
     assert.equal((await revoke).nodes, 1);

@@ -139,6 +139,45 @@ test('an unshare whose key rotation did not finish: the user stays refused, the 
   assert.equal((await run('alice', 'cat', '/half/a.txt')).stdout, 'b\n');
 });
 
+test('unshare stops before sealing the new keys to a grantee whose key is not the one pinned, and finishes once told --accept-new-key USER', async () => {
+  assert.equal((await run('alice', 'mkdir', '/pinned/in', '-p')).code, 0);
+  assert.equal((await run('alice', 'share', '/pinned', 'bob', '--read')).code, 0);
+  assert.equal((await run('alice', 'share', '/pinned/in', 'carol', '--read')).code, 0);
+  // As if carol's key had changed since alice pinned it (or main gave another one).
+  const pinsFile = join(work, 'alice', 'pins.json');
+  const pins = JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, { fingerprint: string }>;
+  const real = pins.carol?.fingerprint;
+  (pins.carol as { fingerprint: string }).fingerprint = '0000:0000:0000:0000:0000:0000:0000:0000';
+  writeFileSync(pinsFile, JSON.stringify(pins));
+
+  const stopped = await run('alice', 'unshare', '/pinned', 'bob');
+  assert.notEqual(stopped.code, 0);
+  assert.match(
+    stopped.stderr,
+    /^sedfs: bob's access to \/pinned is revoked, but replacing the keys did not finish, and main refuses changes there until it does: WARNING: carol's key changed from 0000:0000:0000:0000:0000:0000:0000:0000 to [0-9a-f:]+\. If carol really made a new key, finish with: sedfs unshare --finish --accept-new-key carol;/,
+  );
+  assert.notEqual((await run('alice', 'unshare', '--finish')).code, 0);
+  const finished = await run('alice', 'unshare', '--finish', '--accept-new-key', 'carol');
+  assert.equal(finished.code, 0, finished.stderr);
+  assert.equal(finished.stdout, 'replaced the 2 keys under /pinned\n');
+  assert.equal(
+    (JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, { fingerprint: string }>).carol
+      ?.fingerprint,
+    real,
+  );
+  // A grantee not pinned yet is pinned as first seen, and the owner is told.
+  assert.equal((await run('alice', 'share', '/pinned', 'bob', '--read')).code, 0);
+  const unpinned = JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, unknown>;
+  delete unpinned.carol;
+  writeFileSync(pinsFile, JSON.stringify(unpinned));
+  const told = await run('alice', 'unshare', '/pinned', 'bob');
+  assert.equal(told.code, 0, told.stderr);
+  assert.equal(
+    told.stderr,
+    `sedfs: note: pinned carol's key: fingerprint ${real} (they keep a share under /pinned)\n`,
+  );
+});
+
 test('an edit saves over the version it read when an unshare replaced the keys while the editor was open', async () => {
   assert.equal((await run('alice', 'mkdir', '/ed')).code, 0);
   assert.equal((await run('alice', 'write', '/ed/notes.txt', 'draft')).code, 0);

@@ -19,7 +19,7 @@ import {
 } from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
 import { randomHexId } from '../../src/crypto/hash.js';
-import type { SecretIdentity } from '../../src/crypto/identity.js';
+import { generateIdentity, type SecretIdentity } from '../../src/crypto/identity.js';
 import {
   encryptName,
   nameMac,
@@ -34,6 +34,7 @@ import type {
   NodeEntry,
   RotationsResponse,
   SubtreeResponse,
+  UserKeysResponse,
 } from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster } from '../helpers/cluster.js';
@@ -70,7 +71,7 @@ async function unshareCutShort(a: Actor, path: string, user: string): Promise<st
     if (called.endsWith('/rekey')) throw new Error('connection lost');
   });
   try {
-    return await outcome(() => unshare(a.fs, path, user));
+    return await outcome(() => unshare(a.fs, a.pins, path, user));
   } finally {
     restore();
   }
@@ -102,23 +103,27 @@ function watchCalls(actor: Actor, fn: (path: string, body: unknown) => void): ()
 
 /**
  * Runs `before` (awaited) ahead of every call the actor's client makes to main, and
- * `settled` once it is answered (with the answer) or failed; returns what puts the
- * client back.
+ * `settled` once it is answered (with the answer) or failed (with the error); returns
+ * what puts the client back.
  */
 function hookCalls(
   actor: Actor,
   before: (path: string, body: unknown) => Promise<void> | void,
-  settled: (path: string, answer: unknown) => void = () => undefined,
+  settled: (path: string, answer: unknown, error?: unknown) => void = () => undefined,
 ): () => void {
   const call = actor.client.call.bind(actor.client);
   actor.client.call = (async (...args: Parameters<typeof call>) => {
     await before(args[1], args[2]);
     let answer: unknown;
+    let error: unknown;
     try {
       answer = await call(...args);
       return answer;
+    } catch (err) {
+      error = err;
+      throw err;
     } finally {
-      settled(args[1], answer);
+      settled(args[1], answer, error);
     }
   }) as typeof call;
   return () => {
@@ -202,8 +207,8 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
   test('the permission matrix: owner, reader, writer, stranger and revoked user on a folder and a file share', async () => {
     const a = actors.alice as Actor;
     // erin is revoked before the matrix runs.
-    await unshare(a.fs, '/proj', 'erin');
-    await unshare(a.fs, '/note.txt', 'erin');
+    await unshare(a.fs, a.pins, '/proj', 'erin');
+    await unshare(a.fs, a.pins, '/note.txt', 'erin');
 
     const viaPath = async (
       who: string,
@@ -236,7 +241,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         r.mv = await outcome(() => fs.mv(base, `/moved-${who}`));
       }
       r.share = await outcome(() => share(fs, pins, base, 'frank', 'read'));
-      r.unshare = await outcome(() => unshare(fs, base, 'frank'));
+      r.unshare = await outcome(() => unshare(fs, pins, base, 'frank'));
       r.perms = await outcome(() => perms(fs, base));
       r.lock = await outcome(async () => {
         await lock(fs, p('f.txt'), 60);
@@ -377,7 +382,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     held.push(unwrapContentKey(doc.key, old.version.id, old.version.contentKey));
     assert.equal(await text(frank.fs, '/shared/alice/rev/doc.txt'), 'before');
 
-    await unshare(a.fs, '/rev', 'frank');
+    await unshare(a.fs, a.pins, '/rev', 'frank');
     assert.equal(
       await outcome(() => frank.client.call('GET', `/v1/nodes/${doc.entry.id}/content`)),
       'SEDFS_ERR_NOT_FOUND',
@@ -508,7 +513,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       await assert.rejects(a.fs.resolve('/decoy/zz-decoy'), { code: 'SEDFS_ERR_BAD_NAME' });
       // The re-key names the first for what it is instead of colliding with the real
       // file, and gives the second a key that opens (on nothing anyone could read).
-      assert.deepEqual(await unshare(a.fs, '/decoy', 'frank'), { nodes: 4, sharesInside: 0 });
+      assert.deepEqual(await unshare(a.fs, a.pins, '/decoy', 'frank'), { nodes: 4, sharesInside: 0 });
       assert.deepEqual(
         (await a.fs.list('/decoy')).map((e) => e.name),
         ['broken.txt', 'report.txt', `report.txt (conflict ${id})`],
@@ -537,7 +542,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         wrappedKey: wrapNodeKey(dir.key, id, newNodeKey()),
       });
     await f.fs.mkdir(`/shared/alice/planted/unreadable name ${ids[0]}`);
-    const tried = await outcome(() => unshare(a.fs, '/planted', 'frank'));
+    const tried = await outcome(() => unshare(a.fs, a.pins, '/planted', 'frank'));
     assert.equal(
       await outcome(() => f.client.call('GET', `/v1/nodes/${dir.entry.id}/children`)),
       'SEDFS_ERR_NOT_FOUND',
@@ -566,7 +571,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     });
     let failed: unknown;
     try {
-      await unshare(a.fs, '/halfway', 'frank');
+      await unshare(a.fs, a.pins, '/halfway', 'frank');
     } catch (err) {
       failed = err;
     } finally {
@@ -598,7 +603,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       [folder.entry.id],
     );
 
-    assert.deepEqual(await finishRotations(a.fs), [{ path: '/halfway', nodes: 3 }]);
+    assert.deepEqual(await finishRotations(a.fs, a.pins), [{ path: '/halfway', nodes: 3 }]);
     assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
     await a.fs.put([Buffer.from('new secret')], '/halfway/sub/doc.txt');
     assert.equal(await text(a.fs, '/halfway/sub/doc.txt'), 'new secret');
@@ -617,7 +622,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const put = outcome(() => a.fs.put([Buffer.from('v2')], '/waiting/doc.txt'));
     const many = outcome(() => a.fs.putMany('/waiting', [{ name: 'small.txt', data: Buffer.from('s') }]));
     await sleep(300);
-    assert.equal((await finishRotations(a.fs)).length, 1);
+    assert.equal((await finishRotations(a.fs, a.pins)).length, 1);
     assert.equal(await put, 'ok');
     assert.equal(await many, 'ok', 'small files put at once wait the same way');
     assert.equal(await text(a.fs, '/waiting/doc.txt'), 'v2');
@@ -628,9 +633,105 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const a = actors.alice as Actor;
     await sharedWithFrank('/again', { 'doc.txt': 'v1' }, 'write');
     assert.equal(await unshareCutShort(a, '/again', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
-    assert.ok((await unshare(a.fs, '/again', 'frank')).nodes > 0);
+    assert.ok((await unshare(a.fs, a.pins, '/again', 'frank')).nodes > 0);
     assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
     await a.fs.put([Buffer.from('v2')], '/again/doc.txt');
+  });
+
+  test("an unshare's key rotation refuses a grantee's key main swapped for another, sealing nothing to it and sending no part of the new keys", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    await sharedWithFrank('/swapped', { 'in/doc.txt': 'kept for carol' }, 'read');
+    await share(a.fs, a.pins, '/swapped/in', 'carol', 'read');
+    const carolId = (await a.client.call<{ id: string }>('GET', '/v1/users/carol')).id;
+    // Main's own key, given out as carol's: in the subtree's grants only, then also
+    // wherever carol's keys are asked for (a lie told consistently).
+    const mains = generateIdentity();
+    let rekeys = 0;
+    const swapping = (everywhere: boolean) =>
+      hookCalls(
+        a,
+        (path) => {
+          if (path.endsWith('/rekey')) rekeys++;
+        },
+        (path, answer) => {
+          if (path.includes('/subtree'))
+            for (const g of (answer as SubtreeResponse).grants)
+              if (g.granteeId === carolId) g.boxKey = mains.boxKey;
+          if (everywhere && path === '/v1/users/carol' && answer) {
+            (answer as UserKeysResponse).boxKey = mains.boxKey;
+            (answer as UserKeysResponse).signKey = mains.signKey;
+          }
+        },
+      );
+    let restore = swapping(false);
+    try {
+      await assert.rejects(unshare(a.fs, a.pins, '/swapped', 'frank'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_KEY_CHANGED');
+        assert.match(
+          err.message,
+          /^frank's access to \/swapped is revoked, but replacing the keys did not finish/,
+        );
+        assert.match(err.message, /main gave a key for carol other than their pinned one/);
+        return true;
+      });
+    } finally {
+      restore();
+    }
+    restore = swapping(true);
+    try {
+      await assert.rejects(finishRotations(a.fs, a.pins), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_KEY_CHANGED');
+        assert.match(
+          err.message,
+          /carol's key changed from .* sedfs unshare --finish --accept-new-key carol;/,
+        );
+        return true;
+      });
+    } finally {
+      restore();
+    }
+    assert.equal(rekeys, 0, 'no part of the new keys was sent');
+    assert.equal(
+      (await a.client.call<RotationsResponse>('GET', '/v1/rotations')).rotations.length,
+      1,
+      'the rotation stays pending',
+    );
+    // A grantee not pinned yet is pinned as first seen, and the owner is told.
+    const notices: string[] = [];
+    const fresh = new MemoryPins();
+    assert.equal((await finishRotations(a.fs, fresh, { onNotice: (m) => notices.push(m) }))[0]?.nodes, 3);
+    assert.equal(fresh.map.carol?.fingerprint, a.pins.map.carol?.fingerprint);
+    assert.deepEqual(notices, [
+      `pinned carol's key: fingerprint ${a.pins.map.carol?.fingerprint} (they keep a share under /swapped)`,
+    ]);
+    assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
+  });
+
+  test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    await sharedWithFrank('/left-pending', { 'doc.txt': 'p' }, 'read');
+    await a.fs.mkdir('/reports/q3', { parents: true });
+    await a.fs.put([Buffer.from('q3 figures')], '/reports/q3/sum.txt');
+    await share(a.fs, a.pins, '/reports/q3', 'carol', 'read');
+    assert.equal(await unshareCutShort(a, '/left-pending', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
+    try {
+      await assert.rejects(unshare(a.fs, a.pins, '/reports', 'carol'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_NOT_FOUND');
+        assert.equal(err.message, 'carol has no share on /reports');
+        return true;
+      });
+      assert.equal(await text(c.fs, '/shared/alice/q3/sum.txt'), 'q3 figures');
+      const { rotations } = await a.client.call<RotationsResponse>('GET', '/v1/rotations');
+      assert.deepEqual(
+        rotations.map((r) => r.nodeId),
+        [(await a.fs.resolve('/left-pending')).entry.id],
+        'the rotation of another folder is left for unshare --finish',
+      );
+    } finally {
+      await finishRotations(a.fs, a.pins);
+    }
   });
 
   test('a subtree whose new keys are too many for one request is re-keyed in parts, installed together by the last', async () => {
@@ -650,7 +751,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     });
     try {
       // About two nodes' worth of JSON a part.
-      assert.deepEqual(await unshare(a.fs, '/many', 'frank', '/', { partBytes: 1200 }), {
+      assert.deepEqual(await unshare(a.fs, a.pins, '/many', 'frank', '/', { partBytes: 1200 }), {
         nodes: 6,
         sharesInside: 0,
       });
@@ -697,7 +798,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       },
     );
     try {
-      assert.deepEqual(await unshare(a.fs, '/paged', 'frank', '/', { pageNodes: 2 }), {
+      assert.deepEqual(await unshare(a.fs, a.pins, '/paged', 'frank', '/', { pageNodes: 2 }), {
         nodes: 9,
         sharesInside: 0,
       });
@@ -761,7 +862,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       },
     );
     try {
-      assert.equal((await unshare(a.fs, '/turning', 'frank', '/', { pageNodes: 2 })).nodes, 5);
+      assert.equal((await unshare(a.fs, a.pins, '/turning', 'frank', '/', { pageNodes: 2 })).nodes, 5);
     } finally {
       restore();
     }
@@ -801,12 +902,15 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       const bobHeld = await b.fs.resolve('/shared/alice/inner/deeper/low.txt');
       // The unshare of /clash from frank is cut short after its first part of new keys.
       let rekeys = 0;
-      const restore = watchCalls(a, (path) => {
-        if (path.endsWith('/rekey') && ++rekeys === 2) throw new Error('connection lost');
+      let cutShort: string | undefined;
+      const restore = watchCalls(a, (path, body) => {
+        if (!path.endsWith('/rekey')) return;
+        cutShort ??= (body as { attempt: string }).attempt;
+        if (++rekeys === 2) throw new Error('connection lost');
       });
       try {
         assert.equal(
-          await outcome(() => unshare(a.fs, '/clash', 'frank', '/', { partBytes: 600 })),
+          await outcome(() => unshare(a.fs, a.pins, '/clash', 'frank', '/', { partBytes: 600 })),
           'SEDFS_ERR_REKEY_PENDING',
         );
       } finally {
@@ -814,9 +918,11 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       }
       // Then, at once: alice unshares /clash/inner from bob on this machine (main answers
       // with the pending rotation of /clash, which that unshare then finishes), and runs
-      // `unshare --finish` on the other. Their parts of new keys interleave: the second
-      // machine's first part goes after this one's first, this one's second after it.
-      const small = { partBytes: 600, pageNodes: 2, pollMs: 50 };
+      // `unshare --finish` on the other. Both take over the attempt cut short once it has
+      // sent nothing for the stall limit. Their parts of new keys interleave: the second
+      // machine's first part goes after this one's first, so main refuses it (this one
+      // took the rotation over first), and this one's second goes after that.
+      const small = { partBytes: 600, pageNodes: 2, pollMs: 50, stallMs: 300 };
       let firstHere!: () => void;
       let firstThere!: () => void;
       const hereSent = new Promise<void>((r) => {
@@ -825,25 +931,30 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       const thereSent = new Promise<void>((r) => {
         firstThere = r;
       });
-      const gate = (actor: Actor, mine: () => void, theirs: Promise<void>, wait: number) => {
+      const sent: { here: unknown[]; there: unknown[] } = { here: [], there: [] };
+      const gate = (actor: Actor, log: unknown[], mine: () => void, theirs: Promise<void>, wait: number) => {
         let parts = 0;
         return hookCalls(
           actor,
-          async (path) => {
-            if (path.endsWith('/rekey') && ++parts === wait) await theirs;
+          async (path, body) => {
+            if (!path.endsWith('/rekey')) return;
+            if (++parts === wait) await theirs;
+            log.push({ replacing: (body as { replacing?: unknown }).replacing });
           },
-          (path) => {
-            if (path.endsWith('/rekey') && parts === 1) mine();
+          (path, _answer, error) => {
+            if (!path.endsWith('/rekey')) return;
+            Object.assign(log[log.length - 1] as object, { refused: (error as { code?: string })?.code });
+            if (parts === 1) mine();
           },
         );
       };
-      const undoHere = gate(a, firstHere, thereSent, 2);
-      const undoThere = gate(a2, firstThere, hereSent, 1);
+      const undoHere = gate(a, sent.here, firstHere, thereSent, 2);
+      const undoThere = gate(a2, sent.there, firstThere, hereSent, 1);
       let results: PromiseSettledResult<unknown>[];
       try {
         results = await Promise.allSettled([
-          unshare(a.fs, '/clash/inner', 'bob', '/', small),
-          finishRotations(a2.fs, small),
+          unshare(a.fs, a.pins, '/clash/inner', 'bob', '/', small),
+          finishRotations(a2.fs, a2.pins, small),
         ]);
       } finally {
         undoHere();
@@ -854,6 +965,18 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         ['fulfilled', 'fulfilled'],
         String(results.map((r) => (r.status === 'rejected' ? r.reason : '')).join(' ')),
       );
+      // The path claimed: both took over from the attempt cut short, main refused the
+      // second machine's part as taken over, and it waited for this one to finish.
+      assert.ok(cutShort);
+      assert.deepEqual(sent.here[0], { replacing: cutShort, refused: undefined });
+      assert.ok(
+        sent.here.length > 1 && sent.here.every((p) => (p as { refused?: string }).refused === undefined),
+      );
+      assert.deepEqual(sent.there, [{ replacing: cutShort, refused: 'SEDFS_ERR_REKEY_TAKEN_OVER' }]);
+      const [here, there] = results.map((r) => (r as PromiseFulfilledResult<unknown>).value);
+      assert.equal((here as { byAnother?: true }).byAnother, undefined);
+      assert.ok((here as { nodes: number }).nodes > 0);
+      assert.deepEqual(there, [{ path: '/clash', nodes: 0, byAnother: true }]);
       assert.deepEqual((await a.client.call<{ rotations: unknown[] }>('GET', '/v1/rotations')).rotations, []);
       for (const p of files) assert.equal(await text(a.fs, p), `at ${p}`);
       assert.equal(await text(c.fs, '/shared/alice/inner/deeper/low.txt'), 'at /clash/inner/deeper/low.txt');
@@ -864,6 +987,64 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         assert.throws(() => unwrapNodeKey(held.key, low.entry.id, low.entry.wrappedKey as string));
       await a.fs.put([Buffer.from('written after')], '/clash/inner/deeper/low.txt');
       assert.equal(await text(c.fs, '/shared/alice/inner/deeper/low.txt'), 'written after');
+    } finally {
+      await client2.close();
+    }
+  });
+
+  test('a client finding another attempt at the key rotation still sending parts waits for it, saying so, and takes nothing over', async () => {
+    const a = actors.alice as Actor;
+    const client2 = cluster.newClient();
+    await login(client2, 'alice', a.identity);
+    const a2: Actor = { ...a, client: client2, fs: await FileSystem.open(client2, a.identity) };
+    try {
+      const files: Record<string, string> = {};
+      for (const n of [1, 2, 3, 4, 5, 6]) files[`f${n}.txt`] = `file ${n}`;
+      await sharedWithFrank('/slowly', files, 'read');
+      assert.equal(await unshareCutShort(a, '/slowly', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
+      // The other machine sends its parts slowly: each well within the stall limit, all
+      // of them together well over it.
+      let first!: () => void;
+      const begun = new Promise<void>((r) => {
+        first = r;
+      });
+      let slowParts = 0;
+      const undoSlow = hookCalls(
+        a2,
+        async (path) => {
+          if (path.endsWith('/rekey')) await sleep(150);
+        },
+        (path) => {
+          if (path.endsWith('/rekey') && ++slowParts === 1) first();
+        },
+      );
+      let mine = 0;
+      const undoMine = watchCalls(a, (path) => {
+        if (path.endsWith('/rekey')) mine++;
+      });
+      const notices: string[] = [];
+      try {
+        const other = finishRotations(a2.fs, a2.pins, { partBytes: 600 });
+        await begun;
+        const started = Date.now();
+        const here = await finishRotations(a.fs, a.pins, {
+          pollMs: 20,
+          stallMs: 400,
+          onNotice: (m) => notices.push(m),
+        });
+        assert.ok(Date.now() - started > 400, 'the other attempt went on for longer than the stall limit');
+        assert.deepEqual(here, [{ path: '/slowly', nodes: 0, byAnother: true }]);
+        assert.deepEqual(await other, [{ path: '/slowly', nodes: 7 }]);
+      } finally {
+        undoSlow();
+        undoMine();
+      }
+      assert.ok(slowParts > 3);
+      assert.equal(mine, 0, 'no part sent while the other attempt went on');
+      assert.deepEqual(notices, [
+        'waiting for another unshare finishing the keys under /slowly… (taken over if it sends nothing for 1 s)',
+      ]);
+      assert.equal(await text(a.fs, '/slowly/f6.txt'), 'file 6');
     } finally {
       await client2.close();
     }
@@ -901,7 +1082,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     });
     let done: Awaited<ReturnType<typeof finishRotations>>;
     try {
-      done = await finishRotations(a.fs, { partBytes: 600, pollMs: 20, stallMs: 200 });
+      done = await finishRotations(a.fs, a.pins, { partBytes: 600, pollMs: 20, stallMs: 200 });
     } finally {
       restore();
     }
@@ -1086,7 +1267,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const staleFolder = await a.fs.resolve('/race/sub');
     const staleParent = await a.fs.resolve('/race');
     await sleep(100);
-    await unshare(a.fs, '/race', 'dave');
+    await unshare(a.fs, a.pins, '/race', 'dave');
     release();
     // Main refused each commit under the old keys; the puts opened the new ones and
     // committed again, without sending their chunks again.
@@ -1153,7 +1334,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await a.fs.put([Buffer.from('read across a re-key')], '/rekeyed/f.txt');
     await share(a.fs, a.pins, '/rekeyed', 'dave', 'read');
     const stale = await a.fs.resolve('/rekeyed/f.txt');
-    await unshare(a.fs, '/rekeyed', 'dave');
+    await unshare(a.fs, a.pins, '/rekeyed', 'dave');
     const out = collector();
     await a.fs.get(stale, out.sink);
     assert.equal(out.bytes().toString(), 'read across a re-key');
@@ -1176,11 +1357,11 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await a.fs.mkdir('/layers/inner', { parents: true });
     await share(a.fs, a.pins, '/layers', 'erin', 'read');
     await share(a.fs, a.pins, '/layers/inner', 'erin', 'write');
-    const inner = await unshare(a.fs, '/layers/inner', 'erin');
+    const inner = await unshare(a.fs, a.pins, '/layers/inner', 'erin');
     assert.equal(inner.stillHas, 'read', 'still readable through the share of /layers');
     assert.equal(inner.sharesInside, 0);
     await share(a.fs, a.pins, '/layers/inner', 'erin', 'write');
-    const outer = await unshare(a.fs, '/layers', 'erin');
+    const outer = await unshare(a.fs, a.pins, '/layers', 'erin');
     assert.equal(outer.stillHas, undefined);
     assert.equal(outer.sharesInside, 1, 'the share of /layers/inner stays');
   });
@@ -1195,7 +1376,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     a.client.commitFiles = async (...args) => {
       if (!unshared) {
         unshared = true;
-        await unshare(a.fs, '/race2', 'dave');
+        await unshare(a.fs, a.pins, '/race2', 'dave');
       }
       return commitFiles(...args);
     };
