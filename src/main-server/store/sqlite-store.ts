@@ -180,7 +180,19 @@ export class SqliteStore implements MainStore {
     migrate(this.db);
   }
 
-  registerServer(rec: Parameters<MainStore['registerServer']>[0], newReceiptKey: string) {
+  registerServer(
+    rec: Parameters<MainStore['registerServer']>[0],
+    newReceiptKey: string,
+    displaced: readonly string[] = [],
+  ) {
+    return this.db.transaction(() => {
+      for (const id of displaced) this.forgetAddress(id);
+      this.upsertServer(rec, newReceiptKey);
+      return this.getServer(rec.id) as ServerRecord;
+    })();
+  }
+
+  private upsertServer(rec: Parameters<MainStore['registerServer']>[0], newReceiptKey: string): void {
     this.db
       .prepare(
         `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat)
@@ -190,7 +202,6 @@ export class SqliteStore implements MainStore {
            registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat`,
       )
       .run({ ...rec, receiptKey: newReceiptKey });
-    return this.getServer(rec.id) as ServerRecord;
   }
 
   markRemoved(id: string, now: number): boolean {

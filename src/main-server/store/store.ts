@@ -85,8 +85,16 @@ export interface InventoryDiff {
 }
 
 export interface MainStore {
-  /** Creates the server or updates its address and stats; keeps its receipt key. */
-  registerServer(rec: Omit<ServerRecord, DerivedServerFields>, newReceiptKey: string): ServerRecord;
+  /**
+   * Creates the server or updates its address and stats; keeps its receipt key. The
+   * servers in `displaced` lose their address (as `forgetAddress`) in the same
+   * transaction: an address handed over is never left with no one registered at it.
+   */
+  registerServer(
+    rec: Omit<ServerRecord, DerivedServerFields>,
+    newReceiptKey: string,
+    displaced?: readonly string[],
+  ): ServerRecord;
   /**
    * Removes a server for good (an admin's order); its replicas stop counting. An id that
    * only enrolled gets a row of its own, so it stays refused.
