@@ -38,6 +38,8 @@ export class Registry {
    * million chunks takes minutes; a kick makes it look everywhere at once.
    */
   onLost: (id: string) => void = () => {};
+  /** the ids registered at each endpoint (`idsAt`), as of the store's `addressesVersion` */
+  private addresses: { version: number; ids: Map<string, readonly string[]> } | undefined;
   /** servers left out of `live` for their URL, already logged */
   private readonly unreachableNoted = new Set<string>();
   /** when this process began: servers' silences before it are main's own */
@@ -236,12 +238,22 @@ export class Registry {
    * main's connections there must show one of their certificates. Undefined for an
    * endpoint no server is registered at.
    */
-  idsAt(endpoint: string): string[] | undefined {
-    const ids = this.store
-      .listServers()
-      .filter((s) => !s.removedAt && URL.canParse(s.url) && endpointOfUrl(s.url) === endpoint)
-      .map((s) => s.id);
-    return ids.length > 0 ? ids : undefined;
+  idsAt(endpoint: string): readonly string[] | undefined {
+    // Asked at every request main sends a file server: the list is read again only
+    // after an address changed, not once per delete order, copy or proof.
+    const version = this.store.addressesVersion();
+    if (this.addresses?.version !== version) this.addresses = { version, ids: this.readAddresses() };
+    return this.addresses.ids.get(endpoint);
+  }
+
+  private readAddresses(): Map<string, readonly string[]> {
+    const ids = new Map<string, string[]>();
+    for (const s of this.store.listServers()) {
+      if (s.removedAt || !URL.canParse(s.url)) continue;
+      const endpoint = endpointOfUrl(s.url);
+      ids.set(endpoint, [...(ids.get(endpoint) ?? []), s.id]);
+    }
+    return ids;
   }
 
   /** A storage audit found a copy this server was counted for missing or wrong. */

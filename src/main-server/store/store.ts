@@ -111,6 +111,11 @@ export interface MainStore {
   heartbeat(id: string, stats: ServerStats, now: number): boolean;
   getServer(id: string): ServerRecord | undefined;
   listServers(): ServerRecord[];
+  /**
+   * Moves whenever a server's address or removal may have changed (`registerServer`,
+   * `forgetAddress`, `markRemoved`): what is derived from those alone is kept until then.
+   */
+  addressesVersion(): number;
   /** The key fingerprint a server id enrolled with, if it ever did. */
   enrolledKey(id: string): string | undefined;
   /** Binds an id to its key at its first enrolment; later ones with that key only note the time. */

@@ -346,3 +346,41 @@ test('a server that registered at an address while main asked it about another i
   assert.equal(store.getServer(c)?.url, '');
   store.close();
 });
+
+test("main reads the server list for a file server's expected ids only after an address changed, and the answer follows each change at once", async () => {
+  const store = new SqliteStore(join(dir, 'ids-cache.db'));
+  const clock = { now: 1_000 };
+  const registry = new Registry(
+    store,
+    pino({ level: 'silent' }),
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'https',
+    async () => true,
+  );
+  let reads = 0;
+  const list = store.listServers.bind(store);
+  store.listServers = () => {
+    reads++;
+    return list();
+  };
+  const [a, b] = ['a1', 'b2'].map((x) => x.repeat(16)) as [string, string];
+  const at = (id: string, host: string) => ({ id, port: 7001, url: `https://${host}:7001`, stats });
+  await registry.register(at(a, 'one.example'), '10.0.0.1');
+  assert.deepEqual(registry.idsAt('one.example:7001'), [a]);
+  const before = reads;
+  for (let i = 0; i < 100; i++) registry.idsAt(i % 2 ? 'one.example:7001' : 'two.example:7001');
+  registry.heartbeat(a, stats);
+  assert.deepEqual(registry.idsAt('one.example:7001'), [a]);
+  assert.equal(reads, before, 'no read while nothing moved');
+  await registry.register(at(b, 'one.example'), '10.0.0.2'); // takes a's address
+  assert.deepEqual(registry.idsAt('one.example:7001'), [b]);
+  await registry.register(at(a, 'two.example'), '10.0.0.1'); // a registers again elsewhere
+  assert.deepEqual(registry.idsAt('two.example:7001'), [a]);
+  store.markRemoved(b, clock.now); // an admin's removal, straight in the store
+  assert.equal(registry.idsAt('one.example:7001'), undefined);
+  store.forgetAddress(a);
+  assert.equal(registry.idsAt('two.example:7001'), undefined);
+  store.close();
+});
