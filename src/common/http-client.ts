@@ -33,16 +33,23 @@ export function createAgent(
 type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;
 
 /**
+ * Pools kept per endpoint: for the ids expected there now, and for those before (a
+ * handover's requests still under way, tickets still naming the server that was there).
+ * Older ones are closed: each address handover made a pool that lived for ever.
+ */
+const POOLS_PER_ENDPOINT = 2;
+
+/**
  * undici keeps connections by origin alone, and a certificate is checked once, when its
  * connection is made: a kept-alive connection checked for server X at an address would
  * carry requests meant for Y once Y is expected there instead (a new server id took
  * the address, a ticket names another server at a URL). So requests to an endpoint some
- * server is expected at go through a pool of their own per set of expected ids, whose
- * connections were checked for exactly those ids.
+ * server is expected at go through a pool of their own per endpoint and set of expected
+ * ids, whose connections were checked for exactly those ids.
  */
 class ExpectedServersAgent extends Agent {
-  /** pools by the ids expected (sorted, comma-joined); made on first use */
-  private readonly byExpected = new Map<string, Agent>();
+  /** by endpoint, its pools by the ids expected (sorted, comma-joined), least recently used first */
+  private readonly pools = new Map<string, Map<string, Agent>>();
   private readonly mainEndpoint: string | undefined;
 
   constructor(
@@ -59,18 +66,37 @@ class ExpectedServersAgent extends Agent {
     const endpoint = opts.origin ? endpointOfUrl(String(opts.origin)) : undefined;
     const ids =
       endpoint === undefined || endpoint === this.mainEndpoint ? undefined : this.serverNames(endpoint);
-    if (!ids) return super.dispatch(opts, handler);
-    return this.poolFor(ids).dispatch(opts, handler);
+    // Closed: undici's own refusal, no new pool.
+    if (!ids || this.closed || this.destroyed) return super.dispatch(opts, handler);
+    return this.poolFor(endpoint as string, ids).dispatch(opts, handler);
   }
 
-  private poolFor(ids: readonly string[]): Agent {
+  private poolFor(endpoint: string, ids: readonly string[]): Agent {
     const key = [...ids].sort().join(',');
-    let pool = this.byExpected.get(key);
-    if (!pool) {
-      pool = new Agent({ ...this.options, connect: tlsConnector(this.tls, undefined, ids) });
-      this.byExpected.set(key, pool);
+    let at = this.pools.get(endpoint);
+    if (!at) {
+      at = new Map();
+      this.pools.set(endpoint, at);
+    }
+    let pool = at.get(key);
+    if (pool) {
+      at.delete(key);
+      at.set(key, pool);
+      return pool;
+    }
+    pool = new Agent({ ...this.options, connect: tlsConnector(this.tls, undefined, ids) });
+    at.set(key, pool);
+    // Closing lets what was sent through a pool finish; only new requests go elsewhere.
+    for (const [old, stale] of at) {
+      if (at.size <= POOLS_PER_ENDPOINT) break;
+      at.delete(old);
+      void stale.close().catch(() => undefined);
     }
     return pool;
+  }
+
+  private allPools(): Agent[] {
+    return [...this.pools.values()].flatMap((at) => [...at.values()]);
   }
 
   // The callback forms are how undici's promise forms call themselves: by then the
@@ -79,7 +105,7 @@ class ExpectedServersAgent extends Agent {
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     if (callback) return super.close(callback);
-    const pools = [...this.byExpected.values()].map((p) => p.close());
+    const pools = this.allPools().map((p) => p.close());
     return Promise.all([super.close(), ...pools]).then(() => undefined);
   }
 
@@ -91,7 +117,7 @@ class ExpectedServersAgent extends Agent {
     if (typeof errOrCallback === 'function') return super.destroy(errOrCallback);
     const err = errOrCallback ?? null;
     if (callback) return super.destroy(err, callback);
-    const pools = [...this.byExpected.values()].map((p) => p.destroy(err));
+    const pools = this.allPools().map((p) => p.destroy(err));
     return Promise.all([super.destroy(err), ...pools]).then(() => undefined);
   }
 }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
 import { ClusterClient } from '../../../src/client/cluster-client.js';
 import { sendChunk } from '../../../src/client/store-blob.js';
@@ -183,5 +184,42 @@ test('a kept chunk-read connection checked for one server is not reused once ano
     assert.ok((await read()).equals(CHUNK));
   } finally {
     reader.close();
+  }
+});
+
+test('a pool for ids expected at an endpoint before the last two sets is closed: its kept connections close', async () => {
+  const THIRD = 'c3'.repeat(16);
+  let expected = [SHOWN];
+  const agent = createAgent(new TlsIdentity(ca), { serverNames: () => expected });
+  const sockets: Socket[] = [];
+  const count = (socket: Socket) => sockets.push(socket);
+  server.on('secureConnection', count);
+  // Kept alive by the server far longer than the test waits.
+  const keepAlive = server.keepAliveTimeout;
+  server.keepAliveTimeout = 60_000;
+  const settled = () => new Promise((resolve) => setImmediate(resolve));
+  const closed = (socket: Socket) =>
+    socket.destroyed
+      ? Promise.resolve(true)
+      : Promise.race([
+          once(socket, 'close').then(() => true),
+          new Promise((resolve) => setTimeout(resolve, 2_000, false)),
+        ]);
+  try {
+    for (const ids of [[SHOWN], [SHOWN, OTHER], [SHOWN, THIRD]]) {
+      expected = ids;
+      await requestJson(agent, `${url}/v1/health`);
+      await settled();
+    }
+    assert.equal(sockets.length, 3, 'a connection of its own for each set of ids');
+    assert.equal(await closed(sockets[0] as Socket), true, 'the first set is no longer expected: closed');
+    assert.equal(sockets[1]?.destroyed, false, 'the one before the last is kept');
+    expected = [SHOWN, OTHER];
+    await requestJson(agent, `${url}/v1/health`);
+    assert.equal(sockets.length, 3, 'and used again');
+  } finally {
+    server.keepAliveTimeout = keepAlive;
+    server.off('secureConnection', count);
+    await agent.close();
   }
 });
