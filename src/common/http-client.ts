@@ -13,7 +13,8 @@ import { Agent, type Dispatcher, request } from './undici.js';
  * One connection pool per process; keep-alive matters for many small chunk requests.
  * With `tls`, https connections trust only the cluster CA and show this process's
  * certificate when it has one; with `mainUrl` too, that address must show main's own,
- * and with `serverNames` a file server's endpoint the certificate of a server expected there.
+ * and a file server's endpoint the certificate of a server expected there: one of the
+ * request's own `expectedIds` (see `request`), else of those `serverNames` has there.
  */
 export function createAgent(
   tls?: TlsIdentity,
@@ -26,8 +27,7 @@ export function createAgent(
     bodyTimeout: 60_000,
   };
   if (!tls) return new Agent(options);
-  if (!opts.serverNames) return new Agent({ ...options, connect: tlsConnector(tls, opts.mainUrl) });
-  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames);
+  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames ?? (() => undefined));
 }
 
 type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;
@@ -64,8 +64,13 @@ class ExpectedServersAgent extends Agent {
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
     const endpoint = opts.origin ? endpointOfUrl(String(opts.origin)) : undefined;
+    // The request's own ids first: a map shared by requests under way (a file server's
+    // peers, a client's servers) is read when the request is dispatched, not when its
+    // ticket was, and could name another server at that address by then.
     const ids =
-      endpoint === undefined || endpoint === this.mainEndpoint ? undefined : this.serverNames(endpoint);
+      endpoint === undefined || endpoint === this.mainEndpoint
+        ? undefined
+        : ((opts as { expectedIds?: readonly string[] }).expectedIds ?? this.serverNames(endpoint));
     // Closed: undici's own refusal, no new pool.
     if (!ids || this.closed || this.destroyed) return super.dispatch(opts, handler);
     return this.poolFor(endpoint as string, ids).dispatch(opts, handler);
