@@ -27,7 +27,7 @@ export function createAgent(
     bodyTimeout: 60_000,
   };
   if (!tls) return new Agent(options);
-  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames ?? (() => undefined));
+  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames);
 }
 
 type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;
@@ -56,21 +56,23 @@ class ExpectedServersAgent extends Agent {
     private readonly options: AgentOptions,
     private readonly tls: TlsIdentity,
     mainUrl: string | undefined,
-    private readonly serverNames: ServerNames,
+    private readonly serverNames: ServerNames | undefined,
   ) {
     super({ ...options, connect: tlsConnector(tls, mainUrl) });
     this.mainEndpoint = mainUrl ? endpointOfUrl(mainUrl) : undefined;
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // The request's own ids first: a map shared by requests under way is read when a
+    // request is dispatched, not when its ticket was, and could name another server at
+    // that address by then (file servers and clients give them with each request).
+    const given = (opts as { expectedIds?: readonly string[] }).expectedIds;
+    if (!given && !this.serverNames) return super.dispatch(opts, handler);
     const endpoint = opts.origin ? endpointOfUrl(String(opts.origin)) : undefined;
-    // The request's own ids first: a map shared by requests under way (a file server's
-    // peers, a client's servers) is read when the request is dispatched, not when its
-    // ticket was, and could name another server at that address by then.
     const ids =
       endpoint === undefined || endpoint === this.mainEndpoint
         ? undefined
-        : ((opts as { expectedIds?: readonly string[] }).expectedIds ?? this.serverNames(endpoint));
+        : (given ?? this.serverNames?.(endpoint));
     // Closed: undici's own refusal, no new pool.
     if (!ids || this.closed || this.destroyed) return super.dispatch(opts, handler);
     return this.poolFor(endpoint as string, ids).dispatch(opts, handler);
