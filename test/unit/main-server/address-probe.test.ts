@@ -65,6 +65,14 @@ test("probing an address holds nothing after it: probes leave no more listeners 
     assert.equal(await answersAs(identity, url, 'b2'.repeat(16)), false);
   }
   assert.equal(identity.renewListeners, before);
+  // What does subscribe (a server's secure context) can stop.
+  let told = 0;
+  const stop = identity.onRenew(() => told++);
+  identity.renew(identity.certPem as string, identity.keyPem as string);
+  stop();
+  identity.renew(identity.certPem as string, identity.keyPem as string);
+  assert.equal(told, 1);
+  assert.equal(identity.renewListeners, before);
 });
 
 test('connections made after a renewal show the renewed certificate, through an agent made before it', async () => {
