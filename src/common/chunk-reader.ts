@@ -56,10 +56,10 @@ export class ChunkReader {
 
   /**
    * Reads the chunk at `url` into `into`; an answer longer than `size` (or than `into`)
-   * is wrong bytes, returned as an empty buffer, not read. `expected`: the server ids one
-   * of which must answer there, its certificate shows (see `tlsConnector`): those the
-   * ticket or manifest names, given with each read, not looked up in a map other reads
-   * at once change.
+   * is wrong bytes, returned as an empty buffer, not read. `expected`: the server ids of
+   * which the certificate shown there must name one (see `tlsConnector`), as the ticket
+   * or manifest names them: given with each read, not looked up in a map that other
+   * reads under way change.
    */
   async get(
     url: string,
