@@ -1,7 +1,7 @@
 import { ChunkReader } from '../common/chunk-reader.js';
 import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
 import { retryWhileBusy } from '../common/retry.js';
-import { endpointOfUrl, TlsIdentity } from '../common/tls.js';
+import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -28,8 +28,6 @@ export class ClusterClient {
   readonly caFingerprint: string | undefined;
   /** Reads stored chunks (downloads), on connections of its own: see chunk-reader.ts. */
   readonly chunks: ChunkReader;
-  /** The server main named at each file-server endpoint given to `chunkUrl` with an id. */
-  private readonly expected = new Map<string, string>();
 
   /** `ca`: the cluster CA (PEM) every https connection must chain to. */
   constructor(
@@ -40,12 +38,9 @@ export class ClusterClient {
     this.ownAgent = opts.agent === undefined;
     const tls = opts.ca ? new TlsIdentity(opts.ca) : undefined;
     this.caFingerprint = opts.ca ? fingerprintOf(opts.ca) : undefined;
-    const serverNames = (endpoint: string) => {
-      const id = this.expected.get(endpoint);
-      return id === undefined ? undefined : [id];
-    };
-    this.agent = opts.agent ?? createAgent(tls, { mainUrl: this.mainUrl, serverNames });
-    this.chunks = new ChunkReader(tls, { httpsOnly: this.secure, serverNames });
+    // Requests to file servers name the server expected there each (`expectedIds`).
+    this.agent = opts.agent ?? createAgent(tls, { mainUrl: this.mainUrl });
+    this.chunks = new ChunkReader(tls, { httpsOnly: this.secure });
   }
 
   /** Over https to main, file servers are reached over https only (see `chunkUrl`). */
@@ -56,14 +51,13 @@ export class ClusterClient {
   /**
    * A URL main handed out for a file server (placements, manifests), checked before any
    * ticket or chunk goes there: with a session over https, a plain http:// one is
-   * refused (`SEDFS_ERR_INSECURE_URL`) rather than sent a ticket in the clear. With
-   * `serverId` (the server main named there), a new connection to it must show that
-   * server's certificate (see `tlsConnector`).
+   * refused (`SEDFS_ERR_INSECURE_URL`) rather than sent a ticket in the clear. Each
+   * request there names the server main named at it (`expectedIds`, or the chunk
+   * reader's `expected`), whose certificate a new connection must show.
    */
-  chunkUrl(url: string, serverId?: string): string {
+  chunkUrl(url: string): string {
     if (this.secure && !url.startsWith('https://'))
       throw new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: new URL(url).origin });
-    if (serverId !== undefined) this.expected.set(endpointOfUrl(url), serverId);
     return url;
   }
 

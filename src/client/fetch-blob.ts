@@ -202,8 +202,8 @@ async function fetchChunk(
     let handedOn = false;
     try {
       // A new connection there must show the certificate of the server main named.
-      const url = `${client.chunkUrl(replica.url, replica.id)}/v1/chunks/${chunk.id}`;
-      const bytes = await client.chunks.get(url, chunk.ticket, chunk.size, into);
+      const url = `${client.chunkUrl(replica.url)}/v1/chunks/${chunk.id}`;
+      const bytes = await client.chunks.get(url, chunk.ticket, chunk.size, into, [replica.id]);
       if (bytes.length === chunk.size) {
         // After a copy that did not open, the next is hashed first (opening overwrites
         // it): a copy that is the chunk yet does not open says the fault is not the

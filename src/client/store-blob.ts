@@ -307,11 +307,13 @@ async function putOctets<T>(
   headers: Record<string, string>,
   serverId: string,
 ): Promise<T> {
-  client.chunkUrl(url, serverId);
+  client.chunkUrl(url);
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, {
       dispatcher: client.agent,
+      // A new connection there must show the certificate of the server main placed it on.
+      expectedIds: [serverId],
       method: 'PUT',
       headers: {
         'content-type': 'application/octet-stream',

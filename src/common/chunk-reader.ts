@@ -3,7 +3,7 @@ import { type ConnectionOptions, connect as connectTls, type PeerCertificate } f
 import { SedfsError } from '../protocol/errors.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { errorFromBody, unreachable } from './http-client.js';
-import { clientTlsOptions, isServerCertificate, type ServerNames, type TlsIdentity } from './tls.js';
+import { clientTlsOptions, isServerCertificate, type TlsIdentity } from './tls.js';
 
 /** An answer's head (status line and headers) may be at most this long. */
 const HEAD_LIMIT = 16 * 1024;
@@ -45,28 +45,38 @@ export class ChunkReader {
 
   /**
    * `tls`: whom https servers must chain to (the cluster CA); none trusts the system's CAs.
-   * `serverNames`: the server ids whose certificate an endpoint must show (see `tlsConnector`).
    * `httpsOnly` (with `tls`, unless told otherwise): a plain http:// URL is refused
    * (`SEDFS_ERR_INSECURE_URL`) before any connection, so a URL main or a ticket carries
    * cannot send a ticket, or get bytes, in the clear in a cluster that runs over TLS.
    */
   constructor(
     private readonly tls?: TlsIdentity,
-    private readonly opts: { httpsOnly?: boolean; serverNames?: ServerNames } = {},
+    private readonly opts: { httpsOnly?: boolean } = {},
   ) {}
 
   /**
    * Reads the chunk at `url` into `into`; an answer longer than `size` (or than `into`)
-   * is wrong bytes, returned as an empty buffer, not read.
+   * is wrong bytes, returned as an empty buffer, not read. `expected`: the server ids of
+   * which the certificate shown there must name one (see `tlsConnector`), as the ticket
+   * or manifest names them: given with each read, not looked up in a map that other
+   * reads under way change.
    */
-  async get(url: string, ticket: string, size: number, into: Buffer): Promise<Buffer> {
+  async get(
+    url: string,
+    ticket: string,
+    size: number,
+    into: Buffer,
+    expected?: readonly string[],
+  ): Promise<Buffer> {
     const target = new URL(url);
     if ((this.opts.httpsOnly ?? this.tls !== undefined) && target.protocol !== 'https:')
       throw new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: target.origin });
     // The ticket goes into the request's head as it is: it must not be able to end a line.
     if (/[\r\n]/.test(ticket))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'a ticket cannot hold a line break');
-    const kept = this.takeIdle(this.poolKey(target));
+    // Fixed now, for this read: the same after any wait, whatever others expect there.
+    const names = this.expectedAt(target, expected);
+    const kept = this.takeIdle(this.poolKey(target, names));
     if (kept) {
       try {
         return await this.exchange(kept, target, ticket, size, into, true);
@@ -75,7 +85,7 @@ export class ChunkReader {
         if (!(err instanceof StaleConnection)) throw err;
       }
     }
-    return this.exchange(await this.connect(target), target, ticket, size, into, false);
+    return this.exchange(await this.connect(target, names), target, ticket, size, into, false);
   }
 
   /** Closes every kept connection, and each one still in use once its answer is read. */
@@ -86,9 +96,8 @@ export class ChunkReader {
   }
 
   /** The server ids a connection to `target` must show a certificate for, if any. */
-  private expectedAt(target: URL): readonly string[] | undefined {
-    if (target.protocol !== 'https:') return undefined;
-    return this.opts.serverNames?.(`${target.hostname.replace(/^\[(.*)\]$/, '$1')}:${target.port || 443}`);
+  private expectedAt(target: URL, expected: readonly string[] | undefined): readonly string[] | undefined {
+    return target.protocol === 'https:' ? expected : undefined;
   }
 
   /**
@@ -96,15 +105,14 @@ export class ChunkReader {
    * A certificate is checked once, at connect: a connection checked for server X must
    * not carry a read meant for Y once Y is expected at that address instead.
    */
-  private poolKey(target: URL, names = this.expectedAt(target)): string {
+  private poolKey(target: URL, names: readonly string[] | undefined): string {
     return `${target.origin} ${names ? [...names].sort().join(',') : ''}`;
   }
 
-  private connect(target: URL): Promise<Socket> {
+  private connect(target: URL, names: readonly string[] | undefined): Promise<Socket> {
     const secure = target.protocol === 'https:';
     const host = target.hostname.replace(/^\[(.*)\]$/, '$1');
     const port = Number(target.port || (secure ? 443 : 80));
-    const names = this.expectedAt(target);
     const onread = {
       buffer: Buffer.allocUnsafe(RECEIVE_BYTES),
       callback: (n: number, buffer: Uint8Array) => {
@@ -303,6 +311,8 @@ export class ChunkReader {
         socket.destroy();
         const at = list.indexOf(kept);
         if (at >= 0) list.splice(at, 1);
+        // No empty list left behind: keys change with the ids expected at an address.
+        if (list.length === 0 && this.idle.get(key) === list) this.idle.delete(key);
       },
     };
     // While kept: an error, a close, silence or stray bytes just drop it; it does not
@@ -320,6 +330,7 @@ export class ChunkReader {
     for (let kept = list?.pop(); kept; kept = list?.pop()) {
       for (const event of KEPT_EVENTS) kept.socket.off(event, kept.drop);
       receivers.delete(kept.socket);
+      if (list?.length === 0) this.idle.delete(key);
       if (!kept.socket.destroyed) return kept.socket;
     }
     return undefined;

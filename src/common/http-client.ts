@@ -13,7 +13,8 @@ import { Agent, type Dispatcher, request } from './undici.js';
  * One connection pool per process; keep-alive matters for many small chunk requests.
  * With `tls`, https connections trust only the cluster CA and show this process's
  * certificate when it has one; with `mainUrl` too, that address must show main's own,
- * and with `serverNames` a file server's endpoint the certificate of a server expected there.
+ * and a file server's endpoint the certificate of a server expected there: one of the
+ * request's own `expectedIds` (see `request`), else of those `serverNames` has there.
  */
 export function createAgent(
   tls?: TlsIdentity,
@@ -26,51 +27,83 @@ export function createAgent(
     bodyTimeout: 60_000,
   };
   if (!tls) return new Agent(options);
-  if (!opts.serverNames) return new Agent({ ...options, connect: tlsConnector(tls, opts.mainUrl) });
   return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames);
 }
 
 type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;
 
 /**
+ * Pools kept per endpoint: for the ids expected there now, and for those before (a
+ * handover's requests still under way, tickets still naming the server that was there).
+ * Older ones are closed: each address handover made a pool that lived for ever.
+ */
+const POOLS_PER_ENDPOINT = 2;
+
+/**
  * undici keeps connections by origin alone, and a certificate is checked once, when its
  * connection is made: a kept-alive connection checked for server X at an address would
  * carry requests meant for Y once Y is expected there instead (a new server id took
  * the address, a ticket names another server at a URL). So requests to an endpoint some
- * server is expected at go through a pool of their own per set of expected ids, whose
- * connections were checked for exactly those ids.
+ * server is expected at go through a pool of their own per endpoint and set of expected
+ * ids, whose connections were checked for exactly those ids.
  */
 class ExpectedServersAgent extends Agent {
-  /** pools by the ids expected (sorted, comma-joined); made on first use */
-  private readonly byExpected = new Map<string, Agent>();
+  /** by endpoint, its pools by the ids expected (sorted, comma-joined), least recently used first */
+  private readonly pools = new Map<string, Map<string, Agent>>();
   private readonly mainEndpoint: string | undefined;
 
   constructor(
     private readonly options: AgentOptions,
     private readonly tls: TlsIdentity,
     mainUrl: string | undefined,
-    private readonly serverNames: ServerNames,
+    private readonly serverNames: ServerNames | undefined,
   ) {
     super({ ...options, connect: tlsConnector(tls, mainUrl) });
     this.mainEndpoint = mainUrl ? endpointOfUrl(mainUrl) : undefined;
   }
 
   override dispatch(opts: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // The request's own ids first: a map shared by requests under way is read when a
+    // request is dispatched, not when its ticket was, and could name another server at
+    // that address by then (file servers and clients give them with each request).
+    const given = (opts as { expectedIds?: readonly string[] }).expectedIds;
+    if (!given && !this.serverNames) return super.dispatch(opts, handler);
     const endpoint = opts.origin ? endpointOfUrl(String(opts.origin)) : undefined;
     const ids =
-      endpoint === undefined || endpoint === this.mainEndpoint ? undefined : this.serverNames(endpoint);
-    if (!ids) return super.dispatch(opts, handler);
-    return this.poolFor(ids).dispatch(opts, handler);
+      endpoint === undefined || endpoint === this.mainEndpoint
+        ? undefined
+        : (given ?? this.serverNames?.(endpoint));
+    // Closed: undici's own refusal, no new pool.
+    if (!ids || this.closed || this.destroyed) return super.dispatch(opts, handler);
+    return this.poolFor(endpoint as string, ids).dispatch(opts, handler);
   }
 
-  private poolFor(ids: readonly string[]): Agent {
+  private poolFor(endpoint: string, ids: readonly string[]): Agent {
     const key = [...ids].sort().join(',');
-    let pool = this.byExpected.get(key);
-    if (!pool) {
-      pool = new Agent({ ...this.options, connect: tlsConnector(this.tls, undefined, ids) });
-      this.byExpected.set(key, pool);
+    let at = this.pools.get(endpoint);
+    if (!at) {
+      at = new Map();
+      this.pools.set(endpoint, at);
+    }
+    let pool = at.get(key);
+    if (pool) {
+      at.delete(key);
+      at.set(key, pool);
+      return pool;
+    }
+    pool = new Agent({ ...this.options, connect: tlsConnector(this.tls, undefined, ids) });
+    at.set(key, pool);
+    // Closing lets what was sent through a pool finish; only new requests go elsewhere.
+    for (const [old, stale] of at) {
+      if (at.size <= POOLS_PER_ENDPOINT) break;
+      at.delete(old);
+      void stale.close().catch(() => undefined);
     }
     return pool;
+  }
+
+  private allPools(): Agent[] {
+    return [...this.pools.values()].flatMap((at) => [...at.values()]);
   }
 
   // The callback forms are how undici's promise forms call themselves: by then the
@@ -79,7 +112,7 @@ class ExpectedServersAgent extends Agent {
   override close(callback: () => void): void;
   override close(callback?: () => void): Promise<void> | void {
     if (callback) return super.close(callback);
-    const pools = [...this.byExpected.values()].map((p) => p.close());
+    const pools = this.allPools().map((p) => p.close());
     return Promise.all([super.close(), ...pools]).then(() => undefined);
   }
 
@@ -91,7 +124,7 @@ class ExpectedServersAgent extends Agent {
     if (typeof errOrCallback === 'function') return super.destroy(errOrCallback);
     const err = errOrCallback ?? null;
     if (callback) return super.destroy(err, callback);
-    const pools = [...this.byExpected.values()].map((p) => p.destroy(err));
+    const pools = this.allPools().map((p) => p.destroy(err));
     return Promise.all([super.destroy(err), ...pools]).then(() => undefined);
   }
 }

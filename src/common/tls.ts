@@ -31,7 +31,9 @@ export const TLS_CIPHERS = [
  * can swap its secure context).
  */
 export class TlsIdentity {
-  private readonly listeners: (() => void)[] = [];
+  private readonly listeners = new Set<() => void>();
+  /** how many times the certificate was renewed: connectors rebuild when it moves */
+  private renewals = 0;
 
   constructor(
     readonly caPem: string,
@@ -48,11 +50,29 @@ export class TlsIdentity {
 
   renew(certPem: string, keyPem: string): void {
     this.cert = { certPem, keyPem };
+    this.renewals++;
     for (const l of this.listeners) l();
   }
 
-  onRenew(listener: () => void): void {
-    this.listeners.push(listener);
+  /**
+   * Tells `listener` of every renewal until the function returned is called. For what
+   * lives as long as the identity (a server's secure context); anything shorter-lived
+   * reads `generation` instead, and so holds nothing it would have to give back.
+   */
+  onRenew(listener: () => void): () => void {
+    const own = () => listener();
+    this.listeners.add(own);
+    return () => this.listeners.delete(own);
+  }
+
+  /** Changes at every renewal. */
+  get generation(): number {
+    return this.renewals;
+  }
+
+  /** Listeners `onRenew` holds now (a seam for tests: nothing short-lived may stay among them). */
+  get renewListeners(): number {
+    return this.listeners.size;
   }
 
   /** Options for `https.createServer` and `setSecureContext`. */
@@ -87,7 +107,10 @@ export type ServerNames = (endpoint: string) => readonly string[] | undefined;
 
 /**
  * An undici connector that trusts only the cluster CA and presents this process's
- * certificate when it has one; rebuilt when the certificate is renewed.
+ * certificate when it has one; rebuilt at its first connection after the certificate
+ * was renewed. It subscribes to nothing: agents are made for a moment too (main's
+ * address probe makes one per probe), and a renewal listener per connector kept every
+ * one of them, and rebuilt them all at each renewal, for the life of the process.
  *
  * With `mainUrl`, connections to that address must also show main's own certificate.
  * The host check alone is not enough: a file server's certificate names the host it
@@ -113,11 +136,13 @@ export function tlsConnector(tls: TlsIdentity, mainUrl?: string, expectedIds?: r
     main: buildConnector({ ...clientTlsOptions(tls), checkServerIdentity: isMainCertificate }),
   });
   let connectors = build();
-  tls.onRenew(() => {
-    connectors = build();
-  });
+  let builtFor = tls.generation;
   const main = mainUrl ? endpointOfUrl(mainUrl) : undefined;
   return (options, callback) => {
+    if (builtFor !== tls.generation) {
+      connectors = build();
+      builtFor = tls.generation;
+    }
     if (main !== undefined && endpointOf(options) === main) return connectors.main(options, callback);
     connectors.other(options, callback);
   };

@@ -28,6 +28,11 @@ export function request(
   options: Omit<Undici.Dispatcher.RequestOptions, 'origin' | 'path' | 'method'> & {
     method?: Undici.Dispatcher.HttpMethod;
     dispatcher: Undici.Dispatcher;
+    /**
+     * The file-server ids one of which must answer (their certificate), for this request
+     * alone: read by `createAgent`'s agents, which undici hands the request's options.
+     */
+    expectedIds?: readonly string[];
   },
 ): Promise<Undici.Dispatcher.ResponseData> {
   const target = typeof url === 'string' ? new URL(url) : url;

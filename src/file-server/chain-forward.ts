@@ -79,7 +79,6 @@ export function forward<T>(
   headers: Record<string, string>,
   server?: string,
 ): Downstream<T> {
-  if (server !== undefined) ctx.expectPeer?.(target, server);
   const body = new PassThrough({ highWaterMark: 1024 * 1024 });
   let failed: SedfsError | undefined;
   // Over TLS a peer is reached over https only: the ticket would otherwise go in the clear.
@@ -88,6 +87,7 @@ export function forward<T>(
       ? Promise.reject(new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: new URL(target).origin }))
       : request(target, {
           dispatcher: ctx.agent,
+          ...(server === undefined ? {} : { expectedIds: [server] }),
           method: 'PUT',
           headers: { 'content-type': 'application/octet-stream', ...headers },
           body,

@@ -32,11 +32,6 @@ export interface FileServerContext {
   tls: boolean;
   /** servers an admin removed (from main's heartbeat answers) */
   revoked: Set<string>;
-  /**
-   * Notes the server a ticket names at `url`: connections there must then show its
-   * certificate (over TLS; see `tlsConnector`).
-   */
-  expectPeer?: (url: string, serverId: string) => void;
   /** how long a chunk being sent may wait on a reader that takes nothing (default 60 s, see get-chunk.ts) */
   sendIdleMs?: number;
   /** the slowest a chunk may be read as a whole (default 16 KiB/s, see get-chunk.ts) */

@@ -7,7 +7,7 @@ import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { atMostOnceAMinute, type Logger } from '../common/logger.js';
 import { openServerFolder } from '../common/server-folder.js';
-import { endpointOfUrl, peerName } from '../common/tls.js';
+import { peerName } from '../common/tls.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -131,14 +131,9 @@ export async function startFileServer(
     throw err;
   });
   // A peer's endpoint must show the certificate of the server the ticket names there
-  // (the next in a chain, or a repair copy's source).
-  const peers = new Map<string, string>();
-  const serverNames = (endpoint: string) => {
-    const id = peers.get(endpoint);
-    return id === undefined ? undefined : [id];
-  };
-  const agent = createAgent(tls, { mainUrl: config.main, serverNames });
-  const chunkReader = new ChunkReader(tls, { serverNames });
+  // (the next in a chain, or a repair copy's source): each request says which.
+  const agent = createAgent(tls, { mainUrl: config.main });
+  const chunkReader = new ChunkReader(tls);
   const revoked = new Set<string>();
 
   let link: MainLink | undefined;
@@ -167,9 +162,6 @@ export async function startFileServer(
     scrubAll: () => scrubber.pass(true),
     tls: tls !== undefined,
     revoked,
-    expectPeer: (url, id) => {
-      if (URL.canParse(url)) peers.set(endpointOfUrl(url), id);
-    },
   };
   const app = createHttpApp(log, tls);
   // A server an admin removed is refused here too, whatever it asks.

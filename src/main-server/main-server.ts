@@ -8,7 +8,7 @@ import { openServerFolder } from '../common/server-folder.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { formatJoinString } from '../protocol/join-string.js';
 import { AccountService } from './accounts.js';
-import { answersAs } from './address-probe.js';
+import { answersAs, throttleProbes } from './address-probe.js';
 import { AuditLog } from './audit.js';
 import { BlobService } from './blob-service.js';
 import { BodyBudget } from './body-budget.js';
@@ -89,7 +89,8 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
     heartbeatTimeoutMs,
     config.lostAfter * 1000,
     tls ? 'https' : 'http',
-    (url, id) => answersAs(tls?.identity, url, id),
+    // A server refused at an address retries every few seconds: its probes are throttled.
+    throttleProbes((url, id) => answersAs(tls?.identity, url, id), now),
   );
   const blobs = new BlobService(
     store,

@@ -38,6 +38,8 @@ export class Registry {
    * million chunks takes minutes; a kick makes it look everywhere at once.
    */
   onLost: (id: string) => void = () => {};
+  /** the ids registered at each endpoint (`idsAt`), as of the store's `addressesVersion` */
+  private addresses: { version: number; ids: Map<string, readonly string[]> } | undefined;
   /** servers left out of `live` for their URL, already logged */
   private readonly unreachableNoted = new Set<string>();
   /** when this process began: servers' silences before it are main's own */
@@ -98,34 +100,33 @@ export class Registry {
     // there (`idsAt`): another id joins there while that one's copies count only if what
     // answers there now proves to be it (a server started afresh on a wiped data folder,
     // addresses handed out anew), so no id is ever connected to in another's place.
-    const holder = this.othersAt(url, req.id).find((s) => !this.wasLost(s, this.now()));
-    if (holder && !(await this.answersAs(url, req.id).catch(() => false))) {
-      this.log.warn(
-        { server: req.id, url, holder: holder.id },
-        'registration refused: another server is at that address, and what answers there is not the server registering',
-      );
-      throw new SedfsError(
-        'SEDFS_ERR_EXISTS',
-        `server ${holder.id.slice(0, 8)} is registered at ${url}, and what answers there is not server ${req.id.slice(0, 8)}: start this server at that address first, or have the other lost or removed (sedfs admin remove-server ID)`,
-      );
-    }
+    const there = this.othersAt(url, req.id);
+    const holder = there.find((s) => !this.wasLost(s, this.now()));
+    if (holder && !(await this.answersAs(url, req.id).catch(() => false))) this.refuse(req.id, url, holder);
     // Every other server there, a lost one too, is expected there no more: one that comes
-    // back registers again from where it is (looked up again: the list may have changed
-    // while main asked).
-    for (const moved of this.othersAt(url, req.id)) {
-      this.store.forgetAddress(moved.id);
+    // back registers again from where it is. Looked up again, the list may have changed
+    // while main asked: one that registered there meanwhile was not what main checked the
+    // answer against, and is displaced only if lost; else this one tries again (and main
+    // asks again).
+    const now = this.now();
+    const displaced: ServerRecord[] = [];
+    for (const s of this.othersAt(url, req.id)) {
+      if (there.some((t) => t.id === s.id) || this.wasLost(s, now)) displaced.push(s);
+      else this.refuse(req.id, url, s, 'registered there while main asked the address');
+    }
+    const existing = this.store.getServer(req.id);
+    const returning = existing !== undefined && this.wasLost(existing, now);
+    // One transaction: a failure (a full disk) leaves the address with those it had.
+    const rec = this.store.registerServer(
+      { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },
+      existing?.receiptKey ?? randomSecret(32),
+      displaced.map((s) => s.id),
+    );
+    for (const moved of displaced)
       this.log.warn(
         { server: moved.id, url, now: req.id },
         'file server no longer at its address (another server registered there): not used until it registers again',
       );
-    }
-    const existing = this.store.getServer(req.id);
-    const now = this.now();
-    const returning = existing !== undefined && this.wasLost(existing, now);
-    const rec = this.store.registerServer(
-      { id: req.id, url, ...req.stats, registeredAt: now, lastHeartbeat: now },
-      existing?.receiptKey ?? randomSecret(32),
-    );
     this.log.info(
       { server: rec.id, url, chunks: req.stats.chunkCount, returning: existing !== undefined },
       existing ? 'file server re-registered' : 'file server registered',
@@ -133,6 +134,21 @@ export class Registry {
     if (returning) this.noteReturned(rec.id, now);
     this.noteUp(rec.id, existing);
     return rec;
+  }
+
+  private refuse(id: string, url: string, holder: ServerRecord, meanwhile?: string): never {
+    this.log.warn(
+      { server: id, url, holder: holder.id },
+      meanwhile
+        ? `registration refused: another server ${meanwhile}; the registering server tries again`
+        : 'registration refused: another server is at that address, and what answers there is not the server registering',
+    );
+    throw new SedfsError(
+      'SEDFS_ERR_EXISTS',
+      meanwhile
+        ? `server ${holder.id.slice(0, 8)} ${meanwhile} (${url}): try again`
+        : `server ${holder.id.slice(0, 8)} is registered at ${url}, and what answers there is not server ${id.slice(0, 8)}: start this server at that address first, or have the other lost or removed (sedfs admin remove-server ID)`,
+    );
   }
 
   /** Records a beat; true when the server is back after being lost (a partition healed). */
@@ -239,12 +255,22 @@ export class Registry {
    * main's connections there must show one of their certificates. Undefined for an
    * endpoint no server is registered at.
    */
-  idsAt(endpoint: string): string[] | undefined {
-    const ids = this.store
-      .listServers()
-      .filter((s) => !s.removedAt && URL.canParse(s.url) && endpointOfUrl(s.url) === endpoint)
-      .map((s) => s.id);
-    return ids.length > 0 ? ids : undefined;
+  idsAt(endpoint: string): readonly string[] | undefined {
+    // Asked at every request main sends a file server: the list is read again only
+    // after an address changed, not once per delete order, copy or proof.
+    const version = this.store.addressesVersion();
+    if (this.addresses?.version !== version) this.addresses = { version, ids: this.readAddresses() };
+    return this.addresses.ids.get(endpoint);
+  }
+
+  private readAddresses(): Map<string, readonly string[]> {
+    const ids = new Map<string, string[]>();
+    for (const s of this.store.listServers()) {
+      if (s.removedAt || !URL.canParse(s.url)) continue;
+      const endpoint = endpointOfUrl(s.url);
+      ids.set(endpoint, [...(ids.get(endpoint) ?? []), s.id]);
+    }
+    return ids;
   }
 
   /** A storage audit found a copy this server was counted for missing or wrong. */

@@ -42,7 +42,6 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       if (!ticket.from)
         throw new SedfsError('SEDFS_ERR_TICKET_MISMATCH', 'this ticket does not order a copy');
       const url = `${ticket.from}/v1/chunks/${id}`;
-      if (ticket.fromServer !== undefined) ctx.expectPeer?.(ticket.from, ticket.fromServer);
       const { size } = req.body;
       if (size > ctx.store.maxChunkBytes)
         throw new SedfsError('SEDFS_ERR_BODY_TOO_LARGE', 'the chunk is larger than this server accepts');
@@ -51,7 +50,9 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
       await ctx.store.ensureRoomFor([{ id, size }]);
       const into = size <= ctx.copyBuffers.size ? ctx.copyBuffers.take() : Buffer.allocUnsafe(size);
       try {
-        const got = await ctx.chunkReader.get(url, req.body.sourceTicket, size, into);
+        // The source must show the certificate of the server the ticket names there.
+        const source = ticket.fromServer === undefined ? undefined : [ticket.fromServer];
+        const got = await ctx.chunkReader.get(url, req.body.sourceTicket, size, into, source);
         // A body of another length is not this chunk (the hash check would say so too).
         if (got.length !== size)
           throw new SedfsError('SEDFS_ERR_HASH_MISMATCH', `the source sent ${got.length} bytes, not ${size}`);

@@ -161,6 +161,8 @@ export class SqliteStore implements MainStore {
   readonly db: Database.Database;
   /** Inventories being compared, by server. */
   private readonly scans = new Map<string, InventoryScan>();
+  /** see `addressesVersion`; moved before each write, so a failed one only costs a reread */
+  private addressWrites = 0;
 
   /** `platform` is a parameter so that tests can open the database as on macOS. */
   constructor(path: string, platform: NodeJS.Platform = process.platform) {
@@ -180,7 +182,20 @@ export class SqliteStore implements MainStore {
     migrate(this.db);
   }
 
-  registerServer(rec: Parameters<MainStore['registerServer']>[0], newReceiptKey: string) {
+  registerServer(
+    rec: Parameters<MainStore['registerServer']>[0],
+    newReceiptKey: string,
+    displaced: readonly string[] = [],
+  ) {
+    this.addressWrites++;
+    return this.db.transaction(() => {
+      for (const id of displaced) this.forgetAddress(id);
+      this.upsertServer(rec, newReceiptKey);
+      return this.getServer(rec.id) as ServerRecord;
+    })();
+  }
+
+  private upsertServer(rec: Parameters<MainStore['registerServer']>[0], newReceiptKey: string): void {
     this.db
       .prepare(
         `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat)
@@ -190,10 +205,10 @@ export class SqliteStore implements MainStore {
            registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat`,
       )
       .run({ ...rec, receiptKey: newReceiptKey });
-    return this.getServer(rec.id) as ServerRecord;
   }
 
   markRemoved(id: string, now: number): boolean {
+    this.addressWrites++;
     const r = this.db
       .prepare(
         `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat, removed_at)
@@ -231,7 +246,12 @@ export class SqliteStore implements MainStore {
   }
 
   forgetAddress(id: string): void {
+    this.addressWrites++;
     this.db.prepare("UPDATE servers SET url = '' WHERE id = ?").run(id);
+  }
+
+  addressesVersion(): number {
+    return this.addressWrites;
   }
 
   markReturned(id: string, now: number): void {

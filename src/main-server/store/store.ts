@@ -85,8 +85,16 @@ export interface InventoryDiff {
 }
 
 export interface MainStore {
-  /** Creates the server or updates its address and stats; keeps its receipt key. */
-  registerServer(rec: Omit<ServerRecord, DerivedServerFields>, newReceiptKey: string): ServerRecord;
+  /**
+   * Creates the server or updates its address and stats; keeps its receipt key. The
+   * servers in `displaced` lose their address (as `forgetAddress`) in the same
+   * transaction: an address handed over is never left with no one registered at it.
+   */
+  registerServer(
+    rec: Omit<ServerRecord, DerivedServerFields>,
+    newReceiptKey: string,
+    displaced?: readonly string[],
+  ): ServerRecord;
   /**
    * Removes a server for good (an admin's order); its replicas stop counting. An id that
    * only enrolled gets a row of its own, so it stays refused.
@@ -103,6 +111,11 @@ export interface MainStore {
   heartbeat(id: string, stats: ServerStats, now: number): boolean;
   getServer(id: string): ServerRecord | undefined;
   listServers(): ServerRecord[];
+  /**
+   * Moves whenever a server's address or removal may have changed (`registerServer`,
+   * `forgetAddress`, `markRemoved`): what is derived from those alone is kept until then.
+   */
+  addressesVersion(): number;
   /** The key fingerprint a server id enrolled with, if it ever did. */
   enrolledKey(id: string): string | undefined;
   /** Binds an id to its key at its first enrolment; later ones with that key only note the time. */

@@ -34,12 +34,10 @@ function fakeClient(bodies: Record<string, Buffer>, delayMs = 0) {
   const named: string[] = [];
   let calls = 0;
   const client = {
-    chunkUrl: (url: string, server: string) => {
-      named.push(`${url} ${server}`);
-      return url;
-    },
+    chunkUrl: (url: string) => url,
     chunks: {
-      get: async (url: string, _ticket: string, size: number, into: Buffer) => {
+      get: async (url: string, _ticket: string, size: number, into: Buffer, expected?: string[]) => {
+        named.push(`${new URL(url).origin} ${expected?.join(',')}`);
         // Each answer later than the one before: the writer is ahead of the chunks.
         calls++;
         if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs * calls));

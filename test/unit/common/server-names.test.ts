@@ -1,17 +1,23 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
+import type { Socket } from 'node:net';
 import { after, before, test } from 'node:test';
+import pino from 'pino';
 import { ClusterClient } from '../../../src/client/cluster-client.js';
 import { sendChunk } from '../../../src/client/store-blob.js';
+import { BufferPool } from '../../../src/common/buffer-pool.js';
 import { ChunkReader } from '../../../src/common/chunk-reader.js';
 import { createAgent, requestJson } from '../../../src/common/http-client.js';
-import { endpointOfUrl, TlsIdentity } from '../../../src/common/tls.js';
+import { createHttpApp } from '../../../src/common/http-server.js';
+import { TlsIdentity } from '../../../src/common/tls.js';
 import { generateTlsKey } from '../../../src/crypto/certificates.js';
 import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';
 import { forward } from '../../../src/file-server/chain-forward.js';
 import type { FileServerContext } from '../../../src/file-server/context.js';
+import { replicateChunkRoute } from '../../../src/file-server/routes/replicate-chunk.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
+import { TICKET_HEADER } from '../../../src/protocol/ticket.js';
 
 /** The server id on the test server's certificate, and another the cluster knows. */
 const [SHOWN, OTHER] = ['a1'.repeat(16), 'b2'.repeat(16)];
@@ -83,10 +89,15 @@ test('a client sends a chunk only to the server main placed it on, told by its c
       assert.match(err.message, /SEDFS_NOT_EXPECTED_SERVER_CERTIFICATE/);
       return true;
     });
-    // Its chunk reads hold a URL given with an id to the same.
-    client.chunkUrl(url, OTHER);
+    // Its chunk reads name the server main named for each replica.
     await assert.rejects(
-      client.chunks.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length)),
+      client.chunks.get(
+        `${url}/v1/chunks/${'ab'.repeat(32)}`,
+        't',
+        CHUNK.length,
+        Buffer.alloc(CHUNK.length),
+        [OTHER],
+      ),
       untrusted,
     );
   } finally {
@@ -100,20 +111,10 @@ test('a client sends a chunk only to the server main placed it on, told by its c
   }
 });
 
-test('a file server forwards down the chain only to the server the ticket names, told by its certificate', async () => {
-  // As file-server.ts wires it: the ticket names the server at each URL forwarded to.
-  const peers = new Map<string, string>();
-  const agent = createAgent(new TlsIdentity(ca), {
-    serverNames: (endpoint) => {
-      const id = peers.get(endpoint);
-      return id === undefined ? undefined : [id];
-    },
-  });
-  const ctx = {
-    tls: true,
-    agent,
-    expectPeer: (u: string, id: string) => peers.set(endpointOfUrl(u), id),
-  } as unknown as FileServerContext;
+test('a file server forwards down the chain only to the server the ticket names, told by its certificate, whatever other forwards at once to that address name', async () => {
+  // As file-server.ts wires it: each forward names the server its ticket names there.
+  const agent = createAgent(new TlsIdentity(ca), { mainUrl: 'https://127.0.0.1:9' });
+  const ctx = { tls: true, agent } as unknown as FileServerContext;
   const send = (server: string) => {
     const down = forward(ctx, `${url}/v1/chunks/${'ab'.repeat(32)}`, { 'content-length': '3' }, server);
     down.push(Buffer.from('abc'));
@@ -124,25 +125,77 @@ test('a file server forwards down the chain only to the server the ticket names,
     const refused = (await send(OTHER)) as { error: SedfsError };
     assert.ok('error' in refused && untrusted(refused.error));
     assert.deepEqual(await send(SHOWN), { receipts: [{ server: SHOWN, receipt: 'r' }], failed: [] });
+    const [other, shown] = await Promise.all([send(OTHER), send(SHOWN), send(OTHER)]);
+    assert.ok('error' in (other as object));
+    assert.deepEqual(shown, { receipts: [{ server: SHOWN, receipt: 'r' }], failed: [] });
   } finally {
     await agent.close();
   }
 });
 
-test('a chunk is read only from the server expected at its endpoint (a repair copy from the source its ticket names)', async () => {
-  const expect = new Map<string, string>();
-  const reader = new ChunkReader(new TlsIdentity(ca), {
-    serverNames: (e) => (expect.has(e) ? [expect.get(e) as string] : undefined),
-  });
-  const read = () =>
-    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length));
+test('a chunk read names the server it expects for itself: reads at once at one endpoint naming different servers each check their own', async () => {
+  const reader = new ChunkReader(new TlsIdentity(ca));
+  const read = (server: string) =>
+    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length), [
+      server,
+    ]);
   try {
-    expect.set(endpointOfUrl(url), OTHER);
-    await assert.rejects(read(), untrusted);
-    expect.set(endpointOfUrl(url), SHOWN);
-    assert.ok((await read()).equals(CHUNK));
+    const [shown, other] = await Promise.allSettled([read(SHOWN), read(OTHER)]);
+    assert.equal(shown.status, 'fulfilled');
+    assert.ok(shown.value.equals(CHUNK));
+    assert.equal(other.status, 'rejected');
+    untrusted(other.reason);
+    // And after: a connection kept for SHOWN does not serve a read naming OTHER.
+    await assert.rejects(read(OTHER), untrusted);
+    assert.ok((await read(SHOWN)).equals(CHUNK));
   } finally {
     reader.close();
+  }
+});
+
+test('a repair copy is read only from the source its own ticket names, whatever copies at once from that address name', async () => {
+  const app = createHttpApp(pino({ level: 'silent' }));
+  const written: string[] = [];
+  const ctx = {
+    serverId: 'target',
+    log: pino({ level: 'silent' }),
+    now: Date.now,
+    tls: false,
+    chunkReader: new ChunkReader(new TlsIdentity(ca), { httpsOnly: true }),
+    // Main's tickets, taken as checked: each names the source in its own header.
+    keys: () => ({
+      receiptKey: Buffer.alloc(32, 7).toString('base64url'),
+      verifyTicket: (token: string) => ({ from: url, fromServer: token, upload: 'copy' }),
+    }),
+    store: {
+      maxChunkBytes: 1024,
+      // A wait between the ticket and the read, as a disk's is.
+      ensureRoomFor: () => new Promise((resolve) => setTimeout(resolve, 20)),
+      beginWrite: async () => ({
+        append: async (b: Buffer) => void written.push(b.toString()),
+        commit: async () => undefined,
+        abort: async () => undefined,
+      }),
+    },
+    copyBuffers: new BufferPool(1024, 2),
+  } as unknown as FileServerContext;
+  replicateChunkRoute(app, ctx);
+  await app.ready();
+  const copy = (source: string) =>
+    app.inject({
+      method: 'POST',
+      url: `/v1/chunks/${'ab'.repeat(32)}/replicate`,
+      headers: { [TICKET_HEADER]: source },
+      payload: { sourceTicket: 's', size: CHUNK.length },
+    });
+  try {
+    const [shown, other] = await Promise.all([copy(SHOWN), copy(OTHER)]);
+    assert.equal(shown.statusCode, 200, shown.body);
+    assert.deepEqual(written, [CHUNK.toString()]);
+    assert.equal(other.json().error.code, 'SEDFS_ERR_UNTRUSTED_SERVER');
+  } finally {
+    ctx.chunkReader.close();
+    await app.close();
   }
 });
 
@@ -170,18 +223,79 @@ test('a kept-alive connection checked for one server is not reused once another 
   }
 });
 
-test('a kept chunk-read connection checked for one server is not reused once another server is expected at its endpoint', async () => {
-  let expected = SHOWN;
-  const reader = new ChunkReader(new TlsIdentity(ca), { serverNames: () => [expected] });
-  const read = () =>
-    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length));
+test('a kept chunk-read connection checked for one server is not reused for a read naming another server at its endpoint', async () => {
+  const reader = new ChunkReader(new TlsIdentity(ca));
+  const read = (expected: string) =>
+    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length), [
+      expected,
+    ]);
   try {
-    assert.ok((await read()).equals(CHUNK));
-    expected = OTHER;
-    await assert.rejects(read(), untrusted);
-    expected = SHOWN;
-    assert.ok((await read()).equals(CHUNK));
+    assert.ok((await read(SHOWN)).equals(CHUNK));
+    await assert.rejects(read(OTHER), untrusted);
+    assert.ok((await read(SHOWN)).equals(CHUNK));
   } finally {
     reader.close();
+  }
+});
+
+test('the chunk reader keeps nothing for a set of expected ids once its kept connections closed', async () => {
+  const reader = new ChunkReader(new TlsIdentity(ca));
+  const kept = () => (reader as unknown as { idle: Map<string, unknown[]> }).idle.size;
+  const served: Socket[] = [];
+  const note = (socket: Socket) => served.push(socket);
+  server.on('secureConnection', note);
+  try {
+    for (const ids of [[SHOWN], [SHOWN, OTHER]])
+      await reader.get(
+        `${url}/v1/chunks/${'ab'.repeat(32)}`,
+        't',
+        CHUNK.length,
+        Buffer.alloc(CHUNK.length),
+        ids,
+      );
+    assert.equal(kept(), 2);
+    for (const socket of served) socket.destroy();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    assert.equal(kept(), 0);
+  } finally {
+    server.off('secureConnection', note);
+    reader.close();
+  }
+});
+
+test('a pool for ids expected at an endpoint before the last two sets is closed: its kept connections close', async () => {
+  const THIRD = 'c3'.repeat(16);
+  let expected = [SHOWN];
+  const agent = createAgent(new TlsIdentity(ca), { serverNames: () => expected });
+  const sockets: Socket[] = [];
+  const count = (socket: Socket) => sockets.push(socket);
+  server.on('secureConnection', count);
+  // Kept alive by the server far longer than the test waits.
+  const keepAlive = server.keepAliveTimeout;
+  server.keepAliveTimeout = 60_000;
+  const settled = () => new Promise((resolve) => setImmediate(resolve));
+  const closed = (socket: Socket) =>
+    socket.destroyed
+      ? Promise.resolve(true)
+      : Promise.race([
+          once(socket, 'close').then(() => true),
+          new Promise((resolve) => setTimeout(resolve, 2_000, false)),
+        ]);
+  try {
+    for (const ids of [[SHOWN], [SHOWN, OTHER], [SHOWN, THIRD]]) {
+      expected = ids;
+      await requestJson(agent, `${url}/v1/health`);
+      await settled();
+    }
+    assert.equal(sockets.length, 3, 'a connection of its own for each set of ids');
+    assert.equal(await closed(sockets[0] as Socket), true, 'the first set is no longer expected: closed');
+    assert.equal(sockets[1]?.destroyed, false, 'the one before the last is kept');
+    expected = [SHOWN, OTHER];
+    await requestJson(agent, `${url}/v1/health`);
+    assert.equal(sockets.length, 3, 'and used again');
+  } finally {
+    server.keepAliveTimeout = keepAlive;
+    server.off('secureConnection', count);
+    await agent.close();
   }
 });

@@ -291,3 +291,101 @@ test('on plain HTTP too, a server whose address another server took is not used 
   );
   store.close();
 });
+
+test('an address handover that cannot be recorded (a full disk) leaves the address with the server that had it', async () => {
+  const store = new SqliteStore(join(dir, 'handover-fails.db'));
+  const clock = { now: 1_000 };
+  const registry = new Registry(
+    store,
+    pino({ level: 'silent' }),
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'https',
+    async () => true,
+  );
+  const [a, b] = ['a1', 'b2'].map((x) => x.repeat(16)) as [string, string];
+  const url = 'https://files.example:7001';
+  await registry.register({ id: a, port: 7001, url, stats }, '10.0.0.1');
+  // The new server's row cannot be written, as on a full disk.
+  store.db.exec(
+    `CREATE TRIGGER full BEFORE INSERT ON servers WHEN NEW.id = '${b}' BEGIN SELECT RAISE(ABORT, 'database or disk is full'); END`,
+  );
+  await assert.rejects(registry.register({ id: b, port: 7001, url, stats }, '10.0.0.2'), /disk is full/);
+  assert.equal(store.getServer(a)?.url, url);
+  assert.deepEqual(registry.idsAt('files.example:7001'), [a]);
+  store.close();
+});
+
+test('a server that registered at an address while main asked it about another id is not displaced unchecked: that other registration is refused, and tried again', async () => {
+  const store = new SqliteStore(join(dir, 'handover-race.db'));
+  const clock = { now: 1_000 };
+  const [a, b, c] = ['a1', 'b2', 'c3'].map((x) => x.repeat(16)) as [string, string, string];
+  const url = 'https://files.example:7001';
+  let meanwhile = async () => {};
+  const registry = new Registry(
+    store,
+    pino({ level: 'silent' }),
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'https',
+    async () => {
+      await meanwhile();
+      return true;
+    },
+  );
+  await registry.register({ id: a, port: 7001, url, stats }, '10.0.0.1');
+  meanwhile = async () => {
+    meanwhile = async () => {};
+    await registry.register({ id: c, port: 7001, url, stats }, '10.0.0.3');
+  };
+  await assert.rejects(registry.register({ id: b, port: 7001, url, stats }, '10.0.0.2'), {
+    code: 'SEDFS_ERR_EXISTS',
+  });
+  assert.deepEqual(registry.idsAt('files.example:7001'), [c], 'c, checked against a, took the address');
+  assert.equal(store.getServer(b), undefined);
+  // Tried again, b is asked about against c, and takes it.
+  await registry.register({ id: b, port: 7001, url, stats }, '10.0.0.2');
+  assert.deepEqual(registry.idsAt('files.example:7001'), [b]);
+  assert.equal(store.getServer(c)?.url, '');
+  store.close();
+});
+
+test("main reads the server list for a file server's expected ids only after an address changed, and the answer follows each change at once", async () => {
+  const store = new SqliteStore(join(dir, 'ids-cache.db'));
+  const clock = { now: 1_000 };
+  const registry = new Registry(
+    store,
+    pino({ level: 'silent' }),
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'https',
+    async () => true,
+  );
+  let reads = 0;
+  const list = store.listServers.bind(store);
+  store.listServers = () => {
+    reads++;
+    return list();
+  };
+  const [a, b] = ['a1', 'b2'].map((x) => x.repeat(16)) as [string, string];
+  const at = (id: string, host: string) => ({ id, port: 7001, url: `https://${host}:7001`, stats });
+  await registry.register(at(a, 'one.example'), '10.0.0.1');
+  assert.deepEqual(registry.idsAt('one.example:7001'), [a]);
+  const before = reads;
+  for (let i = 0; i < 100; i++) registry.idsAt(i % 2 ? 'one.example:7001' : 'two.example:7001');
+  registry.heartbeat(a, stats);
+  assert.deepEqual(registry.idsAt('one.example:7001'), [a]);
+  assert.equal(reads, before, 'no read while nothing moved');
+  await registry.register(at(b, 'one.example'), '10.0.0.2'); // takes a's address
+  assert.deepEqual(registry.idsAt('one.example:7001'), [b]);
+  await registry.register(at(a, 'two.example'), '10.0.0.1'); // a registers again elsewhere
+  assert.deepEqual(registry.idsAt('two.example:7001'), [a]);
+  store.markRemoved(b, clock.now); // an admin's removal, straight in the store
+  assert.equal(registry.idsAt('one.example:7001'), undefined);
+  store.forgetAddress(a);
+  assert.equal(registry.idsAt('two.example:7001'), undefined);
+  store.close();
+});
