@@ -6,11 +6,11 @@ import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
-import type { Pin } from '../../src/client/profile.js';
-import { type PinStore, share, unshare } from '../../src/client/sharing.js';
+import { share, unshare } from '../../src/client/sharing.js';
 import { SedfsError } from '../../src/protocol/errors.js';
 import { COMMIT_BODY_LIMIT } from '../../src/protocol/main-api.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { MemoryPins } from '../helpers/pins.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser, type TestUser } from '../helpers/users.js';
 
@@ -18,16 +18,6 @@ const MiB = 1024 * 1024;
 /** Main's budget for big bodies in these tests (`--big-bodies-mib`); half of it per user. */
 const BUDGET = 16 * MiB;
 const BODY = 4 * MiB;
-
-class MemoryPins implements PinStore {
-  readonly map: Record<string, Pin> = {};
-  async pins() {
-    return this.map;
-  }
-  async savePin(user: string, pin: Pin) {
-    this.map[user] = pin;
-  }
-}
 
 /**
  * A POST to main with a JSON body of `length` bytes that this side sends only as far as

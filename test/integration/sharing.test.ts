@@ -7,16 +7,7 @@ import { request } from 'undici';
 import { login, signup } from '../../src/client/account.js';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem, type OpenNode } from '../../src/client/file-system.js';
-import type { Pin } from '../../src/client/profile.js';
-import {
-  finishRotations,
-  lock,
-  type PinStore,
-  perms,
-  share,
-  unlock,
-  unshare,
-} from '../../src/client/sharing.js';
+import { finishRotations, lock, perms, share, unlock, unshare } from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
 import { randomHexId } from '../../src/crypto/hash.js';
 import { generateIdentity, type SecretIdentity } from '../../src/crypto/identity.js';
@@ -38,17 +29,8 @@ import type {
 } from '../../src/protocol/namespace-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster } from '../helpers/cluster.js';
+import { MemoryPins } from '../helpers/pins.js';
 import { collector } from '../helpers/sinks.js';
-
-class MemoryPins implements PinStore {
-  readonly map: Record<string, Pin> = {};
-  async pins() {
-    return this.map;
-  }
-  async savePin(user: string, pin: Pin) {
-    this.map[user] = pin;
-  }
-}
 
 interface Actor {
   name: string;
