@@ -21,6 +21,19 @@ function registryOn(store: SqliteStore, clock: { now: number }) {
   return { registry: new Registry(store, log, () => clock.now, TIMEOUT_MS), lines };
 }
 
+/** A TLS registry whose address probe finds, at any address, the id that asks. */
+function registryWhereEveryAddressAnswers(store: SqliteStore, clock: { now: number }) {
+  return new Registry(
+    store,
+    pino({ level: 'silent' }),
+    () => clock.now,
+    TIMEOUT_MS,
+    600_000,
+    'https',
+    async () => true,
+  );
+}
+
 test('a server that beats again before any sweep saw it silent is logged down, then up again', async () => {
   const store = new SqliteStore(join(dir, 'a.db'));
   const clock = { now: 1_000 };
@@ -295,15 +308,7 @@ test('on plain HTTP too, a server whose address another server took is not used 
 test('an address handover that cannot be recorded (a full disk) leaves the address with the server that had it', async () => {
   const store = new SqliteStore(join(dir, 'handover-fails.db'));
   const clock = { now: 1_000 };
-  const registry = new Registry(
-    store,
-    pino({ level: 'silent' }),
-    () => clock.now,
-    TIMEOUT_MS,
-    600_000,
-    'https',
-    async () => true,
-  );
+  const registry = registryWhereEveryAddressAnswers(store, clock);
   const [a, b] = ['a1', 'b2'].map((x) => x.repeat(16)) as [string, string];
   const url = 'https://files.example:7001';
   await registry.register({ id: a, port: 7001, url, stats }, '10.0.0.1');
@@ -355,15 +360,7 @@ test('a server that registered at an address while main asked it about another i
 test("main reads the server list for a file server's expected ids only after an address changed, and the answer follows each change at once", async () => {
   const store = new SqliteStore(join(dir, 'ids-cache.db'));
   const clock = { now: 1_000 };
-  const registry = new Registry(
-    store,
-    pino({ level: 'silent' }),
-    () => clock.now,
-    TIMEOUT_MS,
-    600_000,
-    'https',
-    async () => true,
-  );
+  const registry = registryWhereEveryAddressAnswers(store, clock);
   let reads = 0;
   const list = store.listServers.bind(store);
   store.listServers = () => {
