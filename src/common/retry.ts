@@ -57,10 +57,19 @@ const BUSY_ATTEMPTS = 20;
  * one before reading any of it, so nothing of the refused request happened and the same
  * request can be sent again. Any other error is thrown at once.
  */
-export function retryWhileBusy<T>(fn: () => Promise<T>): Promise<T> {
-  return retryWithBackoff(fn, {
-    isFinal: (err) => !(err instanceof SedfsError && err.code === 'SEDFS_ERR_BUSY'),
-    onRetry: () => undefined,
-    attempts: BUSY_ATTEMPTS,
-  });
+export async function retryWhileBusy<T>(fn: () => Promise<T>, attempts = BUSY_ATTEMPTS): Promise<T> {
+  const busy = (err: unknown) => err instanceof SedfsError && err.code === 'SEDFS_ERR_BUSY';
+  const began = Date.now();
+  try {
+    return await retryWithBackoff(fn, { isFinal: (err) => !busy(err), onRetry: () => undefined, attempts });
+  } catch (err) {
+    if (!busy(err)) throw err;
+    // "Try again shortly" was said at every try: say what the waits came to.
+    throw new SedfsError(
+      'SEDFS_ERR_BUSY',
+      `main was reading as many big request bodies as it may at once for ${Math.round((Date.now() - began) / 1000)} s (${attempts} tries) and never took this one: run the command again later (what was stored for it and not committed is collected)`,
+      undefined,
+      { cause: err },
+    );
+  }
 }
