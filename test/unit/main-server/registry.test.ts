@@ -135,7 +135,7 @@ test("a main restarted after a long stop does not count its own downtime as the 
   store.close();
 });
 
-test('a TLS cluster takes only https:// file-server URLs: registration refuses another (or no URL at all), and a server recorded at one is not used', async () => {
+test('a TLS cluster takes only https:// file-server URLs: registration refuses another (or a url that is not a URL), and a server recorded at one is not used', async () => {
   const store = new SqliteStore(join(dir, 'scheme.db'));
   const clock = { now: 1_000 };
   const { registry, lines } = registryOn(store, clock);
