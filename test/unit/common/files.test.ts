@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, win32 } from 'node:path';
 import { test } from 'node:test';
 import {
   fileSource,
@@ -176,17 +176,19 @@ test('on Windows a new data folder is restricted with icacls to this user (by SI
     };
     const dir = join(root, 'main');
     assert.deepEqual(await makeDataFolder(dir, noSync, 'win32', run), {});
+    // Where Windows is (%SystemRoot%, often C:\WINDOWS), as sedfs looks for it.
+    const system32 = win32.join(process.env.SystemRoot || 'C:\\Windows', 'System32');
     assert.deepEqual(ran, [
-      ['C:\\Windows\\System32\\whoami.exe', '/user', '/fo', 'csv', '/nh'],
+      [win32.join(system32, 'whoami.exe'), '/user', '/fo', 'csv', '/nh'],
       [
-        'C:\\Windows\\System32\\icacls.exe',
+        win32.join(system32, 'icacls.exe'),
         dir,
         '/grant:r',
         '*S-1-5-21-1-2-3-1001:(OI)(CI)F',
         '*S-1-5-18:(OI)(CI)F',
         '*S-1-5-32-544:(OI)(CI)F',
       ],
-      ['C:\\Windows\\System32\\icacls.exe', dir, '/inheritance:r'],
+      [win32.join(system32, 'icacls.exe'), dir, '/inheritance:r'],
     ]);
     ran.length = 0;
     await makeDataFolder(dir, noSync, 'win32', run);
