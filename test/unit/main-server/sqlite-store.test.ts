@@ -13,6 +13,18 @@ const dir = mkdtempSync(join(tmpdir(), 'sedfs-store-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 const hex = (n: number, len = 32) => n.toString(16).padStart(len, '0');
+
+/** User 101 may read node `n` (the grants the rotation tests revoke). */
+function readGrant(ns: SqliteNamespaceStore, n: number): void {
+  ns.putGrant({
+    nodeId: hex(n),
+    granteeId: hex(101),
+    perm: 'read',
+    sealedKey: 'k',
+    sealedName: 'n',
+    grantedAt: 1,
+  });
+}
 const server = (id: string) => ({
   id,
   url: `http://${id.slice(0, 4)}`,
@@ -507,14 +519,7 @@ describe('SqliteNamespaceStore', () => {
       code: 'SEDFS_ERR_EXISTS',
       message: 'that node id is already in use',
     });
-    ns.putGrant({
-      nodeId: hex(2),
-      granteeId: hex(101),
-      perm: 'read',
-      sealedKey: 'k',
-      sealedName: 'n',
-      grantedAt: 1,
-    });
+    readGrant(ns, 2);
     assert.equal(ns.revoke(hex(2), hex(101), 4), hex(2));
     assert.equal(ns.grantsTo(hex(101)).length, 0, 'revoked before any key is replaced');
     const clashing = { wrappedKey: 'w2', nameEnc: 'e2', nameMac: hex(9, 64) };
@@ -539,15 +544,7 @@ describe('SqliteNamespaceStore', () => {
     ns.createNode(node(2, 1, 'dir', 2));
     ns.createNode(node(3, 2, 'dir', 3));
     ns.createNode(node(4, 3, 'dir', 4));
-    for (const n of [2, 3, 4])
-      ns.putGrant({
-        nodeId: hex(n),
-        granteeId: hex(101),
-        perm: 'read',
-        sealedKey: 'k',
-        sealedName: 'n',
-        grantedAt: 1,
-      });
+    for (const n of [2, 3, 4]) readGrant(ns, n);
     assert.equal(ns.revoke(hex(3), hex(101), 1), hex(3));
     assert.equal(ns.revoke(hex(4), hex(101), 2), hex(3), 'below a pending rotation: part of it');
     assert.equal(ns.revoke(hex(2), hex(101), 3), hex(2));
@@ -644,14 +641,7 @@ describe('SqliteNamespaceStore', () => {
           }),
       );
     version(40, { kind: 'new', node: node(3, 2, 'file', 3) });
-    ns.putGrant({
-      nodeId: hex(2),
-      granteeId: hex(101),
-      perm: 'read',
-      sealedKey: 'k',
-      sealedName: 'n',
-      grantedAt: 1,
-    });
+    readGrant(ns, 2);
     // The owner read the subtree at version 40; version 41 landed before the re-key did.
     version(41, { kind: 'existing', nodeId: hex(3) });
     assert.equal(ns.revoke(hex(2), hex(101), 4), hex(2));
@@ -787,15 +777,7 @@ describe('SqliteNamespaceStore', () => {
       if (d === 2) for (let p = dir, k = 0; k < 5; k++, p = id - 1) add(id++, p, 'dir');
       add(id++, 2, 'file');
     }
-    for (const n of [2, 11, 13])
-      ns.putGrant({
-        nodeId: hex(n),
-        granteeId: hex(101),
-        perm: 'read',
-        sealedKey: 'k',
-        sealedName: 'n',
-        grantedAt: 1,
-      });
+    for (const n of [2, 11, 13]) readGrant(ns, n);
     const all = [...parentOf.keys()].map((n) => hex(n)).sort();
     for (const limit of [1, 2, 3, 5, 100]) {
       const seen: string[] = [];
@@ -834,14 +816,7 @@ describe('SqliteNamespaceStore', () => {
     const { s, ns } = withTwoUsers();
     ns.createNode(node(2, 1, 'dir', 2));
     ns.createNode(node(3, 2, 'file', 3));
-    ns.putGrant({
-      nodeId: hex(2),
-      granteeId: hex(101),
-      perm: 'read',
-      sealedKey: 'k',
-      sealedName: 'n',
-      grantedAt: 1,
-    });
+    readGrant(ns, 2);
     ns.revoke(hex(2), hex(101), 4);
     const first = (id: number) => ({ id: hex(id), wrappedKey: `w${id}` });
     const second = { id: hex(3), wrappedKey: 'w3', nameEnc: 'e', nameMac: hex(8, 64) };
