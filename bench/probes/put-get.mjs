@@ -1,9 +1,10 @@
 // Puts a big file through the real CLI into a fresh test cluster, then gets it back with
-// the page cache dropped before each get; prints MiB/s, the client's user and system CPU
-// and peak RSS, and each server's CPU (main first). Linux, root (drop_caches). Run from
+// the page cache dropped before each get (LIMIT=1: each followed by the disk's
+// read-while-write limit on the same chunks, bench/read-while-write.ts); prints MiB/s,
+// the client's user and system CPU and peak RSS, and each server's CPU (main first). Linux, root (drop_caches). Run from
 // the repository root after `npm run build`:
 //
-//   R=1 PUTS=1 GETS=3 node bench/probes/put-get.mjs [BIG_FILE]
+//   R=1 PUTS=1 GETS=3 [LIMIT=1] node bench/probes/put-get.mjs [BIG_FILE]
 //
 // The cluster is the tests' (dist/test/helpers/cluster.js: source maps on, TLS on unless
 // PLAIN=1). SEDFS_NODE_ARGS adds node flags to every server, e.g. "--cpu-prof
@@ -60,6 +61,18 @@ try {
   for (let i = 0; i < Number(process.env.GETS ?? 3); i++) {
     await run('sh', ['-c', `rm -f ${readBack}; sync; echo 3 > /proc/sys/vm/drop_caches`]);
     await measure('get', ['get', '/big.bin', readBack]);
+    if (process.env.LIMIT === '1') {
+      // The disk's read-while-write limit on the same chunk files, as the bench's W2disk.
+      await run('sh', ['-c', `rm -f ${readBack}; sync; echo 3 > /proc/sys/vm/drop_caches`]);
+      const folders = cluster.fileServers.map((_, k) => join(cluster.root, `fs${k}`, 'chunks'));
+      const { stdout } = await run(process.execPath, [
+        'dist/bench/read-while-write.js',
+        readBack,
+        String(mib),
+        ...folders,
+      ]);
+      console.log(`  disk read-while-write limit ${JSON.parse(stdout).mibs.toFixed(0)} MiB/s`);
+    }
   }
 } finally {
   await cluster.stop();

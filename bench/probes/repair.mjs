@@ -5,7 +5,7 @@
 // read from the disk as they would minutes later). From the repository root after
 // `npm run build`:
 //
-//   ROUNDS=3 node bench/probes/repair.mjs [BIG_FILE]
+//   ROUNDS=3 [MAIN_ARGS="--repair-concurrency 8"] node bench/probes/repair.mjs [BIG_FILE]
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -20,7 +20,11 @@ const big = process.argv[2] ?? join(tmpdir(), 'sedfs-probe-big.bin');
 if (!existsSync(big)) await run('sh', ['-c', `head -c ${1024 * 1024 * 1024} /dev/urandom > ${big}`]);
 const mib = statSync(big).size / 1048576;
 
-const cluster = await TestCluster.start({ servers: 3, replicas: 3 });
+const cluster = await TestCluster.start({
+  servers: 3,
+  replicas: 3,
+  mainArgs: process.env.MAIN_ARGS?.split(' ').filter(Boolean) ?? [],
+});
 const cpuOf = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
