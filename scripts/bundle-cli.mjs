@@ -4,7 +4,12 @@
 // files (`sedfs ls` of 2,000 entries: 0.28 -> 0.22 s). The servers, loaded only by
 // `sedfs main`, `fileserver` and `dev`, become chunks of their own (code splitting), so a
 // client command never reads them and every module still exists once.
+import { rmSync } from 'node:fs';
 import { build } from 'esbuild';
+
+// Chunks are named by their content's hash: each build would add its own beside the old
+// ones (a working copy held 300 MB of them after a day).
+rmSync('dist/bundle', { recursive: true, force: true });
 
 await build({
   // The seal worker is started by file name (new URL('./seal-worker.js', import.meta.url)),
