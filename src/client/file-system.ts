@@ -33,7 +33,7 @@ import { fetchChunks } from './fetch-blob.js';
 import { ManifestPager } from './manifest-pager.js';
 import { checkName, checkStoredName, joinPath, splitPath } from './paths.js';
 import { sealWorkers } from './seal-workers.js';
-import { DEFAULT_CHUNK_BYTES, sendBatch, sendChunk, storeChunks } from './store-blob.js';
+import { DEFAULT_CHUNK_BYTES, OtherServers, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
 /** A node with its key opened on the client and its name decrypted. */
 export interface OpenNode {
@@ -399,12 +399,13 @@ export class FileSystem {
     const receipts: StoredReceipt[][] = [];
     const position = new Map(sealed.map((s, i) => [s.id, i]));
     const single = new Set(sealed.map((_, i) => i));
+    const others = new OtherServers();
     const sendOne = async (i: number, answer?: PutChunkResponse) => {
       receipts[i] = await sendChunk(
         this.client,
         placements[i] as Placement,
         (sealed[i] as (typeof sealed)[0]).bytes,
-        { uploadId: upload.uploadId, sent: answer },
+        { uploadId: upload.uploadId, sent: answer, others },
       );
     };
     await inParallel(batches ?? [], 4, async (batch) => {

@@ -75,6 +75,7 @@ export async function storeChunks(
   const pool = opts.seal ? sharedChunkPool(chunkBytes + TAG_BYTES) : new ChunkPool(chunkBytes);
   const upload = await client.beginUpload(opts.replicas);
   const placer = new Placer(client, upload.uploadId, opts.onWarning);
+  const others = new OtherServers();
   const done: CommitRequest['chunks'] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
@@ -106,6 +107,7 @@ export async function storeChunks(
             if (failure) return;
             receipts = await sendChunk(client, await placer.placementOf(chunk.index), stored, {
               uploadId: upload.uploadId,
+              others,
             });
           } finally {
             sending.release();
@@ -144,40 +146,51 @@ export async function storeBlob(
 }
 
 /**
+ * Failures that say the chunk's own bytes are wrong: another server would refuse them
+ * the same way, so none is asked for in its place.
+ */
+const CHUNK_AT_FAULT = new Set(['SEDFS_ERR_HASH_MISMATCH', 'SEDFS_ERR_BODY_TOO_LARGE']);
+
+/**
  * Sends one chunk down its placement chain. When the chain breaks, the servers it
  * never reached are tried directly, each as the head of what is left of the chain.
- * Servers that refused it for space (they filled up since they last told main) are
- * made up for, once: main is asked for as many others, none of the chain, and they
- * are sent the chunk the same way. Without one, the chunk has fewer copies (or, with
- * none at all, the put fails as out of space) and repair restores the count later.
+ * Servers that did not store it (they filled up since they last told main, are down
+ * or cannot be reached from here, answered with an error) are made up for, once: main
+ * is asked for as many others, none of the chain, and they are sent the chunk the same
+ * way. A put over a server that went down was otherwise committed with a copy short on
+ * every chunk placed there, until main saw it lost and repair made up for it. Without
+ * another, the chunk has fewer copies (or, with none at all, the put fails) and repair
+ * restores the count later.
  */
 export async function sendChunk(
   client: ClusterClient,
   placement: Placement,
   bytes: Buffer,
   opts: {
-    /** the upload, whose placements make up for servers that refused the chunk */
+    /** the upload, whose placements make up for servers that did not store the chunk */
     uploadId?: string;
     /** the head's answer when the chunk already went down the chain in a batch */
     sent?: PutChunkResponse;
+    /** the upload's memory of main having had no other server to offer */
+    others?: OtherServers;
   } = {},
 ): Promise<StoredReceipt[]> {
   const { receipts, failures } = await sendDownChain(client, placement, bytes, opts.sent);
-  const refused = failures.filter((f) => f.code === 'SEDFS_ERR_NO_SPACE').length;
-  if (refused > 0 && opts.uploadId !== undefined) {
+  const stored = new Set(receipts.map((r) => r.server));
+  const refused = new Set(
+    failures.filter((f) => !stored.has(f.server) && !CHUNK_AT_FAULT.has(f.code)).map((f) => f.server),
+  ).size;
+  const exclude = placement.servers.map((s) => s.id);
+  if (refused > 0 && opts.uploadId !== undefined && opts.others?.worthAsking(exclude) !== false) {
     const others = await client
-      .place(opts.uploadId, [
-        {
-          id: placement.chunk,
-          size: bytes.length,
-          exclude: placement.servers.map((s) => s.id),
-          replicas: refused,
-        },
-      ])
+      .place(opts.uploadId, [{ id: placement.chunk, size: bytes.length, exclude, replicas: refused }])
       .then(
         (res) => res.placements[0],
-        // None with room (or main unreachable): the copies made are what there is.
-        () => undefined,
+        // None other up with room (or main unreachable): the copies made are what there is.
+        (err) => {
+          if ((err as SedfsError).code === 'SEDFS_ERR_NO_SERVERS') opts.others?.noneOutside(exclude);
+          return undefined;
+        },
       );
     if (others?.chunk === placement.chunk) {
       const more = await sendDownChain(client, others, bytes);
@@ -203,6 +216,32 @@ export async function sendChunk(
     );
   }
   return receipts;
+}
+
+/**
+ * What main answered when asked for servers to take the place of failed ones: none but
+ * those of the chain (SEDFS_ERR_NO_SERVERS). A put over a dead server in a cluster of as
+ * many servers as replicas would otherwise ask again for every chunk, each refused and
+ * logged. Remembered for a while only: a server may come up meanwhile.
+ */
+export class OtherServers {
+  private refused: { outside: string[]; at: number }[] = [];
+
+  constructor(
+    private readonly forgetAfterMs = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** false when main had no server outside a subset of `exclude` lately */
+  worthAsking(exclude: string[]): boolean {
+    const since = this.now() - this.forgetAfterMs;
+    this.refused = this.refused.filter((r) => r.at >= since);
+    return !this.refused.some((r) => r.outside.every((id) => exclude.includes(id)));
+  }
+
+  noneOutside(exclude: string[]): void {
+    this.refused.push({ outside: [...exclude], at: this.now() });
+  }
 }
 
 /** Sends one chunk down a chain, and directly to the servers a broken chain never reached. */

@@ -16,7 +16,14 @@ import type {
   ServerRef,
 } from '../protocol/main-api.js';
 import { MANIFEST_PAGE } from '../protocol/namespace-api.js';
-import { allBarred, chooseTrustedFirst, clusterFull, notBarred, withRoomFor } from './placement.js';
+import {
+  allBarred,
+  chooseTrustedFirst,
+  clusterFull,
+  noneOutside,
+  notBarred,
+  withRoomFor,
+} from './placement.js';
 import type { Registry } from './registry.js';
 import type { CommittedChunk, MainStore } from './store/store.js';
 
@@ -99,12 +106,12 @@ export class BlobService {
       const open = notBarred(live, barred.get(c.id));
       if (withRoomFor(open, c.size).length === 0)
         throw withRoomFor(live, c.size).length > 0 ? allBarred(c.id) : clusterFull(c.size);
-      // Servers the client asks to leave out: those that hold the chunk or refused it for space.
+      // Servers the client asks to leave out: those of a chain that did not all store it.
       const room = withRoomFor(
         open.filter((s) => !c.exclude?.includes(s.id)),
         c.size,
       );
-      if (room.length === 0) throw clusterFull(c.size);
+      if (room.length === 0) throw noneOutside(c.id, c.exclude?.length ?? 0);
       const wanted = Math.min(c.replicas ?? upload.replicas, upload.replicas);
       fewest = Math.min(fewest, room.length);
       if (room.length < wanted) short = true;

@@ -69,6 +69,17 @@ export function allBarred(chunkId: string): SedfsError {
   );
 }
 
+/**
+ * What placement says when every live server with room for a chunk is one the client
+ * asked to leave out (the chain that failed to store it): not the cluster being full.
+ */
+export function noneOutside(chunkId: string, excluded: number): SedfsError {
+  return new SedfsError(
+    'SEDFS_ERR_NO_SERVERS',
+    `no live file server with room for chunk ${chunkId.slice(0, 12)} is outside the ${excluded} asked to be left out`,
+  );
+}
+
 /** What placement and repair say when no live server has room for a chunk. */
 export function clusterFull(bytes: number): SedfsError {
   return new SedfsError(

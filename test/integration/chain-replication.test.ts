@@ -1,10 +1,13 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
-import { after, before, test } from 'node:test';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
 import { fetchBlob } from '../../src/client/fetch-blob.js';
 import { storeBlob } from '../../src/client/store-blob.js';
-import { TestCluster } from '../helpers/cluster.js';
+import type { CheckResponse } from '../../src/protocol/main-api.js';
+import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { hashingSink } from '../helpers/sinks.js';
 
@@ -15,7 +18,7 @@ before(async () => {
 });
 after(() => cluster?.stop());
 
-test('with one server of every chain dead, each chunk still lands on the other two, wherever the dead one sits', async () => {
+test('with one server of every chain dead, each chunk still lands on the other two, wherever the dead one sits; main, with no other to offer, is asked for one only a few times', async () => {
   const client = await cluster.client();
   await cluster.killFileServer(1);
   const data = seededBytes(77, 40 * 64 * 1024);
@@ -33,4 +36,59 @@ test('with one server of every chain dead, each chunk still lands on the other t
   await fetchBlob(client, res.blobId, out.sink);
   assert.equal(out.bytes(), data.length);
   assert.equal(out.digest(), createHash('sha256').update(data).digest('hex'));
+  // The chunks in flight when the first refusal came back each asked; none after.
+  const refusals = () =>
+    readFileSync(join(cluster.mainData, 'main.log'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"SEDFS_ERR_NO_SERVERS"')).length;
+  await waitFor('main to log its refusals', () => refusals() > 0);
+  assert.ok(refusals() <= 8, `main was asked for another server ${refusals()} times`);
+});
+
+describe('a chain server that is down while main still counts it up, with another server to spare', () => {
+  let spare: TestCluster;
+  let work: string;
+  before(async () => {
+    spare = await TestCluster.start({ servers: 4, replicas: 3, heartbeatTimeout: 30 });
+    work = mkdtempSync(join(tmpdir(), 'sedfs-chain-'));
+    await spare.killFileServer(1);
+  });
+  after(async () => {
+    await spare?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  test('every chunk main placed on it is stored on another server instead: three copies each, none short', async () => {
+    const client = await spare.client();
+    const res = await storeBlob(client, [seededBytes(78, 40 * 64 * 1024)], {
+      chunkBytes: 64 * 1024,
+      replicas: 3,
+    });
+    assert.equal(res.underReplicated, 0);
+    const manifest = await client.manifest(res.blobId);
+    for (const c of manifest.chunks) {
+      const holders = [0, 1, 2, 3].filter((i) => existsSync(spare.chunkPath(i, c.id)));
+      assert.deepEqual(holders, [0, 2, 3], `chunk ${c.index}`);
+    }
+  });
+
+  test('a put -r of small files (sent in batches) and a bigger one leaves nothing under-replicated', async () => {
+    const env = {
+      SEDFS_HOME: join(work, 'amy'),
+      SEDFS_MAIN: spare.mainUrl,
+      SEDFS_PASSPHRASE: 'amy-passphrase',
+    };
+    const signup = await runSedfs(['signup', 'amy'], env);
+    assert.equal(signup.code, 0, signup.stderr);
+    const dir = join(work, 'files');
+    mkdirSync(dir);
+    for (let i = 0; i < 30; i++) writeFileSync(join(dir, `f${i}.txt`), seededBytes(100 + i, 4096));
+    writeFileSync(join(dir, 'big.bin'), seededBytes(99, 3 * 1024 * 1024));
+    const before = await (await spare.client()).call<CheckResponse>('GET', '/v1/check');
+    const put = await runSedfs(['put', '-r', dir, '/files'], env);
+    assert.equal(put.code, 0, put.stderr);
+    const check = await (await spare.client()).call<CheckResponse>('GET', '/v1/check');
+    assert.equal(check.underReplicated, 0);
+    assert.ok(check.chunks >= before.chunks + 31, `${check.chunks} chunks after, ${before.chunks} before`);
+  });
 });

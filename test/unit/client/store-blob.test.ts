@@ -6,9 +6,9 @@ import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { ClusterClient } from '../../../src/client/cluster-client.js';
-import { DEFAULT_CHUNK_BYTES, sendChunk, storeChunks } from '../../../src/client/store-blob.js';
+import { DEFAULT_CHUNK_BYTES, OtherServers, sendChunk, storeChunks } from '../../../src/client/store-blob.js';
 import { sealChunk } from '../../../src/crypto/content.js';
-import type { SedfsError } from '../../../src/protocol/errors.js';
+import { SedfsError } from '../../../src/protocol/errors.js';
 import type {
   PutChunkResponse,
   ReplicaFailure,
@@ -44,16 +44,20 @@ async function chunkServer(failing: number, delayMs = 20) {
   return { url, requests: () => requests, close: () => server.close() };
 }
 
-/** Enough of a ClusterClient for storeChunks: every chunk placed on the one server at `url`. */
+/**
+ * Enough of a ClusterClient for storeChunks: every chunk placed on the one server at
+ * `url`; asked to leave it out, as main, there is no other.
+ */
 function fakeClient(url: string): { client: ClusterClient; close: () => Promise<void> } {
   const agent = new Agent();
   const client = {
     agent,
     chunkUrl: (u: string) => u,
     beginUpload: async () => ({ uploadId: 'u1', replicas: 1, expiresAt: Date.now() + 60_000 }),
-    place: async (_upload: string, chunks: { id: string }[]) => ({
-      placements: chunks.map((c) => ({ chunk: c.id, servers: [{ id: 's1', url }], ticket: 't' })),
-    }),
+    place: async (_upload: string, chunks: { id: string; exclude?: string[] }[]) => {
+      if (chunks.some((c) => c.exclude?.includes('s1'))) throw new SedfsError('SEDFS_ERR_NO_SERVERS');
+      return { placements: chunks.map((c) => ({ chunk: c.id, servers: [{ id: 's1', url }], ticket: 't' })) };
+    },
   };
   return { client: client as unknown as ClusterClient, close: () => agent.close() };
 }
@@ -245,4 +249,16 @@ test('with its session to main over https, a client sends no chunk or ticket to,
     await plain.close();
     server.close();
   }
+});
+
+test('once main had no server outside a chain, a put asks again only for a chain leaving out other servers, or after a while', () => {
+  let now = 1_000;
+  const others = new OtherServers(10_000, () => now);
+  assert.equal(others.worthAsking(['a', 'b', 'c']), true);
+  others.noneOutside(['a', 'b', 'c']);
+  assert.equal(others.worthAsking(['a', 'b', 'c']), false);
+  assert.equal(others.worthAsking(['c', 'b', 'a', 'd']), false, 'leaving out more finds none either');
+  assert.equal(others.worthAsking(['a', 'b', 'd']), true, 'c may have room');
+  now += 10_001;
+  assert.equal(others.worthAsking(['a', 'b', 'c']), true, 'a server may have come up');
 });

@@ -220,7 +220,7 @@ test('placement skips the servers holding a corrupt copy of a chunk or a delete 
   store.close();
 });
 
-test('a placement that leaves servers out (those that refused a chunk for space, or hold it) places as many copies as asked, at most the upload wants, on none of them; none left is out of space', () => {
+test('a placement that leaves servers out (a chain that did not all store a chunk) places as many copies as asked, at most the upload wants, on none of them; none left is SEDFS_ERR_NO_SERVERS, not the cluster out of space', () => {
   const servers = [hex(1), hex(2), hex(3), hex(4), hex(5)];
   const { store, blobs } = serviceWith('exclude', servers, 3);
   const { uploadId } = blobs.begin(3, 'bob');
@@ -244,7 +244,8 @@ test('a placement that leaves servers out (those that refused a chunk for space,
   assert.ok(!many.placements[0]?.servers.some((s) => s.id === hex(1)));
   assert.equal(many.warning, undefined);
   assert.throws(() => blobs.place(uploadId, { chunks: [{ id: chunk, size: 10, exclude: servers }] }, 'bob'), {
-    code: 'SEDFS_ERR_NO_SPACE',
+    code: 'SEDFS_ERR_NO_SERVERS',
+    message: /outside the 5 asked to be left out/,
   });
   store.close();
 });
