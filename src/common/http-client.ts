@@ -183,16 +183,25 @@ export async function errorFromResponse(
   } catch {
     body = undefined;
   }
-  return errorFromBody(res.statusCode, body, url);
+  // Seconds the server asks us to wait before trying again (`retryAfterS`, see retryWhileBusy).
+  const after = Number(res.headers['retry-after']);
+  return errorFromBody(res.statusCode, body, url, after > 0 ? { retryAfterS: after } : {});
 }
 
 /** A SEDFS server's error answer (`{ error: { code, message, details } }`) as a SedfsError. */
-export function errorFromBody(status: number, body: unknown, url: string): SedfsError {
+export function errorFromBody(
+  status: number,
+  body: unknown,
+  url: string,
+  /** what the answer's headers said, added to the details */
+  fromHeaders: Record<string, unknown> = {},
+): SedfsError {
   const err = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)
     ?.error;
   if (err && isErrorCode(err.code)) {
     return new SedfsError(err.code, typeof err.message === 'string' ? err.message : undefined, {
       ...(err.details as Record<string, unknown> | undefined),
+      ...fromHeaders,
       status,
       url,
     });

@@ -9,14 +9,21 @@ export interface RetryOptions {
   signal?: AbortSignal | undefined;
   /** tries in all before the last error is thrown (default: no end) */
   attempts?: number;
+  /** the least wait, in ms, that a failure itself asks for (a server's Retry-After) */
+  waitAtLeast?: (err: unknown) => number;
+  /** in [0, 1): spreads the waits (tests pass a fixed one) */
+  random?: () => number;
 }
 
 /**
- * Runs `fn` until it succeeds, waiting 0.25 s, 0.5 s, … up to 5 s between tries (a main
- * server that is not up yet). A final error, an abort, or the last of `attempts` tries
- * throws the last error.
+ * Runs `fn` until it succeeds, waiting about 0.25 s, 0.5 s, … up to 5 s between tries (a
+ * main server that is not up yet), each wait drawn between 3/4 and 5/4 of that so that
+ * clients refused together do not all come back together, and never shorter than the
+ * failure asked for. A final error, an abort, or the last of `attempts` tries throws the
+ * last error.
  */
 export async function retryWithBackoff<T>(fn: () => Promise<T>, opts: RetryOptions): Promise<T> {
+  const random = opts.random ?? Math.random;
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
     try {
@@ -24,7 +31,8 @@ export async function retryWithBackoff<T>(fn: () => Promise<T>, opts: RetryOptio
     } catch (err) {
       if (opts.isFinal(err) || opts.signal?.aborted || attempt === opts.attempts) throw err;
       opts.onRetry(err);
-      await sleep(delay, undefined, { signal: opts.signal }).catch(() => undefined);
+      const wait = Math.max(delay * (0.75 + random() / 2), opts.waitAtLeast?.(err) ?? 0);
+      await sleep(wait, undefined, { signal: opts.signal }).catch(() => undefined);
       delay = Math.min(delay * 2, 5000);
     }
   }
@@ -55,13 +63,25 @@ const BUSY_ATTEMPTS = 20;
  * Sends a big request (a commit, a key rotation's part) again, with backoff, while main
  * refuses it with SEDFS_ERR_BUSY: it reads only so many big bodies at once, and refuses
  * one before reading any of it, so nothing of the refused request happened and the same
- * request can be sent again. Any other error is thrown at once.
+ * request can be sent again. Each wait is at least what main's Retry-After said (at most
+ * a minute of it). Any other error is thrown at once.
  */
-export async function retryWhileBusy<T>(fn: () => Promise<T>, attempts = BUSY_ATTEMPTS): Promise<T> {
+export async function retryWhileBusy<T>(
+  fn: () => Promise<T>,
+  attempts = BUSY_ATTEMPTS,
+  random: () => number = Math.random,
+): Promise<T> {
   const busy = (err: unknown) => err instanceof SedfsError && err.code === 'SEDFS_ERR_BUSY';
   const began = Date.now();
   try {
-    return await retryWithBackoff(fn, { isFinal: (err) => !busy(err), onRetry: () => undefined, attempts });
+    return await retryWithBackoff(fn, {
+      isFinal: (err) => !busy(err),
+      onRetry: () => undefined,
+      attempts,
+      // Main's Retry-After: sooner, the same request would only be refused again.
+      waitAtLeast: (err) => Math.min(60, Number((err as SedfsError).details?.retryAfterS) || 0) * 1000,
+      random,
+    });
   } catch (err) {
     if (!busy(err)) throw err;
     // "Try again shortly" was said at every try: say what the waits came to.

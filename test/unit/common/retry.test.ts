@@ -1,5 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { test } from 'node:test';
+import { Agent } from 'undici';
+import { requestJson } from '../../../src/common/http-client.js';
 import { retryWhileBusy } from '../../../src/common/retry.js';
 import { SedfsError } from '../../../src/protocol/errors.js';
 
@@ -27,5 +31,43 @@ test('a big request main refused as busy at every try fails saying how long it w
       throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'gone');
     }),
     { code: 'SEDFS_ERR_NOT_FOUND', message: 'gone' },
+  );
+});
+
+test("a busy request is tried again no sooner than main's Retry-After, and its Retry-After header reaches the error", async () => {
+  // A server refusing as main does: 503, SEDFS_ERR_BUSY, Retry-After.
+  const server = createServer((_req, res) => {
+    res.writeHead(503, { 'content-type': 'application/json', 'retry-after': '1' });
+    res.end(JSON.stringify(new SedfsError('SEDFS_ERR_BUSY').toJSON()));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const agent = new Agent();
+  try {
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}/v1/commit`;
+    await assert.rejects(requestJson(agent, url), (err: SedfsError) => {
+      assert.equal(err.code, 'SEDFS_ERR_BUSY');
+      assert.equal(err.details?.retryAfterS, 1);
+      return true;
+    });
+  } finally {
+    await agent.close();
+    server.close();
+  }
+  // The shortest backoff draw (0.19 s) is lengthened to what main asked for.
+  const times: number[] = [];
+  await assert.rejects(
+    retryWhileBusy(
+      async () => {
+        times.push(performance.now());
+        throw new SedfsError('SEDFS_ERR_BUSY', undefined, { retryAfterS: 0.4 });
+      },
+      2,
+      () => 0,
+    ),
+  );
+  assert.ok(
+    (times[1] as number) - (times[0] as number) >= 395,
+    `tried again after ${(times[1] as number) - (times[0] as number)} ms`,
   );
 });
