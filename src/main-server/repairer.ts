@@ -443,7 +443,7 @@ export class Repairer {
       const targets = chooseTrustedFirst(
         candidates,
         chunk.wanted - chunk.holders.length - made.length,
-        Math.random,
+        this.random,
         (id) => this.registry.trusted(id) && !barred.corrupt.includes(id),
       );
       for (const target of targets) {

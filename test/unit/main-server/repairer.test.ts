@@ -355,9 +355,10 @@ async function repairAroundABadHolder(name: string, bad: 'empty' | 'garbage') {
     stats,
   );
   commitChunks(store, 3, [{ id, size: chunk.length, servers: [badId, goodId] }]);
-  // The bad holder is drawn first, then the draws alternate.
+  // A copy draws its source, then its target (one candidate: any draw). The bad holder is
+  // drawn first, then the sources alternate.
   let draws = 0;
-  const repairer = repairerFor(store, registry, log, clock, () => (draws++ % 2 === 0 ? 0 : 0.99));
+  const repairer = repairerFor(store, registry, log, clock, () => (draws++ % 4 === 2 ? 0.99 : 0));
   return {
     store,
     repairer,
