@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import type { ServerView } from '../protocol/main-api.js';
 import { globals, type VerbEnv } from './env.js';
 import { formatBytes, table } from './output.js';
 
@@ -18,22 +19,29 @@ export function registerServersCommand(program: Command, env: VerbEnv): void {
           env.json({ servers }, 2);
           return;
         }
-        const now = Date.now();
-        const rows = servers.map((s) => [
-          s.id,
-          s.url || '-',
-          s.state,
-          formatBytes(s.usedBytes),
-          formatBytes(s.freeBytes),
-          String(s.chunkCount),
-          s.lastHeartbeat ? `${((now - s.lastHeartbeat) / 1000).toFixed(1)}s ago` : 'never',
-        ]);
-        const up = servers.filter((s) => s.state === 'up').length;
-        // Removed servers and ids that only enrolled are listed, but are not in the cluster.
-        const members = servers.filter((s) => s.state === 'up' || s.state === 'down').length;
-        env.out(
-          `${table(['ID', 'ADDRESS', 'STATE', 'USED', 'FREE', 'CHUNKS', 'LAST HEARTBEAT'], rows)}\n${up} of ${members} up`,
-        );
+        env.out(serversTable(servers, Date.now()));
       }),
     );
+}
+
+/** What `sedfs servers` prints: a row per server, how many are up, and what "unknown" means. */
+export function serversTable(servers: ServerView[], now: number): string {
+  const rows = servers.map((s) => [
+    s.id,
+    s.url || '-',
+    s.state,
+    formatBytes(s.usedBytes),
+    s.freeUnknown ? 'unknown' : formatBytes(s.freeBytes),
+    String(s.chunkCount),
+    s.lastHeartbeat ? `${((now - s.lastHeartbeat) / 1000).toFixed(1)}s ago` : 'never',
+  ]);
+  const up = servers.filter((s) => s.state === 'up').length;
+  // Removed servers and ids that only enrolled are listed, but are not in the cluster.
+  const members = servers.filter((s) => s.state === 'up' || s.state === 'down').length;
+  const unknown = servers.filter((s) => s.freeUnknown);
+  const why =
+    unknown.length > 0
+      ? `\nFREE unknown: the server cannot read its disk's free space (statfs fails there; see its log). New chunks are placed as if it had ${unknown.map((s) => `${formatBytes(s.freeBytes)} (${s.id.slice(0, 8)})`).join(', ')}.`
+      : '';
+  return `${table(['ID', 'ADDRESS', 'STATE', 'USED', 'FREE', 'CHUNKS', 'LAST HEARTBEAT'], rows)}\n${up} of ${members} up${why}`;
 }

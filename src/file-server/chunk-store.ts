@@ -15,6 +15,7 @@ import { inParallel } from '../common/parallel.js';
 import { type Hasher, randomHexId, sha256Hasher } from '../crypto/hash.js';
 import { assertChunkId, isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
+import type { ServerStatsBody } from '../protocol/main-api.js';
 import { ChangeLog } from './change-log.js';
 import { ALWAYS_HASH_BELOW, ChunkPacks, PackWrite } from './chunk-packs.js';
 
@@ -181,7 +182,7 @@ export class ChunkStore {
    * UNKNOWN_FREE_BYTES if it never worked, and none once a write found the disk full
    * (until a chunk is removed).
    */
-  async stats(): Promise<{ totalBytes: number; freeBytes: number; usedBytes: number; chunkCount: number }> {
+  async stats(): Promise<ServerStatsBody> {
     const disk = await this.diskSpace();
     const counts = { usedBytes: this.usedBytes, chunkCount: this.chunkCount };
     if (disk)
@@ -192,6 +193,8 @@ export class ChunkStore {
       totalBytes: last?.totalBytes ?? this.usedBytes + free,
       freeBytes: this.fullWhileUnknown ? 0 : free,
       ...counts,
+      // `sedfs servers` says so, rather than show the estimate as a measure.
+      freeUnknown: true,
     };
   }
 

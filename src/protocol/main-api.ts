@@ -12,7 +12,17 @@ export const IdParams = Type.Object({ id: HexId }, strict);
 export const ChunkParams = Type.Object({ id: ChunkId }, strict);
 
 export const ServerStatsBody = Type.Object(
-  { totalBytes: Bytes, freeBytes: Bytes, usedBytes: Bytes, chunkCount: Bytes },
+  {
+    totalBytes: Bytes,
+    freeBytes: Bytes,
+    usedBytes: Bytes,
+    chunkCount: Bytes,
+    /**
+     * Sent (only) while the server cannot read its file system's free space (`statfs`
+     * fails, as on some network shares): `freeBytes` is then its estimate.
+     */
+    freeUnknown: Type.Optional(Type.Literal(true)),
+  },
   strict,
 );
 export type ServerStatsBody = Static<typeof ServerStatsBody>;
@@ -101,6 +111,8 @@ export interface ServerView {
   state: ServerState;
   totalBytes: number;
   freeBytes: number;
+  /** the server cannot read its free space: `freeBytes` is its estimate, placement's too */
+  freeUnknown?: true;
   usedBytes: number;
   chunkCount: number;
   lastHeartbeat: number;

@@ -206,6 +206,7 @@ describe('a chunk store whose statfs fails (some network shares)', { skip: tmpfs
     );
     await store.init();
     assert.equal((await store.stats()).freeBytes, UNKNOWN_FREE_BYTES);
+    assert.equal((await store.stats()).freeUnknown, true);
     const stored: string[] = [];
     let failure: unknown;
     // Past the 2 MiB reserve, which cannot be kept without knowing the free space.

@@ -67,7 +67,7 @@ test('a file server whose data folder refuses to fsync directories (EINVAL) star
   }
 });
 
-test('a file server whose data folder cannot say its free space (statfs fails) starts, joins, stores and serves files, and logs that once at warn', {
+test('a file server whose data folder cannot say its free space (statfs fails) starts, joins, stores and serves files, logs that once at warn, and main shows its free space as unknown', {
   timeout: 60_000,
 }, async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-nostatfs-'));
@@ -87,6 +87,8 @@ test('a file server whose data folder cannot say its free space (statfs fails) s
     await user.fs.get('/big.bin', out.sink);
     assert.ok(out.bytes().equals(big), 'the big file reads back');
     assert.ok(asked >= 3, `statfs was asked (${asked} times)`);
+    const [server] = (await user.client.servers()).servers;
+    assert.equal(server?.freeUnknown, true, 'main knows it is an estimate');
   });
   try {
     const warnings = readFileSync(join(fsData, 'fileserver.log'), 'utf8')
