@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, beforeEach, describe, test } from 'node:test';
 import { MIGRATIONS } from '../../../src/main-server/store/migrations.js';
-import type { NodeRecord } from '../../../src/main-server/store/namespace-store.js';
+import type { NodeRecord, RekeyGrant, RekeyNode } from '../../../src/main-server/store/namespace-store.js';
 import { releaseBlob, SqliteNamespaceStore } from '../../../src/main-server/store/sqlite-namespace-store.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 import { commitChunks, registerServers } from '../../helpers/chunk-map.js';
@@ -681,6 +681,48 @@ describe('SqliteNamespaceStore', () => {
     assert.equal(rekey(hex(41)), 2);
     assert.equal(ns.getVersion(hex(41))?.contentKey, 'rewrapped');
     assert.equal(ns.getNode(hex(3))?.wrappedKey, 'w3');
+    assert.equal(ns.rotationOnPath(hex(3)), undefined, 'the rotation is over');
+    s.close();
+  });
+
+  test('a re-key that leaves out a node or a grant of the subtree, adds one from elsewhere, or lacks a new name is refused, and keeps nothing', () => {
+    const { s, ns } = withTwoUsers();
+    ns.createNode(node(2, 1, 'dir', 2));
+    ns.createNode(node(3, 2, 'file', 3));
+    ns.createNode(node(4, 2, 'dir', 4));
+    ns.createNode(node(5, 1, 'dir', 5));
+    readGrant(ns, 2);
+    readGrant(ns, 4);
+    assert.equal(ns.revoke(hex(2), hex(101), 4), hex(2));
+    const named = (n: number) => ({
+      id: hex(n),
+      wrappedKey: `w${n}`,
+      nameEnc: `e${n}`,
+      nameMac: hex(n + 50, 64),
+    });
+    const all = [{ id: hex(2), wrappedKey: 'w2' }, named(3), named(4)];
+    const grant = { nodeId: hex(4), granteeId: hex(101), sealedKey: 'k4' };
+    let attempts = 80;
+    let replacing: string | null = null;
+    const rekey = (nodes: RekeyNode[], grants: RekeyGrant[]) => {
+      const attempt = hex(attempts++);
+      ns.stageRekey(hex(2), attempt, nodes, grants, replacing);
+      replacing = attempt;
+      return ns.applyRekey(hex(2), attempt, 5);
+    };
+    const refused = (nodes: RekeyNode[], grants: RekeyGrant[], why: RegExp) =>
+      assert.throws(() => rekey(nodes, grants), { code: 'SEDFS_ERR_VERSION_CONFLICT', message: why });
+    refused(all.slice(0, 2), [grant], /node count/);
+    refused([...all, named(5)], [grant], /node count/);
+    refused([all[0] as RekeyNode, named(3), named(5)], [grant], /node count/);
+    refused(all, [], /grants/);
+    refused(all, [{ ...grant, nodeId: hex(3) }], /grants/);
+    refused(all, [grant, { ...grant, nodeId: hex(3) }], /grants/);
+    refused([all[0] as RekeyNode, named(3), { id: hex(4), wrappedKey: 'w4' }], [grant], /missing name/);
+    assert.equal(ns.rotationOnPath(hex(3)), hex(2), 'still pending');
+    assert.equal(ns.getNode(hex(4))?.wrappedKey, node(4, 2, 'dir', 4).wrappedKey, 'no key was replaced');
+    assert.equal(rekey(all, [grant]), 3);
+    assert.equal(ns.getNode(hex(4))?.wrappedKey, 'w4');
     assert.equal(ns.rotationOnPath(hex(3)), undefined, 'the rotation is over');
     s.close();
   });
