@@ -18,7 +18,7 @@ import { Agent, type Dispatcher, request } from './undici.js';
  */
 export function createAgent(
   tls?: TlsIdentity,
-  opts: { mainUrl?: string; serverNames?: ServerNames } = {},
+  opts: { mainUrl?: string; serverNames?: ServerNames; maxEndpoints?: number } = {},
 ): Agent {
   const options: AgentOptions = {
     keepAliveTimeout: 10_000,
@@ -27,7 +27,7 @@ export function createAgent(
     bodyTimeout: 60_000,
   };
   if (!tls) return new Agent(options);
-  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames);
+  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames, opts.maxEndpoints);
 }
 
 type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;
@@ -38,6 +38,14 @@ type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;
  * Older ones are closed: each address handover made a pool that lived for ever.
  */
 const POOLS_PER_ENDPOINT = 2;
+
+/**
+ * Endpoints whose pools are kept, the least recently used closed beyond that: a main
+ * that lives for months sees addresses come and go (servers moved, addresses handed out
+ * anew), and each kept its pools for good. Well above any cluster's file servers: a pool
+ * closed while its endpoint is still in use costs a new connection and handshake.
+ */
+const MAX_ENDPOINTS = 1024;
 
 /**
  * undici keeps connections by origin alone, and a certificate is checked once, when its
@@ -57,6 +65,7 @@ class ExpectedServersAgent extends Agent {
     private readonly tls: TlsIdentity,
     mainUrl: string | undefined,
     private readonly serverNames: ServerNames | undefined,
+    private readonly maxEndpoints = MAX_ENDPOINTS,
   ) {
     super({ ...options, connect: tlsConnector(tls, mainUrl) });
     this.mainEndpoint = mainUrl ? endpointOfUrl(mainUrl) : undefined;
@@ -80,10 +89,14 @@ class ExpectedServersAgent extends Agent {
 
   private poolFor(endpoint: string, ids: readonly string[]): Agent {
     const key = [...ids].sort().join(',');
-    let at = this.pools.get(endpoint);
-    if (!at) {
-      at = new Map();
-      this.pools.set(endpoint, at);
+    const at = this.pools.get(endpoint) ?? new Map<string, Agent>();
+    // Moved to the end: the endpoints stay in the order they were last used.
+    this.pools.delete(endpoint);
+    this.pools.set(endpoint, at);
+    for (const [old, pools] of this.pools) {
+      if (this.pools.size <= this.maxEndpoints) break;
+      this.pools.delete(old);
+      for (const stale of pools.values()) void stale.close().catch(() => undefined);
     }
     let pool = at.get(key);
     if (pool) {

@@ -25,11 +25,14 @@ const CHUNK = Buffer.from('the bytes of a chunk');
 let server: Server;
 let url: string;
 let ca: string;
+let serverKey: ReturnType<typeof generateTlsKey>;
+let serverCert: string;
 
 before(async () => {
   const material = await createCa();
   ca = material.certPem;
   const key = generateTlsKey();
+  serverKey = key;
   // A certificate the cluster's CA issued for this host, to the server SHOWN.
   const cert = await issueCertificate(material, {
     publicKeyPem: key.publicKeyPem,
@@ -37,6 +40,7 @@ before(async () => {
     hosts: ['127.0.0.1'],
     lifetimeMs: 3600_000,
   });
+  serverCert = cert;
   server = createServer({ key: key.keyPem, cert }, (req, res) => {
     if (req.url?.startsWith('/v1/chunks/') && req.method === 'GET') {
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': CHUNK.length });
@@ -297,5 +301,48 @@ test('a pool for ids expected at an endpoint before the last two sets is closed:
     server.keepAliveTimeout = keepAlive;
     server.off('secureConnection', count);
     await agent.close();
+  }
+});
+
+test('the pools of the endpoint used longest ago are closed beyond the most endpoints kept: its kept connections close', async () => {
+  const agent = createAgent(new TlsIdentity(ca), { serverNames: () => [SHOWN], maxEndpoints: 2 });
+  // Three endpoints: the test server's address, and two more servers showing its certificate.
+  const more = await Promise.all(
+    [0, 1].map(async () => {
+      const other = createServer({ key: serverKey.keyPem, cert: serverCert }, (_req, res) => res.end('{}'));
+      other.listen(0, '127.0.0.1');
+      await once(other, 'listening');
+      return other;
+    }),
+  );
+  const sockets: Socket[] = [];
+  const count = (socket: Socket) => sockets.push(socket);
+  const servers = [server, ...more];
+  for (const s of servers) {
+    s.keepAliveTimeout = 60_000;
+    s.on('secureConnection', count);
+  }
+  const closed = (socket: Socket) =>
+    socket.destroyed
+      ? Promise.resolve(true)
+      : Promise.race([
+          once(socket, 'close').then(() => true),
+          new Promise((resolve) => setTimeout(resolve, 2_000, false)),
+        ]);
+  try {
+    // The first endpoint is used again before the third: the second is the one used longest ago.
+    for (const s of [server, more[0], server, more[1]] as Server[]) {
+      await requestJson(agent, `https://127.0.0.1:${(s.address() as { port: number }).port}/v1/health`);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    assert.equal(sockets.length, 3, 'a connection to each, the first one used twice');
+    assert.equal(await closed(sockets[1] as Socket), true, 'the endpoint used longest ago: closed');
+    assert.equal(sockets[0]?.destroyed, false, 'the two used last are kept');
+    assert.equal(sockets[2]?.destroyed, false);
+  } finally {
+    for (const s of servers) s.off('secureConnection', count);
+    server.keepAliveTimeout = 5_000;
+    await agent.close();
+    for (const s of more) s.close();
   }
 });
