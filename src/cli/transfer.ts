@@ -8,6 +8,7 @@ import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
 import { createFileWriter, type FileWriter } from '../common/direct-file-writer.js';
 import { fileSource, isDiskFull, renameReplacing } from '../common/files.js';
+import { watchOutput } from '../common/output-watch.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -296,29 +297,20 @@ export async function getFile(
 
 /**
  * Runs `work`, which writes to `out`, and fails as soon as `out` fails, with `cannot
- * write WHAT: …` (the error's code kept). A stream's 'error' that nobody listens for
- * ends the process with a stack trace, and a download listens to its output only while
- * it waits for 'drain': this listens from the start to the end of `work`. If `out` fails
- * first, `work` may still be waiting on the network; it writes nothing more (a failed
- * stream is destroyed).
+ * write WHAT: …` (the error's code kept), watching `out` from the start to the end of
+ * `work` (`watchOutput`). If `out` fails first, `work` may still be waiting on the
+ * network; it writes nothing more (a failed stream is destroyed).
  */
 export async function whileWritingTo<T>(out: Writable, what: string, work: () => Promise<T>): Promise<T> {
-  // Destroyed already (in the shell, a pipe an earlier command found closed): it takes nothing.
-  if (out.destroyed) throw writeFailure(what, out.errored ?? new Error('the output is closed'));
-  let onError: (err: unknown) => void = () => undefined;
-  const failed = new Promise<never>((_resolve, reject) => {
-    onError = (err) => reject(writeFailure(what, err));
-  });
-  const onClose = () => {
-    if (!out.writableFinished) onError(out.errored ?? new Error('the output was closed'));
-  };
-  out.on('error', onError);
-  out.on('close', onClose);
+  const watch = watchOutput(out, 'the output was closed');
   try {
-    return await Promise.race([work(), failed]);
+    // Destroyed already (in the shell, a pipe an earlier command found closed): it takes nothing.
+    if (watch.error) throw watch.error;
+    return await Promise.race([work(), watch.failed]);
+  } catch (err) {
+    throw err === watch.error ? writeFailure(what, err) : err;
   } finally {
-    out.removeListener('error', onError);
-    out.removeListener('close', onClose);
+    watch.stop();
   }
 }
 

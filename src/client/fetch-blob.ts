@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { growHeapFreelyDuringDownload, noteBulkBytes } from '../common/gc-tuning.js';
+import { watchOutput } from '../common/output-watch.js';
 import { sha256Hex } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { BlobManifest, ManifestChunk } from '../protocol/main-api.js';
@@ -123,17 +124,16 @@ export async function fetchChunks(
     }
   };
   // The output failing (a full disk, a closed pipe) ends the download at once, whatever it
-  // waits for: a failed stream never drains, and its error, heard by no one, ended the
-  // process.
-  const outFailed = outputFailure(out);
+  // waits for.
+  const outFailed = watchOutput(out, 'the output was closed before the download ended');
   try {
     for (let i = 0; i < source.count; i++) {
       start();
-      const bytes = await Promise.race([pending.get(i) as Promise<Buffer>, outFailed.promise]);
+      const bytes = await Promise.race([pending.get(i) as Promise<Buffer>, outFailed.failed]);
       pending.delete(i);
       if (outFailed.error) throw outFailed.error;
       if (!out.write(bytes, () => pool.release(bytes)))
-        await Promise.race([once(out, 'drain'), outFailed.promise]);
+        await Promise.race([once(out, 'drain'), outFailed.failed]);
       bytesDone += bytes.length;
       noteBulkBytes(bytes.length);
       opts.onProgress?.(bytesDone);
@@ -143,41 +143,6 @@ export async function fetchChunks(
     endGrowth();
   }
   return { bytes: bytesDone, chunks: source.count };
-}
-
-/**
- * Watches `out` for an error, or a close before it finished, while a download writes to
- * it: `promise` rejects with it (and `error` holds it) until `stop`.
- */
-function outputFailure(out: Writable): {
-  promise: Promise<never>;
-  error: Error | undefined;
-  stop: () => void;
-} {
-  const watch = {
-    promise: undefined as unknown as Promise<never>,
-    error: undefined as Error | undefined,
-    stop: () => {},
-  };
-  watch.promise = new Promise<never>((_, reject) => {
-    const fail = (err: Error) => {
-      watch.error ??= err;
-      reject(watch.error);
-    };
-    const onClose = () => {
-      if (!out.writableFinished) fail(new Error('the output was closed before the download ended'));
-    };
-    out.on('error', fail);
-    out.on('close', onClose);
-    watch.stop = () => {
-      out.off('error', fail);
-      out.off('close', onClose);
-    };
-    if (out.errored) fail(out.errored);
-    else if (out.destroyed) onClose();
-  });
-  watch.promise.catch(() => undefined);
-  return watch;
 }
 
 /**
