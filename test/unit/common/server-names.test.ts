@@ -267,6 +267,15 @@ test('the chunk reader keeps nothing for a set of expected ids once its kept con
   }
 });
 
+/** Whether `socket` is closed, or closes within 2 s. */
+const closed = (socket: Socket) =>
+  socket.destroyed
+    ? Promise.resolve(true)
+    : Promise.race([
+        once(socket, 'close').then(() => true),
+        new Promise((resolve) => setTimeout(resolve, 2_000, false)),
+      ]);
+
 test('a pool for ids expected at an endpoint before the last two sets is closed: its kept connections close', async () => {
   const THIRD = 'c3'.repeat(16);
   let expected = [SHOWN];
@@ -278,13 +287,6 @@ test('a pool for ids expected at an endpoint before the last two sets is closed:
   const keepAlive = server.keepAliveTimeout;
   server.keepAliveTimeout = 60_000;
   const settled = () => new Promise((resolve) => setImmediate(resolve));
-  const closed = (socket: Socket) =>
-    socket.destroyed
-      ? Promise.resolve(true)
-      : Promise.race([
-          once(socket, 'close').then(() => true),
-          new Promise((resolve) => setTimeout(resolve, 2_000, false)),
-        ]);
   try {
     for (const ids of [[SHOWN], [SHOWN, OTHER], [SHOWN, THIRD]]) {
       expected = ids;
@@ -322,13 +324,6 @@ test('the pools of the endpoint used longest ago are closed beyond the most endp
     s.keepAliveTimeout = 60_000;
     s.on('secureConnection', count);
   }
-  const closed = (socket: Socket) =>
-    socket.destroyed
-      ? Promise.resolve(true)
-      : Promise.race([
-          once(socket, 'close').then(() => true),
-          new Promise((resolve) => setTimeout(resolve, 2_000, false)),
-        ]);
   try {
     // The first endpoint is used again before the third: the second is the one used longest ago.
     for (const s of [server, more[0], server, more[1]] as Server[]) {
