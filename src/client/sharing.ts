@@ -255,7 +255,7 @@ const POLL_MS = 500;
  * over: longer than one part can take while that client is there, or two clients on slow
  * links take it from each other for ever. Main gives a part's body 60 s plus its size at
  * 256 KiB/s (src/main-server/body-budget.ts), and a part refused as busy is sent again
- * over ~80 s (retryWhileBusy): 5 minutes at ~8 MiB parts (the other client's size is
+ * over 60–100 s (retryWhileBusy): 5 minutes at ~8 MiB parts (the other client's size is
  * not known here: taken as the default at least).
  */
 export function stallLimitMs(partBytes = PART_BYTES): number {

@@ -146,21 +146,31 @@ export async function storeBlob(
 }
 
 /**
- * Failures that say the chunk's own bytes are wrong: another server would refuse them
- * the same way, so none is asked for in its place.
+ * What a server the client sent to itself answers when the request, not the server, is
+ * wrong: the bytes are not the chunk they are sent as, or the request is malformed.
+ * Another server would refuse it the same way, so none is asked for in its place. The
+ * same answers from further down a chain say the bytes or the request were damaged on
+ * the way there (each server checks a chunk before it sends its last byte on), and
+ * another server may well take them.
  */
-const CHUNK_AT_FAULT = new Set(['SEDFS_ERR_HASH_MISMATCH', 'SEDFS_ERR_BODY_TOO_LARGE']);
+const REQUEST_AT_FAULT = new Set([
+  'SEDFS_ERR_HASH_MISMATCH',
+  'SEDFS_ERR_BAD_CHUNK_ID',
+  'SEDFS_ERR_BAD_REQUEST',
+  'SEDFS_ERR_BODY_REQUIRED',
+  'SEDFS_ERR_UNSUPPORTED_MEDIA',
+]);
 
 /**
  * Sends one chunk down its placement chain. When the chain breaks, the servers it
  * never reached are tried directly, each as the head of what is left of the chain.
- * Servers that did not store it (they filled up since they last told main, are down
- * or cannot be reached from here, answered with an error) are made up for, once: main
- * is asked for as many others, none of the chain, and they are sent the chunk the same
- * way. A put over a server that went down was otherwise committed with a copy short on
- * every chunk placed there, until main saw it lost and repair made up for it. Without
- * another, the chunk has fewer copies (or, with none at all, the put fails) and repair
- * restores the count later.
+ * Servers of the chain that did not store it (they filled up since they last told main,
+ * are down or cannot be reached from here, answered with an error, were never reached)
+ * are made up for, once: main is asked for as many others, none of the chain, and they
+ * are sent the chunk the same way. A put over a server that went down was otherwise
+ * committed with a copy short on every chunk placed there, until main saw it lost and
+ * repair made up for it. Without another, the chunk has fewer copies (or, with none at
+ * all, the put fails) and repair restores the count later.
  */
 export async function sendChunk(
   client: ClusterClient,
@@ -171,27 +181,23 @@ export async function sendChunk(
     uploadId?: string;
     /** the head's answer when the chunk already went down the chain in a batch */
     sent?: PutChunkResponse;
-    /** the upload's memory of main having had no other server to offer */
+    /** the upload's asks for other servers, shared by its chunks */
     others?: OtherServers;
   } = {},
 ): Promise<StoredReceipt[]> {
-  const { receipts, failures } = await sendDownChain(client, placement, bytes, opts.sent);
+  const { receipts, failures, requestAtFault } = await sendDownChain(client, placement, bytes, opts.sent);
   const stored = new Set(receipts.map((r) => r.server));
-  const refused = new Set(
-    failures.filter((f) => !stored.has(f.server) && !CHUNK_AT_FAULT.has(f.code)).map((f) => f.server),
-  ).size;
-  const exclude = placement.servers.map((s) => s.id);
-  if (refused > 0 && opts.uploadId !== undefined && opts.others?.worthAsking(exclude) !== false) {
-    const others = await client
-      .place(opts.uploadId, [{ id: placement.chunk, size: bytes.length, exclude, replicas: refused }])
-      .then(
-        (res) => res.placements[0],
-        // None other up with room (or main unreachable): the copies made are what there is.
-        (err) => {
-          if ((err as SedfsError).code === 'SEDFS_ERR_NO_SERVERS') opts.others?.noneOutside(exclude);
-          return undefined;
-        },
-      );
+  const short = placement.servers.filter((s) => !stored.has(s.id)).length;
+  const uploadId = opts.uploadId;
+  // A server refused the request itself: others would too.
+  if (short > 0 && uploadId !== undefined && !requestAtFault) {
+    const exclude = placement.servers.map((s) => s.id);
+    const ask = () =>
+      client
+        .place(uploadId, [{ id: placement.chunk, size: bytes.length, exclude, replicas: short }])
+        .then((res) => res.placements[0]);
+    // None other up with room (or main unreachable): the copies made are what there is.
+    const others = await (opts.others ?? new OtherServers()).place(exclude, bytes.length, ask);
     if (others?.chunk === placement.chunk) {
       const more = await sendDownChain(client, others, bytes);
       receipts.push(...more.receipts);
@@ -219,28 +225,57 @@ export async function sendChunk(
 }
 
 /**
- * What main answered when asked for servers to take the place of failed ones: none but
- * those of the chain (SEDFS_ERR_NO_SERVERS). A put over a dead server in a cluster of as
- * many servers as replicas would otherwise ask again for every chunk, each refused and
- * logged. Remembered for a while only: a server may come up meanwhile.
+ * An upload's asks to main for servers to take the place of those that did not store a
+ * chunk. A put over a dead server, before main has seen it lost, makes one ask per chunk
+ * placed there, and in a cluster of as many servers as replicas main has none to offer
+ * (SEDFS_ERR_NO_SERVERS): so the first ask leaving out a set of servers is answered
+ * before any other leaving out the same set is made, and a refusal holds for chunks as
+ * big or bigger for a while (a server may come up meanwhile). Asks after one that was
+ * answered go out at once.
  */
 export class OtherServers {
-  private refused: { outside: string[]; at: number }[] = [];
+  private refused: { outside: string[]; size: number; at: number }[] = [];
+  /** by set left out: the first ask's answer (resolved either way), until a refusal */
+  private readonly firstAsk = new Map<string, Promise<void>>();
 
   constructor(
     private readonly forgetAfterMs = 10_000,
     private readonly now: () => number = Date.now,
   ) {}
 
-  /** false when main had no server outside a subset of `exclude` lately */
-  worthAsking(exclude: string[]): boolean {
-    const since = this.now() - this.forgetAfterMs;
-    this.refused = this.refused.filter((r) => r.at >= since);
-    return !this.refused.some((r) => r.outside.every((id) => exclude.includes(id)));
+  /** `ask`'s answer, or undefined when main has none to offer (or cannot be asked). */
+  async place<T>(exclude: string[], size: number, ask: () => Promise<T>): Promise<T | undefined> {
+    const key = [...exclude].sort().join(',');
+    const first = this.firstAsk.get(key);
+    if (first) await first;
+    if (!this.worthAsking(exclude, size)) return undefined;
+    let answered = () => {};
+    if (!this.firstAsk.has(key))
+      this.firstAsk.set(
+        key,
+        new Promise<void>((resolve) => {
+          answered = resolve;
+        }),
+      );
+    try {
+      return await ask();
+    } catch (err) {
+      if ((err as SedfsError).code === 'SEDFS_ERR_NO_SERVERS') {
+        this.refused.push({ outside: [...exclude], size, at: this.now() });
+        // Once the refusal is forgotten, the next ask is a first one again.
+        this.firstAsk.delete(key);
+      }
+      return undefined;
+    } finally {
+      answered();
+    }
   }
 
-  noneOutside(exclude: string[]): void {
-    this.refused.push({ outside: [...exclude], at: this.now() });
+  /** false when main lately had no server outside a subset of `exclude` for a chunk of `size` or less */
+  private worthAsking(exclude: string[], size: number): boolean {
+    const since = this.now() - this.forgetAfterMs;
+    this.refused = this.refused.filter((r) => r.at >= since);
+    return !this.refused.some((r) => r.size <= size && r.outside.every((id) => exclude.includes(id)));
   }
 }
 
@@ -250,9 +285,11 @@ async function sendDownChain(
   placement: Placement,
   bytes: Buffer,
   sent?: PutChunkResponse,
-): Promise<{ receipts: StoredReceipt[]; failures: ReplicaFailure[] }> {
+): Promise<{ receipts: StoredReceipt[]; failures: ReplicaFailure[]; requestAtFault: boolean }> {
   const receipts: StoredReceipt[] = [];
   const failures: ReplicaFailure[] = [];
+  /** a server sent to directly refused the request itself (REQUEST_AT_FAULT) */
+  let requestAtFault = false;
   let head = 0;
   let answer = sent;
   while (head < placement.servers.length) {
@@ -282,10 +319,11 @@ async function sendDownChain(
     } catch (err) {
       const e = err instanceof SedfsError ? err : new SedfsError('SEDFS_ERR_INTERNAL', String(err));
       failures.push({ server: server.id, code: e.code, message: e.message, attempted: true });
+      if (REQUEST_AT_FAULT.has(e.code)) requestAtFault = true;
       head += 1;
     }
   }
-  return { receipts, failures };
+  return { receipts, failures, requestAtFault };
 }
 
 /**

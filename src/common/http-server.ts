@@ -14,6 +14,13 @@ import { peerRenewalDue, TLS_CIPHERS, type TlsIdentity } from './tls.js';
 /** Seconds a sender refused with `SEDFS_ERR_BUSY` is told to wait (`Retry-After`). */
 export const BUSY_RETRY_AFTER_S = 1;
 
+/**
+ * 503s that say what state the cluster is in, not that something broke: told at warn,
+ * without a stack (a put over a dead server asks main for other servers, which has none
+ * in a cluster of as many servers as replicas).
+ */
+const STATES = new Set(['SEDFS_ERR_NO_SERVERS', 'SEDFS_ERR_NOT_READY']);
+
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -108,7 +115,7 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
       // Its thrower tells these at most once a minute: they come in floods.
       req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
       reply.header('retry-after', String(BUSY_RETRY_AFTER_S));
-    } else if (e.status >= 500)
+    } else if (e.status >= 500 && !STATES.has(e.code))
       req.log.error({ err, code: e.code, method: req.method, url: req.url }, 'request failed');
     else
       req.log.warn({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');

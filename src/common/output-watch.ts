@@ -14,7 +14,7 @@ export interface OutputWatch {
  * it. A stream's 'error' that nobody listens for ends the process with a stack trace, and
  * a writer listens to its output only while it waits for 'drain'; a failed stream never
  * drains, so a writer waiting for it waits for ever. `closedEarly` says what a close
- * before the end was. A stream failed or closed already fails the watch at once.
+ * before the end was. A stream failed, closed or ended already fails the watch at once.
  */
 export function watchOutput(out: Writable, closedEarly: string): OutputWatch {
   let error: Error | undefined;
@@ -33,8 +33,9 @@ export function watchOutput(out: Writable, closedEarly: string): OutputWatch {
       out.off('error', fail);
       out.off('close', onClose);
     };
-    if (out.errored) fail(out.errored);
-    else if (out.destroyed) onClose();
+    // Failed, closed or ended already: it takes nothing more (a write would wait for
+    // 'drain' for ever, or fail on its own).
+    if (out.errored || out.destroyed || out.writableEnded) fail(out.errored ?? new Error(closedEarly));
   });
   // Awaited by whoever races it; this only keeps an early rejection from counting as unhandled.
   failed.catch(() => undefined);

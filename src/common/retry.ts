@@ -56,7 +56,7 @@ export async function retryOnConflict<T>(attempts: number, fn: () => Promise<T>)
   }
 }
 
-/** Tries of a big request main refuses as busy: ~80 s of waits in all. */
+/** Tries of a big request main refuses as busy: 60–100 s of waits in all (~80 s unspread). */
 const BUSY_ATTEMPTS = 20;
 
 /**

@@ -171,13 +171,16 @@ test('a server that refuses a chunk before reading it and hangs up fails the put
   }
 });
 
+/** A chain's answer for `server`: the chain broke before it. */
+const notReachedBy = (server: string): ReplicaFailure => ({
+  server,
+  code: 'SEDFS_ERR_UNREACHABLE',
+  message: 'down',
+  attempted: false,
+});
+
 test('a chain whose answer names, as not reached, a server not further down it is tried no further', async () => {
-  const notReached = (server: string): ReplicaFailure => ({
-    server,
-    code: 'SEDFS_ERR_UNREACHABLE',
-    message: 'down',
-    attempted: false,
-  });
+  const notReached = notReachedBy;
   // s1 stores the chunk and says the chain broke before s2; s2, asked directly, names s1
   // (or s1 names itself) as not reached. Followed, such answers sent the chunk round the
   // same servers for ever.
@@ -225,6 +228,68 @@ test('a chain whose answer names, as not reached, a server not further down it i
   }
 });
 
+test('a put asks main to make up for every server of the chain without a copy, reached or not, but not for one that refused the request itself', async () => {
+  const cases: { title: string; status: number; answer: unknown; replicas?: number }[] = [
+    {
+      title: 'a head that names itself as not reached: the two after it were never tried',
+      status: 200,
+      answer: { receipts: [{ server: 's1', receipt: 'r1' }], failed: [notReachedBy('s1')] },
+      replicas: 2,
+    },
+    {
+      title: 'bytes damaged on the way to the second: another server may take them',
+      status: 200,
+      answer: {
+        receipts: [
+          { server: 's1', receipt: 'r1' },
+          { server: 's3', receipt: 'r3' },
+        ],
+        failed: [
+          { server: 's2', code: 'SEDFS_ERR_HASH_MISMATCH', message: 'not the chunk', attempted: true },
+        ],
+      },
+      replicas: 1,
+    },
+    {
+      title: 'the bytes the client sent are not the chunk: no other server would take them',
+      status: 422,
+      answer: { error: { code: 'SEDFS_ERR_HASH_MISMATCH', message: 'not the chunk' } },
+    },
+  ];
+  for (const { title, status, answer, replicas } of cases) {
+    const server = createServer((req, res) => {
+      req.resume();
+      // Only the head is ever sent to here: what it answers decides the rest.
+      res.writeHead(status, { 'content-type': 'application/json' });
+      res.end(JSON.stringify(answer));
+    });
+    server.listen(0, '127.0.0.1');
+    await once(server, 'listening');
+    const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+    const { client, close } = fakeClient(url);
+    const asked: { exclude?: string[]; replicas?: number }[] = [];
+    (client as unknown as { place: unknown }).place = async (_u: string, chunks: typeof asked) => {
+      asked.push(...chunks);
+      throw new SedfsError('SEDFS_ERR_NO_SERVERS');
+    };
+    const servers = ['s1', 's2', 's3'].map((id) => ({ id, url: id === 's1' ? url : 'http://127.0.0.1:9' }));
+    try {
+      await sendChunk(client, { chunk: 'c'.repeat(64), servers, ticket: 't' }, Buffer.alloc(CHUNK), {
+        uploadId: 'u1',
+      }).catch(() => undefined);
+      if (replicas === undefined) assert.deepEqual(asked, [], title);
+      else {
+        assert.equal(asked.length, 1, title);
+        assert.deepEqual(asked[0]?.exclude, ['s1', 's2', 's3'], title);
+        assert.equal(asked[0]?.replicas, replicas, title);
+      }
+    } finally {
+      await close();
+      server.close();
+    }
+  }
+});
+
 test('with its session to main over https, a client sends no chunk or ticket to, and reads none from, a file server at a plain http:// URL', async () => {
   const server = await chunkServer(0);
   const placement = { chunk: 'ab'.repeat(32), servers: [{ id: 's1', url: server.url }], ticket: 't' };
@@ -251,14 +316,46 @@ test('with its session to main over https, a client sends no chunk or ticket to,
   }
 });
 
-test('once main had no server outside a chain, a put asks again only for a chain leaving out other servers, or after a while', () => {
+test('the first ask for servers outside a chain is answered before any other leaving out the same ones; a refusal then holds for chunks as big or bigger, for a while', async () => {
   let now = 1_000;
   const others = new OtherServers(10_000, () => now);
-  assert.equal(others.worthAsking(['a', 'b', 'c']), true);
-  others.noneOutside(['a', 'b', 'c']);
-  assert.equal(others.worthAsking(['a', 'b', 'c']), false);
-  assert.equal(others.worthAsking(['c', 'b', 'a', 'd']), false, 'leaving out more finds none either');
-  assert.equal(others.worthAsking(['a', 'b', 'd']), true, 'c may have room');
+  let asked = 0;
+  const refuse = async () => {
+    asked++;
+    await sleep(20);
+    throw new SedfsError('SEDFS_ERR_NO_SERVERS');
+  };
+  const abc = ['a', 'b', 'c'];
+  // Ten chunks of one chain at once: one ask, and every one gets no server.
+  const answers = await Promise.all(Array.from({ length: 10 }, () => others.place(abc, 100, refuse)));
+  assert.equal(asked, 1);
+  assert.deepEqual(answers, Array(10).fill(undefined));
+  assert.equal(
+    await others.place(['c', 'b', 'a', 'd'], 100, refuse),
+    undefined,
+    'leaving out more finds none either',
+  );
+  assert.equal(asked, 1);
+  await others.place(abc, 99, refuse);
+  assert.equal(asked, 2, 'a smaller chunk may fit where this one did not');
+  await others.place(['a', 'b', 'd'], 100, refuse);
+  assert.equal(asked, 3, 'c may have room');
   now += 10_001;
-  assert.equal(others.worthAsking(['a', 'b', 'c']), true, 'a server may have come up');
+  await others.place(abc, 100, refuse);
+  assert.equal(asked, 4, 'a server may have come up');
+  // Once one ask was answered with servers, the others go out together.
+  let inFlight = 0;
+  let most = 0;
+  const offer = async () => {
+    inFlight++;
+    most = Math.max(most, inFlight);
+    await sleep(20);
+    inFlight--;
+    return 'placed';
+  };
+  const xyz = ['x', 'y', 'z'];
+  assert.equal(await others.place(xyz, 100, offer), 'placed');
+  const placed = await Promise.all(Array.from({ length: 5 }, () => others.place(xyz, 100, offer)));
+  assert.deepEqual(placed, Array(5).fill('placed'));
+  assert.equal(most, 5);
 });
