@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { chmod, type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import { dirname, join, resolve, win32 } from 'node:path';
 import { promisify } from 'node:util';
@@ -175,8 +176,11 @@ const runProgram: RunProgram = async (file, args) =>
  * the CA key, ticket key and join token in it. So a folder made here is restricted
  * with icacls to this user, plus SYSTEM and Administrators, who can take any file
  * anyway (leaving them out would only break backups). One that existed keeps the
- * permissions someone gave it. A restriction that fails leaves the folder usable and
- * is given back (`notRestricted`) for the caller's log, which lives in the folder.
+ * permissions someone gave it. The folder is made and restricted under a name of its
+ * own beside it, then renamed into place (NTFS keeps a folder's own permissions when it
+ * moves): made in place, a crash between the two left a folder open to everyone that
+ * the next start took as one that existed. A restriction that fails leaves the folder
+ * usable and is given back (`notRestricted`) for the caller's log, which lives in it.
  */
 export async function makeDataFolder(
   dir: string,
@@ -184,14 +188,28 @@ export async function makeDataFolder(
   platform: NodeJS.Platform = process.platform,
   run: RunProgram = runProgram,
 ): Promise<{ notRestricted?: Error }> {
-  const { made } = await mkdirDurable(dir, sync);
-  if (!made || platform !== 'win32') return {};
-  try {
-    await restrictToThisUser(dir, run);
+  if (platform !== 'win32' || existsSync(dir)) {
+    await mkdirDurable(dir, sync);
     return {};
-  } catch (err) {
-    return { notRestricted: err as Error };
   }
+  const staged = `${dir}.new-${randomHexId().slice(0, 8)}`;
+  await mkdirDurable(staged, sync);
+  let notRestricted: Error | undefined;
+  try {
+    await restrictToThisUser(staged, run);
+  } catch (err) {
+    notRestricted = err as Error;
+  }
+  try {
+    await rename(staged, dir);
+  } catch (err) {
+    await rm(staged, { recursive: true, force: true });
+    // Made meanwhile by another start: it keeps what that one gave it.
+    if (existsSync(dir)) return {};
+    throw err;
+  }
+  await sync(dirname(dir));
+  return notRestricted ? { notRestricted } : {};
 }
 
 /**

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, win32 } from 'node:path';
 import { test } from 'node:test';
@@ -175,20 +175,31 @@ test('on Windows a new data folder is restricted with icacls to this user (by SI
       return file.endsWith('whoami.exe') ? '"pc\\bob","S-1-5-21-1-2-3-1001"\r\n' : '';
     };
     const dir = join(root, 'main');
-    assert.deepEqual(await makeDataFolder(dir, noSync, 'win32', run), {});
+    // Restricted before it has its name: a crash in between leaves no open folder there.
+    let existedWhileRestricted = true;
+    const watching = async (file: string, args: string[]) => {
+      if (file.endsWith('icacls.exe')) existedWhileRestricted &&= existsSync(dir);
+      return run(file, args);
+    };
+    assert.deepEqual(await makeDataFolder(dir, noSync, 'win32', watching), {});
+    assert.equal(existedWhileRestricted, false, 'restricted before it was in place');
+    assert.ok(statSync(dir).isDirectory());
+    assert.deepEqual(readdirSync(root), ['main'], 'nothing left beside it');
     // Where Windows is (%SystemRoot%, often C:\WINDOWS), as sedfs looks for it.
     const system32 = win32.join(process.env.SystemRoot || 'C:\\Windows', 'System32');
+    const staged = ran[1]?.[1] as string;
+    assert.match(staged, /[/\\]main\.new-[0-9a-f]{8}$/);
     assert.deepEqual(ran, [
       [win32.join(system32, 'whoami.exe'), '/user', '/fo', 'csv', '/nh'],
       [
         win32.join(system32, 'icacls.exe'),
-        dir,
+        staged,
         '/grant:r',
         '*S-1-5-21-1-2-3-1001:(OI)(CI)F',
         '*S-1-5-18:(OI)(CI)F',
         '*S-1-5-32-544:(OI)(CI)F',
       ],
-      [win32.join(system32, 'icacls.exe'), dir, '/inheritance:r'],
+      [win32.join(system32, 'icacls.exe'), staged, '/inheritance:r'],
     ]);
     ran.length = 0;
     await makeDataFolder(dir, noSync, 'win32', run);
