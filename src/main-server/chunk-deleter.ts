@@ -83,6 +83,7 @@ export class ChunkDeleter {
           dispatcher: this.agent,
           method: 'DELETE',
           headers: { [TICKET_HEADER]: ticket },
+          expectedIds: [d.serverId],
         });
         await res.body.dump();
         if (res.statusCode === 200 || res.statusCode === 404) {

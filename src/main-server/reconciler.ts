@@ -78,6 +78,7 @@ export class Reconciler {
         dispatcher: this.agent,
         headers: { [TICKET_HEADER]: this.ticket('inventory', server.id) },
         bodyTimeout: 0,
+        expectedIds: [server.id],
       });
     } catch (err) {
       throw unreachable(url, err);

@@ -259,6 +259,7 @@ export class Repairer {
         dispatcher: this.agent,
         method: 'POST',
         headers: { [TICKET_HEADER]: ticket },
+        expectedIds: [serverId],
       });
       if (res.statusCode >= 400) throw await errorFromResponse(res, url);
       const { ok } = (await res.body.json()) as { ok: boolean };
@@ -529,6 +530,7 @@ export class Repairer {
         method: 'POST',
         headers: { 'content-type': 'application/json', [TICKET_HEADER]: writeTicket },
         body: JSON.stringify({ sourceTicket, size }),
+        expectedIds: [target.id],
       });
       if (res.statusCode >= 400) throw await errorFromResponse(res, url);
       const body = (await res.body.json()) as PutChunkResponse;

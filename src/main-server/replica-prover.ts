@@ -51,6 +51,8 @@ export class ReplicaProver {
         dispatcher: this.agent,
         headers: { [TICKET_HEADER]: ticket },
         signal,
+        // The server the ticket names, not whichever the registry has there when it goes out.
+        expectedIds: [server.id],
       });
       if (res.statusCode === 404) {
         await res.body.dump();

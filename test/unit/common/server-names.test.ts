@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:https';
 import type { Socket } from 'node:net';
@@ -13,9 +14,11 @@ import { createHttpApp } from '../../../src/common/http-server.js';
 import { TlsIdentity } from '../../../src/common/tls.js';
 import { generateTlsKey } from '../../../src/crypto/certificates.js';
 import { createCa, issueCertificate } from '../../../src/crypto/cluster-ca.js';
+import { generateTicketKeyPem, ticketSigner } from '../../../src/crypto/tickets.js';
 import { forward } from '../../../src/file-server/chain-forward.js';
 import type { FileServerContext } from '../../../src/file-server/context.js';
 import { replicateChunkRoute } from '../../../src/file-server/routes/replicate-chunk.js';
+import { ReplicaProver } from '../../../src/main-server/replica-prover.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
 import { TICKET_HEADER } from '../../../src/protocol/ticket.js';
 
@@ -339,5 +342,18 @@ test('the pools of the endpoint used longest ago are closed beyond the most endp
     server.keepAliveTimeout = 5_000;
     await agent.close();
     for (const s of more) s.close();
+  }
+});
+
+test("main's read of a replica expects the server its ticket names, even where the registry has another at that address by then", async () => {
+  // An address handover between the ticket and the request: the registry says OTHER.
+  const agent = createAgent(new TlsIdentity(ca), { serverNames: () => [OTHER] });
+  const signer = ticketSigner(generateTicketKeyPem());
+  try {
+    const prover = new ReplicaProver(signer, agent, Date.now);
+    const id = createHash('sha256').update(CHUNK).digest('hex');
+    assert.equal(await prover.prove(id, CHUNK.length, { id: SHOWN, url }), 'real');
+  } finally {
+    await agent.close();
   }
 });
