@@ -11,7 +11,7 @@ import { peerName } from '../common/tls.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { randomHexId } from '../crypto/hash.js';
 import { SedfsError } from '../protocol/errors.js';
-import { DEFAULT_SEALED_CHUNK_BYTES } from '../protocol/file-server-api.js';
+import { DEFAULT_SEALED_CHUNK_BYTES, REPAIR_COPIES_AT_ONCE } from '../protocol/file-server-api.js';
 import { ChunkStore } from './chunk-store.js';
 import type { FileServerContext } from './context.js';
 import { ServerEnrollment } from './enroll.js';
@@ -152,11 +152,11 @@ export async function startFileServer(
     log,
     agent,
     chunkReader,
-    // Repair copies are received whole, and main keeps 4 in flight by default. Sized for
-    // a sealed chunk, not 4 MiB: every default chunk missed that pool by its 16-byte tag
-    // and got a fresh buffer, whose first touch made repair's copying into it cost 0.39 s
-    // of the target's CPU per GiB.
-    copyBuffers: new BufferPool(DEFAULT_SEALED_CHUNK_BYTES, 4),
+    // Repair copies are received whole, and main keeps REPAIR_COPIES_AT_ONCE in flight by
+    // default (a target may get all of them). Sized for a sealed chunk, not 4 MiB: every
+    // default chunk missed that pool by its 16-byte tag and got a fresh buffer, whose
+    // first touch made repair's copying into it cost 0.39 s of the target's CPU per GiB.
+    copyBuffers: new BufferPool(DEFAULT_SEALED_CHUNK_BYTES, REPAIR_COPIES_AT_ONCE),
     now: deps.now ?? Date.now,
     keys: () => link?.currentKeys(),
     scrubAll: () => scrubber.pass(true),

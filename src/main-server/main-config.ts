@@ -1,4 +1,5 @@
 import type { ConfigOf } from '../common/config.js';
+import { REPAIR_COPIES_AT_ONCE } from '../protocol/file-server-api.js';
 import { DEFAULT_TICKET_TTL_MS } from '../protocol/ticket.js';
 
 /** `sedfs main`'s settings: flags, SEDFS_* variables and config-file keys come from here. */
@@ -71,7 +72,13 @@ export const MAIN_CONFIG = {
     min: 1,
     help: 'MiB of big request bodies (commits, key rotations) main reads at once, half of it at most for one user; more are refused for now (SEDFS_ERR_BUSY) and clients retry',
   },
-  repairConcurrency: { kind: 'int', default: 4, min: 1, max: 64, help: 'repair copies in flight at once' },
+  repairConcurrency: {
+    kind: 'int',
+    default: REPAIR_COPIES_AT_ONCE,
+    min: 1,
+    max: 64,
+    help: 'repair copies in flight at once',
+  },
   repairRate: { kind: 'number', default: 0, min: 0, help: 'repair bandwidth cap in MiB/s (0 = none)' },
   joinToken: {
     kind: 'string',
