@@ -1,4 +1,3 @@
-import { X509Certificate } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { peerName } from '../../common/tls.js';
@@ -20,7 +19,6 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
     async (req): Promise<EnrollResponse> => {
       if (!ctx.tls)
         throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'this cluster runs without TLS (--insecure-http)');
-      const caSince = Date.parse(new X509Certificate(ctx.tls.ca.certPem).validFrom);
       const { id, publicKey, url } = req.body;
       const ownCertificate = peerName(req.raw) === id;
       if (ownCertificate) requireBoundKey(ctx, req.raw, id);
@@ -31,11 +29,13 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
       // no binding yet: it binds its own key with its own certificate (`requireBoundKey`).
       // The join token binds only ids no one holds: it would hand that server's id, and
       // its copies, to whoever has the token. One that only ever ran on plain HTTP (an
-      // http:// URL, registered before the cluster had its CA) had no key and no
-      // credential but the token: it binds as a new one. An http:// URL recorded later
-      // (on a TLS cluster, before registration refused them) was a server's with a key.
-      const keyless = known?.url.startsWith('http://') && known.registeredAt < caSince;
-      if (!ownCertificate && known && !keyless && ctx.store.enrolledKey(id) === undefined) {
+      // http:// URL) had no key and no credential but the token: it binds as a new one.
+      if (
+        !ownCertificate &&
+        known &&
+        !known.url.startsWith('http://') &&
+        ctx.store.enrolledKey(id) === undefined
+      ) {
         ctx.log.warn(
           { server: id },
           'enrolment refused: this server id was registered before ids were bound to keys, and only its own certificate binds it',
