@@ -30,6 +30,9 @@ export function enrollServerRoute(app: FastifyInstance, ctx: MainContext): void 
       // The join token binds only ids no one holds: it would hand that server's id, and
       // its copies, to whoever has the token. One that only ever ran on plain HTTP (an
       // http:// URL) had no key and no credential but the token: it binds as a new one.
+      // (An http:// URL recorded by an old version for a server that ran on TLS binds so
+      // too: nothing old versions recorded tells it from one that ran on plain HTTP, not
+      // even the time, since a cluster with its CA may have run on --insecure-http.)
       if (
         !ownCertificate &&
         known &&
