@@ -1,9 +1,9 @@
 // Times repair as the bench's W6 does (one file server stopped, its chunks wiped, started
 // again; seconds until main has restored every copy onto it), ROUNDS times on one
 // cluster holding a file put through the CLI, with each process's CPU seconds (main,
-// then the file servers, the wiped one first). Linux, root (drop_caches, so the sources
-// read from the disk as they would minutes later). From the repository root after
-// `npm run build`:
+// then the file servers, the wiped one first) and the wiped one's peak RSS. Linux, root
+// (drop_caches, so the sources read from the disk as they would minutes later). From the
+// repository root after `npm run build`:
 //
 //   ROUNDS=3 [MAIN_ARGS="--repair-concurrency 8"] node bench/probes/repair.mjs [BIG_FILE]
 import { execFile } from 'node:child_process';
@@ -63,13 +63,15 @@ try {
     const cpu1 = machineCpu();
     const machine = machineDiff(cpu0, cpu1);
     const used = [cpuOf(pid), ...others.map((p, j) => cpuOf(p) - before[j])];
+    // The wiped server's peak resident memory since its start (its whole repair).
+    const peak = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1]) / 1024;
     console.log(
       `repair ${(mib / secs).toFixed(0)} MiB/s ${secs.toFixed(2)} s (first copy seen at ${((firstCopyAt - t0) / 1000).toFixed(2)} s) | cpu wiped ${used[0].toFixed(2)} main ${used[1].toFixed(2)} sources ${used
         .slice(2)
         .map((u) => u.toFixed(2))
         .join(
           ' ',
-        )} | disk read ${((disk1.read - disk0.read) / 2048).toFixed(0)} MiB written ${((disk1.written - disk0.written) / 2048).toFixed(0)} MiB busy ${((disk1.busyMs - disk0.busyMs) / 1000).toFixed(2)} s\n  machine: ${machine}`,
+        )} | wiped peak RSS ${peak.toFixed(0)} MiB | disk read ${((disk1.read - disk0.read) / 2048).toFixed(0)} MiB written ${((disk1.written - disk0.written) / 2048).toFixed(0)} MiB busy ${((disk1.busyMs - disk0.busyMs) / 1000).toFixed(2)} s\n  machine: ${machine}`,
     );
   }
 } finally {

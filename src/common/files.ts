@@ -192,7 +192,10 @@ export async function makeDataFolder(
     await mkdirDurable(dir, sync);
     return {};
   }
-  const staged = `${dir}.new-${randomHexId().slice(0, 8)}`;
+  // `D:\data\` names D:\data: staged as `D:\data\.new-…`, the folder would be staged
+  // inside the one it is to become, which would be made open to everyone on the way.
+  const bare = dir.replace(/(?<=[^\\/:])[\\/]+$/, '');
+  const staged = `${bare}.new-${randomHexId().slice(0, 8)}`;
   await mkdirDurable(staged, sync);
   let notRestricted: Error | undefined;
   try {
@@ -201,14 +204,15 @@ export async function makeDataFolder(
     notRestricted = err as Error;
   }
   try {
-    await rename(staged, dir);
+    // Again while a virus scanner or an indexer holds the new folder (EPERM, EBUSY).
+    await renameReplacing(staged, bare, platform);
   } catch (err) {
     await rm(staged, { recursive: true, force: true });
     // Made meanwhile by another start: it keeps what that one gave it.
-    if (existsSync(dir)) return {};
+    if (existsSync(bare)) return {};
     throw err;
   }
-  await sync(dirname(dir));
+  await sync(dirname(bare));
   return notRestricted ? { notRestricted } : {};
 }
 

@@ -163,6 +163,8 @@ export interface JsonRequest {
   signal?: AbortSignal;
   /** How long to wait for the answer to start, ms; 0 = as long as it takes (long jobs). */
   headersTimeoutMs?: number;
+  /** the file server whose certificate must answer (see `request`) */
+  expectedIds?: readonly string[];
 }
 
 /** Turns a network failure into the error callers branch on. */
@@ -239,6 +241,7 @@ export async function requestJson<T>(agent: Dispatcher, url: string, opts: JsonR
       body: opts.body === undefined ? undefined : JSON.stringify(opts.body),
       signal: opts.signal,
       ...(opts.headersTimeoutMs === undefined ? {} : { headersTimeout: opts.headersTimeoutMs }),
+      ...(opts.expectedIds ? { expectedIds: opts.expectedIds } : {}),
     });
   } catch (err) {
     throw unreachable(url, err);

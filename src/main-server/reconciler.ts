@@ -103,7 +103,12 @@ export class Reconciler {
           const r = await requestJson<{ checked: number; bad: string[] }>(
             this.agent,
             `${server.url}/v1/scrub`,
-            { body: {}, headers: { [TICKET_HEADER]: this.ticket('scrub', server.id) }, headersTimeoutMs: 0 },
+            {
+              body: {},
+              headers: { [TICKET_HEADER]: this.ticket('scrub', server.id) },
+              headersTimeoutMs: 0,
+              expectedIds: [server.id],
+            },
           );
           // The bad ones were already reported (and marked) one by one as the scrub found them.
           this.log.info({ server: server.id, checked: r.checked, corrupt: r.bad.length }, 'server verified');

@@ -240,3 +240,24 @@ test('a data folder icacls could not restrict is still made and usable, and the 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test('on Windows a data folder named with a trailing separator (D:\\data\\) is restricted itself, staged beside it, not inside it', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-data-acl-'));
+  try {
+    const restricted: string[] = [];
+    const run = async (file: string, args: string[]) => {
+      if (file.endsWith('icacls.exe')) restricted.push(args[0] as string);
+      return file.endsWith('whoami.exe') ? '"pc\\bob","S-1-5-21-1-2-3-1001"\r\n' : '';
+    };
+    const dir = join(root, 'data');
+    assert.deepEqual(await makeDataFolder(`${dir}/`, async () => undefined, 'win32', run), {});
+    assert.ok(statSync(dir).isDirectory());
+    assert.deepEqual(readdirSync(root), ['data'], 'nothing left beside it');
+    assert.deepEqual(readdirSync(dir), [], 'nothing staged inside it');
+    assert.equal(restricted.length, 2);
+    for (const path of restricted)
+      assert.match(path, /[/\\]data\.new-[0-9a-f]{8}$/, 'the folder itself was restricted');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});

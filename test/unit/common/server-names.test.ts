@@ -357,3 +357,16 @@ test("main's read of a replica expects the server its ticket names, even where t
     await agent.close();
   }
 });
+
+test('a JSON request to a file server expects the server it names, even where the registry has another at that address by then', async () => {
+  const agent = createAgent(new TlsIdentity(ca), { serverNames: () => [OTHER] });
+  try {
+    assert.deepEqual(await requestJson(agent, `${url}/v1/scrub`, { body: {}, expectedIds: [SHOWN] }), {
+      receipts: [{ server: SHOWN, receipt: 'r' }],
+      failed: [],
+    });
+    await assert.rejects(requestJson(agent, `${url}/v1/scrub`, { body: {} }), untrusted);
+  } finally {
+    await agent.close();
+  }
+});
