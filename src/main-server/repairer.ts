@@ -85,6 +85,13 @@ export class Repairer {
   /** The same, in the stretches looked at so far in this sweep. */
   private noRoomSoFar = 0;
   /**
+   * When the next copy may start under `--repair-rate`: each copy takes its bytes' time
+   * at the rate from here, whichever slot it runs in. Each slot used to wait its own
+   * copy's time times the slots after it, so a pass of one copy ran at an eighth of the
+   * rate.
+   */
+  private paceAt = 0;
+  /**
    * Replicas restored since they were last recorded: kept until a recording succeeds
    * (main's disk may be full), and counted as copies by each pass meanwhile, or the map,
    * which does not know of them, would have them made again.
@@ -508,6 +515,13 @@ export class Repairer {
     source: { id: string; url: string },
     target: { id: string; url: string },
   ): Promise<void> {
+    // Before the tickets are signed: a slow rate may hold a copy back for minutes.
+    if (this.opts.rateMiBs > 0) {
+      const now = Date.now();
+      const start = Math.max(now, this.paceAt);
+      this.paceAt = start + (size / (this.opts.rateMiBs * 1024 * 1024)) * 1000;
+      if (start > now) await sleep(start - now);
+    }
     const exp = this.now() + 5 * 60_000;
     // The target's receipt names this copy order alone: no upload has its id, so the
     // receipt is good for nothing but the check below.
@@ -523,7 +537,6 @@ export class Repairer {
     });
     const sourceTicket = this.signer.sign({ op: 'read', chunks: [chunkId], servers: [source.id], exp });
     const url = `${target.url}/v1/chunks/${chunkId}/replicate`;
-    const started = Date.now();
     try {
       const res = await request(url, {
         dispatcher: this.agent,
@@ -566,11 +579,6 @@ export class Repairer {
             'could not check a repair source',
           ),
         );
-    }
-    if (this.opts.rateMiBs > 0) {
-      const minMs = (size / (this.opts.rateMiBs * 1024 * 1024)) * 1000 * this.opts.concurrency;
-      const spent = Date.now() - started;
-      if (spent < minMs) await sleep(minMs - spent);
     }
   }
 }

@@ -641,3 +641,39 @@ test('chunks named as having lost a replica (a heartbeat, a scrubber) are restor
     close();
   }
 });
+
+test('under --repair-rate copies start at that rate whichever slot they run in, and a lone copy waits for none', async () => {
+  const { store, clock, log, registry, source, close } = await sourceToSink('paced');
+  // Chunks of one byte, at one byte every 375 ms; eight copies in flight at most.
+  const rateMiBs = 1 / (0.375 * 1024 * 1024);
+  const repairer = repairerFor(store, registry, log, clock, Math.random, 1000, {
+    concurrency: 8,
+    rateMiBs,
+    batch: 16,
+  });
+  try {
+    commitChunks(store, 2, [{ id: hex(1, 64), size: 1, servers: [source] }]);
+    let began = performance.now();
+    await repairer.drain(1);
+    assert.equal(repairer.progress.chunks, 1);
+    // Each slot used to wait its copy's time for every slot: 3 s after a lone copy.
+    assert.ok(
+      performance.now() - began < 1500,
+      `a lone copy took ${(performance.now() - began).toFixed(0)} ms`,
+    );
+    commitChunks(
+      store,
+      2,
+      [2, 3, 4, 5, 6].map((n) => ({ id: hex(n, 64), size: 1, servers: [source] })),
+      1,
+    );
+    began = performance.now();
+    await repairer.drain(1);
+    assert.equal(repairer.progress.chunks, 6);
+    const took = performance.now() - began;
+    assert.ok(took >= 4 * 375 - 10, `five copies at the rate took ${took.toFixed(0)} ms`);
+  } finally {
+    await repairer.stop();
+    close();
+  }
+});
