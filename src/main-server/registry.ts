@@ -28,8 +28,6 @@ const SUSPECT_FOR_MS = 3600_000;
 
 export class Registry {
   private readonly lastState = new Map<string, ServerState>();
-  /** servers whose last stats said they cannot read their free space (told again at every beat) */
-  private readonly freeUnknown = new Set<string>();
   /** when each server last failed a storage audit */
   private readonly failedAudit = new Map<string, number>();
   /** servers a sweep found lost (their copies no longer count), until they beat again */
@@ -135,7 +133,6 @@ export class Registry {
     );
     if (returning) this.noteReturned(rec.id, now);
     this.noteUp(rec.id, existing);
-    this.noteFreeSpace(rec.id, req.stats);
     return rec;
   }
 
@@ -168,15 +165,9 @@ export class Registry {
       );
     if (!before || !this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
     this.noteUp(id, before);
-    this.noteFreeSpace(id, stats);
     const returned = this.wasLost(before, now);
     if (returned) this.noteReturned(id, now);
     return returned;
-  }
-
-  private noteFreeSpace(id: string, stats: ServerStatsBody): void {
-    if (stats.freeUnknown) this.freeUnknown.add(id);
-    else this.freeUnknown.delete(id);
   }
 
   private wasLost(rec: ServerRecord, now: number): boolean {
@@ -228,7 +219,7 @@ export class Registry {
         state: this.stateOf(s),
         totalBytes: s.totalBytes,
         freeBytes: s.freeBytes,
-        ...(this.freeUnknown.has(s.id) ? { freeUnknown: true as const } : {}),
+        ...(s.freeUnknown ? { freeUnknown: true as const } : {}),
         usedBytes: s.usedBytes,
         chunkCount: s.chunkCount,
         lastHeartbeat: s.lastHeartbeat,

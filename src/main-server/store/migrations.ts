@@ -239,4 +239,8 @@ export const MIGRATIONS: string[] = [
   -- attempt under way waits while this grows, and takes the rotation over if it stops.
   ALTER TABLE rotations ADD COLUMN parts INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- The server's last stats said it cannot read its free space: free_bytes is its estimate.
+  ALTER TABLE servers ADD COLUMN free_unknown INTEGER NOT NULL DEFAULT 0;
+  `,
 ];

@@ -26,6 +26,7 @@ interface ServerRow {
   returned_at: number;
   corrupt_count: number;
   removed_at: number;
+  free_unknown: number;
 }
 
 function toServer(r: ServerRow): ServerRecord {
@@ -43,6 +44,7 @@ function toServer(r: ServerRow): ServerRecord {
     extraCount: r.extra_count,
     inventoryAt: r.inventory_at,
     returnedAt: r.returned_at,
+    ...(r.free_unknown ? { freeUnknown: true } : {}),
     corruptCount: r.corrupt_count,
     removedAt: r.removed_at,
   };
@@ -198,13 +200,14 @@ export class SqliteStore implements MainStore {
   private upsertServer(rec: Parameters<MainStore['registerServer']>[0], newReceiptKey: string): void {
     this.db
       .prepare(
-        `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat)
-         VALUES (@id, @url, @receiptKey, @totalBytes, @freeBytes, @usedBytes, @chunkCount, @registeredAt, @lastHeartbeat)
+        `INSERT INTO servers (id, url, receipt_key, total_bytes, free_bytes, used_bytes, chunk_count, registered_at, last_heartbeat, free_unknown)
+         VALUES (@id, @url, @receiptKey, @totalBytes, @freeBytes, @usedBytes, @chunkCount, @registeredAt, @lastHeartbeat, @freeUnknown)
          ON CONFLICT (id) DO UPDATE SET url = excluded.url, total_bytes = excluded.total_bytes,
            free_bytes = excluded.free_bytes, used_bytes = excluded.used_bytes, chunk_count = excluded.chunk_count,
-           registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat`,
+           registered_at = excluded.registered_at, last_heartbeat = excluded.last_heartbeat,
+           free_unknown = excluded.free_unknown`,
       )
-      .run({ ...rec, receiptKey: newReceiptKey });
+      .run({ ...rec, receiptKey: newReceiptKey, freeUnknown: rec.freeUnknown ? 1 : 0 });
   }
 
   markRemoved(id: string, now: number): boolean {
@@ -261,9 +264,18 @@ export class SqliteStore implements MainStore {
   heartbeat(id: string, stats: ServerStats, now: number): boolean {
     const r = this.db
       .prepare(
-        `UPDATE servers SET total_bytes = ?, free_bytes = ?, used_bytes = ?, chunk_count = ?, last_heartbeat = ? WHERE id = ?`,
+        `UPDATE servers SET total_bytes = ?, free_bytes = ?, used_bytes = ?, chunk_count = ?, free_unknown = ?,
+           last_heartbeat = ? WHERE id = ?`,
       )
-      .run(stats.totalBytes, stats.freeBytes, stats.usedBytes, stats.chunkCount, now, id);
+      .run(
+        stats.totalBytes,
+        stats.freeBytes,
+        stats.usedBytes,
+        stats.chunkCount,
+        stats.freeUnknown ? 1 : 0,
+        now,
+        id,
+      );
     return r.changes === 1;
   }
 

@@ -25,6 +25,8 @@ export interface ServerRecord {
   corruptCount: number;
   /** When an admin removed it (0: never); a removed server is never used or let back in. */
   removedAt: number;
+  /** its last stats said it cannot read its free space: `freeBytes` is its estimate */
+  freeUnknown?: boolean;
 }
 
 /** Fields main fills itself, not given at registration. */
@@ -42,6 +44,8 @@ export interface ServerStats {
   freeBytes: number;
   usedBytes: number;
   chunkCount: number;
+  /** it cannot read its free space (`statfs` fails): `freeBytes` is its estimate */
+  freeUnknown?: boolean;
 }
 
 export interface UploadRecord {

@@ -55,6 +55,27 @@ describe('SqliteStore', () => {
     b.close();
   });
 
+  test("a server's word that it cannot read its free space is kept with its stats, across a restart of main, until a beat says otherwise", () => {
+    const path = join(dir, 'free-unknown.db');
+    const a = new SqliteStore(path);
+    a.registerServer({ ...server(hex(1)), freeUnknown: true }, 'key');
+    a.registerServer(server(hex(2)), 'key');
+    assert.equal(a.getServer(hex(1))?.freeUnknown, true);
+    assert.equal(a.getServer(hex(2))?.freeUnknown, undefined);
+    a.close();
+    const b = new SqliteStore(path);
+    assert.equal(b.getServer(hex(1))?.freeUnknown, true, 'kept across a restart');
+    b.heartbeat(hex(1), { totalBytes: 100, freeBytes: 40, usedBytes: 20, chunkCount: 1 }, 2);
+    assert.equal(b.getServer(hex(1))?.freeUnknown, undefined, 'a beat that can read it clears it');
+    b.heartbeat(
+      hex(2),
+      { totalBytes: 100, freeBytes: 40, usedBytes: 20, chunkCount: 1, freeUnknown: true },
+      2,
+    );
+    assert.equal(b.getServer(hex(2))?.freeUnknown, true);
+    b.close();
+  });
+
   test('on macOS commits and checkpoints are synced with F_FULLFSYNC, which survives a power cut; elsewhere not asked for', () => {
     const mac = new SqliteStore(join(dir, 'darwin.db'), 'darwin');
     assert.equal(mac.db.pragma('fullfsync', { simple: true }), 1);
