@@ -165,15 +165,20 @@ test('writeFileAtomic makes the folders it creates for the file durable too, the
   }
 });
 
+/** Windows' whoami and icacls as sedfs runs them: each call kept in `ran`, whoami naming bob. */
+function windowsTools(ran: string[][]) {
+  return async (file: string, args: string[]) => {
+    ran.push([file, ...args]);
+    return file.endsWith('whoami.exe') ? '"pc\\bob","S-1-5-21-1-2-3-1001"\r\n' : '';
+  };
+}
+
 test('on Windows a new data folder is restricted with icacls to this user (by SID), SYSTEM and Administrators, granting before inheritance goes', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-data-acl-'));
   const noSync = async () => undefined;
   try {
     const ran: string[][] = [];
-    const run = async (file: string, args: string[]) => {
-      ran.push([file, ...args]);
-      return file.endsWith('whoami.exe') ? '"pc\\bob","S-1-5-21-1-2-3-1001"\r\n' : '';
-    };
+    const run = windowsTools(ran);
     const dir = join(root, 'main');
     // Restricted before it has its name: a crash in between leaves no open folder there.
     let existedWhileRestricted = true;
@@ -244,13 +249,10 @@ test('a data folder icacls could not restrict is still made and usable, and the 
 test('on Windows a data folder named with a trailing separator (D:\\data\\) is restricted itself, staged beside it, not inside it', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-data-acl-'));
   try {
-    const restricted: string[] = [];
-    const run = async (file: string, args: string[]) => {
-      if (file.endsWith('icacls.exe')) restricted.push(args[0] as string);
-      return file.endsWith('whoami.exe') ? '"pc\\bob","S-1-5-21-1-2-3-1001"\r\n' : '';
-    };
+    const ran: string[][] = [];
     const dir = join(root, 'data');
-    assert.deepEqual(await makeDataFolder(`${dir}/`, async () => undefined, 'win32', run), {});
+    assert.deepEqual(await makeDataFolder(`${dir}/`, async () => undefined, 'win32', windowsTools(ran)), {});
+    const restricted = ran.filter(([file]) => file?.endsWith('icacls.exe')).map(([, path]) => path as string);
     assert.ok(statSync(dir).isDirectory());
     assert.deepEqual(readdirSync(root), ['data'], 'nothing left beside it');
     assert.deepEqual(readdirSync(dir), [], 'nothing staged inside it');

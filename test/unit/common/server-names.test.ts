@@ -140,12 +140,15 @@ test('a file server forwards down the chain only to the server the ticket names,
   }
 });
 
+/** The test server's chunk, read with `reader` from its endpoint expecting server `expected` there. */
+const readChunkExpecting = (reader: ChunkReader, expected: string) =>
+  reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length), [
+    expected,
+  ]);
+
 test('a chunk read names the server it expects for itself: reads at once at one endpoint naming different servers each check their own', async () => {
   const reader = new ChunkReader(new TlsIdentity(ca));
-  const read = (server: string) =>
-    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length), [
-      server,
-    ]);
+  const read = (server: string) => readChunkExpecting(reader, server);
   try {
     const [shown, other] = await Promise.allSettled([read(SHOWN), read(OTHER)]);
     assert.equal(shown.status, 'fulfilled');
@@ -232,10 +235,7 @@ test('a kept-alive connection checked for one server is not reused once another 
 
 test('a kept chunk-read connection checked for one server is not reused for a read naming another server at its endpoint', async () => {
   const reader = new ChunkReader(new TlsIdentity(ca));
-  const read = (expected: string) =>
-    reader.get(`${url}/v1/chunks/${'ab'.repeat(32)}`, 't', CHUNK.length, Buffer.alloc(CHUNK.length), [
-      expected,
-    ]);
+  const read = (expected: string) => readChunkExpecting(reader, expected);
   try {
     assert.ok((await read(SHOWN)).equals(CHUNK));
     await assert.rejects(read(OTHER), untrusted);
