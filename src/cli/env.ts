@@ -88,6 +88,10 @@ export class CliEnv implements VerbEnv {
       );
     const client = new ClusterClient(main, trust ? { ca: trust.ca } : {});
     client.token = session.token;
+    client.unanswering.onNoted = (server, why) =>
+      process.stderr.write(
+        `sedfs: warning: file server ${server.slice(0, 8)} is not answering (${printable(why)}); the rest of this transfer works around it\n`,
+      );
     this.opened = { client, session };
     return this.opened;
   }

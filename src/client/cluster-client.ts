@@ -16,6 +16,7 @@ import type {
   ServersResponse,
 } from '../protocol/main-api.js';
 import { MANIFEST_PAGE, type NodeEntry } from '../protocol/namespace-api.js';
+import { MAX_EXCLUDED, Unanswering } from './unanswering.js';
 
 /** Typed calls to main's API; one connection pool shared with the chunk transfers. */
 export class ClusterClient {
@@ -28,6 +29,8 @@ export class ClusterClient {
   readonly caFingerprint: string | undefined;
   /** Reads stored chunks (downloads), on connections of its own: see chunk-reader.ts. */
   readonly chunks: ChunkReader;
+  /** File servers that lately did not answer: tried last, placed around. */
+  readonly unanswering = new Unanswering();
 
   /** `ca`: the cluster CA (PEM) every https connection must chain to. */
   constructor(
@@ -86,6 +89,30 @@ export class ClusterClient {
 
   place(uploadId: string, chunks: PlacementRequest['chunks']): Promise<PlacementResponse> {
     return this.call('POST', `/v1/uploads/${uploadId}/placements`, { chunks });
+  }
+
+  /**
+   * `place`, asking main to leave out the servers found not answering lately (`avoided`,
+   * see Unanswering). With only those left, main has none to offer: asked again without
+   * leaving them out, the chunks go where main says, and their sends find out.
+   */
+  placeAround(
+    uploadId: string,
+    chunks: PlacementRequest['chunks'],
+    avoided = this.unanswering.list(),
+  ): Promise<PlacementResponse> {
+    // Only those not left out already: otherwise the second ask would be the first again.
+    const widened = chunks.map((c) => {
+      const more = avoided.filter((id) => !c.exclude?.includes(id));
+      return more.length === 0
+        ? c
+        : { ...c, exclude: [...(c.exclude ?? []), ...more].slice(0, MAX_EXCLUDED) };
+    });
+    if (widened.every((c, i) => c === chunks[i])) return this.place(uploadId, chunks);
+    return this.place(uploadId, widened).catch((err) => {
+      if ((err as SedfsError).code !== 'SEDFS_ERR_NO_SERVERS') throw err;
+      return this.place(uploadId, chunks);
+    });
   }
 
   commit(

@@ -173,7 +173,8 @@ async function fetchChunk(
   let expired = 0;
   /** replicas that sent bytes that did not check: reported once another copy shows it was theirs */
   const wrong: string[] = [];
-  for (const replica of chunk.replicas) {
+  // Servers that lately did not answer are tried last (see Unanswering).
+  for (const replica of client.unanswering.last(chunk.replicas, (r) => r.id)) {
     const into = pool.take();
     let handedOn = false;
     try {
@@ -207,6 +208,8 @@ async function fetchChunk(
     } catch (err) {
       if ((err as SedfsError).code === 'SEDFS_ERR_CORRUPT_CHUNK') throw err;
       if ((err as SedfsError).code === 'SEDFS_ERR_TICKET_EXPIRED') expired++;
+      if ((err as SedfsError).code === 'SEDFS_ERR_UNREACHABLE')
+        client.unanswering.note(replica.id, (err as Error).message);
       errors.push(`${replica.id.slice(0, 8)}: ${(err as Error).message}`);
     } finally {
       // Failed: the buffer is free for the next replica or chunk (else the writer frees it).

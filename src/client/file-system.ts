@@ -389,7 +389,7 @@ export class FileSystem {
       const bytes = sealer.seal(0, true, f.data);
       return { file: f, sealer, bytes, id: sha256Hex(bytes) };
     });
-    const { placements, batches, warning } = await this.client.place(
+    const { placements, batches, warning } = await this.client.placeAround(
       upload.uploadId,
       sealed.map((s) => ({ id: s.id, size: s.bytes.length })),
     );

@@ -10,6 +10,8 @@ interface Entry {
   reject: (err: unknown) => void;
   /** when main was asked for it (its ticket's life started about then) */
   askedAt?: number;
+  /** the servers main was asked to leave out, lately found not answering (see Unanswering) */
+  avoided?: string[];
 }
 
 /**
@@ -56,16 +58,34 @@ export class Placer {
       this.ask([entry]);
     }
     this.entries.delete(index);
-    return entry.placement;
+    const asked = entry;
+    return asked.placement.then((p) => this.aroundUnanswering(asked, p));
+  }
+
+  /**
+   * `p`, unless it names a server found not answering since it was asked for: then once
+   * more, leaving that one out (`p` still, if main cannot).
+   */
+  private aroundUnanswering(asked: Entry, p: Placement): Promise<Placement> | Placement {
+    const unanswering = this.client.unanswering;
+    if (!p.servers.some((s) => unanswering.has(s.id) && !asked.avoided?.includes(s.id))) return p;
+    const again = entryFor(asked.chunk);
+    this.ask([again]);
+    return again.placement.catch(() => p);
   }
 
   private ask(batch: Entry[]): void {
     const at = this.now();
-    for (const e of batch) e.askedAt = at;
+    const avoided = this.client.unanswering.list();
+    for (const e of batch) {
+      e.askedAt = at;
+      e.avoided = avoided;
+    }
     this.client
-      .place(
+      .placeAround(
         this.uploadId,
         batch.map((e) => e.chunk),
+        avoided,
       )
       .then(
         ({ placements, warning }) => {

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
 import { Slots } from '../common/parallel.js';
+import { uploadWatch } from '../common/stall-watch.js';
 import { request } from '../common/undici.js';
 import { TAG_BYTES } from '../crypto/aead.js';
 import { sha256Hex } from '../crypto/hash.js';
@@ -17,6 +18,7 @@ import { TICKET_HEADER } from '../protocol/ticket.js';
 import { type ByteSource, ChunkPool, chunked, sharedChunkPool } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 import { Placer } from './placer.js';
+import { MAX_EXCLUDED } from './unanswering.js';
 
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
@@ -191,10 +193,12 @@ export async function sendChunk(
   const uploadId = opts.uploadId;
   // A server refused the request itself: others would too.
   if (short > 0 && uploadId !== undefined && !requestAtFault) {
-    const exclude = placement.servers.map((s) => s.id);
+    // Neither the chain nor a server found not answering (see Unanswering).
+    const chain = placement.servers.map((s) => s.id);
+    const exclude = [...new Set([...chain, ...client.unanswering.list()])].slice(0, MAX_EXCLUDED);
     const ask = () =>
       client
-        .place(uploadId, [{ id: placement.chunk, size: bytes.length, exclude, replicas: short }])
+        .placeAround(uploadId, [{ id: placement.chunk, size: bytes.length, exclude: chain, replicas: short }])
         .then((res) => res.placements[0]);
     // None other up with room (or main unreachable): the copies made are what there is.
     const others = await (opts.others ?? new OtherServers()).place(exclude, bytes.length, ask);
@@ -295,6 +299,19 @@ async function sendDownChain(
   while (head < placement.servers.length) {
     const server = placement.servers[head] as { id: string; url: string };
     const url = `${server.url}/v1/chunks/${placement.chunk}`;
+    // A server found not answering lately (placed before it was) is passed over while one
+    // after it may answer: it would cost this chunk its own wait. What it misses is made up for.
+    const later = placement.servers.slice(head + 1);
+    if (!answer && client.unanswering.has(server.id) && later.some((s) => !client.unanswering.has(s.id))) {
+      failures.push({
+        server: server.id,
+        code: 'SEDFS_ERR_UNREACHABLE',
+        message: 'not answering lately: passed over',
+        attempted: false,
+      });
+      head += 1;
+      continue;
+    }
     try {
       const res = answer ?? (await putChunk(client, url, placement.ticket, bytes, server.id));
       answer = undefined;
@@ -323,6 +340,8 @@ async function sendDownChain(
       head += 1;
     }
   }
+  for (const f of failures)
+    if (f.code === 'SEDFS_ERR_UNREACHABLE' && f.attempted) client.unanswering.note(f.server, f.message);
   return { receipts, failures, requestAtFault };
 }
 
@@ -385,6 +404,8 @@ async function putOctets<T>(
   serverId: string,
 ): Promise<T> {
   client.chunkUrl(url);
+  // A server that hangs fails the upload within seconds, not at undici's 60 s.
+  const watch = uploadWatch(client.agent, url, [serverId]);
   let res: Awaited<ReturnType<typeof request>>;
   try {
     res = await request(url, {
@@ -399,10 +420,13 @@ async function putOctets<T>(
       },
       // undici sends an iterable body piece by piece, waiting for the socket to drain
       // (documented; its type declarations leave iterables out).
-      body: inPieces(bodies) as unknown as Readable,
+      body: watch.watching(inPieces(bodies)) as unknown as Readable,
+      signal: watch.signal,
     });
   } catch (err) {
-    throw unreachable(url, err);
+    throw watch.failure ?? unreachable(url, err);
+  } finally {
+    watch.stop();
   }
   if (res.statusCode >= 400) throw await errorFromResponse(res, url);
   return (await res.body.json()) as T;

@@ -3,6 +3,7 @@ import { type ConnectionOptions, connect as connectTls, type PeerCertificate } f
 import { SedfsError } from '../protocol/errors.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import { errorFromBody, unreachable } from './http-client.js';
+import { STALL_MS } from './stall-watch.js';
 import { clientTlsOptions, isServerCertificate, type TlsIdentity } from './tls.js';
 
 /** An answer's head (status line and headers) may be at most this long. */
@@ -13,8 +14,6 @@ const ERROR_BODY_LIMIT = 64 * 1024;
 const IDLE_PER_ORIGIN = 8;
 /** A kept connection unused this long is closed. */
 const IDLE_MS = 10_000;
-/** A connection silent this long while a chunk is awaited has failed. */
-const SILENT_MS = 60_000;
 /**
  * Each connection's reused receive buffer. Read into one buffer, not a new one per TLS
  * record (Node's default), a 1 GiB get's client took ~0.13 s less CPU and peaked ~13 MiB
@@ -147,7 +146,7 @@ export class ChunkReader {
         reject(unreachable(target.href, err));
       };
       socket.setNoDelay(true);
-      socket.setTimeout(SILENT_MS, () => fail(timedOut()));
+      socket.setTimeout(STALL_MS, () => fail(timedOut()));
       socket.once('error', fail);
       socket.once(secure ? 'secureConnect' : 'connect', () => {
         socket.off('error', fail);
@@ -288,7 +287,7 @@ export class ChunkReader {
       receivers.set(socket, onData);
       socket.once('error', onError);
       socket.once('close', onClose);
-      socket.setTimeout(SILENT_MS);
+      socket.setTimeout(STALL_MS);
       socket.once('timeout', onSilent);
       socket.ref();
       socket.write(

@@ -1,7 +1,7 @@
-import { once } from 'node:events';
 import type { IncomingMessage } from 'node:http';
-import { PassThrough } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { errorFromResponse, unreachable } from '../common/http-client.js';
+import { type StallWatch, uploadWatch } from '../common/stall-watch.js';
 import { peerName } from '../common/tls.js';
 import { request } from '../common/undici.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -60,8 +60,8 @@ function notAttempted(server: string, message: string): ReplicaFailure {
 const FORWARD_BLOCK_BYTES = 256 * 1024;
 
 export interface Downstream<T> {
-  /** A promise only when the next server is not keeping up. */
-  push(piece: Buffer): Promise<void> | undefined;
+  /** Hands a piece on; never waits for the next server (see forward). */
+  push(piece: Buffer): void;
   end(): void;
   abort(): void;
   result(): Promise<T | { error: SedfsError }>;
@@ -71,7 +71,11 @@ export interface Downstream<T> {
  * Streams a body on to the next server in the chain (`target`, a PUT with `headers`),
  * `server` in the ticket, whose certificate the connection must show. A failure
  * downstream never fails the local write: it stops forwarding and is reported in the
- * answer instead.
+ * answer instead. The next server takes the body in its own time, never holding up the
+ * one before this (a body is at most one chunk or one batch, held here meanwhile): so a
+ * server that stops taking it (it hangs) is found out by the one sending to it alone,
+ * after STALL_MS, and named in the answer. Were this one held up too, the one before it
+ * would find this one silent as soon, and name it instead.
  */
 export function forward<T>(
   ctx: FileServerContext,
@@ -79,18 +83,22 @@ export function forward<T>(
   headers: Record<string, string>,
   server?: string,
 ): Downstream<T> {
-  const body = new PassThrough({ highWaterMark: 1024 * 1024 });
-  let failed: SedfsError | undefined;
+  const origin = new URL(target).origin;
+  const watch = uploadWatch(ctx.agent, target, server === undefined ? undefined : [server]);
+  const outbox = new Outbox(watch);
+  let failed = false;
   // Over TLS a peer is reached over https only: the ticket would otherwise go in the clear.
   const sent =
     ctx.tls && !target.startsWith('https://')
-      ? Promise.reject(new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: new URL(target).origin }))
+      ? Promise.reject(new SedfsError('SEDFS_ERR_INSECURE_URL', undefined, { url: origin }))
       : request(target, {
           dispatcher: ctx.agent,
           ...(server === undefined ? {} : { expectedIds: [server] }),
           method: 'PUT',
           headers: { 'content-type': 'application/octet-stream', ...headers },
-          body,
+          // undici takes an iterable body piece by piece (its types leave iterables out).
+          body: outbox.pieces() as unknown as Readable,
+          signal: watch.signal,
         });
   const response = sent.then(
     async (res) => {
@@ -98,14 +106,18 @@ export function forward<T>(
       return (await res.body.json()) as T;
     },
     (err) => {
-      throw err instanceof SedfsError ? err : unreachable(target, err);
+      throw watch.failure ?? (err instanceof SedfsError ? err : unreachable(target, err));
     },
   );
   const settled = response.then(
-    (ok) => ok,
+    (ok) => {
+      watch.stop();
+      return ok;
+    },
     (err: SedfsError) => {
-      failed = err;
-      body.destroy();
+      failed = true;
+      outbox.close();
+      watch.stop();
       return { error: err };
     },
   );
@@ -113,16 +125,9 @@ export function forward<T>(
   // through undici and Node's streams and a system call, so they go on in blocks.
   let block: Buffer | undefined;
   let filled = 0;
-  const send = (bytes: Buffer): Promise<void> | undefined => {
-    if (failed || body.destroyed || body.write(bytes)) return undefined;
-    // A body destroyed by a failure downstream never drains and may emit an error: the
-    // wait ends either way, and the failure shows in `result`, never in the local write.
-    return Promise.race([once(body, 'drain').catch(() => undefined), settled]).then(() => undefined);
-  };
   return {
     push(piece) {
-      if (failed || body.destroyed) return undefined;
-      let waiting: Promise<void> | undefined;
+      if (failed) return;
       let at = 0;
       while (at < piece.length) {
         block ??= Buffer.allocUnsafe(FORWARD_BLOCK_BYTES);
@@ -130,23 +135,77 @@ export function forward<T>(
         filled += n;
         at += n;
         if (filled < FORWARD_BLOCK_BYTES) break;
-        const full = block;
+        outbox.add(block);
         block = undefined;
         filled = 0;
-        waiting ??= send(full);
       }
-      return waiting;
     },
     end() {
-      // The tail is written and the body ended at once: nothing waits for it to drain.
-      if (block && filled > 0 && !failed && !body.destroyed) body.write(block.subarray(0, filled));
+      if (block && filled > 0 && !failed) outbox.add(block.subarray(0, filled));
       block = undefined;
       filled = 0;
-      if (!body.destroyed) body.end();
+      outbox.end();
     },
     abort() {
-      body.destroy(new Error('upstream write aborted'));
+      outbox.close();
+      watch.fail(new SedfsError('SEDFS_ERR_BODY_INCOMPLETE', 'the write upstream was aborted'));
     },
     result: () => settled,
   };
+}
+
+/**
+ * A body's blocks waiting for the request downstream to take them. `watch` runs while
+ * any block waits (queued, or handed to undici and not yet taken by the connection) and
+ * starts again each time one is taken; it stops while the queue waits for upstream.
+ */
+class Outbox {
+  private readonly queue: Buffer[] = [];
+  private ended = false;
+  private closed = false;
+  private wake: (() => void) | undefined;
+
+  constructor(private readonly watch: StallWatch) {}
+
+  add(block: Buffer): void {
+    if (this.closed || this.ended) return;
+    this.queue.push(block);
+    this.watch.waiting();
+    this.wake?.();
+  }
+
+  /** No more blocks: the body ends once the queued ones are taken. */
+  end(): void {
+    this.ended = true;
+    this.wake?.();
+  }
+
+  /** Given up: nothing more is handed over. */
+  close(): void {
+    this.closed = true;
+    this.queue.length = 0;
+    this.wake?.();
+  }
+
+  async *pieces(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const block = this.queue.shift();
+      if (block) {
+        yield block;
+        // Asked for the next: the connection took this one.
+        if (this.queue.length > 0) this.watch.moved();
+        else this.watch.stop();
+        continue;
+      }
+      if (this.closed) throw new Error('the body was given up');
+      if (this.ended) {
+        this.watch.awaitingAnswer();
+        return;
+      }
+      await new Promise<void>((resolve) => {
+        this.wake = resolve;
+      });
+      this.wake = undefined;
+    }
+  }
 }

@@ -100,3 +100,56 @@ describe('a chain server that is down while main still counts it up, with anothe
     assert.ok(check.chunks >= before.chunks + 31, `${check.chunks} chunks after, ${before.chunks} before`);
   });
 });
+
+describe('a file server that hangs (stopped, its connections left open) while main still counts it up', () => {
+  let hung: TestCluster;
+  let work: string;
+  let env: Record<string, string>;
+  const before1 = seededBytes(201, 24 * 1024 * 1024);
+  before(async () => {
+    hung = await TestCluster.start({ servers: 4, replicas: 3, heartbeatTimeout: 300 });
+    work = mkdtempSync(join(tmpdir(), 'sedfs-hung-'));
+    env = { SEDFS_HOME: join(work, 'ben'), SEDFS_MAIN: hung.mainUrl, SEDFS_PASSPHRASE: 'ben-passphrase' };
+    const signup = await runSedfs(['signup', 'ben'], env);
+    assert.equal(signup.code, 0, signup.stderr);
+    // Written while all answer: every server has kept connections to the one that will hang.
+    writeFileSync(join(work, 'before.bin'), before1);
+    const put = await runSedfs(['put', join(work, 'before.bin'), '/before.bin'], env);
+    assert.equal(put.code, 0, put.stderr);
+    hung.fileServers[1]?.process.proc.kill('SIGSTOP');
+  });
+  after(async () => {
+    await hung?.stop();
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  const warned = (stderr: string) =>
+    stderr.includes(`file server ${hung.fileServers[1]?.id.slice(0, 8)} is not answering`);
+
+  // Each chunk waiting out undici's 60 s took a 64 MiB put 71 s and a get 120 s: the
+  // tests' time limits are well above one wait of STALL_MS and below those.
+  test('a put over it waits for it once, says which server it worked around, and leaves every chunk with three copies', {
+    timeout: 45_000,
+  }, async () => {
+    writeFileSync(join(work, 'after.bin'), seededBytes(202, 40 * 1024 * 1024));
+    const put = await runSedfs(['put', join(work, 'after.bin'), '/after.bin'], env);
+    assert.equal(put.code, 0, put.stderr);
+    assert.ok(warned(put.stderr), put.stderr);
+    // Main still counts the hung server: a chunk left with a copy there would be three
+    // copies to it, not two. So this checks that each chunk placed there has a third copy elsewhere.
+    const check = await (await hung.client()).call<CheckResponse>('GET', '/v1/check');
+    assert.equal(check.underReplicated, 0);
+    const got = await runSedfs(['get', '/after.bin', join(work, 'after.back')], env);
+    assert.equal(got.code, 0, got.stderr);
+    assert.ok(readFileSync(join(work, 'after.back')).equals(readFileSync(join(work, 'after.bin'))));
+  });
+
+  test('a get of a file with copies on it reads every byte, waiting for it once', {
+    timeout: 45_000,
+  }, async () => {
+    const got = await runSedfs(['get', '/before.bin', join(work, 'before.back')], env);
+    assert.equal(got.code, 0, got.stderr);
+    assert.ok(warned(got.stderr), got.stderr);
+    assert.ok(readFileSync(join(work, 'before.back')).equals(before1));
+  });
+});

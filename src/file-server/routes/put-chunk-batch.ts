@@ -73,7 +73,8 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
       await pump(req.raw, (piece) => {
         pack.append(piece);
         // Every chunk this piece completed is checked by now: the next server may have it.
-        return downstream?.push(piece);
+        downstream?.push(piece);
+        return undefined;
       });
       if (!req.raw.complete || !pack.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
       downstream?.end();

@@ -68,10 +68,10 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
         if (w.receivedBytes === size)
           return (stored ?? Promise.resolve()).then(() => {
             w.verify();
-            return downstream?.push(piece);
+            downstream?.push(piece);
           });
-        const sent = downstream?.push(piece);
-        return stored && sent ? Promise.all([stored, sent]).then(() => undefined) : (stored ?? sent);
+        downstream?.push(piece);
+        return stored;
       });
       if (!req.raw.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
       w.verify();

@@ -3,8 +3,9 @@ import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import type { ClusterClient } from '../../../src/client/cluster-client.js';
 import { fetchManifest } from '../../../src/client/fetch-blob.js';
+import { Unanswering } from '../../../src/client/unanswering.js';
 import { sha256Hex } from '../../../src/crypto/hash.js';
-import type { SedfsError } from '../../../src/protocol/errors.js';
+import { SedfsError } from '../../../src/protocol/errors.js';
 import type { BlobManifest } from '../../../src/protocol/main-api.js';
 import { seededBytes } from '../../helpers/seeded.js';
 import { collector } from '../../helpers/sinks.js';
@@ -35,6 +36,7 @@ function fakeClient(bodies: Record<string, Buffer>, delayMs = 0) {
   let calls = 0;
   const client = {
     chunkUrl: (url: string) => url,
+    unanswering: new Unanswering(),
     chunks: {
       get: async (url: string, _ticket: string, size: number, into: Buffer, expected?: string[]) => {
         named.push(`${new URL(url).origin} ${expected?.join(',')}`);
@@ -97,4 +99,32 @@ test('an output that fails mid-download fails the download at once, rather than 
     },
   });
   await assert.rejects(fetchManifest(client, three, out), /ENOSPC/);
+});
+
+test('a server that did not answer one chunk is the last tried for the chunks after it', async () => {
+  const { client, named } = fakeClient({ 'https://two': stored });
+  const get = client.chunks.get.bind(client.chunks);
+  (client.chunks as { get: typeof get }).get = async (url, ...rest) => {
+    if (new URL(url).origin === 'https://one') {
+      named.push('https://one (no answer)');
+      throw new SedfsError('SEDFS_ERR_UNREACHABLE', 'https://one took no data for 10 s');
+    }
+    return get(url, ...rest);
+  };
+  const first = manifest.chunks[0] as BlobManifest['chunks'][number];
+  const twice: BlobManifest = {
+    ...manifest,
+    size: stored.length * 3,
+    chunks: [0, 1, 2].map((index) => ({ ...first, index })),
+  };
+  const out = collector();
+  await fetchManifest(client, twice, out.sink, { concurrency: 1 });
+  assert.equal(out.bytes().length, stored.length * 3);
+  assert.deepEqual(named, [
+    'https://one (no answer)',
+    `https://two ${'2'.repeat(32)}`,
+    `https://two ${'2'.repeat(32)}`,
+    `https://two ${'2'.repeat(32)}`,
+  ]);
+  assert.ok(client.unanswering.has('1'.repeat(32)));
 });

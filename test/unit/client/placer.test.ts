@@ -1,27 +1,37 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { ClusterClient } from '../../../src/client/cluster-client.js';
+import { ClusterClient } from '../../../src/client/cluster-client.js';
 import { Placer } from '../../../src/client/placer.js';
+import { Unanswering } from '../../../src/client/unanswering.js';
+import { SedfsError } from '../../../src/protocol/errors.js';
 
-/** A main that records every placement request, answers as `answer` says, and may warn. */
-function fakeMain(answer: 'place' | 'fail' | 'short' = 'place', warning?: string) {
+/**
+ * A main that records every placement request, answers as `answer` says, and may warn.
+ * It places each chunk on the first of `servers` it was not asked to leave out; with all
+ * left out, it refuses as main does (SEDFS_ERR_NO_SERVERS).
+ */
+function fakeMain(answer: 'place' | 'fail' | 'short' = 'place', warning?: string, servers = ['s1']) {
   const requests: string[][] = [];
+  const excluded: (string[] | undefined)[] = [];
   const client = {
-    place: async (_upload: string, chunks: { id: string }[]) => {
+    unanswering: new Unanswering(),
+    placeAround: ClusterClient.prototype.placeAround,
+    place: async (_upload: string, chunks: { id: string; exclude?: string[] }[]) => {
       requests.push(chunks.map((c) => c.id));
+      excluded.push(chunks[0]?.exclude);
       if (answer === 'fail') throw new Error('main is down');
       const placed = answer === 'short' ? chunks.slice(1) : chunks;
       return {
-        placements: placed.map((c) => ({
-          chunk: c.id,
-          servers: [{ id: 's1', url: 'u' }],
-          ticket: `t-${c.id}`,
-        })),
+        placements: placed.map((c) => {
+          const on = servers.find((s) => !c.exclude?.includes(s));
+          if (!on) throw new SedfsError('SEDFS_ERR_NO_SERVERS');
+          return { chunk: c.id, servers: [{ id: on, url: 'u' }], ticket: `t-${c.id}-${on}` };
+        }),
         ...(warning ? { warning } : {}),
       };
     },
   };
-  return { client: client as unknown as ClusterClient, requests };
+  return { client: client as unknown as ClusterClient, requests, excluded, unanswering: client.unanswering };
 }
 
 test('the chunk about to be sent is placed with every sealed chunk not yet placed, in one request', async () => {
@@ -32,9 +42,9 @@ test('the chunk about to be sent is placed with every sealed chunk not yet place
   placer.add(2, { id: 'c', size: 10 });
   assert.deepEqual(main.requests, [], 'nothing is asked before a chunk is about to be sent');
 
-  assert.equal((await placer.placementOf(0)).ticket, 't-a');
-  assert.equal((await placer.placementOf(2)).ticket, 't-c');
-  assert.equal((await placer.placementOf(1)).ticket, 't-b');
+  assert.equal((await placer.placementOf(0)).ticket, 't-a-s1');
+  assert.equal((await placer.placementOf(2)).ticket, 't-c-s1');
+  assert.equal((await placer.placementOf(1)).ticket, 't-b-s1');
   assert.deepEqual(main.requests, [['a', 'b', 'c']]);
 
   placer.add(3, { id: 'd', size: 10 });
@@ -74,7 +84,7 @@ test('a placement asked for over a minute before its chunk is sent is asked for 
   await placer.placementOf(1);
   assert.deepEqual(main.requests, [['a', 'b', 'c']], 'half a minute old, a placement is used as it is');
   now = 61_000;
-  assert.equal((await placer.placementOf(2)).ticket, 't-c');
+  assert.equal((await placer.placementOf(2)).ticket, 't-c-s1');
   assert.deepEqual(main.requests, [['a', 'b', 'c'], ['c']]);
 });
 
@@ -108,4 +118,30 @@ test('a chunk added and given up without being sent leaves no unhandled rejectio
   } finally {
     process.off('unhandledRejection', onUnhandled);
   }
+});
+
+test('servers found not answering are left out of the placements asked after, and a placement naming one found since it was asked is asked again without it', async () => {
+  const main = fakeMain('place', undefined, ['s1', 's2', 's3']);
+  const placer = new Placer(main.client, 'u1');
+  placer.add(0, { id: 'a', size: 10 });
+  placer.add(1, { id: 'b', size: 10 });
+  assert.equal((await placer.placementOf(0)).servers[0]?.id, 's1');
+  // Found not answering after b was placed (with a) on it: b is placed again, around it.
+  main.unanswering.note('s1', 'took no data for 10 s');
+  const b = await placer.placementOf(1);
+  assert.equal(b.servers[0]?.id, 's2');
+  assert.equal(b.ticket, 't-b-s2');
+  placer.add(2, { id: 'c', size: 10 });
+  assert.equal((await placer.placementOf(2)).servers[0]?.id, 's2');
+  assert.deepEqual(main.requests, [['a', 'b'], ['b'], ['c']]);
+  assert.deepEqual(main.excluded, [undefined, ['s1'], ['s1']]);
+});
+
+test('with every server found not answering, chunks are placed as main says rather than not at all, and not asked for again', async () => {
+  const main = fakeMain('place', undefined, ['s1']);
+  main.unanswering.note('s1', 'cannot reach it');
+  const placer = new Placer(main.client, 'u1');
+  placer.add(0, { id: 'a', size: 10 });
+  assert.equal((await placer.placementOf(0)).servers[0]?.id, 's1');
+  assert.deepEqual(main.excluded, [['s1'], undefined]);
 });

@@ -7,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent } from 'undici';
 import { ClusterClient } from '../../../src/client/cluster-client.js';
 import { DEFAULT_CHUNK_BYTES, OtherServers, sendChunk, storeChunks } from '../../../src/client/store-blob.js';
+import { Unanswering } from '../../../src/client/unanswering.js';
 import { sealChunk } from '../../../src/crypto/content.js';
 import { SedfsError } from '../../../src/protocol/errors.js';
 import type {
@@ -52,6 +53,8 @@ function fakeClient(url: string): { client: ClusterClient; close: () => Promise<
   const agent = new Agent();
   const client = {
     agent,
+    unanswering: new Unanswering(),
+    placeAround: ClusterClient.prototype.placeAround,
     chunkUrl: (u: string) => u,
     beginUpload: async () => ({ uploadId: 'u1', replicas: 1, expiresAt: Date.now() + 60_000 }),
     place: async (_upload: string, chunks: { id: string; exclude?: string[] }[]) => {
@@ -358,4 +361,67 @@ test('the first ask for servers outside a chain is answered before any other lea
   const placed = await Promise.all(Array.from({ length: 5 }, () => others.place(xyz, 100, offer)));
   assert.deepEqual(placed, Array(5).fill('placed'));
   assert.equal(most, 5);
+});
+
+/** A file server that stores nothing and answers every chunk PUT with a receipt of `name`'s. */
+async function receiptServer(name: string) {
+  let hits = 0;
+  const server = createServer((req, res) => {
+    hits += 1;
+    req.resume();
+    req.on('end', () => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ receipts: [{ server: name, receipt: `r-${name}` }], failed: [] }));
+    });
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const url = `http://127.0.0.1:${(server.address() as { port: number }).port}`;
+  return { url, hits: () => hits, close: () => server.close() };
+}
+
+test('a chain head found not answering lately is passed over for the next, and its copy is made elsewhere; alone in its chain, it is still tried', async () => {
+  const [s1, s2, s3] = await Promise.all(['s1', 's2', 's3'].map(receiptServer));
+  const { client, close } = fakeClient('unused');
+  const asked: { exclude?: string[]; replicas?: number }[] = [];
+  (client as unknown as { place: unknown }).place = async (_u: string, chunks: typeof asked) => {
+    asked.push(...chunks);
+    return { placements: [{ chunk: 'c'.repeat(64), servers: [{ id: 's3', url: s3?.url }], ticket: 't' }] };
+  };
+  try {
+    client.unanswering.note('s1', 'took no data for 10 s');
+    const servers = [
+      { id: 's1', url: s1?.url as string },
+      { id: 's2', url: s2?.url as string },
+    ];
+    const receipts = await sendChunk(
+      client,
+      { chunk: 'c'.repeat(64), servers, ticket: 't' },
+      Buffer.alloc(CHUNK),
+      {
+        uploadId: 'u1',
+      },
+    );
+    assert.deepEqual(
+      receipts.map((r) => r.server),
+      ['s2', 's3'],
+    );
+    assert.equal(s1?.hits(), 0, 'the server not answering was not sent to');
+    assert.deepEqual(asked[0]?.exclude, ['s1', 's2']);
+    assert.equal(asked[0]?.replicas, 1);
+
+    const alone = await sendChunk(
+      client,
+      { chunk: 'c'.repeat(64), servers: [servers[0] as (typeof servers)[0]], ticket: 't' },
+      Buffer.alloc(CHUNK),
+    );
+    assert.deepEqual(
+      alone.map((r) => r.server),
+      ['s1'],
+    );
+    assert.equal(s1?.hits(), 1);
+  } finally {
+    await close();
+    for (const s of [s1, s2, s3]) s?.close();
+  }
 });

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
-import { test } from 'node:test';
+import { describe, test } from 'node:test';
 import { Agent } from 'undici';
 import { forward } from '../../../src/file-server/chain-forward.js';
 import type { FileServerContext } from '../../../src/file-server/context.js';
@@ -39,4 +39,79 @@ test('a file server on TLS forwards a chunk to no peer at a plain http:// URL: t
     await agent.close();
     peer.close();
   }
+});
+
+/**
+ * A next server that takes every byte of a chunk, then answers the chunk after
+ * `answerAfterMs` (never, if undefined) and its health check only if `healthy`.
+ */
+async function slowPeer(answerAfterMs: number | undefined, healthy: boolean) {
+  const peer = createServer((req, res) => {
+    req.resume();
+    if (req.url === '/v1/health') {
+      if (healthy) res.end('{"id":"x","joined":true}');
+      return;
+    }
+    req.on('end', () => {
+      if (answerAfterMs !== undefined)
+        setTimeout(
+          () => res.end('{"receipts":[{"server":"next","receipt":"r"}],"failed":[]}'),
+          answerAfterMs,
+        );
+    });
+  });
+  peer.listen(0, '127.0.0.1');
+  await once(peer, 'listening');
+  const url = `http://127.0.0.1:${(peer.address() as { port: number }).port}/v1/chunks/${'ab'.repeat(32)}`;
+  return {
+    url,
+    close: () => {
+      peer.closeAllConnections();
+      peer.close();
+    },
+  };
+}
+
+function forwardChunk(url: string, agent: Agent) {
+  const body = Buffer.alloc(1024 * 1024, 7);
+  const down = forward({ tls: false, agent } as unknown as FileServerContext, url, {
+    'content-length': String(body.length),
+  });
+  down.push(body);
+  down.end();
+  return down.result();
+}
+
+// Each waits out at least one STALL_MS: run side by side.
+describe('the next server, once it has the whole chunk', { concurrency: true }, () => {
+  test('answering nothing, not even its health check, fails as unreachable within two waits, not undici’s minute', {
+    timeout: 40_000,
+  }, async () => {
+    const peer = await slowPeer(undefined, false);
+    const agent = new Agent();
+    try {
+      const answer = (await forwardChunk(peer.url, agent)) as { error: SedfsError };
+      assert.equal(answer.error.code, 'SEDFS_ERR_UNREACHABLE');
+      assert.match(answer.error.message, /has not answered for 10 s, nor to a health check/);
+    } finally {
+      peer.close();
+      await agent.destroy();
+    }
+  });
+
+  test('slow to answer while its health check answers (it waits on the servers after it), is waited for', {
+    timeout: 40_000,
+  }, async () => {
+    const peer = await slowPeer(15_000, true);
+    const agent = new Agent();
+    try {
+      assert.deepEqual(await forwardChunk(peer.url, agent), {
+        receipts: [{ server: 'next', receipt: 'r' }],
+        failed: [],
+      });
+    } finally {
+      peer.close();
+      await agent.destroy();
+    }
+  });
 });

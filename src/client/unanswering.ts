@@ -1,0 +1,60 @@
+/** Most servers a placement request may ask main to leave out (its schema's limit). */
+export const MAX_EXCLUDED = 16;
+
+/**
+ * File servers that lately did not answer this client: a connection or a transfer failed
+ * (refused, reset, or silent for STALL_MS). Until main sees such a server down (its
+ * heartbeat timeout, 15 s by default) it goes on naming it, and every chunk placed or
+ * read there waited out its own failure: a put of 64 MiB over a hung server took 71 s,
+ * a get 120 s. Remembered here, it is the last replica a download tries and one a put
+ * asks main to leave out, so the transfer pays for it once. Forgotten after a while: a
+ * server may come back, and main knows by then.
+ */
+export class Unanswering {
+  /** when each was last found not answering */
+  private readonly since = new Map<string, number>();
+
+  /** told the first time a server is found not answering (until forgotten): the CLI says so */
+  onNoted: ((serverId: string, why: string) => void) | undefined;
+
+  constructor(
+    private readonly forgetAfterMs = 60_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** `serverId` did not answer, `why`. */
+  note(serverId: string, why: string): void {
+    const known = this.has(serverId);
+    this.since.set(serverId, this.now());
+    if (known) return;
+    try {
+      this.onNoted?.(serverId, why);
+    } catch {
+      // A listener's failure is not the transfer's.
+    }
+  }
+
+  has(serverId: string): boolean {
+    const at = this.since.get(serverId);
+    if (at === undefined) return false;
+    if (this.now() - at < this.forgetAfterMs) return true;
+    this.since.delete(serverId);
+    return false;
+  }
+
+  /** The servers to leave out now, the latest found first, at most MAX_EXCLUDED. */
+  list(): string[] {
+    return [...this.since.keys()]
+      .filter((id) => this.has(id))
+      .sort((a, b) => (this.since.get(b) as number) - (this.since.get(a) as number))
+      .slice(0, MAX_EXCLUDED);
+  }
+
+  /** `items` with those on servers found not answering moved to the end, each side in its order. */
+  last<T>(items: readonly T[], serverOf: (item: T) => string): T[] {
+    const answering = items.filter((i) => !this.has(serverOf(i)));
+    return answering.length === items.length
+      ? [...items]
+      : answering.concat(items.filter((i) => this.has(serverOf(i))));
+  }
+}
