@@ -15,15 +15,16 @@ export function registerPutCommand(program: Command, env: VerbEnv): void {
     )
     .option(
       '--skip-existing',
-      'with -r: leave files already in the target with the same size as they are (to finish a put -r that stopped)',
+      'with -r: leave files already in the target with the same size, not modified since, as they are (to finish a put -r that stopped)',
     )
     .addHelpText(
       'after',
       [
         '',
         'When REMOTE is a folder already, LOCAL goes inside it (as cp does) unless -T is given.',
-        '--skip-existing compares sizes only (as rsync --size-only): a file changed in place without',
-        'changing its size is skipped too.',
+        '--skip-existing compares size and time (as rsync does): a file is left if the target has one of',
+        'the same size stored after it was last modified here. One changed in place at the same size',
+        'with its modification time set back is left too.',
         '',
         'Examples:',
         '  sedfs put report.pdf                # to /report.pdf',
@@ -59,7 +60,7 @@ export function registerPutCommand(program: Command, env: VerbEnv): void {
             });
             env.out(
               `uploaded ${done.uploaded} file(s) to ${target}` +
-                (opts.skipExisting ? `; left ${done.skipped} already there with the same size` : ''),
+                (opts.skipExisting ? `; left ${done.skipped} already there, unchanged` : ''),
             );
           } else {
             await putFile(fs, local, target, warn);

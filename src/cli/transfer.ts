@@ -112,10 +112,12 @@ export async function putTree(
 interface TreeOptions {
   onWarning?: (w: string) => void;
   /**
-   * Files already in the target with the same size are left as they are: a `put -r`
-   * run again after a failure uploads only the rest. A quick check, as rsync's
-   * `--size-only`: nothing here can tell a file's content from main's record without
-   * reading it back, so one changed in place at the same size is skipped too.
+   * Files already in the target with the same size, not modified here since that
+   * version was stored, are left as they are: a `put -r` run again after a failure
+   * uploads only the rest, and files changed since. A quick check, as rsync's own (size
+   * and time): nothing here can tell a file's content from main's record without reading
+   * it back, so a file changed in place at the same size whose modification time says
+   * otherwise (set back, or a clock behind main's) is skipped too.
    */
   skipExisting?: boolean;
 }
@@ -135,7 +137,7 @@ function stoppedPartWay(err: unknown, local: string, remote: string, progress: T
     `put -r stopped at ${progress.at}: ${why}. ${progress.files} file(s) of ${local} were uploaded to ` +
     `${remote} before that (each whole; a batch cut short may have put up some of its own), the ` +
     `rest were not; the folders made are kept. To upload only the rest (files already there with ` +
-    `the same size are left): sedfs put -r --skip-existing -T ${commandWord(local)} ${commandWord(remote)}`;
+    `the same size, unchanged since, are left): sedfs put -r --skip-existing -T ${commandWord(local)} ${commandWord(remote)}`;
   if (err instanceof SedfsError) return new SedfsError(err.code, message, undefined, { cause: err });
   // A local failure's code (EACCES, ENOSPC, …) kept for whoever branches on it.
   const code = (err as { code?: unknown } | undefined)?.code;
@@ -153,11 +155,11 @@ async function putTreeInto(
   const { onWarning } = tree;
   await fs.mkdir(remote, { parents: true });
   const opts = onWarning ? { onWarning } : {};
-  /** sizes of the files in the target folder, by name, when those of the same size are skipped */
+  /** the files in the target folder, by name, when those unchanged are skipped */
   const there = tree.skipExisting
     ? new Map(
         (await fs.list(remote)).flatMap((e) =>
-          e.kind === 'file' ? [[e.name.normalize('NFC'), e.size] as const] : [],
+          e.kind === 'file' ? [[e.name.normalize('NFC'), e] as const] : [],
         ),
       )
     : undefined;
@@ -170,17 +172,23 @@ async function putTreeInto(
     // devices and pipes hold no file: each is said, not skipped silently.
     else onWarning?.(`skipped ${join(local, e.name)}: not a regular file or folder (links are not followed)`);
   }
-  const sizes = await mapInParallel(entries, LOCAL_READS, async (e) =>
-    e.isFile() ? (await stat(join(local, e.name))).size : 0,
+  const stats = await mapInParallel(entries, LOCAL_READS, async (e) =>
+    e.isFile() ? await stat(join(local, e.name)) : undefined,
   );
+  /** stored already, the same size, and not modified here since that version was stored */
+  const unchanged = (name: string, here: { size: number; mtimeMs: number }) => {
+    // Stored names are NFC; macOS lists them as written, often NFD (café from HFS+).
+    const stored = there?.get(name.normalize('NFC'));
+    return stored !== undefined && stored.size === here.size && here.mtimeMs <= stored.modifiedAt;
+  };
   const small: { name: string; size: number }[] = [];
   for (const [i, entry] of entries.entries()) {
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
-    const size = sizes[i] as number;
+    const st = stats[i];
+    const size = st?.size ?? 0;
     if (entry.isDirectory()) await putTreeInto(fs, src, dst, tree, progress);
-    // Stored names are NFC; macOS lists them as written, often NFD (café from HFS+).
-    else if (there?.get(entry.name.normalize('NFC')) === size) progress.skipped++;
+    else if (st && unchanged(entry.name, st)) progress.skipped++;
     else if (size > SMALL_FILE_BYTES) {
       progress.at = src;
       await putFile(fs, src, dst, onWarning);

@@ -7,6 +7,7 @@ import {
   readFileSync,
   rmSync,
   symlinkSync,
+  utimesSync,
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -320,11 +321,20 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     const first = await runSedfs(['put', '-r', src, '/copy'], as('bob'));
     assert.equal(first.code, 0, first.stderr);
     assert.equal(first.stdout, 'uploaded 3 file(s) to /copy\n');
-    // Run again into the folder it made (-T: not into /copy/src), with one more file:
-    // only that one goes up.
+    // Run again into the folder it made (-T: not into /copy/src), with one more file and
+    // one changed in place at the same size: only those two go up.
     writeFileSync(join(src, 'sub', 'e.txt'), 'E');
+    writeFileSync(join(src, 'a.txt'), 'Z');
     const again = await runSedfs(['put', '-r', '--skip-existing', '-T', src, '/copy'], as('bob'));
-    assert.equal(again.stdout, 'uploaded 1 file(s) to /copy; left 3 already there with the same size\n');
+    assert.equal(again.stdout, 'uploaded 2 file(s) to /copy; left 2 already there, unchanged\n');
+    assert.equal((await runSedfs(['cat', '/copy/a.txt'], as('bob'))).stdout, 'Z');
+    // A file whose time says it was not modified since is left, whatever it holds.
+    writeFileSync(join(src, 'sub', 'b.txt'), 'Y');
+    utimesSync(join(src, 'sub', 'b.txt'), new Date(2001, 0, 1), new Date(2001, 0, 1));
+    const third = await runSedfs(['put', '-r', '--skip-existing', '-T', src, '/copy'], as('bob'));
+    assert.equal(third.stdout, 'uploaded 0 file(s) to /copy; left 4 already there, unchanged\n');
+    assert.equal((await runSedfs(['cat', '/copy/sub/b.txt'], as('bob'))).stdout, 'B');
+    writeFileSync(join(src, 'sub', 'b.txt'), 'B');
     assert.match((await runSedfs(['put', '-r', '-T', src], as('bob'))).stderr, /-T needs REMOTE/);
     const tree = await runSedfs(['tree', '/copy'], as('bob'));
     assert.equal(
