@@ -424,9 +424,12 @@ async function putOctets<T>(
       signal: watch.signal,
     });
   } catch (err) {
-    throw watch.failure ?? unreachable(url, err);
+    const failed = watch.failure ?? unreachable(url, err);
+    // A batch's head too: its chunks, sent again one by one, pass it over.
+    if (failed.code === 'SEDFS_ERR_UNREACHABLE') client.unanswering.note(serverId, failed.message);
+    throw failed;
   } finally {
-    watch.stop();
+    watch.finish();
   }
   if (res.statusCode >= 400) throw await errorFromResponse(res, url);
   return (await res.body.json()) as T;

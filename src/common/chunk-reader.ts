@@ -146,7 +146,10 @@ export class ChunkReader {
         reject(unreachable(target.href, err));
       };
       socket.setNoDelay(true);
-      socket.setTimeout(STALL_MS, () => fail(timedOut()));
+      socket.setTimeout(STALL_MS, () => {
+        socket.destroy();
+        reject(silent(target, 'did not complete a connection'));
+      });
       socket.once('error', fail);
       socket.once(secure ? 'secureConnect' : 'connect', () => {
         socket.off('error', fail);
@@ -282,7 +285,7 @@ export class ChunkReader {
                 { url },
               ),
         );
-      const onSilent = () => finish(unreachable(url, timedOut()));
+      const onSilent = () => finish(silent(target, 'sent nothing'));
 
       receivers.set(socket, onData);
       socket.once('error', onError);
@@ -341,7 +344,11 @@ const KEPT_EVENTS = ['error', 'close', 'timeout'] as const;
 /** Each connection's receiver: the exchange waiting on it, or the drop of a kept one. */
 const receivers = new WeakMap<Socket, Receiver>();
 
-const timedOut = () => Object.assign(new Error('timed out'), { code: 'ETIMEDOUT' });
+/** A server that let STALL_MS pass without `what` (it may hang): the next copy is tried. */
+const silent = (target: URL, what: string) =>
+  new SedfsError('SEDFS_ERR_UNREACHABLE', `${target.origin} ${what} in ${STALL_MS / 1000} s`, {
+    url: target.href,
+  });
 
 /** A kept connection that turned out closed before it answered: worth one retry on a new one. */
 class StaleConnection extends Error {}

@@ -1,7 +1,18 @@
 import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, type FileHandle, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
-import { dirname, join, resolve, win32 } from 'node:path';
+import {
+  chmod,
+  type FileHandle,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  rmdir,
+  stat,
+} from 'node:fs/promises';
+import { basename, dirname, join, resolve, win32 } from 'node:path';
 import { promisify } from 'node:util';
 import { randomHexId } from '../crypto/hash.js';
 
@@ -188,13 +199,18 @@ export async function makeDataFolder(
   platform: NodeJS.Platform = process.platform,
   run: RunProgram = runProgram,
 ): Promise<{ notRestricted?: Error }> {
-  if (platform !== 'win32' || existsSync(dir)) {
+  if (platform !== 'win32') {
     await mkdirDurable(dir, sync);
     return {};
   }
   // `D:\data\` names D:\data: staged as `D:\data\.new-…`, the folder would be staged
   // inside the one it is to become, which would be made open to everyone on the way.
   const bare = dir.replace(/(?<=[^\\/:])[\\/]+$/, '');
+  await removeLeftStaged(bare);
+  if (existsSync(dir)) {
+    await mkdirDurable(dir, sync);
+    return {};
+  }
   const staged = `${bare}.new-${randomHexId().slice(0, 8)}`;
   await mkdirDurable(staged, sync);
   let notRestricted: Error | undefined;
@@ -214,6 +230,32 @@ export async function makeDataFolder(
   }
   await sync(dirname(bare));
   return notRestricted ? { notRestricted } : {};
+}
+
+/**
+ * A staged data folder younger than this may be another start's, under way: restricting
+ * one runs two programs, each allowed 60 s.
+ */
+const STAGED_LEFT_AFTER_MS = 10 * 60_000;
+
+/**
+ * Removes what a start that crashed while making `bare` left beside it: empty folders
+ * named as `makeDataFolder` stages them, older than ten minutes. Anything else, or one
+ * holding files, is left; failures only mean one stays.
+ */
+async function removeLeftStaged(bare: string, now = Date.now()): Promise<void> {
+  const name = basename(bare);
+  const parent = dirname(bare);
+  const entries = await readdir(parent, { withFileTypes: true }).catch(() => []);
+  for (const e of entries) {
+    const prefix = `${name}.new-`;
+    if (!e.isDirectory() || !e.name.startsWith(prefix) || !/^[0-9a-f]{8}$/.test(e.name.slice(prefix.length)))
+      continue;
+    const left = join(parent, e.name);
+    const { mtimeMs } = await stat(left).catch(() => ({ mtimeMs: now }));
+    // rmdir: only an empty one goes.
+    if (now - mtimeMs >= STAGED_LEFT_AFTER_MS) await rmdir(left).catch(() => undefined);
+  }
 }
 
 /**

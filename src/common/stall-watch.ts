@@ -2,36 +2,41 @@ import { SedfsError } from '../protocol/errors.js';
 import { type Dispatcher, request } from './undici.js';
 
 /**
- * A chunk's bytes that stop moving this long mean the server at the other end hangs (a
- * stopped process, a machine that froze, a cut link): its transfer has failed and the
- * next copy is tried, or one is made elsewhere. undici gives a new connection as long.
- * Over a link that is merely slow bytes keep moving; a server merely busy takes a chunk's
- * piece or sends its first bytes in far less. The 60 s of undici's header and body
- * timeouts, which a hung server met before, cost a put over it 71 s for 64 MiB and a get
- * 120 s (one wait per group of chunks in flight).
+ * A chunk transfer that makes no progress this long has its server asked whether it
+ * still runs; one that does not answer that either has failed (a stopped process, a
+ * machine that froze, a cut link: its kernel may still take connections and bytes), and
+ * the next copy is tried, or one is made elsewhere. undici gives a new connection as
+ * long. The 60 s of undici's header and body timeouts, which a hung server met before,
+ * cost a put over it 71 s for 64 MiB and a get 120 s (one wait per group of chunks in
+ * flight).
  */
 export const STALL_MS = 10_000;
 
+/** How long a health check may take: a server that runs answers it at once. */
+const HEALTH_MS = 5_000;
+
 /**
  * Fails a chunk upload to `origin` whose server hangs, with SEDFS_ERR_UNREACHABLE on
- * `signal`. While the body is sent, its bytes must keep moving: STALL_MS from `moved()`
- * without another (or a `stop()`) fails it. Once it is all sent, the answer may rightly
- * take longer (the server makes the chunk durable, and waits for the servers after it in
- * the chain, each of which watches the next the same way): every STALL_MS without it,
- * the server's health is asked, and it fails only if that goes unanswered too. So a
- * chain that is waiting on a hung server further down is never taken for the hung one.
+ * `signal`. Every `ms` without progress (a piece of the body taken, while it is sent;
+ * the answer, once it is all sent) the server's health is asked, on a connection of its
+ * own; the transfer fails only if that goes unanswered too. So a server that is merely
+ * slow (a busy disk, a slow link, or waiting on the servers after it in the chain, each
+ * of which watches the next the same way) is waited for, and only a hung one is named.
  * Its timers never hold the process open.
  */
 export class StallWatch {
   private readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
-  /** bumped by every change of phase, so a health check answering late changes nothing */
-  private phase = 0;
+  /** the health check under way, cancelled at any change of phase */
+  private checking: AbortController | undefined;
+  /** whether the body is all sent (what a failure says) */
+  private sent = false;
+  private finished = false;
 
   constructor(
     private readonly origin: string,
-    /** asks the server whether it runs; rejects if it does not answer */
-    private readonly alive: () => Promise<void>,
+    /** asks the server whether it runs; rejects if it does not answer (or `signal` aborts) */
+    private readonly alive: (signal: AbortSignal) => Promise<void>,
     private readonly ms = STALL_MS,
   ) {}
 
@@ -40,51 +45,47 @@ export class StallWatch {
     return this.controller.signal;
   }
 
-  /** Bytes moved (or are now waiting to): the wait starts again. */
+  /** Progress (a piece taken, or waiting to be): the wait starts again. */
   moved(): void {
     this.stop();
-    this.timer = setTimeout(() => this.fail(`took no data for ${this.ms / 1000} s`), this.ms);
+    if (this.finished) return;
+    this.timer = setTimeout(() => this.check(), this.ms);
     this.timer.unref();
   }
 
   /** Bytes wait to move: the wait starts, unless it runs already. */
   waiting(): void {
-    if (this.timer === undefined) this.moved();
+    if (this.timer === undefined && this.checking === undefined) this.moved();
   }
 
-  /** The body is all sent: from now on the server is asked whether it runs, every STALL_MS without an answer. */
+  /** The body is all sent: the answer is waited for the same way. */
   awaitingAnswer(): void {
-    this.stop();
-    const phase = this.phase;
-    this.timer = setTimeout(() => {
-      this.alive().then(
-        () => {
-          if (phase === this.phase) this.awaitingAnswer();
-        },
-        () => {
-          if (phase === this.phase)
-            this.fail(`has not answered for ${this.ms / 1000} s, nor to a health check`);
-        },
-      );
-    }, this.ms);
-    this.timer.unref();
+    this.sent = true;
+    this.moved();
   }
 
-  /** Nothing to watch (the answer came, or the body's next bytes have not): no wait. */
+  /** Nothing to wait for now (the body's next bytes have not come): no wait. */
   stop(): void {
-    this.phase += 1;
     clearTimeout(this.timer);
     this.timer = undefined;
+    this.checking?.abort();
+    this.checking = undefined;
   }
 
-  /** Fails the transfer now: `why` of the server at `origin`, or `reason` as it is. */
-  fail(why: string | Error): void {
+  /**
+   * The answer came (or the transfer failed): nothing is watched again, whatever the body
+   * does after it (undici may still ask for pieces of a body answered early), so no later
+   * wait can abort the reading of the answer.
+   */
+  finish(): void {
+    this.finished = true;
     this.stop();
-    this.controller.abort(
-      typeof why === 'string'
-        ? new SedfsError('SEDFS_ERR_UNREACHABLE', `${this.origin} ${why}`, { url: this.origin })
-        : why,
-    );
+  }
+
+  /** Fails the transfer now, with `reason`. */
+  fail(reason: Error): void {
+    this.finish();
+    this.controller.abort(reason);
   }
 
   /** The error the transfer failed with, if this watch failed it. */
@@ -95,8 +96,8 @@ export class StallWatch {
 
   /**
    * `pieces` as a request body: undici asks for the next piece only once the last was
-   * taken by the connection (it waits for 'drain' in between), so the wait runs from each
-   * piece handed over to the next ask; after the last, the answer is awaited.
+   * taken by the connection (it waits for 'drain' in between), so each ask is progress;
+   * after the last, the answer is awaited.
    */
   *watching(pieces: Iterable<Buffer>): Generator<Buffer> {
     let sent = false;
@@ -111,6 +112,28 @@ export class StallWatch {
       else this.stop();
     }
   }
+
+  private check(): void {
+    this.timer = undefined;
+    const checking = new AbortController();
+    this.checking = checking;
+    const what = this.sent ? 'has not answered' : 'took no data';
+    this.alive(checking.signal).then(
+      () => {
+        if (this.checking === checking) this.moved();
+      },
+      () => {
+        if (this.checking === checking)
+          this.fail(
+            new SedfsError(
+              'SEDFS_ERR_UNREACHABLE',
+              `${this.origin} ${what} for ${this.ms / 1000} s, nor answered a health check`,
+              { url: this.origin },
+            ),
+          );
+      },
+    );
+  }
 }
 
 /** A StallWatch for an upload to `url`, whose health is asked on `dispatcher` (`expectedIds` as for the upload). */
@@ -120,13 +143,12 @@ export function uploadWatch(
   expectedIds?: readonly string[],
 ): StallWatch {
   const origin = new URL(url).origin;
-  return new StallWatch(origin, async () => {
+  return new StallWatch(origin, async (signal) => {
     const res = await request(`${origin}/v1/health`, {
       dispatcher,
       ...(expectedIds ? { expectedIds } : {}),
       method: 'GET',
-      headersTimeout: STALL_MS,
-      bodyTimeout: STALL_MS,
+      signal: AbortSignal.any([signal, AbortSignal.timeout(HEALTH_MS)]),
     });
     await res.body.dump();
     if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);

@@ -60,8 +60,8 @@ function notAttempted(server: string, message: string): ReplicaFailure {
 const FORWARD_BLOCK_BYTES = 256 * 1024;
 
 export interface Downstream<T> {
-  /** Hands a piece on; never waits for the next server (see forward). */
-  push(piece: Buffer): void;
+  /** Hands a piece on; a promise only when the next server is not keeping up. */
+  push(piece: Buffer): Promise<void> | undefined;
   end(): void;
   abort(): void;
   result(): Promise<T | { error: SedfsError }>;
@@ -71,11 +71,10 @@ export interface Downstream<T> {
  * Streams a body on to the next server in the chain (`target`, a PUT with `headers`),
  * `server` in the ticket, whose certificate the connection must show. A failure
  * downstream never fails the local write: it stops forwarding and is reported in the
- * answer instead. The next server takes the body in its own time, never holding up the
- * one before this (a body is at most one chunk or one batch, held here meanwhile): so a
- * server that stops taking it (it hangs) is found out by the one sending to it alone,
- * after STALL_MS, and named in the answer. Were this one held up too, the one before it
- * would find this one silent as soon, and name it instead.
+ * answer instead. At most FORWARD_QUEUE_BYTES wait for the next server: beyond that the
+ * server before this one waits too (`push`'s promise). A next server that hangs is found
+ * out by its StallWatch; the one before this, held up meanwhile, finds this one still
+ * answering its health checks and waits, so the hung one is the one named.
  */
 export function forward<T>(
   ctx: FileServerContext,
@@ -111,13 +110,13 @@ export function forward<T>(
   );
   const settled = response.then(
     (ok) => {
-      watch.stop();
+      watch.finish();
       return ok;
     },
     (err: SedfsError) => {
       failed = true;
       outbox.close();
-      watch.stop();
+      watch.finish();
       return { error: err };
     },
   );
@@ -127,7 +126,8 @@ export function forward<T>(
   let filled = 0;
   return {
     push(piece) {
-      if (failed) return;
+      if (failed) return undefined;
+      let waiting: Promise<void> | undefined;
       let at = 0;
       while (at < piece.length) {
         block ??= Buffer.allocUnsafe(FORWARD_BLOCK_BYTES);
@@ -135,10 +135,11 @@ export function forward<T>(
         filled += n;
         at += n;
         if (filled < FORWARD_BLOCK_BYTES) break;
-        outbox.add(block);
+        waiting ??= outbox.add(block);
         block = undefined;
         filled = 0;
       }
+      return waiting;
     },
     end() {
       if (block && filled > 0 && !failed) outbox.add(block.subarray(0, filled));
@@ -154,24 +155,35 @@ export function forward<T>(
   };
 }
 
+/** Bytes of a body that may wait for the next server before the one before this waits too. */
+const FORWARD_QUEUE_BYTES = 1024 * 1024;
+
 /**
- * A body's blocks waiting for the request downstream to take them. `watch` runs while
- * any block waits (queued, or handed to undici and not yet taken by the connection) and
- * starts again each time one is taken; it stops while the queue waits for upstream.
+ * A body's blocks waiting for the request downstream to take them. `watch` runs from
+ * the first block undici takes (connecting is undici's to time) while any block waits,
+ * and starts again each time one is taken; it stops while the queue waits for upstream.
  */
 class Outbox {
   private readonly queue: Buffer[] = [];
+  /** bytes queued or handed to undici and not yet taken */
+  private queued = 0;
+  private taking = false;
   private ended = false;
   private closed = false;
   private wake: (() => void) | undefined;
+  private readonly roomWaiters: (() => void)[] = [];
 
   constructor(private readonly watch: StallWatch) {}
 
-  add(block: Buffer): void {
-    if (this.closed || this.ended) return;
+  /** Queues `block`; a promise, resolved once there is room again, when the queue is full. */
+  add(block: Buffer): Promise<void> | undefined {
+    if (this.closed || this.ended) return undefined;
     this.queue.push(block);
-    this.watch.waiting();
+    this.queued += block.length;
+    if (this.taking) this.watch.waiting();
     this.wake?.();
+    if (this.queued <= FORWARD_QUEUE_BYTES) return undefined;
+    return new Promise((resolve) => this.roomWaiters.push(resolve));
   }
 
   /** No more blocks: the body ends once the queued ones are taken. */
@@ -180,19 +192,25 @@ class Outbox {
     this.wake?.();
   }
 
-  /** Given up: nothing more is handed over. */
+  /** Given up: nothing more is handed over, and nobody waits for room. */
   close(): void {
     this.closed = true;
     this.queue.length = 0;
+    this.queued = 0;
     this.wake?.();
+    this.roomFreed();
   }
 
   async *pieces(): AsyncGenerator<Buffer> {
     for (;;) {
       const block = this.queue.shift();
       if (block) {
+        this.taking = true;
+        this.watch.moved();
         yield block;
         // Asked for the next: the connection took this one.
+        this.queued = Math.max(0, this.queued - block.length);
+        this.roomFreed();
         if (this.queue.length > 0) this.watch.moved();
         else this.watch.stop();
         continue;
@@ -207,5 +225,10 @@ class Outbox {
       });
       this.wake = undefined;
     }
+  }
+
+  private roomFreed(): void {
+    if (this.queued > FORWARD_QUEUE_BYTES && !this.closed) return;
+    for (const resolve of this.roomWaiters.splice(0)) resolve();
   }
 }

@@ -73,8 +73,7 @@ export function putChunkBatchRoute(app: FastifyInstance, ctx: FileServerContext)
       await pump(req.raw, (piece) => {
         pack.append(piece);
         // Every chunk this piece completed is checked by now: the next server may have it.
-        downstream?.push(piece);
-        return undefined;
+        return downstream?.push(piece);
       });
       if (!req.raw.complete || !pack.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
       downstream?.end();

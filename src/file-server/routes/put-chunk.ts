@@ -68,10 +68,10 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
         if (w.receivedBytes === size)
           return (stored ?? Promise.resolve()).then(() => {
             w.verify();
-            downstream?.push(piece);
+            return downstream?.push(piece);
           });
-        downstream?.push(piece);
-        return stored;
+        const sent = downstream?.push(piece);
+        return stored && sent ? Promise.all([stored, sent]).then(() => undefined) : (stored ?? sent);
       });
       if (!req.raw.complete) throw new SedfsError('SEDFS_ERR_BODY_INCOMPLETE');
       w.verify();

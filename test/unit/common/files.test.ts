@@ -1,5 +1,15 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, win32 } from 'node:path';
 import { test } from 'node:test';
@@ -259,6 +269,40 @@ test('on Windows a data folder named with a trailing separator (D:\\data\\) is r
     assert.equal(restricted.length, 2);
     for (const path of restricted)
       assert.match(path, /[/\\]data\.new-[0-9a-f]{8}$/, 'the folder itself was restricted');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('on Windows, opening a data folder removes what a start that crashed while making it left beside it: empty staged folders over ten minutes old, nothing else', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-data-acl-'));
+  try {
+    const old = new Date(Date.now() - 11 * 60_000);
+    const staged = (name: string, opts: { old?: boolean; file?: boolean } = {}) => {
+      const path = join(root, name);
+      mkdirSync(path);
+      if (opts.file) writeFileSync(join(path, 'server-id'), 'x');
+      if (opts.old) utimesSync(path, old, old);
+    };
+    staged('data.new-0a1b2c3d', { old: true });
+    staged('data.new-11112222');
+    staged('data.new-33334444', { old: true, file: true });
+    staged('other.new-55556666', { old: true });
+    staged('data.new-notahex9', { old: true });
+    staged('data.new-99998888', { old: true });
+    mkdirSync(join(root, 'data'));
+    // The folder exists already (a start after the one that crashed made it): still cleaned.
+    await makeDataFolder(join(root, 'data'), async () => undefined, 'win32', windowsTools([]));
+    assert.ok(!existsSync(join(root, 'data.new-99998888')));
+    rmSync(join(root, 'data'), { recursive: true });
+    await makeDataFolder(join(root, 'data'), async () => undefined, 'win32', windowsTools([]));
+    assert.deepEqual(readdirSync(root).sort(), [
+      'data',
+      'data.new-11112222',
+      'data.new-33334444',
+      'data.new-notahex9',
+      'other.new-55556666',
+    ]);
   } finally {
     rmSync(root, { recursive: true, force: true });
   }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
+import { createServer as createNetServer, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 import { Agent } from 'undici';
 import { forward } from '../../../src/file-server/chain-forward.js';
@@ -83,7 +84,7 @@ function forwardChunk(url: string, agent: Agent) {
 }
 
 // Each waits out at least one STALL_MS: run side by side.
-describe('the next server, once it has the whole chunk', { concurrency: true }, () => {
+describe('the next server in the chain', { concurrency: true }, () => {
   test('answering nothing, not even its health check, fails as unreachable within two waits, not undici’s minute', {
     timeout: 40_000,
   }, async () => {
@@ -92,8 +93,43 @@ describe('the next server, once it has the whole chunk', { concurrency: true }, 
     try {
       const answer = (await forwardChunk(peer.url, agent)) as { error: SedfsError };
       assert.equal(answer.error.code, 'SEDFS_ERR_UNREACHABLE');
-      assert.match(answer.error.message, /has not answered for 10 s, nor to a health check/);
+      assert.match(answer.error.message, /has not answered for 10 s, nor answered a health check$/);
     } finally {
+      peer.close();
+      await agent.destroy();
+    }
+  });
+
+  test('taking no more of the body, nor answering its health check, fails as unreachable: it took no data', {
+    timeout: 40_000,
+  }, async () => {
+    // Accepts connections and reads nothing: the body fills the socket's buffers and stops.
+    const sockets: Socket[] = [];
+    const peer = createNetServer((socket) => sockets.push(socket));
+    peer.listen(0, '127.0.0.1');
+    await once(peer, 'listening');
+    const url = `http://127.0.0.1:${(peer.address() as { port: number }).port}/v1/chunks/${'ab'.repeat(32)}`;
+    const agent = new Agent();
+    try {
+      const body = Buffer.alloc(64 * 1024 * 1024, 7);
+      const down = forward({ tls: false, agent } as unknown as FileServerContext, url, {
+        'content-length': String(body.length),
+      });
+      // As a server's upstream does: on, as fast as the next server takes it.
+      let heldUp = 0;
+      const result = down.result();
+      for (let at = 0; at < body.length; at += 256 * 1024) {
+        const wait = down.push(body.subarray(at, at + 256 * 1024));
+        if (!wait) continue;
+        heldUp += 1;
+        await wait;
+      }
+      const answer = (await result) as { error: SedfsError };
+      assert.ok(heldUp > 0, 'the upstream was held up, not let run ahead of the next server');
+      assert.equal(answer.error.code, 'SEDFS_ERR_UNREACHABLE');
+      assert.match(answer.error.message, /took no data for 10 s, nor answered a health check$/);
+    } finally {
+      for (const s of sockets) s.destroy();
       peer.close();
       await agent.destroy();
     }
