@@ -101,6 +101,8 @@ export class BlobService {
     let fewest = live.length;
     /** some chunk is placed on fewer servers than asked for */
     let short = false;
+    /** ... because of the servers the client asked to leave out, not of room */
+    let leftOut = 0;
     const barred = this.store.barredFrom(req.chunks.map((c) => c.id));
     const placements = req.chunks.map((c) => {
       const open = notBarred(live, barred.get(c.id));
@@ -114,7 +116,10 @@ export class BlobService {
       if (room.length === 0) throw noneOutside(c.id, c.exclude?.length ?? 0);
       const wanted = Math.min(c.replicas ?? upload.replicas, upload.replicas);
       fewest = Math.min(fewest, room.length);
-      if (room.length < wanted) short = true;
+      if (room.length < wanted) {
+        short = true;
+        if (withRoomFor(open, c.size).length >= wanted) leftOut = Math.max(leftOut, c.exclude?.length ?? 0);
+      }
       const servers = chooseTrustedFirst(room, wanted, this.random, (id) => this.registry.trusted(id));
       for (const s of servers) (room.find((r) => r.id === s.id) as { freeBytes: number }).freeBytes -= c.size;
       const ticket = this.signer.sign({
@@ -137,7 +142,9 @@ export class BlobService {
     const warning =
       live.length < upload.replicas
         ? `only ${live.length} of ${upload.replicas} wanted file servers are up: chunks will be under-replicated`
-        : `only ${fewest} of the file servers up have room for some chunks (${upload.replicas} wanted): they will be under-replicated`;
+        : leftOut > 0
+          ? `only ${fewest} of the file servers up with room are not among the ${leftOut} this client left out (${upload.replicas} wanted): chunks will be under-replicated`
+          : `only ${fewest} of the file servers up have room for some chunks (${upload.replicas} wanted): they will be under-replicated`;
     this.log.warn(
       { upload: uploadId, live: live.length, withRoom: fewest, wanted: upload.replicas },
       'placing with fewer replicas than wanted',

@@ -215,11 +215,11 @@ test('a put -r that fails part way says where it stopped, how many files went up
   assert.equal(err.code, 'SEDFS_ERR_NO_SERVERS', 'the cause keeps its code');
   assert.equal(
     err.message,
-    `put -r stopped at ${join(tree, 'b.bin')}: no file server is up. ${uploaded} file(s) of ${tree} were uploaded to /backup/tree before that (each whole; a batch cut short may have put up some of its own), the rest were not; the folders made are kept. To upload only the rest (files already there with the same size are left): sedfs put -r --skip-existing -T ${tree} /backup/tree`,
+    `put -r stopped at ${join(tree, 'b.bin')}: no file server is up. ${uploaded} file(s) of ${tree} were uploaded to /backup/tree before that (each whole; a batch cut short may have put up some of its own), the rest were not; the folders made are kept. To upload only the rest (files already there with the same size, unchanged since, are left): sedfs put -r --skip-existing -T ${tree} /backup/tree`,
   );
 });
 
-test('put -r --skip-existing leaves the files already in the target with the same size, and uploads the others', async () => {
+test('put -r --skip-existing leaves the files already in the target with the same size, stored since they were modified here, and uploads the others', async () => {
   const tree = join(root, 'again');
   mkdirSync(join(tree, 'sub'), { recursive: true });
   const big = Buffer.alloc(1024 * 1024 + 1, 7);
@@ -230,14 +230,18 @@ test('put -r --skip-existing leaves the files already in the target with the sam
   writeFileSync(join(tree, 'sub', 's3.txt'), 'three');
   // Written as macOS lists names from HFS+ (NFD); stored names are NFC.
   writeFileSync(join(tree, 'cafe\u0301.txt'), 'four');
-  // Already there: a.bin, s1.txt and café.txt whole, s2.txt at another size, sub/ empty.
-  const remote: Record<string, { name: string; kind: string; size: number }[]> = {
+  // Already there: a.bin, s1.txt and café.txt whole, s2.txt at another size, sub/ empty;
+  // s4.txt at the same size, stored before it was modified here.
+  writeFileSync(join(tree, 's4.txt'), 'four');
+  const stored = Date.now() + 60_000;
+  const remote: Record<string, { name: string; kind: string; size: number; modifiedAt: number }[]> = {
     '/t': [
-      { name: 'a.bin', kind: 'file', size: big.length },
-      { name: 's1.txt', kind: 'file', size: 3 },
-      { name: 's2.txt', kind: 'file', size: 10 },
-      { name: 'caf\u00e9.txt', kind: 'file', size: 4 },
-      { name: 'sub', kind: 'dir', size: 0 },
+      { name: 'a.bin', kind: 'file', size: big.length, modifiedAt: stored },
+      { name: 's1.txt', kind: 'file', size: 3, modifiedAt: stored },
+      { name: 's2.txt', kind: 'file', size: 10, modifiedAt: stored },
+      { name: 'caf\u00e9.txt', kind: 'file', size: 4, modifiedAt: stored },
+      { name: 's4.txt', kind: 'file', size: 4, modifiedAt: Date.now() - 60_000 },
+      { name: 'sub', kind: 'dir', size: 0, modifiedAt: stored },
     ],
     '/t/sub': [],
   };
@@ -254,12 +258,12 @@ test('put -r --skip-existing leaves the files already in the target with the sam
       return files.length;
     },
   } as unknown as FileSystem;
-  assert.deepEqual(await putTree(fs, tree, '/t', { skipExisting: true }), { uploaded: 3, skipped: 3 });
-  assert.deepEqual(sent.sort(), ['/t/b.bin', '/t/s2.txt', '/t/sub/s3.txt']);
+  assert.deepEqual(await putTree(fs, tree, '/t', { skipExisting: true }), { uploaded: 4, skipped: 3 });
+  assert.deepEqual(sent.sort(), ['/t/b.bin', '/t/s2.txt', '/t/s4.txt', '/t/sub/s3.txt']);
   sent.length = 0;
   assert.deepEqual(
     await putTree(fs, tree, '/t'),
-    { uploaded: 6, skipped: 0 },
+    { uploaded: 7, skipped: 0 },
     'without it, every file goes up',
   );
 });

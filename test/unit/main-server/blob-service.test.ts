@@ -243,6 +243,17 @@ test('a placement that leaves servers out (a chain that did not all store a chun
   assert.equal(many.placements[0]?.servers.length, 3, 'no more than the upload wants');
   assert.ok(!many.placements[0]?.servers.some((s) => s.id === hex(1)));
   assert.equal(many.warning, undefined);
+  // Left short by the servers the client left out (ones not answering it), not by room.
+  const around = blobs.place(
+    uploadId,
+    { chunks: [{ id: chunk, size: 10, exclude: servers.slice(0, 3) }] },
+    'bob',
+  );
+  assert.equal(around.placements[0]?.servers.length, 2);
+  assert.equal(
+    around.warning,
+    'only 2 of the file servers up with room are not among the 3 this client left out (3 wanted): chunks will be under-replicated',
+  );
   assert.throws(() => blobs.place(uploadId, { chunks: [{ id: chunk, size: 10, exclude: servers }] }, 'bob'), {
     code: 'SEDFS_ERR_NO_SERVERS',
     message: /outside the 5 asked to be left out/,
