@@ -18,7 +18,6 @@ import { TICKET_HEADER } from '../protocol/ticket.js';
 import { type ByteSource, ChunkPool, chunked, sharedChunkPool } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 import { Placer } from './placer.js';
-import { MAX_EXCLUDED } from './unanswering.js';
 
 export const DEFAULT_CHUNK_BYTES = 4 * 1024 * 1024;
 
@@ -193,12 +192,11 @@ export async function sendChunk(
   const uploadId = opts.uploadId;
   // A server refused the request itself: others would too.
   if (short > 0 && uploadId !== undefined && !requestAtFault) {
-    // Neither the chain nor a server found not answering (see Unanswering).
-    const chain = placement.servers.map((s) => s.id);
-    const exclude = [...new Set([...chain, ...client.unanswering.list()])].slice(0, MAX_EXCLUDED);
+    // None of the chain, nor (placeAround) a server found not answering.
+    const exclude = placement.servers.map((s) => s.id);
     const ask = () =>
       client
-        .placeAround(uploadId, [{ id: placement.chunk, size: bytes.length, exclude: chain, replicas: short }])
+        .placeAround(uploadId, [{ id: placement.chunk, size: bytes.length, exclude, replicas: short }])
         .then((res) => res.placements[0]);
     // None other up with room (or main unreachable): the copies made are what there is.
     const others = await (opts.others ?? new OtherServers()).place(exclude, bytes.length, ask);
@@ -317,7 +315,11 @@ async function sendDownChain(
       answer = undefined;
       receipts.push(...res.receipts);
       const skipped = res.failed.filter((f) => !f.attempted);
-      failures.push(...res.failed.filter((f) => f.attempted));
+      for (const f of res.failed.filter((f) => f.attempted)) {
+        failures.push(f);
+        // A server further down that did not answer the one before it.
+        if (f.code === 'SEDFS_ERR_UNREACHABLE') client.unanswering.note(f.server, f.message);
+      }
       if (skipped.length === 0) break;
       // Only a server further down the chain can be one the chain never reached; one
       // that names itself, an earlier one or a stranger ends the tries (the same server
@@ -340,8 +342,6 @@ async function sendDownChain(
       head += 1;
     }
   }
-  for (const f of failures)
-    if (f.code === 'SEDFS_ERR_UNREACHABLE' && f.attempted) client.unanswering.note(f.server, f.message);
   return { receipts, failures, requestAtFault };
 }
 
