@@ -28,6 +28,12 @@ const SUSPECT_FOR_MS = 3600_000;
 
 export class Registry {
   private readonly lastState = new Map<string, ServerState>();
+  /**
+   * When each server was last heard, whether or not main could record it: with main's
+   * disk full a beat is refused (507) before its time is written, and every server
+   * looked down within the heartbeat timeout, so reads found no live copy.
+   */
+  private readonly heardAt = new Map<string, number>();
   /** when each server last failed a storage audit */
   private readonly failedAudit = new Map<string, number>();
   /** servers a sweep found lost (their copies no longer count), until they beat again */
@@ -163,9 +169,12 @@ export class Registry {
         'SEDFS_ERR_UNKNOWN_SERVER',
         'main knows no address for this server (another server registered at its last one): register again',
       );
-    if (!before || !this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
-    this.noteUp(id, before);
+    if (!before) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
+    // Both measured from the beat before this one.
     const returned = this.wasLost(before, now);
+    this.noteUp(id, before);
+    this.heardAt.set(id, now);
+    if (!this.store.heartbeat(id, stats, now)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
     if (returned) this.noteReturned(id, now);
     return returned;
   }
@@ -181,8 +190,8 @@ export class Registry {
    * copies are trimmed in), while one already silent long before the stop still is.
    */
   private silence(rec: ServerRecord, now: number): number {
-    const gap = now - rec.lastHeartbeat;
-    return rec.lastHeartbeat <= this.lastHeardBeforeStart
+    const gap = now - this.lastHeard(rec);
+    return this.lastHeard(rec) <= this.lastHeardBeforeStart
       ? gap - (this.startedAt - this.lastHeardBeforeStart)
       : gap;
   }
@@ -195,7 +204,12 @@ export class Registry {
 
   stateOf(rec: ServerRecord): ServerState {
     if (rec.removedAt) return 'removed';
-    return this.now() - rec.lastHeartbeat <= this.heartbeatTimeoutMs ? 'up' : 'down';
+    return this.now() - this.lastHeard(rec) <= this.heartbeatTimeoutMs ? 'up' : 'down';
+  }
+
+  /** The last beat heard from `rec`'s server: recorded, or only heard (see heardAt). */
+  private lastHeard(rec: ServerRecord): number {
+    return Math.max(rec.lastHeartbeat, this.heardAt.get(rec.id) ?? 0);
   }
 
   /** Ids of servers an admin removed: file servers refuse their certificates too. */

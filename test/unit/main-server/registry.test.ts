@@ -386,3 +386,27 @@ test("main reads the server list for a file server's expected ids only after an 
   assert.equal(registry.idsAt('two.example:7001'), undefined);
   store.close();
 });
+
+test('a server whose beats main cannot record (its disk is full) is still up: main heard it', async () => {
+  const store = new SqliteStore(join(dir, 'full.db'));
+  const clock = { now: 1_000 };
+  const { registry } = registryOn(store, clock);
+  await registry.register({ id, port: 7001, stats }, '127.0.0.1');
+  const record = store.heartbeat.bind(store);
+  store.heartbeat = () => {
+    throw Object.assign(new Error('database or disk is full'), { code: 'SQLITE_FULL' });
+  };
+  for (let i = 0; i < 5; i++) {
+    clock.now += TIMEOUT_MS / 2;
+    assert.throws(() => registry.heartbeat(id, stats), /disk is full/);
+  }
+  assert.deepEqual(
+    registry.live().map((s) => s.id),
+    [id],
+    `heard ${TIMEOUT_MS / 2} ms ago, recorded ${TIMEOUT_MS * 2.5} ms ago`,
+  );
+  clock.now += TIMEOUT_MS + 1;
+  assert.deepEqual(registry.live(), [], 'silent past the timeout: down');
+  store.heartbeat = record;
+  store.close();
+});
