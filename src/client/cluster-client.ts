@@ -5,18 +5,19 @@ import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
-import type {
-  BeginUploadResponse,
-  BlobManifest,
-  CommitFilesRequest,
-  CommitRequest,
-  CommitResponse,
-  PlacementRequest,
-  PlacementResponse,
-  ServersResponse,
+import {
+  type BeginUploadResponse,
+  type BlobManifest,
+  type CommitFilesRequest,
+  type CommitRequest,
+  type CommitResponse,
+  MAX_EXCLUDED,
+  type PlacementRequest,
+  type PlacementResponse,
+  type ServersResponse,
 } from '../protocol/main-api.js';
 import { MANIFEST_PAGE, type NodeEntry } from '../protocol/namespace-api.js';
-import { MAX_EXCLUDED, Unanswering } from './unanswering.js';
+import { Unanswering } from './unanswering.js';
 
 /** Typed calls to main's API; one connection pool shared with the chunk transfers. */
 export class ClusterClient {

@@ -1,5 +1,4 @@
-/** Most servers a placement request may ask main to leave out (its schema's limit). */
-export const MAX_EXCLUDED = 16;
+import { MAX_EXCLUDED } from '../protocol/main-api.js';
 
 /**
  * File servers that lately did not answer this client: a connection or a transfer failed
@@ -50,11 +49,8 @@ export class Unanswering {
       .slice(0, MAX_EXCLUDED);
   }
 
-  /** `items` with those on servers found not answering moved to the end, each side in its order. */
+  /** `items` with those on servers found not answering moved to the end, each side in its order (a stable sort). */
   last<T>(items: readonly T[], serverOf: (item: T) => string): T[] {
-    const answering = items.filter((i) => !this.has(serverOf(i)));
-    return answering.length === items.length
-      ? [...items]
-      : answering.concat(items.filter((i) => this.has(serverOf(i))));
+    return [...items].sort((a, b) => Number(this.has(serverOf(a))) - Number(this.has(serverOf(b))));
   }
 }

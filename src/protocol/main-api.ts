@@ -138,6 +138,9 @@ export interface BeginUploadResponse {
 
 /** Most chunks one placement request may ask for: small files are placed in batches. */
 export const MAX_PLACEMENT_BATCH = 1024;
+/** Most servers one chunk's placement may ask main to leave out. */
+export const MAX_EXCLUDED = 16;
+
 export const PlacementRequest = Type.Object(
   {
     chunks: Type.Array(
@@ -149,7 +152,7 @@ export const PlacementRequest = Type.Object(
            * Servers not to place it on, and how many copies (at most the upload's): a client
            * asks so for others in place of servers that refused the chunk for space.
            */
-          exclude: Type.Optional(Type.Array(HexId, { maxItems: 16 })),
+          exclude: Type.Optional(Type.Array(HexId, { maxItems: MAX_EXCLUDED })),
           replicas: Type.Optional(Type.Integer({ minimum: 1, maximum: 16 })),
         },
         strict,

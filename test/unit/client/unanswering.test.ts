@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { MAX_EXCLUDED, Unanswering } from '../../../src/client/unanswering.js';
+import { Unanswering } from '../../../src/client/unanswering.js';
+import { MAX_EXCLUDED } from '../../../src/protocol/main-api.js';
 
 test('a server found not answering is told once until forgotten, and forgotten after a while', () => {
   let now = 0;
