@@ -1,4 +1,5 @@
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
+import { watchedRequest } from './stall-watch.js';
 import {
   endpointOfUrl,
   NOT_EXPECTED_SERVER_CERT,
@@ -165,6 +166,8 @@ export interface JsonRequest {
   headersTimeoutMs?: number;
   /** the file server whose certificate must answer (see `request`) */
   expectedIds?: readonly string[];
+  /** the answer waited for under a StallWatch of this many ms (see watchedRequest): a hung server fails it */
+  stallMs?: number;
 }
 
 /** Turns a network failure into the error callers branch on. */
@@ -230,8 +233,12 @@ export function errorFromBody(
 /** A JSON request to a SEDFS server; errors come back as SedfsError with the server's code. */
 export async function requestJson<T>(agent: Dispatcher, url: string, opts: JsonRequest = {}): Promise<T> {
   let res: Dispatcher.ResponseData;
+  const { stallMs } = opts;
+  const send = stallMs
+    ? (u: string, o: Parameters<typeof request>[1]) => watchedRequest(agent, u, o, stallMs)
+    : request;
   try {
-    res = await request(url, {
+    res = await send(url, {
       dispatcher: agent,
       method: opts.method ?? (opts.body === undefined ? 'GET' : 'POST'),
       headers: {
@@ -244,7 +251,7 @@ export async function requestJson<T>(agent: Dispatcher, url: string, opts: JsonR
       ...(opts.expectedIds ? { expectedIds: opts.expectedIds } : {}),
     });
   } catch (err) {
-    throw unreachable(url, err);
+    throw err instanceof SedfsError ? err : unreachable(url, err);
   }
   if (res.statusCode >= 400) throw await errorFromResponse(res, url);
   const text = await res.body.text();

@@ -12,7 +12,7 @@ import { type Dispatcher, request } from './undici.js';
  */
 export const STALL_MS = 10_000;
 
-/** How long a health check may take: a server that runs answers it at once. */
+/** How long a health check may take (at most half the wait): a server that runs answers it at once. */
 const HEALTH_MS = 5_000;
 
 /**
@@ -141,16 +141,74 @@ export function uploadWatch(
   dispatcher: Dispatcher,
   url: string,
   expectedIds?: readonly string[],
+  ms = STALL_MS,
 ): StallWatch {
   const origin = new URL(url).origin;
-  return new StallWatch(origin, async (signal) => {
-    const res = await request(`${origin}/v1/health`, {
-      dispatcher,
-      ...(expectedIds ? { expectedIds } : {}),
-      method: 'GET',
-      signal: AbortSignal.any([signal, AbortSignal.timeout(HEALTH_MS)]),
-    });
-    await res.body.dump();
-    if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);
-  });
+  return new StallWatch(
+    origin,
+    async (signal) => {
+      const res = await request(`${origin}/v1/health`, {
+        dispatcher,
+        ...(expectedIds ? { expectedIds } : {}),
+        method: 'GET',
+        signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(HEALTH_MS, ms / 2))]),
+      });
+      await res.body.dump();
+      if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);
+    },
+    ms,
+  );
+}
+
+/** An answer to watchedRequest: `pieces()` reads its body, a wait watched for each piece. */
+export type WatchedResponse = Dispatcher.ResponseData & { pieces(): AsyncGenerator<Buffer> };
+
+/**
+ * An order whose body goes at once (a small JSON, or none) and whose answer may take
+ * long (a copy made, a scrub of a whole server): the answer is watched as an upload's
+ * is, so a server that hangs fails it with SEDFS_ERR_UNREACHABLE after `STALL_MS` and a
+ * health check, while one that is merely busy is waited for. Without it main's orders
+ * to a hung server waited out undici's 60 s, and a scrub, which may take hours and so
+ * has no such limit, for ever. An answer's body read with `pieces()` is watched the
+ * same way (the wait for each piece, not the time the reader takes over one): an
+ * inventory, read for long, with no limit on the whole.
+ */
+export async function watchedRequest(
+  dispatcher: Dispatcher,
+  url: string,
+  opts: Omit<Parameters<typeof request>[1], 'dispatcher'> & { expectedIds?: readonly string[] },
+  ms = STALL_MS,
+): Promise<WatchedResponse> {
+  const watch = uploadWatch(dispatcher, url, opts.expectedIds, ms);
+  watch.awaitingAnswer();
+  const signal = opts.signal ? AbortSignal.any([opts.signal as AbortSignal, watch.signal]) : watch.signal;
+  let res: Dispatcher.ResponseData;
+  try {
+    res = await request(url, { ...opts, dispatcher, signal } as Parameters<typeof request>[1]);
+  } catch (err) {
+    watch.finish();
+    throw watch.failure ?? err;
+  }
+  watch.stop();
+  return Object.assign(res, { pieces: () => watchedPieces(res.body, watch) });
+}
+
+async function* watchedPieces(body: AsyncIterable<Buffer>, watch: StallWatch): AsyncGenerator<Buffer> {
+  const pieces = body[Symbol.asyncIterator]();
+  try {
+    for (;;) {
+      watch.moved();
+      let next: IteratorResult<Buffer>;
+      try {
+        next = await pieces.next();
+      } catch (err) {
+        throw watch.failure ?? err;
+      }
+      watch.stop();
+      if (next.done) return;
+      yield next.value;
+    }
+  } finally {
+    watch.finish();
+  }
 }

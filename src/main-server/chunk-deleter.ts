@@ -1,6 +1,7 @@
 import type { Logger } from '../common/logger.js';
 import { SerialTask } from '../common/serial-task.js';
-import { type Agent, request } from '../common/undici.js';
+import { watchedRequest } from '../common/stall-watch.js';
+import type { Agent } from '../common/undici.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
 import type { Registry } from './registry.js';
@@ -79,8 +80,7 @@ export class ChunkDeleter {
         exp: this.now() + 60_000,
       });
       try {
-        const res = await request(`${live.get(d.serverId)}/v1/chunks/${d.chunkId}`, {
-          dispatcher: this.agent,
+        const res = await watchedRequest(this.agent, `${live.get(d.serverId)}/v1/chunks/${d.chunkId}`, {
           method: 'DELETE',
           headers: { [TICKET_HEADER]: ticket },
           expectedIds: [d.serverId],

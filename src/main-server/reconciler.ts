@@ -1,7 +1,8 @@
 import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
 import type { Logger } from '../common/logger.js';
 import { SerialTask } from '../common/serial-task.js';
-import { type Agent, request } from '../common/undici.js';
+import { STALL_MS, type WatchedResponse, watchedRequest } from '../common/stall-watch.js';
+import type { Agent } from '../common/undici.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -72,19 +73,20 @@ export class Reconciler {
   /** Asks one server for its full inventory and compares it. */
   async pull(server: ServerRecord): Promise<InventoryResponse> {
     const url = `${server.url}/v1/inventory`;
-    let res: Awaited<ReturnType<typeof request>>;
+    let res: WatchedResponse;
     try {
-      res = await request(url, {
-        dispatcher: this.agent,
+      // A million ids may take a while to compare: no limit on the whole body, a watch
+      // on each wait for the next piece of it.
+      res = await watchedRequest(this.agent, url, {
         headers: { [TICKET_HEADER]: this.ticket('inventory', server.id) },
         bodyTimeout: 0,
         expectedIds: [server.id],
       });
     } catch (err) {
-      throw unreachable(url, err);
+      throw err instanceof SedfsError ? err : unreachable(url, err);
     }
     if (res.statusCode >= 400) throw await errorFromResponse(res, url);
-    return this.ingest(server.id, res.body);
+    return this.ingest(server.id, res.pieces());
   }
 
   /** A full inventory from every live server, one after another; for `check --repair`. */
@@ -106,7 +108,10 @@ export class Reconciler {
             {
               body: {},
               headers: { [TICKET_HEADER]: this.ticket('scrub', server.id) },
+              // A scrub reads everything the server holds: as long as it takes, while the
+              // server answers its health checks.
               headersTimeoutMs: 0,
+              stallMs: STALL_MS,
               expectedIds: [server.id],
             },
           );

@@ -3,7 +3,8 @@ import { errorFromResponse } from '../common/http-client.js';
 import { atMostOnceAMinute, type Logger } from '../common/logger.js';
 import { inParallel } from '../common/parallel.js';
 import { SerialTask } from '../common/serial-task.js';
-import { type Agent, request } from '../common/undici.js';
+import { watchedRequest } from '../common/stall-watch.js';
+import type { Agent } from '../common/undici.js';
 import { randomHexId } from '../crypto/hash.js';
 import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
@@ -262,8 +263,7 @@ export class Repairer {
     });
     const url = `${server.url}/v1/chunks/${chunkId}/verify`;
     try {
-      const res = await request(url, {
-        dispatcher: this.agent,
+      const res = await watchedRequest(this.agent, url, {
         method: 'POST',
         headers: { [TICKET_HEADER]: ticket },
         expectedIds: [serverId],
@@ -538,8 +538,7 @@ export class Repairer {
     const sourceTicket = this.signer.sign({ op: 'read', chunks: [chunkId], servers: [source.id], exp });
     const url = `${target.url}/v1/chunks/${chunkId}/replicate`;
     try {
-      const res = await request(url, {
-        dispatcher: this.agent,
+      const res = await watchedRequest(this.agent, url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', [TICKET_HEADER]: writeTicket },
         body: JSON.stringify({ sourceTicket, size }),

@@ -157,4 +157,34 @@ describe('a file server that hangs (stopped, its connections left open) while ma
     assert.equal(out.digest(), createHash('sha256').update(blob).digest('hex'));
     assert.ok(reader.unanswering.has(hungId), 'the hung server is remembered, and tried last');
   });
+
+  // A scrub has no time limit (it reads all a server holds): over a connection main kept
+  // to a server that then hung, `check --repair --verify` waited for ever (a new
+  // connection fails at its 10 s connect timeout), and main's other orders waited out
+  // undici's 60 s.
+  test('check --repair --verify over a connection main kept to a server that then hung finishes, naming it as not verified and the others verified', {
+    timeout: 60_000,
+  }, async () => {
+    const proc = hung.fileServers.find((f) => f.id === hungId)?.process.proc;
+    assert.ok(proc);
+    proc.kill('SIGCONT');
+    const admin = await hung.client();
+    const check = () =>
+      admin.call<CheckResponse>('POST', '/v1/check/repair', { verify: true }, { headersTimeoutMs: 0 });
+    const first = await check();
+    assert.deepEqual(
+      first.verify?.map((v) => v.error),
+      [undefined, undefined, undefined, undefined],
+      'all four answer: main keeps a connection to each',
+    );
+    proc.kill('SIGSTOP');
+    const verified = new Map((await check()).verify?.map((v) => [v.server, v]));
+    assert.equal(verified.size, 4);
+    for (const [id, v] of verified) {
+      if (id === hungId)
+        assert.match(v.error ?? '', /has not answered for 10 s, nor answered a health check/);
+      else assert.ok(v.checked > 0 && v.error === undefined, JSON.stringify(v));
+    }
+    assert.match(readFileSync(join(hung.mainData, 'main.log'), 'utf8'), /could not verify a server/);
+  });
 });

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
+import { createServer, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StallWatch } from '../../../src/common/stall-watch.js';
+import { createAgent, requestJson } from '../../../src/common/http-client.js';
+import { StallWatch, watchedRequest } from '../../../src/common/stall-watch.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
 
 const MS = 100;
@@ -136,4 +139,102 @@ test('once finished, a watch never fails the transfer, whatever the body does af
   watch.awaitingAnswer();
   await sleep(MS * 3);
   assert.equal(watch.signal.aborted, false);
+});
+
+/**
+ * A real HTTP server on 127.0.0.1 that answers `/v1/health` while `alive()` says so (a
+ * hung one answers nothing, its connections left open) and everything else with `serve`.
+ */
+async function orderServer(serve: (res: ServerResponse) => void, alive: () => boolean) {
+  const server = createServer((req, res) => {
+    if (req.url !== '/v1/health') return serve(res);
+    if (alive()) res.end('{}');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const agent = createAgent();
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    agent,
+    close: async () => {
+      await agent.destroy();
+      server.closeAllConnections();
+      server.close();
+    },
+  };
+}
+
+test("an order to a server that hangs fails as unreachable once its health check goes unanswered too, not at undici's minute", {
+  timeout: 10_000,
+}, async () => {
+  const s = await orderServer(
+    () => {},
+    () => false,
+  );
+  try {
+    await assert.rejects(
+      watchedRequest(s.agent, `${s.url}/v1/chunks/x/verify`, { method: 'POST' }, MS),
+      (err: SedfsError) =>
+        err.code === 'SEDFS_ERR_UNREACHABLE' &&
+        err.message === `${s.url} has not answered for ${MS / 1000} s, nor answered a health check`,
+    );
+    // The same through requestJson (a scrub: no limit on the answer but the watch).
+    await assert.rejects(
+      requestJson(s.agent, `${s.url}/v1/scrub`, { body: {}, headersTimeoutMs: 0, stallMs: MS }),
+      { code: 'SEDFS_ERR_UNREACHABLE' },
+    );
+  } finally {
+    await s.close();
+  }
+});
+
+test('an order answered late by a server whose health check answers gets its answer', async () => {
+  const s = await orderServer(
+    (res) => void setTimeout(() => res.end('{"ok":true}'), MS * 4),
+    () => true,
+  );
+  try {
+    const res = await watchedRequest(s.agent, `${s.url}/v1/chunks/x/verify`, { method: 'POST' }, MS);
+    assert.deepEqual(await res.body.json(), { ok: true });
+  } finally {
+    await s.close();
+  }
+});
+
+test('an answer whose body stops coming fails once the server hangs, while a reader slow over its pieces is not counted', {
+  timeout: 10_000,
+}, async () => {
+  let alive = true;
+  const s = await orderServer(
+    (res) => {
+      res.write('first piece\n');
+      if (res.req.url === '/whole') res.end('second piece\n');
+    },
+    () => alive,
+  );
+  try {
+    // Every piece came: the reader may take as long as it likes, even with the server hung.
+    const whole = await watchedRequest(s.agent, `${s.url}/whole`, {}, MS);
+    alive = false;
+    let text = '';
+    for await (const piece of whole.pieces()) {
+      text += String(piece);
+      await sleep(MS * 3);
+    }
+    assert.equal(text, 'first piece\nsecond piece\n');
+
+    // The body's end never comes: waited for while the server answers its health checks,
+    // failed when it does not.
+    alive = true;
+    const half = await watchedRequest(s.agent, `${s.url}/half`, {}, MS);
+    const pieces = half.pieces();
+    assert.equal(String((await pieces.next()).value), 'first piece\n');
+    const rest = pieces.next();
+    await sleep(MS * 4);
+    alive = false;
+    await assert.rejects(rest, (err: SedfsError) =>
+      /has not answered for .* nor answered a health check$/.test(err.message),
+    );
+  } finally {
+    await s.close();
+  }
 });

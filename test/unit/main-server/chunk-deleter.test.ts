@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -146,6 +147,44 @@ test('a delete order left from an expired upload does not delete a copy that rep
     await deleter.stop();
     holder.server.close();
     target.server.close();
+    store.close();
+  }
+});
+
+// main's orders waited out undici's 60 s on a hung server (its kernel takes the
+// connection and the request, the process answers nothing), holding up the pass.
+test('a delete order to a server that hangs fails once its health check goes unanswered too, and waits its turn to be tried again', {
+  timeout: 40_000,
+}, async () => {
+  const { store, clock, registry } = mainOn('hung');
+  const lines: { msg: string; reason?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (line: string) => lines.push(JSON.parse(line)) });
+  const sockets: Socket[] = [];
+  const hung = createNetServer((s) => sockets.push(s));
+  await new Promise<void>((res) => hung.listen(0, '127.0.0.1', res));
+  const id = hex(5);
+  registerServers(
+    store,
+    [{ id, url: `http://127.0.0.1:${(hung.address() as AddressInfo).port}` }],
+    clock.now,
+  );
+  store.db
+    .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, ?)')
+    .run(hex(6, 64), id, 1);
+  const deleter = deleterFor(store, registry, log, clock);
+  try {
+    deleter.kick();
+    await waitFor('the order to fail', () => lines.some((l) => l.msg === 'chunk delete failed'), 25_000);
+    assert.match(
+      lines.find((l) => l.msg === 'chunk delete failed')?.reason ?? '',
+      /has not answered for 10 s, nor answered a health check/,
+    );
+    assert.equal(store.pendingDeletions([id], 10, clock.now).length, 0, 'deferred');
+    assert.equal(store.pendingDeletions([id], 10, clock.now + 3_600_000).length, 1, 'still queued');
+  } finally {
+    await deleter.stop();
+    for (const s of sockets) s.destroy();
+    hung.close();
     store.close();
   }
 });

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage } from 'node:http';
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -11,6 +12,7 @@ import { Registry } from '../../../src/main-server/registry.js';
 import { SqliteStore } from '../../../src/main-server/store/sqlite-store.js';
 import type { TicketPayload } from '../../../src/protocol/ticket.js';
 import { commitChunks, registerServers, repairerFor } from '../../helpers/chunk-map.js';
+import { waitFor } from '../../helpers/cluster.js';
 
 /** The payload of the ticket a request carries. */
 const ticketIn = (req: IncomingMessage): TicketPayload =>
@@ -675,5 +677,45 @@ test('under --repair-rate copies start at that rate whichever slot they run in, 
   } finally {
     await repairer.stop();
     close();
+  }
+});
+
+// A copy order to a hung target (its kernel takes the connection and the order, the
+// process answers nothing) waited out undici's 60 s, holding a repair slot.
+test('a copy ordered to a target that hangs fails once its health check goes unanswered too, and the drain goes on', {
+  timeout: 40_000,
+}, async () => {
+  const store = new SqliteStore(join(dir, 'hung-target.db'));
+  const clock = { now: 1_000_000 };
+  const lines: { msg: string; reason?: string }[] = [];
+  const log = pino({ level: 'info' }, { write: (l: string) => lines.push(JSON.parse(l)) });
+  const registry = new Registry(store, log, () => clock.now, 60_000, 600_000, 'http');
+  const sockets: Socket[] = [];
+  const hung = createNetServer((s) => sockets.push(s));
+  await new Promise<void>((res) => hung.listen(0, '127.0.0.1', res));
+  const [holder, target] = [hex(1), hex(2)];
+  registerServers(
+    store,
+    [
+      { id: holder, url: 'http://127.0.0.1:9' },
+      { id: target, url: `http://127.0.0.1:${(hung.address() as AddressInfo).port}` },
+    ],
+    clock.now,
+    stats,
+  );
+  commitChunks(store, 2, [{ id: hex(3, 64), size: 1, servers: [holder] }]);
+  const repairer = repairerFor(store, registry, log, clock);
+  const draining = repairer.drain(1);
+  try {
+    await waitFor('the copy to fail', () => lines.some((l) => l.msg === 'repair copy failed'), 25_000);
+    const failed = lines.find((l) => l.msg === 'repair copy failed');
+    assert.match(failed?.reason ?? '', /has not answered for 10 s, nor answered a health check/);
+    assert.ok(repairer.progress.failures >= 1);
+  } finally {
+    await repairer.stop();
+    await draining;
+    for (const s of sockets) s.destroy();
+    hung.close();
+    store.close();
   }
 });
