@@ -60,9 +60,18 @@ export async function putFile(
 
 /** Files up to this size go up in batches (`putMany`); larger ones stream one by one. */
 const SMALL_FILE_BYTES = 1024 * 1024;
-/** A batch is sent once it holds this many bytes, so memory stays bounded. */
-const BATCH_BYTES = 32 * 1024 * 1024;
+/**
+ * A batch is sent once it holds this many bytes, so memory stays bounded: the batches in
+ * flight and the one being read, each held as read and as sealed.
+ */
+const BATCH_BYTES = 16 * 1024 * 1024;
 const BATCH_FILES = 500;
+/**
+ * Batches placed, sent and committed at once. One waited on main's commit and the file
+ * servers' pack writes in turn, the client idle half the time: 2 put 2,000 small files
+ * ~6 % faster here (the machine's two cores are then the bound).
+ */
+const BATCHES_AT_ONCE = 2;
 /**
  * Local files looked at and read at once. Each is a few calls to the disk; one after
  * another, 2,000 small files took 0.46-0.69 s to read here, 16 at a time 0.15 s.
@@ -155,14 +164,12 @@ async function putTreeInto(
   const { onWarning } = tree;
   await fs.mkdir(remote, { parents: true });
   const opts = onWarning ? { onWarning } : {};
-  /** the files in the target folder, by name, when those unchanged are skipped */
-  const there = tree.skipExisting
-    ? new Map(
-        (await fs.list(remote)).flatMap((e) =>
-          e.kind === 'file' ? [[e.name.normalize('NFC'), e] as const] : [],
-        ),
-      )
-    : undefined;
+  /**
+   * What the target folder holds, by name, listed once: each batch of small files need
+   * not list it again (a folder of 2,000 files was listed, and every name opened, four
+   * times), and unchanged files are skipped from it.
+   */
+  const there = new Map((await fs.list(remote)).map((e) => [e.name.normalize('NFC'), e] as const));
   const entries: { name: string; isDirectory: () => boolean; isFile: () => boolean }[] = [];
   for (const e of await readdir(local, { withFileTypes: true })) {
     const kind = await entryKind(local, e);
@@ -178,25 +185,47 @@ async function putTreeInto(
   /** stored already, the same size, and not modified here since that version was stored */
   const unchanged = (name: string, here: { size: number; mtimeMs: number }) => {
     // Stored names are NFC; macOS lists them as written, often NFD (café from HFS+).
-    const stored = there?.get(name.normalize('NFC'));
-    return stored !== undefined && stored.size === here.size && here.mtimeMs <= stored.modifiedAt;
+    const stored = there.get(name.normalize('NFC'));
+    return (
+      tree.skipExisting === true &&
+      stored?.kind === 'file' &&
+      stored.size === here.size &&
+      here.mtimeMs <= stored.modifiedAt
+    );
   };
   const small: { name: string; size: number }[] = [];
+  /**
+   * Small files whose stored name (NFC) an entry before them here has too (café as NFC
+   * and as NFD, two names on Linux): each goes up on its own after the batches, as a new
+   * version of the file, so no batch creates a name another creates or has created.
+   */
+  const sameName: { name: string; size: number }[] = [];
+  const named = new Set<string>();
   for (const [i, entry] of entries.entries()) {
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
     const st = stats[i];
     const size = st?.size ?? 0;
+    const seen = named.has(entry.name.normalize('NFC'));
+    named.add(entry.name.normalize('NFC'));
     if (entry.isDirectory()) await putTreeInto(fs, src, dst, tree, progress);
     else if (st && unchanged(entry.name, st)) progress.skipped++;
     else if (size > SMALL_FILE_BYTES) {
       progress.at = src;
       await putFile(fs, src, dst, onWarning);
       progress.files++;
-    } else small.push({ name: entry.name, size });
+    } else if (seen) sameName.push({ name: entry.name, size });
+    else small.push({ name: entry.name, size });
   }
   progress.at = local;
-  let sending: Promise<number> = Promise.resolve(0);
+  const existing = new Set(there.keys());
+  /** batches committing, oldest first */
+  const sending: Promise<number>[] = [];
+  /** The batches sent end (committed or not) before the command does; the first failure is told. */
+  const settle = async () => {
+    const failed = (await Promise.allSettled(sending)).find((r) => r.status === 'rejected');
+    if (failed) throw failed.reason;
+  };
   for (const batch of batchesOf(small, { files: BATCH_FILES, bytes: BATCH_BYTES }, (f) => f.size)) {
     let read: { name: string; data: Buffer }[];
     try {
@@ -204,21 +233,27 @@ async function putTreeInto(
         name: f.name,
         data: await readFile(join(local, f.name)),
       }));
+      if (sending.length >= BATCHES_AT_ONCE) await sending.shift();
     } catch (err) {
-      // The batch being sent ends (committed or not) before the command does.
-      await sending.catch(() => undefined);
+      await settle();
       throw err;
     }
-    await sending;
-    sending = fs.putMany(remote, read, opts).then((n) => {
+    const committed = fs.putMany(remote, read, { ...opts, existing }).then((n) => {
       progress.files += n;
       return n;
     });
-    // Awaited at the next batch or the end; this only keeps its failure from counting as
-    // unhandled while the next batch is read.
-    sending.catch(() => undefined);
+    // Awaited in turn or at the end; this only keeps its failure from counting as
+    // unhandled meanwhile.
+    committed.catch(() => undefined);
+    sending.push(committed);
   }
-  await sending;
+  await settle();
+  for (const f of sameName) {
+    const src = join(local, f.name);
+    progress.at = src;
+    await putFile(fs, src, joinPath([...splitPath(remote), f.name]), onWarning);
+    progress.files++;
+  }
 }
 
 /** Files in order, cut into batches of at most `limit.files` files and about `limit.bytes`. */

@@ -355,7 +355,10 @@ export class FileSystem {
   async putMany(
     folder: string,
     given: { name: string; data: Buffer }[],
-    opts: Pick<TransferOptions, 'replicas' | 'onWarning'> = {},
+    opts: Pick<TransferOptions, 'replicas' | 'onWarning'> & {
+      /** the folder's names (NFC), when the caller knows them: it is not listed then */
+      existing?: ReadonlySet<string>;
+    } = {},
     cwd = '/',
   ): Promise<number> {
     // Names as a typed path would name them (NFC, checked), or macOS's decomposed local
@@ -364,7 +367,7 @@ export class FileSystem {
     const parent = await this.resolve(folder, cwd);
     if (parent.entry.kind !== 'dir')
       throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${parent.path} is a file`);
-    const existing = new Set((await this.list(parent.path)).map((e) => e.name));
+    const existing = opts.existing ?? new Set((await this.list(parent.path)).map((e) => e.name));
     const batchable = files.filter(
       (f) => !existing.has(f.name) && f.data.length > 0 && f.data.length <= DEFAULT_CHUNK_BYTES,
     );

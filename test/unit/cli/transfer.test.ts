@@ -198,6 +198,7 @@ test('a put -r that fails part way says where it stopped, how many files went up
   let uploaded = 0;
   const fs = {
     mkdir: async () => undefined,
+    list: async () => [],
     put: async (_source: unknown, path: string) => {
       if (path.endsWith('/b.bin')) throw new SedfsError('SEDFS_ERR_NO_SERVERS', 'no file server is up');
       uploaded++;
@@ -266,4 +267,62 @@ test('put -r --skip-existing leaves the files already in the target with the sam
     { uploaded: 7, skipped: 0 },
     'without it, every file goes up',
   );
+});
+
+test('put -r lists the target folder once and tells each batch its names, and sends two batches at a time, no more', async () => {
+  const tree = join(root, 'batches');
+  mkdirSync(tree);
+  // 1,001 small files: three batches of at most 500.
+  for (let i = 0; i <= 1000; i++) writeFileSync(join(tree, `f${i}.txt`), String(i));
+  const listed: string[] = [];
+  const told: ReadonlySet<string>[] = [];
+  let inFlight = 0;
+  let most = 0;
+  const sent = new Set<string>();
+  const fs = {
+    mkdir: async () => undefined,
+    list: async (path: string) => {
+      listed.push(path);
+      return [{ name: 'f7.txt', kind: 'file', size: 1, modifiedAt: 0 }];
+    },
+    putMany: async (_folder: string, files: { name: string }[], opts: { existing?: ReadonlySet<string> }) => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      if (opts.existing) told.push(opts.existing);
+      await new Promise((res) => setTimeout(res, 30));
+      for (const f of files) sent.add(f.name);
+      inFlight--;
+      return files.length;
+    },
+  } as unknown as FileSystem;
+  assert.deepEqual(await putTree(fs, tree, '/t'), { uploaded: 1001, skipped: 0 });
+  assert.deepEqual(listed, ['/t']);
+  assert.equal(told.length, 3);
+  for (const names of told) assert.ok(names.has('f7.txt'));
+  assert.equal(most, 2);
+  assert.equal(sent.size, 1001);
+});
+
+test('put -r sends a small file whose stored name another file here has (NFC and NFD) on its own, after the batches', async () => {
+  const tree = join(root, 'same-name');
+  mkdirSync(tree);
+  writeFileSync(join(tree, 'caf\u00e9.txt'), 'composed');
+  writeFileSync(join(tree, 'cafe\u0301.txt'), 'decomposed');
+  writeFileSync(join(tree, 'other.txt'), 'other');
+  const events: string[] = [];
+  const fs = {
+    mkdir: async () => undefined,
+    list: async () => [],
+    put: async (_source: unknown, path: string) => {
+      events.push(`put ${path.normalize('NFC')}`);
+      return file(1);
+    },
+    putMany: async (_folder: string, files: { name: string }[]) => {
+      await new Promise((res) => setTimeout(res, 20));
+      events.push(`batch of ${files.length}`);
+      return files.length;
+    },
+  } as unknown as FileSystem;
+  assert.deepEqual(await putTree(fs, tree, '/t'), { uploaded: 3, skipped: 0 });
+  assert.deepEqual(events, ['batch of 2', 'put /t/caf\u00e9.txt']);
 });
