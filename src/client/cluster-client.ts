@@ -5,6 +5,7 @@ import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
+import { MAX_BATCHED_CHUNK_BYTES } from '../protocol/file-server-api.js';
 import {
   type BeginUploadResponse,
   type BlobManifest,
@@ -12,6 +13,8 @@ import {
   type CommitRequest,
   type CommitResponse,
   MAX_EXCLUDED,
+  type Placement,
+  type PlacementAnswerResponse,
   type PlacementRequest,
   type PlacementResponse,
   type ServersResponse,
@@ -88,8 +91,30 @@ export class ClusterClient {
     return this.call('POST', '/v1/uploads', replicas ? { replicas } : {});
   }
 
-  place(uploadId: string, chunks: PlacementRequest['chunks']): Promise<PlacementResponse> {
-    return this.call('POST', `/v1/uploads/${uploadId}/placements`, { chunks });
+  /**
+   * Servers for `chunks`, each with a write ticket. Where some may go in batches, main is
+   * asked to sign each batch alone (`batchTickets`), and a batched chunk gets its batch's
+   * ticket, which is good for it alone too: one signature per chunk was a quarter of
+   * main's time placing and committing many small files.
+   */
+  async place(uploadId: string, chunks: PlacementRequest['chunks']): Promise<PlacementResponse> {
+    const batchable = chunks.filter((c) => c.size <= MAX_BATCHED_CHUNK_BYTES).length >= 2;
+    const answer = await this.call<PlacementAnswerResponse>(
+      'POST',
+      `/v1/uploads/${uploadId}/placements`,
+      batchable ? { chunks, batchTickets: true } : { chunks },
+    );
+    const placements = answer.placements.map((p): Placement => {
+      if ('ticket' in p) return p;
+      const ticket = answer.batches?.[p.batch]?.ticket;
+      if (ticket === undefined)
+        throw new SedfsError(
+          'SEDFS_ERR_BAD_ANSWER',
+          `main placed chunk ${p.chunk} in a batch it did not send`,
+        );
+      return { chunk: p.chunk, servers: p.servers, ticket };
+    });
+    return { ...answer, placements };
   }
 
   /**

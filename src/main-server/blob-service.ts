@@ -10,9 +10,10 @@ import type {
   CommitRequest,
   CommitResponse,
   Placement,
+  PlacementAnswer,
+  PlacementAnswerResponse,
   PlacementBatch,
   PlacementRequest,
-  PlacementResponse,
   ServerRef,
 } from '../protocol/main-api.js';
 import { MANIFEST_PAGE } from '../protocol/namespace-api.js';
@@ -91,7 +92,7 @@ export class BlobService {
     return upload;
   }
 
-  place(uploadId: string, req: PlacementRequest, userId?: string): PlacementResponse {
+  place(uploadId: string, req: PlacementRequest, userId?: string): PlacementAnswerResponse {
     const upload = this.upload(uploadId, userId);
     const live = this.registry.live().map((s) => ({ id: s.id, url: s.url, freeBytes: s.freeBytes }));
     if (live.length === 0) throw new SedfsError('SEDFS_ERR_NO_SERVERS');
@@ -104,7 +105,7 @@ export class BlobService {
     /** ... because of the servers the client asked to leave out, not of room */
     let leftOut = 0;
     const barred = this.store.barredFrom(req.chunks.map((c) => c.id));
-    const placements = req.chunks.map((c) => {
+    const chosen = req.chunks.map((c) => {
       const open = notBarred(live, barred.get(c.id));
       if (withRoomFor(open, c.size).length === 0)
         throw withRoomFor(live, c.size).length > 0 ? allBarred(c.id) : clusterFull(c.size);
@@ -122,21 +123,34 @@ export class BlobService {
       }
       const servers = chooseTrustedFirst(room, wanted, this.random, (id) => this.registry.trusted(id));
       for (const s of servers) (room.find((r) => r.id === s.id) as { freeBytes: number }).freeBytes -= c.size;
-      const ticket = this.signer.sign({
-        op: 'write',
-        chunks: [c.id],
-        servers: servers.map((s) => s.id),
-        urls: servers.map((s) => s.url),
-        upload: uploadId,
-        exp,
-      });
-      return { chunk: c.id, servers, ticket };
+      return { chunk: c.id, servers };
     });
     this.store.recordPlacements(
       uploadId,
-      placements.map((p) => ({ chunkId: p.chunk, serverIds: p.servers.map((s) => s.id) })),
+      chosen.map((p) => ({ chunkId: p.chunk, serverIds: p.servers.map((s) => s.id) })),
     );
-    const batches = this.batchesOf(uploadId, placements, req.chunks, exp);
+    const grouped = this.batchesOf(uploadId, chosen, req.chunks, exp);
+    const batches = grouped.map((g) => g.batch);
+    /** the batch each placement's chunk went in, by placement, when the client asked for batch tickets */
+    const batchOf = new Map(
+      req.batchTickets ? grouped.flatMap((g, k) => g.members.map((i) => [i, k] as const)) : [],
+    );
+    // A ticket of its own for each chunk cost main an Ed25519 signature (~35 µs) per
+    // small file, a quarter of its time placing and committing 2,000 of them: a chunk in
+    // a batch is sent under its batch's ticket, which names it and the same chain.
+    const placements: PlacementAnswer[] = chosen.map((p, i) => {
+      const batch = batchOf.get(i);
+      if (batch !== undefined) return { ...p, batch };
+      const ticket = this.signer.sign({
+        op: 'write',
+        chunks: [p.chunk],
+        servers: p.servers.map((s) => s.id),
+        urls: p.servers.map((s) => s.url),
+        upload: uploadId,
+        exp,
+      });
+      return { ...p, ticket };
+    });
     const answer = batches.length > 0 ? { placements, batches } : { placements };
     if (!short) return answer;
     const warning =
@@ -158,11 +172,12 @@ export class BlobService {
    */
   private batchesOf(
     uploadId: string,
-    placements: Placement[],
+    placements: Omit<Placement, 'ticket'>[],
     chunks: { size: number }[],
     exp: number,
-  ): PlacementBatch[] {
-    const byChain = new Map<string, Placement[]>();
+  ): { batch: PlacementBatch; members: number[] }[] {
+    /** placements' indexes by chain */
+    const byChain = new Map<string, number[]>();
     const seen = new Set<string>();
     placements.forEach((p, i) => {
       if ((chunks[i]?.size ?? Number.POSITIVE_INFINITY) > MAX_BATCHED_CHUNK_BYTES) return;
@@ -170,15 +185,15 @@ export class BlobService {
       if (seen.has(p.chunk)) return;
       seen.add(p.chunk);
       const chain = p.servers.map((s) => s.id).join(',');
-      byChain.set(chain, [...(byChain.get(chain) ?? []), p]);
+      byChain.set(chain, [...(byChain.get(chain) ?? []), i]);
     });
-    const batches: PlacementBatch[] = [];
+    const batches: { batch: PlacementBatch; members: number[] }[] = [];
     for (const group of byChain.values()) {
       for (let i = 0; i < group.length; i += MAX_BATCH_CHUNKS) {
-        const part = group.slice(i, i + MAX_BATCH_CHUNKS);
-        if (part.length < 2) continue;
-        const servers = (part[0] as Placement).servers;
-        const ids = part.map((p) => p.chunk);
+        const members = group.slice(i, i + MAX_BATCH_CHUNKS);
+        if (members.length < 2) continue;
+        const servers = (placements[members[0] as number] as Placement).servers;
+        const ids = members.map((k) => (placements[k] as Placement).chunk);
         const ticket = this.signer.sign({
           op: 'write',
           chunks: ids,
@@ -187,7 +202,7 @@ export class BlobService {
           upload: uploadId,
           exp,
         });
-        batches.push({ chunks: ids, servers, ticket });
+        batches.push({ batch: { chunks: ids, servers, ticket }, members });
       }
     }
     return batches;
@@ -203,8 +218,28 @@ export class BlobService {
    * is refused.
    */
   prepare(uploadId: string, req: CommitRequest, userId?: string): PreparedBlob {
+    return this.prepareMany(uploadId, [req], userId)[0] as PreparedBlob;
+  }
+
+  /**
+   * `prepare` for each of many blobs of one upload (a batch of small files), the upload
+   * and the servers' receipt keys read once for all: read for each file, they were most
+   * of main's time committing 2,000 small files.
+   */
+  prepareMany(uploadId: string, reqs: CommitRequest[], userId?: string): PreparedBlob[] {
     const upload = this.upload(uploadId, userId);
     const keys = new Map<string, string>();
+    return reqs.map((req) => this.prepareOne(uploadId, upload, keys, req, userId));
+  }
+
+  private prepareOne(
+    uploadId: string,
+    upload: { replicas: number },
+    /** receipt keys by server, filled as they are read */
+    keys: Map<string, string>,
+    req: CommitRequest,
+    userId: string | undefined,
+  ): PreparedBlob {
     let uncounted = 0;
     const chunks: CommittedChunk[] = req.chunks.map((c) => {
       const { placed, barred } = this.store.placedIn(uploadId, c.id);

@@ -162,6 +162,11 @@ export const PlacementRequest = Type.Object(
         maxItems: MAX_PLACEMENT_BATCH,
       },
     ),
+    /**
+     * Placements of chunks that go in a batch come without a ticket of their own (`batch`
+     * instead): the client sends such a chunk alone, when it must, under its batch's.
+     */
+    batchTickets: Type.Optional(Type.Boolean()),
   },
   strict,
 );
@@ -176,8 +181,12 @@ export interface Placement {
   chunk: string;
   /** The chain: the client sends to the first, which forwards to the rest in order. */
   servers: ServerRef[];
+  /** The write ticket: of this chunk alone, or (`batch`, when asked for) of its batch. */
   ticket: string;
 }
+
+/** A placement as it comes: with `batchTickets`, a batched chunk's names its batch instead of a ticket. */
+export type PlacementAnswer = Omit<Placement, 'ticket'> & ({ ticket: string } | { batch: number });
 
 /** Chunks placed on the same chain, with one write ticket for them all (see `PUT /v1/chunks`). */
 export interface PlacementBatch {
@@ -196,6 +205,11 @@ export interface PlacementResponse {
   /** Set when fewer live servers than the wanted replicas exist. */
   warning?: string;
 }
+
+/** Main's answer as sent: placements as they come with `batchTickets` (see PlacementAnswer). */
+export type PlacementAnswerResponse = Omit<PlacementResponse, 'placements'> & {
+  placements: PlacementAnswer[];
+};
 
 export const Receipt = Type.Object(
   { server: HexId, receipt: Type.String({ pattern: '^[0-9a-f]{64}$' }) },

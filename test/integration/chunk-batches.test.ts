@@ -4,9 +4,9 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import type { FileSystem } from '../../src/client/file-system.js';
-import { sendBatch } from '../../src/client/store-blob.js';
+import { sendBatch, sendChunk } from '../../src/client/store-blob.js';
 import { MAX_BATCH_CHUNKS, SIZES_HEADER } from '../../src/protocol/file-server-api.js';
-import type { PlacementBatch } from '../../src/protocol/main-api.js';
+import type { Placement, PlacementBatch } from '../../src/protocol/main-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
@@ -93,6 +93,23 @@ describe('small chunks go down their chain in batches, each chunk checked, each 
       })),
     );
     assert.ok(committed.blobId);
+  });
+
+  // Main signs each batch once and none of its chunks alone (`batchTickets`): a chunk a
+  // client must send alone (its batch failed) goes under its batch's ticket.
+  test('a batched chunk sent alone under its batch\'s ticket is stored on its whole chain, and commits', async () => {
+    const { upload, res, byId } = await placeSmall(40, 5);
+    const batch = (res.batches ?? [])[0] as PlacementBatch;
+    const id = batch.chunks[1] as string;
+    const placement = res.placements.find((p) => p.chunk === id);
+    assert.equal(placement?.ticket, batch.ticket, 'the client gave it its batch\'s ticket');
+    const receipts = await sendChunk(client, placement as Placement, byId.get(id) as Buffer);
+    assert.equal(receipts.length, 3);
+    assert.equal(holders(id), 3);
+    const committed = await client.commit(upload.uploadId, [
+      { id, size: (byId.get(id) as Buffer).length, receipts },
+    ]);
+    assert.equal(committed.underReplicated, 0);
   });
 
   test('a wrong chunk stops the batch at the head, and no server keeps that chunk', async () => {

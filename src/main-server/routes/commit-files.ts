@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import { COMMIT_BODY_LIMIT, CommitFilesRequest, IdParams } from '../../protocol/main-api.js';
 import type { NodeEntry } from '../../protocol/namespace-api.js';
+import type { PreparedBlob } from '../blob-service.js';
 import { bodyWithinBudget, type MainContext, requireUser, uploaderBeforeBody } from '../context.js';
 
 /**
@@ -18,10 +19,12 @@ export function commitFilesRoute(app: FastifyInstance, ctx: MainContext): void {
     },
     async (req): Promise<{ nodes: NodeEntry[] }> => {
       const user = requireUser(ctx, req);
-      const items = req.body.files.map((f) => ({
-        version: f.version,
-        blob: ctx.blobs.prepare(req.params.id, { chunks: f.chunks }, user.id),
-      }));
+      const blobs = ctx.blobs.prepareMany(
+        req.params.id,
+        req.body.files.map((f) => ({ chunks: f.chunks })),
+        user.id,
+      );
+      const items = req.body.files.map((f, i) => ({ version: f.version, blob: blobs[i] as PreparedBlob }));
       return { nodes: ctx.namespace.commitVersions(user, items) };
     },
   );

@@ -260,3 +260,65 @@ test('a placement that leaves servers out (a chain that did not all store a chun
   });
   store.close();
 });
+
+test('asked for batch tickets, main signs one ticket a batch: a batched chunk names its batch, whose ticket is good for that chunk alone on each of its servers; a chunk in no batch, or a client that does not ask, gets a ticket of its own', () => {
+  const servers = [hex(1), hex(2), hex(3)];
+  const store = new SqliteStore(join(dir, 'batch-tickets.db'));
+  const log = pino({ level: 'silent' });
+  const signer = ticketSigner(generateTicketKeyPem());
+  let signed = 0;
+  const blobs = new BlobService(
+    store,
+    new Registry(store, log, () => clock0, 2000, 600_000, 'http'),
+    {
+      ...signer,
+      sign: (p) => {
+        signed++;
+        return signer.sign(p);
+      },
+    },
+    log,
+    () => clock0,
+    Math.random,
+    { replicas: 3, ticketTtlMs: 60_000, uploadTtlMs: 60_000 },
+  );
+  for (const id of servers)
+    store.registerServer(
+      {
+        id,
+        url: 'http://x',
+        ...stats,
+        totalBytes: 2 ** 40,
+        freeBytes: 2 ** 40,
+        registeredAt: 1,
+        lastHeartbeat: clock0,
+      },
+      'k',
+    );
+  const verify = ticketVerifier(signer.publicKeyPem);
+  const { uploadId } = blobs.begin(3, 'bob');
+  // 20 small chunks over 6 orders of 3 servers: some chain has several. One too big to batch.
+  const chunks = [
+    ...Array.from({ length: 20 }, (_, i) => ({ id: hex(100 + i, 64), size: 1000 })),
+    { id: hex(999, 64), size: 1024 * 1024 },
+  ];
+  const answer = blobs.place(uploadId, { chunks, batchTickets: true }, 'bob');
+  const batches = answer.batches ?? [];
+  assert.ok(batches.length > 0);
+  assert.equal(signed, batches.length + answer.placements.filter((p) => 'ticket' in p).length);
+  for (const p of answer.placements) {
+    const ticket = 'batch' in p ? (batches[p.batch] as { ticket: string }).ticket : p.ticket;
+    if ('batch' in p) {
+      assert.ok(batches[p.batch]?.chunks.includes(p.chunk));
+      assert.deepEqual(batches[p.batch]?.servers, p.servers);
+    }
+    for (const s of p.servers) verify(ticket, { op: 'write', chunk: p.chunk, server: s.id, now: clock0 });
+  }
+  const big = answer.placements.find((p) => p.chunk === hex(999, 64));
+  assert.ok(big && 'ticket' in big, 'a chunk too big to batch has its own');
+  assert.ok(answer.placements.filter((p) => 'batch' in p).length >= 2);
+
+  const plain = blobs.place(uploadId, { chunks }, 'bob');
+  assert.ok(plain.placements.every((p) => 'ticket' in p && !('batch' in p)));
+  store.close();
+});
