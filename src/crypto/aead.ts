@@ -1,5 +1,6 @@
-import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
 import { SedfsError } from '../protocol/errors.js';
+import { randomBytesPooled } from './random.js';
 
 /** AES-256-GCM sizes used everywhere in SEDFS. */
 export const KEY_BYTES = 32;
@@ -12,12 +13,12 @@ export function deriveKey(ikm: Uint8Array, info: string, salt: Uint8Array = new 
 }
 
 export function randomKey(): Buffer {
-  return randomBytes(KEY_BYTES);
+  return randomBytesPooled(KEY_BYTES);
 }
 
 /** Encrypts with a random nonce: `nonce ‖ ciphertext ‖ tag`. For small values (keys, names). */
 export function sealSymmetric(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
-  const nonce = randomBytes(NONCE_BYTES);
+  const nonce = randomBytesPooled(NONCE_BYTES);
   const c = createCipheriv('aes-256-gcm', key, nonce);
   c.setAAD(aad);
   const body = Buffer.concat([c.update(plaintext), c.final()]);

@@ -1,4 +1,5 @@
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytesPooled } from './random.js';
 
 export function sha256Hex(data: Uint8Array | string): string {
   return createHash('sha256').update(data).digest('hex');
@@ -38,7 +39,7 @@ export function randomSecret(bytes = 32): string {
 
 /** A random identifier as lowercase hex (server ids, upload ids, blob ids). */
 export function randomHexId(bytes = 16): string {
-  return randomBytes(bytes).toString('hex');
+  return randomBytesPooled(bytes).toString('hex');
 }
 
 /** Fills a buffer with random bytes (test data, benchmarks). */

@@ -97,12 +97,12 @@ describe('small chunks go down their chain in batches, each chunk checked, each 
 
   // Main signs each batch once and none of its chunks alone (`batchTickets`): a chunk a
   // client must send alone (its batch failed) goes under its batch's ticket.
-  test('a batched chunk sent alone under its batch\'s ticket is stored on its whole chain, and commits', async () => {
+  test("a batched chunk sent alone under its batch's ticket is stored on its whole chain, and commits", async () => {
     const { upload, res, byId } = await placeSmall(40, 5);
     const batch = (res.batches ?? [])[0] as PlacementBatch;
     const id = batch.chunks[1] as string;
     const placement = res.placements.find((p) => p.chunk === id);
-    assert.equal(placement?.ticket, batch.ticket, 'the client gave it its batch\'s ticket');
+    assert.equal(placement?.ticket, batch.ticket, "the client gave it its batch's ticket");
     const receipts = await sendChunk(client, placement as Placement, byId.get(id) as Buffer);
     assert.equal(receipts.length, 3);
     assert.equal(holders(id), 3);
