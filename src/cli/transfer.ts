@@ -98,8 +98,8 @@ export async function entryKind(
 
 /**
  * Uploads a local folder tree under `remote` (made if missing). Small files go up in
- * batches, a few round trips and one commit per batch, the next batch read while one
- * is sent (at most two in memory); big ones stream with progress. A failure part way
+ * batches, a few round trips and one commit per batch, two sent at once and the next
+ * read meanwhile (at most three in memory); big ones stream with progress. A failure part way
  * says where it stopped and how many files went up before: what went up stays (each
  * file whole, or not at all), with the folders made for the rest.
  */
@@ -195,38 +195,42 @@ async function putTreeInto(
   };
   const small: { name: string; size: number }[] = [];
   /**
-   * Small files whose stored name (NFC) an entry before them here has too (café as NFC
-   * and as NFD, two names on Linux): each goes up on its own after the batches, as a new
-   * version of the file, so no batch creates a name another creates or has created.
+   * Small files whose stored name (NFC) another entry here has too (café as NFC and as
+   * NFD, two names on Linux): each goes up on its own after the batches (the last one
+   * listed wins, as a new version), so no batch makes a name that something else here
+   * makes too, before or after it.
    */
   const sameName: { name: string; size: number }[] = [];
-  const named = new Set<string>();
+  const named = new Map<string, number>();
+  for (const e of entries) named.set(e.name.normalize('NFC'), (named.get(e.name.normalize('NFC')) ?? 0) + 1);
   for (const [i, entry] of entries.entries()) {
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
     const st = stats[i];
     const size = st?.size ?? 0;
-    const seen = named.has(entry.name.normalize('NFC'));
-    named.add(entry.name.normalize('NFC'));
+    const shared = (named.get(entry.name.normalize('NFC')) ?? 0) > 1;
     if (entry.isDirectory()) await putTreeInto(fs, src, dst, tree, progress);
     else if (st && unchanged(entry.name, st)) progress.skipped++;
     else if (size > SMALL_FILE_BYTES) {
       progress.at = src;
       await putFile(fs, src, dst, onWarning);
       progress.files++;
-    } else if (seen) sameName.push({ name: entry.name, size });
+    } else if (shared) sameName.push({ name: entry.name, size });
     else small.push({ name: entry.name, size });
   }
   progress.at = local;
   const existing = new Set(there.keys());
   /** batches committing, oldest first */
   const sending: Promise<number>[] = [];
+  /** a batch failed: no more are sent */
+  let failed = false;
   /** The batches sent end (committed or not) before the command does; the first failure is told. */
   const settle = async () => {
     const failed = (await Promise.allSettled(sending)).find((r) => r.status === 'rejected');
     if (failed) throw failed.reason;
   };
   for (const batch of batchesOf(small, { files: BATCH_FILES, bytes: BATCH_BYTES }, (f) => f.size)) {
+    if (failed) break;
     let read: { name: string; data: Buffer }[];
     try {
       read = await mapInParallel(batch, LOCAL_READS, async (f) => ({
@@ -238,13 +242,26 @@ async function putTreeInto(
       await settle();
       throw err;
     }
-    const committed = fs.putMany(remote, read, { ...opts, existing }).then((n) => {
-      progress.files += n;
-      return n;
+    if (failed) break;
+    const committed = fs
+      .putMany(remote, read, { ...opts, existing })
+      .catch((err) => {
+        // A name made here since the folder was listed (by another client): the batch
+        // made nothing (one transaction). Sent again, the folder is listed again, and
+        // such names go up one by one as new versions.
+        if (err instanceof SedfsError && err.code === 'SEDFS_ERR_EXISTS')
+          return fs.putMany(remote, read, opts);
+        throw err;
+      })
+      .then((n) => {
+        progress.files += n;
+        return n;
+      });
+    // Awaited in turn or at the end; this keeps its failure from counting as unhandled
+    // meanwhile, and from starting more batches after it.
+    committed.catch(() => {
+      failed = true;
     });
-    // Awaited in turn or at the end; this only keeps its failure from counting as
-    // unhandled meanwhile.
-    committed.catch(() => undefined);
     sending.push(committed);
   }
   await settle();

@@ -195,6 +195,7 @@ export async function watchedRequest(
 
 async function* watchedPieces(body: AsyncIterable<Buffer>, watch: StallWatch): AsyncGenerator<Buffer> {
   const pieces = body[Symbol.asyncIterator]();
+  let ended = false;
   try {
     for (;;) {
       watch.moved();
@@ -202,13 +203,21 @@ async function* watchedPieces(body: AsyncIterable<Buffer>, watch: StallWatch): A
       try {
         next = await pieces.next();
       } catch (err) {
+        ended = true;
         throw watch.failure ?? err;
       }
       watch.stop();
-      if (next.done) return;
+      if (next.done) {
+        ended = true;
+        return;
+      }
       yield next.value;
     }
   } finally {
     watch.finish();
+    // A reader that stops early (an inventory found bad half-way) lets go of the body,
+    // as a for-await over it would: left paused, with no body timeout, it held its
+    // connection for good, and a server asked again and again filled its pool.
+    if (!ended) await pieces.return?.();
   }
 }

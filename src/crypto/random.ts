@@ -15,12 +15,17 @@ let at = 0;
  * Bytes served are zeroed in the pool, so it keeps no copy of a key it handed out.
  */
 export function randomBytesPooled(n: number): Buffer {
+  if (!Number.isSafeInteger(n) || n < 0) throw new RangeError(`cannot draw ${n} random bytes`);
   if (n > POOLED_AT_MOST) return randomBytes(n);
   if (at + n > pool.length) {
     pool = randomFillSync(Buffer.allocUnsafeSlow(POOL_BYTES));
     at = 0;
   }
-  const out = Buffer.from(pool.subarray(at, at + n));
+  // Memory of its own: a slice of node's shared 8 KiB allocation pool would put keys
+  // side by side with each other and anything else, and a key posted to a worker thread
+  // would take its neighbours along.
+  const out = Buffer.allocUnsafeSlow(n);
+  pool.copy(out, 0, at, at + n);
   pool.fill(0, at, at + n);
   at += n;
   return out;

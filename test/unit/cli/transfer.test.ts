@@ -303,12 +303,15 @@ test('put -r lists the target folder once and tells each batch its names, and se
   assert.equal(sent.size, 1001);
 });
 
-test('put -r sends a small file whose stored name another file here has (NFC and NFD) on its own, after the batches', async () => {
+test('put -r sends the small files whose stored name another entry here has (NFC and NFD, a small file and a big one) each on its own, after the batches', async () => {
   const tree = join(root, 'same-name');
   mkdirSync(tree);
   writeFileSync(join(tree, 'caf\u00e9.txt'), 'composed');
   writeFileSync(join(tree, 'cafe\u0301.txt'), 'decomposed');
   writeFileSync(join(tree, 'other.txt'), 'other');
+  // A big file whose stored name a small one has too (the same name decomposed).
+  writeFileSync(join(tree, 'r\u00e9sum\u00e9.pdf'), Buffer.alloc(1024 * 1024 + 1, 1));
+  writeFileSync(join(tree, 're\u0301sume\u0301.pdf'), 'a small one');
   const events: string[] = [];
   const fs = {
     mkdir: async () => undefined,
@@ -319,10 +322,63 @@ test('put -r sends a small file whose stored name another file here has (NFC and
     },
     putMany: async (_folder: string, files: { name: string }[]) => {
       await new Promise((res) => setTimeout(res, 20));
-      events.push(`batch of ${files.length}`);
+      events.push(`batch of ${files.map((f) => f.name).join(',')}`);
       return files.length;
     },
   } as unknown as FileSystem;
-  assert.deepEqual(await putTree(fs, tree, '/t'), { uploaded: 3, skipped: 0 });
-  assert.deepEqual(events, ['batch of 2', 'put /t/caf\u00e9.txt']);
+  assert.deepEqual(await putTree(fs, tree, '/t'), { uploaded: 5, skipped: 0 });
+  // The big one during the walk, the batch (other.txt alone), then the small ones sharing names.
+  const batch = events.indexOf('batch of other.txt');
+  assert.ok(batch >= 0, events.join(' | '));
+  assert.deepEqual(events.slice(batch + 1).sort(), [
+    'put /t/caf\u00e9.txt',
+    'put /t/caf\u00e9.txt',
+    'put /t/r\u00e9sum\u00e9.pdf',
+  ]);
+  assert.deepEqual(events.slice(0, batch), ['put /t/r\u00e9sum\u00e9.pdf']);
+});
+
+test('put -r sends a batch again, listing the folder anew, when a name in it was made meanwhile (SEDFS_ERR_EXISTS: the batch made nothing)', async () => {
+  const tree = join(root, 'made-meanwhile');
+  mkdirSync(tree);
+  for (const name of ['a.txt', 'b.txt']) writeFileSync(join(tree, name), name);
+  const calls: (ReadonlySet<string> | undefined)[] = [];
+  const fs = {
+    mkdir: async () => undefined,
+    list: async () => [],
+    putMany: async (_folder: string, files: unknown[], opts: { existing?: ReadonlySet<string> }) => {
+      calls.push(opts.existing);
+      if (opts.existing) throw new SedfsError('SEDFS_ERR_EXISTS');
+      return files.length;
+    },
+  } as unknown as FileSystem;
+  assert.deepEqual(await putTree(fs, tree, '/t'), { uploaded: 2, skipped: 0 });
+  assert.equal(calls.length, 2);
+  assert.ok(calls[0] instanceof Set, 'first with the names listed at the start');
+  assert.equal(calls[1], undefined, 'then left to list the folder itself');
+});
+
+test('put -r sends no more batches once one failed, and says the failure once those sent have ended', async () => {
+  const tree = join(root, 'stops');
+  mkdirSync(tree);
+  for (let i = 0; i < 2500; i++) writeFileSync(join(tree, `f${i}.txt`), 'x');
+  let started = 0;
+  const fs = {
+    mkdir: async () => undefined,
+    list: async () => [],
+    putMany: async (_folder: string, files: unknown[]) => {
+      started++;
+      // The second fails at once while the first is still going.
+      if (started === 2) throw new SedfsError('SEDFS_ERR_NO_SPACE', 'the cluster is out of space');
+      await new Promise((res) => setTimeout(res, 100));
+      return files.length;
+    },
+  } as unknown as FileSystem;
+  const err = await putTree(fs, tree, '/t').then(
+    () => assert.fail('the put -r went through'),
+    (e: SedfsError) => e,
+  );
+  assert.equal(err.code, 'SEDFS_ERR_NO_SPACE');
+  assert.match(err.message, / 500 file\(s\) of /);
+  assert.equal(started, 2, 'none after the one that failed');
 });

@@ -238,3 +238,29 @@ test('an answer whose body stops coming fails once the server hangs, while a rea
     await s.close();
   }
 });
+
+test('a reader that stops early lets go of the answer: the server sees its response closed', {
+  timeout: 5_000,
+}, async () => {
+  let closed: () => void = () => {};
+  const gone = new Promise<void>((res) => {
+    closed = res;
+  });
+  const s = await orderServer(
+    (res) => {
+      res.write('first piece\n');
+      res.on('close', closed);
+    },
+    () => true,
+  );
+  try {
+    const res = await watchedRequest(s.agent, `${s.url}/inventory`, { bodyTimeout: 0 }, MS);
+    for await (const piece of res.pieces()) {
+      assert.equal(String(piece), 'first piece\n');
+      break;
+    }
+    await gone;
+  } finally {
+    await s.close();
+  }
+});

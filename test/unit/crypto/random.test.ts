@@ -16,8 +16,17 @@ test('pooled random bytes come in the lengths asked, each draw its own bytes, ac
   assert.equal(randomBytesPooled(0).length, 0);
 });
 
-test("a draw is a copy of the pool's bytes: zeroing them in the pool leaves it as drawn", () => {
-  for (let i = 0; i < 300; i++) assert.notDeepEqual(randomBytesPooled(32), Buffer.alloc(32));
+test("a draw is a copy of the pool's bytes in memory of its own: zeroing them in the pool leaves it as drawn, and it shares its memory with nothing", () => {
+  for (let i = 0; i < 300; i++) {
+    const key = randomBytesPooled(32);
+    assert.notDeepEqual(key, Buffer.alloc(32));
+    assert.equal(key.buffer.byteLength, 32);
+  }
+});
+
+test('a size that is not a count of bytes is refused, as randomBytes refuses it', () => {
+  for (const n of [-1, 1.5, Number.NaN]) assert.throws(() => randomBytesPooled(n), RangeError);
+  assert.equal(randomBytesPooled(12).length, 12);
 });
 
 test('pooled bytes are spread over every value (a 64 KiB sample, each of 256 values within a wide bound)', () => {
