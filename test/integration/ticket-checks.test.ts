@@ -6,7 +6,7 @@ import { after, before, describe, test } from 'node:test';
 import { request } from 'undici';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { generateTicketKeyPem, ticketSigner } from '../../src/crypto/tickets.js';
-import type { Placement } from '../../src/protocol/main-api.js';
+import type { Placement, PlacementResponse } from '../../src/protocol/main-api.js';
 import { TICKET_HEADER } from '../../src/protocol/ticket.js';
 import { TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
@@ -55,11 +55,16 @@ describe('file servers accept a chunk request only with a ticket for that chunk,
     cluster = await TestCluster.start({ servers: 2, replicas: 1 });
     client = await cluster.client();
     const upload = await client.beginUpload(1);
-    const res = await client.place(upload.uploadId, [
-      { id: xId, size: x.length },
-      { id: yId, size: y.length },
-    ]);
+    // A ticket of each chunk's own: asked without `batchTickets` (which `client.place`
+    // asks for two small chunks), or X and Y placed on one server would share theirs.
+    const res = await client.call<PlacementResponse>('POST', `/v1/uploads/${upload.uploadId}/placements`, {
+      chunks: [
+        { id: xId, size: x.length },
+        { id: yId, size: y.length },
+      ],
+    });
     [placeX, placeY] = res.placements as [Placement, Placement];
+    assert.notEqual(placeX.ticket, placeY.ticket);
   });
   after(() => cluster?.stop());
 
