@@ -202,7 +202,10 @@ async function putTreeInto(
    */
   const sameName: { name: string; size: number }[] = [];
   const named = new Map<string, number>();
-  for (const e of entries) named.set(e.name.normalize('NFC'), (named.get(e.name.normalize('NFC')) ?? 0) + 1);
+  for (const e of entries) {
+    const nfc = e.name.normalize('NFC');
+    named.set(nfc, (named.get(nfc) ?? 0) + 1);
+  }
   for (const [i, entry] of entries.entries()) {
     const src = join(local, entry.name);
     const dst = joinPath([...splitPath(remote), entry.name]);
@@ -226,8 +229,8 @@ async function putTreeInto(
   let failed = false;
   /** The batches sent end (committed or not) before the command does; the first failure is told. */
   const settle = async () => {
-    const failed = (await Promise.allSettled(sending)).find((r) => r.status === 'rejected');
-    if (failed) throw failed.reason;
+    const rejected = (await Promise.allSettled(sending)).find((r) => r.status === 'rejected');
+    if (rejected) throw rejected.reason;
   };
   for (const batch of batchesOf(small, { files: BATCH_FILES, bytes: BATCH_BYTES }, (f) => f.size)) {
     if (failed) break;
