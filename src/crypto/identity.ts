@@ -26,19 +26,30 @@ export interface SecretIdentity extends PublicIdentity {
   boxSecret: string;
 }
 
-function raw(key: KeyObject, part: 'x' | 'd'): string {
-  const jwk = key.export({ format: 'jwk' });
-  return jwk[part] as string;
+/**
+ * The raw 32-byte key: the end of its DER form (SPKI for a public key, PKCS#8 for a
+ * private one; Ed25519's and X25519's put the key last). Not through JWK: on Node 20 a
+ * JWK export holds the key's lock while it builds the JS object, and a garbage collection
+ * in between that frees the job which generated the key takes the same lock, so the
+ * process hangs for good (seen: a test process stuck in a futex, and a loop of
+ * generate-and-export stuck within a minute; the DER form ran 400,000 rounds).
+ */
+function raw(key: KeyObject): string {
+  const der =
+    key.type === 'public'
+      ? key.export({ format: 'der', type: 'spki' })
+      : key.export({ format: 'der', type: 'pkcs8' });
+  return der.subarray(der.length - 32).toString('base64url');
 }
 
 export function generateIdentity(): SecretIdentity {
   const s = generateKeyPairSync('ed25519');
   const b = generateKeyPairSync('x25519');
   return {
-    signKey: raw(s.publicKey, 'x'),
-    signSecret: raw(s.privateKey, 'd'),
-    boxKey: raw(b.publicKey, 'x'),
-    boxSecret: raw(b.privateKey, 'd'),
+    signKey: raw(s.publicKey),
+    signSecret: raw(s.privateKey),
+    boxKey: raw(b.publicKey),
+    boxSecret: raw(b.privateKey),
   };
 }
 
@@ -77,7 +88,7 @@ export function verifySignature(signKey: string, message: Uint8Array, signature:
  */
 export function sealTo(recipientBoxKey: string, plaintext: Uint8Array, context: string): Buffer {
   const eph = generateKeyPairSync('x25519');
-  const ephPub = Buffer.from(raw(eph.publicKey, 'x'), 'base64url');
+  const ephPub = Buffer.from(raw(eph.publicKey), 'base64url');
   const shared = diffieHellman({ privateKey: eph.privateKey, publicKey: ok('X25519', recipientBoxKey) });
   const key = deriveKey(
     shared,

@@ -3,6 +3,8 @@ import { createCipheriv } from 'node:crypto';
 import { describe, test } from 'node:test';
 import { ChunkSealer, chunkAad, chunkNonce, openChunk } from '../../../src/crypto/content.js';
 import {
+  generateIdentity,
+  isRawKey,
   openSealed,
   type SecretIdentity,
   sealTo,
@@ -204,6 +206,20 @@ describe('identity keys', () => {
     );
     assert.ok(verifySignature(ME.signKey, Buffer.from('hello'), sig));
     assert.ok(!verifySignature(ME.signKey, Buffer.from('hellp'), sig));
+  });
+
+  test("a new identity's raw keys are its own pairs': it verifies what it signs and opens what is sealed to it", () => {
+    // Many, so that a slip in where the raw key sits in its encoding cannot pass by luck.
+    for (let i = 0; i < 50; i++) {
+      const id = generateIdentity();
+      for (const k of [id.signKey, id.signSecret, id.boxKey, id.boxSecret]) assert.ok(isRawKey(k), k);
+      const sig = signMessage(id, Buffer.from('hello'));
+      assert.ok(verifySignature(id.signKey, Buffer.from('hello'), sig));
+      assert.equal(openSealed(id, sealTo(id.boxKey, Buffer.from('k'), 'ctx'), 'ctx').toString(), 'k');
+      assert.throws(() => openSealed(ME, sealTo(id.boxKey, Buffer.from('k'), 'ctx'), 'ctx'), {
+        code: 'SEDFS_ERR_DECRYPT',
+      });
+    }
   });
 
   test('sealing to a key and opening round-trips; each seal differs (ephemeral key)', () => {
