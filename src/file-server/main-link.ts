@@ -10,6 +10,7 @@ import {
   type HeartbeatRequest,
   type HeartbeatResponse,
   type InventoryResponse,
+  LISTED_AFTER_HEADER,
   type RegisterRequest,
   type RegisterResponse,
 } from '../protocol/main-api.js';
@@ -103,10 +104,11 @@ export class MainLink {
     this.heartbeatMs = res.heartbeatIntervalMs;
     this.noteReachable();
     this.log.info({ server: res.id, url: res.url, main: this.opts.mainUrl }, 'joined the cluster');
-    await this.sendInventory();
+    await this.sendInventory(res.at);
   }
 
-  private async sendInventory(): Promise<void> {
+  /** `answeredAt`: the `at` of main's answer this follows (see LISTED_AFTER_HEADER). */
+  private async sendInventory(answeredAt: number | undefined): Promise<void> {
     // The listing says everything the change log would; changes from here on are new.
     this.store.changes.clear();
     const url = `${this.opts.mainUrl}/v1/servers/${this.opts.serverId}/inventory`;
@@ -115,7 +117,11 @@ export class MainLink {
       res = await request(url, {
         dispatcher: this.agent,
         method: 'PUT',
-        headers: { ...this.auth(), 'content-type': 'application/octet-stream' },
+        headers: {
+          ...this.auth(),
+          'content-type': 'application/octet-stream',
+          ...(Number.isSafeInteger(answeredAt) ? { [LISTED_AFTER_HEADER]: String(answeredAt) } : {}),
+        },
         body: Readable.from(inventoryLines(this.store)),
       });
     } catch (err) {
@@ -187,7 +193,7 @@ export class MainLink {
       this.onRemoved(res.removed ?? []);
       if (this.store.changes.overflowed) {
         this.log.warn('too many changes piled up while main was away: sending a full inventory');
-        await this.sendInventory().catch((e) => {
+        await this.sendInventory(res.at).catch((e) => {
           this.store.changes.overflowed = true;
           this.noteUnreachable(e);
         });

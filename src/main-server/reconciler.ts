@@ -57,10 +57,29 @@ export class Reconciler {
     return this.task.stop();
   }
 
-  /** Reads a full inventory (chunk ids, one per line) and brings main's record in line. */
-  ingest(serverId: string, body: AsyncIterable<Buffer | string>): Promise<InventoryResponse> {
+  /**
+   * Main's clock now: a file server told this in an answer and listing after it sends it
+   * back with the list (LISTED_AFTER_HEADER), for `ingest`'s `listedAfter`.
+   */
+  mark(): number {
+    return this.now();
+  }
+
+  /**
+   * Reads a full inventory (chunk ids, one per line) and brings main's record in line.
+   * `listedAfter`: a time (main's clock) before the server began listing; only replicas
+   * main recorded before it can be missing. Later ones may have been written after the
+   * listing passed them (they come with the server's next beat). Now if unknown.
+   */
+  ingest(
+    serverId: string,
+    body: AsyncIterable<Buffer | string>,
+    listedAfter?: number,
+  ): Promise<InventoryResponse> {
     const previous = this.busy.get(serverId) ?? Promise.resolve();
-    const run = previous.catch(() => undefined).then(() => this.compare(serverId, body));
+    const run = previous
+      .catch(() => undefined)
+      .then(() => this.compare(serverId, body, Math.min(listedAfter ?? Infinity, this.now())));
     this.busy.set(serverId, run);
     void run
       .finally(() => {
@@ -73,6 +92,9 @@ export class Reconciler {
   /** Asks one server for its full inventory and compares it. */
   async pull(server: ServerRecord): Promise<InventoryResponse> {
     const url = `${server.url}/v1/inventory`;
+    // The server lists once it has the request: what main recorded after this moment may
+    // be written there after the listing passed it.
+    const listedAfter = this.now();
     let res: WatchedResponse;
     try {
       // A million ids may take a while to compare: no limit on the whole body, a watch
@@ -86,7 +108,7 @@ export class Reconciler {
       throw err instanceof SedfsError ? err : unreachable(url, err);
     }
     if (res.statusCode >= 400) throw await errorFromResponse(res, url);
-    return this.ingest(server.id, res.pieces());
+    return this.ingest(server.id, res.pieces(), listedAfter);
   }
 
   /** A full inventory from every live server, one after another; for `check --repair`. */
@@ -154,9 +176,13 @@ export class Reconciler {
     return this.signer.sign({ op, chunks: [], servers: [serverId], exp: this.now() + 60_000 });
   }
 
-  private async compare(serverId: string, body: AsyncIterable<Buffer | string>): Promise<InventoryResponse> {
+  private async compare(
+    serverId: string,
+    body: AsyncIterable<Buffer | string>,
+    listedAfter: number,
+  ): Promise<InventoryResponse> {
     if (!this.store.getServer(serverId)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
-    this.store.beginInventory(serverId, this.now());
+    this.store.beginInventory(serverId, listedAfter);
     let batch: string[] = [];
     let reported = 0;
     let rest = '';

@@ -86,6 +86,8 @@ export interface HeartbeatResponse {
   ok: true;
   /** servers an admin removed: their certificates are refused */
   removed: string[];
+  /** main's clock as it answered (see LISTED_AFTER_HEADER); absent from mains before it */
+  at?: number;
 }
 
 export interface RegisterResponse {
@@ -94,7 +96,17 @@ export interface RegisterResponse {
   receiptKey: string;
   ticketPublicKey: string;
   heartbeatIntervalMs: number;
+  /** main's clock as it answered (see LISTED_AFTER_HEADER); absent from mains before it */
+  at?: number;
 }
+
+/**
+ * On a full inventory a file server sends main: the `at` of main's last answer before the
+ * server began listing. Main counts a replica missing from the list only if it recorded
+ * it before then: one committed while the list was on its way (its chunk written after
+ * the listing passed it) is not dropped. Main's own clock, so no two clocks are compared.
+ */
+export const LISTED_AFTER_HEADER = 'x-sedfs-listed-after';
 
 export interface InventoryResponse {
   reported: number;

@@ -539,12 +539,6 @@ describe("main's own disk filling up", { skip: tmpfsUnavailable() }, () => {
     cluster = await TestCluster.start({
       servers: 1,
       replicas: 1,
-      // What is tested is main on a full disk, not how soon it counts a server down: at
-      // the tests' usual 2 s, a CI run found the file server down (reads: "no live server
-      // holds it") 159 ms into the test, the cause not found (see the closing note of
-      // 2026-11-27's fifteenth session). Heartbeats refused for a full disk keeping a
-      // server up is tested in the registry's unit tests.
-      heartbeatTimeout: 30,
       beforeStart: (root) => {
         disk = tmpfsDisk(16, join(root, 'main'));
       },

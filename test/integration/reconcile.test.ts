@@ -74,21 +74,40 @@ describe('reconciliation while file servers run', () => {
     assert.deepEqual(out.bytes(), data);
   });
 
-  test('an inventory whose ids are out of order is refused with a clear error, and main carries on', async () => {
+  test('an inventory whose ids are out of order, or whose listing time is not a time, is refused with a clear error, and main carries on', async () => {
     const id = cluster.fileServers[0]?.id as string;
     // Sent as file server 0 itself, with its certificate.
     const asServer = cluster.serverAgent(0);
+    const bad = [
+      { body: `${'b'.repeat(64)}\n${'a'.repeat(64)}\n`, headers: {}, message: /ascending order/ },
+      {
+        body: `${'a'.repeat(64)}\n`,
+        headers: { 'x-sedfs-listed-after': '-5' },
+        message: /x-sedfs-listed-after must be a time/,
+      },
+      {
+        body: `${'a'.repeat(64)}\n`,
+        headers: { 'x-sedfs-listed-after': '1e9' },
+        message: /x-sedfs-listed-after must be a time/,
+      },
+    ];
     try {
-      const res = await request(`${cluster.mainUrl}/v1/servers/${id}/inventory`, {
-        dispatcher: asServer,
-        method: 'PUT',
-        headers: { authorization: `Bearer ${cluster.joinToken}`, 'content-type': 'application/octet-stream' },
-        body: `${'b'.repeat(64)}\n${'a'.repeat(64)}\n`,
-      });
-      assert.equal(res.statusCode, 400);
-      const body = (await res.body.json()) as { error: { code: string; message: string } };
-      assert.equal(body.error.code, 'SEDFS_ERR_BAD_REQUEST');
-      assert.match(body.error.message, /ascending order/);
+      for (const b of bad) {
+        const res = await request(`${cluster.mainUrl}/v1/servers/${id}/inventory`, {
+          dispatcher: asServer,
+          method: 'PUT',
+          headers: {
+            authorization: `Bearer ${cluster.joinToken}`,
+            'content-type': 'application/octet-stream',
+            ...b.headers,
+          },
+          body: b.body,
+        });
+        assert.equal(res.statusCode, 400);
+        const body = (await res.body.json()) as { error: { code: string; message: string } };
+        assert.equal(body.error.code, 'SEDFS_ERR_BAD_REQUEST');
+        assert.match(body.error.message, b.message);
+      }
     } finally {
       await asServer.close();
     }

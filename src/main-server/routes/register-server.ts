@@ -9,6 +9,7 @@ export function registerServerRoute(app: FastifyInstance, ctx: MainContext): voi
     { schema: { body: RegisterRequest }, bodyLimit: 16 * 1024 },
     async (req): Promise<RegisterResponse> => {
       requireServer(ctx, req, req.body.id);
+      const at = ctx.reconciler.mark();
       const rec = await ctx.registry.register(req.body, req.socket.remoteAddress ?? '127.0.0.1');
       return {
         id: rec.id,
@@ -16,6 +17,7 @@ export function registerServerRoute(app: FastifyInstance, ctx: MainContext): voi
         receiptKey: rec.receiptKey,
         ticketPublicKey: ctx.signer.publicKeyPem,
         heartbeatIntervalMs: ctx.heartbeatIntervalMs,
+        at,
       };
     },
   );

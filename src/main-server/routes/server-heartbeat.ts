@@ -16,6 +16,7 @@ export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): vo
     },
     async (req): Promise<HeartbeatResponse> => {
       requireServer(ctx, req, req.params.id);
+      const at = ctx.reconciler.mark();
       const { added = [], removed = [], ...stats } = req.body;
       const server = req.params.id;
       const returned = ctx.registry.heartbeat(server, stats);
@@ -24,7 +25,7 @@ export function serverHeartbeatRoute(app: FastifyInstance, ctx: MainContext): vo
       // servers registered before its snapshot): compare everything, its beats can only
       // say what changed since the last one.
       if (rec && (returned || rec.inventoryAt === 0)) ctx.reconciler.pullUnlessUnderway(rec);
-      const reply: HeartbeatResponse = { ok: true, removed: ctx.registry.removed() };
+      const reply: HeartbeatResponse = { ok: true, removed: ctx.registry.removed(), at };
       if (added.length + removed.length === 0) return reply;
       const { adopted, dropped } = ctx.store.applyChanges(server, added, removed, Date.now());
       if (dropped > 0) {

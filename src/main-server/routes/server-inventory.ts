@@ -1,5 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import { IdParams, type InventoryResponse } from '../../protocol/main-api.js';
+import { SedfsError } from '../../protocol/errors.js';
+import { IdParams, type InventoryResponse, LISTED_AFTER_HEADER } from '../../protocol/main-api.js';
 import { type MainContext, requireServer } from '../context.js';
 
 /** A file server's full inventory at registration: its chunk ids, one per line, streamed. */
@@ -9,7 +10,18 @@ export function serverInventoryRoute(app: FastifyInstance, ctx: MainContext): vo
     { schema: { params: IdParams } },
     async (req): Promise<InventoryResponse> => {
       requireServer(ctx, req, req.params.id);
-      return ctx.reconciler.ingest(req.params.id, req.raw);
+      return ctx.reconciler.ingest(req.params.id, req.raw, listedAfter(req.headers[LISTED_AFTER_HEADER]));
     },
   );
+}
+
+/** The header's time (see LISTED_AFTER_HEADER); undefined from servers before it. */
+function listedAfter(value: string | string[] | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string' || !/^[0-9]{1,15}$/.test(value))
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      `${LISTED_AFTER_HEADER} must be a time in milliseconds (main's, from its last answer)`,
+    );
+  return Number(value);
 }

@@ -290,9 +290,9 @@ export class SqliteStore implements MainStore {
     );
   }
 
-  beginInventory(serverId: string, now: number): void {
+  beginInventory(serverId: string, listedAfter: number): void {
     this.scans.set(serverId, {
-      began: now,
+      began: listedAfter,
       after: '',
       missing: 0,
       extra: 0,

@@ -134,12 +134,12 @@ export interface MainStore {
    * The ids come in ascending order across all batches, so the comparison is a merge
    * with main's own ordered list: no copy of either list is ever held.
    */
-  beginInventory(serverId: string, now: number): void;
+  beginInventory(serverId: string, listedAfter: number): void;
   addInventory(serverId: string, sortedIds: string[]): void;
   /**
    * Also brings the chunk map in line: replicas the server lacks are dropped (repair
    * restores them elsewhere or there), and known chunks it holds are adopted. Replicas
-   * added after the inventory began are not judged by it: the listing may predate them.
+   * added at or after `listedAfter` (begin's) are not judged by it: the listing may predate them.
    */
   finishInventory(serverId: string, sample: number, now: number): InventoryDiff;
   /**
