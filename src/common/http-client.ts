@@ -1,4 +1,5 @@
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
+import { noteHowToMakeAgain } from './fresh-agent.js';
 import { watchedRequest } from './stall-watch.js';
 import {
   endpointOfUrl,
@@ -27,8 +28,12 @@ export function createAgent(
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
   };
-  if (!tls) return new Agent(options);
-  return new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames, opts.maxEndpoints);
+  const agent = tls
+    ? new ExpectedServersAgent(options, tls, opts.mainUrl, opts.serverNames, opts.maxEndpoints)
+    : new Agent(options);
+  // Health checks go on a new agent like it (see freshAgentLike).
+  noteHowToMakeAgain(agent, () => createAgent(tls, opts));
+  return agent;
 }
 
 type AgentOptions = NonNullable<ConstructorParameters<typeof Agent>[0]>;

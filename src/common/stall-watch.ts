@@ -1,4 +1,5 @@
 import { SedfsError } from '../protocol/errors.js';
+import { freshAgentLike } from './fresh-agent.js';
 import { type Dispatcher, request } from './undici.js';
 
 /**
@@ -147,14 +148,20 @@ export function uploadWatch(
   return new StallWatch(
     origin,
     async (signal) => {
-      const res = await request(`${origin}/v1/health`, {
-        dispatcher,
-        ...(expectedIds ? { expectedIds } : {}),
-        method: 'GET',
-        signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(HEALTH_MS, ms / 2))]),
-      });
-      await res.body.dump();
-      if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);
+      // A connection of its own, not one of the pool the transfers it checks on hold.
+      const fresh = freshAgentLike(dispatcher);
+      try {
+        const res = await request(`${origin}/v1/health`, {
+          dispatcher: fresh ?? dispatcher,
+          ...(expectedIds ? { expectedIds } : {}),
+          method: 'GET',
+          signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(HEALTH_MS, ms / 2))]),
+        });
+        await res.body.dump();
+        if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);
+      } finally {
+        void fresh?.destroy().catch(() => undefined);
+      }
     },
     ms,
   );

@@ -200,6 +200,31 @@ test('an order answered late by a server whose health check answers gets its ans
   }
 });
 
+test('orders holding every pooled connection to a server that answers its health checks are waited for: the checks go on connections of their own', {
+  timeout: 20_000,
+}, async () => {
+  const held: ServerResponse[] = [];
+  let answering = false;
+  const s = await orderServer(
+    (res) => (answering ? res.end('{"ok":true}') : held.push(res)),
+    () => true,
+  );
+  try {
+    // The agent keeps 64 connections to a server: as many orders, unanswered, hold them
+    // all, and one more waits for one of them.
+    // Each order's watch checks every second (65 checks a round, each allowed half of it).
+    const order = () => watchedRequest(s.agent, `${s.url}/v1/chunks/x/verify`, { method: 'POST' }, 1000);
+    const orders = Array.from({ length: 65 }, order);
+    while (held.length < 64) await sleep(10);
+    await sleep(3500);
+    answering = true;
+    for (const res of held) res.end('{"ok":true}');
+    for (const res of await Promise.all(orders)) assert.deepEqual(await res.body.json(), { ok: true });
+  } finally {
+    await s.close();
+  }
+});
+
 test('an answer whose body stops coming fails once the server hangs, while a reader slow over its pieces is not counted', {
   timeout: 10_000,
 }, async () => {
