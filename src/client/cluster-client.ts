@@ -35,6 +35,8 @@ export class ClusterClient {
   readonly chunks: ChunkReader;
   /** File servers that lately did not answer: tried last, placed around. */
   readonly unanswering = new Unanswering();
+  /** main refused `batchTickets` (a main from before it): placements ask a ticket per chunk */
+  private mainSignsEachChunk = false;
 
   /** `ca`: the cluster CA (PEM) every https connection must chain to. */
   constructor(
@@ -98,12 +100,22 @@ export class ClusterClient {
    * main's time placing and committing many small files.
    */
   async place(uploadId: string, chunks: PlacementRequest['chunks']): Promise<PlacementResponse> {
-    const batchable = chunks.filter((c) => c.size <= MAX_BATCHED_CHUNK_BYTES).length >= 2;
-    const answer = await this.call<PlacementAnswerResponse>(
-      'POST',
-      `/v1/uploads/${uploadId}/placements`,
-      batchable ? { chunks, batchTickets: true } : { chunks },
-    );
+    const batchable =
+      !this.mainSignsEachChunk && chunks.filter((c) => c.size <= MAX_BATCHED_CHUNK_BYTES).length >= 2;
+    let answer: PlacementAnswerResponse;
+    try {
+      answer = await this.call<PlacementAnswerResponse>(
+        'POST',
+        `/v1/uploads/${uploadId}/placements`,
+        batchable ? { chunks, batchTickets: true } : { chunks },
+      );
+    } catch (err) {
+      // A main from before `batchTickets` refuses it as an unknown property: asked as
+      // before, a ticket per chunk, from then on (clients upgraded before their main).
+      if (!batchable || !refusesUnknownProperty(err)) throw err;
+      this.mainSignsEachChunk = true;
+      return this.place(uploadId, chunks);
+    }
     const placements = answer.placements.map((p): Placement => {
       if ('ticket' in p) return p;
       const ticket = answer.batches?.[p.batch]?.ticket;
@@ -179,4 +191,13 @@ export class ClusterClient {
     this.closing = this.ownAgent ? this.agent.close() : Promise.resolve();
     return this.closing;
   }
+}
+
+/** Main's refusal of a request property it does not know (its schema's, through fastify). */
+function refusesUnknownProperty(err: unknown): boolean {
+  return (
+    err instanceof SedfsError &&
+    err.code === 'SEDFS_ERR_BAD_REQUEST' &&
+    err.message.includes('must NOT have additional properties')
+  );
 }
