@@ -198,6 +198,6 @@ function refusesUnknownProperty(err: unknown): boolean {
   return (
     err instanceof SedfsError &&
     err.code === 'SEDFS_ERR_BAD_REQUEST' &&
-    err.message.includes('must NOT have additional properties')
+    err.message === 'invalid request: body must NOT have additional properties'
   );
 }

@@ -18,13 +18,16 @@ import { Agent, type Dispatcher, request } from './undici.js';
  * and a file server's endpoint the certificate of a server expected there: one of the
  * request's own `expectedIds` (see `request`), else of those `serverNames` has there.
  */
+/** Connections an agent keeps to one endpoint at most (undici's per-origin pool). */
+export const CONNECTIONS_PER_ENDPOINT = 64;
+
 export function createAgent(
   tls?: TlsIdentity,
   opts: { mainUrl?: string; serverNames?: ServerNames; maxEndpoints?: number } = {},
 ): Agent {
   const options: AgentOptions = {
     keepAliveTimeout: 10_000,
-    connections: 64,
+    connections: CONNECTIONS_PER_ENDPOINT,
     headersTimeout: 60_000,
     bodyTimeout: 60_000,
   };

@@ -39,6 +39,10 @@ function raw(key: KeyObject): string {
     key.type === 'public'
       ? key.export({ format: 'der', type: 'spki' })
       : key.export({ format: 'der', type: 'pkcs8' });
+  // 12 bytes of SPKI header, 16 of PKCS#8 v1's; a v2 (public key appended) would end in
+  // the public key, so any other length is refused rather than misread.
+  if (der.length !== (key.type === 'public' ? 44 : 48))
+    throw new Error(`unexpected ${key.asymmetricKeyType} ${key.type} key encoding (${der.length} bytes)`);
   return der.subarray(der.length - 32).toString('base64url');
 }
 

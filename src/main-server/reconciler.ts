@@ -77,9 +77,7 @@ export class Reconciler {
     listedAfter?: number,
   ): Promise<InventoryResponse> {
     const previous = this.busy.get(serverId) ?? Promise.resolve();
-    const run = previous
-      .catch(() => undefined)
-      .then(() => this.compare(serverId, body, Math.min(listedAfter ?? Infinity, this.now())));
+    const run = previous.catch(() => undefined).then(() => this.compare(serverId, body, listedAfter));
     this.busy.set(serverId, run);
     void run
       .finally(() => {
@@ -179,10 +177,13 @@ export class Reconciler {
   private async compare(
     serverId: string,
     body: AsyncIterable<Buffer | string>,
-    listedAfter: number,
+    listedAfter: number | undefined,
   ): Promise<InventoryResponse> {
     if (!this.store.getServer(serverId)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
-    this.store.beginInventory(serverId, listedAfter);
+    const now = this.now();
+    // Never later than now: a server naming a time to come cannot have replicas main
+    // records while it reads the list judged by it.
+    this.store.beginInventory(serverId, listedAfter ?? now, now);
     let batch: string[] = [];
     let reported = 0;
     let rest = '';

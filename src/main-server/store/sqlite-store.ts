@@ -57,7 +57,10 @@ const SAMPLE_CAP = 100;
 
 /** An inventory being merged: ids arrive in ascending order, so main walks its own list alongside. */
 interface InventoryScan {
+  /** when main began comparing: extras seen and replicas adopted are of this time */
   began: number;
+  /** replicas main recorded from this time on are not judged missing (see beginInventory) */
+  listedAfter: number;
   /** the last id merged so far */
   after: string;
   missing: number;
@@ -290,9 +293,10 @@ export class SqliteStore implements MainStore {
     );
   }
 
-  beginInventory(serverId: string, listedAfter: number): void {
+  beginInventory(serverId: string, listedAfter: number, now: number): void {
     this.scans.set(serverId, {
-      began: listedAfter,
+      began: now,
+      listedAfter: Math.min(listedAfter, now),
       after: '',
       missing: 0,
       extra: 0,
@@ -372,7 +376,7 @@ export class SqliteStore implements MainStore {
 
   /**
    * A replica main records that the server did not list: it is no replica any more and
-   * repair restores the count. One added after the inventory began is left alone (the
+   * repair restores the count. One recorded at or after `listedAfter` is left alone (the
    * listing may predate it), and so is one already known to be corrupt.
    */
   private noteMissing(
@@ -380,7 +384,7 @@ export class SqliteStore implements MainStore {
     scan: InventoryScan,
     row: { chunk_id: string; state: string; added_at: number },
   ): void {
-    if (row.state !== 'ok' || row.added_at >= scan.began) return;
+    if (row.state !== 'ok' || row.added_at >= scan.listedAfter) return;
     this.db.prepare(DROP_REPLICA).run(row.chunk_id, serverId);
     scan.missing++;
     if (scan.missingSample.length < SAMPLE_CAP) scan.missingSample.push(row.chunk_id);

@@ -134,7 +134,11 @@ export interface MainStore {
    * The ids come in ascending order across all batches, so the comparison is a merge
    * with main's own ordered list: no copy of either list is ever held.
    */
-  beginInventory(serverId: string, listedAfter: number): void;
+  /**
+   * `listedAfter`: a time before the server began listing (main's clock, at most `now`);
+   * replicas recorded from then on may have been written after the listing passed them.
+   */
+  beginInventory(serverId: string, listedAfter: number, now: number): void;
   addInventory(serverId: string, sortedIds: string[]): void;
   /**
    * Also brings the chunk map in line: replicas the server lacks are dropped (repair

@@ -3,7 +3,7 @@ import { createServer, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createAgent, requestJson } from '../../../src/common/http-client.js';
+import { CONNECTIONS_PER_ENDPOINT, createAgent, requestJson } from '../../../src/common/http-client.js';
 import { StallWatch, watchedRequest } from '../../../src/common/stall-watch.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
 
@@ -210,12 +210,12 @@ test('orders holding every pooled connection to a server that answers its health
     () => true,
   );
   try {
-    // The agent keeps 64 connections to a server: as many orders, unanswered, hold them
+    // As many orders as the agent keeps connections to a server, unanswered, hold them
     // all, and one more waits for one of them.
     // Each order's watch checks every second (65 checks a round, each allowed half of it).
     const order = () => watchedRequest(s.agent, `${s.url}/v1/chunks/x/verify`, { method: 'POST' }, 1000);
-    const orders = Array.from({ length: 65 }, order);
-    while (held.length < 64) await sleep(10);
+    const orders = Array.from({ length: CONNECTIONS_PER_ENDPOINT + 1 }, order);
+    while (held.length < CONNECTIONS_PER_ENDPOINT) await sleep(10);
     await sleep(3500);
     answering = true;
     for (const res of held) res.end('{"ok":true}');

@@ -40,6 +40,7 @@ test("the inventory a file server sends on joining names the time of main's answ
     await new Promise<void>((res) => main.listen(0, '127.0.0.1', res));
     const store = new ChunkStore(join(root, String(at)), 1024 * 1024);
     await store.init();
+    const agent = createAgent();
     const link = new MainLink(
       {
         mainUrl: `http://127.0.0.1:${(main.address() as { port: number }).port}`,
@@ -48,7 +49,7 @@ test("the inventory a file server sends on joining names the time of main's answ
         port: 1,
       },
       store,
-      createAgent(),
+      agent,
       pino({ level: 'silent' }),
     );
     try {
@@ -57,7 +58,8 @@ test("the inventory a file server sends on joining names the time of main's answ
       assert.equal(inventories[0]?.[LISTED_AFTER_HEADER], at === undefined ? undefined : String(at));
     } finally {
       link.stop();
-      main.close();
+      await agent.close();
+      await new Promise((res) => main.close(res));
     }
   }
 });

@@ -38,12 +38,13 @@ function mainOn(name: string, url: string) {
     'k',
   );
   const repairer = { kick: () => undefined } as unknown as Repairer;
+  const agent = createAgent();
   const reconciler = new Reconciler(
     store,
     registry,
     repairer,
     ticketSigner(generateTicketKeyPem()),
-    createAgent(),
+    agent,
     log,
     () => clock.now,
     600_000,
@@ -60,7 +61,11 @@ function mainOn(name: string, url: string) {
     store.commitBlob({ id: hex(500 + n), uploadId: hex(900 + n), wanted: 1, createdAt: clock.now, chunks });
   };
   const holders = (n: number) => store.replicasOf([hex(n, 64)]).get(hex(n, 64)) ?? [];
-  return { store, clock, reconciler, commit, holders };
+  const close = async () => {
+    await agent.close();
+    store.close();
+  };
+  return { store, clock, reconciler, commit, holders, close };
 }
 
 async function* lines(text: string) {
@@ -89,7 +94,8 @@ test('an inventory main asks for keeps a replica committed while the list was on
     assert.deepEqual(main.holders(1), []);
     assert.deepEqual(main.holders(2), [SERVER]);
   } finally {
-    server.close();
+    await main?.close();
+    await new Promise((res) => server.close(res));
   }
 });
 
@@ -105,6 +111,7 @@ test("a pushed inventory is judged from the time of main's answer it followed: r
   assert.deepEqual(diff, { reported: 0, missing: 1, extra: 0 });
   assert.deepEqual(main.holders(1), []);
   assert.deepEqual(main.holders(2), [SERVER]);
+  await main.close();
 });
 
 test("a pushed inventory's time is never later than main's clock: a replica committed while main reads it is kept, whatever future time the server names", async () => {
@@ -121,4 +128,5 @@ test("a pushed inventory's time is never later than main's clock: a replica comm
   assert.equal(diff.missing, 1);
   assert.deepEqual(main.holders(1), []);
   assert.deepEqual(main.holders(2), [SERVER]);
+  await main.close();
 });

@@ -158,7 +158,7 @@ describe('SqliteStore', () => {
       .prepare('INSERT INTO chunk_deletions (chunk_id, server_id, queued_at) VALUES (?, ?, 2)')
       .run(chunk, hex(2));
     assert.deepEqual(store.applyChanges(hex(2), [chunk], [], 3), { adopted: 0, dropped: 0 });
-    store.beginInventory(hex(2), 4);
+    store.beginInventory(hex(2), 4, 4);
     store.addInventory(hex(2), [chunk]);
     store.finishInventory(hex(2), 10, 5);
     assert.deepEqual(store.replicasOf([chunk]).get(chunk), [hex(1)]);
@@ -175,7 +175,7 @@ describe('SqliteStore', () => {
       1,
       [1, 2, 3].map((i) => ({ id: hex(i, 64), size: 1, servers: [hex(1)] })),
     );
-    store.beginInventory(hex(1), 1000);
+    store.beginInventory(hex(1), 1000, 1000);
     store.addInventory(hex(1), [hex(1, 64), hex(4, 64)]);
     store.addInventory(hex(1), [hex(5, 64)]);
     const diff = store.finishInventory(hex(1), 10, 2000);
@@ -193,7 +193,7 @@ describe('SqliteStore', () => {
       1,
       ids.map((id) => ({ id, size: 1, servers: [hex(1)] })),
     );
-    store.beginInventory(hex(1), 1000);
+    store.beginInventory(hex(1), 1000, 1000);
     // Only the first and last 100 are listed, in two batches, plus one unknown id at the end.
     store.addInventory(hex(1), ids.slice(0, 100));
     store.addInventory(hex(1), [...ids.slice(-100), 'f'.repeat(64)]);
@@ -206,7 +206,7 @@ describe('SqliteStore', () => {
 
   test('an inventory does not call missing a replica added after it began', () => {
     registerServers(store, [hex(1)], 1);
-    store.beginInventory(hex(1), 1000);
+    store.beginInventory(hex(1), 1000, 1000);
     store.createUpload({ id: hex(9), replicas: 1, createdAt: 0, expiresAt: 10_000 });
     const chunks = [{ id: hex(1, 64), size: 1, servers: [hex(1)] }];
     store.commitBlob({ id: hex(5), uploadId: hex(9), wanted: 1, createdAt: 1500, chunks });
@@ -214,6 +214,21 @@ describe('SqliteStore', () => {
     assert.equal(diff.missingCount, 0);
     assert.deepEqual(store.replicasOf([hex(1, 64)]).get(hex(1, 64)), [hex(1)]);
     assert.equal(store.getServer(hex(1))?.inventoryAt, 2000);
+  });
+
+  test('a listing time long past spares recent replicas only: extras are seen, and old ones forgotten, as of the comparison', () => {
+    store.registerServer(server(hex(1)), 'k');
+    store.beginInventory(hex(1), 1000, 1000);
+    store.addInventory(hex(1), [hex(1, 64)]);
+    store.finishInventory(hex(1), 5, 1000);
+    // A server naming a time before anything was recorded, listing another unknown chunk.
+    store.beginInventory(hex(1), 0, 5000);
+    store.addInventory(hex(1), [hex(2, 64)]);
+    store.finishInventory(hex(1), 5, 5000);
+    assert.deepEqual(
+      store.db.prepare('SELECT chunk_id, first_seen, last_seen FROM extras WHERE server_id = ?').all(hex(1)),
+      [{ chunk_id: hex(2, 64), first_seen: 5000, last_seen: 5000 }],
+    );
   });
 
   test('heartbeat changes adopt known chunks, ignore unknown ones and drop lost replicas', () => {
@@ -234,7 +249,7 @@ describe('SqliteStore', () => {
 
   test('due extras: an unknown chunk is queued for deletion, one that became known is only forgotten, one an upload placed waits another grace period', () => {
     store.registerServer(server(hex(1)), 'k');
-    store.beginInventory(hex(1), 1000);
+    store.beginInventory(hex(1), 1000, 1000);
     // 1: never known; 2: committed after it was listed; 3: placed by an upload in progress.
     store.addInventory(hex(1), [hex(1, 64), hex(2, 64), hex(3, 64)]);
     assert.equal(store.finishInventory(hex(1), 5, 1000).extraCount, 3);
