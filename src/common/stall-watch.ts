@@ -1,4 +1,5 @@
 import { SedfsError } from '../protocol/errors.js';
+import { anySignal } from './any-signal.js';
 import { freshAgentLike } from './fresh-agent.js';
 import { type Dispatcher, request } from './undici.js';
 
@@ -155,7 +156,7 @@ export function uploadWatch(
           dispatcher: fresh ?? dispatcher,
           ...(expectedIds ? { expectedIds } : {}),
           method: 'GET',
-          signal: AbortSignal.any([signal, AbortSignal.timeout(Math.min(HEALTH_MS, ms / 2))]),
+          signal: anySignal([signal, AbortSignal.timeout(Math.min(HEALTH_MS, ms / 2))]),
         });
         await res.body.dump();
         if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);
@@ -188,7 +189,7 @@ export async function watchedRequest(
 ): Promise<WatchedResponse> {
   const watch = uploadWatch(dispatcher, url, opts.expectedIds, ms);
   watch.awaitingAnswer();
-  const signal = opts.signal ? AbortSignal.any([opts.signal as AbortSignal, watch.signal]) : watch.signal;
+  const signal = opts.signal ? anySignal([opts.signal as AbortSignal, watch.signal]) : watch.signal;
   let res: Dispatcher.ResponseData;
   try {
     res = await request(url, { ...opts, dispatcher, signal } as Parameters<typeof request>[1]);

@@ -1,3 +1,4 @@
+import { anySignal } from '../common/any-signal.js';
 import type { Logger } from '../common/logger.js';
 import { SerialTask } from '../common/serial-task.js';
 import { type Agent, request } from '../common/undici.js';
@@ -45,7 +46,7 @@ export class ReplicaProver {
       exp: this.now() + PROOF_TIMEOUT_MS,
     });
     const timeout = AbortSignal.timeout(PROOF_TIMEOUT_MS);
-    const signal = stop ? AbortSignal.any([timeout, stop]) : timeout;
+    const signal = stop ? anySignal([timeout, stop]) : timeout;
     try {
       const res = await request(`${server.url}/v1/chunks/${chunkId}`, {
         dispatcher: this.agent,

@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CONNECTIONS_PER_ENDPOINT, createAgent, requestJson } from '../../../src/common/http-client.js';
 import { StallWatch, watchedRequest } from '../../../src/common/stall-watch.js';
 import type { SedfsError } from '../../../src/protocol/errors.js';
+import { collectGarbageEvery } from '../../helpers/gc.js';
 
 const MS = 100;
 
@@ -170,6 +171,9 @@ test("an order to a server that hangs fails as unreachable once its health check
     () => {},
     () => false,
   );
+  // Collections while the health check waits: one freed its time limit (on Node 20, a
+  // timeout inside AbortSignal.any), and the order waited for ever.
+  const stopCollecting = collectGarbageEvery(MS / 5);
   try {
     await assert.rejects(
       watchedRequest(s.agent, `${s.url}/v1/chunks/x/verify`, { method: 'POST' }, MS),
@@ -183,6 +187,7 @@ test("an order to a server that hangs fails as unreachable once its health check
       { code: 'SEDFS_ERR_UNREACHABLE' },
     );
   } finally {
+    stopCollecting();
     await s.close();
   }
 });
