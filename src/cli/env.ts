@@ -92,6 +92,8 @@ export class CliEnv implements VerbEnv {
       process.stderr.write(
         `sedfs: warning: file server ${server.slice(0, 8)} is not answering (${printable(why)}); the rest of this transfer works around it\n`,
       );
+    // What the commands before found not answering, this one works around from the start.
+    client.unanswering.remember(await this.profile(cmd).unanswering());
     this.opened = { client, session };
     return this.opened;
   }
@@ -150,6 +152,9 @@ export class CliEnv implements VerbEnv {
   }
 
   async close(): Promise<void> {
+    const unanswering = this.opened?.client.unanswering;
+    if (unanswering?.foundHere && this.profileDir)
+      await new Profile(this.profileDir).saveUnanswering(unanswering.recent()).catch(() => undefined);
     await this.opened?.client.close();
     this.opened = undefined;
     this.fs = undefined;

@@ -7,6 +7,7 @@ import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { Trust } from './trust.js';
+import type { FoundUnanswering } from './unanswering.js';
 
 /**
  * The client's folder: `config.json` (main server URL), `keys/<user>.json` (the user's
@@ -45,6 +46,9 @@ export interface Session {
   expiresAt: number;
   identity: SecretIdentity;
 }
+
+/** Where a profile keeps the servers its commands lately found not answering. */
+const UNANSWERING_FILE = 'unanswering.json';
 
 async function readJson<T>(path: string): Promise<T | undefined> {
   try {
@@ -180,6 +184,28 @@ export class Profile {
     const all = (await readJson<Record<string, Trust>>(path)) ?? {};
     all[new URL(mainUrl).origin] = { fingerprint: trust.fingerprint, ca: trust.ca };
     await writeFileAtomic(path, `${JSON.stringify(all, null, 2)}\n`, 0o600, this.sync);
+  }
+
+  /**
+   * File servers that lately did not answer a command of this profile (Unanswering), for
+   * the next. Only a hint: a damaged file is as good as none.
+   */
+  async unanswering(): Promise<FoundUnanswering[]> {
+    let found: unknown;
+    try {
+      found = await readJson<unknown>(join(this.dir, UNANSWERING_FILE));
+    } catch {
+      return [];
+    }
+    if (!Array.isArray(found)) return [];
+    return found.filter(
+      (f: Partial<FoundUnanswering> | null): f is FoundUnanswering =>
+        typeof f?.server === 'string' && /^[0-9a-f]{32}$/.test(f.server) && Number.isSafeInteger(f.at),
+    );
+  }
+
+  async saveUnanswering(found: FoundUnanswering[]): Promise<void> {
+    await writeFileAtomic(join(this.dir, UNANSWERING_FILE), `${JSON.stringify(found)}\n`, 0o600, this.sync);
   }
 
   async session(): Promise<Session | undefined> {

@@ -9,12 +9,20 @@ import { MAX_EXCLUDED } from '../protocol/main-api.js';
  * asks main to leave out, so the transfer pays for it once. Forgotten after a while: a
  * server may come back, and main knows by then.
  */
+/** A server found not answering, and when (ms since the epoch). */
+export interface FoundUnanswering {
+  server: string;
+  at: number;
+}
+
 export class Unanswering {
   /** when each was last found not answering */
   private readonly since = new Map<string, number>();
 
   /** told the first time a server is found not answering (until forgotten): the CLI says so */
   onNoted: ((serverId: string, why: string) => void) | undefined;
+  /** a server was found not answering by this run itself (not only `remember`ed) */
+  foundHere = false;
 
   constructor(
     private readonly forgetAfterMs = 60_000,
@@ -25,6 +33,7 @@ export class Unanswering {
   note(serverId: string, why: string): void {
     const known = this.has(serverId);
     this.since.set(serverId, this.now());
+    this.foundHere = true;
     if (known) return;
     try {
       this.onNoted?.(serverId, why);
@@ -39,6 +48,23 @@ export class Unanswering {
     if (this.now() - at < this.forgetAfterMs) return true;
     this.since.delete(serverId);
     return false;
+  }
+
+  /**
+   * Servers another run found not answering (each CLI command is a process of its own:
+   * without this each paid the hung server's wait again until main saw it down). Kept
+   * as if found here, at the time they were, and told to no one: that run said so.
+   */
+  remember(found: readonly FoundUnanswering[]): void {
+    const now = this.now();
+    for (const { server, at } of found)
+      if (at <= now && now - at < this.forgetAfterMs && at > (this.since.get(server) ?? -Infinity))
+        this.since.set(server, at);
+  }
+
+  /** The servers found not answering lately, and when, for the next run to `remember`. */
+  recent(): FoundUnanswering[] {
+    return this.list().map((server) => ({ server, at: this.since.get(server) as number }));
   }
 
   /** The servers to leave out now, the latest found first, at most MAX_EXCLUDED. */

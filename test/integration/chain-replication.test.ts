@@ -145,6 +145,13 @@ describe('a file server that hangs (stopped, its connections left open) while ma
     const got = await runSedfs(['get', '/after.bin', join(work, 'after.back')], env);
     assert.equal(got.code, 0, got.stderr);
     assert.ok(readFileSync(join(work, 'after.back')).equals(readFileSync(join(work, 'after.bin'))));
+    // The next command, a process of its own, knows from the put's which server did not
+    // answer: a file written while it still did, with copies there, is read from the
+    // others first, with no wait on it and so nothing to say about it.
+    const earlier = await runSedfs(['get', '/before.bin', join(work, 'before.back')], env);
+    assert.equal(earlier.code, 0, earlier.stderr);
+    assert.doesNotMatch(earlier.stderr, /is not answering/);
+    assert.ok(readFileSync(join(work, 'before.back')).equals(readFileSync(join(work, 'before.bin'))));
   });
 
   test('a get whose first copy is on it reads every byte from the others, without waiting out a minute per chunk', {

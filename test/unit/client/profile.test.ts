@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, test } from 'node:test';
@@ -89,4 +89,24 @@ describe('a profile on a file system that cannot fsync directories', () => {
     assert.match(notes[0] as string, /^SEDFS \d+: .*EINVAL/);
     assert.deepEqual(JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')), { main: 'https://m:1' });
   });
+});
+
+test('servers found not answering are handed from one command to the next; a damaged file, or entries that are not, count as none', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-unanswering-'));
+  try {
+    const profile = new Profile(dir);
+    assert.deepEqual(await profile.unanswering(), []);
+    const found = [{ server: 'a'.repeat(32), at: 1_795_000_000_000 }];
+    await profile.saveUnanswering(found);
+    assert.deepEqual(await new Profile(dir).unanswering(), found);
+    writeFileSync(join(dir, 'unanswering.json'), '{"not": "a list"');
+    assert.deepEqual(await profile.unanswering(), []);
+    writeFileSync(
+      join(dir, 'unanswering.json'),
+      JSON.stringify([null, { server: '../x', at: 1 }, { server: 'b'.repeat(32), at: 'soon' }, ...found]),
+    );
+    assert.deepEqual(await profile.unanswering(), found);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

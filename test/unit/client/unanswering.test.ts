@@ -54,3 +54,26 @@ test('copies on servers found not answering are tried last, each side in its own
     ['b', 'd', 'a', 'c'],
   );
 });
+
+test("servers another run found not answering are remembered as of when it found them, told to no one, and handed on with this run's", () => {
+  let now = 100_000;
+  const told: string[] = [];
+  const u = new Unanswering(60_000, () => now);
+  u.onNoted = (server) => told.push(server);
+  u.remember([
+    { server: 'old', at: 30_000 }, // forgotten already
+    { server: 'recent', at: 90_000 },
+    { server: 'future', at: 200_000 }, // a clock gone wrong: not believed
+  ]);
+  assert.deepEqual(u.list(), ['recent']);
+  assert.equal(u.foundHere, false, 'only remembered');
+  now = 149_999;
+  assert.ok(u.has('recent'));
+  now = 150_000;
+  assert.ok(!u.has('recent'), 'a minute after the other run found it');
+  u.note('mine', 'cannot reach it');
+  assert.deepEqual(told, ['mine']);
+  assert.equal(u.foundHere, true);
+  u.remember([{ server: 'mine', at: 120_000 }]);
+  assert.deepEqual(u.recent(), [{ server: 'mine', at: 150_000 }], 'an older finding does not move it back');
+});
