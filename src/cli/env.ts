@@ -88,12 +88,16 @@ export class CliEnv implements VerbEnv {
       );
     const client = new ClusterClient(main, trust ? { ca: trust.ca } : {});
     client.token = session.token;
-    client.unanswering.onNoted = (server, why) =>
+    const profile = this.profile(cmd);
+    client.unanswering.onNoted = (server, why) => {
       process.stderr.write(
         `sedfs: warning: file server ${server.slice(0, 8)} is not answering (${printable(why)}); the rest of this transfer works around it\n`,
       );
-    // What the commands before found not answering, this one works around from the start.
-    client.unanswering.remember(await this.profile(cmd).unanswering());
+      // For the next commands (see Unanswering.remember), written now: a transfer held up
+      // by a hung server is the one likely to be interrupted. Only a hint: a failure is not this command's.
+      void profile.noteUnanswering(client.unanswering.recent()).catch(() => undefined);
+    };
+    client.unanswering.remember(await profile.unanswering());
     this.opened = { client, session };
     return this.opened;
   }
@@ -152,9 +156,10 @@ export class CliEnv implements VerbEnv {
   }
 
   async close(): Promise<void> {
+    // The latest time each was found (a server noted again since it was first told).
     const unanswering = this.opened?.client.unanswering;
     if (unanswering?.foundHere && this.profileDir)
-      await new Profile(this.profileDir).saveUnanswering(unanswering.recent()).catch(() => undefined);
+      await new Profile(this.profileDir).noteUnanswering(unanswering.recent()).catch(() => undefined);
     await this.opened?.client.close();
     this.opened = undefined;
     this.fs = undefined;

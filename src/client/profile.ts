@@ -6,6 +6,7 @@ import { syncDir, syncDirWhereSupported, writeFileAtomic } from '../common/files
 import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
+import { MAX_EXCLUDED } from '../protocol/main-api.js';
 import type { Trust } from './trust.js';
 import type { FoundUnanswering } from './unanswering.js';
 
@@ -204,8 +205,20 @@ export class Profile {
     );
   }
 
-  async saveUnanswering(found: FoundUnanswering[]): Promise<void> {
-    await writeFileAtomic(join(this.dir, UNANSWERING_FILE), `${JSON.stringify(found)}\n`, 0o600, this.sync);
+  /**
+   * Adds `found` to what the file holds, the latest finding of each server kept, at most
+   * MAX_EXCLUDED: commands running side by side keep each other's findings.
+   */
+  async noteUnanswering(found: FoundUnanswering[]): Promise<void> {
+    const before = await this.unanswering();
+    const latest = new Map(before.map((f) => [f.server, f.at]));
+    for (const { server, at } of found) if (at > (latest.get(server) ?? -Infinity)) latest.set(server, at);
+    const all = [...latest]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, MAX_EXCLUDED)
+      .map(([server, at]) => ({ server, at }));
+    if (JSON.stringify(all) === JSON.stringify(before)) return;
+    await writeFileAtomic(join(this.dir, UNANSWERING_FILE), `${JSON.stringify(all)}\n`, 0o600, this.sync);
   }
 
   async session(): Promise<Session | undefined> {

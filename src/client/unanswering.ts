@@ -18,6 +18,8 @@ export interface FoundUnanswering {
 export class Unanswering {
   /** when each was last found not answering */
   private readonly since = new Map<string, number>();
+  /** when other runs found each not answering (`remember`) */
+  private readonly earlier = new Map<string, number>();
 
   /** told the first time a server is found not answering (until forgotten): the CLI says so */
   onNoted: ((serverId: string, why: string) => void) | undefined;
@@ -51,20 +53,28 @@ export class Unanswering {
   }
 
   /**
-   * Servers another run found not answering (each CLI command is a process of its own:
-   * without this each paid the hung server's wait again until main saw it down). Kept
-   * as if found here, at the time they were, and told to no one: that run said so.
+   * Servers other runs found not answering lately (each CLI command is a process of its
+   * own: without this each download paid a hung server's wait again until main saw it
+   * down). Their copies are read last (`last`), told to no one (that run said so). They
+   * are not left out of placements: one that only refused a connection for a moment (a
+   * restart) would cost the writes of a whole minute a copy where servers are few.
    */
   remember(found: readonly FoundUnanswering[]): void {
     const now = this.now();
     for (const { server, at } of found)
-      if (at <= now && now - at < this.forgetAfterMs && at > (this.since.get(server) ?? -Infinity))
-        this.since.set(server, at);
+      if (at <= now && now - at < this.forgetAfterMs && at > (this.earlier.get(server) ?? -Infinity))
+        this.earlier.set(server, at);
   }
 
-  /** The servers found not answering lately, and when, for the next run to `remember`. */
+  /** Servers found not answering lately, here or by the runs remembered, and when: for the next run. */
   recent(): FoundUnanswering[] {
-    return this.list().map((server) => ({ server, at: this.since.get(server) as number }));
+    const latest = new Map(this.earlier);
+    for (const [server, at] of this.since) if (at > (latest.get(server) ?? -Infinity)) latest.set(server, at);
+    return [...latest]
+      .filter(([, at]) => this.now() - at < this.forgetAfterMs)
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, MAX_EXCLUDED)
+      .map(([server, at]) => ({ server, at }));
   }
 
   /** The servers to leave out now, the latest found first, at most MAX_EXCLUDED. */
@@ -77,6 +87,12 @@ export class Unanswering {
 
   /** `items` with those on servers found not answering moved to the end, each side in its order (a stable sort). */
   last<T>(items: readonly T[], serverOf: (item: T) => string): T[] {
-    return [...items].sort((a, b) => Number(this.has(serverOf(a))) - Number(this.has(serverOf(b))));
+    const late = (item: T) => Number(this.has(serverOf(item)) || this.foundEarlier(serverOf(item)));
+    return [...items].sort((a, b) => late(a) - late(b));
+  }
+
+  private foundEarlier(serverId: string): boolean {
+    const at = this.earlier.get(serverId);
+    return at !== undefined && this.now() - at < this.forgetAfterMs;
   }
 }

@@ -13,6 +13,7 @@ export function collectGarbage(): void {
 
 /** Collects garbage every `ms` until the returned function is called. */
 export function collectGarbageEvery(ms: number): () => void {
-  const timer = setInterval(collect, ms);
+  // Unref'd: a test that fails before it stops this does not keep its process running.
+  const timer = setInterval(collect, ms).unref();
   return () => clearInterval(timer);
 }

@@ -97,9 +97,18 @@ test('servers found not answering are handed from one command to the next; a dam
     const profile = new Profile(dir);
     assert.deepEqual(await profile.unanswering(), []);
     const found = [{ server: 'a'.repeat(32), at: 1_795_000_000_000 }];
-    await profile.saveUnanswering(found);
+    await profile.noteUnanswering(found);
     assert.deepEqual(await new Profile(dir).unanswering(), found);
+    // Another command's findings join them; an older finding of the same server does not
+    // move it back.
+    const other = { server: 'c'.repeat(32), at: 1_795_000_000_500 };
+    await new Profile(dir).noteUnanswering([other, { server: 'a'.repeat(32), at: 1 }]);
+    assert.deepEqual(await profile.unanswering(), [other, ...found]);
     writeFileSync(join(dir, 'unanswering.json'), '{"not": "a list"');
+    assert.deepEqual(await profile.unanswering(), []);
+    await profile.noteUnanswering(found);
+    assert.deepEqual(await profile.unanswering(), found, 'a damaged file is written anew');
+    writeFileSync(join(dir, 'unanswering.json'), '[1, 2');
     assert.deepEqual(await profile.unanswering(), []);
     writeFileSync(
       join(dir, 'unanswering.json'),

@@ -55,7 +55,7 @@ test('copies on servers found not answering are tried last, each side in its own
   );
 });
 
-test("servers another run found not answering are remembered as of when it found them, told to no one, and handed on with this run's", () => {
+test("servers other runs found not answering are read last, as of when they were found, left in placements, told to no one, and handed on with this run's", () => {
   let now = 100_000;
   const told: string[] = [];
   const u = new Unanswering(60_000, () => now);
@@ -65,15 +65,24 @@ test("servers another run found not answering are remembered as of when it found
     { server: 'recent', at: 90_000 },
     { server: 'future', at: 200_000 }, // a clock gone wrong: not believed
   ]);
-  assert.deepEqual(u.list(), ['recent']);
+  const copies = ['recent', 'old', 'future', 'other'];
+  assert.deepEqual(
+    u.last(copies, (c) => c),
+    ['old', 'future', 'other', 'recent'],
+  );
+  assert.deepEqual(u.list(), [], 'not left out of placements');
+  assert.ok(!u.has('recent'));
   assert.equal(u.foundHere, false, 'only remembered');
-  now = 149_999;
-  assert.ok(u.has('recent'));
+  assert.deepEqual(u.recent(), [{ server: 'recent', at: 90_000 }]);
   now = 150_000;
-  assert.ok(!u.has('recent'), 'a minute after the other run found it');
+  assert.deepEqual(
+    u.last(copies, (c) => c),
+    copies,
+    'a minute after the other run found it',
+  );
   u.note('mine', 'cannot reach it');
+  u.remember([{ server: 'mine', at: 120_000 }]);
   assert.deepEqual(told, ['mine']);
   assert.equal(u.foundHere, true);
-  u.remember([{ server: 'mine', at: 120_000 }]);
-  assert.deepEqual(u.recent(), [{ server: 'mine', at: 150_000 }], 'an older finding does not move it back');
+  assert.deepEqual(u.recent(), [{ server: 'mine', at: 150_000 }], 'the latest finding of each');
 });
