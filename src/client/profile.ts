@@ -6,9 +6,8 @@ import { syncDir, syncDirWhereSupported, writeFileAtomic } from '../common/files
 import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
-import { MAX_EXCLUDED } from '../protocol/main-api.js';
 import type { Trust } from './trust.js';
-import type { FoundUnanswering } from './unanswering.js';
+import { type FoundUnanswering, latestFindings } from './unanswering.js';
 
 /**
  * The client's folder: `config.json` (main server URL), `keys/<user>.json` (the user's
@@ -211,12 +210,7 @@ export class Profile {
    */
   async noteUnanswering(found: FoundUnanswering[]): Promise<void> {
     const before = await this.unanswering();
-    const latest = new Map(before.map((f) => [f.server, f.at]));
-    for (const { server, at } of found) if (at > (latest.get(server) ?? -Infinity)) latest.set(server, at);
-    const all = [...latest]
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, MAX_EXCLUDED)
-      .map(([server, at]) => ({ server, at }));
+    const all = latestFindings(before, found);
     if (JSON.stringify(all) === JSON.stringify(before)) return;
     await writeFileAtomic(join(this.dir, UNANSWERING_FILE), `${JSON.stringify(all)}\n`, 0o600, this.sync);
   }

@@ -68,13 +68,10 @@ export class Unanswering {
 
   /** Servers found not answering lately, here or by the runs remembered, and when: for the next run. */
   recent(): FoundUnanswering[] {
-    const latest = new Map(this.earlier);
-    for (const [server, at] of this.since) if (at > (latest.get(server) ?? -Infinity)) latest.set(server, at);
-    return [...latest]
-      .filter(([, at]) => this.now() - at < this.forgetAfterMs)
-      .sort((a, b) => b[1] - a[1])
-      .slice(0, MAX_EXCLUDED)
-      .map(([server, at]) => ({ server, at }));
+    const found = (from: Map<string, number>) => [...from].map(([server, at]) => ({ server, at }));
+    return latestFindings(found(this.earlier), found(this.since)).filter(
+      ({ at }) => this.now() - at < this.forgetAfterMs,
+    );
   }
 
   /** The servers to leave out now, the latest found first, at most MAX_EXCLUDED. */
@@ -95,4 +92,15 @@ export class Unanswering {
     const at = this.earlier.get(serverId);
     return at !== undefined && this.now() - at < this.forgetAfterMs;
   }
+}
+
+/** The latest finding of each server in `lists`, the latest first, at most MAX_EXCLUDED. */
+export function latestFindings(...lists: readonly FoundUnanswering[][]): FoundUnanswering[] {
+  const latest = new Map<string, number>();
+  for (const { server, at } of lists.flat())
+    if (at > (latest.get(server) ?? -Infinity)) latest.set(server, at);
+  return [...latest]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, MAX_EXCLUDED)
+    .map(([server, at]) => ({ server, at }));
 }
