@@ -180,9 +180,9 @@ export class Reconciler {
     listedAfter: number | undefined,
   ): Promise<InventoryResponse> {
     if (!this.store.getServer(serverId)) throw new SedfsError('SEDFS_ERR_UNKNOWN_SERVER');
+    // The store takes the listing time as no later than now: a server naming a time to
+    // come cannot have replicas main records while it reads the list judged by it.
     const now = this.now();
-    // Never later than now: a server naming a time to come cannot have replicas main
-    // records while it reads the list judged by it.
     this.store.beginInventory(serverId, listedAfter ?? now, now);
     let batch: string[] = [];
     let reported = 0;

@@ -296,6 +296,7 @@ export class SqliteStore implements MainStore {
   beginInventory(serverId: string, listedAfter: number, now: number): void {
     this.scans.set(serverId, {
       began: now,
+      // Never later than now (a server's own word, see Reconciler.compare).
       listedAfter: Math.min(listedAfter, now),
       after: '',
       missing: 0,
