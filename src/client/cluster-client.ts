@@ -6,20 +6,20 @@ import type { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
 import { MAX_BATCHED_CHUNK_BYTES } from '../protocol/file-server-api.js';
-import {
-  type BeginUploadResponse,
-  type BlobManifest,
-  type CommitFilesRequest,
-  type CommitRequest,
-  type CommitResponse,
-  MAX_EXCLUDED,
-  type Placement,
-  type PlacementAnswerResponse,
-  type PlacementRequest,
-  type PlacementResponse,
-  type ServersResponse,
+import { MANIFEST_PAGE, MAX_EXCLUDED } from '../protocol/limits.js';
+import type {
+  BeginUploadResponse,
+  BlobManifest,
+  CommitFilesRequest,
+  CommitRequest,
+  CommitResponse,
+  Placement,
+  PlacementAnswerResponse,
+  PlacementRequest,
+  PlacementResponse,
+  ServersResponse,
 } from '../protocol/main-api.js';
-import { MANIFEST_PAGE, type NodeEntry } from '../protocol/namespace-api.js';
+import type { NodeEntry } from '../protocol/namespace-api.js';
 import { Unanswering } from './unanswering.js';
 
 /** Typed calls to main's API; one connection pool shared with the chunk transfers. */

@@ -16,15 +16,15 @@ import {
 import type { MeResponse } from '../protocol/account-api.js';
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
 import type { PutBatchResponse, PutChunkResponse, StoredReceipt } from '../protocol/file-server-api.js';
+import { CONTENTS_MAX } from '../protocol/limits.js';
 import type { Placement } from '../protocol/main-api.js';
-import {
-  type ChildrenResponse,
-  CONTENTS_MAX,
-  type ContentResponse,
-  type ContentsResponse,
-  type NodeEntry,
-  type ShareEntry,
-  type VersionCommit,
+import type {
+  ChildrenResponse,
+  ContentResponse,
+  ContentsResponse,
+  NodeEntry,
+  ShareEntry,
+  VersionCommit,
 } from '../protocol/namespace-api.js';
 import { me as fetchMe, rootSealContext } from './account.js';
 import type { ByteSource } from './chunker.js';

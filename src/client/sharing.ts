@@ -13,17 +13,17 @@ import {
   wrapNodeKey,
 } from '../crypto/node-keys.js';
 import { SedfsError } from '../protocol/errors.js';
-import {
-  type LockResponse,
-  type NodeEntry,
-  type PermsResponse,
-  REKEY_PART_MAX,
-  type RekeyRequest,
-  type RekeyResponse,
-  type RotationsResponse,
-  type SubtreeResponse,
-  type UnshareResponse,
-  type UserKeysResponse,
+import { REKEY_PART_MAX } from '../protocol/limits.js';
+import type {
+  LockResponse,
+  NodeEntry,
+  PermsResponse,
+  RekeyRequest,
+  RekeyResponse,
+  RotationsResponse,
+  SubtreeResponse,
+  UnshareResponse,
+  UserKeysResponse,
 } from '../protocol/namespace-api.js';
 import {
   type FileSystem,

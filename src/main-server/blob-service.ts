@@ -4,6 +4,7 @@ import { receiptValid } from '../crypto/receipts.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { SedfsError } from '../protocol/errors.js';
 import { MAX_BATCH_CHUNKS, MAX_BATCHED_CHUNK_BYTES } from '../protocol/file-server-api.js';
+import { MANIFEST_PAGE } from '../protocol/limits.js';
 import type {
   BeginUploadResponse,
   BlobManifest,
@@ -16,7 +17,7 @@ import type {
   PlacementRequest,
   ServerRef,
 } from '../protocol/main-api.js';
-import { MANIFEST_PAGE } from '../protocol/namespace-api.js';
+
 import {
   allBarred,
   chooseTrustedFirst,

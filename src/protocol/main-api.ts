@@ -1,4 +1,5 @@
 import { type Static, Type } from '@sinclair/typebox';
+import { MAX_EXCLUDED } from './limits.js';
 import { VersionCommit } from './namespace-api.js';
 import { ChunkId, HexId, strict } from './schemas.js';
 
@@ -150,8 +151,6 @@ export interface BeginUploadResponse {
 
 /** Most chunks one placement request may ask for: small files are placed in batches. */
 export const MAX_PLACEMENT_BATCH = 1024;
-/** Most servers one chunk's placement may ask main to leave out. */
-export const MAX_EXCLUDED = 16;
 
 export const PlacementRequest = Type.Object(
   {

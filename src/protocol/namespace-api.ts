@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { ErrorBody } from './errors.js';
+import { CONTENTS_MAX, REKEY_PART_MAX } from './limits.js';
 import type { BlobManifest } from './main-api.js';
 import { HexId, strict } from './schemas.js';
 
@@ -107,25 +108,12 @@ export interface ContentResponse {
   manifest: BlobManifest;
 }
 
-/**
- * Chunks one `GET /v1/nodes/:id/content` lists at most (1 GiB of 4 MiB chunks), each
- * with a read ticket; a download asks for the rest as it goes (`?from=`). One answer for
- * every chunk of a large file made main sign a ticket per chunk at once (a terabyte:
- * 262,144 signatures, seconds of its thread, for any reader who asked), and its tickets
- * expired (5 minutes) long before a slow download reached the last chunks.
- */
-export const MANIFEST_PAGE = 256;
 export const ContentQuery = Type.Object(
   { from: Type.Optional(Type.String({ pattern: '^(0|[1-9][0-9]{0,9})$' })) },
   strict,
 );
 export type ContentQuery = Static<typeof ContentQuery>;
 
-/**
- * Files whose contents one `POST /v1/contents` may ask for: `get -r` asks for a folder's
- * small files this many at a time instead of one request each.
- */
-export const CONTENTS_MAX = 256;
 /**
  * Chunks one such answer covers at most (each a signed read ticket): a file past it is
  * answered SEDFS_ERR_BATCH_FULL, to be asked for alone, so one request cannot make
@@ -221,8 +209,6 @@ export interface RotationsResponse {
   rotations: { nodeId: string; startedAt: number; attempt: string | null; parts: number }[];
 }
 
-/** Items at most in one part of a rotation (nodes, grants); a client sends ~8 MiB a part. */
-export const REKEY_PART_MAX = 50_000;
 /** Bytes at most in one part of a rotation. */
 export const REKEY_BODY_LIMIT = 16 * 1024 * 1024;
 

@@ -1,10 +1,6 @@
 import type { FastifyInstance } from 'fastify';
-import {
-  ContentQuery,
-  type ContentResponse,
-  MANIFEST_PAGE,
-  NodeParams,
-} from '../../protocol/namespace-api.js';
+import { MANIFEST_PAGE } from '../../protocol/limits.js';
+import { ContentQuery, type ContentResponse, NodeParams } from '../../protocol/namespace-api.js';
 import { type MainContext, requireUser } from '../context.js';
 
 /**

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { Unanswering } from '../../../src/client/unanswering.js';
-import { MAX_EXCLUDED } from '../../../src/protocol/main-api.js';
+import { MAX_EXCLUDED } from '../../../src/protocol/limits.js';
 
 test('a server found not answering is told once until forgotten, and forgotten after a while', () => {
   let now = 0;

@@ -1,0 +1,26 @@
+/**
+ * Numbers client and main agree on, in a module of its own: the API modules build their
+ * TypeBox schemas as they load, which every `sedfs` command paid for (~8 ms of a short
+ * one's start) to read four numbers. The schemas import them from here.
+ */
+
+/** Most servers one chunk's placement may ask main to leave out. */
+export const MAX_EXCLUDED = 16;
+
+/**
+ * Chunks one `GET /v1/nodes/:id/content` lists at most (1 GiB of 4 MiB chunks), each
+ * with a read ticket; a download asks for the rest as it goes (`?from=`). One answer for
+ * every chunk of a large file made main sign a ticket per chunk at once (a terabyte:
+ * 262,144 signatures, seconds of its thread, for any reader who asked), and its tickets
+ * expired (5 minutes) long before a slow download reached the last chunks.
+ */
+export const MANIFEST_PAGE = 256;
+
+/**
+ * Files whose contents one `POST /v1/contents` may ask for: `get -r` asks for a folder's
+ * small files this many at a time instead of one request each.
+ */
+export const CONTENTS_MAX = 256;
+
+/** Items at most in one part of a rotation (nodes, grants); a client sends ~8 MiB a part. */
+export const REKEY_PART_MAX = 50_000;
