@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
+import { compareNames } from '../client/name-order.js';
 import { globals, type VerbEnv } from './env.js';
 import { printableName } from './output.js';
 
@@ -12,7 +13,7 @@ interface TreeNode {
 
 async function build(fs: FileSystem, node: OpenNode): Promise<TreeNode> {
   if (node.entry.kind !== 'dir') return { name: node.name, kind: 'file', size: node.entry.size };
-  const kids = (await fs.childrenOf(node)).sort((a, b) => a.name.localeCompare(b.name));
+  const kids = (await fs.childrenOf(node)).sort((a, b) => compareNames(a.name, b.name));
   return {
     name: node.name || '/',
     kind: 'dir',

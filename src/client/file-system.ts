@@ -31,6 +31,7 @@ import type { ByteSource } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchChunks } from './fetch-blob.js';
 import { ManifestPager } from './manifest-pager.js';
+import { compareNames } from './name-order.js';
 import { checkName, checkStoredName, joinPath, splitPath } from './paths.js';
 import { sealWorkers } from './seal-workers.js';
 import { DEFAULT_CHUNK_BYTES, OtherServers, sendBatch, sendChunk, storeChunks } from './store-blob.js';
@@ -225,7 +226,7 @@ export class FileSystem {
     if (dir.entry.kind !== 'dir') return [this.listed(dir)];
     return (await this.childrenOf(dir))
       .map((c) => this.listed(c))
-      .sort((a, b) => a.name.localeCompare(b.name));
+      .sort((a, b) => compareNames(a.name, b.name));
   }
 
   /**
