@@ -32,7 +32,7 @@ import type { ClusterClient } from './cluster-client.js';
 import { fetchChunks } from './fetch-blob.js';
 import { ManifestPager } from './manifest-pager.js';
 import { compareNames } from './name-order.js';
-import { checkName, checkStoredName, joinPath, splitPath } from './paths.js';
+import { checkName, checkStoredName, childPath, joinPath, splitPath } from './paths.js';
 import { sealWorkers } from './seal-workers.js';
 import { DEFAULT_CHUNK_BYTES, OtherServers, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
@@ -189,7 +189,7 @@ export class FileSystem {
     )
       throw new SedfsError('SEDFS_ERR_BAD_NAME', 'its name is not the one it is filed under');
     const plainName = checkStoredName(stored);
-    return { entry, key, name: plainName, path: joinPath([...splitPath(parent.path), plainName]) };
+    return { entry, key, name: plainName, path: childPath(parent.path, plainName) };
   }
 
   /** Resolves a path; `undefined` if the last name does not exist, an error if a folder on the way does not. */

@@ -69,3 +69,11 @@ export function splitPath(path: string, cwd = '/'): string[] {
 export function joinPath(names: string[]): string {
   return `/${names.join('/')}`;
 }
+
+/**
+ * The path of `name` in the folder whose path is `parentPath` (one made by joinPath, so
+ * its names were checked): not split and checked again for every entry of a listing.
+ */
+export function childPath(parentPath: string, name: string): string {
+  return parentPath === '/' ? `/${name}` : `${parentPath}/${name}`;
+}

@@ -1,4 +1,4 @@
-import { createCipheriv, createDecipheriv, hkdfSync } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, type KeyObject } from 'node:crypto';
 import { SedfsError } from '../protocol/errors.js';
 import { randomBytesPooled } from './random.js';
 
@@ -17,7 +17,7 @@ export function randomKey(): Buffer {
 }
 
 /** Encrypts with a random nonce: `nonce ‖ ciphertext ‖ tag`. For small values (keys, names). */
-export function sealSymmetric(key: Uint8Array, plaintext: Uint8Array, aad: Uint8Array): Buffer {
+export function sealSymmetric(key: Uint8Array | KeyObject, plaintext: Uint8Array, aad: Uint8Array): Buffer {
   const nonce = randomBytesPooled(NONCE_BYTES);
   const c = createCipheriv('aes-256-gcm', key, nonce);
   c.setAAD(aad);
@@ -26,7 +26,12 @@ export function sealSymmetric(key: Uint8Array, plaintext: Uint8Array, aad: Uint8
 }
 
 /** Opens `nonce ‖ ciphertext ‖ tag`; any change to it, the key or the AAD is one clear error. */
-export function openSymmetric(key: Uint8Array, sealed: Uint8Array, aad: Uint8Array, what: string): Buffer {
+export function openSymmetric(
+  key: Uint8Array | KeyObject,
+  sealed: Uint8Array,
+  aad: Uint8Array,
+  what: string,
+): Buffer {
   if (sealed.length < NONCE_BYTES + TAG_BYTES)
     throw new SedfsError('SEDFS_ERR_DECRYPT', `${what} is too short`);
   const buf = Buffer.from(sealed.buffer, sealed.byteOffset, sealed.byteLength);
@@ -34,7 +39,11 @@ export function openSymmetric(key: Uint8Array, sealed: Uint8Array, aad: Uint8Arr
   d.setAAD(aad);
   d.setAuthTag(buf.subarray(buf.length - TAG_BYTES));
   try {
-    return Buffer.concat([d.update(buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES)), d.final()]);
+    const plain = d.update(buf.subarray(NONCE_BYTES, buf.length - TAG_BYTES));
+    // GCM's final() gives no bytes, only the tag's verdict: no copy into a third buffer
+    // (listing a folder opens two small values an entry).
+    const rest = d.final();
+    return rest.length === 0 ? plain : Buffer.concat([plain, rest]);
   } catch {
     throw new SedfsError('SEDFS_ERR_DECRYPT', `${what} could not be decrypted: wrong key or altered data`);
   }

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { deriveKey, openSymmetric, randomKey, sealSymmetric } from './aead.js';
 
 /**
@@ -18,21 +18,26 @@ import { deriveKey, openSymmetric, randomKey, sealSymmetric } from './aead.js';
 export const newNodeKey = randomKey;
 
 /**
- * Subkeys of the last few node keys used. Listing a folder opens every child's name and
- * key under the same parent's subkeys: one HKDF per parent, not two per child (10,000
- * entries spent ~0.1 s deriving the same two keys). Only this process's memory holds
- * them, as it holds the node keys themselves.
+ * Subkeys of the node keys in use, as key objects. Listing a folder opens every child's
+ * name and key under the same parent's subkeys: one HKDF per parent, not two per child
+ * (10,000 entries spent ~0.1 s deriving the same two keys). They are found by the key's
+ * buffer, not its bytes spelled out (three base64 strings an entry), and kept as long as
+ * that buffer lives; the bytes they were derived from are kept beside them and compared,
+ * so a buffer written over since gets subkeys of its own. Only this process's memory
+ * holds them, as it holds the node keys themselves.
  */
-const derived = new Map<string, Buffer>();
-const DERIVED_KEPT = 256;
+const derived = new WeakMap<Uint8Array, { from: Buffer; subkeys: Map<string, KeyObject> }>();
 
-function subkey(key: Uint8Array, label: string): Buffer {
-  const id = `${label}:${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString('base64')}`;
-  let k = derived.get(id);
+function subkey(key: Uint8Array, label: string): KeyObject {
+  let held = derived.get(key);
+  if (!held || !held.from.equals(key)) {
+    held = { from: Buffer.from(key), subkeys: new Map() };
+    derived.set(key, held);
+  }
+  let k = held.subkeys.get(label);
   if (!k) {
-    k = deriveKey(key, label);
-    if (derived.size >= DERIVED_KEPT) derived.delete(derived.keys().next().value as string);
-    derived.set(id, k);
+    k = createSecretKey(deriveKey(key, label));
+    held.subkeys.set(label, k);
   }
   return k;
 }

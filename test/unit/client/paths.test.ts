@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import {
   checkName,
   checkStoredName,
+  childPath,
   isStorableName,
   joinPath,
   splitPath,
@@ -15,6 +16,17 @@ test('paths split into names from home, resolving . and .. locally', () => {
   assert.deepEqual(splitPath('../../..', '/a'), []);
   assert.equal(joinPath(['a', 'b']), '/a/b');
   assert.equal(joinPath([]), '/');
+});
+
+test("a child's path is its folder's path and its name, as joining the folder's names with it gives", () => {
+  for (const [parent, name] of [
+    ['/', 'a'],
+    ['/a', 'b'],
+    ['/a/b c', 'd'],
+  ] as const)
+    assert.equal(childPath(parent, name), joinPath([...splitPath(parent), name]));
+  assert.equal(childPath('/', 'a'), '/a');
+  assert.equal(childPath('/a/b', 'c'), '/a/b/c');
 });
 
 test('names are NFC, at most 255 UTF-8 bytes, and never empty, . or ..', () => {
