@@ -30,7 +30,7 @@ const derived = new WeakMap<Uint8Array, { from: Buffer; subkeys: Map<string, Key
 
 function subkey(key: Uint8Array, label: string): KeyObject {
   let held = derived.get(key);
-  if (!held || !held.from.equals(key)) {
+  if (!held?.from.equals(key)) {
     held = { from: Buffer.from(key), subkeys: new Map() };
     derived.set(key, held);
   }
