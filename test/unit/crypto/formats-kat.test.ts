@@ -179,6 +179,19 @@ describe('names and key wrapping', () => {
     assert.equal(nameMac(PARENT_KEY, 'caf\u00e9'), nameMac(PARENT_KEY, 'cafe\u0301'));
     assert.notEqual(nameMac(PARENT_KEY, 'a'), nameMac(Buffer.alloc(32, 2), 'a'));
   });
+
+  test("a key buffer written over with another key's bytes works as that key, not as the one it held", () => {
+    const key = Buffer.alloc(32, 3);
+    const id = 'cc'.repeat(16);
+    const sealedBefore = encryptName(key, 'aa'.repeat(16), id, 'before');
+    const macBefore = nameMac(key, 'x');
+    key.fill(4);
+    assert.equal(nameMac(key, 'x'), nameMac(Buffer.alloc(32, 4), 'x'));
+    assert.notEqual(nameMac(key, 'x'), macBefore);
+    assert.throws(() => decryptName(key, 'aa'.repeat(16), id, sealedBefore), { code: 'SEDFS_ERR_DECRYPT' });
+    const sealedAfter = encryptName(Buffer.alloc(32, 4), 'aa'.repeat(16), id, 'after');
+    assert.equal(decryptName(key, 'aa'.repeat(16), id, sealedAfter), 'after');
+  });
 });
 
 describe('identity keys', () => {
