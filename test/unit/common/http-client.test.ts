@@ -53,3 +53,20 @@ test('an error page that is not JSON keeps its status in the error', async () =>
     return true;
   });
 });
+
+test('calls made one after another, answered or refused, share one kept connection', async () => {
+  const fresh = createAgent();
+  let connections = 0;
+  const onConnection = () => connections++;
+  server.on('connection', onConnection);
+  try {
+    await requestJson(fresh, `${base}/json`);
+    await assert.rejects(requestJson(fresh, `${base}/error-page`));
+    await requestJson(fresh, `${base}/json`);
+    await requestJson(fresh, `${base}/json`);
+    assert.equal(connections, 1);
+  } finally {
+    server.off('connection', onConnection);
+    await fresh.close();
+  }
+});
