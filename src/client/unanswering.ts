@@ -1,3 +1,5 @@
+import { MAX_EXCLUDED } from '../protocol/limits.js';
+
 /**
  * File servers that lately did not answer this client: a connection or a transfer failed
  * (refused, reset, or silent for STALL_MS). Until main sees such a server down (its
@@ -102,5 +104,3 @@ export function latestFindings(...lists: readonly FoundUnanswering[][]): FoundUn
     .slice(0, MAX_EXCLUDED)
     .map(([server, at]) => ({ server, at }));
 }
-
-import { MAX_EXCLUDED } from '../protocol/limits.js';

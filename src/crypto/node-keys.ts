@@ -36,7 +36,7 @@ function subkey(key: Uint8Array, label: string): KeyObject {
   }
   let k = held.subkeys.get(label);
   if (!k) {
-    k = createSecretKey(deriveKey(key, label));
+    k = createSecretKey(deriveKey(held.from, label));
     held.subkeys.set(label, k);
   }
   return k;

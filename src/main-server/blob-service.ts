@@ -17,7 +17,6 @@ import type {
   PlacementRequest,
   ServerRef,
 } from '../protocol/main-api.js';
-
 import {
   allBarred,
   chooseTrustedFirst,
