@@ -148,24 +148,73 @@ export function uploadWatch(
   const origin = new URL(url).origin;
   return new StallWatch(
     origin,
-    async (signal) => {
-      // A connection of its own, not one of the pool the transfers it checks on hold.
-      const fresh = freshAgentLike(dispatcher);
-      try {
-        const res = await request(`${origin}/v1/health`, {
-          dispatcher: fresh ?? dispatcher,
-          ...(expectedIds ? { expectedIds } : {}),
-          method: 'GET',
-          signal: anySignal([signal, AbortSignal.timeout(Math.min(HEALTH_MS, ms / 2))]),
-        });
-        await res.body.dump();
-        if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);
-      } finally {
-        void fresh?.destroy().catch(() => undefined);
-      }
-    },
+    (signal) => unlessAborted(healthOf(dispatcher, origin, expectedIds, Math.min(HEALTH_MS, ms / 2)), signal),
     ms,
   );
+}
+
+/**
+ * Health checks under way, by the agent they are made like, then the server asked (its
+ * origin, the ids expected there) and the time allowed. Transfers to one server that
+ * stall at once (up to 64 a client, one a connection) join one check: each made a new
+ * connection and TLS handshake of its own, 64 every 10 s to a server that was only slow.
+ * A transfer that moves on leaves the check to the others; a check ends within its time.
+ */
+const checksUnderWay = new WeakMap<Dispatcher, Map<string, Promise<void>>>();
+
+function healthOf(
+  dispatcher: Dispatcher,
+  origin: string,
+  expectedIds: readonly string[] | undefined,
+  limitMs: number,
+): Promise<void> {
+  let checks = checksUnderWay.get(dispatcher);
+  if (!checks) {
+    checks = new Map();
+    checksUnderWay.set(dispatcher, checks);
+  }
+  const key = `${origin} ${expectedIds ? [...expectedIds].sort().join(',') : '-'} ${limitMs}`;
+  let check = checks.get(key);
+  if (!check) {
+    const under = checks;
+    check = askHealth(dispatcher, origin, expectedIds, limitMs).finally(() => under.delete(key));
+    // Those who joined it take its failure; none may be left to (all moved on).
+    check.catch(() => undefined);
+    checks.set(key, check);
+  }
+  return check;
+}
+
+async function askHealth(
+  dispatcher: Dispatcher,
+  origin: string,
+  expectedIds: readonly string[] | undefined,
+  limitMs: number,
+): Promise<void> {
+  // A connection of its own, not one of the pool the transfers it checks on hold.
+  const fresh = freshAgentLike(dispatcher);
+  try {
+    const res = await request(`${origin}/v1/health`, {
+      dispatcher: fresh ?? dispatcher,
+      ...(expectedIds ? { expectedIds } : {}),
+      method: 'GET',
+      signal: AbortSignal.timeout(limitMs),
+    });
+    await res.body.dump();
+    if (res.statusCode !== 200) throw new Error(`health answered ${res.statusCode}`);
+  } finally {
+    void fresh?.destroy().catch(() => undefined);
+  }
+}
+
+/** `work`'s outcome, or a rejection once `signal` aborts, whichever comes first (`work` goes on). */
+function unlessAborted<T>(work: Promise<T>, signal: AbortSignal): Promise<T> {
+  if (signal.aborted) return Promise.reject(signal.reason);
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => reject(signal.reason);
+    signal.addEventListener('abort', onAbort, { once: true });
+    work.then(resolve, reject).finally(() => signal.removeEventListener('abort', onAbort));
+  });
 }
 
 /** An answer to watchedRequest: `pieces()` reads its body, a wait watched for each piece. */

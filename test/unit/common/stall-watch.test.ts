@@ -294,3 +294,51 @@ test('a reader that stops early lets go of the answer: the server sees its respo
     await s.close();
   }
 });
+
+test('transfers to one server that stall at once share one health check, and each gets its answer; a hung server fails them all', {
+  timeout: 10_000,
+}, async () => {
+  const held: ServerResponse[] = [];
+  let checks = 0;
+  let checkAnswers = true;
+  const server = createServer((req, res) => {
+    if (req.url !== '/v1/health') return void held.push(res);
+    checks += 1;
+    // A busy server: its checks take a while to answer, and overlap.
+    if (checkAnswers) setTimeout(() => res.end('{}'), MS / 2);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const agent = createAgent();
+  // Each order's failure is awaited below, or not at all if an assertion fails first.
+  const order = () => {
+    const sent = watchedRequest(agent, `${url}/v1/chunks/x/verify`, { method: 'POST' }, MS * 2);
+    sent.catch(() => undefined);
+    return sent;
+  };
+  try {
+    const orders = Array.from({ length: 20 }, order);
+    while (held.length < 20) await sleep(10);
+    // Some rounds of checks, all answered: the orders are waited for, a check or two a round.
+    await sleep(MS * 10);
+    assert.ok(checks >= 2 && checks <= 12, `${checks} health checks for 20 orders over ~4 rounds`);
+    for (const res of held.splice(0)) res.end('{"ok":true}');
+    for (const res of await Promise.all(orders)) assert.deepEqual(await res.body.json(), { ok: true });
+
+    // Hung: the orders' shared checks go unanswered, and every order fails.
+    checkAnswers = false;
+    checks = 0;
+    const failing = Array.from({ length: 20 }, order);
+    while (held.length < 20) await sleep(10);
+    for (const outcome of await Promise.allSettled(failing))
+      assert.equal(
+        outcome.status === 'rejected' && (outcome.reason as SedfsError).code,
+        'SEDFS_ERR_UNREACHABLE',
+      );
+    assert.ok(checks <= 3, `${checks} health checks for 20 orders to a hung server`);
+  } finally {
+    await agent.destroy();
+    server.closeAllConnections();
+    server.close();
+  }
+});
