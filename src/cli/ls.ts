@@ -7,7 +7,10 @@ export function registerLsCommand(program: Command, env: VerbEnv): void {
     .command('ls [path]')
     .description('list a folder: name, kind, size, modified')
     .option('--json', 'print JSON')
-    .addHelpText('after', '\nExamples:\n  sedfs ls\n  sedfs ls /photos --json')
+    .addHelpText(
+      'after',
+      "\nNames are sorted as the system's ls sorts them: in the collation of LC_ALL, LC_COLLATE\nor LANG, by code point in the C locale.\n\nExamples:\n  sedfs ls\n  sedfs ls /photos --json",
+    )
     .action((path: string | undefined, _opts: unknown, cmd: Command) =>
       env.run(async () => {
         const fs = await env.fileSystem(cmd);
