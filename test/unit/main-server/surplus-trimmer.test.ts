@@ -152,8 +152,8 @@ test('a next page whose timer fires before the read budget allows it is asked fo
   // next page may fire before the budget allows it. Timers of a second or more set
   // during the pass fire half a second early here.
   const realSetTimeout = globalThis.setTimeout;
-  globalThis.setTimeout = ((fn: () => void, ms?: number) =>
-    realSetTimeout(fn, ms !== undefined && ms >= 1000 ? ms - 500 : ms)) as typeof setTimeout;
+  globalThis.setTimeout = ((fn: (...args: unknown[]) => void, ms?: number, ...args: unknown[]) =>
+    realSetTimeout(fn, ms !== undefined && ms >= 1000 ? ms - 500 : ms, ...args)) as typeof setTimeout;
   try {
     try {
       await c.trimmer.runNow();
