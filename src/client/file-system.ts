@@ -344,7 +344,7 @@ export class FileSystem {
       wrappedKey: wrapNodeKey(parent.key, id, key),
       ...keyWitness('expectParentWrappedKey', parent),
     });
-    return { entry, key, name, path: joinPath([...splitPath(parent.path), name]) };
+    return { entry, key, name, path: childPath(parent.path, name) };
   }
 
   /**
@@ -373,8 +373,7 @@ export class FileSystem {
       (f) => !existing.has(f.name) && f.data.length > 0 && f.data.length <= DEFAULT_CHUNK_BYTES,
     );
     for (const f of files)
-      if (!batchable.includes(f))
-        await this.put([f.data], joinPath([...splitPath(parent.path), f.name]), opts);
+      if (!batchable.includes(f)) await this.put([f.data], childPath(parent.path, f.name), opts);
     for (let i = 0; i < batchable.length; i += PUT_MANY_BATCH) {
       await this.putBatch(parent, batchable.slice(i, i + PUT_MANY_BATCH), opts);
     }
@@ -658,7 +657,7 @@ export class FileSystem {
       ...keyWitness('expectWrappedKey', node),
       ...keyWitness('expectParentWrappedKey', parent),
     });
-    return { ...node, name, path: joinPath([...splitPath(parent.path), name]) };
+    return { ...node, name, path: childPath(parent.path, name) };
   }
 }
 
