@@ -1,5 +1,11 @@
 import { MAX_EXCLUDED } from '../protocol/limits.js';
 
+/** A server found not answering, and when (ms since the epoch). */
+export interface FoundUnanswering {
+  server: string;
+  at: number;
+}
+
 /**
  * File servers that lately did not answer this client: a connection or a transfer failed
  * (refused, reset, or silent for STALL_MS). Until main sees such a server down (its
@@ -9,12 +15,6 @@ import { MAX_EXCLUDED } from '../protocol/limits.js';
  * asks main to leave out, so the transfer pays for it once. Forgotten after a while: a
  * server may come back, and main knows by then.
  */
-/** A server found not answering, and when (ms since the epoch). */
-export interface FoundUnanswering {
-  server: string;
-  at: number;
-}
-
 export class Unanswering {
   /** when each was last found not answering */
   private readonly since = new Map<string, number>();
@@ -47,7 +47,7 @@ export class Unanswering {
   has(serverId: string): boolean {
     const at = this.since.get(serverId);
     if (at === undefined) return false;
-    if (this.now() - at < this.forgetAfterMs) return true;
+    if (this.fresh(at)) return true;
     this.since.delete(serverId);
     return false;
   }
@@ -62,16 +62,14 @@ export class Unanswering {
   remember(found: readonly FoundUnanswering[]): void {
     const now = this.now();
     for (const { server, at } of found)
-      if (at <= now && now - at < this.forgetAfterMs && at > (this.earlier.get(server) ?? -Infinity))
+      if (at <= now && this.fresh(at, now) && at > (this.earlier.get(server) ?? -Infinity))
         this.earlier.set(server, at);
   }
 
   /** Servers found not answering lately, here or by the runs remembered, and when: for the next run. */
   recent(): FoundUnanswering[] {
     const found = (from: Map<string, number>) => [...from].map(([server, at]) => ({ server, at }));
-    return latestFindings(found(this.earlier), found(this.since)).filter(
-      ({ at }) => this.now() - at < this.forgetAfterMs,
-    );
+    return latestFindings(found(this.earlier), found(this.since)).filter(({ at }) => this.fresh(at));
   }
 
   /** The servers to leave out now, the latest found first, at most MAX_EXCLUDED. */
@@ -90,7 +88,12 @@ export class Unanswering {
 
   private foundEarlier(serverId: string): boolean {
     const at = this.earlier.get(serverId);
-    return at !== undefined && this.now() - at < this.forgetAfterMs;
+    return at !== undefined && this.fresh(at);
+  }
+
+  /** Whether a finding at `at` is still remembered. */
+  private fresh(at: number, now = this.now()): boolean {
+    return now - at < this.forgetAfterMs;
   }
 }
 
