@@ -117,16 +117,30 @@ Examples:
           await writeFile(file, before, { mode: 0o600 });
           const { command, args, windowsVerbatimArguments } = editorLaunch(file);
           const opened = Date.now();
-          const code = await ignoringCtrlC(
+          // How the editor failed, or undefined if it did not.
+          const failed = await ignoringCtrlC(
             () =>
-              new Promise<number | null>((resolve, reject) => {
+              new Promise<string | undefined>((resolve, reject) => {
                 const child = spawn(command, args, { stdio: 'inherit', windowsVerbatimArguments });
                 child.on('error', reject);
-                child.on('exit', resolve);
+                child.on('exit', (code, signal) =>
+                  resolve(
+                    code === 0 ? undefined : code === null ? `was ended by ${signal}` : `exited with ${code}`,
+                  ),
+                );
               }),
           );
-          if (code !== 0)
-            throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `the editor exited with ${code}; nothing uploaded`);
+          if (failed) {
+            // An editor may fail after the user saved (vi after any error in the session,
+            // one killed by a signal): what it saved is not uploaded, nor thrown away.
+            if (!changedFrom(file, before))
+              throw new SedfsError('SEDFS_ERR_BAD_REQUEST', `the editor ${failed}; nothing uploaded`);
+            unsaved = true;
+            throw new SedfsError(
+              'SEDFS_ERR_BAD_REQUEST',
+              `the editor ${failed}, so what it saved was not uploaded; your edited copy is kept at ${file} (check it, then upload it with: sedfs put ${commandWord(file)} ${commandWord(remote)})`,
+            );
+          }
           let after = await readFile(file);
           if (after.equals(before) && Date.now() - opened < QUICK_RETURN_MS) {
             // An editor that hands the file to a window already open returns at once

@@ -95,6 +95,63 @@ export function completionOf(
   };
 }
 
+type Completer = (line: string, done: (err: null, result: [string[], string]) => void) => void;
+
+/**
+ * The lines typed at the shell's prompt. On a terminal each is read by a readline of
+ * its own, closed while the line's command runs: one left open keeps the terminal in raw
+ * mode and reads it, so it took keys meant for an editor (`edit`), echoed a passphrase
+ * typed at `login` and ran it as a command, and swallowed Ctrl-C, which now ends the
+ * shell during a command as at the prompt (nothing half-sent is committed). Lines pasted
+ * together still run one after another. From a pipe or a file, one reader takes every
+ * line: nothing is typed there, and what it has read ahead must not be lost.
+ */
+async function* shellLines(completer: Completer, prompt: () => string): AsyncGenerator<string> {
+  if (!process.stdin.isTTY) {
+    const rl = createInterface({ input: process.stdin, output: process.stdout, completer });
+    rl.setPrompt(prompt());
+    rl.prompt();
+    try {
+      for await (const line of rl) {
+        yield line;
+        rl.setPrompt(prompt());
+        rl.prompt();
+      }
+    } finally {
+      rl.close();
+    }
+    return;
+  }
+  let history: string[] = [];
+  for (;;) {
+    const lines = await new Promise<string[]>((resolve) => {
+      const rl = createInterface({
+        input: process.stdin,
+        output: process.stdout,
+        completer,
+        history,
+        historySize: 1000,
+      });
+      const got: string[] = [];
+      rl.on('line', (line: string) => {
+        got.push(line);
+        // The rest of a paste comes in the same turn of the loop: kept, then closed.
+        if (got.length === 1) setImmediate(() => rl.close());
+      });
+      // Ctrl-C leaves the shell, as Ctrl-D does.
+      rl.on('SIGINT', () => rl.close());
+      rl.on('close', () => {
+        history = (rl as unknown as { history: string[] }).history;
+        resolve(got);
+      });
+      rl.setPrompt(prompt());
+      rl.prompt();
+    });
+    if (lines.length === 0) return;
+    yield* lines;
+  }
+}
+
 /** The shell keeps one session and a working folder; an error prints and the prompt returns. */
 class ShellEnv extends CliEnv {
   override async run(body: () => Promise<void>): Promise<void> {
@@ -139,7 +196,7 @@ export function registerShellCommand(program: Command): void {
         ...(cmd.optsWithGlobals().profile ? ['--profile', cmd.optsWithGlobals().profile] : []),
       ];
 
-      const completer = (line: string, done: (err: null, result: [string[], string]) => void) => {
+      const completer: Completer = (line, done) => {
         const { typed, folder, prefix, complete } = completionOf(line);
         env
           .fileSystem(cmd)
@@ -156,33 +213,17 @@ export function registerShellCommand(program: Command): void {
       // A prompt or listing written once stdout has failed (its reader gone: `sedfs shell
       // | head`) goes nowhere instead of ending the session; cat says its own failures.
       process.stdout.on('error', () => undefined);
-      const rl = createInterface({
-        input: process.stdin,
-        output: process.stdout,
-        completer,
-        historySize: 1000,
-      });
-      // Ctrl-C leaves the shell, as Ctrl-D does.
-      rl.on('SIGINT', () => rl.close());
-      const prompt = () => {
-        rl.setPrompt(`sedfs:${printable(env.cwd)}> `);
-        rl.prompt();
-      };
-      prompt();
-      for await (const line of rl) {
+      const promptText = () => `sedfs:${printable(env.cwd)}> `;
+      for await (const line of shellLines(completer, promptText)) {
         let words: string[];
         try {
           words = splitWords(line);
         } catch (err) {
           process.stderr.write(`sedfs: ${describeError(err)}\n`);
-          prompt();
           continue;
         }
         const [verb, ...args] = words;
-        if (verb === undefined) {
-          prompt();
-          continue;
-        }
+        if (verb === undefined) continue;
         if (verb === 'exit' || verb === 'quit') break;
         if (verb === 'pwd') process.stdout.write(`${env.cwd}\n`);
         else if (verb === 'cd') {
@@ -204,10 +245,8 @@ export function registerShellCommand(program: Command): void {
           // A new login or logout changes who the shell acts as.
           if (verb === 'login' || verb === 'logout' || verb === 'signup') await env.shutdown();
         }
-        prompt();
       }
       // The loop ends on exit, Ctrl-D or the end of piped input, after every line ran.
-      rl.close();
       await env.shutdown();
       process.stdout.write('\n');
     });

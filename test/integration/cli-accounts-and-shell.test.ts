@@ -131,7 +131,31 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
     const failed = await runSedfs(['edit', '/e.txt'], as('bob', { EDITOR: 'false' }));
     assert.notEqual(failed.code, 0);
+    assert.match(failed.stderr, /the editor exited with 1; nothing uploaded/);
     assert.equal((await runSedfs(['cat', '/e.txt'], as('bob'))).stdout, 'hello there\n');
+  });
+
+  test('an editor that saves and then fails (vi after an error, one killed) uploads nothing and keeps the edited copy', async () => {
+    assert.equal((await runSedfs(['write', '/saved-then-failed.txt', 'before'], as('bob'))).code, 0);
+    const editor = join(work, 'save-then-fail.sh');
+    for (const [end, said] of [
+      ['exit 1', 'exited with 1'],
+      ['kill -TERM $$', 'was ended by SIGTERM'],
+    ]) {
+      writeFileSync(editor, `printf 'after' > "$1"\n${end}\n`);
+      const res = await runSedfs(['edit', '/saved-then-failed.txt'], as('bob', { EDITOR: `sh ${editor}` }));
+      assert.equal(res.code, 1, res.stderr);
+      const kept = new RegExp(
+        `the editor ${said}, so what it saved was not uploaded; your edited copy is kept at (\\S+) \\(check it, then upload it with: sedfs put \\1 /saved-then-failed\\.txt\\)`,
+      ).exec(res.stderr)?.[1];
+      assert.ok(kept, res.stderr);
+      try {
+        assert.equal(readFileSync(kept, 'utf8'), 'after');
+        assert.equal((await runSedfs(['cat', '/saved-then-failed.txt'], as('bob'))).stdout, 'before\n');
+      } finally {
+        rmSync(dirname(kept), { recursive: true, force: true });
+      }
+    }
   });
 
   test('an editor that returns at once without a change (code without --wait) fails the edit, keeping the copy, with how to check and upload it', async () => {
@@ -407,5 +431,46 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.match(out, /"name":"a b.txt"/);
     assert.match(out, /hi\n/);
     assert.match(err, /no such file or folder: \/notes\/nope/);
+  });
+
+  test('on a terminal, a passphrase typed at login in the shell is neither shown nor run as a command', async () => {
+    const { SEDFS_PASSPHRASE: _typed, ...env } = { ...process.env, ...as('bob') };
+    const shell = sedfsOnTerminal(['shell'], env);
+    await waitFor('the prompt', () => shell.shown().includes('sedfs:/> '), 20_000);
+    shell.type('login bob\r');
+    await waitFor('the passphrase prompt', () => shell.shown().includes('Passphrase: '), 20_000);
+    shell.type('bob-passphrase\r');
+    await waitFor('the login', () => shell.shown().includes('logged in as bob'), 20_000);
+    shell.type('pwd\r');
+    await waitFor('pwd', () => /\r\n\/\r\n/.test(shell.shown()), 20_000);
+    shell.type('exit\r');
+    assert.equal(await shell.status, 0, shell.shown());
+    assert.doesNotMatch(shell.shown(), /bob-passphrase/);
+    assert.doesNotMatch(shell.shown(), /unknown command/);
+  });
+
+  test('on a terminal, an editor started by edit in the shell gets every key typed, and what it saved is uploaded', async () => {
+    assert.equal((await runSedfs(['write', '/typed.txt', 'before'], as('bob'))).code, 0);
+    // An editor reading a line from its terminal, as a real one reads keys.
+    const editor = join(work, 'terminal-editor.sh');
+    writeFileSync(
+      editor,
+      `printf 'EDITOR READY\\n' > /dev/tty\nIFS= read -r line < /dev/tty\nprintf '%s' "$line" > "$1"\n`,
+    );
+    const shell = sedfsOnTerminal(['shell'], { ...process.env, ...as('bob', { EDITOR: `sh ${editor}` }) });
+    await waitFor('the prompt', () => shell.shown().includes('sedfs:/> '), 20_000);
+    shell.type('edit /typed.txt\r');
+    await waitFor('the editor', () => shell.shown().includes('EDITOR READY'), 20_000);
+    // Typed a key at a time: each must reach the editor, none the shell.
+    for (const key of '0123456789') {
+      shell.type(key);
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    shell.type('\r');
+    await waitFor('the upload', () => shell.shown().includes('saved 10 bytes'), 20_000);
+    shell.type('exit\r');
+    assert.equal(await shell.status, 0, shell.shown());
+    assert.doesNotMatch(shell.shown(), /unknown command/);
+    assert.equal((await runSedfs(['cat', '/typed.txt'], as('bob'))).stdout, '0123456789');
   });
 });
