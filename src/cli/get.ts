@@ -20,12 +20,12 @@ export function registerGetCommand(program: Command, env: VerbEnv): void {
         const name = node.name || 'home';
         let dst = local ?? localPath('.', name);
         const st = await stat(dst).catch(() => undefined);
-        if (
-          st?.isDirectory() &&
-          (node.entry.kind === 'file' || local === undefined || endsWithSeparator(local))
-        ) {
-          dst = localPath(dst, name);
-        }
+        // Into LOCAL when it is a folder, or is written as one (`get /a.txt new/`: made,
+        // as a file's missing folders are, rather than failing once the file is fetched).
+        const intoFolder = st?.isDirectory()
+          ? node.entry.kind === 'file' || local === undefined || endsWithSeparator(local)
+          : node.entry.kind === 'file' && local !== undefined && endsWithSeparator(local);
+        if (intoFolder) dst = localPath(dst, name);
         if (node.entry.kind === 'dir') {
           if (!opts.recursive)
             throw new SedfsError('SEDFS_ERR_IS_A_FOLDER', `${node.path} is a folder (use -r)`);

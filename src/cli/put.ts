@@ -49,7 +49,10 @@ export function registerPutCommand(program: Command, env: VerbEnv): void {
             throw new SedfsError('SEDFS_ERR_BAD_REQUEST', '--skip-existing and -T go with -r (a folder)');
           if (opts.targetDirectory === false && remote === undefined)
             throw new SedfsError('SEDFS_ERR_BAD_REQUEST', '-T needs REMOTE: the file or folder to write');
-          const target = await remoteTarget(fs, local, remote, env.cwd, opts.targetDirectory === false);
+          const target = await remoteTarget(fs, local, remote, env.cwd, {
+            asTarget: opts.targetDirectory === false,
+            localIsFolder: st.isDirectory(),
+          });
           const warn = (w: string) => process.stderr.write(`sedfs: warning: ${w}\n`);
           if (st.isDirectory()) {
             if (!opts.recursive)

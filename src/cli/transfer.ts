@@ -5,7 +5,7 @@ import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
-import { checkStoredName, joinPath, splitPath } from '../client/paths.js';
+import { checkStoredName, joinPath, namesFolder, notAFolder, splitPath } from '../client/paths.js';
 import { createFileWriter, type FileWriter } from '../common/direct-file-writer.js';
 import { fileSource, isDiskFull, renameReplacing } from '../common/files.js';
 import { watchOutput } from '../common/output-watch.js';
@@ -20,21 +20,25 @@ import { commandWord } from './shell-hints.js';
 /**
  * Where `put LOCAL [REMOTE]` lands: REMOTE itself, or inside it when it is a folder,
  * unless `asTarget` (`-T`, as GNU cp's): REMOTE itself even then, so a `put -r` into a
- * folder it made can be run again into that folder.
+ * folder it made can be run again into that folder. A file put to REMOTE written with a
+ * trailing `/` goes into that folder, which must exist: it never becomes a file of that
+ * name (a second put there would replace the first). A folder (`-r`) may make it.
  */
 export async function remoteTarget(
   fs: FileSystem,
   local: string,
   remote: string | undefined,
   cwd: string,
-  asTarget = false,
+  opts: { asTarget?: boolean; localIsFolder?: boolean } = {},
 ): Promise<string> {
   const base = basename(local);
   if (remote === undefined) return joinPath([...splitPath(cwd), base]);
   const path = joinPath(splitPath(remote, cwd));
-  if (asTarget) return path;
+  if (opts.asTarget) return path;
   const existing = await fs.find(remote, cwd);
-  return existing?.entry.kind === 'dir' ? joinPath([...splitPath(path), base]) : path;
+  if (existing?.entry.kind === 'dir') return joinPath([...splitPath(path), base]);
+  if (namesFolder(remote) && !opts.localIsFolder) throw notAFolder(path, existing);
+  return path;
 }
 
 /** Uploads one local file as the new version of `remote`, with a progress bar on a terminal. */

@@ -32,7 +32,15 @@ import type { ClusterClient } from './cluster-client.js';
 import { fetchChunks } from './fetch-blob.js';
 import { ManifestPager } from './manifest-pager.js';
 import { compareNames } from './name-order.js';
-import { checkName, checkStoredName, childPath, joinPath, splitPath } from './paths.js';
+import {
+  checkName,
+  checkStoredName,
+  childPath,
+  joinPath,
+  namesFolder,
+  notAFolder,
+  splitPath,
+} from './paths.js';
 import { sealWorkers } from './seal-workers.js';
 import { DEFAULT_CHUNK_BYTES, OtherServers, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
@@ -443,13 +451,16 @@ export class FileSystem {
       // An unshare is replacing the keys here: as in `put`, the commit waits for it.
       if (err.code === 'SEDFS_ERR_REKEY_PENDING') {
         await afterRotation(async () => commitInto(await this.resolve(parent.path)));
-        return;
+      } else {
+        // The folder's key was replaced by an unshare meanwhile: as in `put`, open it
+        // afresh and commit again, once; the chunks stay as sent.
+        if (err.code !== 'SEDFS_ERR_VERSION_CONFLICT') throw err;
+        await commitInto(await this.resolve(parent.path));
       }
-      // The folder's key was replaced by an unshare meanwhile: as in `put`, open it
-      // afresh and commit again, once; the chunks stay as sent.
-      if (err.code !== 'SEDFS_ERR_VERSION_CONFLICT') throw err;
-      await commitInto(await this.resolve(parent.path));
     }
+    // Each file is one chunk: a file is short of copies when its receipts are.
+    const short = receipts.filter((r) => new Set(r.map((x) => x.server)).size < upload.replicas).length;
+    if (short > 0) opts.onWarning?.(shortOfCopies(parent.path, `${short} file(s)`, upload.replicas));
   }
 
   /**
@@ -498,7 +509,12 @@ export class FileSystem {
         opts.expectVersionId,
       );
       const res = await this.client.commit(stored.uploadId, stored.chunks, version);
-      return { entry: res.node as NodeEntry, key: fileKey, name, path: joinPath([...names, name]) };
+      const path = joinPath([...names, name]);
+      if (res.underReplicated > 0)
+        opts.onWarning?.(
+          shortOfCopies(path, `${res.underReplicated} of its ${res.chunks} chunk(s)`, stored.replicas),
+        );
+      return { entry: res.node as NodeEntry, key: fileKey, name, path };
     };
     /** The commit made again under keys opened afresh (the chunks are not sent again). */
     const commitFresh = async () => {
@@ -640,6 +656,10 @@ export class FileSystem {
       name = node.name;
       if (await this.child(parent, name))
         throw new SedfsError('SEDFS_ERR_EXISTS', `${parent.path}/${name} already exists`);
+    } else if (namesFolder(dst) && node.entry.kind !== 'dir') {
+      // `mv a.txt /archive/` means into /archive, as for mv: never a file named "archive".
+      // A folder may be renamed so, as `mv photos pictures/` does.
+      throw notAFolder(joinPath(dstNames), target);
     } else if (target) {
       throw new SedfsError('SEDFS_ERR_EXISTS', `${target.path} already exists`);
     } else {
@@ -659,6 +679,15 @@ export class FileSystem {
     });
     return { ...node, name, path: childPath(parent.path, name) };
   }
+}
+
+/**
+ * Said after a commit that stored some chunks on fewer servers than wanted (a server in
+ * a chain failed and main had no other to offer): the data is safe on the others, and
+ * not yet as safe as asked.
+ */
+function shortOfCopies(path: string, what: string, wanted: number): string {
+  return `${path}: ${what} stored on fewer file servers than the ${wanted} wanted; main's repair makes up the copies once servers allow (sedfs check shows its queue)`;
 }
 
 /** Home's `/shared` shows what others shared; a user's own folder of that name cannot exist. */

@@ -66,6 +66,21 @@ export function splitPath(path: string, cwd = '/'): string[] {
   return out;
 }
 
+/**
+ * Whether a remote path the user typed ends in `/`, and so names a folder (`put a.txt
+ * /work/`): it must then be one, as for `cp`, not become a file of that name.
+ */
+export function namesFolder(path: string): boolean {
+  return path.endsWith('/');
+}
+
+/** The error for a path typed as a folder (`namesFolder`) whose node is a file, or missing. */
+export function notAFolder(path: string, found: { entry: { kind: string } } | undefined): SedfsError {
+  return found
+    ? new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${path} is a file, not a folder`)
+    : new SedfsError('SEDFS_ERR_NOT_FOUND', `no such folder: ${path}`);
+}
+
 export function joinPath(names: string[]): string {
   return `/${names.join('/')}`;
 }

@@ -48,6 +48,8 @@ export interface StoredChunks {
   chunks: CommitRequest['chunks'];
   /** plaintext bytes read from the source */
   size: number;
+  /** copies wanted of each chunk */
+  replicas: number;
 }
 
 /**
@@ -133,7 +135,7 @@ export async function storeChunks(
   }
   await Promise.all(inFlight);
   if (failure) throw failure;
-  return { uploadId: upload.uploadId, chunks: done, size: bytesDone };
+  return { uploadId: upload.uploadId, chunks: done, size: bytesDone, replicas: upload.replicas };
 }
 
 /** Stores a byte stream and commits it as one bare blob (no namespace entry). */

@@ -15,12 +15,12 @@ let cluster: TestCluster;
 before(async () => {
   // A long silence allowance: the dead server stays "up" to main and keeps being placed.
   cluster = await TestCluster.start({ servers: 3, replicas: 3, heartbeatTimeout: 30 });
+  await cluster.killFileServer(1);
 });
 after(() => cluster?.stop());
 
 test('with one server of every chain dead, each chunk still lands on the other two, wherever the dead one sits; main, with no other to offer, is asked for one only a few times', async () => {
   const client = await cluster.client();
-  await cluster.killFileServer(1);
   const data = seededBytes(77, 40 * 64 * 1024);
   const res = await storeBlob(client, [data], { chunkBytes: 64 * 1024, replicas: 3 });
   assert.equal(res.chunks, 40);
@@ -51,6 +51,36 @@ test('with one server of every chain dead, each chunk still lands on the other t
     [[40, 'request refused']],
     'a warning, not an error',
   );
+});
+
+test('a put or put -r that could store fewer copies than wanted says so, and still succeeds', async () => {
+  const work = mkdtempSync(join(tmpdir(), 'sedfs-short-'));
+  try {
+    const env = {
+      SEDFS_HOME: join(work, 'cy'),
+      SEDFS_MAIN: cluster.mainUrl,
+      SEDFS_PASSPHRASE: 'cy-passphrase',
+    };
+    const signup = await runSedfs(['signup', 'cy'], env);
+    assert.equal(signup.code, 0, signup.stderr);
+    writeFileSync(join(work, 'one.bin'), seededBytes(301, 3 * 1024 * 1024));
+    const put = await runSedfs(['put', join(work, 'one.bin'), '/one.bin'], env);
+    assert.equal(put.code, 0, put.stderr);
+    assert.match(
+      put.stderr,
+      /sedfs: warning: \/one\.bin: 1 of its 1 chunk\(s\) stored on fewer file servers than the 3 wanted; main's repair makes up the copies once servers allow \(sedfs check shows its queue\)/,
+    );
+    mkdirSync(join(work, 'small'));
+    for (let i = 0; i < 5; i++) writeFileSync(join(work, 'small', `s${i}.txt`), seededBytes(310 + i, 1000));
+    const many = await runSedfs(['put', '-r', join(work, 'small'), '/small'], env);
+    assert.equal(many.code, 0, many.stderr);
+    assert.match(
+      many.stderr,
+      /sedfs: warning: \/small: 5 file\(s\) stored on fewer file servers than the 3 wanted; main's repair makes up the copies once servers allow \(sedfs check shows its queue\)/,
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
 });
 
 describe('a chain server that is down while main still counts it up, with another server to spare', () => {

@@ -160,6 +160,41 @@ describe('the sedfs CLI against a real cluster', () => {
     assert.equal((await sedfs('rm', '-r', '/docs')).code, 0);
   });
 
+  test('a remote path ending in / names a folder: a file is put or moved into it, never made a file of that name', async () => {
+    writeFileSync(join(work, 'a.txt'), 'first');
+    assertOneLineError(
+      await sedfs('put', join(work, 'a.txt'), '/newdir/'),
+      /no such folder: \/newdir \(SEDFS_ERR_NOT_FOUND\)$/,
+    );
+    assert.equal((await sedfs('write', '/plain.txt', 'x')).code, 0);
+    assertOneLineError(
+      await sedfs('mv', '/plain.txt', '/nodir/'),
+      /no such folder: \/nodir \(SEDFS_ERR_NOT_FOUND\)$/,
+    );
+    assertOneLineError(
+      await sedfs('put', join(work, 'a.txt'), '/plain.txt/'),
+      /\/plain\.txt is a file, not a folder \(SEDFS_ERR_NOT_A_FOLDER\)$/,
+    );
+    assert.equal((await sedfs('cat', '/newdir')).code, 1, 'nothing was made at /newdir');
+    assert.equal((await sedfs('cat', '/plain.txt')).stdout, 'x\n', 'nothing was moved or replaced');
+    // Once it exists, into it; a folder may still be renamed with a trailing /.
+    assert.equal((await sedfs('mkdir', '/newdir')).code, 0);
+    assert.equal((await sedfs('put', join(work, 'a.txt'), '/newdir/')).code, 0);
+    assert.equal((await sedfs('cat', '/newdir/a.txt')).stdout, 'first');
+    assert.equal((await sedfs('mv', '/newdir', '/renamed/')).code, 0);
+    assert.equal((await sedfs('cat', '/renamed/a.txt')).stdout, 'first');
+    assert.equal((await sedfs('rm', '-r', '/renamed')).code, 0);
+    assert.equal((await sedfs('rm', '/plain.txt')).code, 0);
+  });
+
+  test('get into a local path ending in / makes that folder and puts the file in it', async () => {
+    assert.equal((await sedfs('write', '/into.txt', 'inside')).code, 0);
+    const folder = join(work, 'made-by-get');
+    const got = await sedfs('get', '/into.txt', `${folder}/`);
+    assert.equal(got.code, 0, got.stderr);
+    assert.equal(readFileSync(join(folder, 'into.txt'), 'utf8'), 'inside\n');
+  });
+
   test('a failed get leaves no local file behind', async () => {
     const target = join(work, 'never.bin');
     assertOneLineError(await sedfs('get', '/missing.bin', target), /no such file/);
