@@ -257,20 +257,22 @@ export class FileSystem {
   /** What others shared with this user, their keys and names opened with the user's X25519 key. */
   async shares(): Promise<(ShareEntry & { name: string; key: Buffer })[]> {
     const { shares } = await this.client.call<{ shares: ShareEntry[] }>('GET', '/v1/shares');
-    // Anyone can share with anyone: a share whose name is not valid is left out the same
-    // way, not allowed to break the listing of the home folder.
+    // Anyone can share with anyone, and main cannot check what a grant seals: a share
+    // whose key or name does not open, or whose name is not valid, is left out the same
+    // way, not allowed to break the listing of the home folder and of every other share.
     return shares.flatMap((s) =>
-      this.unlessBadName(`a share from ${s.owner}`, () => ({
-        ...s,
-        key: openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId)),
-        name: checkStoredName(
-          openSealed(
-            this.identity,
-            Buffer.from(s.sealedName, 'base64url'),
-            grantNameContext(s.nodeId),
-          ).toString('utf8'),
-        ),
-      })),
+      this.unlessBadName(`a share from ${s.owner}`, () => {
+        let key: Buffer;
+        let name: Buffer;
+        try {
+          key = openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId));
+          name = openSealed(this.identity, Buffer.from(s.sealedName, 'base64url'), grantNameContext(s.nodeId));
+        } catch (err) {
+          if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_DECRYPT') throw err;
+          throw new SedfsError('SEDFS_ERR_BAD_NAME', 'it does not open with your keys');
+        }
+        return { ...s, key, name: checkStoredName(name.toString('utf8')) };
+      }),
     );
   }
 

@@ -105,10 +105,17 @@ export function sealTo(recipientBoxKey: string, plaintext: Uint8Array, context: 
 export function openSealed(id: SecretIdentity, sealed: Uint8Array, context: string): Buffer {
   if (sealed.length < 32) throw new SedfsError('SEDFS_ERR_DECRYPT', 'sealed key is too short');
   const ephPub = Buffer.from(sealed.subarray(0, 32));
-  const shared = diffieHellman({
-    privateKey: sk('X25519', id.boxKey, id.boxSecret),
-    publicKey: ok('X25519', ephPub.toString('base64url')),
-  });
+  let shared: Buffer;
+  try {
+    shared = diffieHellman({
+      privateKey: sk('X25519', id.boxKey, id.boxSecret),
+      publicKey: ok('X25519', ephPub.toString('base64url')),
+    });
+  } catch {
+    // A point of small order (32 zero bytes, from anyone who shares with anyone) has no
+    // shared secret, and OpenSSL says so with an error of its own.
+    throw new SedfsError('SEDFS_ERR_DECRYPT', 'sealed key does not open');
+  }
   const key = deriveKey(
     shared,
     `sedfs-seal-v1\n${context}`,

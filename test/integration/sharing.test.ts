@@ -181,6 +181,47 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.ok((await bob.fs.list('/')).some((e) => e.name === 'shared' && e.kind === 'dir'));
   });
 
+  test("a share whose key or name does not open (anyone can share with anyone) is left out with a warning, not allowed to break ls / or the other shares", async () => {
+    const d = actors.dave as Actor;
+    const e = actors.erin as Actor;
+    const erinId = (await d.client.call<UserKeysResponse>('GET', '/v1/users/erin')).id;
+    for (const [i, sealedKey] of [
+      'AAAA', // too short to hold anything
+      Buffer.alloc(60).toString('base64url'), // a point of small order: no shared secret
+      Buffer.alloc(60, 7).toString('base64url'), // the right length, sealed to no one
+    ].entries()) {
+      const node = await d.fs.mkdir(`/junk${i}`);
+      await d.client.call('POST', `/v1/nodes/${node.entry.id}/grants`, {
+        grantee: erinId,
+        perm: 'read',
+        sealedKey,
+        sealedName: sealedKey,
+        expectWrappedKey: node.entry.wrappedKey as string,
+      });
+    }
+    const skipped: string[] = [];
+    e.fs.onSkipped = (m) => skipped.push(m);
+    try {
+      assert.ok((await e.fs.list('/')).some((x) => x.name === 'shared'));
+      assert.deepEqual(
+        (await e.fs.list('/shared')).map((x) => x.name),
+        ['alice'],
+      );
+      assert.deepEqual(
+        (await e.fs.list('/shared/alice')).map((x) => x.name),
+        ['note.txt', 'proj'],
+      );
+      assert.equal(await text(e.fs, '/shared/alice/proj/f.txt'), 'project notes');
+      assert.ok(skipped.length > 0);
+      assert.ok(
+        skipped.every((m) => m === 'a share from dave was left out: it does not open with your keys'),
+        skipped.join('\n'),
+      );
+    } finally {
+      e.fs.onSkipped = undefined;
+    }
+  });
+
   /**
    * The matrix on the folder share (inherited: every target is inside /proj) and on the
    * file share. Grantees act through paths; the stranger and the revoked user, who
