@@ -124,23 +124,29 @@ export class ChunkPacks {
   }
 
   /**
-   * Stores checked chunks as one pack and returns the ids that became live here; a chunk
-   * already live here (in a file or a pack) is left out.
+   * Stores checked chunks as one pack, telling `onLive` which became live here (a chunk
+   * live here already, in a file or a pack, is left out) as soon as the pack is in place,
+   * before its folder's fsync: if that fails, the write fails but the pack stays, and had
+   * gone unlisted and uncounted until a restart (as a chunk file's, ChunkStore.placeFile).
    */
-  async write(chunks: { id: string; bytes: Buffer }[]): Promise<{ id: string; size: number }[]> {
+  async write(
+    chunks: { id: string; bytes: Buffer }[],
+    onLive: (added: { id: string; size: number }[]) => void,
+  ): Promise<void> {
     const named = new Set<string>();
     const fresh = chunks.filter((c) => {
       if (named.has(c.id) || this.live.has(c.id) || this.isFile(c.id)) return false;
       named.add(c.id);
       return true;
     });
-    if (fresh.length === 0) return [];
+    if (fresh.length === 0) return;
     const { name, entries, bytes } = await this.writePackFile(fresh);
     // Another write may have made some of these live meanwhile: adopt leaves those dead.
-    return this.adopt(name, entries, bytes);
+    onLive(await this.adopt(name, entries, bytes));
+    await this.syncDirectory(this.dir);
   }
 
-  /** Writes `chunks` as a new pack, durable and in place when this returns. */
+  /** Writes `chunks` as a new pack, its bytes durable and in place (its folder not yet synced). */
   private async writePackFile(
     chunks: { id: string; bytes: Buffer }[],
   ): Promise<{ name: string; entries: PackEntry[]; bytes: number }> {
@@ -174,7 +180,6 @@ export class ChunkPacks {
     }
     await fh.close();
     await renameReplacing(tmp, this.packPath(name));
-    await this.syncDirectory(this.dir);
     let offset = header.length;
     const entries = chunks.map((c) => {
       const entry = { id: c.id, offset, size: c.bytes.length };

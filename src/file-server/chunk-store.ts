@@ -75,6 +75,8 @@ export class ChunkStore {
   private sendsOpen = 0;
   /** checks of stored chunks running now, by chunk id */
   private readonly verifying = new Map<string, Promise<boolean>>();
+  /** the placement of each chunk being put in place, so that writes of one chunk take turns (placeWrite) */
+  private readonly placing = new Map<string, Promise<void>>();
   /** what `statfs` said last time it worked, and the bytes stored here then */
   private lastDisk: { totalBytes: number; freeBytes: number; usedBytes: number } | undefined;
   /** `statfs` failed the last time it was asked */
@@ -312,17 +314,19 @@ export class ChunkStore {
   beginPack(ids: string[], sizes: number[], opts: { verifiedUpstream?: boolean } = {}): PackWrite {
     for (const id of ids) assertChunkId(id);
     return new PackWrite(ids, sizes, opts.verifiedUpstream === true, async (chunks) => {
-      const written = await this.packs.write(chunks).catch((err) => {
+      const counted = (written: { id: string; size: number }[]) => {
+        for (const { id, size } of written) {
+          this.usedBytes += size;
+          this.chunkCount += 1;
+          this.changes.noteAdded(id);
+        }
+      };
+      await this.packs.write(chunks, counted).catch((err) => {
         throw this.writeFailed(
           err,
           sizes.reduce((a, b) => a + b, 0),
         );
       });
-      for (const { id, size } of written) {
-        this.usedBytes += size;
-        this.chunkCount += 1;
-        this.changes.noteAdded(id);
-      }
     });
   }
 
@@ -449,14 +453,27 @@ export class ChunkStore {
       },
     );
     if (hasher.digestHex() === id) return true;
-    await mkdirDurable(this.quarantineDir, this.syncDirectory);
-    const to = join(this.quarantineDir, `${id}.${Date.now()}`);
+    // Kept in quarantine/ for inspection where it can be. Where it cannot (a full disk, no
+    // quarantine folder, a rename refused) the corrupt chunk leaves the store all the same:
+    // it is worth nothing, and left in place it would still be listed, served and counted.
+    const to = await mkdirDurable(this.quarantineDir, this.syncDirectory).then(
+      () => join(this.quarantineDir, `${id}.${Date.now()}`),
+      () => undefined,
+    );
     if (packed) {
-      await writeFile(to, Buffer.concat(kept));
+      if (to) await writeFile(to, Buffer.concat(kept)).catch(() => rm(to, { force: true }));
       // Gone from the packs meanwhile, and counted out there: deleted, or written again
       // as a chunk file of its own (a good copy, then).
       if ((await this.packs.remove(id)) === undefined) return existsSync(this.pathOf(id));
-    } else await rename(this.pathOf(id), to);
+    } else {
+      const moved =
+        to !== undefined &&
+        (await rename(this.pathOf(id), to).then(
+          () => true,
+          () => false,
+        ));
+      if (!moved) await rm(this.pathOf(id), { force: true });
+    }
     this.usedBytes -= size;
     this.chunkCount -= 1;
     this.changes.noteRemoved(id);
@@ -478,8 +495,29 @@ export class ChunkStore {
     for (; !next.done; next = packed.next()) yield next.value;
   }
 
-  /** @internal called by ChunkWrite once its file is in place */
-  async placeFile(tmp: string, final: string, size: number, existed: boolean): Promise<void> {
+  /**
+   * @internal called by ChunkWrite once its file is durable in tmp/: puts it in place,
+   * one write of a chunk at a time. Two writes of one chunk at once (a client's retry, a
+   * repair copy beside a client's) each found it absent and counted it, twice.
+   */
+  async placeWrite(id: string, tmp: string, final: string, size: number, hashed: boolean): Promise<void> {
+    const before = this.placing.get(id) ?? Promise.resolve();
+    const mine = before.then(async () => {
+      const existed = await this.has(id);
+      // Bytes taken unhashed from upstream never replace a copy stored here meanwhile.
+      if (existed && !hashed) await rm(tmp, { force: true });
+      else await this.placeFile(tmp, final, size, existed);
+    });
+    const settled = mine.catch(() => undefined);
+    this.placing.set(id, settled);
+    try {
+      await mine;
+    } finally {
+      if (this.placing.get(id) === settled) this.placing.delete(id);
+    }
+  }
+
+  private async placeFile(tmp: string, final: string, size: number, existed: boolean): Promise<void> {
     await renameReplacing(tmp, final);
     // Counted and told to main as soon as it is in place: if the fsync below fails, the
     // write fails but the file stays, and went uncounted and unreported until a restart.
@@ -490,8 +528,13 @@ export class ChunkStore {
     this.changes.noteAdded(basename(final));
     await this.syncDirectory(dirname(final));
     // A chunk is live in one place only: a packed copy of it is dead now, once the chunk
-    // file is durably where it belongs.
-    await this.packs.remove(basename(final));
+    // file is durably where it belongs. One packed after this file was found absent was
+    // counted too, and is counted out again.
+    const packed = await this.packs.remove(basename(final));
+    if (packed !== undefined && !existed) {
+      this.usedBytes -= packed;
+      this.chunkCount -= 1;
+    }
   }
 
   /**
@@ -695,10 +738,7 @@ export class ChunkWrite {
       // fdatasync: the data and the size; the times it skips do not matter to a chunk.
       await this.fh.datasync();
       await this.close();
-      const existed = await this.store.has(this.id);
-      // Bytes taken unhashed from upstream never replace a copy stored here meanwhile.
-      if (existed && !this.hasher) await rm(this.tmp, { force: true });
-      else await this.store.placeFile(this.tmp, this.final, this.size, existed);
+      await this.store.placeWrite(this.id, this.tmp, this.final, this.size, this.hasher !== undefined);
     } catch (err) {
       await this.abort();
       throw this.store.writeFailed(err, this.size);

@@ -41,9 +41,16 @@ export class Scrubber {
     const signal = this.stopping.signal;
     while (!signal.aborted) {
       const started = Date.now();
-      const { checked, bad } = await this.pass();
-      if (signal.aborted) return;
-      this.log.info({ checked, bad: bad.length, ms: Date.now() - started }, 'scrub pass done');
+      try {
+        const { checked, bad } = await this.pass();
+        if (signal.aborted) return;
+        this.log.info({ checked, bad: bad.length, ms: Date.now() - started }, 'scrub pass done');
+      } catch (err) {
+        // A folder that could not be listed once (EMFILE, a passing EIO) must not end
+        // scrubbing for as long as the process runs: the next pass starts on time.
+        if (signal.aborted) return;
+        this.log.error({ reason: (err as Error).message }, 'scrub pass failed: the next starts at its time');
+      }
       const wait = this.opts.intervalSeconds * 1000 - (Date.now() - started);
       if (wait > 0) await sleep(wait, undefined, { signal }).catch(() => undefined);
     }
@@ -63,11 +70,21 @@ export class Scrubber {
     const bad: string[] = [];
     for await (const id of this.store.inventory()) {
       if (this.stopping.signal.aborted) break;
-      const ok = await this.store.verify(id, pace).catch(() => true);
+      const ok = await this.store.verify(id, pace).catch((err: Error & { code?: string }) => {
+        // Deleted since it was listed: nothing to check.
+        if (err.code === 'SEDFS_ERR_CHUNK_NOT_FOUND') return true;
+        // A chunk that cannot be read (EIO from a bad sector) is as lost here as a corrupt
+        // one: main is told, so that it stops counting it and repair copies it elsewhere.
+        this.log.error(
+          { chunk: id, reason: err.message },
+          'scrubber could not read a chunk: reported as bad',
+        );
+        return false;
+      });
       checked++;
       if (!ok) {
         bad.push(id);
-        this.log.warn({ chunk: id }, 'scrubber found a corrupt chunk: quarantined');
+        this.log.warn({ chunk: id }, 'scrubber found a corrupt or unreadable chunk: reported to main');
         await this.report([id]).catch((err: Error) =>
           this.log.warn({ chunk: id, reason: err.message }, 'could not report a corrupt chunk to main'),
         );

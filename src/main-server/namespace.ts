@@ -503,8 +503,11 @@ export class NamespaceService {
    * hour its user took by hand; `renewed` tells it the lock was already theirs.
    */
   lock(user: UserRecord, id: string, ttlSeconds: number): LockResponse {
-    this.authorize(user, id, 'write', 'lock');
+    const node = this.authorize(user, id, 'write', 'lock');
     this.unlocked(user, id);
+    // A folder's lock covers everything in it: over another user's lock inside, it would
+    // take that lock's file from its holder while their lease still runs.
+    this.nothingLockedInside(user, node);
     const now = this.now();
     const own = this.store.locksOnPath(id, now).find((l) => l.nodeId === id && l.holderId === user.id);
     const expiresAt = Math.max(now + ttlSeconds * 1000, own?.expiresAt ?? 0);

@@ -264,19 +264,23 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
   test('a route that takes big bodies turns away a stranger before reading the body', async () => {
     // Each request promises a body of 200 MiB and sends 1 KiB of it: the answer must come
     // from the headers alone. Were the body read first, there would be no answer at all.
-    for (const [path, code] of [
-      [`/v1/nodes/${id}/unshare`, 'SEDFS_ERR_SESSION_REQUIRED'],
-      [`/v1/nodes/${id}/rekey`, 'SEDFS_ERR_SESSION_REQUIRED'],
-      [`/v1/uploads/${id}/commit`, 'SEDFS_ERR_SESSION_REQUIRED'],
-      [`/v1/uploads/${id}/commit-files`, 'SEDFS_ERR_SESSION_REQUIRED'],
-      [`/v1/servers/${id}/heartbeat`, 'SEDFS_ERR_CLIENT_CERT'],
+    const big = 200 * 1024 * 1024;
+    for (const [method, path, code, length] of [
+      ['POST', `/v1/nodes/${id}/unshare`, 'SEDFS_ERR_SESSION_REQUIRED', big],
+      ['POST', `/v1/nodes/${id}/rekey`, 'SEDFS_ERR_SESSION_REQUIRED', big],
+      ['POST', `/v1/uploads/${id}/commit`, 'SEDFS_ERR_SESSION_REQUIRED', big],
+      ['POST', `/v1/uploads/${id}/commit-files`, 'SEDFS_ERR_SESSION_REQUIRED', big],
+      ['POST', `/v1/servers/${id}/heartbeat`, 'SEDFS_ERR_CLIENT_CERT', big],
+      // Streamed by file servers; as JSON, anyone's body up to main's 1 MiB was read first.
+      ['PUT', `/v1/servers/${id}/inventory`, 'SEDFS_ERR_CLIENT_CERT', 1024 * 1024],
     ] as const) {
       const answer = await firstAnswer(
         cluster.mainUrl,
         cluster.ca,
         path,
-        200 * 1024 * 1024,
+        length,
         Buffer.alloc(1024, 0x7b),
+        method,
       );
       assert.match(answer, /^HTTP\/1\.1 401 /, path);
       assert.ok(answer.includes(code), `${path}: ${answer}`);
@@ -292,7 +296,7 @@ describe('bad input gets a 4xx with a clear code, a log line, and no crash', () 
 });
 
 /**
- * Sends a POST's headers and the first part of a body of `length` bytes, and returns
+ * Sends a request's headers and the first part of a body of `length` bytes, and returns
  * what the server answers before the rest is sent ('' if it says nothing in 10 s).
  */
 function firstAnswer(
@@ -301,10 +305,11 @@ function firstAnswer(
   path: string,
   length: number,
   part: Buffer,
+  method = 'POST',
 ): Promise<string> {
   const url = new URL(base);
   return new Promise((resolve) => {
-    const head = `POST ${path} HTTP/1.1\r\nHost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
+    const head = `${method} ${path} HTTP/1.1\r\nHost: ${url.host}\r\ncontent-type: application/json\r\ncontent-length: ${length}\r\n\r\n`;
     const socket =
       url.protocol === 'https:'
         ? tlsConnect({ host: url.hostname, port: Number(url.port), ...(ca ? { ca } : {}) })

@@ -181,7 +181,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.ok((await bob.fs.list('/')).some((e) => e.name === 'shared' && e.kind === 'dir'));
   });
 
-  test("a share whose key or name does not open (anyone can share with anyone) is left out with a warning, not allowed to break ls / or the other shares", async () => {
+  test('a share whose key or name does not open (anyone can share with anyone) is left out with a warning, not allowed to break ls / or the other shares', async () => {
     const d = actors.dave as Actor;
     const e = actors.erin as Actor;
     const erinId = (await d.client.call<UserKeysResponse>('GET', '/v1/users/erin')).id;
@@ -1219,6 +1219,31 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await unlock(a.fs, '/proj/deep2/a/b/held.txt');
     await carol.fs.rm(`${base}/deep2`, { recursive: true });
     assert.equal(await a.fs.find('/proj/deep2'), undefined);
+  });
+
+  test("a folder cannot be locked over another user's lock inside it: that lock's holder keeps the file", async () => {
+    const a = actors.alice as Actor;
+    const carol = actors.carol as Actor;
+    await a.fs.mkdir('/proj/leased/in', { parents: true });
+    await a.fs.put([Buffer.from('v1')], '/proj/leased/in/f.txt');
+    const base = '/shared/alice/proj/leased';
+    await lock(carol.fs, `${base}/in/f.txt`, 600);
+    for (const folder of ['/proj/leased/in', '/proj/leased', '/proj']) {
+      await assert.rejects(lock(a.fs, folder, 60), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_LOCKED');
+        assert.match(err.message, /^something inside is locked by carol until \d{4}-\d\d-\d\dT/);
+        return true;
+      });
+    }
+    await carol.fs.put([Buffer.from('v2')], `${base}/in/f.txt`);
+    // Her own lock inside does not hold carol up; once it is gone, the folder locks.
+    await lock(carol.fs, `${base}/in`, 60);
+    await unlock(carol.fs, `${base}/in`);
+    await unlock(carol.fs, `${base}/in/f.txt`);
+    await lock(a.fs, '/proj/leased', 60);
+    await unlock(a.fs, '/proj/leased');
+    assert.equal(await text(a.fs, '/proj/leased/in/f.txt'), 'v2');
+    await a.fs.rm('/proj/leased', { recursive: true });
   });
 
   test('a node id already in use is refused alike whoever owns the node: 409 on mkdir and on commit, never a 500', async () => {

@@ -212,6 +212,23 @@ test('two packs holding the same chunk count it once, before and after a restart
   assert.equal((await third.stats()).chunkCount, 3);
 });
 
+test('a pack whose folder fsync fails is still listed, counted and told to main: the batch fails, the pack stays', async () => {
+  const dir = join(root, `s${n++}`);
+  let failing = false;
+  const s = new ChunkStore(dir, 1024 * 1024, {}, async () => {
+    if (failing) throw Object.assign(new Error('EIO: i/o error, fsync'), { code: 'EIO' });
+  });
+  await s.init();
+  const batch = chunks(3);
+  failing = true;
+  await assert.rejects(storeBatch(s, batch), { code: 'EIO' });
+  failing = false;
+  assert.equal(packFiles(s).length, 1, 'the pack is in place');
+  for (const c of batch) assert.deepEqual(await read(s, c.id), c.bytes);
+  assert.equal((await s.stats()).chunkCount, 3);
+  assert.deepEqual(s.changes.take(10).added.sort(), batch.map((c) => c.id).sort());
+});
+
 test('the scrub finds a flipped byte in a packed chunk: only that chunk is quarantined, its neighbours still read', async () => {
   const dir = join(root, `s${n++}`);
   const s = await open(dir);

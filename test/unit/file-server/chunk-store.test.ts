@@ -432,6 +432,21 @@ test('a chunk file whose folder fsync fails is still counted and told to main: t
   assert.deepEqual(s.changes.take(10).added, [id]);
 });
 
+test('two writes of one chunk at once (a retry beside the first) count it once, and removing it counts it out', async () => {
+  const s = await fresh();
+  const bytes = randomBytes(50_000);
+  const id = sha(bytes);
+  const writes = await Promise.all([s.beginWrite(id, bytes.length), s.beginWrite(id, bytes.length)]);
+  for (const w of writes) await w.append(bytes);
+  await Promise.all(writes.map((w) => w.commit()));
+  assert.equal((await s.stats()).chunkCount, 1);
+  assert.equal((await s.stats()).usedBytes, bytes.length);
+  await s.remove(id);
+  assert.equal((await s.stats()).chunkCount, 0);
+  assert.equal((await s.stats()).usedBytes, 0);
+  assert.equal(await s.has(id), false);
+});
+
 test('a shard folder that cannot be listed fails the inventory and the start, instead of hiding its chunks or marking the layout as moved up', async () => {
   const s = await fresh();
   const shard = join(s.chunksDir, '00');
