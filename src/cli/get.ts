@@ -11,7 +11,7 @@ export function registerGetCommand(program: Command, env: VerbEnv): void {
     .option('-r, --recursive', 'download a folder and everything in it')
     .addHelpText(
       'after',
-      '\nExamples:\n  sedfs get /report.pdf               # to ./report.pdf\n  sedfs get /report.pdf ~/Downloads/\n  sedfs get -r /backup/photos ./photos',
+      '\nA LOCAL ending in / (or \\ on Windows) names a folder: the file goes into it, made if missing.\n\nExamples:\n  sedfs get /report.pdf               # to ./report.pdf\n  sedfs get /report.pdf ~/Downloads/\n  sedfs get -r /backup/photos ./photos',
     )
     .action((remote: string, local: string | undefined, opts: { recursive?: boolean }, cmd: Command) =>
       env.run(async () => {

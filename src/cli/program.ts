@@ -77,7 +77,14 @@ export function buildProgram(
       '--ca-fingerprint <sha256>',
       'cluster CA fingerprint main printed; checked at signup and login [env SEDFS_CA_FINGERPRINT]',
     )
-    .showHelpAfterError()
+    // A usage error is one line, as every failure is (the whole help after it was 60):
+    // commander's own, with where the usage is.
+    .configureOutput({
+      outputError: (message, write) =>
+        write(
+          `${message.trim().replace(/\s*\n\s*/g, ' ')} (sedfs --help, or sedfs VERB --help, shows the usage)\n`,
+        ),
+    })
     .addHelpText(
       'after',
       `

@@ -22,6 +22,7 @@ export function registerPutCommand(program: Command, env: VerbEnv): void {
       [
         '',
         'When REMOTE is a folder already, LOCAL goes inside it (as cp does) unless -T is given.',
+        'A REMOTE ending in / names a folder: a file is put into it, and it must exist.',
         '--skip-existing compares size and time (as rsync does): a file is left if the target has one of',
         'the same size stored after it was last modified here. One changed in place at the same size',
         'with its modification time set back is left too.',

@@ -175,7 +175,7 @@ export function registerShellCommand(program: Command): void {
     .description('an interactive prompt with every file verb plus cd and pwd, history and completion')
     .addHelpText(
       'after',
-      '\nExample:\n  sedfs shell\n  sedfs:/> mkdir notes\n  sedfs:/> cd notes\n  sedfs:/notes> put ~/todo.txt',
+      '\nexit, Ctrl-D or Ctrl-C leaves it; Ctrl-C while a command runs stops the command too\n(a put not finished commits nothing).\n\nExample:\n  sedfs shell\n  sedfs:/> mkdir notes\n  sedfs:/> cd notes\n  sedfs:/notes> put ~/todo.txt',
     )
     .action(async (_opts: unknown, cmd: Command) => {
       const env = new ShellEnv();

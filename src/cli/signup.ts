@@ -1,6 +1,10 @@
 import type { Command } from 'commander';
 import { login, signup } from '../client/account.js';
-import { fingerprint } from '../crypto/identity.js';
+import type { ClusterClient } from '../client/cluster-client.js';
+import type { Profile } from '../client/profile.js';
+import { fingerprint, generateIdentity, type SecretIdentity } from '../crypto/identity.js';
+import type { LoginResponse, UserInfo } from '../protocol/account-api.js';
+import { SedfsError } from '../protocol/errors.js';
 import type { VerbEnv } from './env.js';
 import { askPassphrase } from './prompt.js';
 
@@ -29,9 +33,14 @@ Examples:
         const passphrase = await askPassphrase(true);
         const client = await env.connect(cmd, main);
         try {
-          const { user: info, identity } = await signup(client, user, opts.invite);
-          await profile.saveKeys(user, identity, passphrase);
-          const s = await login(client, user, identity);
+          const { info, identity, session } = await registerKeys(
+            profile,
+            client,
+            user,
+            passphrase,
+            opts.invite,
+          );
+          const s = session ?? (await login(client, user, identity));
           await profile.saveSession({
             main,
             user,
@@ -42,11 +51,59 @@ Examples:
           });
           await profile.saveConfig({ ...(await profile.config()), main });
           env.out(
-            `signed up and logged in as ${user}${info.admin ? ' (admin)' : ''}; key fingerprint ${fingerprint(identity)}`,
+            `${session ? 'already signed up with these keys; ' : 'signed up and '}logged in as ${user}${info.admin ? ' (admin)' : ''}; key fingerprint ${fingerprint(identity)}`,
           );
         } finally {
           await client.close();
         }
       }),
     );
+}
+
+/**
+ * Registers the profile's keys for `user` with main, made and saved first if it has none.
+ * Keys are saved before main hears of them: a name main holds for keys no one kept would
+ * be lost for good (for the first user, the only admin). Keys the profile holds already
+ * are used, never replaced (they may open an account on another main): a signup cut off
+ * after main took them, run again, finds the name taken by these very keys, and logs in.
+ * Keys made here that main refused (a taken name, a bad invite) are removed again; after
+ * no answer at all they stay, for the same signup run again.
+ */
+async function registerKeys(
+  profile: Profile,
+  client: ClusterClient,
+  user: string,
+  passphrase: string,
+  invite: string | undefined,
+): Promise<{ info: UserInfo; identity: SecretIdentity; session?: LoginResponse }> {
+  const held = await profile.hasKeys(user);
+  const identity = held ? await heldKeys(profile, user, passphrase) : generateIdentity();
+  if (!held) await profile.saveKeys(user, identity, passphrase);
+  try {
+    return { info: (await signup(client, user, invite, identity)).user, identity };
+  } catch (err) {
+    if (err instanceof SedfsError && err.code === 'SEDFS_ERR_USER_EXISTS') {
+      // Taken by these keys (an earlier signup got this far), or by someone else.
+      const session = await login(client, user, identity).catch(() => undefined);
+      if (session) return { info: session.user, identity, session };
+    }
+    const refused = err instanceof SedfsError && err.code !== 'SEDFS_ERR_UNREACHABLE';
+    if (!held && refused) await profile.removeKeys(user);
+    throw err;
+  }
+}
+
+/** The keys the profile holds for `user`; another passphrase is said to be why they are not replaced. */
+async function heldKeys(profile: Profile, user: string, passphrase: string): Promise<SecretIdentity> {
+  try {
+    return await profile.unlockKeys(user, passphrase);
+  } catch (err) {
+    if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_BAD_PASSPHRASE') throw err;
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_PASSPHRASE',
+      `this profile holds keys for ${user} already, locked under another passphrase; signup uses them and never replaces them (they may open an account elsewhere): give their passphrase, or sign up from another profile (--profile DIR)`,
+      undefined,
+      { cause: err },
+    );
+  }
 }

@@ -266,7 +266,11 @@ export class FileSystem {
         let name: Buffer;
         try {
           key = openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId));
-          name = openSealed(this.identity, Buffer.from(s.sealedName, 'base64url'), grantNameContext(s.nodeId));
+          name = openSealed(
+            this.identity,
+            Buffer.from(s.sealedName, 'base64url'),
+            grantNameContext(s.nodeId),
+          );
         } catch (err) {
           if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_DECRYPT') throw err;
           throw new SedfsError('SEDFS_ERR_BAD_NAME', 'it does not open with your keys');

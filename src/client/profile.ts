@@ -138,6 +138,11 @@ export class Profile {
     return file;
   }
 
+  /** Removes the user's key file: only for keys never registered (a signup main refused). */
+  async removeKeys(user: string): Promise<void> {
+    await rm(this.keyPath(user), { force: true });
+  }
+
   async hasKeys(user: string): Promise<boolean> {
     return (await readJson<KeyFile>(this.keyPath(user))) !== undefined;
   }

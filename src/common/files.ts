@@ -32,16 +32,17 @@ export async function writeFileAtomic(
   const tmp = join(dirname(path), `.${randomHexId(6)}.tmp`);
   const fh = await open(tmp, 'w', mode);
   try {
-    await fh.writeFile(data);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-  try {
+    try {
+      await fh.writeFile(data);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
     // open()'s mode is masked by the umask; secrets must end up 0600 whatever it is.
     await chmod(tmp, mode);
     await renameReplacing(tmp, path);
   } catch (err) {
+    // What failed (a full disk) must not leave a copy behind: a session's holds unlocked keys.
     await rm(tmp, { force: true });
     throw err;
   }

@@ -74,6 +74,37 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal(zed.code, 0, `the invite was not used up by the refused signup: ${zed.stderr}`);
   });
 
+  test('signup saves the keys before main hears of them, never replaces keys the profile holds, and leaves none main refused', async () => {
+    const admin = await cluster.client();
+    const invite = async () => (await admin.call<InviteResponse>('POST', '/v1/invites', {})).code;
+    const code = await invite();
+    // Keys that cannot be saved: main must not hear of the signup (the name and invite stay free).
+    mkdirSync(join(work, 'dan'), { recursive: true });
+    writeFileSync(join(work, 'dan', 'keys'), 'not a folder');
+    const unsaved = await runSedfs(['signup', 'dan', '--invite', code], as('dan'));
+    assert.notEqual(unsaved.code, 0);
+    rmSync(join(work, 'dan', 'keys'));
+    const saved = await runSedfs(['signup', 'dan', '--invite', code], as('dan'));
+    assert.equal(saved.code, 0, `name and invite still free: ${saved.stderr}`);
+    const keyFile = join(work, 'dan', 'keys', 'dan.json');
+    const keys = readFileSync(keyFile, 'utf8');
+    // Again from the same profile (as after a signup main took but did not answer): the
+    // name is taken by these very keys, so it logs in with them.
+    const again = await runSedfs(['signup', 'dan', '--invite', await invite()], as('dan'));
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stdout, /already signed up with these keys; logged in as dan/);
+    // Under another passphrase: refused, the keys left as they were.
+    const other = await runSedfs(['signup', 'dan'], as('dan', { SEDFS_PASSPHRASE: 'another one' }));
+    assert.notEqual(other.code, 0);
+    assert.match(other.stderr, /holds keys for dan already, locked under another passphrase/);
+    assert.equal(readFileSync(keyFile, 'utf8'), keys);
+    // Another profile's fresh keys for a taken name: refused by main, and not left behind.
+    const taken = await runSedfs(['signup', 'dan', '--invite', await invite()], as('dan2'));
+    assert.match(taken.stderr, /SEDFS_ERR_USER_EXISTS/);
+    assert.equal(existsSync(join(work, 'dan2', 'keys', 'dan.json')), false);
+    assert.equal((await runSedfs(['whoami'], as('dan'))).code, 0);
+  });
+
   test('whoami shows the user and the same fingerprint signup printed', async () => {
     const who = await runSedfs(['whoami', '--json'], as('bob'));
     const info = JSON.parse(who.stdout) as { user: string; fingerprint: string; admin: boolean };
@@ -447,6 +478,23 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     assert.equal(await shell.status, 0, shell.shown());
     assert.doesNotMatch(shell.shown(), /bob-passphrase/);
     assert.doesNotMatch(shell.shown(), /unknown command/);
+  });
+
+  test('on a terminal, Ctrl-C while a put runs in the shell ends the shell as Ctrl-C does (130) and commits nothing', async () => {
+    const big = join(work, 'interrupted.bin');
+    // Long enough to be under way when the progress bar first shows.
+    writeFileSync(big, Buffer.alloc(256 * 1024 * 1024, 1));
+    try {
+      const shell = sedfsOnTerminal(['shell'], { ...process.env, ...as('bob') });
+      await waitFor('the prompt', () => shell.shown().includes('sedfs:/> '), 20_000);
+      shell.type(`put ${big} /interrupted.bin\r`);
+      await waitFor('the put under way', () => /put interrupted\.bin .*MiB \//.test(shell.shown()), 20_000);
+      shell.type('\x03');
+      assert.equal(await shell.status, 130, shell.shown());
+      assert.match((await runSedfs(['ls', '/interrupted.bin'], as('bob'))).stderr, /no such file or folder/);
+    } finally {
+      rmSync(big, { force: true });
+    }
   });
 
   test('on a terminal, an editor started by edit in the shell gets every key typed, and what it saved is uploaded', async () => {

@@ -195,6 +195,18 @@ describe('the sedfs CLI against a real cluster', () => {
     assert.equal(readFileSync(join(folder, 'into.txt'), 'utf8'), 'inside\n');
   });
 
+  test('a usage error (an unknown verb or option, a missing argument) is one clear line, not the whole help', async () => {
+    assertOneLineError(
+      await sedfs('put'),
+      /^error: missing required argument 'local' \(sedfs --help, or sedfs VERB --help, shows the usage\)$/,
+    );
+    assertOneLineError(await sedfs('ls', '--bogus'), /^error: unknown option '--bogus' \(sedfs --help/);
+    assertOneLineError(
+      await sedfs('lx'),
+      /^error: unknown command 'lx' \(Did you mean ls\?\) \(sedfs --help/,
+    );
+  });
+
   test('a failed get leaves no local file behind', async () => {
     const target = join(work, 'never.bin');
     assertOneLineError(await sedfs('get', '/missing.bin', target), /no such file/);
