@@ -1,4 +1,8 @@
+import { readFileSync, rmSync } from 'node:fs';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { uptime } from 'node:os';
 import { join } from 'node:path';
+import { SedfsError } from '../protocol/errors.js';
 import { dataFolderSync, makeDataFolder } from './files.js';
 import { createServerLogger, type ServerLogger } from './logger.js';
 
@@ -16,11 +20,18 @@ export async function openServerFolder(opts: {
   syncDir: ((dir: string) => Promise<void>) | undefined;
   /** what a crash may cost where directories cannot be synced, for the warning */
   keptAcrossCrash: string;
-}): Promise<ServerLogger & { syncDirectory: (dir: string) => Promise<void> }> {
+}): Promise<
+  ServerLogger & {
+    syncDirectory: (dir: string) => Promise<void>;
+    /** lets the data folder go (see holdDataFolder): when the server stops */
+    release: () => void;
+  }
+> {
   // One for all of the server's writes, so a folder that cannot sync directories is told once, not per file.
   const folder = dataFolderSync(opts.syncDir);
   // Durable from the start: what is made in it is only as durable as its entry.
   const made = await makeDataFolder(opts.data, folder.sync);
+  const release = await holdDataFolder(opts.data, opts.name);
   const { log, flush } = createServerLogger({
     file: join(opts.data, `${opts.name}.log`),
     name: opts.name,
@@ -38,5 +49,60 @@ export async function openServerFolder(opts: {
       `this file system cannot fsync directories: carrying on; ${opts.keptAcrossCrash} here survive a crash only as far as it keeps renames (said once)`,
     ),
   );
-  return { log, flush, syncDirectory: folder.sync };
+  return { log, flush, syncDirectory: folder.sync, release };
+}
+
+const HOLDER_FILE = 'server.pid';
+
+/**
+ * Marks the data folder as this process's (`server.pid`), refusing one another running
+ * server holds: two servers on one folder clear each other's writes in progress at
+ * start, compact packs the other still reads, and count the same chunks twice. A mark
+ * left by a process that is gone (killed, crashed) is taken over; one of this process
+ * (a server started again in a test) too, and one written before the machine last
+ * started, whose process id another process may have now. Returns what removes the mark.
+ */
+export async function holdDataFolder(data: string, name: string): Promise<() => void> {
+  const file = join(data, HOLDER_FILE);
+  const held = await readFile(file, 'utf8').catch(() => undefined);
+  const holder = held === undefined ? undefined : Number.parseInt(held, 10);
+  if (
+    holder !== undefined &&
+    holder > 0 &&
+    holder !== process.pid &&
+    isRunning(holder) &&
+    !(await writtenBeforeBoot(file))
+  )
+    throw new SedfsError(
+      'SEDFS_ERR_CONFIG',
+      `another server (process ${holder}) is using the data folder ${data}: two would destroy each other's work. Stop it first, or, if no server runs there, remove ${file}`,
+    );
+  await writeFile(file, `${process.pid}\n${name}\n`, { mode: 0o644 });
+  return () => {
+    try {
+      if (readFileSync(file, 'utf8').startsWith(`${process.pid}\n`)) rmSync(file, { force: true });
+    } catch {
+      // Gone already, or the folder with it: nothing to let go.
+    }
+  };
+}
+
+/** Whether a file was last written before the machine started (a minute's slack for clocks). */
+async function writtenBeforeBoot(file: string): Promise<boolean> {
+  const bootedAt = Date.now() - uptime() * 1000;
+  const written = await stat(file).then(
+    (st) => st.mtimeMs,
+    () => Number.POSITIVE_INFINITY,
+  );
+  return written < bootedAt - 60_000;
+}
+
+/** Whether a process with this id exists (one of another user's counts: EPERM). */
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

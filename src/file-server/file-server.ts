@@ -52,7 +52,7 @@ export async function startFileServer(
     statfs?: (path: string) => Promise<StatsFs>;
   } = {},
 ): Promise<RunningFileServer> {
-  const { log, flush, syncDirectory } = await openServerFolder({
+  const { log, flush, syncDirectory, release } = await openServerFolder({
     data: config.data,
     name: 'fileserver',
     level: config.logLevel,
@@ -241,6 +241,7 @@ export async function startFileServer(
       await agent.close();
       log.info('file server stopped');
       flush();
+      release();
     },
   };
 }

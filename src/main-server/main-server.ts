@@ -55,7 +55,7 @@ export interface MainDeps {
 /** Starts the main server: keys and token on first start, state store, routes, registry sweep. */
 export async function startMain(config: MainConfig, deps: MainDeps = {}): Promise<RunningMain> {
   const now = deps.now ?? Date.now;
-  const { log, flush, syncDirectory } = await openServerFolder({
+  const { log, flush, syncDirectory, release } = await openServerFolder({
     data: config.data,
     name: 'main',
     level: config.logLevel,
@@ -263,6 +263,7 @@ export async function startMain(config: MainConfig, deps: MainDeps = {}): Promis
       store.close();
       log.info('main server stopped');
       flush();
+      release();
     },
   };
 }

@@ -3,6 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { ServerView } from '../../src/protocol/main-api.js';
 import { runSedfs, type SedfsProcess, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 
@@ -38,6 +39,34 @@ describe('file servers register, go down when silent, and come back as themselve
     const human = await runSedfs(['servers'], env);
     assert.match(human.stdout, /^ID\s+ADDRESS\s+STATE\s+USED\s+FREE\s+CHUNKS\s+LAST HEARTBEAT/m);
     assert.match(human.stdout, /3 of 3 up/);
+  });
+
+  test('a second server started on a data folder a running one holds is refused at once, and the first runs on', async () => {
+    const held = cluster.fileServers[0] as { data: string; id: string };
+    const joinString = readFileSync(join(cluster.mainData, 'join'), 'utf8').trim();
+    /** Starts a server and waits for it to end by itself; one still running after 30 s is killed. */
+    const startedAgain = async (args: string[], env: Record<string, string> = {}) => {
+      const second = spawnSedfs(args, env);
+      const ended = await Promise.race([second.exited, sleep(30_000).then(() => 'still running' as const)]);
+      if (ended === 'still running') second.proc.kill('SIGKILL');
+      return { ended, output: second.output() };
+    };
+    const second = await startedAgain(['fileserver', '--data', held.data, '--port', '0'], {
+      SEDFS_JOIN: joinString,
+    });
+    assert.equal(typeof second.ended === 'number' && second.ended !== 0, true, `ended: ${second.ended}`);
+    assert.match(
+      second.output,
+      /another server \(process \d+\) is using the data folder .*: two would destroy each other's work\. Stop it first, or, if no server runs there, remove .*server\.pid/,
+    );
+    const mainAgain = await startedAgain(['main', '--data', cluster.mainData, '--port', '0']);
+    assert.equal(
+      typeof mainAgain.ended === 'number' && mainAgain.ended !== 0,
+      true,
+      `ended: ${mainAgain.ended}`,
+    );
+    assert.match(mainAgain.output, /another server \(process \d+\) is using the data folder/);
+    assert.equal((await servers()).find((s) => s.id === held.id)?.state, 'up');
   });
 
   test('a server killed with SIGKILL is shown down once the configured silence has passed', async () => {
