@@ -446,8 +446,13 @@ export class NamespaceService {
     this.authorize(user, id, 'owner', 'rekey');
     this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
-    const nodes = this.store.applyRekey(id, req.attempt, this.now());
-    this.audit.write({ event: 'rekey', user: user.id, node: id });
+    // The audit line in the same transaction, as share's: a line that cannot be written
+    // (a full disk) refuses the change rather than let it land unrecorded.
+    const nodes = this.store.atomically(() => {
+      const n = this.store.applyRekey(id, req.attempt, this.now());
+      this.audit.write({ event: 'rekey', user: user.id, node: id });
+      return n;
+    });
     this.log.info({ user: user.id, node: id, nodes }, 'keys replaced after an unshare');
     return { done: true, nodes };
   }
@@ -511,8 +516,10 @@ export class NamespaceService {
     const now = this.now();
     const own = this.store.locksOnPath(id, now).find((l) => l.nodeId === id && l.holderId === user.id);
     const expiresAt = Math.max(now + ttlSeconds * 1000, own?.expiresAt ?? 0);
-    this.store.setLock({ nodeId: id, holderId: user.id, expiresAt }, now);
-    this.audit.write({ event: 'lock', user: user.id, node: id });
+    this.store.atomically(() => {
+      this.store.setLock({ nodeId: id, holderId: user.id, expiresAt }, now);
+      this.audit.write({ event: 'lock', user: user.id, node: id });
+    });
     return { holder: user.name, expiresAt, renewed: own !== undefined };
   }
 
@@ -527,8 +534,10 @@ export class NamespaceService {
         `locked by ${holder} until ${new Date(held.expiresAt).toISOString()}`,
       );
     }
-    this.store.deleteLock(id);
-    this.audit.write({ event: 'unlock', user: user.id, node: id });
+    this.store.atomically(() => {
+      this.store.deleteLock(id);
+      this.audit.write({ event: 'unlock', user: user.id, node: id });
+    });
   }
 }
 

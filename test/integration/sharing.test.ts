@@ -1246,6 +1246,34 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     await a.fs.rm('/proj/leased', { recursive: true });
   });
 
+  test('a lock or unlock whose audit line cannot be written is refused, and changes nothing', async () => {
+    const { mkdirSync, renameSync, rmdirSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const a = actors.alice as Actor;
+    const carol = actors.carol as Actor;
+    await a.fs.put([Buffer.from('v1')], '/proj/audited.txt');
+    const theirs = '/shared/alice/proj/audited.txt';
+    const audit = join(cluster.mainData, 'audit.log');
+    /** Runs `op` while main's audit log cannot be appended to (a folder stands in its place). */
+    const unaudited = async (op: () => Promise<unknown>) => {
+      renameSync(audit, `${audit}.kept`);
+      mkdirSync(audit);
+      try {
+        await assert.rejects(op());
+      } finally {
+        rmdirSync(audit);
+        renameSync(`${audit}.kept`, audit);
+      }
+    };
+    await unaudited(() => lock(a.fs, '/proj/audited.txt', 60));
+    await carol.fs.put([Buffer.from('v2')], theirs);
+    await lock(a.fs, '/proj/audited.txt', 60);
+    await unaudited(() => unlock(a.fs, '/proj/audited.txt'));
+    await assert.rejects(carol.fs.put([Buffer.from('v3')], theirs), { code: 'SEDFS_ERR_LOCKED' });
+    await unlock(a.fs, '/proj/audited.txt');
+    await a.fs.rm('/proj/audited.txt');
+  });
+
   test('a node id already in use is refused alike whoever owns the node: 409 on mkdir and on commit, never a 500', async () => {
     const bob = actors.bob as Actor;
     const home = await bob.fs.resolve('/');

@@ -47,17 +47,25 @@ export function putChunkRoute(app: FastifyInstance, ctx: FileServerContext): voi
     // servers after it the chunk directly (see restFailed), as for any failed replica.
     let write: ChunkWrite | undefined = await ctx.store.beginWrite(id, size, { verifiedUpstream });
     const next = rest[0];
-    const downstream = next?.url
-      ? forward<PutChunkResponse>(
-          ctx,
-          `${next.url}/v1/chunks/${id}`,
-          {
-            'content-length': String(size),
-            [TICKET_HEADER]: req.headers[TICKET_HEADER] as string,
-          },
-          next.server,
-        )
-      : undefined;
+    let downstream: ReturnType<typeof forward<PutChunkResponse>> | undefined;
+    try {
+      downstream = next?.url
+        ? forward<PutChunkResponse>(
+            ctx,
+            `${next.url}/v1/chunks/${id}`,
+            {
+              'content-length': String(size),
+              [TICKET_HEADER]: req.headers[TICKET_HEADER] as string,
+            },
+            next.server,
+          )
+        : undefined;
+    } catch (err) {
+      // A next server's address that cannot be used: the write begun above is let go
+      // (its file, descriptor and buffer), not left until the next start.
+      await write.abort();
+      throw err;
+    }
     try {
       const w = write;
       await pump(req.raw, (piece) => {
