@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { rootPinOf } from '../client/account.js';
 import { ClusterClient } from '../client/cluster-client.js';
 import { FileSystem } from '../client/file-system.js';
 import { defaultProfileDir, Profile, type Session } from '../client/profile.js';
@@ -126,7 +127,14 @@ export class CliEnv implements VerbEnv {
   async fileSystem(cmd: Command): Promise<FileSystem> {
     if (this.fs) return this.fs;
     const { client, session } = await this.session(cmd);
-    this.fs = await FileSystem.open(client, session.identity);
+    // The home folder these keys opened on this cluster before, or, the first time, the
+    // one to remember: main cannot swap in one of its own later (see RootPin).
+    const profile = this.profile(cmd);
+    const cluster = client.caFingerprint ?? new URL(session.main).origin;
+    const root = await profile.rootPin(session.user, cluster);
+    this.fs = await FileSystem.open(client, session.identity, root ? { root } : {});
+    if (!root)
+      await profile.pinRoot(session.user, cluster, rootPinOf(this.fs.user.rootId, this.fs.user.rootSealed));
     this.fs.onSkipped = (message) => process.stderr.write(`sedfs: warning: ${printable(message)}\n`);
     return this.fs;
   }

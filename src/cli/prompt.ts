@@ -76,9 +76,13 @@ export async function askIfInteractive(
       });
     });
     muted = secret;
-    const answer = (await asked).trim();
+    // A secret is taken as typed, as SEDFS_PASSPHRASE is: trimmed here and not there,
+    // one set from a script could not be typed (Profile.unlockKeys still opens keys locked
+    // under a trimmed one).
+    const typed = await asked;
+    const answer = secret ? typed : typed.trim();
     if (secret) process.stderr.write('\n');
-    if (!answer) throw new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet}`);
+    if (!answer.trim()) throw new SedfsError('SEDFS_ERR_CONFIG', `missing setting: ${howToSet}`);
     return answer;
   } finally {
     rl.close();

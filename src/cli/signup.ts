@@ -79,8 +79,9 @@ async function registerKeys(
   const held = await profile.hasKeys(user);
   const identity = held ? await heldKeys(profile, user, passphrase) : generateIdentity();
   if (!held) await profile.saveKeys(user, identity, passphrase);
+  let made: Awaited<ReturnType<typeof signup>>;
   try {
-    return { info: (await signup(client, user, invite, identity)).user, identity };
+    made = await signup(client, user, invite, identity);
   } catch (err) {
     if (err instanceof SedfsError && err.code === 'SEDFS_ERR_USER_EXISTS') {
       // Taken by these keys (an earlier signup got this far), or by someone else.
@@ -91,6 +92,9 @@ async function registerKeys(
     if (!held && refused) await profile.removeKeys(user);
     throw err;
   }
+  // Remembered now, not at the first command after: see RootPin.
+  await profile.pinRoot(user, client.caFingerprint ?? new URL(client.mainUrl).origin, made.root);
+  return { info: made.user, identity };
 }
 
 /** The keys the profile holds for `user`; another passphrase is said to be why they are not replaced. */

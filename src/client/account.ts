@@ -1,4 +1,4 @@
-import { randomHexId } from '../crypto/hash.js';
+import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { generateIdentity, type SecretIdentity, sealTo, signMessage } from '../crypto/identity.js';
 import { newNodeKey } from '../crypto/node-keys.js';
 import type {
@@ -23,7 +23,7 @@ export async function signup(
   name: string,
   invite?: string,
   identity: SecretIdentity = generateIdentity(),
-): Promise<{ user: UserInfo; identity: SecretIdentity }> {
+): Promise<{ user: UserInfo; identity: SecretIdentity; root: RootPin }> {
   const rootId = randomHexId();
   const rootKey = newNodeKey();
   const req: SignupRequest = {
@@ -36,7 +36,23 @@ export async function signup(
     ...(invite ? { invite } : {}),
   };
   const user = await client.call<UserInfo>('POST', '/v1/users', req);
-  return { user, identity };
+  return { user, identity, root: rootPinOf(rootId, req.rootSealed) };
+}
+
+/**
+ * What a profile remembers of a user's home folder on a cluster: its id and the hash of
+ * its sealed key as main handed it out. Anyone who knows the user's public box key,
+ * main included, can seal a key to it: a home folder main swapped in later (its own
+ * key, so that it could read what the user writes next) is refused.
+ */
+export interface RootPin {
+  id: string;
+  /** SHA-256 (hex) of the sealed home-folder key, as main gives it out */
+  sealed: string;
+}
+
+export function rootPinOf(rootId: string, rootSealed: string): RootPin {
+  return { id: rootId, sealed: sha256Hex(Buffer.from(rootSealed, 'base64url')) };
 }
 
 /** Signs main's challenge with the user's key; on success the client carries the session token. */

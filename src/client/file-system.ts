@@ -26,7 +26,7 @@ import type {
   ShareEntry,
   VersionCommit,
 } from '../protocol/namespace-api.js';
-import { me as fetchMe, rootSealContext } from './account.js';
+import { me as fetchMe, type RootPin, rootPinOf, rootSealContext } from './account.js';
 import type { ByteSource } from './chunker.js';
 import type { ClusterClient } from './cluster-client.js';
 import { fetchChunks } from './fetch-blob.js';
@@ -123,13 +123,27 @@ export class FileSystem {
   /** Hears of folder entries and shares left out of listings because their names are not valid. */
   onSkipped?: (message: string) => void;
 
-  /** Opens the signed-in user's home folder: its key is sealed to their X25519 key. */
-  static async open(client: ClusterClient, identity: SecretIdentity): Promise<FileSystem> {
+  /**
+   * Opens the signed-in user's home folder: its key is sealed to their X25519 key. With
+   * `root`, the home folder must be the one pinned (see RootPin), else nothing is opened.
+   */
+  static async open(
+    client: ClusterClient,
+    identity: SecretIdentity,
+    opts: { root?: RootPin } = {},
+  ): Promise<FileSystem> {
     const user = await fetchMe(client);
     if (user.boxKey !== identity.boxKey) {
       throw new SedfsError(
         'SEDFS_ERR_DECRYPT',
         'the keys in this profile are not the ones main has for this user',
+      );
+    }
+    const root = rootPinOf(user.rootId, user.rootSealed);
+    if (opts.root && (opts.root.id !== root.id || opts.root.sealed !== root.sealed)) {
+      throw new SedfsError(
+        'SEDFS_ERR_UNTRUSTED_SERVER',
+        `main gave ${user.name} a home folder other than the one this profile opened there before (${opts.root.id.slice(0, 8)}…, now ${root.id.slice(0, 8)}…): its keys could be main's own, so nothing was read or written. A main that is really yours never changes it, not even restored from a backup`,
       );
     }
     const rootKey = openSealed(

@@ -1,11 +1,19 @@
-import { readFile, rm } from 'node:fs/promises';
+import { open, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
-import { syncDir, syncDirWhereSupported, writeFileAtomic } from '../common/files.js';
+import {
+  makeDataFolder,
+  type RunProgram,
+  syncDir,
+  syncDirWhereSupported,
+  writeFileAtomic,
+} from '../common/files.js';
 import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
+import type { RootPin } from './account.js';
 import type { Trust } from './trust.js';
 import { type FoundUnanswering, latestFindings } from './unanswering.js';
 
@@ -36,6 +44,12 @@ export interface KeyFile {
   boxKey: string;
   fingerprint: string;
   locked: PassphraseBox;
+  /**
+   * The user's home folder on each cluster these keys signed up or logged in to, by the
+   * cluster CA's fingerprint (or main's origin without TLS): in the key file, so that it
+   * goes where the keys are copied.
+   */
+  roots?: Record<string, RootPin>;
 }
 
 export interface Session {
@@ -49,6 +63,8 @@ export interface Session {
 
 /** Where a profile keeps the servers its commands lately found not answering. */
 const UNANSWERING_FILE = 'unanswering.json';
+/** How long a lock on one of the profile's files may stand before it is taken as left by a dead command. */
+const STALE_LOCK_MS = 10_000;
 
 async function readJson<T>(path: string): Promise<T | undefined> {
   try {
@@ -87,22 +103,51 @@ const processDirSync = syncDirWhereSupported(noteUnsupported);
 
 export class Profile {
   private readonly sync: (dir: string) => Promise<void>;
+  /** the profile folder made (restricted on Windows), once, before the first file written */
+  private made: Promise<void> | undefined;
 
   constructor(
     readonly dir: string,
     /**
      * `syncDir` fsyncs a directory (tests make it fail as some file systems do), in a
-     * tolerant sync of this profile's own, told through `onDirSyncUnsupported`
+     * tolerant sync of this profile's own, told through `onDirSyncUnsupported`;
+     * `platform` and `run` (icacls, whoami) are for tests of the Windows folder.
      */
-    deps: {
+    private readonly deps: {
       syncDir?: (dir: string) => Promise<void>;
       onDirSyncUnsupported?: (dir: string, code: string) => void;
+      platform?: NodeJS.Platform;
+      run?: RunProgram;
     } = {},
   ) {
     this.sync =
       deps.syncDir === undefined && deps.onDirSyncUnsupported === undefined
         ? processDirSync
         : syncDirWhereSupported(deps.onDirSyncUnsupported ?? noteUnsupported, deps.syncDir ?? syncDir);
+  }
+
+  /**
+   * The profile folder, made as a server's data folder is (makeDataFolder) before the
+   * first file is written: on Windows a new folder takes its parent's permissions, and a
+   * profile put under `C:\` (`--profile`, SEDFS_HOME) would be open to every user of the
+   * machine, a session's unlocked keys with it. One that existed keeps its permissions.
+   */
+  private folder(): Promise<void> {
+    this.made ??= makeDataFolder(this.dir, this.sync, this.deps.platform, this.deps.run).then(
+      ({ notRestricted }) => {
+        if (notRestricted)
+          process.stderr.write(
+            `sedfs: warning: the new profile folder ${this.dir} could not be restricted to you (icacls: ${notRestricted.message}): other users of this machine may read it; restrict it by hand\n`,
+          );
+      },
+    );
+    return this.made;
+  }
+
+  /** Writes one of the profile's files atomically, in its folder (see folder). */
+  private async write(path: string, text: string): Promise<void> {
+    await this.folder();
+    await writeFileAtomic(path, text, 0o600, this.sync);
   }
 
   private keyPath(user: string): string {
@@ -114,18 +159,16 @@ export class Profile {
   }
 
   async saveConfig(config: ProfileConfig): Promise<void> {
-    await writeFileAtomic(
-      join(this.dir, 'config.json'),
-      `${JSON.stringify(config, null, 2)}\n`,
-      0o600,
-      this.sync,
-    );
+    await this.write(join(this.dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
   }
 
   async saveKeys(user: string, identity: SecretIdentity, passphrase: string): Promise<KeyFile> {
     const secret = Buffer.from(
       JSON.stringify({ signSecret: identity.signSecret, boxSecret: identity.boxSecret }),
     );
+    // The same keys under a new passphrase (passwd) keep the home folders they know.
+    const before = await readJson<KeyFile>(this.keyPath(user)).catch(() => undefined);
+    const roots = before?.signKey === identity.signKey ? before.roots : undefined;
     const file: KeyFile = {
       version: 1,
       user,
@@ -133,9 +176,24 @@ export class Profile {
       boxKey: identity.boxKey,
       fingerprint: fingerprint(identity),
       locked: lockWithPassphrase(passphrase, secret),
+      ...(roots ? { roots } : {}),
     };
-    await writeFileAtomic(this.keyPath(user), `${JSON.stringify(file, null, 2)}\n`, 0o600, this.sync);
+    await this.write(this.keyPath(user), `${JSON.stringify(file, null, 2)}\n`);
     return file;
+  }
+
+  /** The home folder `user`'s keys know on `cluster` (see KeyFile.roots), if any. */
+  async rootPin(user: string, cluster: string): Promise<RootPin | undefined> {
+    return (await readJson<KeyFile>(this.keyPath(user)))?.roots?.[cluster];
+  }
+
+  /** Remembers `user`'s home folder on `cluster` in their key file (none: nothing to remember it in). */
+  async pinRoot(user: string, cluster: string, root: RootPin): Promise<void> {
+    if (!(await this.hasKeys(user))) return;
+    await this.update<KeyFile>(join('keys', `${user}.json`), (file) => ({
+      ...file,
+      roots: { ...file.roots, [cluster]: root },
+    }));
   }
 
   /** Removes the user's key file: only for keys never registered (a signup main refused). */
@@ -156,10 +214,18 @@ export class Profile {
         `no keys for ${user} in ${this.dir} (sign up first, or pass --profile)`,
       );
     }
-    const secret = JSON.parse(unlockWithPassphrase(passphrase, file.locked).toString('utf8')) as {
-      signSecret: string;
-      boxSecret: string;
-    };
+    let opened: Buffer;
+    try {
+      opened = unlockWithPassphrase(passphrase, file.locked);
+    } catch (err) {
+      // A typed passphrase was trimmed before 2026-11-28 (one from SEDFS_PASSPHRASE never
+      // was): keys locked then open with the trimmed form, typed as it was then.
+      const trimmed = passphrase.trim();
+      if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_BAD_PASSPHRASE' || trimmed === passphrase)
+        throw err;
+      opened = unlockWithPassphrase(trimmed, file.locked);
+    }
+    const secret = JSON.parse(opened.toString('utf8')) as { signSecret: string; boxSecret: string };
     return { signKey: file.signKey, boxKey: file.boxKey, ...secret };
   }
 
@@ -168,14 +234,7 @@ export class Profile {
   }
 
   async savePin(user: string, pin: Pin): Promise<void> {
-    const pins = await this.pins();
-    pins[user] = pin;
-    await writeFileAtomic(
-      join(this.dir, 'pins.json'),
-      `${JSON.stringify(pins, null, 2)}\n`,
-      0o600,
-      this.sync,
-    );
+    await this.update<Record<string, Pin>>('pins.json', (pins) => ({ ...pins, [user]: pin }));
   }
 
   /** The cluster CA trusted for a main server (by its origin), if any. */
@@ -185,10 +244,43 @@ export class Profile {
   }
 
   async saveTrust(mainUrl: string, trust: Trust): Promise<void> {
-    const path = join(this.dir, 'trust.json');
-    const all = (await readJson<Record<string, Trust>>(path)) ?? {};
-    all[new URL(mainUrl).origin] = { fingerprint: trust.fingerprint, ca: trust.ca };
-    await writeFileAtomic(path, `${JSON.stringify(all, null, 2)}\n`, 0o600, this.sync);
+    await this.update<Record<string, Trust>>('trust.json', (all) => ({
+      ...all,
+      [new URL(mainUrl).origin]: { fingerprint: trust.fingerprint, ca: trust.ca },
+    }));
+  }
+
+  /**
+   * Reads, changes and writes one of the profile's JSON maps, one command at a time: two
+   * `share` commands ending together each wrote what it had read, and one user's pin was
+   * lost (pinned again later, silently, as a first use). Commands take turns by a lock
+   * file made exclusively beside it; one left by a command that died is taken after
+   * STALE_LOCK_MS.
+   */
+  private async update<T extends object>(name: string, change: (current: T) => T): Promise<void> {
+    const path = join(this.dir, name);
+    const lock = `${path}.lock`;
+    await this.folder();
+    for (const started = Date.now(); ; ) {
+      try {
+        await (await open(lock, 'wx', 0o600)).close();
+        break;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        const since = await stat(lock).then(
+          (st) => Date.now() - st.mtimeMs,
+          () => 0,
+        );
+        if (since > STALE_LOCK_MS || Date.now() - started > STALE_LOCK_MS) await rm(lock, { force: true });
+        else await sleep(10);
+      }
+    }
+    try {
+      const current = (await readJson<T>(path)) ?? ({} as T);
+      await this.write(path, `${JSON.stringify(change(current), null, 2)}\n`);
+    } finally {
+      await rm(lock, { force: true });
+    }
   }
 
   /**
@@ -217,7 +309,7 @@ export class Profile {
     const before = await this.unanswering();
     const all = latestFindings(before, found);
     if (JSON.stringify(all) === JSON.stringify(before)) return;
-    await writeFileAtomic(join(this.dir, UNANSWERING_FILE), `${JSON.stringify(all)}\n`, 0o600, this.sync);
+    await this.write(join(this.dir, UNANSWERING_FILE), `${JSON.stringify(all)}\n`);
   }
 
   async session(): Promise<Session | undefined> {
@@ -225,7 +317,7 @@ export class Profile {
   }
 
   async saveSession(session: Session): Promise<void> {
-    await writeFileAtomic(join(this.dir, 'session.json'), `${JSON.stringify(session)}\n`, 0o600, this.sync);
+    await this.write(join(this.dir, 'session.json'), `${JSON.stringify(session)}\n`);
   }
 
   async clearSession(): Promise<void> {

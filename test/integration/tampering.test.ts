@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
+import { rootSealContext } from '../../src/client/account.js';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import type { FileSystem } from '../../src/client/file-system.js';
+import { sealTo } from '../../src/crypto/identity.js';
+import { newNodeKey } from '../../src/crypto/node-keys.js';
 import type { SedfsError } from '../../src/protocol/errors.js';
 import type { ContentResponse } from '../../src/protocol/namespace-api.js';
-import { TestCluster, waitFor } from '../helpers/cluster.js';
+import { runSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 import { seededBytes } from '../helpers/seeded.js';
 import { collector } from '../helpers/sinks.js';
 import { newUser } from '../helpers/users.js';
@@ -45,6 +49,47 @@ describe('tampering with stored data is caught', () => {
     bytes[at] = (bytes[at] as number) ^ 0x01;
     writeFileSync(path, bytes);
   }
+
+  test("a home folder main swaps in for a user (a key of its own, sealed to their public key) is refused by the user's profile: nothing is read or written there", async () => {
+    const work = mkdtempSync(join(tmpdir(), 'sedfs-root-'));
+    const env = { SEDFS_HOME: join(work, 'p'), SEDFS_MAIN: cluster.mainUrl, SEDFS_PASSPHRASE: 'pw' };
+    const db = new Database(join(cluster.mainData, 'main.db'));
+    try {
+      assert.equal((await runSedfs(['signup', 'swapped'], env)).code, 0);
+      assert.equal((await runSedfs(['write', '/mine.txt', 'secret'], env)).code, 0);
+      // Main, turned hostile: a fresh home key, sealed to the user's box key, which it knows.
+      const user = db
+        .prepare('SELECT id, box_key, root_id, root_sealed FROM users WHERE name = ?')
+        .get('swapped') as {
+        id: string;
+        box_key: string;
+        root_id: string;
+        root_sealed: string;
+      };
+      const forged = sealTo(user.box_key, newNodeKey(), rootSealContext(user.root_id)).toString('base64url');
+      db.prepare('UPDATE users SET root_sealed = ? WHERE id = ?').run(forged, user.id);
+      for (const args of [['ls'], ['write', '/new.txt', 'for main to read']]) {
+        const res = await runSedfs(args, env);
+        assert.notEqual(res.code, 0);
+        assert.match(
+          res.stderr,
+          /main gave swapped a home folder other than the one this profile opened there before/,
+        );
+      }
+      db.prepare('UPDATE users SET root_sealed = ? WHERE id = ?').run(user.root_sealed, user.id);
+      assert.equal((await runSedfs(['cat', '/mine.txt'], env)).stdout, 'secret\n');
+      // Keys from before home folders were remembered: the first command remembers it.
+      const keyFile = join(work, 'p', 'keys', 'swapped.json');
+      const { roots, ...older } = JSON.parse(readFileSync(keyFile, 'utf8')) as { roots?: object };
+      assert.ok(roots);
+      writeFileSync(keyFile, JSON.stringify(older));
+      assert.equal((await runSedfs(['ls'], env)).code, 0);
+      assert.deepEqual((JSON.parse(readFileSync(keyFile, 'utf8')) as { roots?: object }).roots, roots);
+    } finally {
+      db.close();
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 
   test('one flipped byte in one replica: the read comes from a good replica, byte-identical', async () => {
     const { data, content } = await storeFile('/flip-one', 1);

@@ -119,3 +119,76 @@ test('servers found not answering are handed from one command to the next; a dam
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a passphrase is used as given, spaces and all; keys locked under a trimmed one (typed before 2026-11-28) still open with it typed as then', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-spaces-'));
+  try {
+    const profile = new Profile(dir);
+    const identity = generateIdentity();
+    await profile.saveKeys('ann', identity, ' with spaces ');
+    assert.equal((await profile.unlockKeys('ann', ' with spaces ')).signSecret, identity.signSecret);
+    await assert.rejects(profile.unlockKeys('ann', 'with spaces'), { code: 'SEDFS_ERR_BAD_PASSPHRASE' });
+    await profile.saveKeys('bo', identity, 'trimmed');
+    assert.equal((await profile.unlockKeys('bo', '  trimmed ')).signSecret, identity.signSecret);
+    await assert.rejects(profile.unlockKeys('bo', 'trimmed!'), { code: 'SEDFS_ERR_BAD_PASSPHRASE' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('pins saved by two commands at once are both kept, and a lock left by a command that died is taken over', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-pins-'));
+  try {
+    const pin = (name: string) => ({ fingerprint: name, signKey: 's', boxKey: 'b', pinnedAt: 'now' });
+    const a = new Profile(dir);
+    const b = new Profile(dir);
+    await Promise.all([a.savePin('bob', pin('bob')), b.savePin('carol', pin('carol'))]);
+    assert.deepEqual(Object.keys(await a.pins()).sort(), ['bob', 'carol']);
+    await Promise.all([
+      a.saveTrust('https://m1:1', { fingerprint: 'f1', ca: 'c1' }),
+      b.saveTrust('https://m2:1', { fingerprint: 'f2', ca: 'c2' }),
+    ]);
+    assert.equal((await a.trustFor('https://m1:1'))?.fingerprint, 'f1');
+    assert.equal((await a.trustFor('https://m2:1'))?.fingerprint, 'f2');
+    // A lock file from a command killed long ago.
+    const lock = join(dir, 'pins.json.lock');
+    writeFileSync(lock, '');
+    const { utimesSync } = await import('node:fs');
+    utimesSync(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    await a.savePin('dave', pin('dave'));
+    assert.deepEqual(Object.keys(await a.pins()).sort(), ['bob', 'carol', 'dave']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('on Windows a new profile folder is restricted with icacls before anything is written in it, as a server data folder is; one that existed is left as it is', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-profile-acl-'));
+  try {
+    const ran: string[][] = [];
+    const run = async (file: string, args: string[]) => {
+      ran.push([file, ...args]);
+      return file.endsWith('whoami.exe') ? '"pc\\bob","S-1-5-21-1-2-3-1001"\r\n' : '';
+    };
+    const dir = join(root, 'profile');
+    const profile = new Profile(dir, { platform: 'win32', run, syncDir: async () => undefined });
+    await profile.saveConfig({ main: 'https://m:1' });
+    await profile.saveKeys('ann', generateIdentity(), 'pass phrase');
+    const icacls = ran.filter(([file]) => file?.endsWith('icacls.exe'));
+    assert.equal(icacls.length, 2, 'restricted once, before the first file');
+    assert.match(icacls[0]?.[1] as string, /[/\\]profile\.new-[0-9a-f]{8}$/);
+    assert.deepEqual(icacls[0]?.slice(2), [
+      '/grant:r',
+      '*S-1-5-21-1-2-3-1001:(OI)(CI)F',
+      '*S-1-5-18:(OI)(CI)F',
+      '*S-1-5-32-544:(OI)(CI)F',
+    ]);
+    assert.deepEqual(icacls[1]?.slice(2), ['/inheritance:r']);
+    assert.deepEqual((await profile.config()).main, 'https://m:1');
+    ran.length = 0;
+    await new Profile(dir, { platform: 'win32', run, syncDir: async () => undefined }).saveConfig({});
+    assert.deepEqual(ran, [], 'a folder that existed keeps its permissions');
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
