@@ -1,6 +1,7 @@
 import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
+import { globals } from './env.js';
 import { onInterrupt } from './interrupt.js';
 import { fail, formatBytes } from './output.js';
 
@@ -28,7 +29,7 @@ and chunks of files written since are deleted as unknown after --extra-grace.
 Examples:
   sedfs backup --data /srv/sedfs-main /backups/sedfs-$(date +%F)`,
     )
-    .action(async (dest: string, opts: { data: string; json?: boolean }) => {
+    .action(async (dest: string, opts: { data: string }, cmd: Command) => {
       // Interrupted, the folder it was making goes: half a backup is no backup, and
       // holds secrets. (The snapshot itself is one SQLite call: Ctrl-C waits for it.)
       const forget = onInterrupt(() => {
@@ -43,7 +44,7 @@ Examples:
           ),
         );
         process.stdout.write(
-          opts.json
+          globals(cmd).json
             ? `${JSON.stringify({ dest, ...summary })}\n`
             : `backed up main's state to ${dest}: main.db (${formatBytes(summary.databaseBytes)}), ${summary.keys.join(', ')}\n`,
         );

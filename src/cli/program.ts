@@ -77,6 +77,8 @@ export function buildProgram(
       '--ca-fingerprint <sha256>',
       'cluster CA fingerprint main printed; checked at signup and login [env SEDFS_CA_FINGERPRINT]',
     )
+    // As the design's CLI contract has it: `sedfs --json ls` as well as `sedfs ls --json`.
+    .option('--json', 'print JSON, for the verbs that print something')
     // A usage error is one line, as every failure is (the whole help after it was 60):
     // commander's own, with where the usage is.
     .configureOutput({

@@ -75,7 +75,7 @@ describe('the sedfs CLI against a real cluster', () => {
     rmSync(work, { recursive: true, force: true });
   });
 
-  test('put then get round-trips a file byte-identical, and ls --json lists it', async () => {
+  test('put then get round-trips a file byte-identical, and ls --json (or sedfs --json ls) lists it', async () => {
     const data = seededBytes(11, 300_000);
     writeFileSync(join(work, 'in.bin'), data);
     assert.equal((await sedfs('mkdir', '-p', '/docs/x')).code, 0);
@@ -92,6 +92,10 @@ describe('the sedfs CLI against a real cluster', () => {
       ['in.bin', 300_000],
       ['x', 0],
     ]);
+    // --json is a global option too, before the verb, as the CLI contract has it.
+    const before = await sedfs('--json', 'ls', '/docs');
+    assert.equal(before.code, 0, before.stderr);
+    assert.deepEqual(JSON.parse(before.stdout), JSON.parse(ls.stdout));
   });
 
   test('write and write --append make a message file that cat prints', async () => {
