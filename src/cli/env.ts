@@ -132,10 +132,17 @@ export class CliEnv implements VerbEnv {
     const profile = this.profile(cmd);
     const cluster = client.caFingerprint ?? new URL(session.main).origin;
     const root = await profile.rootPin(session.user, cluster);
-    this.fs = await FileSystem.open(client, session.identity, root ? { root } : {});
+    this.fs = await FileSystem.open(client, session.identity, { ...(root ? { root } : {}), pins: profile });
     if (!root)
       await profile.pinRoot(session.user, cluster, rootPinOf(this.fs.user.rootId, this.fs.user.rootSealed));
-    this.fs.onSkipped = (message) => process.stderr.write(`sedfs: warning: ${printable(message)}\n`);
+    // Once each: a command may list the shares more than once (/shared, then an owner's).
+    const warned = new Set<string>();
+    this.fs.onSkipped = (message) => {
+      if (warned.has(message)) return;
+      warned.add(message);
+      process.stderr.write(`sedfs: warning: ${printable(message)}\n`);
+    };
+    this.fs.onNotice = (message) => process.stderr.write(`sedfs: note: ${printable(message)}\n`);
     return this.fs;
   }
 

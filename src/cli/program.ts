@@ -19,6 +19,7 @@ import { registerMkdirCommand } from './mkdir.js';
 import { registerMvCommand } from './mv.js';
 import { registerPasswdCommand } from './passwd.js';
 import { registerPermsCommand } from './perms.js';
+import { registerPinCommand } from './pin.js';
 import { registerPutCommand } from './put.js';
 import { registerRmCommand } from './rm.js';
 import { registerServersCommand } from './servers.js';
@@ -55,6 +56,7 @@ export function registerClientVerbs(program: Command, env: VerbEnv): void {
     registerShareCommand,
     registerUnshareCommand,
     registerPermsCommand,
+    registerPinCommand,
     registerLockCommands,
     registerCheckCommand,
     registerAdminCommand,

@@ -1,6 +1,7 @@
 import type { Writable } from 'node:stream';
 import { inParallel } from '../common/parallel.js';
 import { ChunkSealer, openChunk } from '../crypto/content.js';
+import { grantSignedBy } from '../crypto/grant-signature.js';
 import { randomHexId, sha256Hex } from '../crypto/hash.js';
 import { openSealed, type SecretIdentity } from '../crypto/identity.js';
 import {
@@ -41,6 +42,7 @@ import {
   notAFolder,
   splitPath,
 } from './paths.js';
+import { checkedUserKeys, MemoryPins, type PinStore } from './pins.js';
 import { sealWorkers } from './seal-workers.js';
 import { DEFAULT_CHUNK_BYTES, OtherServers, sendBatch, sendChunk, storeChunks } from './store-blob.js';
 
@@ -118,10 +120,16 @@ export class FileSystem {
     readonly identity: SecretIdentity,
     readonly user: MeResponse,
     private readonly rootKey: Buffer,
+    /** other users' keys as first seen: a share opens only if its owner's pinned key signed it */
+    private readonly pins: PinStore,
   ) {}
 
-  /** Hears of folder entries and shares left out of listings because their names are not valid. */
+  /** Hears of folder entries and shares left out of listings because they do not open. */
   onSkipped?: (message: string) => void;
+  /** Hears what the user should know while a command goes on: a share's owner pinned for the first time. */
+  onNotice?: (message: string) => void;
+  /** each share owner's signing key as checked against the pins, once per FileSystem */
+  private readonly ownerKeys = new Map<string, Promise<string | SedfsError>>();
 
   /**
    * Opens the signed-in user's home folder: its key is sealed to their X25519 key. With
@@ -130,7 +138,7 @@ export class FileSystem {
   static async open(
     client: ClusterClient,
     identity: SecretIdentity,
-    opts: { root?: RootPin } = {},
+    opts: { root?: RootPin; pins?: PinStore } = {},
   ): Promise<FileSystem> {
     const user = await fetchMe(client);
     if (user.boxKey !== identity.boxKey) {
@@ -151,7 +159,7 @@ export class FileSystem {
       Buffer.from(user.rootSealed, 'base64url'),
       rootSealContext(user.rootId),
     );
-    return new FileSystem(client, identity, user, rootKey);
+    return new FileSystem(client, identity, user, rootKey, opts.pins ?? new MemoryPins());
   }
 
   private async rootNode(): Promise<OpenNode> {
@@ -190,7 +198,7 @@ export class FileSystem {
    * from (and the one looked up, for a lookup). Main only keeps MACs unique, so a writer
    * of a shared folder could store a name with another name's MAC and show a second
    * "report.txt" beside the real one; such an entry, like one whose name or key does not
-   * decrypt, is a bad entry (left out of listings, see unlessBadName).
+   * decrypt, is a bad entry (left out of listings, see leftOutUnless).
    */
   private openChild(parent: LookupParent, entry: NodeEntry, name?: string): OpenNode {
     let key: Buffer;
@@ -261,21 +269,38 @@ export class FileSystem {
     if (dir.virtual) return this.sharedChildren(dir);
     const { entries } = await this.client.call<ChildrenResponse>('GET', `/v1/nodes/${dir.entry.id}/children`);
     const children = entries.flatMap((e) =>
-      this.unlessBadName(`${dir.path}: an entry (${e.id.slice(0, 8)})`, () => this.openChild(dir, e)),
+      this.leftOutUnless(`${dir.path}: an entry (${e.id.slice(0, 8)})`, () => this.openChild(dir, e)),
     );
     if (dir.path === '/' && (await this.shares()).length > 0)
       children.push(virtualNode('shared', SHARED, `/${SHARED}`));
     return children;
   }
 
-  /** What others shared with this user, their keys and names opened with the user's X25519 key. */
+  /**
+   * What others shared with this user, their keys and names opened with the user's X25519
+   * key. Anyone can seal a key to anyone, main included, so each share must be signed by
+   * its owner's key as pinned here (see grant-signature.ts).
+   */
   async shares(): Promise<(ShareEntry & { name: string; key: Buffer })[]> {
     const { shares } = await this.client.call<{ shares: ShareEntry[] }>('GET', '/v1/shares');
-    // Anyone can share with anyone, and main cannot check what a grant seals: a share
-    // whose key or name does not open, or whose name is not valid, is left out the same
-    // way, not allowed to break the listing of the home folder and of every other share.
+    const signKeys = new Map<string, string | SedfsError>();
+    for (const owner of new Set(shares.map((s) => s.owner))) signKeys.set(owner, await this.ownerKey(owner));
+    // A share that does not open, is not its owner's, or whose name is not valid is left
+    // out, not allowed to break the listing of the home folder and of every other share.
     return shares.flatMap((s) =>
-      this.unlessBadName(`a share from ${s.owner}`, () => {
+      this.leftOutUnless(`a share from ${s.owner}`, () => {
+        const signKey = signKeys.get(s.owner);
+        if (signKey instanceof SedfsError) throw signKey;
+        if (!s.signature)
+          throw new SedfsError(
+            'SEDFS_ERR_UNTRUSTED_SERVER',
+            `${s.owner} did not sign it (shares made before 2026-11-29 are not signed): ${s.owner} can share it again`,
+          );
+        if (!grantSignedBy(signKey as string, s, s.signature))
+          throw new SedfsError(
+            'SEDFS_ERR_UNTRUSTED_SERVER',
+            `it is not signed by ${s.owner}'s key: someone other than ${s.owner}, main perhaps, made it`,
+          );
         let key: Buffer;
         let name: Buffer;
         try {
@@ -294,12 +319,45 @@ export class FileSystem {
     );
   }
 
-  /** `[open()]`, or `[]` (told to `onSkipped`) if what it opens has a name that is not valid. */
-  private unlessBadName<T>(what: string, open: () => T): T[] {
+  /**
+   * A share owner's signing key, checked against the pins (pinned the first time, told
+   * to onNotice), or why their shares cannot be trusted: their key changed since.
+   */
+  private ownerKey(owner: string): Promise<string | SedfsError> {
+    let key = this.ownerKeys.get(owner);
+    if (!key) {
+      key = checkedUserKeys(
+        this.client,
+        this.pins,
+        owner,
+        false,
+        `accept it with: sedfs pin ${owner} --accept-new-key`,
+      )
+        .then((k) => {
+          if (k.newlyPinned)
+            this.onNotice?.(
+              `pinned ${owner}'s key, who shares with you: fingerprint ${k.fingerprint} (compare it with what ${owner}'s sedfs whoami prints)`,
+            );
+          return k.signKey;
+        })
+        .catch((err: unknown) => {
+          if (err instanceof SedfsError && err.code === 'SEDFS_ERR_KEY_CHANGED') return err;
+          throw err;
+        });
+      this.ownerKeys.set(owner, key);
+    }
+    return key;
+  }
+
+  /**
+   * `[open()]`, or `[]` (told to `onSkipped`) if what it opens cannot be shown: a name that
+   * is not valid, or a share not its owner's.
+   */
+  private leftOutUnless<T>(what: string, open: () => T): T[] {
     try {
       return [open()];
     } catch (err) {
-      if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_BAD_NAME') throw err;
+      if (!(err instanceof SedfsError) || !LEFT_OUT.has(err.code)) throw err;
       this.onSkipped?.(`${what} was left out: ${err.message}`);
       return [];
     }
@@ -712,6 +770,13 @@ function shortOfCopies(path: string, what: string, wanted: number): string {
 
 /** Home's `/shared` shows what others shared; a user's own folder of that name cannot exist. */
 export const SHARED = 'shared';
+
+/** Why an entry or a share is left out of a listing rather than failing all of it. */
+const LEFT_OUT: ReadonlySet<string> = new Set([
+  'SEDFS_ERR_BAD_NAME',
+  'SEDFS_ERR_KEY_CHANGED',
+  'SEDFS_ERR_UNTRUSTED_SERVER',
+]);
 
 export const grantKeyContext = (nodeId: string) => `grant:${nodeId}`;
 export const grantNameContext = (nodeId: string) => `grant-name:${nodeId}`;

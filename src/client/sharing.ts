@@ -1,7 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { retryWhileBusy } from '../common/retry.js';
+import { signGrant } from '../crypto/grant-signature.js';
 import { randomHexId } from '../crypto/hash.js';
-import { fingerprint, sealTo } from '../crypto/identity.js';
+import { sealTo } from '../crypto/identity.js';
 import {
   decryptName,
   encryptName,
@@ -33,51 +34,7 @@ import {
   type OpenNode,
 } from './file-system.js';
 import { joinPath, splitPath } from './paths.js';
-import type { Pin } from './profile.js';
-
-/** Where pinned public keys live; the CLI keeps them in the profile. */
-export interface PinStore {
-  pins(): Promise<Record<string, Pin>>;
-  savePin(user: string, pin: Pin): Promise<void>;
-}
-
-export interface KeyCheck {
-  fingerprint: string;
-  /** true the first time this user's key is seen (it is pinned now) */
-  newlyPinned: boolean;
-}
-
-/**
- * A user's public keys, checked against the pinned ones: seen for the first time they
- * are pinned; if they changed since, sharing stops with SEDFS_ERR_KEY_CHANGED unless
- * the caller confirmed the new key (`acceptNewKey`).
- */
-export async function checkedUserKeys(
-  fs: FileSystem,
-  pins: PinStore,
-  name: string,
-  acceptNewKey = false,
-  /** what to do if the user really made a new key */
-  ifNew = 'run again with --accept-new-key',
-): Promise<UserKeysResponse & KeyCheck> {
-  const keys = await fs.client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(name)}`);
-  const fp = fingerprint(keys);
-  const pinned = (await pins.pins())[name];
-  if (pinned && pinned.fingerprint !== fp && !acceptNewKey) {
-    throw new SedfsError(
-      'SEDFS_ERR_KEY_CHANGED',
-      `WARNING: ${name}'s key changed from ${pinned.fingerprint} to ${fp}. If ${name} really made a new key, ${ifNew}; otherwise someone may be impersonating them.`,
-    );
-  }
-  const pin = {
-    fingerprint: fp,
-    signKey: keys.signKey,
-    boxKey: keys.boxKey,
-    pinnedAt: new Date().toISOString(),
-  };
-  if (!pinned || pinned.fingerprint !== fp) await pins.savePin(name, pin);
-  return { ...keys, fingerprint: fp, newlyPinned: !pinned };
-}
+import { checkedUserKeys, type KeyCheck, type PinStore } from './pins.js';
 
 /** Your own node at `path` (sharing works on what you own). */
 async function ownNode(fs: FileSystem, path: string, cwd: string): Promise<OpenNode> {
@@ -101,14 +58,21 @@ export async function share(
   opts: { acceptNewKey?: boolean; cwd?: string } = {},
 ): Promise<KeyCheck> {
   const node = await ownNode(fs, path, opts.cwd ?? '/');
-  const keys = await checkedUserKeys(fs, pins, user, opts.acceptNewKey);
-  await fs.client.call('POST', `/v1/nodes/${node.entry.id}/grants`, {
-    grantee: keys.id,
-    perm,
-    sealedKey: sealTo(keys.boxKey, node.key, grantKeyContext(node.entry.id)).toString('base64url'),
-    sealedName: sealTo(keys.boxKey, Buffer.from(node.name, 'utf8'), grantNameContext(node.entry.id)).toString(
+  const keys = await checkedUserKeys(fs.client, pins, user, opts.acceptNewKey);
+  const nodeId = node.entry.id;
+  const grant = {
+    nodeId,
+    sealedKey: sealTo(keys.boxKey, node.key, grantKeyContext(nodeId)).toString('base64url'),
+    sealedName: sealTo(keys.boxKey, Buffer.from(node.name, 'utf8'), grantNameContext(nodeId)).toString(
       'base64url',
     ),
+  };
+  await fs.client.call('POST', `/v1/nodes/${nodeId}/grants`, {
+    grantee: keys.id,
+    perm,
+    sealedKey: grant.sealedKey,
+    sealedName: grant.sealedName,
+    signature: signGrant(fs.identity, grant),
     ...keyWitness('expectWrappedKey', node),
   });
   return keys;
@@ -466,12 +430,16 @@ async function rekey(
         entry.versionId = versionId;
       }
       await parts.add('nodes', entry);
-      for (const g of grantsOf.get(n.id) ?? [])
+      for (const g of grantsOf.get(n.id) ?? []) {
+        // Signed again: the grantee opens only what its owner signed (the name is kept).
+        const sealedKey = sealTo(g.boxKey, key, grantKeyContext(g.nodeId)).toString('base64url');
         await parts.add('grants', {
           nodeId: g.nodeId,
           granteeId: g.granteeId,
-          sealedKey: sealTo(g.boxKey, key, grantKeyContext(g.nodeId)).toString('base64url'),
+          sealedKey,
+          signature: signGrant(fs.identity, { nodeId: g.nodeId, sealedKey, sealedName: g.sealedName }),
         });
+      }
       if (n.kind === 'dir') above.push({ id: n.id, oldKey: own, newKey: key, fallbacks: new Set() });
       count++;
     }
@@ -531,7 +499,7 @@ class GranteeKeys {
       if (inherited || this.read.has(user)) continue;
       // Nothing is sealed to a changed key: the rotation stops before this page's keys.
       const keys = await checkedUserKeys(
-        this.fs,
+        this.fs.client,
         this.pins,
         user,
         this.accept.has(user),

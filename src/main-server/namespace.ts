@@ -1,4 +1,5 @@
 import type { Logger } from '../common/logger.js';
+import { grantSignedBy } from '../crypto/grant-signature.js';
 import { SedfsError } from '../protocol/errors.js';
 import type {
   Access,
@@ -315,13 +316,17 @@ export class NamespaceService {
     if (!grantee || grantee.id === user.id)
       throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'no such user to share with');
     this.notRekeying(id);
+    // The grantee checks it anyway (main is not trusted with that); checked here too so a
+    // grant its grantee would leave out is refused when it is made, with a reason.
+    const grant = { nodeId: id, sealedKey: req.sealedKey, sealedName: req.sealedName };
+    if (!grantSignedBy(user.signKey, grant, req.signature))
+      throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the grant is not signed with your key');
     this.store.atomically(() => {
       this.store.putGrant({
-        nodeId: id,
+        ...grant,
         granteeId: grantee.id,
         perm: req.perm,
-        sealedKey: req.sealedKey,
-        sealedName: req.sealedName,
+        signature: req.signature,
         grantedAt: this.now(),
       });
       // Shared again to read only: their locks would go on refusing everyone's changes,
@@ -345,6 +350,7 @@ export class NamespaceService {
           perm: g.perm,
           sealedKey: g.sealedKey,
           sealedName: g.sealedName,
+          ...(g.signature ? { signature: g.signature } : {}),
         },
       ];
     });
@@ -375,6 +381,7 @@ export class NamespaceService {
         nodeId: g.nodeId,
         granteeId: g.granteeId,
         boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
+        sealedName: g.sealedName,
       })),
       ...(next ? { next } : {}),
     };

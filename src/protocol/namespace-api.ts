@@ -133,12 +133,17 @@ export interface ContentsResponse {
 
 export type Access = 'owner' | 'write' | 'read';
 
+/** An Ed25519 signature, base64url (64 bytes). */
+const GrantSignature = Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' });
+
 export const ShareRequest = Type.Object(
   {
     grantee: HexId,
     perm: Type.Union([Type.Literal('read'), Type.Literal('write')]),
     sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }),
     sealedName: Type.String({ pattern: '^[A-Za-z0-9_-]{1,2048}$' }),
+    /** the owner's Ed25519 signature over the grant (see grant-signature.ts) */
+    signature: GrantSignature,
     /** the node's wrapped key when `sealedKey`'s key was opened: refused if an unshare replaced it */
     expectWrappedKey: ExpectWrappedKey,
   },
@@ -154,6 +159,8 @@ export interface ShareEntry {
   perm: 'read' | 'write';
   sealedKey: string;
   sealedName: string;
+  /** the owner's signature over the grant; none on a grant made before grants were signed */
+  signature?: string;
 }
 
 export interface PermsResponse {
@@ -166,8 +173,11 @@ export interface PermsResponse {
 export interface SubtreeResponse {
   /** a page of the subtree in pre-order: a folder before what is in it */
   nodes: (NodeEntry & { contentKey: string | null })[];
-  /** the grants on those nodes, with each grantee's X25519 key for re-sealing */
-  grants: { nodeId: string; granteeId: string; boxKey: string }[];
+  /**
+   * the grants on those nodes, with each grantee's X25519 key for re-sealing and the
+   * name sealed to them (kept by the rotation, signed again with the new sealed key)
+   */
+  grants: { nodeId: string; granteeId: string; boxKey: string; sealedName: string }[];
   /** set when the page is full: ask for the next one with `?after=` it */
   next?: string;
 }
@@ -245,7 +255,12 @@ export const RekeyRequest = Type.Object(
     ),
     grants: Type.Array(
       Type.Object(
-        { nodeId: HexId, granteeId: HexId, sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }) },
+        {
+          nodeId: HexId,
+          granteeId: HexId,
+          sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }),
+          signature: GrantSignature,
+        },
         strict,
       ),
       { maxItems: REKEY_PART_MAX },

@@ -198,3 +198,53 @@ test('an edit saves over the version it read when an unshare replaced the keys w
   assert.equal(res.code, 0, res.stderr);
   assert.equal((await run('alice', 'cat', '/ed/notes.txt')).stdout, 'edited');
 });
+
+test("a share from a user whose pinned key changed is left out with a warning saying how to accept the new key; sedfs pin shows, pins and replaces a user's key", async () => {
+  assert.equal((await run('alice', 'mkdir', '/signed')).code, 0);
+  assert.equal((await run('alice', 'write', '/signed/a.txt', 'signed by alice')).code, 0);
+  // dave is new here: he has pinned no one.
+  assert.equal((await run('dave', 'signup', 'dave')).code, 0);
+  assert.equal((await run('alice', 'share', '/signed', 'dave', '--read')).code, 0);
+  const aliceFp = JSON.parse((await run('alice', '--json', 'whoami')).stdout).fingerprint as string;
+
+  // The first share listing pins its owner's key, and says so.
+  const first = await run('dave', 'ls', '/shared/alice');
+  assert.equal(first.code, 0, first.stderr);
+  assert.match(first.stdout, /^signed\/\s/m);
+  assert.equal(
+    first.stderr,
+    `sedfs: note: pinned alice's key, who shares with you: fingerprint ${aliceFp} (compare it with what alice's sedfs whoami prints)\n`,
+  );
+  assert.match(
+    (await run('dave', 'pin', 'alice')).stdout,
+    new RegExp(`^alice's key fingerprint ${aliceFp} \\(pinned since \\d{4}-`),
+  );
+  const carolPin = await run('dave', '--json', 'pin', 'carol');
+  assert.equal(carolPin.code, 0, carolPin.stderr);
+  assert.equal(JSON.parse(carolPin.stdout).newlyPinned, true);
+
+  // As if alice's key had changed since dave pinned it (or main gave another one).
+  const pinsFile = join(work, 'dave', 'pins.json');
+  const pins = JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, { fingerprint: string }>;
+  const zeros = '0000:0000:0000:0000:0000:0000:0000:0000';
+  (pins.alice as { fingerprint: string }).fingerprint = zeros;
+  writeFileSync(pinsFile, JSON.stringify(pins));
+  const changed = await run('dave', 'ls', '/shared');
+  assert.equal(changed.code, 0, changed.stderr);
+  assert.doesNotMatch(changed.stdout, /alice/);
+  assert.equal(
+    changed.stderr,
+    `sedfs: warning: a share from alice was left out: WARNING: alice's key changed from ${zeros} to ${aliceFp}. If alice really made a new key, accept it with: sedfs pin alice --accept-new-key; otherwise someone may be impersonating them.\n`,
+  );
+  const refused = await run('dave', 'pin', 'alice');
+  assert.notEqual(refused.code, 0);
+  assert.match(
+    refused.stderr,
+    /alice's key changed from 0000:.*accept it with: sedfs pin alice --accept-new-key;/,
+  );
+
+  const accepted = await run('dave', 'pin', 'alice', '--accept-new-key');
+  assert.equal(accepted.code, 0, accepted.stderr);
+  assert.equal(accepted.stdout, `alice's key fingerprint ${aliceFp} (pinned now in place of ${zeros})\n`);
+  assert.equal((await run('dave', 'cat', '/shared/alice/signed/a.txt')).stdout, 'signed by alice\n');
+});

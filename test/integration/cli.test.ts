@@ -389,6 +389,7 @@ describe('the sedfs CLI against a real cluster', () => {
         'share',
         'unshare',
         'perms',
+        'pin',
         'lock',
         'unlock',
         'check',

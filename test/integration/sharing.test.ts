@@ -4,13 +4,14 @@ import { request as httpsRequest } from 'node:https';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { request } from 'undici';
-import { login, signup } from '../../src/client/account.js';
+import { login, me, signup } from '../../src/client/account.js';
 import type { ClusterClient } from '../../src/client/cluster-client.js';
 import { FileSystem, type OpenNode } from '../../src/client/file-system.js';
 import { finishRotations, lock, perms, share, unlock, unshare } from '../../src/client/sharing.js';
 import { openChunk } from '../../src/crypto/content.js';
+import { signGrant } from '../../src/crypto/grant-signature.js';
 import { randomHexId } from '../../src/crypto/hash.js';
-import { generateIdentity, type SecretIdentity } from '../../src/crypto/identity.js';
+import { fingerprint, generateIdentity, type SecretIdentity, sealTo } from '../../src/crypto/identity.js';
 import {
   encryptName,
   nameMac,
@@ -24,6 +25,7 @@ import type {
   ContentResponse,
   NodeEntry,
   RotationsResponse,
+  ShareEntry,
   SubtreeResponse,
   UserKeysResponse,
 } from '../../src/protocol/namespace-api.js';
@@ -191,11 +193,13 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       Buffer.alloc(60, 7).toString('base64url'), // the right length, sealed to no one
     ].entries()) {
       const node = await d.fs.mkdir(`/junk${i}`);
+      const grant = { nodeId: node.entry.id, sealedKey, sealedName: sealedKey };
       await d.client.call('POST', `/v1/nodes/${node.entry.id}/grants`, {
         grantee: erinId,
         perm: 'read',
         sealedKey,
         sealedName: sealedKey,
+        signature: signGrant(d.identity, grant),
         expectWrappedKey: node.entry.wrappedKey as string,
       });
     }
@@ -220,6 +224,108 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     } finally {
       e.fs.onSkipped = undefined;
     }
+  });
+
+  test("a share its owner's pinned key did not sign (one main made, one re-sealed, one unsigned) is left out saying why, and main refuses a grant its owner did not sign", async () => {
+    const a = actors.alice as Actor;
+    const b = actors.bob as Actor;
+    const d = actors.dave as Actor;
+    const mains = generateIdentity();
+    const bobPins = new MemoryPins();
+    const open = async (lie: (path: string, answer: unknown) => void) => {
+      const notices: string[] = [];
+      const skipped: string[] = [];
+      const fs = await FileSystem.open(b.client, b.identity, { pins: bobPins });
+      fs.onNotice = (m) => notices.push(m);
+      fs.onSkipped = (m) => skipped.push(m);
+      const restore = hookCalls(b, () => undefined, lie);
+      try {
+        return { names: (await fs.shares()).map((e) => e.name).sort(), notices, skipped };
+      } finally {
+        restore();
+      }
+    };
+    const shareOf = (answer: unknown, id: string) =>
+      (answer as { shares: ShareEntry[] }).shares.find((s) => s.nodeId === id) as ShareEntry;
+
+    // Told the truth, bob pins alice's key the first time and is told its fingerprint.
+    const truth = await open(() => undefined);
+    assert.deepEqual(truth.names, ['note.txt', 'proj']);
+    assert.deepEqual(truth.skipped, []);
+    assert.deepEqual(
+      (await b.fs.list('/shared/alice')).map((e) => e.name),
+      ['note.txt', 'proj'],
+    );
+    const fp = bobPins.map.alice?.fingerprint as string;
+    assert.equal(fp, fingerprint(await me(a.client)));
+    assert.deepEqual(truth.notices, [
+      `pinned alice's key, who shares with you: fingerprint ${fp} (compare it with what alice's sedfs whoami prints)`,
+    ]);
+
+    // Main seals a key of its own to bob as /proj's, and leaves /note.txt's unsigned.
+    const lied = await open((path, answer) => {
+      if (path !== '/v1/shares') return;
+      const proj = shareOf(answer, folderId);
+      proj.sealedKey = sealTo(b.identity.boxKey, newNodeKey(), `grant:${folderId}`).toString('base64url');
+      delete shareOf(answer, fileId).signature;
+    });
+    assert.deepEqual(lied.names, []);
+    assert.deepEqual(lied.notices, []);
+    assert.deepEqual(lied.skipped.sort(), [
+      'a share from alice was left out: alice did not sign it (shares made before 2026-11-29 are not signed): alice can share it again',
+      "a share from alice was left out: it is not signed by alice's key: someone other than alice, main perhaps, made it",
+    ]);
+
+    // A lie told consistently: main's own key given out as alice's, its grant signed by
+    // it. Against the pin it is a changed key, and every share from "alice" is left out.
+    const consistent = await open((path, answer) => {
+      if (path === '/v1/users/alice') {
+        (answer as UserKeysResponse).signKey = mains.signKey;
+        (answer as UserKeysResponse).boxKey = mains.boxKey;
+      }
+      if (path !== '/v1/shares') return;
+      const proj = shareOf(answer, folderId);
+      proj.sealedKey = sealTo(b.identity.boxKey, newNodeKey(), `grant:${folderId}`).toString('base64url');
+      proj.signature = signGrant(mains, proj);
+    });
+    assert.deepEqual(consistent.names, []);
+    assert.equal(consistent.skipped.length, 2);
+    for (const m of consistent.skipped)
+      assert.match(
+        m,
+        /^a share from alice was left out: WARNING: alice's key changed from .* If alice really made a new key, accept it with: sedfs pin alice --accept-new-key; otherwise someone may be impersonating them\.$/,
+      );
+    assert.equal(bobPins.map.alice?.fingerprint, fp, 'the pin is kept');
+
+    // Main refuses a grant that is not signed with its owner's key, before storing it.
+    const node = await d.fs.mkdir('/unsigned');
+    const bobId = (await d.client.call<UserKeysResponse>('GET', '/v1/users/bob')).id;
+    const grant = {
+      nodeId: node.entry.id,
+      sealedKey: sealTo(b.identity.boxKey, newNodeKey(), `grant:${node.entry.id}`).toString('base64url'),
+      sealedName: sealTo(b.identity.boxKey, Buffer.from('unsigned'), `grant-name:${node.entry.id}`).toString(
+        'base64url',
+      ),
+    };
+    await assert.rejects(
+      d.client.call('POST', `/v1/nodes/${node.entry.id}/grants`, {
+        grantee: bobId,
+        perm: 'read',
+        sealedKey: grant.sealedKey,
+        sealedName: grant.sealedName,
+        signature: signGrant(mains, grant),
+        expectWrappedKey: node.entry.wrappedKey as string,
+      }),
+      (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_BAD_REQUEST');
+        assert.match(err.message, /the grant is not signed with your key/);
+        return true;
+      },
+    );
+    assert.deepEqual(
+      (await b.fs.list('/shared')).map((e) => e.name),
+      ['alice'],
+    );
   });
 
   /**
@@ -322,6 +428,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
           perm: 'read',
           sealedKey: 'AAAA',
           sealedName: 'AAAA',
+          signature: 'A'.repeat(86),
         }),
       );
       r.unshare = await outcome(() => c.call('GET', `/v1/nodes/${nodeId}/subtree`));
@@ -1373,6 +1480,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
           perm: 'read',
           sealedKey: 'c2VhbGVk',
           sealedName: 'bmFtZQ',
+          signature: 'A'.repeat(86),
           expectWrappedKey: staleFolder.entry.wrappedKey as string,
         }),
       ),

@@ -243,4 +243,10 @@ export const MIGRATIONS: string[] = [
   -- The server's last stats said it cannot read its free space: free_bytes is its estimate.
   ALTER TABLE servers ADD COLUMN free_unknown INTEGER NOT NULL DEFAULT 0;
   `,
+  `
+  -- The owner's Ed25519 signature over a grant's sealed key and name: a grantee opens
+  -- only a share its owner signed. Grants from before stay NULL until shared again.
+  ALTER TABLE grants ADD COLUMN signature TEXT;
+  ALTER TABLE rotation_grants ADD COLUMN signature TEXT;
+  `,
 ];

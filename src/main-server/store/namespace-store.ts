@@ -60,6 +60,8 @@ export interface GrantRecord {
   perm: Perm;
   sealedKey: string;
   sealedName: string;
+  /** the owner's signature over the grant; null on one made before grants were signed */
+  signature: string | null;
   grantedAt: number;
 }
 
@@ -115,6 +117,8 @@ export interface RekeyGrant {
   nodeId: string;
   granteeId: string;
   sealedKey: string;
+  /** the owner's signature over the new sealed key and the sealed name kept */
+  signature: string;
 }
 
 export interface NamespaceStore {

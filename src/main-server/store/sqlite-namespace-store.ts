@@ -46,6 +46,7 @@ interface GrantRow {
   perm: 'read' | 'write';
   sealed_key: string;
   sealed_name: string;
+  signature: string | null;
   granted_at: number;
 }
 
@@ -55,6 +56,7 @@ const toGrant = (r: GrantRow): GrantRecord => ({
   perm: r.perm,
   sealedKey: r.sealed_key,
   sealedName: r.sealed_name,
+  signature: r.signature,
   grantedAt: r.granted_at,
 });
 
@@ -401,11 +403,12 @@ export class SqliteNamespaceStore implements NamespaceStore {
   putGrant(g: GrantRecord): void {
     this.db
       .prepare(
-        `INSERT INTO grants (node_id, grantee_id, perm, sealed_key, sealed_name, granted_at) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO grants (node_id, grantee_id, perm, sealed_key, sealed_name, signature, granted_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (node_id, grantee_id) DO UPDATE SET perm = excluded.perm, sealed_key = excluded.sealed_key,
-           sealed_name = excluded.sealed_name, granted_at = excluded.granted_at`,
+           sealed_name = excluded.sealed_name, signature = excluded.signature, granted_at = excluded.granted_at`,
       )
-      .run(g.nodeId, g.granteeId, g.perm, g.sealedKey, g.sealedName, g.grantedAt);
+      .run(g.nodeId, g.granteeId, g.perm, g.sealedKey, g.sealedName, g.signature, g.grantedAt);
   }
 
   subtreePage(rootId: string, after: string | undefined, limit: number): SubtreePage {
@@ -561,9 +564,10 @@ export class SqliteNamespaceStore implements NamespaceStore {
           n.expectWrappedKey ?? null,
         );
       const grant = this.db.prepare(
-        'INSERT OR REPLACE INTO rotation_grants (root_id, node_id, grantee_id, sealed_key) VALUES (?, ?, ?, ?)',
+        `INSERT OR REPLACE INTO rotation_grants (root_id, node_id, grantee_id, sealed_key, signature)
+         VALUES (?, ?, ?, ?, ?)`,
       );
-      for (const g of grants) grant.run(rootId, g.nodeId, g.granteeId, g.sealedKey);
+      for (const g of grants) grant.run(rootId, g.nodeId, g.granteeId, g.sealedKey, g.signature);
     })();
   }
 
@@ -637,7 +641,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
       }
       this.db
         .prepare(
-          `UPDATE grants SET sealed_key = s.sealed_key, granted_at = @now FROM rotation_grants s
+          `UPDATE grants SET sealed_key = s.sealed_key, signature = s.signature, granted_at = @now
+           FROM rotation_grants s
            WHERE s.root_id = @root AND grants.node_id = s.node_id AND grants.grantee_id = s.grantee_id`,
         )
         .run({ root: rootId, now });

@@ -22,6 +22,7 @@ function readGrant(ns: SqliteNamespaceStore, n: number): void {
     perm: 'read',
     sealedKey: 'k',
     sealedName: 'n',
+    signature: 's',
     grantedAt: 1,
   });
 }
@@ -737,7 +738,7 @@ describe('SqliteNamespaceStore', () => {
       nameMac: hex(n + 50, 64),
     });
     const all = [{ id: hex(2), wrappedKey: 'w2' }, named(3), named(4)];
-    const grant = { nodeId: hex(4), granteeId: hex(101), sealedKey: 'k4' };
+    const grant = { nodeId: hex(4), granteeId: hex(101), sealedKey: 'k4', signature: 's4' };
     let attempts = 80;
     let replacing: string | null = null;
     const rekey = (nodes: RekeyNode[], grants: RekeyGrant[]) => {
@@ -759,6 +760,11 @@ describe('SqliteNamespaceStore', () => {
     assert.equal(ns.getNode(hex(4))?.wrappedKey, node(4, 2, 'dir', 4).wrappedKey, 'no key was replaced');
     assert.equal(rekey(all, [grant]), 3);
     assert.equal(ns.getNode(hex(4))?.wrappedKey, 'w4');
+    assert.deepEqual(
+      ns.grantsTo(hex(101)).map((g) => [g.sealedKey, g.sealedName, g.signature]),
+      [['k4', 'n', 's4']],
+      "the grant's key is replaced with its new signature, its name kept",
+    );
     assert.equal(ns.rotationOnPath(hex(3)), undefined, 'the rotation is over');
     s.close();
   });

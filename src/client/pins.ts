@@ -1,0 +1,60 @@
+import { fingerprint } from '../crypto/identity.js';
+import { SedfsError } from '../protocol/errors.js';
+import type { UserKeysResponse } from '../protocol/namespace-api.js';
+import type { ClusterClient } from './cluster-client.js';
+import type { Pin } from './profile.js';
+
+/** Where pinned public keys live; the CLI keeps them in the profile. */
+export interface PinStore {
+  pins(): Promise<Record<string, Pin>>;
+  savePin(user: string, pin: Pin): Promise<void>;
+}
+
+/** Pins kept for as long as the process runs: for a client with no profile. */
+export class MemoryPins implements PinStore {
+  readonly map: Record<string, Pin> = {};
+  async pins() {
+    return this.map;
+  }
+  async savePin(user: string, pin: Pin) {
+    this.map[user] = pin;
+  }
+}
+
+export interface KeyCheck {
+  fingerprint: string;
+  /** true the first time this user's key is seen (it is pinned now) */
+  newlyPinned: boolean;
+}
+
+/**
+ * A user's public keys, checked against the pinned ones: seen for the first time they
+ * are pinned; if they changed since, this stops with SEDFS_ERR_KEY_CHANGED unless the
+ * caller confirmed the new key (`acceptNewKey`).
+ */
+export async function checkedUserKeys(
+  client: ClusterClient,
+  pins: PinStore,
+  name: string,
+  acceptNewKey = false,
+  /** what to do if the user really made a new key */
+  ifNew = 'run again with --accept-new-key',
+): Promise<UserKeysResponse & KeyCheck> {
+  const keys = await client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(name)}`);
+  const fp = fingerprint(keys);
+  const pinned = (await pins.pins())[name];
+  if (pinned && pinned.fingerprint !== fp && !acceptNewKey) {
+    throw new SedfsError(
+      'SEDFS_ERR_KEY_CHANGED',
+      `WARNING: ${name}'s key changed from ${pinned.fingerprint} to ${fp}. If ${name} really made a new key, ${ifNew}; otherwise someone may be impersonating them.`,
+    );
+  }
+  const pin = {
+    fingerprint: fp,
+    signKey: keys.signKey,
+    boxKey: keys.boxKey,
+    pinnedAt: new Date().toISOString(),
+  };
+  if (!pinned || pinned.fingerprint !== fp) await pins.savePin(name, pin);
+  return { ...keys, fingerprint: fp, newlyPinned: !pinned };
+}
