@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { rootPinOf } from '../client/account.js';
 import { ClusterClient } from '../client/cluster-client.js';
 import { FileSystem } from '../client/file-system.js';
+import type { PinStore } from '../client/pins.js';
 import { defaultProfileDir, Profile, type Session } from '../client/profile.js';
 import { establishTrust } from '../client/trust.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
@@ -35,6 +36,8 @@ export interface VerbEnv {
   /** A client signed in with the profile's session. */
   session(cmd: Command): Promise<{ client: ClusterClient; session: Session }>;
   fileSystem(cmd: Command): Promise<FileSystem>;
+  /** Other users' keys as pinned for the signed-in session's cluster. */
+  pins(cmd: Command): Promise<PinStore>;
   /** A line for people: control characters shown as `?` (see printable). */
   out(text: string): void;
   /** `value` as JSON for programs, names exactly as stored (JSON escapes what it must). */
@@ -43,6 +46,11 @@ export interface VerbEnv {
   run(body: () => Promise<void>): Promise<void>;
   /** Releases connections once the verb is done. */
   close(): Promise<void>;
+}
+
+/** What the profile keeps a cluster's pins by: its CA's fingerprint (its URL's origin without TLS). */
+function clusterOf(client: ClusterClient, session: Session): string {
+  return client.caFingerprint ?? new URL(session.main).origin;
 }
 
 export function globals(cmd: Command): GlobalOptions {
@@ -124,15 +132,23 @@ export class CliEnv implements VerbEnv {
     return new ClusterClient(main, { ca: trust.ca });
   }
 
+  async pins(cmd: Command): Promise<PinStore> {
+    const { client, session } = await this.session(cmd);
+    return this.profile(cmd).pinsFor(clusterOf(client, session));
+  }
+
   async fileSystem(cmd: Command): Promise<FileSystem> {
     if (this.fs) return this.fs;
     const { client, session } = await this.session(cmd);
     // The home folder these keys opened on this cluster before, or, the first time, the
     // one to remember: main cannot swap in one of its own later (see RootPin).
     const profile = this.profile(cmd);
-    const cluster = client.caFingerprint ?? new URL(session.main).origin;
+    const cluster = clusterOf(client, session);
     const root = await profile.rootPin(session.user, cluster);
-    this.fs = await FileSystem.open(client, session.identity, { ...(root ? { root } : {}), pins: profile });
+    this.fs = await FileSystem.open(client, session.identity, {
+      ...(root ? { root } : {}),
+      pins: profile.pinsFor(cluster),
+    });
     if (!root)
       await profile.pinRoot(session.user, cluster, rootPinOf(this.fs.user.rootId, this.fs.user.rootSealed));
     // Once each: a command may list the shares more than once (/shared, then an owner's).

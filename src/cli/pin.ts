@@ -24,7 +24,7 @@ Example:
     .action((user: string, opts: { acceptNewKey?: boolean }, cmd: Command) =>
       env.run(async () => {
         const { client } = await env.session(cmd);
-        const pins = env.profile(cmd);
+        const pins = await env.pins(cmd);
         const before = (await pins.pins())[user];
         const keys = await checkedUserKeys(
           client,

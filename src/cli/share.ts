@@ -34,7 +34,7 @@ They find it under /shared/YOURNAME/reports.`,
           if (opts.read && opts.write) throw new Error('choose one of --read and --write');
           const fs = await env.fileSystem(cmd);
           const perm = opts.write ? 'write' : 'read';
-          const res = await share(fs, env.profile(cmd), path, user, perm, {
+          const res = await share(fs, await env.pins(cmd), path, user, perm, {
             acceptNewKey: opts.acceptNewKey === true,
             cwd: env.cwd,
           });

@@ -39,7 +39,7 @@ Examples:
       ) =>
         env.run(async () => {
           const fs = await env.fileSystem(cmd);
-          const pins = env.profile(cmd);
+          const pins = await env.pins(cmd);
           const rekey: RekeyOptions = {
             acceptNewKeys: opts.acceptNewKey,
             onNotice: (message) => process.stderr.write(`sedfs: note: ${printable(message)}\n`),

@@ -14,13 +14,14 @@ import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { RootPin } from './account.js';
+import type { PinStore } from './pins.js';
 import type { Trust } from './trust.js';
 import { type FoundUnanswering, latestFindings } from './unanswering.js';
 
 /**
  * The client's folder: `config.json` (main server URL), `keys/<user>.json` (the user's
  * keys, locked under their passphrase), `trust.json` (the cluster CA trusted for each
- * main server, by fingerprint), `pins.json` (other users' keys as first seen) and
+ * main server, by fingerprint), `pins.json` (other users' keys as first seen, by cluster) and
  * `session.json` while logged in.
  *
  * While logged in, `session.json` (mode 0600) holds the session token and the user's
@@ -76,6 +77,12 @@ async function readJson<T>(path: string): Promise<T | undefined> {
 }
 
 /** A user's public keys as first seen, pinned so a later change is noticed. */
+/**
+ * `pins.json`: pins by cluster, and at the top level the pins made before they were kept
+ * by cluster (user names are lowercase, so none is `byCluster`).
+ */
+type PinsFile = { byCluster?: Record<string, Record<string, Pin>> } & { [user: string]: unknown };
+
 export interface Pin {
   fingerprint: string;
   signKey: string;
@@ -229,12 +236,25 @@ export class Profile {
     return { signKey: file.signKey, boxKey: file.boxKey, ...secret };
   }
 
-  async pins(): Promise<Record<string, Pin>> {
-    return (await readJson<Record<string, Pin>>(join(this.dir, 'pins.json'))) ?? {};
-  }
-
-  async savePin(user: string, pin: Pin): Promise<void> {
-    await this.update<Record<string, Pin>>('pins.json', (pins) => ({ ...pins, [user]: pin }));
+  /**
+   * Other users' keys as first seen on one cluster (by its CA's fingerprint, as `roots`):
+   * a user name on one cluster says nothing of the same name on another. Pins made before
+   * 2026-11-29 were kept by name alone (the file's top level); each cluster still falls
+   * back to them for a name it has no pin of its own for.
+   */
+  pinsFor(cluster: string): PinStore {
+    const path = join(this.dir, 'pins.json');
+    return {
+      pins: async () => {
+        const { byCluster, ...before } = (await readJson<PinsFile>(path)) ?? {};
+        return { ...(before as Record<string, Pin>), ...byCluster?.[cluster] };
+      },
+      savePin: (user, pin) =>
+        this.update<PinsFile>('pins.json', (file) => ({
+          ...file,
+          byCluster: { ...file.byCluster, [cluster]: { ...file.byCluster?.[cluster], [user]: pin } },
+        })),
+    };
   }
 
   /** The cluster CA trusted for a main server (by its origin), if any. */

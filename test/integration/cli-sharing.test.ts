@@ -15,6 +15,20 @@ const as = (user: string) => ({
 });
 const run = (user: string, ...args: string[]) => runSedfs(args, as(user));
 
+type Pins = Record<string, { fingerprint: string }>;
+/** `user`'s pins of the one cluster here, as read, after `change` (if any) is written back. */
+function editPins(user: string, change: (pins: Pins) => void = () => undefined): Pins {
+  const path = join(work, user, 'pins.json');
+  const file = JSON.parse(readFileSync(path, 'utf8')) as { byCluster: Record<string, Pins> };
+  const clusters = Object.values(file.byCluster);
+  assert.equal(clusters.length, 1, 'pins of one cluster');
+  const pins = clusters[0] as Pins;
+  const before = structuredClone(pins);
+  change(pins);
+  writeFileSync(path, JSON.stringify(file));
+  return before;
+}
+
 before(async () => {
   cluster = await TestCluster.start({ servers: 2, replicas: 2 });
   work = mkdtempSync(join(tmpdir(), 'sedfs-cli-share-'));
@@ -144,11 +158,9 @@ test('unshare stops before sealing the new keys to a grantee whose key is not th
   assert.equal((await run('alice', 'share', '/pinned', 'bob', '--read')).code, 0);
   assert.equal((await run('alice', 'share', '/pinned/in', 'carol', '--read')).code, 0);
   // As if carol's key had changed since alice pinned it (or main gave another one).
-  const pinsFile = join(work, 'alice', 'pins.json');
-  const pins = JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, { fingerprint: string }>;
-  const real = pins.carol?.fingerprint;
-  (pins.carol as { fingerprint: string }).fingerprint = '0000:0000:0000:0000:0000:0000:0000:0000';
-  writeFileSync(pinsFile, JSON.stringify(pins));
+  const real = editPins('alice', (pins) => {
+    (pins.carol as { fingerprint: string }).fingerprint = '0000:0000:0000:0000:0000:0000:0000:0000';
+  }).carol?.fingerprint;
 
   const stopped = await run('alice', 'unshare', '/pinned', 'bob');
   assert.notEqual(stopped.code, 0);
@@ -160,16 +172,12 @@ test('unshare stops before sealing the new keys to a grantee whose key is not th
   const finished = await run('alice', 'unshare', '--finish', '--accept-new-key', 'carol');
   assert.equal(finished.code, 0, finished.stderr);
   assert.equal(finished.stdout, 'replaced the 2 keys under /pinned\n');
-  assert.equal(
-    (JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, { fingerprint: string }>).carol
-      ?.fingerprint,
-    real,
-  );
+  assert.equal(editPins('alice').carol?.fingerprint, real);
   // A grantee not pinned yet is pinned as first seen, and the owner is told.
   assert.equal((await run('alice', 'share', '/pinned', 'bob', '--read')).code, 0);
-  const unpinned = JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, unknown>;
-  delete unpinned.carol;
-  writeFileSync(pinsFile, JSON.stringify(unpinned));
+  editPins('alice', (pins) => {
+    delete pins.carol;
+  });
   const told = await run('alice', 'unshare', '/pinned', 'bob');
   assert.equal(told.code, 0, told.stderr);
   assert.equal(
@@ -224,11 +232,10 @@ test("a share from a user whose pinned key changed is left out with a warning sa
   assert.equal(JSON.parse(carolPin.stdout).newlyPinned, true);
 
   // As if alice's key had changed since dave pinned it (or main gave another one).
-  const pinsFile = join(work, 'dave', 'pins.json');
-  const pins = JSON.parse(readFileSync(pinsFile, 'utf8')) as Record<string, { fingerprint: string }>;
   const zeros = '0000:0000:0000:0000:0000:0000:0000:0000';
-  (pins.alice as { fingerprint: string }).fingerprint = zeros;
-  writeFileSync(pinsFile, JSON.stringify(pins));
+  editPins('dave', (pins) => {
+    (pins.alice as { fingerprint: string }).fingerprint = zeros;
+  });
   const changed = await run('dave', 'ls', '/shared');
   assert.equal(changed.code, 0, changed.stderr);
   assert.doesNotMatch(changed.stdout, /alice/);

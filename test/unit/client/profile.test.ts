@@ -36,13 +36,15 @@ describe('a profile on a file system that cannot fsync directories', () => {
     await profile.saveConfig({ main: 'https://m:1' });
     await profile.saveKeys('ann', identity, 'pass phrase');
     await profile.saveTrust('https://m:1', { fingerprint: 'ab', ca: 'CA' });
-    await profile.savePin('bob', { fingerprint: 'f', signKey: 's', boxKey: 'b', pinnedAt: 'now' });
+    await profile
+      .pinsFor('c1')
+      .savePin('bob', { fingerprint: 'f', signKey: 's', boxKey: 'b', pinnedAt: 'now' });
     const session = { main: 'https://m:1', user: 'ann', userId: 'u1', token: 't', expiresAt: 1, identity };
     await profile.saveSession(session);
     assert.deepEqual(await profile.config(), { main: 'https://m:1' });
     assert.deepEqual(await profile.unlockKeys('ann', 'pass phrase'), identity);
     assert.equal((await profile.trustFor('https://m:1'))?.ca, 'CA');
-    assert.equal((await profile.pins()).bob?.fingerprint, 'f');
+    assert.equal((await profile.pinsFor('c1').pins()).bob?.fingerprint, 'f');
     assert.deepEqual(await profile.session(), session);
     // Four saves into the profile's folder, one into keys/, and keys/ made into its parent.
     assert.deepEqual(refused.sort(), [dir, dir, dir, dir, dir, join(dir, 'keys')].sort(), 'every save asked');
@@ -140,16 +142,17 @@ test('pins saved by two commands at once are both kept, and a lock left by a com
   const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-pins-'));
   try {
     const pin = (name: string) => ({ fingerprint: name, signKey: 's', boxKey: 'b', pinnedAt: 'now' });
-    const a = new Profile(dir);
-    const b = new Profile(dir);
+    const a = new Profile(dir).pinsFor('c1');
+    const b = new Profile(dir).pinsFor('c1');
     await Promise.all([a.savePin('bob', pin('bob')), b.savePin('carol', pin('carol'))]);
     assert.deepEqual(Object.keys(await a.pins()).sort(), ['bob', 'carol']);
+    const profile = new Profile(dir);
     await Promise.all([
-      a.saveTrust('https://m1:1', { fingerprint: 'f1', ca: 'c1' }),
-      b.saveTrust('https://m2:1', { fingerprint: 'f2', ca: 'c2' }),
+      profile.saveTrust('https://m1:1', { fingerprint: 'f1', ca: 'c1' }),
+      new Profile(dir).saveTrust('https://m2:1', { fingerprint: 'f2', ca: 'c2' }),
     ]);
-    assert.equal((await a.trustFor('https://m1:1'))?.fingerprint, 'f1');
-    assert.equal((await a.trustFor('https://m2:1'))?.fingerprint, 'f2');
+    assert.equal((await profile.trustFor('https://m1:1'))?.fingerprint, 'f1');
+    assert.equal((await profile.trustFor('https://m2:1'))?.fingerprint, 'f2');
     // A lock file from a command killed long ago.
     const lock = join(dir, 'pins.json.lock');
     writeFileSync(lock, '');
@@ -157,6 +160,26 @@ test('pins saved by two commands at once are both kept, and a lock left by a com
     utimesSync(lock, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
     await a.savePin('dave', pin('dave'));
     assert.deepEqual(Object.keys(await a.pins()).sort(), ['bob', 'carol', 'dave']);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("pins are kept by cluster: one cluster's user says nothing of the same name on another; a pin from before pins were kept by cluster stands for every cluster that has none of its own", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-pins-'));
+  try {
+    const pin = (fingerprint: string) => ({ fingerprint, signKey: 's', boxKey: 'b', pinnedAt: 'now' });
+    // As a profile from before 2026-11-29 kept them: by name alone.
+    writeFileSync(join(dir, 'pins.json'), JSON.stringify({ alice: pin('old-alice'), bob: pin('old-bob') }));
+    const profile = new Profile(dir);
+    const one = profile.pinsFor('cluster-1');
+    const two = profile.pinsFor('cluster-2');
+    await one.savePin('alice', pin('alice-on-1'));
+    await two.savePin('carol', pin('carol-on-2'));
+    const fingerprints = async (store: typeof one) =>
+      Object.fromEntries(Object.entries(await store.pins()).map(([user, p]) => [user, p.fingerprint]));
+    assert.deepEqual(await fingerprints(one), { alice: 'alice-on-1', bob: 'old-bob' });
+    assert.deepEqual(await fingerprints(two), { alice: 'old-alice', bob: 'old-bob', carol: 'carol-on-2' });
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
