@@ -4,9 +4,9 @@ import { globals, type VerbEnv } from './env.js';
 
 export function registerPinCommand(program: Command, env: VerbEnv): void {
   program
-    .command('pin <user>')
+    .command('pin [user]')
     .description(
-      "show USER's key fingerprint, pinning it the first time (shares to and from USER use the pin)",
+      "show USER's key fingerprint, pinning it the first time (shares to and from USER use the pin); without USER, every pin",
     )
     .option('--accept-new-key', "pin USER's new key in place of the one pinned before")
     .addHelpText(
@@ -18,14 +18,26 @@ key signed it, and share and unshare seal keys only to pinned keys, so main
 cannot slip in keys of its own. If USER really made a new key (a new profile,
 a new signup), accept it with --accept-new-key.
 
-Example:
-  sedfs pin bob`,
+Examples:
+  sedfs pin bob
+  sedfs pin            # everyone pinned for this cluster`,
     )
-    .action((user: string, opts: { acceptNewKey?: boolean }, cmd: Command) =>
+    .action((user: string | undefined, opts: { acceptNewKey?: boolean }, cmd: Command) =>
       env.run(async () => {
         const { client } = await env.session(cmd);
         const pins = await env.pins(cmd);
-        const before = (await pins.pins())[user];
+        const all = await pins.pins();
+        if (user === undefined) {
+          if (opts.acceptNewKey) throw new Error('--accept-new-key needs the USER whose new key to pin');
+          const rows = Object.entries(all).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+          if (globals(cmd).json)
+            env.json(
+              rows.map(([name, p]) => ({ user: name, fingerprint: p.fingerprint, pinnedAt: p.pinnedAt })),
+            );
+          else for (const [name, p] of rows) env.out(`${name}  ${p.fingerprint}  pinned ${p.pinnedAt}`);
+          return;
+        }
+        const before = all[user];
         const keys = await checkedUserKeys(
           client,
           pins,

@@ -230,6 +230,13 @@ test("a share from a user whose pinned key changed is left out with a warning sa
   const carolPin = await run('dave', '--json', 'pin', 'carol');
   assert.equal(carolPin.code, 0, carolPin.stderr);
   assert.equal(JSON.parse(carolPin.stdout).newlyPinned, true);
+  const carolFp = JSON.parse(carolPin.stdout).fingerprint as string;
+  const listed = await run('dave', 'pin');
+  assert.equal(listed.code, 0, listed.stderr);
+  assert.match(
+    listed.stdout,
+    new RegExp(`^alice  ${aliceFp}  pinned \\d{4}-.*\ncarol  ${carolFp}  pinned \\d{4}-.*\n$`),
+  );
 
   // As if alice's key had changed since dave pinned it (or main gave another one).
   const zeros = '0000:0000:0000:0000:0000:0000:0000:0000';
