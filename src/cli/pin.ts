@@ -37,7 +37,7 @@ Examples:
           else for (const [name, p] of rows) env.out(`${name}  ${p.fingerprint}  pinned ${p.pinnedAt}`);
           return;
         }
-        const before = all[user];
+        const before = Object.hasOwn(all, user) ? all[user] : undefined;
         const keys = await checkedUserKeys(
           client,
           pins,

@@ -128,8 +128,8 @@ export class FileSystem {
   onSkipped?: (message: string) => void;
   /** Hears what the user should know while a command goes on: a share's owner pinned for the first time. */
   onNotice?: (message: string) => void;
-  /** each share owner's signing key as checked against the pins, once per FileSystem */
-  private readonly ownerKeys = new Map<string, Promise<string | SedfsError>>();
+  /** each share owner's signing key as checked against the pins */
+  private readonly ownerKeys = new Map<string, string>();
 
   /**
    * Opens the signed-in user's home folder: its key is sealed to their X25519 key. With
@@ -321,32 +321,37 @@ export class FileSystem {
 
   /**
    * A share owner's signing key, checked against the pins (pinned the first time, told
-   * to onNotice), or why their shares cannot be trusted: their key changed since.
+   * to onNotice), or why their shares cannot be trusted: their key changed since, or main
+   * knows no such user. Only a key is kept (for as long as this FileSystem, a shell's
+   * whole session): a failure is asked again next time, after a `pin` perhaps.
    */
-  private ownerKey(owner: string): Promise<string | SedfsError> {
-    let key = this.ownerKeys.get(owner);
-    if (!key) {
-      key = checkedUserKeys(
+  private async ownerKey(owner: string): Promise<string | SedfsError> {
+    const known = this.ownerKeys.get(owner);
+    if (known) return known;
+    try {
+      const k = await checkedUserKeys(
         this.client,
         this.pins,
         owner,
         false,
         `accept it with: sedfs pin ${owner} --accept-new-key`,
+      );
+      if (k.newlyPinned)
+        this.onNotice?.(
+          `pinned ${owner}'s key, who shares with you: fingerprint ${k.fingerprint} (compare it with what ${owner}'s sedfs whoami prints)`,
+        );
+      this.ownerKeys.set(owner, k.signKey);
+      return k.signKey;
+    } catch (err) {
+      if (
+        err instanceof SedfsError &&
+        (err.code === 'SEDFS_ERR_KEY_CHANGED' || err.code === 'SEDFS_ERR_NOT_FOUND')
       )
-        .then((k) => {
-          if (k.newlyPinned)
-            this.onNotice?.(
-              `pinned ${owner}'s key, who shares with you: fingerprint ${k.fingerprint} (compare it with what ${owner}'s sedfs whoami prints)`,
-            );
-          return k.signKey;
-        })
-        .catch((err: unknown) => {
-          if (err instanceof SedfsError && err.code === 'SEDFS_ERR_KEY_CHANGED') return err;
-          throw err;
-        });
-      this.ownerKeys.set(owner, key);
+        return err.code === 'SEDFS_ERR_KEY_CHANGED'
+          ? err
+          : new SedfsError('SEDFS_ERR_UNTRUSTED_SERVER', `main knows no user ${owner} to check it against`);
+      throw err;
     }
-    return key;
   }
 
   /**

@@ -42,7 +42,9 @@ export async function checkedUserKeys(
 ): Promise<UserKeysResponse & KeyCheck> {
   const keys = await client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(name)}`);
   const fp = fingerprint(keys);
-  const pinned = (await pins.pins())[name];
+  const all = await pins.pins();
+  // Own entries only: a user may be named `constructor`, which every object has.
+  const pinned = Object.hasOwn(all, name) ? all[name] : undefined;
   if (pinned && pinned.fingerprint !== fp && !acceptNewKey) {
     throw new SedfsError(
       'SEDFS_ERR_KEY_CHANGED',

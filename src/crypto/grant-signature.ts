@@ -1,3 +1,4 @@
+import { SedfsError } from '../protocol/errors.js';
 import { type SecretIdentity, signMessage, verifySignature } from './identity.js';
 
 /** A grant as its owner's client makes it: the node's key and name sealed to the grantee. */
@@ -9,22 +10,43 @@ export interface SealedGrant {
   sealedName: string;
 }
 
+const NODE_ID = /^[0-9a-f]{32}$/;
+const BASE64URL = /^[A-Za-z0-9_-]+$/;
+
+/** True if every field is what a client makes: a node id, and two base64url texts. */
+function wellFormed(g: SealedGrant): boolean {
+  return NODE_ID.test(g.nodeId) && BASE64URL.test(g.sealedKey) && BASE64URL.test(g.sealedName);
+}
+
 /**
  * What an owner signs for a grant. Anyone who knows a user's public box key (main
  * included) can seal a key to it, so a grantee opens a share only if its owner's
  * Ed25519 key signed what it opens; the sealing already binds it to the grantee (its
  * key agreement is with their box key) and to the node (the seal's context names it).
- * Who may read or write is main's to enforce either way, so the permission is not in it.
+ * Each field goes in with its length, and only well-formed fields are signed or
+ * accepted: main chooses the node ids and names an unshare's rotation signs, and with
+ * fields merely joined, an id holding the separator could have moved text from one
+ * field into the next (a key of main's making signed as the owner's). Who may read or
+ * write is main's to enforce either way, so the permission is not in it.
  */
 function grantStatement(g: SealedGrant): Buffer {
-  return Buffer.from(`sedfs-grant-v1\n${g.nodeId}\n${g.sealedKey}\n${g.sealedName}`, 'utf8');
+  const parts = ['sedfs-grant-v1', g.nodeId, g.sealedKey, g.sealedName].map((f) => Buffer.from(f, 'utf8'));
+  return Buffer.concat(
+    parts.flatMap((p) => {
+      const length = Buffer.alloc(4);
+      length.writeUInt32BE(p.length);
+      return [length, p];
+    }),
+  );
 }
 
 export function signGrant(owner: SecretIdentity, g: SealedGrant): string {
+  if (!wellFormed(g))
+    throw new SedfsError('SEDFS_ERR_BAD_ANSWER', 'a grant to sign has a malformed node id, key or name');
   return signMessage(owner, grantStatement(g));
 }
 
-/** True if `signature` is the owner's (by their Ed25519 public key) over this grant. */
+/** True if `signature` is the owner's (by their Ed25519 public key) over this well-formed grant. */
 export function grantSignedBy(ownerSignKey: string, g: SealedGrant, signature: string): boolean {
-  return verifySignature(ownerSignKey, grantStatement(g), signature);
+  return wellFormed(g) && verifySignature(ownerSignKey, grantStatement(g), signature);
 }

@@ -326,6 +326,22 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       (await b.fs.list('/shared')).map((e) => e.name),
       ['alice'],
     );
+
+    // A user whose name every object has a property for is pinned and checked as any other.
+    const client = cluster.newClient();
+    const { identity } = await signup(client, 'constructor');
+    await login(client, 'constructor', identity);
+    const odd = await FileSystem.open(client, identity);
+    await odd.mkdir('/odd');
+    await share(odd, new MemoryPins(), '/odd', 'bob', 'read');
+    const named = await open(() => undefined);
+    assert.deepEqual(named.skipped, []);
+    assert.deepEqual(named.names, ['note.txt', 'odd', 'proj']);
+    assert.equal(
+      Object.entries(bobPins.map).find(([u]) => u === 'constructor')?.[1].fingerprint,
+      fingerprint(identity),
+    );
+    await client.close();
   });
 
   /**
@@ -835,6 +851,40 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.deepEqual(notices, [
       `pinned carol's key: fingerprint ${a.pins.map.carol?.fingerprint} (they keep a share under /swapped)`,
     ]);
+    assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
+  });
+
+  test("an unshare's key rotation signs no grant whose node id or sealed name from main is malformed (text that could stand for another grant), and sends no part", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    await sharedWithFrank('/malformed', { 'in/doc.txt': 'kept for carol' }, 'read');
+    await share(a.fs, a.pins, '/malformed/in', 'carol', 'read');
+    let rekeys = 0;
+    const restore = hookCalls(
+      a,
+      (path) => {
+        if (path.endsWith('/rekey')) rekeys++;
+      },
+      (path, answer) => {
+        if (path.includes('/subtree'))
+          for (const g of (answer as SubtreeResponse).grants)
+            g.sealedName = `${g.sealedName}=\n${g.sealedName}`;
+      },
+    );
+    try {
+      await assert.rejects(unshare(a.fs, a.pins, '/malformed', 'frank'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_REKEY_PENDING');
+        assert.match(
+          err.message,
+          /^frank's access to \/malformed is revoked, but replacing the keys did not finish.*a grant to sign has a malformed node id, key or name/,
+        );
+        return true;
+      });
+    } finally {
+      restore();
+    }
+    assert.equal(rekeys, 0, 'no part of the new keys was sent');
+    assert.equal((await finishRotations(a.fs, a.pins))[0]?.nodes, 3);
     assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
   });
 

@@ -20,10 +20,31 @@ test('a signature does not cover another node, another sealed key or another sea
     { ...grant, nodeId: 'b'.repeat(32) },
     { ...grant, sealedKey: 'b3RoZXI' },
     { ...grant, sealedName: 'b3RoZXI' },
-    // The fields' boundaries are part of what is signed: moving text across one changes it.
-    { ...grant, sealedKey: `${grant.sealedKey}\n${grant.sealedName}`, sealedName: '' },
+    // The fields' boundaries are part of what is signed: text moved across one is not covered.
+    { ...grant, sealedKey: `${grant.sealedKey}c2Vh`, sealedName: grant.sealedName.slice(4) },
+    {
+      ...grant,
+      sealedKey: grant.sealedKey.slice(0, -2),
+      sealedName: `${grant.sealedKey.slice(-2)}${grant.sealedName}`,
+    },
   ])
     assert.equal(grantSignedBy(owner.signKey, changed, signature), false, JSON.stringify(changed));
+});
+
+test('a grant whose node id, key or name is not well formed is neither signed nor accepted: no text can stand for two grants', () => {
+  const owner = generateIdentity();
+  // As main could send in an unshare's subtree page: an id carrying what would follow it.
+  const forged = { nodeId: `${grant.nodeId}\n${grant.sealedKey}`, sealedKey: 'AAAA', sealedName: 'AAAA' };
+  for (const bad of [
+    forged,
+    { ...grant, nodeId: grant.nodeId.toUpperCase() },
+    { ...grant, sealedKey: `${grant.sealedKey}=` },
+    { ...grant, sealedName: '' },
+    { ...grant, sealedName: `${grant.sealedName}\n` },
+  ]) {
+    assert.throws(() => signGrant(owner, bad), { code: 'SEDFS_ERR_BAD_ANSWER' }, JSON.stringify(bad));
+    assert.equal(grantSignedBy(owner.signKey, bad, signGrant(owner, grant)), false, JSON.stringify(bad));
+  }
 });
 
 test('a malformed signature is false, not an exception', () => {
