@@ -451,6 +451,18 @@ export class NamespaceService {
    */
   rekey(user: UserRecord, id: string, req: RekeyRequest): RekeyResponse {
     this.authorize(user, id, 'owner', 'rekey');
+    // As share checks it: a grant its grantee would leave out is refused here, with a
+    // reason, not installed to fail later where no one sees why. Grants are few (one
+    // per user a node is shared with), so this costs little next to the part's nodes.
+    for (const g of req.grants) {
+      const kept = this.store.grantsOnPath(g.nodeId, g.granteeId).find((k) => k.depth === 0);
+      const signed = { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: kept?.sealedName ?? '' };
+      if (kept && !grantSignedBy(user.signKey, signed, g.signature))
+        throw new SedfsError(
+          'SEDFS_ERR_BAD_REQUEST',
+          `the new key of a grant on ${g.nodeId} is not signed with your key over the name it keeps`,
+        );
+    }
     this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
     // The audit line in the same transaction, as share's: a line that cannot be written

@@ -888,6 +888,31 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
   });
 
+  test("main refuses a part of an unshare's new keys whose grant is not signed with the owner's key, and the rotation stays pending until one that is", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    await sharedWithFrank('/resigned', { 'in/doc.txt': 'kept for carol' }, 'read');
+    await share(a.fs, a.pins, '/resigned/in', 'carol', 'read');
+    const other = generateIdentity();
+    const restore = hookCalls(a, (path, body) => {
+      if (!path.endsWith('/rekey')) return;
+      for (const g of (body as { grants: { nodeId: string; sealedKey: string; signature: string }[] }).grants)
+        g.signature = signGrant(other, { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: 'AAAA' });
+    });
+    try {
+      await assert.rejects(unshare(a.fs, a.pins, '/resigned', 'frank'), (err: Error & { code?: string }) => {
+        assert.equal(err.code, 'SEDFS_ERR_REKEY_PENDING');
+        assert.match(err.message, /the new key of a grant on [0-9a-f]{32} is not signed with your key/);
+        return true;
+      });
+    } finally {
+      restore();
+    }
+    assert.equal((await a.client.call<RotationsResponse>('GET', '/v1/rotations')).rotations.length, 1);
+    assert.equal((await finishRotations(a.fs, a.pins))[0]?.nodes, 3);
+    assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
+  });
+
   test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {
     const a = actors.alice as Actor;
     const c = actors.carol as Actor;
