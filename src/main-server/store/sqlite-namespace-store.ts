@@ -14,6 +14,7 @@ import type {
   VersionRecord,
   VersionTarget,
 } from './namespace-store.js';
+import { inTransaction } from './transactions.js';
 
 interface UserRow {
   id: string;
@@ -283,7 +284,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
   }
 
   commitVersion(target: VersionTarget, v: VersionRecord, commitBlob: () => void): void {
-    this.db.transaction(() => {
+    // Within a batch's commit (commitVersions), part of its transaction (see inTransaction).
+    inTransaction(this.db, () => {
       commitBlob();
       let previous: string | null = null;
       if (target.kind === 'new') {
@@ -310,7 +312,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
         .prepare('UPDATE nodes SET version_id = ?, size = ?, modified_at = ? WHERE id = ?')
         .run(v.id, v.size, v.createdAt, v.nodeId);
       if (previous) this.dropVersion(previous, v.createdAt);
-    })();
+    });
   }
 
   moveNode(

@@ -9,6 +9,7 @@ import type {
   ServerStats,
   UploadRecord,
 } from './store.js';
+import { inTransaction } from './transactions.js';
 
 interface ServerRow {
   id: string;
@@ -463,7 +464,8 @@ export class SqliteStore implements MainStore {
     const addBlobChunk = this.db.prepare(
       'INSERT INTO blob_chunks (blob_id, idx, chunk_id, size) VALUES (?, ?, ?, ?)',
     );
-    this.db.transaction(() => {
+    // Within a batch's commit (commitVersions), part of its transaction (see inTransaction).
+    inTransaction(this.db, () => {
       const size = blob.chunks.reduce((n, c) => n + c.size, 0);
       this.db
         .prepare('INSERT INTO blobs (id, user_id, size, created_at) VALUES (?, ?, ?, ?)')
@@ -475,7 +477,7 @@ export class SqliteStore implements MainStore {
       });
       this.db.prepare('DELETE FROM uploads WHERE id = ?').run(blob.uploadId);
       this.db.prepare('DELETE FROM upload_chunks WHERE upload_id = ?').run(blob.uploadId);
-    })();
+    });
   }
 
   isVersionBlob(id: string): boolean {
