@@ -854,63 +854,75 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
   });
 
-  test("an unshare's key rotation signs no grant whose node id or sealed name from main is malformed (text that could stand for another grant), and sends no part", async () => {
+  /**
+   * Alice's `path` shared with frank and `path/in` with carol; frank's unshare runs with
+   * `hook` on alice's calls (it returns what puts them back) and must fail as `failed`
+   * checks, leaving the rotation pending; finished without the hook, carol still reads.
+   */
+  async function unshareFrankWhile(
+    path: string,
+    hook: (alice: Actor) => () => void,
+    failed: (err: Error & { code?: string }) => boolean,
+  ): Promise<void> {
     const a = actors.alice as Actor;
-    const c = actors.carol as Actor;
-    await sharedWithFrank('/malformed', { 'in/doc.txt': 'kept for carol' }, 'read');
-    await share(a.fs, a.pins, '/malformed/in', 'carol', 'read');
-    let rekeys = 0;
-    const restore = hookCalls(
-      a,
-      (path) => {
-        if (path.endsWith('/rekey')) rekeys++;
-      },
-      (path, answer) => {
-        if (path.includes('/subtree'))
-          for (const g of (answer as SubtreeResponse).grants)
-            g.sealedName = `${g.sealedName}=\n${g.sealedName}`;
-      },
-    );
+    await sharedWithFrank(path, { 'in/doc.txt': 'kept for carol' }, 'read');
+    await share(a.fs, a.pins, `${path}/in`, 'carol', 'read');
+    const restore = hook(a);
     try {
-      await assert.rejects(unshare(a.fs, a.pins, '/malformed', 'frank'), (err: Error & { code?: string }) => {
+      await assert.rejects(unshare(a.fs, a.pins, path, 'frank'), failed);
+    } finally {
+      restore();
+    }
+    assert.equal((await a.client.call<RotationsResponse>('GET', '/v1/rotations')).rotations.length, 1);
+    assert.equal((await finishRotations(a.fs, a.pins))[0]?.nodes, 3);
+    assert.equal(await text((actors.carol as Actor).fs, '/shared/alice/in/doc.txt'), 'kept for carol');
+  }
+
+  test("an unshare's key rotation signs no grant whose node id or sealed name from main is malformed (text that could stand for another grant), and sends no part", async () => {
+    let rekeys = 0;
+    await unshareFrankWhile(
+      '/malformed',
+      (a) =>
+        hookCalls(
+          a,
+          (path) => {
+            if (path.endsWith('/rekey')) rekeys++;
+          },
+          (path, answer) => {
+            if (path.includes('/subtree'))
+              for (const g of (answer as SubtreeResponse).grants)
+                g.sealedName = `${g.sealedName}=\n${g.sealedName}`;
+          },
+        ),
+      (err) => {
         assert.equal(err.code, 'SEDFS_ERR_REKEY_PENDING');
         assert.match(
           err.message,
           /^frank's access to \/malformed is revoked, but replacing the keys did not finish.*a grant to sign has a malformed node id, key or name/,
         );
         return true;
-      });
-    } finally {
-      restore();
-    }
+      },
+    );
     assert.equal(rekeys, 0, 'no part of the new keys was sent');
-    assert.equal((await finishRotations(a.fs, a.pins))[0]?.nodes, 3);
-    assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
   });
 
   test("main refuses a part of an unshare's new keys whose grant is not signed with the owner's key, and the rotation stays pending until one that is", async () => {
-    const a = actors.alice as Actor;
-    const c = actors.carol as Actor;
-    await sharedWithFrank('/resigned', { 'in/doc.txt': 'kept for carol' }, 'read');
-    await share(a.fs, a.pins, '/resigned/in', 'carol', 'read');
     const other = generateIdentity();
-    const restore = hookCalls(a, (path, body) => {
-      if (!path.endsWith('/rekey')) return;
-      for (const g of (body as { grants: { nodeId: string; sealedKey: string; signature: string }[] }).grants)
-        g.signature = signGrant(other, { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: 'AAAA' });
-    });
-    try {
-      await assert.rejects(unshare(a.fs, a.pins, '/resigned', 'frank'), (err: Error & { code?: string }) => {
+    await unshareFrankWhile(
+      '/resigned',
+      (a) =>
+        hookCalls(a, (path, body) => {
+          if (!path.endsWith('/rekey')) return;
+          for (const g of (body as { grants: { nodeId: string; sealedKey: string; signature: string }[] })
+            .grants)
+            g.signature = signGrant(other, { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: 'AAAA' });
+        }),
+      (err) => {
         assert.equal(err.code, 'SEDFS_ERR_REKEY_PENDING');
         assert.match(err.message, /the new key of a grant on [0-9a-f]{32} is not signed with your key/);
         return true;
-      });
-    } finally {
-      restore();
-    }
-    assert.equal((await a.client.call<RotationsResponse>('GET', '/v1/rotations')).rotations.length, 1);
-    assert.equal((await finishRotations(a.fs, a.pins))[0]?.nodes, 3);
-    assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
+      },
+    );
   });
 
   test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {
