@@ -343,13 +343,13 @@ export class FileSystem {
       this.ownerKeys.set(owner, k.signKey);
       return k.signKey;
     } catch (err) {
-      if (
-        err instanceof SedfsError &&
-        (err.code === 'SEDFS_ERR_KEY_CHANGED' || err.code === 'SEDFS_ERR_NOT_FOUND')
-      )
-        return err.code === 'SEDFS_ERR_KEY_CHANGED'
-          ? err
-          : new SedfsError('SEDFS_ERR_UNTRUSTED_SERVER', `main knows no user ${owner} to check it against`);
+      if (!(err instanceof SedfsError)) throw err;
+      if (err.code === 'SEDFS_ERR_KEY_CHANGED') return err;
+      if (err.code === 'SEDFS_ERR_NOT_FOUND')
+        return new SedfsError(
+          'SEDFS_ERR_UNTRUSTED_SERVER',
+          `main knows no user ${owner} to check it against`,
+        );
       throw err;
     }
   }
