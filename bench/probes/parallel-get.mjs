@@ -1,4 +1,4 @@
-// A get split over threads, to compare with `sedfs get` (docs/performance.md, "Fourth
+// A get split over threads, to compare with `sedfs get` (docs/performance-history.md, "Fourth
 // session of 2026-11-26"): THREADS threads (the calling one and THREADS-1 workers) each
 // keep PER_THREAD chunks in flight, taking chunk numbers from one shared counter, and
 // write each opened chunk at its own offset (O_DIRECT from aligned buffers): no bytes
