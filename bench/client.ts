@@ -16,7 +16,8 @@ import { dirname } from 'node:path';
 import { Writable } from 'node:stream';
 import { ClusterClient } from '../src/client/cluster-client.js';
 import { FileSystem } from '../src/client/file-system.js';
-import { type Pin, Profile, type Session } from '../src/client/profile.js';
+import { MemoryPins } from '../src/client/pins.js';
+import { Profile, type Session } from '../src/client/profile.js';
 import { share, unshare } from '../src/client/sharing.js';
 
 const [verb, main, sessionFile, path, a, b] = process.argv.slice(2);
@@ -91,25 +92,11 @@ async function run(): Promise<Record<string, unknown>> {
       return { seconds: secs(), entries: count };
     }
     case 'share': {
-      const pins: Record<string, Pin> = {};
-      const store = {
-        pins: async () => pins,
-        savePin: async (u: string, p: Pin) => {
-          pins[u] = p;
-        },
-      };
-      await share(fs, store, path as string, a as string, 'read');
+      await share(fs, new MemoryPins(), path as string, a as string, 'read');
       return { seconds: secs() };
     }
     case 'unshare': {
-      const pins: Record<string, Pin> = {};
-      const store = {
-        pins: async () => pins,
-        savePin: async (u: string, p: Pin) => {
-          pins[u] = p;
-        },
-      };
-      const res = await unshare(fs, store, path as string, a as string);
+      const res = await unshare(fs, new MemoryPins(), path as string, a as string);
       return { seconds: secs(), nodes: res.nodes };
     }
     case 'ls': {

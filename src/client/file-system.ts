@@ -279,15 +279,20 @@ export class FileSystem {
   /**
    * What others shared with this user, their keys and names opened with the user's X25519
    * key. Anyone can seal a key to anyone, main included, so each share must be signed by
-   * its owner's key as pinned here (see grant-signature.ts).
+   * its owner's key as pinned here (see grant-signature.ts), and signed no earlier than
+   * the latest grant of it seen here: after an unshare's rotation, main could otherwise
+   * hand back the grant it replaced, with the tree from before, so that what this user
+   * writes there lands under keys the revoked user knew.
    */
   async shares(): Promise<(ShareEntry & { name: string; key: Buffer })[]> {
     const { shares } = await this.client.call<{ shares: ShareEntry[] }>('GET', '/v1/shares');
     const signKeys = new Map<string, string | SedfsError>();
     for (const owner of new Set(shares.map((s) => s.owner))) signKeys.set(owner, await this.ownerKey(owner));
+    const seen = shares.length > 0 ? await this.pins.grantsSeen() : {};
+    const newer: Record<string, number> = {};
     // A share that does not open, is not its owner's, or whose name is not valid is left
     // out, not allowed to break the listing of the home folder and of every other share.
-    return shares.flatMap((s) =>
+    const opened = shares.flatMap((s) =>
       this.leftOutUnless(`a share from ${s.owner}`, () => {
         const signKey = signKeys.get(s.owner);
         if (signKey instanceof SedfsError) throw signKey;
@@ -314,9 +319,20 @@ export class FileSystem {
           if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_DECRYPT') throw err;
           throw new SedfsError('SEDFS_ERR_BAD_NAME', 'it does not open with your keys');
         }
-        return { ...s, key, name: checkStoredName(name.toString('utf8')) };
+        const shown = { ...s, key, name: checkStoredName(name.toString('utf8')) };
+        const signedAt = s.signedAt ?? 0;
+        const latest = Object.hasOwn(seen, s.nodeId) ? (seen[s.nodeId] as number) : 0;
+        if (signedAt < latest)
+          throw new SedfsError(
+            'SEDFS_ERR_UNTRUSTED_SERVER',
+            `main shows a grant of it signed ${dated(signedAt)}, older than one seen here (signed ${dated(latest)}): main may be handing back keys an unshare replaced. If ${s.owner} shared it again from a computer whose clock is behind, ${s.owner} can share it again from one whose clock is right`,
+          );
+        if (signedAt > latest) newer[s.nodeId] = signedAt;
+        return shown;
       }),
     );
+    if (Object.keys(newer).length > 0) await this.pins.saveGrantsSeen(newer);
+    return opened;
   }
 
   /**
@@ -864,4 +880,9 @@ function versionFor(
 export function keyWitness<F extends string>(field: F, node: { entry: object }): { [K in F]?: string } {
   const wrapped = (node.entry as { wrappedKey?: string | null }).wrappedKey;
   return (wrapped ? { [field]: wrapped } : {}) as { [K in F]?: string };
+}
+
+/** A grant's signing time as the user reads it (0: signed before grants were dated). */
+function dated(signedAt: number): string {
+  return signedAt === 0 ? 'before grants were dated' : `at ${new Date(signedAt).toISOString()}`;
 }

@@ -4,20 +4,42 @@ import type { UserKeysResponse } from '../protocol/namespace-api.js';
 import type { ClusterClient } from './cluster-client.js';
 import type { Pin } from './profile.js';
 
-/** Where pinned public keys live; the CLI keeps them in the profile. */
+/**
+ * What a client remembers so that main cannot fool it later: other users' public keys as
+ * first seen, and when the latest grant it has seen of each share was signed. The CLI
+ * keeps both in the profile, by cluster.
+ */
 export interface PinStore {
   pins(): Promise<Record<string, Pin>>;
   savePin(user: string, pin: Pin): Promise<void>;
+  /** the signing time of the latest grant seen of each share, by node id */
+  grantsSeen(): Promise<Record<string, number>>;
+  /** remembers these signing times, keeping the later of two for one share */
+  saveGrantsSeen(seen: Record<string, number>): Promise<void>;
+}
+
+/** The later signing time of each share of two records of them. */
+export function laterGrants(a: Record<string, number>, b: Record<string, number>): Record<string, number> {
+  const out = { ...a };
+  for (const [nodeId, at] of Object.entries(b)) out[nodeId] = Math.max(out[nodeId] ?? 0, at);
+  return out;
 }
 
 /** Pins kept for as long as the process runs: for a client with no profile. */
 export class MemoryPins implements PinStore {
   readonly map: Record<string, Pin> = {};
+  private seen: Record<string, number> = {};
   async pins() {
     return this.map;
   }
   async savePin(user: string, pin: Pin) {
     this.map[user] = pin;
+  }
+  async grantsSeen() {
+    return this.seen;
+  }
+  async saveGrantsSeen(seen: Record<string, number>) {
+    this.seen = laterGrants(this.seen, seen);
   }
 }
 

@@ -14,15 +14,16 @@ import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { RootPin } from './account.js';
-import type { PinStore } from './pins.js';
+import { laterGrants, type PinStore } from './pins.js';
 import type { Trust } from './trust.js';
 import { type FoundUnanswering, latestFindings } from './unanswering.js';
 
 /**
  * The client's folder: `config.json` (main server URL), `keys/<user>.json` (the user's
  * keys, locked under their passphrase), `trust.json` (the cluster CA trusted for each
- * main server, by fingerprint), `pins.json` (other users' keys as first seen, by cluster) and
- * `session.json` while logged in.
+ * main server, by fingerprint), `pins.json` (other users' keys as first seen, by cluster),
+ * `grants-seen.json` (when the latest grant seen of each share was signed, by cluster)
+ * and `session.json` while logged in.
  *
  * While logged in, `session.json` (mode 0600) holds the session token and the user's
  * unlocked keys, so each command does not ask for the passphrase again; `logout`
@@ -82,6 +83,9 @@ async function readJson<T>(path: string): Promise<T | undefined> {
  * by cluster (user names are lowercase, so none is `byCluster`).
  */
 type PinsFile = { byCluster?: Record<string, Record<string, Pin>> } & { [user: string]: unknown };
+
+/** `grants-seen.json`: when the latest grant seen of each share was signed, by cluster and node id. */
+type GrantsSeenFile = { byCluster?: Record<string, Record<string, number>> };
 
 export interface Pin {
   fingerprint: string;
@@ -244,6 +248,7 @@ export class Profile {
    */
   pinsFor(cluster: string): PinStore {
     const path = join(this.dir, 'pins.json');
+    const seenPath = join(this.dir, 'grants-seen.json');
     return {
       pins: async () => {
         const { byCluster, ...before } = (await readJson<PinsFile>(path)) ?? {};
@@ -253,6 +258,11 @@ export class Profile {
         this.update<PinsFile>('pins.json', (file) => ({
           ...file,
           byCluster: { ...file.byCluster, [cluster]: { ...file.byCluster?.[cluster], [user]: pin } },
+        })),
+      grantsSeen: async () => (await readJson<GrantsSeenFile>(seenPath))?.byCluster?.[cluster] ?? {},
+      saveGrantsSeen: (seen) =>
+        this.update<GrantsSeenFile>('grants-seen.json', (file) => ({
+          byCluster: { ...file.byCluster, [cluster]: laterGrants(file.byCluster?.[cluster] ?? {}, seen) },
         })),
     };
   }

@@ -66,6 +66,7 @@ export async function share(
     sealedName: sealTo(keys.boxKey, Buffer.from(node.name, 'utf8'), grantNameContext(nodeId)).toString(
       'base64url',
     ),
+    signedAt: Date.now(),
   };
   await fs.client.call('POST', `/v1/nodes/${nodeId}/grants`, {
     grantee: keys.id,
@@ -73,6 +74,7 @@ export async function share(
     sealedKey: grant.sealedKey,
     sealedName: grant.sealedName,
     signature: signGrant(fs.identity, grant),
+    signedAt: grant.signedAt,
     ...keyWitness('expectWrappedKey', node),
   });
   return keys;
@@ -431,13 +433,21 @@ async function rekey(
       }
       await parts.add('nodes', entry);
       for (const g of grantsOf.get(n.id) ?? []) {
-        // Signed again: the grantee opens only what its owner signed (the name is kept).
+        // Signed again: the grantee opens only what its owner signed (the name is kept),
+        // and dated after the grant it replaces, which the grantee then refuses.
         const sealedKey = sealTo(g.boxKey, key, grantKeyContext(g.nodeId)).toString('base64url');
+        const signedAt = Math.max(Date.now(), (g.signedAt ?? 0) + 1);
         await parts.add('grants', {
           nodeId: g.nodeId,
           granteeId: g.granteeId,
           sealedKey,
-          signature: signGrant(fs.identity, { nodeId: g.nodeId, sealedKey, sealedName: g.sealedName }),
+          signature: signGrant(fs.identity, {
+            nodeId: g.nodeId,
+            sealedKey,
+            sealedName: g.sealedName,
+            signedAt,
+          }),
+          signedAt,
         });
       }
       if (n.kind === 'dir') above.push({ id: n.id, oldKey: own, newKey: key, fallbacks: new Set() });

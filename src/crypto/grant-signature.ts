@@ -8,14 +8,27 @@ export interface SealedGrant {
   sealedKey: string;
   /** base64url, sealed to the grantee's X25519 key */
   sealedName: string;
+  /**
+   * When the owner signed it (ms since 1970, by the owner's clock, later than the grant
+   * it replaces): a grantee remembers the latest it has seen of each share and refuses
+   * an earlier one, so main cannot hand back a grant an unshare's rotation replaced.
+   * Absent on a grant signed before grants were dated (its statement is
+   * `sedfs-grant-v1`), which counts as signed at 0.
+   */
+  signedAt?: number;
 }
 
 const NODE_ID = /^[0-9a-f]{32}$/;
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
-/** True if every field is what a client makes: a node id, and two base64url texts. */
+/** True if every field is what a client makes: a node id, two base64url texts and a time. */
 function wellFormed(g: SealedGrant): boolean {
-  return NODE_ID.test(g.nodeId) && BASE64URL.test(g.sealedKey) && BASE64URL.test(g.sealedName);
+  return (
+    NODE_ID.test(g.nodeId) &&
+    BASE64URL.test(g.sealedKey) &&
+    BASE64URL.test(g.sealedName) &&
+    (g.signedAt === undefined || (Number.isSafeInteger(g.signedAt) && g.signedAt > 0))
+  );
 }
 
 /**
@@ -30,7 +43,11 @@ function wellFormed(g: SealedGrant): boolean {
  * write is main's to enforce either way, so the permission is not in it.
  */
 function grantStatement(g: SealedGrant): Buffer {
-  const parts = ['sedfs-grant-v1', g.nodeId, g.sealedKey, g.sealedName].map((f) => Buffer.from(f, 'utf8'));
+  const fields =
+    g.signedAt === undefined
+      ? ['sedfs-grant-v1', g.nodeId, g.sealedKey, g.sealedName]
+      : ['sedfs-grant-v2', g.nodeId, g.sealedKey, g.sealedName, String(g.signedAt)];
+  const parts = fields.map((f) => Buffer.from(f, 'utf8'));
   return Buffer.concat(
     parts.flatMap((p) => {
       const length = Buffer.alloc(4);
@@ -40,9 +57,12 @@ function grantStatement(g: SealedGrant): Buffer {
   );
 }
 
-export function signGrant(owner: SecretIdentity, g: SealedGrant): string {
+export function signGrant(owner: SecretIdentity, g: SealedGrant & { signedAt: number }): string {
   if (!wellFormed(g))
-    throw new SedfsError('SEDFS_ERR_BAD_ANSWER', 'a grant to sign has a malformed node id, key or name');
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_ANSWER',
+      'a grant to sign has a malformed node id, key, name or time',
+    );
   return signMessage(owner, grantStatement(g));
 }
 

@@ -318,7 +318,12 @@ export class NamespaceService {
     this.notRekeying(id);
     // The grantee checks it anyway (main is not trusted with that); checked here too so a
     // grant its grantee would leave out is refused when it is made, with a reason.
-    const grant = { nodeId: id, sealedKey: req.sealedKey, sealedName: req.sealedName };
+    const grant = {
+      nodeId: id,
+      sealedKey: req.sealedKey,
+      sealedName: req.sealedName,
+      ...(req.signedAt === undefined ? {} : { signedAt: req.signedAt }),
+    };
     if (!grantSignedBy(user.signKey, grant, req.signature))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the grant is not signed with your key');
     this.store.atomically(() => {
@@ -327,6 +332,7 @@ export class NamespaceService {
         granteeId: grantee.id,
         perm: req.perm,
         signature: req.signature,
+        signedAt: req.signedAt ?? null,
         grantedAt: this.now(),
       });
       // Shared again to read only: their locks would go on refusing everyone's changes,
@@ -351,6 +357,7 @@ export class NamespaceService {
           sealedKey: g.sealedKey,
           sealedName: g.sealedName,
           ...(g.signature ? { signature: g.signature } : {}),
+          ...(g.signedAt ? { signedAt: g.signedAt } : {}),
         },
       ];
     });
@@ -382,6 +389,7 @@ export class NamespaceService {
         granteeId: g.granteeId,
         boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
         sealedName: g.sealedName,
+        ...(g.signedAt ? { signedAt: g.signedAt } : {}),
       })),
       ...(next ? { next } : {}),
     };
@@ -456,7 +464,12 @@ export class NamespaceService {
     // per user a node is shared with), so this costs little next to the part's nodes.
     for (const g of req.grants) {
       const kept = this.store.grantsOnPath(g.nodeId, g.granteeId).find((k) => k.depth === 0);
-      const signed = { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: kept?.sealedName ?? '' };
+      const signed = {
+        nodeId: g.nodeId,
+        sealedKey: g.sealedKey,
+        sealedName: kept?.sealedName ?? '',
+        ...(g.signedAt === undefined ? {} : { signedAt: g.signedAt }),
+      };
       if (kept && !grantSignedBy(user.signKey, signed, g.signature))
         throw new SedfsError(
           'SEDFS_ERR_BAD_REQUEST',

@@ -135,6 +135,8 @@ export type Access = 'owner' | 'write' | 'read';
 
 /** An Ed25519 signature, base64url (64 bytes). */
 const GrantSignature = Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' });
+/** When the owner signed a grant, ms since 1970 (see grant-signature.ts); absent from clients before grants were dated. */
+const GrantSignedAt = Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }));
 
 export const ShareRequest = Type.Object(
   {
@@ -144,6 +146,7 @@ export const ShareRequest = Type.Object(
     sealedName: Type.String({ pattern: '^[A-Za-z0-9_-]{1,2048}$' }),
     /** the owner's Ed25519 signature over the grant (see grant-signature.ts) */
     signature: GrantSignature,
+    signedAt: GrantSignedAt,
     /** the node's wrapped key when `sealedKey`'s key was opened: refused if an unshare replaced it */
     expectWrappedKey: ExpectWrappedKey,
   },
@@ -161,6 +164,8 @@ export interface ShareEntry {
   sealedName: string;
   /** the owner's signature over the grant; none on a grant made before grants were signed */
   signature?: string;
+  /** when the owner signed it (in the signature); none on one signed before grants were dated */
+  signedAt?: number;
 }
 
 export interface PermsResponse {
@@ -177,7 +182,8 @@ export interface SubtreeResponse {
    * the grants on those nodes, with each grantee's X25519 key for re-sealing and the
    * name sealed to them (kept by the rotation, signed again with the new sealed key)
    */
-  grants: { nodeId: string; granteeId: string; boxKey: string; sealedName: string }[];
+  /** `signedAt`: when the grant kept was signed, so its new signature can be dated after it */
+  grants: { nodeId: string; granteeId: string; boxKey: string; sealedName: string; signedAt?: number }[];
   /** set when the page is full: ask for the next one with `?after=` it */
   next?: string;
 }
@@ -260,6 +266,7 @@ export const RekeyRequest = Type.Object(
           granteeId: HexId,
           sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }),
           signature: GrantSignature,
+          signedAt: GrantSignedAt,
         },
         strict,
       ),

@@ -193,13 +193,14 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       Buffer.alloc(60, 7).toString('base64url'), // the right length, sealed to no one
     ].entries()) {
       const node = await d.fs.mkdir(`/junk${i}`);
-      const grant = { nodeId: node.entry.id, sealedKey, sealedName: sealedKey };
+      const grant = { nodeId: node.entry.id, sealedKey, sealedName: sealedKey, signedAt: Date.now() };
       await d.client.call('POST', `/v1/nodes/${node.entry.id}/grants`, {
         grantee: erinId,
         perm: 'read',
         sealedKey,
         sealedName: sealedKey,
         signature: signGrant(d.identity, grant),
+        signedAt: grant.signedAt,
         expectWrappedKey: node.entry.wrappedKey as string,
       });
     }
@@ -286,7 +287,8 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       if (path !== '/v1/shares') return;
       const proj = shareOf(answer, folderId);
       proj.sealedKey = sealTo(b.identity.boxKey, newNodeKey(), `grant:${folderId}`).toString('base64url');
-      proj.signature = signGrant(mains, proj);
+      proj.signedAt = Date.now();
+      proj.signature = signGrant(mains, { ...proj, signedAt: proj.signedAt });
     });
     assert.deepEqual(consistent.names, []);
     assert.equal(consistent.skipped.length, 2);
@@ -306,6 +308,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       sealedName: sealTo(b.identity.boxKey, Buffer.from('unsigned'), `grant-name:${node.entry.id}`).toString(
         'base64url',
       ),
+      signedAt: Date.now(),
     };
     await assert.rejects(
       d.client.call('POST', `/v1/nodes/${node.entry.id}/grants`, {
@@ -314,6 +317,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         sealedKey: grant.sealedKey,
         sealedName: grant.sealedName,
         signature: signGrant(mains, grant),
+        signedAt: grant.signedAt,
         expectWrappedKey: node.entry.wrappedKey as string,
       }),
       (err: Error & { code?: string }) => {
@@ -898,7 +902,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         assert.equal(err.code, 'SEDFS_ERR_REKEY_PENDING');
         assert.match(
           err.message,
-          /^frank's access to \/malformed is revoked, but replacing the keys did not finish.*a grant to sign has a malformed node id, key or name/,
+          /^frank's access to \/malformed is revoked, but replacing the keys did not finish.*a grant to sign has a malformed node id, key, name or time/,
         );
         return true;
       },
@@ -915,7 +919,12 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
           if (!path.endsWith('/rekey')) return;
           for (const g of (body as { grants: { nodeId: string; sealedKey: string; signature: string }[] })
             .grants)
-            g.signature = signGrant(other, { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: 'AAAA' });
+            g.signature = signGrant(other, {
+              nodeId: g.nodeId,
+              sealedKey: g.sealedKey,
+              sealedName: 'AAAA',
+              signedAt: Date.now(),
+            });
         }),
       (err) => {
         assert.equal(err.code, 'SEDFS_ERR_REKEY_PENDING');
@@ -923,6 +932,60 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         return true;
       },
     );
+  });
+
+  test("a grant older than the latest one its grantee has seen of a share (main handing back the grant an unshare's rotation replaced) is left out saying so, and the latest still opens", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    await sharedWithFrank('/rolled', { 'doc.txt': 'written before the unshare' }, 'read');
+    await share(a.fs, a.pins, '/rolled', 'carol', 'write');
+    const fs = await FileSystem.open(c.client, c.identity, { pins: new MemoryPins() });
+    const skipped: string[] = [];
+    fs.onSkipped = (m) => skipped.push(m);
+    const rolledOf = async () => (await fs.shares()).find((s) => s.name === 'rolled');
+    const before = (await rolledOf()) as ShareEntry;
+    assert.ok(before.signedAt, 'a new grant is dated');
+
+    await unshare(a.fs, a.pins, '/rolled', 'frank');
+    const after = (await rolledOf()) as ShareEntry;
+    assert.notEqual(after.sealedKey, before.sealedKey, 'the rotation sealed carol the new key');
+    assert.ok(
+      (after.signedAt as number) > (before.signedAt as number),
+      'and dated it after the grant it replaced',
+    );
+
+    // Main hands back the grant from before the unshare, signed by alice as it was.
+    const restore = hookCalls(
+      c,
+      () => undefined,
+      (path, answer) => {
+        if (path !== '/v1/shares') return;
+        const s = (answer as { shares: ShareEntry[] }).shares.find(
+          (x) => x.nodeId === before.nodeId,
+        ) as ShareEntry;
+        Object.assign(s, {
+          sealedKey: before.sealedKey,
+          sealedName: before.sealedName,
+          signature: before.signature,
+          signedAt: before.signedAt,
+        });
+      },
+    );
+    try {
+      assert.equal(await rolledOf(), undefined);
+    } finally {
+      restore();
+    }
+    const iso = (ms: number | undefined) => new Date(ms as number).toISOString();
+    assert.deepEqual(skipped, [
+      `a share from alice was left out: main shows a grant of it signed at ${iso(before.signedAt)}, older than one seen here (signed at ${iso(after.signedAt)}): main may be handing back keys an unshare replaced. If alice shared it again from a computer whose clock is behind, alice can share it again from one whose clock is right`,
+    ]);
+    assert.equal(
+      (await rolledOf())?.sealedKey,
+      after.sealedKey,
+      'told the truth again, the latest grant opens',
+    );
+    assert.equal(skipped.length, 1);
   });
 
   test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {

@@ -249,4 +249,10 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE grants ADD COLUMN signature TEXT;
   ALTER TABLE rotation_grants ADD COLUMN signature TEXT;
   `,
+  `
+  -- When the owner signed a grant (ms, in the signature): a grantee refuses a grant older
+  -- than one it has seen of the same share. NULL on grants signed before they were dated.
+  ALTER TABLE grants ADD COLUMN signed_at INTEGER;
+  ALTER TABLE rotation_grants ADD COLUMN signed_at INTEGER;
+  `,
 ];

@@ -62,6 +62,8 @@ export interface GrantRecord {
   sealedName: string;
   /** the owner's signature over the grant; null on one made before grants were signed */
   signature: string | null;
+  /** when the owner signed it, in the signature; null on one signed before grants were dated */
+  signedAt: number | null;
   grantedAt: number;
 }
 
@@ -117,8 +119,10 @@ export interface RekeyGrant {
   nodeId: string;
   granteeId: string;
   sealedKey: string;
-  /** the owner's signature over the new sealed key and the sealed name kept */
+  /** the owner's signature over the new sealed key, the sealed name kept and `signedAt` */
   signature: string;
+  /** when the owner signed it; absent from a client before grants were dated */
+  signedAt?: number | undefined;
 }
 
 export interface NamespaceStore {

@@ -48,6 +48,7 @@ interface GrantRow {
   sealed_key: string;
   sealed_name: string;
   signature: string | null;
+  signed_at: number | null;
   granted_at: number;
 }
 
@@ -58,6 +59,7 @@ const toGrant = (r: GrantRow): GrantRecord => ({
   sealedKey: r.sealed_key,
   sealedName: r.sealed_name,
   signature: r.signature,
+  signedAt: r.signed_at,
   grantedAt: r.granted_at,
 });
 
@@ -405,12 +407,13 @@ export class SqliteNamespaceStore implements NamespaceStore {
   putGrant(g: GrantRecord): void {
     this.db
       .prepare(
-        `INSERT INTO grants (node_id, grantee_id, perm, sealed_key, sealed_name, signature, granted_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)
+        `INSERT INTO grants (node_id, grantee_id, perm, sealed_key, sealed_name, signature, signed_at, granted_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (node_id, grantee_id) DO UPDATE SET perm = excluded.perm, sealed_key = excluded.sealed_key,
-           sealed_name = excluded.sealed_name, signature = excluded.signature, granted_at = excluded.granted_at`,
+           sealed_name = excluded.sealed_name, signature = excluded.signature, signed_at = excluded.signed_at,
+           granted_at = excluded.granted_at`,
       )
-      .run(g.nodeId, g.granteeId, g.perm, g.sealedKey, g.sealedName, g.signature, g.grantedAt);
+      .run(g.nodeId, g.granteeId, g.perm, g.sealedKey, g.sealedName, g.signature, g.signedAt, g.grantedAt);
   }
 
   subtreePage(rootId: string, after: string | undefined, limit: number): SubtreePage {
@@ -566,10 +569,11 @@ export class SqliteNamespaceStore implements NamespaceStore {
           n.expectWrappedKey ?? null,
         );
       const grant = this.db.prepare(
-        `INSERT OR REPLACE INTO rotation_grants (root_id, node_id, grantee_id, sealed_key, signature)
-         VALUES (?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO rotation_grants (root_id, node_id, grantee_id, sealed_key, signature, signed_at)
+         VALUES (?, ?, ?, ?, ?, ?)`,
       );
-      for (const g of grants) grant.run(rootId, g.nodeId, g.granteeId, g.sealedKey, g.signature);
+      for (const g of grants)
+        grant.run(rootId, g.nodeId, g.granteeId, g.sealedKey, g.signature, g.signedAt ?? null);
     })();
   }
 
@@ -643,7 +647,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
       }
       this.db
         .prepare(
-          `UPDATE grants SET sealed_key = s.sealed_key, signature = s.signature, granted_at = @now
+          `UPDATE grants SET sealed_key = s.sealed_key, signature = s.signature, signed_at = s.signed_at,
+             granted_at = @now
            FROM rotation_grants s
            WHERE s.root_id = @root AND grants.node_id = s.node_id AND grants.grantee_id = s.grantee_id`,
         )

@@ -185,6 +185,21 @@ test("pins are kept by cluster: one cluster's user says nothing of the same name
   }
 });
 
+test('the latest grant seen of each share is remembered by cluster and never moves back, across processes (the profile read afresh)', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-seen-'));
+  try {
+    const one = new Profile(dir).pinsFor('cluster-1');
+    await one.saveGrantsSeen({ a: 20, b: 5 });
+    await one.saveGrantsSeen({ a: 10, c: 7 });
+    await new Profile(dir).pinsFor('cluster-2').saveGrantsSeen({ a: 1 });
+    assert.deepEqual(await new Profile(dir).pinsFor('cluster-1').grantsSeen(), { a: 20, b: 5, c: 7 });
+    assert.deepEqual(await new Profile(dir).pinsFor('cluster-2').grantsSeen(), { a: 1 });
+    assert.deepEqual(await new Profile(dir).pinsFor('cluster-3').grantsSeen(), {});
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('on Windows a new profile folder is restricted with icacls before anything is written in it, as a server data folder is; one that existed is left as it is', async () => {
   const root = mkdtempSync(join(tmpdir(), 'sedfs-profile-acl-'));
   try {

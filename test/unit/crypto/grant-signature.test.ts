@@ -1,9 +1,26 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { grantSignedBy, signGrant } from '../../../src/crypto/grant-signature.js';
-import { generateIdentity } from '../../../src/crypto/identity.js';
+import { generateIdentity, signMessage } from '../../../src/crypto/identity.js';
 
-const grant = { nodeId: 'a'.repeat(32), sealedKey: 'c2VhbGVkLWtleQ', sealedName: 'c2VhbGVkLW5hbWU' };
+const grant = {
+  nodeId: 'a'.repeat(32),
+  sealedKey: 'c2VhbGVkLWtleQ',
+  sealedName: 'c2VhbGVkLW5hbWU',
+  signedAt: 1_796_000_000_000,
+};
+
+/** Each field with its 4-byte big-endian length before it, as the format is written down in docs/crypto.md. */
+function lengthPrefixed(fields: string[]): Buffer {
+  return Buffer.concat(
+    fields.flatMap((f) => {
+      const b = Buffer.from(f, 'utf8');
+      const n = Buffer.alloc(4);
+      n.writeUInt32BE(b.length);
+      return [n, b];
+    }),
+  );
+}
 
 test("a grant's signature verifies under its owner's key, and under no other", () => {
   const owner = generateIdentity();
@@ -13,11 +30,13 @@ test("a grant's signature verifies under its owner's key, and under no other", (
   assert.equal(grantSignedBy(generateIdentity().signKey, grant, signature), false);
 });
 
-test('a signature does not cover another node, another sealed key or another sealed name', () => {
+test('a signature does not cover another node, another sealed key, another sealed name or another time', () => {
   const owner = generateIdentity();
   const signature = signGrant(owner, grant);
   for (const changed of [
     { ...grant, nodeId: 'b'.repeat(32) },
+    { ...grant, signedAt: grant.signedAt - 1 },
+    { ...grant, signedAt: undefined },
     { ...grant, sealedKey: 'b3RoZXI' },
     { ...grant, sealedName: 'b3RoZXI' },
     // The fields' boundaries are part of what is signed: text moved across one is not covered.
@@ -34,17 +53,42 @@ test('a signature does not cover another node, another sealed key or another sea
 test('a grant whose node id, key or name is not well formed is neither signed nor accepted: no text can stand for two grants', () => {
   const owner = generateIdentity();
   // As main could send in an unshare's subtree page: an id carrying what would follow it.
-  const forged = { nodeId: `${grant.nodeId}\n${grant.sealedKey}`, sealedKey: 'AAAA', sealedName: 'AAAA' };
+  const forged = {
+    ...grant,
+    nodeId: `${grant.nodeId}\n${grant.sealedKey}`,
+    sealedKey: 'AAAA',
+    sealedName: 'AAAA',
+  };
   for (const bad of [
     forged,
     { ...grant, nodeId: grant.nodeId.toUpperCase() },
     { ...grant, sealedKey: `${grant.sealedKey}=` },
     { ...grant, sealedName: '' },
     { ...grant, sealedName: `${grant.sealedName}\n` },
+    { ...grant, signedAt: 0 },
+    { ...grant, signedAt: 1.5 },
+    { ...grant, signedAt: 2 ** 53 },
   ]) {
     assert.throws(() => signGrant(owner, bad), { code: 'SEDFS_ERR_BAD_ANSWER' }, JSON.stringify(bad));
     assert.equal(grantSignedBy(owner.signKey, bad, signGrant(owner, grant)), false, JSON.stringify(bad));
   }
+});
+
+test('a grant is signed as sedfs-grant-v2 over its fields and time; one signed before grants were dated (sedfs-grant-v1, no time) still verifies as undated', () => {
+  const owner = generateIdentity();
+  const { nodeId, sealedKey, sealedName, signedAt } = grant;
+  const v2 = signMessage(
+    owner,
+    lengthPrefixed(['sedfs-grant-v2', nodeId, sealedKey, sealedName, String(signedAt)]),
+  );
+  assert.equal(
+    signGrant(owner, grant),
+    v2,
+    'Ed25519 is deterministic: the same statement, the same signature',
+  );
+  const v1 = signMessage(owner, lengthPrefixed(['sedfs-grant-v1', nodeId, sealedKey, sealedName]));
+  assert.equal(grantSignedBy(owner.signKey, { nodeId, sealedKey, sealedName }, v1), true);
+  assert.equal(grantSignedBy(owner.signKey, grant, v1), false, 'an undated signature does not date a grant');
 });
 
 test('a malformed signature is false, not an exception', () => {

@@ -23,6 +23,7 @@ function readGrant(ns: SqliteNamespaceStore, n: number): void {
     sealedKey: 'k',
     sealedName: 'n',
     signature: 's',
+    signedAt: null,
     grantedAt: 1,
   });
 }
@@ -738,7 +739,7 @@ describe('SqliteNamespaceStore', () => {
       nameMac: hex(n + 50, 64),
     });
     const all = [{ id: hex(2), wrappedKey: 'w2' }, named(3), named(4)];
-    const grant = { nodeId: hex(4), granteeId: hex(101), sealedKey: 'k4', signature: 's4' };
+    const grant = { nodeId: hex(4), granteeId: hex(101), sealedKey: 'k4', signature: 's4', signedAt: 44 };
     let attempts = 80;
     let replacing: string | null = null;
     const rekey = (nodes: RekeyNode[], grants: RekeyGrant[]) => {
@@ -761,9 +762,9 @@ describe('SqliteNamespaceStore', () => {
     assert.equal(rekey(all, [grant]), 3);
     assert.equal(ns.getNode(hex(4))?.wrappedKey, 'w4');
     assert.deepEqual(
-      ns.grantsTo(hex(101)).map((g) => [g.sealedKey, g.sealedName, g.signature]),
-      [['k4', 'n', 's4']],
-      "the grant's key is replaced with its new signature, its name kept",
+      ns.grantsTo(hex(101)).map((g) => [g.sealedKey, g.sealedName, g.signature, g.signedAt]),
+      [['k4', 'n', 's4', 44]],
+      "the grant's key is replaced with its new signature and time, its name kept",
     );
     assert.equal(ns.rotationOnPath(hex(3)), undefined, 'the rotation is over');
     s.close();
