@@ -403,9 +403,12 @@ async function rekey(
       const key = newNodeKey();
       let own: Buffer | undefined;
       let entry: RekeyRequest['nodes'][number];
+      /** the node's name as it is kept: sealed afresh to its grantees, not taken from main */
+      let name: string;
       if (count === 0) {
         if (n.id !== rootId) throw pagesOutOfOrder();
         own = node.key;
+        name = node.name;
         entry = { id: n.id, wrappedKey: wrapNodeKey(parentKey, n.id, key) };
       } else {
         while (above.length > 0 && above[above.length - 1]?.id !== n.parentId) above.pop();
@@ -414,7 +417,7 @@ async function rekey(
         const parentOld = parent.oldKey;
         // Undefined below a node whose key does not open (see opened()).
         own = parentOld && opened(() => unwrapNodeKey(parentOld, n.id, n.wrappedKey as string));
-        const name = await keptName(fs, parent, n);
+        name = await keptName(fs, parent, n);
         entry = {
           id: n.id,
           wrappedKey: wrapNodeKey(parent.newKey, n.id, key),
@@ -433,20 +436,21 @@ async function rekey(
       }
       await parts.add('nodes', entry);
       for (const g of grantsOf.get(n.id) ?? []) {
-        // Signed again: the grantee opens only what its owner signed (the name is kept),
-        // and dated after the grant it replaces, which the grantee then refuses.
+        // Signed again, since the grantee opens only what its owner signed, over a name
+        // sealed here (main's copy of the old one would be signed unseen: main could have
+        // had another name shown), and dated after the grant it replaces, which the
+        // grantee then refuses.
         const sealedKey = sealTo(g.boxKey, key, grantKeyContext(g.nodeId)).toString('base64url');
+        const sealedName = sealTo(g.boxKey, Buffer.from(name, 'utf8'), grantNameContext(g.nodeId)).toString(
+          'base64url',
+        );
         const signedAt = Math.max(Date.now(), (g.signedAt ?? 0) + 1);
         await parts.add('grants', {
           nodeId: g.nodeId,
           granteeId: g.granteeId,
           sealedKey,
-          signature: signGrant(fs.identity, {
-            nodeId: g.nodeId,
-            sealedKey,
-            sealedName: g.sealedName,
-            signedAt,
-          }),
+          sealedName,
+          signature: signGrant(fs.identity, { nodeId: g.nodeId, sealedKey, sealedName, signedAt }),
           signedAt,
         });
       }

@@ -467,13 +467,13 @@ export class NamespaceService {
       const signed = {
         nodeId: g.nodeId,
         sealedKey: g.sealedKey,
-        sealedName: kept?.sealedName ?? '',
+        sealedName: g.sealedName ?? kept?.sealedName ?? '',
         ...(g.signedAt === undefined ? {} : { signedAt: g.signedAt }),
       };
       if (kept && !grantSignedBy(user.signKey, signed, g.signature))
         throw new SedfsError(
           'SEDFS_ERR_BAD_REQUEST',
-          `the new key of a grant on ${g.nodeId} is not signed with your key over the name it keeps`,
+          `the new key of a grant on ${g.nodeId} is not signed with your key over its name`,
         );
     }
     this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);

@@ -255,4 +255,9 @@ export const MIGRATIONS: string[] = [
   ALTER TABLE grants ADD COLUMN signed_at INTEGER;
   ALTER TABLE rotation_grants ADD COLUMN signed_at INTEGER;
   `,
+  `
+  -- A rotation's grant carries the node's name sealed afresh by the owner (NULL from a
+  -- client before: the grant keeps its old sealed name).
+  ALTER TABLE rotation_grants ADD COLUMN sealed_name TEXT;
+  `,
 ];

@@ -119,7 +119,9 @@ export interface RekeyGrant {
   nodeId: string;
   granteeId: string;
   sealedKey: string;
-  /** the owner's signature over the new sealed key, the sealed name kept and `signedAt` */
+  /** the node's name sealed afresh; absent from a client before 2026-11-29's dated grants (the old one is kept) */
+  sealedName?: string | undefined;
+  /** the owner's signature over the new sealed key, the sealed name (new, or else kept) and `signedAt` */
   signature: string;
   /** when the owner signed it; absent from a client before grants were dated */
   signedAt?: number | undefined;

@@ -569,11 +569,19 @@ export class SqliteNamespaceStore implements NamespaceStore {
           n.expectWrappedKey ?? null,
         );
       const grant = this.db.prepare(
-        `INSERT OR REPLACE INTO rotation_grants (root_id, node_id, grantee_id, sealed_key, signature, signed_at)
-         VALUES (?, ?, ?, ?, ?, ?)`,
+        `INSERT OR REPLACE INTO rotation_grants (root_id, node_id, grantee_id, sealed_key, sealed_name, signature, signed_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)`,
       );
       for (const g of grants)
-        grant.run(rootId, g.nodeId, g.granteeId, g.sealedKey, g.signature, g.signedAt ?? null);
+        grant.run(
+          rootId,
+          g.nodeId,
+          g.granteeId,
+          g.sealedKey,
+          g.sealedName ?? null,
+          g.signature,
+          g.signedAt ?? null,
+        );
     })();
   }
 
@@ -647,7 +655,8 @@ export class SqliteNamespaceStore implements NamespaceStore {
       }
       this.db
         .prepare(
-          `UPDATE grants SET sealed_key = s.sealed_key, signature = s.signature, signed_at = s.signed_at,
+          `UPDATE grants SET sealed_key = s.sealed_key, sealed_name = coalesce(s.sealed_name, grants.sealed_name),
+             signature = s.signature, signed_at = s.signed_at,
              granted_at = @now
            FROM rotation_grants s
            WHERE s.root_id = @root AND grants.node_id = s.node_id AND grants.grantee_id = s.grantee_id`,
