@@ -280,59 +280,98 @@ export class FileSystem {
    * What others shared with this user, their keys and names opened with the user's X25519
    * key. Anyone can seal a key to anyone, main included, so each share must be signed by
    * its owner's key as pinned here (see grant-signature.ts), and signed no earlier than
-   * the latest grant of it seen here: after an unshare's rotation, main could otherwise
-   * hand back the grant it replaced, with the tree from before, so that what this user
-   * writes there lands under keys the revoked user knew.
+   * the latest grant of it seen here (see `fresh`).
    */
   async shares(): Promise<(ShareEntry & { name: string; key: Buffer })[]> {
     const { shares } = await this.client.call<{ shares: ShareEntry[] }>('GET', '/v1/shares');
     const signKeys = new Map<string, string | SedfsError>();
     for (const owner of new Set(shares.map((s) => s.owner))) signKeys.set(owner, await this.ownerKey(owner));
-    const seen = shares.length > 0 ? await this.pins.grantsSeen() : {};
-    const newer: Record<string, number> = {};
     // A share that does not open, is not its owner's, or whose name is not valid is left
     // out, not allowed to break the listing of the home folder and of every other share.
-    const opened = shares.flatMap((s) =>
+    const checked = shares.map((s) => {
+      try {
+        return { s, opened: this.openShare(s, signKeys.get(s.owner)) };
+      } catch (err) {
+        return { s, failed: err };
+      }
+    });
+    const signed = checked.flatMap((c) => (c.opened ? [c.opened] : []));
+    const latest = signed.length > 0 ? await this.fresh(signed) : new Map<string, number>();
+    return checked.flatMap(({ s, opened, failed }) =>
       this.leftOutUnless(`a share from ${s.owner}`, () => {
-        const signKey = signKeys.get(s.owner);
-        if (signKey instanceof SedfsError) throw signKey;
-        if (!s.signature)
+        if (!opened) throw failed;
+        const newest = latest.get(opened.seenAs) ?? 0;
+        if (opened.signedAt < newest)
           throw new SedfsError(
             'SEDFS_ERR_UNTRUSTED_SERVER',
-            `${s.owner} did not sign it (shares made before 2026-11-29 are not signed): ${s.owner} can share it again`,
+            `main shows a grant of it signed ${dated(opened.signedAt)}, older than one seen here (signed ${dated(newest)}): main may be handing back keys an unshare replaced. If ${s.owner} shared it again from a computer whose clock is behind, or with a sedfs from before 2026-11-29's dated grants, ${s.owner} can share it again from one whose clock is right, with a current sedfs`,
           );
-        if (!grantSignedBy(signKey as string, s, s.signature))
-          throw new SedfsError(
-            'SEDFS_ERR_UNTRUSTED_SERVER',
-            `it is not signed by ${s.owner}'s key: someone other than ${s.owner}, main perhaps, made it`,
-          );
-        let key: Buffer;
-        let name: Buffer;
-        try {
-          key = openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId));
-          name = openSealed(
-            this.identity,
-            Buffer.from(s.sealedName, 'base64url'),
-            grantNameContext(s.nodeId),
-          );
-        } catch (err) {
-          if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_DECRYPT') throw err;
-          throw new SedfsError('SEDFS_ERR_BAD_NAME', 'it does not open with your keys');
-        }
-        const shown = { ...s, key, name: checkStoredName(name.toString('utf8')) };
-        const signedAt = s.signedAt ?? 0;
-        const latest = Object.hasOwn(seen, s.nodeId) ? (seen[s.nodeId] as number) : 0;
-        if (signedAt < latest)
-          throw new SedfsError(
-            'SEDFS_ERR_UNTRUSTED_SERVER',
-            `main shows a grant of it signed ${dated(signedAt)}, older than one seen here (signed ${dated(latest)}): main may be handing back keys an unshare replaced. If ${s.owner} shared it again from a computer whose clock is behind, ${s.owner} can share it again from one whose clock is right`,
-          );
-        if (signedAt > latest) newer[s.nodeId] = signedAt;
-        return shown;
+        return opened.shown;
       }),
     );
-    if (Object.keys(newer).length > 0) await this.pins.saveGrantsSeen(newer);
-    return opened;
+  }
+
+  /** One share checked against its owner's key (or why it cannot be) and opened. */
+  private openShare(
+    s: ShareEntry,
+    signKey: string | SedfsError | undefined,
+  ): { shown: ShareEntry & { name: string; key: Buffer }; seenAs: string; signedAt: number } {
+    if (signKey instanceof SedfsError) throw signKey;
+    if (signKey === undefined) throw new Error(`no key was looked up for ${s.owner}`);
+    if (!s.signature)
+      throw new SedfsError(
+        'SEDFS_ERR_UNTRUSTED_SERVER',
+        `${s.owner} did not sign it (shares made before 2026-11-29 are not signed): ${s.owner} can share it again`,
+      );
+    if (!grantSignedBy(signKey, s, s.signature))
+      throw new SedfsError(
+        'SEDFS_ERR_UNTRUSTED_SERVER',
+        `it is not signed by ${s.owner}'s key: someone other than ${s.owner}, main perhaps, made it`,
+      );
+    const signedAt = s.signedAt ?? 0;
+    // A day of clocks' disagreement is allowed; further ahead, a grant would stand above
+    // every later one of the owner's until then.
+    if (signedAt > Date.now() + DAY_MS)
+      throw new SedfsError(
+        'SEDFS_ERR_UNTRUSTED_SERVER',
+        `it is dated ${dated(signedAt)}, ahead of this computer's clock: ${s.owner}'s clock (or this one's) is wrong`,
+      );
+    let key: Buffer;
+    let name: Buffer;
+    try {
+      key = openSealed(this.identity, Buffer.from(s.sealedKey, 'base64url'), grantKeyContext(s.nodeId));
+      name = openSealed(this.identity, Buffer.from(s.sealedName, 'base64url'), grantNameContext(s.nodeId));
+    } catch (err) {
+      if (!(err instanceof SedfsError) || err.code !== 'SEDFS_ERR_DECRYPT') throw err;
+      throw new SedfsError('SEDFS_ERR_BAD_NAME', 'it does not open with your keys');
+    }
+    // By the owner's key as well as the node: a grant from a user main made up (pinned
+    // as first seen) can stand above no grant of a real owner's.
+    return {
+      shown: { ...s, key, name: checkStoredName(name.toString('utf8')) },
+      seenAs: `${signKey}:${s.nodeId}`,
+      signedAt,
+    };
+  }
+
+  /**
+   * The latest grant of each share, by owner's key and node: the latest this user has
+   * seen here before or sees in this listing, among grants signed by their owner;
+   * remembered, so one signed earlier is refused from now on. After an unshare's
+   * rotation, main could otherwise hand back the grant it replaced, with the tree from
+   * before, so that what this user writes there lands under keys the revoked user knew.
+   */
+  private async fresh(signed: { seenAs: string; signedAt: number }[]): Promise<Map<string, number>> {
+    const seen = await this.pins.grantsSeen(this.user.id);
+    const latest = new Map<string, number>(Object.entries(seen));
+    const newer: Record<string, number> = {};
+    for (const { seenAs, signedAt } of signed) {
+      if (signedAt <= (latest.get(seenAs) ?? 0)) continue;
+      latest.set(seenAs, signedAt);
+      newer[seenAs] = signedAt;
+    }
+    if (Object.keys(newer).length > 0) await this.pins.saveGrantsSeen(this.user.id, newer);
+    return latest;
   }
 
   /**
@@ -882,7 +921,11 @@ export function keyWitness<F extends string>(field: F, node: { entry: object }):
   return (wrapped ? { [field]: wrapped } : {}) as { [K in F]?: string };
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000;
+
 /** A grant's signing time as the user reads it (0: signed before grants were dated). */
 function dated(signedAt: number): string {
-  return signedAt === 0 ? 'before grants were dated' : `at ${new Date(signedAt).toISOString()}`;
+  if (signedAt === 0) return 'before grants were dated';
+  const at = new Date(signedAt);
+  return Number.isNaN(at.getTime()) ? `at ${signedAt} ms after 1970` : `at ${at.toISOString()}`;
 }

@@ -6,16 +6,16 @@ import type { Pin } from './profile.js';
 
 /**
  * What a client remembers so that main cannot fool it later: other users' public keys as
- * first seen, and when the latest grant it has seen of each share was signed. The CLI
- * keeps both in the profile, by cluster.
+ * first seen, and when the latest grant each user has seen of each share was signed. The
+ * CLI keeps both in the profile, by cluster.
  */
 export interface PinStore {
   pins(): Promise<Record<string, Pin>>;
   savePin(user: string, pin: Pin): Promise<void>;
-  /** the signing time of the latest grant seen of each share, by node id */
-  grantsSeen(): Promise<Record<string, number>>;
-  /** remembers these signing times, keeping the later of two for one share */
-  saveGrantsSeen(seen: Record<string, number>): Promise<void>;
+  /** the signing time of the latest grant `grantee` (a user id) has seen of each share, by `ownerKey:nodeId` */
+  grantsSeen(grantee: string): Promise<Record<string, number>>;
+  /** remembers these signing times for `grantee`, keeping the later of two for one share */
+  saveGrantsSeen(grantee: string, seen: Record<string, number>): Promise<void>;
 }
 
 /** The later signing time of each share of two records of them. */
@@ -28,18 +28,18 @@ export function laterGrants(a: Record<string, number>, b: Record<string, number>
 /** Pins kept for as long as the process runs: for a client with no profile. */
 export class MemoryPins implements PinStore {
   readonly map: Record<string, Pin> = {};
-  private seen: Record<string, number> = {};
+  private readonly seen = new Map<string, Record<string, number>>();
   async pins() {
     return this.map;
   }
   async savePin(user: string, pin: Pin) {
     this.map[user] = pin;
   }
-  async grantsSeen() {
-    return this.seen;
+  async grantsSeen(grantee: string) {
+    return this.seen.get(grantee) ?? {};
   }
-  async saveGrantsSeen(seen: Record<string, number>) {
-    this.seen = laterGrants(this.seen, seen);
+  async saveGrantsSeen(grantee: string, seen: Record<string, number>) {
+    this.seen.set(grantee, laterGrants(this.seen.get(grantee) ?? {}, seen));
   }
 }
 

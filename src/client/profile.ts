@@ -84,8 +84,11 @@ async function readJson<T>(path: string): Promise<T | undefined> {
  */
 type PinsFile = { byCluster?: Record<string, Record<string, Pin>> } & { [user: string]: unknown };
 
-/** `grants-seen.json`: when the latest grant seen of each share was signed, by cluster and node id. */
-type GrantsSeenFile = { byCluster?: Record<string, Record<string, number>> };
+/**
+ * `grants-seen.json`: when the latest grant seen of each share was signed, by cluster,
+ * grantee (user id) and share (`ownerSignKey:nodeId`).
+ */
+type GrantsSeenFile = { byCluster?: Record<string, Record<string, Record<string, number>>> };
 
 export interface Pin {
   fingerprint: string;
@@ -259,11 +262,18 @@ export class Profile {
           ...file,
           byCluster: { ...file.byCluster, [cluster]: { ...file.byCluster?.[cluster], [user]: pin } },
         })),
-      grantsSeen: async () => (await readJson<GrantsSeenFile>(seenPath))?.byCluster?.[cluster] ?? {},
-      saveGrantsSeen: (seen) =>
-        this.update<GrantsSeenFile>('grants-seen.json', (file) => ({
-          byCluster: { ...file.byCluster, [cluster]: laterGrants(file.byCluster?.[cluster] ?? {}, seen) },
-        })),
+      grantsSeen: async (grantee) =>
+        (await readJson<GrantsSeenFile>(seenPath))?.byCluster?.[cluster]?.[grantee] ?? {},
+      saveGrantsSeen: (grantee, seen) =>
+        this.update<GrantsSeenFile>('grants-seen.json', (file) => {
+          const mine = file.byCluster?.[cluster] ?? {};
+          return {
+            byCluster: {
+              ...file.byCluster,
+              [cluster]: { ...mine, [grantee]: laterGrants(mine[grantee] ?? {}, seen) },
+            },
+          };
+        }),
     };
   }
 

@@ -438,13 +438,14 @@ async function rekey(
       for (const g of grantsOf.get(n.id) ?? []) {
         // Signed again, since the grantee opens only what its owner signed, over a name
         // sealed here (main's copy of the old one would be signed unseen: main could have
-        // had another name shown), and dated after the grant it replaces, which the
-        // grantee then refuses.
+        // had another name shown), and dated now, after the grant it replaces, which the
+        // grantee then refuses. By this clock only: a date main supplied to go on from
+        // could be far ahead, and the grant would stand above every later one.
         const sealedKey = sealTo(g.boxKey, key, grantKeyContext(g.nodeId)).toString('base64url');
         const sealedName = sealTo(g.boxKey, Buffer.from(name, 'utf8'), grantNameContext(g.nodeId)).toString(
           'base64url',
         );
-        const signedAt = Math.max(Date.now(), (g.signedAt ?? 0) + 1);
+        const signedAt = Date.now();
         await parts.add('grants', {
           nodeId: g.nodeId,
           granteeId: g.granteeId,

@@ -1,4 +1,5 @@
 import { SedfsError } from '../protocol/errors.js';
+import { MAX_DATE_MS } from '../protocol/limits.js';
 import { type SecretIdentity, signMessage, verifySignature } from './identity.js';
 
 /** A grant as its owner's client makes it: the node's key and name sealed to the grantee. */
@@ -19,6 +20,7 @@ export interface SealedGrant {
 }
 
 const NODE_ID = /^[0-9a-f]{32}$/;
+
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
 /** True if every field is what a client makes: a node id, two base64url texts and a time. */
@@ -27,7 +29,8 @@ function wellFormed(g: SealedGrant): boolean {
     NODE_ID.test(g.nodeId) &&
     BASE64URL.test(g.sealedKey) &&
     BASE64URL.test(g.sealedName) &&
-    (g.signedAt === undefined || (Number.isSafeInteger(g.signedAt) && g.signedAt > 0))
+    (g.signedAt === undefined ||
+      (Number.isInteger(g.signedAt) && g.signedAt > 0 && g.signedAt <= MAX_DATE_MS))
   );
 }
 

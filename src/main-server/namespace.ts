@@ -322,17 +322,21 @@ export class NamespaceService {
       nodeId: id,
       sealedKey: req.sealedKey,
       sealedName: req.sealedName,
-      ...(req.signedAt === undefined ? {} : { signedAt: req.signedAt }),
+      signedAt: datedGrant(req),
     };
     if (!grantSignedBy(user.signKey, grant, req.signature))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the grant is not signed with your key');
+    notBefore(
+      grant.signedAt,
+      this.store.grantsOnPath(id, grantee.id).find((k) => k.depth === 0),
+    );
     this.store.atomically(() => {
       this.store.putGrant({
         ...grant,
         granteeId: grantee.id,
         perm: req.perm,
         signature: req.signature,
-        signedAt: req.signedAt ?? null,
+        signedAt: grant.signedAt,
         grantedAt: this.now(),
       });
       // Shared again to read only: their locks would go on refusing everyone's changes,
@@ -389,7 +393,6 @@ export class NamespaceService {
         granteeId: g.granteeId,
         boxKey: this.store.userById(g.granteeId)?.boxKey ?? '',
         sealedName: g.sealedName,
-        ...(g.signedAt ? { signedAt: g.signedAt } : {}),
       })),
       ...(next ? { next } : {}),
     };
@@ -463,18 +466,16 @@ export class NamespaceService {
     // reason, not installed to fail later where no one sees why. Grants are few (one
     // per user a node is shared with), so this costs little next to the part's nodes.
     for (const g of req.grants) {
+      const signedAt = datedGrant(g);
+      if (g.sealedName === undefined) throw olderClient();
       const kept = this.store.grantsOnPath(g.nodeId, g.granteeId).find((k) => k.depth === 0);
-      const signed = {
-        nodeId: g.nodeId,
-        sealedKey: g.sealedKey,
-        sealedName: g.sealedName ?? kept?.sealedName ?? '',
-        ...(g.signedAt === undefined ? {} : { signedAt: g.signedAt }),
-      };
+      const signed = { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: g.sealedName, signedAt };
       if (kept && !grantSignedBy(user.signKey, signed, g.signature))
         throw new SedfsError(
           'SEDFS_ERR_BAD_REQUEST',
           `the new key of a grant on ${g.nodeId} is not signed with your key over its name`,
         );
+      notBefore(signedAt, kept);
     }
     this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
@@ -592,5 +593,31 @@ function keysUnchanged(node: NodeRecord, expected: string | undefined): void {
     throw new SedfsError(
       'SEDFS_ERR_VERSION_CONFLICT',
       'its keys were replaced meanwhile (the folder was unshared); run it again',
+    );
+}
+
+/** A client from before grants were dated (2026-11-29) makes grants its grantees would refuse. */
+const olderClient = () =>
+  new SedfsError(
+    'SEDFS_ERR_BAD_REQUEST',
+    'this sedfs makes undated grants, which those who saw a dated one refuse: upgrade it (grants are dated since 2026-11-29)',
+  );
+
+/** A grant's `signedAt`, which every client since 2026-11-29 sends. */
+function datedGrant(g: { signedAt?: number | undefined }): number {
+  if (g.signedAt === undefined) throw olderClient();
+  return g.signedAt;
+}
+
+/**
+ * Refuses a grant dated before the one it replaces: its grantee, having seen that one,
+ * would leave it out as if main were handing back an old grant. The owner's clock is
+ * behind (another computer's, perhaps), and is told so now rather than the grantee later.
+ */
+function notBefore(signedAt: number, replaced: { signedAt: number | null } | undefined): void {
+  if (replaced?.signedAt && signedAt < replaced.signedAt)
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      `this grant is dated ${new Date(signedAt).toISOString()}, before the one it replaces (${new Date(replaced.signedAt).toISOString()}): this computer's clock is behind; set it right and try again`,
     );
 }

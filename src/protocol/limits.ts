@@ -24,3 +24,6 @@ export const CONTENTS_MAX = 256;
 
 /** Items at most in one part of a rotation (nodes, grants); a client sends ~8 MiB a part. */
 export const REKEY_PART_MAX = 50_000;
+
+/** The latest time a JavaScript Date holds (year 275760): a grant dated later could not be shown. */
+export const MAX_DATE_MS = 8.64e15;

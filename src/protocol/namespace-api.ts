@@ -1,6 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import type { ErrorBody } from './errors.js';
-import { CONTENTS_MAX, REKEY_PART_MAX } from './limits.js';
+import { CONTENTS_MAX, MAX_DATE_MS, REKEY_PART_MAX } from './limits.js';
 import type { BlobManifest } from './main-api.js';
 import { HexId, strict } from './schemas.js';
 
@@ -135,8 +135,12 @@ export type Access = 'owner' | 'write' | 'read';
 
 /** An Ed25519 signature, base64url (64 bytes). */
 const GrantSignature = Type.String({ pattern: '^[A-Za-z0-9_-]{86}$' });
-/** When the owner signed a grant, ms since 1970 (see grant-signature.ts); absent from clients before grants were dated. */
-const GrantSignedAt = Type.Optional(Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER }));
+/**
+ * When the owner signed a grant, ms since 1970 (see grant-signature.ts), at most the
+ * latest time a Date holds. Optional in the schema so that a client from before grants
+ * were dated is told to upgrade, not that its request is malformed.
+ */
+const GrantSignedAt = Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DATE_MS }));
 
 export const ShareRequest = Type.Object(
   {
@@ -182,8 +186,7 @@ export interface SubtreeResponse {
    * the grants on those nodes, with each grantee's X25519 key for re-sealing and the
    * name sealed to them (kept by the rotation, signed again with the new sealed key)
    */
-  /** `signedAt`: when the grant kept was signed, so its new signature can be dated after it */
-  grants: { nodeId: string; granteeId: string; boxKey: string; sealedName: string; signedAt?: number }[];
+  grants: { nodeId: string; granteeId: string; boxKey: string; sealedName: string }[];
   /** set when the page is full: ask for the next one with `?after=` it */
   next?: string;
 }

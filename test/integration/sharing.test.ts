@@ -977,7 +977,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     }
     const iso = (ms: number | undefined) => new Date(ms as number).toISOString();
     assert.deepEqual(skipped, [
-      `a share from alice was left out: main shows a grant of it signed at ${iso(before.signedAt)}, older than one seen here (signed at ${iso(after.signedAt)}): main may be handing back keys an unshare replaced. If alice shared it again from a computer whose clock is behind, alice can share it again from one whose clock is right`,
+      `a share from alice was left out: main shows a grant of it signed at ${iso(before.signedAt)}, older than one seen here (signed at ${iso(after.signedAt)}): main may be handing back keys an unshare replaced. If alice shared it again from a computer whose clock is behind, or with a sedfs from before 2026-11-29's dated grants, alice can share it again from one whose clock is right, with a current sedfs`,
     ]);
     assert.equal(
       (await rolledOf())?.sealedKey,
@@ -985,6 +985,104 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       'told the truth again, the latest grant opens',
     );
     assert.equal(skipped.length, 1);
+  });
+
+  test("a grant's date holds back only its own owner's older grants of that share: one from another user (main's, say) dated ahead holds back none of the owner's; one dated over a day ahead, or older than another in the same listing, is left out", async () => {
+    const a = actors.alice as Actor;
+    const e = actors.erin as Actor;
+    const f = actors.frank as Actor; // as if main had made frank up
+    await a.fs.mkdir('/dated');
+    await share(a.fs, a.pins, '/dated', 'erin', 'read');
+    const listing = async (pins: MemoryPins, extra: (ShareEntry | undefined)[] = []) => {
+      const fs = await FileSystem.open(e.client, e.identity, { pins });
+      const skipped: string[] = [];
+      // Dave's shares that do not open (an earlier test's) are left out of every listing.
+      fs.onSkipped = (m) => {
+        if (!m.startsWith('a share from dave')) skipped.push(m);
+      };
+      const restore = hookCalls(
+        e,
+        () => undefined,
+        (path, answer) => {
+          if (path === '/v1/shares')
+            (answer as { shares: ShareEntry[] }).shares.push(...extra.filter((x) => x !== undefined));
+        },
+      );
+      try {
+        return { shown: (await fs.shares()).map((s) => `${s.owner}/${s.name}`).sort(), skipped };
+      } finally {
+        restore();
+      }
+    };
+    const first = (await e.fs.shares()).find((s) => s.name === 'dated') as ShareEntry;
+    const nodeId = first.nodeId;
+    /** A grant on alice's node, signed by frank, dated `signedAt`. */
+    const franks = (signedAt: number): ShareEntry => {
+      const grant = {
+        nodeId,
+        sealedKey: sealTo(e.identity.boxKey, newNodeKey(), `grant:${nodeId}`).toString('base64url'),
+        sealedName: sealTo(e.identity.boxKey, Buffer.from('bait'), `grant-name:${nodeId}`).toString(
+          'base64url',
+        ),
+        signedAt,
+      };
+      return { ...grant, owner: 'frank', kind: 'dir', perm: 'read', signature: signGrant(f.identity, grant) };
+    };
+
+    const pins = new MemoryPins();
+    const ahead = await listing(pins, [franks(Date.now() + 60 * 60 * 1000)]);
+    assert.ok(ahead.shown.includes('alice/dated') && ahead.shown.includes('frank/bait'), ahead.shown.join());
+    // Alice shares it again (dated now, before frank's): erin, who saw frank's, still opens it.
+    await share(a.fs, a.pins, '/dated', 'erin', 'write');
+    const again = await listing(pins);
+    assert.ok(again.shown.includes('alice/dated'), again.shown.join());
+    assert.deepEqual(again.skipped, []);
+
+    const farAhead = await listing(new MemoryPins(), [franks(Date.now() + 2 * 24 * 60 * 60 * 1000)]);
+    assert.ok(!farAhead.shown.includes('frank/bait'));
+    assert.equal(farAhead.skipped.length, 1);
+    assert.match(
+      farAhead.skipped[0] as string,
+      /^a share from frank was left out: it is dated at .*, ahead of this computer's clock: frank's clock \(or this one's\) is wrong$/,
+    );
+
+    // The grant from before alice shared again, listed beside the latest: never seen
+    // before here, it is still older than one in the same listing.
+    const both = await listing(new MemoryPins(), [first]);
+    assert.equal(both.shown.filter((x) => x === 'alice/dated').length, 1);
+    assert.equal(both.skipped.length, 1);
+    assert.match(
+      both.skipped[0] as string,
+      /^a share from alice was left out: main shows a grant of it signed at .*, older than one seen here/,
+    );
+
+    // Main refuses an undated grant (a client from before) and one dated before the grant it replaces.
+    const erinId = (await a.client.call<UserKeysResponse>('GET', '/v1/users/erin')).id;
+    const node = await a.fs.resolve('/dated');
+    const grant = {
+      nodeId,
+      sealedKey: first.sealedKey,
+      sealedName: first.sealedName,
+      signedAt: first.signedAt as number,
+    };
+    const post = (body: Record<string, unknown>) =>
+      a.client.call('POST', `/v1/nodes/${nodeId}/grants`, {
+        grantee: erinId,
+        perm: 'read',
+        sealedKey: grant.sealedKey,
+        sealedName: grant.sealedName,
+        expectWrappedKey: node.entry.wrappedKey as string,
+        ...body,
+      });
+    const { signedAt: _, ...undated } = grant;
+    await assert.rejects(post({ signature: signGrant(a.identity, { ...undated, signedAt: 1 }) }), {
+      code: 'SEDFS_ERR_BAD_REQUEST',
+      message: /this sedfs makes undated grants.*upgrade it/,
+    });
+    await assert.rejects(post({ signature: signGrant(a.identity, grant), signedAt: grant.signedAt }), {
+      code: 'SEDFS_ERR_BAD_REQUEST',
+      message: /before the one it replaces .*this computer's clock is behind/,
+    });
   });
 
   test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {

@@ -185,16 +185,31 @@ test("pins are kept by cluster: one cluster's user says nothing of the same name
   }
 });
 
-test('the latest grant seen of each share is remembered by cluster and never moves back, across processes (the profile read afresh)', async () => {
+test('the latest grant each user has seen of each share is remembered by cluster and by user, never moves back, and survives commands ending together', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-seen-'));
   try {
     const one = new Profile(dir).pinsFor('cluster-1');
-    await one.saveGrantsSeen({ a: 20, b: 5 });
-    await one.saveGrantsSeen({ a: 10, c: 7 });
-    await new Profile(dir).pinsFor('cluster-2').saveGrantsSeen({ a: 1 });
-    assert.deepEqual(await new Profile(dir).pinsFor('cluster-1').grantsSeen(), { a: 20, b: 5, c: 7 });
-    assert.deepEqual(await new Profile(dir).pinsFor('cluster-2').grantsSeen(), { a: 1 });
-    assert.deepEqual(await new Profile(dir).pinsFor('cluster-3').grantsSeen(), {});
+    await one.saveGrantsSeen('carol', { a: 20, b: 5 });
+    await one.saveGrantsSeen('carol', { a: 10, c: 7 });
+    // Another user of the same profile: a grant seen by carol says nothing of dave's.
+    await one.saveGrantsSeen('dave', { a: 3 });
+    await new Profile(dir).pinsFor('cluster-2').saveGrantsSeen('carol', { a: 1 });
+    // Two commands ending together each keep what they saw (the file is changed in turns).
+    await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        new Profile(dir).pinsFor('cluster-1').saveGrantsSeen('carol', { [`n${i}`]: i + 1 }),
+      ),
+    );
+    const seen = (cluster: string, user: string) => new Profile(dir).pinsFor(cluster).grantsSeen(user);
+    assert.deepEqual(await seen('cluster-1', 'carol'), {
+      a: 20,
+      b: 5,
+      c: 7,
+      ...Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`n${i}`, i + 1])),
+    });
+    assert.deepEqual(await seen('cluster-1', 'dave'), { a: 3 });
+    assert.deepEqual(await seen('cluster-2', 'carol'), { a: 1 });
+    assert.deepEqual(await seen('cluster-3', 'carol'), {});
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
