@@ -17,7 +17,7 @@ import {
 import type { MeResponse } from '../protocol/account-api.js';
 import { isErrorCode, SedfsError } from '../protocol/errors.js';
 import type { PutBatchResponse, PutChunkResponse, StoredReceipt } from '../protocol/file-server-api.js';
-import { CONTENTS_MAX } from '../protocol/limits.js';
+import { CONTENTS_MAX, GRANT_DATE_AHEAD_MS } from '../protocol/limits.js';
 import type { Placement } from '../protocol/main-api.js';
 import type {
   ChildrenResponse,
@@ -331,7 +331,7 @@ export class FileSystem {
     const signedAt = s.signedAt ?? 0;
     // A day of clocks' disagreement is allowed; further ahead, a grant would stand above
     // every later one of the owner's until then.
-    if (signedAt > Date.now() + DAY_MS)
+    if (signedAt > Date.now() + GRANT_DATE_AHEAD_MS)
       throw new SedfsError(
         'SEDFS_ERR_UNTRUSTED_SERVER',
         `it is dated ${dated(signedAt)}, ahead of this computer's clock: ${s.owner}'s clock (or this one's) is wrong`,
@@ -362,7 +362,8 @@ export class FileSystem {
    * before, so that what this user writes there lands under keys the revoked user knew.
    */
   private async fresh(signed: { seenAs: string; signedAt: number }[]): Promise<Map<string, number>> {
-    const seen = await this.pins.grantsSeen(this.user.id);
+    // By this user's own signing key, from the profile: the user id is main's to say.
+    const seen = await this.pins.grantsSeen(this.identity.signKey);
     const latest = new Map<string, number>(Object.entries(seen));
     const newer: Record<string, number> = {};
     for (const { seenAs, signedAt } of signed) {
@@ -370,7 +371,7 @@ export class FileSystem {
       latest.set(seenAs, signedAt);
       newer[seenAs] = signedAt;
     }
-    if (Object.keys(newer).length > 0) await this.pins.saveGrantsSeen(this.user.id, newer);
+    if (Object.keys(newer).length > 0) await this.pins.saveGrantsSeen(this.identity.signKey, newer);
     return latest;
   }
 
@@ -920,8 +921,6 @@ export function keyWitness<F extends string>(field: F, node: { entry: object }):
   const wrapped = (node.entry as { wrappedKey?: string | null }).wrappedKey;
   return (wrapped ? { [field]: wrapped } : {}) as { [K in F]?: string };
 }
-
-const DAY_MS = 24 * 60 * 60 * 1000;
 
 /** A grant's signing time as the user reads it (0: signed before grants were dated). */
 function dated(signedAt: number): string {

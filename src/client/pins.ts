@@ -12,7 +12,7 @@ import type { Pin } from './profile.js';
 export interface PinStore {
   pins(): Promise<Record<string, Pin>>;
   savePin(user: string, pin: Pin): Promise<void>;
-  /** the signing time of the latest grant `grantee` (a user id) has seen of each share, by `ownerKey:nodeId` */
+  /** the signing time of the latest grant `grantee` (their own signing key) has seen of each share, by `ownerKey:nodeId` */
   grantsSeen(grantee: string): Promise<Record<string, number>>;
   /** remembers these signing times for `grantee`, keeping the later of two for one share */
   saveGrantsSeen(grantee: string, seen: Record<string, number>): Promise<void>;

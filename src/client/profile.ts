@@ -22,7 +22,7 @@ import { type FoundUnanswering, latestFindings } from './unanswering.js';
  * The client's folder: `config.json` (main server URL), `keys/<user>.json` (the user's
  * keys, locked under their passphrase), `trust.json` (the cluster CA trusted for each
  * main server, by fingerprint), `pins.json` (other users' keys as first seen, by cluster),
- * `grants-seen.json` (when the latest grant seen of each share was signed, by cluster)
+ * `grants-seen.json` (when the latest grant seen of each share was signed, by cluster and user)
  * and `session.json` while logged in.
  *
  * While logged in, `session.json` (mode 0600) holds the session token and the user's
@@ -86,7 +86,8 @@ type PinsFile = { byCluster?: Record<string, Record<string, Pin>> } & { [user: s
 
 /**
  * `grants-seen.json`: when the latest grant seen of each share was signed, by cluster,
- * grantee (user id) and share (`ownerSignKey:nodeId`).
+ * grantee (their own signing key: a user id is main's to say) and share
+ * (`ownerSignKey:nodeId`).
  */
 type GrantsSeenFile = { byCluster?: Record<string, Record<string, Record<string, number>>> };
 
@@ -262,15 +263,17 @@ export class Profile {
           ...file,
           byCluster: { ...file.byCluster, [cluster]: { ...file.byCluster?.[cluster], [user]: pin } },
         })),
-      grantsSeen: async (grantee) =>
-        (await readJson<GrantsSeenFile>(seenPath))?.byCluster?.[cluster]?.[grantee] ?? {},
+      grantsSeen: async (grantee) => {
+        const mine = ownEntry((await readJson<GrantsSeenFile>(seenPath))?.byCluster, cluster);
+        return ownEntry(mine, grantee) ?? {};
+      },
       saveGrantsSeen: (grantee, seen) =>
         this.update<GrantsSeenFile>('grants-seen.json', (file) => {
-          const mine = file.byCluster?.[cluster] ?? {};
+          const mine = ownEntry(file.byCluster, cluster) ?? {};
           return {
             byCluster: {
               ...file.byCluster,
-              [cluster]: { ...mine, [grantee]: laterGrants(mine[grantee] ?? {}, seen) },
+              [cluster]: { ...mine, [grantee]: laterGrants(ownEntry(mine, grantee) ?? {}, seen) },
             },
           };
         }),
@@ -363,4 +366,9 @@ export class Profile {
   async clearSession(): Promise<void> {
     await rm(join(this.dir, 'session.json'), { force: true });
   }
+}
+
+/** `map[key]` if the map has it as its own: never what every object has (`constructor`). */
+function ownEntry<T>(map: Record<string, T> | undefined, key: string): T | undefined {
+  return map && Object.hasOwn(map, key) ? map[key] : undefined;
 }

@@ -1,6 +1,7 @@
 import type { Logger } from '../common/logger.js';
 import { grantSignedBy } from '../crypto/grant-signature.js';
 import { SedfsError } from '../protocol/errors.js';
+import { GRANT_DATE_AHEAD_MS } from '../protocol/limits.js';
 import type {
   Access,
   ContentResponse,
@@ -603,9 +604,18 @@ const olderClient = () =>
     'this sedfs makes undated grants, which those who saw a dated one refuse: upgrade it (grants are dated since 2026-11-29)',
   );
 
-/** A grant's `signedAt`, which every client since 2026-11-29 sends. */
+/**
+ * A grant's `signedAt`, which every client since 2026-11-29 sends, no more than a day
+ * ahead (as grantees take it): a grant dated further ahead would be left out by its
+ * grantee and, stored, refuse every later grant of the share until then.
+ */
 function datedGrant(g: { signedAt?: number | undefined }): number {
   if (g.signedAt === undefined) throw olderClient();
+  if (g.signedAt > Date.now() + GRANT_DATE_AHEAD_MS)
+    throw new SedfsError(
+      'SEDFS_ERR_BAD_REQUEST',
+      `this grant is dated ${new Date(g.signedAt).toISOString()}, over a day ahead of main's clock: this computer's clock is wrong; set it right and try again`,
+    );
   return g.signedAt;
 }
 
@@ -618,6 +628,6 @@ function notBefore(signedAt: number, replaced: { signedAt: number | null } | und
   if (replaced?.signedAt && signedAt < replaced.signedAt)
     throw new SedfsError(
       'SEDFS_ERR_BAD_REQUEST',
-      `this grant is dated ${new Date(signedAt).toISOString()}, before the one it replaces (${new Date(replaced.signedAt).toISOString()}): this computer's clock is behind; set it right and try again`,
+      `this grant is dated ${new Date(signedAt).toISOString()}, before the one it replaces (${new Date(replaced.signedAt).toISOString()}): this computer's clock is behind, or the one that made that grant was ahead; set the clock right and try again, or after that time`,
     );
 }

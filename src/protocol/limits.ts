@@ -27,3 +27,6 @@ export const REKEY_PART_MAX = 50_000;
 
 /** The latest time a JavaScript Date holds (year 275760): a grant dated later could not be shown. */
 export const MAX_DATE_MS = 8.64e15;
+
+/** How far ahead of the clock reading it a grant may be dated (clocks disagree): a day. */
+export const GRANT_DATE_AHEAD_MS = 24 * 60 * 60 * 1000;

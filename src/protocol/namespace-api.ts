@@ -268,7 +268,7 @@ export const RekeyRequest = Type.Object(
           nodeId: HexId,
           granteeId: HexId,
           sealedKey: Type.String({ pattern: '^[A-Za-z0-9_-]{1,512}$' }),
-          /** the node's name sealed afresh to the grantee; absent from clients before 2026-11-29's dated grants, which keep the old */
+          /** the node's name sealed afresh to the grantee (a client from before 2026-11-29's dated grants sent none: refused) */
           sealedName: Type.Optional(Type.String({ pattern: '^[A-Za-z0-9_-]{1,2048}$' })),
           signature: GrantSignature,
           signedAt: GrantSignedAt,

@@ -119,7 +119,7 @@ export interface RekeyGrant {
   nodeId: string;
   granteeId: string;
   sealedKey: string;
-  /** the node's name sealed afresh; absent from a client before 2026-11-29's dated grants (the old one is kept) */
+  /** the node's name sealed afresh; absent only from a part staged before 2026-11-29's dated grants (the old one is kept) */
   sealedName?: string | undefined;
   /** the owner's signature over the new sealed key, the sealed name (new, or else kept) and `signedAt` */
   signature: string;
