@@ -60,24 +60,29 @@ export async function share(
   const node = await ownNode(fs, path, opts.cwd ?? '/');
   const keys = await checkedUserKeys(fs.client, pins, user, opts.acceptNewKey);
   const nodeId = node.entry.id;
-  const grant = {
-    nodeId,
-    sealedKey: sealTo(keys.boxKey, node.key, grantKeyContext(nodeId)).toString('base64url'),
-    sealedName: sealTo(keys.boxKey, Buffer.from(node.name, 'utf8'), grantNameContext(nodeId)).toString(
-      'base64url',
-    ),
-    signedAt: Date.now(),
-  };
+  const { nodeId: _, ...grant } = signedGrant(fs, keys.boxKey, nodeId, node.key, node.name);
   await fs.client.call('POST', `/v1/nodes/${nodeId}/grants`, {
     grantee: keys.id,
     perm,
-    sealedKey: grant.sealedKey,
-    sealedName: grant.sealedName,
-    signature: signGrant(fs.identity, grant),
-    signedAt: grant.signedAt,
+    ...grant,
     ...keyWitness('expectWrappedKey', node),
   });
   return keys;
+}
+
+/**
+ * A node's key and name sealed to a grantee's box key, dated now by this clock (never a
+ * time main supplies: a date far ahead would stand above every later grant) and signed
+ * with the owner's key: what a grantee opens (see grant-signature.ts).
+ */
+function signedGrant(fs: FileSystem, boxKey: string, nodeId: string, key: Buffer, name: string) {
+  const grant = {
+    nodeId,
+    sealedKey: sealTo(boxKey, key, grantKeyContext(nodeId)).toString('base64url'),
+    sealedName: sealTo(boxKey, Buffer.from(name, 'utf8'), grantNameContext(nodeId)).toString('base64url'),
+    signedAt: Date.now(),
+  };
+  return { ...grant, signature: signGrant(fs.identity, grant) };
 }
 
 export interface RekeyOptions {
@@ -438,21 +443,11 @@ async function rekey(
       for (const g of grantsOf.get(n.id) ?? []) {
         // Signed again, since the grantee opens only what its owner signed, over a name
         // sealed here (main's copy of the old one would be signed unseen: main could have
-        // had another name shown), and dated now, after the grant it replaces, which the
-        // grantee then refuses. By this clock only: a date main supplied to go on from
-        // could be far ahead, and the grant would stand above every later one.
-        const sealedKey = sealTo(g.boxKey, key, grantKeyContext(g.nodeId)).toString('base64url');
-        const sealedName = sealTo(g.boxKey, Buffer.from(name, 'utf8'), grantNameContext(g.nodeId)).toString(
-          'base64url',
-        );
-        const signedAt = Date.now();
+        // had another name shown), and dated after the grant it replaces, which the
+        // grantee then refuses.
         await parts.add('grants', {
-          nodeId: g.nodeId,
+          ...signedGrant(fs, g.boxKey, g.nodeId, key, name),
           granteeId: g.granteeId,
-          sealedKey,
-          sealedName,
-          signature: signGrant(fs.identity, { nodeId: g.nodeId, sealedKey, sealedName, signedAt }),
-          signedAt,
         });
       }
       if (n.kind === 'dir') above.push({ id: n.id, oldKey: own, newKey: key, fallbacks: new Set() });
