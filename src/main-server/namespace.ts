@@ -328,7 +328,7 @@ export class NamespaceService {
     if (!grantSignedBy(user.signKey, grant, req.signature))
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the grant is not signed with your key');
     notBefore(
-      grant.signedAt,
+      { signedAt: grant.signedAt, signature: req.signature },
       this.store.grantsOnPath(id, grantee.id).find((k) => k.depth === 0),
     );
     this.store.atomically(() => {
@@ -476,7 +476,7 @@ export class NamespaceService {
           'SEDFS_ERR_BAD_REQUEST',
           `the new key of a grant on ${g.nodeId} is not signed with your key over its name`,
         );
-      notBefore(signedAt, kept);
+      notBefore({ signedAt, signature: g.signature }, kept);
     }
     this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
@@ -623,11 +623,23 @@ function datedGrant(g: { signedAt?: number | undefined }): number {
  * Refuses a grant dated before the one it replaces: its grantee, having seen that one,
  * would leave it out as if main were handing back an old grant. The owner's clock is
  * behind (another computer's, perhaps), and is told so now rather than the grantee later.
+ * Nor may it bear the same date unless it is the same grant (a request sent again): of
+ * two grants of one date, a grantee who saw either would take the other as fresh.
  */
-function notBefore(signedAt: number, replaced: { signedAt: number | null } | undefined): void {
-  if (replaced?.signedAt && signedAt < replaced.signedAt)
+function notBefore(
+  grant: { signedAt: number; signature: string },
+  replaced: { signedAt: number | null; signature: string | null } | undefined,
+): void {
+  if (!replaced?.signedAt || grant.signedAt > replaced.signedAt) return;
+  if (grant.signedAt === replaced.signedAt && grant.signature === replaced.signature) return;
+  const at = new Date(grant.signedAt).toISOString();
+  if (grant.signedAt === replaced.signedAt)
     throw new SedfsError(
       'SEDFS_ERR_BAD_REQUEST',
-      `this grant is dated ${new Date(signedAt).toISOString()}, before the one it replaces (${new Date(replaced.signedAt).toISOString()}): this computer's clock is behind, or the one that made that grant was ahead; set the clock right and try again, or after that time`,
+      `this grant is dated ${at}, the very millisecond of the different one it replaces: try again`,
     );
+  throw new SedfsError(
+    'SEDFS_ERR_BAD_REQUEST',
+    `this grant is dated ${at}, before the one it replaces (${new Date(replaced.signedAt).toISOString()}): this computer's clock is behind, or the one that made that grant was ahead; set the clock right and try again, or after that time`,
+  );
 }

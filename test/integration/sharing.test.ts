@@ -1091,6 +1091,29 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       code: 'SEDFS_ERR_BAD_REQUEST',
       message: /before the one it replaces .*this computer's clock is behind/,
     });
+    // The grant erin holds now, sent again as it is, is taken (a request sent again); one
+    // of the same date but sealed afresh is not: of two grants of one date, erin, having
+    // seen either, would take the other as fresh.
+    const latest = (await e.fs.shares()).find((s) => s.name === 'dated') as ShareEntry;
+    const same = {
+      signature: latest.signature,
+      signedAt: latest.signedAt,
+      perm: 'write',
+      sealedKey: latest.sealedKey,
+    };
+    await post({ ...same, sealedName: latest.sealedName });
+    const resealed = {
+      nodeId,
+      sealedKey: latest.sealedKey,
+      sealedName: sealTo(e.identity.boxKey, Buffer.from('dated'), `grant-name:${nodeId}`).toString(
+        'base64url',
+      ),
+      signedAt: latest.signedAt as number,
+    };
+    await assert.rejects(
+      post({ ...same, sealedName: resealed.sealedName, signature: signGrant(a.identity, resealed) }),
+      { code: 'SEDFS_ERR_BAD_REQUEST', message: /the very millisecond of the different one it replaces/ },
+    );
   });
 
   test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {
