@@ -26,10 +26,9 @@ Examples:
       env.run(async () => {
         const { client } = await env.session(cmd);
         const pins = await env.pins(cmd);
-        const all = await pins.pins();
         if (user === undefined) {
           if (opts.acceptNewKey) throw new Error('--accept-new-key needs the USER whose new key to pin');
-          const rows = Object.entries(all).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+          const rows = Object.entries(await pins.pins()).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
           if (globals(cmd).json)
             env.json(
               rows.map(([name, p]) => ({ user: name, fingerprint: p.fingerprint, pinnedAt: p.pinnedAt })),
@@ -37,7 +36,6 @@ Examples:
           else for (const [name, p] of rows) env.out(`${name}  ${p.fingerprint}  pinned ${p.pinnedAt}`);
           return;
         }
-        const before = Object.hasOwn(all, user) ? all[user] : undefined;
         const keys = await checkedUserKeys(
           client,
           pins,
@@ -45,6 +43,7 @@ Examples:
           opts.acceptNewKey === true,
           `accept it with: sedfs pin ${user} --accept-new-key`,
         );
+        const { before } = keys;
         const replaced = before && before.fingerprint !== keys.fingerprint ? before.fingerprint : undefined;
         if (globals(cmd).json) {
           env.json({

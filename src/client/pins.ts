@@ -47,6 +47,13 @@ export interface KeyCheck {
   fingerprint: string;
   /** true the first time this user's key is seen (it is pinned now) */
   newlyPinned: boolean;
+  /** the pin held before this check, if any */
+  before?: Pin;
+}
+
+/** `map[key]` if the map has it as its own: never what every object has (`constructor`, a user may be named so). */
+export function ownEntry<T>(map: Record<string, T> | undefined, key: string): T | undefined {
+  return map && Object.hasOwn(map, key) ? map[key] : undefined;
 }
 
 /**
@@ -64,9 +71,7 @@ export async function checkedUserKeys(
 ): Promise<UserKeysResponse & KeyCheck> {
   const keys = await client.call<UserKeysResponse>('GET', `/v1/users/${encodeURIComponent(name)}`);
   const fp = fingerprint(keys);
-  const all = await pins.pins();
-  // Own entries only: a user may be named `constructor`, which every object has.
-  const pinned = Object.hasOwn(all, name) ? all[name] : undefined;
+  const pinned = ownEntry(await pins.pins(), name);
   if (pinned && pinned.fingerprint !== fp && !acceptNewKey) {
     throw new SedfsError(
       'SEDFS_ERR_KEY_CHANGED',
@@ -80,5 +85,5 @@ export async function checkedUserKeys(
     pinnedAt: new Date().toISOString(),
   };
   if (!pinned || pinned.fingerprint !== fp) await pins.savePin(name, pin);
-  return { ...keys, fingerprint: fp, newlyPinned: !pinned };
+  return { ...keys, fingerprint: fp, newlyPinned: !pinned, ...(pinned ? { before: pinned } : {}) };
 }

@@ -14,7 +14,7 @@ import { fingerprint, type SecretIdentity } from '../crypto/identity.js';
 import { lockWithPassphrase, type PassphraseBox, unlockWithPassphrase } from '../crypto/passphrase.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { RootPin } from './account.js';
-import { laterGrants, type PinStore } from './pins.js';
+import { laterGrants, ownEntry, type PinStore } from './pins.js';
 import type { Trust } from './trust.js';
 import { type FoundUnanswering, latestFindings } from './unanswering.js';
 
@@ -366,9 +366,4 @@ export class Profile {
   async clearSession(): Promise<void> {
     await rm(join(this.dir, 'session.json'), { force: true });
   }
-}
-
-/** `map[key]` if the map has it as its own: never what every object has (`constructor`). */
-function ownEntry<T>(map: Record<string, T> | undefined, key: string): T | undefined {
-  return map && Object.hasOwn(map, key) ? map[key] : undefined;
 }
