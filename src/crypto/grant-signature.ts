@@ -23,12 +23,17 @@ const NODE_ID = /^[0-9a-f]{32}$/;
 
 const BASE64URL = /^[A-Za-z0-9_-]+$/;
 
-/** True if every field is what a client makes: a node id, two base64url texts and a time. */
+/**
+ * True if every field is what a client makes: a node id, two base64url texts and a time.
+ * Each is checked to be a string first: a regular expression tests what it is given as
+ * text, and `undefined` reads as the well-formed "undefined".
+ */
 function wellFormed(g: SealedGrant): boolean {
+  const text = (v: unknown, form: RegExp) => typeof v === 'string' && form.test(v);
   return (
-    NODE_ID.test(g.nodeId) &&
-    BASE64URL.test(g.sealedKey) &&
-    BASE64URL.test(g.sealedName) &&
+    text(g.nodeId, NODE_ID) &&
+    text(g.sealedKey, BASE64URL) &&
+    text(g.sealedName, BASE64URL) &&
     (g.signedAt === undefined ||
       (Number.isInteger(g.signedAt) && g.signedAt > 0 && g.signedAt <= MAX_DATE_MS))
   );

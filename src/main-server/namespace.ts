@@ -466,17 +466,13 @@ export class NamespaceService {
     // As share checks it: a grant its grantee would leave out is refused here, with a
     // reason, not installed to fail later where no one sees why. Grants are few (one
     // per user a node is shared with), so this costs little next to the part's nodes.
-    for (const g of req.grants) {
-      const signedAt = datedGrant(g);
-      if (g.sealedName === undefined) throw olderClient();
-      const kept = this.store.grantsOnPath(g.nodeId, g.granteeId).find((k) => k.depth === 0);
-      const signed = { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: g.sealedName, signedAt };
-      if (kept && !grantSignedBy(user.signKey, signed, g.signature))
-        throw new SedfsError(
-          'SEDFS_ERR_BAD_REQUEST',
-          `the new key of a grant on ${g.nodeId} is not signed with your key over its name`,
-        );
-      notBefore({ signedAt, signature: g.signature }, kept);
+    // A refused part ends its attempt: what it sent before is dropped, so the owner's
+    // next try begins at once instead of waiting for this attempt to be seen stalled.
+    try {
+      this.checkRekeyGrants(user, req.grants);
+    } catch (err) {
+      this.store.dropAttempt(id, req.attempt);
+      throw err;
     }
     this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
@@ -489,6 +485,22 @@ export class NamespaceService {
     });
     this.log.info({ user: user.id, node: id, nodes }, 'keys replaced after an unshare');
     return { done: true, nodes };
+  }
+
+  /** Refuses a rekey part's grant its grantee would leave out, or that an older client made. */
+  private checkRekeyGrants(user: UserRecord, grants: RekeyRequest['grants']): void {
+    for (const g of grants) {
+      const signedAt = datedGrant(g);
+      if (g.sealedName === undefined) throw olderClient();
+      const kept = this.store.grantsOnPath(g.nodeId, g.granteeId).find((k) => k.depth === 0);
+      const signed = { nodeId: g.nodeId, sealedKey: g.sealedKey, sealedName: g.sealedName, signedAt };
+      if (kept && !grantSignedBy(user.signKey, signed, g.signature))
+        throw new SedfsError(
+          'SEDFS_ERR_BAD_REQUEST',
+          `the new key of a grant on ${g.nodeId} is not signed with your key over its name`,
+        );
+      notBefore({ signedAt, signature: g.signature }, kept);
+    }
   }
 
   /**

@@ -11,7 +11,13 @@ import { finishRotations, lock, perms, share, unlock, unshare } from '../../src/
 import { openChunk } from '../../src/crypto/content.js';
 import { signGrant } from '../../src/crypto/grant-signature.js';
 import { randomHexId } from '../../src/crypto/hash.js';
-import { fingerprint, generateIdentity, type SecretIdentity, sealTo } from '../../src/crypto/identity.js';
+import {
+  fingerprint,
+  generateIdentity,
+  type SecretIdentity,
+  sealTo,
+  signMessage,
+} from '../../src/crypto/identity.js';
 import {
   encryptName,
   nameMac,
@@ -24,6 +30,7 @@ import {
 import type {
   ContentResponse,
   NodeEntry,
+  RekeyRequest,
   RotationsResponse,
   ShareEntry,
   SubtreeResponse,
@@ -909,6 +916,44 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
   });
 
+  test("an unshare's key rotation seals afresh the name of a grant kept on the re-keyed folder itself: its grantee opens it under its own name, not one main hands the rotation", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    // Carol keeps a grant on the very folder frank is unshared from: the rotation's root.
+    await sharedWithFrank('/kept-root', { 'doc.txt': 'kept for carol' }, 'read');
+    await share(a.fs, a.pins, '/kept-root', 'carol', 'read');
+    const root = (await a.fs.resolve('/kept-root')).entry.id;
+    const carolsGrant = async () =>
+      (await c.fs.shares()).find((s) => s.nodeId === root) as ShareEntry & { name: string };
+    const before = await carolsGrant();
+    const handed: string[] = [];
+    const restore = hookCalls(
+      a,
+      () => undefined,
+      (path, answer) => {
+        if (!path.includes('/subtree')) return;
+        for (const g of (answer as SubtreeResponse).grants) {
+          g.sealedName = sealTo(g.boxKey, Buffer.from("main's name"), `grant-name:${g.nodeId}`).toString(
+            'base64url',
+          );
+          if (g.nodeId === root) handed.push(g.sealedName);
+        }
+      },
+    );
+    try {
+      await unshare(a.fs, a.pins, '/kept-root', 'frank');
+    } finally {
+      restore();
+    }
+    assert.equal(handed.length, 1, "main handed the rotation a name for carol's grant on the folder");
+    const after = await carolsGrant();
+    assert.ok((after.signedAt as number) > (before.signedAt as number), 'the grant was replaced');
+    assert.notEqual(after.sealedName, handed[0], "not main's sealed name");
+    assert.notEqual(after.sealedName, before.sealedName, 'nor the one from before: sealed afresh');
+    assert.equal(after.name, 'kept-root');
+    assert.equal(await text(c.fs, '/shared/alice/kept-root/doc.txt'), 'kept for carol');
+  });
+
   test("main refuses a part of an unshare's new keys whose grant is not signed with the owner's key, and the rotation stays pending until one that is", async () => {
     const other = generateIdentity();
     await unshareFrankWhile(
@@ -1114,6 +1159,201 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       post({ ...same, sealedName: resealed.sealedName, signature: signGrant(a.identity, resealed) }),
       { code: 'SEDFS_ERR_BAD_REQUEST', message: /the very millisecond of the different one it replaces/ },
     );
+  });
+
+  test("main refuses a part of an unshare's new keys whose grant is dated before the one it replaces, is undated, or has no name sealed afresh (a sedfs from before dated grants); the rotation stays pending and the grantee opens the share as before", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    await sharedWithFrank('/redated', { 'in/doc.txt': 'kept for carol' }, 'read');
+    await share(a.fs, a.pins, '/redated/in', 'carol', 'read');
+    const inner = (await a.fs.resolve('/redated/in')).entry.id;
+    const carolsGrant = async () => (await c.fs.shares()).find((s) => s.nodeId === inner) as ShareEntry;
+    const held = await carolsGrant();
+    const heldAt = held.signedAt as number;
+    type PartGrant = RekeyRequest['grants'][number];
+    /** An undated signature, as a sedfs from before dated grants made one (sedfs-grant-v1). */
+    const undated = (g: PartGrant) =>
+      signMessage(
+        a.identity,
+        Buffer.concat(
+          ['sedfs-grant-v1', g.nodeId, g.sealedKey, g.sealedName as string].flatMap((f) => {
+            const b = Buffer.from(f, 'utf8');
+            const n = Buffer.alloc(4);
+            n.writeUInt32BE(b.length);
+            return [n, b];
+          }),
+        ),
+      );
+    // Each made by alice's own client and signed with her key: only what is named is wrong.
+    const cases: [string, (g: PartGrant) => void, RegExp][] = [
+      [
+        'dated before the grant it replaces',
+        (g) => {
+          g.signedAt = heldAt - 1;
+          g.signature = signGrant(a.identity, {
+            ...g,
+            sealedName: g.sealedName as string,
+            signedAt: heldAt - 1,
+          });
+        },
+        /this grant is dated .*, before the one it replaces \(/,
+      ],
+      [
+        'undated',
+        (g) => {
+          delete g.signedAt;
+          g.signature = undated(g);
+        },
+        /this sedfs makes undated grants.*: upgrade it/,
+      ],
+      [
+        'with no name sealed afresh',
+        (g) => {
+          delete g.sealedName;
+        },
+        /this sedfs makes undated grants.*: upgrade it/,
+      ],
+    ];
+    let first = true;
+    for (const [what, change, refused] of cases) {
+      let changed = 0;
+      const restore = hookCalls(a, (path, body) => {
+        if (!path.endsWith('/rekey')) return;
+        for (const g of (body as RekeyRequest).grants)
+          if (g.nodeId === inner) {
+            change(g);
+            changed++;
+          }
+      });
+      try {
+        // The unshare, then (its rotation left pending) unshare --finish.
+        const tried = first ? unshare(a.fs, a.pins, '/redated', 'frank') : finishRotations(a.fs, a.pins);
+        await assert.rejects(tried, (err: Error & { code?: string }) => {
+          assert.equal(err.code, 'SEDFS_ERR_REKEY_PENDING', what);
+          assert.match(err.message, refused, what);
+          return true;
+        });
+      } finally {
+        restore();
+      }
+      first = false;
+      assert.equal(changed, 1, what);
+      assert.equal(
+        (await a.client.call<RotationsResponse>('GET', '/v1/rotations')).rotations.length,
+        1,
+        `${what}: the rotation stays pending`,
+      );
+      // Nothing of the refused part was installed: carol's grant is the one she held.
+      const now = await carolsGrant();
+      assert.deepEqual(
+        [now.sealedKey, now.sealedName, now.signature, now.signedAt],
+        [held.sealedKey, held.sealedName, held.signature, held.signedAt],
+        what,
+      );
+      assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol', what);
+    }
+    assert.equal((await finishRotations(a.fs, a.pins))[0]?.nodes, 3);
+    assert.ok(((await carolsGrant()).signedAt as number) > heldAt);
+    assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
+  });
+
+  test("a part main refuses ends its attempt: what the attempt sent before is dropped, so the owner's next try begins at once rather than waiting for it to be seen stalled", async () => {
+    const a = actors.alice as Actor;
+    const c = actors.carol as Actor;
+    const files: Record<string, string> = { 'z/in/doc.txt': 'kept for carol' };
+    for (let i = 0; i < 8; i++) files[`a${i}/f.txt`] = `file ${i}`;
+    await sharedWithFrank('/parts', files, 'read');
+    await share(a.fs, a.pins, '/parts/z/in', 'carol', 'read');
+    const inner = (await a.fs.resolve('/parts/z/in')).entry.id;
+    const heldAt = (await c.fs.shares()).find((s) => s.nodeId === inner)?.signedAt as number;
+    let partsBefore = 0;
+    let refusedOne = false;
+    const restore = hookCalls(a, (path, body) => {
+      if (!path.endsWith('/rekey')) return;
+      const part = body as RekeyRequest;
+      const g = part.grants.find((x) => x.nodeId === inner);
+      if (!g) {
+        if (!refusedOne) partsBefore++;
+        return;
+      }
+      refusedOne = true;
+      g.signedAt = heldAt - 1;
+      g.signature = signGrant(a.identity, { ...g, sealedName: g.sealedName as string, signedAt: heldAt - 1 });
+    });
+    try {
+      await assert.rejects(unshare(a.fs, a.pins, '/parts', 'frank', '/', { partBytes: 600 }), {
+        code: 'SEDFS_ERR_REKEY_PENDING',
+        message: /before the one it replaces/,
+      });
+    } finally {
+      restore();
+    }
+    // Parts went before the refused one, so the attempt was under way when it was refused.
+    assert.ok(refusedOne && partsBefore > 0, `${partsBefore} parts before the refused one`);
+    const root = (await a.fs.resolve('/parts')).entry.id;
+    const pending = (await a.client.call<RotationsResponse>('GET', '/v1/rotations')).rotations.find(
+      (r) => r.nodeId === root,
+    );
+    assert.deepEqual([pending?.attempt, pending?.parts], [null, 0]);
+    // Another client (another process of alice's: no attempt of its own yet) finishes it,
+    // with a stall limit no test would wait out.
+    const done = await finishRotations(a.fs, a.pins, { partBytes: 600, stallMs: 10 * 60_000 });
+    assert.ok((done.find((d) => d.path === '/parts')?.nodes ?? 0) > 10, JSON.stringify(done));
+    assert.equal(await text(c.fs, '/shared/alice/in/doc.txt'), 'kept for carol');
+  });
+
+  test("a grant its own owner signed dated over a day ahead is left out saying so, and holds back none of the owner's current grants of that share", async () => {
+    const a = actors.alice as Actor;
+    const e = actors.erin as Actor;
+    await a.fs.mkdir('/ahead');
+    await share(a.fs, a.pins, '/ahead', 'erin', 'read');
+    const nodeId = (await a.fs.resolve('/ahead')).entry.id;
+    const real = (await e.fs.shares()).find((s) => s.nodeId === nodeId) as ShareEntry;
+    // Alice's grant as it is, but signed by alice (a computer of hers whose clock is two days ahead).
+    const signedAt = Date.now() + 2 * 24 * 60 * 60 * 1000;
+    const grant = { nodeId, sealedKey: real.sealedKey, sealedName: real.sealedName, signedAt };
+    const ahead: ShareEntry = { ...real, signedAt, signature: signGrant(a.identity, grant) };
+
+    const pins = new MemoryPins();
+    const listing = async (extra: ShareEntry[]) => {
+      const fs = await FileSystem.open(e.client, e.identity, { pins });
+      const skipped: string[] = [];
+      // Only alice's: shares from others that do not open (earlier tests') are left out of every listing.
+      fs.onSkipped = (m) => {
+        if (m.startsWith('a share from alice')) skipped.push(m);
+      };
+      const restore = hookCalls(
+        e,
+        () => undefined,
+        (path, answer) => {
+          if (path === '/v1/shares') (answer as { shares: ShareEntry[] }).shares.push(...extra);
+        },
+      );
+      try {
+        const shown = (await fs.shares()).filter((s) => s.nodeId === nodeId);
+        return { shown: shown.map((s) => [s.name, s.signedAt]), skipped };
+      } finally {
+        restore();
+      }
+    };
+    const beside = await listing([ahead]);
+    assert.deepEqual(beside.shown, [['ahead', real.signedAt]], 'the grant main lists beside it opens');
+    assert.deepEqual(beside.skipped, [
+      `a share from alice was left out: it is dated at ${new Date(signedAt).toISOString()}, ahead of this computer's clock: alice's clock (or this one's) is wrong`,
+    ]);
+    assert.equal(
+      (await pins.grantsSeen(e.identity.signKey))[`${a.identity.signKey}:${nodeId}`],
+      real.signedAt,
+      'its date is not remembered as seen',
+    );
+
+    // Alice shares it again from a computer whose clock is right: a grant dated now, long
+    // before the one left out, which erin takes.
+    await share(a.fs, a.pins, '/ahead', 'erin', 'write');
+    const again = await listing([]);
+    assert.equal(again.shown.length, 1);
+    assert.ok((again.shown[0]?.[1] as number) > (real.signedAt as number), again.shown.join());
+    assert.deepEqual(again.skipped, []);
   });
 
   test("an unshare from a user with no share on the path fails saying so, even while another folder's key rotation is pending", async () => {

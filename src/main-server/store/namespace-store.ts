@@ -217,6 +217,12 @@ export interface NamespaceStore {
    * the client read it) and its remaining grants.
    */
   applyRekey(rootId: string, attempt: string, now: number): number;
+  /**
+   * Drops what `attempt` sent so far, if it is still the attempt under way: the rotation
+   * stays pending with none under way, so the next attempt begins at once rather than
+   * waiting for this one to stall (a part main refused ends its attempt).
+   */
+  dropAttempt(rootId: string, attempt: string): void;
 
   /** Unexpired locks on the node or any ancestor. */
   locksOnPath(nodeId: string, now: number): LockRecord[];

@@ -585,6 +585,16 @@ export class SqliteNamespaceStore implements NamespaceStore {
     })();
   }
 
+  dropAttempt(rootId: string, attempt: string): void {
+    this.db.transaction(() => {
+      const under = this.db.prepare('SELECT attempt FROM rotations WHERE root_id = ?').pluck().get(rootId);
+      if (under !== attempt) return;
+      this.db.prepare('DELETE FROM rotation_nodes WHERE root_id = ?').run(rootId);
+      this.db.prepare('DELETE FROM rotation_grants WHERE root_id = ?').run(rootId);
+      this.db.prepare('UPDATE rotations SET attempt = NULL, parts = 0 WHERE root_id = ?').run(rootId);
+    })();
+  }
+
   applyRekey(rootId: string, attempt: string, now: number): number {
     return this.db.transaction(() => {
       const conflict = (why: string) =>

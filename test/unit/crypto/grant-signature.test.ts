@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { grantSignedBy, signGrant } from '../../../src/crypto/grant-signature.js';
-import { generateIdentity, signMessage } from '../../../src/crypto/identity.js';
+import { generateIdentity, type SecretIdentity, signMessage } from '../../../src/crypto/identity.js';
+import { MAX_DATE_MS } from '../../../src/protocol/limits.js';
 
 const grant = {
   nodeId: 'a'.repeat(32),
@@ -19,6 +20,18 @@ function lengthPrefixed(fields: string[]): Buffer {
       n.writeUInt32BE(b.length);
       return [n, b];
     }),
+  );
+}
+
+/**
+ * A signature made by hand over a grant's v2 statement, whatever its fields hold: signGrant
+ * refuses to sign a malformed grant, and a signature over another grant would fail to
+ * verify for that reason alone, showing nothing of whether the malformed field is refused.
+ */
+function signedByHand(owner: SecretIdentity, g: typeof grant): string {
+  return signMessage(
+    owner,
+    lengthPrefixed(['sedfs-grant-v2', g.nodeId, g.sealedKey, g.sealedName, g.signedAt].map(String)),
   );
 }
 
@@ -65,12 +78,54 @@ test('a grant whose node id, key or name is not well formed is neither signed no
     { ...grant, sealedKey: `${grant.sealedKey}=` },
     { ...grant, sealedName: '' },
     { ...grant, sealedName: `${grant.sealedName}\n` },
-    { ...grant, signedAt: 0 },
-    { ...grant, signedAt: 1.5 },
-    { ...grant, signedAt: 8.64e15 + 1 }, // past the latest time a Date holds: it could not be shown
   ]) {
     assert.throws(() => signGrant(owner, bad), { code: 'SEDFS_ERR_BAD_ANSWER' }, JSON.stringify(bad));
-    assert.equal(grantSignedBy(owner.signKey, bad, signGrant(owner, grant)), false, JSON.stringify(bad));
+    // Refused even with a signature that is genuinely the owner's over it.
+    assert.equal(grantSignedBy(owner.signKey, bad, signedByHand(owner, bad)), false, JSON.stringify(bad));
+  }
+});
+
+test('a grant missing a field, or with one that is not text, is refused, not an exception: main may leave one out of what it hands back', () => {
+  const owner = generateIdentity();
+  // Signed by hand over what the field reads as in text ("undefined", "1234"): refused all the same.
+  for (const bad of [
+    { ...grant, sealedName: undefined },
+    { ...grant, sealedKey: undefined },
+    { ...grant, nodeId: undefined },
+    { ...grant, sealedName: 1234 },
+    { ...grant, sealedKey: ['c2VhbGVkLWtleQ'] },
+  ] as unknown as (typeof grant)[]) {
+    const signature = signedByHand(owner, bad);
+    assert.equal(grantSignedBy(owner.signKey, bad, signature), false, JSON.stringify(bad));
+    assert.throws(() => signGrant(owner, bad), { code: 'SEDFS_ERR_BAD_ANSWER' }, JSON.stringify(bad));
+  }
+});
+
+test("a grant whose time is not a whole number of ms from after 1970 to the latest a Date holds is neither signed nor accepted, even with its owner's signature over that very time", () => {
+  const owner = generateIdentity();
+  assert.equal(
+    grantSignedBy(owner.signKey, grant, signedByHand(owner, grant)),
+    true,
+    'a signature made this way over a well-formed grant verifies',
+  );
+  for (const signedAt of [
+    0,
+    -0,
+    -1,
+    -grant.signedAt,
+    1.5,
+    grant.signedAt + 0.5,
+    Number.NaN,
+    Number.POSITIVE_INFINITY,
+    MAX_DATE_MS + 1, // past the latest time a Date holds: it could not be shown
+    1e21, // written 1e+21
+    // A time as text (main's JSON can carry one): its statement is the number's, byte for byte.
+    String(grant.signedAt) as unknown as number,
+  ]) {
+    const bad = { ...grant, signedAt };
+    const shown = `${typeof signedAt} ${String(signedAt)}`;
+    assert.throws(() => signGrant(owner, bad), { code: 'SEDFS_ERR_BAD_ANSWER' }, shown);
+    assert.equal(grantSignedBy(owner.signKey, bad, signedByHand(owner, bad)), false, shown);
   }
 });
 
