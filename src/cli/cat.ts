@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import type { VerbEnv } from './env.js';
+import { readerGone } from './output.js';
 import { whileWritingTo } from './transfer.js';
 
 export function registerCatCommand(program: Command, env: VerbEnv): void {
@@ -22,7 +23,7 @@ export function registerCatCommand(program: Command, env: VerbEnv): void {
         } catch (err) {
           // The reader stopped reading (`sedfs cat FILE | head`): that ends cat, quietly
           // and without failing, as it ends any program writing into a pipe.
-          if ((err as NodeJS.ErrnoException).code === 'EPIPE') return;
+          if (readerGone(err)) return;
           throw err;
         }
       }),

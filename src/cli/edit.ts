@@ -181,7 +181,10 @@ Examples:
           forget();
           clearInterval(renew);
           if (existing && !heldBefore) await unlock(fs, existing.path).catch(() => undefined);
-          if (!unsaved && dir) await rm(dir, { recursive: true, force: true });
+          // On Windows the editor or a virus scanner may hold the copy a moment longer: tried
+          // again, and a copy left behind is not worth failing an edit that was saved.
+          if (!unsaved && dir)
+            await rm(dir, { recursive: true, force: true, maxRetries: 5 }).catch(() => undefined);
         }
       }),
     );

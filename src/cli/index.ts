@@ -1,4 +1,5 @@
 import { CliEnv } from './env.js';
+import { readerGone } from './output.js';
 import { buildProgram } from './program.js';
 import { registerShellCommand } from './shell.js';
 
@@ -7,7 +8,7 @@ import { registerShellCommand } from './shell.js';
 // one line and status 1. The shell stays up after either (see shell.ts).
 if (process.argv[2] !== 'shell')
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    if (readerGone(err)) process.exit(process.exitCode ?? 0);
     process.stderr.write(`sedfs: cannot write stdout: ${err.message}\n`);
     process.exit(1);
   });

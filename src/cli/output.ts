@@ -1,7 +1,15 @@
 import { SedfsError } from '../protocol/errors.js';
 import { endInterrupted, Interrupted } from './interrupt.js';
 
-/** Turns any failure into the one clear line on stderr that the CLI contract promises. */
+/**
+ * True for a write that failed because its reader went away (`sedfs ls | head`): EPIPE,
+ * or on Windows EOF, as libuv names a pipe whose reading end was closed.
+ */
+export function readerGone(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return code === 'EPIPE' || code === 'EOF';
+}
+
 /** An error as one line: names in it cannot break it (see printableName). */
 export function describeError(err: unknown): string {
   if (err instanceof SedfsError) return printableName(`${err.message} (${err.code})`);
@@ -26,7 +34,10 @@ export function printableName(name: string): string {
 const UNPRINTABLE = /[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 const LINE_BREAKING = /[\t\n\u2028\u2029]/g;
 
-/** Ends the process for a failure: one line and status 1, or as its interrupt would have. */
+/**
+ * Ends the process for a failure: the one clear line on stderr that the CLI contract
+ * promises and status 1, or as its interrupt would have.
+ */
 export function fail(err: unknown): never {
   if (err instanceof Interrupted) endInterrupted(err.signal);
   process.stderr.write(`sedfs: ${describeError(err)}\n`);

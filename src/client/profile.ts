@@ -309,7 +309,13 @@ export class Profile {
         await (await open(lock, 'wx', 0o600)).close();
         break;
       } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+        // On Windows a lock file another command just removed, while something (a scanner)
+        // still holds it, lingers pending deletion: making it again fails with EPERM.
+        // Not for longer than a stale lock is waited for: then it is the folder's permissions.
+        const code = (err as NodeJS.ErrnoException).code;
+        const lingering = process.platform === 'win32' && code === 'EPERM';
+        if ((code !== 'EEXIST' && !lingering) || (lingering && Date.now() - started > STALE_LOCK_MS))
+          throw err;
         const since = await stat(lock).then(
           (st) => Date.now() - st.mtimeMs,
           () => 0,

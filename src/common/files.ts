@@ -65,12 +65,16 @@ export async function renameReplacing(
     try {
       return await move(from, to);
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      const busy = code === 'EPERM' || code === 'EACCES' || code === 'EBUSY';
-      if (platform !== 'win32' || !busy || wait > 1000) throw err;
+      if (!heldOpen(err, platform) || wait > 1000) throw err;
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
   }
+}
+
+/** Whether a rename failed on Windows because another handle holds the file open (EPERM, EACCES, EBUSY). */
+export function heldOpen(err: unknown, platform: NodeJS.Platform = process.platform): boolean {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  return platform === 'win32' && (code === 'EPERM' || code === 'EACCES' || code === 'EBUSY');
 }
 
 /**

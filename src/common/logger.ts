@@ -140,9 +140,14 @@ function consoleStream(): { write(line: string): void; stop(): void } {
   };
 }
 
+/**
+ * Whether stdout is a pipe (or a socket). Node's `isFIFO()` is always false on Windows,
+ * so there anything that is neither a file nor a console counts as one.
+ */
 function stdoutIsPipe(): boolean {
   try {
-    return fstatSync(1).isFIFO();
+    const st = fstatSync(1);
+    return process.platform === 'win32' ? !st.isFile() && !st.isCharacterDevice() : st.isFIFO();
   } catch {
     return false;
   }

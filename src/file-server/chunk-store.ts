@@ -4,6 +4,7 @@ import { basename, dirname, join } from 'node:path';
 import { BufferPool } from '../common/buffer-pool.js';
 import { DIRECT_ALIGN, DirectIo } from '../common/direct-io.js';
 import {
+  heldOpen,
   isDiskFull,
   isGone,
   mkdirDurable,
@@ -112,7 +113,8 @@ export class ChunkStore {
 
   /** Clears unfinished writes and counts what is stored (packs that cannot be read go to quarantine). */
   async init(): Promise<void> {
-    await rm(this.tmpDir, { recursive: true, force: true });
+    // Tried again on Windows while a scanner or an indexer still holds a file in it (EBUSY, EPERM).
+    await rm(this.tmpDir, { recursive: true, force: true, maxRetries: 5 });
     await mkdirDurable(this.tmpDir, this.syncDirectory);
     await mkdirDurable(this.chunksDir, this.syncDirectory);
     await this.makeShards();
@@ -518,7 +520,16 @@ export class ChunkStore {
   }
 
   private async placeFile(tmp: string, final: string, size: number, existed: boolean): Promise<void> {
-    await renameReplacing(tmp, final);
+    try {
+      await renameReplacing(tmp, final);
+    } catch (err) {
+      // On Windows a file being read (a download, a repair copy, the scrubber) cannot be
+      // replaced, for as long as its reader takes. The copy here has the same id, so the
+      // same bytes unless it rotted, which the scrubber and readers find and report.
+      if (!existed || !heldOpen(err)) throw err;
+      await rm(tmp, { force: true });
+      return;
+    }
     // Counted and told to main as soon as it is in place: if the fsync below fails, the
     // write fails but the file stays, and went uncounted and unreported until a restart.
     if (!existed) {

@@ -15,6 +15,7 @@ import { join, win32 } from 'node:path';
 import { test } from 'node:test';
 import {
   fileSource,
+  heldOpen,
   isGone,
   makeDataFolder,
   mkdirDurable,
@@ -32,6 +33,16 @@ test('a file counts as gone on ENOENT everywhere, and on EPERM (pending deletion
   assert.equal(isGone(code('EACCES'), 'win32'), false);
   assert.equal(isGone(new Error('no code'), 'win32'), false);
   assert.equal(isGone(undefined, 'linux'), false);
+});
+
+test('a file is taken as held open by another handle only on Windows, and only for EPERM, EACCES or EBUSY', () => {
+  const err = (code: string) => Object.assign(new Error(code), { code });
+  for (const code of ['EPERM', 'EACCES', 'EBUSY']) {
+    assert.equal(heldOpen(err(code), 'win32'), true, code);
+    assert.equal(heldOpen(err(code), 'linux'), false, code);
+  }
+  assert.equal(heldOpen(err('ENOENT'), 'win32'), false);
+  assert.equal(heldOpen(undefined, 'win32'), false);
 });
 
 test('a rename over a file held open is tried again on Windows until it goes through, and fails at once elsewhere', async () => {
