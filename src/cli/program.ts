@@ -27,6 +27,7 @@ import { registerShareCommand } from './share.js';
 import { hintLines, startFileServer } from './shell-hints.js';
 import { registerSignupCommand } from './signup.js';
 import { registerTreeCommand } from './tree.js';
+import { checkTypedRemotePaths } from './typed-paths.js';
 import { registerUnshareCommand } from './unshare.js';
 import { registerWhoamiCommand } from './whoami.js';
 import { registerWriteCommand } from './write.js';
@@ -101,6 +102,7 @@ Use it:                 sedfs signup alice --main http://HOST:7000
     );
   // Set before the verbs are added, so they inherit it: the shell must survive a usage error.
   if (opts.throwOnExit) program.exitOverride();
+  program.hook('preAction', (_program, verb) => checkTypedRemotePaths(verb));
   if (opts.servers) {
     registerMainCommand(program);
     registerFileServerCommand(program);
