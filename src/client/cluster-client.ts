@@ -1,5 +1,4 @@
 import { ChunkReader } from '../common/chunk-reader.js';
-import { createAgent, type JsonRequest, requestJson } from '../common/http-client.js';
 import { retryWhileBusy } from '../common/retry.js';
 import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
@@ -20,12 +19,18 @@ import type {
   ServersResponse,
 } from '../protocol/main-api.js';
 import type { NodeEntry } from '../protocol/namespace-api.js';
+import { MainCalls } from './main-calls.js';
 import { Unanswering } from './unanswering.js';
 
-/** Typed calls to main's API; one connection pool shared with the chunk transfers. */
+/**
+ * Typed calls to main's API (`MainCalls`), and the connections to file servers: uploads
+ * through undici (`fileServerAgent`, loaded at the first), downloads through the chunk
+ * reader.
+ */
 export class ClusterClient {
-  readonly agent: Agent;
-  private readonly ownAgent: boolean;
+  private readonly main: MainCalls;
+  private readonly tls: TlsIdentity | undefined;
+  private uploads: Promise<Agent> | undefined;
   private closing: Promise<void> | undefined;
   /** Session token sent as a bearer credential once logged in. */
   token: string | undefined;
@@ -41,15 +46,25 @@ export class ClusterClient {
   /** `ca`: the cluster CA (PEM) every https connection must chain to. */
   constructor(
     readonly mainUrl: string,
-    opts: { agent?: Agent; ca?: string } = {},
+    opts: { ca?: string } = {},
   ) {
     this.mainUrl = mainUrl.replace(/\/+$/, '');
-    this.ownAgent = opts.agent === undefined;
-    const tls = opts.ca ? new TlsIdentity(opts.ca) : undefined;
+    this.tls = opts.ca ? new TlsIdentity(opts.ca) : undefined;
     this.caFingerprint = opts.ca ? fingerprintOf(opts.ca) : undefined;
-    // Requests to file servers name the server expected there each (`expectedIds`).
-    this.agent = opts.agent ?? createAgent(tls, { mainUrl: this.mainUrl });
-    this.chunks = new ChunkReader(tls, { httpsOnly: this.secure });
+    this.main = new MainCalls(this.mainUrl, this.tls);
+    this.chunks = new ChunkReader(this.tls, { httpsOnly: this.secure });
+  }
+
+  /**
+   * The connection pool uploads to file servers go through, made (and undici loaded) at
+   * the first. Each request there names the server expected at it (`expectedIds`).
+   */
+  fileServerAgent(): Promise<Agent> {
+    if (this.closing) return Promise.reject(new Error('this client is closed'));
+    this.uploads ??= import('../common/http-client.js').then(({ createAgent }) =>
+      createAgent(this.tls, { mainUrl: this.mainUrl }),
+    );
+    return this.uploads;
   }
 
   /** Over https to main, file servers are reached over https only (see `chunkUrl`). */
@@ -75,13 +90,12 @@ export class ClusterClient {
     method: 'GET' | 'POST' | 'PUT' | 'DELETE',
     path: string,
     body?: unknown,
-    opts: Pick<JsonRequest, 'headersTimeoutMs'> = {},
+    /** `headersTimeoutMs`: how long main may be silent, ms; 0 = as long as it takes (long jobs) */
+    opts: { headersTimeoutMs?: number } = {},
   ): Promise<T> {
-    return requestJson<T>(this.agent, `${this.mainUrl}${path}`, {
-      method,
-      ...opts,
-      ...(body === undefined ? {} : { body }),
-      ...(this.token ? { headers: { authorization: `Bearer ${this.token}` } } : {}),
+    return this.main.call<T>(method, path, body, {
+      token: this.token,
+      ...(opts.headersTimeoutMs === undefined ? {} : { silenceMs: opts.headersTimeoutMs }),
     });
   }
 
@@ -188,7 +202,9 @@ export class ClusterClient {
   async close(): Promise<void> {
     if (this.closing) return this.closing;
     this.chunks.close();
-    this.closing = this.ownAgent ? this.agent.close() : Promise.resolve();
+    this.main.close();
+    const uploads = this.uploads;
+    this.closing = uploads ? uploads.then((agent) => agent.close()) : Promise.resolve();
     return this.closing;
   }
 }

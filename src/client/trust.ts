@@ -1,8 +1,7 @@
-import { requestJson } from '../common/http-client.js';
-import { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
 import { SedfsError } from '../protocol/errors.js';
 import type { CaResponse } from '../protocol/main-api.js';
+import { MainCalls } from './main-calls.js';
 
 /** The cluster CA a client trusts for one main server. */
 export interface Trust {
@@ -24,12 +23,12 @@ export async function establishTrust(
 ): Promise<Trust & { firstUse: boolean; changed: boolean }> {
   if (known && (!pinned || pinned === known.fingerprint))
     return { ...known, firstUse: false, changed: false };
-  const agent = new Agent({ connect: { rejectUnauthorized: false } });
+  const unverified = new MainCalls(mainUrl, 'unverified');
   let ca: string;
   try {
-    ca = (await requestJson<CaResponse>(agent, `${mainUrl}/v1/ca`)).ca;
+    ca = (await unverified.call<CaResponse>('GET', '/v1/ca')).ca;
   } finally {
-    await agent.close();
+    unverified.close();
   }
   const fingerprint = fingerprintOf(ca);
   if (pinned && fingerprint !== pinned)

@@ -1,9 +1,9 @@
 import { connect as connectTcp, isIP, type Socket } from 'node:net';
 import { type ConnectionOptions, connect as connectTls, type PeerCertificate } from 'node:tls';
 import { SedfsError } from '../protocol/errors.js';
+import { STALL_MS } from '../protocol/limits.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';
-import { errorFromBody, unreachable } from './http-client.js';
-import { STALL_MS } from './stall-watch.js';
+import { errorFromBody, unreachable } from './http-errors.js';
 import { clientTlsOptions, isServerCertificate, type TlsIdentity } from './tls.js';
 
 /** An answer's head (status line and headers) may be at most this long. */

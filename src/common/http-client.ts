@@ -1,15 +1,18 @@
-import { isErrorCode, SedfsError } from '../protocol/errors.js';
+import type { PeerCertificate } from 'node:tls';
+import { SedfsError } from '../protocol/errors.js';
 import { noteHowToMakeAgain } from './fresh-agent.js';
+import { errorFromBody, notJson, unreachable } from './http-errors.js';
 import { watchedRequest } from './stall-watch.js';
 import {
+  clientTlsOptions,
+  endpointOf,
   endpointOfUrl,
-  NOT_EXPECTED_SERVER_CERT,
-  NOT_MAIN_CERT,
+  isMainCertificate,
+  isServerCertificate,
   type ServerNames,
   type TlsIdentity,
-  tlsConnector,
 } from './tls.js';
-import { Agent, type Dispatcher, request } from './undici.js';
+import { Agent, buildConnector, type Connector, type Dispatcher, request } from './undici.js';
 
 /**
  * One connection pool per process; keep-alive matters for many small chunk requests.
@@ -151,20 +154,6 @@ class ExpectedServersAgent extends Agent {
   }
 }
 
-/** OpenSSL's codes for a certificate that does not chain to the trusted CA or does not fit. */
-const CERT_ERRORS = new Set([
-  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
-  'DEPTH_ZERO_SELF_SIGNED_CERT',
-  'SELF_SIGNED_CERT_IN_CHAIN',
-  'CERT_SIGNATURE_FAILURE',
-  'CERT_HAS_EXPIRED',
-  'CERT_NOT_YET_VALID',
-  'ERR_TLS_CERT_ALTNAME_INVALID',
-  NOT_MAIN_CERT,
-  NOT_EXPECTED_SERVER_CERT,
-]);
-
 export interface JsonRequest {
   method?: Dispatcher.HttpMethod;
   body?: unknown;
@@ -176,26 +165,6 @@ export interface JsonRequest {
   expectedIds?: readonly string[];
   /** the answer waited for under a StallWatch of this many ms (see watchedRequest): a hung server fails it */
   stallMs?: number;
-}
-
-/** Turns a network failure into the error callers branch on. */
-export function unreachable(url: string, err: unknown): SedfsError {
-  const code = (err as { code?: string }).code ?? (err as Error).message;
-  if (CERT_ERRORS.has(code))
-    return new SedfsError(
-      'SEDFS_ERR_UNTRUSTED_SERVER',
-      `${new URL(url).origin} showed a certificate the cluster's CA did not issue for it (${code}); it is not the server you trust`,
-      { url },
-      { cause: err },
-    );
-  return new SedfsError(
-    'SEDFS_ERR_UNREACHABLE',
-    `cannot reach ${new URL(url).origin} (${code})`,
-    { url },
-    {
-      cause: err,
-    },
-  );
 }
 
 /** Reads an error body from a response we are not going to use, as a SedfsError. */
@@ -212,30 +181,6 @@ export async function errorFromResponse(
   // Seconds the server asks us to wait before trying again (`retryAfterS`, see retryWhileBusy).
   const after = Number(res.headers['retry-after']);
   return errorFromBody(res.statusCode, body, url, after > 0 ? { retryAfterS: after } : {});
-}
-
-/** A SEDFS server's error answer (`{ error: { code, message, details } }`) as a SedfsError. */
-export function errorFromBody(
-  status: number,
-  body: unknown,
-  url: string,
-  /** what the answer's headers said, added to the details */
-  fromHeaders: Record<string, unknown> = {},
-): SedfsError {
-  const err = (body as { error?: { code?: unknown; message?: unknown; details?: unknown } } | undefined)
-    ?.error;
-  if (err && isErrorCode(err.code)) {
-    return new SedfsError(err.code, typeof err.message === 'string' ? err.message : undefined, {
-      ...(err.details as Record<string, unknown> | undefined),
-      ...fromHeaders,
-      status,
-      url,
-    });
-  }
-  return new SedfsError('SEDFS_ERR_INTERNAL', `unexpected HTTP ${status} from ${new URL(url).origin}`, {
-    status,
-    url,
-  });
 }
 
 /**
@@ -279,12 +224,49 @@ export async function requestJson<T>(agent: Dispatcher, url: string, opts: JsonR
   try {
     return JSON.parse(text) as T;
   } catch {
-    // A proxy's or another program's page, most likely: say so, not "Unexpected token".
-    const type = res.headers['content-type'] ?? 'no content type';
-    throw new SedfsError(
-      'SEDFS_ERR_BAD_ANSWER',
-      `${new URL(url).origin} answered HTTP ${res.statusCode} with something that is not JSON (${type}); is it a SEDFS server?`,
-      { url, status: res.statusCode },
-    );
+    throw notJson(url, res.statusCode, res.headers['content-type']);
   }
+}
+
+/**
+ * An undici connector that trusts only the cluster CA and presents this process's
+ * certificate when it has one; rebuilt at its first connection after the certificate
+ * was renewed. It subscribes to nothing: agents are made for a moment too (main's
+ * address probe makes one per probe), and a renewal listener per connector kept every
+ * one of them, and rebuilt them all at each renewal, for the life of the process.
+ *
+ * With `mainUrl`, connections to that address must also show main's own certificate.
+ * The host check alone is not enough: a file server's certificate names the host it
+ * runs on, often main's too, so whoever holds the join token could otherwise stand
+ * in for main with any certificate the cluster issued. With `expectedIds`, every other
+ * connection must show a certificate for one of those server ids (its CN): enrolment
+ * certifies whatever host a join-token holder advertises, so the host alone does not
+ * tell one server from another the cluster certified for it. Which ids are expected
+ * where is the pool's business (`createAgent`): a connection is checked once, when it
+ * is made, so it must only ever carry requests for the ids it was checked for.
+ */
+export function tlsConnector(tls: TlsIdentity, mainUrl?: string, expectedIds?: readonly string[]): Connector {
+  const build = () => ({
+    other: buildConnector({
+      ...clientTlsOptions(tls),
+      ...(expectedIds
+        ? {
+            checkServerIdentity: (host: string, cert: PeerCertificate) =>
+              isServerCertificate(host, cert, expectedIds),
+          }
+        : {}),
+    }),
+    main: buildConnector({ ...clientTlsOptions(tls), checkServerIdentity: isMainCertificate }),
+  });
+  let connectors = build();
+  let builtFor = tls.generation;
+  const main = mainUrl ? endpointOfUrl(mainUrl) : undefined;
+  return (options, callback) => {
+    if (builtFor !== tls.generation) {
+      connectors = build();
+      builtFor = tls.generation;
+    }
+    if (main !== undefined && endpointOf(options) === main) return connectors.main(options, callback);
+    connectors.other(options, callback);
+  };
 }

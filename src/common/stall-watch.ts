@@ -1,18 +1,8 @@
 import { SedfsError } from '../protocol/errors.js';
+import { STALL_MS } from '../protocol/limits.js';
 import { anySignal } from './any-signal.js';
 import { freshAgentLike } from './fresh-agent.js';
 import { type Dispatcher, request } from './undici.js';
-
-/**
- * A chunk transfer that makes no progress this long has its server asked whether it
- * still runs; one that does not answer that either has failed (a stopped process, a
- * machine that froze, a cut link: its kernel may still take connections and bytes), and
- * the next copy is tried, or one is made elsewhere. undici gives a new connection as
- * long. The 60 s of undici's header and body timeouts, which a hung server met before,
- * cost a put over it 71 s for 64 MiB and a get 120 s (one wait per group of chunks in
- * flight).
- */
-export const STALL_MS = 10_000;
 
 /** How long a health check may take (at most half the wait): a server that runs answers it at once. */
 const HEALTH_MS = 5_000;

@@ -8,7 +8,6 @@ import {
   validityRenewalDue,
 } from '../crypto/certificates.js';
 import type { Logger } from './logger.js';
-import { buildConnector, type Connector } from './undici.js';
 
 /**
  * AES-128-GCM first: with AES-NI it is the cheapest AEAD, and chunk traffic crosses TLS
@@ -105,51 +104,8 @@ export const MAIN_NAME = 'main';
  */
 export type ServerNames = (endpoint: string) => readonly string[] | undefined;
 
-/**
- * An undici connector that trusts only the cluster CA and presents this process's
- * certificate when it has one; rebuilt at its first connection after the certificate
- * was renewed. It subscribes to nothing: agents are made for a moment too (main's
- * address probe makes one per probe), and a renewal listener per connector kept every
- * one of them, and rebuilt them all at each renewal, for the life of the process.
- *
- * With `mainUrl`, connections to that address must also show main's own certificate.
- * The host check alone is not enough: a file server's certificate names the host it
- * runs on, often main's too, so whoever holds the join token could otherwise stand
- * in for main with any certificate the cluster issued. With `expectedIds`, every other
- * connection must show a certificate for one of those server ids (its CN): enrolment
- * certifies whatever host a join-token holder advertises, so the host alone does not
- * tell one server from another the cluster certified for it. Which ids are expected
- * where is the pool's business (`createAgent`): a connection is checked once, when it
- * is made, so it must only ever carry requests for the ids it was checked for.
- */
-export function tlsConnector(tls: TlsIdentity, mainUrl?: string, expectedIds?: readonly string[]): Connector {
-  const build = () => ({
-    other: buildConnector({
-      ...clientTlsOptions(tls),
-      ...(expectedIds
-        ? {
-            checkServerIdentity: (host: string, cert: PeerCertificate) =>
-              isServerCertificate(host, cert, expectedIds),
-          }
-        : {}),
-    }),
-    main: buildConnector({ ...clientTlsOptions(tls), checkServerIdentity: isMainCertificate }),
-  });
-  let connectors = build();
-  let builtFor = tls.generation;
-  const main = mainUrl ? endpointOfUrl(mainUrl) : undefined;
-  return (options, callback) => {
-    if (builtFor !== tls.generation) {
-      connectors = build();
-      builtFor = tls.generation;
-    }
-    if (main !== undefined && endpointOf(options) === main) return connectors.main(options, callback);
-    connectors.other(options, callback);
-  };
-}
-
-/** Host and port as undici hands them to a connector (IPv6 without brackets, port '' for the default). */
-function endpointOf(u: { hostname: string; port?: string | number | null; protocol: string }): string {
+/** Host and port as undici hands them to a connector, and as a URL has them (IPv6 without brackets, port '' for the default). */
+export function endpointOf(u: { hostname: string; port?: string | number | null; protocol: string }): string {
   const port = u.port || (u.protocol === 'https:' ? 443 : 80);
   return `${u.hostname.replace(/^\[|\]$/g, '')}:${port}`;
 }
@@ -180,7 +136,7 @@ export function isServerCertificate(
 /** The error code a connection to a file server gets when the certificate is the cluster's but names another server. */
 export const NOT_EXPECTED_SERVER_CERT = 'SEDFS_NOT_EXPECTED_SERVER_CERTIFICATE';
 
-function isMainCertificate(host: string, cert: PeerCertificate): Error | undefined {
+export function isMainCertificate(host: string, cert: PeerCertificate): Error | undefined {
   const hostError = checkServerIdentity(host, cert);
   if (hostError) return hostError;
   if (cert.subject?.CN === MAIN_NAME) return undefined;

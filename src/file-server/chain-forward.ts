@@ -1,6 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
-import { errorFromResponse, unreachable } from '../common/http-client.js';
+import { errorFromResponse } from '../common/http-client.js';
+import { unreachable } from '../common/http-errors.js';
 import { type StallWatch, uploadWatch } from '../common/stall-watch.js';
 import { peerName } from '../common/tls.js';
 import { request } from '../common/undici.js';

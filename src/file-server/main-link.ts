@@ -1,5 +1,6 @@
 import { Readable } from 'node:stream';
-import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
+import { errorFromResponse, requestJson } from '../common/http-client.js';
+import { unreachable } from '../common/http-errors.js';
 import type { Logger } from '../common/logger.js';
 import { retryWithBackoff } from '../common/retry.js';
 import { type Agent, request } from '../common/undici.js';

@@ -1,11 +1,13 @@
-import { errorFromResponse, requestJson, unreachable } from '../common/http-client.js';
+import { errorFromResponse, requestJson } from '../common/http-client.js';
+import { unreachable } from '../common/http-errors.js';
 import type { Logger } from '../common/logger.js';
 import { SerialTask } from '../common/serial-task.js';
-import { STALL_MS, type WatchedResponse, watchedRequest } from '../common/stall-watch.js';
+import { type WatchedResponse, watchedRequest } from '../common/stall-watch.js';
 import type { Agent } from '../common/undici.js';
 import type { TicketSigner } from '../crypto/tickets.js';
 import { isChunkId } from '../protocol/chunk-id.js';
 import { SedfsError } from '../protocol/errors.js';
+import { STALL_MS } from '../protocol/limits.js';
 import type { InventoryResponse, ScrubResult } from '../protocol/main-api.js';
 import type { ServerTicketOp } from '../protocol/ticket.js';
 import { TICKET_HEADER } from '../protocol/ticket.js';

@@ -30,3 +30,14 @@ export const MAX_DATE_MS = 8.64e15;
 
 /** How far ahead of the clock reading it a grant may be dated (clocks disagree): a day. */
 export const GRANT_DATE_AHEAD_MS = 24 * 60 * 60 * 1000;
+
+/**
+ * A chunk transfer that makes no progress this long has its server asked whether it
+ * still runs; one that does not answer that either has failed (a stopped process, a
+ * machine that froze, a cut link: its kernel may still take connections and bytes), and
+ * the next copy is tried, or one is made elsewhere. undici gives a new connection as
+ * long. The 60 s of undici's header and body timeouts, which a hung server met before,
+ * cost a put over it 71 s for 64 MiB and a get 120 s (one wait per group of chunks in
+ * flight).
+ */
+export const STALL_MS = 10_000;

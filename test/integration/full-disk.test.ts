@@ -232,7 +232,7 @@ describe('a full file server in a chain', { skip: tmpfsUnavailable() }, () => {
     ) => {
       const at = servers.findIndex((s) => s.id === full);
       const res = await request(`${servers[0]?.url}${path}`, {
-        dispatcher: client.agent,
+        dispatcher: await client.fileServerAgent(),
         method: 'PUT',
         headers: { 'content-type': 'application/octet-stream', ...headers },
         body,
@@ -416,7 +416,7 @@ describe('a file server at its reserve, sent chunks it holds already', { skip: t
     const bodyOf = new Map(small.map((c) => [sha(c), c]));
     for (const b of batches) {
       const res = await request(`${b.servers[0]?.url}/v1/chunks`, {
-        dispatcher: client.agent,
+        dispatcher: await client.fileServerAgent(),
         method: 'PUT',
         headers: {
           'content-type': 'application/octet-stream',

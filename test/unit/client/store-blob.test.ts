@@ -52,7 +52,7 @@ async function chunkServer(failing: number, delayMs = 20) {
 function fakeClient(url: string): { client: ClusterClient; close: () => Promise<void> } {
   const agent = new Agent();
   const client = {
-    agent,
+    fileServerAgent: async () => agent,
     unanswering: new Unanswering(),
     placeAround: ClusterClient.prototype.placeAround,
     chunkUrl: (u: string) => u,
