@@ -61,8 +61,13 @@ export class ClusterClient {
    */
   fileServerAgent(): Promise<Agent> {
     if (this.closing) return Promise.reject(new Error('this client is closed'));
-    this.uploads ??= import('../common/http-client.js').then(({ createAgent }) =>
-      createAgent(this.tls, { mainUrl: this.mainUrl }),
+    this.uploads ??= import('../common/http-client.js').then(
+      ({ createAgent }) => createAgent(this.tls, { mainUrl: this.mainUrl }),
+      (err: unknown) => {
+        // Tried again at the next upload, not failed for good.
+        this.uploads = undefined;
+        throw err;
+      },
     );
     return this.uploads;
   }
@@ -204,7 +209,12 @@ export class ClusterClient {
     this.chunks.close();
     this.main.close();
     const uploads = this.uploads;
-    this.closing = uploads ? uploads.then((agent) => agent.close()) : Promise.resolve();
+    this.closing = uploads
+      ? uploads.then(
+          (agent) => agent.close(),
+          () => undefined,
+        )
+      : Promise.resolve();
     return this.closing;
   }
 }

@@ -9,6 +9,12 @@ const SILENCE_MS = 60_000;
 /** How long a connection to main is kept unused before it is closed. */
 const KEPT_IDLE_MS = 10_000;
 
+/** How long making a connection (TCP and the TLS handshake) may take, as undici's connector had it. */
+const CONNECT_MS = 10_000;
+
+/** Connections to main at once at most, as undici's pool had it: calls beyond wait for one. */
+const CONNECTIONS = 64;
+
 export interface MainCallOptions {
   /** the session token, sent as a bearer credential */
   token?: string | undefined;
@@ -26,16 +32,19 @@ export interface MainCallOptions {
 export class MainCalls {
   private readonly agent: HttpAgent;
   private readonly send: typeof httpRequest;
+  private closed = false;
 
   /**
    * `tls`: the cluster CA to trust; `'unverified'`: trust any certificate, only to fetch
    * the CA itself, which is then checked against the fingerprint given (trust.ts).
+   * `connectMs`: how long making a connection may take (a seam for tests).
    */
   constructor(
     private readonly mainUrl: string,
     tls?: TlsIdentity | 'unverified',
+    private readonly connectMs = CONNECT_MS,
   ) {
-    const common = { keepAlive: true, timeout: KEPT_IDLE_MS };
+    const common = { keepAlive: true, timeout: KEPT_IDLE_MS, maxSockets: CONNECTIONS };
     if (mainUrl.startsWith('https://')) {
       this.agent = new HttpsAgent({
         ...common,
@@ -57,6 +66,7 @@ export class MainCalls {
   /** JSON in and out; errors come back as SedfsError with main's code. */
   async call<T>(method: string, path: string, body?: unknown, opts: MainCallOptions = {}): Promise<T> {
     const url = `${this.mainUrl}${path}`;
+    if (this.closed) throw unreachable(url, Object.assign(new Error('closed'), { code: 'CLIENT_CLOSED' }));
     const text = body === undefined ? undefined : JSON.stringify(body);
     const headers: Record<string, string> = {
       ...(text === undefined ? {} : { 'content-type': 'application/json' }),
@@ -85,9 +95,10 @@ export class MainCalls {
   }
 
   /**
-   * One request and its whole answer. A kept connection main closed meanwhile fails
-   * before any answer (ECONNRESET): the request is sent once more on a new one, as
-   * node's documentation advises; main never saw the first.
+   * One request and its whole answer. A GET on a kept connection main closed meanwhile
+   * fails before any answer (ECONNRESET) and is sent once more on a new one, as node's
+   * documentation advises. Nothing else is: main may have done what another request
+   * asked before the connection went (a commit, a mkdir), and must not be asked twice.
    */
   private exchange(
     url: string,
@@ -104,11 +115,21 @@ export class MainCalls {
         res.on('end', () => resolve({ res, body: Buffer.concat(pieces) }));
         res.on('error', reject);
       });
-      req.setTimeout(silenceMs, () =>
-        req.destroy(Object.assign(new Error(`no answer for ${silenceMs / 1000} s`), { code: 'ETIMEDOUT' })),
-      );
+      const fail = (why: string, code: string) => req.destroy(Object.assign(new Error(why), { code }));
+      // From the connection made on, main's silence; before it, the connecting itself,
+      // TLS handshake included (a new socket's timeout starts only once TCP connects).
+      req.setTimeout(silenceMs, () => fail(`no answer for ${silenceMs / 1000} s`, 'ETIMEDOUT'));
+      req.on('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(
+          () => fail(`no connection in ${this.connectMs / 1000} s`, 'ETIMEDOUT'),
+          this.connectMs,
+        );
+        socket.once(this.send === httpsRequest ? 'secureConnect' : 'connect', () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
+      });
       req.on('error', (err: NodeJS.ErrnoException) => {
-        if (again && req.reusedSocket && err.code === 'ECONNRESET')
+        if (again && !this.closed && method === 'GET' && req.reusedSocket && err.code === 'ECONNRESET')
           resolve(this.exchange(url, method, headers, body, silenceMs, false));
         else reject(err);
       });
@@ -116,8 +137,9 @@ export class MainCalls {
     });
   }
 
-  /** Closes its connections. */
+  /** Closes its connections; calls under way fail, and later ones too. */
   close(): void {
+    this.closed = true;
     this.agent.destroy();
   }
 }

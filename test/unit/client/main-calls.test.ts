@@ -88,34 +88,20 @@ test("main's error answer comes back as a SedfsError with its code, message and 
   }
 });
 
-test('a kept connection main dropped meanwhile costs a call nothing: it is sent again on a new one', async () => {
-  // Raw TCP, to drop the kept connection as the next request arrives on it and before
-  // anything reads it: as main's idle timeout or a restart does, unseen by the client.
-  let connections = 0;
-  let answered = 0;
-  const main = createTcpServer((socket) => {
-    const first = connections++ === 0;
-    let requests = 0;
-    socket.on('data', () => {
-      if (first && requests++ > 0) {
-        socket.destroy();
-        return;
-      }
-      const body = JSON.stringify({ answered: ++answered });
-      socket.write(
-        `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n${body}`,
-      );
-    });
-  });
-  await new Promise<void>((resolve) => main.listen(0, '127.0.0.1', resolve));
-  const calls = new MainCalls(`http://127.0.0.1:${(main.address() as AddressInfo).port}`);
+test('a GET whose kept connection main dropped meanwhile costs nothing: it is sent again on a new one', async () => {
+  // Main drops the kept connection as the next request arrives on it, before reading it:
+  // as its idle timeout or a restart does, unseen by the client.
+  const main = await rawMain((n, connection) =>
+    connection === 0 && n === 2 ? undefined : JSON.stringify({ n }),
+  );
+  const calls = new MainCalls(main.url);
   try {
-    assert.deepEqual(await calls.call('GET', '/v1/one'), { answered: 1 });
-    assert.deepEqual(await calls.call('GET', '/v1/two'), { answered: 2 });
-    assert.equal(connections, 2);
+    assert.deepEqual(await calls.call('GET', '/v1/one'), { n: 1 });
+    assert.deepEqual(await calls.call('GET', '/v1/two'), { n: 3 });
+    assert.equal(main.connections(), 2);
   } finally {
     calls.close();
-    main.close();
+    main.server.close();
   }
 });
 
@@ -152,5 +138,99 @@ test('main not listening is unreachable', async () => {
     });
   } finally {
     calls.close();
+  }
+});
+
+/** A raw TCP stand-in: answers each request on a connection with `answer(n)` (n counts requests everywhere), or drops the connection if it returns undefined. */
+async function rawMain(answer: (n: number, connection: number) => string | undefined) {
+  let requests = 0;
+  let connections = 0;
+  const server = createTcpServer((socket) => {
+    const connection = connections++;
+    socket.on('data', () => {
+      const body = answer(++requests, connection);
+      if (body === undefined) socket.destroy();
+      else
+        socket.write(
+          `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: ${body.length}\r\nconnection: keep-alive\r\n\r\n${body}`,
+        );
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return {
+    server,
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    requests: () => requests,
+    connections: () => connections,
+  };
+}
+
+test('a POST whose kept connection main dropped is not sent again: main may have done it already, and is not asked twice', async () => {
+  // Main takes the POST (counted) and drops the connection without answering.
+  const main = await rawMain((n) => (n === 2 ? undefined : JSON.stringify({ n })));
+  const calls = new MainCalls(main.url);
+  try {
+    await calls.call('GET', '/v1/one');
+    await assert.rejects(calls.call('POST', '/v1/commit', { x: 1 }), { code: 'SEDFS_ERR_UNREACHABLE' });
+    assert.equal(main.requests(), 2);
+    assert.equal(main.connections(), 1);
+  } finally {
+    calls.close();
+    main.server.close();
+  }
+});
+
+test('calls to main under way when it is closed fail, and are not sent again; later calls fail too, unsent', async () => {
+  const held: ServerResponse[] = [];
+  const asked: string[] = [];
+  const main = await fakeMain((req, res) => {
+    asked.push(req.url as string);
+    if (req.url === '/v1/first') json(res, 200, { ok: true });
+    else held.push(res);
+  });
+  const calls = new MainCalls(main.url);
+  try {
+    await calls.call('GET', '/v1/first');
+    // On the kept connection: the one a dropped connection's GET would be sent again after.
+    const pending = calls.call('GET', '/v1/slow');
+    while (held.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+    calls.close();
+    await assert.rejects(pending, { code: 'SEDFS_ERR_UNREACHABLE' });
+    await assert.rejects(calls.call('GET', '/v1/later'), { code: 'SEDFS_ERR_UNREACHABLE' });
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(asked, ['/v1/first', '/v1/slow']);
+  } finally {
+    for (const r of held) r.destroy();
+    main.server.close();
+  }
+});
+
+test('many calls at once share at most 64 connections to main, the rest waiting their turn', async () => {
+  const main = await fakeMain((_req, res) => setTimeout(() => json(res, 200, { ok: true }), 50));
+  const calls = new MainCalls(main.url);
+  try {
+    const answers = await Promise.all(Array.from({ length: 150 }, (_, i) => calls.call('GET', `/v1/n/${i}`)));
+    assert.equal(answers.length, 150);
+    assert.ok(main.connections.length <= 64, `${main.connections.length} connections`);
+  } finally {
+    calls.close();
+    main.server.close();
+  }
+});
+
+test('a connection whose TLS handshake main never finishes fails at the connecting wait, whatever the call would wait for an answer', async () => {
+  // Takes the TCP connection and says nothing: no TLS handshake ever ends.
+  const silent = createTcpServer(() => undefined);
+  await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+  const url = `https://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+  const calls = new MainCalls(url, undefined, 200);
+  try {
+    await assert.rejects(calls.call('GET', '/v1/servers', undefined, { silenceMs: 0 }), {
+      code: 'SEDFS_ERR_UNREACHABLE',
+      message: `cannot reach ${url} (ETIMEDOUT)`,
+    });
+  } finally {
+    calls.close();
+    silent.close();
   }
 });
