@@ -174,6 +174,23 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     return (actors.frank as Actor).fs.resolve(`/shared/alice${path}`);
   }
 
+  /**
+   * `path` shared with frank (to be unshared from him) and `kept` (`path` itself or a
+   * folder inside it) with carol, whose grant an unshare's rotation keeps: its node id,
+   * and carol's grant there as she lists it.
+   */
+  async function keptForCarol(path: string, kept: string, files: Record<string, string>) {
+    const a = actors.alice as Actor;
+    await sharedWithFrank(path, files, 'read');
+    await share(a.fs, a.pins, kept, 'carol', 'read');
+    const nodeId = (await a.fs.resolve(kept)).entry.id;
+    const carolsGrant = async () =>
+      (await (actors.carol as Actor).fs.shares()).find((s) => s.nodeId === nodeId) as ShareEntry & {
+        name: string;
+      };
+    return { nodeId, carolsGrant };
+  }
+
   after(async () => {
     for (const a of Object.values(actors)) await a.client.close();
     await cluster?.stop();
@@ -920,11 +937,9 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const a = actors.alice as Actor;
     const c = actors.carol as Actor;
     // Carol keeps a grant on the very folder frank is unshared from: the rotation's root.
-    await sharedWithFrank('/kept-root', { 'doc.txt': 'kept for carol' }, 'read');
-    await share(a.fs, a.pins, '/kept-root', 'carol', 'read');
-    const root = (await a.fs.resolve('/kept-root')).entry.id;
-    const carolsGrant = async () =>
-      (await c.fs.shares()).find((s) => s.nodeId === root) as ShareEntry & { name: string };
+    const { nodeId: root, carolsGrant } = await keptForCarol('/kept-root', '/kept-root', {
+      'doc.txt': 'kept for carol',
+    });
     const before = await carolsGrant();
     const handed: string[] = [];
     const restore = hookCalls(
@@ -1164,10 +1179,9 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
   test("main refuses a part of an unshare's new keys whose grant is dated before the one it replaces, is undated, or has no name sealed afresh (a sedfs from before dated grants); the rotation stays pending and the grantee opens the share as before", async () => {
     const a = actors.alice as Actor;
     const c = actors.carol as Actor;
-    await sharedWithFrank('/redated', { 'in/doc.txt': 'kept for carol' }, 'read');
-    await share(a.fs, a.pins, '/redated/in', 'carol', 'read');
-    const inner = (await a.fs.resolve('/redated/in')).entry.id;
-    const carolsGrant = async () => (await c.fs.shares()).find((s) => s.nodeId === inner) as ShareEntry;
+    const { nodeId: inner, carolsGrant } = await keptForCarol('/redated', '/redated/in', {
+      'in/doc.txt': 'kept for carol',
+    });
     const held = await carolsGrant();
     const heldAt = held.signedAt as number;
     type PartGrant = RekeyRequest['grants'][number];
@@ -1262,10 +1276,8 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const c = actors.carol as Actor;
     const files: Record<string, string> = { 'z/in/doc.txt': 'kept for carol' };
     for (let i = 0; i < 8; i++) files[`a${i}/f.txt`] = `file ${i}`;
-    await sharedWithFrank('/parts', files, 'read');
-    await share(a.fs, a.pins, '/parts/z/in', 'carol', 'read');
-    const inner = (await a.fs.resolve('/parts/z/in')).entry.id;
-    const heldAt = (await c.fs.shares()).find((s) => s.nodeId === inner)?.signedAt as number;
+    const { nodeId: inner, carolsGrant } = await keptForCarol('/parts', '/parts/z/in', files);
+    const heldAt = (await carolsGrant()).signedAt as number;
     let partsBefore = 0;
     let refusedOne = false;
     const restore = hookCalls(a, (path, body) => {
