@@ -5,7 +5,9 @@
 // (drop_caches, so the sources read from the disk as they would minutes later). From the
 // repository root after `npm run build`:
 //
-//   ROUNDS=3 [MAIN_ARGS="--repair-concurrency 8"] node bench/probes/repair.mjs [BIG_FILE]
+//   ROUNDS=3 [MAIN_ARGS="--repair-concurrency 8"] [PLAIN=1] node bench/probes/repair.mjs [BIG_FILE]
+//
+// PLAIN=1 runs the cluster over plain HTTP (`--insecure-http`), to see what TLS costs.
 import { execFile } from 'node:child_process';
 import { existsSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -24,6 +26,7 @@ const cluster = await TestCluster.start({
   servers: 3,
   replicas: 3,
   mainArgs: process.env.MAIN_ARGS?.split(' ').filter(Boolean) ?? [],
+  insecureHttp: process.env.PLAIN === '1',
 });
 const cpuOf = (pid) => {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');

@@ -156,7 +156,10 @@ export async function startFileServer(
     // default (a target may get all of them). Sized for a sealed chunk, not 4 MiB: every
     // default chunk missed that pool by its 16-byte tag and got a fresh buffer, whose
     // first touch made repair's copying into it cost 0.39 s of the target's CPU per GiB.
-    copyBuffers: new BufferPool(DEFAULT_SEALED_CHUNK_BYTES, REPAIR_COPIES_AT_ONCE),
+    // Made by the store, which writes a copy from its buffer as it is (see storeWhole).
+    copyBuffers: new BufferPool(DEFAULT_SEALED_CHUNK_BYTES, REPAIR_COPIES_AT_ONCE, (n) =>
+      store.wholeChunkBuffer(n),
+    ),
     now: deps.now ?? Date.now,
     keys: () => link?.currentKeys(),
     scrubAll: () => scrubber.pass(true),

@@ -22,8 +22,8 @@ const Body = Type.Object(
  * ticket names the source (signed, so nobody else can point it anywhere); the read
  * ticket for the source rides in the body, with the chunk's size. The body is read with
  * `ChunkReader` into a reused buffer (through undici, receiving cost the receiver ~0.6 s
- * more CPU per GiB), then hashed and stored like any write, and answered with this
- * server's receipt.
+ * more CPU per GiB), then hashed and written to the disk from that buffer, and answered
+ * with this server's receipt.
  */
 export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext): void {
   app.post<{ Params: { id: string }; Body: { sourceTicket: string; size: number } }>(
@@ -56,14 +56,7 @@ export function replicateChunkRoute(app: FastifyInstance, ctx: FileServerContext
         // A body of another length is not this chunk (the hash check would say so too).
         if (got.length !== size)
           throw new SedfsError('SEDFS_ERR_HASH_MISMATCH', `the source sent ${got.length} bytes, not ${size}`);
-        const write = await ctx.store.beginWrite(id, size);
-        try {
-          await write.append(got);
-          await write.commit();
-        } catch (err) {
-          await write.abort();
-          throw err;
-        }
+        await ctx.store.storeWhole(id, got);
       } finally {
         ctx.copyBuffers.give(into);
       }

@@ -181,11 +181,7 @@ test('a repair copy is read only from the source its own ticket names, whatever 
       maxChunkBytes: 1024,
       // A wait between the ticket and the read, as a disk's is.
       ensureRoomFor: () => new Promise((resolve) => setTimeout(resolve, 20)),
-      beginWrite: async () => ({
-        append: async (b: Buffer) => void written.push(b.toString()),
-        commit: async () => undefined,
-        abort: async () => undefined,
-      }),
+      storeWhole: async (_id: string, b: Buffer) => void written.push(b.toString()),
     },
     copyBuffers: new BufferPool(1024, 2),
   } as unknown as FileServerContext;

@@ -464,3 +464,43 @@ test('a shard folder that cannot be listed fails the inventory and the start, in
   await assert.rejects(new ChunkStore(s.root, 1024 * 1024).init(), { code: 'ENOTDIR' });
   assert.ok(!existsSync(join(s.chunksDir, 'layout')), 'no layout mark');
 });
+
+test('a whole chunk in a buffer the store made is written from that buffer as it is (its padding written there); one in any other buffer is copied; both read back exactly', async () => {
+  const s = new ChunkStore(join(root, `s${n++}`), 8 * 1024 * 1024);
+  await s.init();
+  // Not a multiple of the 4 KiB alignment, as a sealed chunk (4 MiB and its 16-byte tag).
+  const size = 4 * 1024 * 1024 + 16;
+  const chunk = randomBytes(size);
+  const id = sha(chunk);
+  const made = s.wholeChunkBuffer(size);
+  assert.equal(made.length, size);
+  chunk.copy(made);
+  const behind = Buffer.from(made.buffer, made.byteOffset + size, 64);
+  behind.fill(0xaa);
+  await s.storeWhole(id, made);
+  assert.deepEqual(readFileSync(join(s.root, 'chunks', id.slice(0, 2), id)), chunk);
+  // With O_DIRECT the last block was padded with zeros in place, past the chunk.
+  if (s.writesDirect) assert.ok(behind.every((b) => b === 0));
+  else assert.ok(behind.every((b) => b === 0xaa));
+
+  const other = randomBytes(size);
+  const otherId = sha(other);
+  const plain = Buffer.concat([other, Buffer.alloc(16, 0xbb)]).subarray(0, size);
+  await s.storeWhole(otherId, plain);
+  assert.deepEqual(readFileSync(join(s.root, 'chunks', otherId.slice(0, 2), otherId)), other);
+  assert.ok(Buffer.from(plain.buffer, plain.byteOffset + size, 16).every((b) => b === 0xbb));
+  assert.equal((await s.stats()).chunkCount, 2);
+});
+
+test("a whole chunk that does not hash to its id is refused from the store's buffer too, and leaves nothing behind", async () => {
+  const s = new ChunkStore(join(root, `s${n++}`), 8 * 1024 * 1024);
+  await s.init();
+  const size = 1024 * 1024 + 5;
+  const made = s.wholeChunkBuffer(size);
+  randomBytes(size).copy(made);
+  const id = sha(Buffer.from('something else'));
+  await assert.rejects(s.storeWhole(id, made), { code: 'SEDFS_ERR_HASH_MISMATCH' });
+  assert.equal(await s.has(id), false);
+  assert.deepEqual(readdirSync(s.tmpDir), []);
+  assert.equal((await s.stats()).chunkCount, 0);
+});
