@@ -4,6 +4,7 @@ import { uptime } from 'node:os';
 import { join } from 'node:path';
 import { SedfsError } from '../protocol/errors.js';
 import { dataFolderSync, makeDataFolder } from './files.js';
+import { lockFolder } from './folder-lock.js';
 import { createServerLogger, type ServerLogger } from './logger.js';
 
 /**
@@ -53,37 +54,58 @@ export async function openServerFolder(opts: {
 }
 
 const HOLDER_FILE = 'server.pid';
+/** The third line of a mark written by a server that held the folder's lock. */
+const LOCKED_MARK = 'locked';
 
 /**
- * Marks the data folder as this process's (`server.pid`), refusing one another running
- * server holds: two servers on one folder clear each other's writes in progress at
- * start, compact packs the other still reads, and count the same chunks twice. A mark
- * left by a process that is gone (killed, crashed) is taken over; one of this process
- * (a server started again in a test) too, and one written before the machine last
- * started, whose process id another process may have now. Returns what removes the mark.
+ * Holds the data folder for this process, refusing one another running server holds: two
+ * servers on one folder clear each other's writes in progress at start, compact packs
+ * the other still reads, and count the same chunks twice. The hold is the folder's lock
+ * (folder-lock.ts), which the system lets go when its process ends; `server.pid` says
+ * which process has it. Where no lock can be made, the mark alone decides, as before the
+ * lock: a mark left by a process that is gone (killed, crashed) is taken over; one of
+ * this process (a server started again in a test) too, and one written before the
+ * machine last started, whose process id another process may have now. A mark without
+ * the lock's line (from a version before it) whose process runs refuses too. Returns
+ * what lets the folder go.
  */
-export async function holdDataFolder(data: string, name: string): Promise<() => void> {
+export async function holdDataFolder(
+  data: string,
+  name: string,
+  platform: NodeJS.Platform = process.platform,
+): Promise<() => void> {
   const file = join(data, HOLDER_FILE);
   const held = await readFile(file, 'utf8').catch(() => undefined);
-  const holder = held === undefined ? undefined : Number.parseInt(held, 10);
+  const [pid, , locked] = held?.split('\n') ?? [];
+  const holder = pid === undefined ? undefined : Number.parseInt(pid, 10);
+  const lock = await lockFolder(data, platform);
+  const refuse = (by: number | undefined) =>
+    new SedfsError(
+      'SEDFS_ERR_CONFIG',
+      `another server${by ? ` (process ${by})` : ''} is using the data folder ${data}: two would destroy each other's work. Stop it first${lock === 'held' ? '' : `, or, if no server runs there, remove ${file}`}`,
+    );
+  if (lock === 'held') throw refuse(holder);
+  // With the lock this process holds the folder; a mark another lock holder left is stale.
+  const markCounts = lock === undefined || locked !== LOCKED_MARK;
   if (
+    markCounts &&
     holder !== undefined &&
     holder > 0 &&
     holder !== process.pid &&
     isRunning(holder) &&
     !(await writtenBeforeBoot(file))
-  )
-    throw new SedfsError(
-      'SEDFS_ERR_CONFIG',
-      `another server (process ${holder}) is using the data folder ${data}: two would destroy each other's work. Stop it first, or, if no server runs there, remove ${file}`,
-    );
-  await writeFile(file, `${process.pid}\n${name}\n`, { mode: 0o644 });
+  ) {
+    lock?.release();
+    throw refuse(holder);
+  }
+  await writeFile(file, `${process.pid}\n${name}\n${lock ? `${LOCKED_MARK}\n` : ''}`, { mode: 0o644 });
   return () => {
     try {
       if (readFileSync(file, 'utf8').startsWith(`${process.pid}\n`)) rmSync(file, { force: true });
     } catch {
       // Gone already, or the folder with it: nothing to let go.
     }
+    lock?.release();
   };
 }
 
