@@ -1,4 +1,3 @@
-import { rmSync } from 'node:fs';
 import type { Command } from 'commander';
 import { MAIN_CONFIG } from '../main-server/main-config.js';
 import { globals } from './env.js';
@@ -30,19 +29,25 @@ Examples:
   sedfs backup --data /srv/sedfs-main /backups/sedfs-$(date +%F)`,
     )
     .action(async (dest: string, opts: { data: string }, cmd: Command) => {
-      // Interrupted, the folder it was making goes: half a backup is no backup, and
-      // holds secrets. (The snapshot itself is one SQLite call: Ctrl-C waits for it.)
-      const forget = onInterrupt(() => {
-        rmSync(dest, { recursive: true, force: true });
-        process.stderr.write(`sedfs: interrupted; the unfinished backup at ${dest} was removed\n`);
-      });
+      // Interrupted, the folder it made goes: half a backup is no backup, and holds
+      // secrets. Only once it is made here: DEST may be someone's folder until then.
+      // (The snapshot itself is one SQLite call: Ctrl-C waits for it.)
+      let forget = () => {};
       try {
-        const { backupMain } = await import('../main-server/backup.js');
-        const summary = await backupMain(opts.data, dest, (err) =>
-          process.stderr.write(
-            `sedfs: warning: could not restrict ${dest} to this user with icacls (${err.message}): restrict it by hand (see docs/operations.md)\n`,
-          ),
-        );
+        const { backupMain, removeUnfinishedBackup } = await import('../main-server/backup.js');
+        const summary = await backupMain(opts.data, dest, {
+          onMade: () => {
+            forget = onInterrupt(() =>
+              process.stderr.write(
+                `sedfs: interrupted; ${removeUnfinishedBackup(dest) ?? `the unfinished backup at ${dest} was removed`}\n`,
+              ),
+            );
+          },
+          onNotRestricted: (err) =>
+            process.stderr.write(
+              `sedfs: warning: could not restrict ${dest} to this user with icacls (${err.message}): restrict it by hand (see docs/operations.md)\n`,
+            ),
+        });
         process.stdout.write(
           globals(cmd).json
             ? `${JSON.stringify({ dest, ...summary })}\n`

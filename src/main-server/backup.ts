@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { chmod, open, readFile, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -42,8 +42,12 @@ export interface BackupSummary {
 export async function backupMain(
   data: string,
   dest: string,
-  /** told when the new folder could not be made private on Windows (icacls failed) */
-  onNotRestricted: (err: Error) => void = () => undefined,
+  events: {
+    /** the new folder could not be made private on Windows (icacls failed) */
+    onNotRestricted?: (err: Error) => void;
+    /** `dest` was made here, so it is this backup's to remove if it is interrupted */
+    onMade?: () => void;
+  } = {},
 ): Promise<BackupSummary> {
   const source = join(data, 'main.db');
   if (!existsSync(source))
@@ -57,14 +61,30 @@ export async function backupMain(
       `${dest} exists: back up into a new folder (sedfs makes it, private to you)`,
     );
   const { notRestricted } = await makeDataFolder(dest, syncDir);
-  if (notRestricted) onNotRestricted(notRestricted);
-  if (process.platform !== 'win32') await chmod(dest, 0o700);
+  events.onMade?.();
+  if (notRestricted) events.onNotRestricted?.(notRestricted);
   try {
+    if (process.platform !== 'win32') await chmod(dest, 0o700);
     return await copyInto(data, source, dest);
   } catch (err) {
     // Half a backup is no backup, and holds secrets: the folder made here goes.
-    await rm(dest, { recursive: true, force: true });
+    const left = removeUnfinishedBackup(dest);
+    if (left) (err as Error).message += ` (${left})`;
     throw err;
+  }
+}
+
+/**
+ * Removes an unfinished backup's folder, tried again for a while where another program
+ * (a virus scanner, an indexer) holds a file in it on Windows; what to tell the user if
+ * it could not be removed, which they must do, as it holds main's keys.
+ */
+export function removeUnfinishedBackup(dest: string, remove = rmSync): string | undefined {
+  try {
+    remove(dest, { recursive: true, force: true, maxRetries: 5 });
+    return undefined;
+  } catch (err) {
+    return `the unfinished backup at ${dest} could not be removed (${(err as NodeJS.ErrnoException).code ?? (err as Error).message}): it holds main's keys; remove it yourself`;
   }
 }
 
