@@ -2,6 +2,7 @@ import { readFileSync, rmSync } from 'node:fs';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { uptime } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { SedfsError } from '../protocol/errors.js';
 import { dataFolderSync, makeDataFolder } from './files.js';
 import { lockFolder } from './folder-lock.js';
@@ -54,20 +55,20 @@ export async function openServerFolder(opts: {
 }
 
 const HOLDER_FILE = 'server.pid';
-/** The third line of a mark written by a server that held the folder's lock. */
-const LOCKED_MARK = 'locked';
 
 /**
  * Holds the data folder for this process, refusing one another running server holds: two
  * servers on one folder clear each other's writes in progress at start, compact packs
- * the other still reads, and count the same chunks twice. The hold is the folder's lock
- * (folder-lock.ts), which the system lets go when its process ends; `server.pid` says
- * which process has it. Where no lock can be made, the mark alone decides, as before the
- * lock: a mark left by a process that is gone (killed, crashed) is taken over; one of
- * this process (a server started again in a test) too, and one written before the
- * machine last started, whose process id another process may have now. A mark without
- * the lock's line (from a version before it) whose process runs refuses too. Returns
- * what lets the folder go.
+ * the other still reads, and count the same chunks twice. `server.pid` names the process
+ * holding it and, where the system gives one (folder-lock.ts), the lock it holds, which
+ * the system lets go when that process ends. The mark refuses a start while its process
+ * runs, unless this start now holds the very lock the mark names: that holder is gone,
+ * whatever process Windows has given its id since. Otherwise, as before the lock: a mark
+ * left by a process that is gone (killed, crashed) is taken over; one of this process (a
+ * server started again in a test) too, and one written before the machine last started,
+ * whose process id another process may have now. A lock held by something that left no
+ * running mark (a program that took a name it saw, or an earlier start of this process
+ * that failed) refuses nothing: the start goes on without it. Returns what lets go.
  */
 export async function holdDataFolder(
   data: string,
@@ -75,30 +76,24 @@ export async function holdDataFolder(
   platform: NodeJS.Platform = process.platform,
 ): Promise<() => void> {
   const file = join(data, HOLDER_FILE);
-  const held = await readFile(file, 'utf8').catch(() => undefined);
-  const [pid, , locked] = held?.split('\n') ?? [];
-  const holder = pid === undefined ? undefined : Number.parseInt(pid, 10);
-  const lock = await lockFolder(data, platform);
-  const refuse = (by: number | undefined) =>
-    new SedfsError(
-      'SEDFS_ERR_CONFIG',
-      `another server${by ? ` (process ${by})` : ''} is using the data folder ${data}: two would destroy each other's work. Stop it first${lock === 'held' ? '' : `, or, if no server runs there, remove ${file}`}`,
-    );
-  if (lock === 'held') throw refuse(holder);
-  // With the lock this process holds the folder; a mark another lock holder left is stale.
-  const markCounts = lock === undefined || locked !== LOCKED_MARK;
-  if (
-    markCounts &&
-    holder !== undefined &&
-    holder > 0 &&
-    holder !== process.pid &&
-    isRunning(holder) &&
-    !(await writtenBeforeBoot(file))
-  ) {
-    lock?.release();
-    throw refuse(holder);
+  const taken = await lockFolder(data, platform);
+  const lock = taken === 'held' ? undefined : taken;
+  let { holder, markedLock, running } = await readMark(file);
+  // A start that took the lock a moment ago writes its mark a moment later.
+  for (let waited = 0; taken === 'held' && !running && waited < MARK_WAIT_MS; waited += 50) {
+    await sleep(50);
+    ({ holder, markedLock, running } = await readMark(file));
   }
-  await writeFile(file, `${process.pid}\n${name}\n${lock ? `${LOCKED_MARK}\n` : ''}`, { mode: 0o644 });
+  if (running && !(lock && lock.name === markedLock)) {
+    lock?.release();
+    // Held by the lock its mark names: removing the mark would not help.
+    const sure = taken === 'held' && markedLock !== undefined;
+    throw new SedfsError(
+      'SEDFS_ERR_CONFIG',
+      `another server (process ${holder}) is using the data folder ${data}: two would destroy each other's work. Stop it first${sure ? '' : `, or, if no server runs there, remove ${file}`}`,
+    );
+  }
+  await writeFile(file, `${process.pid}\n${name}\n${lock ? `lock ${lock.name}\n` : ''}`, { mode: 0o644 });
   return () => {
     try {
       if (readFileSync(file, 'utf8').startsWith(`${process.pid}\n`)) rmSync(file, { force: true });
@@ -107,6 +102,26 @@ export async function holdDataFolder(
     }
     lock?.release();
   };
+}
+
+/** How long a start that found the lock held waits for its holder's mark. */
+const MARK_WAIT_MS = 1000;
+
+/** What `server.pid` says: which process, the lock it held, and whether that process may still run. */
+async function readMark(
+  file: string,
+): Promise<{ holder: number | undefined; markedLock: string | undefined; running: boolean }> {
+  const mark = await readFile(file, 'utf8').catch(() => undefined);
+  const [pid, , lockLine] = mark?.split('\n') ?? [];
+  const holder = pid === undefined ? undefined : Number.parseInt(pid, 10);
+  const markedLock = lockLine?.startsWith('lock ') ? lockLine.slice('lock '.length) : undefined;
+  const running =
+    holder !== undefined &&
+    holder > 0 &&
+    holder !== process.pid &&
+    isRunning(holder) &&
+    !(await writtenBeforeBoot(file));
+  return { holder, markedLock, running };
 }
 
 /** Whether a file was last written before the machine started (a minute's slack for clocks). */
