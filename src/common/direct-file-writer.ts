@@ -62,8 +62,6 @@ export function createFileWriter(path: string, mode: number, expectedBytes?: num
 class DirectFileWriter extends Writable {
   /** made at the first piece that must be staged */
   private stages: Buffer[] = [];
-  /** the aligned offset of each buffer made by bufferFor, by its memory */
-  private readonly aligned = new WeakMap<ArrayBufferLike, number>();
   private current = 0;
   private fill = 0;
   /** file offset of the current stage's first byte */
@@ -80,11 +78,7 @@ class DirectFileWriter extends Writable {
     super({ highWaterMark: STAGE_BYTES });
   }
 
-  readonly bufferFor = (size: number): Buffer => {
-    const buf = this.io.alignedBuffer(size);
-    this.aligned.set(buf.buffer, buf.byteOffset);
-    return buf;
-  };
+  readonly bufferFor = (size: number): Buffer => this.io.alignedBuffer(size);
 
   override _write(chunk: Buffer, _enc: BufferEncoding, callback: (err?: Error | null) => void): void {
     this.take(chunk).then(() => callback(), callback);
@@ -111,7 +105,7 @@ class DirectFileWriter extends Writable {
       this.fill === 0 &&
       chunk.length > 0 &&
       chunk.length % DIRECT_ALIGN === 0 &&
-      this.aligned.get(chunk.buffer) === chunk.byteOffset
+      this.io.startsAligned(chunk)
     ) {
       await this.inFlight;
       this.assertOpen();

@@ -20,6 +20,8 @@ let lastAligned = 0;
 
 export class DirectIo {
   private closed = false;
+  /** Where each buffer alignedBuffer made starts in its memory, and how long it is. */
+  private readonly made = new WeakMap<ArrayBufferLike, { offset: number; length: number }>();
 
   private constructor(private readonly probeFd: number) {}
 
@@ -84,14 +86,28 @@ export class DirectIo {
         return false;
       }
     };
-    if (tryAt(lastAligned)) return raw.subarray(lastAligned, lastAligned + size);
+    const at = (off: number) => {
+      this.made.set(raw.buffer, { offset: off, length: size });
+      return raw.subarray(off, off + size);
+    };
+    if (tryAt(lastAligned)) return at(lastAligned);
     for (let off = 0; off < DIRECT_ALIGN; off += 16) {
       if (off !== lastAligned && tryAt(off)) {
         lastAligned = off;
-        return raw.subarray(off, off + size);
+        return at(off);
       }
     }
     throw new Error('no aligned offset found for direct I/O');
+  }
+
+  /**
+   * Whether `buf` begins where a buffer alignedBuffer made begins, with at least `room`
+   * bytes of it from there (its own length by default): such memory can go to a direct
+   * write as it is, without a copy into an aligned buffer first.
+   */
+  startsAligned(buf: Buffer, room = buf.length): boolean {
+    const made = this.made.get(buf.buffer);
+    return made !== undefined && made.offset === buf.byteOffset && made.length >= room;
   }
 
   close(): void {

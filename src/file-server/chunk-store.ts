@@ -70,8 +70,6 @@ export class ChunkStore {
   private readPool = new BufferPool(READ_BUFFER_BYTES, 16);
   /** Set when chunk files are written with O_DIRECT (see direct-io.ts). */
   private direct: DirectIo | undefined;
-  /** The aligned part of each buffer made by wholeChunkBuffer, by its memory. */
-  private readonly wholeBuffers = new WeakMap<ArrayBufferLike, { offset: number; length: number }>();
   /** What was stored, removed or quarantined here since main was last told. */
   readonly changes = new ChangeLog();
   private readonly packs: ChunkPacks;
@@ -323,9 +321,7 @@ export class ChunkStore {
    */
   wholeChunkBuffer(size: number): Buffer {
     if (!this.direct) return Buffer.allocUnsafe(size);
-    const buf = this.direct.alignedBuffer(Math.ceil(size / DIRECT_ALIGN) * DIRECT_ALIGN);
-    this.wholeBuffers.set(buf.buffer, { offset: buf.byteOffset, length: buf.length });
-    return buf.subarray(0, size);
+    return this.direct.alignedBuffer(Math.ceil(size / DIRECT_ALIGN) * DIRECT_ALIGN).subarray(0, size);
   }
 
   /**
@@ -335,9 +331,8 @@ export class ChunkStore {
    * overwritten (the padding).
    */
   async storeWhole(id: string, chunk: Buffer): Promise<void> {
-    const made = this.wholeBuffers.get(chunk.buffer);
     const padded = Math.ceil(chunk.length / DIRECT_ALIGN) * DIRECT_ALIGN;
-    const inPlace = !this.direct || (made?.offset === chunk.byteOffset && made.length >= padded);
+    const inPlace = !this.direct || this.direct.startsAligned(chunk, padded);
     const whole = inPlace
       ? Buffer.from(chunk.buffer, chunk.byteOffset, this.direct ? padded : chunk.length)
       : undefined;
