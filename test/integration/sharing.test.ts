@@ -1582,7 +1582,10 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       // sent nothing for the stall limit. Their parts of new keys interleave: the second
       // machine's first part goes after this one's first, so main refuses it (this one
       // took the rotation over first), and this one's second goes after that.
-      const small = { partBytes: 600, pageNodes: 2, pollMs: 50, stallMs: 300 };
+      // The stall limit is well above any pause between one client's parts on a loaded
+      // machine (300 ms was not, once, in CI: the second machine took this one's attempt
+      // over between its parts), as both wait it out once before taking over.
+      const small = { partBytes: 600, pageNodes: 2, pollMs: 50, stallMs: 2000 };
       let firstHere!: () => void;
       let firstThere!: () => void;
       const hereSent = new Promise<void>((r) => {
@@ -1662,8 +1665,9 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       for (const n of [1, 2, 3, 4, 5, 6]) files[`f${n}.txt`] = `file ${n}`;
       await sharedWithFrank('/slowly', files, 'read');
       assert.equal(await unshareCutShort(a, '/slowly', 'frank'), 'SEDFS_ERR_REKEY_PENDING');
-      // The other machine sends its parts slowly: each well within the stall limit, all
-      // of them together well over it.
+      // The other machine sends its parts slowly: each well within the stall limit (with
+      // room for a loaded machine's pauses), all of them together well over it (seven
+      // parts, six of them after the first: 1.8 s of pauses alone).
       let first!: () => void;
       const begun = new Promise<void>((r) => {
         first = r;
@@ -1672,7 +1676,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       const undoSlow = hookCalls(
         a2,
         async (path) => {
-          if (path.endsWith('/rekey')) await sleep(150);
+          if (path.endsWith('/rekey')) await sleep(300);
         },
         (path) => {
           if (path.endsWith('/rekey') && ++slowParts === 1) first();
@@ -1689,10 +1693,10 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         const started = Date.now();
         const here = await finishRotations(a.fs, a.pins, {
           pollMs: 20,
-          stallMs: 400,
+          stallMs: 1200,
           onNotice: (m) => notices.push(m),
         });
-        assert.ok(Date.now() - started > 400, 'the other attempt went on for longer than the stall limit');
+        assert.ok(Date.now() - started > 1200, 'the other attempt went on for longer than the stall limit');
         assert.deepEqual(here, [{ path: '/slowly', nodes: 0, byAnother: true }]);
         assert.deepEqual(await other, [{ path: '/slowly', nodes: 7 }]);
       } finally {
@@ -1702,7 +1706,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
       assert.ok(slowParts > 3);
       assert.equal(mine, 0, 'no part sent while the other attempt went on');
       assert.deepEqual(notices, [
-        'waiting for another unshare finishing the keys under /slowly… (taken over if it sends nothing for 1 s)',
+        'waiting for another unshare finishing the keys under /slowly… (taken over if it sends nothing for 2 s)',
       ]);
       assert.equal(await text(a.fs, '/slowly/f6.txt'), 'file 6');
     } finally {
