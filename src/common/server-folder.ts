@@ -8,12 +8,38 @@ import { dataFolderSync, makeDataFolder } from './files.js';
 import { lockFolder } from './folder-lock.js';
 import { createServerLogger, type ServerLogger } from './logger.js';
 
+/** A server's data folder, held for it (see holdDataFolder), and its log. */
+export type ServerFolder = ServerLogger & {
+  syncDirectory: (dir: string) => Promise<void>;
+  /** lets the data folder go (see holdDataFolder): when the server stops */
+  release: () => void;
+};
+
+/**
+ * Starts a server in its data folder (see openServerFolder): a start that fails lets the
+ * folder go, so one started again in this process (`sedfs dev`, a test) holds it at once
+ * instead of finding its lock held by itself and going on without it.
+ */
+export async function startInServerFolder<T>(
+  opts: Parameters<typeof openServerFolder>[0],
+  start: (folder: ServerFolder) => Promise<T>,
+): Promise<T> {
+  const folder = await openServerFolder(opts);
+  try {
+    return await start(folder);
+  } catch (err) {
+    folder.flush();
+    folder.release();
+    throw err;
+  }
+}
+
 /**
  * What main and a file server do first: make their data folder (durably, and private to
- * this user on Windows), open their log in it, and tell that log what the folder could
- * not do, which was found before the log existed.
+ * this user on Windows), hold it, open their log in it, and tell that log what the folder
+ * could not do, which was found before the log existed.
  */
-export async function openServerFolder(opts: {
+async function openServerFolder(opts: {
   data: string;
   /** the process's name in its log, and its log file's (`<name>.log`) */
   name: 'main' | 'fileserver';
@@ -22,24 +48,25 @@ export async function openServerFolder(opts: {
   syncDir: ((dir: string) => Promise<void>) | undefined;
   /** what a crash may cost where directories cannot be synced, for the warning */
   keptAcrossCrash: string;
-}): Promise<
-  ServerLogger & {
-    syncDirectory: (dir: string) => Promise<void>;
-    /** lets the data folder go (see holdDataFolder): when the server stops */
-    release: () => void;
-  }
-> {
+}): Promise<ServerFolder> {
   // One for all of the server's writes, so a folder that cannot sync directories is told once, not per file.
   const folder = dataFolderSync(opts.syncDir);
   // Durable from the start: what is made in it is only as durable as its entry.
   const made = await makeDataFolder(opts.data, folder.sync);
   const release = await holdDataFolder(opts.data, opts.name);
-  const { log, flush } = createServerLogger({
-    file: join(opts.data, `${opts.name}.log`),
-    name: opts.name,
-    level: opts.level,
-    console: opts.console,
-  });
+  let logger: ServerLogger;
+  try {
+    logger = createServerLogger({
+      file: join(opts.data, `${opts.name}.log`),
+      name: opts.name,
+      level: opts.level,
+      console: opts.console,
+    });
+  } catch (err) {
+    release();
+    throw err;
+  }
+  const { log, flush } = logger;
   if (made.notRestricted)
     log.warn(
       { dir: opts.data, reason: made.notRestricted.message },

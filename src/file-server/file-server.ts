@@ -6,7 +6,7 @@ import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { atMostOnceAMinute, type Logger } from '../common/logger.js';
-import { openServerFolder } from '../common/server-folder.js';
+import { type ServerFolder, startInServerFolder } from '../common/server-folder.js';
 import { peerName } from '../common/tls.js';
 import { normalizeFingerprint } from '../crypto/certificates.js';
 import { randomHexId } from '../crypto/hash.js';
@@ -37,29 +37,41 @@ export interface RunningFileServer {
   close(): Promise<void>;
 }
 
-export async function startFileServer(
+/**
+ * `signal` gives up a start-up still waiting for main (the server is being stopped);
+ * `syncDir` fsyncs a directory (tests make it fail as some file systems do), `statfs`
+ * asks the data folder's free space (the same)
+ */
+export interface FileServerDeps {
+  console?: boolean;
+  now?: () => number;
+  signal?: AbortSignal;
+  syncDir?: (dir: string) => Promise<void>;
+  statfs?: (path: string) => Promise<StatsFs>;
+}
+
+export function startFileServer(
   config: FileServerConfig,
-  /**
-   * `signal` gives up a start-up still waiting for main (the server is being stopped);
-   * `syncDir` fsyncs a directory (tests make it fail as some file systems do), `statfs`
-   * asks the data folder's free space (the same)
-   */
-  deps: {
-    console?: boolean;
-    now?: () => number;
-    signal?: AbortSignal;
-    syncDir?: (dir: string) => Promise<void>;
-    statfs?: (path: string) => Promise<StatsFs>;
-  } = {},
+  deps: FileServerDeps = {},
 ): Promise<RunningFileServer> {
-  const { log, flush, syncDirectory, release } = await openServerFolder({
-    data: config.data,
-    name: 'fileserver',
-    level: config.logLevel,
-    console: deps.console ?? true,
-    syncDir: deps.syncDir,
-    keptAcrossCrash: 'chunks',
-  });
+  return startInServerFolder(
+    {
+      data: config.data,
+      name: 'fileserver',
+      level: config.logLevel,
+      console: deps.console ?? true,
+      syncDir: deps.syncDir,
+      keptAcrossCrash: 'chunks',
+    },
+    (folder) => serveFiles(config, deps, folder),
+  );
+}
+
+async function serveFiles(
+  config: FileServerConfig,
+  deps: FileServerDeps,
+  { log, flush, syncDirectory, release }: ServerFolder,
+): Promise<RunningFileServer> {
   // A persistent id makes a restarted server the same server to main.
   const { value: serverId } = await readOrCreate(
     join(config.data, 'server-id'),

@@ -4,7 +4,7 @@ import { readOrCreate, writeFileAtomic } from '../common/files.js';
 import { createAgent } from '../common/http-client.js';
 import { createHttpApp, listenText } from '../common/http-server.js';
 import { atMostOnceAMinute, type Logger } from '../common/logger.js';
-import { openServerFolder } from '../common/server-folder.js';
+import { type ServerFolder, startInServerFolder } from '../common/server-folder.js';
 import { generateTicketKeyPem, ticketSigner } from '../crypto/tickets.js';
 import { formatJoinString } from '../protocol/join-string.js';
 import { AccountService } from './accounts.js';
@@ -53,16 +53,26 @@ export interface MainDeps {
 }
 
 /** Starts the main server: keys and token on first start, state store, routes, registry sweep. */
-export async function startMain(config: MainConfig, deps: MainDeps = {}): Promise<RunningMain> {
+export function startMain(config: MainConfig, deps: MainDeps = {}): Promise<RunningMain> {
+  return startInServerFolder(
+    {
+      data: config.data,
+      name: 'main',
+      level: config.logLevel,
+      console: deps.console ?? true,
+      syncDir: deps.syncDir,
+      keptAcrossCrash: "main's keys, token and certificates",
+    },
+    (folder) => serveMain(config, deps, folder),
+  );
+}
+
+async function serveMain(
+  config: MainConfig,
+  deps: MainDeps,
+  { log, flush, syncDirectory, release }: ServerFolder,
+): Promise<RunningMain> {
   const now = deps.now ?? Date.now;
-  const { log, flush, syncDirectory, release } = await openServerFolder({
-    data: config.data,
-    name: 'main',
-    level: config.logLevel,
-    console: deps.console ?? true,
-    syncDir: deps.syncDir,
-    keptAcrossCrash: "main's keys, token and certificates",
-  });
   const key = await readOrCreate(join(config.data, 'ticket-key.pem'), generateTicketKeyPem, syncDirectory);
   const joinToken = await JoinToken.load(config.data, config.joinToken, syncDirectory);
   if (config.insecureHttp)

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs';
 import { open } from 'node:fs/promises';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -235,6 +237,31 @@ test('a file server whose start fails after it began listening lets go of its po
     for (let i = 0; i < 50 && listeners() > before; i++) await new Promise((r) => setTimeout(r, 20));
     assert.equal(listeners(), before);
   } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('a file server whose start fails (its port taken) lets its data folder go: started again in this process, it holds the folder by its lock', async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-failed-start-'));
+  const fsData = join(root, 'fs1');
+  const taken = createServer();
+  taken.listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  let server: RunningFileServer | undefined;
+  try {
+    const port = (taken.address() as AddressInfo).port;
+    await assert.rejects(startFileServer({ ...withoutMain(fsData), port }, { console: false }), {
+      code: 'EADDRINUSE',
+    });
+    assert.equal(existsSync(join(fsData, 'server.pid')), false, 'no mark says a server holds the folder');
+    server = await startFileServer(withoutMain(fsData), { console: false });
+    assert.match(
+      readFileSync(join(fsData, 'server.pid'), 'utf8'),
+      new RegExp(`^${process.pid}\nfileserver\nlock sedfs-`),
+    );
+  } finally {
+    await server?.close();
+    taken.close();
     rmSync(root, { recursive: true, force: true });
   }
 });

@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { type AddressInfo, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
@@ -94,6 +96,31 @@ test('main whose directory fsync fails otherwise (EIO) does not start', { timeou
       { code: 'EIO' },
     );
   } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+});
+
+test('main whose start fails (its port taken) lets its data folder go: started again in this process, it holds the folder by its lock', {
+  timeout: 30_000,
+}, async () => {
+  const root = mkdtempSync(join(tmpdir(), 'sedfs-main-failed-start-'));
+  const data = join(root, 'main');
+  const taken = createServer();
+  taken.listen(0, '127.0.0.1');
+  await once(taken, 'listening');
+  let main: RunningMain | undefined;
+  try {
+    const port = (taken.address() as AddressInfo).port;
+    await assert.rejects(startMain({ ...configFor(data), port }, { console: false }), { code: 'EADDRINUSE' });
+    assert.equal(existsSync(join(data, 'server.pid')), false, 'no mark says a server holds the folder');
+    main = await startMain(configFor(data), { console: false });
+    assert.match(
+      readFileSync(join(data, 'server.pid'), 'utf8'),
+      new RegExp(`^${process.pid}\nmain\nlock sedfs-`),
+    );
+  } finally {
+    await main?.close();
+    taken.close();
     rmSync(root, { recursive: true, force: true });
   }
 });
