@@ -44,6 +44,8 @@ export interface RepairOptions {
    * until they are (10,000 unless told)
    */
   maxUnrecorded?: number;
+  /** how often copies made during a page are recorded, besides at its end (RECORD_EVERY_MS unless told) */
+  recordEveryMs?: number;
 }
 
 /**
@@ -208,7 +210,7 @@ export class Repairer {
 
   private noteRestored(chunkId: string, serverId: string): void {
     this.restored.push({ chunkId, serverId });
-    this.recordTimer ??= setTimeout(() => this.recordRestored(), RECORD_EVERY_MS);
+    this.recordTimer ??= setTimeout(() => this.recordRestored(), this.opts.recordEveryMs ?? RECORD_EVERY_MS);
   }
 
   private recordRestored(): void {

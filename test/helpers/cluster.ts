@@ -107,6 +107,11 @@ export interface FileServerPlace {
 export interface ClusterOptions {
   servers?: number;
   replicas?: number;
+  /**
+   * seconds of silence before main calls a file server down (4 unless told: short, so a
+   * killed server is seen down soon; long enough that a loaded machine's pause of a
+   * second or two does not make a live one look down, nor leave no server to write to)
+   */
   heartbeatTimeout?: number;
   /** extra flags for every file server */
   fileServerArgs?: string[];
@@ -146,7 +151,7 @@ export class TestCluster {
     this.opts = {
       servers: 3,
       replicas: 3,
-      heartbeatTimeout: 2,
+      heartbeatTimeout: 4,
       fileServerArgs: [],
       openSignup: true,
       mainArgs: [],

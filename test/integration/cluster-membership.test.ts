@@ -8,7 +8,9 @@ import type { ServerView } from '../../src/protocol/main-api.js';
 import { runSedfs, type SedfsProcess, spawnSedfs, TestCluster, waitFor } from '../helpers/cluster.js';
 
 describe('file servers register, go down when silent, and come back as themselves', () => {
-  const HEARTBEAT_TIMEOUT_S = 2;
+  // Long enough that a loaded machine's pause between the kill and the first look does
+  // not pass for the silence itself.
+  const HEARTBEAT_TIMEOUT_S = 4;
   let cluster: TestCluster;
   let profile: string;
   let env: Record<string, string>;
@@ -76,14 +78,16 @@ describe('file servers register, go down when silent, and come back as themselve
     const killedAt = Date.now();
     // Right after the kill it is still within its silence allowance (asked in-process: a CLI start is slower).
     assert.equal((await cluster.servers()).find((s) => s.id === victim)?.state, 'up');
+    // Watched in-process, so the time a CLI takes to start is not counted as main's.
     await waitFor(
       'the killed server to be down',
-      async () => (await servers()).find((s) => s.id === victim)?.state === 'down',
+      async () => (await cluster.servers()).find((s) => s.id === victim)?.state === 'down',
     );
     const downAfter = (Date.now() - killedAt) / 1000;
     // It may go down up to one heartbeat interval early (timeout/3), never much later.
-    assert.ok(downAfter <= HEARTBEAT_TIMEOUT_S + 1.5, `down after ${downAfter}s`);
+    assert.ok(downAfter <= HEARTBEAT_TIMEOUT_S + 2, `down after ${downAfter}s`);
     assert.ok(downAfter >= HEARTBEAT_TIMEOUT_S * (2 / 3) - 0.5, `down after ${downAfter}s`);
+    assert.equal((await servers()).find((s) => s.id === victim)?.state, 'down', 'and so the CLI shows it');
   });
 
   test('restarted on the same data folder, it is up again with the same id', async () => {

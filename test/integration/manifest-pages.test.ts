@@ -20,8 +20,9 @@ let cluster: TestCluster;
 let user: TestUser;
 
 before(async () => {
-  // Read tickets live one second: a download of a few seconds outlives them.
-  cluster = await TestCluster.start({ servers: 2, replicas: 2, mainArgs: ['--ticket-ttl', '1'] });
+  // Tickets live three seconds: a download of several outlives them (a put's placements
+  // must still outlive a loaded machine's pauses: one second did not leave room for that).
+  cluster = await TestCluster.start({ servers: 2, replicas: 2, mainArgs: ['--ticket-ttl', '3'] });
   await cluster.waitUp(2);
   user = await newUser(cluster, 'pager');
 });
@@ -94,12 +95,24 @@ test('a file of more chunks than one manifest page downloads whole', async () =>
 });
 
 test('a download that outlives its read tickets is given fresh ones and finishes', async () => {
-  const data = seededBytes(93, 12 * CHUNK);
+  const data = seededBytes(93, 24 * CHUNK);
   await user.fs.put([data], '/slow.bin', { chunkBytes: CHUNK });
-  // 12 chunks taken 300 ms apart: the last are fetched seconds after the tickets were made.
+  // 24 chunks taken 300 ms apart, fetched GET_AHEAD (8) ahead of the one written: the
+  // last are fetched about 5 s after the tickets were made.
   const out = slowSink(300);
-  await user.fs.get('/slow.bin', out.sink);
+  const call = user.client.call.bind(user.client);
+  const renewals: string[] = [];
+  user.client.call = ((method, path, ...rest) => {
+    if (path.includes('/content?from=')) renewals.push(path);
+    return call(method, path, ...rest);
+  }) as typeof call;
+  try {
+    await user.fs.get('/slow.bin', out.sink);
+  } finally {
+    user.client.call = call;
+  }
   assert.equal(sha256Hex(out.bytes()), sha256Hex(data));
+  assert.ok(renewals.length > 0, 'fresh tickets were asked for');
 });
 
 test('a file replaced while it is read fails the download as replaced, not with bytes of two versions', async () => {

@@ -628,7 +628,8 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
     const carol = actors.carol as Actor;
     await a.fs.put([Buffer.from('locked content')], '/proj/locked.txt');
     await a.fs.put([Buffer.from('y')], '/proj/locked-dir-file');
-    await lock(a.fs, '/proj/locked.txt', 2);
+    // Long enough for the refusals below on a loaded machine; waited out after them.
+    const { expiresAt } = await lock(a.fs, '/proj/locked.txt', 5);
     const base = '/shared/alice/proj';
     for (const op of [
       () => carol.fs.put([Buffer.from('nope')], `${base}/locked.txt`),
@@ -641,7 +642,7 @@ describe('sharing: grant, revoke, enforce, audit, lock', () => {
         return true;
       });
     }
-    await sleep(2200);
+    await sleep(Math.max(0, expiresAt - Date.now()) + 200);
     await carol.fs.put([Buffer.from('after expiry')], `${base}/locked.txt`);
     assert.equal(await text(a.fs, '/proj/locked.txt'), 'after expiry');
   });

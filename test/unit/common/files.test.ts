@@ -72,7 +72,8 @@ test('a rename over a file held open is tried again on Windows until it goes thr
   const started = Date.now();
   await assert.rejects(renameReplacing('a', 'b', 'win32', forever.move), { code: 'EBUSY' });
   assert.equal(forever.calls(), 8);
-  assert.ok(Date.now() - started >= 1270);
+  // Less some slack: a timer counts from the event loop's clock, which may lag Date.now().
+  assert.ok(Date.now() - started >= 1200);
 });
 
 test('a file source reads the file into the given buffer at the given place, then 0 at its end', async () => {
