@@ -501,11 +501,6 @@ export function localPath(dir: string, name: string): string {
 }
 
 /**
- * Names that differ only in letter case are two files remotely but one on Windows and
- * (by default) macOS, where the second would silently replace the first: such a folder
- * is refused before anything in it is written.
- */
-/**
  * A name as a case-insensitive file system compares it: each character by its upper
  * case, where that is one character (NTFS's table maps one to one). Lower case alone
  * kept apart pairs NTFS takes as one name (σ and ς, ı and i, ſ and s, µ and μ); a
@@ -520,6 +515,11 @@ function caseFolded(name: string): string {
   return out;
 }
 
+/**
+ * Names that differ only in letter case are two files remotely but one on Windows and
+ * (by default) macOS, where the second would silently replace the first: such a folder
+ * is refused before anything in it is written.
+ */
 export function refuseCaseClashes(folder: string, names: string[], platform = process.platform): void {
   if (platform !== 'win32' && platform !== 'darwin') return;
   const seen = new Map<string, string>();

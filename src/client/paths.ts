@@ -42,12 +42,22 @@ export function isStorableName(name: string, platform: NodeJS.Platform = process
   return storedNameProblem(name, platform) === undefined;
 }
 
+/**
+ * A name shaped as NTFS's short (8.3) names are made (`REPORT~1.PDF`: at most eight
+ * characters ending in `~` and a number, an extension of at most three): on Windows it
+ * may open another file in the folder, whose long name has it as its short one
+ * (`Report for Q1.pdf`), and writing it would replace that file.
+ */
+const WINDOWS_SHORT_NAME = /^(?=[^.]{1,8}(?:\.|$))[^.~]+~\d+(?:\.[^.]{1,3})?$/;
+
 function storedNameProblem(name: string, platform?: NodeJS.Platform): string | undefined {
   if (
     platform === 'win32' &&
     (WINDOWS_FORBIDDEN.test(name) || WINDOWS_DEVICE.test(name) || /[. ]$/.test(name))
   )
     return `${JSON.stringify(name)} cannot be a file name on Windows`;
+  if (platform === 'win32' && WINDOWS_SHORT_NAME.test(name))
+    return `${JSON.stringify(name)} has the shape of a Windows short (8.3) name, which could be another file's here: get it to a name of your own (sedfs get REMOTE LOCAL-FILE)`;
   return nameProblem(name);
 }
 

@@ -82,3 +82,19 @@ test('names Windows cannot store are refused there as local file names, and kept
   for (const good of ['console.log', 'nullable', 'com10', 'a.b c', 'con x.txt', 'conin'])
     assert.equal(checkStoredName(good, 'win32'), good);
 });
+
+test('names shaped as Windows short (8.3) names, which could open another file there, are refused on Windows only, saying how to get them', () => {
+  for (const bad of ['REPORT~1.PDF', 'progra~1', 'a~1', 'backu~12.txt', 'AB12C~1.X', 'x~123456'])
+    assert.throws(
+      () => checkStoredName(bad, 'win32'),
+      (err: Error & { code?: string }) =>
+        err.code === 'SEDFS_ERR_BAD_NAME' &&
+        err.message ===
+          `${JSON.stringify(bad)} has the shape of a Windows short (8.3) name, which could be another file's here: get it to a name of your own (sedfs get REMOTE LOCAL-FILE)`,
+      bad,
+    );
+  for (const bad of ['REPORT~1.PDF', 'a~1']) assert.equal(checkStoredName(bad, 'linux'), bad);
+  // Not a short name's shape: too long a stem or extension, no number, a second dot.
+  for (const good of ['report~1.backup', 'longfilename~1.txt', 'my~file.txt', '~1x', 'a~1.b.c', 'v1.0~2'])
+    assert.equal(checkStoredName(good, 'win32'), good, good);
+});
