@@ -7,7 +7,7 @@ import { finished } from 'node:stream/promises';
 import type { FileSystem, OpenNode } from '../client/file-system.js';
 import { checkStoredName, joinPath, namesFolder, notAFolder, splitPath } from '../client/paths.js';
 import { createFileWriter, type FileWriter } from '../common/direct-file-writer.js';
-import { fileSource, isDiskFull, renameReplacing } from '../common/files.js';
+import { fileSource, heldOpen, isDiskFull, renameReplacing } from '../common/files.js';
 import { watchOutput } from '../common/output-watch.js';
 import { mapInParallel } from '../common/parallel.js';
 import { randomHexId } from '../crypto/hash.js';
@@ -348,17 +348,56 @@ export async function getFile(
       out.end();
       await finished(out);
     });
-    await renameReplacing(tmp, local);
+    await putInPlace(tmp, local);
     bar.done();
   } catch (err) {
     bar.abort();
     // What failed is being thrown; closing a file that is being deleted may fail too.
     out.on('error', () => undefined);
     out.destroy();
-    await rm(tmp, { force: true });
+    if (!(err instanceof DownloadKept)) await rm(tmp, { force: true });
     throw localDiskFull(err, local);
   } finally {
     forget();
+  }
+}
+
+/**
+ * How long a finished download waits for a program that holds the file it replaces open
+ * (Windows): a virus scanner or indexer looking at it lets go in moments.
+ */
+const REPLACE_PATIENCE_MS = 10_000;
+
+/** A download that could not replace its file, kept whole under its temporary name. */
+class DownloadKept extends Error {
+  readonly code: string | undefined;
+  constructor(local: string, kept: string, cause: unknown) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    super(
+      `cannot replace ${local}: another program has it open (${code}). The file was downloaded whole and checked, and is kept as ${kept}: close ${basename(local)} there and rename the kept file to it, or get it again`,
+      { cause },
+    );
+    this.code = code;
+  }
+}
+
+/**
+ * Puts a finished download in place of `local`. On Windows a program holding `local`
+ * open without letting others replace it (an editor, a viewer, for as long as it has
+ * it open) refuses the rename: it is tried again for REPLACE_PATIENCE_MS, then the
+ * download is kept under its temporary name (DownloadKept says where), not thrown away.
+ */
+export async function putInPlace(
+  tmp: string,
+  local: string,
+  platform: NodeJS.Platform = process.platform,
+  move?: (from: string, to: string) => Promise<void>,
+  patienceMs = REPLACE_PATIENCE_MS,
+): Promise<void> {
+  try {
+    await renameReplacing(tmp, local, { platform, ...(move ? { move } : {}), patienceMs });
+  } catch (err) {
+    throw heldOpen(err, platform) ? new DownloadKept(local, tmp, err) : err;
   }
 }
 

@@ -49,25 +49,57 @@ export async function writeFileAtomic(
   await sync(dirname(path));
 }
 
+export interface RenameOptions {
+  platform?: NodeJS.Platform;
+  move?: (from: string, to: string) => Promise<void>;
+  /** waiting in all for a file held open on Windows (~1.3 s unless told) */
+  patienceMs?: number;
+  /** makes the rename durable on Windows (flushRenamed unless told) */
+  flush?: (path: string) => Promise<void>;
+}
+
 /**
  * Renames `from` over `to`. On Windows a file another process (a virus scanner, an
  * indexer, a reader) holds open cannot be replaced for a moment: EPERM, EACCES or
- * EBUSY are tried again for ~1.3 s there (graceful-fs, for npm, does so longer). Elsewhere
- * the replacement is atomic and immediate.
+ * EBUSY are tried again there, for `patienceMs` of waiting in all (graceful-fs, for
+ * npm, waits longer), at most a second between tries; and the rename is made durable
+ * there by flushing the file under its new name (see flushRenamed). Elsewhere the
+ * replacement is atomic and immediate, and the caller syncs the folder (syncDir).
  */
-export async function renameReplacing(
-  from: string,
-  to: string,
-  platform: NodeJS.Platform = process.platform,
-  move: (from: string, to: string) => Promise<void> = rename,
-): Promise<void> {
-  for (let wait = 10; ; wait *= 2) {
+export async function renameReplacing(from: string, to: string, opts: RenameOptions = {}): Promise<void> {
+  const { platform = process.platform, move = rename, patienceMs = 1270, flush = flushRenamed } = opts;
+  for (let wait = 10, waited = 0; ; waited += wait, wait = Math.min(wait * 2, 1000)) {
     try {
-      return await move(from, to);
+      await move(from, to);
+      break;
     } catch (err) {
-      if (!heldOpen(err, platform) || wait > 1000) throw err;
+      if (!heldOpen(err, platform) || waited >= patienceMs) throw err;
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
+  }
+  if (platform === 'win32') await flush(to);
+}
+
+/**
+ * Windows cannot open a folder to sync it, which is what makes a rename durable
+ * elsewhere. Flushing the renamed file writes NTFS's journal out as far as that file's
+ * changes, the rename among them (PostgreSQL's durable rename does the same there; not
+ * promised by Microsoft's documentation, so as durable as NTFS makes it). A folder, or
+ * a file this process may not write, has nothing to flush this way and is left as it is.
+ */
+export async function flushRenamed(path: string): Promise<void> {
+  let fh: FileHandle;
+  try {
+    fh = await open(path, 'r+');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EISDIR' || code === 'EPERM' || code === 'EACCES') return;
+    throw err;
+  }
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 
@@ -93,7 +125,10 @@ export function isDiskFull(err: unknown): boolean {
   return code === 'ENOSPC' || code === 'EDQUOT';
 }
 
-/** Makes a rename durable. Windows cannot open directories, and does not need this. */
+/**
+ * Makes a rename in `dir` durable. Windows cannot open a folder: there renameReplacing
+ * flushes the renamed file instead.
+ */
 export async function syncDir(dir: string): Promise<void> {
   if (process.platform === 'win32') return;
   const fh = await open(dir, 'r');
@@ -226,7 +261,7 @@ export async function makeDataFolder(
   }
   try {
     // Again while a virus scanner or an indexer holds the new folder (EPERM, EBUSY).
-    await renameReplacing(staged, bare, platform);
+    await renameReplacing(staged, bare, { platform });
   } catch (err) {
     await rm(staged, { recursive: true, force: true });
     // Made meanwhile by another start: it keeps what that one gave it.

@@ -13,7 +13,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Writable } from 'node:stream';
 import { after, mock, test } from 'node:test';
-import { endsWithSeparator, entryKind, getFile, putFile, putTree } from '../../../src/cli/transfer.js';
+import {
+  endsWithSeparator,
+  entryKind,
+  getFile,
+  putFile,
+  putInPlace,
+  putTree,
+} from '../../../src/cli/transfer.js';
 import type { FileSystem, OpenNode, TransferOptions } from '../../../src/client/file-system.js';
 import { SedfsError } from '../../../src/protocol/errors.js';
 
@@ -381,4 +388,34 @@ test('put -r sends no more batches once one failed, and says the failure once th
   assert.equal(err.code, 'SEDFS_ERR_NO_SPACE');
   assert.match(err.message, / 500 file\(s\) of /);
   assert.equal(started, 2, 'none after the one that failed');
+});
+
+test('a finished download whose file another program holds open (Windows) is tried again, then kept under its temporary name, the error saying where', async () => {
+  const dir = mkdtempSync(join(root, 'held-'));
+  const tmp = join(dir, '.0123abcd.sedfs-part');
+  const local = join(dir, 'report.xlsx');
+  writeFileSync(tmp, 'the new version');
+  writeFileSync(local, 'the open one');
+  let tries = 0;
+  const refused = async () => {
+    tries++;
+    throw Object.assign(new Error('EPERM: operation not permitted, rename'), { code: 'EPERM' });
+  };
+  await assert.rejects(putInPlace(tmp, local, 'win32', refused, 300), (err: Error & { code?: string }) => {
+    assert.equal(err.code, 'EPERM');
+    assert.equal(
+      err.message,
+      `cannot replace ${local}: another program has it open (EPERM). The file was downloaded whole and checked, and is kept as ${tmp}: close report.xlsx there and rename the kept file to it, or get it again`,
+    );
+    return true;
+  });
+  assert.ok(tries > 3, `tried ${tries} times`);
+  assert.equal(readFileSync(tmp, 'utf8'), 'the new version');
+  assert.equal(readFileSync(local, 'utf8'), 'the open one');
+  // Elsewhere the same refusal is no program holding it: thrown as it came.
+  await assert.rejects(putInPlace(tmp, local, 'linux', refused), (err: Error) =>
+    err.message.startsWith('EPERM'),
+  );
+  await putInPlace(tmp, local, 'linux');
+  assert.equal(readFileSync(local, 'utf8'), 'the new version');
 });

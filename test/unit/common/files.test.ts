@@ -15,6 +15,7 @@ import { join, win32 } from 'node:path';
 import { test } from 'node:test';
 import {
   fileSource,
+  flushRenamed,
   heldOpen,
   isGone,
   makeDataFolder,
@@ -55,25 +56,56 @@ test('a rename over a file held open is tried again on Windows until it goes thr
     return { move, calls: () => calls };
   };
   const held = busy('EPERM', 3);
-  await renameReplacing('a', 'b', 'win32', held.move);
+  await renameReplacing('a', 'b', { platform: 'win32', move: held.move, flush: async () => {} });
   assert.equal(held.calls(), 4);
 
   const elsewhere = busy('EPERM', 1);
-  await assert.rejects(renameReplacing('a', 'b', 'linux', elsewhere.move), { code: 'EPERM' });
+  await assert.rejects(renameReplacing('a', 'b', { platform: 'linux', move: elsewhere.move }), {
+    code: 'EPERM',
+  });
   assert.equal(elsewhere.calls(), 1);
 
   // Not a busy file: no second try.
   const missing = busy('ENOENT', 1);
-  await assert.rejects(renameReplacing('a', 'b', 'win32', missing.move), { code: 'ENOENT' });
+  await assert.rejects(renameReplacing('a', 'b', { platform: 'win32', move: missing.move }), {
+    code: 'ENOENT',
+  });
   assert.equal(missing.calls(), 1);
 
   // Held for good: it gives up after 8 tries, 10 + 20 + ... + 640 = 1,270 ms of waiting.
   const forever = busy('EBUSY', Number.POSITIVE_INFINITY);
   const started = Date.now();
-  await assert.rejects(renameReplacing('a', 'b', 'win32', forever.move), { code: 'EBUSY' });
+  await assert.rejects(renameReplacing('a', 'b', { platform: 'win32', move: forever.move }), {
+    code: 'EBUSY',
+  });
   assert.equal(forever.calls(), 8);
   // Less some slack: a timer counts from the event loop's clock, which may lag Date.now().
   assert.ok(Date.now() - started >= 1200);
+});
+
+test('on Windows a rename is made durable by flushing the file under its new name; a folder renamed there, and any rename elsewhere, flushes nothing', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-rename-'));
+  try {
+    const flushed: string[] = [];
+    const flush = async (path: string) => {
+      flushed.push(path);
+      await flushRenamed(path);
+    };
+    writeFileSync(join(dir, 'a.tmp'), 'a');
+    await renameReplacing(join(dir, 'a.tmp'), join(dir, 'a'), { platform: 'win32', flush });
+    writeFileSync(join(dir, 'b.tmp'), 'b');
+    await renameReplacing(join(dir, 'b.tmp'), join(dir, 'b'), { platform: 'linux', flush });
+    assert.deepEqual(flushed, [join(dir, 'a')]);
+    // The real flush of a folder (which cannot be opened to write) is nothing, not a failure.
+    mkdirSync(join(dir, 'staged'));
+    await renameReplacing(join(dir, 'staged'), join(dir, 'folder'), { platform: 'win32', flush });
+    assert.deepEqual(flushed, [join(dir, 'a'), join(dir, 'folder')]);
+    assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'a');
+    // A file that is not there is a real failure.
+    await assert.rejects(flushRenamed(join(dir, 'gone')), { code: 'ENOENT' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('a file source reads the file into the given buffer at the given place, then 0 at its end', async () => {
