@@ -265,8 +265,8 @@ function keptCopy(err: unknown, file: string, remote: string): SedfsError {
   // Uploaded as it is, a copy that lost a race would replace the version that won it.
   const how =
     base.code === 'SEDFS_ERR_VERSION_CONFLICT'
-      ? `compare it with sedfs cat ${remote}, then upload it with: sedfs put ${file} ${remote}`
-      : `upload it with: sedfs put ${file} ${remote}`;
+      ? `compare it with sedfs cat ${commandWord(remote)}, then upload it with: sedfs put ${commandWord(file)} ${commandWord(remote)}`
+      : `upload it with: sedfs put ${commandWord(file)} ${commandWord(remote)}`;
   return new SedfsError(
     base.code,
     `${base.message}; your edited copy is kept at ${file} (${how})`,

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { type ConfigOf, type ConfigSpec, flagName, parseConfig } from '../common/config.js';
+import { editedText } from '../common/edited-text.js';
 import { SedfsError } from '../protocol/errors.js';
 
 /** Adds one `--kebab-name` option per config key, with the help text the spec carries. */
@@ -21,19 +22,6 @@ export function addConfigOptions(cmd: Command, spec: ConfigSpec, only?: string[]
 }
 
 /**
- * A config file's text. Windows PowerShell 5.1 writes files as UTF-16 (`Out-File`,
- * `>`) or UTF-8 with a byte-order mark (`Set-Content -Encoding UTF8`): both are read,
- * as is plain UTF-8, rather than refused as not JSON.
- */
-export function configText(bytes: Buffer): string {
-  if (bytes[0] === 0xff && bytes[1] === 0xfe) return bytes.subarray(2).toString('utf16le');
-  if (bytes[0] === 0xfe && bytes[1] === 0xff)
-    return Buffer.from(bytes.subarray(2)).swap16().toString('utf16le');
-  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) return bytes.subarray(3).toString('utf8');
-  return bytes.toString('utf8');
-}
-
-/**
  * Reads the config file named by `--config` or SEDFS_CONFIG: a JSON object whose keys
  * are the flag names, e.g. `{ "heartbeat-timeout": 10, "lost-after": 300 }`.
  */
@@ -41,7 +29,7 @@ async function readConfigFile(path: string | undefined): Promise<Record<string, 
   if (!path) return {};
   let text: string;
   try {
-    text = configText(await readFile(path));
+    text = editedText(await readFile(path));
   } catch (err) {
     throw new SedfsError('SEDFS_ERR_CONFIG', `cannot read config file ${path}: ${(err as Error).message}`);
   }

@@ -1,3 +1,4 @@
+import { homedir } from 'node:os';
 import { createInterface } from 'node:readline';
 import { type Command, CommanderError } from 'commander';
 import { joinPath, splitPath } from '../client/paths.js';
@@ -15,8 +16,13 @@ interface Words {
   open?: string;
 }
 
-function cutWords(line: string, platform: NodeJS.Platform): Words {
+/**
+ * Cuts a line into words; with `home`, a word's unquoted `~` alone or before a separator
+ * (`~/todo.txt`, `~\\a.txt` on Windows) is that folder, as a POSIX shell takes it.
+ */
+function cutWords(line: string, platform: NodeJS.Platform, home?: string): Words {
   const escapes = platform !== 'win32';
+  const separators = platform === 'win32' ? ['/', '\\'] : ['/'];
   const words: string[] = [];
   let cur = '';
   let start: number | undefined;
@@ -33,6 +39,17 @@ function cutWords(line: string, platform: NodeJS.Platform): Words {
       cur = '';
       start = undefined;
     } else {
+      const next = line[i + 1];
+      if (
+        start === undefined &&
+        c === '~' &&
+        home !== undefined &&
+        (next === undefined || /\s/.test(next) || separators.includes(next))
+      ) {
+        start = i;
+        cur += home;
+        continue;
+      }
       start ??= i;
       if (c === '"' || c === "'") quote = c;
       else if (c === '\\' && escapes && i + 1 < line.length) cur += line[++i];
@@ -45,12 +62,17 @@ function cutWords(line: string, platform: NodeJS.Platform): Words {
 }
 
 /**
- * Splits a line into words, honouring '…' and "…" quotes and backslash escapes. On
+ * Splits a line into words, honouring '…' and "…" quotes and backslash escapes, with an
+ * unquoted leading `~` as the home folder (`put ~/todo.txt`; `'~/x'` is a name). On
  * Windows a backslash is a path separator, so it stays as typed (`put C:\Users\me\a.txt`)
  * and escapes only a double quote inside double quotes.
  */
-export function splitWords(line: string, platform: NodeJS.Platform = process.platform): string[] {
-  const { words, open } = cutWords(line, platform);
+export function splitWords(
+  line: string,
+  platform: NodeJS.Platform = process.platform,
+  home: string = homedir(),
+): string[] {
+  const { words, open } = cutWords(line, platform, home);
   if (open) throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'unclosed quote');
   return words;
 }
@@ -222,14 +244,16 @@ export function registerShellCommand(program: Command): void {
           process.stderr.write(`sedfs: ${describeError(err)}\n`);
           continue;
         }
-        const [verb, ...args] = words;
+        const [verb] = words;
         if (verb === undefined) continue;
         if (verb === 'exit' || verb === 'quit') break;
         if (verb === 'pwd') process.stdout.write(`${env.cwd}\n`);
         else if (verb === 'cd') {
+          // cd goes through remote folders only: its `~` is the remote home folder, `/`.
+          const where = splitWords(line, process.platform, '/')[1] ?? '/';
           await env.run(async () => {
             const fs = await env.fileSystem(cmd);
-            const node = await fs.resolve(args[0] ?? '/', env.cwd);
+            const node = await fs.resolve(where, env.cwd);
             if (node.entry.kind !== 'dir')
               throw new SedfsError('SEDFS_ERR_NOT_A_FOLDER', `${node.path} is a file`);
             env.setCwd(joinPath(splitPath(node.path)));

@@ -3,6 +3,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { debuglog } from 'node:util';
+import { editedText } from '../common/edited-text.js';
 import {
   makeDataFolder,
   type RunProgram,
@@ -70,7 +71,8 @@ const STALE_LOCK_MS = 10_000;
 
 async function readJson<T>(path: string): Promise<T | undefined> {
   try {
-    return JSON.parse(await readFile(path, 'utf8')) as T;
+    // Read as a person's editor may have saved it (config.json, a BOM from PowerShell).
+    return JSON.parse(editedText(await readFile(path))) as T;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw new SedfsError('SEDFS_ERR_CONFIG', `cannot read ${path}: ${(err as Error).message}`);

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { configText } from '../../../src/cli/options.js';
+import { editedText } from '../../../src/common/edited-text.js';
 
 test('a config file is read in UTF-8, UTF-8 with a byte-order mark, and UTF-16 either way round, as Windows PowerShell writes them', () => {
   const json = '{"heartbeat-timeout": 10, "data": "C:\\\\sedfs"}';
@@ -8,5 +8,5 @@ test('a config file is read in UTF-8, UTF-8 with a byte-order mark, and UTF-16 e
   const utf16be = Buffer.concat([Buffer.from([0xfe, 0xff]), Buffer.from(json, 'utf16le').swap16()]);
   const utf8bom = Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json, 'utf8')]);
   for (const bytes of [Buffer.from(json, 'utf8'), utf8bom, utf16le, utf16be])
-    assert.deepEqual(JSON.parse(configText(bytes)), { 'heartbeat-timeout': 10, data: 'C:\\sedfs' });
+    assert.deepEqual(JSON.parse(editedText(bytes)), { 'heartbeat-timeout': 10, data: 'C:\\sedfs' });
 });

@@ -94,3 +94,26 @@ test('completion reads the last word as typed, quotes and escapes included, and 
     }
   }
 });
+
+test('an unquoted ~ alone or before a separator is the home folder, as a POSIX shell takes it; quoted, or inside a word, it is a name', () => {
+  assert.deepEqual(splitWords('put ~/todo.txt ~ /notes/', 'linux', '/home/me'), [
+    'put',
+    '/home/me/todo.txt',
+    '/home/me',
+    '/notes/',
+  ]);
+  assert.deepEqual(splitWords('put \'~/a\' "~/b" ~x a~/c', 'linux', '/home/me'), [
+    'put',
+    '~/a',
+    '~/b',
+    '~x',
+    'a~/c',
+  ]);
+  assert.deepEqual(splitWords('put ~\\a.txt ~/b.txt', 'win32', 'C:\\Users\\Me Too'), [
+    'put',
+    'C:\\Users\\Me Too\\a.txt',
+    'C:\\Users\\Me Too/b.txt',
+  ]);
+  // cd's home is the remote one.
+  assert.deepEqual(splitWords('cd ~/docs', 'linux', '/'), ['cd', '//docs']);
+});

@@ -245,3 +245,19 @@ test('on Windows a new profile folder is restricted with icacls before anything 
     rmSync(root, { recursive: true, force: true });
   }
 });
+
+test("a profile's config.json saved by a person's editor with a byte-order mark (Notepad, PowerShell 5.1) or as UTF-16 is read, not refused as not JSON", async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-profile-bom-'));
+  try {
+    const json = '{ "main": "https://main.example:7000" }';
+    for (const bytes of [
+      Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(json)]),
+      Buffer.concat([Buffer.from([0xff, 0xfe]), Buffer.from(json, 'utf16le')]),
+    ]) {
+      writeFileSync(join(dir, 'config.json'), bytes);
+      assert.deepEqual(await new Profile(dir).config(), { main: 'https://main.example:7000' });
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
