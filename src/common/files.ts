@@ -103,6 +103,32 @@ export async function flushRenamed(path: string): Promise<void> {
   }
 }
 
+/**
+ * Removes a file whose name may be wanted again at once (a chunk's). On Windows a file
+ * deleted while another handle has it open (a download or repair copy reading the chunk)
+ * keeps its name, pending deletion, until that handle closes: a file of that name cannot
+ * be made or renamed into place meanwhile (EPERM). There it is first renamed into
+ * `aside` (a folder cleared at start), which frees the name at once, and removed from
+ * there. Elsewhere a removed name is free at once.
+ */
+export async function removeFreeingName(
+  path: string,
+  aside: string,
+  platform: NodeJS.Platform = process.platform,
+  remove: (path: string) => Promise<void> = (p) => rm(p, { force: true }),
+): Promise<void> {
+  if (platform !== 'win32') return remove(path);
+  const parked = join(aside, `${basename(path)}.${randomHexId(6)}.removed`);
+  try {
+    await rename(path, parked);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    // Cannot be moved (held without leave to delete it): removed where it is, if it can be.
+    return remove(path);
+  }
+  await remove(parked);
+}
+
 /** Whether a rename failed on Windows because another handle holds the file open (EPERM, EACCES, EBUSY). */
 export function heldOpen(err: unknown, platform: NodeJS.Platform = process.platform): boolean {
   const code = (err as NodeJS.ErrnoException | undefined)?.code;

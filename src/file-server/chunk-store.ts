@@ -8,6 +8,7 @@ import {
   isDiskFull,
   isGone,
   mkdirDurable,
+  removeFreeingName,
   renameReplacing,
   syncDir,
   writeFileAtomic,
@@ -448,7 +449,8 @@ export class ChunkStore {
     const path = this.pathOf(id);
     const packedSize = await this.packs.remove(id);
     const st = await stat(path).catch(() => undefined);
-    if (st) await rm(path, { force: true });
+    // Its name freed at once on Windows too: the chunk may be stored here again soon.
+    if (st) await removeFreeingName(path, this.tmpDir);
     const size = st?.size ?? packedSize;
     if (size === undefined) throw new SedfsError('SEDFS_ERR_CHUNK_NOT_FOUND');
     this.usedBytes -= size;

@@ -20,6 +20,7 @@ import {
   isGone,
   makeDataFolder,
   mkdirDurable,
+  removeFreeingName,
   renameReplacing,
   syncDirWhereSupported,
   writeFileAtomic,
@@ -103,6 +104,36 @@ test('on Windows a rename is made durable by flushing the file under its new nam
     assert.equal(readFileSync(join(dir, 'a'), 'utf8'), 'a');
     // A file that is not there is a real failure.
     await assert.rejects(flushRenamed(join(dir, 'gone')), { code: 'ENOENT' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('on Windows a removed file is first moved aside, so its name is free at once though another handle keeps the file pending deletion; elsewhere it is removed where it is', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'sedfs-remove-'));
+  try {
+    const aside = join(dir, 'tmp');
+    mkdirSync(aside);
+    // A removal that leaves the file where it is, as Windows does while a reader has it open.
+    const lingering: string[] = [];
+    const pending = async (path: string) => {
+      lingering.push(path);
+    };
+    writeFileSync(join(dir, 'chunk'), 'bytes');
+    await removeFreeingName(join(dir, 'chunk'), aside, 'win32', pending);
+    assert.equal(existsSync(join(dir, 'chunk')), false, 'the name is free');
+    assert.deepEqual(
+      readdirSync(aside).map((f) => join(aside, f)),
+      lingering,
+    );
+    assert.match(lingering[0] ?? '', /chunk\.[0-9a-f]{12}\.removed$/);
+    // Gone already: nothing to do.
+    await removeFreeingName(join(dir, 'chunk'), aside, 'win32', pending);
+    assert.equal(lingering.length, 1);
+    writeFileSync(join(dir, 'other'), 'bytes');
+    await removeFreeingName(join(dir, 'other'), aside, 'linux');
+    assert.equal(existsSync(join(dir, 'other')), false);
+    assert.equal(readdirSync(aside).length, 1, 'nothing moved aside elsewhere');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
