@@ -1,12 +1,14 @@
 import type { Command } from 'commander';
 import { globals, type VerbEnv } from './env.js';
-import { formatBytes, printableName, table } from './output.js';
+import { formatBytes, localTimestamp, printableName, table } from './output.js';
 
 export function registerLsCommand(program: Command, env: VerbEnv): void {
   program
     .command('ls [path]')
     .description('list a folder: name, kind, size, modified')
     .option('--json', 'print JSON')
+    // Typed from habit: the listing has the long form's columns already.
+    .option('-l', "the long form (the listing is one already; taken as the system's ls takes it)")
     .addHelpText(
       'after',
       "\nNames are sorted as the system's ls sorts them: in the collation of LC_ALL, LC_COLLATE\nor LANG, by code point in the C locale.\n\nExamples:\n  sedfs ls\n  sedfs ls /photos --json",
@@ -26,7 +28,7 @@ export function registerLsCommand(program: Command, env: VerbEnv): void {
           e.kind === 'dir' ? '-' : formatBytes(e.size),
           // The folders that gather what others share (/shared, /shared/USER) are made
           // up for the listing: they have no time of their own.
-          e.modifiedAt > 0 ? new Date(e.modifiedAt).toISOString().replace('T', ' ').slice(0, 19) : '-',
+          e.modifiedAt > 0 ? localTimestamp(e.modifiedAt) : '-',
         ]);
         env.out(table(['NAME', 'KIND', 'SIZE', 'MODIFIED'], rows));
       }),

@@ -44,6 +44,17 @@ export function fail(err: unknown): never {
   process.exit(1);
 }
 
+/**
+ * A time as the system's `ls -l` shows it: in this machine's time zone,
+ * `YYYY-MM-DD HH:MM:SS`. (UTC, as it was, put a listing hours off its files' times for
+ * anyone outside UTC, with nothing saying so.)
+ */
+export function localTimestamp(ms: number): string {
+  const t = new Date(ms);
+  const two = (n: number) => String(n).padStart(2, '0');
+  return `${t.getFullYear()}-${two(t.getMonth() + 1)}-${two(t.getDate())} ${two(t.getHours())}:${two(t.getMinutes())}:${two(t.getSeconds())}`;
+}
+
 export function formatBytes(n: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB'];
   let v = n;

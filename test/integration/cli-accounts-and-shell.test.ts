@@ -415,6 +415,8 @@ describe('accounts, invites, edit, folders and the shell through the real CLI', 
     const ls = await runSedfs(['ls', '/links'], as('bob'));
     assert.match(ls.stdout, /real\.txt/);
     assert.doesNotMatch(ls.stdout, /link\.txt|loop/);
+    // ls -l, typed from habit, lists the same.
+    assert.equal((await runSedfs(['ls', '-l', '/links'], as('bob'))).stdout, ls.stdout);
   });
 
   test('put -r of more small files than one batch holds lands every file with its bytes', async () => {
