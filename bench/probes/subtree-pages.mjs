@@ -3,10 +3,11 @@
 // and the JSON of the answer, over a whole walk of NODES nodes (FOLDERS folders of files,
 // each file with a version, a few grants), seeded straight into a store in a temporary
 // folder; then the whole subtree in one query, as the route answered before it was paged;
-// then the rotation installed over it (the last part of an unshare, one transaction).
+// then the rotation installed over it (the last part of an unshare): its checks in one
+// transaction, then its steps of STEP nodes, each a transaction of its own.
 // Run from the repository root after `npm run build`:
 //
-//   node bench/probes/subtree-pages.mjs [NODES=500000] [FOLDERS=500] [PAGE=SUBTREE_PAGE]
+//   node bench/probes/subtree-pages.mjs [NODES=500000] [FOLDERS=500] [PAGE=SUBTREE_PAGE] [STEP=2000]
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +18,7 @@ import { SUBTREE_PAGE } from '../../dist/src/protocol/namespace-api.js';
 const total = Number(process.argv[2] ?? 500_000);
 const folders = Number(process.argv[3] ?? 500);
 const pageSize = Number(process.argv[4] ?? SUBTREE_PAGE);
+const step = Number(process.argv[5] ?? 2000);
 const hex = (n) => n.toString(16).padStart(32, '0');
 const mac = (n) => (n * 2654435761).toString(16).padStart(64, '0').slice(-64);
 const root = mkdtempSync(join(tmpdir(), 'sedfs-subtree-probe-'));
@@ -96,7 +98,8 @@ function seed() {
 
 /**
  * Stages new keys for the whole subtree (as an unshare's parts would, by SQL here) and
- * times installing them: `applyRekey`, the transaction the last part runs.
+ * times installing them as the last part does: `beginInstall` (the checks), then each
+ * `installStep` (main's thread is free between two).
  */
 function installRotation() {
   ns.revoke(shared, hex(100), 2);
@@ -117,9 +120,24 @@ function installRotation() {
        SELECT @root, g.node_id, g.grantee_id, 'k2' FROM down JOIN grants g ON g.node_id = down.id`,
     )
     .run({ root: shared });
-  const t = performance.now();
-  const nodes = ns.applyRekey(shared, 'probe', 3);
-  return { ms: performance.now() - t, nodes };
+  let t = performance.now();
+  const nodes = ns.beginInstall(shared, 'probe');
+  const checkMs = performance.now() - t;
+  const steps = [];
+  for (let ended = false; !ended; ) {
+    t = performance.now();
+    ended = ns.installStep(shared, step, 3);
+    steps.push(performance.now() - t);
+  }
+  const sortedSteps = steps.toSorted((a, b) => a - b);
+  return {
+    checkMs,
+    steps: steps.length,
+    stepMedianMs: sortedSteps[sortedSteps.length >> 1],
+    stepMaxMs: sortedSteps[sortedSteps.length - 1],
+    stepsMs: steps.reduce((a, b) => a + b, 0),
+    nodes,
+  };
 }
 
 /** One page as the route answers it: the store's walk, then its JSON. */
@@ -182,10 +200,16 @@ try {
         bytes: wholeJson,
         rows: whole.length,
       },
-      // The last part of an unshare's rotation: checks and replaces every key of the
-      // subtree in one transaction on main's thread.
-      installMs: ms(install.ms),
-      installed: install.nodes,
+      // The last part of an unshare's rotation: checks every key of the subtree in one
+      // transaction, then replaces them a step at a time, main's thread free in between.
+      install: {
+        nodes: install.nodes,
+        checkMs: ms(install.checkMs),
+        step,
+        steps: install.steps,
+        stepMs: { median: ms(install.stepMedianMs), max: ms(install.stepMaxMs) },
+        allStepsMs: ms(install.stepsMs),
+      },
     }),
   );
 } finally {

@@ -495,7 +495,14 @@ async function getSmall(
   dst: string,
   content: ContentResponse | SedfsError | undefined,
 ): Promise<void> {
-  if (content instanceof SedfsError && content.code !== 'SEDFS_ERR_BATCH_FULL') throw content;
+  // A file too big for the batch, or under keys main was installing when the batch was
+  // asked for, is fetched alone (which waits for the install).
+  if (
+    content instanceof SedfsError &&
+    content.code !== 'SEDFS_ERR_BATCH_FULL' &&
+    content.code !== 'SEDFS_ERR_KEYS_INSTALLING'
+  )
+    throw content;
   if (content === undefined || content instanceof SedfsError)
     return getFile(fs, child, dst, '/', { progress: false });
   try {

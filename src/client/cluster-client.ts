@@ -1,5 +1,5 @@
 import { ChunkReader } from '../common/chunk-reader.js';
-import { retryWhileBusy } from '../common/retry.js';
+import { retryWhileBusy, retryWhileInstalling } from '../common/retry.js';
 import { TlsIdentity } from '../common/tls.js';
 import type { Agent } from '../common/undici.js';
 import { fingerprintOf } from '../crypto/certificates.js';
@@ -98,10 +98,13 @@ export class ClusterClient {
     /** `headersTimeoutMs`: how long main may be silent, ms; 0 = as long as it takes (long jobs) */
     opts: { headersTimeoutMs?: number } = {},
   ): Promise<T> {
-    return this.main.call<T>(method, path, body, {
-      token: this.token,
-      ...(opts.headersTimeoutMs === undefined ? {} : { silenceMs: opts.headersTimeoutMs }),
-    });
+    // Refused before anything was done while main installs an unshare's new keys there.
+    return retryWhileInstalling(() =>
+      this.main.call<T>(method, path, body, {
+        token: this.token,
+        ...(opts.headersTimeoutMs === undefined ? {} : { silenceMs: opts.headersTimeoutMs }),
+      }),
+    );
   }
 
   servers(): Promise<ServersResponse> {

@@ -245,6 +245,9 @@ export interface RotationDone {
 type PendingRotation = RotationsResponse['rotations'][number];
 
 /** The rotation pending at `rootId`, or undefined once it is finished (or its node removed). */
+/** How long the last part of a rotation may wait for main's answer: its install, in steps. */
+const INSTALL_SILENCE_MS = 10 * 60_000;
+
 async function pendingAt(fs: FileSystem, rootId: string): Promise<PendingRotation | undefined> {
   const { rotations } = await fs.client.call<RotationsResponse>('GET', '/v1/rotations');
   return rotations.find((r) => r.nodeId === rootId);
@@ -278,7 +281,9 @@ async function finishRotation(
       if (!told) {
         const limit = Math.ceil((opts.stallMs ?? stallLimitMs(opts.partBytes)) / 1000);
         opts.onNotice?.(
-          `waiting for another unshare finishing the keys under ${node.path}… (taken over if it sends nothing for ${limit} s)`,
+          pending.installing
+            ? `waiting for main to install the new keys under ${node.path}…`
+            : `waiting for another unshare finishing the keys under ${node.path}… (taken over if it sends nothing for ${limit} s)`,
         );
       }
       told = true;
@@ -327,7 +332,8 @@ async function whileOtherAttemptGoesOn(
     await sleep(opts.pollMs ?? POLL_MS);
     const now = await pendingAt(fs, rootId);
     if (!now) return undefined;
-    if (now.attempt !== seen.attempt || now.parts !== seen.parts) since = Date.now();
+    // Being installed, it ends by itself however long that takes: never stalled.
+    if (now.installing || now.attempt !== seen.attempt || now.parts !== seen.parts) since = Date.now();
     else if (Date.now() - since >= limit) return now;
     seen = now;
   }
@@ -606,8 +612,11 @@ class RekeyParts {
     this.part = { nodes: [], grants: [] };
     this.bytes = 0;
     // Main reads only so many big bodies at once: a part it refused as busy is sent again.
+    // The last part is answered once main has installed every key, a step at a time
+    // (seconds at 500,000 nodes): given longer than a call's usual minute of silence.
+    const silence = done ? { headersTimeoutMs: INSTALL_SILENCE_MS } : {};
     return retryWhileBusy(() =>
-      this.fs.client.call<RekeyResponse>('POST', `/v1/nodes/${this.rootId}/rekey`, body),
+      this.fs.client.call<RekeyResponse>('POST', `/v1/nodes/${this.rootId}/rekey`, body, silence),
     );
   }
 }

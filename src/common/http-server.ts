@@ -111,8 +111,9 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
       // One thrown as such was told already by whoever threw it (a file server's store).
       if (e !== err) diskFull.note(e);
       req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
-    } else if (e.code === 'SEDFS_ERR_BUSY') {
-      // Its thrower tells these at most once a minute: they come in floods.
+    } else if (e.code === 'SEDFS_ERR_BUSY' || e.code === 'SEDFS_ERR_KEYS_INSTALLING') {
+      // Told by their thrower (at most once a minute; an install's start and end): they
+      // come in floods, every client trying again.
       req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
       reply.header('retry-after', String(BUSY_RETRY_AFTER_S));
     } else if (e.status >= 500 && !STATES.has(e.code))
@@ -121,11 +122,14 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
       req.log.warn({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
     // A body we did not read must not be parsed as the next request on this connection.
     // Except a chunk refused for want of space, or a big body main has no room to read
-    // now: Node reads and drops the rest (a chunk or batch is at most --max-chunk-mib, or
+    // now (or a key rotation's part while its keys are installed): Node reads and drops the rest (a chunk or batch is at most --max-chunk-mib, or
     // 16 MiB; a commit 64 MiB), holding none of it, so the sender, often the server before
     // this one in a chain, gets the answer rather than a broken pipe (EPIPE, which it
     // would report as this server being unreachable, and not retry as busy).
-    const drained = e.code === 'SEDFS_ERR_NO_SPACE' || e.code === 'SEDFS_ERR_BUSY';
+    const drained =
+      e.code === 'SEDFS_ERR_NO_SPACE' ||
+      e.code === 'SEDFS_ERR_BUSY' ||
+      e.code === 'SEDFS_ERR_KEYS_INSTALLING';
     if (!req.raw.complete && !drained) reply.header('connection', 'close');
     return reply.code(e.status).send(e.toJSON());
   });

@@ -56,40 +56,76 @@ export async function retryOnConflict<T>(attempts: number, fn: () => Promise<T>)
   }
 }
 
-/** Tries of a big request main refuses as busy: 60–100 s of waits in all (~80 s unspread). */
-const BUSY_ATTEMPTS = 20;
-
 /**
- * Sends a big request (a commit, a key rotation's part) again, with backoff, while main
- * refuses it with SEDFS_ERR_BUSY: it reads only so many big bodies at once, and refuses
- * one before reading any of it, so nothing of the refused request happened and the same
- * request can be sent again. Each wait is at least what main's Retry-After said (at most
- * a minute of it). Any other error is thrown at once.
+ * Sends a request again, with backoff, while main refuses it with `code`, which it says
+ * before doing anything, so the same request can be sent again. Each wait is at least
+ * what main's Retry-After said (at most a minute of it): sooner, the same request would
+ * only be refused again. Any other error is thrown at once; after the last try, one that
+ * says what the waits came to (`gaveUp`, given the seconds), not "try again shortly".
  */
-export async function retryWhileBusy<T>(
+async function retryWhileRefused<T>(
+  code: 'SEDFS_ERR_BUSY' | 'SEDFS_ERR_KEYS_INSTALLING',
   fn: () => Promise<T>,
-  attempts = BUSY_ATTEMPTS,
-  random: () => number = Math.random,
+  attempts: number,
+  random: () => number,
+  gaveUp: (seconds: number) => string,
 ): Promise<T> {
-  const busy = (err: unknown) => err instanceof SedfsError && err.code === 'SEDFS_ERR_BUSY';
+  const refused = (err: unknown) => err instanceof SedfsError && err.code === code;
   const began = Date.now();
   try {
     return await retryWithBackoff(fn, {
-      isFinal: (err) => !busy(err),
+      isFinal: (err) => !refused(err),
       onRetry: () => undefined,
       attempts,
-      // Main's Retry-After: sooner, the same request would only be refused again.
       waitAtLeast: (err) => Math.min(60, Number((err as SedfsError).details?.retryAfterS) || 0) * 1000,
       random,
     });
   } catch (err) {
-    if (!busy(err)) throw err;
-    // "Try again shortly" was said at every try: say what the waits came to.
-    throw new SedfsError(
-      'SEDFS_ERR_BUSY',
-      `main was reading as many big request bodies as it may at once for ${Math.round((Date.now() - began) / 1000)} s (${attempts} tries) and never took this one: run the command again later (what was stored for it and not committed is collected)`,
-      undefined,
-      { cause: err },
-    );
+    if (!refused(err)) throw err;
+    throw new SedfsError(code, gaveUp(Math.round((Date.now() - began) / 1000)), undefined, { cause: err });
   }
+}
+
+/** Tries of a big request main refuses as busy: 60–100 s of waits in all (~80 s unspread). */
+const BUSY_ATTEMPTS = 20;
+
+/**
+ * Sends a big request (a commit, a key rotation's part) again while main refuses it with
+ * SEDFS_ERR_BUSY: it reads only so many big bodies at once, and refuses one before
+ * reading any of it.
+ */
+export function retryWhileBusy<T>(
+  fn: () => Promise<T>,
+  attempts = BUSY_ATTEMPTS,
+  random: () => number = Math.random,
+): Promise<T> {
+  return retryWhileRefused(
+    'SEDFS_ERR_BUSY',
+    fn,
+    attempts,
+    random,
+    (s) =>
+      `main was reading as many big request bodies as it may at once for ${s} s (${attempts} tries) and never took this one: run the command again later (what was stored for it and not committed is collected)`,
+  );
+}
+
+/** Tries of a request main refuses while it installs new keys there: ~2 minutes of waits. */
+const INSTALLING_ATTEMPTS = 30;
+
+/**
+ * Sends a request to main again while main refuses it with SEDFS_ERR_KEYS_INSTALLING:
+ * it is installing an unshare's new keys under the node, a step at a time.
+ */
+export function retryWhileInstalling<T>(
+  fn: () => Promise<T>,
+  attempts = INSTALLING_ATTEMPTS,
+  random: () => number = Math.random,
+): Promise<T> {
+  return retryWhileRefused(
+    'SEDFS_ERR_KEYS_INSTALLING',
+    fn,
+    attempts,
+    random,
+    (s) => `main was still installing new keys here after an unshare ${s} s later: try again later`,
+  );
 }

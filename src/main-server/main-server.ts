@@ -268,6 +268,7 @@ async function serveMain(
       await deleter.stop();
       await repairer.stop();
       await reconciler.stop();
+      await namespace.stop();
       await agent.close();
       audit.flushSuppressed();
       store.close();

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from '../common/logger.js';
 import { grantSignedBy } from '../crypto/grant-signature.js';
 import { SedfsError } from '../protocol/errors.js';
@@ -41,6 +42,19 @@ export function toEntry(n: NodeRecord): NodeEntry {
 const RANK: Record<Access, number> = { read: 1, write: 2, owner: 3 };
 
 /**
+ * Nodes whose new keys one step of an install writes (see NamespaceService.install): a
+ * step of this many holds main's thread ~25 ms (bench/probes/subtree-pages.mjs).
+ */
+const INSTALL_STEP_NODES = 2000;
+
+/** How a rotation's keys are installed: tests take small steps, and act between them. */
+export interface InstallOptions {
+  stepNodes?: number;
+  /** awaited between two steps (the event loop's turn, unless told) */
+  betweenSteps?: () => Promise<void>;
+}
+
+/**
  * The encrypted namespace: folders and files as nodes. Every operation checks the
  * caller's access on the node: the owner has all of it; a grant on the node or any
  * folder above it gives read or write. A node the caller cannot reach at all gets the
@@ -48,6 +62,10 @@ const RANK: Record<Access, number> = { read: 1, write: 2, owner: 3 };
  * but not change gets 403. Names arrive encrypted, with a MAC for uniqueness.
  */
 export class NamespaceService {
+  /** Rotations whose keys are being installed, by root: requests under them wait (see authorize). */
+  private readonly installs = new Map<string, Promise<void>>();
+  private readonly stopping = new AbortController();
+
   constructor(
     private readonly store: NamespaceStore,
     private readonly blobs: BlobService,
@@ -56,7 +74,11 @@ export class NamespaceService {
     private readonly now: () => number,
     /** Called when chunks were freed, so their deletion starts soon. */
     private readonly onFreed: () => void,
-  ) {}
+    private readonly installing: InstallOptions = {},
+  ) {
+    // A main that stopped half-way through installing goes on where it stopped.
+    for (const root of store.installingRotations()) void this.install(root);
+  }
 
   /** What the user may do with the node: owner, write, read, or nothing. */
   access(user: UserRecord, node: NodeRecord): Access | undefined {
@@ -67,7 +89,7 @@ export class NamespaceService {
   }
 
   /** The node, if the user has at least `need` on it; otherwise 404 (no access) or 403. */
-  authorize(user: UserRecord, id: string, need: Access, op: string): NodeRecord {
+  authorize(user: UserRecord, id: string, need: Access, op: string, evenInstalling = false): NodeRecord {
     const node = this.store.getNode(id);
     const has = node ? this.access(user, node) : undefined;
     if (!node || !has) {
@@ -81,7 +103,20 @@ export class NamespaceService {
         need === 'owner' ? 'only the owner may do that' : 'you have read-only access here',
       );
     }
+    if (!evenInstalling) this.notInstalling(id);
     return node;
+  }
+
+  /**
+   * Refuses (503 SEDFS_ERR_KEYS_INSTALLING; the client tries again) a request for a node
+   * under a rotation whose keys are being installed: half-way, some keys are wrapped
+   * under new ones and others under old, and neither a reader nor a writer could make
+   * sense of the folder. Asked of those who may see the node only: to anyone else it is
+   * not there, as before.
+   */
+  private notInstalling(id: string): void {
+    for (const root of this.installs.keys())
+      if (root === id || this.store.isAncestor(root, id)) throw new SedfsError('SEDFS_ERR_KEYS_INSTALLING');
   }
 
   node(user: UserRecord, id: string): NodeRecord {
@@ -180,7 +215,9 @@ export class NamespaceService {
   }
 
   remove(user: UserRecord, id: string, recursive: boolean): void {
-    const node = this.node(user, id);
+    // The root of a rotation being installed may go, with all of it (its install ends):
+    // the way out of one whose steps keep failing.
+    const node = this.authorize(user, id, 'read', 'stat', this.installs.has(id));
     if (node.parentId === null)
       throw new SedfsError('SEDFS_ERR_BAD_REQUEST', 'the home folder cannot be removed');
     // Removing takes a name out of its folder: that needs write on the folder.
@@ -349,7 +386,10 @@ export class NamespaceService {
 
   /** What others shared with the caller, for the /shared view. */
   shares(user: UserRecord): ShareEntry[] {
-    return this.store.grantsTo(user.id).flatMap((g) => {
+    const grants = this.store.grantsTo(user.id);
+    // A grant's key is replaced with the rest of its rotation's (see notInstalling).
+    for (const g of grants) this.notInstalling(g.nodeId);
+    return grants.flatMap((g) => {
       const node = this.store.getNode(g.nodeId);
       const owner = node && this.store.userById(node.ownerId);
       if (!node || !owner) return [];
@@ -444,6 +484,7 @@ export class NamespaceService {
         startedAt: r.startedAt,
         attempt: r.attempt,
         parts: r.parts,
+        ...(r.installing ? { installing: true as const } : {}),
       })),
     };
   }
@@ -461,7 +502,7 @@ export class NamespaceService {
    * (VERSION_CONFLICT), never kept unreadable (a put opens the keys afresh and commits
    * again).
    */
-  rekey(user: UserRecord, id: string, req: RekeyRequest): RekeyResponse {
+  async rekey(user: UserRecord, id: string, req: RekeyRequest): Promise<RekeyResponse> {
     this.authorize(user, id, 'owner', 'rekey');
     // As share checks it: a grant its grantee would leave out is refused here, with a
     // reason, not installed to fail later where no one sees why. Grants are few (one
@@ -476,15 +517,72 @@ export class NamespaceService {
     }
     this.store.stageRekey(id, req.attempt, req.nodes, req.grants, req.replacing ?? null);
     if (!req.done) return { done: false };
-    // The audit line in the same transaction, as share's: a line that cannot be written
-    // (a full disk) refuses the change rather than let it land unrecorded.
-    const nodes = this.store.atomically(() => {
-      const n = this.store.applyRekey(id, req.attempt, this.now());
-      this.audit.write({ event: 'rekey', user: user.id, node: id });
-      return n;
-    });
+    const nodes = this.store.beginInstall(id, req.attempt);
+    await this.install(id);
+    if (this.stopping.signal.aborted)
+      throw new SedfsError(
+        'SEDFS_ERR_UNREACHABLE',
+        'main is stopping: it installs the rest of the keys when it starts again',
+      );
     this.log.info({ user: user.id, node: id, nodes }, 'keys replaced after an unshare');
     return { done: true, nodes };
+  }
+
+  /**
+   * Installs a rotation's checked keys (see beginInstall), a step of
+   * `stepNodes` nodes at a time with the event loop free in between: in one transaction
+   * a subtree of 500,000 nodes held main's only thread 6 s, every other request and
+   * heartbeat waiting. Meanwhile requests under the rotation wait (notInstalling). A
+   * step that fails (main's disk full) is tried again, later each time; a main that
+   * stops goes on at its next start. Resolves once the rotation has ended.
+   */
+  private install(rootId: string): Promise<void> {
+    const running = this.installs.get(rootId);
+    if (running) return running;
+    const step = this.installing.stepNodes ?? INSTALL_STEP_NODES;
+    const betweenSteps = this.installing.betweenSteps ?? (() => new Promise<void>((r) => setImmediate(r)));
+    const run = async () => {
+      for (let failures = 0; !this.stopping.signal.aborted; ) {
+        try {
+          // The audit line in the last step's transaction, as share's: a line that cannot
+          // be written (a full disk) holds the rotation's end until it can be. None for a
+          // rotation whose folder was removed meanwhile (nothing was installed).
+          const ended = this.store.atomically(() => {
+            const ownerId = this.store.getNode(rootId)?.ownerId;
+            const last = this.store.installStep(rootId, step, this.now());
+            if (last && ownerId) this.audit.write({ event: 'rekey', user: ownerId, node: rootId });
+            return last;
+          });
+          if (ended) return;
+          failures = 0;
+          await betweenSteps();
+        } catch (err) {
+          failures++;
+          if (failures === 1 || failures % 10 === 0)
+            this.log.error(
+              { node: rootId, failures, reason: (err as Error).message },
+              'a step of installing new keys failed: tried again shortly (requests under the folder wait)',
+            );
+          await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)), undefined, {
+            signal: this.stopping.signal,
+          }).catch(() => undefined);
+        }
+      }
+    };
+    // Recorded before its first step: requests under the folder wait from then on.
+    const done: Promise<void> = Promise.resolve()
+      .then(run)
+      .finally(() => {
+        if (this.installs.get(rootId) === done) this.installs.delete(rootId);
+      });
+    this.installs.set(rootId, done);
+    return done;
+  }
+
+  /** Stops installing (main is stopping): what is left goes on at the next start. */
+  async stop(): Promise<void> {
+    this.stopping.abort();
+    await Promise.allSettled([...this.installs.values()]);
   }
 
   /** Refuses a rekey part's grant its grantee would leave out, or that an older client made. */

@@ -95,6 +95,11 @@ export const ERRORS = {
     retryable: false,
     message: 'an unshare has not finished replacing the keys here (sedfs unshare --finish)',
   },
+  SEDFS_ERR_KEYS_INSTALLING: {
+    status: 503,
+    retryable: true,
+    message: 'main is installing new keys here after an unshare: try again in a moment',
+  },
   SEDFS_ERR_REKEY_TAKEN_OVER: {
     status: 409,
     retryable: false,

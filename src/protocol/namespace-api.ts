@@ -223,9 +223,16 @@ export interface UnshareResponse {
 export interface RotationsResponse {
   /**
    * key rotations in the caller's tree that an unshare began and nobody finished yet:
-   * the attempt under way (null: none sent a part) and how many parts it sent
+   * the attempt under way (null: none sent a part), how many parts it sent, and whether
+   * main is installing its keys (its last part came and checked out: it ends by itself)
    */
-  rotations: { nodeId: string; startedAt: number; attempt: string | null; parts: number }[];
+  rotations: {
+    nodeId: string;
+    startedAt: number;
+    attempt: string | null;
+    parts: number;
+    installing?: true;
+  }[];
 }
 
 /** Bytes at most in one part of a rotation. */

@@ -260,4 +260,13 @@ export const MIGRATIONS: string[] = [
   -- client before: the grant keeps its old sealed name).
   ALTER TABLE rotation_grants ADD COLUMN sealed_name TEXT;
   `,
+  `
+  -- A rotation whose new keys are being installed, a step at a time: '' once its parts
+  -- were checked, then the last node id (in id order) whose keys are in. NULL: parts are
+  -- still coming. Main refuses every request under root_id while it is set, and at start
+  -- goes on installing where it stopped.
+  ALTER TABLE rotations ADD COLUMN installed_upto TEXT;
+  -- New names alike in a rotation's parts are looked for along this, not by a sort.
+  CREATE INDEX rotation_nodes_by_mac ON rotation_nodes(root_id, name_mac);
+  `,
 ];

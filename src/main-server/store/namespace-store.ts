@@ -86,6 +86,8 @@ export interface PendingRotation {
   attempt: string | null;
   /** how many parts that attempt sent */
   parts: number;
+  /** its keys are being installed (see installStep) */
+  installing: boolean;
 }
 
 export interface SubtreePage {
@@ -211,11 +213,22 @@ export interface NamespaceStore {
     replacing?: string | null,
   ): void;
   /**
-   * Installs the new keys the attempt's parts carried, in one transaction, and ends the
-   * rotation; returns how many nodes got new keys. Throws SEDFS_ERR_VERSION_CONFLICT,
-   * keeping everything as it was, unless they are exactly the subtree's nodes (each as
-   * the client read it) and its remaining grants.
+   * Checks the new keys the attempt's parts carried and, if they hold, marks the rotation
+   * as installing (see installStep); returns how many nodes get new keys. Throws
+   * SEDFS_ERR_VERSION_CONFLICT, keeping everything as it was, unless they are exactly the
+   * subtree's nodes (each as the client read it) and its remaining grants;
+   * SEDFS_ERR_EXISTS if two new names in a folder, or a new one and a name there, are alike.
    */
+  beginInstall(rootId: string, attempt: string): number;
+  /**
+   * Installs the next `limit` nodes' new keys (by id) of a rotation begun with
+   * beginInstall, and their versions' and grants' keys, in one transaction; the step
+   * after the last ends the rotation. True once it has ended (or is gone).
+   */
+  installStep(rootId: string, limit: number, now: number): boolean;
+  /** Rotations being installed (a main that stopped half-way goes on with them), oldest first. */
+  installingRotations(): string[];
+  /** beginInstall and every step, in one transaction: returns how many nodes got new keys. */
   applyRekey(rootId: string, attempt: string, now: number): number;
   /**
    * Drops what `attempt` sent so far, if it is still the attempt under way: the rotation

@@ -503,11 +503,22 @@ export class SqliteNamespaceStore implements NamespaceStore {
         .run(rootId, granteeId);
       if (gone.changes !== 1) return undefined;
       const above = this.rotationOnPath(rootId);
+      // Rotations are few: one pending below this node is replaced by this one, unless
+      // its keys are being installed (dropped half-way, they would leave keys wrapped
+      // under others that are not their parents' any more); nor is one above it being
+      // installed taken for this one. Thrown, the transaction keeps the grant: the unshare
+      // is asked again once the install is done (the client waits for it).
+      const pending = this.db.prepare('SELECT root_id, installed_upto FROM rotations').all() as {
+        root_id: string;
+        installed_upto: string | null;
+      }[];
+      const touched = pending.filter(
+        (r) => r.root_id === above || (!above && this.isAncestor(rootId, r.root_id)),
+      );
+      if (touched.some((r) => r.installed_upto !== null)) throw new SedfsError('SEDFS_ERR_KEYS_INSTALLING');
       if (above) return above;
-      // Rotations are few: one pending below this node is replaced by this one.
-      const pending = this.db.prepare('SELECT root_id FROM rotations').pluck().all() as string[];
       const drop = this.db.prepare('DELETE FROM rotations WHERE root_id = ?');
-      for (const id of pending) if (this.isAncestor(rootId, id)) drop.run(id);
+      for (const r of touched) drop.run(r.root_id);
       this.db.prepare('INSERT INTO rotations (root_id, started_at) VALUES (?, ?)').run(rootId, now);
       return rootId;
     })();
@@ -525,13 +536,16 @@ export class SqliteNamespaceStore implements NamespaceStore {
   }
 
   rotationsOf(ownerId: string): PendingRotation[] {
-    return this.db
-      .prepare(
-        `SELECT r.root_id AS rootId, r.started_at AS startedAt, r.attempt, r.parts
-         FROM rotations r JOIN nodes n ON n.id = r.root_id
-         WHERE n.owner_id = ? ORDER BY r.started_at, r.root_id`,
-      )
-      .all(ownerId) as PendingRotation[];
+    return (
+      this.db
+        .prepare(
+          `SELECT r.root_id AS rootId, r.started_at AS startedAt, r.attempt, r.parts,
+             r.installed_upto IS NOT NULL AS installing
+           FROM rotations r JOIN nodes n ON n.id = r.root_id
+           WHERE n.owner_id = ? ORDER BY r.started_at, r.root_id`,
+        )
+        .all(ownerId) as (Omit<PendingRotation, 'installing'> & { installing: number })[]
+    ).map((r) => ({ ...r, installing: r.installing === 1 }));
   }
 
   stageRekey(
@@ -543,6 +557,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
   ): void {
     this.db.transaction(() => {
       const kept = this.pendingRotation(rootId);
+      if (kept.installing) throw new SedfsError('SEDFS_ERR_KEYS_INSTALLING');
       if (kept.attempt !== attempt) {
         // Compare and set: an attempt takes over only from the one its client saw, so two
         // clients finishing one rotation cannot drop each other's parts in turn.
@@ -587,7 +602,10 @@ export class SqliteNamespaceStore implements NamespaceStore {
 
   dropAttempt(rootId: string, attempt: string): void {
     this.db.transaction(() => {
-      const under = this.db.prepare('SELECT attempt FROM rotations WHERE root_id = ?').pluck().get(rootId);
+      const under = this.db
+        .prepare('SELECT attempt FROM rotations WHERE root_id = ? AND installed_upto IS NULL')
+        .pluck()
+        .get(rootId);
       if (under !== attempt) return;
       this.db.prepare('DELETE FROM rotation_nodes WHERE root_id = ?').run(rootId);
       this.db.prepare('DELETE FROM rotation_grants WHERE root_id = ?').run(rootId);
@@ -596,6 +614,14 @@ export class SqliteNamespaceStore implements NamespaceStore {
   }
 
   applyRekey(rootId: string, attempt: string, now: number): number {
+    return this.db.transaction(() => {
+      const nodes = this.beginInstall(rootId, attempt);
+      this.installStep(rootId, Number.POSITIVE_INFINITY, now);
+      return nodes;
+    })();
+  }
+
+  beginInstall(rootId: string, attempt: string): number {
     return this.db.transaction(() => {
       const conflict = (why: string) =>
         new SedfsError(
@@ -634,55 +660,133 @@ export class SqliteNamespaceStore implements NamespaceStore {
              coalesce(max(s.node_id != @root AND (s.name_enc IS NULL OR s.name_mac IS NULL)), 0) AS unnamed,
              -- Re-wrapped from the version the client read: a newer one would get the wrong key.
              coalesce(max(n.version_id IS NOT NULL AND (s.content_key IS NULL OR s.version_id IS NOT n.version_id)), 0)
-               AS newVersion
+               AS newVersion,
+             -- A new name alike to one in its folder now (before or after its own step),
+             -- through the folder's (parent_id, name_mac) index.
+             coalesce(max(s.node_id != @root AND EXISTS (SELECT 1 FROM nodes o
+               WHERE o.parent_id = n.parent_id AND o.name_mac = s.name_mac AND o.id != n.id)), 0) AS taken
            FROM rotation_nodes s LEFT JOIN nodes n ON n.id = s.node_id WHERE s.root_id = @root`,
         )
-        .get({ root: rootId }) as { moved: number; unnamed: number; newVersion: number };
+        .get({ root: rootId }) as { moved: number; unnamed: number; newVersion: number; taken: number };
       if (stale.moved) throw conflict('a node was moved or renamed');
       if (stale.unnamed) throw conflict('missing name');
       if (stale.newVersion) throw conflict('a file has a new version');
-      this.db
-        .prepare(
-          `UPDATE versions SET content_key = s.content_key FROM rotation_nodes s JOIN nodes n ON n.id = s.node_id
-           WHERE s.root_id = @root AND n.version_id = s.version_id AND versions.id = n.version_id`,
-        )
-        .run({ root: rootId });
-      try {
-        // The subtree's root keeps its name: its parent's key did not change.
+      // New names that would clash in a folder, found now, while nothing is installed, and
+      // not by a step half-way, which could neither go on nor undo the steps before: a
+      // new one alike to a name there now (above), or two new ones alike. Distinct names
+      // under a new key never meet; a client that sends them alike is refused. New MACs
+      // alike anywhere in the subtree are few (none from a client that means well):
+      // found along the staged rows' (root_id, name_mac) index, then their folders compared.
+      const twice = () =>
         this.db
           .prepare(
-            `UPDATE nodes SET wrapped_key = s.wrapped_key,
-               name_enc = CASE WHEN nodes.id = @root THEN nodes.name_enc ELSE s.name_enc END,
-               name_mac = CASE WHEN nodes.id = @root THEN nodes.name_mac ELSE s.name_mac END
-             FROM rotation_nodes s WHERE s.root_id = @root AND nodes.id = s.node_id`,
+            `WITH twice AS (SELECT name_mac FROM rotation_nodes WHERE root_id = @root AND node_id != @root
+               GROUP BY name_mac HAVING count(*) > 1)
+             SELECT 1 FROM twice JOIN rotation_nodes s ON s.root_id = @root AND s.name_mac = twice.name_mac
+               JOIN nodes n ON n.id = s.node_id
+             GROUP BY n.parent_id, s.name_mac HAVING count(*) > 1 LIMIT 1`,
           )
-          .run({ root: rootId });
-      } catch (err) {
-        // New names that clash in one folder: not what a client re-encrypting distinct names sends.
-        if (isUniqueViolation(err))
-          throw new SedfsError('SEDFS_ERR_EXISTS', 'two re-encrypted names in one folder are the same');
-        throw err;
-      }
-      this.db
-        .prepare(
-          `UPDATE grants SET sealed_key = s.sealed_key, sealed_name = coalesce(s.sealed_name, grants.sealed_name),
-             signature = s.signature, signed_at = s.signed_at,
-             granted_at = @now
-           FROM rotation_grants s
-           WHERE s.root_id = @root AND grants.node_id = s.node_id AND grants.grantee_id = s.grantee_id`,
-        )
-        .run({ root: rootId, now });
-      this.db.prepare('DELETE FROM rotations WHERE root_id = ?').run(rootId);
+          .get({ root: rootId });
+      if (stale.taken || twice())
+        throw new SedfsError('SEDFS_ERR_EXISTS', 'two re-encrypted names in one folder are the same');
+      this.db.prepare("UPDATE rotations SET installed_upto = '' WHERE root_id = ?").run(rootId);
       return tree.nodes;
     })();
   }
 
-  private pendingRotation(rootId: string): { attempt: string | null } {
-    const row = this.db.prepare('SELECT attempt FROM rotations WHERE root_id = ?').get(rootId) as
-      | { attempt: string | null }
-      | undefined;
+  installStep(rootId: string, limit: number, now: number): boolean {
+    return this.db.transaction(() => {
+      const from = this.db
+        .prepare('SELECT installed_upto FROM rotations WHERE root_id = ? AND installed_upto IS NOT NULL')
+        .pluck()
+        .get(rootId) as string | undefined;
+      // Gone (its subtree removed from above meanwhile): nothing left to install.
+      if (from === undefined) return true;
+      // The next `limit` staged nodes by id, through the staged rows' primary key.
+      const last = (
+        Number.isFinite(limit)
+          ? this.db
+              .prepare(
+                `SELECT max(node_id) FROM (SELECT node_id FROM rotation_nodes
+                 WHERE root_id = @root AND node_id > @from ORDER BY node_id LIMIT @limit)`,
+              )
+              .pluck()
+              .get({ root: rootId, from, limit })
+          : this.db
+              .prepare('SELECT max(node_id) FROM rotation_nodes WHERE root_id = @root AND node_id > @from')
+              .pluck()
+              .get({ root: rootId, from })
+      ) as string | null;
+      if (last !== null) {
+        const range = { root: rootId, from, upto: last, now };
+        this.db
+          .prepare(
+            `UPDATE versions SET content_key = s.content_key FROM rotation_nodes s JOIN nodes n ON n.id = s.node_id
+             WHERE s.root_id = @root AND s.node_id > @from AND s.node_id <= @upto
+               AND n.version_id = s.version_id AND versions.id = n.version_id`,
+          )
+          .run(range);
+        try {
+          // The subtree's root keeps its name: its parent's key did not change.
+          this.db
+            .prepare(
+              `UPDATE nodes SET wrapped_key = s.wrapped_key,
+                 name_enc = CASE WHEN nodes.id = @root THEN nodes.name_enc ELSE s.name_enc END,
+                 name_mac = CASE WHEN nodes.id = @root THEN nodes.name_mac ELSE s.name_mac END
+               FROM rotation_nodes s
+               WHERE s.root_id = @root AND s.node_id > @from AND s.node_id <= @upto AND nodes.id = s.node_id`,
+            )
+            .run(range);
+        } catch (err) {
+          // A new name equal to one not yet replaced in its folder: not what a client
+          // re-encrypting distinct names sends (their MACs do not meet).
+          if (isUniqueViolation(err))
+            throw new SedfsError('SEDFS_ERR_EXISTS', 'two re-encrypted names in one folder are the same');
+          throw err;
+        }
+        this.db
+          .prepare(
+            `UPDATE grants SET sealed_key = s.sealed_key, sealed_name = coalesce(s.sealed_name, grants.sealed_name),
+               signature = s.signature, signed_at = s.signed_at,
+               granted_at = @now
+             FROM rotation_grants s
+             WHERE s.root_id = @root AND s.node_id > @from AND s.node_id <= @upto
+               AND grants.node_id = s.node_id AND grants.grantee_id = s.grantee_id`,
+          )
+          .run(range);
+        // Done with: deleted with the step, not all at once with the rotation (a cascade
+        // of 200,000 rows held main's thread 0.8 s).
+        this.db
+          .prepare(
+            'DELETE FROM rotation_grants WHERE root_id = @root AND node_id > @from AND node_id <= @upto',
+          )
+          .run(range);
+        this.db
+          .prepare(
+            'DELETE FROM rotation_nodes WHERE root_id = @root AND node_id > @from AND node_id <= @upto',
+          )
+          .run(range);
+        this.db.prepare('UPDATE rotations SET installed_upto = ? WHERE root_id = ?').run(last, rootId);
+        if (Number.isFinite(limit)) return false;
+      }
+      this.db.prepare('DELETE FROM rotations WHERE root_id = ?').run(rootId);
+      return true;
+    })();
+  }
+
+  installingRotations(): string[] {
+    return this.db
+      .prepare('SELECT root_id FROM rotations WHERE installed_upto IS NOT NULL ORDER BY started_at')
+      .pluck()
+      .all() as string[];
+  }
+
+  private pendingRotation(rootId: string): { attempt: string | null; installing: boolean } {
+    const row = this.db
+      .prepare('SELECT attempt, installed_upto IS NOT NULL AS installing FROM rotations WHERE root_id = ?')
+      .get(rootId) as { attempt: string | null; installing: number } | undefined;
     if (!row) throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'no key rotation is pending for this node');
-    return row;
+    return { attempt: row.attempt, installing: row.installing === 1 };
   }
 
   locksOnPath(nodeId: string, now: number): LockRecord[] {

@@ -4,7 +4,7 @@ import { createServer } from 'node:http';
 import { test } from 'node:test';
 import { Agent } from 'undici';
 import { requestJson } from '../../../src/common/http-client.js';
-import { retryWhileBusy } from '../../../src/common/retry.js';
+import { retryWhileBusy, retryWhileInstalling } from '../../../src/common/retry.js';
 import { SedfsError } from '../../../src/protocol/errors.js';
 
 test('a big request main refused as busy at every try fails saying how long it waited, not "try again shortly"', async () => {
@@ -70,5 +70,45 @@ test("a busy request is tried again no sooner than main's Retry-After, and its R
   assert.ok(
     (times[1] as number) - (times[0] as number) >= 370,
     `tried again after ${(times[1] as number) - (times[0] as number)} ms`,
+  );
+});
+
+test('a request main refuses while it installs new keys there is sent again until it goes through; any other error at once; after every try, a clear error', async () => {
+  const installing = () => new SedfsError('SEDFS_ERR_KEYS_INSTALLING');
+  let tries = 0;
+  assert.equal(
+    await retryWhileInstalling(
+      async () => {
+        if (++tries < 3) throw installing();
+        return 'done';
+      },
+      5,
+      () => 0,
+    ),
+    'done',
+  );
+  assert.equal(tries, 3);
+  tries = 0;
+  await assert.rejects(
+    retryWhileInstalling(async () => {
+      tries++;
+      throw new SedfsError('SEDFS_ERR_NOT_FOUND', 'gone');
+    }),
+    { code: 'SEDFS_ERR_NOT_FOUND', message: 'gone' },
+  );
+  assert.equal(tries, 1);
+  await assert.rejects(
+    retryWhileInstalling(
+      async () => {
+        throw installing();
+      },
+      2,
+      () => 0,
+    ),
+    (err: SedfsError) =>
+      err.code === 'SEDFS_ERR_KEYS_INSTALLING' &&
+      /^main was still installing new keys here after an unshare \d+ s later: try again later$/.test(
+        err.message,
+      ),
   );
 });
