@@ -15,16 +15,32 @@ export type ServerFolder = ServerLogger & {
   release: () => void;
 };
 
+/** What a server's folder is opened with, besides its config's and deps' parts. */
+interface FolderOptions {
+  /** the process's name in its log, and its log file's (`<name>.log`) */
+  name: 'main' | 'fileserver';
+  /** what a crash may cost where directories cannot be synced, for the warning */
+  keptAcrossCrash: string;
+}
+
 /**
  * Starts a server in its data folder (see openServerFolder): a start that fails lets the
  * folder go, so one started again in this process (`sedfs dev`, a test) holds it at once
  * instead of finding its lock held by itself and going on without it.
  */
 export async function startInServerFolder<T>(
-  opts: Parameters<typeof openServerFolder>[0],
+  opts: FolderOptions,
+  config: { data: string; logLevel: string },
+  deps: { console?: boolean; syncDir?: (dir: string) => Promise<void> },
   start: (folder: ServerFolder) => Promise<T>,
 ): Promise<T> {
-  const folder = await openServerFolder(opts);
+  const folder = await openServerFolder({
+    ...opts,
+    data: config.data,
+    level: config.logLevel,
+    console: deps.console ?? true,
+    syncDir: deps.syncDir,
+  });
   try {
     return await start(folder);
   } catch (err) {
@@ -39,16 +55,14 @@ export async function startInServerFolder<T>(
  * this user on Windows), hold it, open their log in it, and tell that log what the folder
  * could not do, which was found before the log existed.
  */
-async function openServerFolder(opts: {
-  data: string;
-  /** the process's name in its log, and its log file's (`<name>.log`) */
-  name: 'main' | 'fileserver';
-  level: string;
-  console: boolean;
-  syncDir: ((dir: string) => Promise<void>) | undefined;
-  /** what a crash may cost where directories cannot be synced, for the warning */
-  keptAcrossCrash: string;
-}): Promise<ServerFolder> {
+async function openServerFolder(
+  opts: FolderOptions & {
+    data: string;
+    level: string;
+    console: boolean;
+    syncDir: ((dir: string) => Promise<void>) | undefined;
+  },
+): Promise<ServerFolder> {
   // One for all of the server's writes, so a folder that cannot sync directories is told once, not per file.
   const folder = dataFolderSync(opts.syncDir);
   // Durable from the start: what is made in it is only as durable as its entry.

@@ -54,16 +54,8 @@ export function startFileServer(
   config: FileServerConfig,
   deps: FileServerDeps = {},
 ): Promise<RunningFileServer> {
-  return startInServerFolder(
-    {
-      data: config.data,
-      name: 'fileserver',
-      level: config.logLevel,
-      console: deps.console ?? true,
-      syncDir: deps.syncDir,
-      keptAcrossCrash: 'chunks',
-    },
-    (folder) => serveFiles(config, deps, folder),
+  return startInServerFolder({ name: 'fileserver', keptAcrossCrash: 'chunks' }, config, deps, (folder) =>
+    serveFiles(config, deps, folder),
   );
 }
 

@@ -55,14 +55,9 @@ export interface MainDeps {
 /** Starts the main server: keys and token on first start, state store, routes, registry sweep. */
 export function startMain(config: MainConfig, deps: MainDeps = {}): Promise<RunningMain> {
   return startInServerFolder(
-    {
-      data: config.data,
-      name: 'main',
-      level: config.logLevel,
-      console: deps.console ?? true,
-      syncDir: deps.syncDir,
-      keptAcrossCrash: "main's keys, token and certificates",
-    },
+    { name: 'main', keptAcrossCrash: "main's keys, token and certificates" },
+    config,
+    deps,
     (folder) => serveMain(config, deps, folder),
   );
 }
