@@ -395,7 +395,14 @@ export async function putInPlace(
   patienceMs = REPLACE_PATIENCE_MS,
 ): Promise<void> {
   try {
-    await renameReplacing(tmp, local, { platform, ...(move ? { move } : {}), patienceMs });
+    // Not flushed on Windows, as a download is not synced elsewhere: its bytes are the
+    // cluster's, and a get cut short by a crash is run again.
+    await renameReplacing(tmp, local, {
+      platform,
+      ...(move ? { move } : {}),
+      patienceMs,
+      flush: async () => {},
+    });
   } catch (err) {
     throw heldOpen(err, platform) ? new DownloadKept(local, tmp, err) : err;
   }

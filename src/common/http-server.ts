@@ -21,6 +21,13 @@ export const BUSY_RETRY_AFTER_S = 1;
  */
 const STATES = new Set(['SEDFS_ERR_NO_SERVERS', 'SEDFS_ERR_NOT_READY']);
 
+/**
+ * Refusals of a request as a whole for now, made before its body is read and said by
+ * their thrower already (at most once a minute, or at an install's start and end): told
+ * at debug, with Retry-After, the body drained (see the error handler).
+ */
+const REFUSED_FOR_NOW = new Set(['SEDFS_ERR_BUSY', 'SEDFS_ERR_KEYS_INSTALLING']);
+
 /** Default cap for JSON bodies; routes that need more say so in their own options. */
 export const JSON_BODY_LIMIT = 1024 * 1024;
 
@@ -111,9 +118,8 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
       // One thrown as such was told already by whoever threw it (a file server's store).
       if (e !== err) diskFull.note(e);
       req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
-    } else if (e.code === 'SEDFS_ERR_BUSY' || e.code === 'SEDFS_ERR_KEYS_INSTALLING') {
-      // Told by their thrower (at most once a minute; an install's start and end): they
-      // come in floods, every client trying again.
+    } else if (REFUSED_FOR_NOW.has(e.code)) {
+      // They come in floods, every client trying again.
       req.log.debug({ code: e.code, method: req.method, url: req.url, reason: e.message }, 'request refused');
       reply.header('retry-after', String(BUSY_RETRY_AFTER_S));
     } else if (e.status >= 500 && !STATES.has(e.code))
@@ -126,10 +132,7 @@ export function createHttpApp(log: Logger, tls?: TlsIdentity): FastifyInstance {
     // 16 MiB; a commit 64 MiB), holding none of it, so the sender, often the server before
     // this one in a chain, gets the answer rather than a broken pipe (EPIPE, which it
     // would report as this server being unreachable, and not retry as busy).
-    const drained =
-      e.code === 'SEDFS_ERR_NO_SPACE' ||
-      e.code === 'SEDFS_ERR_BUSY' ||
-      e.code === 'SEDFS_ERR_KEYS_INSTALLING';
+    const drained = e.code === 'SEDFS_ERR_NO_SPACE' || REFUSED_FOR_NOW.has(e.code);
     if (!req.raw.complete && !drained) reply.header('connection', 'close');
     return reply.code(e.status).send(e.toJSON());
   });

@@ -1,5 +1,5 @@
-import { setTimeout as sleep } from 'node:timers/promises';
-import type { Logger } from '../common/logger.js';
+import { atMostOnceAMinute, type Logger } from '../common/logger.js';
+import { retryWithBackoff } from '../common/retry.js';
 import { grantSignedBy } from '../crypto/grant-signature.js';
 import { SedfsError } from '../protocol/errors.js';
 import { GRANT_DATE_AHEAD_MS } from '../protocol/limits.js';
@@ -115,8 +115,12 @@ export class NamespaceService {
    * not there, as before.
    */
   private notInstalling(id: string): void {
-    for (const root of this.installs.keys())
-      if (root === id || this.store.isAncestor(root, id)) throw new SedfsError('SEDFS_ERR_KEYS_INSTALLING');
+    // Rotations do not nest (revoke takes one below into a new one, and refuses while one
+    // is installed): the one on the path is the one to ask about. Nothing is asked while
+    // nothing is installed.
+    if (this.installs.size === 0) return;
+    const root = this.store.rotationOnPath(id);
+    if (root && this.installs.has(root)) throw new SedfsError('SEDFS_ERR_KEYS_INSTALLING');
   }
 
   node(user: UserRecord, id: string): NodeRecord {
@@ -541,32 +545,32 @@ export class NamespaceService {
     if (running) return running;
     const step = this.installing.stepNodes ?? INSTALL_STEP_NODES;
     const betweenSteps = this.installing.betweenSteps ?? (() => new Promise<void>((r) => setImmediate(r)));
+    const failed = atMostOnceAMinute((times: number, err: Error) =>
+      this.log.error(
+        { node: rootId, times, reason: err.message },
+        'a step of installing new keys failed: tried again shortly, requests under the folder waiting (said at most once a minute)',
+      ),
+    );
+    // The audit line in the last step's transaction, as share's: a line that cannot be
+    // written (a full disk) holds the rotation's end until it can be. None for a rotation
+    // whose folder was removed meanwhile (nothing was installed).
+    const oneStep = async () =>
+      this.store.atomically(() => {
+        const last = this.store.installStep(rootId, step, this.now());
+        const ownerId = last ? this.store.getNode(rootId)?.ownerId : undefined;
+        if (ownerId) this.audit.write({ event: 'rekey', user: ownerId, node: rootId });
+        return last;
+      });
     const run = async () => {
-      for (let failures = 0; !this.stopping.signal.aborted; ) {
-        try {
-          // The audit line in the last step's transaction, as share's: a line that cannot
-          // be written (a full disk) holds the rotation's end until it can be. None for a
-          // rotation whose folder was removed meanwhile (nothing was installed).
-          const ended = this.store.atomically(() => {
-            const ownerId = this.store.getNode(rootId)?.ownerId;
-            const last = this.store.installStep(rootId, step, this.now());
-            if (last && ownerId) this.audit.write({ event: 'rekey', user: ownerId, node: rootId });
-            return last;
-          });
-          if (ended) return;
-          failures = 0;
-          await betweenSteps();
-        } catch (err) {
-          failures++;
-          if (failures === 1 || failures % 10 === 0)
-            this.log.error(
-              { node: rootId, failures, reason: (err as Error).message },
-              'a step of installing new keys failed: tried again shortly (requests under the folder wait)',
-            );
-          await sleep(Math.min(30_000, 250 * 2 ** Math.min(failures, 7)), undefined, {
-            signal: this.stopping.signal,
-          }).catch(() => undefined);
-        }
+      while (!this.stopping.signal.aborted) {
+        // Thrown only once main is stopping: the rest is installed at its next start.
+        const ended = await retryWithBackoff(oneStep, {
+          isFinal: () => this.stopping.signal.aborted,
+          onRetry: (err) => failed.note(err as Error),
+          signal: this.stopping.signal,
+        }).catch(() => true);
+        if (ended) return;
+        await betweenSteps();
       }
     };
     // Recorded before its first step: requests under the folder wait from then on.

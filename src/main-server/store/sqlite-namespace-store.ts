@@ -616,7 +616,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
   applyRekey(rootId: string, attempt: string, now: number): number {
     return this.db.transaction(() => {
       const nodes = this.beginInstall(rootId, attempt);
-      this.installStep(rootId, Number.POSITIVE_INFINITY, now);
+      while (!this.installStep(rootId, Number.MAX_SAFE_INTEGER, now));
       return nodes;
     })();
   }
@@ -703,20 +703,13 @@ export class SqliteNamespaceStore implements NamespaceStore {
       // Gone (its subtree removed from above meanwhile): nothing left to install.
       if (from === undefined) return true;
       // The next `limit` staged nodes by id, through the staged rows' primary key.
-      const last = (
-        Number.isFinite(limit)
-          ? this.db
-              .prepare(
-                `SELECT max(node_id) FROM (SELECT node_id FROM rotation_nodes
-                 WHERE root_id = @root AND node_id > @from ORDER BY node_id LIMIT @limit)`,
-              )
-              .pluck()
-              .get({ root: rootId, from, limit })
-          : this.db
-              .prepare('SELECT max(node_id) FROM rotation_nodes WHERE root_id = @root AND node_id > @from')
-              .pluck()
-              .get({ root: rootId, from })
-      ) as string | null;
+      const last = this.db
+        .prepare(
+          `SELECT max(node_id) FROM (SELECT node_id FROM rotation_nodes
+           WHERE root_id = @root AND node_id > @from ORDER BY node_id LIMIT @limit)`,
+        )
+        .pluck()
+        .get({ root: rootId, from, limit }) as string | null;
       if (last !== null) {
         const range = { root: rootId, from, upto: last, now };
         this.db
@@ -767,7 +760,7 @@ export class SqliteNamespaceStore implements NamespaceStore {
           )
           .run(range);
         this.db.prepare('UPDATE rotations SET installed_upto = ? WHERE root_id = ?').run(last, rootId);
-        if (Number.isFinite(limit)) return false;
+        return false;
       }
       this.db.prepare('DELETE FROM rotations WHERE root_id = ?').run(rootId);
       return true;
